@@ -1,0 +1,94 @@
+import type { Codec } from './codec.interface.js';
+import { SerializationError } from './errors.js';
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+function child(path: string, key: string): string {
+  return IDENTIFIER.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+}
+
+/** Values whose JSON form silently loses what they hold. */
+function refusedObject(value: object): string | undefined {
+  if (ArrayBuffer.isView(value)) return `${value.constructor.name} (encode binary yourself, e.g. base64)`;
+  if (value instanceof ArrayBuffer) return 'ArrayBuffer (encode binary yourself, e.g. base64)';
+  if (value instanceof Map) return 'Map (JSON writes {})';
+  if (value instanceof Set) return 'Set (JSON writes {})';
+  if (value instanceof WeakMap || value instanceof WeakSet) return `${value.constructor.name}`;
+  if (value instanceof RegExp) return 'RegExp (JSON writes {})';
+  if (value instanceof Error) return 'Error (JSON writes {}); send its message instead';
+  if (value instanceof Promise) return 'Promise (await it first)';
+  return undefined;
+}
+
+/**
+ * Walks `value` the way JSON.stringify would and throws at the first value
+ * JSON would silently change or drop. `ancestors` holds the objects on the
+ * current path: a shared (non-cyclic) reference is fine, a cycle is not.
+ */
+function check(value: unknown, path: string, ancestors: object[], inArray: boolean): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) throw new SerializationError(path, `${value} (JSON writes null)`);
+      return;
+    case 'undefined':
+      if (inArray) throw new SerializationError(path, 'undefined in an array (JSON writes null)');
+      return;
+    case 'bigint':
+      throw new SerializationError(path, 'BigInt (only the event key may hold int64 values)');
+    case 'function':
+      throw new SerializationError(path, 'function');
+    case 'symbol':
+      throw new SerializationError(path, 'symbol');
+  }
+  if (value === null) return;
+  const object = value as object;
+  const toJSON = (object as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') {
+    if (object instanceof Date) {
+      if (Number.isNaN(object.getTime())) throw new SerializationError(path, 'invalid Date');
+      return;
+    }
+    check((toJSON as (key: string) => unknown).call(object, ''), path, ancestors, inArray);
+    return;
+  }
+  const refused = refusedObject(object);
+  if (refused) throw new SerializationError(path, refused);
+  if (ancestors.includes(object)) throw new SerializationError(path, 'circular reference');
+  ancestors.push(object);
+  if (Array.isArray(object)) {
+    for (let i = 0; i < object.length; i++) {
+      if (!(i in object)) throw new SerializationError(`${path}[${i}]`, 'array hole (JSON writes null)');
+      check(object[i], `${path}[${i}]`, ancestors, true);
+    }
+  } else {
+    for (const key of Object.keys(object)) {
+      check((object as Record<string, unknown>)[key], child(path, key), ancestors, false);
+    }
+  }
+  ancestors.pop();
+}
+
+/**
+ * The strict JSON codec: refuses, with a {@link SerializationError} naming
+ * the path, what JSON would silently change or drop (BigInt, functions,
+ * symbols, cycles, NaN/Infinity, Map, Set, typed arrays, Buffers, holes).
+ * Dates become ISO strings. `undefined` data encodes as `''`.
+ * @publicApi
+ */
+export class JsonCodec implements Codec {
+  encode(data: unknown): string {
+    if (data === undefined) return '';
+    check(data, 'data', [], false);
+    return JSON.stringify(data);
+  }
+
+  decode(payload: string): unknown {
+    return payload === '' ? undefined : JSON.parse(payload);
+  }
+}
+
+/** The default codec instance. @publicApi */
+export const jsonCodec: Codec = new JsonCodec();

@@ -1,0 +1,85 @@
+import { BehaviorSubject, type Observable } from 'rxjs';
+import type { Envelope } from '../../bus/envelope.interface.js';
+import { TransportClosedError } from '../../bus/errors.js';
+import { UniqueCache } from '../../bus/unique-cache.js';
+import type {
+  Delivery,
+  PublishResult,
+  Settlement,
+  Transport,
+  TransportContext,
+  TransportFeatures,
+  TransportStatus,
+} from '../transport.interface.js';
+
+const ACCEPTED: PublishResult = Object.freeze({ ok: true });
+
+/**
+ * The in-process transport, the default: envelopes go straight back to this
+ * process's bus, through the same codec as every other transport, so
+ * switching transports changes nothing a handler sees. Unique keys are
+ * deduplicated within this process.
+ * @publicApi
+ */
+export class LocalTransport implements Transport {
+  readonly name = 'local';
+  readonly features: TransportFeatures = {
+    reach: 'process',
+    guarantee: 'once',
+    ordering: 'global',
+    uniqueScope: 'process',
+    redelivers: false,
+    loopback: true,
+    persistent: false,
+  };
+  private readonly status = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
+  readonly status$: Observable<TransportStatus> = this.status.asObservable();
+  private context?: TransportContext;
+  private unique?: UniqueCache;
+  private closed = false;
+  private readonly counters = { published: 0, duplicates: 0, acked: 0, nacked: 0 };
+  private readonly settle = (settlement: Settlement): void => {
+    if (settlement.outcome === 'ack') this.counters.acked++;
+    else this.counters.nacked++;
+  };
+
+  async connect(context: TransportContext): Promise<void> {
+    if (this.closed) throw new TransportClosedError();
+    this.context = context;
+    this.unique = new UniqueCache(context.unique, context.clock);
+    this.status.next({ state: 'connected' });
+  }
+
+  async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
+    const context = this.context;
+    if (this.closed || !context) {
+      const error = new TransportClosedError(this.closed ? undefined : 'transport is not connected');
+      return batch.map(() => ({ ok: false, error }));
+    }
+    const results: PublishResult[] = [];
+    for (const envelope of batch) {
+      this.counters.published++;
+      results.push(ACCEPTED);
+      if (envelope.unique !== undefined && !this.unique!.claim(envelope.unique)) {
+        this.counters.duplicates++;
+        context.logger.debug?.(`unique event is duplicate: ${envelope.unique}`);
+        continue;
+      }
+      const delivery: Delivery = { envelope, attempt: 1, settle: this.settle };
+      context.deliver(delivery);
+    }
+    return results;
+  }
+
+  stats(): Readonly<Record<string, number>> {
+    return { ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.context = undefined;
+    this.status.next({ state: 'closed' });
+    this.status.complete();
+  }
+}
