@@ -24,5 +24,6 @@ module.exports = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 30000,
+  maxWorkers: 2,
   setupFiles: ['reflect-metadata'],
 };

@@ -1,0 +1,92 @@
+import net from 'node:net';
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of a real server (PostgreSQL, Redis),
+ * so a test can cut connections and refuse new ones without touching the
+ * shared server, then restore service.
+ */
+export class TcpProxy {
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private cutOff = false;
+  /** Connections accepted so far. */
+  accepted = 0;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  /** Listens on an ephemeral port (or `port`); resolves to it. */
+  async start(port = 0): Promise<number> {
+    this.server = net.createServer(client => this.accept(client));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, '127.0.0.1', () => resolve());
+    });
+    return this.port;
+  }
+
+  get port(): number {
+    const address = this.server?.address();
+    if (!address || typeof address === 'string') throw new Error('proxy is not listening');
+    return address.port;
+  }
+
+  /** A URL like `redis://127.0.0.1:<proxy port>` with the target's path. */
+  url(template: string): string {
+    const url = new URL(template);
+    url.hostname = '127.0.0.1';
+    url.port = String(this.port);
+    return url.toString();
+  }
+
+  private accept(client: net.Socket): void {
+    if (this.cutOff) {
+      client.destroy();
+      return;
+    }
+    this.accepted++;
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const teardown = (): void => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on('error', teardown).on('close', teardown);
+    upstream.on('error', teardown).on('close', teardown);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  /** Destroys every open connection and refuses new ones until `restore()`. */
+  cut(): void {
+    this.cutOff = true;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  /** Destroys open connections but keeps accepting new ones (a blip). */
+  reset(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  restore(): void {
+    this.cutOff = false;
+  }
+
+  get connections(): number {
+    return this.sockets.size / 2;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>(resolve => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
