@@ -16,3 +16,8 @@ export type {
 } from './bus/event-bus.options.js';
 export type * from './transports/transport.interface.js';
 export { LocalTransport } from './transports/local/local.transport.js';
+export {
+  createTransport,
+  type TransportName,
+  type TransportSelection,
+} from './transports/create-transport.js';

@@ -1,0 +1,33 @@
+import type { Transport } from './transport.interface.js';
+import { LocalTransport } from './local/local.transport.js';
+
+/** The built-in transports by name. @publicApi */
+export type TransportName = 'local' | 'ipc' | 'pg' | 'redis';
+
+/**
+ * Which transport to use and its options. Each built-in transport beyond
+ * `local` is loaded with a dynamic import only when chosen, so an app that
+ * uses one transport never loads the driver of another (`pg`, `ioredis`).
+ * @publicApi
+ */
+export interface TransportSelection {
+  /** A built-in transport by name, or any object implementing {@link Transport}. @default 'local' */
+  transport?: TransportName | Transport;
+  // Each built-in transport adds its options field here, e.g. `ipc?: IpcTransportOptions`.
+}
+
+/** Builds the transport a selection names. */
+export async function createTransport(selection: TransportSelection): Promise<Transport> {
+  const transport = selection.transport ?? 'local';
+  if (typeof transport === 'object') return transport;
+  switch (transport) {
+    case 'local':
+      return new LocalTransport();
+    // Each built-in transport adds its case here, loading its module lazily:
+    // case 'pg': { const { PgTransport } = await import('./pg/pg.transport.js'); return new PgTransport(selection.pg ?? {}); }
+    default:
+      throw new TypeError(
+        `unknown transport '${String(transport)}': use 'local', 'ipc', 'pg', 'redis' or a Transport object`,
+      );
+  }
+}
