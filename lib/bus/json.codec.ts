@@ -45,6 +45,8 @@ function check(value: unknown, path: string, ancestors: object[], inArray: boole
   }
   if (value === null) return;
   const object = value as object;
+  const refused = refusedObject(object);
+  if (refused) throw new SerializationError(path, refused);
   const toJSON = (object as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === 'function') {
     if (object instanceof Date) {
@@ -54,8 +56,6 @@ function check(value: unknown, path: string, ancestors: object[], inArray: boole
     check((toJSON as (key: string) => unknown).call(object, ''), path, ancestors, inArray);
     return;
   }
-  const refused = refusedObject(object);
-  if (refused) throw new SerializationError(path, refused);
   if (ancestors.includes(object)) throw new SerializationError(path, 'circular reference');
   ancestors.push(object);
   if (Array.isArray(object)) {

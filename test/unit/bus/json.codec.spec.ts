@@ -1,0 +1,152 @@
+import fc from 'fast-check';
+import { JsonCodec, SerializationError } from '../../../lib/index.js';
+
+const codec = new JsonCodec();
+const viaJson = (value: unknown): unknown => {
+  const text = JSON.stringify(value);
+  return text === undefined ? undefined : JSON.parse(text);
+};
+
+/** Deep equality that tells -0 from 0 and a missing key from an undefined one. */
+const same = (a: unknown, b: unknown): boolean => {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  return ka.every(k => Object.prototype.hasOwnProperty.call(b, k) && same((a as never)[k], (b as never)[k]));
+};
+
+/** Values of every kind JSON can meet, the troublesome ones included. */
+const anything = fc.anything({
+  maxDepth: 3,
+  withBigInt: true,
+  withBoxedValues: true,
+  withDate: true,
+  withMap: true,
+  withSet: true,
+  withObjectString: true,
+  withNullPrototype: true,
+  withTypedArray: true,
+  withSparseArray: true,
+  withUnicodeString: true,
+});
+
+describe('JsonCodec', () => {
+  it('round-trips every accepted value exactly as JSON does', () => {
+    fc.assert(
+      fc.property(anything, value => {
+        let encoded: string;
+        try {
+          encoded = codec.encode(value);
+        } catch (error) {
+          expect(error).toBeInstanceOf(SerializationError);
+          return;
+        }
+        expect(codec.decode(encoded)).toEqual(viaJson(value));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('rejects only values JSON would have changed or dropped', () => {
+    fc.assert(
+      fc.property(anything, value => {
+        try {
+          codec.encode(value);
+        } catch (error) {
+          expect(error).toBeInstanceOf(SerializationError);
+          let changed: boolean;
+          try {
+            changed = !same(viaJson(value), value);
+          } catch {
+            changed = true; // JSON.stringify itself throws (BigInt, cycles)
+          }
+          expect(changed).toBe(true);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('changes nothing an accepted value holds beyond the documented rules', () => {
+    // Documented: Dates (and other toJSON objects, boxed primitives) become their JSON form,
+    // undefined properties are dropped, -0 becomes 0. Anything else must survive unchanged.
+    const documented = (value: unknown): unknown => {
+      if (Object.is(value, -0)) return 0;
+      if (value === null || typeof value !== 'object') return value;
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return viaJson(value);
+      if (value instanceof Number || value instanceof String || value instanceof Boolean) return value.valueOf();
+      if (Array.isArray(value)) return value.map(documented);
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return value; // must survive as it is
+      const out: Record<string, unknown> = proto === null ? Object.create(null) : {};
+      for (const key of Object.keys(value)) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item !== undefined) out[key] = documented(item);
+      }
+      return out;
+    };
+    fc.assert(
+      fc.property(anything, value => {
+        let encoded: string;
+        try {
+          encoded = codec.encode(value);
+        } catch {
+          return;
+        }
+        expect(codec.decode(encoded)).toEqual(documented(value));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it.each([
+    [{ items: [1, 2, 3, { when: NaN }] }, 'data.items[3].when'],
+    [{ n: 10n }, 'data.n'],
+    [{ f: () => 1 }, 'data.f'],
+    [{ s: Symbol('x') }, 'data.s'],
+    [{ inf: -Infinity }, 'data.inf'],
+    [{ m: new Map() }, 'data.m'],
+    [{ s: new Set([1]) }, 'data.s'],
+    [{ b: Buffer.from('x') }, 'data.b'],
+    [{ t: new Uint8Array(2) }, 'data.t'],
+    [{ a: new ArrayBuffer(2) }, 'data.a'],
+    [{ 'odd key': [undefined] }, 'data["odd key"][0]'],
+    [{ d: new Date(NaN) }, 'data.d'],
+    [{ e: new Error('x') }, 'data.e'],
+    [{ r: /x/ }, 'data.r'],
+    [[1, , 3], 'data[1]'], // eslint-disable-line no-sparse-arrays
+  ])('names the path of %p', (value, path) => {
+    expect(() => codec.encode(value)).toThrow(SerializationError);
+    try {
+      codec.encode(value);
+    } catch (error) {
+      expect((error as SerializationError).path).toBe(path);
+      expect((error as Error).message).toContain(path);
+    }
+  });
+
+  it('rejects cycles but accepts shared references', () => {
+    const shared = { x: 1 };
+    expect(codec.decode(codec.encode({ a: shared, b: shared }))).toEqual({ a: { x: 1 }, b: { x: 1 } });
+    const cyclic: Record<string, unknown> = { list: [] };
+    (cyclic.list as unknown[]).push(cyclic);
+    expect(() => codec.encode(cyclic)).toThrow('data.list[0]: circular reference');
+  });
+
+  it('turns Dates into ISO strings and honours toJSON', () => {
+    const when = new Date(Date.UTC(2020, 1, 3));
+    expect(codec.decode(codec.encode({ when }))).toEqual({ when: '2020-02-03T00:00:00.000Z' });
+    expect(codec.decode(codec.encode({ money: { toJSON: () => '1.00 EUR' } }))).toEqual({ money: '1.00 EUR' });
+    expect(() => codec.encode({ bad: { toJSON: () => 1n } })).toThrow('data.bad');
+  });
+
+  it('encodes no data as the empty payload and back', () => {
+    expect(codec.encode(undefined)).toBe('');
+    expect(codec.decode('')).toBeUndefined();
+    expect(codec.decode(codec.encode(null))).toBeNull();
+  });
+});
