@@ -17,7 +17,11 @@ const cleanups = [];
 function which(binary) {
   const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' });
   if (found.status === 0) return found.stdout.trim();
-  for (const dir of ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin']) {
+  for (const dir of [
+    '/usr/lib/postgresql/17/bin',
+    '/usr/lib/postgresql/16/bin',
+    '/usr/lib/postgresql/15/bin',
+  ]) {
     if (existsSync(path.join(dir, binary))) return path.join(dir, binary);
   }
   return undefined;
@@ -74,10 +78,28 @@ async function startRedis() {
   const port = await freePort();
   const dir = path.join(stateDir, 'redis');
   mkdirSync(dir, { recursive: true });
-  execFileSync(server, ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--pidfile', path.join(dir, 'redis.pid')]);
+  execFileSync(server, [
+    '--daemonize',
+    'yes',
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--pidfile',
+    path.join(dir, 'redis.pid'),
+  ]);
   const url = `redis://127.0.0.1:${port}`;
-  cleanups.push(() => spawnSync(which('redis-cli') ?? 'redis-cli', ['-p', String(port), 'shutdown', 'nosave']));
-  for (let i = 0; i < 100 && !(await redisReachable(url)); i++) await new Promise(r => setTimeout(r, 50));
+  cleanups.push(() =>
+    spawnSync(which('redis-cli') ?? 'redis-cli', ['-p', String(port), 'shutdown', 'nosave']),
+  );
+  for (let i = 0; i < 100 && !(await redisReachable(url)); i++)
+    await new Promise(r => setTimeout(r, 50));
   return url;
 }
 
@@ -94,9 +116,22 @@ async function startPostgres() {
     chmodSync(stateDir, 0o777);
     execFileSync('chown', ['-R', 'postgres', dir]);
   }
-  const run = args => execFileSync(asUser[0] ?? args[0], asUser.length ? [...asUser.slice(1), ...args] : args.slice(1), { stdio: 'ignore' });
+  const run = args =>
+    execFileSync(
+      asUser[0] ?? args[0],
+      asUser.length ? [...asUser.slice(1), ...args] : args.slice(1),
+      { stdio: 'ignore' },
+    );
   run([initdb, '-D', dir, '-A', 'trust', '-U', 'postgres']);
-  run([pgCtl, '-D', dir, '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, '-w', 'start']);
+  run([
+    pgCtl,
+    '-D',
+    dir,
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`,
+    '-w',
+    'start',
+  ]);
   cleanups.push(() => run([pgCtl, '-D', dir, '-m', 'immediate', 'stop']));
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   return url;
@@ -122,7 +157,9 @@ async function main() {
   else {
     const started = await startPostgres().catch(() => undefined);
     if (!started || !(await pgReachable(started))) {
-      console.error(`npm test: PostgreSQL is not reachable at ${pgUrl} and none could be started: install PostgreSQL (apt-get install postgresql) or set PG_URL.`);
+      console.error(
+        `npm test: PostgreSQL is not reachable at ${pgUrl} and none could be started: install PostgreSQL (apt-get install postgresql) or set PG_URL.`,
+      );
       return 1;
     }
     console.log(`npm test: started a throwaway PostgreSQL at ${started}`);
@@ -133,7 +170,9 @@ async function main() {
   else {
     const started = await startRedis().catch(() => undefined);
     if (!started || !(await redisReachable(started))) {
-      console.error(`npm test: Redis is not reachable at ${redisUrl} and none could be started: install Redis (apt-get install redis-server) or set REDIS_URL.`);
+      console.error(
+        `npm test: Redis is not reachable at ${redisUrl} and none could be started: install Redis (apt-get install redis-server) or set REDIS_URL.`,
+      );
       return 1;
     }
     console.log(`npm test: started a throwaway Redis at ${started}`);
@@ -141,7 +180,11 @@ async function main() {
   }
 
   // The CommonJS smoke test and spawned workers load the built package.
-  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit', env });
+  const build = spawnSync('npm', ['run', '--silent', 'build'], {
+    cwd: root,
+    stdio: 'inherit',
+    env,
+  });
   if (build.status !== 0) return build.status ?? 1;
 
   const jest = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');

@@ -15,7 +15,8 @@ const exists = async url => {
 };
 
 export async function resolve(specifier, context, nextResolve) {
-  const relative = specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('file:');
+  const relative =
+    specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('file:');
   if (relative && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) {
     const url = new URL(specifier, context.parentURL);
     if (!(await exists(url))) {

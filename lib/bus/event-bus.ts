@@ -131,6 +131,8 @@ export class EventBus {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private closing?: Promise<void>;
+  private lastNow = NaN;
+  private lastIso = '';
   private readonly counters = {
     posted: 0,
     postedLocal: 0,
@@ -285,7 +287,10 @@ export class EventBus {
       const size = Buffer.byteLength(payload);
       if (size > limit) throw new PayloadTooLargeError(size, limit);
     }
-    if (options.unique !== undefined && (typeof options.unique !== 'string' || options.unique === '')) {
+    if (
+      options.unique !== undefined &&
+      (typeof options.unique !== 'string' || options.unique === '')
+    ) {
       throw new InvalidEventError('unique must be a non-empty string');
     }
     return {
@@ -296,9 +301,19 @@ export class EventBus {
       key: options.key === undefined ? undefined : validKey(options.key),
       unique: options.unique,
       origin: this.origin,
-      occurredAt: new Date(this.clock.now()).toISOString(),
+      occurredAt: this.isoNow(),
       headers: options.headers === undefined ? undefined : validHeaders(options.headers),
     };
+  }
+
+  /** The clock's time as ISO-8601; formatting a Date is costly, so once per millisecond. */
+  private isoNow(): string {
+    const now = this.clock.now();
+    if (now !== this.lastNow) {
+      this.lastNow = now;
+      this.lastIso = new Date(now).toISOString();
+    }
+    return this.lastIso;
   }
 
   /** Runs this process's handlers with the very object: no codec, no transport, no unique. */
@@ -315,7 +330,7 @@ export class EventBus {
       event,
       data,
       origin: this.origin,
-      occurredAt: new Date(this.clock.now()).toISOString(),
+      occurredAt: this.isoNow(),
       headers: NO_HEADERS,
       local: true,
       attempt: 1,
@@ -537,7 +552,9 @@ export class EventBus {
         delivery.settle({ outcome: 'ack' });
       }
     } catch (error) {
-      this.logger.error(`transport ${this.transport.name} failed to settle: ${describe(error).message}`);
+      this.logger.error(
+        `transport ${this.transport.name} failed to settle: ${describe(error).message}`,
+      );
     }
   }
 
@@ -549,7 +566,12 @@ export class EventBus {
   }
 
   private isIdle(): boolean {
-    return this.inFlight === 0 && (this.queue.length === 0 || !this.started) && this.outbox.length === 0 && this.publishing === 0;
+    return (
+      this.inFlight === 0 &&
+      (this.queue.length === 0 || !this.started) &&
+      this.outbox.length === 0 &&
+      this.publishing === 0
+    );
   }
 
   /** Shutdown step one: the transport stops taking new deliveries in. */
@@ -594,7 +616,9 @@ export class EventBus {
       await this.connecting?.catch(() => undefined);
       this.scheduleFlush();
       await this.stopIntake().catch(error =>
-        this.logger.error(`transport ${this.transport.name} failed to stop intake: ${describe(error).message}`),
+        this.logger.error(
+          `transport ${this.transport.name} failed to stop intake: ${describe(error).message}`,
+        ),
       );
       if (!(await this.drain(timeoutMs))) {
         this.logger.warn(
@@ -602,8 +626,10 @@ export class EventBus {
         );
       }
     }
-    for (const left of this.queue.drain()) this.drop(left, new TransportClosedError('event bus closed before dispatch'));
-    for (const outgoing of this.outbox.drain()) outgoing.reject(new TransportClosedError('event bus is closed'));
+    for (const left of this.queue.drain())
+      this.drop(left, new TransportClosedError('event bus closed before dispatch'));
+    for (const outgoing of this.outbox.drain())
+      outgoing.reject(new TransportClosedError('event bus is closed'));
     this.phase = 'closed';
     this.ready$.complete();
     this.registry.clear();

@@ -30,7 +30,9 @@ export function patternsOf(source?: string, events: readonly string[] = []): str
  */
 export class HandlerRegistry {
   private readonly registrations = new Map<EventHandler, Registration>();
-  private readonly cache = new Map<string, EventHandler[]>();
+  /** source -> event -> handlers; two levels so a lookup builds no string. */
+  private readonly cache = new Map<string, Map<string, EventHandler[]>>();
+  private cached = 0;
 
   add(handler: EventHandler, patterns: readonly string[]): void {
     let registration = this.registrations.get(handler);
@@ -39,7 +41,7 @@ export class HandlerRegistry {
       this.registrations.set(handler, registration);
     }
     for (const pattern of patterns) registration.patterns.add(pattern);
-    this.cache.clear();
+    this.clearCache();
   }
 
   /** Removes the patterns (all of the handler's when undefined); true if any was removed. */
@@ -54,28 +56,43 @@ export class HandlerRegistry {
       for (const pattern of patterns) removed = registration.patterns.delete(pattern) || removed;
     }
     if (registration.patterns.size === 0) this.registrations.delete(handler);
-    if (removed) this.cache.clear();
+    if (removed) this.clearCache();
     return removed;
   }
 
   /** The handlers of one event, in registration order, each once. */
   match(source: string, event: string): readonly EventHandler[] {
-    const key = source + SEP + event;
-    let handlers = this.cache.get(key);
+    let events = this.cache.get(source);
+    let handlers = events?.get(event);
     if (handlers) return handlers;
-    const exact = key;
+    const exact = source + SEP + event;
     const ofSource = source + SEP + ANY;
     const ofEvent = ANY + SEP + event;
     const all = ANY + SEP + ANY;
     handlers = [];
     for (const { handler, patterns } of this.registrations.values()) {
-      if (patterns.has(exact) || patterns.has(ofSource) || patterns.has(ofEvent) || patterns.has(all)) {
+      if (
+        patterns.has(exact) ||
+        patterns.has(ofSource) ||
+        patterns.has(ofEvent) ||
+        patterns.has(all)
+      ) {
         handlers.push(handler);
       }
     }
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(key, handlers);
+    if (this.cached >= 10_000) this.clearCache();
+    if (!events) {
+      events = new Map();
+      this.cache.set(source, events);
+    }
+    events.set(event, handlers);
+    this.cached++;
     return handlers;
+  }
+
+  private clearCache(): void {
+    this.cache.clear();
+    this.cached = 0;
   }
 
   get size(): number {
@@ -84,6 +101,6 @@ export class HandlerRegistry {
 
   clear(): void {
     this.registrations.clear();
-    this.cache.clear();
+    this.clearCache();
   }
 }

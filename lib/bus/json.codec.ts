@@ -3,13 +3,26 @@ import { SerializationError } from './errors.js';
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
-function child(path: string, key: string): string {
-  return IDENTIFIER.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+/** The keys from the root to the value being checked; formatted only on error. */
+type Path = (string | number)[];
+
+function format(path: Path): string {
+  let out = 'data';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += IDENTIFIER.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+  }
+  return out;
+}
+
+function refusal(path: Path, reason: string): SerializationError {
+  return new SerializationError(format(path), reason);
 }
 
 /** Values whose JSON form silently loses what they hold. */
 function refusedObject(value: object): string | undefined {
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name} (encode binary yourself, e.g. base64)`;
+  if (ArrayBuffer.isView(value))
+    return `${value.constructor.name} (encode binary yourself, e.g. base64)`;
   if (value instanceof ArrayBuffer) return 'ArrayBuffer (encode binary yourself, e.g. base64)';
   if (value instanceof Map) return 'Map (JSON writes {})';
   if (value instanceof Set) return 'Set (JSON writes {})';
@@ -25,47 +38,51 @@ function refusedObject(value: object): string | undefined {
  * JSON would silently change or drop. `ancestors` holds the objects on the
  * current path: a shared (non-cyclic) reference is fine, a cycle is not.
  */
-function check(value: unknown, path: string, ancestors: object[], inArray: boolean): void {
+function check(value: unknown, path: Path, ancestors: object[], inArray: boolean): void {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return;
     case 'number':
-      if (!Number.isFinite(value)) throw new SerializationError(path, `${value} (JSON writes null)`);
+      if (!Number.isFinite(value)) throw refusal(path, `${value} (JSON writes null)`);
       return;
     case 'undefined':
-      if (inArray) throw new SerializationError(path, 'undefined in an array (JSON writes null)');
+      if (inArray) throw refusal(path, 'undefined in an array (JSON writes null)');
       return;
     case 'bigint':
-      throw new SerializationError(path, 'BigInt (only the event key may hold int64 values)');
+      throw refusal(path, 'BigInt (only the event key may hold int64 values)');
     case 'function':
-      throw new SerializationError(path, 'function');
+      throw refusal(path, 'function');
     case 'symbol':
-      throw new SerializationError(path, 'symbol');
+      throw refusal(path, 'symbol');
   }
   if (value === null) return;
   const object = value as object;
   const refused = refusedObject(object);
-  if (refused) throw new SerializationError(path, refused);
+  if (refused) throw refusal(path, refused);
   const toJSON = (object as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === 'function') {
     if (object instanceof Date) {
-      if (Number.isNaN(object.getTime())) throw new SerializationError(path, 'invalid Date');
+      if (Number.isNaN(object.getTime())) throw refusal(path, 'invalid Date');
       return;
     }
     check((toJSON as (key: string) => unknown).call(object, ''), path, ancestors, inArray);
     return;
   }
-  if (ancestors.includes(object)) throw new SerializationError(path, 'circular reference');
+  if (ancestors.includes(object)) throw refusal(path, 'circular reference');
   ancestors.push(object);
   if (Array.isArray(object)) {
     for (let i = 0; i < object.length; i++) {
-      if (!(i in object)) throw new SerializationError(`${path}[${i}]`, 'array hole (JSON writes null)');
-      check(object[i], `${path}[${i}]`, ancestors, true);
+      path.push(i);
+      if (!(i in object)) throw refusal(path, 'array hole (JSON writes null)');
+      check(object[i], path, ancestors, true);
+      path.pop();
     }
   } else {
     for (const key of Object.keys(object)) {
-      check((object as Record<string, unknown>)[key], child(path, key), ancestors, false);
+      path.push(key);
+      check((object as Record<string, unknown>)[key], path, ancestors, false);
+      path.pop();
     }
   }
   ancestors.pop();
@@ -81,7 +98,7 @@ function check(value: unknown, path: string, ancestors: object[], inArray: boole
 export class JsonCodec implements Codec {
   encode(data: unknown): string {
     if (data === undefined) return '';
-    check(data, 'data', [], false);
+    check(data, [], [], false);
     return JSON.stringify(data);
   }
 

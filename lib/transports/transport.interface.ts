@@ -30,7 +30,8 @@ export interface TransportFeatures {
 }
 
 /** @publicApi */
-export type TransportState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'closed';
+export type TransportState =
+  'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'closed';
 
 /**
  * A connection status change. `role` is transport-specific (the ipc
@@ -45,8 +46,7 @@ export interface TransportStatus {
 
 /** How a delivery ended. A nack carries the reason. @publicApi */
 export type Settlement =
-  | { readonly outcome: 'ack' }
-  | { readonly outcome: 'nack'; readonly error: unknown };
+  { readonly outcome: 'ack' } | { readonly outcome: 'nack'; readonly error: unknown };
 
 /**
  * One envelope handed to the bus. The bus calls `settle` exactly once, after
@@ -72,7 +72,10 @@ export interface TransportContext {
 
 /** The fate of one envelope of a published batch. @publicApi */
 export type PublishResult =
-  | { readonly ok: true; /** The transport's own id, e.g. a stream entry id. */ readonly ref?: string }
+  | {
+      readonly ok: true;
+      /** The transport's own id, e.g. a stream entry id. */ readonly ref?: string;
+    }
   | { readonly ok: false; readonly error: Error };
 
 /**

@@ -74,7 +74,10 @@ export function transportConformance(setup: ConformanceSetup): void {
     return name;
   };
 
-  const instance = async (name: string, options: Partial<EventBusOptions> = {}): Promise<Instance> => {
+  const instance = async (
+    name: string,
+    options: Partial<EventBusOptions> = {},
+  ): Promise<Instance> => {
     const settlements: Settlement[] = [];
     const transport = observeSettles(await setup.createTransport(name), settlements);
     const bus = new EventBus({ logger: silentLogger, ...setup.busOptions, ...options, transport });
@@ -86,7 +89,12 @@ export function transportConformance(setup: ConformanceSetup): void {
     return made;
   };
 
-  const when = (applies: boolean, title: string, reason: string, body: () => Promise<void>): void => {
+  const when = (
+    applies: boolean,
+    title: string,
+    reason: string,
+    body: () => Promise<void>,
+  ): void => {
     if (applies) it(title, body);
     else skipped.push(`${title}: ${reason}`);
   };
@@ -122,10 +130,19 @@ export function transportConformance(setup: ConformanceSetup): void {
       const got: unknown[] = [];
       bus.register(data => void got.push(data), 'codec');
       const when = new Date(Date.UTC(2024, 0, 2, 3, 4, 5));
-      await bus.post('codec', 'x', { when, list: [1, 'two', null], nested: { ok: true }, gone: undefined });
+      await bus.post('codec', 'x', {
+        when,
+        list: [1, 'two', null],
+        nested: { ok: true },
+        gone: undefined,
+      });
       await bus.post('codec', 'none');
       await waitFor(() => got.length === 2);
-      expect(got[0]).toEqual({ when: when.toISOString(), list: [1, 'two', null], nested: { ok: true } });
+      expect(got[0]).toEqual({
+        when: when.toISOString(),
+        list: [1, 'two', null],
+        nested: { ok: true },
+      });
       expect(got[1]).toBeUndefined();
     });
 
@@ -136,7 +153,13 @@ export function transportConformance(setup: ConformanceSetup): void {
       bus.register((_d, e) => void hits.source.push(`${e.source}/${e.event}`), 's1');
       bus.register((_d, e) => void hits.exact.push(`${e.source}/${e.event}`), 's1', 'e1', 'e2');
       bus.register((_d, e) => void hits.anySource.push(`${e.source}/${e.event}`), '*', 'e1');
-      for (const [source, event] of [['s1', 'e1'], ['s1', 'e2'], ['s1', 'e3'], ['s2', 'e1'], ['s2', 'e9']]) {
+      for (const [source, event] of [
+        ['s1', 'e1'],
+        ['s1', 'e2'],
+        ['s1', 'e3'],
+        ['s2', 'e1'],
+        ['s2', 'e9'],
+      ]) {
         await bus.post(source, event, null);
       }
       await waitFor(() => hits.all.length === 5);
@@ -196,7 +219,9 @@ export function transportConformance(setup: ConformanceSetup): void {
       }
       await Promise.all(
         Array.from({ length: sources }, (_, s) =>
-          Promise.all(Array.from({ length: per }, (_, i) => bus.post(`src${s}`, 'tick', s * 1000 + i))),
+          Promise.all(
+            Array.from({ length: per }, (_, i) => bus.post(`src${s}`, 'tick', s * 1000 + i)),
+          ),
         ),
       );
       await waitFor(() => [...got.values()].every(list => list.length >= per));
@@ -210,7 +235,10 @@ export function transportConformance(setup: ConformanceSetup): void {
     it('keeps the order the features promise (many senders, many events)', async () => {
       const name = scope();
       const receiver = await instance(name);
-      const senders = features.reach === 'process' ? [receiver] : [receiver, await instance(name), await instance(name)];
+      const senders =
+        features.reach === 'process'
+          ? [receiver]
+          : [receiver, await instance(name), await instance(name)];
       const per = Math.max(20, Math.round(200 * scale));
       const got: string[] = [];
       receiver.bus.register(data => void got.push(data as string), 'ordered');
@@ -245,7 +273,12 @@ export function transportConformance(setup: ConformanceSetup): void {
       await bus.post('iso', 'x', 1);
       await bus.post('iso', 'y', 2);
       await waitFor(() => ran.length === 2 && errors.length >= 4);
-      expect(errors.map(e => (e as Error).message).slice(0, 2).sort()).toEqual(['async boom', 'sync boom']);
+      expect(
+        errors
+          .map(e => (e as Error).message)
+          .slice(0, 2)
+          .sort(),
+      ).toEqual(['async boom', 'sync boom']);
       expect(bus.stats().failed).toBeGreaterThanOrEqual(4);
     });
 
@@ -254,9 +287,13 @@ export function transportConformance(setup: ConformanceSetup): void {
       let release!: () => void;
       const gate = new Promise<void>(resolve => (release = resolve));
       bus.register(() => gate, 'settle', 'slow');
-      bus.register(() => {
-        throw new Error('no');
-      }, 'settle', 'bad');
+      bus.register(
+        () => {
+          throw new Error('no');
+        },
+        'settle',
+        'bad',
+      );
       await bus.post('settle', 'slow', 1);
       await waitFor(() => bus.stats().inFlight === 1);
       expect(settlements).toEqual([]);
@@ -301,9 +338,13 @@ export function transportConformance(setup: ConformanceSetup): void {
       );
       await expect(bus.post('good', 'x', cyclic)).rejects.toThrow(SerializationError);
       await expect(bus.post('good', 'x', new Map())).rejects.toThrow(SerializationError);
-      await expect(bus.post('good', 'x', 1, { key: [2n ** 63n] })).rejects.toThrow(InvalidEventError);
+      await expect(bus.post('good', 'x', 1, { key: [2n ** 63n] })).rejects.toThrow(
+        InvalidEventError,
+      );
       await expect(bus.post('good', 'x', 1, { unique: '' })).rejects.toThrow(InvalidEventError);
-      await expect(bus.post('good', 'x', 1, { headers: { a: 1 as never } })).rejects.toThrow(InvalidEventError);
+      await expect(bus.post('good', 'x', 1, { headers: { a: 1 as never } })).rejects.toThrow(
+        InvalidEventError,
+      );
       await bus.post('good', 'x', 'kept');
       await waitFor(() => got.length === 1);
       expect(got).toEqual(['kept']);
@@ -317,9 +358,9 @@ export function transportConformance(setup: ConformanceSetup): void {
         const { bus } = await instance(scope());
         const got: string[] = [];
         bus.register(data => void got.push(data as string), 'big');
-        await expect(bus.post('big', 'x', 'a'.repeat(features.maxPayloadBytes! + 1))).rejects.toThrow(
-          PayloadTooLargeError,
-        );
+        await expect(
+          bus.post('big', 'x', 'a'.repeat(features.maxPayloadBytes! + 1)),
+        ).rejects.toThrow(PayloadTooLargeError);
         await bus.post('big', 'x', 'small');
         await waitFor(() => got.length === 1);
         expect(got).toEqual(['small']);
@@ -330,7 +371,9 @@ export function transportConformance(setup: ConformanceSetup): void {
       const { bus } = await instance(scope());
       let count = 0;
       bus.register(() => void count++, 'same');
-      await Promise.all(Array.from({ length: 25 }, () => bus.post('same', 'x', { v: 1 }, { key: [1n] })));
+      await Promise.all(
+        Array.from({ length: 25 }, () => bus.post('same', 'x', { v: 1 }, { key: [1n] })),
+      );
       await waitFor(() => count >= 25);
       expect(count).toBe(25);
     });
@@ -339,7 +382,10 @@ export function transportConformance(setup: ConformanceSetup): void {
       const { bus } = await instance(scope());
       const got: HeraldEvent[] = [];
       bus.register((_d, e) => void got.push(e), 'meta');
-      await bus.post('meta', 'x', 1, { key: [-(2n ** 63n), 0n, 2n ** 63n - 1n, 7], headers: { traceparent: 't-1' } });
+      await bus.post('meta', 'x', 1, {
+        key: [-(2n ** 63n), 0n, 2n ** 63n - 1n, 7],
+        headers: { traceparent: 't-1' },
+      });
       await waitFor(() => got.length === 1);
       expect(got[0].key).toEqual([-(2n ** 63n), 0n, 2n ** 63n - 1n, 7n]);
       expect(got[0].headers).toEqual({ traceparent: 't-1' });
@@ -350,7 +396,10 @@ export function transportConformance(setup: ConformanceSetup): void {
     it('runs a unique event once and drops repeats within the TTL', async () => {
       const name = scope();
       const a = await instance(name, { unique: { ttlMs: 60_000 } });
-      const others = features.uniqueScope === 'process' ? [] : [await instance(name, { unique: { ttlMs: 60_000 } })];
+      const others =
+        features.uniqueScope === 'process'
+          ? []
+          : [await instance(name, { unique: { ttlMs: 60_000 } })];
       let runs = 0;
       for (const { bus } of [a, ...others]) bus.register(() => void runs++, 'uniq');
       const marker: number[] = [];
@@ -361,7 +410,9 @@ export function transportConformance(setup: ConformanceSetup): void {
       for (const { bus } of others) await bus.post('uniq', 'x', 3, { unique: key });
       await a.bus.post('marker', 'm', 1);
       await waitFor(() => runs >= 1 && marker.length === 1);
-      await waitFor(() => [a, ...others].every(({ bus }) => bus.stats().queued === 0 && bus.stats().inFlight === 0));
+      await waitFor(() =>
+        [a, ...others].every(({ bus }) => bus.stats().queued === 0 && bus.stats().inFlight === 0),
+      );
       expect(runs).toBe(1);
     });
 

@@ -21,7 +21,9 @@ export class ChildHandle {
     };
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
-    this.exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise(resolve =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
   }
 
   get pid(): number {

@@ -19,7 +19,9 @@ export async function waitFor<T>(
     }
     if (Date.now() > deadline) {
       const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`waitFor timed out after ${timeoutMs} ms: ${options.message ?? predicate.toString()}${detail}`);
+      throw new Error(
+        `waitFor timed out after ${timeoutMs} ms: ${options.message ?? predicate.toString()}${detail}`,
+      );
     }
     await new Promise(resolve => setTimeout(resolve, intervalMs));
   }

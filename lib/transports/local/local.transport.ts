@@ -53,7 +53,9 @@ export class LocalTransport implements Transport {
   async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
     const context = this.context;
     if (this.closed || !context) {
-      const error = new TransportClosedError(this.closed ? undefined : 'transport is not connected');
+      const error = new TransportClosedError(
+        this.closed ? undefined : 'transport is not connected',
+      );
       return batch.map(() => ({ ok: false, error }));
     }
     const results: PublishResult[] = [];

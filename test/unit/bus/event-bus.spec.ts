@@ -59,7 +59,9 @@ class ControlledTransport implements Transport {
   async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
     this.published.push(...batch);
     return batch.map(e =>
-      this.refuse.has(e.event) ? { ok: false as const, error: new Error(`refused ${e.event}`) } : { ok: true as const, ref: `r-${e.id}` },
+      this.refuse.has(e.event)
+        ? { ok: false as const, error: new Error(`refused ${e.event}`) }
+        : { ok: true as const, ref: `r-${e.id}` },
     );
   }
   inject(envelope: Partial<Envelope>): void {
@@ -320,7 +322,9 @@ describe('EventBus', () => {
     transport.inject({ id: 'a', payload: '1' });
     transport.inject({ id: 'b', payload: '2' });
     await bus.close({ timeoutMs: 20 });
-    expect(transport.settlements).toEqual([{ outcome: 'nack', error: expect.any(TransportClosedError) }]);
+    expect(transport.settlements).toEqual([
+      { outcome: 'nack', error: expect.any(TransportClosedError) },
+    ]);
     expect(logger.lines.some(l => l.includes('shutdown timeout of 20 ms'))).toBe(true);
     expect(logger.lines.some(l => l.includes('dropped event s/e (id b'))).toBe(true);
   });

@@ -16,7 +16,9 @@ const same = (a: unknown, b: unknown): boolean => {
   const ka = Object.keys(a);
   const kb = Object.keys(b);
   if (ka.length !== kb.length) return false;
-  return ka.every(k => Object.prototype.hasOwnProperty.call(b, k) && same((a as never)[k], (b as never)[k]));
+  return ka.every(
+    k => Object.prototype.hasOwnProperty.call(b, k) && same((a as never)[k], (b as never)[k]),
+  );
 };
 
 /** Values of every kind JSON can meet, the troublesome ones included. */
@@ -78,7 +80,8 @@ describe('JsonCodec', () => {
       if (Object.is(value, -0)) return 0;
       if (value === null || typeof value !== 'object') return value;
       if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return viaJson(value);
-      if (value instanceof Number || value instanceof String || value instanceof Boolean) return value.valueOf();
+      if (value instanceof Number || value instanceof String || value instanceof Boolean)
+        return value.valueOf();
       if (Array.isArray(value)) return value.map(documented);
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return value; // must survive as it is
@@ -131,7 +134,10 @@ describe('JsonCodec', () => {
 
   it('rejects cycles but accepts shared references', () => {
     const shared = { x: 1 };
-    expect(codec.decode(codec.encode({ a: shared, b: shared }))).toEqual({ a: { x: 1 }, b: { x: 1 } });
+    expect(codec.decode(codec.encode({ a: shared, b: shared }))).toEqual({
+      a: { x: 1 },
+      b: { x: 1 },
+    });
     const cyclic: Record<string, unknown> = { list: [] };
     (cyclic.list as unknown[]).push(cyclic);
     expect(() => codec.encode(cyclic)).toThrow('data.list[0]: circular reference');
@@ -140,7 +146,9 @@ describe('JsonCodec', () => {
   it('turns Dates into ISO strings and honours toJSON', () => {
     const when = new Date(Date.UTC(2020, 1, 3));
     expect(codec.decode(codec.encode({ when }))).toEqual({ when: '2020-02-03T00:00:00.000Z' });
-    expect(codec.decode(codec.encode({ money: { toJSON: () => '1.00 EUR' } }))).toEqual({ money: '1.00 EUR' });
+    expect(codec.decode(codec.encode({ money: { toJSON: () => '1.00 EUR' } }))).toEqual({
+      money: '1.00 EUR',
+    });
     expect(() => codec.encode({ bad: { toJSON: () => 1n } })).toThrow('data.bad');
   });
 
