@@ -1,0 +1,61 @@
+import net from 'node:net';
+import { spawnNode, killAllChildren } from './processes.js';
+import { TcpProxy } from './tcp-proxy.js';
+import { REDIS_URL, hostPort } from './services.js';
+import { waitFor } from './wait-for.js';
+
+/** Sends PING over a fresh connection through the proxy; resolves the reply or the failure. */
+function ping(port: number): Promise<string> {
+  return new Promise(resolve => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('data', chunk => {
+      resolve(chunk.toString().trim());
+      socket.destroy();
+    });
+    socket.once('error', error => resolve(`error ${error.message}`));
+    socket.once('close', () => resolve('closed'));
+    socket.write('PING\r\n');
+  });
+}
+
+describe('test helpers', () => {
+  afterAll(killAllChildren);
+
+  it('waitFor returns the first truthy value and times out with the message', async () => {
+    let n = 0;
+    await expect(waitFor(() => (++n >= 3 ? n : 0))).resolves.toBe(3);
+    await expect(waitFor(() => false, { timeoutMs: 30, message: 'never true' })).rejects.toThrow(
+      'never true',
+    );
+  });
+
+  it('TcpProxy forwards to real Redis, cuts connections, refuses new ones, and restores', async () => {
+    const { host, port } = hostPort(REDIS_URL);
+    const proxy = new TcpProxy(host, port);
+    const proxyPort = await proxy.start();
+    try {
+      expect(await ping(proxyPort)).toBe('+PONG');
+      const held = net.connect(proxyPort, '127.0.0.1');
+      await new Promise(resolve => held.once('connect', resolve));
+      await waitFor(() => proxy.connections === 1);
+      const closed = new Promise(resolve => held.once('close', resolve));
+      proxy.cut();
+      await closed;
+      expect(await ping(proxyPort)).toBe('closed');
+      proxy.restore();
+      expect(await ping(proxyPort)).toBe('+PONG');
+      expect(proxy.url(REDIS_URL)).toBe(`redis://127.0.0.1:${proxyPort}`);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('spawnNode runs a TypeScript child with decorators, talks to it, and SIGKILLs it', async () => {
+    const child = spawnNode('test/fixtures/helpers/echo-child.ts');
+    await child.waitForLine(`ready ${child.pid}`);
+    child.send('hello');
+    await child.waitForLine('echo hello');
+    await child.kill();
+    expect(await child.exited).toEqual({ code: null, signal: 'SIGKILL' });
+  });
+});
