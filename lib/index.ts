@@ -21,3 +21,19 @@ export {
   type TransportName,
   type TransportSelection,
 } from './transports/create-transport.js';
+// Nest face
+export {
+  EventsModule,
+  type EventsModuleAsyncOptions,
+  type EventsModuleForRootOptions,
+} from './events.module.js';
+export { EventPublisher } from './event-publisher.js';
+export {
+  EVENTS_MODULE_OPTIONS,
+  EVENT_BUS,
+  EVENT_HANDLER_METADATA,
+  EVENT_PAYLOAD,
+  HERALD_CONTEXT_TYPE,
+} from './events.constants.js';
+export * from './decorators/index.js';
+export type * from './interfaces/index.js';

@@ -1,0 +1,152 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import {
+  ContextIdFactory,
+  DiscoveryService,
+  ExternalContextCreator,
+  MetadataScanner,
+  ModuleRef,
+  type ContextId,
+} from '@nestjs/core';
+import { Injector } from '@nestjs/core/injector/injector.js';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
+import type { EventHandler, HeraldEvent } from '../bus/envelope.interface.js';
+import type { EventBus } from '../bus/event-bus.js';
+import { EVENT_BUS, EVENT_HANDLER_METADATA, HERALD_CONTEXT_TYPE } from '../events.constants.js';
+import type { OnEventMetadata } from '../interfaces/on-event-metadata.interface.js';
+
+type Invoker = (data: unknown, event: HeraldEvent) => Promise<unknown>;
+type Host = Record<string, unknown>;
+
+/**
+ * Only custom parameter decorators (`@EventData()`, `@CurrentEvent()`, and
+ * the user's own `createParamDecorator`s) mean something on an event
+ * handler; Nest's HTTP ones (`@Body()`...) receive undefined.
+ */
+const paramsFactory = { exchangeKeyForValue: (): undefined => undefined };
+
+/**
+ * Finds `@OnEvent` methods on providers and controllers and registers them
+ * on the app's bus, each wrapped by Nest's `ExternalContextCreator` so the
+ * guards, interceptors, pipes and filters bound to the method or its class
+ * (and the global ones) run around it, with context type `'herald'`.
+ */
+@Injectable()
+export class EventsExplorer {
+  private readonly injector = new Injector();
+  /** One DI context per event, shared by every scoped handler of that event. */
+  private readonly contexts = new WeakMap<HeraldEvent, ContextId>();
+  private disposers: (() => boolean)[] = [];
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly contextCreator: ExternalContextCreator,
+    private readonly moduleRef: ModuleRef,
+    @Inject(EVENT_BUS) private readonly bus: EventBus,
+  ) {}
+
+  /** Registers every `@OnEvent` method once; @returns how many methods were registered. */
+  registerAll(): number {
+    const seen = new Set<object>();
+    let count = 0;
+    for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
+      const instance: unknown = wrapper.instance;
+      // An alias (`useExisting`) points at a wrapper registered on its own.
+      if (wrapper.isAlias || instance === null || typeof instance !== 'object') continue;
+      // A value provided under two tokens is one object: register its methods once.
+      if (seen.has(instance)) continue;
+      seen.add(instance);
+      const prototype: unknown = Object.getPrototypeOf(instance);
+      if (prototype === null || typeof prototype !== 'object') continue;
+      const isStatic = wrapper.isDependencyTreeStatic();
+      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+        const method: unknown = (prototype as Host)[methodName];
+        if (typeof method !== 'function') continue;
+        const metadata = Reflect.getMetadata(EVENT_HANDLER_METADATA, method) as
+          OnEventMetadata[] | undefined;
+        if (!metadata?.length) continue;
+        const handler: EventHandler = isStatic
+          ? this.staticHandler(instance as Host, methodName)
+          : this.scopedHandler(wrapper, instance as Host, methodName);
+        // The bus logs failures under the handler's name.
+        Object.defineProperty(handler, 'name', {
+          value: `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
+        });
+        // One function under every pattern: the registry runs it once per event.
+        for (const { source, events } of metadata) {
+          this.disposers.push(this.bus.register(handler, source, ...events));
+        }
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /** Removes every registration made by {@link registerAll}. */
+  unregisterAll(): void {
+    for (const dispose of this.disposers) dispose();
+    this.disposers = [];
+  }
+
+  private staticHandler(instance: Host, methodName: string): EventHandler {
+    const invoke = this.invoker(instance, methodName);
+    return (data, event) => invoke(data, event);
+  }
+
+  /**
+   * Request-scoped and durable providers: the instance is resolved per event
+   * in a DI context whose `REQUEST` (`EVENT_PAYLOAD`) is the event, the way
+   * `@nestjs/event-emitter` does it; a `ContextIdStrategy` sees the event.
+   */
+  private scopedHandler(
+    wrapper: InstanceWrapper,
+    placeholder: Host,
+    methodName: string,
+  ): EventHandler {
+    const host = wrapper.host;
+    if (!host) throw new Error(`provider ${String(wrapper.name)} has no host module`);
+    const collection = host.controllers.has(wrapper.token) ? host.controllers : host.providers;
+    return async (data, event) => {
+      const contextId = this.contextOf(event);
+      const instance = (await this.injector.loadPerContext(
+        placeholder,
+        host,
+        collection,
+        contextId,
+        wrapper,
+      )) as Host;
+      return this.invoker(instance, methodName, contextId, wrapper.id)(data, event);
+    };
+  }
+
+  private contextOf(event: HeraldEvent): ContextId {
+    let contextId = this.contexts.get(event);
+    if (!contextId) {
+      contextId = ContextIdFactory.getByRequest(event);
+      this.moduleRef.registerRequestByContextId(event, contextId);
+      this.contexts.set(event, contextId);
+    }
+    return contextId;
+  }
+
+  private invoker(
+    instance: Host,
+    methodName: string,
+    contextId?: ContextId,
+    inquirerId?: string,
+  ): Invoker {
+    const callback = instance[methodName] as (...args: unknown[]) => unknown;
+    return this.contextCreator.create(
+      instance,
+      callback,
+      methodName,
+      ROUTE_ARGS_METADATA,
+      paramsFactory,
+      contextId,
+      inquirerId,
+      undefined,
+      HERALD_CONTEXT_TYPE,
+    );
+  }
+}

@@ -1,0 +1,1 @@
+export { EventsExplorer } from './events.explorer.js';
