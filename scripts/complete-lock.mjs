@@ -8,7 +8,18 @@
 // the lock: node scripts/complete-lock.mjs
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const OS = ['darwin', 'win32', 'android', 'freebsd', 'openharmony', 'linux', 'sunos', 'aix', 'netbsd', 'openbsd'];
+const OS = [
+  'darwin',
+  'win32',
+  'android',
+  'freebsd',
+  'openharmony',
+  'linux',
+  'sunos',
+  'aix',
+  'netbsd',
+  'openbsd',
+];
 const CPU = ['arm64', 'x64', 'ia32', 'ppc64', 's390x', 'riscv64', 'loong64', 'arm', 'wasm32'];
 const file = new URL('../package-lock.json', import.meta.url);
 const lock = JSON.parse(readFileSync(file, 'utf8'));
@@ -31,6 +42,9 @@ for (const meta of Object.values(packages)) {
   }
 }
 const [root, ...rest] = Object.entries(packages);
-lock.packages = Object.fromEntries([root, ...rest.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+lock.packages = Object.fromEntries([
+  root,
+  ...rest.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+]);
 writeFileSync(file, JSON.stringify(lock, null, 2) + '\n');
 console.log(`complete-lock: added ${added} platform entries`);
