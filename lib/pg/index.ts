@@ -1,0 +1,43 @@
+/**
+ * `nest-herald/pg`: pg-hub for Node and the EventsModule pg transport. The
+ * only subpath that loads `pg` (an optional peer).
+ */
+export {
+  PgHub,
+  isConnectionError,
+  type PgHubState,
+  type PgHubStats,
+  type PgNotifyOptions,
+} from '../transports/pg/pg.hub.js';
+export { PgConsumer, type PgHubHook } from '../transports/pg/pg.consumer.js';
+export {
+  advisory,
+  isAdvisory,
+  type PgHubAction,
+  type PgHubAdvisory,
+  type PgHubAdvisoryEvent,
+  type PgHubEvent,
+} from '../transports/pg/pg.advisory.js';
+export {
+  decodeEvent,
+  encodeEvent,
+  encodePayload,
+  escapeJson,
+  normalizeKey,
+  splitPayload,
+  validateTopic,
+  type DecodedPgEvent,
+  type PgKey,
+  type PgKeyInput,
+} from '../transports/pg/pg.codec.js';
+export { InvalidTopicError, PgDecodeError } from '../transports/pg/pg.errors.js';
+export { PG_NOTIFY_MAX_PAYLOAD, PG_TOPIC_PATTERN } from '../transports/pg/pg.constants.js';
+export type { PgHubOptions, PgTransportOptions } from '../transports/pg/pg.options.js';
+export { PgTransport } from '../transports/pg/pg.transport.js';
+export {
+  installPgHubFunctions,
+  installPgHubTrigger,
+  pgHubFunctionsSql,
+  pgHubTriggerSql,
+  type PgHubTriggerOptions,
+} from '../transports/pg/pg.trigger.js';

@@ -1,0 +1,40 @@
+/**
+ * PostgreSQL refuses a NOTIFY payload of 8000 bytes or more (the server's
+ * NOTIFY_PAYLOAD_MAX_LENGTH, BLCKSZ - NAMEDATALEN - 128 on a default build),
+ * so 7999 is the largest payload that goes out. @publicApi
+ */
+export const PG_NOTIFY_MAX_PAYLOAD = 7999;
+
+/**
+ * What a topic (a PostgreSQL channel) may look like: a lower-case identifier
+ * of at most 63 bytes. PostgreSQL folds unquoted identifiers to lower case
+ * and cuts them at 63 bytes, so any other name would be LISTENed or NOTIFYed
+ * under a different spelling than the one asked for. @publicApi
+ */
+export const PG_TOPIC_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Largest and smallest int64 key parts. */
+export const INT64_MIN = -(2n ** 63n);
+export const INT64_MAX = 2n ** 63n - 1n;
+
+/** One notify, parameterised: the payload never becomes SQL text. */
+export const SQL_NOTIFY_ONE = 'SELECT pg_catalog.pg_notify($1, $2)';
+
+/**
+ * Many notifies in one statement, so one transaction (PostgreSQL's cost is
+ * per transaction, not per notify). Rows of unnest come out in array order,
+ * so the notifies are queued, and delivered, in that order.
+ */
+export const SQL_NOTIFY_MANY =
+  'SELECT pg_catalog.pg_notify(t.c, t.p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
+
+/** Hub defaults. */
+export const PG_HUB_DEFAULTS = {
+  reconnectMs: 1000,
+  heartbeatMs: 15_000,
+  maxQueue: 10_240,
+  batchSize: 1000,
+  poolSize: 3,
+  applicationName: 'herald-pg-hub',
+  stopTimeoutMs: 5000,
+} as const;

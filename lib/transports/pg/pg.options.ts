@@ -1,0 +1,67 @@
+import type { Pool, PoolConfig } from 'pg';
+import type { HeraldLogger } from '../../bus/logger.interface.js';
+import type { PgHub } from './pg.hub.js';
+
+/**
+ * Options of a {@link PgHub}. Give a `pool` you own (the hub never ends it),
+ * or a `connectionString` / `poolConfig` and the hub makes and ends its own.
+ * @publicApi
+ */
+export interface PgHubOptions {
+  /** A node-postgres pool; the LISTEN connection is drawn from it and held. */
+  pool?: Pool;
+  /** Used when no `pool` is given. */
+  connectionString?: string;
+  /** Extra settings of the hub's own pool (when no `pool` is given). */
+  poolConfig?: PoolConfig;
+  /** Size of the hub's own pool (LISTEN connection included). @default 3 */
+  poolSize?: number;
+  /** Wait between connection attempts, in ms (with +-25% jitter). @default 1000 */
+  reconnectMs?: number;
+  /** Interval of the cheap query on the LISTEN connection that finds a dead peer, in ms. @default 15000 */
+  heartbeatMs?: number;
+  /** Notifies waiting to be sent, at most; one more throws `QueueFullError`. @default 10240 */
+  maxQueue?: number;
+  /** Notifies sent in one statement (one transaction), at most. @default 1000 */
+  batchSize?: number;
+  /**
+   * Largest payload in bytes. PostgreSQL's limit is 7999 on a default build;
+   * raise it only for a server built with a larger block size. @default 7999
+   */
+  maxPayloadBytes?: number;
+  /**
+   * `application_name` of the hub's own pool; the LISTEN connection sets
+   * `<applicationName>/listen`, so it can be told apart in `pg_stat_activity`.
+   * @default 'herald-pg-hub'
+   */
+  applicationName?: string;
+  /** How long `stop({ wait: true })` waits for queued notifies, in ms. @default 5000 */
+  stopTimeoutMs?: number;
+  /** A logger (Nest's `Logger` fits); silent when absent. */
+  logger?: HeraldLogger;
+  /** A symbolic name, exposed as `hub.name`. @default 'pg-hub' */
+  name?: string;
+}
+
+/**
+ * Options of the EventsModule pg transport (`forRoot({ transport: 'pg', pg })`).
+ * Either `hub` (shared, e.g. with a microservice server; the transport never
+ * stops it) or the options of a hub the transport owns.
+ * @publicApi
+ */
+export interface PgTransportOptions extends PgHubOptions {
+  /** A running or not-yet-started hub to share. */
+  hub?: PgHub;
+  /** The channel herald envelopes travel on. @default 'herald' */
+  channel?: string;
+  /**
+   * More channels to LISTEN to for plain pg-hub events (triggers, Go or Node
+   * pg-hub services). Each reaches handlers as source = channel, event =
+   * `value.op` when it is a non-empty string, else `'notify'`.
+   */
+  topics?: readonly string[];
+  /** Table of `unique` claims (created when first needed). @default 'herald_unique_claims' */
+  uniqueTable?: string;
+  /** How often expired claims are purged, in ms. @default 60000 */
+  uniquePurgeMs?: number;
+}
