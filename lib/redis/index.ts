@@ -1,0 +1,48 @@
+// `nest-herald/redis`: the only entry point that loads ioredis (an optional peer).
+export { RedisTransport } from '../transports/redis/redis.transport.js';
+export type { RedisTransportOptions } from '../transports/redis/redis.options.js';
+export {
+  StreamPublisher,
+  type StreamPublisherOptions,
+  type PublisherCloseReport,
+} from '../transports/redis/stream.publisher.js';
+export {
+  StreamSubscriber,
+  uniqueConsumerName,
+  type ConsumerGroupOptions,
+  type StreamHandler,
+  type StreamMessage,
+  type StreamSubscriberOptions,
+} from '../transports/redis/stream.subscriber.js';
+export {
+  RedisConnection,
+  DEFAULT_REDIS_URL,
+  type RedisConnectionOptions,
+} from '../transports/redis/redis.connection.js';
+export {
+  EVENT_FIELDS,
+  decodeStreamEvent,
+  encodeStreamEvent,
+  fieldsToRecord,
+  formatRfc3339Nano,
+  jsonField,
+  parseRfc3339Nano,
+  type DecodedStreamEvent,
+  type EventAction,
+  type EventIdentity,
+  type StreamEvent,
+} from '../transports/redis/stream-event.js';
+export {
+  ENVELOPE_ENTRY_FIELDS,
+  decodeEnvelopeEntry,
+  encodeEnvelopeEntry,
+} from '../transports/redis/envelope.codec.js';
+export {
+  EmptyStreamError,
+  EmptySubscriberNameError,
+  EventDroppedError,
+  EventNotWrittenError,
+  StreamEntryError,
+  UnknownOperationError,
+} from '../transports/redis/redis.errors.js';
+export * from '../transports/redis/redis.constants.js';

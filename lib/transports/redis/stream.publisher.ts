@@ -1,0 +1,355 @@
+import type { Observable } from 'rxjs';
+import { TransportClosedError } from '../../bus/errors.js';
+import { Fifo } from '../../bus/fifo.js';
+import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
+import type { TransportStatus } from '../transport.interface.js';
+import {
+  DEFAULT_BUFFER_SIZE,
+  DEFAULT_DRAIN_BATCH_SIZE,
+  DEFAULT_DRAIN_INITIAL_INTERVAL_MS,
+  DEFAULT_DRAIN_MAX_BACKOFF_MS,
+  DEFAULT_MAX_LEN,
+  DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS,
+  DEFAULT_WRITE_TIMEOUT_MS,
+} from './redis.constants.js';
+import {
+  isReplyError,
+  isTransientReplyError,
+  RedisConnection,
+  type RedisConnectionOptions,
+} from './redis.connection.js';
+import { EmptyStreamError, EventDroppedError, EventNotWrittenError } from './redis.errors.js';
+import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
+import { Sleeper } from './sleeper.js';
+import { InvalidOptionsError } from '../../bus/errors.js';
+
+/** Options of {@link StreamPublisher}; defaults are the original's. @publicApi */
+export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnectionOptions {
+  /** The stream written to. Required, non-empty. */
+  stream: string;
+  /** Approximate retention, `XADD MAXLEN ~ maxLen`; 0 keeps everything. @default 100000 */
+  maxLen?: number;
+  /** Events buffered in memory; when full the oldest is dropped. @default 10000 */
+  bufferSize?: number;
+  /** First pause after a failed write. @default 1000 */
+  drainInitialIntervalMs?: number;
+  /** Cap of the doubling pause. @default 30000 */
+  drainMaxBackoffMs?: number;
+  /** How long `close()` keeps draining. @default 5000 */
+  shutdownDrainTimeoutMs?: number;
+  /** XADDs sent per round trip (one pipeline). @default 1000 */
+  drainBatchSize?: number;
+  /** A write not answered by then fails and is retried. @default 5000 */
+  writeTimeoutMs?: number;
+  /** Turns an item into XADD fields. @default the original's event layout ({@link encodeStreamEvent}) */
+  encode?: (item: T) => readonly string[];
+  /**
+   * Write on this connection instead of opening one (it is then not closed
+   * by `close()`). It must come from {@link RedisConnection}, which turns off
+   * ioredis's offline queue and resends.
+   */
+  connection?: RedisConnection;
+}
+
+/** What `close()` reports. @publicApi */
+export interface PublisherCloseReport {
+  /** Events still buffered (or being written) when the drain gave up. */
+  readonly unsent: number;
+  readonly written: number;
+  readonly dropped: number;
+}
+
+interface Pending {
+  readonly stream: string;
+  readonly fields: readonly string[];
+  readonly resolve?: (id: string) => void;
+  readonly reject?: (error: Error) => void;
+}
+
+function positive(name: string, value: number, allowZero = false): number {
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new InvalidOptionsError(
+      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number`,
+    );
+  }
+  return value;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Writes events to a Redis stream without ever making the caller wait or
+ * fail for Redis trouble (Magistrala's publisher): `publish` puts the event
+ * in a bounded buffer (the oldest is dropped when it is full) and a
+ * background drainer writes many buffered events per round trip (pipelined
+ * `XADD MAXLEN ~`), retrying failures with exponential back-off while
+ * keeping their order. The buffer is the only retry mechanism: the
+ * connection runs without ioredis's offline queue and resends.
+ * @publicApi
+ */
+export class StreamPublisher<T = StreamEvent> {
+  readonly stream: string;
+  readonly connection: RedisConnection;
+  private readonly ownsConnection: boolean;
+  private readonly logger: HeraldLogger;
+  private readonly encode: (item: T) => readonly string[];
+  private readonly maxLen: number;
+  private readonly bufferSize: number;
+  private readonly initialIntervalMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly shutdownDrainTimeoutMs: number;
+  private readonly batchSize: number;
+  private buffer = new Fifo<Pending>();
+  /** Failed writes waiting for their retry: always written before the buffer. */
+  private retry: Pending[] = [];
+  private writing: Pending[] = [];
+  private readonly sleeper = new Sleeper();
+  private idle?: () => void;
+  private stopping = false;
+  private deadline = Infinity;
+  private drainer?: Promise<void>;
+  private closing?: Promise<PublisherCloseReport>;
+  private readonly disposeReady: () => void;
+  private readonly counters = {
+    published: 0,
+    written: 0,
+    dropped: 0,
+    failed: 0,
+    writeErrors: 0,
+    unsent: 0,
+    bufferHighWater: 0,
+  };
+
+  constructor(options: StreamPublisherOptions<T>) {
+    if (typeof options?.stream !== 'string' || options.stream === '') throw new EmptyStreamError();
+    this.stream = options.stream;
+    this.logger = options.logger ?? consoleLogger;
+    this.encode =
+      options.encode ?? (encodeStreamEvent as unknown as (item: T) => readonly string[]);
+    this.maxLen = positive('maxLen', options.maxLen ?? DEFAULT_MAX_LEN, true);
+    this.bufferSize = positive('bufferSize', options.bufferSize ?? DEFAULT_BUFFER_SIZE);
+    this.initialIntervalMs = positive(
+      'drainInitialIntervalMs',
+      options.drainInitialIntervalMs ?? DEFAULT_DRAIN_INITIAL_INTERVAL_MS,
+    );
+    this.maxBackoffMs = positive(
+      'drainMaxBackoffMs',
+      options.drainMaxBackoffMs ?? DEFAULT_DRAIN_MAX_BACKOFF_MS,
+    );
+    this.shutdownDrainTimeoutMs = positive(
+      'shutdownDrainTimeoutMs',
+      options.shutdownDrainTimeoutMs ?? DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS,
+      true,
+    );
+    this.batchSize = positive('drainBatchSize', options.drainBatchSize ?? DEFAULT_DRAIN_BATCH_SIZE);
+    const writeTimeoutMs = positive(
+      'writeTimeoutMs',
+      options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
+    );
+    this.ownsConnection = !options.connection;
+    this.connection =
+      options.connection ??
+      new RedisConnection(options, 'publisher', {
+        commandTimeout: writeTimeoutMs,
+        connectionName: 'herald-publisher',
+      });
+    // A connection that comes back ends the back-off at once: buffered events go out now.
+    this.disposeReady = this.connection.onReady(() => this.sleeper.interrupt());
+    void this.connection.connect();
+    this.drainer = this.drain();
+  }
+
+  /** The connection's status. */
+  get status$(): Observable<TransportStatus> {
+    return this.connection.status$;
+  }
+
+  /**
+   * Queues an event and returns at once; never throws for Redis trouble.
+   * When the buffer is full the oldest queued event is dropped (counted and
+   * logged). @throws TransportClosedError after `close()`; the encoder's
+   * error for an event it cannot lay out.
+   */
+  publish(item: T, stream: string = this.stream): void {
+    this.enqueue({ stream, fields: this.accept(item) });
+  }
+
+  /**
+   * Like {@link publish}, and resolves to the entry id once written. Rejects
+   * with {@link EventDroppedError} if the event was pushed out of a full
+   * buffer, {@link EventNotWrittenError} if `close()` gave up on it, or the
+   * Redis error of a write that cannot succeed (e.g. WRONGTYPE).
+   */
+  publishAndWait(item: T, stream: string = this.stream): Promise<string> {
+    let fields: readonly string[];
+    try {
+      fields = this.accept(item);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => this.enqueue({ stream, fields, resolve, reject }));
+  }
+
+  private accept(item: T): readonly string[] {
+    if (this.stopping) throw new TransportClosedError('publisher is closed');
+    const fields = this.encode(item);
+    if (fields.length === 0 || fields.length % 2 !== 0) {
+      throw new TypeError('encode must return a non-empty [field, value, ...] list');
+    }
+    return fields;
+  }
+
+  private enqueue(pending: Pending): void {
+    this.counters.published++;
+    if (this.buffer.length >= this.bufferSize) {
+      const oldest = this.buffer.shift()!;
+      this.counters.dropped++;
+      const dropped = this.counters.dropped;
+      // Logged for the first drop of a burst and then every 1000th, never per event under saturation.
+      if (dropped === 1 || dropped % 1000 === 0) {
+        this.logger.warn(
+          `stream ${this.stream}: publish buffer full (${this.bufferSize}), dropped the oldest event (${dropped} dropped so far)`,
+        );
+      }
+      oldest.reject?.(new EventDroppedError(this.bufferSize));
+    }
+    this.buffer.push(pending);
+    if (this.buffer.length > this.counters.bufferHighWater)
+      this.counters.bufferHighWater = this.buffer.length;
+    const idle = this.idle;
+    if (idle) {
+      this.idle = undefined;
+      idle();
+    }
+  }
+
+  private take(): Pending[] {
+    let batch: Pending[];
+    if (this.retry.length > 0) {
+      batch = this.retry.splice(0, this.batchSize);
+    } else {
+      batch = [];
+    }
+    while (batch.length < this.batchSize && this.buffer.length > 0)
+      batch.push(this.buffer.shift()!);
+    return batch;
+  }
+
+  private async drain(): Promise<void> {
+    let backoff = 0;
+    for (;;) {
+      if (this.retry.length === 0 && this.buffer.length === 0) {
+        if (this.stopping) return;
+        await new Promise<void>(resolve => (this.idle = resolve));
+        continue;
+      }
+      if (this.stopping && Date.now() >= this.deadline) return;
+      const batch = this.take();
+      this.writing = batch;
+      const failed = await this.write(batch);
+      this.writing = [];
+      if (failed.length === 0) {
+        backoff = 0;
+        continue;
+      }
+      this.retry = failed.concat(this.retry);
+      backoff = backoff === 0 ? this.initialIntervalMs : Math.min(backoff * 2, this.maxBackoffMs);
+      const pause = this.stopping ? Math.min(backoff, this.deadline - Date.now()) : backoff;
+      if (pause > 0) await this.sleeper.sleep(pause);
+    }
+  }
+
+  /** Writes a batch in one pipeline. @returns the events to retry, in order. */
+  private async write(batch: Pending[]): Promise<Pending[]> {
+    let results: [Error | null, unknown][] | null;
+    try {
+      const pipeline = this.connection.client.pipeline();
+      for (const item of batch) {
+        if (this.maxLen > 0)
+          pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...item.fields);
+        else pipeline.xadd(item.stream, '*', ...item.fields);
+      }
+      results = (await pipeline.exec()) as [Error | null, unknown][] | null;
+    } catch (error) {
+      results = batch.map(() => [error instanceof Error ? error : new Error(String(error)), null]);
+    }
+    const retry: Pending[] = [];
+    let firstError: unknown;
+    for (let i = 0; i < batch.length; i++) {
+      const item = batch[i];
+      const [error, id] = results?.[i] ?? [new Error('no reply'), null];
+      if (!error) {
+        this.counters.written++;
+        item.resolve?.(String(id));
+        continue;
+      }
+      if (isReplyError(error) && !isTransientReplyError(error)) {
+        // A write Redis refuses for good (WRONGTYPE, bad arguments): retrying would block the stream forever.
+        this.counters.failed++;
+        this.logger.error(
+          `stream ${item.stream}: XADD refused, event discarded: ${describe(error)}`,
+        );
+        item.reject?.(error);
+        continue;
+      }
+      firstError ??= error;
+      retry.push(item);
+    }
+    if (retry.length > 0) {
+      this.counters.writeErrors++;
+      if (!this.stopping || Date.now() < this.deadline) {
+        this.logger.warn(
+          `stream ${this.stream}: ${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
+        );
+      }
+    }
+    return retry;
+  }
+
+  /**
+   * Stops the drainer after draining for at most `shutdownDrainTimeoutMs`,
+   * reports how many events it could not write, closes the connection.
+   * Idempotent.
+   */
+  close(): Promise<PublisherCloseReport> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<PublisherCloseReport> {
+    this.stopping = true;
+    this.deadline = Date.now() + this.shutdownDrainTimeoutMs;
+    this.idle?.();
+    this.idle = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>(resolve => {
+      timer = setTimeout(resolve, this.shutdownDrainTimeoutMs);
+    });
+    await Promise.race([this.drainer, timedOut]);
+    clearTimeout(timer);
+    // A write still in flight is cut off with the connection and counted as unsent.
+    this.sleeper.interrupt();
+    this.disposeReady();
+    if (this.ownsConnection) this.connection.close();
+    await this.drainer;
+    const left = [...this.retry, ...this.buffer.drain()];
+    this.retry = [];
+    for (const pending of left) pending.reject?.(new EventNotWrittenError());
+    this.counters.unsent = left.length;
+    if (left.length > 0) {
+      this.logger.warn(`stream ${this.stream}: closed with ${left.length} event(s) not written`);
+    }
+    return { unsent: left.length, written: this.counters.written, dropped: this.counters.dropped };
+  }
+
+  /** Counters (`published`, `written`, `dropped`, `failed`, `writeErrors`, `unsent`) and the `buffered` gauge. */
+  stats(): Readonly<Record<string, number>> {
+    return {
+      ...this.counters,
+      buffered: this.buffer.length + this.retry.length + this.writing.length,
+      connected: this.connection.ready ? 1 : 0,
+    };
+  }
+}

@@ -1,0 +1,970 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Observable } from 'rxjs';
+import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
+import { Fifo } from '../../bus/fifo.js';
+import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
+import type { TransportStatus } from '../transport.interface.js';
+import {
+  DEAD_LETTER_SUFFIX,
+  DEFAULT_BLOCK_MS,
+  DEFAULT_CHECK_CONSUMERS_INTERVAL_MS,
+  DEFAULT_CLAIM_INTERVAL_MS,
+  DEFAULT_CONSUMER_TIMEOUT_MS,
+  DEFAULT_CURSOR_PREFIX,
+  DEFAULT_FAN_OUT_START,
+  DEFAULT_GROUP_START_ID,
+  DEFAULT_HANDLER_ATTEMPTS,
+  DEFAULT_HANDLER_RETRY_DELAY_MS,
+  DEFAULT_MAX_DELIVERIES,
+  DEFAULT_MAX_LEN,
+  DEFAULT_MIN_IDLE_MS,
+  DEFAULT_NACK_RETRY_DELAY_MS,
+  DEFAULT_READ_BACKOFF_INITIAL_MS,
+  DEFAULT_READ_BACKOFF_MAX_MS,
+  DEFAULT_READ_COUNT,
+} from './redis.constants.js';
+import { RedisConnection, type RedisConnectionOptions } from './redis.connection.js';
+import {
+  EmptyStreamError,
+  EmptySubscriberNameError,
+  StreamEntryError,
+  UnknownOperationError,
+} from './redis.errors.js';
+import { Sleeper } from './sleeper.js';
+import { fieldsToRecord } from './stream-event.js';
+
+/**
+ * Consumer-group mode (beyond the original, after Watermill): each entry goes
+ * to one consumer of the group, is acknowledged only after its handler
+ * succeeded, and is delivered again otherwise. @publicApi
+ */
+export interface ConsumerGroupOptions {
+  /** The group. @default the subscriber's `name` */
+  name?: string;
+  /** This consumer's name, unique per process. @default `<host>-<pid>-<random>` */
+  consumer?: string;
+  /** Where a new group starts: `$` (only new entries) or `0` (the whole stream). @default '$' */
+  startId?: string;
+  /**
+   * A pending entry idle longer than this is claimed by another consumer
+   * (XAUTOCLAIM). Entries this consumer is still handling are kept from
+   * going idle by `XCLAIM ... JUSTID` heartbeats every `minIdleMs / 3`.
+   * @default 60000
+   */
+  minIdleMs?: number;
+  /** How often stale pending entries are looked for. @default 5000 */
+  claimIntervalMs?: number;
+  /** An entry delivered more times than this (Redis's count, from XPENDING) goes to the dead-letter stream. @default 5 */
+  maxDeliveries?: number;
+  /** Where dead letters go. @default `<stream>:dead` */
+  deadLetterStream?: string;
+  /** Pause before a failed entry is delivered again in this process. @default 1000 */
+  nackRetryDelayMs?: number;
+  /**
+   * When your handlers have a timeout, give it: `minIdleMs` must exceed it,
+   * checked at start. @default none
+   */
+  handlerTimeoutMs?: number;
+  /** Other consumers idle this long and holding nothing pending are deleted. @default 600000 */
+  consumerTimeoutMs?: number;
+  /** How often idle consumers are looked for; 0 never. @default 300000 */
+  checkConsumersIntervalMs?: number;
+  /** Delete the whole group at `close()` (a per-instance group nobody else reads). @default false */
+  destroyOnClose?: boolean;
+}
+
+/** Options of {@link StreamSubscriber}; fan-out defaults are the original's. @publicApi */
+export interface StreamSubscriberOptions extends RedisConnectionOptions {
+  /** The stream read. Required, non-empty. */
+  stream: string;
+  /** The subscriber's name: part of the cursor key, and the default group name. Required, non-empty. */
+  name: string;
+  /** Fan-out mode: the cursor key is `<cursorPrefix>:cursor:<name>:<stream>`. @default 'mainflux' */
+  cursorPrefix?: string;
+  /** Fan-out mode: where the first boot starts (`$` skips history, `0` reads it). @default '$' */
+  start?: string;
+  /** Entries per read. @default 100 */
+  count?: number;
+  /** How long one read blocks waiting for entries. @default 1000 */
+  blockMs?: number;
+  /** Fan-out mode: calls of a failing handler in all before the entry is skipped. @default 2 */
+  handlerAttempts?: number;
+  /** Fan-out mode: pause between those calls. @default 500 */
+  handlerRetryDelayMs?: number;
+  /** First pause after a read error; doubles up to `readBackoffMaxMs`. @default 1000 */
+  readBackoffInitialMs?: number;
+  /** @default 30000 */
+  readBackoffMaxMs?: number;
+  /** Handlers running at once; 1 keeps stream order. @default 1 */
+  concurrency?: number;
+  /** Group mode: entries read and not yet settled before reading pauses. @default 2 × count */
+  maxInFlight?: number;
+  /** Approximate length of the dead-letter stream. @default 100000 */
+  deadLetterMaxLen?: number;
+  /** Consumer-group mode; a string names the group. @default fan-out mode (XREAD, cursor key) */
+  group?: ConsumerGroupOptions | string;
+}
+
+/** One entry handed to a handler. @publicApi */
+export interface StreamMessage {
+  readonly stream: string;
+  readonly id: string;
+  readonly fields: Readonly<Record<string, string>>;
+  /** 1 on first delivery; Redis's delivery count (XPENDING) on redeliveries. */
+  readonly deliveries: number;
+  readonly group?: string;
+  readonly consumer?: string;
+}
+
+/**
+ * Handles one entry. Settles the entry when it returns (or its promise
+ * resolves); a throw or rejection is a failure: retried then skipped in
+ * fan-out mode, not acknowledged (so delivered again) in group mode. Throw
+ * {@link UnknownOperationError} to skip an entry without retrying.
+ * @publicApi
+ */
+export type StreamHandler = (message: StreamMessage) => unknown;
+
+type RawEntry = [id: string, fields: string[] | null];
+type ReadReply = [stream: string, entries: RawEntry[]][] | null;
+
+interface Held {
+  readonly entry: RawEntry;
+  retryTimer?: NodeJS.Timeout;
+}
+
+interface GroupSettings {
+  readonly name: string;
+  readonly consumer: string;
+  readonly startId: string;
+  readonly minIdleMs: number;
+  readonly claimIntervalMs: number;
+  readonly maxDeliveries: number;
+  readonly deadLetterStream: string;
+  readonly nackRetryDelayMs: number;
+  readonly consumerTimeoutMs: number;
+  readonly checkConsumersIntervalMs: number;
+  readonly destroyOnClose: boolean;
+}
+
+/** Deletes a consumer only if it holds nothing pending: XGROUP DELCONSUMER would discard its entries. */
+const DELETE_IDLE_CONSUMER = `
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
+return -1`;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
+}
+
+function positive(name: string, value: number, allowZero = false): number {
+  if (
+    typeof value !== 'number' ||
+    Number.isNaN(value) ||
+    value < 0 ||
+    (!allowZero && value === 0)
+  ) {
+    throw new InvalidOptionsError(
+      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number`,
+    );
+  }
+  return value;
+}
+
+/** A consumer name no other process uses: host, pid and random bytes. @publicApi */
+export function uniqueConsumerName(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Reads a Redis stream and runs a handler per entry, in one of two modes:
+ *
+ * - **fan-out** (Magistrala's subscriber): `XREAD` from a position kept in
+ *   the cursor key `<prefix>:cursor:<name>:<stream>`; the first boot starts
+ *   at `$` (history skipped); the cursor is saved after each batch; a failing
+ *   handler is retried then skipped; unknown operations are skipped and
+ *   counted. At-least-once per batch: a crash replays the unsaved batch.
+ * - **consumer group**: `XREADGROUP >`, `XACK` only after the handler
+ *   succeeded, failed entries delivered again, stale entries of dead
+ *   consumers claimed with `XAUTOCLAIM`, entries delivered more than
+ *   `maxDeliveries` times moved to a dead-letter stream.
+ *
+ * Reads run on a dedicated connection that `close()` interrupts.
+ * @publicApi
+ */
+export class StreamSubscriber {
+  readonly stream: string;
+  readonly name: string;
+  readonly cursorKey: string;
+  /** The blocking reads' connection. */
+  readonly reader: RedisConnection;
+  /** Acks, cursor, claims, dead letters. */
+  readonly commands: RedisConnection;
+  readonly group?: GroupSettings;
+  private readonly logger: HeraldLogger;
+  private readonly start: string;
+  private readonly count: number;
+  private readonly blockMs: number;
+  private readonly handlerAttempts: number;
+  private readonly handlerRetryDelayMs: number;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly concurrency: number;
+  private readonly maxInFlight: number;
+  private readonly deadLetterMaxLen: number;
+  private handler?: StreamHandler;
+  private running = false;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private readonly sleeper = new Sleeper();
+  private readonly disposeReady: () => void;
+  /** Group mode: entries read (or claimed) and not yet settled, by id. */
+  private readonly held = new Map<string, Held>();
+  private capacityWaiter?: () => void;
+  private readonly tasks = new Fifo<() => Promise<void>>();
+  private runningTasks = 0;
+  private idleWaiters: (() => void)[] = [];
+  private acks: string[] = [];
+  private ackScheduled = false;
+  private ackInFlight?: Promise<void>;
+  private claimCursor = '0-0';
+  private claiming = false;
+  private timers: NodeJS.Timeout[] = [];
+  private closing?: Promise<void>;
+  private readonly counters = {
+    read: 0,
+    handled: 0,
+    failed: 0,
+    retried: 0,
+    skipped: 0,
+    unknown: 0,
+    acked: 0,
+    nacked: 0,
+    claimed: 0,
+    redelivered: 0,
+    deadLettered: 0,
+    lost: 0,
+    readErrors: 0,
+    groupsRecreated: 0,
+    consumersDeleted: 0,
+  };
+
+  constructor(options: StreamSubscriberOptions) {
+    if (typeof options?.stream !== 'string' || options.stream === '') throw new EmptyStreamError();
+    if (typeof options.name !== 'string' || options.name === '')
+      throw new EmptySubscriberNameError();
+    this.stream = options.stream;
+    this.name = options.name;
+    this.logger = options.logger ?? consoleLogger;
+    this.cursorKey = `${options.cursorPrefix ?? DEFAULT_CURSOR_PREFIX}:cursor:${this.name}:${this.stream}`;
+    this.start = options.start ?? DEFAULT_FAN_OUT_START;
+    this.count = positive('count', options.count ?? DEFAULT_READ_COUNT);
+    this.blockMs = positive('blockMs', options.blockMs ?? DEFAULT_BLOCK_MS);
+    this.handlerAttempts = positive(
+      'handlerAttempts',
+      options.handlerAttempts ?? DEFAULT_HANDLER_ATTEMPTS,
+    );
+    this.handlerRetryDelayMs = positive(
+      'handlerRetryDelayMs',
+      options.handlerRetryDelayMs ?? DEFAULT_HANDLER_RETRY_DELAY_MS,
+      true,
+    );
+    this.backoffInitialMs = positive(
+      'readBackoffInitialMs',
+      options.readBackoffInitialMs ?? DEFAULT_READ_BACKOFF_INITIAL_MS,
+    );
+    this.backoffMaxMs = positive(
+      'readBackoffMaxMs',
+      options.readBackoffMaxMs ?? DEFAULT_READ_BACKOFF_MAX_MS,
+    );
+    this.concurrency = positive('concurrency', options.concurrency ?? 1);
+    this.maxInFlight = positive('maxInFlight', options.maxInFlight ?? this.count * 2);
+    this.deadLetterMaxLen = positive(
+      'deadLetterMaxLen',
+      options.deadLetterMaxLen ?? DEFAULT_MAX_LEN,
+      true,
+    );
+    if (options.group !== undefined) this.group = this.groupSettings(options.group);
+    this.reader = new RedisConnection(options, 'reader', {
+      connectionName: `herald-reader-${this.name}`,
+    });
+    this.commands = new RedisConnection(options, 'commands', {
+      connectionName: `herald-commands-${this.name}`,
+    });
+    // A reader that comes back ends the read back-off at once.
+    this.disposeReady = this.reader.onReady(() => this.sleeper.interrupt());
+  }
+
+  private groupSettings(input: ConsumerGroupOptions | string): GroupSettings {
+    const group: ConsumerGroupOptions = typeof input === 'string' ? { name: input } : input;
+    const name = group.name ?? this.name;
+    if (typeof name !== 'string' || name === '')
+      throw new InvalidOptionsError('group name cannot be empty');
+    const minIdleMs = positive('group.minIdleMs', group.minIdleMs ?? DEFAULT_MIN_IDLE_MS);
+    if (
+      group.handlerTimeoutMs !== undefined &&
+      !(minIdleMs > positive('group.handlerTimeoutMs', group.handlerTimeoutMs))
+    ) {
+      throw new InvalidOptionsError(
+        `group.minIdleMs (${minIdleMs}) must exceed group.handlerTimeoutMs (${group.handlerTimeoutMs}), or live work would be claimed by another consumer`,
+      );
+    }
+    const consumer = group.consumer ?? uniqueConsumerName();
+    if (consumer === '') throw new InvalidOptionsError('group.consumer cannot be empty');
+    return {
+      name,
+      consumer,
+      startId: group.startId ?? DEFAULT_GROUP_START_ID,
+      minIdleMs,
+      claimIntervalMs: positive(
+        'group.claimIntervalMs',
+        group.claimIntervalMs ?? DEFAULT_CLAIM_INTERVAL_MS,
+      ),
+      maxDeliveries: positive('group.maxDeliveries', group.maxDeliveries ?? DEFAULT_MAX_DELIVERIES),
+      deadLetterStream: group.deadLetterStream ?? `${this.stream}${DEAD_LETTER_SUFFIX}`,
+      nackRetryDelayMs: positive(
+        'group.nackRetryDelayMs',
+        group.nackRetryDelayMs ?? DEFAULT_NACK_RETRY_DELAY_MS,
+        true,
+      ),
+      consumerTimeoutMs: positive(
+        'group.consumerTimeoutMs',
+        group.consumerTimeoutMs ?? DEFAULT_CONSUMER_TIMEOUT_MS,
+      ),
+      checkConsumersIntervalMs: positive(
+        'group.checkConsumersIntervalMs',
+        group.checkConsumersIntervalMs ?? DEFAULT_CHECK_CONSUMERS_INTERVAL_MS,
+        true,
+      ),
+      destroyOnClose: group.destroyOnClose ?? false,
+    };
+  }
+
+  /** The reader connection's status. */
+  get status$(): Observable<TransportStatus> {
+    return this.reader.status$;
+  }
+
+  /**
+   * Starts reading with `handler`. Resolves once connected and set up (the
+   * group exists, or the cursor is loaded); reading then runs in the
+   * background until `close()`. Rejects if called twice or after close.
+   */
+  async subscribe(handler: StreamHandler): Promise<void> {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (this.stopped) throw new TransportClosedError('subscriber is closed');
+    if (this.handler) throw new InvalidOptionsError('subscriber already has a handler');
+    this.handler = handler;
+    this.running = true;
+    await Promise.all([this.reader.connect(), this.commands.connect()]);
+    if (this.stopped) return;
+    if (this.group) {
+      await this.ensureGroup();
+      const group = this.group;
+      this.every(group.claimIntervalMs, () => this.claimStale());
+      this.every(Math.max(1, Math.floor(group.minIdleMs / 3)), () => this.heartbeat());
+      if (group.checkConsumersIntervalMs > 0)
+        this.every(group.checkConsumersIntervalMs, () => this.deleteIdleConsumers());
+      void this.claimStale();
+      this.loop = this.readGroup();
+    } else {
+      const saved = await this.commands.client.get(this.cursorKey);
+      this.loop = this.readFanOut(saved || this.start);
+    }
+  }
+
+  private every(ms: number, task: () => Promise<void>): void {
+    const timer = setInterval(() => void task(), ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  // ---------------------------------------------------------------- fan-out
+
+  private async readFanOut(from: string): Promise<void> {
+    let cursor = from;
+    let backoff = 0;
+    while (this.running) {
+      let reply: ReadReply;
+      try {
+        reply = (await this.reader.client.xread(
+          'COUNT',
+          this.count,
+          'BLOCK',
+          this.blockMs,
+          'STREAMS',
+          this.stream,
+          cursor,
+        )) as ReadReply;
+        backoff = 0;
+      } catch (error) {
+        if (!this.running) break;
+        backoff = await this.readFailed(error, backoff);
+        continue;
+      }
+      const entries = reply?.[0]?.[1];
+      if (!entries || entries.length === 0) continue;
+      // `$` means "after the newest entry now": continue from what was read.
+      this.counters.read += entries.length;
+      await this.runFanOutBatch(entries);
+      cursor = entries[entries.length - 1][0];
+      try {
+        await this.commands.client.set(this.cursorKey, cursor);
+      } catch (error) {
+        this.logger.warn(
+          `stream ${this.stream}: cannot save cursor ${this.cursorKey}=${cursor}: ${describe(error)}`,
+        );
+      }
+    }
+  }
+
+  private runFanOutBatch(entries: RawEntry[]): Promise<void> {
+    const all: Promise<void>[] = [];
+    for (const entry of entries) {
+      all.push(
+        new Promise<void>(resolve => {
+          this.schedule(async () => {
+            await this.runWithRetries(entry);
+            resolve();
+          });
+        }),
+      );
+    }
+    return Promise.all(all).then(() => undefined);
+  }
+
+  private async runWithRetries(entry: RawEntry): Promise<void> {
+    const message = this.message(entry, 1);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.call({ ...message, deliveries: attempt });
+        this.counters.handled++;
+        return;
+      } catch (error) {
+        if (error instanceof UnknownOperationError || error instanceof StreamEntryError) {
+          if (error instanceof UnknownOperationError) this.counters.unknown++;
+          else this.counters.skipped++;
+          this.logger.warn(`stream ${this.stream}: entry ${entry[0]} skipped: ${error.message}`);
+          return;
+        }
+        this.counters.failed++;
+        if (attempt >= this.handlerAttempts || !this.running) {
+          this.counters.skipped++;
+          this.logger.error(
+            `stream ${this.stream}: handler failed on entry ${entry[0]} ${attempt} time(s), giving up: ${describe(error)}`,
+          );
+          return;
+        }
+        this.counters.retried++;
+        this.logger.warn(
+          `stream ${this.stream}: handler failed on entry ${entry[0]}, retrying: ${describe(error)}`,
+        );
+        await new Promise(resolve => setTimeout(resolve, this.handlerRetryDelayMs));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ group mode
+
+  private async ensureGroup(): Promise<void> {
+    const group = this.group!;
+    try {
+      await this.commands.client.xgroup(
+        'CREATE',
+        this.stream,
+        group.name,
+        group.startId,
+        'MKSTREAM',
+      );
+    } catch (error) {
+      if (!describe(error).startsWith('BUSYGROUP')) throw error;
+    }
+  }
+
+  private async readGroup(): Promise<void> {
+    const group = this.group!;
+    let backoff = 0;
+    while (this.running) {
+      if (this.held.size >= this.maxInFlight) {
+        await new Promise<void>(resolve => (this.capacityWaiter = resolve));
+        continue;
+      }
+      let reply: ReadReply;
+      try {
+        reply = (await this.reader.client.xreadgroup(
+          'GROUP',
+          group.name,
+          group.consumer,
+          'COUNT',
+          Math.min(this.count, this.maxInFlight - this.held.size),
+          'BLOCK',
+          this.blockMs,
+          'STREAMS',
+          this.stream,
+          '>',
+        )) as ReadReply;
+        backoff = 0;
+      } catch (error) {
+        if (!this.running) break;
+        if (describe(error).startsWith('NOGROUP')) {
+          // The stream or the group is gone (deleted, or a Redis without persistence restarted): re-create it.
+          this.counters.groupsRecreated++;
+          this.logger.warn(
+            `stream ${this.stream}: group ${group.name} is missing, re-creating it at ${group.startId}`,
+          );
+          try {
+            await this.ensureGroup();
+            continue;
+          } catch (createError) {
+            backoff = await this.readFailed(createError, backoff);
+            continue;
+          }
+        }
+        backoff = await this.readFailed(error, backoff);
+        continue;
+      }
+      const entries = reply?.[0]?.[1];
+      if (!entries || entries.length === 0) continue;
+      this.counters.read += entries.length;
+      for (const entry of entries) this.dispatch(entry, 1);
+    }
+  }
+
+  private async readFailed(error: unknown, backoff: number): Promise<number> {
+    this.counters.readErrors++;
+    const next = backoff === 0 ? this.backoffInitialMs : Math.min(backoff * 2, this.backoffMaxMs);
+    this.logger.warn(
+      `stream ${this.stream}: read failed, retrying in ${next} ms: ${describe(error)}`,
+    );
+    await this.sleeper.sleep(next);
+    return next;
+  }
+
+  /** Group mode: hands an entry this consumer now owns to the handler; settles it after. */
+  private dispatch(entry: RawEntry, deliveries: number): void {
+    const id = entry[0];
+    const held = this.held.get(id);
+    if (held) clearTimeout(held.retryTimer);
+    this.held.set(id, { entry });
+    const message = this.message(entry, deliveries);
+    this.schedule(async () => {
+      try {
+        await this.call(message);
+      } catch (error) {
+        if (error instanceof UnknownOperationError) {
+          this.counters.unknown++;
+          this.logger.warn(`stream ${this.stream}: entry ${id} skipped: ${error.message}`);
+          this.ack(id);
+          return;
+        }
+        if (error instanceof StreamEntryError) {
+          // An entry no handler can read never will: dead-letter it now rather than retrying.
+          this.counters.failed++;
+          void this.deadLetter(entry, deliveries, `undecodable: ${error.message}`).then(
+            () => this.release(id),
+            deadError => {
+              this.logger.warn(
+                `stream ${this.stream}: cannot dead-letter entry ${id}: ${describe(deadError)}`,
+              );
+              this.release(id);
+            },
+          );
+          return;
+        }
+        this.counters.failed++;
+        void this.nack(entry, error);
+        return;
+      }
+      this.counters.handled++;
+      this.ack(id);
+    });
+  }
+
+  private release(id: string): void {
+    const held = this.held.get(id);
+    if (held) clearTimeout(held.retryTimer);
+    this.held.delete(id);
+    const waiter = this.capacityWaiter;
+    if (waiter && this.held.size < this.maxInFlight) {
+      this.capacityWaiter = undefined;
+      waiter();
+    }
+  }
+
+  private ack(id: string): void {
+    this.release(id);
+    this.acks.push(id);
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => void this.flushAcks());
+  }
+
+  /** One XACK for every id settled since the last flush. */
+  private async flushAcks(): Promise<void> {
+    this.ackScheduled = false;
+    if (this.acks.length === 0) return;
+    const ids = this.acks;
+    this.acks = [];
+    const sent = this.commands.client.xack(this.stream, this.group!.name, ...ids).then(
+      () => void (this.counters.acked += ids.length),
+      error => {
+        // Unacknowledged entries stay pending: retried here while running, else claimed later and redelivered.
+        this.logger.warn(
+          `stream ${this.stream}: XACK of ${ids.length} entries failed: ${describe(error)}`,
+        );
+        if (!this.running) return;
+        this.acks.push(...ids);
+        if (!this.ackScheduled) {
+          this.ackScheduled = true;
+          setTimeout(() => void this.flushAcks(), 200).unref();
+        }
+      },
+    );
+    this.ackInFlight = sent;
+    await sent;
+  }
+
+  /** A failed entry: delivered again here after a pause, or dead-lettered once over `maxDeliveries`. */
+  private async nack(entry: RawEntry, reason: unknown): Promise<void> {
+    const group = this.group!;
+    const id = entry[0];
+    this.counters.nacked++;
+    try {
+      const pending = (await this.commands.client.xpending(this.stream, group.name, id, id, 1)) as [
+        string,
+        string,
+        number,
+        number,
+      ][];
+      const mine = pending[0];
+      if (!mine || mine[1] !== group.consumer) {
+        // Acknowledged or claimed by someone else meanwhile: not ours any more.
+        this.release(id);
+        return;
+      }
+      const deliveries = Number(mine[3]);
+      if (deliveries >= group.maxDeliveries) {
+        await this.deadLetter(entry, deliveries, `handler failed: ${describe(reason)}`);
+        this.release(id);
+        return;
+      }
+      if (!this.running) {
+        this.release(id);
+        return;
+      }
+      const held = this.held.get(id);
+      if (!held) return;
+      held.retryTimer = setTimeout(
+        () => void this.redeliver(id, deliveries),
+        group.nackRetryDelayMs,
+      );
+    } catch (error) {
+      this.logger.warn(
+        `stream ${this.stream}: cannot settle failed entry ${id} (it stays pending and will be claimed again): ${describe(error)}`,
+      );
+      this.release(id);
+    }
+  }
+
+  private async redeliver(id: string, deliveries: number): Promise<void> {
+    const group = this.group!;
+    if (!this.running) {
+      this.release(id);
+      return;
+    }
+    try {
+      // XCLAIM to ourselves counts the delivery in Redis and returns the entry as it is now.
+      const claimed = (await this.commands.client.xclaim(
+        this.stream,
+        group.name,
+        group.consumer,
+        0,
+        id,
+      )) as RawEntry[];
+      const entry = claimed[0];
+      if (!entry || !entry[1]) {
+        this.lost([id]);
+        this.release(id);
+        return;
+      }
+      this.counters.redelivered++;
+      this.dispatch(entry, deliveries + 1);
+    } catch (error) {
+      this.logger.warn(`stream ${this.stream}: cannot redeliver entry ${id}: ${describe(error)}`);
+      this.release(id);
+    }
+  }
+
+  /** Moves an entry to the dead-letter stream and acknowledges it, atomically (MULTI). */
+  private async deadLetter(entry: RawEntry, deliveries: number, reason: string): Promise<void> {
+    const group = this.group!;
+    const [id, fields] = entry;
+    const extra = [
+      'dead_reason',
+      reason,
+      'dead_stream',
+      this.stream,
+      'dead_id',
+      id,
+      'dead_group',
+      group.name,
+      'dead_deliveries',
+      String(deliveries),
+    ];
+    const trim = this.deadLetterMaxLen > 0 ? ['MAXLEN', '~', String(this.deadLetterMaxLen)] : [];
+    const results = await this.commands.client
+      .multi()
+      .xadd(group.deadLetterStream, ...trim, '*', ...(fields ?? []), ...extra)
+      .xack(this.stream, group.name, id)
+      .exec();
+    const failure = results?.find(([error]) => error)?.[0];
+    if (!results || failure) throw failure ?? new Error('MULTI aborted');
+    this.counters.deadLettered++;
+    this.logger.warn(
+      `stream ${this.stream}: entry ${id} moved to ${group.deadLetterStream} after ${deliveries} deliveries: ${reason}`,
+    );
+  }
+
+  private lost(ids: string[]): void {
+    if (ids.length === 0) return;
+    this.counters.lost += ids.length;
+    this.logger.error(
+      `stream ${this.stream}: ${ids.length} pending entr${ids.length === 1 ? 'y was' : 'ies were'} trimmed before being acknowledged (lost): ${ids.slice(0, 10).join(', ')}`,
+    );
+  }
+
+  /**
+   * Claims entries other consumers left pending longer than `minIdleMs`
+   * (XAUTOCLAIM), reads their delivery counts from XPENDING, dead-letters
+   * those over `maxDeliveries` and runs the rest.
+   */
+  private async claimStale(): Promise<void> {
+    const group = this.group;
+    if (!group || !this.running || this.claiming || !this.commands.ready) return;
+    const room = Math.min(this.count, this.maxInFlight - this.held.size);
+    if (room <= 0) return;
+    this.claiming = true;
+    try {
+      const reply = (await this.commands.client.xautoclaim(
+        this.stream,
+        group.name,
+        group.consumer,
+        group.minIdleMs,
+        this.claimCursor,
+        'COUNT',
+        room,
+      )) as [string, (RawEntry | null)[], string[]?];
+      const [next, claimed, deleted] = reply;
+      this.claimCursor = next;
+      this.lost(deleted ?? []);
+      const entries: RawEntry[] = [];
+      const vanished: string[] = [];
+      for (const entry of claimed) {
+        if (entry && entry[1]) entries.push(entry);
+        else if (entry) vanished.push(entry[0]); // Redis 6.2 returns deleted entries with no fields
+      }
+      if (vanished.length) {
+        this.lost(vanished);
+        await this.commands.client.xack(this.stream, group.name, ...vanished);
+      }
+      if (entries.length === 0 || !this.running) return;
+      this.counters.claimed += entries.length;
+      const pending = (await this.commands.client.xpending(
+        this.stream,
+        group.name,
+        entries[0][0],
+        entries[entries.length - 1][0],
+        entries.length + this.held.size,
+        group.consumer,
+      )) as [string, string, number, number][];
+      const counts = new Map(pending.map(([id, , , deliveries]) => [id, Number(deliveries)]));
+      for (const entry of entries) {
+        const id = entry[0];
+        if (this.held.has(id)) continue; // still running here: never run twice in one process
+        const deliveries = counts.get(id) ?? 1;
+        if (deliveries > group.maxDeliveries) {
+          await this.deadLetter(
+            entry,
+            deliveries,
+            `delivered ${deliveries} times (maxDeliveries ${group.maxDeliveries})`,
+          );
+        } else {
+          this.dispatch(entry, deliveries);
+        }
+      }
+    } catch (error) {
+      if (this.running)
+        this.logger.warn(
+          `stream ${this.stream}: claiming stale entries failed: ${describe(error)}`,
+        );
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  /** Resets the idle time of entries still being handled here, so no one claims live work. */
+  private async heartbeat(): Promise<void> {
+    const group = this.group;
+    if (!group || this.held.size === 0 || !this.commands.ready) return;
+    const ids = [...this.held.keys()];
+    try {
+      for (let i = 0; i < ids.length; i += 1000) {
+        await this.commands.client.xclaim(
+          this.stream,
+          group.name,
+          group.consumer,
+          0,
+          ...ids.slice(i, i + 1000),
+          'JUSTID',
+        );
+      }
+    } catch (error) {
+      this.logger.warn(
+        `stream ${this.stream}: heartbeat of ${ids.length} running entries failed: ${describe(error)}`,
+      );
+    }
+  }
+
+  /** Deletes consumers idle over `consumerTimeoutMs` that hold nothing pending (checked atomically). */
+  private async deleteIdleConsumers(): Promise<void> {
+    const group = this.group;
+    if (!group || !this.running || !this.commands.ready) return;
+    try {
+      const consumers = (await this.commands.client.xinfo(
+        'CONSUMERS',
+        this.stream,
+        group.name,
+      )) as unknown[][];
+      for (const row of consumers) {
+        const info = fieldsToRecord(row.map(String));
+        if (info.name === group.consumer) continue;
+        if (Number(info.pending) === 0 && Number(info.idle) > group.consumerTimeoutMs) {
+          if (await this.deleteConsumer(info.name)) this.counters.consumersDeleted++;
+        }
+      }
+    } catch (error) {
+      this.logger.warn(`stream ${this.stream}: checking idle consumers failed: ${describe(error)}`);
+    }
+  }
+
+  private async deleteConsumer(consumer: string): Promise<boolean> {
+    const result = await this.commands.client.eval(
+      DELETE_IDLE_CONSUMER,
+      1,
+      this.stream,
+      this.group!.name,
+      consumer,
+    );
+    return Number(result) >= 0;
+  }
+
+  // ------------------------------------------------------------- dispatch
+
+  private message(entry: RawEntry, deliveries: number): StreamMessage {
+    return {
+      stream: this.stream,
+      id: entry[0],
+      fields: fieldsToRecord(entry[1] ?? []),
+      deliveries,
+      group: this.group?.name,
+      consumer: this.group?.consumer,
+    };
+  }
+
+  private call(message: StreamMessage): Promise<unknown> | undefined {
+    const result = this.handler!(message);
+    return isThenable(result) ? Promise.resolve(result) : undefined;
+  }
+
+  private schedule(task: () => Promise<void>): void {
+    this.tasks.push(task);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.runningTasks < this.concurrency && this.tasks.length > 0) {
+      const task = this.tasks.shift()!;
+      this.runningTasks++;
+      void task().finally(() => {
+        this.runningTasks--;
+        this.pump();
+        if (this.runningTasks === 0 && this.tasks.length === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const waiter of waiters) waiter();
+        }
+      });
+    }
+  }
+
+  // ------------------------------------------------------------- lifecycle
+
+  /** Stops reading (interrupting a blocked read); handlers already running go on. */
+  async stopIntake(): Promise<void> {
+    if (!this.running && !this.loop) return;
+    this.running = false;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    this.disposeReady();
+    this.sleeper.interrupt();
+    this.capacityWaiter?.();
+    this.reader.close();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /**
+   * Stops reading, waits for running handlers (at most `timeoutMs`), sends
+   * the last acks, deletes this consumer if it holds nothing pending (or the
+   * group, with `destroyOnClose`), and closes the connections. Entries still
+   * unsettled stay pending for another consumer. Idempotent.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.timeoutMs ?? 5000);
+    return this.closing;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    this.stopped = true;
+    await this.stopIntake();
+    if (this.runningTasks > 0 || this.tasks.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>(resolve => this.idleWaiters.push(resolve)),
+        new Promise<void>(resolve => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const held of this.held.values()) clearTimeout(held.retryTimer);
+    if (this.group && this.commands.ready) {
+      await this.flushAcks();
+      await this.ackInFlight?.catch(() => undefined);
+      try {
+        if (this.group.destroyOnClose) {
+          await this.commands.client.xgroup('DESTROY', this.stream, this.group.name);
+        } else {
+          await this.deleteConsumer(this.group.consumer);
+        }
+      } catch (error) {
+        this.logger.warn(
+          `stream ${this.stream}: cleanup of consumer ${this.group.consumer} failed: ${describe(error)}`,
+        );
+      }
+    }
+    this.commands.close();
+  }
+
+  /** Counters, with `inFlight` (group mode: read, not yet settled). */
+  stats(): Readonly<Record<string, number>> {
+    return { ...this.counters, inFlight: this.held.size, running: this.runningTasks };
+  }
+}
