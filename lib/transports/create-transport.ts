@@ -1,4 +1,6 @@
 import type { Transport } from './transport.interface.js';
+import type { IpcTransportOptions } from './ipc/ipc.options.js';
+import type { PgTransportOptions } from './pg/pg.options.js';
 import type { RedisTransportOptions } from './redis/redis.options.js';
 import { LocalTransport } from './local/local.transport.js';
 
@@ -15,6 +17,10 @@ export interface TransportSelection {
   /** A built-in transport by name, or any object implementing {@link Transport}. @default 'local' */
   transport?: TransportName | Transport;
   // Each built-in transport adds its options field here, e.g. `ipc?: IpcTransportOptions`.
+  /** Options of the `ipc` transport (one host, a broker on a unix socket). */
+  ipc?: IpcTransportOptions;
+  /** Options of the `pg` transport (loaded from `nest-herald/pg`'s module only when chosen). */
+  pg?: PgTransportOptions;
   /** Options of the `redis` transport (loaded with ioredis only when chosen). */
   redis?: RedisTransportOptions;
 }
@@ -26,9 +32,17 @@ export async function createTransport(selection: TransportSelection): Promise<Tr
   switch (transport) {
     case 'local':
       return new LocalTransport();
+    case 'ipc': {
+      const { IpcTransport } = await import('./ipc/ipc.transport.js');
+      return new IpcTransport(selection.ipc ?? {});
+    }
     case 'redis': {
       const { RedisTransport } = await import('./redis/redis.transport.js');
       return new RedisTransport(selection.redis ?? {});
+    }
+    case 'pg': {
+      const { PgTransport } = await import('./pg/pg.transport.js');
+      return new PgTransport(selection.pg ?? {});
     }
     // Each built-in transport adds its case here, loading its module lazily:
     // case 'pg': { const { PgTransport } = await import('./pg/pg.transport.js'); return new PgTransport(selection.pg ?? {}); }
