@@ -4,7 +4,7 @@
 // reachable, builds what the tests need, then runs Jest with any arguments
 // given. Never skips a transport: no server means one clear line and exit 1.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, chmodSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -188,11 +188,26 @@ async function main() {
   if (build.status !== 0) return build.status ?? 1;
 
   const jest = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
-  const args = process.argv.slice(2);
+  const summary = path.join(stateDir, 'jest-summary.json');
+  mkdirSync(stateDir, { recursive: true });
+  const args = [...process.argv.slice(2), '--json', `--outputFile=${summary}`];
   const child = spawn(process.execPath, [jest, ...args], { cwd: root, stdio: 'inherit', env });
   const forward = signal => child.kill(signal);
   process.on('SIGINT', forward).on('SIGTERM', forward);
-  return new Promise(resolve => child.once('exit', code => resolve(code ?? 1)));
+  const code = await new Promise(resolve => child.once('exit', code => resolve(code ?? 1)));
+  // One plain closing line that any CI can read.
+  try {
+    const result = JSON.parse(readFileSync(summary, 'utf8'));
+    const skipped = result.numPendingTests + result.numTodoTests;
+    console.log(
+      `jest: ${result.numPassedTests} passed, ${result.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`,
+    );
+    if (result.numTotalTests === 0) return 1;
+  } catch {
+    console.log('jest: 0 passed, 1 failed');
+    return code || 1;
+  }
+  return code;
 }
 
 main()
