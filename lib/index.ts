@@ -37,3 +37,4 @@ export {
 } from './events.constants.js';
 export * from './decorators/index.js';
 export type * from './interfaces/index.js';
+export * from './transports/ipc/index.js';

@@ -1,0 +1,554 @@
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import type { Envelope } from '../../bus/envelope.interface.js';
+import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../bus/errors.js';
+import type { HeraldLogger } from '../../bus/logger.interface.js';
+import type {
+  Delivery,
+  PublishResult,
+  Settlement,
+  TransportState,
+} from '../transport.interface.js';
+import { decodeEventBody, encodeEventBody } from './ipc.codec.js';
+import {
+  FrameType,
+  IPC_MAGIC,
+  IPC_PROTOCOL_VERSION,
+  MAX_PAYLOAD_LIMIT,
+  METADATA_ALLOWANCE_BYTES,
+  RECONNECT_CAP_MS,
+  RECONNECT_MAX_MS,
+  RECONNECT_MIN_MS,
+} from './ipc.constants.js';
+import { IpcFrameRefusedError, IpcProtocolError, IpcSocketError } from './ipc.errors.js';
+import { BodyReader, FrameReader, FrameWriter } from './ipc.frame.js';
+import { Ring } from './ipc.ring.js';
+import { checkSocketFile } from './ipc.socket.js';
+
+const ACCEPTED: PublishResult = Object.freeze({ ok: true });
+/** Seq numbers are 48-bit on the wire; a worker may read up to the broker's largest frame. */
+const MAX_INCOMING_FRAME = MAX_PAYLOAD_LIMIT + METADATA_ALLOWANCE_BYTES + 64;
+
+export interface IpcClientOptions {
+  readonly socketPath: string;
+  readonly workerId: number;
+  /** Events the broker may send before this worker acknowledges them. */
+  readonly window: number;
+  readonly postTimeoutMs: number;
+  /** Limit of an event frame until the broker states its own. */
+  readonly maxFrameBytes: number;
+  readonly maxQueueLength: number;
+  readonly logger: HeraldLogger;
+  deliver(delivery: Delivery): void;
+  status(state: TransportState, reason?: string): void;
+}
+
+/** One `publish` call: resolved once every frame of it was acknowledged, rejected or refused. */
+interface PendingBatch {
+  readonly results: PublishResult[];
+  remaining: number;
+  resolve(results: readonly PublishResult[]): void;
+}
+
+/** A sent (or to-be-sent) event frame, kept until the broker acknowledges it, for resending. */
+interface PendingFrame {
+  readonly seq: number;
+  chunk: Buffer;
+  readonly start: number;
+  readonly end: number;
+  readonly batch: PendingBatch;
+  readonly index: number;
+  error?: Error;
+  finished: boolean;
+}
+
+/** A delivered event; settling it lets the cumulative ack move past it. */
+class IpcDelivery implements Delivery {
+  readonly attempt = 1;
+  done = false;
+
+  constructor(
+    readonly envelope: Envelope,
+    readonly seq: number,
+    readonly epoch: number,
+    private readonly client: IpcClient,
+  ) {}
+
+  settle(settlement: Settlement): void {
+    this.client.settled(this, settlement);
+  }
+}
+
+/**
+ * The worker side of the ipc protocol: one connection to the broker, with
+ * a sequence number on every event frame, resend of what the broker has not
+ * acknowledged after a reconnect, and a cumulative ack of what this
+ * worker's handlers settled. Reconnects with a random back-off.
+ */
+export class IpcClient {
+  /** Per-process identity of this client: the broker drops resends by session + seq. */
+  readonly session = randomUUID();
+  private socket?: net.Socket;
+  private readonly reader = new FrameReader(MAX_INCOMING_FRAME);
+  private readonly body = new BodyReader();
+  private readonly encoder = new FrameWriter();
+  private readonly control = new FrameWriter();
+  private readonly pending = new Ring<PendingFrame>();
+  private unfinished = 0;
+  private outSeq = 0;
+  private readonly out: Buffer[] = [];
+  private flushScheduled = false;
+  private connected = false;
+  private closed = false;
+  private intake = true;
+  private brokerSession?: string;
+  private epoch = 0;
+  private lastReceived = 0;
+  private unsettled = new Ring<IpcDelivery>();
+  private ackPoint = 0;
+  private ackSent = 0;
+  private maxFrameBytes: number;
+  private attempts = 0;
+  private everConnected = false;
+  private reconnectTimer?: NodeJS.Timeout;
+  private firstConnect?: { resolve(): void; reject(error: Error): void };
+  private idleWaiters: (() => void)[] = [];
+  private warnedUnreachable = false;
+  readonly counters = {
+    published: 0,
+    delivered: 0,
+    duplicatesIn: 0,
+    acked: 0,
+    nacked: 0,
+    rejected: 0,
+    refusedFrames: 0,
+    resent: 0,
+    reconnects: 0,
+    decodeErrors: 0,
+    pendingHighWater: 0,
+    unsettledHighWater: 0,
+  };
+
+  constructor(private readonly options: IpcClientOptions) {
+    this.maxFrameBytes = options.maxFrameBytes;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** Resolves on the first handshake; rejects when the socket fails the safety checks. */
+  connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.firstConnect = { resolve, reject };
+      void this.attempt();
+    });
+  }
+
+  private async attempt(): Promise<void> {
+    this.reconnectTimer = undefined;
+    if (this.closed) return;
+    let ready: boolean;
+    try {
+      ready = await checkSocketFile(this.options.socketPath);
+    } catch (error) {
+      const err = error instanceof Error ? error : new IpcSocketError(String(error));
+      this.options.logger.error(`ipc: ${err.message}`);
+      if (this.firstConnect && !this.everConnected) {
+        this.firstConnect.reject(err);
+        this.firstConnect = undefined;
+        this.closed = true;
+        return;
+      }
+      this.retry(err.message);
+      return;
+    }
+    if (this.closed) return;
+    if (!ready) {
+      this.retry(`no broker socket at ${this.options.socketPath} yet`);
+      return;
+    }
+    const socket = net.connect(this.options.socketPath);
+    this.socket = socket;
+    socket.setNoDelay?.(true);
+    socket.on('connect', () => this.sendHello(socket));
+    socket.on('data', chunk => this.onData(socket, chunk));
+    socket.on('error', error => this.options.logger.debug?.(`ipc: socket error: ${error.message}`));
+    socket.on('close', () => this.onClose(socket));
+  }
+
+  private retry(reason: string): void {
+    if (this.closed) return;
+    this.attempts++;
+    if (this.attempts === 50 && !this.warnedUnreachable) {
+      this.warnedUnreachable = true;
+      this.options.logger.warn(
+        `ipc: cannot reach the broker yet (${this.attempts} attempts): ${reason}`,
+      );
+    }
+    const spread = Math.min(RECONNECT_CAP_MS, RECONNECT_MAX_MS * 2 ** Math.min(this.attempts, 10));
+    const delay = RECONNECT_MIN_MS + Math.random() * (spread - RECONNECT_MIN_MS);
+    this.reconnectTimer = setTimeout(() => void this.attempt(), delay);
+  }
+
+  private sendHello(socket: net.Socket): void {
+    const w = this.control;
+    w.begin(FrameType.Hello);
+    w.u32(IPC_MAGIC);
+    w.u8(IPC_PROTOCOL_VERSION);
+    w.i32(this.options.workerId);
+    w.u32(process.pid);
+    w.u48(this.lastReceived);
+    w.u32(this.options.window);
+    w.u32(this.options.postTimeoutMs);
+    w.str(this.session);
+    w.end();
+    socket.write(w.take());
+  }
+
+  private onData(socket: net.Socket, chunk: Buffer): void {
+    if (socket !== this.socket) return;
+    const reader = this.reader;
+    reader.push(chunk);
+    try {
+      while (reader.next()) {
+        this.handleFrame(this.body.reset(reader.buf, reader.start, reader.end), reader.type);
+        reader.consume();
+      }
+    } catch (error) {
+      this.options.logger.error(
+        `ipc: bad frame from the broker: ${(error as Error).message}; reconnecting`,
+      );
+      socket.destroy();
+    }
+  }
+
+  private handleFrame(r: BodyReader, type: number): void {
+    switch (type) {
+      case FrameType.Welcome:
+        return this.welcome(r);
+      case FrameType.Deliver:
+        return this.incoming(r);
+      case FrameType.Ack: {
+        const seq = r.u48('seq');
+        r.done('ack');
+        return this.ackedUpTo(seq);
+      }
+      case FrameType.Reject: {
+        const seq = r.u48('seq');
+        r.str('reason');
+        const frame = this.find(seq);
+        if (frame && !frame.error) {
+          this.counters.rejected++;
+          frame.error = new QueueFullError(
+            'ipc broker queue of a connected worker',
+            this.options.maxQueueLength,
+          );
+        }
+        return;
+      }
+      case FrameType.Refuse: {
+        const seq = r.u48('seq');
+        const reason = r.str('reason');
+        this.counters.refusedFrames++;
+        this.options.logger.error(`ipc: the broker refused a frame (seq ${seq}): ${reason}`);
+        const frame = seq > 0 ? this.find(seq) : undefined;
+        // Never resent: the post fails with the broker's reason.
+        if (frame && !frame.finished)
+          this.finish(
+            frame,
+            new IpcFrameRefusedError(`the ipc broker refused this event: ${reason}`),
+          );
+        return;
+      }
+      default:
+        throw new IpcProtocolError(`unexpected frame type ${type}`);
+    }
+  }
+
+  private welcome(r: BodyReader): void {
+    const version = r.u8('version');
+    const lastSeqIn = r.u48('lastSeqIn');
+    const maxFrameBytes = r.u32('maxFrameBytes');
+    r.u32('workerCount');
+    const brokerSession = r.str('brokerSession');
+    if (version !== IPC_PROTOCOL_VERSION)
+      throw new IpcProtocolError(`broker speaks protocol version ${version}`);
+    if (brokerSession !== this.brokerSession) {
+      if (this.brokerSession !== undefined) {
+        this.options.logger.warn(
+          `ipc: a new broker (${brokerSession}) replaced ${this.brokerSession}`,
+        );
+      }
+      // A new broker life numbers from 1 again: forget what we received from the old one.
+      this.brokerSession = brokerSession;
+      this.epoch++;
+      this.lastReceived = 0;
+      this.unsettled = new Ring<IpcDelivery>();
+      this.ackPoint = 0;
+      this.ackSent = 0;
+    }
+    this.maxFrameBytes = maxFrameBytes;
+    this.ackedUpTo(lastSeqIn);
+    // Resend, in order, what the broker has not acknowledged.
+    const socket = this.socket!;
+    socket.cork();
+    for (let i = 0; i < this.pending.length; i++) {
+      const frame = this.pending.at(i)!;
+      if (frame.finished) continue;
+      this.counters.resent++;
+      socket.write(frame.chunk.subarray(frame.start, frame.end));
+    }
+    this.out.length = 0;
+    if (this.ackPoint > 0) this.ackSent = -1;
+    process.nextTick(() => socket.uncork());
+    this.connected = true;
+    this.everConnected = true;
+    this.attempts = 0;
+    this.warnedUnreachable = false;
+    this.options.status('connected');
+    this.scheduleFlush();
+    if (this.firstConnect) {
+      this.firstConnect.resolve();
+      this.firstConnect = undefined;
+    }
+  }
+
+  private incoming(r: BodyReader): void {
+    const seq = r.u48('seq');
+    if (!this.intake) return;
+    if (seq <= this.lastReceived) {
+      this.counters.duplicatesIn++;
+      return;
+    }
+    this.lastReceived = seq;
+    let envelope: Envelope;
+    try {
+      envelope = decodeEventBody(r);
+    } catch (error) {
+      this.counters.decodeErrors++;
+      this.options.logger.error(
+        `ipc: cannot decode event seq ${seq} from the broker: ${(error as Error).message}`,
+      );
+      const skipped = new IpcDelivery(undefined as unknown as Envelope, seq, this.epoch, this);
+      this.unsettled.push(skipped);
+      this.settled(skipped, { outcome: 'ack' });
+      return;
+    }
+    const delivery = new IpcDelivery(envelope, seq, this.epoch, this);
+    this.unsettled.push(delivery);
+    if (this.unsettled.length > this.counters.unsettledHighWater)
+      this.counters.unsettledHighWater = this.unsettled.length;
+    this.counters.delivered++;
+    this.options.deliver(delivery);
+  }
+
+  /** The bus settled a delivery: move the cumulative ack over every settled one in front. */
+  settled(delivery: IpcDelivery, settlement: Settlement): void {
+    if (delivery.done) return;
+    delivery.done = true;
+    if (delivery.envelope !== undefined) {
+      if (settlement.outcome === 'ack') this.counters.acked++;
+      else this.counters.nacked++;
+    }
+    if (delivery.epoch !== this.epoch) return;
+    let moved = false;
+    for (let head = this.unsettled.at(0); head?.done; head = this.unsettled.at(0)) {
+      this.unsettled.shift();
+      this.ackPoint = head.seq;
+      moved = true;
+    }
+    if (moved) this.scheduleFlush();
+  }
+
+  private find(seq: number): PendingFrame | undefined {
+    // Pending seqs are consecutive, so the index is a subtraction.
+    const head = this.pending.at(0);
+    if (!head) return undefined;
+    const frame = this.pending.at(seq - head.seq);
+    return frame?.seq === seq ? frame : undefined;
+  }
+
+  private ackedUpTo(seq: number): void {
+    for (let head = this.pending.at(0); head && head.seq <= seq; head = this.pending.at(0)) {
+      this.pending.shift();
+      if (!head.finished) this.finish(head, head.error);
+    }
+  }
+
+  private finish(frame: PendingFrame, error: Error | undefined): void {
+    frame.finished = true;
+    this.unfinished--;
+    const batch = frame.batch;
+    if (error) batch.results[frame.index] = { ok: false, error };
+    if (--batch.remaining === 0) batch.resolve(batch.results);
+    if (this.unfinished === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const waiter of waiters) waiter();
+    }
+  }
+
+  /** Encodes and sends a batch; resolves with one result per envelope once the broker answered each. */
+  publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
+    if (this.closed) {
+      const error = new TransportClosedError();
+      return Promise.resolve(batch.map(() => ({ ok: false, error })));
+    }
+    return new Promise(resolve => {
+      const state: PendingBatch = {
+        results: new Array<PublishResult>(batch.length),
+        remaining: 0,
+        resolve,
+      };
+      const w = this.encoder;
+      const frames: PendingFrame[] = [];
+      for (let i = 0; i < batch.length; i++) {
+        const mark = w.length;
+        const seq = this.outSeq + 1;
+        try {
+          w.begin(FrameType.Event);
+          w.u48(seq);
+          encodeEventBody(w, batch[i]);
+        } catch (error) {
+          w.truncate(mark);
+          state.results[i] = { ok: false, error: error as Error };
+          continue;
+        }
+        const size = w.end();
+        if (size - 4 > this.maxFrameBytes) {
+          w.truncate(mark);
+          state.results[i] = {
+            ok: false,
+            error: new PayloadTooLargeError(size - 4, this.maxFrameBytes),
+          };
+          continue;
+        }
+        this.outSeq = seq;
+        state.results[i] = ACCEPTED;
+        state.remaining++;
+        frames.push({
+          seq,
+          chunk: undefined as unknown as Buffer,
+          start: mark,
+          end: mark + size,
+          batch: state,
+          index: i,
+          finished: false,
+        });
+      }
+      if (state.remaining === 0) {
+        resolve(state.results);
+        return;
+      }
+      const chunk = w.take();
+      for (const frame of frames) {
+        frame.chunk = chunk;
+        this.pending.push(frame);
+      }
+      this.unfinished += frames.length;
+      this.counters.published += frames.length;
+      if (this.pending.length > this.counters.pendingHighWater)
+        this.counters.pendingHighWater = this.pending.length;
+      if (this.connected) {
+        this.out.push(chunk);
+        this.scheduleFlush();
+      }
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const socket = this.socket;
+    if (!this.connected || !socket) {
+      this.out.length = 0;
+      return;
+    }
+    if (this.ackPoint !== this.ackSent && this.ackPoint > 0) {
+      const w = this.control;
+      w.begin(FrameType.Ack);
+      w.u48(this.ackPoint);
+      w.end();
+      this.out.push(w.take());
+      this.ackSent = this.ackPoint;
+    }
+    if (this.out.length === 0) return;
+    if (this.out.length === 1) {
+      socket.write(this.out[0]);
+    } else {
+      socket.cork();
+      for (const chunk of this.out) socket.write(chunk);
+      socket.uncork();
+    }
+    this.out.length = 0;
+  }
+
+  private onClose(socket: net.Socket): void {
+    if (socket !== this.socket) return;
+    this.socket = undefined;
+    this.reader.push(Buffer.alloc(0));
+    this.reader.buf = Buffer.alloc(0);
+    const wasConnected = this.connected;
+    this.connected = false;
+    if (this.closed) return;
+    if (wasConnected) {
+      this.counters.reconnects++;
+      this.options.status('disconnected', 'connection to the broker closed');
+      this.options.status('reconnecting');
+    }
+    this.retry('connection closed');
+  }
+
+  /** Stops handing events to the bus; undelivered ones stay with the broker for this worker id. */
+  stopIntake(): void {
+    this.intake = false;
+  }
+
+  /** Unacknowledged posts in flight. */
+  get inFlight(): number {
+    return this.unfinished;
+  }
+
+  /** Waits (at most `timeoutMs`) for the broker to acknowledge every post, then closes. */
+  async close(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    if (this.unfinished > 0 && this.connected) {
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    this.closed = true;
+    this.connected = false;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.firstConnect) {
+      this.firstConnect.reject(new TransportClosedError('closed before connecting'));
+      this.firstConnect = undefined;
+    }
+    this.flush();
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) {
+      await new Promise<void>(resolve => {
+        socket.once('close', () => resolve());
+        socket.end();
+        setTimeout(() => socket.destroy(), 200).unref();
+      });
+    }
+    const error = new TransportClosedError(
+      'transport closed before the broker acknowledged this event',
+    );
+    for (let frame = this.pending.shift(); frame; frame = this.pending.shift()) {
+      if (!frame.finished) this.finish(frame, error);
+    }
+  }
+}

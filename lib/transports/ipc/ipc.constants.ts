@@ -1,0 +1,50 @@
+/** Wire protocol version; a broker refuses a client that speaks another. */
+export const IPC_PROTOCOL_VERSION = 1;
+/** 'HRLD': the first four bytes of a HELLO, so a stray client is told apart from an old one. */
+export const IPC_MAGIC = 0x48524c44;
+
+/** Frame types. A frame is `u32 length | u8 type | body`; length counts type and body. */
+export const FrameType = {
+  /** client -> broker: magic, version, workerId, pid, lastReceived, window, postTimeoutMs, session. */
+  Hello: 1,
+  /** broker -> client: version, lastSeqIn, maxFrameBytes, workerCount, brokerSession. */
+  Welcome: 2,
+  /** client -> broker: seq, event body. */
+  Event: 3,
+  /** broker -> client: seq (per worker), event body. */
+  Deliver: 4,
+  /** either way: cumulative ack of a seq. */
+  Ack: 5,
+  /** broker -> client: this seq was not accepted (queue full); the ack still passes it. */
+  Reject: 6,
+  /** broker -> client: a frame was refused (seq 0 when unknown); the broker closes the connection. */
+  Refuse: 7,
+} as const;
+
+/** u32 length + u8 type. */
+export const FRAME_HEADER_BYTES = 5;
+/** Sequence numbers travel as 48-bit unsigned integers (2^48: centuries at a million events/s). */
+export const SEQ_BYTES = 6;
+/** Room for an event's metadata (id, names, origin, key, headers) beyond its payload. */
+export const METADATA_ALLOWANCE_BYTES = 65_536;
+/** The protocol's hard ceiling on `maxPayloadBytes`, as in the original (24-bit frame lengths). */
+export const MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024 - 1;
+/** A HELLO is small; anything bigger before the handshake is refused. */
+export const MAX_HELLO_BYTES = 1024;
+
+export const DEFAULT_MAX_QUEUE_LENGTH = 10_240;
+export const DEFAULT_MAX_PAYLOAD_BYTES = 65_536;
+export const DEFAULT_POST_TIMEOUT_MS = 5_000;
+/** Unix socket paths are limited to 108 bytes including the terminating NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/** Reconnect delays: random in [min, max], the range doubling per failed attempt up to the cap. */
+export const RECONNECT_MIN_MS = 10;
+export const RECONNECT_MAX_MS = 50;
+export const RECONNECT_CAP_MS = 1_000;
+
+/** Env vars that carry a worker's identity from `forkWorkers` (or pm2) to the transport. */
+export const ENV_WORKER_ID = 'HERALD_WORKER_ID';
+export const ENV_WORKER_COUNT = 'HERALD_WORKER_COUNT';
+export const ENV_SOCKET_PATH = 'HERALD_IPC_SOCKET';
+export const ENV_PM2_INSTANCE = 'NODE_APP_INSTANCE';

@@ -1,0 +1,218 @@
+import { FRAME_HEADER_BYTES } from './ipc.constants.js';
+import { IpcProtocolError } from './ipc.errors.js';
+
+const INITIAL_BYTES = 16 * 1024;
+
+/**
+ * Builds frames into one growable buffer, so a tick's frames for one socket
+ * leave in a single write. `take()` copies the bytes out (the buffer is
+ * reused; a socket holds what it was given until written).
+ */
+export class FrameWriter {
+  private buf = Buffer.allocUnsafe(INITIAL_BYTES);
+  /** Bytes written so far. */
+  length = 0;
+  private frameStart = -1;
+
+  private ensure(extra: number): void {
+    const needed = this.length + extra;
+    if (needed <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < needed) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.buf.copy(bigger, 0, 0, this.length);
+    this.buf = bigger;
+  }
+
+  /** Opens a frame of `type`; `end()` writes its length. */
+  begin(type: number): void {
+    this.ensure(FRAME_HEADER_BYTES);
+    this.frameStart = this.length;
+    this.buf[this.length + 4] = type;
+    this.length += FRAME_HEADER_BYTES;
+  }
+
+  /** Closes the open frame; returns its total size in bytes (header included). */
+  end(): number {
+    const size = this.length - this.frameStart;
+    this.buf.writeUInt32BE(size - 4, this.frameStart);
+    this.frameStart = -1;
+    return size;
+  }
+
+  /** Drops everything written since `mark` (a frame found too big). */
+  truncate(mark: number): void {
+    this.length = mark;
+    this.frameStart = -1;
+  }
+
+  u8(value: number): void {
+    this.ensure(1);
+    this.buf[this.length++] = value;
+  }
+
+  u32(value: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32BE(value, this.length);
+    this.length += 4;
+  }
+
+  i32(value: number): void {
+    this.ensure(4);
+    this.buf.writeInt32BE(value, this.length);
+    this.length += 4;
+  }
+
+  /** A 48-bit unsigned integer (sequence numbers). */
+  u48(value: number): void {
+    this.ensure(6);
+    this.buf.writeUIntBE(value, this.length, 6);
+    this.length += 6;
+  }
+
+  /** A UTF-8 string with a u32 byte length. */
+  str(value: string): void {
+    this.ensure(4 + value.length * 3);
+    const written = this.buf.write(value, this.length + 4, 'utf8');
+    this.buf.writeUInt32BE(written, this.length);
+    this.length += 4 + written;
+  }
+
+  /** Raw bytes (a body forwarded as is). */
+  bytes(source: Buffer, start = 0, end = source.length): void {
+    this.ensure(end - start);
+    source.copy(this.buf, this.length, start, end);
+    this.length += end - start;
+  }
+
+  /** Copies out what was written and starts over. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.length);
+    this.buf.copy(out, 0, 0, this.length);
+    this.length = 0;
+    if (this.buf.length > 1024 * 1024) this.buf = Buffer.allocUnsafe(INITIAL_BYTES);
+    return out;
+  }
+}
+
+/**
+ * Splits a byte stream into frames without a per-frame object: after
+ * `next()` returns true, `type`, `start` and `end` locate the current
+ * frame's body in `buf`; `consume()` moves past it. A frame longer than
+ * `maxFrameBytes` throws {@link IpcProtocolError} before it is buffered whole.
+ */
+export class FrameReader {
+  buf: Buffer = Buffer.alloc(0);
+  private offset = 0;
+  type = 0;
+  start = 0;
+  end = 0;
+
+  constructor(public maxFrameBytes: number) {}
+
+  push(chunk: Buffer): void {
+    if (this.offset >= this.buf.length) {
+      this.buf = chunk;
+    } else {
+      // Only the tail of a frame split across reads is copied.
+      this.buf = Buffer.concat([this.buf.subarray(this.offset), chunk]);
+    }
+    this.offset = 0;
+  }
+
+  /** True when a whole frame is available; it stays current until `consume()`. */
+  next(): boolean {
+    const available = this.buf.length - this.offset;
+    if (available < 4) return false;
+    const size = this.buf.readUInt32BE(this.offset);
+    if (size < 1) throw new IpcProtocolError('frame of length 0');
+    if (size > this.maxFrameBytes) {
+      throw new IpcProtocolError(
+        `frame of ${size} bytes exceeds the limit of ${this.maxFrameBytes} bytes`,
+      );
+    }
+    if (available < 4 + size) return false;
+    this.type = this.buf[this.offset + 4];
+    this.start = this.offset + FRAME_HEADER_BYTES;
+    this.end = this.offset + 4 + size;
+    return true;
+  }
+
+  consume(): void {
+    this.offset = this.end;
+    if (this.offset >= this.buf.length) {
+      this.buf = Buffer.alloc(0);
+      this.offset = 0;
+    }
+  }
+
+  /** Bytes received but not yet consumed. */
+  get buffered(): number {
+    return this.buf.length - this.offset;
+  }
+}
+
+/** Reads fields of one frame body, checking every length against the frame's end. */
+export class BodyReader {
+  buf: Buffer = Buffer.alloc(0);
+  pos = 0;
+  end = 0;
+
+  reset(buf: Buffer, start: number, end: number): this {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+    return this;
+  }
+
+  private need(bytes: number, what: string): void {
+    if (this.pos + bytes > this.end) throw new IpcProtocolError(`frame ends inside ${what}`);
+  }
+
+  u8(what: string): number {
+    this.need(1, what);
+    return this.buf[this.pos++];
+  }
+
+  u32(what: string): number {
+    this.need(4, what);
+    const value = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return value;
+  }
+
+  i32(what: string): number {
+    this.need(4, what);
+    const value = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return value;
+  }
+
+  u48(what: string): number {
+    this.need(6, what);
+    const value = this.buf.readUIntBE(this.pos, 6);
+    this.pos += 6;
+    return value;
+  }
+
+  str(what: string): string {
+    const length = this.u32(what);
+    this.need(length, what);
+    const value = this.buf.toString('utf8', this.pos, this.pos + length);
+    this.pos += length;
+    return value;
+  }
+
+  /** Skips a string, returning its byte length. */
+  skipStr(what: string): number {
+    const length = this.u32(what);
+    this.need(length, what);
+    this.pos += length;
+    return length;
+  }
+
+  done(what: string): void {
+    if (this.pos !== this.end)
+      throw new IpcProtocolError(`${this.end - this.pos} unexpected byte(s) after ${what}`);
+  }
+}

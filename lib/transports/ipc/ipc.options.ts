@@ -1,0 +1,225 @@
+import cluster from 'node:cluster';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { InvalidOptionsError } from '../../bus/errors.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_QUEUE_LENGTH,
+  DEFAULT_POST_TIMEOUT_MS,
+  ENV_PM2_INSTANCE,
+  ENV_SOCKET_PATH,
+  ENV_WORKER_COUNT,
+  ENV_WORKER_ID,
+  MAX_PAYLOAD_LIMIT,
+  MAX_SOCKET_PATH_BYTES,
+} from './ipc.constants.js';
+
+/** Options shared by the broker and its workers. @publicApi */
+export interface IpcCommonOptions {
+  /**
+   * The unix socket. Its directory must be ours (owned by this uid, mode
+   * 0700, not a symlink); it is created with mode 0700 when missing.
+   * @default `$HERALD_IPC_SOCKET`, else `<$XDG_RUNTIME_DIR or os.tmpdir()>/nest-herald-<uid>/<hash of cwd and main script>.sock`
+   */
+  socketPath?: string;
+  /** How many workers share the broker (ids 0..workerCount-1). @default `$HERALD_WORKER_COUNT`, else 1 */
+  workerCount?: number;
+  /**
+   * Bound of every queue: the broker's queue per worker id, the events a
+   * worker holds unsettled, the posts waiting for the broker's ack.
+   * @default 10240
+   */
+  maxQueueLength?: number;
+  /** Largest encoded event data, in bytes; at most 16 MiB - 1. @default 65536 */
+  maxPayloadBytes?: number;
+}
+
+/** Options of the ipc transport (`EventsModule.forRoot({ transport: 'ipc', ipc })`). @publicApi */
+export interface IpcTransportOptions extends IpcCommonOptions {
+  /**
+   * This process's stable worker id, 0..workerCount-1.
+   * @default `$HERALD_WORKER_ID` (set by `forkWorkers`), else `$NODE_APP_INSTANCE` (pm2), else 0
+   */
+  workerId?: number;
+  /** The worker id whose process hosts the broker when the processes are independent (pm2). @default 0 */
+  brokerId?: number;
+  /**
+   * How long a post may wait for room in a connected but slow worker's
+   * queue before it rejects with `QueueFullError`. @default 5000
+   */
+  postTimeoutMs?: number;
+  /**
+   * Whether this process hosts the broker. @default true when this process
+   * is not a node:cluster worker and its workerId is brokerId
+   */
+  hostBroker?: boolean;
+}
+
+/** Options of {@link startBroker} and `IpcBroker`. @publicApi */
+export interface IpcBrokerOptions extends IpcCommonOptions {
+  /** The broker's unique cache. @default { ttlMs: 2000, cacheSize: 1024 } */
+  unique?: { ttlMs?: number; cacheSize?: number };
+}
+
+export interface ResolvedIpcCommon {
+  readonly socketPath: string;
+  readonly workerCount: number;
+  readonly maxQueueLength: number;
+  readonly maxPayloadBytes: number;
+}
+
+export interface ResolvedIpcTransportOptions extends ResolvedIpcCommon {
+  readonly workerId: number;
+  readonly brokerId: number;
+  readonly postTimeoutMs: number;
+  readonly hostBroker: boolean;
+}
+
+export interface ResolvedIpcBrokerOptions extends ResolvedIpcCommon {
+  readonly unique: { readonly ttlMs: number; readonly cacheSize: number };
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`;
+    throw new InvalidOptionsError(
+      `ipc option ${name} must be an integer ${range} (got ${String(value)})`,
+    );
+  }
+  return value;
+}
+
+function fromEnv(env: Env, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value)) {
+    throw new InvalidOptionsError(
+      `environment variable ${name} must be an integer >= 0 (got '${raw}')`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The default socket path: a directory of our own under `$XDG_RUNTIME_DIR`
+ * (per-user, tmpfs) or the OS temp dir, and a file named after the app
+ * (working directory + main script), so two apps on one host never share a
+ * broker by accident while a primary and its workers (or pm2 instances of
+ * one app) always agree.
+ */
+export function defaultSocketPath(env: Env = process.env): string {
+  const base = env.XDG_RUNTIME_DIR || os.tmpdir();
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const app = createHash('sha1')
+    .update(`${process.cwd()}\0${process.argv[1] ?? ''}`)
+    .digest('hex')
+    .slice(0, 12);
+  return path.join(base, `nest-herald-${uid}`, `${app}.sock`);
+}
+
+function common(
+  options: IpcCommonOptions,
+  env: Env,
+  workerCountFallback: number,
+): ResolvedIpcCommon {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionsError('ipc options must be an object');
+  }
+  const socketPath = options.socketPath ?? (env[ENV_SOCKET_PATH] || defaultSocketPath(env));
+  if (typeof socketPath !== 'string' || socketPath === '') {
+    throw new InvalidOptionsError('ipc option socketPath must be a non-empty string');
+  }
+  if (socketPath.startsWith('unix:')) {
+    throw new InvalidOptionsError(
+      `ipc option socketPath is a file path, without 'unix:' (got '${socketPath}')`,
+    );
+  }
+  if (socketPath.includes('\0'))
+    throw new InvalidOptionsError('ipc option socketPath must not contain NUL');
+  const bytes = Buffer.byteLength(socketPath);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new InvalidOptionsError(
+      `ipc option socketPath is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have: '${socketPath}'`,
+    );
+  }
+  return {
+    socketPath: path.resolve(socketPath),
+    workerCount: integer(
+      'workerCount',
+      options.workerCount ?? fromEnv(env, ENV_WORKER_COUNT) ?? workerCountFallback,
+      1,
+      65_535,
+    ),
+    maxQueueLength: integer(
+      'maxQueueLength',
+      options.maxQueueLength ?? DEFAULT_MAX_QUEUE_LENGTH,
+      1,
+    ),
+    maxPayloadBytes: integer(
+      'maxPayloadBytes',
+      options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      1,
+      MAX_PAYLOAD_LIMIT,
+    ),
+  };
+}
+
+/** Validates transport options at start-up; throws `InvalidOptionsError` with what is wrong. */
+export function resolveIpcTransportOptions(
+  options: IpcTransportOptions = {},
+  env: Env = process.env,
+  isClusterWorker: boolean = cluster.isWorker,
+): ResolvedIpcTransportOptions {
+  const workerIdRaw =
+    options?.workerId ?? fromEnv(env, ENV_WORKER_ID) ?? fromEnv(env, ENV_PM2_INSTANCE) ?? 0;
+  const workerId = integer('workerId', workerIdRaw, 0, 65_534);
+  if (
+    workerId > 0 &&
+    options.workerCount === undefined &&
+    fromEnv(env, ENV_WORKER_COUNT) === undefined
+  ) {
+    throw new InvalidOptionsError(
+      `ipc option workerCount is required with workerId ${workerId}: set workerCount or $${ENV_WORKER_COUNT} (forkWorkers sets it)`,
+    );
+  }
+  const resolved = common(options, env, 1);
+  if (workerId >= resolved.workerCount) {
+    throw new InvalidOptionsError(
+      `ipc option workerId must be below workerCount (got workerId ${workerId}, workerCount ${resolved.workerCount}); set workerCount or $${ENV_WORKER_COUNT}`,
+    );
+  }
+  const brokerId = integer('brokerId', options.brokerId ?? 0, 0, resolved.workerCount - 1);
+  const postTimeoutMs = integer(
+    'postTimeoutMs',
+    options.postTimeoutMs ?? DEFAULT_POST_TIMEOUT_MS,
+    1,
+    2 ** 31 - 1,
+  );
+  if (options.hostBroker !== undefined && typeof options.hostBroker !== 'boolean') {
+    throw new InvalidOptionsError(
+      `ipc option hostBroker must be a boolean (got ${String(options.hostBroker)})`,
+    );
+  }
+  const hostBroker = options.hostBroker ?? (!isClusterWorker && workerId === brokerId);
+  return { ...resolved, workerId, brokerId, postTimeoutMs, hostBroker };
+}
+
+/** Validates broker options at start-up; throws `InvalidOptionsError` with what is wrong. */
+export function resolveIpcBrokerOptions(
+  options: IpcBrokerOptions = {},
+  env: Env = process.env,
+): ResolvedIpcBrokerOptions {
+  const resolved = common(options, env, 1);
+  const unique = options.unique ?? {};
+  return {
+    ...resolved,
+    unique: {
+      ttlMs: integer('unique.ttlMs', unique.ttlMs ?? 2000, 1),
+      cacheSize: integer('unique.cacheSize', unique.cacheSize ?? 1024, 1),
+    },
+  };
+}
