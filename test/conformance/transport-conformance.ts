@@ -1,4 +1,4 @@
-import { firstValueFrom, filter } from 'rxjs';
+import { firstValueFrom, filter, type Observable } from 'rxjs';
 import {
   EventBus,
   InvalidEventError,
@@ -7,10 +7,15 @@ import {
   TransportClosedError,
   silentLogger,
   type EventBusOptions,
+  type EventBusStats,
+  type EventHandler,
   type HeraldEvent,
+  type PostOptions,
+  type PostReceipt,
   type Settlement,
   type Transport,
   type TransportFeatures,
+  type TransportStatus,
 } from '../../lib/index.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -30,10 +35,27 @@ export interface ConformanceSetup {
   busOptions?: Partial<EventBusOptions>;
   /** Event counts are scaled by this for slow transports. @default 1 */
   scale?: number;
+  /**
+   * Builds the instance under test around the (observed) transport, ready
+   * to post and dispatch, e.g. a Nest app's `EventPublisher`; `close` ends
+   * it. @default a plain `EventBus`
+   */
+  createInstance?(transport: Transport, busOptions: Partial<EventBusOptions>): Promise<BusLike>;
+}
+
+/** What the suite drives: the bus's API, as `EventBus` or a face over it. */
+export interface BusLike {
+  post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt>;
+  postLocal(source: string, event: string, data?: unknown): void;
+  register(handler: EventHandler, source?: string, ...events: string[]): () => boolean;
+  unregister(handler: EventHandler, source?: string, ...events: string[]): boolean;
+  stats(): EventBusStats;
+  readonly status$: Observable<TransportStatus>;
+  close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
 interface Instance {
-  bus: EventBus;
+  bus: BusLike;
   settlements: Settlement[];
 }
 
@@ -54,6 +76,14 @@ function observeSettles(transport: Transport, settlements: Settlement[]): Transp
         }),
     });
   return transport;
+}
+
+async function startBus(transport: Transport, options: Partial<EventBusOptions>): Promise<BusLike> {
+  const bus = new EventBus({ ...options, transport });
+  await bus.connect();
+  bus.start();
+  await bus.waitUntilReady();
+  return bus;
 }
 
 /**
@@ -80,11 +110,11 @@ export function transportConformance(setup: ConformanceSetup): void {
   ): Promise<Instance> => {
     const settlements: Settlement[] = [];
     const transport = observeSettles(await setup.createTransport(name), settlements);
-    const bus = new EventBus({ logger: silentLogger, ...setup.busOptions, ...options, transport });
-    await bus.connect();
-    bus.start();
-    await bus.waitUntilReady();
-    const made = { bus, settlements };
+    const busOptions = { logger: silentLogger, ...setup.busOptions, ...options };
+    const made = {
+      bus: await (setup.createInstance ?? startBus)(transport, busOptions),
+      settlements,
+    };
     instances.push(made);
     return made;
   };
