@@ -66,9 +66,10 @@ export class EventsExplorer {
         const metadata = Reflect.getMetadata(EVENT_HANDLER_METADATA, method) as
           OnEventMetadata[] | undefined;
         if (!metadata?.length) continue;
+        const creator = this.creatorFor(wrapper);
         const handler: EventHandler = isStatic
-          ? this.staticHandler(instance as Host, methodName)
-          : this.scopedHandler(wrapper, instance as Host, methodName);
+          ? this.staticHandler(creator, instance as Host, methodName)
+          : this.scopedHandler(creator, wrapper, instance as Host, methodName);
         // The bus logs failures under the handler's name.
         Object.defineProperty(handler, 'name', {
           value: `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
@@ -89,8 +90,26 @@ export class EventsExplorer {
     this.disposers = [];
   }
 
-  private staticHandler(instance: Host, methodName: string): EventHandler {
-    const invoke = this.invoker(instance, methodName);
+  /**
+   * `ExternalContextCreator` finds the module whose enhancers apply by
+   * looking the host up among module providers only; a controller's module
+   * is known here, so it is handed over for controllers.
+   */
+  private creatorFor(wrapper: InstanceWrapper): ExternalContextCreator {
+    const host = wrapper.host;
+    if (!host || !host.controllers.has(wrapper.token)) return this.contextCreator;
+    const moduleKey = host.token;
+    return Object.create(this.contextCreator, {
+      getContextModuleKey: { value: (): string => moduleKey },
+    }) as ExternalContextCreator;
+  }
+
+  private staticHandler(
+    creator: ExternalContextCreator,
+    instance: Host,
+    methodName: string,
+  ): EventHandler {
+    const invoke = this.invoker(creator, instance, methodName);
     return (data, event) => invoke(data, event);
   }
 
@@ -100,6 +119,7 @@ export class EventsExplorer {
    * `@nestjs/event-emitter` does it; a `ContextIdStrategy` sees the event.
    */
   private scopedHandler(
+    creator: ExternalContextCreator,
     wrapper: InstanceWrapper,
     placeholder: Host,
     methodName: string,
@@ -116,7 +136,7 @@ export class EventsExplorer {
         contextId,
         wrapper,
       )) as Host;
-      return this.invoker(instance, methodName, contextId, wrapper.id)(data, event);
+      return this.invoker(creator, instance, methodName, contextId, wrapper.id)(data, event);
     };
   }
 
@@ -131,13 +151,14 @@ export class EventsExplorer {
   }
 
   private invoker(
+    creator: ExternalContextCreator,
     instance: Host,
     methodName: string,
     contextId?: ContextId,
     inquirerId?: string,
   ): Invoker {
     const callback = instance[methodName] as (...args: unknown[]) => unknown;
-    return this.contextCreator.create(
+    return creator.create(
       instance,
       callback,
       methodName,

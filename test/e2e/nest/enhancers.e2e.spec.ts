@@ -1,5 +1,6 @@
 import {
   Catch,
+  Controller,
   Injectable,
   Module,
   UseFilters,
@@ -138,6 +139,16 @@ class Handlers {
   }
 }
 
+@Controller()
+class EventsController {
+  @OnEvent('controller')
+  @UseInterceptors(TracingInterceptor)
+  @UseGuards(EvenOnly)
+  handle(@EventData(Double) value: number): void {
+    trail.push(`handler:controller:${value}`);
+  }
+}
+
 describe('Nest enhancers on @OnEvent handlers (e2e)', () => {
   let app: INestApplicationContext;
   let publisher: EventPublisher;
@@ -151,6 +162,7 @@ describe('Nest enhancers on @OnEvent handlers (e2e)', () => {
           onHandlerError: (_error, context) => void failures.push(context),
         }),
       ],
+      controllers: [EventsController],
       providers: [Handlers, { provide: APP_INTERCEPTOR, useClass: GlobalInterceptor }],
     })
     class AppModule {}
@@ -180,6 +192,18 @@ describe('Nest enhancers on @OnEvent handlers (e2e)', () => {
       'global',
       'before:herald:go:Handlers.intercepted',
       'handler:intercepted',
+      'after:go',
+    ]);
+  });
+
+  it('applies method-bound enhancers to controller handlers too', async () => {
+    await settledAfter(() => publisher.post('controller', 'go', 2));
+    expect(trail).toEqual([
+      'guard:true',
+      'global',
+      'before:herald:go:EventsController.handle',
+      'pipe:custom',
+      'handler:controller:4',
       'after:go',
     ]);
   });
