@@ -60,6 +60,8 @@ export class RedisConnection {
     this.logger = options.logger ?? consoleLogger;
     const base: RedisOptions = {
       retryStrategy: defaultRetryStrategy,
+      // After close, a socket that never answers our FIN is destroyed this soon (ioredis waits 2 s).
+      disconnectTimeout: 200,
       ...options.redis,
       ...overrides,
       lazyConnect: true,

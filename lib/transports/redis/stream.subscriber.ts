@@ -249,6 +249,7 @@ export class StreamSubscriber {
     unknown: 0,
     acked: 0,
     nacked: 0,
+    claimRounds: 0,
     claimed: 0,
     redelivered: 0,
     deadLettered: 0,
@@ -808,6 +809,7 @@ export class StreamSubscriber {
         );
     } finally {
       this.claiming = false;
+      this.counters.claimRounds++;
     }
   }
 

@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from './free-port.js';
+import { waitFor } from './wait-for.js';
+
+function ping(port: number): Promise<boolean> {
+  return new Promise(resolve => {
+    const socket = net.connect(port, '127.0.0.1');
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', chunk => done(chunk.toString().startsWith('+PONG')));
+  });
+}
+
+/**
+ * A throwaway redis-server of our own on a free port, for tests that stop
+ * and restart Redis (never the shared one). Durable like production should
+ * be: `appendonly yes`, `appendfsync always`, in a temp dir that survives
+ * restarts until `stop()`.
+ */
+export class PrivateRedis {
+  port = 0;
+  private child?: ChildProcess;
+  private readonly dir = mkdtempSync(path.join(os.tmpdir(), 'herald-redis-'));
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the server (on the same port after a `kill`); resolves once it answers PING. */
+  async start(): Promise<this> {
+    if (this.port === 0) this.port = await freePort();
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        '--protected-mode',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
+    this.child = child;
+    const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
+        return ping(this.port);
+      },
+      { timeoutMs: 10_000, intervalMs: 20, message: `private redis on port ${this.port}` },
+    );
+    void exited;
+    return this;
+  }
+
+  /** Kills the server (SIGKILL: no shutdown save; the AOF is all that survives). */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>(resolve => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  /** Kills and starts it again on the same port with the same data dir. */
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.start();
+  }
+
+  /** Kills the server and removes its data. */
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
