@@ -8,6 +8,7 @@ import {
   EventsModule,
   HandlerTimeoutError,
   InvalidOptionsError,
+  LocalTransport,
   OnEvent,
   silentLogger,
   type EventsModuleOptions,
@@ -169,9 +170,18 @@ describe('EventsModule discovery (e2e)', () => {
     expect(Reflect.getMetadata(OnEvent.KEY, Stacked.prototype.onUser)).toHaveLength(3);
   });
 
-  it('rejects bad patterns when the class is defined', () => {
+  it('rejects bad patterns and non-methods when the class is defined', () => {
     expect(() => OnEvent('')).toThrow(TypeError);
     expect(() => OnEvent('orders', '')).toThrow(TypeError);
+    expect(() => {
+      class Getter {
+        @OnEvent('orders')
+        get value(): number {
+          return 1;
+        }
+      }
+      return Getter;
+    }).toThrow('@OnEvent() decorates methods only');
   });
 });
 

@@ -1,4 +1,4 @@
-import { Injectable, Module } from '@nestjs/common';
+import { Injectable, Module, Scope } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   EventPublisher,
@@ -33,7 +33,35 @@ class Healthy {
   }
 }
 
+@Injectable({ scope: Scope.REQUEST })
+class Unbuildable {
+  constructor() {
+    throw new Error('cannot build');
+  }
+  @OnEvent('iso')
+  never(): void {}
+}
+
 describe('@OnEvent handler failures (e2e)', () => {
+  it('counts a scoped provider that cannot be built for an event as that handler failing', async () => {
+    const logger = new CaptureLogger();
+    @Module({
+      imports: [EventsModule.forRoot({ logger })],
+      providers: [Unbuildable, Healthy],
+    })
+    class AppModule {}
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false });
+    try {
+      const publisher = app.get(EventPublisher);
+      await publisher.post('iso', 'x', 1);
+      await waitFor(() => publisher.stats().failed === 1 && app.get(Healthy).ran.length === 1);
+      expect(logger.text()).toContain('handler Unbuildable.never failed on iso/x');
+      expect(logger.text()).toContain('cannot build');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('isolates a throwing and a rejecting handler: logged without data, counted, passed to onHandlerError', async () => {
     const logger = new CaptureLogger();
     const failures: { error: unknown; context: HandlerErrorContext }[] = [];
