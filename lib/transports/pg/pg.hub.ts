@@ -203,6 +203,7 @@ export class PgHub extends EventEmitter {
 
   private readonly queue = new OutboundQueue();
   private sending?: Promise<void>;
+  private pumpScheduled = false;
   /** How many head items are still to be retried alone after their batch failed. */
   private singles = 0;
   private retryTimer?: NodeJS.Timeout;
@@ -292,6 +293,20 @@ export class PgHub extends EventEmitter {
   /** The topics LISTENed on the current connection. */
   get listeningTopics(): readonly string[] {
     return [...this.listening];
+  }
+
+  /**
+   * Asks the LISTEN connection for its `pg_listening_channels()` (a
+   * diagnostic: what the server really delivers to this hub).
+   * Rejects when not connected.
+   */
+  async listeningChannels(): Promise<string[]> {
+    const client = this.listenClient;
+    if (!client) throw new TransportClosedError('pg hub is not connected');
+    const result = await client.query<{ channel: string }>(
+      'SELECT pg_listening_channels() AS channel',
+    );
+    return result.rows.map(row => row.channel).sort();
   }
 
   /** The largest payload this hub sends, in bytes. */
@@ -390,7 +405,15 @@ export class PgHub extends EventEmitter {
       });
     });
     if (this.queue.length > this.counters.q2Max) this.counters.q2Max = this.queue.length;
-    this.pump();
+    // Start sending on the next microtask, so a burst of notifies made in one
+    // turn of the event loop goes out as one batch.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      queueMicrotask(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
     return handled(promise);
   }
 
@@ -434,7 +457,9 @@ export class PgHub extends EventEmitter {
     if (this.currentState !== 'connected') return;
     this.sending = this.sendLoop().finally(() => {
       this.sending = undefined;
-      this.notifyDrained();
+      // Notifies queued while the last batch was settling go out now.
+      if (this.currentState === 'connected') this.pump();
+      if (!this.sending) this.notifyDrained();
     });
   }
 
