@@ -1,4 +1,10 @@
-import { Controller, Injectable, Module, type INestApplicationContext } from '@nestjs/common';
+import {
+  Controller,
+  Injectable,
+  Module,
+  type DynamicModule,
+  type INestApplicationContext,
+} from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
@@ -291,17 +297,31 @@ describe('EventsModule.forRootAsync (e2e)', () => {
     ).rejects.toThrow(/EventPublisher/);
   });
 
-  it('refuses bad options with InvalidOptionsError', async () => {
+  it('refuses bad options with InvalidOptionsError and closes the transport it made', async () => {
+    const start = (imports: DynamicModule[]): Promise<INestApplicationContext> =>
+      NestFactory.createApplicationContext(
+        { module: class Bad {}, imports },
+        { logger: false, abortOnError: false },
+      );
     for (const options of [{ shutdownTimeoutMs: 0 }, { concurrency: 0 }]) {
       await expect(
-        NestFactory.createApplicationContext(
-          {
-            module: class Bad {},
-            imports: [EventsModule.forRoot({ ...options, logger: silentLogger })],
-          },
-          { logger: false, abortOnError: false },
-        ),
+        start([EventsModule.forRoot({ ...options, logger: silentLogger })]),
       ).rejects.toThrow(InvalidOptionsError);
     }
+    const transport = new LocalTransport();
+    const states: string[] = [];
+    transport.status$.subscribe(status => void states.push(status.state));
+    await expect(
+      start([EventsModule.forRoot({ transport, handlerTimeoutMs: -1, logger: silentLogger })]),
+    ).rejects.toThrow(InvalidOptionsError);
+    expect(states).toContain('closed');
+    await expect(
+      start([
+        EventsModule.forRootAsync({ useFactory: () => null as unknown as EventsModuleOptions }),
+      ]),
+    ).rejects.toThrow(InvalidOptionsError);
+    await expect(
+      start([EventsModule.forRoot({ transport: 'nope' as never, logger: silentLogger })]),
+    ).rejects.toThrow(/unknown transport 'nope'/);
   });
 });
