@@ -1,0 +1,210 @@
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Redis } from 'ioredis';
+import { filter, firstValueFrom } from 'rxjs';
+import {
+  EventBus,
+  EventPublisher,
+  EventsModule,
+  OnEvent,
+  silentLogger,
+  type Envelope,
+  type HeraldEvent,
+  type TransportStatus,
+} from '../../../lib/index.js';
+import {
+  RedisTransport,
+  StreamPublisher,
+  encodeEnvelopeEntry,
+  type RedisTransportOptions,
+} from '../../../lib/redis/index.js';
+import { killAllChildren, spawnNode } from '../../helpers/processes.js';
+import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
+import { TcpProxy } from '../../helpers/tcp-proxy.js';
+import { waitFor } from '../../helpers/wait-for.js';
+
+const admin = new Redis(REDIS_URL);
+const buses: EventBus[] = [];
+const keys: string[] = [];
+
+async function instance(options: RedisTransportOptions): Promise<EventBus> {
+  const transport = new RedisTransport({
+    url: REDIS_URL,
+    blockMs: 100,
+    nackRetryDelayMs: 20,
+    ...options,
+  });
+  const bus = new EventBus({ transport, logger: silentLogger });
+  buses.push(bus);
+  await bus.connect();
+  bus.start();
+  return bus;
+}
+
+function stream(prefix: string): string {
+  const name = uniqueName(prefix);
+  keys.push(name, `${name}:dead`);
+  return name;
+}
+
+afterEach(async () => {
+  await Promise.all(buses.splice(0).map(bus => bus.close({ timeoutMs: 2000 })));
+  await killAllChildren();
+  if (keys.length) await admin.del(...keys.splice(0));
+});
+
+afterAll(() => admin.disconnect());
+
+describe('redis transport', () => {
+  it('broadcast: each of three instances handles every event; work queue: each event is handled by one of three', async () => {
+    const wide = stream('broadcast');
+    const queue = stream('queue');
+    const group = uniqueName('workers');
+    const everyone = [
+      await instance({ stream: wide }),
+      await instance({ stream: wide }),
+      await instance({ stream: wide }),
+    ];
+    const workers = [
+      await instance({ stream: queue, mode: 'work-queue', group }),
+      await instance({ stream: queue, mode: 'work-queue', group }),
+      await instance({ stream: queue, mode: 'work-queue', group }),
+    ];
+    const broadcastSeen = everyone.map(() => [] as number[]);
+    const queueSeen = workers.map(() => [] as number[]);
+    everyone.forEach((bus, i) =>
+      bus.register(data => void broadcastSeen[i].push(data as number), 'news'),
+    );
+    workers.forEach((bus, i) =>
+      bus.register(data => void queueSeen[i].push(data as number), 'jobs'),
+    );
+    const total = 60;
+    await Promise.all(
+      Array.from({ length: total }, (_, n) => everyone[n % 3].post('news', 'item', n)),
+    );
+    await Promise.all(
+      Array.from({ length: total }, (_, n) => workers[n % 3].post('jobs', 'run', n)),
+    );
+    await waitFor(() => broadcastSeen.every(seen => seen.length === total));
+    await waitFor(() => queueSeen.flat().length >= total);
+    for (const seen of broadcastSeen)
+      expect([...seen].sort((a, b) => a - b)).toEqual([...Array(total).keys()]);
+    await waitFor(async () => (await admin.xpending(queue, group))[0] === 0);
+    expect(queueSeen.flat().sort((a, b) => a - b)).toEqual([...Array(total).keys()]);
+    // A per-process broadcast group goes with its instance.
+    const groupsBefore = ((await admin.xinfo('GROUPS', wide)) as unknown[]).length;
+    expect(groupsBefore).toBe(3);
+    await everyone[0].close();
+    expect(((await admin.xinfo('GROUPS', wide)) as unknown[]).length).toBe(2);
+  });
+
+  it('survives a cut connection: status goes down and back up, posts made meanwhile are delivered', async () => {
+    const { host, port } = hostPort(REDIS_URL);
+    const proxy = new TcpProxy(host, port);
+    await proxy.start();
+    try {
+      const name = stream('cut');
+      const bus = await instance({
+        url: proxy.url(REDIS_URL),
+        stream: name,
+        drainInitialIntervalMs: 20,
+      });
+      const got: number[] = [];
+      const states: TransportStatus['state'][] = [];
+      bus.status$.subscribe(status => states.push(status.state));
+      bus.register(data => void got.push(data as number), 'cut');
+      await bus.post('cut', 'x', 0);
+      await waitFor(() => got.length === 1);
+      proxy.cut();
+      await firstValueFrom(bus.status$.pipe(filter(status => status.state !== 'connected')));
+      const during = Array.from({ length: 20 }, (_, i) => bus.post('cut', 'x', i + 1));
+      proxy.restore();
+      await Promise.all(during);
+      await firstValueFrom(bus.status$.pipe(filter(status => status.state === 'connected')));
+      await waitFor(() => new Set(got).size === 21);
+      expect([...new Set(got)].sort((a, b) => a - b)).toEqual([...Array(21).keys()]);
+      expect(states[0]).toBe('connected');
+      expect(states).toContain('reconnecting');
+      expect(states[states.length - 1]).toBe('connected');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a consumer SIGKILLed mid-batch: every event is handled at least once (the rest is claimed by another)', async () => {
+    const name = stream('killed');
+    const group = uniqueName('g');
+    const env = { REDIS_URL, STREAM: name, GROUP: group, MIN_IDLE_MS: '400', HANDLER_MS: '3' };
+    const first = spawnNode('test/fixtures/redis/work-queue-consumer.ts', { env });
+    await first.waitForLine('ready');
+    const total = 300;
+    const publisher = new StreamPublisher<Envelope>({
+      url: REDIS_URL,
+      stream: name,
+      encode: encodeEnvelopeEntry,
+      logger: silentLogger,
+    });
+    const maker = new EventBus({ logger: silentLogger });
+    for (let n = 0; n < total; n++) publisher.publish(maker.envelope('jobs', 'run', n));
+    await publisher.close();
+    await waitFor(() => first.count('handled ') >= 40);
+    await first.kill('SIGKILL');
+    const handledByFirst = new Set(
+      first.lines.filter(l => l.startsWith('handled ')).map(l => Number(l.slice(8))),
+    );
+    expect(handledByFirst.size).toBeLessThan(total);
+    const second = spawnNode('test/fixtures/redis/work-queue-consumer.ts', { env });
+    const all = (): Set<number> =>
+      new Set(
+        [...first.lines, ...second.lines]
+          .filter(l => l.startsWith('handled '))
+          .map(l => Number(l.slice(8))),
+      );
+    await waitFor(() => all().size === total, { timeoutMs: 30_000 });
+    expect([...all()].sort((a, b) => a - b)).toEqual([...Array(total).keys()]);
+    await waitFor(async () => (await admin.xpending(name, group))[0] === 0);
+  });
+
+  it('works under EventsModule.forRoot({ transport: "redis" }) with @OnEvent handlers', async () => {
+    const name = stream('nest');
+    const seen: string[] = [];
+
+    @Injectable()
+    class Audit {
+      @OnEvent()
+      any(_data: unknown, event: HeraldEvent): void {
+        seen.push(`any:${event.source}/${event.event}`);
+      }
+
+      @OnEvent('orders', 'created')
+      created(data: { id: number }): void {
+        seen.push(`created:${data.id}`);
+      }
+    }
+
+    @Module({
+      imports: [
+        EventsModule.forRoot({
+          transport: 'redis',
+          redis: { url: REDIS_URL, stream: name, blockMs: 100 },
+          logger: silentLogger,
+        }),
+      ],
+      providers: [Audit],
+    })
+    class AppModule {}
+
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false });
+    try {
+      const publisher = app.get(EventPublisher);
+      const receipt = await publisher.post('orders', 'created', { id: 7 });
+      expect(receipt.ref).toMatch(/^\d+-\d+$/);
+      await waitFor(() => seen.length === 2);
+      expect(seen.sort()).toEqual(['any:orders/created', 'created:7']);
+      const [[id]] = await admin.xrange(name, '-', '+');
+      expect(id).toBe(receipt.ref);
+    } finally {
+      await app.close();
+    }
+  });
+});
