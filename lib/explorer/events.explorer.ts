@@ -51,35 +51,61 @@ export class EventsExplorer {
     const seen = new Set<object>();
     let count = 0;
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
-      const instance: unknown = wrapper.instance;
       // An alias (`useExisting`) points at a wrapper registered on its own.
-      if (wrapper.isAlias || instance === null || typeof instance !== 'object') continue;
-      // A value provided under two tokens is one object: register its methods once.
-      if (seen.has(instance)) continue;
-      seen.add(instance);
-      const prototype: unknown = Object.getPrototypeOf(instance);
-      if (prototype === null || typeof prototype !== 'object') continue;
+      if (wrapper.isAlias) continue;
       const isStatic = wrapper.isDependencyTreeStatic();
-      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const method: unknown = (prototype as Host)[methodName];
-        if (typeof method !== 'function') continue;
-        const metadata = Reflect.getMetadata(EVENT_HANDLER_METADATA, method) as
-          OnEventMetadata[] | undefined;
-        if (!metadata?.length) continue;
-        const creator = this.creatorFor(wrapper);
-        const handler: EventHandler = isStatic
-          ? this.staticHandler(creator, instance as Host, methodName)
-          : this.scopedHandler(creator, wrapper, instance as Host, methodName);
-        // The bus logs failures under the handler's name.
-        Object.defineProperty(handler, 'name', {
-          value: `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
-        });
-        // One function under every pattern: the registry runs it once per event.
-        for (const { source, events } of metadata) {
-          this.disposers.push(this.bus.register(handler, source, ...events));
-        }
-        count++;
+      for (const instance of this.instancesOf(wrapper, isStatic)) {
+        // A value provided under two tokens is one object: register its methods once.
+        if (seen.has(instance)) continue;
+        seen.add(instance);
+        count += this.registerInstance(wrapper, instance, isStatic);
       }
+    }
+    return count;
+  }
+
+  /**
+   * The objects whose methods are registered: the instance; for a scoped
+   * provider its placeholder (resolved per event); for a transient one each
+   * instance Nest built for a consumer (its static instance is an empty
+   * placeholder, never constructed).
+   */
+  private instancesOf(wrapper: InstanceWrapper, isStatic: boolean): object[] {
+    if (wrapper.isTransient && isStatic) {
+      return wrapper
+        .getStaticTransientInstances()
+        .map(perContext => perContext?.instance as unknown)
+        .filter(
+          (instance): instance is object => instance !== null && typeof instance === 'object',
+        );
+    }
+    const instance: unknown = wrapper.instance;
+    return instance !== null && typeof instance === 'object' ? [instance] : [];
+  }
+
+  private registerInstance(wrapper: InstanceWrapper, instance: object, isStatic: boolean): number {
+    const prototype: unknown = Object.getPrototypeOf(instance);
+    if (prototype === null || typeof prototype !== 'object') return 0;
+    let count = 0;
+    for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+      const method: unknown = (prototype as Host)[methodName];
+      if (typeof method !== 'function') continue;
+      const metadata = Reflect.getMetadata(EVENT_HANDLER_METADATA, method) as
+        OnEventMetadata[] | undefined;
+      if (!metadata?.length) continue;
+      const creator = this.creatorFor(wrapper);
+      const handler: EventHandler = isStatic
+        ? this.staticHandler(creator, instance as Host, methodName)
+        : this.scopedHandler(creator, wrapper, instance as Host, methodName);
+      // The bus logs failures under the handler's name.
+      Object.defineProperty(handler, 'name', {
+        value: `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
+      });
+      // One function under every pattern: the registry runs it once per event.
+      for (const { source, events } of metadata) {
+        this.disposers.push(this.bus.register(handler, source, ...events));
+      }
+      count++;
     }
     return count;
   }

@@ -2,6 +2,7 @@ import {
   Controller,
   Injectable,
   Module,
+  Scope,
   type DynamicModule,
   type INestApplicationContext,
 } from '@nestjs/common';
@@ -219,6 +220,43 @@ describe('EventsModule per app instance (e2e)', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe('transient providers (e2e)', () => {
+  it('registers each constructed transient instance, never the unconstructed placeholder', async () => {
+    const got: string[] = [];
+    let made = 0;
+    @Injectable({ scope: Scope.TRANSIENT })
+    class Transient {
+      readonly serial = ++made;
+      @OnEvent('transient')
+      on(): void {
+        got.push(`instance ${this.serial}`);
+      }
+    }
+    @Injectable()
+    class ConsumerA {
+      constructor(readonly t: Transient) {}
+    }
+    @Injectable()
+    class ConsumerB {
+      constructor(readonly t: Transient) {}
+    }
+    @Module({
+      imports: [EventsModule.forRoot({ logger: silentLogger })],
+      providers: [Transient, ConsumerA, ConsumerB],
+    })
+    class TransientModule {}
+    const app = await NestFactory.createApplicationContext(TransientModule, { logger: false });
+    try {
+      await app.get(EventPublisher).post('transient', 'x', 1);
+      await waitFor(() => got.length === made && made >= 2);
+      expect(got.every(line => /^instance \d+$/.test(line))).toBe(true);
+      expect(new Set(got).size).toBe(made);
+    } finally {
+      await app.close();
     }
   });
 });
