@@ -41,6 +41,14 @@ interface WorkerSlot {
   highWater: number;
 }
 
+/** An event waiting at the broker for room in a connected worker's queue. */
+interface Waiting {
+  readonly seq: number;
+  readonly body: Buffer;
+  readonly unique: string | undefined;
+  readonly deadline: number;
+}
+
 class BrokerConnection {
   readonly reader: FrameReader;
   readonly writer = new FrameWriter();
@@ -51,11 +59,11 @@ class BrokerConnection {
   /** Highest seq of this client processed (accepted, dropped as duplicate, or rejected) and not yet acked. */
   ackDue = 0;
   ackSent = 0;
-  /** When the latest bytes arrived; a held frame times out postTimeoutMs after it. */
+  /** When the latest bytes arrived; a waiting event times out postTimeoutMs after it. */
   chunkAt = 0;
-  holdDeadline?: number;
+  /** Events that found a connected worker's queue full, in arrival order (at most the client's send window). */
+  readonly backlog = new Ring<Waiting>();
   holdTimer?: NodeJS.Timeout;
-  held = false;
   closing = false;
   currentSeq = 0;
 
@@ -216,16 +224,17 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     this.process(c);
   }
 
-  /** Handles the connection's buffered frames in order, until one must wait for room. */
+  /**
+   * Handles the connection's buffered frames in order. The socket is never
+   * paused: acks behind a waiting event must still be read, or a worker
+   * that both posts and receives would wait on itself.
+   */
   private process(c: BrokerConnection): void {
-    if (c.held || c.closing) return;
+    if (c.closing) return;
     try {
       while (c.reader.next()) {
         c.currentSeq = 0;
-        if (!this.handleFrame(c)) {
-          this.hold(c);
-          return;
-        }
+        this.handleFrame(c);
         c.reader.consume();
       }
     } catch (error) {
@@ -233,8 +242,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     }
   }
 
-  /** @returns false when the frame must wait for room in a queue. */
-  private handleFrame(c: BrokerConnection): boolean {
+  private handleFrame(c: BrokerConnection): void {
     const { reader } = c;
     const r = this.body.reset(reader.buf, reader.start, reader.end);
     if (!c.slot && reader.type !== FrameType.Hello) {
@@ -243,7 +251,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     switch (reader.type) {
       case FrameType.Hello:
         this.hello(c, r);
-        return true;
+        return;
       case FrameType.Event: {
         const seq = r.u48('seq');
         c.currentSeq = seq;
@@ -254,13 +262,24 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
             `payload of ${scan.payloadBytes} bytes exceeds the limit of ${this.options.maxPayloadBytes} bytes`,
           );
         }
-        return this.place(c, seq, reader.buf, bodyStart, reader.end, scan.unique);
+        // One copy, shared by every queue; the read buffer is not retained.
+        const body = Buffer.from(reader.buf.subarray(bodyStart, reader.end));
+        if (c.backlog.length === 0 && this.place(c, seq, body, scan.unique)) return;
+        if (c.backlog.length >= c.window) {
+          throw new IpcProtocolError(
+            `more than ${c.window} events sent without waiting for acknowledgement`,
+          );
+        }
+        c.backlog.push({ seq, body, unique: scan.unique, deadline: c.chunkAt + c.postTimeoutMs });
+        this.blocked.add(c);
+        this.armHoldTimer(c);
+        return;
       }
       case FrameType.Ack: {
         const seq = r.u48('seq');
         r.done('ack');
         this.acked(c, c.slot!, seq);
-        return true;
+        return;
       }
       default:
         throw new IpcProtocolError(`unexpected frame type ${reader.type}`);
@@ -281,6 +300,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     const pid = r.u32('pid');
     const lastReceived = r.u48('lastReceived');
     const window = r.u32('window');
+    // The client's receive window; its send window is our maxQueueLength (sent in WELCOME).
     const postTimeoutMs = r.u32('postTimeoutMs');
     const session = r.str('session');
     r.done('hello');
@@ -294,7 +314,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     const previous = slot.connection;
     c.slot = slot;
     c.pid = pid;
-    c.window = window;
+    c.window = Math.min(window, this.options.maxQueueLength);
     c.postTimeoutMs = postTimeoutMs;
     c.reader.maxFrameBytes = this.maxFrameBytes;
     slot.connection = c;
@@ -322,6 +342,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     w.u48(slot.lastSeqIn);
     w.u32(this.maxFrameBytes);
     w.u32(this.slots.length);
+    w.u32(this.options.maxQueueLength);
     w.str(this.session);
     w.end();
     c.ackSent = c.ackDue = slot.lastSeqIn;
@@ -338,9 +359,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   private place(
     c: BrokerConnection,
     seq: number,
-    buf: Buffer,
-    start: number,
-    end: number,
+    body: Buffer,
     unique: string | undefined,
   ): boolean {
     const slot = c.slot!;
@@ -350,20 +369,17 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     }
     if (unique !== undefined) {
       const target = this.uniqueTarget();
-      if (!target) return this.full(c, seq);
+      if (!target) return false;
       if (!this.unique.claim(unique)) {
         this.counters.uniqueDropped++;
         this.logger.debug?.(`ipc broker: unique event is duplicate: ${unique}`);
       } else {
-        this.enqueue(target, Buffer.from(buf.subarray(start, end)));
+        this.enqueue(target, body);
       }
     } else {
       for (const other of this.slots) {
-        if (other.connection && other.queue.length >= this.options.maxQueueLength)
-          return this.full(c, seq);
+        if (other.connection && other.queue.length >= this.options.maxQueueLength) return false;
       }
-      // One copy shared by every queue; the read buffer is not retained.
-      const body = Buffer.from(buf.subarray(start, end));
       for (const other of this.slots) this.enqueue(other, body);
     }
     this.counters.posted++;
@@ -374,14 +390,11 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   private processed(c: BrokerConnection, slot: WorkerSlot, seq: number): void {
     slot.lastSeqIn = seq;
     c.ackDue = seq;
-    c.holdDeadline = undefined;
     this.markDirty(c);
   }
 
-  /** A connected worker has no room: wait until the poster's deadline, then reject the frame. */
-  private full(c: BrokerConnection, seq: number): boolean {
-    c.holdDeadline ??= c.chunkAt + c.postTimeoutMs;
-    if (this.clock.now() < c.holdDeadline) return false;
+  /** Rejects a waiting event whose poster's postTimeoutMs passed: never delivered, its post fails. */
+  private reject(c: BrokerConnection, seq: number): void {
     this.counters.rejected++;
     const w = c.writer;
     w.begin(FrameType.Reject);
@@ -389,7 +402,36 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     w.str(`a connected worker's queue is full (limit ${this.options.maxQueueLength})`);
     w.end();
     this.processed(c, c.slot!, seq);
-    return true;
+  }
+
+  /** Places what waits, in order; rejects what waited past its deadline. */
+  private drainBacklog(c: BrokerConnection): void {
+    if (c.closing || !c.slot) return;
+    const now = this.clock.now();
+    for (let head = c.backlog.at(0); head; head = c.backlog.at(0)) {
+      if (this.place(c, head.seq, head.body, head.unique)) {
+        c.backlog.shift();
+      } else if (now >= head.deadline) {
+        c.backlog.shift();
+        this.reject(c, head.seq);
+      } else {
+        this.armHoldTimer(c);
+        return;
+      }
+    }
+    this.blocked.delete(c);
+    if (c.holdTimer) clearTimeout(c.holdTimer);
+    c.holdTimer = undefined;
+  }
+
+  private armHoldTimer(c: BrokerConnection): void {
+    const head = c.backlog.at(0);
+    if (!head || c.holdTimer) return;
+    const wait = Math.max(0, head.deadline - this.clock.now());
+    c.holdTimer = setTimeout(() => {
+      c.holdTimer = undefined;
+      this.drainBacklog(c);
+    }, wait + 1);
   }
 
   /** A connected worker with room, picked at random (the original picks a random worker). */
@@ -455,31 +497,13 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     }
   }
 
-  private hold(c: BrokerConnection): void {
-    c.held = true;
-    this.blocked.add(c);
-    c.socket.pause();
-    const wait = Math.max(0, (c.holdDeadline ?? 0) - this.clock.now());
-    if (c.holdTimer) clearTimeout(c.holdTimer);
-    c.holdTimer = setTimeout(() => this.unhold(c), wait + 1);
-  }
-
-  private unhold(c: BrokerConnection): void {
-    if (!this.blocked.delete(c)) return;
-    if (c.holdTimer) clearTimeout(c.holdTimer);
-    c.holdTimer = undefined;
-    c.held = false;
-    this.process(c);
-    if (!c.held && !c.closing) c.socket.resume();
-  }
-
   /** Room was made (an ack, a disconnect): held posters try again, in the order they were held. */
   private retryBlocked(): void {
     if (this.blocked.size === 0 || this.retryScheduled) return;
     this.retryScheduled = true;
     queueMicrotask(() => {
       this.retryScheduled = false;
-      for (const c of [...this.blocked]) this.unhold(c);
+      for (const c of [...this.blocked]) this.drainBacklog(c);
     });
   }
 
@@ -536,8 +560,9 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
 
   /** Unbinds a connection from its worker slot: what was sent and not acked will be sent again. */
   private detach(c: BrokerConnection, reason: string): void {
-    if (this.blocked.delete(c) && c.holdTimer) clearTimeout(c.holdTimer);
-    c.held = false;
+    this.blocked.delete(c);
+    if (c.holdTimer) clearTimeout(c.holdTimer);
+    c.holdTimer = undefined;
     const slot = c.slot;
     if (!slot || slot.connection !== c) return;
     slot.connection = undefined;

@@ -26,6 +26,7 @@ import { Ring } from './ipc.ring.js';
 import { checkSocketFile } from './ipc.socket.js';
 
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
+const EMPTY = Buffer.alloc(0);
 /** Seq numbers are 48-bit on the wire; a worker may read up to the broker's largest frame. */
 const MAX_INCOMING_FRAME = MAX_PAYLOAD_LIMIT + METADATA_ALLOWANCE_BYTES + 64;
 
@@ -46,8 +47,17 @@ export interface IpcClientOptions {
 /** One `publish` call: resolved once every frame of it was acknowledged, rejected or refused. */
 interface PendingBatch {
   readonly results: PublishResult[];
+  /** Frames of it not sent by then fail with QueueFullError (never sent). */
+  readonly deadline: number;
   remaining: number;
   resolve(results: readonly PublishResult[]): void;
+}
+
+/** Posts not yet encoded: more than the window plus maxQueueLength are unacknowledged. */
+interface WaitingBatch {
+  readonly envelopes: readonly Envelope[];
+  readonly state: PendingBatch;
+  next: number;
 }
 
 /** A sent (or to-be-sent) event frame, kept until the broker acknowledges it, for resending. */
@@ -60,6 +70,8 @@ interface PendingFrame {
   readonly index: number;
   error?: Error;
   finished: boolean;
+  /** Written on the current connection (counts against the broker's window until acknowledged). */
+  sent: boolean;
 }
 
 /** A delivered event; settling it lets the cumulative ack move past it. */
@@ -94,9 +106,19 @@ export class IpcClient {
   private readonly encoder = new FrameWriter();
   private readonly control = new FrameWriter();
   private readonly pending = new Ring<PendingFrame>();
+  private readonly waiting = new Ring<WaitingBatch>();
   private unfinished = 0;
   private outSeq = 0;
   private readonly out: Buffer[] = [];
+  /** Highest seq written on the current connection. */
+  private sentUpTo = 0;
+  /** Highest seq the broker acknowledged (cumulative). */
+  private ackedSeq = 0;
+  /** Unacknowledged frames the broker lets us have in flight (its maxQueueLength). */
+  private sendWindow: number;
+  /** Frames written on this connection and not yet acknowledged. */
+  private unackedSent = 0;
+  private expiryTimer?: NodeJS.Timeout;
   private flushScheduled = false;
   private connected = false;
   private closed = false;
@@ -104,6 +126,7 @@ export class IpcClient {
   private brokerSession?: string;
   private epoch = 0;
   private lastReceived = 0;
+  private resending = false;
   private unsettled = new Ring<IpcDelivery>();
   private ackPoint = 0;
   private ackSent = 0;
@@ -131,6 +154,7 @@ export class IpcClient {
 
   constructor(private readonly options: IpcClientOptions) {
     this.maxFrameBytes = options.maxFrameBytes;
+    this.sendWindow = options.maxQueueLength;
   }
 
   get isConnected(): boolean {
@@ -271,7 +295,9 @@ export class IpcClient {
     const lastSeqIn = r.u48('lastSeqIn');
     const maxFrameBytes = r.u32('maxFrameBytes');
     r.u32('workerCount');
+    const sendWindow = r.u32('sendWindow');
     const brokerSession = r.str('brokerSession');
+    if (sendWindow < 1) throw new IpcProtocolError('send window of 0');
     if (version !== IPC_PROTOCOL_VERSION)
       throw new IpcProtocolError(`broker speaks protocol version ${version}`);
     if (brokerSession !== this.brokerSession) {
@@ -289,24 +315,25 @@ export class IpcClient {
       this.ackSent = 0;
     }
     this.maxFrameBytes = maxFrameBytes;
+    this.sendWindow = sendWindow;
+    this.ackedSeq = lastSeqIn;
+    this.connected = false;
     this.ackedUpTo(lastSeqIn);
-    // Resend, in order, what the broker has not acknowledged.
-    const socket = this.socket!;
-    socket.cork();
-    for (let i = 0; i < this.pending.length; i++) {
-      const frame = this.pending.at(i)!;
-      if (frame.finished) continue;
-      this.counters.resent++;
-      socket.write(frame.chunk.subarray(frame.start, frame.end));
-    }
+    // Nothing is in flight on a new connection.
+    for (let i = 0; i < this.pending.length; i++) this.pending.at(i)!.sent = false;
+    this.unackedSent = 0;
+    // Resend, in order, what the broker has not acknowledged (sendMore, once connected).
+    this.sentUpTo = Math.max(lastSeqIn, (this.pending.at(0)?.seq ?? lastSeqIn + 1) - 1);
+    this.resending = true;
     this.out.length = 0;
     if (this.ackPoint > 0) this.ackSent = -1;
-    process.nextTick(() => socket.uncork());
     this.connected = true;
     this.everConnected = true;
     this.attempts = 0;
     this.warnedUnreachable = false;
     this.options.status('connected');
+    this.sendMore();
+    this.resending = false;
     this.scheduleFlush();
     if (this.firstConnect) {
       this.firstConnect.resolve();
@@ -370,17 +397,106 @@ export class IpcClient {
   }
 
   private ackedUpTo(seq: number): void {
+    if (seq > this.ackedSeq) this.ackedSeq = seq;
     for (let head = this.pending.at(0); head && head.seq <= seq; head = this.pending.at(0)) {
       this.pending.shift();
+      if (head.sent) this.unackedSent--;
       if (!head.finished) this.finish(head, head.error);
     }
+    this.admit();
+  }
+
+  /**
+   * Writes pending frames, in order, while fewer than the broker's window
+   * are unacknowledged. Consecutive frames of one encoded chunk leave as
+   * one slice.
+   */
+  private sendMore(): void {
+    const head = this.pending.at(0);
+    if (!head || !this.connected) return;
+    let runChunk: Buffer | undefined;
+    let runStart = 0;
+    let runEnd = 0;
+    // Expired frames never sent are skipped: the broker accepts gaps in a sender's sequence.
+    while (this.sentUpTo < this.outSeq && this.unackedSent < this.sendWindow) {
+      const frame = this.pending.at(this.sentUpTo + 1 - head.seq);
+      this.sentUpTo++;
+      if (!frame || frame.finished) continue;
+      frame.sent = true;
+      this.unackedSent++;
+      if (this.resending) this.counters.resent++;
+      if (frame.chunk === runChunk && frame.start === runEnd) {
+        runEnd = frame.end;
+        continue;
+      }
+      if (runChunk) this.out.push(runChunk.subarray(runStart, runEnd));
+      runChunk = frame.chunk;
+      runStart = frame.start;
+      runEnd = frame.end;
+    }
+    if (runChunk) {
+      this.out.push(runChunk.subarray(runStart, runEnd));
+      this.scheduleFlush();
+    }
+    this.armExpiry();
+  }
+
+  /** Fails frames that could not be sent within postTimeoutMs (the broker's window stayed full). */
+  private armExpiry(): void {
+    if (this.expiryTimer || !this.connected) return;
+    const next =
+      this.pending.at(this.sentUpTo + 1 - (this.pending.at(0)?.seq ?? 0))?.batch ??
+      this.waiting.at(0)?.state;
+    if (!next) return;
+    const wait = Math.max(0, next.deadline - Date.now());
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.expireUnsent();
+    }, wait + 1);
+  }
+
+  private expireUnsent(): void {
+    if (!this.connected) return;
+    const now = Date.now();
+    const full = (): QueueFullError =>
+      new QueueFullError('ipc outgoing (a connected worker is slow)', this.sendWindow);
+    const head = this.pending.at(0);
+    let expired = true;
+    if (head) {
+      for (let i = this.sentUpTo + 1 - head.seq; i < this.pending.length; i++) {
+        const frame = this.pending.at(i)!;
+        if (frame.batch.deadline > now) {
+          expired = false;
+          break;
+        }
+        if (!frame.finished) {
+          this.counters.rejected++;
+          this.finish(frame, full());
+        }
+      }
+    }
+    for (
+      let entry = this.waiting.at(0);
+      expired && entry && entry.state.deadline <= now;
+      entry = this.waiting.at(0)
+    ) {
+      this.waiting.shift();
+      for (let i = entry.next; i < entry.envelopes.length; i++) {
+        this.counters.rejected++;
+        this.complete(entry.state, i, full());
+      }
+    }
+    this.armExpiry();
   }
 
   private finish(frame: PendingFrame, error: Error | undefined): void {
     frame.finished = true;
+    this.complete(frame.batch, frame.index, error);
+  }
+
+  private complete(batch: PendingBatch, index: number, error: Error | undefined): void {
+    if (error) batch.results[index] = { ok: false, error };
     this.unfinished--;
-    const batch = frame.batch;
-    if (error) batch.results[frame.index] = { ok: false, error };
     if (--batch.remaining === 0) batch.resolve(batch.results);
     if (this.unfinished === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
@@ -389,72 +505,82 @@ export class IpcClient {
     }
   }
 
-  /** Encodes and sends a batch; resolves with one result per envelope once the broker answered each. */
+  /** Queues a batch for sending; resolves with one result per envelope once the broker answered each. */
   publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
     if (this.closed) {
       const error = new TransportClosedError();
       return Promise.resolve(batch.map(() => ({ ok: false, error })));
     }
+    if (batch.length === 0) return Promise.resolve([]);
     return new Promise(resolve => {
       const state: PendingBatch = {
         results: new Array<PublishResult>(batch.length),
-        remaining: 0,
+        remaining: batch.length,
         resolve,
+        deadline: Date.now() + this.options.postTimeoutMs,
       };
-      const w = this.encoder;
-      const frames: PendingFrame[] = [];
-      for (let i = 0; i < batch.length; i++) {
-        const mark = w.length;
-        const seq = this.outSeq + 1;
-        try {
-          w.begin(FrameType.Event);
-          w.u48(seq);
-          encodeEventBody(w, batch[i]);
-        } catch (error) {
-          w.truncate(mark);
-          state.results[i] = { ok: false, error: error as Error };
-          continue;
-        }
-        const size = w.end();
-        if (size - 4 > this.maxFrameBytes) {
-          w.truncate(mark);
-          state.results[i] = {
-            ok: false,
-            error: new PayloadTooLargeError(size - 4, this.maxFrameBytes),
-          };
-          continue;
-        }
-        this.outSeq = seq;
-        state.results[i] = ACCEPTED;
-        state.remaining++;
-        frames.push({
-          seq,
-          chunk: undefined as unknown as Buffer,
-          start: mark,
-          end: mark + size,
-          batch: state,
-          index: i,
-          finished: false,
-        });
+      this.unfinished += batch.length;
+      this.waiting.push({ envelopes: batch, state, next: 0 });
+      this.admit();
+    });
+  }
+
+  /**
+   * Encodes waiting posts into frames while fewer than the broker's window
+   * plus maxQueueLength are unacknowledged; the rest wait (up to
+   * postTimeoutMs) un-encoded. One chunk per call, sliced per frame.
+   */
+  private admit(): void {
+    const ceiling = this.sendWindow + this.options.maxQueueLength;
+    const w = this.encoder;
+    const frames: PendingFrame[] = [];
+    while (this.waiting.length > 0 && this.pending.length + frames.length < ceiling) {
+      const entry = this.waiting.at(0)!;
+      const i = entry.next++;
+      if (entry.next >= entry.envelopes.length) this.waiting.shift();
+      const state = entry.state;
+      const mark = w.length;
+      const seq = this.outSeq + 1;
+      let size: number;
+      try {
+        w.begin(FrameType.Event);
+        w.u48(seq);
+        encodeEventBody(w, entry.envelopes[i]);
+        size = w.end();
+      } catch (error) {
+        w.truncate(mark);
+        this.complete(state, i, error as Error);
+        continue;
       }
-      if (state.remaining === 0) {
-        resolve(state.results);
-        return;
+      if (size - 4 > this.maxFrameBytes) {
+        w.truncate(mark);
+        this.complete(state, i, new PayloadTooLargeError(size - 4, this.maxFrameBytes));
+        continue;
       }
+      this.outSeq = seq;
+      state.results[i] = ACCEPTED;
+      frames.push({
+        seq,
+        chunk: EMPTY,
+        start: mark,
+        end: mark + size,
+        batch: state,
+        index: i,
+        finished: false,
+        sent: false,
+      });
+    }
+    if (frames.length > 0) {
       const chunk = w.take();
       for (const frame of frames) {
         frame.chunk = chunk;
         this.pending.push(frame);
       }
-      this.unfinished += frames.length;
       this.counters.published += frames.length;
       if (this.pending.length > this.counters.pendingHighWater)
         this.counters.pendingHighWater = this.pending.length;
-      if (this.connected) {
-        this.out.push(chunk);
-        this.scheduleFlush();
-      }
-    });
+    }
+    this.sendMore();
   }
 
   private scheduleFlush(): void {
@@ -496,6 +622,9 @@ export class IpcClient {
     this.reader.buf = Buffer.alloc(0);
     const wasConnected = this.connected;
     this.connected = false;
+    this.out.length = 0;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
     if (this.closed) return;
     if (wasConnected) {
       this.counters.reconnects++;
@@ -530,6 +659,7 @@ export class IpcClient {
     this.closed = true;
     this.connected = false;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     if (this.firstConnect) {
       this.firstConnect.reject(new TransportClosedError('closed before connecting'));
       this.firstConnect = undefined;
@@ -549,6 +679,10 @@ export class IpcClient {
     );
     for (let frame = this.pending.shift(); frame; frame = this.pending.shift()) {
       if (!frame.finished) this.finish(frame, error);
+    }
+    for (let entry = this.waiting.shift(); entry; entry = this.waiting.shift()) {
+      for (let i = entry.next; i < entry.envelopes.length; i++)
+        this.complete(entry.state, i, error);
     }
   }
 }

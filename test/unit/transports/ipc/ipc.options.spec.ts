@@ -1,0 +1,109 @@
+import path from 'node:path';
+import { InvalidOptionsError } from '../../../../lib/index.js';
+import {
+  defaultSocketPath,
+  resolveIpcBrokerOptions,
+  resolveIpcTransportOptions,
+} from '../../../../lib/transports/ipc/ipc.options.js';
+import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
+
+const env = {};
+const resolve = (
+  options: Parameters<typeof resolveIpcTransportOptions>[0],
+  e: Record<string, string> = env,
+) => resolveIpcTransportOptions(options, e, false);
+
+describe('ipc options', () => {
+  it('applies the documented defaults', () => {
+    const o = resolve({});
+    expect(o).toMatchObject({
+      workerId: 0,
+      workerCount: 1,
+      brokerId: 0,
+      maxQueueLength: 10240,
+      maxPayloadBytes: 65536,
+      postTimeoutMs: 5000,
+      hostBroker: true,
+    });
+    expect(o.socketPath).toBe(defaultSocketPath(env));
+  });
+
+  it('puts the default socket in a directory of our own under XDG_RUNTIME_DIR, else the temp dir', () => {
+    const uid = process.getuid!();
+    const xdg = defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/1234' });
+    expect(path.dirname(xdg)).toBe(`/run/user/1234/nest-herald-${uid}`);
+    expect(xdg).toMatch(/\/[0-9a-f]{12}\.sock$/);
+    expect(path.dirname(defaultSocketPath({}))).toBe(
+      path.join(require('node:os').tmpdir(), `nest-herald-${uid}`),
+    );
+  });
+
+  it('takes identity from HERALD_WORKER_ID / HERALD_WORKER_COUNT, then NODE_APP_INSTANCE (pm2)', () => {
+    expect(resolve({}, { HERALD_WORKER_ID: '2', HERALD_WORKER_COUNT: '4' })).toMatchObject({
+      workerId: 2,
+      workerCount: 4,
+      hostBroker: false,
+    });
+    expect(resolve({}, { NODE_APP_INSTANCE: '1', HERALD_WORKER_COUNT: '3' })).toMatchObject({
+      workerId: 1,
+    });
+    expect(
+      resolve({ brokerId: 1 }, { NODE_APP_INSTANCE: '1', HERALD_WORKER_COUNT: '3' }).hostBroker,
+    ).toBe(true);
+    expect(resolve({}, { HERALD_IPC_SOCKET: '/tmp/x/y.sock' }).socketPath).toBe('/tmp/x/y.sock');
+  });
+
+  it('never hosts the broker in a node:cluster worker (the primary does)', () => {
+    expect(resolveIpcTransportOptions({}, {}, true).hostBroker).toBe(false);
+  });
+
+  it.each([
+    [{ socketPath: '/tmp/' + 'a'.repeat(110) }, /socketPath is 115 bytes, over the 107 bytes/],
+    [{ socketPath: 'unix:/tmp/a.sock' }, /without 'unix:'/],
+    [{ socketPath: '' }, /socketPath must be a non-empty string/],
+    [{ workerId: -1 }, /workerId must be an integer between 0 and 65534 \(got -1\)/],
+    [{ workerId: 1.5, workerCount: 4 }, /workerId must be an integer/],
+    [
+      { workerId: 4, workerCount: 4 },
+      /workerId must be below workerCount \(got workerId 4, workerCount 4\)/,
+    ],
+    [{ workerId: 3 }, /workerCount is required with workerId 3/],
+    [{ workerCount: 0 }, /workerCount must be an integer between 1 and 65535 \(got 0\)/],
+    [{ brokerId: 2, workerCount: 2 }, /brokerId must be an integer between 0 and 1 \(got 2\)/],
+    [{ maxQueueLength: 0 }, /maxQueueLength must be an integer >= 1 \(got 0\)/],
+    [
+      { maxPayloadBytes: 16 * 1024 * 1024 },
+      /maxPayloadBytes must be an integer between 1 and 16777215/,
+    ],
+    [{ maxPayloadBytes: 0 }, /maxPayloadBytes must be an integer between 1/],
+    [{ postTimeoutMs: 0 }, /postTimeoutMs must be an integer between 1/],
+    [{ hostBroker: 'yes' as never }, /hostBroker must be a boolean/],
+  ])('refuses %j at start-up with a clear message', (options, message) => {
+    expect(() => resolve(options)).toThrow(InvalidOptionsError);
+    expect(() => resolve(options)).toThrow(message);
+  });
+
+  it('refuses a malformed worker id in the environment', () => {
+    expect(() => resolve({}, { HERALD_WORKER_ID: 'two' })).toThrow(
+      "environment variable HERALD_WORKER_ID must be an integer >= 0 (got 'two')",
+    );
+  });
+
+  it('validates when the transport is constructed, before anything connects', () => {
+    expect(() => new IpcTransport({ maxPayloadBytes: 2 ** 24 })).toThrow(InvalidOptionsError);
+    expect(
+      new IpcTransport({ maxPayloadBytes: 1000, socketPath: '/tmp/q/x.sock' }).features
+        .maxPayloadBytes,
+    ).toBe(1000);
+  });
+
+  it('validates broker options, including the unique cache', () => {
+    expect(resolveIpcBrokerOptions({ workerCount: 4 }, {})).toMatchObject({
+      workerCount: 4,
+      unique: { ttlMs: 2000, cacheSize: 1024 },
+    });
+    expect(() => resolveIpcBrokerOptions({ unique: { ttlMs: 0 } }, {})).toThrow(
+      'unique.ttlMs must be an integer >= 1',
+    );
+  });
+});
