@@ -1,0 +1,647 @@
+// nest-herald/ffi native host: the host side of the lua-resty-ffi C ABI for
+// Node. A runtime library polls tasks from a queue on its own threads and
+// answers from any thread; answers are handed to the JS thread through one
+// uv_async handle, many per wake-up, without ever blocking the event loop.
+//
+// Layout of this file: the ABI objects (queue, task) and the exported C
+// functions; the completion sink (per Node environment); the JS bindings.
+
+#include <napi.h>
+#include <uv.h>
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#define HERALD_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+// Two copies of the package (two versions in node_modules, or a copy loaded
+// by a worker bundle) may live in one process. Both promote themselves to the
+// global scope, and a runtime's undefined ngx_* symbols bind to whichever
+// copy was promoted first. So queues and tasks start with a magic value and
+// the operations of the copy that created them: the exported functions check
+// the magic and dispatch, and a queue is always served by its own copy.
+constexpr uint64_t kQueueMagic = 0x6865726c64747131ULL;  // "herldtq1"
+constexpr uint64_t kTaskMagic = 0x6865726c64746b31ULL;   // "herldtk1"
+constexpr uint64_t kDeadMagic = 0x6465616464656164ULL;   // freed task
+
+struct Ops {
+  void *(*poll)(void *tq);
+  char *(*get_req)(void *task, int *len);
+  void (*respond)(void *task, int rc, char *rsp, int rsp_len);
+};
+
+struct Header {
+  uint64_t magic;
+  const Ops *ops;
+};
+
+struct Sink;
+
+struct Task {
+  Header header;
+  Task *next;
+  Sink *sink;
+  int32_t slot;  // the JS call this task answers
+  int32_t rc;
+  char *rsp;
+  int32_t rsp_len;
+  int32_t req_len;
+  char req[1];  // req_len bytes and a NUL, allocated with the task
+};
+
+struct Queue {
+  Header header;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  Task *head;
+  Task *tail;
+  // As in the original: post counts up, poll counts down *before* it blocks,
+  // so `waiting` = queued - idle pollers and the capacity is max_queue plus
+  // the idle pollers.
+  int64_t waiting;
+  int64_t queued;
+  int64_t max_queue;
+  bool finished;  // after unload: a tombstone, never freed
+};
+
+enum PostStatus { kPosted = 0, kFull = 1, kFinished = 2 };
+
+void *QueuePoll(void *p) {
+  Queue *q = static_cast<Queue *>(p);
+  if (pthread_mutex_lock(&q->mu) != 0) return nullptr;
+  if (q->finished) {
+    pthread_mutex_unlock(&q->mu);
+    return nullptr;
+  }
+  q->waiting--;
+  while (q->head == nullptr && !q->finished) {
+    if (pthread_cond_wait(&q->cv, &q->mu) != 0) {
+      q->waiting++;
+      pthread_mutex_unlock(&q->mu);
+      return nullptr;
+    }
+  }
+  if (q->finished) {
+    pthread_mutex_unlock(&q->mu);
+    return nullptr;
+  }
+  Task *t = q->head;
+  q->head = t->next;
+  if (q->head == nullptr) q->tail = nullptr;
+  q->queued--;
+  pthread_mutex_unlock(&q->mu);
+  t->next = nullptr;
+  return t;
+}
+
+PostStatus QueuePost(Queue *q, Task *t) {
+  pthread_mutex_lock(&q->mu);
+  if (q->finished) {
+    pthread_mutex_unlock(&q->mu);
+    return kFinished;
+  }
+  if (q->waiting >= q->max_queue) {
+    pthread_mutex_unlock(&q->mu);
+    return kFull;
+  }
+  bool wake = q->waiting < 0;  // some poller is blocked
+  q->waiting++;
+  q->queued++;
+  t->next = nullptr;
+  if (q->tail)
+    q->tail->next = t;
+  else
+    q->head = t;
+  q->tail = t;
+  pthread_mutex_unlock(&q->mu);
+  if (wake) pthread_cond_signal(&q->cv);
+  return kPosted;
+}
+
+// Marks the queue finished, wakes every poller (each then gets NULL, for
+// ever) and returns the tasks no poller took.
+Task *QueueFinish(Queue *q) {
+  pthread_mutex_lock(&q->mu);
+  Task *rest = q->head;
+  q->head = q->tail = nullptr;
+  q->queued = 0;
+  q->finished = true;
+  pthread_mutex_unlock(&q->mu);
+  pthread_cond_broadcast(&q->cv);
+  return rest;
+}
+
+char *TaskGetReq(void *p, int *len) {
+  Task *t = static_cast<Task *>(p);
+  if (len) *len = t->req_len;
+  return t->req;
+}
+
+void TaskRespond(void *p, int rc, char *rsp, int rsp_len);
+
+const Ops kOps = {QueuePoll, TaskGetReq, TaskRespond};
+
+void Complain(const char *fn, const void *p) {
+  fprintf(stderr,
+          "nest-herald/ffi: %s called with %p, which is not a queue or task of "
+          "this host (freed, answered twice, or not from nest-herald)\n",
+          fn, p);
+}
+
+bool IsQueue(void *p) {
+  return p && static_cast<Header *>(p)->magic == kQueueMagic;
+}
+bool IsTask(void *p) {
+  return p && static_cast<Header *>(p)->magic == kTaskMagic;
+}
+
+// ---------------------------------------------------------------------------
+// Completion sink: one per Node environment. Runtime threads push answered
+// tasks on a lock-free stack; the push that finds it empty wakes the loop.
+// The JS thread takes the whole stack per wake-up. The sink is never freed,
+// so a respond that races environment teardown stays safe.
+
+struct Runtime {
+  Queue *queue;
+  void *lib;
+  std::string path;
+  bool unloaded;
+};
+
+struct Sink {
+  std::atomic<Task *> done{nullptr};
+  uv_async_t async;
+  pthread_mutex_t mu;  // orders uv_async_send against uv_close
+  bool closed = false;
+  napi_env env = nullptr;
+  napi_ref callback = nullptr;
+  napi_ref meta_ref = nullptr;
+  napi_ref resource = nullptr;
+  napi_async_context actx = nullptr;
+  int32_t *meta = nullptr;
+  size_t meta_cap = 0;  // completions per JS batch
+  std::vector<uint8_t> cancelled;
+  std::vector<Runtime *> runtimes;
+  uint64_t wakeups = 0;
+  uint64_t answers = 0;
+};
+
+// Answers up to this size are copied into one shared arena per batch (JS
+// sees slices of it, like Node's own Buffer pool); larger ones are handed
+// over without a copy as external buffers that free() on collection.
+constexpr size_t kCopyMax = 4096;
+constexpr size_t kArenaMax = 64 * 1024;
+
+void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
+  Task *t = static_cast<Task *>(p);
+  t->rc = rc;
+  t->rsp = rsp;
+  t->rsp_len = rsp_len;
+  Sink *s = t->sink;
+  Task *head = s->done.load(std::memory_order_relaxed);
+  do {
+    t->next = head;
+  } while (!s->done.compare_exchange_weak(head, t, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  if (head == nullptr) {
+    pthread_mutex_lock(&s->mu);
+    if (!s->closed) uv_async_send(&s->async);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+void FreeTask(Task *t) {
+  t->header.magic = kDeadMagic;
+  free(t);
+}
+
+size_t AnswerLength(const Task *t) {
+  if (t->rsp == nullptr || t->rsp_len < 0) return 0;
+  if (t->rsp_len == 0) return strlen(t->rsp);
+  return static_cast<size_t>(t->rsp_len);
+}
+
+void FinalizeExternal(napi_env env, void *data, void *hint) {
+  int64_t len = static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint));
+  int64_t adjusted;
+  napi_adjust_external_memory(env, -len, &adjusted);
+  free(data);
+}
+
+void ReportException(napi_env env) {
+  napi_value error;
+  if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+}
+
+// Hands one chunk of answers to JS: meta[4i..4i+3] = slot, rc, offset, length;
+// offset >= 0: bytes in the arena; -1: externals[length]; -2: the call was
+// abandoned (timeout/abort) and its answer already freed.
+Task *DeliverChunk(Sink *s, Task *list) {
+  napi_env env = s->env;
+  size_t n = 0, bytes = 0, externals = 0;
+  Task *end = list;
+  while (end && n < s->meta_cap) {
+    size_t len = AnswerLength(end);
+    bool cancelled = static_cast<size_t>(end->slot) < s->cancelled.size() && s->cancelled[end->slot];
+    if (!cancelled && len > 0 && len <= kCopyMax) {
+      if (bytes + len > kArenaMax && n > 0) break;
+      bytes += len;
+    } else if (!cancelled && len > kCopyMax) {
+      externals++;
+    }
+    n++;
+    end = end->next;
+  }
+
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[3];
+  napi_create_uint32(env, static_cast<uint32_t>(n), &argv[0]);
+  char *arena = nullptr;
+  if (bytes > 0) {
+    napi_create_buffer(env, bytes, reinterpret_cast<void **>(&arena), &argv[1]);
+  } else {
+    napi_get_undefined(env, &argv[1]);
+  }
+  if (externals > 0) {
+    napi_create_array_with_length(env, externals, &argv[2]);
+  } else {
+    napi_get_undefined(env, &argv[2]);
+  }
+
+  size_t offset = 0;
+  uint32_t ext = 0;
+  int32_t *m = s->meta;
+  Task *t = list;
+  for (size_t i = 0; i < n; i++, m += 4) {
+    Task *next = t->next;
+    size_t len = AnswerLength(t);
+    m[0] = t->slot;
+    m[1] = t->rc;
+    if (static_cast<size_t>(t->slot) < s->cancelled.size() && s->cancelled[t->slot]) {
+      s->cancelled[t->slot] = 0;
+      free(t->rsp);
+      m[2] = -2;
+      m[3] = 0;
+    } else if (len == 0) {
+      free(t->rsp);
+      m[2] = 0;
+      m[3] = 0;
+    } else if (len <= kCopyMax) {
+      memcpy(arena + offset, t->rsp, len);
+      free(t->rsp);
+      m[2] = static_cast<int32_t>(offset);
+      m[3] = static_cast<int32_t>(len);
+      offset += len;
+    } else {
+      napi_value buf;
+      void *hint = reinterpret_cast<void *>(static_cast<uintptr_t>(len));
+      if (napi_create_external_buffer(env, len, t->rsp, FinalizeExternal, hint, &buf) == napi_ok) {
+        int64_t adjusted;
+        napi_adjust_external_memory(env, static_cast<int64_t>(len), &adjusted);
+      } else {
+        // Where external buffers are not allowed, copy.
+        napi_create_buffer_copy(env, len, t->rsp, nullptr, &buf);
+        free(t->rsp);
+      }
+      napi_set_element(env, argv[2], ext, buf);
+      m[2] = -1;
+      m[3] = static_cast<int32_t>(ext++);
+    }
+    FreeTask(t);
+    t = next;
+  }
+  s->answers += n;
+
+  napi_value fn, resource, result;
+  napi_get_reference_value(env, s->callback, &fn);
+  napi_get_reference_value(env, s->resource, &resource);
+  // napi_make_callback opens a callback scope: when it returns, the promise
+  // continuations and nextTicks queued by the JS side have run.
+  if (napi_make_callback(env, s->actx, resource, fn, 3, argv, &result) != napi_ok) ReportException(env);
+  napi_close_handle_scope(env, scope);
+  return t;
+}
+
+void OnWake(uv_async_t *handle) {
+  Sink *s = static_cast<Sink *>(handle->data);
+  Task *stack = s->done.exchange(nullptr, std::memory_order_acquire);
+  if (stack == nullptr || s->callback == nullptr) return;
+  s->wakeups++;
+  // The stack is newest first: reverse it into answer order.
+  Task *list = nullptr;
+  while (stack) {
+    Task *next = stack->next;
+    stack->next = list;
+    list = stack;
+    stack = next;
+  }
+  while (list) list = DeliverChunk(s, list);
+}
+
+void CleanupSink(void *arg) {
+  Sink *s = static_cast<Sink *>(arg);
+  pthread_mutex_lock(&s->mu);
+  s->closed = true;
+  pthread_mutex_unlock(&s->mu);
+  uv_close(reinterpret_cast<uv_handle_t *>(&s->async), nullptr);
+  // Runtimes may still hold tasks pointing at this sink: it is not freed.
+}
+
+// ---------------------------------------------------------------------------
+// JS bindings
+
+Sink *GetSink(const Napi::CallbackInfo &info) { return info.Env().GetInstanceData<Sink>(); }
+
+Runtime *GetRuntime(const Napi::CallbackInfo &info, Sink *s) {
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  if (id >= s->runtimes.size()) return nullptr;
+  return s->runtimes[id];
+}
+
+// setup(onBatch, meta: Int32Array)
+Napi::Value Setup(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Sink *s = GetSink(info);
+  if (!info[0].IsFunction() || !info[1].IsTypedArray()) {
+    Napi::TypeError::New(env, "setup(onBatch, Int32Array)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Int32Array meta = info[1].As<Napi::Int32Array>();
+  if (s->callback) napi_delete_reference(env, s->callback);
+  if (s->meta_ref) napi_delete_reference(env, s->meta_ref);
+  napi_create_reference(env, info[0], 1, &s->callback);
+  napi_create_reference(env, meta, 1, &s->meta_ref);
+  s->meta = meta.Data();
+  s->meta_cap = meta.ElementLength() / 4;
+  return env.Undefined();
+}
+
+// load(path, cfg | null, maxQueue, global) -> { ok, id, path } | { ok: false, kind, message, rc }
+Napi::Value Load(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Sink *s = GetSink(info);
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  bool has_cfg = info[1].IsString();
+  std::string cfg = has_cfg ? info[1].As<Napi::String>().Utf8Value() : std::string();
+  int64_t max_queue = info[2].As<Napi::Number>().Int64Value();
+  bool global = info[3].ToBoolean().Value();
+
+  Napi::Object out = Napi::Object::New(env);
+  auto fail = [&](const char *kind, const std::string &message, int rc) {
+    out.Set("ok", false);
+    out.Set("kind", kind);
+    out.Set("message", message);
+    out.Set("rc", rc);
+    return out;
+  };
+
+  dlerror();
+  void *lib = dlopen(path.c_str(), RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL));
+  if (!lib) {
+    const char *err = dlerror();
+    return fail("open", err ? err : "dlopen failed", 0);
+  }
+  std::string real = path;
+  struct link_map *lm = nullptr;
+  if (dlinfo(lib, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name && lm->l_name[0]) real = lm->l_name;
+
+  auto init = reinterpret_cast<int (*)(char *, void *)>(dlsym(lib, "libffi_init"));
+  if (!init) init = reinterpret_cast<int (*)(char *, void *)>(dlsym(lib, "lib_nonblocking_ffi_init"));
+  if (!init) {
+    // Never dlclose: its constructors ran, and a Go or Python library cannot be
+    // unloaded safely.
+    return fail("symbol", "exports neither libffi_init nor lib_nonblocking_ffi_init", 0);
+  }
+
+  Queue *q = static_cast<Queue *>(calloc(1, sizeof(Queue)));
+  q->header.magic = kQueueMagic;
+  q->header.ops = &kOps;
+  pthread_mutex_init(&q->mu, nullptr);
+  pthread_cond_init(&q->cv, nullptr);
+  q->max_queue = max_queue;
+
+  char *cfg_copy = has_cfg ? strdup(cfg.c_str()) : nullptr;
+  int rc = init(cfg_copy, q);
+  free(cfg_copy);
+  if (rc != 0) {
+    // The runtime may have started pollers before failing: they get NULL.
+    QueueFinish(q);
+    return fail("init", "init returned " + std::to_string(rc), rc);
+  }
+
+  Runtime *rt = new Runtime{q, lib, real, false};
+  s->runtimes.push_back(rt);
+  out.Set("ok", true);
+  out.Set("id", static_cast<uint32_t>(s->runtimes.size() - 1));
+  out.Set("path", real);
+  return out;
+}
+
+// submit(id, slot, req: Buffer | string) -> 0 posted | 1 full | 2 finished
+Napi::Value Submit(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Sink *s = GetSink(info);
+  Runtime *rt = GetRuntime(info, s);
+  if (!rt) {
+    Napi::RangeError::New(env, "unknown runtime").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int32_t slot = info[1].As<Napi::Number>().Int32Value();
+  napi_value req = info[2];
+  Task *t;
+  size_t len;
+  napi_valuetype type;
+  napi_typeof(env, req, &type);
+  if (type == napi_string) {
+    napi_get_value_string_utf8(env, req, nullptr, 0, &len);
+    t = static_cast<Task *>(malloc(sizeof(Task) + len));
+    napi_get_value_string_utf8(env, req, t->req, len + 1, &len);
+  } else {
+    void *data = nullptr;
+    bool is_buffer = false;
+    napi_is_buffer(env, req, &is_buffer);
+    if (!is_buffer || napi_get_buffer_info(env, req, &data, &len) != napi_ok) {
+      Napi::TypeError::New(env, "request must be a string or a Buffer").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    t = static_cast<Task *>(malloc(sizeof(Task) + len));
+    if (len) memcpy(t->req, data, len);
+  }
+  if (len > INT32_MAX) {
+    free(t);
+    Napi::RangeError::New(env, "request larger than 2 GiB").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  t->req[len] = 0;
+  t->req_len = static_cast<int32_t>(len);
+  t->header.magic = kTaskMagic;
+  t->header.ops = &kOps;
+  t->sink = s;
+  t->slot = slot;
+  t->rc = 0;
+  t->rsp = nullptr;
+  t->rsp_len = 0;
+  PostStatus status = QueuePost(rt->queue, t);
+  if (status != kPosted) FreeTask(t);
+  return Napi::Number::New(env, status);
+}
+
+// unload(id) -> slots of the queued calls no poller took (they never ran)
+Napi::Value Unload(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Sink *s = GetSink(info);
+  Runtime *rt = GetRuntime(info, s);
+  Napi::Array slots = Napi::Array::New(env);
+  if (!rt || rt->unloaded) return slots;
+  rt->unloaded = true;
+  Task *rest = QueueFinish(rt->queue);
+  uint32_t i = 0;
+  while (rest) {
+    Task *next = rest->next;
+    slots.Set(i++, Napi::Number::New(env, rest->slot));
+    if (static_cast<size_t>(rest->slot) < s->cancelled.size()) s->cancelled[rest->slot] = 0;
+    FreeTask(rest);
+    rest = next;
+  }
+  // The queue stays as a tombstone and the library stays loaded: pollers may
+  // still be on their way into task_poll, and a Go runtime cannot stop.
+  return slots;
+}
+
+// cancel(slot): the call was abandoned; free its answer when it arrives.
+Napi::Value Cancel(const Napi::CallbackInfo &info) {
+  Sink *s = GetSink(info);
+  uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+  if (slot >= s->cancelled.size()) s->cancelled.resize(slot + 1024, 0);
+  s->cancelled[slot] = 1;
+  return info.Env().Undefined();
+}
+
+Napi::Value Ref(const Napi::CallbackInfo &info) {
+  uv_ref(reinterpret_cast<uv_handle_t *>(&GetSink(info)->async));
+  return info.Env().Undefined();
+}
+
+Napi::Value Unref(const Napi::CallbackInfo &info) {
+  uv_unref(reinterpret_cast<uv_handle_t *>(&GetSink(info)->async));
+  return info.Env().Undefined();
+}
+
+// stats(id) -> { queued, idle, maxQueue, finished } ; stats() -> sink counters
+Napi::Value Stats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Sink *s = GetSink(info);
+  Napi::Object out = Napi::Object::New(env);
+  if (info.Length() == 0) {
+    out.Set("wakeups", static_cast<double>(s->wakeups));
+    out.Set("answers", static_cast<double>(s->answers));
+    return out;
+  }
+  Runtime *rt = GetRuntime(info, s);
+  if (!rt) return env.Undefined();
+  Queue *q = rt->queue;
+  pthread_mutex_lock(&q->mu);
+  int64_t queued = q->queued, waiting = q->waiting;
+  bool finished = q->finished;
+  pthread_mutex_unlock(&q->mu);
+  out.Set("queued", static_cast<double>(queued));
+  out.Set("idlePollers", static_cast<double>(finished ? 0 : queued - waiting));
+  out.Set("maxQueue", static_cast<double>(q->max_queue));
+  out.Set("finished", finished);
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Node opens addons with RTLD_LOCAL; runtimes resolve the ngx_* symbols
+  // from the global scope, so promote this very library before any load.
+  Dl_info self;
+  void *promoted = nullptr;
+  if (dladdr(reinterpret_cast<const void *>(&kOps), &self) && self.dli_fname)
+    promoted = dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+  if (!promoted) {
+    const char *err = dlerror();
+    Napi::Error::New(env, std::string("nest-herald/ffi: cannot promote the addon to the global symbol scope: ") +
+                              (err ? err : "dladdr failed"))
+        .ThrowAsJavaScriptException();
+    return exports;
+  }
+
+  Sink *s = new Sink();
+  s->env = env;
+  pthread_mutex_init(&s->mu, nullptr);
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  uv_async_init(loop, &s->async, OnWake);
+  s->async.data = s;
+  uv_unref(reinterpret_cast<uv_handle_t *>(&s->async));
+  Napi::Object resource = Napi::Object::New(env);
+  napi_create_reference(env, resource, 1, &s->resource);
+  napi_async_init(env, resource, Napi::String::New(env, "HeraldFfiCompletion"), &s->actx);
+  // The sink outlives the environment on purpose (see CleanupSink).
+  napi_set_instance_data(env, s, nullptr, nullptr);
+  napi_add_env_cleanup_hook(env, CleanupSink, s);
+
+  exports.Set("setup", Napi::Function::New(env, Setup));
+  exports.Set("load", Napi::Function::New(env, Load));
+  exports.Set("submit", Napi::Function::New(env, Submit));
+  exports.Set("unload", Napi::Function::New(env, Unload));
+  exports.Set("cancel", Napi::Function::New(env, Cancel));
+  exports.Set("ref", Napi::Function::New(env, Ref));
+  exports.Set("unref", Napi::Function::New(env, Unref));
+  exports.Set("stats", Napi::Function::New(env, Stats));
+  exports.Set("copyMax", Napi::Number::New(env, kCopyMax));
+  return exports;
+}
+
+}  // namespace
+
+// The host ABI under both name generations.
+
+HERALD_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq) {
+  if (!IsQueue(tq)) {
+    Complain("task_poll", tq);
+    return nullptr;
+  }
+  return static_cast<Header *>(tq)->ops->poll(tq);
+}
+
+HERALD_EXPORT char *ngx_http_lua_ffi_get_req(void *task, int *len) {
+  if (!IsTask(task)) {
+    Complain("get_req", task);
+    if (len) *len = 0;
+    return nullptr;
+  }
+  return static_cast<Header *>(task)->ops->get_req(task, len);
+}
+
+HERALD_EXPORT void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp_len) {
+  if (!IsTask(task)) {
+    Complain("respond", task);
+    return;
+  }
+  static_cast<Header *>(task)->ops->respond(task, rc, rsp, rsp_len);
+}
+
+HERALD_EXPORT void *ngx_http_lua_nonblocking_ffi_task_poll(void *tq) { return ngx_http_lua_ffi_task_poll(tq); }
+
+HERALD_EXPORT char *ngx_http_lua_nonblocking_ffi_get_req(void *task, int *len) {
+  return ngx_http_lua_ffi_get_req(task, len);
+}
+
+HERALD_EXPORT void ngx_http_lua_nonblocking_ffi_respond(void *task, int rc, char *rsp, int rsp_len) {
+  ngx_http_lua_ffi_respond(task, rc, rsp, rsp_len);
+}
+
+NODE_API_MODULE(herald_ffi, Init)

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// Builds the FFI host addon (lib/ffi/native -> build/Release/herald_ffi.node)
+// with node-gyp and, in a checkout that has them, the C test runtimes
+// (test/fixtures/ffi/*.c -> test/fixtures/ffi/build/lib*.so). Run by
+// `npm ci` / `npm install` (the `prepare` script) and `npm run build:native`.
+// Quick when nothing changed: each output is rebuilt only when older than
+// its sources. `--force` rebuilds everything.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const nativeDir = path.join(root, 'lib', 'ffi', 'native');
+const addon = path.join(nativeDir, 'build', 'Release', 'herald_ffi.node');
+const fixturesDir = path.join(root, 'test', 'fixtures', 'ffi');
+const force = process.argv.includes('--force');
+const self = fileURLToPath(import.meta.url);
+
+const mtime = file => (existsSync(file) ? statSync(file).mtimeMs : 0);
+const stale = (output, inputs) =>
+  force || !existsSync(output) || inputs.some(input => mtime(input) > mtime(output));
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: 'inherit', ...options });
+  if (result.error) throw new Error(`${command}: ${result.error.message}`);
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(' ')} exited with ${result.status}`);
+}
+
+/** node-gyp downloads Node's headers unless told where an installed copy is. */
+function nodedirArgs() {
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  return existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))
+    ? [`--nodedir=${prefix}`]
+    : [];
+}
+
+function buildAddon() {
+  const sources = ['host.cc', 'herald_ffi.h', 'binding.gyp'].map(file =>
+    path.join(nativeDir, file),
+  );
+  if (!stale(addon, [...sources, self])) return false;
+  const require = createRequire(import.meta.url);
+  const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+  run(process.execPath, [gyp, 'rebuild', ...nodedirArgs()], { cwd: nativeDir });
+  return true;
+}
+
+function buildFixtures() {
+  if (!existsSync(fixturesDir)) return 0;
+  const out = path.join(fixturesDir, 'build');
+  mkdirSync(out, { recursive: true });
+  const header = path.join(nativeDir, 'herald_ffi.h');
+  let built = 0;
+  for (const file of readdirSync(fixturesDir).filter(name => name.endsWith('.c'))) {
+    const source = path.join(fixturesDir, file);
+    const library = path.join(out, `libherald_${path.basename(file, '.c').replace(/-/g, '_')}.so`);
+    if (!stale(library, [source, header, self])) continue;
+    // Host symbols stay undefined: they are resolved from the global scope
+    // at load time, as for any runtime written for the original.
+    // Written aside and renamed, so a test process never loads half a file.
+    const partial = `${library}.${process.pid}.tmp`;
+    run(process.env.CC ?? 'cc', [
+      '-O2',
+      '-Wall',
+      '-shared',
+      '-fPIC',
+      '-pthread',
+      `-I${nativeDir}`,
+      '-o',
+      partial,
+      source,
+    ]);
+    renameSync(partial, library);
+    built++;
+  }
+  return built;
+}
+
+try {
+  const addonBuilt = buildAddon();
+  const fixtures = buildFixtures();
+  if (addonBuilt || fixtures) {
+    console.log(
+      `build-native: ${addonBuilt ? 'addon built' : 'addon up to date'}, ${fixtures} test runtime(s) built`,
+    );
+  }
+} catch (error) {
+  console.error(
+    `build-native: cannot build the FFI addon (nest-herald/ffi needs a C++ compiler, make and python3 for node-gyp): ${error.message}`,
+  );
+  process.exit(1);
+}

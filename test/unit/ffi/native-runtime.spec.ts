@@ -1,0 +1,370 @@
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { InvalidOptionsError, QueueFullError } from '../../../lib/bus/errors.js';
+import {
+  InvalidNativeRequestError,
+  NativeCallTimeoutError,
+  NativeInitError,
+  NativeLibraryError,
+  NativeRuntimeError,
+  RuntimeUnloadedError,
+} from '../../../lib/ffi/ffi.errors.js';
+import { addonCandidates, type HeraldFfiAddon } from '../../../lib/ffi/native-addon.js';
+import { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
+import { uniqueName } from '../../helpers/services.js';
+import { waitFor } from '../../helpers/wait-for.js';
+import { buildNative, FIXTURE_DIR, fixture } from './ffi-fixtures.js';
+
+const opened: NativeRuntime[] = [];
+/** Loads a runtime that afterAll closes (closing twice is a no-op). */
+function load(lib: string, options: Parameters<typeof NativeRuntime.load>[1] = {}): NativeRuntime {
+  const runtime = NativeRuntime.load(lib, options);
+  opened.push(runtime);
+  return runtime;
+}
+
+/** A gate runtime with `threads` pollers, plus a control instance of the same library to open/shut its gate. */
+function gate(
+  threads: number,
+  extra = '',
+): { runtime: NativeRuntime; control: NativeRuntime; log: string } {
+  const log = path.join(os.tmpdir(), `${uniqueName('herald-gate')}.log`);
+  const runtime = load(fixture('gate'), {
+    cfg: `threads=${threads};log=${log}${extra}`,
+    name: 'gate',
+  });
+  const control = load(fixture('gate'), {
+    cfg: `threads=1;${uniqueName('control')}`,
+    name: 'gate-control',
+  });
+  return { runtime, control, log };
+}
+
+const exits = (log: string): number => {
+  try {
+    return readFileSync(log, 'utf8')
+      .split('\n')
+      .filter(line => line === 'exit').length;
+  } catch {
+    return 0;
+  }
+};
+
+/** Waits until every poller of `runtime` took a task (none idle, none queued). */
+const allPollersBusy = (runtime: NativeRuntime): Promise<boolean> =>
+  waitFor(() => {
+    const { queued, idlePollers } = runtime.stats();
+    return queued === 0 && idlePollers === 0;
+  });
+
+function fnv1a(data: string, rounds: number): string {
+  let h = 0xcbf29ce484222325n;
+  const bytes = Buffer.from(data);
+  for (let r = 0; r < rounds; r++) {
+    for (const byte of bytes) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+beforeAll(() => buildNative(), 120_000);
+afterAll(() => {
+  for (const runtime of opened) runtime.close();
+});
+
+describe('NativeRuntime: answers', () => {
+  let echo: NativeRuntime;
+  beforeAll(() => {
+    echo = load(fixture('echo'), { cfg: 'threads=2' });
+  });
+
+  it.each([
+    ['0 B', Buffer.alloc(0)],
+    ['1 B', Buffer.from('x')],
+    ['4 KiB (copied)', Buffer.alloc(4096, 7)],
+    ['4 KiB + 1 (zero-copy)', Buffer.alloc(4097, 9)],
+    ['1 MiB', Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 31) & 0xff))],
+    ['binary with NUL bytes', Buffer.from([0, 1, 0, 255, 0, 0, 42, 0])],
+  ])('echoes %s exactly', async (_label, request) => {
+    const answer = await echo.call(request);
+    expect(Buffer.isBuffer(answer)).toBe(true);
+    expect(answer.equals(request)).toBe(true);
+  });
+
+  it('sends strings as UTF-8 and Uint8Array as bytes', async () => {
+    expect((await echo.call('héllo ✓')).toString('utf8')).toBe('héllo ✓');
+    expect([...(await echo.call(new Uint8Array([1, 2, 3])))]).toEqual([1, 2, 3]);
+  });
+
+  it('keeps answers of one batch apart (many small answers share an arena)', async () => {
+    const requests = Array.from({ length: 2000 }, (_, i) => `request-${i}-${'z'.repeat(i % 50)}`);
+    const answers = await Promise.all(requests.map(request => echo.call(request)));
+    expect(answers.map(answer => answer.toString())).toEqual(requests);
+  });
+
+  it('answers 100k calls in flight with maxQueue raised', async () => {
+    const wide = load(fixture('echo'), { cfg: 'threads=2;wide', maxQueue: 200_000, name: 'wide' });
+    const count = 100_000;
+    const calls: Promise<Buffer>[] = [];
+    for (let i = 0; i < count; i++) calls.push(wide.call(String(i)));
+    expect(wide.stats().inFlight).toBeGreaterThan(0);
+    const answers = await Promise.all(calls);
+    for (let i = 0; i < count; i += 997) expect(answers[i].toString()).toBe(String(i));
+    expect(answers.every((answer, i) => answer.length === String(i).length)).toBe(true);
+    expect(wide.stats()).toMatchObject({ inFlight: 0, answered: count, failed: 0 });
+  }, 60_000);
+
+  it('does real work on several poll threads', async () => {
+    const { runtime } = gate(3);
+    const inputs = Array.from({ length: 12 }, (_, i) => `data-${i}`);
+    const hashes = await Promise.all(inputs.map(input => runtime.call(`hash:2000:${input}`)));
+    expect(hashes.map(hash => hash.toString())).toEqual(inputs.map(input => fnv1a(input, 2000)));
+  });
+});
+
+describe('NativeRuntime: the first-generation ABI and answer forms', () => {
+  let cases: NativeRuntime;
+  beforeAll(() => {
+    cases = load(fixture('cases'), { cfg: 'the cfg', name: 'cases' });
+  });
+
+  it('rejects rc != 0 with NativeRuntimeError carrying rc and the message', async () => {
+    const error: NativeRuntimeError = await cases.call('fail:7:disk on fire').catch(e => e);
+    expect(error).toBeInstanceOf(NativeRuntimeError);
+    expect(error.rc).toBe(7);
+    expect(error.message).toBe('runtime "cases" failed with rc 7: disk on fire');
+    expect(error.response.toString()).toBe('disk on fire');
+    const negative: NativeRuntimeError = await cases.call('fail:-1:').catch(e => e);
+    expect(negative.rc).toBe(-1);
+    expect(negative.message).toBe('runtime "cases" failed with rc -1');
+  });
+
+  it('resolves a NULL answer as an empty Buffer', async () => {
+    const answer = await cases.call('null');
+    expect(answer.length).toBe(0);
+  });
+
+  it('reads rsp_len 0 with a non-NULL rsp as a NUL-terminated string', async () => {
+    expect((await cases.call('cstr:zero terminated')).toString()).toBe('zero terminated');
+    expect((await cases.call('cstr:')).length).toBe(0);
+  });
+
+  it('hands large answers over as they are', async () => {
+    const answer = await cases.call('big:100000');
+    expect(answer.length).toBe(100_000);
+    expect(answer.subarray(0, 28).toString()).toBe('abcdefghijklmnopqrstuvwxyzab');
+  });
+
+  it('passes cfg to init as a copy (NULL without cfg)', async () => {
+    expect((await cases.call('cfg')).toString()).toBe('the cfg');
+    const withoutCfg = load(fixture('cases'), { name: 'no-cfg' });
+    expect((await withoutCfg.call('cfg')).toString()).toBe('(null)');
+  });
+
+  it('refuses to poll a queue that is not one of its own', async () => {
+    expect((await cases.call('foreign')).toString()).toBe('refused');
+  });
+});
+
+describe('NativeRuntime: queue, loop, timeouts', () => {
+  it('rejects with QueueFullError beyond maxQueue when the pollers are busy', async () => {
+    const { control } = gate(1, ';full');
+    const small = load(fixture('gate'), {
+      cfg: `threads=2;${uniqueName('small')}`,
+      maxQueue: 3,
+      name: 'small',
+    });
+    await control.call('shut');
+    const held = [small.call('hold'), small.call('hold')];
+    await allPollersBusy(small);
+    const queued = [small.call('a'), small.call('b'), small.call('c')];
+    const refused = await small.call('d').catch(e => e);
+    expect(refused).toBeInstanceOf(QueueFullError);
+    expect(refused.limit).toBe(3);
+    expect(small.stats()).toMatchObject({ queued: 3, refusedFull: 1 });
+    await control.call('open');
+    expect((await Promise.all([...held, ...queued])).map(b => b.toString())).toEqual([
+      'held',
+      'held',
+      'a',
+      'b',
+      'c',
+    ]);
+  });
+
+  it('keeps the loop free: a blocked call completes only after JS issued the releasing call', async () => {
+    const { runtime, control } = gate(2);
+    await control.call('shut');
+    let heldSettled = false;
+    const held = runtime.call('hold').then(answer => {
+      heldSettled = true;
+      return answer.toString();
+    });
+    // Timers keep firing while a runtime thread sits in the call: the loop is free.
+    await waitFor(() => runtime.stats().idlePollers === 1 && runtime.stats().queued === 0);
+    expect(heldSettled).toBe(false);
+    const opened = await runtime.call('open');
+    expect(opened.toString()).toBe('opened');
+    expect(await held).toBe('held');
+  });
+
+  it('times out, frees the late answer when it arrives, and reuses the slot', async () => {
+    const { runtime, control } = gate(2);
+    await control.call('shut');
+    const error = await runtime.call('hold', { timeoutMs: 30 }).catch(e => e);
+    expect(error).toBeInstanceOf(NativeCallTimeoutError);
+    expect(runtime.stats()).toMatchObject({ inFlight: 0, timedOut: 1, late: 0 });
+    await control.call('open');
+    await waitFor(() => runtime.stats().late === 1);
+    expect((await runtime.call('after')).toString()).toBe('after');
+    expect(runtime.stats()).toMatchObject({ answered: 1, late: 1 });
+  });
+
+  it('rejects with the abort reason and ignores the late answer', async () => {
+    const { runtime, control } = gate(1);
+    await control.call('shut');
+    const controller = new AbortController();
+    const pending = runtime.call('hold', { signal: controller.signal });
+    controller.abort(new Error('caller gave up'));
+    await expect(pending).rejects.toThrow('caller gave up');
+    const preAborted = await runtime.call('x', { signal: controller.signal }).catch(e => e);
+    expect(preAborted.message).toBe('caller gave up');
+    await control.call('open');
+    await waitFor(() => runtime.stats().late === 1);
+  });
+});
+
+describe('NativeRuntime: unload', () => {
+  it('rejects queued calls, releases every poll thread, answers calls already taken', async () => {
+    const { runtime, control, log } = gate(3);
+    await control.call('shut');
+    const held = [runtime.call('hold'), runtime.call('hold')];
+    await waitFor(() => runtime.stats().idlePollers === 1 && runtime.stats().queued === 0);
+    // One poller idle: it takes one more; the rest stay queued.
+    const more = [runtime.call('q1'), runtime.call('hold'), runtime.call('q3'), runtime.call('q4')];
+    const settled = more.map(call => call.then(String, (e: Error) => e));
+    await waitFor(() => runtime.stats().queued === 2);
+    runtime.close();
+    // more[1] is held by a poller: it still gets its answer after the gate opens.
+    const outcomes = await Promise.all([settled[0], settled[2], settled[3]]);
+    expect(outcomes[0]).toBe('q1');
+    expect(outcomes.slice(1).every(o => o instanceof RuntimeUnloadedError)).toBe(true);
+    expect(runtime.stats()).toMatchObject({ queued: 0, inFlight: 3, unloaded: true });
+    expect(exits(log)).toBe(0);
+    await control.call('open');
+    expect((await Promise.all([...held, more[1]])).map(String)).toEqual(['held', 'held', 'held']);
+    await waitFor(() => exits(log) === 3, { message: 'all three poll threads got NULL' });
+    expect(runtime.stats().inFlight).toBe(0);
+  });
+
+  it('releases idle poll threads at unload', async () => {
+    const log = path.join(os.tmpdir(), `${uniqueName('herald-idle')}.log`);
+    const runtime = NativeRuntime.load(fixture('gate'), { cfg: `threads=4;log=${log}` });
+    await waitFor(() => runtime.stats().idlePollers === 4);
+    runtime.close();
+    await waitFor(() => exits(log) === 4);
+    expect(runtime.stats().idlePollers).toBe(0);
+    rmSync(log, { force: true });
+  });
+
+  it('rejects calls after unload and refuses to initialise the same runtime again', async () => {
+    const cfg = `threads=1;${uniqueName('once')}`;
+    const runtime = NativeRuntime.load(fixture('gate'), { cfg, name: 'once' });
+    const second = NativeRuntime.load(fixture('gate'), { cfg, name: 'once' });
+    expect(runtime.stats().references).toBe(2);
+    runtime.close();
+    expect((await second.call('still loaded')).toString()).toBe('still loaded');
+    second.close();
+    await expect(runtime.call('x')).rejects.toBeInstanceOf(RuntimeUnloadedError);
+    await expect(second.call('x')).rejects.toBeInstanceOf(RuntimeUnloadedError);
+    expect(() => NativeRuntime.load(fixture('gate'), { cfg })).toThrow(
+      /cannot be initialised again/,
+    );
+  });
+});
+
+describe('NativeRuntime: loading', () => {
+  const savedPath = process.env.LD_LIBRARY_PATH;
+  afterEach(() => {
+    if (savedPath === undefined) delete process.env.LD_LIBRARY_PATH;
+    else process.env.LD_LIBRARY_PATH = savedPath;
+  });
+
+  it('finds a library by path, file name or short name on LD_LIBRARY_PATH, and shares one runtime', async () => {
+    process.env.LD_LIBRARY_PATH = `/nonexistent:${FIXTURE_DIR}`;
+    const byPath = load(fixture('echo'), { cfg: 'threads=1;shared' });
+    const byFile = load('libherald_echo.so', { cfg: 'threads=1;shared' });
+    const byShortName = load('herald_echo', { cfg: 'threads=1;shared' });
+    const relative = load(path.relative(process.cwd(), fixture('echo')), {
+      cfg: 'threads=1;shared',
+    });
+    expect(byShortName.path).toBe(byPath.path);
+    expect(byFile.stats().references).toBe(4);
+    expect((await relative.call('via relative path')).toString()).toBe('via relative path');
+  });
+
+  it('reports a missing library with NativeLibraryError', () => {
+    process.env.LD_LIBRARY_PATH = FIXTURE_DIR;
+    expect(() => NativeRuntime.load('herald_nope')).toThrow(NativeLibraryError);
+    expect(() => NativeRuntime.load('/nonexistent/libx.so')).toThrow(
+      /cannot load native runtime library/,
+    );
+  });
+
+  it('reports a failing init with its rc, and a library without init', () => {
+    const failed = (() => {
+      try {
+        NativeRuntime.load(fixture('cases'), { cfg: 'fail=5' });
+      } catch (error) {
+        return error as NativeInitError;
+      }
+    })();
+    expect(failed).toBeInstanceOf(NativeInitError);
+    expect(failed!.rc).toBe(5);
+    expect(() => NativeRuntime.load(fixture('noinit'))).toThrow(
+      /exports neither libffi_init nor lib_nonblocking_ffi_init/,
+    );
+  });
+
+  it('refuses bad options and requests at the boundary', async () => {
+    expect(() => NativeRuntime.load('')).toThrow(InvalidOptionsError);
+    expect(() => NativeRuntime.load(fixture('echo'), { maxQueue: 0 })).toThrow(InvalidOptionsError);
+    expect(() => NativeRuntime.load(fixture('echo'), { cfg: 'a\0b' })).toThrow(InvalidOptionsError);
+    const echo = load(fixture('echo'), { cfg: 'threads=1;bad-input' });
+    expect(() =>
+      NativeRuntime.load(fixture('echo'), { cfg: 'threads=1;bad-input', maxQueue: 5 }),
+    ).toThrow(/already loaded/);
+    await expect(echo.call(42 as unknown as string)).rejects.toBeInstanceOf(
+      InvalidNativeRequestError,
+    );
+    await expect(echo.call('x', { timeoutMs: -1 })).rejects.toBeInstanceOf(InvalidOptionsError);
+    expect((await echo.call('still fine')).toString()).toBe('still fine');
+  });
+
+  it('serves a runtime loaded by a second copy of the addon in the same process', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-addon-copy-'));
+    const copy = path.join(dir, 'herald_ffi.node');
+    copyFileSync(addonCandidates().at(-1)!, copy);
+    const second = createRequire(__filename)(copy) as HeraldFfiAddon;
+    const meta = new Int32Array(16);
+    const answers: string[] = [];
+    second.setup((count, arena) => {
+      for (let i = 0; i < count; i++)
+        answers.push(
+          arena!.subarray(meta[i * 4 + 2], meta[i * 4 + 2] + meta[i * 4 + 3]).toString(),
+        );
+    }, meta);
+    // The runtime's host symbols are bound to the first copy, which must hand
+    // this queue to the second copy's code.
+    const result = second.load(fixture('echo'), `threads=1;${uniqueName('copy')}`, 16, false);
+    if (!result.ok) throw new Error(result.message);
+    second.ref();
+    expect(second.submit(result.id, 0, 'through the second copy')).toBe(0);
+    await waitFor(() => answers.length === 1);
+    second.unref();
+    second.unload(result.id);
+    expect(answers).toEqual(['through the second copy']);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
