@@ -1,0 +1,243 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
+import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
+import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
+import {
+  ConnectTimeoutError,
+  ReplyTooLargeError,
+  RequestTimeoutError,
+} from '../microservice.errors.js';
+import {
+  HeraldRecord,
+  type HeraldClientOptions,
+  type HeraldMicroserviceEvents,
+  type HeraldMicroserviceStatus,
+} from '../microservice.interface.js';
+import { validatePattern } from './pattern.utils.js';
+
+/** A request on the wire: Nest's packet with its correlation id. */
+export interface HeraldOutgoingRequest extends ReadPacket {
+  readonly id: string;
+}
+
+interface PendingRequest {
+  readonly callback: (packet: WritePacket) => void;
+  timer?: NodeJS.Timeout;
+}
+
+const noop = (): void => undefined;
+
+/**
+ * The part of {@link PgNotifyClient} and {@link RedisStreamsClient} that has
+ * nothing to do with the wire: one shared `connect()` (with a timeout),
+ * request bookkeeping with a correlation id that names the reply address,
+ * a per-request timeout, {@link HeraldRecord} options, status and `on()`,
+ * and the error replies the servers send turned back into error classes.
+ * @publicApi
+ */
+export abstract class HeraldClient extends ClientProxy<
+  HeraldMicroserviceEvents,
+  HeraldMicroserviceStatus
+> {
+  protected readonly events = new EventEmitter();
+  protected readonly heraldLogger: HeraldLogger;
+  protected readonly requestTimeoutMs: number;
+  protected readonly connectTimeoutMs: number;
+  /** Correlation id -> the waiting request. */
+  protected readonly pending = new Map<string, PendingRequest>();
+  private readonly recordOptions = new WeakMap<ReadPacket, { timeoutMs?: number }>();
+  private connecting?: Promise<void>;
+  protected closed = false;
+  private closing?: Promise<void>;
+  private currentStatus?: HeraldMicroserviceStatus;
+
+  constructor(options: HeraldClientOptions = {}) {
+    super();
+    this.heraldLogger = options.logger ?? consoleLogger;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? MICROSERVICE_DEFAULTS.requestTimeoutMs;
+    if (!(this.requestTimeoutMs >= 0))
+      throw new InvalidOptionsError('requestTimeoutMs must be >= 0');
+    this.connectTimeoutMs = options.connectTimeoutMs ?? MICROSERVICE_DEFAULTS.connectTimeoutMs;
+    if (!(this.connectTimeoutMs > 0)) throw new InvalidOptionsError('connectTimeoutMs must be > 0');
+    this.initializeSerializer(options);
+    this.initializeDeserializer(options);
+    this.events.on('error', noop);
+  }
+
+  /** Where replies to this client go (a channel or a stream); part of every request id. */
+  protected abstract readonly replyAddress: string;
+  /** Connects and listens for replies. */
+  protected abstract open(): Promise<void>;
+  /** Releases connections and the reply address. */
+  protected abstract shut(): Promise<void>;
+  /** Sends a serialized request to the route's responders. */
+  protected abstract sendRequest(route: string, packet: unknown): Promise<void>;
+  /** Sends a serialized event; resolves once the transport took it. */
+  protected abstract sendEvent(route: string, packet: unknown): Promise<void>;
+  /** Checks a route can travel on this transport (throws InvalidPatternError). */
+  protected abstract checkRoute(route: string, pattern: unknown): void;
+
+  /**
+   * Connects (once; concurrent calls share it). Rejects with
+   * `ConnectTimeoutError` after `connectTimeoutMs` (a later call tries
+   * again) and with `TransportClosedError` after `close()`.
+   */
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportClosedError('client is closed'));
+    if (!this.connecting) {
+      let timer: NodeJS.Timeout | undefined;
+      const attempt = this.open();
+      attempt.catch(noop);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new ConnectTimeoutError(this.constructor.name, this.connectTimeoutMs)),
+          this.connectTimeoutMs,
+        );
+      });
+      this.connecting = Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
+      this.connecting.catch(() => (this.connecting = undefined));
+    }
+    return this.connecting;
+  }
+
+  /**
+   * Errors every request still waiting with `TransportClosedError`, stops
+   * listening for replies (the reply channel or stream is removed) and
+   * releases connections. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      const error = new TransportClosedError('client closed before the reply came');
+      for (const [id, request] of [...this.pending]) {
+        this.settle(id);
+        request.callback({ err: error, isDisposed: true });
+      }
+      try {
+        await this.shut();
+      } finally {
+        this.setStatus('disconnected');
+      }
+    })();
+    return this.closing;
+  }
+
+  override on<K extends keyof HeraldMicroserviceEvents>(
+    event: K,
+    callback: HeraldMicroserviceEvents[K],
+  ): void {
+    this.events.on(event as string, callback as (...args: unknown[]) => void);
+  }
+
+  protected setStatus(status: HeraldMicroserviceStatus): void {
+    if (this.currentStatus === status) return;
+    if (this.currentStatus === 'disconnected' && this.closed) return;
+    this.currentStatus = status;
+    this._status$.next(status);
+    this.events.emit('status', status);
+  }
+
+  /** Unwraps {@link HeraldRecord}: its metadata joins the packet's, its timeout is kept for `publish`. */
+  protected override createPacket<T>(pattern: unknown, data: T): ReadPacket {
+    if (!(data instanceof HeraldRecord)) return super.createPacket(pattern, data);
+    const record = data as HeraldRecord;
+    const packet = super.createPacket(pattern, record.data);
+    if (record.options.metadata) {
+      packet.metadata = { ...packet.metadata, ...record.options.metadata };
+    }
+    this.recordOptions.set(packet, { timeoutMs: record.options.timeoutMs });
+    return packet;
+  }
+
+  /** The route of a pattern, validated as servers validate theirs at listen. */
+  protected routeOf(pattern: unknown): string {
+    const route = validatePattern(pattern, (value: never) => this.normalizePattern(value));
+    this.checkRoute(route, pattern);
+    return route;
+  }
+
+  protected override assignPacketId(packet: ReadPacket): ReadPacket & { id: string } {
+    return Object.assign(packet, {
+      id: `${this.replyAddress}${REPLY_ADDRESS_SEPARATOR}${randomUUID()}`,
+    });
+  }
+
+  protected publish(partial: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    let id: string | undefined;
+    try {
+      const route = this.routeOf(partial.pattern);
+      const timeoutMs = this.recordOptions.get(partial)?.timeoutMs ?? this.requestTimeoutMs;
+      const packet = this.assignPacketId(partial);
+      const requestId = packet.id;
+      id = requestId;
+      const request: PendingRequest = { callback };
+      this.pending.set(requestId, request);
+      if (timeoutMs > 0) {
+        request.timer = setTimeout(() => {
+          if (!this.settle(requestId)) return;
+          callback({ err: new RequestTimeoutError(route, timeoutMs), isDisposed: true });
+        }, timeoutMs);
+        request.timer.unref?.();
+      }
+      const serialized = this.serializer.serialize(packet) as unknown;
+      this.sendRequest(route, serialized).catch((error: unknown) => {
+        if (this.settle(requestId)) callback({ err: error, isDisposed: true });
+      });
+    } catch (error) {
+      if (id !== undefined) this.settle(id);
+      callback({ err: error, isDisposed: true });
+      return noop;
+    }
+    // Unsubscribing (or the request settling) forgets the request: a late reply is dropped.
+    const requestId = id;
+    return () => void this.settle(requestId);
+  }
+
+  protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
+    const route = this.routeOf(packet.pattern);
+    await this.sendEvent(route, this.serializer.serialize(packet) as unknown);
+    return undefined as T;
+  }
+
+  /** Forgets a request; true if it was still waiting. */
+  private settle(id: string): boolean {
+    const request = this.pending.get(id);
+    if (!request) return false;
+    clearTimeout(request.timer);
+    this.pending.delete(id);
+    return true;
+  }
+
+  /** Hands a reply (the parsed wire value) to its request. */
+  protected async receiveReply(raw: unknown): Promise<void> {
+    let packet: WritePacket & { id?: string };
+    try {
+      packet = (await this.deserializer.deserialize(raw)) as WritePacket & { id?: string };
+    } catch (error) {
+      this.events.emit('error', error);
+      return;
+    }
+    const id = packet.id;
+    if (typeof id !== 'string') return;
+    const request = this.pending.get(id);
+    if (!request) return; // timed out, unsubscribed, or answered already
+    const last = packet.isDisposed === true || packet.err !== undefined;
+    if (last) this.settle(id);
+    request.callback(packet);
+  }
+
+  /** Turns the error replies of herald servers back into their classes. */
+  protected override serializeError(err: unknown): unknown {
+    if (
+      err &&
+      typeof err === 'object' &&
+      (err as { name?: unknown }).name === ReplyTooLargeError.name
+    ) {
+      const { size, limit } = err as { size?: number; limit?: number };
+      return new ReplyTooLargeError(Number(size), Number(limit));
+    }
+    return err;
+  }
+}

@@ -1,0 +1,285 @@
+import { EventEmitter } from 'node:events';
+import {
+  Server,
+  type BaseRpcContext,
+  type CustomTransportStrategy,
+  type MessageHandler,
+  type ReadPacket,
+  type WritePacket,
+} from '@nestjs/microservices';
+import { isObservable, type Observable } from 'rxjs';
+import { InvalidOptionsError } from '../../bus/errors.js';
+import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
+import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
+import { ConnectTimeoutError } from '../microservice.errors.js';
+import type {
+  HeraldMicroserviceEvents,
+  HeraldMicroserviceStatus,
+  HeraldServerOptions,
+  HeraldStartup,
+} from '../microservice.interface.js';
+import { validatePattern } from './pattern.utils.js';
+
+/** A request as the server sees it once deserialized. */
+export interface HeraldIncomingPacket extends ReadPacket {
+  readonly id?: string;
+}
+
+/** Nest's answer when a request names a pattern without handler (as its built-in transports send). */
+const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
+
+const noop = (): void => undefined;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Resolves when `stream` completes, rejects when it errors; values are ignored (an empty stream is a success). */
+function completion(stream: Observable<unknown>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.subscribe({ error: reject, complete: resolve });
+  });
+}
+
+/**
+ * The part of {@link PgNotifyServer} and {@link RedisStreamsServer} that has
+ * nothing to do with the wire: pattern validation at `listen`, fail-fast or
+ * degraded start, status and `on()`, and the two ways a message is handled
+ * (through Nest's `handleEvent` / `handleRequest`, so processing hooks,
+ * guards, interceptors, pipes and filters apply as on built-in transports).
+ *
+ * Error rule for events on transports that acknowledge
+ * (`propagatesEventHandlerErrors = true`): the event is acknowledged once the
+ * handler's result settled, when it resolved or its Observable completed;
+ * it is not acknowledged when the handler chain ends in an error, which is
+ * what Nest's default exception filter does (it rethrows as an erroring
+ * Observable). A filter that returns a value or a completing Observable has
+ * handled the error: the event is acknowledged.
+ * @publicApi
+ */
+export abstract class HeraldServer<Context extends BaseRpcContext>
+  extends Server<HeraldMicroserviceEvents, HeraldMicroserviceStatus>
+  implements CustomTransportStrategy
+{
+  protected readonly events = new EventEmitter();
+  protected readonly heraldLogger: HeraldLogger;
+  protected readonly startup: HeraldStartup;
+  protected readonly connectTimeoutMs: number;
+  /** Route -> the pattern as the decorator declared it (checked at listen). */
+  protected readonly declaredPatterns = new Map<string, unknown>();
+  protected closing?: Promise<void>;
+  private currentStatus?: HeraldMicroserviceStatus;
+
+  constructor(options: HeraldServerOptions = {}) {
+    super();
+    this.heraldLogger = options.logger ?? consoleLogger;
+    this.startup = options.startup ?? MICROSERVICE_DEFAULTS.startup;
+    if (this.startup !== 'fail-fast' && this.startup !== 'degraded') {
+      throw new InvalidOptionsError(`startup must be 'fail-fast' or 'degraded'`);
+    }
+    this.connectTimeoutMs = options.connectTimeoutMs ?? MICROSERVICE_DEFAULTS.connectTimeoutMs;
+    if (!(this.connectTimeoutMs > 0)) throw new InvalidOptionsError('connectTimeoutMs must be > 0');
+    this.initializeSerializer(options);
+    this.initializeDeserializer(options);
+    // A listener for 'error' so an unobserved error is logged, never thrown by EventEmitter.
+    this.events.on('error', noop);
+  }
+
+  /** Connects, subscribes to `routes`, and starts delivering; resolves once connected. */
+  protected abstract start(routes: readonly string[]): Promise<void>;
+  /** Releases connections; called once by `close()`. */
+  protected abstract stop(): Promise<void>;
+  /** Checks that a (valid Nest) route can travel on this transport; throws InvalidPatternError. */
+  protected abstract checkRoute(route: string, pattern: unknown): void;
+
+  override addHandler(
+    pattern: unknown,
+    callback: MessageHandler,
+    isEventHandler = false,
+    extras: Record<string, unknown> = {},
+  ): void {
+    super.addHandler(pattern, callback, isEventHandler, extras);
+    this.declaredPatterns.set(this.normalizePattern(pattern as string), pattern);
+  }
+
+  /** The routes handled, once validated. */
+  protected routes(): string[] {
+    const routes: string[] = [];
+    for (const [route, pattern] of this.declaredPatterns) {
+      validatePattern(pattern, (value: never) => this.normalizePattern(value));
+      this.checkRoute(route, pattern);
+      routes.push(route);
+    }
+    return routes;
+  }
+
+  /**
+   * Validates every pattern (a bad one fails `listen` with
+   * `InvalidPatternError`), then starts: `fail-fast` calls back once
+   * connected or with `ConnectTimeoutError` after `connectTimeoutMs`;
+   * `degraded` calls back at once and connects in the background.
+   */
+  listen(callback: (error?: unknown, info?: unknown) => void): void {
+    let routes: string[];
+    try {
+      routes = this.routes();
+    } catch (error) {
+      callback(error);
+      return;
+    }
+    this.setStatus('connecting');
+    const started = this.start(routes);
+    if (this.startup === 'degraded') {
+      started.catch(error => {
+        if (!this.closing) this.reportError(error as Error, 'start failed');
+      });
+      callback();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ConnectTimeoutError(this.constructor.name, this.connectTimeoutMs)),
+        this.connectTimeoutMs,
+      );
+    });
+    Promise.race([started, timeout]).then(
+      () => {
+        clearTimeout(timer);
+        callback();
+      },
+      async (error: unknown) => {
+        clearTimeout(timer);
+        started.catch(noop);
+        await this.close().catch(noop);
+        callback(error);
+      },
+    );
+  }
+
+  /** Stops intake, lets handlers in flight finish (bounded), releases connections. Idempotent. */
+  async close(): Promise<void> {
+    this.closing ??= this.stop().finally(() => this.setStatus('disconnected'));
+    return this.closing;
+  }
+
+  /** `status`, `reconnect` and `error` (see {@link HeraldMicroserviceEvents}). */
+  on<K extends keyof HeraldMicroserviceEvents>(
+    event: K,
+    callback: HeraldMicroserviceEvents[K],
+  ): this {
+    this.events.on(event as string, callback as (...args: unknown[]) => void);
+    return this;
+  }
+
+  protected setStatus(status: HeraldMicroserviceStatus): void {
+    if (this.currentStatus === status) return;
+    if (this.currentStatus === 'disconnected' && this.closing) return;
+    this.currentStatus = status;
+    this._status$.next(status);
+    this.events.emit('status', status);
+  }
+
+  protected reportError(error: Error, what: string): void {
+    this.heraldLogger.error(`${this.constructor.name}: ${what}: ${describe(error)}`, error.stack);
+    this.events.emit('error', error);
+  }
+
+  /** The deserialized packet of a raw wire value (JSON already parsed). */
+  protected async deserialize(raw: unknown, route: string): Promise<HeraldIncomingPacket> {
+    return (await this.deserializer.deserialize(raw, { channel: route })) as HeraldIncomingPacket;
+  }
+
+  /**
+   * Runs the event handlers of `route`. With `propagatesEventHandlerErrors`
+   * the promise settles after the handler's result settled and rejects when
+   * it ended in an error (the transport then does not acknowledge); without,
+   * it is Nest's `handleEvent` (errors logged by Nest after the filters ran).
+   */
+  protected async handleHeraldEvent(
+    route: string,
+    packet: HeraldIncomingPacket,
+    context: Context,
+  ): Promise<void> {
+    if (!this.propagatesEventHandlerErrors) {
+      await this.handleEvent(route, packet, context);
+      return;
+    }
+    const handler = this.getHandlerByPattern(route);
+    if (!handler) {
+      this.logger.error(
+        `There is no matching event handler defined in the remote service. Event pattern: ${route}`,
+      );
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const run = this.runWithProcessingHooks(context, async runEndHook => {
+        try {
+          const result: unknown = await handler(packet.data, context);
+          if (isObservable(result)) await completion(result);
+          runEndHook();
+          resolve();
+        } catch (error) {
+          reject(error);
+          throw error;
+        }
+      }) as unknown;
+      // The start hook's promise (when it returns one) rejects with the same error.
+      if (run instanceof Promise) run.catch(noop);
+    });
+  }
+
+  /**
+   * Answers a request: the reply packets (`response` values, then
+   * `isDisposed`, or `err`) go to `respond`; resolves once the last one was
+   * handed over (so the transport may acknowledge the request then).
+   */
+  protected handleHeraldRequest(
+    route: string,
+    packet: HeraldIncomingPacket & { id: string },
+    context: Context,
+    respond: (reply: WritePacket & { id: string }) => Promise<unknown>,
+  ): Promise<void> {
+    const handler = this.getHandlerByPattern(route);
+    if (!handler) {
+      return respond({ id: packet.id, status: 'error', err: NO_MESSAGE_HANDLER }).then(noop);
+    }
+    return new Promise<void>(resolve => {
+      const reply = async (data: WritePacket): Promise<void> => {
+        try {
+          await respond({ ...data, id: packet.id });
+        } finally {
+          if (data.isDisposed || data.err !== undefined) resolve();
+        }
+      };
+      const run = this.handleRequest(
+        context,
+        async () => this.transformToObservable(await handler(packet.data, context)),
+        reply,
+      ) as unknown;
+      if (run instanceof Promise) {
+        run.catch(async (error: unknown) => {
+          // produce() itself threw before a stream existed: answer with the error.
+          await reply({ err: errorReply(error), isDisposed: true }).catch(noop);
+        });
+      }
+    });
+  }
+
+  /** The reply address a client put into a request id (`<address>#<random>`), or undefined. */
+  protected replyAddressOf(id: string): string | undefined {
+    const at = id.lastIndexOf(REPLY_ADDRESS_SEPARATOR);
+    return at > 0 ? id.slice(0, at) : undefined;
+  }
+
+  /** The serialized reply, JSON-encodable. */
+  protected serializeReply(reply: WritePacket & { id: string }): unknown {
+    return this.serializer.serialize(reply);
+  }
+}
+
+/** An error as it can travel in a reply (Nest replies with plain objects). */
+export function errorReply(error: unknown): unknown {
+  if (error instanceof Error) return { status: 'error', name: error.name, message: error.message };
+  return error;
+}

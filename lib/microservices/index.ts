@@ -1,0 +1,19 @@
+// The shared part of the microservice transports, re-exported by `nest-herald/pg` and `nest-herald/redis`.
+export { HeraldServer, type HeraldIncomingPacket } from './base/herald.server.js';
+export { HeraldClient } from './base/herald.client.js';
+export { PG_NOTIFY_TRANSPORT, REDIS_STREAMS_TRANSPORT } from './microservice.constants.js';
+export {
+  ConnectTimeoutError,
+  InvalidPatternError,
+  ReplyTooLargeError,
+  RequestTimeoutError,
+} from './microservice.errors.js';
+export {
+  HeraldRecord,
+  type HeraldClientOptions,
+  type HeraldMicroserviceEvents,
+  type HeraldMicroserviceStatus,
+  type HeraldRecordOptions,
+  type HeraldServerOptions,
+  type HeraldStartup,
+} from './microservice.interface.js';

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { TransportClosedError } from '../../bus/errors.js';
+import { isAdvisory, type PgHubEvent } from '../../transports/pg/pg.advisory.js';
+import { encodeEvent } from '../../transports/pg/pg.codec.js';
+import type { PgConsumer } from '../../transports/pg/pg.consumer.js';
+import { PgHub, type PgHubState } from '../../transports/pg/pg.hub.js';
+import { HeraldClient } from '../base/herald.client.js';
+import type { HeraldMicroserviceStatus } from '../microservice.interface.js';
+import { PG_REPLY_CHANNEL_PREFIX, pgChannelOf } from './pg-notify.channel.js';
+import type { PgNotifyClientOptions } from './pg-notify.options.js';
+
+const HUB_STATUS: Record<PgHubState, HeraldMicroserviceStatus | undefined> = {
+  idle: undefined,
+  connecting: 'connecting',
+  connected: 'connected',
+  reconnecting: 'reconnecting',
+  stopping: 'disconnected',
+  stopped: 'disconnected',
+};
+
+/**
+ * The client of {@link PgNotifyServer}, on a {@link PgHub}: `emit` resolves
+ * once PostgreSQL took the NOTIFY; `send` LISTENs on its own reply channel
+ * (`nest_reply_<random>`, UNLISTENed at `close()`), the request id carries
+ * that channel. Usable directly or through
+ * `ClientsModule.register([{ name, customClass: PgNotifyClient, options }])`.
+ * @publicApi
+ */
+export class PgNotifyClient extends HeraldClient {
+  readonly hub: PgHub;
+  private readonly ownsHub: boolean;
+  protected readonly replyAddress = PG_REPLY_CHANNEL_PREFIX + randomBytes(8).toString('hex');
+  private consumer?: PgConsumer;
+
+  private readonly onHubState = (state: PgHubState): void => {
+    const status = HUB_STATUS[state];
+    if (status) this.setStatus(status);
+  };
+
+  constructor(options: PgNotifyClientOptions = {}) {
+    super(options);
+    if (options.hub) {
+      this.hub = options.hub;
+      this.ownsHub = false;
+    } else {
+      this.hub = new PgHub({ name: 'pg-notify-client', ...options, logger: this.heraldLogger });
+      this.ownsHub = true;
+    }
+  }
+
+  /** The hub (its pool and LISTEN connection). */
+  unwrap<T = PgHub>(): T {
+    return this.hub as T;
+  }
+
+  /** The channel this client's replies come on. */
+  get replyChannel(): string {
+    return this.replyAddress;
+  }
+
+  protected checkRoute(route: string, pattern: unknown): void {
+    pgChannelOf(route, pattern);
+  }
+
+  protected async open(): Promise<void> {
+    if (!this.consumer) {
+      this.hub.on('state', this.onHubState);
+      this.consumer = this.hub.consumer(event => this.onHubEvent(event));
+    }
+    const subscribed = this.consumer.subscribe(this.replyAddress);
+    await this.hub.start();
+    await subscribed;
+    this.setStatus('connected');
+  }
+
+  protected async shut(): Promise<void> {
+    this.consumer?.close();
+    this.hub.off('state', this.onHubState);
+    if (this.ownsHub) await this.hub.stop();
+  }
+
+  private onHubEvent(event: PgHubEvent): void {
+    if (isAdvisory(event)) {
+      if (event.value.action === 'reconnect') this.events.emit('reconnect');
+      return;
+    }
+    if (event.topic === this.replyAddress) void this.receiveReply(event.value);
+  }
+
+  protected sendRequest(route: string, packet: unknown): Promise<void> {
+    return this.notify(route, packet);
+  }
+
+  protected sendEvent(route: string, packet: unknown): Promise<void> {
+    return this.notify(route, packet);
+  }
+
+  private async notify(route: string, packet: unknown): Promise<void> {
+    const channel = pgChannelOf(route, route.startsWith('{') ? {} : route);
+    const sent = await this.hub.notifyPayload(channel, encodeEvent([], packet));
+    if (!sent) throw new TransportClosedError('pg hub stopped before the notify went out');
+  }
+}

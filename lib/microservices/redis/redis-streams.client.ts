@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import type { Subscription } from 'rxjs';
+import { jsonCodec } from '../../bus/json.codec.js';
+import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
+import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
+import { StreamSubscriber, type StreamMessage } from '../../transports/redis/stream.subscriber.js';
+import type { TransportState } from '../../transports/transport.interface.js';
+import { HeraldClient } from '../base/herald.client.js';
+import { InvalidPatternError } from '../microservice.errors.js';
+import { DEFAULT_STREAM_PREFIX, type RedisStreamsClientOptions } from './redis-streams.options.js';
+import { PACKET_FIELD, REPLY_STREAM_INFIX, parseEntry } from './redis-streams.wire.js';
+
+/** What `unwrap()` returns. @publicApi */
+export interface RedisStreamsClientParts {
+  readonly publisher: StreamPublisher<readonly string[]>;
+  /** Reads this client's reply stream. */
+  readonly replies: StreamSubscriber;
+}
+
+/**
+ * The client of {@link RedisStreamsServer}, on the redis transport's
+ * publisher and subscriber: `emit` resolves once the entry is written
+ * (`XADD`, buffered and retried while Redis is away); `send` writes the
+ * request and reads the reply from this client's own reply stream
+ * (`<prefix>reply:<random>`, deleted at `close()`). Usable directly or
+ * through `ClientsModule.register([{ name, customClass: RedisStreamsClient, options }])`.
+ * @publicApi
+ */
+export class RedisStreamsClient extends HeraldClient {
+  readonly streamPrefix: string;
+  protected readonly replyAddress: string;
+  private readonly connection: RedisConnectionOptions;
+  private publisher?: StreamPublisher<readonly string[]>;
+  private replies?: StreamSubscriber;
+  private readonly statusSubscriptions: Subscription[] = [];
+  private readonly states = new Map<string, TransportState>();
+  private everConnected = false;
+
+  constructor(private readonly options: RedisStreamsClientOptions = {}) {
+    super(options);
+    this.streamPrefix = options.streamPrefix ?? DEFAULT_STREAM_PREFIX;
+    this.replyAddress = `${this.streamPrefix}${REPLY_STREAM_INFIX}${randomBytes(8).toString('hex')}`;
+    this.connection = { url: options.url, redis: options.redis, logger: this.heraldLogger };
+  }
+
+  /** The stream this client's replies come on. */
+  get replyStream(): string {
+    return this.replyAddress;
+  }
+
+  /** The publisher and the reply reader; throws before the first `connect()`. */
+  unwrap<T = RedisStreamsClientParts>(): T {
+    if (!this.publisher || !this.replies) throw new Error('Not initialized. Call connect() first.');
+    const parts: RedisStreamsClientParts = { publisher: this.publisher, replies: this.replies };
+    return parts as T;
+  }
+
+  protected checkRoute(route: string, pattern: unknown): void {
+    if (route.startsWith(REPLY_STREAM_INFIX)) {
+      throw new InvalidPatternError(pattern, `${REPLY_STREAM_INFIX}* streams carry replies`);
+    }
+  }
+
+  protected async open(): Promise<void> {
+    if (!this.publisher) {
+      this.publisher = new StreamPublisher<readonly string[]>({
+        ...this.connection,
+        stream: this.replyAddress,
+        maxLen: this.options.maxLen,
+        bufferSize: this.options.bufferSize,
+        encode: fields => fields,
+      });
+      // A fresh stream only this client reads: from the start, so no reply
+      // written before the first read is missed.
+      this.replies = new StreamSubscriber({
+        ...this.connection,
+        stream: this.replyAddress,
+        name: this.replyAddress,
+        cursorPrefix: `${this.streamPrefix}cursor`,
+        start: '0',
+        blockMs: this.options.blockMs,
+        handlerAttempts: 1,
+      });
+      this.watch('publisher', this.publisher);
+      this.watch('replies', this.replies);
+      await this.replies.subscribe(message => this.onReply(message));
+    }
+    await this.publisher.connection.whenReady();
+  }
+
+  private watch(key: string, part: { status$: StreamPublisher['status$'] }): void {
+    this.states.set(key, 'connecting');
+    this.statusSubscriptions.push(
+      part.status$.subscribe(status => {
+        this.states.set(key, status.state);
+        const states = [...this.states.values()];
+        if (states.every(state => state === 'connected')) {
+          if (this.everConnected) this.events.emit('reconnect');
+          this.everConnected = true;
+          this.setStatus('connected');
+        } else if (states.some(state => state === 'reconnecting' || state === 'disconnected')) {
+          if (this.everConnected) this.setStatus('reconnecting');
+        }
+      }),
+    );
+  }
+
+  private onReply(message: StreamMessage): void {
+    let raw: unknown;
+    try {
+      raw = parseEntry(message.fields);
+    } catch (error) {
+      this.events.emit('error', error);
+      return;
+    }
+    void this.receiveReply(raw);
+  }
+
+  protected async shut(): Promise<void> {
+    const replies = this.replies;
+    const publisher = this.publisher;
+    if (replies) await replies.close({ timeoutMs: 1000 });
+    if (publisher) {
+      // The reply stream and its cursor are this client's alone: remove them.
+      if (publisher.connection.ready && replies) {
+        await publisher.connection.client
+          .del(this.replyAddress, replies.cursorKey)
+          .catch((error: unknown) => this.events.emit('error', error));
+      }
+      await publisher.close();
+    }
+    for (const subscription of this.statusSubscriptions) subscription.unsubscribe();
+  }
+
+  protected async sendRequest(route: string, packet: unknown): Promise<void> {
+    await this.write(route, packet);
+  }
+
+  protected async sendEvent(route: string, packet: unknown): Promise<void> {
+    await this.write(route, packet);
+  }
+
+  private write(route: string, packet: unknown): Promise<string> {
+    return this.publisher!.publishAndWait(
+      [PACKET_FIELD, jsonCodec.encode(packet)],
+      this.streamPrefix + route,
+    );
+  }
+}

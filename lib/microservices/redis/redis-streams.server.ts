@@ -1,0 +1,194 @@
+import type { WritePacket } from '@nestjs/microservices';
+import type { Subscription } from 'rxjs';
+import { jsonCodec } from '../../bus/json.codec.js';
+import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
+import { StreamEntryError } from '../../transports/redis/redis.errors.js';
+import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
+import {
+  StreamSubscriber,
+  uniqueConsumerName,
+  type StreamMessage,
+} from '../../transports/redis/stream.subscriber.js';
+import type { TransportState } from '../../transports/transport.interface.js';
+import { errorReply, HeraldServer, type HeraldIncomingPacket } from '../base/herald.server.js';
+import { REDIS_STREAMS_TRANSPORT } from '../microservice.constants.js';
+import { InvalidPatternError } from '../microservice.errors.js';
+import { RedisStreamsContext } from './redis-streams.context.js';
+import {
+  DEFAULT_MICROSERVICE_GROUP,
+  DEFAULT_REPLY_MAX_LEN,
+  DEFAULT_STREAM_PREFIX,
+  type RedisStreamsServerOptions,
+} from './redis-streams.options.js';
+import { PACKET_FIELD, REPLY_STREAM_INFIX, parseEntry } from './redis-streams.wire.js';
+
+/** What `unwrap()` returns. @publicApi */
+export interface RedisStreamsServerParts {
+  /** One per pattern, reading `<prefix><route>` in the group. */
+  readonly subscribers: ReadonlyMap<string, StreamSubscriber>;
+  /** Writes the replies. */
+  readonly publisher: StreamPublisher<readonly string[]>;
+}
+
+/**
+ * A Nest microservice over Redis Streams, on the redis transport's
+ * subscriber and publisher:
+ * `NestFactory.createMicroservice(AppModule, { strategy: new RedisStreamsServer({ url }) })`.
+ *
+ * Each pattern is a stream read through a consumer group, so each entry
+ * goes to one instance of the service. Events are acknowledged only after
+ * their handler settled (`propagatesEventHandlerErrors`): a failed one is
+ * delivered again, claimed from a dead instance after `minIdleMs`, and
+ * moved to `<stream>:dead` after `maxDeliveries`. Requests are answered on
+ * the client's reply stream, then acknowledged.
+ * @publicApi
+ */
+export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
+  override transportId = REDIS_STREAMS_TRANSPORT;
+  override readonly propagatesEventHandlerErrors = true;
+  readonly streamPrefix: string;
+  readonly group: string;
+  readonly consumer: string;
+  private readonly connection: RedisConnectionOptions;
+  private readonly subscribers = new Map<string, StreamSubscriber>();
+  private publisher?: StreamPublisher<readonly string[]>;
+  private readonly statusSubscriptions: Subscription[] = [];
+  private readonly states = new Map<string, TransportState>();
+  private everConnected = false;
+
+  constructor(private readonly options: RedisStreamsServerOptions = {}) {
+    super(options);
+    this.streamPrefix = options.streamPrefix ?? DEFAULT_STREAM_PREFIX;
+    this.group = options.group ?? DEFAULT_MICROSERVICE_GROUP;
+    this.consumer = options.groupOptions?.consumer ?? uniqueConsumerName();
+    this.connection = { url: options.url, redis: options.redis, logger: this.heraldLogger };
+  }
+
+  /** The subscribers (one per pattern) and the reply publisher; throws before `listen()`. */
+  unwrap<T = RedisStreamsServerParts>(): T {
+    if (!this.publisher) throw new Error('Not initialized. Call listen() first.');
+    const parts: RedisStreamsServerParts = {
+      subscribers: this.subscribers,
+      publisher: this.publisher,
+    };
+    return parts as T;
+  }
+
+  /** The stream of a route. */
+  streamOf(route: string): string {
+    return this.streamPrefix + route;
+  }
+
+  protected checkRoute(route: string, pattern: unknown): void {
+    if (route.startsWith(REPLY_STREAM_INFIX)) {
+      throw new InvalidPatternError(pattern, `${REPLY_STREAM_INFIX}* streams carry replies`);
+    }
+  }
+
+  protected async start(routes: readonly string[]): Promise<void> {
+    const options = this.options;
+    this.publisher = new StreamPublisher<readonly string[]>({
+      ...this.connection,
+      stream: this.streamPrefix + REPLY_STREAM_INFIX,
+      maxLen: options.replyMaxLen ?? DEFAULT_REPLY_MAX_LEN,
+      encode: fields => fields,
+    });
+    this.watch('publisher', this.publisher);
+    for (const route of routes) {
+      const subscriber = new StreamSubscriber({
+        ...this.connection,
+        stream: this.streamOf(route),
+        name: this.group,
+        count: options.count,
+        blockMs: options.blockMs,
+        concurrency: options.concurrency,
+        group: { ...options.groupOptions, name: this.group, consumer: this.consumer },
+      });
+      this.subscribers.set(route, subscriber);
+      this.watch(route, subscriber);
+    }
+    await Promise.all(
+      [...this.subscribers].map(([route, subscriber]) =>
+        subscriber.subscribe(message => this.onEntry(route, message)),
+      ),
+    );
+    await this.publisher.connection.whenReady();
+  }
+
+  /** Folds the connections' states into one status: connected when all are. */
+  private watch(key: string, part: { status$: StreamPublisher['status$'] }): void {
+    this.states.set(key, 'connecting');
+    this.statusSubscriptions.push(
+      part.status$.subscribe(status => {
+        this.states.set(key, status.state);
+        const states = [...this.states.values()];
+        if (states.every(state => state === 'connected')) {
+          if (this.everConnected) this.events.emit('reconnect');
+          this.everConnected = true;
+          this.setStatus('connected');
+        } else if (states.some(state => state === 'reconnecting' || state === 'disconnected')) {
+          if (this.everConnected) this.setStatus('reconnecting');
+        }
+      }),
+    );
+  }
+
+  protected async stop(): Promise<void> {
+    const timeoutMs = this.options.closeTimeoutMs ?? 5000;
+    await Promise.all(
+      [...this.subscribers.values()].map(subscriber => subscriber.close({ timeoutMs })),
+    );
+    await this.publisher?.close();
+    for (const subscription of this.statusSubscriptions) subscription.unsubscribe();
+  }
+
+  private async onEntry(route: string, message: StreamMessage): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = parseEntry(message.fields);
+    } catch (error) {
+      throw new StreamEntryError(PACKET_FIELD, (error as Error).message);
+    }
+    const packet = await this.deserialize(raw, route);
+    const context = new RedisStreamsContext([
+      message.stream,
+      message.id,
+      message.deliveries,
+      message.group,
+      message.consumer,
+      packet.metadata,
+    ]);
+    const id = packet.id;
+    if (id === undefined || id === null) {
+      await this.handleHeraldEvent(route, packet, context);
+      return;
+    }
+    const replyTo = typeof id === 'string' ? this.replyAddressOf(id) : undefined;
+    if (!replyTo?.startsWith(this.streamPrefix + REPLY_STREAM_INFIX)) {
+      // Acknowledged: no handler could ever answer it.
+      this.heraldLogger.warn(
+        `RedisStreamsServer: request ${message.id} on ${message.stream} has no reply stream in its id, dropped`,
+      );
+      return;
+    }
+    await this.handleHeraldRequest(
+      route,
+      packet as HeraldIncomingPacket & { id: string },
+      context,
+      reply => this.reply(replyTo, reply),
+    );
+  }
+
+  private async reply(stream: string, reply: WritePacket & { id: string }): Promise<void> {
+    let json: string;
+    try {
+      json = jsonCodec.encode(this.serializeReply(reply));
+    } catch (error) {
+      this.reportError(error as Error, `reply ${reply.id}`);
+      json = jsonCodec.encode(
+        this.serializeReply({ id: reply.id, err: errorReply(error), isDisposed: true }),
+      );
+    }
+    await this.publisher!.publishAndWait([PACKET_FIELD, json], stream);
+  }
+}
