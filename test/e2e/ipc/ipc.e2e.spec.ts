@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { IpcBroker } from '../../../lib/transports/ipc/ipc.broker.js';
-import { killAllChildren, type ChildHandle } from '../../helpers/processes.js';
+import { killAllChildren } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import {
   command,

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { InvalidOptionsError } from '../../../../lib/index.js';
 import {
@@ -33,9 +34,7 @@ describe('ipc options', () => {
     const xdg = defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/1234' });
     expect(path.dirname(xdg)).toBe(`/run/user/1234/nest-herald-${uid}`);
     expect(xdg).toMatch(/\/[0-9a-f]{12}\.sock$/);
-    expect(path.dirname(defaultSocketPath({}))).toBe(
-      path.join(require('node:os').tmpdir(), `nest-herald-${uid}`),
-    );
+    expect(path.dirname(defaultSocketPath({}))).toBe(path.join(os.tmpdir(), `nest-herald-${uid}`));
   });
 
   it('takes identity from HERALD_WORKER_ID / HERALD_WORKER_COUNT, then NODE_APP_INSTANCE (pm2)', () => {
