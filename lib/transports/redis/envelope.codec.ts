@@ -82,6 +82,86 @@ function decodeHeaders(text: string): Record<string, string> {
 }
 
 /**
+ * Reads an entry from its flat `[field, value, ...]` list as XREAD returns
+ * it, without building a record first (the transport's hot path).
+ * @throws StreamEntryError naming the first bad field
+ */
+export function decodeEnvelopeFlat(flat: readonly string[]): Envelope {
+  let id: string | undefined;
+  let source: string | undefined;
+  let event: string | undefined;
+  let payload: string | undefined;
+  let origin: string | undefined;
+  let occurredAt: string | undefined;
+  let key: string | undefined;
+  let unique: string | undefined;
+  let headers: string | undefined;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const value = flat[i + 1];
+    switch (flat[i]) {
+      case F.id:
+        id = value;
+        break;
+      case F.source:
+        source = value;
+        break;
+      case F.event:
+        event = value;
+        break;
+      case F.payload:
+        payload = value;
+        break;
+      case F.origin:
+        origin = value;
+        break;
+      case F.occurredAt:
+        occurredAt = value;
+        break;
+      case F.key:
+        key = value;
+        break;
+      case F.unique:
+        unique = value;
+        break;
+      case F.headers:
+        headers = value;
+        break;
+    }
+  }
+  if (
+    !id ||
+    !source ||
+    !event ||
+    payload === undefined ||
+    origin === undefined ||
+    occurredAt === undefined
+  ) {
+    // The slow path names the culprit.
+    return decodeEnvelopeEntry({
+      id,
+      source,
+      event,
+      payload,
+      origin,
+      occurred_at: occurredAt,
+    } as Record<string, string>);
+  }
+  if (source === '*' || event === '*')
+    throw new StreamEntryError(source === '*' ? F.source : F.event, "'*' is a pattern");
+  return {
+    id,
+    source,
+    event,
+    payload,
+    origin,
+    occurredAt,
+    key: key === undefined ? undefined : decodeKey(key),
+    unique: unique === undefined || unique === '' ? undefined : unique,
+    headers: headers === undefined ? undefined : decodeHeaders(headers),
+  };
+}
+
+/**
  * Reads an entry written by {@link encodeEnvelopeEntry}.
  * @throws StreamEntryError naming the first bad field
  */

@@ -9,7 +9,7 @@ import type {
   TransportFeatures,
   TransportStatus,
 } from '../transport.interface.js';
-import { decodeEnvelopeEntry, encodeEnvelopeEntry } from './envelope.codec.js';
+import { decodeEnvelopeFlat, encodeEnvelopeEntry } from './envelope.codec.js';
 import {
   DEFAULT_TRANSPORT_GROUP,
   DEFAULT_TRANSPORT_READ_COUNT,
@@ -157,7 +157,7 @@ export class RedisTransport implements Transport {
     try {
       await Promise.race([
         Promise.all([
-          this.subscriber.subscribe(message => this.receive(message)),
+          this.subscriber.subscribeSettled((message, done) => this.receive(message, done)),
           this.publisher.connection.whenReady(),
         ]),
         timeout,
@@ -203,78 +203,70 @@ export class RedisTransport implements Transport {
       return batch.map(() => ({ ok: false, error }));
     }
     this.counters.published += batch.length;
-    return Promise.all(
-      batch.map(envelope =>
-        publisher.publishAndWait(envelope).then(
-          (ref): PublishResult => ({ ok: true, ref }),
-          (error: unknown): PublishResult => ({
-            ok: false,
-            error: error instanceof Error ? error : new Error(String(error)),
-          }),
-        ),
-      ),
+    const results = await publisher.publishAll(batch);
+    return results.map((result): PublishResult =>
+      typeof result === 'string' ? { ok: true, ref: result } : { ok: false, error: result },
     );
   }
 
-  /** One entry from the stream: decoded, unique-checked, handed to the bus; settles when the bus settles. */
-  private receive(message: StreamMessage): Promise<void> {
+  /** One entry from the stream: decoded, unique-checked, handed to the bus; settled when the bus settles it. */
+  private receive(message: StreamMessage, done: (error?: unknown) => void): void {
     let envelope: Envelope;
     try {
-      envelope = decodeEnvelopeEntry(message.fields);
+      envelope = decodeEnvelopeFlat(message.raw);
     } catch (error) {
       this.counters.decodeErrors++;
       this.context?.logger.error(
         `stream ${this.stream}: entry ${message.id} is not a herald event: ${describe(error)}`,
       );
-      throw error; // a StreamEntryError: the subscriber dead-letters it
+      done(error); // a StreamEntryError: the subscriber dead-letters it
+      return;
     }
-    return new Promise<void>((resolve, reject) => {
-      const deliver = (): void => {
-        const context = this.context;
-        if (!context) {
-          reject(new TransportClosedError());
-          return;
-        }
-        this.counters.delivered++;
-        context.deliver({
-          envelope,
-          attempt: message.deliveries,
-          settle: (settlement: Settlement) => {
-            if (settlement.outcome === 'ack') {
-              this.counters.acked++;
-              resolve();
-            } else {
-              this.counters.nacked++;
-              reject(settlement.error);
-            }
-          },
-        });
-      };
-      if (envelope.unique === undefined) {
-        if (this.tail) this.chain(deliver);
-        else deliver();
+    const deliver = (): void => {
+      const context = this.context;
+      if (!context) {
+        done(new TransportClosedError());
         return;
       }
-      // Whoever sets the key first runs the event; the others (and repeats within the TTL) skip it.
-      const key = `${this.uniquePrefix}:${this.stream}:${envelope.unique}`;
-      const ttlMs = this.context?.unique.ttlMs ?? 2000;
-      const claim = this.subscriber!.commands.client.set(key, envelope.origin, 'PX', ttlMs, 'NX');
-      this.chain(async () => {
-        let won: boolean;
-        try {
-          won = (await claim) === 'OK';
-        } catch (error) {
-          reject(error);
-          return;
-        }
-        if (won) {
-          deliver();
-        } else {
-          this.counters.duplicates++;
-          this.context?.logger.debug?.(`unique event is duplicate: ${envelope.unique}`);
-          resolve();
-        }
+      this.counters.delivered++;
+      context.deliver({
+        envelope,
+        attempt: message.deliveries,
+        settle: (settlement: Settlement) => {
+          if (settlement.outcome === 'ack') {
+            this.counters.acked++;
+            done();
+          } else {
+            this.counters.nacked++;
+            done(settlement.error ?? new Error('nacked'));
+          }
+        },
       });
+    };
+    if (envelope.unique === undefined) {
+      if (this.tail) this.chain(deliver);
+      else deliver();
+      return;
+    }
+    // Whoever sets the key first runs the event; the others (and repeats within the TTL) skip it.
+    const key = `${this.uniquePrefix}:${this.stream}:${envelope.unique}`;
+    const ttlMs = this.context?.unique.ttlMs ?? 2000;
+    const claim = this.subscriber!.commands.client.set(key, envelope.origin, 'PX', ttlMs, 'NX');
+    this.chain(async () => {
+      let won: boolean;
+      try {
+        won = (await claim) === 'OK';
+      } catch (error) {
+        done(error);
+        return;
+      }
+      if (won) {
+        deliver();
+      } else {
+        this.counters.duplicates++;
+        this.context?.logger.debug?.(`unique event is duplicate: ${envelope.unique}`);
+        done();
+      }
     });
   }
 

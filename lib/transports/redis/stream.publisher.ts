@@ -59,11 +59,48 @@ export interface PublisherCloseReport {
   readonly dropped: number;
 }
 
+/** Who waits for the fate of buffered events: one caller, or one batch of them. */
+interface Waiter {
+  settle(index: number, result: string | Error): void;
+}
+
+class SingleWaiter implements Waiter {
+  constructor(
+    private readonly resolve: (id: string) => void,
+    private readonly reject: (error: Error) => void,
+  ) {}
+
+  settle(_index: number, result: string | Error): void {
+    if (typeof result === 'string') this.resolve(result);
+    else this.reject(result);
+  }
+}
+
+/** One promise for a whole batch: far fewer allocations than one per event. */
+class BatchWaiter implements Waiter {
+  readonly results: (string | Error)[];
+  private left: number;
+
+  constructor(
+    size: number,
+    private readonly resolve: (results: readonly (string | Error)[]) => void,
+  ) {
+    this.results = new Array<string | Error>(size);
+    this.left = size;
+    if (size === 0) resolve(this.results);
+  }
+
+  settle(index: number, result: string | Error): void {
+    this.results[index] = result;
+    if (--this.left === 0) this.resolve(this.results);
+  }
+}
+
 interface Pending {
   readonly stream: string;
   readonly fields: readonly string[];
-  readonly resolve?: (id: string) => void;
-  readonly reject?: (error: Error) => void;
+  readonly waiter?: Waiter;
+  readonly index: number;
 }
 
 function positive(name: string, value: number, allowZero = false): number {
@@ -101,6 +138,7 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly maxBackoffMs: number;
   private readonly shutdownDrainTimeoutMs: number;
   private readonly batchSize: number;
+  private readonly writeTimeoutMs: number;
   private buffer = new Fifo<Pending>();
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
@@ -144,17 +182,15 @@ export class StreamPublisher<T = StreamEvent> {
       true,
     );
     this.batchSize = positive('drainBatchSize', options.drainBatchSize ?? DEFAULT_DRAIN_BATCH_SIZE);
-    const writeTimeoutMs = positive(
+    this.writeTimeoutMs = positive(
       'writeTimeoutMs',
       options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
     );
     this.ownsConnection = !options.connection;
+    // No ioredis commandTimeout: it would arm a timer per XADD; one timer per batch does (see write()).
     this.connection =
       options.connection ??
-      new RedisConnection(options, 'publisher', {
-        commandTimeout: writeTimeoutMs,
-        connectionName: 'herald-publisher',
-      });
+      new RedisConnection(options, 'publisher', { connectionName: 'herald-publisher' });
     // A connection that comes back ends the back-off at once: buffered events go out now.
     this.disposeReady = this.connection.onReady(() => this.sleeper.interrupt());
     void this.connection.connect();
@@ -173,7 +209,7 @@ export class StreamPublisher<T = StreamEvent> {
    * error for an event it cannot lay out.
    */
   publish(item: T, stream: string = this.stream): void {
-    this.enqueue({ stream, fields: this.accept(item) });
+    this.enqueue({ stream, fields: this.accept(item), index: 0 });
   }
 
   /**
@@ -189,7 +225,35 @@ export class StreamPublisher<T = StreamEvent> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => this.enqueue({ stream, fields, resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.enqueue({ stream, fields, waiter: new SingleWaiter(resolve, reject), index: 0 }),
+    );
+  }
+
+  /**
+   * Queues many events in order and resolves, once each was written or given
+   * up, to one result per event: its entry id, or the error of
+   * {@link publishAndWait}. Never rejects for one bad event: an event the
+   * encoder refuses gets its error as result. @throws TransportClosedError after `close()`
+   */
+  publishAll(
+    items: readonly T[],
+    stream: string = this.stream,
+  ): Promise<readonly (string | Error)[]> {
+    if (this.stopping) return Promise.reject(new TransportClosedError('publisher is closed'));
+    return new Promise(resolve => {
+      const waiter = new BatchWaiter(items.length, resolve);
+      for (let index = 0; index < items.length; index++) {
+        let fields: readonly string[];
+        try {
+          fields = this.accept(items[index]);
+        } catch (error) {
+          waiter.settle(index, error instanceof Error ? error : new Error(String(error)));
+          continue;
+        }
+        this.enqueue({ stream, fields, waiter, index });
+      }
+    });
   }
 
   private accept(item: T): readonly string[] {
@@ -213,7 +277,7 @@ export class StreamPublisher<T = StreamEvent> {
           `stream ${this.stream}: publish buffer full (${this.bufferSize}), dropped the oldest event (${dropped} dropped so far)`,
         );
       }
-      oldest.reject?.(new EventDroppedError(this.bufferSize));
+      oldest.waiter?.settle(oldest.index, new EventDroppedError(this.bufferSize));
     }
     this.buffer.push(pending);
     if (this.buffer.length > this.counters.bufferHighWater)
@@ -271,7 +335,18 @@ export class StreamPublisher<T = StreamEvent> {
           pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...item.fields);
         else pipeline.xadd(item.stream, '*', ...item.fields);
       }
-      results = (await pipeline.exec()) as [Error | null, unknown][] | null;
+      // A batch unanswered in time means a dead socket: reconnecting rejects its commands, which are then retried.
+      const timer = setTimeout(() => {
+        this.logger.warn(
+          `stream ${this.stream}: no answer to ${batch.length} XADD(s) within ${this.writeTimeoutMs} ms, reconnecting`,
+        );
+        this.connection.client.disconnect(true);
+      }, this.writeTimeoutMs);
+      try {
+        results = (await pipeline.exec()) as [Error | null, unknown][] | null;
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (error) {
       results = batch.map(() => [error instanceof Error ? error : new Error(String(error)), null]);
     }
@@ -282,7 +357,7 @@ export class StreamPublisher<T = StreamEvent> {
       const [error, id] = results?.[i] ?? [new Error('no reply'), null];
       if (!error) {
         this.counters.written++;
-        item.resolve?.(String(id));
+        item.waiter?.settle(item.index, String(id));
         continue;
       }
       if (isReplyError(error) && !isTransientReplyError(error)) {
@@ -291,7 +366,7 @@ export class StreamPublisher<T = StreamEvent> {
         this.logger.error(
           `stream ${item.stream}: XADD refused, event discarded: ${describe(error)}`,
         );
-        item.reject?.(error);
+        item.waiter?.settle(item.index, error);
         continue;
       }
       firstError ??= error;
@@ -336,7 +411,7 @@ export class StreamPublisher<T = StreamEvent> {
     await this.drainer;
     const left = [...this.retry, ...this.buffer.drain()];
     this.retry = [];
-    for (const pending of left) pending.reject?.(new EventNotWrittenError());
+    for (const pending of left) pending.waiter?.settle(pending.index, new EventNotWrittenError());
     this.counters.unsent = left.length;
     if (left.length > 0) {
       this.logger.warn(`stream ${this.stream}: closed with ${left.length} event(s) not written`);

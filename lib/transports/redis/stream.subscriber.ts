@@ -111,6 +111,8 @@ export interface StreamMessage {
   readonly stream: string;
   readonly id: string;
   readonly fields: Readonly<Record<string, string>>;
+  /** The entry's fields as read: `[field, value, ...]`. */
+  readonly raw: readonly string[];
   /** 1 on first delivery; Redis's delivery count (XPENDING) on redeliveries. */
   readonly deliveries: number;
   readonly group?: string;
@@ -125,6 +127,40 @@ export interface StreamMessage {
  * @publicApi
  */
 export type StreamHandler = (message: StreamMessage) => unknown;
+
+/**
+ * The callback form of a handler, for callers that settle later without a
+ * promise (the transport settles when its bus does): call `done()` once on
+ * success, `done(error)` on failure. A throw counts as `done(error)`.
+ * @publicApi
+ */
+export type StreamSettlingHandler = (
+  message: StreamMessage,
+  done: (error?: unknown) => void,
+) => void;
+
+/** An entry as read, with `fields` built on first use (the transport decodes `raw` directly). */
+class EntryMessage implements StreamMessage {
+  private record?: Readonly<Record<string, string>>;
+
+  constructor(
+    readonly stream: string,
+    readonly id: string,
+    readonly raw: readonly string[],
+    readonly deliveries: number,
+    readonly group?: string,
+    readonly consumer?: string,
+  ) {}
+
+  get fields(): Readonly<Record<string, string>> {
+    return (this.record ??= fieldsToRecord(this.raw));
+  }
+}
+
+interface Task {
+  readonly message: StreamMessage;
+  readonly done: (error?: unknown) => void;
+}
 
 type RawEntry = [id: string, fields: string[] | null];
 type ReadReply = [stream: string, entries: RawEntry[]][] | null;
@@ -156,6 +192,11 @@ return -1`;
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A failure is never `undefined` (that means success to `done`). */
+function failure(error: unknown): unknown {
+  return error === undefined ? new Error('handler failed with undefined') : error;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -221,7 +262,7 @@ export class StreamSubscriber {
   private readonly concurrency: number;
   private readonly maxInFlight: number;
   private readonly deadLetterMaxLen: number;
-  private handler?: StreamHandler;
+  private handler?: StreamSettlingHandler;
   private running = false;
   private stopped = false;
   private loop?: Promise<void>;
@@ -230,8 +271,9 @@ export class StreamSubscriber {
   /** Group mode: entries read (or claimed) and not yet settled, by id. */
   private readonly held = new Map<string, Held>();
   private capacityWaiter?: () => void;
-  private readonly tasks = new Fifo<() => Promise<void>>();
+  private readonly tasks = new Fifo<Task>();
   private runningTasks = 0;
+  private pumping = false;
   private idleWaiters: (() => void)[] = [];
   private acks: string[] = [];
   private ackScheduled = false;
@@ -360,7 +402,22 @@ export class StreamSubscriber {
    * group exists, or the cursor is loaded); reading then runs in the
    * background until `close()`. Rejects if called twice or after close.
    */
-  async subscribe(handler: StreamHandler): Promise<void> {
+  subscribe(handler: StreamHandler): Promise<void> {
+    if (typeof handler !== 'function')
+      return Promise.reject(new TypeError('handler must be a function'));
+    return this.subscribeSettled((message, done) => {
+      const result = handler(message);
+      if (isThenable(result))
+        result.then(
+          () => done(),
+          (error: unknown) => done(failure(error)),
+        );
+      else done();
+    });
+  }
+
+  /** Like {@link subscribe}, with a handler that settles each entry through `done`. */
+  async subscribeSettled(handler: StreamSettlingHandler): Promise<void> {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
     if (this.stopped) throw new TransportClosedError('subscriber is closed');
     if (this.handler) throw new InvalidOptionsError('subscriber already has a handler');
@@ -429,48 +486,40 @@ export class StreamSubscriber {
   }
 
   private runFanOutBatch(entries: RawEntry[]): Promise<void> {
-    const all: Promise<void>[] = [];
-    for (const entry of entries) {
-      all.push(
-        new Promise<void>(resolve => {
-          this.schedule(async () => {
-            await this.runWithRetries(entry);
-            resolve();
-          });
-        }),
-      );
-    }
-    return Promise.all(all).then(() => undefined);
+    return Promise.all(entries.map(entry => this.runWithRetries(entry))).then(() => undefined);
+  }
+
+  /** Runs one entry through the task queue; resolves to its failure, if any. */
+  private attempt(message: StreamMessage): Promise<unknown> {
+    return new Promise(resolve => this.enqueue({ message, done: resolve }));
   }
 
   private async runWithRetries(entry: RawEntry): Promise<void> {
-    const message = this.message(entry, 1);
     for (let attempt = 1; ; attempt++) {
-      try {
-        await this.call({ ...message, deliveries: attempt });
+      const error = await this.attempt(this.message(entry, attempt));
+      if (error === undefined) {
         this.counters.handled++;
         return;
-      } catch (error) {
-        if (error instanceof UnknownOperationError || error instanceof StreamEntryError) {
-          if (error instanceof UnknownOperationError) this.counters.unknown++;
-          else this.counters.skipped++;
-          this.logger.warn(`stream ${this.stream}: entry ${entry[0]} skipped: ${error.message}`);
-          return;
-        }
-        this.counters.failed++;
-        if (attempt >= this.handlerAttempts || !this.running) {
-          this.counters.skipped++;
-          this.logger.error(
-            `stream ${this.stream}: handler failed on entry ${entry[0]} ${attempt} time(s), giving up: ${describe(error)}`,
-          );
-          return;
-        }
-        this.counters.retried++;
-        this.logger.warn(
-          `stream ${this.stream}: handler failed on entry ${entry[0]}, retrying: ${describe(error)}`,
-        );
-        await new Promise(resolve => setTimeout(resolve, this.handlerRetryDelayMs));
       }
+      if (error instanceof UnknownOperationError || error instanceof StreamEntryError) {
+        if (error instanceof UnknownOperationError) this.counters.unknown++;
+        else this.counters.skipped++;
+        this.logger.warn(`stream ${this.stream}: entry ${entry[0]} skipped: ${error.message}`);
+        return;
+      }
+      this.counters.failed++;
+      if (attempt >= this.handlerAttempts || !this.running) {
+        this.counters.skipped++;
+        this.logger.error(
+          `stream ${this.stream}: handler failed on entry ${entry[0]} ${attempt} time(s), giving up: ${describe(error)}`,
+        );
+        return;
+      }
+      this.counters.retried++;
+      this.logger.warn(
+        `stream ${this.stream}: handler failed on entry ${entry[0]}, retrying: ${describe(error)}`,
+      );
+      await new Promise(resolve => setTimeout(resolve, this.handlerRetryDelayMs));
     }
   }
 
@@ -556,38 +605,40 @@ export class StreamSubscriber {
     const held = this.held.get(id);
     if (held) clearTimeout(held.retryTimer);
     this.held.set(id, { entry });
-    const message = this.message(entry, deliveries);
-    this.schedule(async () => {
-      try {
-        await this.call(message);
-      } catch (error) {
-        if (error instanceof UnknownOperationError) {
-          this.counters.unknown++;
-          this.logger.warn(`stream ${this.stream}: entry ${id} skipped: ${error.message}`);
-          this.ack(id);
-          return;
-        }
-        if (error instanceof StreamEntryError) {
-          // An entry no handler can read never will: dead-letter it now rather than retrying.
-          this.counters.failed++;
-          void this.deadLetter(entry, deliveries, `undecodable: ${error.message}`).then(
-            () => this.release(id),
-            deadError => {
-              this.logger.warn(
-                `stream ${this.stream}: cannot dead-letter entry ${id}: ${describe(deadError)}`,
-              );
-              this.release(id);
-            },
-          );
-          return;
-        }
-        this.counters.failed++;
-        void this.nack(entry, error);
-        return;
-      }
+    this.enqueue({
+      message: this.message(entry, deliveries),
+      done: error => this.settled(entry, deliveries, error),
+    });
+  }
+
+  private settled(entry: RawEntry, deliveries: number, error: unknown): void {
+    const id = entry[0];
+    if (error === undefined) {
       this.counters.handled++;
       this.ack(id);
-    });
+      return;
+    }
+    if (error instanceof UnknownOperationError) {
+      this.counters.unknown++;
+      this.logger.warn(`stream ${this.stream}: entry ${id} skipped: ${error.message}`);
+      this.ack(id);
+      return;
+    }
+    this.counters.failed++;
+    if (error instanceof StreamEntryError) {
+      // An entry no handler can read never will: dead-letter it now rather than retrying.
+      void this.deadLetter(entry, deliveries, `undecodable: ${error.message}`).then(
+        () => this.release(id),
+        deadError => {
+          this.logger.warn(
+            `stream ${this.stream}: cannot dead-letter entry ${id}: ${describe(deadError)}`,
+          );
+          this.release(id);
+        },
+      );
+      return;
+    }
+    void this.nack(entry, error);
   }
 
   private release(id: string): void {
@@ -872,39 +923,56 @@ export class StreamSubscriber {
   // ------------------------------------------------------------- dispatch
 
   private message(entry: RawEntry, deliveries: number): StreamMessage {
-    return {
-      stream: this.stream,
-      id: entry[0],
-      fields: fieldsToRecord(entry[1] ?? []),
+    return new EntryMessage(
+      this.stream,
+      entry[0],
+      entry[1] ?? [],
       deliveries,
-      group: this.group?.name,
-      consumer: this.group?.consumer,
+      this.group?.name,
+      this.group?.consumer,
+    );
+  }
+
+  /** Runs a task now if a handler slot is free, else queues it (in arrival order). */
+  private enqueue(task: Task): void {
+    if (this.runningTasks < this.concurrency && this.tasks.length === 0) this.invoke(task);
+    else this.tasks.push(task);
+  }
+
+  private invoke(task: Task): void {
+    this.runningTasks++;
+    let settled = false;
+    const finish = (error?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      this.runningTasks--;
+      try {
+        task.done(error);
+      } finally {
+        this.pump();
+      }
     };
-  }
-
-  private call(message: StreamMessage): Promise<unknown> | undefined {
-    const result = this.handler!(message);
-    return isThenable(result) ? Promise.resolve(result) : undefined;
-  }
-
-  private schedule(task: () => Promise<void>): void {
-    this.tasks.push(task);
-    this.pump();
+    try {
+      this.handler!(task.message, finish);
+    } catch (error) {
+      finish(failure(error));
+    }
   }
 
   private pump(): void {
-    while (this.runningTasks < this.concurrency && this.tasks.length > 0) {
-      const task = this.tasks.shift()!;
-      this.runningTasks++;
-      void task().finally(() => {
-        this.runningTasks--;
-        this.pump();
-        if (this.runningTasks === 0 && this.tasks.length === 0) {
-          const waiters = this.idleWaiters;
-          this.idleWaiters = [];
-          for (const waiter of waiters) waiter();
-        }
-      });
+    // Handlers that settle synchronously would otherwise recurse once per queued task.
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.runningTasks < this.concurrency && this.tasks.length > 0)
+        this.invoke(this.tasks.shift()!);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.runningTasks === 0 && this.tasks.length === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const waiter of waiters) waiter();
     }
   }
 
