@@ -26,6 +26,18 @@ export interface PgHubEvent {
   readonly processId?: number;
 }
 
+/**
+ * A notification as a raw consumer receives it: the key decoded, the value
+ * left as its JSON text (pure ASCII, `undefined` for none), for consumers
+ * that parse it themselves. @publicApi
+ */
+export interface PgHubRawEvent {
+  readonly topic: string;
+  readonly key: PgKey;
+  readonly json: string | undefined;
+  readonly processId: number;
+}
+
 /** An advisory event. @publicApi */
 export interface PgHubAdvisoryEvent extends PgHubEvent {
   readonly topic: null;

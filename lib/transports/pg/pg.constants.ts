@@ -22,11 +22,17 @@ export const SQL_NOTIFY_ONE = 'SELECT pg_catalog.pg_notify($1, $2)';
 
 /**
  * Many notifies in one statement, so one transaction (PostgreSQL's cost is
- * per transaction, not per notify). Rows of unnest come out in array order,
- * so the notifies are queued, and delivered, in that order.
+ * per transaction, not per notify). The payloads come as one JSON array;
+ * its elements come out in array order, so the notifies are queued, and
+ * delivered, in that order.
  */
+export const SQL_NOTIFY_MANY_ONE_TOPIC =
+  'SELECT pg_catalog.pg_notify($1, p) FROM pg_catalog.json_array_elements_text($2::json) AS p';
+
+/** The same with a topic per notify: two JSON arrays zipped. */
 export const SQL_NOTIFY_MANY =
-  'SELECT pg_catalog.pg_notify(t.c, t.p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
+  'SELECT pg_catalog.pg_notify(t.c, t.p) FROM ROWS FROM ' +
+  '(pg_catalog.json_array_elements_text($1::json), pg_catalog.json_array_elements_text($2::json)) AS t(c, p)';
 
 /** Hub defaults. */
 export const PG_HUB_DEFAULTS = {

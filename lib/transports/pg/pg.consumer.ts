@@ -1,4 +1,4 @@
-import type { PgHubEvent } from './pg.advisory.js';
+import type { PgHubAdvisoryEvent, PgHubEvent, PgHubRawEvent } from './pg.advisory.js';
 
 /**
  * Receives a consumer's events: notifications of its topics and advisories.
@@ -6,6 +6,12 @@ import type { PgHubEvent } from './pg.advisory.js';
  * @publicApi
  */
 export type PgHubHook = (event: PgHubEvent, consumer: PgConsumer) => unknown;
+
+/** The hook of a raw consumer (`hub.rawConsumer`): values as JSON text. @publicApi */
+export type PgHubRawHook = (
+  event: PgHubRawEvent | PgHubAdvisoryEvent,
+  consumer: PgConsumer,
+) => unknown;
 
 /** What a consumer asks of its hub. */
 export interface PgConsumerLink {
@@ -37,7 +43,9 @@ export class PgConsumer {
   /** @internal */
   constructor(
     private readonly link: PgConsumerLink,
-    readonly hook: PgHubHook,
+    readonly hook: PgHubHook | PgHubRawHook,
+    /** True for a raw consumer: notifications come as {@link PgHubRawEvent}. */
+    readonly raw = false,
   ) {}
 
   /** The topics subscribed to. */

@@ -4,10 +4,16 @@ import type { Pool, PoolClient, Notification, QueryResult } from 'pg';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../bus/errors.js';
 import { jsonCodec } from '../../bus/json.codec.js';
 import { silentLogger, type HeraldLogger } from '../../bus/logger.interface.js';
-import { advisory, type PgHubAction, type PgHubEvent } from './pg.advisory.js';
 import {
-  decodeEvent,
+  advisory,
+  type PgHubAction,
+  type PgHubAdvisoryEvent,
+  type PgHubEvent,
+  type PgHubRawEvent,
+} from './pg.advisory.js';
+import {
   encodePayload,
+  splitPayload,
   normalizeKey,
   validateTopic,
   type PgKeyInput,
@@ -16,9 +22,16 @@ import {
   PG_HUB_DEFAULTS,
   PG_NOTIFY_MAX_PAYLOAD,
   SQL_NOTIFY_MANY,
+  SQL_NOTIFY_MANY_ONE_TOPIC,
   SQL_NOTIFY_ONE,
 } from './pg.constants.js';
-import { PgConsumer, flattenTopics, type PgConsumerLink, type PgHubHook } from './pg.consumer.js';
+import {
+  PgConsumer,
+  flattenTopics,
+  type PgConsumerLink,
+  type PgHubHook,
+  type PgHubRawHook,
+} from './pg.consumer.js';
 import { PgDecodeError } from './pg.errors.js';
 import type { PgHubOptions } from './pg.options.js';
 
@@ -89,7 +102,6 @@ export interface PgNotifyOptions {
 interface Outbound {
   readonly topic: string;
   readonly payload: string;
-  readonly confirm?: (sent: boolean) => void;
   settle(sent: boolean, error?: Error): void;
 }
 
@@ -349,11 +361,28 @@ export class PgHub extends EventEmitter {
    * Throws `InvalidTopicError` for a bad topic, `TransportClosedError` after stop.
    */
   consumer(hook: PgHubHook, ...topics: (string | readonly string[])[]): PgConsumer {
+    return this.addConsumer(hook, false, topics);
+  }
+
+  /**
+   * Like `consumer`, but notifications reach the hook with their value as
+   * JSON text ({@link PgHubRawEvent}), unparsed: for consumers that parse it
+   * themselves (the EventsModule transport, microservice servers).
+   */
+  rawConsumer(hook: PgHubRawHook, ...topics: (string | readonly string[])[]): PgConsumer {
+    return this.addConsumer(hook, true, topics);
+  }
+
+  private addConsumer(
+    hook: PgHubHook | PgHubRawHook,
+    raw: boolean,
+    topics: readonly (string | readonly string[])[],
+  ): PgConsumer {
     if (typeof hook !== 'function') throw new TypeError('hook must be a function');
     const flat = flattenTopics(topics);
     flat.forEach(validateTopic);
     if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
-    const consumer = new PgConsumer(this.link, hook);
+    const consumer = new PgConsumer(this.link, hook, raw);
     this.consumers.add(consumer);
     if (flat.length > 0) void this.subscribeConsumer(consumer, flat);
     return consumer;
@@ -385,25 +414,72 @@ export class PgHub extends EventEmitter {
    */
   notifyPayload(topic: string, payload: string, options: PgNotifyOptions = {}): Promise<boolean> {
     validateTopic(topic);
-    // The payload is pure ASCII when it comes from encodeEvent: length = bytes.
-    const size =
-      payload.length > this.maxPayloadBytes / 3 ? Buffer.byteLength(payload) : payload.length;
-    if (size > this.maxPayloadBytes) throw new PayloadTooLargeError(size, this.maxPayloadBytes);
+    this.checkSize(payload);
     if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
     if (options.client) return this.notifyOn(options.client, topic, payload, options.confirm);
     if (this.queue.length >= this.maxQueue) throw new QueueFullError('pg notify', this.maxQueue);
+    const confirm = options.confirm;
     const promise = new Promise<boolean>((resolve, reject) => {
-      this.queue.push({
+      this.enqueue({
         topic,
         payload,
-        confirm: options.confirm,
         settle: (sent, error) => {
-          this.confirm(options.confirm, sent);
+          this.confirm(confirm, sent);
           if (error) reject(error);
           else resolve(sent);
         },
       });
     });
+    return handled(promise);
+  }
+
+  /**
+   * Queues many encoded payloads for one topic, in order, and resolves once
+   * every one settled, with one outcome each: true (sent), false (the hub
+   * stopped first) or the error that refused it (too large, queue full, the
+   * server). Never rejects; a bad topic throws at the call. One promise per
+   * call rather than per notify: the EventsModule transport's path.
+   */
+  notifyPayloads(topic: string, payloads: readonly string[]): Promise<(boolean | Error)[]> {
+    validateTopic(topic);
+    const outcomes = new Array<boolean | Error>(payloads.length);
+    let pending = 0;
+    let done!: () => void;
+    const all = new Promise<void>(resolve => (done = resolve));
+    for (let i = 0; i < payloads.length; i++) {
+      const payload = payloads[i];
+      try {
+        this.checkSize(payload);
+        if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
+        if (this.queue.length >= this.maxQueue)
+          throw new QueueFullError('pg notify', this.maxQueue);
+      } catch (error) {
+        outcomes[i] = error as Error;
+        continue;
+      }
+      pending++;
+      this.enqueue({
+        topic,
+        payload,
+        settle: (sent, error) => {
+          outcomes[i] = error ?? sent;
+          if (--pending === 0) done();
+        },
+      });
+    }
+    if (pending === 0) return Promise.resolve(outcomes);
+    return all.then(() => outcomes);
+  }
+
+  private checkSize(payload: string): void {
+    // A payload from encodeEvent is pure ASCII: its length is its size in bytes.
+    const size =
+      payload.length > this.maxPayloadBytes / 3 ? Buffer.byteLength(payload) : payload.length;
+    if (size > this.maxPayloadBytes) throw new PayloadTooLargeError(size, this.maxPayloadBytes);
+  }
+
+  private enqueue(item: Outbound): void {
+    this.queue.push(item);
     if (this.queue.length > this.counters.q2Max) this.counters.q2Max = this.queue.length;
     // Start sending on the next microtask, so a burst of notifies made in one
     // turn of the event loop goes out as one batch.
@@ -414,7 +490,6 @@ export class PgHub extends EventEmitter {
         this.pump();
       });
     }
-    return handled(promise);
   }
 
   /** The hub's counters. */
@@ -471,13 +546,14 @@ export class PgHub extends EventEmitter {
   private nextBatch(): Outbound[] {
     if (this.singles > 0 || this.queue.length === 1) return [this.queue.at(0)];
     const batch: Outbound[] = [];
+    // By payload alone: the same payload on two topics also ends the batch,
+    // which costs a round trip but never a notification.
     const seen = new Set<string>();
     const limit = Math.min(this.batchSize, this.queue.length);
     for (let i = 0; i < limit; i++) {
       const item = this.queue.at(i);
-      const identity = item.topic + '\n' + item.payload;
-      if (seen.has(identity)) break;
-      seen.add(identity);
+      if (seen.has(item.payload)) break;
+      seen.add(item.payload);
       batch.push(item);
     }
     return batch;
@@ -527,13 +603,19 @@ export class PgHub extends EventEmitter {
   private sendBatch(batch: readonly Outbound[]): Promise<QueryResult> {
     if (batch.length === 1)
       return this.pool.query(SQL_NOTIFY_ONE, [batch[0].topic, batch[0].payload]);
-    const topics = new Array<string>(batch.length);
+    // The arrays travel as JSON text: V8's JSON.stringify escapes strings far
+    // faster than node-postgres builds an array literal.
+    const topic = batch[0].topic;
     const payloads = new Array<string>(batch.length);
+    let oneTopic = true;
     for (let i = 0; i < batch.length; i++) {
-      topics[i] = batch[i].topic;
       payloads[i] = batch[i].payload;
+      if (batch[i].topic !== topic) oneTopic = false;
     }
-    return this.pool.query(SQL_NOTIFY_MANY, [topics, payloads]);
+    if (oneTopic)
+      return this.pool.query(SQL_NOTIFY_MANY_ONE_TOPIC, [topic, JSON.stringify(payloads)]);
+    const topics = batch.map(item => item.topic);
+    return this.pool.query(SQL_NOTIFY_MANY, [JSON.stringify(topics), JSON.stringify(payloads)]);
   }
 
   private notifyDrained(): void {
@@ -695,10 +777,22 @@ export class PgHub extends EventEmitter {
       this.counters.rxUnroutableCount++;
       return;
     }
-    let event: PgHubEvent;
+    let raw: PgHubRawEvent;
+    let event: PgHubEvent | undefined;
     try {
-      const { key, value } = decodeEvent(message.payload ?? '');
-      event = { topic: message.channel, key, value, processId: message.processId };
+      const { key, json } = splitPayload(message.payload ?? '');
+      raw = { topic: message.channel, key, json, processId: message.processId };
+      // Parsed once, and only when a consumer wants values.
+      for (const consumer of consumers) {
+        if (consumer.raw) continue;
+        event = {
+          topic: message.channel,
+          key,
+          value: parseValue(json),
+          processId: message.processId,
+        };
+        break;
+      }
     } catch (error) {
       this.counters.rxErrorCount++;
       const reason = error instanceof PgDecodeError ? error.reason : describe(error);
@@ -707,13 +801,17 @@ export class PgHub extends EventEmitter {
       );
       return;
     }
-    for (const consumer of consumers.size === 1 ? consumers : [...consumers])
-      this.call(consumer, event);
+    for (const consumer of consumers.size === 1 ? consumers : [...consumers]) {
+      this.call(consumer, consumer.raw ? raw : event!);
+    }
   }
 
-  private call(consumer: PgConsumer, event: PgHubEvent): void {
+  private call(consumer: PgConsumer, event: PgHubEvent | PgHubRawEvent | PgHubAdvisoryEvent): void {
     try {
-      const result = consumer.hook(event, consumer);
+      const result = (consumer.hook as (event: unknown, consumer: PgConsumer) => unknown)(
+        event,
+        consumer,
+      );
       if (result instanceof Promise) result.catch(error => this.hookFailed(error));
     } catch (error) {
       this.hookFailed(error);
@@ -897,6 +995,16 @@ export class PgHub extends EventEmitter {
         .end()
         .catch(error => this.logger.warn(`pg hub ${this.name}: ${describe(error)}`));
     this.setState('stopped');
+  }
+}
+
+/** The value of a payload's JSON text; throws PgDecodeError for bad JSON. */
+function parseValue(json: string | undefined): unknown {
+  if (json === undefined) return null;
+  try {
+    return JSON.parse(json);
+  } catch (error) {
+    throw new PgDecodeError(`bad JSON value (${(error as Error).message})`);
   }
 }
 

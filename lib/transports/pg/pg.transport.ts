@@ -11,7 +11,7 @@ import type {
   TransportFeatures,
   TransportStatus,
 } from '../transport.interface.js';
-import { isAdvisory, type PgHubEvent } from './pg.advisory.js';
+import type { PgHubAdvisoryEvent, PgHubRawEvent } from './pg.advisory.js';
 import { encodePayload, validateTopic } from './pg.codec.js';
 import { PG_NOTIFY_MAX_PAYLOAD } from './pg.constants.js';
 import type { PgConsumer } from './pg.consumer.js';
@@ -61,6 +61,31 @@ function isWireEnvelope(value: unknown): value is WireEnvelope {
     wire.event !== '' &&
     wire.event !== '*'
   );
+}
+
+/** How encode() starts every herald value. */
+const WIRE_PREFIX = '{"herald":1,';
+
+/**
+ * The index of the `,` before a top-level `"data":` member of a JSON object
+ * text, or -1: a scan that skips strings and nested values, so it costs the
+ * length of the meta members only.
+ */
+export function topLevelData(json: string): number {
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22) {
+      for (i++; i < json.length; i++) {
+        const d = json.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1 && json.startsWith('"data":', i + 1)) return i;
+  }
+  return -1;
 }
 
 function quoteTable(name: string): string {
@@ -123,6 +148,7 @@ export class PgTransport implements Transport {
     publishFailed: 0,
     delivered: 0,
     foreign: 0,
+    decodeErrors: 0,
     duplicates: 0,
     claimErrors: 0,
     acked: 0,
@@ -174,7 +200,7 @@ export class PgTransport implements Transport {
     this.context = context;
     this.intake = true;
     this.hub.on('state', this.onState);
-    this.consumer = this.hub.consumer(this.onEvent);
+    this.consumer = this.hub.rawConsumer(this.onEvent);
     // Resolves once every channel's LISTEN has run, so nothing posted after connect is missed.
     await Promise.all([this.hub.start(), this.consumer.subscribe(this.channel, ...this.topics)]);
     if (!this.closed) this.status.next({ state: 'connected' });
@@ -187,31 +213,20 @@ export class PgTransport implements Transport {
       );
       return batch.map(() => ({ ok: false, error }));
     }
-    const pending: (Promise<boolean> | Error)[] = batch.map(envelope => {
-      try {
-        return this.hub.notifyPayload(this.channel, this.encode(envelope));
-      } catch (error) {
-        return error as Error;
-      }
-    });
-    const results: PublishResult[] = new Array(batch.length);
-    for (let i = 0; i < pending.length; i++) {
-      const item = pending[i];
-      if (item instanceof Error) {
-        results[i] = { ok: false, error: item };
-        continue;
-      }
-      try {
-        results[i] = (await item)
-          ? ACCEPTED
-          : {
-              ok: false,
-              error: new TransportClosedError('pg hub stopped before the event was sent'),
-            };
-      } catch (error) {
-        results[i] = { ok: false, error: error as Error };
-      }
-    }
+    const payloads = new Array<string>(batch.length);
+    for (let i = 0; i < batch.length; i++) payloads[i] = this.encode(batch[i]);
+    const outcomes = await this.hub.notifyPayloads(this.channel, payloads);
+    const results: PublishResult[] = outcomes.map(outcome =>
+      outcome === true
+        ? ACCEPTED
+        : {
+            ok: false,
+            error:
+              outcome === false
+                ? new TransportClosedError('pg hub stopped before the event was sent')
+                : outcome,
+          },
+    );
     for (const result of results) {
       if (result.ok) this.counters.published++;
       else this.counters.publishFailed++;
@@ -236,39 +251,70 @@ export class PgTransport implements Transport {
     return encodePayload(envelope.key ?? [], json);
   }
 
-  /** Turns a received pg-hub event into an envelope (herald's, or a plain pg-hub one). */
-  decode(event: PgHubEvent): Envelope {
-    const value = event.value;
+  /**
+   * Turns a received notification into an envelope: herald's (the data's
+   * JSON text handed on unparsed), or a plain pg-hub event's. Undefined,
+   * counted and logged, for a value that is not JSON.
+   */
+  decode(event: PgHubRawEvent): Envelope | undefined {
+    const json = event.json;
+    if (json !== undefined && json.startsWith(WIRE_PREFIX)) {
+      // Fast path: the meta members come first and `data` last, as encode()
+      // writes them; only the meta is parsed here, the data once by the bus.
+      const split = topLevelData(json);
+      if (split > 0) {
+        const meta = this.parse(event, json.slice(0, split) + '}');
+        if (isWireEnvelope(meta)) return this.fromWire(event, meta, json.slice(split + 8, -1));
+      }
+    }
+    const value = json === undefined ? null : this.parse(event, json);
+    if (value === undefined) return undefined;
     if (isWireEnvelope(value)) {
-      return {
-        id: value.id,
-        source: value.source,
-        event: value.event,
-        payload: 'data' in value ? JSON.stringify(value.data) : '',
-        key: event.key.length > 0 ? event.key : undefined,
-        unique: typeof value.unique === 'string' && value.unique !== '' ? value.unique : undefined,
-        origin: typeof value.origin === 'string' ? value.origin : `pg:${event.processId}`,
-        occurredAt: typeof value.at === 'string' ? value.at : new Date().toISOString(),
-        headers: isStringRecord(value.headers) ? value.headers : undefined,
-      };
+      return this.fromWire(event, value, 'data' in value ? JSON.stringify(value.data) : '');
     }
     this.counters.foreign++;
     const op = (value as { op?: unknown } | null)?.op;
     return {
       id: randomUUID(),
-      source: event.topic!,
+      source: event.topic,
       event: typeof op === 'string' && op !== '' && op !== '*' ? op : 'notify',
-      payload: JSON.stringify(value),
+      payload: json ?? 'null',
       key: event.key.length > 0 ? event.key : undefined,
       origin: `pg:${event.processId}`,
       occurredAt: new Date(this.context?.clock.now() ?? Date.now()).toISOString(),
     };
   }
 
-  private readonly onEvent = (event: PgHubEvent): void => {
-    if (isAdvisory(event)) return;
-    if (!this.intake) return;
+  private fromWire(event: PgHubRawEvent, wire: WireEnvelope, payload: string): Envelope {
+    return {
+      id: wire.id,
+      source: wire.source,
+      event: wire.event,
+      payload,
+      key: event.key.length > 0 ? event.key : undefined,
+      unique: typeof wire.unique === 'string' && wire.unique !== '' ? wire.unique : undefined,
+      origin: typeof wire.origin === 'string' ? wire.origin : `pg:${event.processId}`,
+      occurredAt: typeof wire.at === 'string' ? wire.at : new Date().toISOString(),
+      headers: isStringRecord(wire.headers) ? wire.headers : undefined,
+    };
+  }
+
+  private parse(event: PgHubRawEvent, json: string): unknown {
+    try {
+      return JSON.parse(json) as unknown;
+    } catch (error) {
+      this.counters.decodeErrors++;
+      this.context?.logger.warn(
+        `pg transport: dropped a notification on ${event.topic} from pid ${event.processId}: bad JSON (${describe(error)})`,
+      );
+      return undefined;
+    }
+  }
+
+  private readonly onEvent = (event: PgHubRawEvent | PgHubAdvisoryEvent): void => {
+    if (event.topic === null || !this.intake) return;
     const envelope = this.decode(event);
+    if (envelope === undefined) return;
     if (envelope.unique === undefined && this.inbox.length === 0) {
       this.deliver(envelope);
       return;
