@@ -39,6 +39,8 @@ export interface HeraldServerOptions {
   startup?: HeraldStartup;
   /** Fail-fast start: how long `listen()` waits for the connection. @default 10000 */
   connectTimeoutMs?: number;
+  /** How long `close()` waits for handlers in flight, in ms. @default 5000 */
+  closeTimeoutMs?: number;
   /** Turns outgoing replies into what goes on the wire. @default Nest's IdentitySerializer */
   serializer?: ConsumerSerializer;
   /** Turns incoming messages into `{ pattern, data, id?, metadata? }`. @default Nest's IncomingRequestDeserializer */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import type { Observable } from 'rxjs';
 import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
 import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
 import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
@@ -37,10 +38,9 @@ const noop = (): void => undefined;
  * and the error replies the servers send turned back into error classes.
  * @publicApi
  */
-export abstract class HeraldClient extends ClientProxy<
-  HeraldMicroserviceEvents,
-  HeraldMicroserviceStatus
-> {
+// Status is `string` in the base type so the class fits `ClientsModule`'s
+// `customClass: Type<ClientProxy>`; `status` is narrowed below.
+export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents, string> {
   protected readonly events = new EventEmitter();
   protected readonly heraldLogger: HeraldLogger;
   protected readonly requestTimeoutMs: number;
@@ -122,6 +122,11 @@ export abstract class HeraldClient extends ClientProxy<
       }
     })();
     return this.closing;
+  }
+
+  /** `connecting`, `connected`, `reconnecting`, `disconnected` (after `close()`). */
+  override get status(): Observable<HeraldMicroserviceStatus> {
+    return super.status as Observable<HeraldMicroserviceStatus>;
   }
 
   override on<K extends keyof HeraldMicroserviceEvents>(

@@ -65,6 +65,7 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
   protected readonly heraldLogger: HeraldLogger;
   protected readonly startup: HeraldStartup;
   protected readonly connectTimeoutMs: number;
+  protected readonly closeTimeoutMs: number;
   /** Route -> the pattern as the decorator declared it (checked at listen). */
   protected readonly declaredPatterns = new Map<string, unknown>();
   protected closing?: Promise<void>;
@@ -79,6 +80,8 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     }
     this.connectTimeoutMs = options.connectTimeoutMs ?? MICROSERVICE_DEFAULTS.connectTimeoutMs;
     if (!(this.connectTimeoutMs > 0)) throw new InvalidOptionsError('connectTimeoutMs must be > 0');
+    this.closeTimeoutMs = options.closeTimeoutMs ?? MICROSERVICE_DEFAULTS.closeTimeoutMs;
+    if (!(this.closeTimeoutMs >= 0)) throw new InvalidOptionsError('closeTimeoutMs must be >= 0');
     this.initializeSerializer(options);
     this.initializeDeserializer(options);
     // A listener for 'error' so an unobserved error is logged, never thrown by EventEmitter.

@@ -56,6 +56,17 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
   private tableReady?: Promise<void>;
   private lastPurge = 0;
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly counters = {
+    received: 0,
+    events: 0,
+    requests: 0,
+    claimsWon: 0,
+    claimsLost: 0,
+    claimErrors: 0,
+    replies: 0,
+    replyErrors: 0,
+    failed: 0,
+  };
 
   private readonly onHubState = (state: PgHubState): void => {
     const status = HUB_STATUS[state];
@@ -79,6 +90,16 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
       this.hub = new PgHub({ name: 'pg-notify-server', ...options, logger: this.heraldLogger });
       this.ownsHub = true;
     }
+  }
+
+  /**
+   * Counters: `received` notifications, `events`, `requests`, request
+   * claims `claimsWon` / `claimsLost` / `claimErrors`, `replies` sent,
+   * `replyErrors` (replies replaced by an error reply), `failed` messages,
+   * and `inFlight` (being handled now).
+   */
+  stats(): Readonly<Record<string, number>> {
+    return { ...this.counters, inFlight: this.inFlight.size };
   }
 
   /** The hub (its pool and LISTEN connection). */
@@ -110,7 +131,7 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.allSettled([...this.inFlight]),
-        new Promise(resolve => (timer = setTimeout(resolve, 5000))),
+        new Promise(resolve => (timer = setTimeout(resolve, this.closeTimeoutMs))),
       ]);
       clearTimeout(timer);
     }
@@ -125,9 +146,11 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
     }
     const route = this.channels.get(event.topic!);
     if (route === undefined || this.closing) return;
-    const work = this.handleNotification(route, event).catch((error: unknown) =>
-      this.reportError(error as Error, `message on ${event.topic}`),
-    );
+    this.counters.received++;
+    const work = this.handleNotification(route, event).catch((error: unknown) => {
+      this.counters.failed++;
+      this.reportError(error as Error, `message on ${event.topic}`);
+    });
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work));
   }
@@ -142,6 +165,7 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
     ]);
     const id = packet.id;
     if (id === undefined || id === null) {
+      this.counters.events++;
       await this.handleHeraldEvent(route, packet, context);
       return;
     }
@@ -152,7 +176,23 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
       );
       return;
     }
-    if (this.claimRequests && !(await this.claim(id as string))) return;
+    this.counters.requests++;
+    if (this.claimRequests) {
+      let won: boolean;
+      try {
+        won = await this.claim(id as string);
+      } catch (error) {
+        // Without a claim nobody can tell who answers: leave it (the caller times out).
+        this.counters.claimErrors++;
+        this.reportError(error as Error, `claiming request ${String(id)}`);
+        return;
+      }
+      if (!won) {
+        this.counters.claimsLost++;
+        return;
+      }
+      this.counters.claimsWon++;
+    }
     await this.handleHeraldRequest(
       route,
       packet as HeraldIncomingPacket & { id: string },
@@ -166,8 +206,11 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
     let payload: string;
     try {
       payload = encodeEvent([], this.serializeReply(reply));
-      return void (await this.hub.notifyPayload(channel, payload));
+      await this.hub.notifyPayload(channel, payload);
+      this.counters.replies++;
+      return;
     } catch (error) {
+      this.counters.replyErrors++;
       const err =
         error instanceof PayloadTooLargeError
           ? {

@@ -31,8 +31,6 @@ export interface RedisStreamsServerOptions
   concurrency?: number;
   /** Replies kept per reply stream (XADD MAXLEN ~). @default 1000 */
   replyMaxLen?: number;
-  /** How long `close()` waits for handlers in flight, in ms. @default 5000 */
-  closeTimeoutMs?: number;
 }
 
 /** Options of {@link RedisStreamsClient}. @publicApi */

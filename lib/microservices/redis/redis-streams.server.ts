@@ -134,7 +134,7 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
   }
 
   protected async stop(): Promise<void> {
-    const timeoutMs = this.options.closeTimeoutMs ?? 5000;
+    const timeoutMs = this.closeTimeoutMs;
     await Promise.all(
       [...this.subscribers.values()].map(subscriber => subscriber.close({ timeoutMs })),
     );
