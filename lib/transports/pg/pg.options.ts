@@ -60,8 +60,8 @@ export interface PgTransportOptions extends PgHubOptions {
    * `value.op` when it is a non-empty string, else `'notify'`.
    */
   topics?: readonly string[];
-  /** Table of `unique` claims (created when first needed). @default 'herald_unique_claims' */
+  /** Table of `unique` claims, `[schema.]name` (an UNLOGGED table created when first needed). @default 'herald_unique' */
   uniqueTable?: string;
-  /** How often expired claims are purged, in ms. @default 60000 */
+  /** Claims expired for longer than this are deleted, checked this often, in ms. @default 60000 */
   uniquePurgeMs?: number;
 }

@@ -142,6 +142,7 @@ export class PgTransport implements Transport {
   private intake = false;
   private readonly inbox: Inbound[] = [];
   private tableReady?: Promise<void>;
+  private claims: Promise<void> = Promise.resolve();
   private lastPurge = 0;
   private readonly counters = {
     published: 0,
@@ -179,7 +180,7 @@ export class PgTransport implements Transport {
     this.topics = [...new Set((options.topics ?? []).map(validateTopic))].filter(
       topic => topic !== this.channel,
     );
-    this.uniqueTable = options.uniqueTable ?? 'herald_unique_claims';
+    this.uniqueTable = options.uniqueTable ?? 'herald_unique';
     if (!TABLE_NAME.test(this.uniqueTable)) {
       throw new InvalidOptionsError(
         `uniqueTable ${JSON.stringify(this.uniqueTable)} must be a lower-case [schema.]table name`,
@@ -323,7 +324,15 @@ export class PgTransport implements Transport {
     this.inbox.push(inbound);
     if (envelope.unique !== undefined) {
       inbound.state = 'claiming';
-      this.claim(envelope.unique).then(
+      // One claim at a time, in arrival order: every receiver claims a
+      // sender's posts in posting order, so the first post of a key is the
+      // one that wins, never a later repeat.
+      const claimed = this.claims.then(() => this.claim(envelope.unique!, envelope.id));
+      this.claims = claimed.then(
+        () => undefined,
+        () => undefined,
+      );
+      claimed.then(
         won => {
           if (!won) {
             this.counters.duplicates++;
@@ -364,7 +373,7 @@ export class PgTransport implements Transport {
    * one instance that inserted the row (or found it expired), false for
    * every other receiver and for repeats within the TTL.
    */
-  private async claim(unique: string): Promise<boolean> {
+  private async claim(unique: string, id: string): Promise<boolean> {
     const pool = this.hub.pool;
     this.tableReady ??= this.createTable().catch(error => {
       this.tableReady = undefined;
@@ -374,9 +383,12 @@ export class PgTransport implements Transport {
     const table = quoteTable(this.uniqueTable);
     const ttlMs = this.context?.unique.ttlMs ?? 2000;
     const result = await pool.query(
-      `INSERT INTO ${table} AS c (key, expires_at) VALUES ($1, now() + $2::int * interval '1 millisecond') ` +
-        'ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE c.expires_at <= now() RETURNING 1',
-      [`${this.channel}:${unique}`, Math.round(ttlMs)],
+      `INSERT INTO ${table} AS c (key, id, expires_at) VALUES ($1, $2, now() + $3::int * interval '1 millisecond') ` +
+        'ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, expires_at = EXCLUDED.expires_at ' +
+        // An expired claim is taken over by a later post, never by a slow
+        // receiver of the very event that made it.
+        'WHERE c.expires_at <= now() AND c.id <> EXCLUDED.id RETURNING 1',
+      [`${this.channel}:${unique}`, id, Math.round(ttlMs)],
     );
     this.purge();
     return result.rowCount === 1;
@@ -386,7 +398,7 @@ export class PgTransport implements Transport {
     try {
       await this.hub.pool.query(
         `CREATE UNLOGGED TABLE IF NOT EXISTS ${quoteTable(this.uniqueTable)} ` +
-          '(key text PRIMARY KEY, expires_at timestamptz NOT NULL)',
+          '(key text PRIMARY KEY, id text NOT NULL, expires_at timestamptz NOT NULL)',
       );
     } catch (error) {
       // Two instances creating it at once: the loser sees a duplicate; the table is there.
@@ -395,13 +407,20 @@ export class PgTransport implements Transport {
     }
   }
 
-  /** Deletes expired claims now and then, so the table stays small. */
+  /**
+   * Deletes claims expired for longer than `uniquePurgeMs`, at most once per
+   * `uniquePurgeMs`, so the table stays small (the grace keeps a claim for
+   * receivers that are late with the same event).
+   */
   private purge(): void {
     const now = Date.now();
     if (now - this.lastPurge < this.uniquePurgeMs) return;
     this.lastPurge = now;
     this.hub.pool
-      .query(`DELETE FROM ${quoteTable(this.uniqueTable)} WHERE expires_at < now()`)
+      .query(
+        `DELETE FROM ${quoteTable(this.uniqueTable)} WHERE expires_at < now() - $1::int * interval '1 millisecond'`,
+        [Math.round(this.uniquePurgeMs)],
+      )
       .catch(error =>
         this.context?.logger.warn(
           `pg transport: purge of expired claims failed: ${describe(error)}`,
