@@ -33,7 +33,7 @@ export {
 export { InvalidTopicError, PgDecodeError } from '../transports/pg/pg.errors.js';
 export { PG_NOTIFY_MAX_PAYLOAD, PG_TOPIC_PATTERN } from '../transports/pg/pg.constants.js';
 export type { PgHubOptions, PgTransportOptions } from '../transports/pg/pg.options.js';
-export { PgTransport } from '../transports/pg/pg.transport.js';
+export { PgTransport, topLevelData } from '../transports/pg/pg.transport.js';
 export {
   installPgHubFunctions,
   installPgHubTrigger,

@@ -140,6 +140,7 @@ export class PgTransport implements Transport {
   private closed = false;
   private closing?: Promise<void>;
   private intake = false;
+  private ready = false;
   private readonly inbox: Inbound[] = [];
   private tableReady?: Promise<void>;
   private claims: Promise<void> = Promise.resolve();
@@ -160,20 +161,26 @@ export class PgTransport implements Transport {
     else this.counters.nacked++;
   };
   private readonly onState = (state: PgHubState, reason?: string): void => {
-    if (this.closed || !this.intake) return;
+    // Before connect() resolved, 'connected' waits for our LISTENs to have run.
+    if (this.closed || !this.ready) return;
     switch (state) {
       case 'connected':
-        this.status.next({ state: 'connected' });
+        this.setStatus('connected');
         break;
       case 'reconnecting':
-        this.status.next({ state: 'reconnecting', reason });
+        this.setStatus('reconnecting', reason);
         break;
       case 'stopping':
       case 'stopped':
-        this.status.next({ state: 'disconnected', reason: 'pg hub stopped' });
+        this.setStatus('disconnected', 'pg hub stopped');
         break;
     }
   };
+
+  private setStatus(state: TransportStatus['state'], reason?: string): void {
+    if (this.status.value.state === state) return;
+    this.status.next(reason === undefined ? { state } : { state, reason });
+  }
 
   constructor(options: PgTransportOptions = {}) {
     this.channel = validateTopic(options.channel ?? 'herald');
@@ -204,7 +211,8 @@ export class PgTransport implements Transport {
     this.consumer = this.hub.rawConsumer(this.onEvent);
     // Resolves once every channel's LISTEN has run, so nothing posted after connect is missed.
     await Promise.all([this.hub.start(), this.consumer.subscribe(this.channel, ...this.topics)]);
-    if (!this.closed) this.status.next({ state: 'connected' });
+    this.ready = true;
+    if (!this.closed) this.setStatus(this.hub.state === 'connected' ? 'connected' : 'reconnecting');
   }
 
   async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
@@ -450,7 +458,7 @@ export class PgTransport implements Transport {
     this.inbox.length = 0;
     this.hub.off('state', this.onState);
     if (this.ownsHub) await this.hub.stop({ wait: true });
-    this.status.next({ state: 'closed' });
+    this.setStatus('closed');
     this.status.complete();
   }
 }
