@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
-import type { Observable } from 'rxjs';
+import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
+import { from, throwError, type Observable } from 'rxjs';
 import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
 import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
 import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
@@ -47,8 +48,11 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   protected readonly connectTimeoutMs: number;
   /** Correlation id -> the waiting request. */
   protected readonly pending = new Map<string, PendingRequest>();
+  /** Validated string patterns (the common case), so each emit skips validation. */
+  private readonly stringRoutes = new Map<string, string>();
   private readonly recordOptions = new WeakMap<ReadPacket, { timeoutMs?: number }>();
   private connecting?: Promise<void>;
+  private connected = false;
   protected closed = false;
   private closing?: Promise<void>;
   private currentStatus?: HeraldMicroserviceStatus;
@@ -97,7 +101,10 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
         );
       });
       this.connecting = Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
-      this.connecting.catch(() => (this.connecting = undefined));
+      this.connecting.then(
+        () => (this.connected = !this.closed),
+        () => (this.connecting = undefined),
+      );
     }
     return this.connecting;
   }
@@ -110,6 +117,7 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
+      this.connected = false;
       const error = new TransportClosedError('client closed before the reply came');
       for (const [id, request] of [...this.pending]) {
         this.settle(id);
@@ -144,6 +152,29 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
     this.events.emit('status', status);
   }
 
+  /**
+   * Nest's `emit`, with its semantics (hot: sent even if nobody subscribes;
+   * emits once and completes when the transport took the event; errors with
+   * `InvalidMessageException` for a null or undefined pattern or data) on one
+   * promise instead of four Observables per event.
+   */
+  override emit<TResult = unknown, TInput = unknown>(
+    pattern: unknown,
+    data: TInput,
+  ): Observable<TResult> {
+    if (pattern === null || pattern === undefined || data === null || data === undefined) {
+      return throwError(() => new InvalidMessageException());
+    }
+    const sent = this.connectAndDispatch(pattern, data);
+    sent.catch(noop); // hot: the error reaches subscribers only, never an unhandled rejection
+    return from(sent) as Observable<TResult>;
+  }
+
+  private async connectAndDispatch<TInput>(pattern: unknown, data: TInput): Promise<unknown> {
+    await (this.connected ? undefined : this.connect());
+    return this.dispatchEvent(this.createPacket(pattern, data));
+  }
+
   /** Unwraps {@link HeraldRecord}: its metadata joins the packet's, its timeout is kept for `publish`. */
   protected override createPacket<T>(pattern: unknown, data: T): ReadPacket {
     if (!(data instanceof HeraldRecord)) return super.createPacket(pattern, data);
@@ -158,8 +189,14 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
 
   /** The route of a pattern, validated as servers validate theirs at listen. */
   protected routeOf(pattern: unknown): string {
+    if (typeof pattern === 'string') {
+      const known = this.stringRoutes.get(pattern);
+      if (known !== undefined) return known;
+    }
     const route = validatePattern(pattern, (value: never) => this.normalizePattern(value));
     this.checkRoute(route, pattern);
+    if (typeof pattern === 'string' && this.stringRoutes.size < 1024)
+      this.stringRoutes.set(pattern, route);
     return route;
   }
 

@@ -105,6 +105,15 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     this.declaredPatterns.set(this.normalizePattern(pattern as string), pattern);
   }
 
+  /**
+   * Routes reaching the server are normalized already: an exact lookup
+   * first spares Nest's JSON.parse attempt (which throws for every plain
+   * string pattern) on each message.
+   */
+  override getHandlerByPattern(pattern: string): MessageHandler | null {
+    return this.messageHandlers.get(pattern) ?? super.getHandlerByPattern(pattern);
+  }
+
   /** The routes handled, once validated. */
   protected routes(): string[] {
     const routes: string[] = [];

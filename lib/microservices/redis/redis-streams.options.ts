@@ -6,6 +6,8 @@ import type { HeraldClientOptions, HeraldServerOptions } from '../microservice.i
 export const DEFAULT_STREAM_PREFIX = 'nest:';
 /** The consumer group of the servers. */
 export const DEFAULT_MICROSERVICE_GROUP = 'nest-microservice';
+/** Handlers running at once per pattern. */
+export const DEFAULT_MICROSERVICE_CONCURRENCY = 32;
 /** Replies kept per reply stream, at most (XADD MAXLEN ~). */
 export const DEFAULT_REPLY_MAX_LEN = 1000;
 
@@ -27,7 +29,11 @@ export interface RedisStreamsServerOptions
   count?: number;
   /** How long one read blocks. @default 1000 */
   blockMs?: number;
-  /** Handlers running at once per pattern; 1 keeps stream order. @default 1 */
+  /**
+   * Handlers running at once per pattern. Nest's own transports run every
+   * message's handler as it arrives; 32 keeps that feel with a bound. Set 1
+   * for strict stream order (one entry after the other). @default 32
+   */
   concurrency?: number;
   /** Replies kept per reply stream (XADD MAXLEN ~). @default 1000 */
   replyMaxLen?: number;

@@ -15,6 +15,7 @@ import { REDIS_STREAMS_TRANSPORT } from '../microservice.constants.js';
 import { InvalidPatternError } from '../microservice.errors.js';
 import { RedisStreamsContext } from './redis-streams.context.js';
 import {
+  DEFAULT_MICROSERVICE_CONCURRENCY,
   DEFAULT_MICROSERVICE_GROUP,
   DEFAULT_REPLY_MAX_LEN,
   DEFAULT_STREAM_PREFIX,
@@ -101,7 +102,7 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
         name: this.group,
         count: options.count,
         blockMs: options.blockMs,
-        concurrency: options.concurrency,
+        concurrency: options.concurrency ?? DEFAULT_MICROSERVICE_CONCURRENCY,
         group: { ...options.groupOptions, name: this.group, consumer: this.consumer },
       });
       this.subscribers.set(route, subscriber);
