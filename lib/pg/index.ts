@@ -9,7 +9,7 @@ export {
   type PgHubStats,
   type PgNotifyOptions,
 } from '../transports/pg/pg.hub.js';
-export { PgConsumer, type PgHubHook } from '../transports/pg/pg.consumer.js';
+export { PgConsumer, type PgHubHook, type PgHubRawHook } from '../transports/pg/pg.consumer.js';
 export {
   advisory,
   isAdvisory,
@@ -17,6 +17,7 @@ export {
   type PgHubAdvisory,
   type PgHubAdvisoryEvent,
   type PgHubEvent,
+  type PgHubRawEvent,
 } from '../transports/pg/pg.advisory.js';
 export {
   decodeEvent,

@@ -199,6 +199,8 @@ export class PgHub extends EventEmitter {
   private connectTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeatPending = false;
+  /** The heartbeat query in flight: LISTENs wait for it (one query at a time). */
+  private heartbeat?: Promise<unknown>;
 
   private readonly consumers = new Set<PgConsumer>();
   /** Topic -> consumers that want it. */
@@ -680,12 +682,12 @@ export class PgHub extends EventEmitter {
     client.on('error', (error: Error) => this.lose(connection, client, error.message));
     client.on('end', () => this.lose(connection, client, 'connection ended'));
     const topics = [...this.wanted.keys()];
-    const statements = [
-      `SET application_name = ${pgLiteral(this.applicationName + '/listen')}`,
-      'UNLISTEN *',
-      ...topics.map(topic => `LISTEN ${quoteIdent(topic)}`),
-    ];
+    // Topics are validated identifiers, quoted: LISTEN takes no parameters.
+    const statements = ['UNLISTEN *', ...topics.map(topic => `LISTEN ${quoteIdent(topic)}`)];
     try {
+      await client.query("SELECT pg_catalog.set_config('application_name', $1, false)", [
+        this.applicationName + '/listen',
+      ]);
       await client.query(statements.join('; '));
     } catch (error) {
       this.counters.connectFailCount++;
@@ -748,13 +750,22 @@ export class PgHub extends EventEmitter {
   private startHeartbeat(connection: number, client: PoolClient): void {
     this.stopHeartbeat();
     this.heartbeatPending = false;
+    let syncTicks = 0;
     this.heartbeatTimer = setInterval(() => {
       if (this.heartbeatPending) {
         this.lose(connection, client, `no answer to the heartbeat within ${this.heartbeatMs} ms`);
         return;
       }
+      // One query at a time on this connection: a LISTEN running is a
+      // heartbeat of its own, unless it outlives a whole interval.
+      if (this.syncing) {
+        if (++syncTicks > 1)
+          this.lose(connection, client, `LISTEN unanswered for ${this.heartbeatMs} ms`);
+        return;
+      }
+      syncTicks = 0;
       this.heartbeatPending = true;
-      client.query('SELECT 1').then(
+      this.heartbeat = client.query('SELECT 1').then(
         () => void (this.heartbeatPending = false),
         error => this.lose(connection, client, `heartbeat failed: ${describe(error)}`),
       );
@@ -932,6 +943,7 @@ export class PgHub extends EventEmitter {
           ...toListen.map(topic => `LISTEN ${quoteIdent(topic)}`),
         ];
         try {
+          if (this.heartbeatPending) await this.heartbeat;
           await client.query(statements.join('; '));
         } catch (error) {
           this.counters.listenFailCount += toListen.length;
@@ -1023,9 +1035,4 @@ function positive(value: number | undefined, fallback: number, name: string): nu
     throw new RangeError(`${name} must be a positive number`);
   }
   return value;
-}
-
-/** A SQL string literal (only ever of our own option text, never of event data). */
-function pgLiteral(text: string): string {
-  return "'" + text.replace(/'/g, "''") + "'";
 }
