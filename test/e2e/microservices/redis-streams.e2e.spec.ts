@@ -158,6 +158,18 @@ describe('RedisStreamsServer / RedisStreamsClient', () => {
     );
   });
 
+  it('emit is hot (sent without a subscriber) and rejects with TransportClosedError after close', async () => {
+    const prefix = `${uniqueName('ms')}:`;
+    await startServer(prefix);
+    const producer = client(prefix);
+    producer.emit(patterns.event, 'nobody subscribed');
+    await waitFor(() => recorder.of(patterns.event).length === 1);
+    await producer.close();
+    await expect(lastValueFrom(producer.emit(patterns.event, 1))).rejects.toBeInstanceOf(
+      TransportClosedError,
+    );
+  });
+
   it('times out a request nobody answers, per client and per request', async () => {
     const prefix = `${uniqueName('ms')}:`;
     const caller = client(prefix, { requestTimeoutMs: 150 });
