@@ -74,9 +74,10 @@ export class PgNotifyClient extends HeraldClient {
   }
 
   protected async shut(): Promise<void> {
-    this.consumer?.close();
     this.hub.off('state', this.onHubState);
+    // An own hub drops its LISTEN session whole; a shared one UNLISTENs our reply channel.
     if (this.ownsHub) await this.hub.stop();
+    else this.consumer?.close();
   }
 
   private onHubEvent(event: PgHubEvent): void {

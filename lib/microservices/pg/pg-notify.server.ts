@@ -125,7 +125,9 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
   }
 
   protected async stop(): Promise<void> {
-    this.consumer?.close();
+    // Intake stops with `closing` (onHubEvent drops what comes now). A shared
+    // hub UNLISTENs our channels; an own hub drops its LISTEN session whole.
+    if (!this.ownsHub) this.consumer?.close();
     // NOTIFY is not redelivered: give the handlers and replies in flight their chance.
     if (this.inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined;

@@ -1,0 +1,23 @@
+import { Controller, Logger } from '@nestjs/common';
+import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import type { PgNotifyContext } from '../../lib/pg/index.js';
+
+/** The consumer's handlers: plain Nest pattern decorators, nothing transport-specific. */
+@Controller()
+export class OrdersController {
+  private readonly logger = new Logger(OrdersController.name);
+
+  // A string pattern is the channel: a trigger's pg_notify('orders_created', ...) lands here too.
+  @EventPattern('orders_created')
+  onCreated(@Payload() order: unknown, @Ctx() context: PgNotifyContext): void {
+    this.logger.log(
+      `order ${JSON.stringify(order)} on ${context.getChannel()} key [${context.getKey().join(',')}] ` +
+        `from backend ${context.getProcessId()}, trace ${context.getMetadata()?.traceparent ?? '-'}`,
+    );
+  }
+
+  @MessagePattern({ cmd: 'orders.total' })
+  total(@Payload() amounts: number[]): number {
+    return amounts.reduce((sum, amount) => sum + amount, 0);
+  }
+}
