@@ -102,6 +102,8 @@ export interface PgNotifyOptions {
 interface Outbound {
   readonly topic: string;
   readonly payload: string;
+  /** Known unlike every other payload (it carries a unique id): no folding check. */
+  readonly distinct?: boolean;
   settle(sent: boolean, error?: Error): void;
 }
 
@@ -441,8 +443,14 @@ export class PgHub extends EventEmitter {
    * stopped first) or the error that refused it (too large, queue full, the
    * server). Never rejects; a bad topic throws at the call. One promise per
    * call rather than per notify: the EventsModule transport's path.
+   * `distinct`: the caller guarantees no payload equals another queued one
+   * (each carries a unique id), so batches skip the folding check.
    */
-  notifyPayloads(topic: string, payloads: readonly string[]): Promise<(boolean | Error)[]> {
+  notifyPayloads(
+    topic: string,
+    payloads: readonly string[],
+    options: { distinct?: boolean } = {},
+  ): Promise<(boolean | Error)[]> {
     validateTopic(topic);
     const outcomes = new Array<boolean | Error>(payloads.length);
     let pending = 0;
@@ -463,6 +471,7 @@ export class PgHub extends EventEmitter {
       this.enqueue({
         topic,
         payload,
+        distinct: options.distinct,
         settle: (sent, error) => {
           outcomes[i] = error ?? sent;
           if (--pending === 0) done();
@@ -554,8 +563,10 @@ export class PgHub extends EventEmitter {
     const limit = Math.min(this.batchSize, this.queue.length);
     for (let i = 0; i < limit; i++) {
       const item = this.queue.at(i);
-      if (seen.has(item.payload)) break;
-      seen.add(item.payload);
+      if (!item.distinct) {
+        if (seen.has(item.payload)) break;
+        seen.add(item.payload);
+      }
       batch.push(item);
     }
     return batch;

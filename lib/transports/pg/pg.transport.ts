@@ -224,7 +224,8 @@ export class PgTransport implements Transport {
     }
     const payloads = new Array<string>(batch.length);
     for (let i = 0; i < batch.length; i++) payloads[i] = this.encode(batch[i]);
-    const outcomes = await this.hub.notifyPayloads(this.channel, payloads);
+    // Every envelope has its own id: PostgreSQL can never fold two of them.
+    const outcomes = await this.hub.notifyPayloads(this.channel, payloads, { distinct: true });
     const results: PublishResult[] = outcomes.map(outcome =>
       outcome === true
         ? ACCEPTED
