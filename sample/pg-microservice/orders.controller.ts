@@ -8,7 +8,8 @@ export class OrdersController {
   private readonly logger = new Logger(OrdersController.name);
 
   // A string pattern is the channel: a trigger's pg_notify('orders_created', ...) lands here too.
-  @EventPattern('orders_created')
+  // `<string>` picks Nest 12's untyped overload, so the @Ctx() parameter can have its type.
+  @EventPattern<string>('orders_created')
   onCreated(@Payload() order: unknown, @Ctx() context: PgNotifyContext): void {
     this.logger.log(
       `order ${JSON.stringify(order)} on ${context.getChannel()} key [${context.getKey().join(',')}] ` +

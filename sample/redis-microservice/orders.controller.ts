@@ -12,7 +12,8 @@ export interface OrderCreated {
 export class OrdersController {
   private readonly logger = new Logger(OrdersController.name);
 
-  @EventPattern('orders.created')
+  // `<string>` picks Nest 12's untyped overload, so the @Ctx() parameter can have its type.
+  @EventPattern<string>('orders.created')
   onCreated(@Payload() order: OrderCreated, @Ctx() context: RedisStreamsContext): void {
     // Acknowledged after this returns; a throw would leave it pending for redelivery.
     this.logger.log(
