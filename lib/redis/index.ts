@@ -35,6 +35,7 @@ export {
 export {
   ENVELOPE_ENTRY_FIELDS,
   decodeEnvelopeEntry,
+  decodeEnvelopeFlat,
   encodeEnvelopeEntry,
 } from '../transports/redis/envelope.codec.js';
 export {

@@ -2,20 +2,19 @@ import type { Envelope } from '../../bus/envelope.interface.js';
 import { StreamEntryError } from './redis.errors.js';
 
 /**
- * The transport's entry layout: one field per envelope member, all strings,
- * so `XRANGE` / `redis-cli` show readable events. `key` is comma-joined
- * decimal int64s, `headers` a JSON object; both absent when unset.
+ * The transport's entry layout: two fields, so a reader parses two strings
+ * per entry instead of one per envelope member (the Node client's reply
+ * parsing is the cost that matters at volume):
+ *
+ * - `herald`: a JSON array `[id, source, event, origin, occurredAt, key?,
+ *   unique?, headers?]`; `key` is comma-joined decimal int64s, `headers` an
+ *   object of strings; trailing absent members are left out, inner ones are
+ *   `null`;
+ * - `payload`: the codec's text, as is.
  */
 export const ENVELOPE_ENTRY_FIELDS = {
-  id: 'id',
-  source: 'source',
-  event: 'event',
+  header: 'herald',
   payload: 'payload',
-  origin: 'origin',
-  occurredAt: 'occurred_at',
-  key: 'key',
-  unique: 'unique',
-  headers: 'headers',
 } as const;
 
 const F = ENVELOPE_ENTRY_FIELDS;
@@ -25,163 +24,120 @@ const INT64_MAX = 2n ** 63n - 1n;
 
 /** An envelope as a flat XADD field list. */
 export function encodeEnvelopeEntry(envelope: Envelope): string[] {
-  const out = [
-    F.id,
+  const header: (string | Readonly<Record<string, string>> | null)[] = [
     envelope.id,
-    F.source,
     envelope.source,
-    F.event,
     envelope.event,
-    F.payload,
-    envelope.payload,
-    F.origin,
     envelope.origin,
-    F.occurredAt,
     envelope.occurredAt,
   ];
-  if (envelope.key !== undefined) out.push(F.key, envelope.key.join(','));
-  if (envelope.unique !== undefined) out.push(F.unique, envelope.unique);
-  if (envelope.headers !== undefined) out.push(F.headers, JSON.stringify(envelope.headers));
-  return out;
-}
-
-function required(fields: Readonly<Record<string, string>>, name: string, nonEmpty = true): string {
-  const value = fields[name];
-  if (typeof value !== 'string') throw new StreamEntryError(name, 'missing');
-  if (nonEmpty && value === '') throw new StreamEntryError(name, 'empty');
-  return value;
+  if (
+    envelope.key !== undefined ||
+    envelope.unique !== undefined ||
+    envelope.headers !== undefined
+  ) {
+    header.push(
+      envelope.key === undefined ? null : envelope.key.join(','),
+      envelope.unique ?? null,
+      envelope.headers ?? null,
+    );
+  }
+  return [F.header, JSON.stringify(header), F.payload, envelope.payload];
 }
 
 function decodeKey(text: string): bigint[] {
   if (text === '') return [];
   return text.split(',').map(part => {
-    if (!INT.test(part)) throw new StreamEntryError(F.key, `'${part}' is not an int64`);
+    if (!INT.test(part)) throw new StreamEntryError(F.header, `key part '${part}' is not an int64`);
     const value = BigInt(part);
     if (value < INT64_MIN || value > INT64_MAX)
-      throw new StreamEntryError(F.key, `'${part}' is out of int64 range`);
+      throw new StreamEntryError(F.header, `key part '${part}' is out of int64 range`);
     return value;
   });
 }
 
-function decodeHeaders(text: string): Record<string, string> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new StreamEntryError(F.headers, 'not JSON');
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new StreamEntryError(F.headers, 'not an object');
+function text(header: readonly unknown[], index: number, name: string, nonEmpty: boolean): string {
+  const value = header[index];
+  if (typeof value !== 'string') throw new StreamEntryError(F.header, `${name} is missing`);
+  if (nonEmpty && value === '') throw new StreamEntryError(F.header, `${name} is empty`);
+  return value;
+}
+
+function optionalText(header: readonly unknown[], index: number, name: string): string | undefined {
+  const value = header[index];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new StreamEntryError(F.header, `${name} is not a string`);
+  return value;
+}
+
+function decodeHeaders(value: unknown): Record<string, string> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new StreamEntryError(F.header, 'headers is not an object');
   }
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(parsed)) {
-    if (typeof value !== 'string') throw new StreamEntryError(F.headers, `${name} is not a string`);
-    headers[name] = value;
+  for (const [name, item] of Object.entries(value)) {
+    if (typeof item !== 'string')
+      throw new StreamEntryError(F.header, `headers.${name} is not a string`);
+    // defineProperty: a header named `__proto__` stays a header (and never touches the prototype).
+    Object.defineProperty(headers, name, {
+      value: item,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return headers;
+}
+
+function decode(headerText: string | undefined, payload: string | undefined): Envelope {
+  if (headerText === undefined) throw new StreamEntryError(F.header, 'missing');
+  if (payload === undefined) throw new StreamEntryError(F.payload, 'missing');
+  let header: unknown;
+  try {
+    header = JSON.parse(headerText);
+  } catch {
+    throw new StreamEntryError(F.header, 'not JSON');
+  }
+  if (!Array.isArray(header)) throw new StreamEntryError(F.header, 'not an array');
+  const source = text(header, 1, 'source', true);
+  const event = text(header, 2, 'event', true);
+  if (source === '*' || event === '*')
+    throw new StreamEntryError(F.header, "'*' is a pattern, not a name");
+  const key = optionalText(header, 5, 'key');
+  const unique = optionalText(header, 6, 'unique');
+  return {
+    id: text(header, 0, 'id', true),
+    source,
+    event,
+    payload,
+    origin: text(header, 3, 'origin', false),
+    occurredAt: text(header, 4, 'occurredAt', false),
+    key: key === undefined ? undefined : decodeKey(key),
+    unique: unique === '' ? undefined : unique,
+    headers: decodeHeaders(header[7]),
+  };
 }
 
 /**
  * Reads an entry from its flat `[field, value, ...]` list as XREAD returns
  * it, without building a record first (the transport's hot path).
- * @throws StreamEntryError naming the first bad field
+ * @throws StreamEntryError naming the bad field
  */
 export function decodeEnvelopeFlat(flat: readonly string[]): Envelope {
-  let id: string | undefined;
-  let source: string | undefined;
-  let event: string | undefined;
+  let header: string | undefined;
   let payload: string | undefined;
-  let origin: string | undefined;
-  let occurredAt: string | undefined;
-  let key: string | undefined;
-  let unique: string | undefined;
-  let headers: string | undefined;
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const value = flat[i + 1];
-    switch (flat[i]) {
-      case F.id:
-        id = value;
-        break;
-      case F.source:
-        source = value;
-        break;
-      case F.event:
-        event = value;
-        break;
-      case F.payload:
-        payload = value;
-        break;
-      case F.origin:
-        origin = value;
-        break;
-      case F.occurredAt:
-        occurredAt = value;
-        break;
-      case F.key:
-        key = value;
-        break;
-      case F.unique:
-        unique = value;
-        break;
-      case F.headers:
-        headers = value;
-        break;
-    }
+    if (flat[i] === F.header) header = flat[i + 1];
+    else if (flat[i] === F.payload) payload = flat[i + 1];
   }
-  if (
-    !id ||
-    !source ||
-    !event ||
-    payload === undefined ||
-    origin === undefined ||
-    occurredAt === undefined
-  ) {
-    // The slow path names the culprit.
-    return decodeEnvelopeEntry({
-      id,
-      source,
-      event,
-      payload,
-      origin,
-      occurred_at: occurredAt,
-    } as Record<string, string>);
-  }
-  if (source === '*' || event === '*')
-    throw new StreamEntryError(source === '*' ? F.source : F.event, "'*' is a pattern");
-  return {
-    id,
-    source,
-    event,
-    payload,
-    origin,
-    occurredAt,
-    key: key === undefined ? undefined : decodeKey(key),
-    unique: unique === undefined || unique === '' ? undefined : unique,
-    headers: headers === undefined ? undefined : decodeHeaders(headers),
-  };
+  return decode(header, payload);
 }
 
 /**
- * Reads an entry written by {@link encodeEnvelopeEntry}.
- * @throws StreamEntryError naming the first bad field
+ * Reads an entry written by {@link encodeEnvelopeEntry}, from its fields by name.
+ * @throws StreamEntryError naming the bad field
  */
 export function decodeEnvelopeEntry(fields: Readonly<Record<string, string>>): Envelope {
-  const source = required(fields, F.source);
-  const event = required(fields, F.event);
-  if (source === '*' || event === '*')
-    throw new StreamEntryError(source === '*' ? F.source : F.event, "'*' is a pattern");
-  const key = fields[F.key];
-  const unique = fields[F.unique];
-  const headers = fields[F.headers];
-  return {
-    id: required(fields, F.id),
-    source,
-    event,
-    payload: required(fields, F.payload, false),
-    origin: required(fields, F.origin, false),
-    occurredAt: required(fields, F.occurredAt, false),
-    key: key === undefined ? undefined : decodeKey(key),
-    unique: unique === undefined || unique === '' ? undefined : unique,
-    headers: headers === undefined ? undefined : decodeHeaders(headers),
-  };
+  return decode(fields[F.header], fields[F.payload]);
 }

@@ -157,8 +157,22 @@ export function encodeStreamEvent(
 /** A flat `[field, value, ...]` reply as an object (a repeated field keeps its last value). @publicApi */
 export function fieldsToRecord(flat: readonly string[]): Record<string, string> {
   const record: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) record[flat[i]] = flat[i + 1];
+  for (let i = 0; i + 1 < flat.length; i += 2) setField(record, flat[i], flat[i + 1]);
   return record;
+}
+
+/** Sets an own property even for a field named `__proto__` (which `=` would swallow). */
+function setField(record: Record<string, string>, name: string, value: string): void {
+  if (name === '__proto__') {
+    Object.defineProperty(record, name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else {
+    record[name] = value;
+  }
 }
 
 /**
@@ -180,7 +194,7 @@ export function decodeStreamEvent(
   if (occurredAt !== undefined && occurredAt !== '') parseRfc3339Nano(occurredAt);
   const rest: Record<string, string> = {};
   for (const [name, value] of Object.entries(fields)) {
-    if (!ENVELOPE_FIELDS.has(name)) rest[name] = value;
+    if (!ENVELOPE_FIELDS.has(name)) setField(rest, name, value);
   }
   const userId = fields[EVENT_FIELDS.userId];
   return {

@@ -18,7 +18,7 @@ const proxies: TcpProxy[] = [];
 const streams: string[] = [];
 
 /** Items are strings written as one field `v`, so the stream shows publish order plainly. */
-function publisher(
+function makePublisher(
   options: Partial<ConstructorParameters<typeof StreamPublisher<string>>[0]> = {},
 ): StreamPublisher<string> {
   const stream = options.stream ?? uniqueName('pub');
@@ -57,130 +57,144 @@ afterEach(async () => {
 
 afterAll(() => admin.disconnect());
 
-describe('StreamPublisher (the original publisher tests, on a real Redis)', () => {
-  it('publishes to the stream with XADD MAXLEN ~ and resolves publishAndWait to the entry id', async () => {
-    const pub = publisher({ maxLen: 50 });
-    pub.publish('a');
-    const id = await pub.publishAndWait('b');
-    const entries = await admin.xrange(pub.stream, '-', '+');
-    expect(entries.map(([, f]) => f)).toEqual([
-      ['v', 'a'],
-      ['v', 'b'],
-    ]);
-    expect(entries[1][0]).toBe(id);
-    for (let i = 0; i < 400; i++) pub.publish(String(i));
-    await waitFor(() => pub.stats().written === 402);
-    // Approximate trimming keeps at least maxLen and far fewer than were written.
-    const length = await admin.xlen(pub.stream);
-    expect(length).toBeGreaterThanOrEqual(50);
-    expect(length).toBeLessThan(402);
-  });
+describe.each(['script', 'pipeline'] as const)(
+  'StreamPublisher, writeMode %s (the original publisher tests, on a real Redis)',
+  writeMode => {
+    const publisher = (
+      options: Parameters<typeof makePublisher>[0] = {},
+    ): StreamPublisher<string> => makePublisher({ writeMode, ...options });
 
-  it('writes typed events in the original layout by default', async () => {
-    const stream = uniqueName('typed');
-    streams.push(stream);
-    const pub = new StreamPublisher({ url: REDIS_URL, stream, logger: silentLogger });
-    publishers.push(pub as unknown as StreamPublisher<never>);
-    const action: EventAction = { operation: () => 'thing.remove', encode: () => ({ id: 't-1' }) };
-    await pub.publishAndWait({
-      action,
-      orgId: 'o-1',
-      occurredAt: '2024-01-02T03:04:05.123456789Z',
+    it('publishes to the stream with XADD MAXLEN ~ and resolves publishAndWait to the entry id', async () => {
+      const pub = publisher({ maxLen: 50 });
+      pub.publish('a');
+      const id = await pub.publishAndWait('b');
+      const entries = await admin.xrange(pub.stream, '-', '+');
+      expect(entries.map(([, f]) => f)).toEqual([
+        ['v', 'a'],
+        ['v', 'b'],
+      ]);
+      expect(entries[1][0]).toBe(id);
+      for (let i = 0; i < 400; i++) pub.publish(String(i));
+      await waitFor(() => pub.stats().written === 402);
+      // Approximate trimming keeps at least maxLen and far fewer than were written.
+      const length = await admin.xlen(pub.stream);
+      expect(length).toBeGreaterThanOrEqual(50);
+      expect(length).toBeLessThan(402);
     });
-    const [[, fields]] = await admin.xrange(stream, '-', '+');
-    expect(fieldsToRecord(fields)).toEqual({
-      operation: 'thing.remove',
-      occurred_at: '2024-01-02T03:04:05.123456789Z',
-      evt_org_id: 'o-1',
-      evt_group_id: '',
-      id: 't-1',
+
+    it('writes typed events in the original layout by default', async () => {
+      const stream = uniqueName('typed');
+      streams.push(stream);
+      const pub = new StreamPublisher({ url: REDIS_URL, stream, logger: silentLogger, writeMode });
+      publishers.push(pub as unknown as StreamPublisher<never>);
+      const action: EventAction = {
+        operation: () => 'thing.remove',
+        encode: () => ({ id: 't-1' }),
+      };
+      await pub.publishAndWait({
+        action,
+        orgId: 'o-1',
+        occurredAt: '2024-01-02T03:04:05.123456789Z',
+      });
+      const [[, fields]] = await admin.xrange(stream, '-', '+');
+      expect(fieldsToRecord(fields)).toEqual({
+        operation: 'thing.remove',
+        occurred_at: '2024-01-02T03:04:05.123456789Z',
+        evt_org_id: 'o-1',
+        evt_group_id: '',
+        id: 't-1',
+      });
     });
-  });
 
-  it('absorbs a transient failure: the buffer retries and order is kept', async () => {
-    const cut = await proxy();
-    const pub = publisher({ url: cut.url(REDIS_URL) });
-    await pub.publishAndWait('0');
-    cut.cut();
-    for (let i = 1; i <= 30; i++) pub.publish(String(i));
-    await waitFor(() => pub.stats().writeErrors >= 2);
-    cut.restore();
-    await waitFor(() => pub.stats().written === 31);
-    expect(await values(pub.stream)).toEqual(Array.from({ length: 31 }, (_, i) => String(i)));
-    expect(pub.stats().dropped).toBe(0);
-  });
+    it('absorbs a transient failure: the buffer retries and order is kept', async () => {
+      const cut = await proxy();
+      const pub = publisher({ url: cut.url(REDIS_URL) });
+      await pub.publishAndWait('0');
+      cut.cut();
+      for (let i = 1; i <= 30; i++) pub.publish(String(i));
+      await waitFor(() => pub.stats().writeErrors >= 2);
+      cut.restore();
+      await waitFor(() => pub.stats().written === 31);
+      expect(await values(pub.stream)).toEqual(Array.from({ length: 31 }, (_, i) => String(i)));
+      expect(pub.stats().dropped).toBe(0);
+    });
 
-  it('drops the oldest when the buffer is full: buffer 2, a..e with the drainer held gives a, d, e', async () => {
-    const cut = await proxy();
-    const pub = publisher({ url: cut.url(REDIS_URL), bufferSize: 2 });
-    await pub.connection.whenReady();
-    cut.cut();
-    pub.publish('a');
-    // The drainer holds `a` (its write failed; it waits to retry): b..e go to the buffer of 2.
-    await waitFor(() => pub.stats().writeErrors >= 1);
-    const b = pub.publishAndWait('b');
-    pub.publish('c');
-    pub.publish('d');
-    pub.publish('e');
-    await expect(b).rejects.toThrow(EventDroppedError);
-    expect(pub.stats().dropped).toBe(2);
-    cut.restore();
-    await waitFor(() => pub.stats().written === 3);
-    expect(await values(pub.stream)).toEqual(['a', 'd', 'e']);
-  });
+    it('drops the oldest when the buffer is full: buffer 2, a..e with the drainer held gives a, d, e', async () => {
+      const cut = await proxy();
+      const pub = publisher({ url: cut.url(REDIS_URL), bufferSize: 2 });
+      await pub.connection.whenReady();
+      cut.cut();
+      pub.publish('a');
+      // The drainer holds `a` (its write failed; it waits to retry): b..e go to the buffer of 2.
+      await waitFor(() => pub.stats().writeErrors >= 1);
+      const b = pub.publishAndWait('b');
+      pub.publish('c');
+      pub.publish('d');
+      pub.publish('e');
+      await expect(b).rejects.toThrow(EventDroppedError);
+      expect(pub.stats().dropped).toBe(2);
+      cut.restore();
+      await waitFor(() => pub.stats().written === 3);
+      expect(await values(pub.stream)).toEqual(['a', 'd', 'e']);
+    });
 
-  it('returns synchronously from publish while saturated, and never throws for Redis trouble', async () => {
-    const cut = await proxy();
-    const pub = publisher({ url: cut.url(REDIS_URL), bufferSize: 100, shutdownDrainTimeoutMs: 50 });
-    cut.cut();
-    for (let i = 0; i < 1000; i++) expect(pub.publish(String(i))).toBeUndefined();
-    expect(pub.stats().published).toBe(1000);
-    // The drainer runs after this synchronous loop: the buffer keeps the newest 100.
-    expect(pub.stats().dropped).toBe(900);
-    expect(pub.stats().buffered).toBe(100);
-  });
+    it('returns synchronously from publish while saturated, and never throws for Redis trouble', async () => {
+      const cut = await proxy();
+      const pub = publisher({
+        url: cut.url(REDIS_URL),
+        bufferSize: 100,
+        shutdownDrainTimeoutMs: 50,
+      });
+      cut.cut();
+      for (let i = 0; i < 1000; i++) expect(pub.publish(String(i))).toBeUndefined();
+      expect(pub.stats().published).toBe(1000);
+      // The drainer runs after this synchronous loop: the buffer keeps the newest 100.
+      expect(pub.stats().dropped).toBe(900);
+      expect(pub.stats().buffered).toBe(100);
+    });
 
-  it('close drains what is buffered', async () => {
-    const pub = publisher();
-    for (let i = 0; i < 10; i++) pub.publish(String(i));
-    const report = await pub.close();
-    expect(report).toEqual({ unsent: 0, written: 10, dropped: 0 });
-    expect(await values(pub.stream)).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
-    expect(() => pub.publish('late')).toThrow(TransportClosedError);
-    await expect(pub.publishAndWait('late')).rejects.toThrow(TransportClosedError);
-  });
+    it('close drains what is buffered', async () => {
+      const pub = publisher();
+      for (let i = 0; i < 10; i++) pub.publish(String(i));
+      const report = await pub.close();
+      expect(report).toEqual({ unsent: 0, written: 10, dropped: 0 });
+      expect(await values(pub.stream)).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+      expect(() => pub.publish('late')).toThrow(TransportClosedError);
+      await expect(pub.publishAndWait('late')).rejects.toThrow(TransportClosedError);
+    });
 
-  it('close gives up after the shutdown drain timeout when Redis is down, and reports what was not written', async () => {
-    const cut = await proxy();
-    const pub = publisher({ url: cut.url(REDIS_URL), shutdownDrainTimeoutMs: 200 });
-    await pub.connection.whenReady();
-    cut.cut();
-    const waiting = pub.publishAndWait('x');
-    pub.publish('y');
-    pub.publish('z');
-    const report = await pub.close();
-    expect(report.unsent).toBe(3);
-    expect(report.written).toBe(0);
-    await expect(waiting).rejects.toThrow(EventNotWrittenError);
-  });
+    it('close gives up after the shutdown drain timeout when Redis is down, and reports what was not written', async () => {
+      const cut = await proxy();
+      const pub = publisher({ url: cut.url(REDIS_URL), shutdownDrainTimeoutMs: 200 });
+      await pub.connection.whenReady();
+      cut.cut();
+      const waiting = pub.publishAndWait('x');
+      pub.publish('y');
+      pub.publish('z');
+      const report = await pub.close();
+      expect(report.unsent).toBe(3);
+      expect(report.written).toBe(0);
+      await expect(waiting).rejects.toThrow(EventNotWrittenError);
+    });
 
-  it('fails a write Redis refuses for good (WRONGTYPE) without blocking the rest', async () => {
-    const pub = publisher();
-    const wrong = uniqueName('string-key');
-    streams.push(wrong);
-    await admin.set(wrong, 'not a stream');
-    const refused = pub.publishAndWait('bad', wrong);
-    const fine = pub.publishAndWait('good');
-    await expect(refused).rejects.toThrow(/WRONGTYPE/);
-    await expect(fine).resolves.toMatch(/^\d+-\d+$/);
-    expect(pub.stats().failed).toBe(1);
-  });
+    it('fails a write Redis refuses for good (WRONGTYPE) without blocking the rest', async () => {
+      const pub = publisher();
+      const wrong = uniqueName('string-key');
+      streams.push(wrong);
+      await admin.set(wrong, 'not a stream');
+      const refused = pub.publishAndWait('bad', wrong);
+      const fine = pub.publishAndWait('good');
+      await expect(refused).rejects.toThrow(/WRONGTYPE/);
+      await expect(fine).resolves.toMatch(/^\d+-\d+$/);
+      expect(pub.stats().failed).toBe(1);
+    });
 
-  it('rejects an encoder result that is not a field list', () => {
-    const pub = publisher({ encode: () => ['odd'] });
-    expect(() => pub.publish('x')).toThrow(TypeError);
-  });
-});
+    it('rejects an encoder result that is not a field list', () => {
+      const pub = publisher({ encode: () => ['odd'] });
+      expect(() => pub.publish('x')).toThrow(TypeError);
+    });
+  },
+);
 
 describe('StreamPublisher against a Redis that restarts (private, appendonly + appendfsync always)', () => {
   const server = new PrivateRedis();
@@ -190,7 +204,7 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
 
   it('delivers every buffered event, in order, across a restart under publish load', async () => {
     const client = new Redis(server.url);
-    const pub = publisher({ url: server.url, bufferSize: 100_000 });
+    const pub = makePublisher({ url: server.url, bufferSize: 100_000 });
     const total = 3000;
     let next = 0;
     const pump = setInterval(() => {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import {
   StreamEntryError,
   decodeEnvelopeEntry,
+  decodeEnvelopeFlat,
   encodeEnvelopeEntry,
   fieldsToRecord,
 } from '../../../../lib/redis/index.js';
@@ -41,53 +42,82 @@ describe('envelope entry codec', () => {
     );
   });
 
+  it('decodes the flat reply form like the record form', () => {
+    fc.assert(
+      fc.property(envelope, value => {
+        const flat = encodeEnvelopeEntry(value);
+        expect(decodeEnvelopeFlat(flat)).toEqual(decodeEnvelopeEntry(fieldsToRecord(flat)));
+      }),
+    );
+  });
+
   it('never throws anything but StreamEntryError on arbitrary fields', () => {
     fc.assert(
       fc.property(
-        fc.dictionary(
-          fc.constantFrom(
-            'id',
-            'source',
-            'event',
-            'payload',
-            'origin',
-            'occurred_at',
-            'key',
-            'headers',
-            'x',
-          ),
-          fc.string(),
-        ),
+        fc.dictionary(fc.constantFrom('herald', 'payload', 'x'), fc.oneof(fc.string(), fc.json())),
         fields => {
-          try {
-            decodeEnvelopeEntry(fields);
-          } catch (error) {
-            expect(error).toBeInstanceOf(StreamEntryError);
+          for (const decoder of [
+            () => decodeEnvelopeEntry(fields),
+            () => decodeEnvelopeFlat(Object.entries(fields).flat()),
+          ]) {
+            try {
+              decoder();
+            } catch (error) {
+              expect(error).toBeInstanceOf(StreamEntryError);
+            }
           }
         },
       ),
     );
   });
 
-  it('names the bad field', () => {
-    const good = fieldsToRecord(
-      encodeEnvelopeEntry({
-        id: 'i',
-        source: 's',
-        event: 'e',
-        payload: '1',
-        origin: 'o',
-        occurredAt: 't',
-      }),
-    );
+  it('lays an entry out as two fields and names the bad part', () => {
+    const flat = encodeEnvelopeEntry({
+      id: 'i',
+      source: 's',
+      event: 'e',
+      payload: '1',
+      origin: 'o',
+      occurredAt: 't',
+    });
+    expect(flat).toEqual(['herald', '["i","s","e","o","t"]', 'payload', '1']);
+    const withMeta = encodeEnvelopeEntry({
+      id: 'i',
+      source: 's',
+      event: 'e',
+      payload: '',
+      origin: 'o',
+      occurredAt: 't',
+      unique: 'u',
+    });
+    expect(withMeta[1]).toBe('["i","s","e","o","t",null,"u",null]');
+    const good = fieldsToRecord(flat);
     expect(decodeEnvelopeEntry(good).key).toBeUndefined();
-    const { source: _omit, ...noSource } = good;
-    expect(() => decodeEnvelopeEntry(noSource)).toThrow(/'source': missing/);
-    expect(() => decodeEnvelopeEntry({ ...good, event: '*' })).toThrow(StreamEntryError);
-    expect(() => decodeEnvelopeEntry({ ...good, key: '1,x' })).toThrow(/'key'/);
-    expect(() => decodeEnvelopeEntry({ ...good, key: String(2n ** 63n) })).toThrow(/int64 range/);
-    expect(() => decodeEnvelopeEntry({ ...good, headers: '[1]' })).toThrow(/'headers'/);
-    expect(() => decodeEnvelopeEntry({ ...good, headers: '{"a":1}' })).toThrow(/a is not a string/);
-    expect(() => decodeEnvelopeEntry({ ...good, headers: '{' })).toThrow(/not JSON/);
+    expect(() => decodeEnvelopeEntry({ payload: '1' })).toThrow(/'herald': missing/);
+    expect(() => decodeEnvelopeEntry({ herald: good.herald })).toThrow(/'payload': missing/);
+    expect(() => decodeEnvelopeEntry({ ...good, herald: '{' })).toThrow(/not JSON/);
+    expect(() => decodeEnvelopeEntry({ ...good, herald: '{}' })).toThrow(/not an array/);
+    expect(() => decodeEnvelopeEntry({ ...good, herald: '["i",""]' })).toThrow(/source is empty/);
+    expect(() => decodeEnvelopeEntry({ ...good, herald: '["i","s","*","o","t"]' })).toThrow(
+      /pattern/,
+    );
+    expect(() => decodeEnvelopeEntry({ ...good, herald: '["i","s","e",1,"t"]' })).toThrow(
+      /origin is missing/,
+    );
+    expect(() => decodeEnvelopeEntry({ ...good, herald: '["i","s","e","o","t","1,x"]' })).toThrow(
+      /not an int64/,
+    );
+    expect(() =>
+      decodeEnvelopeEntry({ ...good, herald: `["i","s","e","o","t","${2n ** 63n}"]` }),
+    ).toThrow(/int64 range/);
+    expect(() => decodeEnvelopeEntry({ ...good, herald: '["i","s","e","o","t",null,7]' })).toThrow(
+      /unique is not a string/,
+    );
+    expect(() =>
+      decodeEnvelopeEntry({ ...good, herald: '["i","s","e","o","t",null,null,[1]]' }),
+    ).toThrow(/headers is not an object/);
+    expect(() =>
+      decodeEnvelopeEntry({ ...good, herald: '["i","s","e","o","t",null,null,{"a":1}]' }),
+    ).toThrow(/headers.a is not a string/);
   });
 });

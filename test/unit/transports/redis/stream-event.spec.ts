@@ -173,4 +173,11 @@ describe('stream events in the original layout', () => {
     expect(decodeStreamEvent(GOLDEN_THING_CREATE, known).operation).toBe('thing.create');
     expect(() => decodeStreamEvent(GOLDEN_GROUP_REMOVE, known)).toThrow(UnknownOperationError);
   });
+
+  it('keeps a field named __proto__ as a field', () => {
+    const record = fieldsToRecord(['__proto__', 'x', 'operation', 'a.b']);
+    expect(Object.keys(record)).toEqual(['__proto__', 'operation']);
+    expect(Object.getPrototypeOf(record)).toBe(Object.prototype);
+    expect(Object.keys(decodeStreamEvent(record).fields)).toEqual(['__proto__']);
+  });
 });
