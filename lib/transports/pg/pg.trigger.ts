@@ -242,9 +242,17 @@ export function pgHubTriggerSql(options: PgHubTriggerOptions): string {
   return statements.join(';\n') + ';\n';
 }
 
-/** Installs (or replaces) the helper functions. @publicApi */
+/**
+ * Serialises installers (several app instances at boot, parallel tests):
+ * two sessions replacing one function at once fail with "tuple concurrently
+ * updated". Held until the end of the install's implicit transaction.
+ */
+const INSTALL_LOCK =
+  "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('herald_pg_hub_install'));\n";
+
+/** Installs (or replaces) the helper functions, all or nothing. @publicApi */
 export async function installPgHubFunctions(db: Queryable, schema = 'public'): Promise<void> {
-  await db.query(pgHubFunctionsSql(schema));
+  await db.query(INSTALL_LOCK + pgHubFunctionsSql(schema));
 }
 
 /**
@@ -255,5 +263,7 @@ export async function installPgHubTrigger(
   db: Queryable,
   options: PgHubTriggerOptions,
 ): Promise<void> {
-  await db.query(pgHubFunctionsSql(options.schema) + ';\n' + pgHubTriggerSql(options));
+  await db.query(
+    INSTALL_LOCK + pgHubFunctionsSql(options.schema) + ';\n' + pgHubTriggerSql(options),
+  );
 }

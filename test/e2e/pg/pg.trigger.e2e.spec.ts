@@ -147,6 +147,18 @@ describe('pg-hub trigger helper', () => {
     expect(events[0]).toMatchObject({ key: [42n], value: { op: 'insert' } });
   });
 
+  it('installs from many sessions at once (app instances booting together)', async () => {
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 6 });
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, () => installPgHubFunctions(pool)),
+      );
+      expect(results.filter(r => r.status === 'rejected')).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('validates its options', () => {
     expect(() => pgHubTriggerSql({ table: 'a;drop' })).toThrow(InvalidOptionsError);
     expect(() => pgHubTriggerSql({ table: 'orders', channel: 'Orders' })).toThrow(
