@@ -316,13 +316,18 @@ export class EventBus {
     return this.lastIso;
   }
 
-  /** Runs this process's handlers with the very object: no codec, no transport, no unique. */
+  /**
+   * Runs this process's handlers with the very object: no codec, no transport,
+   * no unique. Throws {@link QueueFullError} when `maxPending` events already
+   * wait for dispatch, rather than dropping the event.
+   */
   postLocal(source: string, event: string, data?: unknown): void {
     validName(source, 'source');
     validName(event, 'event');
     if (this.phase === 'closing' || this.phase === 'closed') {
       throw new TransportClosedError('event bus is closed');
     }
+    if (this.queue.length >= this.maxPending) throw new QueueFullError('incoming', this.maxPending);
     this.counters.postedLocal++;
     const local: HeraldEvent = {
       id: randomUUID(),

@@ -19,6 +19,45 @@ type Invoker = (data: unknown, event: HeraldEvent) => Promise<unknown>;
 type Host = Record<string, unknown>;
 
 /**
+ * The parts of `ExternalContextCreator` that say which enhancers it would
+ * apply (the same calls its `create` makes, globals included).
+ */
+interface EnhancerLookup {
+  getContextModuleKey(moduleCtor: unknown): string;
+  guardsContextCreator: { create(...args: unknown[]): unknown[] };
+  interceptorsContextCreator: { create(...args: unknown[]): unknown[] };
+  pipesContextCreator: { create(...args: unknown[]): unknown[] };
+  filtersContextCreator: { create(...args: unknown[]): { filters?: unknown[] } };
+}
+
+/** Whether any guard, interceptor, pipe, filter or parameter decorator applies to the method. */
+function hasEnhancers(
+  creator: ExternalContextCreator,
+  instance: Host,
+  methodName: string,
+): boolean {
+  const lookup = creator as unknown as EnhancerLookup;
+  const callback = instance[methodName];
+  if (
+    typeof lookup.getContextModuleKey !== 'function' ||
+    !lookup.guardsContextCreator ||
+    !lookup.interceptorsContextCreator ||
+    !lookup.pipesContextCreator ||
+    !lookup.filtersContextCreator
+  ) {
+    return true; // not the Nest we know: keep the full pipeline
+  }
+  if (Reflect.getMetadata(ROUTE_ARGS_METADATA, instance.constructor, methodName)) return true;
+  const moduleKey = lookup.getContextModuleKey(instance.constructor);
+  return (
+    lookup.guardsContextCreator.create(instance, callback, moduleKey).length > 0 ||
+    lookup.interceptorsContextCreator.create(instance, callback, moduleKey).length > 0 ||
+    lookup.pipesContextCreator.create(instance, callback, moduleKey).length > 0 ||
+    (lookup.filtersContextCreator.create(instance, callback, moduleKey).filters?.length ?? 0) > 0
+  );
+}
+
+/**
  * Only custom parameter decorators (`@EventData()`, `@CurrentEvent()`, and
  * the user's own `createParamDecorator`s) mean something on an event
  * handler; Nest's HTTP ones (`@Body()`...) receive undefined.
@@ -135,6 +174,13 @@ export class EventsExplorer {
     instance: Host,
     methodName: string,
   ): EventHandler {
+    if (!hasEnhancers(creator, instance, methodName)) {
+      // Nothing to run around the method: call it as it is, so a synchronous
+      // handler stays synchronous (the enhancer pipeline costs a promise chain
+      // and several microseconds per event).
+      const method = instance[methodName] as (data: unknown, event: HeraldEvent) => unknown;
+      return (data, event) => method.call(instance, data, event);
+    }
     const invoke = this.invoker(creator, instance, methodName);
     return (data, event) => invoke(data, event);
   }

@@ -155,14 +155,25 @@ describe('EventBus', () => {
     expect(transport.published.map(e => e.event)).toEqual(['a', 'b', 'c']);
   });
 
-  it('drops (counts and logs, never silently) incoming events beyond maxPending before start', async () => {
-    const logger = recordingLogger();
-    const bus = make({ maxPending: 2, logger });
+  it('refuses postLocal beyond maxPending with QueueFullError', () => {
+    const bus = make({ maxPending: 2 });
     bus.postLocal('q', 'a');
     bus.postLocal('q', 'b');
-    bus.postLocal('q', 'c');
+    expect(() => bus.postLocal('q', 'c')).toThrow(QueueFullError);
+    expect(bus.stats().queued).toBe(2);
+  });
+
+  it('drops (counts, logs and nacks, never silently) deliveries beyond maxPending before start', async () => {
+    const logger = recordingLogger();
+    const transport = new ControlledTransport();
+    const bus = make({ maxPending: 2, logger, transport });
+    await bus.connect();
+    transport.inject({ event: 'a' });
+    transport.inject({ event: 'b' });
+    transport.inject({ id: 'c', event: 'c' });
     expect(bus.stats().dropped).toBe(1);
-    expect(logger.lines.some(l => l.includes('dropped event q/c'))).toBe(true);
+    expect(transport.settlements).toEqual([{ outcome: 'nack', error: expect.any(QueueFullError) }]);
+    expect(logger.lines.some(l => l.includes('dropped event s/c (id c'))).toBe(true);
   });
 
   it('rejects exactly the envelopes the transport refused and resolves the rest with its ref', async () => {
