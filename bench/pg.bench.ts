@@ -23,7 +23,9 @@ const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const LATENCY_EVENTS = 200;
-const WINDOW = 4000; // herald posts in flight
+// herald posts in flight: 4000, or 4 MiB of data at larger sizes (GC pressure).
+const WINDOW = 4000;
+const WINDOW_BYTES = 4 * 1024 * 1024;
 const PEER_WINDOW = 64; // nestjs-pg-notify emits in flight
 
 interface Data {
@@ -239,8 +241,12 @@ async function main(): Promise<void> {
         if (process.env.BENCH_DEBUG) console.log(`${variant.name} ${size} B round ${round}`);
         const { send, teardown } = await variant.setup();
         const events = Math.max(100, Math.round(variant.events * SCALE * (size > 1000 ? 0.25 : 1)));
-        await throughput(Math.min(200, events), variant.window, size, send); // warm-up
-        const rate = await throughput(events, variant.window, size, send);
+        const window =
+          variant.window === WINDOW
+            ? Math.min(WINDOW, Math.floor(WINDOW_BYTES / size))
+            : variant.window;
+        await throughput(Math.min(200, events), window, size, send); // warm-up
+        const rate = await throughput(events, window, size, send);
         const lat = await latency(LATENCY_EVENTS, size, send);
         await teardown();
         const at = (q: number): number => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
