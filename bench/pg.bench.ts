@@ -245,7 +245,7 @@ async function main(): Promise<void> {
           variant.window === WINDOW
             ? Math.min(WINDOW, Math.floor(WINDOW_BYTES / size))
             : variant.window;
-        await throughput(Math.min(200, events), window, size, send); // warm-up
+        await throughput(Math.max(100, Math.round(events / 10)), window, size, send); // warm-up
         const rate = await throughput(events, window, size, send);
         const lat = await latency(LATENCY_EVENTS, size, send);
         await teardown();
