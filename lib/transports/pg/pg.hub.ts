@@ -108,6 +108,12 @@ interface Outbound {
 }
 
 const noop = (): void => undefined;
+const KEEPALIVE_DELAY_MS = 10_000;
+
+/** The part of node-postgres' Client internals used to reach the socket. */
+interface PgClientInternals {
+  connection?: { stream?: { setKeepAlive?(enable: boolean, delayMs: number): unknown } };
+}
 
 /** Marks a promise as handled so an unawaited rejection never crashes the process. */
 function handled<T>(promise: Promise<T>): Promise<T> {
@@ -690,6 +696,12 @@ export class PgHub extends EventEmitter {
     client.on('notification', (message: Notification) => {
       if (connection === this.connection) this.receive(message);
     });
+    // TCP keepalive on the LISTEN socket even when the pool is yours and was
+    // made without it: an idle LISTEN connection is otherwise never probed.
+    (client as unknown as PgClientInternals).connection?.stream?.setKeepAlive?.(
+      true,
+      KEEPALIVE_DELAY_MS,
+    );
     client.on('error', (error: Error) => this.lose(connection, client, error.message));
     client.on('end', () => this.lose(connection, client, 'connection ended'));
     const topics = [...this.wanted.keys()];
