@@ -6,6 +6,8 @@ import type { HeraldClientOptions, HeraldServerOptions } from '../microservice.i
 export const DEFAULT_STREAM_PREFIX = 'nest:';
 /** The consumer group of the servers. */
 export const DEFAULT_MICROSERVICE_GROUP = 'nest-microservice';
+/** Entries per read, as the redis transport reads. */
+export const DEFAULT_MICROSERVICE_READ_COUNT = 500;
 /** Handlers running at once per pattern. */
 export const DEFAULT_MICROSERVICE_CONCURRENCY = 32;
 /** Replies kept per reply stream, at most (XADD MAXLEN ~). */
@@ -25,7 +27,7 @@ export interface RedisStreamsServerOptions
    * `deadLetterStream` (default `<stream>:dead`), `nackRetryDelayMs` (1000).
    */
   groupOptions?: Omit<ConsumerGroupOptions, 'name'>;
-  /** Entries per read. @default 100 */
+  /** Entries per read (at most twice as many read and not yet acknowledged). @default 500 */
   count?: number;
   /** How long one read blocks. @default 1000 */
   blockMs?: number;

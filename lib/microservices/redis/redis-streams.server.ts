@@ -17,6 +17,7 @@ import { RedisStreamsContext } from './redis-streams.context.js';
 import {
   DEFAULT_MICROSERVICE_CONCURRENCY,
   DEFAULT_MICROSERVICE_GROUP,
+  DEFAULT_MICROSERVICE_READ_COUNT,
   DEFAULT_REPLY_MAX_LEN,
   DEFAULT_STREAM_PREFIX,
   type RedisStreamsServerOptions,
@@ -100,7 +101,7 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
         ...this.connection,
         stream: this.streamOf(route),
         name: this.group,
-        count: options.count,
+        count: options.count ?? DEFAULT_MICROSERVICE_READ_COUNT,
         blockMs: options.blockMs,
         concurrency: options.concurrency ?? DEFAULT_MICROSERVICE_CONCURRENCY,
         group: { ...options.groupOptions, name: this.group, consumer: this.consumer },

@@ -365,6 +365,81 @@ describe('RedisStreamsServer / RedisStreamsClient', () => {
     await waitFor(() => recorder.of(patterns.event).length === 1);
   });
 
+  it('runs Nest processing hooks around events and requests, with the transport id and context', async () => {
+    const prefix = `${uniqueName('ms')}:`;
+    const server = new RedisStreamsServer({
+      url: REDIS_URL,
+      streamPrefix: prefix,
+      blockMs: 200,
+      logger: silentLogger,
+      closeTimeoutMs: 200,
+    });
+    const trail: string[] = [];
+    server.setOnProcessingStartHook((transportId, context, done) => {
+      trail.push(
+        `start:${String(transportId === REDIS_STREAMS_TRANSPORT)}:${(context as RedisStreamsContext).getStream()}`,
+      );
+      return done();
+    });
+    server.setOnProcessingEndHook((_transportId, context) => {
+      trail.push(`end:${(context as RedisStreamsContext).getStream()}`);
+    });
+    const app = await NestFactory.createMicroservice(handlersModule(patterns, recorder), {
+      strategy: server,
+      logger: false,
+    });
+    opened.push(app);
+    await app.listen();
+    const caller = client(prefix);
+    await lastValueFrom(caller.emit(patterns.event, 1), { defaultValue: undefined });
+    await waitFor(() => trail.includes(`end:${prefix}${patterns.event}`));
+    await firstValueFrom(caller.send(patterns.echo, 2));
+    await waitFor(() => trail.includes(`end:${prefix}${patterns.echo}`));
+    expect(trail).toEqual([
+      `start:true:${prefix}${patterns.event}`,
+      `end:${prefix}${patterns.event}`,
+      `start:true:${prefix}${patterns.echo}`,
+      `end:${prefix}${patterns.echo}`,
+    ]);
+  });
+
+  it('uses the serializer and deserializer options on both sides', async () => {
+    const prefix = `${uniqueName('ms')}:`;
+    await startServer(prefix, {
+      deserializer: {
+        deserialize: (value: { pattern: string; data: { wrapped: unknown }; id?: string }) => ({
+          ...value,
+          data: value.data.wrapped,
+        }),
+      },
+      serializer: {
+        serialize: (reply: { response?: unknown }) => ({
+          ...reply,
+          response: { outer: reply.response },
+        }),
+      },
+    });
+    const caller = client(prefix, {
+      serializer: {
+        serialize: (packet: ReadPacket) => ({ ...packet, data: { wrapped: packet.data } }),
+      },
+      deserializer: {
+        deserialize: (value: {
+          id: string;
+          response?: { outer: unknown };
+          isDisposed?: boolean;
+        }) => ({
+          ...value,
+          response: value.response?.outer,
+        }),
+      },
+    });
+    await expect(firstValueFrom(caller.send(patterns.echo, 'x'))).resolves.toEqual({
+      echo: 'x',
+      instance: 'a',
+    });
+  });
+
   it('binds handlers by transport id: the Symbol is REDIS_STREAMS_TRANSPORT', () => {
     expect(new RedisStreamsServer({ logger: silentLogger }).transportId).toBe(
       REDIS_STREAMS_TRANSPORT,
