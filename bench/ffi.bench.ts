@@ -6,7 +6,8 @@
 //               flight on one pipelining connection (the original's comparison)
 //   (b) koffi:  koffi's `.async()` call of a plain C echo (libuv thread pool)
 //   (c) worker: worker_threads postMessage to an echoing worker
-// Each cell runs for BENCH_MS (default 1000 ms) after a short warm-up.
+// Each cell is the best of BENCH_ROUNDS (default 3) runs of BENCH_MS
+// (default 500 ms) after a short warm-up: the machine is shared and noisy.
 // Last line: herald/uds at 4 KiB with 64 in flight.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,7 +22,8 @@ import { NativeRuntime } from '../lib/ffi/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
-const DURATION_MS = Number(process.env.BENCH_MS ?? 1000);
+const DURATION_MS = Number(process.env.BENCH_MS ?? 500);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP_MS = 200;
 const SIZES = [16, 4096];
 const IN_FLIGHT = [1, 64, 1024];
@@ -61,13 +63,18 @@ async function measure(call: Call, size: number, inFlight: number): Promise<Resu
     return calls / ((performance.now() - started) / 1000);
   };
   await run(WARMUP_MS);
-  (globalThis as { gc?: () => void }).gc?.();
-  const latencies: number[] = [];
-  const callsPerSecond = await run(DURATION_MS, latencies);
-  latencies.sort((a, b) => a - b);
-  const at = (q: number): number =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] * 1000;
-  return { callsPerSecond, p50: at(0.5), p99: at(0.99) };
+  let best: Result | undefined;
+  for (let round = 0; round < ROUNDS; round++) {
+    (globalThis as { gc?: () => void }).gc?.();
+    const latencies: number[] = [];
+    const callsPerSecond = await run(DURATION_MS, latencies);
+    latencies.sort((a, b) => a - b);
+    const at = (q: number): number =>
+      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] * 1000;
+    if (!best || callsPerSecond > best.callsPerSecond)
+      best = { callsPerSecond, p50: at(0.5), p99: at(0.99) };
+  }
+  return best!;
 }
 
 function herald(): Peer {
@@ -227,7 +234,8 @@ async function main(): Promise<void> {
   const key = (peer: string, size: number, inFlight: number): string =>
     `${peer}/${size}/${inFlight}`;
   console.log(
-    `ffi echo, ${DURATION_MS} ms per cell, ${os.cpus().length} CPUs, node ${process.version}`,
+    `ffi echo, best of ${ROUNDS} x ${DURATION_MS} ms per cell, ${os.cpus().length} CPUs, ` +
+      `node ${process.version}, load average ${os.loadavg()[0].toFixed(1)}`,
   );
   console.log('| size | in flight | peer | calls/s | p50 us | p99 us | herald/peer |');
   console.log('|---|---|---|---|---|---|---|');
