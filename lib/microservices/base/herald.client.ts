@@ -78,8 +78,8 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   protected abstract shut(): Promise<void>;
   /** Sends a serialized request to the route's responders. */
   protected abstract sendRequest(route: string, packet: unknown): Promise<void>;
-  /** Sends a serialized event; resolves once the transport took it. */
-  protected abstract sendEvent(route: string, packet: unknown): Promise<void>;
+  /** Sends a serialized event; resolves (to undefined) once the transport took it. */
+  protected abstract sendEvent(route: string, packet: unknown): Promise<unknown>;
   /** Checks a route can travel on this transport (throws InvalidPatternError). */
   protected abstract checkRoute(route: string, pattern: unknown): void;
 
@@ -165,14 +165,19 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
     if (pattern === null || pattern === undefined || data === null || data === undefined) {
       return throwError(() => new InvalidMessageException());
     }
-    const sent = this.connectAndDispatch(pattern, data);
+    let sent: Promise<unknown>;
+    if (this.connected) {
+      // The common case, without an async hop: validated, serialized and queued now.
+      try {
+        sent = this.dispatchEvent(this.createPacket(pattern, data));
+      } catch (error) {
+        sent = Promise.reject(error);
+      }
+    } else {
+      sent = this.connect().then(() => this.dispatchEvent(this.createPacket(pattern, data)));
+    }
     sent.catch(noop); // hot: the error reaches subscribers only, never an unhandled rejection
     return from(sent) as Observable<TResult>;
-  }
-
-  private async connectAndDispatch<TInput>(pattern: unknown, data: TInput): Promise<unknown> {
-    await (this.connected ? undefined : this.connect());
-    return this.dispatchEvent(this.createPacket(pattern, data));
   }
 
   /** Unwraps {@link HeraldRecord}: its metadata joins the packet's, its timeout is kept for `publish`. */
@@ -237,10 +242,10 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
     return () => void this.settle(requestId);
   }
 
-  protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
+  /** Resolves (to undefined) once the transport took the event; may throw at the call for bad input. */
+  protected dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
     const route = this.routeOf(packet.pattern);
-    await this.sendEvent(route, this.serializer.serialize(packet) as unknown);
-    return undefined as T;
+    return this.sendEvent(route, this.serializer.serialize(packet) as unknown) as Promise<T>;
   }
 
   /** Forgets a request; true if it was still waiting. */

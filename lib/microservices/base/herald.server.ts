@@ -198,8 +198,12 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
   }
 
   /** The deserialized packet of a raw wire value (JSON already parsed). */
-  protected async deserialize(raw: unknown, route: string): Promise<HeraldIncomingPacket> {
-    return (await this.deserializer.deserialize(raw, { channel: route })) as HeraldIncomingPacket;
+  protected deserialize(
+    raw: unknown,
+    route: string,
+  ): HeraldIncomingPacket | Promise<HeraldIncomingPacket> {
+    return this.deserializer.deserialize(raw, { channel: route }) as
+      HeraldIncomingPacket | Promise<HeraldIncomingPacket>;
   }
 
   /**

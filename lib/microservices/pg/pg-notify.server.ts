@@ -158,7 +158,8 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
   }
 
   private async handleNotification(route: string, event: PgHubEvent): Promise<void> {
-    const packet = await this.deserialize(event.value, route);
+    const deserialized = this.deserialize(event.value, route);
+    const packet = deserialized instanceof Promise ? await deserialized : deserialized;
     const context = new PgNotifyContext([
       event.topic!,
       event.key,

@@ -10,6 +10,8 @@ import { InvalidPatternError } from '../microservice.errors.js';
 import { DEFAULT_STREAM_PREFIX, type RedisStreamsClientOptions } from './redis-streams.options.js';
 import { PACKET_FIELD, REPLY_STREAM_INFIX, parseEntry } from './redis-streams.wire.js';
 
+const noop = (): void => undefined;
+
 /** What `unwrap()` returns. @publicApi */
 export interface RedisStreamsClientParts {
   readonly publisher: StreamPublisher<readonly string[]>;
@@ -136,8 +138,8 @@ export class RedisStreamsClient extends HeraldClient {
     await this.write(route, packet);
   }
 
-  protected async sendEvent(route: string, packet: unknown): Promise<void> {
-    await this.write(route, packet);
+  protected sendEvent(route: string, packet: unknown): Promise<unknown> {
+    return this.write(route, packet).then(noop);
   }
 
   private write(route: string, packet: unknown): Promise<string> {

@@ -151,7 +151,8 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     } catch (error) {
       throw new StreamEntryError(PACKET_FIELD, (error as Error).message);
     }
-    const packet = await this.deserialize(raw, route);
+    const deserialized = this.deserialize(raw, route);
+    const packet = deserialized instanceof Promise ? await deserialized : deserialized;
     const context = new RedisStreamsContext([
       message.stream,
       message.id,
