@@ -1,0 +1,185 @@
+// npm run bench:ipc — events among 4 worker processes of one host:
+//   herald   nest-herald ipc transport (broker in the node:cluster primary, acks,
+//            queues, unique and back-pressure all on), EventBus post -> handler
+//   cluster  node:cluster process.send, relayed by the primary to every worker
+//   redis    Redis pub/sub through ioredis (one publisher + one subscriber per worker)
+// Every worker posts ~100-byte events, keeping 256 of its own in flight (sent
+// and not yet delivered back to itself), for BENCH_SECONDS; delivered events/s
+// are counted at the receivers, latency (post -> handler) as p50/p99.
+import cluster from 'node:cluster';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { EventBus, silentLogger } from '../lib/index.js';
+import { forkWorkers, startBroker } from '../lib/transports/ipc/ipc.cluster.js';
+import { IpcTransport } from '../lib/transports/ipc/ipc.transport.js';
+
+const WORKERS = 4;
+const IN_FLIGHT = 256;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const WARMUP_MS = 500;
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald').split(',') as Mode[];
+type Mode = 'herald' | 'cluster' | 'redis';
+
+interface Report {
+  type: 'report';
+  received: number;
+  latencies: number[];
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+const PAD = 'x'.repeat(48);
+
+if (cluster.isPrimary) {
+  await primary();
+} else {
+  await worker(process.env.BENCH_MODE as Mode);
+}
+
+async function primary(): Promise<void> {
+  const results: { mode: Mode; rate: number; p50: number; p99: number }[] = [];
+  for (const mode of MODES) {
+    const result = await runMode(mode);
+    results.push({ mode, ...result });
+    console.log(
+      `${mode.padEnd(8)} ${Math.round(result.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${result.p50.toFixed(2)} ms   p99 ${result.p99.toFixed(2)} ms`,
+    );
+  }
+  const base = results.find(r => r.mode === 'cluster');
+  if (base) {
+    for (const r of results)
+      if (r.mode !== 'cluster')
+        console.log(`${r.mode}/cluster = ${(r.rate / base.rate).toFixed(1)}x`);
+    const herald = results.find(r => r.mode === 'herald');
+    if (herald) console.log(`herald/cluster = ${(herald.rate / base.rate).toFixed(1)}x`);
+  }
+  process.exit(0);
+}
+
+async function runMode(mode: Mode): Promise<{ rate: number; p50: number; p99: number }> {
+  const env = { BENCH_MODE: mode };
+  let stopBroker: (() => Promise<void>) | undefined;
+  let group: { workers: Map<number, import('node:cluster').Worker>; stop(): Promise<void> };
+  if (mode === 'herald') {
+    const socketPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'herald-bench-')), 'b.sock');
+    const broker = await startBroker(
+      { socketPath, workerCount: WORKERS },
+      { logger: silentLogger },
+    );
+    stopBroker = () => broker.close();
+    group = forkWorkers(WORKERS, { broker, env, respawn: false });
+  } else {
+    group = forkWorkers(WORKERS, { env, respawn: false });
+  }
+  const workers = [...group.workers.values()];
+  if (mode === 'cluster') {
+    // The relay: every event a worker sends goes to every worker.
+    for (const w of workers) {
+      w.on('message', (message: { type?: string }) => {
+        if (message.type === 'event') for (const other of workers) other.send(message);
+      });
+    }
+  }
+  await Promise.all(
+    workers.map(
+      w =>
+        new Promise<void>(resolve =>
+          w.on('message', (m: { type?: string }) => m.type === 'ready' && resolve()),
+        ),
+    ),
+  );
+  const reports = workers.map(
+    w =>
+      new Promise<Report>(resolve =>
+        w.on('message', (m: Report) => m.type === 'report' && resolve(m)),
+      ),
+  );
+  for (const w of workers) w.send({ type: 'go' });
+  await new Promise(resolve => setTimeout(resolve, WARMUP_MS));
+  for (const w of workers) w.send({ type: 'measure' });
+  const started = now();
+  await new Promise(resolve => setTimeout(resolve, SECONDS * 1000));
+  for (const w of workers) w.send({ type: 'stop' });
+  const elapsed = (now() - started) / 1000;
+  const all = await Promise.all(reports);
+  for (const w of workers) w.send({ type: 'exit' });
+  await group.stop();
+  await stopBroker?.();
+  const received = all.reduce((sum, r) => sum + r.received, 0);
+  const latencies = all.flatMap(r => r.latencies).sort((a, b) => a - b);
+  const pick = (q: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { rate: received / elapsed, p50: pick(0.5), p99: pick(0.99) };
+}
+
+async function worker(mode: Mode): Promise<void> {
+  const id = Number(process.env.HERALD_WORKER_ID);
+  let running = false;
+  let measuring = false;
+  let received = 0;
+  let sent = 0;
+  let ownBack = 0;
+  const latencies: number[] = [];
+  const onEvent = (data: { t: number; w: number }): void => {
+    if (measuring) {
+      received++;
+      if ((received & 7) === 0) latencies.push(now() - data.t);
+    }
+    if (data.w === id) {
+      ownBack++;
+      pump();
+    }
+  };
+  let send: (data: { t: number; w: number; i: number; pad: string }) => void;
+  let close: () => Promise<void> = async () => undefined;
+
+  if (mode === 'herald') {
+    const bus = new EventBus({ logger: silentLogger, transport: new IpcTransport() });
+    bus.register(data => onEvent(data as { t: number; w: number }), 'bench', 'e');
+    await bus.connect();
+    bus.start();
+    send = data => void bus.post('bench', 'e', data).catch(() => undefined);
+    close = () => bus.close({ timeoutMs: 1000 });
+  } else if (mode === 'cluster') {
+    process.on('message', (m: { type?: string; data?: { t: number; w: number } }) => {
+      if (m.type === 'event') onEvent(m.data!);
+    });
+    send = data => void process.send!({ type: 'event', data });
+  } else {
+    const { Redis } = await import('ioredis');
+    const channel = `herald-bench-${process.ppid}`;
+    const pub = new Redis(REDIS_URL);
+    const sub = new Redis(REDIS_URL);
+    await sub.subscribe(channel);
+    sub.on('message', (_c: string, text: string) => onEvent(JSON.parse(text)));
+    send = data => void pub.publish(channel, JSON.stringify(data));
+    close = async () => {
+      pub.disconnect();
+      sub.disconnect();
+    };
+  }
+
+  function pump(): void {
+    while (running && sent - ownBack < IN_FLIGHT) {
+      send({ t: now(), w: id, i: sent++, pad: PAD });
+    }
+  }
+
+  process.on('message', (m: { type?: string }) => {
+    if (m.type === 'go') {
+      running = true;
+      pump();
+    } else if (m.type === 'measure') {
+      measuring = true;
+    } else if (m.type === 'stop') {
+      running = false;
+      measuring = false;
+      process.send!({ type: 'report', received, latencies } satisfies Report);
+    } else if (m.type === 'exit') {
+      void close().then(() => process.exit(0));
+    }
+  });
+  process.send!({ type: 'ready' });
+}
