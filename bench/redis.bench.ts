@@ -105,8 +105,10 @@ async function measure(name: string, run: () => Promise<void>, events = EVENTS):
   sink = new Sink(events);
   const start = performance.now();
   const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
   await run();
   await sink.wait();
+  if (process.env.BENCH_ELU) console.log(`  event loop utilization ${(performance.eventLoopUtilization(elu).utilization * 100).toFixed(0)}%`);
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
   const cpuPerEvent = (used.user + used.system) / events;
@@ -118,7 +120,7 @@ async function measure(name: string, run: () => Promise<void>, events = EVENTS):
     cpuPerEvent,
   };
   console.log(
-    `${name.padEnd(11)} ${Math.round(result.perSecond).toLocaleString('en-US').padStart(9)} events/s   p50 ${result.p50.toFixed(1).padStart(7)} ms   p99 ${result.p99.toFixed(1).padStart(7)} ms   ${cpuPerEvent.toFixed(1).padStart(5)} µs CPU/event`,
+    `${name.padEnd(15)} ${Math.round(result.perSecond).toLocaleString('en-US').padStart(9)} events/s   p50 ${result.p50.toFixed(1).padStart(7)} ms   p99 ${result.p99.toFixed(1).padStart(7)} ms   ${cpuPerEvent.toFixed(1).padStart(5)} µs CPU/event`,
   );
   return result;
 }
@@ -139,7 +141,7 @@ async function herald(): Promise<Result> {
     imports: [
       EventsModule.forRoot({
         transport: 'redis',
-        redis: { url: REDIS_URL, stream, maxLen: 0 },
+        redis: { url: REDIS_URL, stream, maxLen: 0, ...(process.env.BENCH_READ ? { readCount: Number(process.env.BENCH_READ) } : {}) },
         logger: silentLogger,
       }),
     ],
@@ -184,7 +186,7 @@ async function nestRedis(window: number): Promise<Result> {
   });
   await client.connect();
   try {
-    return await measure(`nest-redis`, () =>
+    return await measure(`nest-redis/${window}`, () =>
       windowed(EVENTS, window, i =>
         lastValueFrom(client.emit('orders.created', sample(i)), { defaultValue: undefined }),
       ),
@@ -297,9 +299,11 @@ async function main(): Promise<void> {
   }
   const ours = await herald();
   if (only === 'herald') return;
-  const nest = await nestRedis(WINDOW);
+  // The Nest transport at the window the issue measured it with (64) and at ours; the ratio uses its better figure.
+  const nest = [await nestRedis(64), await nestRedis(WINDOW)].sort((a, b) => b.perSecond - a.perSecond)[0];
   await ioredis();
   redisBenchmark();
+  console.log(`herald/${nest.name} CPU per event = ${(nest.cpuPerEvent / ours.cpuPerEvent).toFixed(1)}x less`);
   console.log(`herald/nest-redis = ${(ours.perSecond / nest.perSecond).toFixed(1)}x`);
 }
 

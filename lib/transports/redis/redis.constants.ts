@@ -44,5 +44,5 @@ export const DEAD_LETTER_SUFFIX = ':dead';
 /** The transport's stream, unique-key prefix and work-queue group. */
 export const DEFAULT_TRANSPORT_STREAM = 'herald:events';
 export const DEFAULT_TRANSPORT_GROUP = 'herald';
-export const DEFAULT_TRANSPORT_READ_COUNT = 500;
+export const DEFAULT_TRANSPORT_READ_COUNT = 1000;
 export const DEFAULT_UNIQUE_PREFIX = 'herald:unique';

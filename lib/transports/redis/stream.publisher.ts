@@ -114,7 +114,8 @@ interface Pending {
 /**
  * XADD per event, in order, on the server. KEYS: the streams; ARGV[1]: maxLen
  * (0 = no trimming); then per event: its stream's KEYS index, its field
- * count, its fields. Returns per event the entry id, or `!` + the error.
+ * count, its fields. Returns per event, one per line, the entry id or `!`
+ * and the error.
  */
 const XADD_BATCH_SCRIPT = `
 local maxlen = ARGV[1]
@@ -134,13 +135,13 @@ while i <= n do
   for j = 1, count do args[a + 1 + j] = ARGV[i + 1 + j] end
   local id = redis.pcall('XADD', key, unpack(args))
   if type(id) == 'table' and id.err then
-    out[#out + 1] = '!' .. id.err
+    out[#out + 1] = '!' .. string.gsub(id.err, '\\n', ' ')
   else
     out[#out + 1] = id
   end
   i = i + 2 + count
 end
-return out`;
+return table.concat(out, '\\n')`;
 const XADD_BATCH_SHA = createHash('sha1').update(XADD_BATCH_SCRIPT).digest('hex');
 
 /** An XADD the script reports as refused (Redis's own error text). */
@@ -202,6 +203,7 @@ export class StreamPublisher<T = StreamEvent> {
     dropped: 0,
     failed: 0,
     writeErrors: 0,
+    scriptWrites: 0,
     unsent: 0,
     bufferHighWater: 0,
   };
@@ -391,7 +393,9 @@ export class StreamPublisher<T = StreamEvent> {
     try {
       if (this.writeMode === 'script') {
         try {
-          return await this.sendScript(batch);
+          const results = await this.sendScript(batch);
+          this.counters.scriptWrites++;
+          return results;
         } catch (error) {
           // Scripts refused for good (ACLs, a proxy without EVAL): write with a pipeline from now on.
           if (
@@ -459,7 +463,8 @@ export class StreamPublisher<T = StreamEvent> {
       // First use on this server (or after a restart or SCRIPT FLUSH): EVAL loads it.
       replies = await client.call('EVAL', [XADD_BATCH_SCRIPT, keys.length, ...keys, ...argv]);
     }
-    const list = replies as string[];
+    // One string, ids (or `!error`) one per line: one reply to parse instead of one per event.
+    const list = typeof replies === 'string' && replies !== '' ? replies.split('\n') : [];
     return batch.map((_, i) => {
       const reply = list[i];
       if (typeof reply !== 'string') return new Error('no reply');

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Observable } from 'rxjs';
 import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
@@ -24,7 +24,12 @@ import {
   DEFAULT_READ_BACKOFF_MAX_MS,
   DEFAULT_READ_COUNT,
 } from './redis.constants.js';
-import { RedisConnection, type RedisConnectionOptions } from './redis.connection.js';
+import {
+  isReplyError,
+  isTransientReplyError,
+  RedisConnection,
+  type RedisConnectionOptions,
+} from './redis.connection.js';
 import {
   EmptyStreamError,
   EmptySubscriberNameError,
@@ -102,6 +107,14 @@ export interface StreamSubscriberOptions extends RedisConnectionOptions {
   maxInFlight?: number;
   /** Approximate length of the dead-letter stream. @default 100000 */
   deadLetterMaxLen?: number;
+  /**
+   * Group mode: `script` reads batches with XREADGROUP inside a script that
+   * returns one framed string (far less client CPU), blocking with a plain
+   * XREADGROUP only once the stream is drained; `command` always uses plain
+   * XREADGROUP. `script` falls back to `command` where scripts are refused.
+   * @default 'script'
+   */
+  readMode?: 'script' | 'command';
   /** Consumer-group mode; a string names the group. @default fan-out mode (XREAD, cursor key) */
   group?: ConsumerGroupOptions | string;
 }
@@ -162,7 +175,8 @@ interface Task {
   readonly done: (error?: unknown) => void;
 }
 
-type RawEntry = [id: string, fields: string[] | null];
+/** An entry as XREAD returns it: id and flat fields (null for an entry deleted meanwhile). */
+export type RawEntry = [id: string, fields: string[] | null];
 type ReadReply = [stream: string, entries: RawEntry[]][] | null;
 
 interface Held {
@@ -182,6 +196,61 @@ interface GroupSettings {
   readonly consumerTimeoutMs: number;
   readonly checkConsumersIntervalMs: number;
   readonly destroyOnClose: boolean;
+}
+
+/**
+ * XREADGROUP ... > (no BLOCK), the entries framed in one string: per entry
+ * `<id>\n<field count>\n`, then per field `<byte length>\n<bytes>`.
+ */
+const READ_BATCH_SCRIPT = `
+local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+if type(r) == 'table' and r.err then return r end
+if not r then return '' end
+local out = {}
+local n = 0
+for _, e in ipairs(r[1][2]) do
+  local f = e[2]
+  n = n + 1
+  out[n] = e[1] .. '\\n' .. #f .. '\\n'
+  for i = 1, #f do
+    n = n + 1
+    out[n] = #f[i] .. '\\n' .. f[i]
+  end
+end
+return table.concat(out)`;
+const READ_BATCH_SHA = createHash('sha1').update(READ_BATCH_SCRIPT).digest('hex');
+
+function framedNumber(buffer: Buffer, start: number, end: number): number {
+  let value = 0;
+  for (let i = start; i < end; i++) value = value * 10 + buffer[i] - 48;
+  return value;
+}
+
+/** Parses {@link READ_BATCH_SCRIPT}'s reply. */
+export function parseFramedEntries(buffer: Buffer): RawEntry[] {
+  const entries: RawEntry[] = [];
+  const length = buffer.length;
+  let at = 0;
+  while (at < length) {
+    let newline = buffer.indexOf(10, at);
+    if (newline < 0) throw new Error('malformed read script reply');
+    const id = buffer.toString('latin1', at, newline);
+    at = newline + 1;
+    newline = buffer.indexOf(10, at);
+    const count = framedNumber(buffer, at, newline);
+    at = newline + 1;
+    const fields = new Array<string>(count);
+    for (let i = 0; i < count; i++) {
+      newline = buffer.indexOf(10, at);
+      const size = framedNumber(buffer, at, newline);
+      at = newline + 1;
+      fields[i] = buffer.toString('utf8', at, at + size);
+      at += size;
+    }
+    entries.push([id, fields]);
+  }
+  if (at !== length) throw new Error('malformed read script reply');
+  return entries;
 }
 
 /** Deletes a consumer only if it holds nothing pending: XGROUP DELCONSUMER would discard its entries. */
@@ -262,6 +331,7 @@ export class StreamSubscriber {
   private readonly concurrency: number;
   private readonly maxInFlight: number;
   private readonly deadLetterMaxLen: number;
+  private readMode: 'script' | 'command';
   private handler?: StreamSettlingHandler;
   private running = false;
   private stopped = false;
@@ -297,6 +367,7 @@ export class StreamSubscriber {
     deadLettered: 0,
     lost: 0,
     readErrors: 0,
+    scriptReads: 0,
     groupsRecreated: 0,
     consumersDeleted: 0,
   };
@@ -337,6 +408,10 @@ export class StreamSubscriber {
       true,
     );
     if (options.group !== undefined) this.group = this.groupSettings(options.group);
+    this.readMode = options.readMode ?? 'script';
+    if (this.readMode !== 'script' && this.readMode !== 'command') {
+      throw new InvalidOptionsError(`readMode must be 'script' or 'command'`);
+    }
     this.reader = new RedisConnection(options, 'reader', {
       connectionName: `herald-reader-${this.name}`,
     });
@@ -543,29 +618,41 @@ export class StreamSubscriber {
   private async readGroup(): Promise<void> {
     const group = this.group!;
     let backoff = 0;
+    // After a script read found nothing, the next read blocks (a script cannot).
+    let drained = false;
     while (this.running) {
       if (this.held.size >= this.maxInFlight) {
         await new Promise<void>(resolve => (this.capacityWaiter = resolve));
         continue;
       }
-      let reply: ReadReply;
+      const count = Math.min(this.count, this.maxInFlight - this.held.size);
+      let entries: RawEntry[];
       try {
-        reply = (await this.reader.client.xreadgroup(
-          'GROUP',
-          group.name,
-          group.consumer,
-          'COUNT',
-          Math.min(this.count, this.maxInFlight - this.held.size),
-          'BLOCK',
-          this.blockMs,
-          'STREAMS',
-          this.stream,
-          '>',
-        )) as ReadReply;
+        if (this.readMode === 'script' && !drained) {
+          entries = await this.readByScript(count);
+          this.counters.scriptReads++;
+          drained = entries.length === 0;
+        } else {
+          const reply = (await this.reader.client.xreadgroup(
+            'GROUP',
+            group.name,
+            group.consumer,
+            'COUNT',
+            count,
+            'BLOCK',
+            this.blockMs,
+            'STREAMS',
+            this.stream,
+            '>',
+          )) as ReadReply;
+          entries = reply?.[0]?.[1] ?? [];
+          drained = false;
+        }
         backoff = 0;
       } catch (error) {
         if (!this.running) break;
-        if (describe(error).startsWith('NOGROUP')) {
+        const message = describe(error);
+        if (message.startsWith('NOGROUP')) {
           // The stream or the group is gone (deleted, or a Redis without persistence restarted): re-create it.
           this.counters.groupsRecreated++;
           this.logger.warn(
@@ -579,14 +666,39 @@ export class StreamSubscriber {
             continue;
           }
         }
+        if (this.readMode === 'script' && isReplyError(error) && !isTransientReplyError(error)) {
+          // Scripts refused for good (ACLs, a proxy without EVAL): plain XREADGROUP from now on.
+          this.readMode = 'command';
+          this.logger.warn(
+            `stream ${this.stream}: cannot run the read script (${message}), using XREADGROUP`,
+          );
+          continue;
+        }
         backoff = await this.readFailed(error, backoff);
         continue;
       }
-      const entries = reply?.[0]?.[1];
-      if (!entries || entries.length === 0) continue;
+      if (entries.length === 0) continue;
       this.counters.read += entries.length;
       for (const entry of entries) this.dispatch(entry, 1);
     }
+  }
+
+  /**
+   * XREADGROUP without BLOCK inside a script that returns the whole batch as
+   * one length-framed string: the client parses one reply instead of five
+   * elements per entry (the bulk of a consumer's CPU at volume).
+   */
+  private async readByScript(count: number): Promise<RawEntry[]> {
+    const group = this.group!;
+    const args = [1, this.stream, group.name, group.consumer, count];
+    let reply: Buffer;
+    try {
+      reply = (await this.reader.client.callBuffer('EVALSHA', [READ_BATCH_SHA, ...args])) as Buffer;
+    } catch (error) {
+      if (!describe(error).startsWith('NOSCRIPT')) throw error;
+      reply = (await this.reader.client.callBuffer('EVAL', [READ_BATCH_SCRIPT, ...args])) as Buffer;
+    }
+    return parseFramedEntries(reply);
   }
 
   private async readFailed(error: unknown, backoff: number): Promise<number> {

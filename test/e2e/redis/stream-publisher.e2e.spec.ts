@@ -76,6 +76,9 @@ describe.each(['script', 'pipeline'] as const)(
       expect(entries[1][0]).toBe(id);
       for (let i = 0; i < 400; i++) pub.publish(String(i));
       await waitFor(() => pub.stats().written === 402);
+      // The mode asked for is the mode used (a broken script would fall back to the pipeline).
+      if (writeMode === 'script') expect(pub.stats().scriptWrites).toBeGreaterThan(0);
+      else expect(pub.stats().scriptWrites).toBe(0);
       // Approximate trimming keeps at least maxLen and far fewer than were written.
       const length = await admin.xlen(pub.stream);
       expect(length).toBeGreaterThanOrEqual(50);

@@ -278,7 +278,7 @@ describe('StreamSubscriber, consumer-group mode', () => {
     const slow = subscriber({
       stream: name,
       name: 'a',
-      group: { name: 'g', minIdleMs: 150, startId: '0' },
+      group: { name: 'g', minIdleMs: 1000, startId: '0' },
     });
     await slow.subscribe(async message => {
       started.push(`a:${message.id}`);
@@ -289,11 +289,11 @@ describe('StreamSubscriber, consumer-group mode', () => {
     const thief = subscriber({
       stream: name,
       name: 'b',
-      group: { name: 'g', minIdleMs: 150, claimIntervalMs: 20 },
+      group: { name: 'g', minIdleMs: 1000, claimIntervalMs: 20 },
     });
     await thief.subscribe(message => void started.push(`b:${message.id}`));
     // Many claim rounds spanning several idle periods find nothing to take.
-    await waitFor(() => thief.stats().claimRounds >= 40, { timeoutMs: 20_000 });
+    await waitFor(() => thief.stats().claimRounds >= 120, { timeoutMs: 30_000 });
     expect(thief.stats().claimed).toBe(0);
     expect(started).toHaveLength(1);
     release();
@@ -358,22 +358,38 @@ describe('StreamSubscriber, consumer-group mode', () => {
     expect(await names()).toEqual(['busy-ghost']);
   });
 
-  it('reads in batches and acks them with one XACK per flush', async () => {
-    const name = stream('batch');
-    const s = subscriber({
-      stream: name,
-      count: 50,
-      concurrency: Infinity,
-      group: { name: 'g', startId: '0' },
-    });
-    for (let i = 0; i < 300; i++) await admin.xadd(name, '*', 'n', String(i));
-    const seen: string[] = [];
-    await s.subscribe(message => void seen.push(message.fields.n));
-    await waitFor(() => seen.length === 300);
-    expect(seen).toEqual(Array.from({ length: 300 }, (_, i) => String(i)));
-    await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 0);
-    expect(s.stats().acked).toBe(300);
-  });
+  it.each(['script', 'command'] as const)(
+    'reads in batches (readMode %s) and acks them with one XACK per flush',
+    async readMode => {
+      const name = stream('batch');
+      const s = subscriber({
+        stream: name,
+        count: 50,
+        concurrency: Infinity,
+        readMode,
+        group: { name: 'g', startId: '0' },
+      });
+      await admin.xadd(name, '*', 'multi\nline', 'value with\nnewlines and ünïcödé ✓', 'empty', '');
+      for (let i = 0; i < 300; i++) await admin.xadd(name, '*', 'n', String(i));
+      const seen: StreamMessage[] = [];
+      await s.subscribe(message => void seen.push(message));
+      await waitFor(() => seen.length === 301);
+      expect(seen[0].raw).toEqual([
+        'multi\nline',
+        'value with\nnewlines and ünïcödé ✓',
+        'empty',
+        '',
+      ]);
+      expect(seen.slice(1).map(m => m.fields.n)).toEqual(
+        Array.from({ length: 300 }, (_, i) => String(i)),
+      );
+      await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 0);
+      expect(s.stats().acked).toBe(301);
+      // The mode asked for is the mode used (a broken script would fall back to XREADGROUP).
+      if (readMode === 'script') expect(s.stats().scriptReads).toBeGreaterThan(0);
+      else expect(s.stats().scriptReads).toBe(0);
+    },
+  );
 
   it('treats UnknownOperationError as skip-and-ack', async () => {
     const name = stream('unknown');
