@@ -4,6 +4,7 @@ import { FFI_MODULE_OPTIONS } from './ffi.constants.js';
 import { FfiStartupError } from './ffi.errors.js';
 import type { FfiModuleOptions } from './ffi.options.js';
 import { NativeRuntime } from './native-runtime.js';
+import { withMethods } from './runtime-methods.js';
 
 /**
  * The runtimes of `FfiModule`, loaded when the module is instantiated (so a
@@ -23,7 +24,7 @@ export class FfiRuntimes implements OnApplicationShutdown {
     }
     try {
       for (const definition of options.runtimes) {
-        const { name, lib, ...rest } = definition;
+        const { name, lib, methods, ...rest } = definition;
         if (typeof name !== 'string' || name.length === 0) {
           throw new InvalidOptionsError(
             `FfiModule: every runtime needs a non-empty name (lib ${String(lib)})`,
@@ -32,7 +33,8 @@ export class FfiRuntimes implements OnApplicationShutdown {
         if (this.runtimes.has(name))
           throw new InvalidOptionsError(`FfiModule: runtime name "${name}" is used twice`);
         try {
-          this.runtimes.set(name, NativeRuntime.load(lib, { ...rest, name }));
+          const runtime = NativeRuntime.load(lib, { ...rest, name });
+          this.runtimes.set(name, methods ? withMethods(runtime) : runtime);
         } catch (error) {
           throw new FfiStartupError(
             `FfiModule: runtime "${name}" cannot start: ${(error as Error).message}`,

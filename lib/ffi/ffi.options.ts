@@ -7,6 +7,8 @@ export interface FfiRuntimeDefinition extends Omit<NativeRuntimeOptions, 'name'>
   name: string;
   /** A path, a file name (`libdemo.so`) or a short name (`demo`), searched on LD_LIBRARY_PATH. */
   lib: string;
+  /** Inject it wrapped by `withMethods`, so `runtime.anyName(req)` is a call. @default false */
+  methods?: boolean;
 }
 
 /** Options of `FfiModule.forRoot`. @publicApi */

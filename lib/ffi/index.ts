@@ -9,6 +9,11 @@ export { FfiModule } from './ffi.module.js';
 export { FfiRuntimes } from './ffi-runtimes.service.js';
 export { InjectRuntime } from './inject-runtime.decorator.js';
 export {
+  withMethods,
+  type NativeMethod,
+  type NativeRuntimeWithMethods,
+} from './runtime-methods.js';
+export {
   NativeRuntime,
   resolveLibrary,
   type NativeCallOptions,

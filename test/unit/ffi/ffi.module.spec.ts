@@ -5,6 +5,8 @@ import { FfiModule } from '../../../lib/ffi/ffi.module.js';
 import { FfiRuntimes } from '../../../lib/ffi/ffi-runtimes.service.js';
 import { InjectRuntime } from '../../../lib/ffi/inject-runtime.decorator.js';
 import type { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
+import type { NativeRuntimeWithMethods } from '../../../lib/ffi/runtime-methods.js';
+import { getRuntimeToken } from '../../../lib/ffi/ffi.constants.js';
 import { uniqueName } from '../../helpers/services.js';
 import { buildNative, fixture } from './ffi-fixtures.js';
 
@@ -107,6 +109,28 @@ describe('FfiModule', () => {
       .compile()
       .catch((e: unknown) => e);
     expect((retry as Error).message).toMatch(/cannot be initialised again/);
+  });
+
+  it('injects a runtime with methods when asked', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        FfiModule.forRoot({
+          runtimes: [
+            {
+              name: 'echo',
+              lib: fixture('echo'),
+              cfg: `threads=1;${uniqueName('sugar')}`,
+              methods: true,
+            },
+          ],
+        }),
+      ],
+    }).compile();
+    const app = await moduleRef.init();
+    const runtime = app.get<NativeRuntimeWithMethods>(getRuntimeToken('echo'));
+    expect((await runtime.anything('named')).toString()).toBe('named');
+    await app.close();
+    expect(runtime.closed).toBe(true);
   });
 
   it('names an unknown runtime for a factory that does not define it', async () => {

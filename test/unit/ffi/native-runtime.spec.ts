@@ -13,6 +13,7 @@ import {
 } from '../../../lib/ffi/ffi.errors.js';
 import { addonCandidates, type HeraldFfiAddon } from '../../../lib/ffi/native-addon.js';
 import { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
+import { withMethods } from '../../../lib/ffi/runtime-methods.js';
 import { uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { buildNative, FIXTURE_DIR, fixture } from './ffi-fixtures.js';
@@ -366,5 +367,33 @@ describe('NativeRuntime: loading', () => {
     second.unload(result.id);
     expect(answers).toEqual(['through the second copy']);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('withMethods', () => {
+  it('turns any other name into a call and leaves then, hooks, toJSON, inspect and symbols alone', async () => {
+    const runtime = withMethods(
+      load(fixture('echo'), { cfg: `threads=1;${uniqueName('methods')}`, name: 'sugar' }),
+    );
+    expect((await runtime.produce('via a name')).toString()).toBe('via a name');
+    expect((await runtime.call('via call')).toString()).toBe('via call');
+    expect(runtime.produce).toBe(runtime.produce);
+    for (const name of [
+      'then',
+      'onModuleInit',
+      'onApplicationShutdown',
+      'toJSON',
+      'inspect',
+      'asymmetricMatch',
+    ]) {
+      expect(runtime[name]).toBeUndefined();
+    }
+    expect((runtime as unknown as Record<symbol, unknown>)[Symbol.iterator]).toBeUndefined();
+    // Awaiting it gives the runtime itself, not a call.
+    expect(await runtime).toBe(runtime);
+    expect(runtime.name).toBe('sugar');
+    expect(runtime.stats().answered).toBe(2);
+    runtime.close();
+    expect(runtime.closed).toBe(true);
   });
 });
