@@ -31,6 +31,9 @@ export class PrivateRedis {
   private child?: ChildProcess;
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), 'herald-redis-'));
 
+  /** @param extraArgs more redis-server options, e.g. `['--enable-debug-command', 'yes']` */
+  constructor(private readonly extraArgs: readonly string[] = []) {}
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
@@ -55,6 +58,7 @@ export class PrivateRedis {
         '',
         '--protected-mode',
         'no',
+        ...this.extraArgs,
       ],
       { stdio: 'ignore' },
     );

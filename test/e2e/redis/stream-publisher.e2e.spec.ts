@@ -200,7 +200,7 @@ describe.each(['script', 'pipeline'] as const)(
 );
 
 describe('StreamPublisher against a Redis that restarts (private, appendonly + appendfsync always)', () => {
-  const server = new PrivateRedis();
+  const server = new PrivateRedis(['--enable-debug-command', 'yes']);
 
   beforeAll(() => server.start());
   afterAll(() => server.stop());
@@ -228,5 +228,70 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
     const first = seen.filter((value, index) => seen.indexOf(value) === index).map(Number);
     expect(first).toEqual(Array.from({ length: total }, (_, i) => i));
     client.disconnect();
+  });
+
+  it('reconnects and retries a batch Redis does not answer within writeTimeoutMs', async () => {
+    const client = new Redis(server.url);
+    const warnings: string[] = [];
+    const pub = makePublisher({
+      url: server.url,
+      writeTimeoutMs: 150,
+      logger: { ...silentLogger, warn: message => void warnings.push(message) },
+    });
+    await pub.publishAndWait('before');
+    // The server stalls (as a dead peer would): the batch gets no answer in time.
+    const stall = client.call('DEBUG', 'SLEEP', '1');
+    await waitFor(async () => {
+      pub.publish('during');
+      return warnings.some(w => w.includes('within 150 ms, reconnecting'));
+    });
+    await stall;
+    await waitFor(async () => (await values(pub.stream, client)).includes('during'));
+    const seen = await values(pub.stream, client);
+    expect(seen[0]).toBe('before');
+    client.disconnect();
+  });
+
+  it('falls back to a pipeline (publisher) and to XREADGROUP (subscriber) where scripts are refused', async () => {
+    const client = new Redis(server.url);
+    await client.call(
+      'ACL',
+      'SETUSER',
+      'noscripts',
+      'on',
+      'nopass',
+      '~*',
+      '&*',
+      '+@all',
+      '-@scripting',
+    );
+    const url = `redis://noscripts@127.0.0.1:${server.port}`;
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    const pub = makePublisher({ url, logger, writeMode: 'script' });
+    const { StreamSubscriber } = await import('../../../lib/redis/index.js');
+    const sub = new StreamSubscriber({
+      url,
+      logger,
+      stream: pub.stream,
+      name: 'fallback',
+      blockMs: 100,
+      group: { name: 'g', startId: '0' },
+    });
+    const got: string[] = [];
+    try {
+      await sub.subscribe(message => void got.push(message.fields.v));
+      await pub.publishAndWait('a');
+      await pub.publishAndWait('b');
+      await waitFor(() => got.length === 2);
+      expect(got).toEqual(['a', 'b']);
+      expect(pub.stats().scriptWrites).toBe(0);
+      expect(sub.stats().scriptReads).toBe(0);
+      expect(warnings.some(w => w.includes('using a pipeline'))).toBe(true);
+      expect(warnings.some(w => w.includes('using XREADGROUP'))).toBe(true);
+    } finally {
+      await sub.close();
+      client.disconnect();
+    }
   });
 });
