@@ -6,7 +6,7 @@
 // Quick when nothing changed: each output is rebuilt only when older than
 // its sources. `--force` rebuilds everything.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,9 +79,34 @@ function buildFixtures() {
   return built;
 }
 
+/**
+ * Test files running in parallel may each ask for a build: one builds, the
+ * others wait for it and then find everything up to date.
+ */
+function withLock(work) {
+  const lock = path.join(nativeDir, '.build-lock');
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      // A lock older than the deadline was left by a killed build.
+      if (Date.now() - mtime(lock) > 5 * 60_000) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`${lock} is held for too long`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+  try {
+    return work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 try {
-  const addonBuilt = buildAddon();
-  const fixtures = buildFixtures();
+  const [addonBuilt, fixtures] = withLock(() => [buildAddon(), buildFixtures()]);
   if (addonBuilt || fixtures) {
     console.log(
       `build-native: ${addonBuilt ? 'addon built' : 'addon up to date'}, ${fixtures} test runtime(s) built`,
