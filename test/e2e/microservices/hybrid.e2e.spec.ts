@@ -24,6 +24,7 @@ const patterns: TestPatterns = {
   piped: `${base}_piped`,
   filtered: `${base}_filtered`,
   big: `${base}_big`,
+  unserializable: `${base}_unserializable`,
 };
 const BACKEND = 'BACKEND';
 

@@ -40,6 +40,7 @@ const patterns: TestPatterns = {
   piped: `${base}_piped`,
   filtered: `${base}_filtered`,
   big: `${base}_big`,
+  unserializable: `${base}_unserializable`,
 };
 
 const recorder = new Recorder();
@@ -317,6 +318,45 @@ describe('PgNotifyServer / PgNotifyClient', () => {
     await waitFor(() => statuses.includes('connected'));
     await lastValueFrom(client().emit(patterns.event, 'late'), { defaultValue: undefined });
     await waitFor(() => recorder.of(patterns.event).length === 1);
+  });
+
+  it('replies a SerializationError for a reply JSON cannot carry and drops requests without a reply channel', async () => {
+    const warnings: string[] = [];
+    const logger = {
+      log: () => undefined,
+      error: () => undefined,
+      warn: (line: string) => void warnings.push(line),
+    };
+    const { server } = await startServer({ logger });
+    const caller = client();
+    await expect(firstValueFrom(caller.send(patterns.unserializable, 1))).rejects.toMatchObject({
+      status: 'error',
+      name: 'SerializationError',
+    });
+    await pool.query('SELECT pg_notify($1, $2)', [
+      patterns.echo,
+      `e:${JSON.stringify({ pattern: patterns.echo, data: 1, id: 'no-address' })}`,
+    ]);
+    await waitFor(() => warnings.some(line => line.includes('without a reply channel')));
+    expect(recorder.of(patterns.echo)).toHaveLength(0);
+    expect(server.stats().replyErrors).toBe(1);
+  });
+
+  it('does not answer a request it cannot claim (the caller times out, the error is counted and logged)', async () => {
+    const errors: string[] = [];
+    const logger = {
+      log: () => undefined,
+      warn: () => undefined,
+      error: (line: string) => void errors.push(line),
+    };
+    const { server } = await startServer({ claimTable: 'no_such_schema_x.claims', logger });
+    const caller = client({ requestTimeoutMs: 300 });
+    await expect(firstValueFrom(caller.send(patterns.echo, 1))).rejects.toBeInstanceOf(
+      RequestTimeoutError,
+    );
+    expect(server.stats().claimErrors).toBe(1);
+    expect(errors.some(line => line.includes('claiming request'))).toBe(true);
+    expect(recorder.of(patterns.echo)).toHaveLength(0);
   });
 
   it('binds handlers by transport id: the Symbol is PG_NOTIFY_TRANSPORT', () => {

@@ -37,6 +37,7 @@ const patterns: TestPatterns = {
   piped: 'piped',
   filtered: 'filtered',
   big: 'big',
+  unserializable: 'unserializable',
 };
 
 const recorder = new Recorder();
@@ -438,6 +439,38 @@ describe('RedisStreamsServer / RedisStreamsClient', () => {
       echo: 'x',
       instance: 'a',
     });
+  });
+
+  it('replies a SerializationError for a reply JSON cannot carry, drops requests without a reply stream, dead-letters undecodable entries', async () => {
+    const prefix = `${uniqueName('ms')}:`;
+    const warnings: string[] = [];
+    const logger = {
+      log: () => undefined,
+      error: () => undefined,
+      warn: (line: string) => void warnings.push(line),
+    };
+    await startServer(prefix, { logger });
+    const caller = client(prefix);
+    await expect(firstValueFrom(caller.send(patterns.unserializable, 1))).rejects.toMatchObject({
+      status: 'error',
+      name: 'SerializationError',
+    });
+
+    const echoStream = `${prefix}${patterns.echo}`;
+    await redis.xadd(
+      echoStream,
+      '*',
+      'packet',
+      JSON.stringify({ pattern: patterns.echo, data: 1, id: 'no-address' }),
+    );
+    await waitFor(() => warnings.some(line => line.includes('has no reply stream in its id')));
+    await waitFor(async () => (await pendingCount(echoStream)) === 0);
+    expect(recorder.of(patterns.echo)).toHaveLength(0);
+
+    const eventStream = `${prefix}${patterns.event}`;
+    await redis.xadd(eventStream, '*', 'packet', 'not json');
+    await waitFor(async () => (await redis.xlen(`${eventStream}:dead`)) === 1);
+    expect(recorder.of(patterns.event)).toHaveLength(0);
   });
 
   it('binds handlers by transport id: the Symbol is REDIS_STREAMS_TRANSPORT', () => {
