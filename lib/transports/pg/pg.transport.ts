@@ -69,11 +69,11 @@ const WIRE_PREFIX = '{"herald":1,';
 /**
  * The index of the `,` before a top-level `"data":` member of a JSON object
  * text, or -1: a scan that skips strings and nested values, so it costs the
- * length of the meta members only.
+ * length of the meta members only. `from` and `depth` start it inside the
+ * object.
  */
-export function topLevelData(json: string): number {
-  let depth = 0;
-  for (let i = 0; i < json.length; i++) {
+export function topLevelData(json: string, from = 0, depth = 0): number {
+  for (let i = from; i < json.length; i++) {
     const c = json.charCodeAt(i);
     if (c === 0x22) {
       for (i++; i < json.length; i++) {
@@ -86,6 +86,20 @@ export function topLevelData(json: string): number {
     else if (c === 0x2c && depth === 1 && json.startsWith('"data":', i + 1)) return i;
   }
   return -1;
+}
+
+/**
+ * Where the top-level `data` member starts in a value encode() wrote. Meta
+ * members are strings, in which a bare `"` cannot occur, so the first
+ * `,"data":` is the top-level one unless `headers` (an object, whose keys are
+ * anyone's) comes before it: only then is the text scanned, from there.
+ */
+function dataMember(json: string): number {
+  const data = json.indexOf(',"data":');
+  if (data < 0) return -1;
+  const headers = json.indexOf(',"headers":');
+  if (headers < 0 || headers > data) return data;
+  return topLevelData(json, headers + 1, 1);
 }
 
 function quoteTable(name: string): string {
@@ -144,6 +158,8 @@ export class PgTransport implements Transport {
   private readonly inbox: Inbound[] = [];
   private tableReady?: Promise<void>;
   private claims: Promise<void> = Promise.resolve();
+  private origin = '';
+  private originJson = '""';
   private lastPurge = 0;
   private readonly counters = {
     published: 0,
@@ -246,18 +262,26 @@ export class PgTransport implements Transport {
 
   /** The pg-hub payload of an envelope: its key, and the envelope as the value. */
   encode(envelope: Envelope): string {
-    const wire: WireEnvelope = {
-      herald: 1,
-      id: envelope.id,
-      source: envelope.source,
-      event: envelope.event,
-      origin: envelope.origin,
-      at: envelope.occurredAt,
-    };
-    if (envelope.unique !== undefined) wire.unique = envelope.unique;
-    if (envelope.headers !== undefined) wire.headers = envelope.headers;
-    let json = JSON.stringify(wire);
-    if (envelope.payload !== '') json = json.slice(0, -1) + ',"data":' + envelope.payload + '}';
+    // Member by member, in the order decode() expects (data last); the
+    // origin is the same for every post of a process, so its JSON is kept.
+    if (envelope.origin !== this.origin) {
+      this.origin = envelope.origin;
+      this.originJson = JSON.stringify(envelope.origin);
+    }
+    let json =
+      '{"herald":1,"id":' +
+      JSON.stringify(envelope.id) +
+      ',"source":' +
+      JSON.stringify(envelope.source) +
+      ',"event":' +
+      JSON.stringify(envelope.event) +
+      ',"origin":' +
+      this.originJson +
+      ',"at":' +
+      JSON.stringify(envelope.occurredAt);
+    if (envelope.unique !== undefined) json += ',"unique":' + JSON.stringify(envelope.unique);
+    if (envelope.headers !== undefined) json += ',"headers":' + JSON.stringify(envelope.headers);
+    json += envelope.payload === '' ? '}' : ',"data":' + envelope.payload + '}';
     return encodePayload(envelope.key ?? [], json);
   }
 
@@ -271,9 +295,16 @@ export class PgTransport implements Transport {
     if (json !== undefined && json.startsWith(WIRE_PREFIX)) {
       // Fast path: the meta members come first and `data` last, as encode()
       // writes them; only the meta is parsed here, the data once by the bus.
-      const split = topLevelData(json);
+      const split = dataMember(json);
       if (split > 0) {
-        const meta = this.parse(event, json.slice(0, split) + '}');
+        // Not valid on its own (another member order, a misplaced split): the
+        // full parse below decides, and counts it if it is really bad.
+        let meta: unknown;
+        try {
+          meta = JSON.parse(json.slice(0, split) + '}');
+        } catch {
+          meta = undefined;
+        }
         if (isWireEnvelope(meta)) return this.fromWire(event, meta, json.slice(split + 8, -1));
       }
     }

@@ -73,6 +73,21 @@ describe('PgTransport on a real PostgreSQL', () => {
     expect(transport.stats().decodeErrors).toBe(1);
   });
 
+  it('finds the data after headers whose keys and values look like it', async () => {
+    const channel = uniqueName('headers').toLowerCase();
+    const transport = new PgTransport({ connectionString: PG_URL, channel });
+    const b = await bus(transport);
+    const got: HeraldEvent[] = [];
+    b.register((_d, e) => void got.push(e));
+    const headers = { a: 'é $', data: '{"x":1}', ',"data":': '}' };
+    await b.post('h', 'x', { data: [1, { data: 2 }] }, { headers });
+    await b.post('h', 'y', 'plain', { headers: { data: 'd' } });
+    await waitFor(() => got.length === 2);
+    expect(got[0]).toMatchObject({ data: { data: [1, { data: 2 }] }, headers });
+    expect(got[1]).toMatchObject({ data: 'plain', headers: { data: 'd' } });
+    expect(transport.stats().decodeErrors).toBe(0);
+  });
+
   it('reads a herald envelope whose members come in another order (e.g. a Go service with sorted keys)', async () => {
     const channel = uniqueName('sorted').toLowerCase();
     const b = await bus(new PgTransport({ connectionString: PG_URL, channel }));
