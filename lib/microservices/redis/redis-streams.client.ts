@@ -5,9 +5,14 @@ import type { RedisConnectionOptions } from '../../transports/redis/redis.connec
 import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
 import { StreamSubscriber, type StreamMessage } from '../../transports/redis/stream.subscriber.js';
 import type { TransportState } from '../../transports/transport.interface.js';
+import { InvalidOptionsError } from '../../bus/errors.js';
 import { HeraldClient } from '../base/herald.client.js';
 import { InvalidPatternError } from '../microservice.errors.js';
-import { DEFAULT_STREAM_PREFIX, type RedisStreamsClientOptions } from './redis-streams.options.js';
+import {
+  DEFAULT_REPLY_TTL_MS,
+  DEFAULT_STREAM_PREFIX,
+  type RedisStreamsClientOptions,
+} from './redis-streams.options.js';
 import { PACKET_FIELD, REPLY_STREAM_INFIX, parseEntry } from './redis-streams.wire.js';
 
 const noop = (): void => undefined;
@@ -37,9 +42,13 @@ export class RedisStreamsClient extends HeraldClient {
   private readonly statusSubscriptions: Subscription[] = [];
   private readonly states = new Map<string, TransportState>();
   private everConnected = false;
+  private readonly replyTtlMs: number;
+  private refreshTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: RedisStreamsClientOptions = {}) {
     super(options);
+    this.replyTtlMs = options.replyTtlMs ?? DEFAULT_REPLY_TTL_MS;
+    if (!(this.replyTtlMs >= 1000)) throw new InvalidOptionsError('replyTtlMs must be >= 1000');
     this.streamPrefix = options.streamPrefix ?? DEFAULT_STREAM_PREFIX;
     this.replyAddress = `${this.streamPrefix}${REPLY_STREAM_INFIX}${randomBytes(8).toString('hex')}`;
     this.connection = { url: options.url, redis: options.redis, logger: this.heraldLogger };
@@ -85,6 +94,8 @@ export class RedisStreamsClient extends HeraldClient {
       });
       this.watch('publisher', this.publisher);
       this.watch('replies', this.replies);
+      this.refreshTimer = setInterval(() => void this.refreshReplyTtl(), this.replyTtlMs / 3);
+      this.refreshTimer.unref();
       await this.replies.subscribe(message => this.onReply(message));
     }
     await this.publisher.connection.whenReady();
@@ -107,6 +118,21 @@ export class RedisStreamsClient extends HeraldClient {
     );
   }
 
+  /** Keeps the reply stream and its cursor from expiring while this client lives. */
+  private async refreshReplyTtl(): Promise<void> {
+    const connection = this.publisher?.connection;
+    if (!connection?.ready || !this.replies) return;
+    try {
+      await connection.client
+        .multi()
+        .pexpire(this.replyAddress, this.replyTtlMs)
+        .pexpire(this.replies.cursorKey, this.replyTtlMs)
+        .exec();
+    } catch (error) {
+      this.events.emit('error', error);
+    }
+  }
+
   private onReply(message: StreamMessage): void {
     let raw: unknown;
     try {
@@ -119,6 +145,7 @@ export class RedisStreamsClient extends HeraldClient {
   }
 
   protected async shut(): Promise<void> {
+    clearInterval(this.refreshTimer);
     const replies = this.replies;
     const publisher = this.publisher;
     if (replies) await replies.close({ timeoutMs: 1000 });

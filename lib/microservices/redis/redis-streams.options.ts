@@ -10,6 +10,8 @@ export const DEFAULT_MICROSERVICE_GROUP = 'nest-microservice';
 export const DEFAULT_MICROSERVICE_READ_COUNT = 500;
 /** Handlers running at once per pattern. */
 export const DEFAULT_MICROSERVICE_CONCURRENCY = 32;
+/** A reply stream outlives a client that stopped refreshing it by this much. */
+export const DEFAULT_REPLY_TTL_MS = 300_000;
 /** Replies kept per reply stream, at most (XADD MAXLEN ~). */
 export const DEFAULT_REPLY_MAX_LEN = 1000;
 
@@ -52,4 +54,10 @@ export interface RedisStreamsClientOptions
   bufferSize?: number;
   /** How long one read of the reply stream blocks. @default 1000 */
   blockMs?: number;
+  /**
+   * The reply stream and its cursor expire this long after the client stops
+   * refreshing them (every third of it), so a client that crashed leaves
+   * nothing behind; `close()` deletes them at once. @default 300000
+   */
+  replyTtlMs?: number;
 }

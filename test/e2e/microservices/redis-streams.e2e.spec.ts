@@ -310,12 +310,18 @@ describe('RedisStreamsServer / RedisStreamsClient', () => {
     expect(recorder.of(patterns.echo)).toHaveLength(10);
   });
 
-  it('errors requests in flight and deletes its reply stream on close', async () => {
+  it('keeps a TTL on its reply stream, errors requests in flight and deletes the stream on close', async () => {
     const prefix = `${uniqueName('ms')}:`;
     await startServer(prefix);
-    const caller = client(prefix, { requestTimeoutMs: 0 });
+    const caller = client(prefix, { requestTimeoutMs: 0, replyTtlMs: 1500 });
     await firstValueFrom(caller.send(patterns.echo, 1));
     expect(await redis.exists(caller.replyStream)).toBe(1);
+    // Refreshed while the client lives, so a crashed client's stream expires.
+    const ttl = await waitFor(async () => {
+      const left = await redis.pttl(caller.replyStream);
+      return left > 0 ? left : undefined;
+    });
+    expect(ttl).toBeLessThanOrEqual(1500);
     const waiting = firstValueFrom(caller.send(patterns.slow, 1)).catch((error: unknown) => error);
     await waitFor(() => recorder.of(patterns.slow).length === 1);
     await caller.close();
