@@ -38,7 +38,7 @@ function nodedirArgs() {
 }
 
 function buildAddon() {
-  const sources = ['host.cc', 'herald_ffi.h', 'binding.gyp'].map(file =>
+  const sources = ['host.cc', 'queue.h', 'herald_ffi.h', 'binding.gyp'].map(file =>
     path.join(nativeDir, file),
   );
   if (!stale(addon, [...sources, self])) return false;

@@ -3,8 +3,9 @@
 // answers from any thread; answers are handed to the JS thread through one
 // uv_async handle, many per wake-up, without ever blocking the event loop.
 //
-// Layout of this file: the ABI objects (queue, task) and the exported C
-// functions; the completion sink (per Node environment); the JS bindings.
+// Layout: queue.h holds the ABI objects (queue, task, completion stack) free
+// of Node; this file adds the completion sink (per Node environment), the JS
+// bindings and the exported C functions.
 
 #include <napi.h>
 #include <uv.h>
@@ -21,151 +22,14 @@
 #include <string>
 #include <vector>
 
+#include "queue.h"
+
 #define HERALD_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 
-// Two copies of the package (two versions in node_modules, or a copy loaded
-// by a worker bundle) may live in one process. Both promote themselves to the
-// global scope, and a runtime's undefined ngx_* symbols bind to whichever
-// copy was promoted first. So queues and tasks start with a magic value and
-// the operations of the copy that created them: the exported functions check
-// the magic and dispatch, and a queue is always served by its own copy.
-constexpr uint64_t kQueueMagic = 0x6865726c64747131ULL;  // "herldtq1"
-constexpr uint64_t kTaskMagic = 0x6865726c64746b31ULL;   // "herldtk1"
-constexpr uint64_t kDeadMagic = 0x6465616464656164ULL;   // freed task
+using namespace herald_ffi;
 
-struct Ops {
-  void *(*poll)(void *tq);
-  char *(*get_req)(void *task, int *len);
-  void (*respond)(void *task, int rc, char *rsp, int rsp_len);
-};
-
-struct Header {
-  uint64_t magic;
-  const Ops *ops;
-};
-
-struct Sink;
-
-struct Task {
-  Header header;
-  Task *next;
-  Sink *sink;
-  int32_t slot;  // the JS call this task answers
-  int32_t rc;
-  char *rsp;
-  int32_t rsp_len;
-  int32_t req_len;
-  char req[1];  // req_len bytes and a NUL, allocated with the task
-};
-
-struct Queue {
-  Header header;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  Task *head;
-  Task *tail;
-  // As in the original: post counts up, poll counts down *before* it blocks,
-  // so `waiting` = queued - idle pollers and the capacity is max_queue plus
-  // the idle pollers.
-  int64_t waiting;
-  int64_t queued;
-  int64_t max_queue;
-  bool finished;  // after unload: a tombstone, never freed
-};
-
-enum PostStatus { kPosted = 0, kFull = 1, kFinished = 2 };
-
-void QueueAppend(Queue *q, Task *first, Task *last, int64_t count);
-
-void *QueuePoll(void *p) {
-  Queue *q = static_cast<Queue *>(p);
-  if (pthread_mutex_lock(&q->mu) != 0) return nullptr;
-  if (q->finished) {
-    pthread_mutex_unlock(&q->mu);
-    return nullptr;
-  }
-  __atomic_sub_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
-  while (q->head == nullptr && !q->finished) {
-    if (pthread_cond_wait(&q->cv, &q->mu) != 0) {
-      __atomic_add_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
-      pthread_mutex_unlock(&q->mu);
-      return nullptr;
-    }
-  }
-  if (q->finished) {
-    pthread_mutex_unlock(&q->mu);
-    return nullptr;
-  }
-  Task *t = q->head;
-  q->head = t->next;
-  if (q->head == nullptr) q->tail = nullptr;
-  q->queued--;
-  pthread_mutex_unlock(&q->mu);
-  t->next = nullptr;
-  return t;
-}
-
-// Appends `count` tasks (first..last, linked) and wakes as many idle pollers
-// as there are new tasks. The caller checked the limit (only the JS thread
-// posts, so `waiting` can only have gone down since).
-void QueueAppend(Queue *q, Task *first, Task *last, int64_t count) {
-  pthread_mutex_lock(&q->mu);
-  int64_t idle = -q->waiting;
-  __atomic_add_fetch(&q->waiting, count, __ATOMIC_RELAXED);
-  q->queued += count;
-  last->next = nullptr;
-  if (q->tail)
-    q->tail->next = first;
-  else
-    q->head = first;
-  q->tail = last;
-  pthread_mutex_unlock(&q->mu);
-  if (idle <= 0) return;
-  if (count >= idle) {
-    pthread_cond_broadcast(&q->cv);
-  } else {
-    for (int64_t i = 0; i < count; i++) pthread_cond_signal(&q->cv);
-  }
-}
-
-// Marks the queue finished, wakes every poller (each then gets NULL, for
-// ever) and returns the tasks no poller took.
-Task *QueueFinish(Queue *q) {
-  pthread_mutex_lock(&q->mu);
-  Task *rest = q->head;
-  q->head = q->tail = nullptr;
-  q->queued = 0;
-  q->finished = true;
-  pthread_mutex_unlock(&q->mu);
-  pthread_cond_broadcast(&q->cv);
-  return rest;
-}
-
-char *TaskGetReq(void *p, int *len) {
-  Task *t = static_cast<Task *>(p);
-  if (len) *len = t->req_len;
-  return t->req;
-}
-
-void TaskRespond(void *p, int rc, char *rsp, int rsp_len);
-
-const Ops kOps = {QueuePoll, TaskGetReq, TaskRespond};
-
-void Complain(const char *fn, const void *p) {
-  fprintf(stderr,
-          "nest-herald/ffi: %s called with %p, which is not a queue or task of "
-          "this host (freed, answered twice, or not from nest-herald)\n",
-          fn, p);
-}
-
-bool IsQueue(void *p) {
-  return p && static_cast<Header *>(p)->magic == kQueueMagic;
-}
-bool IsTask(void *p) {
-  return p && static_cast<Header *>(p)->magic == kTaskMagic;
-}
 
 // ---------------------------------------------------------------------------
 // Completion sink: one per Node environment. Runtime threads push answered
@@ -188,8 +52,7 @@ struct Runtime {
   bool dirty;
 };
 
-struct Sink {
-  std::atomic<Task *> done{nullptr};
+struct Sink : Completions {
   uv_async_t async;
   pthread_mutex_t mu;  // orders uv_async_send against uv_close
   bool closed = false;
@@ -224,35 +87,6 @@ void FlushDeferred(Sink *s) {
 // over without a copy as external buffers that free() on collection.
 constexpr size_t kCopyMax = 4096;
 constexpr size_t kArenaMax = 64 * 1024;
-
-void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
-  Task *t = static_cast<Task *>(p);
-  t->rc = rc;
-  t->rsp = rsp;
-  t->rsp_len = rsp_len;
-  Sink *s = t->sink;
-  Task *head = s->done.load(std::memory_order_relaxed);
-  do {
-    t->next = head;
-  } while (!s->done.compare_exchange_weak(head, t, std::memory_order_release,
-                                          std::memory_order_relaxed));
-  if (head == nullptr) {
-    pthread_mutex_lock(&s->mu);
-    if (!s->closed) uv_async_send(&s->async);
-    pthread_mutex_unlock(&s->mu);
-  }
-}
-
-void FreeTask(Task *t) {
-  t->header.magic = kDeadMagic;
-  free(t);
-}
-
-size_t AnswerLength(const Task *t) {
-  if (t->rsp == nullptr || t->rsp_len < 0) return 0;
-  if (t->rsp_len == 0) return strlen(t->rsp);
-  return static_cast<size_t>(t->rsp_len);
-}
 
 void FinalizeExternal(napi_env env, void *data, void *hint) {
   int64_t len = static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint));
@@ -358,23 +192,24 @@ Task *DeliverChunk(Sink *s, Task *list) {
 
 void OnWake(uv_async_t *handle) {
   Sink *s = static_cast<Sink *>(handle->data);
-  Task *stack = s->done.exchange(nullptr, std::memory_order_acquire);
-  if (stack == nullptr || s->callback == nullptr) return;
+  if (s->callback == nullptr) return;
+  Task *list = TakeCompletions(s);
+  if (list == nullptr) return;
   s->wakeups++;
-  // The stack is newest first: reverse it into answer order.
-  Task *list = nullptr;
-  while (stack) {
-    Task *next = stack->next;
-    stack->next = list;
-    list = stack;
-    stack = next;
-  }
   s->delivering = true;
   while (list) {
     list = DeliverChunk(s, list);
     FlushDeferred(s);
   }
   s->delivering = false;
+}
+
+// Called by the runtime thread whose answer found the stack empty.
+void WakeLoop(Completions *c) {
+  Sink *s = static_cast<Sink *>(c);
+  pthread_mutex_lock(&s->mu);
+  if (!s->closed) uv_async_send(&s->async);
+  pthread_mutex_unlock(&s->mu);
 }
 
 void CleanupSink(void *arg) {
@@ -452,17 +287,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
     return fail("symbol", "exports neither libffi_init nor lib_nonblocking_ffi_init", 0);
   }
 
-  Queue *q = static_cast<Queue *>(calloc(1, sizeof(Queue)));
-  q->header.magic = kQueueMagic;
-  q->header.ops = &kOps;
-  // Critical sections are a few pointer moves: spin briefly before sleeping.
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-  pthread_mutex_init(&q->mu, &attr);
-  pthread_mutexattr_destroy(&attr);
-  pthread_cond_init(&q->cv, nullptr);
-  q->max_queue = max_queue;
+  Queue *q = QueueCreate(max_queue);
 
   char *cfg_copy = has_cfg ? strdup(cfg.c_str()) : nullptr;
   int rc = init(cfg_copy, q);
@@ -520,7 +345,7 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
   t->req_len = static_cast<int32_t>(len);
   t->header.magic = kTaskMagic;
   t->header.ops = &kOps;
-  t->sink = s;
+  t->completions = s;
   t->slot = slot;
   t->rc = 0;
   t->rsp = nullptr;
@@ -640,6 +465,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
 
   Sink *s = new Sink();
+  s->wake = WakeLoop;
   s->env = env;
   pthread_mutex_init(&s->mu, nullptr);
   uv_loop_t *loop;
@@ -670,29 +496,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 // The host ABI under both name generations.
 
-HERALD_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq) {
-  if (!IsQueue(tq)) {
-    Complain("task_poll", tq);
-    return nullptr;
-  }
-  return static_cast<Header *>(tq)->ops->poll(tq);
-}
+HERALD_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq) { return AbiTaskPoll(tq); }
 
-HERALD_EXPORT char *ngx_http_lua_ffi_get_req(void *task, int *len) {
-  if (!IsTask(task)) {
-    Complain("get_req", task);
-    if (len) *len = 0;
-    return nullptr;
-  }
-  return static_cast<Header *>(task)->ops->get_req(task, len);
-}
+HERALD_EXPORT char *ngx_http_lua_ffi_get_req(void *task, int *len) { return AbiGetReq(task, len); }
 
 HERALD_EXPORT void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp_len) {
-  if (!IsTask(task)) {
-    Complain("respond", task);
-    return;
-  }
-  static_cast<Header *>(task)->ops->respond(task, rc, rsp, rsp_len);
+  AbiRespond(task, rc, rsp, rsp_len);
 }
 
 HERALD_EXPORT void *ngx_http_lua_nonblocking_ffi_task_poll(void *tq) { return ngx_http_lua_ffi_task_poll(tq); }

@@ -1,0 +1,255 @@
+// nest-herald/ffi: the task queue and the completion stack of the host, free
+// of Node so that a plain C++ harness (sanitizers, stress) can drive them.
+// host.cc adds the Node side: the per-environment sink that wakes the event
+// loop, and the JS bindings.
+#ifndef HERALD_FFI_QUEUE_H
+#define HERALD_FFI_QUEUE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+
+namespace herald_ffi {
+// Internal linkage on purpose: with external linkage the dynamic linker would
+// unify these (inline variables become process-wide unique symbols), and a
+// second copy of the addon would dispatch to the first copy's code.
+namespace {
+
+// Two copies of the package (two versions in node_modules, or a copy loaded
+// by a worker bundle) may live in one process. Both promote themselves to the
+// global scope, and a runtime's undefined ngx_* symbols bind to whichever
+// copy was promoted first. So queues and tasks start with a magic value and
+// the operations of the copy that created them: the exported functions check
+// the magic and dispatch, and a queue is always served by its own copy.
+constexpr uint64_t kQueueMagic = 0x6865726c64747131ULL;  // "herldtq1"
+constexpr uint64_t kTaskMagic = 0x6865726c64746b31ULL;   // "herldtk1"
+constexpr uint64_t kDeadMagic = 0x6465616464656164ULL;   // freed task
+
+struct Ops {
+  void *(*poll)(void *tq);
+  char *(*get_req)(void *task, int *len);
+  void (*respond)(void *task, int rc, char *rsp, int rsp_len);
+};
+
+struct Header {
+  uint64_t magic;
+  const Ops *ops;
+};
+
+struct Task;
+
+// Where answered tasks go: a lock-free stack, newest first. `wake` is called
+// by the push that finds it empty (the host then takes the whole stack).
+struct Completions {
+  std::atomic<Task *> done{nullptr};
+  void (*wake)(Completions *self) = nullptr;
+};
+
+struct Task {
+  Header header;
+  Task *next;
+  Completions *completions;
+  int32_t slot;  // the JS call this task answers
+  int32_t rc;
+  char *rsp;
+  int32_t rsp_len;
+  int32_t req_len;
+  char req[1];  // req_len bytes and a NUL, allocated with the task
+};
+
+struct Queue {
+  Header header;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  Task *head;
+  Task *tail;
+  // As in the original: post counts up, poll counts down *before* it blocks,
+  // so `waiting` = queued - idle pollers and the capacity is max_queue plus
+  // the idle pollers.
+  int64_t waiting;
+  int64_t queued;
+  int64_t max_queue;
+  bool finished;  // after unload: a tombstone, never freed
+};
+
+enum PostStatus { kPosted = 0, kFull = 1, kFinished = 2 };
+
+inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count);
+
+inline void *QueuePoll(void *p) {
+  Queue *q = static_cast<Queue *>(p);
+  if (pthread_mutex_lock(&q->mu) != 0) return nullptr;
+  if (q->finished) {
+    pthread_mutex_unlock(&q->mu);
+    return nullptr;
+  }
+  __atomic_sub_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
+  while (q->head == nullptr && !q->finished) {
+    if (pthread_cond_wait(&q->cv, &q->mu) != 0) {
+      __atomic_add_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
+      pthread_mutex_unlock(&q->mu);
+      return nullptr;
+    }
+  }
+  if (q->finished) {
+    pthread_mutex_unlock(&q->mu);
+    return nullptr;
+  }
+  Task *t = q->head;
+  q->head = t->next;
+  if (q->head == nullptr) q->tail = nullptr;
+  q->queued--;
+  pthread_mutex_unlock(&q->mu);
+  t->next = nullptr;
+  return t;
+}
+
+// Appends `count` tasks (first..last, linked) and wakes as many idle pollers
+// as there are new tasks. The caller checked the limit (only the JS thread
+// posts, so `waiting` can only have gone down since).
+inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count) {
+  pthread_mutex_lock(&q->mu);
+  int64_t idle = -q->waiting;
+  __atomic_add_fetch(&q->waiting, count, __ATOMIC_RELAXED);
+  q->queued += count;
+  last->next = nullptr;
+  if (q->tail)
+    q->tail->next = first;
+  else
+    q->head = first;
+  q->tail = last;
+  pthread_mutex_unlock(&q->mu);
+  if (idle <= 0) return;
+  if (count >= idle) {
+    pthread_cond_broadcast(&q->cv);
+  } else {
+    for (int64_t i = 0; i < count; i++) pthread_cond_signal(&q->cv);
+  }
+}
+
+// Marks the queue finished, wakes every poller (each then gets NULL, for
+// ever) and returns the tasks no poller took.
+inline Task *QueueFinish(Queue *q) {
+  pthread_mutex_lock(&q->mu);
+  Task *rest = q->head;
+  q->head = q->tail = nullptr;
+  q->queued = 0;
+  q->finished = true;
+  pthread_mutex_unlock(&q->mu);
+  pthread_cond_broadcast(&q->cv);
+  return rest;
+}
+
+inline char *TaskGetReq(void *p, int *len) {
+  Task *t = static_cast<Task *>(p);
+  if (len) *len = t->req_len;
+  return t->req;
+}
+
+inline void TaskRespond(void *p, int rc, char *rsp, int rsp_len);
+
+inline const Ops kOps = {QueuePoll, TaskGetReq, TaskRespond};
+
+inline void Complain(const char *fn, const void *p) {
+  fprintf(stderr,
+          "nest-herald/ffi: %s called with %p, which is not a queue or task of "
+          "this host (freed, answered twice, or not from nest-herald)\n",
+          fn, p);
+}
+
+inline bool IsQueue(void *p) {
+  return p && static_cast<Header *>(p)->magic == kQueueMagic;
+}
+inline bool IsTask(void *p) {
+  return p && static_cast<Header *>(p)->magic == kTaskMagic;
+}
+
+inline void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
+  Task *t = static_cast<Task *>(p);
+  t->rc = rc;
+  t->rsp = rsp;
+  t->rsp_len = rsp_len;
+  Completions *c = t->completions;
+  Task *head = c->done.load(std::memory_order_relaxed);
+  do {
+    t->next = head;
+  } while (!c->done.compare_exchange_weak(head, t, std::memory_order_release, std::memory_order_relaxed));
+  if (head == nullptr) c->wake(c);
+}
+
+// Takes every answered task, oldest first.
+inline Task *TakeCompletions(Completions *c) {
+  Task *stack = c->done.exchange(nullptr, std::memory_order_acquire);
+  Task *list = nullptr;
+  while (stack) {
+    Task *next = stack->next;
+    stack->next = list;
+    list = stack;
+    stack = next;
+  }
+  return list;
+}
+
+// A new queue; runtimes get it as `tq`. Never freed: after QueueFinish it
+// stays as a tombstone that answers NULL to every poll.
+inline Queue *QueueCreate(int64_t max_queue) {
+  Queue *q = static_cast<Queue *>(calloc(1, sizeof(Queue)));
+  q->header.magic = kQueueMagic;
+  q->header.ops = &kOps;
+  // Critical sections are a few pointer moves: spin briefly before sleeping.
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&q->mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+  pthread_cond_init(&q->cv, nullptr);
+  q->max_queue = max_queue;
+  return q;
+}
+
+// The exported ABI functions: check the magic, then dispatch to the copy of
+// the host that made the queue or task.
+inline void *AbiTaskPoll(void *tq) {
+  if (!IsQueue(tq)) {
+    Complain("task_poll", tq);
+    return nullptr;
+  }
+  return static_cast<Header *>(tq)->ops->poll(tq);
+}
+
+inline char *AbiGetReq(void *task, int *len) {
+  if (!IsTask(task)) {
+    Complain("get_req", task);
+    if (len) *len = 0;
+    return nullptr;
+  }
+  return static_cast<Header *>(task)->ops->get_req(task, len);
+}
+
+inline void AbiRespond(void *task, int rc, char *rsp, int rsp_len) {
+  if (!IsTask(task)) {
+    Complain("respond", task);
+    return;
+  }
+  static_cast<Header *>(task)->ops->respond(task, rc, rsp, rsp_len);
+}
+
+inline void FreeTask(Task *t) {
+  t->header.magic = kDeadMagic;
+  free(t);
+}
+
+inline size_t AnswerLength(const Task *t) {
+  if (t->rsp == nullptr || t->rsp_len < 0) return 0;
+  if (t->rsp_len == 0) return strlen(t->rsp);
+  return static_cast<size_t>(t->rsp_len);
+}
+
+}  // namespace
+}  // namespace herald_ffi
+
+#endif  // HERALD_FFI_QUEUE_H
