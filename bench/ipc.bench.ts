@@ -21,6 +21,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP_MS = 500;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald').split(',') as Mode[];
+/** Rounds of every mode, interleaved; each mode's best round is kept (the machine is shared and noisy). */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 type Mode = 'herald' | 'cluster' | 'redis';
 
 interface Report {
@@ -40,18 +42,30 @@ if (cluster.isPrimary) {
 
 async function primary(): Promise<void> {
   const results: { mode: Mode; rate: number; p50: number; p99: number }[] = [];
-  for (const mode of MODES) {
-    const result = await runMode(mode);
-    results.push({ mode, ...result });
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of MODES) {
+      const result = await runMode(mode);
+      console.log(
+        `round ${round} ${mode.padEnd(8)} ${Math.round(result.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${result.p50.toFixed(2)} ms   p99 ${result.p99.toFixed(2)} ms`,
+      );
+      const best = results.find(r => r.mode === mode);
+      if (!best) results.push({ mode, ...result });
+      else if (result.rate > best.rate) Object.assign(best, result);
+    }
+  }
+  console.log(
+    `best of ${ROUNDS} round(s), ${WORKERS} workers, ${IN_FLIGHT} in flight each, ${SECONDS} s:`,
+  );
+  for (const r of results) {
     console.log(
-      `${mode.padEnd(8)} ${Math.round(result.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${result.p50.toFixed(2)} ms   p99 ${result.p99.toFixed(2)} ms`,
+      `${r.mode.padEnd(8)} ${Math.round(r.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms`,
     );
   }
   const base = results.find(r => r.mode === 'cluster');
   if (base) {
-    for (const r of results)
-      if (r.mode !== 'cluster')
-        console.log(`${r.mode}/cluster = ${(r.rate / base.rate).toFixed(1)}x`);
+    const redis = results.find(r => r.mode === 'redis');
+    if (redis) console.log(`redis/cluster = ${(redis.rate / base.rate).toFixed(1)}x`);
+    // Last line: the ratio against (a), the process.send relay.
     const herald = results.find(r => r.mode === 'herald');
     if (herald) console.log(`herald/cluster = ${(herald.rate / base.rate).toFixed(1)}x`);
   }

@@ -23,6 +23,7 @@ describe('ipc e2e: startBroker + forkWorkers under node:cluster (sample/cluster,
     );
     expect(downPids.size).toBe(4);
     expect(child.count('reloading the product cache')).toBe(1);
+    expect(child.count('all 4 workers connected; health check')).toBe(1);
     expect(output).toContain('health/upstream-down reached 4/4 workers');
     expect(output).toMatch(
       /reloaded by 1 \(worker #\d, pid \d+\); 3 repeats dropped by the broker/,

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { IpcBroker } from '../../../lib/transports/ipc/ipc.broker.js';
-import { killAllChildren } from '../../helpers/processes.js';
+import { killAllChildren, type ChildHandle } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import {
   command,
@@ -34,17 +34,31 @@ async function broker(
   return { broker: b, logger, socketPath: b.socketPath };
 }
 
-afterEach(async () => {
+async function cleanup(): Promise<void> {
   await killAllChildren();
   await Promise.all(brokers.splice(0).map(b => b.close()));
-});
+}
 
-describe('ipc e2e: real worker processes', () => {
-  it('broadcasts every post to 4 workers, the sender included, all in one global order', async () => {
-    const { socketPath } = await broker(4);
-    const workers = await Promise.all(
-      [0, 1, 2, 3].map(workerId => startWorker({ socketPath, workerId, workerCount: 4 })),
+describe('ipc e2e: 4 real worker processes sharing one broker', () => {
+  let b: IpcBroker;
+  let workers: ChildHandle[];
+
+  beforeAll(async () => {
+    ({ broker: b } = await broker(4));
+    brokers.splice(brokers.indexOf(b), 1);
+    workers = await Promise.all(
+      [0, 1, 2, 3].map(workerId =>
+        startWorker({ socketPath: b.socketPath, workerId, workerCount: 4 }),
+      ),
     );
+  });
+
+  afterAll(async () => {
+    await killAllChildren();
+    await b.close();
+  });
+
+  it('broadcasts every post to 4 workers, the sender included, all in one global order', async () => {
     workers.forEach((w, i) =>
       command(w, { cmd: 'post', source: 'bc', event: 'tick', data: `w${i}-`, count: 25 }),
     );
@@ -64,11 +78,7 @@ describe('ipc e2e: real worker processes', () => {
   });
 
   it('runs a unique event in exactly one worker; repeats within the TTL are dropped', async () => {
-    const { broker: b, socketPath } = await broker(4);
-    const workers = await Promise.all(
-      [0, 1, 2, 3].map(workerId => startWorker({ socketPath, workerId, workerCount: 4 })),
-    );
-    for (const w of workers)
+    for (const w of workers) {
       command(w, {
         cmd: 'post',
         source: 'cache',
@@ -76,22 +86,30 @@ describe('ipc e2e: real worker processes', () => {
         data: 'r',
         unique: 'cache-key-1',
       });
-    await waitFor(() => workers.every(w => w.count('posted 1 0') === 1));
+    }
+    await waitFor(
+      () => workers.every(w => w.count('posted 1 0') >= 1) && b.stats().uniqueDropped === 3,
+    );
     // A broadcast posted after the four: once every worker saw it, every earlier event was delivered.
     command(workers[0], { cmd: 'post', source: 'marker', event: 'm', data: 'after' });
     await waitFor(() => workers.every(w => received(w, 'marker').length === 1));
     const runs = workers.map(w => received(w, 'cache').length);
-    expect(runs.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(runs.reduce((x, y) => x + y, 0)).toBe(1);
     expect(b.stats().uniqueDropped).toBe(3);
   });
 
   it("handles a postLocal before the same process's earlier post", async () => {
-    const { socketPath } = await broker(1);
-    const w = await startWorker({ socketPath, workerId: 0, workerCount: 1 });
+    const [w, other] = workers;
     command(w, { cmd: 'post', source: 'order', event: 'x', data: 'remote', thenLocal: 'local' });
-    await waitFor(() => received(w, 'order').length === 2);
+    await waitFor(() => received(w, 'order').length === 2 && received(other, 'order').length === 1);
     expect(received(w, 'order')).toEqual(['order/x "local" local', 'order/x "remote" remote']);
+    // postLocal never left the process.
+    expect(received(other, 'order')).toEqual(['order/x "remote" remote']);
   });
+});
+
+describe('ipc e2e: real worker processes', () => {
+  afterEach(cleanup);
 
   it('keeps events for a worker that starts late', async () => {
     const { socketPath } = await broker(2);
@@ -158,6 +176,8 @@ describe('ipc e2e: real worker processes', () => {
 });
 
 describe('ipc e2e: back-pressure', () => {
+  afterEach(cleanup);
+
   it('slows posters down to a slow worker and loses nothing; queues stay bounded', async () => {
     const maxQueueLength = 20;
     const { broker: b, socketPath } = await broker(2, { maxQueueLength });
