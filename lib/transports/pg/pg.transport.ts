@@ -292,7 +292,7 @@ export class PgTransport implements Transport {
    */
   decode(event: PgHubRawEvent): Envelope | undefined {
     const json = event.json;
-    if (json !== undefined && json.startsWith(WIRE_PREFIX)) {
+    if (json !== undefined && json.startsWith(WIRE_PREFIX) && json.endsWith('}')) {
       // Fast path: the meta members come first and `data` last, as encode()
       // writes them; only the meta is parsed here, the data once by the bus.
       const split = dataMember(json);

@@ -96,7 +96,12 @@ describe('PgTransport on a real PostgreSQL', () => {
     const value =
       '{"at":"2024-01-01T00:00:00.000Z","data":{"n":1},"event":"e","herald":1,"id":"abc","origin":"go","source":"s"}';
     await admin.query('SELECT pg_notify($1, $2)', [channel, `e5:${value}`]);
-    await waitFor(() => got.length === 1);
+    // Our own member order, but with trailing white space.
+    const spaced =
+      '{"herald":1,"id":"def","source":"s","event":"e","origin":"go","at":"x","data":{"n":2}} \n';
+    await admin.query('SELECT pg_notify($1, $2)', [channel, `e:${spaced}`]);
+    await waitFor(() => got.length === 2);
+    expect(got[1]).toMatchObject({ id: 'def', data: { n: 2 } });
     expect(got[0]).toMatchObject({
       id: 'abc',
       source: 's',
