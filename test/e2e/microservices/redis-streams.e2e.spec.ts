@@ -226,6 +226,40 @@ describe('RedisStreamsServer / RedisStreamsClient', () => {
     expect(recorder.flakyCalls).toBe(groupOptions.maxDeliveries);
   });
 
+  it('claims an event a dead consumer of the group left pending and handles it', async () => {
+    const prefix = `${uniqueName('ms')}:`;
+    const stream = `${prefix}${patterns.event}`;
+    // A consumer that reads the entry and dies before acknowledging it.
+    await redis.xgroup('CREATE', stream, 'nest-microservice', '$', 'MKSTREAM');
+    await redis.xadd(
+      stream,
+      '*',
+      'packet',
+      JSON.stringify({ pattern: patterns.event, data: 'orphan' }),
+    );
+    const taken = (await redis.xreadgroup(
+      'GROUP',
+      'nest-microservice',
+      'ghost',
+      'COUNT',
+      1,
+      'STREAMS',
+      stream,
+      '>',
+    )) as [string, [string, string[]][]][] | null;
+    expect(taken?.[0][1]).toHaveLength(1);
+    await startServer(prefix, {
+      groupOptions: { ...groupOptions, minIdleMs: 300, claimIntervalMs: 100 },
+    });
+    const [seen] = await waitFor(() => {
+      const list = recorder.of(patterns.event);
+      return list.length === 1 ? list : undefined;
+    });
+    expect(seen.data).toBe('orphan');
+    expect((seen.context as RedisStreamsContext).getDeliveryCount()).toBe(2);
+    await waitFor(async () => (await pendingCount(stream)) === 0);
+  });
+
   it('acknowledges an event whose exception filter swallowed the error', async () => {
     const prefix = `${uniqueName('ms')}:`;
     await startServer(prefix);
