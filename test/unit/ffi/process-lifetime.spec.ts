@@ -1,0 +1,20 @@
+import { killAllChildren, spawnNode } from '../../helpers/processes.js';
+import { waitFor } from '../../helpers/wait-for.js';
+import { buildNative, fixture } from './ffi-fixtures.js';
+
+beforeAll(() => buildNative(), 120_000);
+afterAll(() => killAllChildren());
+
+describe('NativeRuntime and the process lifetime', () => {
+  it('keeps the process alive while a call is in flight, and lets it exit when none is', async () => {
+    const child = spawnNode('test/fixtures/ffi/exit-child.ts', {
+      args: [fixture('gate'), '5000000'],
+    });
+    // No timer, socket or stdin listener: only the call in flight keeps it running.
+    await child.waitForLine(/^answered [0-9a-f]{16}$/);
+    await waitFor(() => child.child.exitCode !== null, {
+      message: 'the idle child exits by itself',
+    });
+    expect(child.child.exitCode).toBe(0);
+  });
+});
