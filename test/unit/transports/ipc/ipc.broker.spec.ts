@@ -300,6 +300,31 @@ describe('ipc broker protocol', () => {
     expect(w.got.some(g => g.startsWith('big:'))).toBe(false);
   });
 
+  it('delivers large payloads up to the limit, unique ones included (the original: 64 KiB+1, 640 KiB unique, 1 MiB under 2 MiB)', async () => {
+    const maxPayloadBytes = 2 * 1024 * 1024;
+    const { b } = await broker({ maxPayloadBytes });
+    const a = await worker(b.socketPath, 0, { maxPayloadBytes });
+    const c = await worker(b.socketPath, 1, { maxPayloadBytes });
+    const sizes = [65_537, 655_350, 1024 * 1024];
+    await a.bus.post('big', 'x', 'a'.repeat(sizes[0]));
+    await c.bus.post('big', 'x', 'b'.repeat(sizes[1]), { unique: 'big-unique' });
+    await a.bus.post('big', 'x', 'c'.repeat(sizes[2]));
+    await waitFor(() => a.got.length + c.got.length === 5);
+    const lengths = (got: string[]): number[] => got.map(g => g.length - 'big:'.length);
+    expect(lengths(a.got).filter(l => l === sizes[0] || l === sizes[2])).toEqual([
+      sizes[0],
+      sizes[2],
+    ]);
+    expect(lengths(c.got).filter(l => l === sizes[0] || l === sizes[2])).toEqual([
+      sizes[0],
+      sizes[2],
+    ]);
+    expect([...lengths(a.got), ...lengths(c.got)].filter(l => l === sizes[1])).toHaveLength(1);
+    await expect(a.bus.post('big', 'x', 'd'.repeat(maxPayloadBytes))).rejects.toThrow(
+      'exceeds the limit of 2097152 bytes',
+    );
+  });
+
   it('unique: one run per key within the TTL, accepted again after it (injected clock)', async () => {
     let now = 1_000_000;
     const clock = { now: () => now };
