@@ -246,10 +246,10 @@ const loadedRuntimes = new Map<string, LoadedRuntime>();
 const unloadedKeys = new Set<string>();
 
 /**
- * `lib` as the original takes it: a path (anything with a `/`), a file name
+ * The file `NativeRuntime.load` opens for `lib`, as the original takes it: a path (anything with a `/`), a file name
  * (`libdemo.so`) or a short name (`demo` → `libdemo.so`); names are searched
  * on LD_LIBRARY_PATH as it is now (glibc reads it once at start-up), then
- * left to dlopen's own search.
+ * left to dlopen's own search. @publicApi
  */
 export function resolveLibrary(lib: string): string {
   let candidate: string;

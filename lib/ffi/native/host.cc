@@ -241,6 +241,10 @@ Napi::Value Setup(const Napi::CallbackInfo &info) {
     return env.Undefined();
   }
   Napi::Int32Array meta = info[1].As<Napi::Int32Array>();
+  if (meta.TypedArrayType() != napi_int32_array || meta.ElementLength() < 4) {
+    Napi::TypeError::New(env, "setup: meta must be an Int32Array of at least 4 elements").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   if (s->callback) napi_delete_reference(env, s->callback);
   if (s->meta_ref) napi_delete_reference(env, s->meta_ref);
   napi_create_reference(env, info[0], 1, &s->callback);
