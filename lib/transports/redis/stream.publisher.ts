@@ -112,37 +112,57 @@ interface Pending {
 }
 
 /**
- * XADD per event, in order, on the server. KEYS: the streams; ARGV[1]: maxLen
- * (0 = no trimming); then per event: its stream's KEYS index, its field
- * count, its fields. Returns per event, one per line, the entry id or `!`
- * and the error.
+ * XADD per event, in order, on the server. KEYS: the streams. ARGV[1]:
+ * maxLen (0 = no trimming). Then runs of events that share a stream and
+ * field names: the stream's KEYS index, the field count k, the event count,
+ * the k names, then k values per event (names are sent once per run, not per
+ * event). Returns, one per line, each event's entry id or `!` and the error.
  */
 const XADD_BATCH_SCRIPT = `
 local maxlen = ARGV[1]
 local trim = tonumber(maxlen) > 0
 local out = {}
+local o = 0
 local i = 2
 local n = #ARGV
+local args = {}
+local a = 0
+if trim then
+  args[1] = 'MAXLEN'; args[2] = '~'; args[3] = maxlen; a = 3
+end
+args[a + 1] = '*'
 while i <= n do
   local key = KEYS[tonumber(ARGV[i])]
-  local count = tonumber(ARGV[i + 1])
-  local args = {}
-  local a = 0
-  if trim then
-    args[1] = 'MAXLEN'; args[2] = '~'; args[3] = maxlen; a = 3
+  local k = tonumber(ARGV[i + 1])
+  local events = tonumber(ARGV[i + 2])
+  local names = i + 2
+  local v = i + 3 + k
+  for j = 1, k do args[a + 2 * j] = ARGV[names + j] end
+  for e = 1, events do
+    for j = 1, k do
+      args[a + 2 * j + 1] = ARGV[v]
+      v = v + 1
+    end
+    local id = redis.pcall('XADD', key, unpack(args, 1, a + 1 + 2 * k))
+    o = o + 1
+    if type(id) == 'table' and id.err then
+      out[o] = '!' .. string.gsub(id.err, '\\n', ' ')
+    else
+      out[o] = id
+    end
   end
-  args[a + 1] = '*'
-  for j = 1, count do args[a + 1 + j] = ARGV[i + 1 + j] end
-  local id = redis.pcall('XADD', key, unpack(args))
-  if type(id) == 'table' and id.err then
-    out[#out + 1] = '!' .. string.gsub(id.err, '\\n', ' ')
-  else
-    out[#out + 1] = id
-  end
-  i = i + 2 + count
+  i = v
 end
 return table.concat(out, '\\n')`;
 const XADD_BATCH_SHA = createHash('sha1').update(XADD_BATCH_SCRIPT).digest('hex');
+
+/** Same stream and same field names, in the same order. */
+function sameShape(item: Pending, first: Pending): boolean {
+  if (item.stream !== first.stream || item.fields.length !== first.fields.length) return false;
+  for (let j = 0; j < item.fields.length; j += 2)
+    if (item.fields[j] !== first.fields[j]) return false;
+  return true;
+}
 
 /** An XADD the script reports as refused (Redis's own error text). */
 class ScriptReplyError extends Error {
@@ -442,26 +462,34 @@ export class StreamPublisher<T = StreamEvent> {
    */
   private async sendScript(batch: Pending[]): Promise<(string | Error)[]> {
     const keys: string[] = [];
-    const argv: (string | number)[] = [this.maxLen];
-    let lastStream: string | undefined;
-    let keyIndex = 0;
-    for (const item of batch) {
-      if (item.stream !== lastStream) {
-        lastStream = item.stream;
-        keyIndex = keys.indexOf(item.stream) + 1;
-        if (keyIndex === 0) keyIndex = keys.push(item.stream);
+    for (const item of batch) if (!keys.includes(item.stream)) keys.push(item.stream);
+    const args: (string | number)[] = [XADD_BATCH_SHA, keys.length, ...keys, this.maxLen];
+    for (let start = 0; start < batch.length;) {
+      // A run: events with the first one's stream and field names, which go once.
+      const first = batch[start];
+      const fields = first.fields;
+      const k = fields.length / 2;
+      args.push(keys.indexOf(first.stream) + 1, k, 0);
+      const countAt = args.length - 1;
+      for (let j = 0; j < fields.length; j += 2) args.push(fields[j]);
+      let end = start;
+      while (end < batch.length && sameShape(batch[end], first)) {
+        const values = batch[end].fields;
+        for (let j = 1; j < values.length; j += 2) args.push(values[j]);
+        end++;
       }
-      argv.push(keyIndex, item.fields.length);
-      for (const field of item.fields) argv.push(field);
+      args[countAt] = end - start;
+      start = end;
     }
     const client = this.connection.client;
     let replies: unknown;
     try {
-      replies = await client.call('EVALSHA', [XADD_BATCH_SHA, keys.length, ...keys, ...argv]);
+      replies = await client.call('EVALSHA', args);
     } catch (error) {
       if (!describe(error).startsWith('NOSCRIPT')) throw error;
       // First use on this server (or after a restart or SCRIPT FLUSH): EVAL loads it.
-      replies = await client.call('EVAL', [XADD_BATCH_SCRIPT, keys.length, ...keys, ...argv]);
+      args[0] = XADD_BATCH_SCRIPT;
+      replies = await client.call('EVAL', args);
     }
     // One string, ids (or `!error`) one per line: one reply to parse instead of one per event.
     const list = typeof replies === 'string' && replies !== '' ? replies.split('\n') : [];

@@ -332,6 +332,8 @@ export class StreamSubscriber {
   private readonly maxInFlight: number;
   private readonly deadLetterMaxLen: number;
   private readMode: 'script' | 'command';
+  /** The last script read found nothing: the next read blocks. */
+  private drained = false;
   private handler?: StreamSettlingHandler;
   private running = false;
   private stopped = false;
@@ -618,35 +620,22 @@ export class StreamSubscriber {
   private async readGroup(): Promise<void> {
     const group = this.group!;
     let backoff = 0;
-    // After a script read found nothing, the next read blocks (a script cannot).
-    let drained = false;
+    let prefetched: Promise<RawEntry[]> | undefined;
     while (this.running) {
-      if (this.held.size >= this.maxInFlight) {
-        await new Promise<void>(resolve => (this.capacityWaiter = resolve));
-        continue;
-      }
-      const count = Math.min(this.count, this.maxInFlight - this.held.size);
       let entries: RawEntry[];
+      let count = this.count;
       try {
-        if (this.readMode === 'script' && !drained) {
-          entries = await this.readByScript(count);
-          this.counters.scriptReads++;
-          drained = entries.length === 0;
+        if (prefetched) {
+          const next = prefetched;
+          prefetched = undefined;
+          entries = await next;
         } else {
-          const reply = (await this.reader.client.xreadgroup(
-            'GROUP',
-            group.name,
-            group.consumer,
-            'COUNT',
-            count,
-            'BLOCK',
-            this.blockMs,
-            'STREAMS',
-            this.stream,
-            '>',
-          )) as ReadReply;
-          entries = reply?.[0]?.[1] ?? [];
-          drained = false;
+          if (this.held.size >= this.maxInFlight) {
+            await new Promise<void>(resolve => (this.capacityWaiter = resolve));
+            continue;
+          }
+          count = Math.min(this.count, this.maxInFlight - this.held.size);
+          entries = await this.readOnce(count);
         }
         backoff = 0;
       } catch (error) {
@@ -679,8 +668,39 @@ export class StreamSubscriber {
       }
       if (entries.length === 0) continue;
       this.counters.read += entries.length;
+      // A full batch means more is waiting: ask for it now, so Redis works while these handlers run.
+      const room = this.maxInFlight - this.held.size - entries.length;
+      if (this.readMode === 'script' && entries.length >= count && room > 0 && this.running) {
+        prefetched = this.readOnce(Math.min(this.count, room));
+        prefetched.catch(() => undefined); // awaited next turn; a close() meanwhile must not leave it unhandled
+      }
       for (const entry of entries) this.dispatch(entry, 1);
     }
+  }
+
+  /** One read: the script while entries keep coming, a blocking XREADGROUP once drained (a script cannot block). */
+  private async readOnce(count: number): Promise<RawEntry[]> {
+    if (this.readMode === 'script' && !this.drained) {
+      const entries = await this.readByScript(count);
+      this.counters.scriptReads++;
+      this.drained = entries.length === 0;
+      return entries;
+    }
+    const group = this.group!;
+    const reply = (await this.reader.client.xreadgroup(
+      'GROUP',
+      group.name,
+      group.consumer,
+      'COUNT',
+      count,
+      'BLOCK',
+      this.blockMs,
+      'STREAMS',
+      this.stream,
+      '>',
+    )) as ReadReply;
+    this.drained = false;
+    return reply?.[0]?.[1] ?? [];
   }
 
   /**

@@ -192,6 +192,30 @@ describe.each(['script', 'pipeline'] as const)(
       expect(pub.stats().failed).toBe(1);
     });
 
+    it('writes a batch mixing streams and field layouts in order, one result per event', async () => {
+      const other = uniqueName('other');
+      streams.push(other);
+      const pub = makePublisher({
+        writeMode,
+        encode: (value: string) => (value.startsWith('x') ? ['x', value, 'y', '1'] : ['v', value]),
+      });
+      pub.publish('a');
+      pub.publish('b', other);
+      const results = await pub.publishAll(['c', 'x1', 'x2', 'd']);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      const [[, first]] = await admin.xrange(other, '-', '+');
+      expect(first).toEqual(['v', 'b']);
+      const entries = await admin.xrange(pub.stream, '-', '+');
+      expect(entries.map(([, f]) => f)).toEqual([
+        ['v', 'a'],
+        ['v', 'c'],
+        ['x', 'x1', 'y', '1'],
+        ['x', 'x2', 'y', '1'],
+        ['v', 'd'],
+      ]);
+      expect(entries.map(([id]) => id).slice(1)).toEqual(results);
+    });
+
     it('rejects an encoder result that is not a field list', () => {
       const pub = publisher({ encode: () => ['odd'] });
       expect(() => pub.publish('x')).toThrow(TypeError);
