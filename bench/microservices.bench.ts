@@ -180,13 +180,13 @@ const emitted = (client: ClientProxy, pattern: string, i: number): Promise<unkno
 const variants: Variant[] = [
   {
     name: 'redis EventsModule',
-    events: 20_000,
+    events: 40_000,
     window: 1000,
     setup: () => eventsModule('redis'),
   },
   {
     name: 'redis microservice',
-    events: 20_000,
+    events: 40_000,
     window: 1000,
     async setup() {
       const streamPrefix = `bench:ms:${RUN}:`;
@@ -209,7 +209,7 @@ const variants: Variant[] = [
   },
   {
     name: 'nest-redis',
-    events: 20_000,
+    events: 40_000,
     window: 1000,
     async setup() {
       const options = { host: REDIS_HOST, port: Number(REDIS_PORT || 6379) };
@@ -232,13 +232,13 @@ const variants: Variant[] = [
   },
   {
     name: 'pg EventsModule',
-    events: 20_000,
+    events: 40_000,
     window: 4000,
     setup: () => eventsModule('pg'),
   },
   {
     name: 'pg microservice',
-    events: 20_000,
+    events: 40_000,
     window: 4000,
     async setup() {
       const server = await NestFactory.createMicroservice(PgMsApp, {
