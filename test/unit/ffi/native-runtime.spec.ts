@@ -194,6 +194,28 @@ describe('NativeRuntime: queue, loop, timeouts', () => {
     ]);
   });
 
+  it('counts idle pollers as extra capacity, as the original does', async () => {
+    const { control } = gate(1, ';idle-capacity');
+    const small = load(fixture('gate'), {
+      cfg: `threads=2;${uniqueName('idle')}`,
+      maxQueue: 2,
+      name: 'idle',
+    });
+    await control.call('shut');
+    await waitFor(() => small.stats().idlePollers === 2);
+    // Issued while an answer is being delivered, the calls are posted together
+    // afterwards, so no poller takes one before the count is made.
+    const outcomes = await control
+      .call('echo')
+      .then(() =>
+        Array.from({ length: 5 }, () => small.call('hold').then(String, (e: Error) => e)),
+      );
+    await control.call('open');
+    const settled = await Promise.all(outcomes);
+    expect(settled.slice(0, 4)).toEqual(['held', 'held', 'held', 'held']);
+    expect(settled[4]).toBeInstanceOf(QueueFullError);
+  });
+
   it('keeps the loop free: a blocked call completes only after JS issued the releasing call', async () => {
     const { runtime, control } = gate(2);
     await control.call('shut');
