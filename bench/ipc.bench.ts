@@ -24,11 +24,20 @@ const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald').split(',') as 
 /** Rounds of every mode, interleaved; each mode's best round is kept (the machine is shared and noisy). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 type Mode = 'herald' | 'cluster' | 'redis';
+interface Result {
+  rate: number;
+  p50: number;
+  p99: number;
+  /** Delivered events per CPU-second of all processes (primary + workers): less sensitive to a busy machine. */
+  perCpuSecond: number;
+}
 
 interface Report {
   type: 'report';
   received: number;
   latencies: number[];
+  /** CPU time (user + system, µs) the worker used while measuring. */
+  cpuMicros: number;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -41,12 +50,12 @@ if (cluster.isPrimary) {
 }
 
 async function primary(): Promise<void> {
-  const results: { mode: Mode; rate: number; p50: number; p99: number }[] = [];
+  const results: ({ mode: Mode } & Result)[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const mode of MODES) {
       const result = await runMode(mode);
       console.log(
-        `round ${round} ${mode.padEnd(8)} ${Math.round(result.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${result.p50.toFixed(2)} ms   p99 ${result.p99.toFixed(2)} ms`,
+        `round ${round} ${mode.padEnd(8)} ${Math.round(result.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${result.p50.toFixed(2)} ms   p99 ${result.p99.toFixed(2)} ms   ${Math.round(result.perCpuSecond).toLocaleString('en-US')} per CPU-s`,
       );
       const best = results.find(r => r.mode === mode);
       if (!best) results.push({ mode, ...result });
@@ -58,7 +67,7 @@ async function primary(): Promise<void> {
   );
   for (const r of results) {
     console.log(
-      `${r.mode.padEnd(8)} ${Math.round(r.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms`,
+      `${r.mode.padEnd(8)} ${Math.round(r.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   ${Math.round(r.perCpuSecond).toLocaleString('en-US')} per CPU-s`,
     );
   }
   const base = results.find(r => r.mode === 'cluster');
@@ -72,7 +81,7 @@ async function primary(): Promise<void> {
   process.exit(0);
 }
 
-async function runMode(mode: Mode): Promise<{ rate: number; p50: number; p99: number }> {
+async function runMode(mode: Mode): Promise<Result> {
   const env = { BENCH_MODE: mode };
   let stopBroker: (() => Promise<void>) | undefined;
   let group: { workers: Map<number, import('node:cluster').Worker>; stop(): Promise<void> };
@@ -114,9 +123,11 @@ async function runMode(mode: Mode): Promise<{ rate: number; p50: number; p99: nu
   await new Promise(resolve => setTimeout(resolve, WARMUP_MS));
   for (const w of workers) w.send({ type: 'measure' });
   const started = now();
+  const primaryCpu = process.cpuUsage();
   await new Promise(resolve => setTimeout(resolve, SECONDS * 1000));
   for (const w of workers) w.send({ type: 'stop' });
   const elapsed = (now() - started) / 1000;
+  const primaryUsed = process.cpuUsage(primaryCpu);
   const all = await Promise.all(reports);
   for (const w of workers) w.send({ type: 'exit' });
   await group.stop();
@@ -125,13 +136,21 @@ async function runMode(mode: Mode): Promise<{ rate: number; p50: number; p99: nu
   const latencies = all.flatMap(r => r.latencies).sort((a, b) => a - b);
   const pick = (q: number): number =>
     latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { rate: received / elapsed, p50: pick(0.5), p99: pick(0.99) };
+  const cpuSeconds =
+    (all.reduce((sum, r) => sum + r.cpuMicros, 0) + primaryUsed.user + primaryUsed.system) / 1e6;
+  return {
+    rate: received / elapsed,
+    p50: pick(0.5),
+    p99: pick(0.99),
+    perCpuSecond: received / cpuSeconds,
+  };
 }
 
 async function worker(mode: Mode): Promise<void> {
   const id = Number(process.env.HERALD_WORKER_ID);
   let running = false;
   let measuring = false;
+  let cpuAtStart = process.cpuUsage();
   let received = 0;
   let sent = 0;
   let ownBack = 0;
@@ -187,10 +206,17 @@ async function worker(mode: Mode): Promise<void> {
       pump();
     } else if (m.type === 'measure') {
       measuring = true;
+      cpuAtStart = process.cpuUsage();
     } else if (m.type === 'stop') {
       running = false;
       measuring = false;
-      process.send!({ type: 'report', received, latencies } satisfies Report);
+      const cpu = process.cpuUsage(cpuAtStart);
+      process.send!({
+        type: 'report',
+        received,
+        latencies,
+        cpuMicros: cpu.user + cpu.system,
+      } satisfies Report);
     } else if (m.type === 'exit') {
       void close().then(() => process.exit(0));
     }
