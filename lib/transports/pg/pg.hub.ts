@@ -747,6 +747,9 @@ export class PgHub extends EventEmitter {
       for (const waiter of waiters) waiter.resolve();
     }
     void this.syncListens();
+    // Notifies that failed during the outage go out now, not at their retry timer.
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.pump();
   }
 
