@@ -30,4 +30,19 @@ describe('ipc e2e: startBroker + forkWorkers under node:cluster (sample/cluster,
     );
     expect(output).toContain('all workers stopped; bye');
   });
+
+  it('forks a SIGKILLed worker again with the same id, and it gets what was queued for that id', async () => {
+    const child = spawnNode('test/fixtures/ipc/cluster-respawn.ts', {
+      env: { HERALD_IPC_SOCKET: path.join(socketDir(), 'respawn.sock') },
+    });
+    const line = await child.waitForLine(/^result /, 30_000);
+    const result = JSON.parse(line.slice('result '.length)) as {
+      pids: Record<string, number[]>;
+      respawned: number[];
+    };
+    expect(result.pids['1']).toHaveLength(2);
+    expect(result.pids['1'][0]).not.toBe(result.pids['1'][1]);
+    expect(result.respawned).toEqual([0, 1, 2]);
+    expect((await child.exited).code).toBe(0);
+  });
 });
