@@ -113,6 +113,8 @@ async function uds(): Promise<Peer & { child: ChildProcess }> {
   const child = spawn(process.execPath, ['-e', UDS_SERVER, socketPath], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Never leave the server behind, even when the bench fails.
+  process.once('exit', () => child.kill());
   await once(child.stdout!, 'data');
   const socket = net.connect(socketPath);
   await once(socket, 'connect');
