@@ -11,6 +11,7 @@ export {
   uniqueConsumerName,
   type ConsumerGroupOptions,
   type StreamHandler,
+  type StreamSettlingHandler,
   type StreamMessage,
   type StreamSubscriberOptions,
 } from '../transports/redis/stream.subscriber.js';

@@ -513,7 +513,19 @@ export class StreamSubscriber {
       this.loop = this.readGroup();
     } else {
       const saved = await this.commands.client.get(this.cursorKey);
-      this.loop = this.readFanOut(saved || this.start);
+      let from = saved || this.start;
+      if (from === '$') {
+        // `$` pinned now: what is added once subscribe() resolved is read, even before the first XREAD runs.
+        const [newest] = (await this.commands.client.xrevrange(
+          this.stream,
+          '+',
+          '-',
+          'COUNT',
+          1,
+        )) as [string, string[]][];
+        from = newest?.[0] ?? '0-0';
+      }
+      this.loop = this.readFanOut(from);
     }
   }
 

@@ -11,7 +11,8 @@ import {
   type StreamMessage,
   type StreamSubscriberOptions,
 } from '../../../lib/redis/index.js';
-import { REDIS_URL, uniqueName } from '../../helpers/services.js';
+import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
+import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const admin = new Redis(REDIS_URL);
@@ -151,6 +152,34 @@ describe('StreamSubscriber, fan-out mode (the original subscriber tests)', () =>
     await waitFor(() => s.reader.client.status === 'ready');
     await s.close();
     expect(s.reader.isClosed).toBe(true);
+  });
+
+  it('backs off on read errors (connection cut) and resumes from its cursor, losing nothing', async () => {
+    const { host, port } = hostPort(REDIS_URL);
+    const proxy = new TcpProxy(host, port);
+    await proxy.start();
+    try {
+      const name = stream();
+      const seen: DecodedStreamEvent[] = [];
+      const s = subscriber({
+        stream: name,
+        url: proxy.url(REDIS_URL),
+        readBackoffInitialMs: 20,
+        readBackoffMaxMs: 100,
+      });
+      await s.subscribe(events(seen));
+      await add(name, 'thing.create', '1');
+      await waitFor(() => seen.length === 1);
+      proxy.cut();
+      await waitFor(() => s.stats().readErrors >= 2);
+      await add(name, 'thing.create', '2');
+      await add(name, 'thing.create', '3');
+      proxy.restore();
+      await waitFor(() => seen.length === 3);
+      expect(seen.map(e => e.fields.id)).toEqual(['1', '2', '3']);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('runs handlers one at a time in stream order by default', async () => {
