@@ -18,6 +18,7 @@ import {
   encodeEnvelopeEntry,
   type RedisTransportOptions,
 } from '../../../lib/redis/index.js';
+import { PrivateRedis } from '../../helpers/private-redis.js';
 import { killAllChildren, spawnNode } from '../../helpers/processes.js';
 import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
@@ -163,6 +164,34 @@ describe('redis transport', () => {
     await waitFor(() => all().size === total, { timeoutMs: 30_000 });
     expect([...all()].sort((a, b) => a - b)).toEqual([...Array(total).keys()]);
     await waitFor(async () => (await admin.xpending(name, group))[0] === 0);
+  });
+
+  it('handles every event posted across a restart of Redis (private, appendonly), at least once', async () => {
+    const server = await new PrivateRedis().start();
+    try {
+      const bus = await instance({
+        url: server.url,
+        stream: 'restart',
+        mode: 'work-queue',
+        group: 'g',
+        drainInitialIntervalMs: 20,
+      });
+      const seen = new Set<number>();
+      bus.register(data => void seen.add(data as number), 'restart');
+      const posts: Promise<unknown>[] = [];
+      for (let n = 0; n < 100; n++) posts.push(bus.post('restart', 'n', n));
+      await waitFor(() => seen.size >= 50);
+      await server.restart();
+      for (let n = 100; n < 200; n++) posts.push(bus.post('restart', 'n', n));
+      await Promise.all(posts);
+      await waitFor(() => seen.size === 200, { timeoutMs: 30_000 });
+      await firstValueFrom(bus.status$.pipe(filter(status => status.state === 'connected')));
+      // The reader did lose its connection (and came back on its own).
+      expect(bus.stats().transport['subscriber.readErrors']).toBeGreaterThanOrEqual(1);
+    } finally {
+      await Promise.all(buses.splice(0).map(bus => bus.close({ timeoutMs: 2000 })));
+      await server.stop();
+    }
   });
 
   it('works under EventsModule.forRoot({ transport: "redis" }) with @OnEvent handlers', async () => {
