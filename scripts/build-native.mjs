@@ -4,9 +4,21 @@
 // (test/fixtures/ffi/*.c -> test/fixtures/ffi/build/lib*.so). Run by
 // `npm ci` / `npm install` (the `prepare` script) and `npm run build:native`.
 // Quick when nothing changed: each output is rebuilt only when older than
-// its sources. `--force` rebuilds everything.
+// its sources. `--force` rebuilds everything. `--prebuild` (run by `prepack`)
+// also copies the addon, stripped, to lib/ffi/native/prebuilds/<platform>-
+// <arch>/node.napi.glibc.node: the binary the package ships, which
+// node-gyp-build loads in an app with no compiler. In an app, run from
+// node_modules/nest-herald, it is the build-from-source fallback.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +28,7 @@ const nativeDir = path.join(root, 'lib', 'ffi', 'native');
 const addon = path.join(nativeDir, 'build', 'Release', 'herald_ffi.node');
 const fixturesDir = path.join(root, 'test', 'fixtures', 'ffi');
 const force = process.argv.includes('--force');
+const prebuild = process.argv.includes('--prebuild');
 const self = fileURLToPath(import.meta.url);
 
 const mtime = file => (existsSync(file) ? statSync(file).mtimeMs : 0);
@@ -37,15 +50,74 @@ function nodedirArgs() {
     : [];
 }
 
+/**
+ * node-gyp: ours (a devDependency, in a checkout), else the app's, else the
+ * copy bundled with npm (an app that installed the package has no node-gyp
+ * of its own).
+ */
+function nodeGyp() {
+  const tries = [
+    () => createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'),
+    () => createRequire(path.join(process.cwd(), 'noop.js')).resolve('node-gyp/bin/node-gyp.js'),
+  ];
+  for (const attempt of tries) {
+    try {
+      return attempt();
+    } catch {
+      // try the next place
+    }
+  }
+  const bundled = [
+    process.env.npm_config_node_gyp,
+    path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+  ].find(candidate => candidate && existsSync(candidate));
+  if (bundled) return bundled;
+  throw new Error('node-gyp not found: `npm install --no-save node-gyp` next to nest-herald');
+}
+
+/** binding.gyp asks node for node-addon-api's headers: fail early and clearly without them. */
+function checkAddonApi() {
+  try {
+    createRequire(path.join(nativeDir, 'noop.js')).resolve('node-addon-api');
+  } catch {
+    throw new Error(
+      'node-addon-api (headers, a devDependency of nest-herald) not found: `npm install --no-save node-addon-api` in your app',
+    );
+  }
+}
+
 function buildAddon() {
   const sources = ['host.cc', 'queue.h', 'herald_ffi.h', 'binding.gyp'].map(file =>
     path.join(nativeDir, file),
   );
   if (!stale(addon, [...sources, self])) return false;
-  const require = createRequire(import.meta.url);
-  const gyp = require.resolve('node-gyp/bin/node-gyp.js');
-  run(process.execPath, [gyp, 'rebuild', ...nodedirArgs()], { cwd: nativeDir });
+  checkAddonApi();
+  run(process.execPath, [nodeGyp(), 'rebuild', ...nodedirArgs()], { cwd: nativeDir });
   return true;
+}
+
+/** The shipped binary: node-gyp-build's N-API naming, stripped of debug symbols. */
+function copyPrebuild() {
+  const dir = path.join(nativeDir, 'prebuilds', `${process.platform}-${process.arch}`);
+  mkdirSync(dir, { recursive: true });
+  const target = path.join(dir, 'node.napi.glibc.node');
+  const partial = `${target}.${process.pid}.tmp`;
+  copyFileSync(addon, partial);
+  const strip = spawnSync('strip', ['--strip-unneeded', partial], { stdio: 'inherit' });
+  if (strip.error)
+    console.warn(`build-native: strip unavailable, shipping unstripped (${strip.error.message})`);
+  renameSync(partial, target);
+  return target;
 }
 
 function buildFixtures() {
@@ -106,7 +178,12 @@ function withLock(work) {
 }
 
 try {
-  const [addonBuilt, fixtures] = withLock(() => [buildAddon(), buildFixtures()]);
+  const [addonBuilt, fixtures, shipped] = withLock(() => [
+    buildAddon(),
+    buildFixtures(),
+    prebuild ? copyPrebuild() : undefined,
+  ]);
+  if (shipped) console.log(`build-native: prebuilt binary ${path.relative(root, shipped)}`);
   if (addonBuilt || fixtures) {
     console.log(
       `build-native: ${addonBuilt ? 'addon built' : 'addon up to date'}, ${fixtures} test runtime(s) built`,

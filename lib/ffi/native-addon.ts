@@ -34,27 +34,74 @@ export interface HeraldFfiAddon {
   readonly copyMax: number;
 }
 
-const ADDON = path.join('lib', 'ffi', 'native', 'build', 'Release', 'herald_ffi.node');
+/** The addon's folder in the package: node-gyp's build/ and the shipped prebuilds/ are in it. */
+const NATIVE_DIR = path.join('lib', 'ffi', 'native');
 
 /**
- * Where the addon is: `HERALD_FFI_ADDON`, else the package root's node-gyp
- * output. The package root is found by walking up from this file, which
- * works from the TypeScript sources (lib/ffi) and the build (dist/lib/ffi).
+ * The package root, found by walking up from this file to the first
+ * package.json: works from the TypeScript sources (lib/ffi) and the build
+ * (dist/lib/ffi), in a checkout and in an app's node_modules.
  */
-export function addonCandidates(): string[] {
-  const candidates: string[] = [];
-  if (process.env.HERALD_FFI_ADDON) candidates.push(process.env.HERALD_FFI_ADDON);
+export function packageRoot(): string | undefined {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) {
-      candidates.push(path.join(dir, ADDON));
-      break;
-    }
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
     const parent = path.dirname(dir);
-    if (parent === dir) break;
+    if (parent === dir) return undefined;
     dir = parent;
   }
-  return candidates;
+}
+
+/** The folder node-gyp-build searches: `<root>/lib/ffi/native` (build/Release, then prebuilds/<platform>-<arch>). */
+export function addonDir(): string {
+  const root = packageRoot();
+  if (!root)
+    throw new NativeAddonError('nest-herald/ffi: cannot find the package root of nest-herald');
+  return path.join(root, NATIVE_DIR);
+}
+
+type NodeGypBuild = { path(dir: string): string };
+
+/** How to get a usable addon, for every error of the loader. */
+function howToBuild(root: string): string {
+  const inApp = root.split(path.sep).includes('node_modules');
+  const script = inApp
+    ? 'npm install --no-save node-addon-api && node node_modules/nest-herald/scripts/build-native.mjs'
+    : 'npm run build:native';
+  return (
+    `build it from source with \`${script}\` (needs a C++ compiler, make and python3), ` +
+    'or set HERALD_FFI_ADDON to a built herald_ffi.node'
+  );
+}
+
+/**
+ * The addon file this process loads: `HERALD_FFI_ADDON`, else what
+ * node-gyp-build finds in the package (a local build first, then the
+ * prebuilt binary shipped for this platform). Throws `NativeAddonError`
+ * saying how to build one when there is none.
+ */
+export function addonPath(): string {
+  const override = process.env.HERALD_FFI_ADDON;
+  if (override) {
+    if (!existsSync(override)) {
+      throw new NativeAddonError(
+        `nest-herald/ffi: HERALD_FFI_ADDON is set to ${override}, which does not exist`,
+      );
+    }
+    return override;
+  }
+  const dir = addonDir();
+  const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as NodeGypBuild;
+  try {
+    return nodeGypBuild.path(dir);
+  } catch (error) {
+    throw new NativeAddonError(
+      `nest-herald/ffi: no native addon for ${process.platform}-${process.arch} ` +
+        `(Node ${process.versions.node}): none built in ${path.join(dir, 'build', 'Release')} ` +
+        `and no prebuilt binary in ${path.join(dir, 'prebuilds')}; ${howToBuild(dir)}`,
+      { cause: error },
+    );
+  }
 }
 
 let loaded: HeraldFfiAddon | undefined;
@@ -62,22 +109,14 @@ let loaded: HeraldFfiAddon | undefined;
 /** Loads the addon once per JS environment (main thread or worker). */
 export function nativeAddon(): HeraldFfiAddon {
   if (loaded) return loaded;
-  const candidates = addonCandidates();
-  const found = candidates.find(candidate => existsSync(candidate));
-  if (!found) {
-    throw new NativeAddonError(
-      `the nest-herald/ffi native addon is not built (looked for ${candidates.join(', ')}): ` +
-        'run `npm run build:native` in the package (needs a C++ compiler, make and python3), or set HERALD_FFI_ADDON',
-    );
-  }
+  const found = addonPath();
   try {
     loaded = createRequire(import.meta.url)(found) as HeraldFfiAddon;
   } catch (error) {
     throw new NativeAddonError(
-      `cannot load the nest-herald/ffi native addon ${found}: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
+      `nest-herald/ffi: cannot load the native addon ${found}: ${(error as Error).message}; ` +
+        howToBuild(path.dirname(found)),
+      { cause: error },
     );
   }
   return loaded;

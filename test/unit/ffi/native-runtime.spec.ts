@@ -11,7 +11,7 @@ import {
   NativeRuntimeError,
   RuntimeUnloadedError,
 } from '../../../lib/ffi/ffi.errors.js';
-import { addonCandidates, type HeraldFfiAddon } from '../../../lib/ffi/native-addon.js';
+import { addonPath, type HeraldFfiAddon } from '../../../lib/ffi/native-addon.js';
 import { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
 import { withMethods } from '../../../lib/ffi/runtime-methods.js';
 import { uniqueName } from '../../helpers/services.js';
@@ -368,7 +368,7 @@ describe('NativeRuntime: loading', () => {
   it('serves a runtime loaded by a second copy of the addon in the same process', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-addon-copy-'));
     const copy = path.join(dir, 'herald_ffi.node');
-    copyFileSync(addonCandidates().at(-1)!, copy);
+    copyFileSync(addonPath(), copy);
     const second = createRequire(__filename)(copy) as HeraldFfiAddon;
     const meta = new Int32Array(16);
     const answers: string[] = [];

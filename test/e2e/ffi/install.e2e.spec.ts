@@ -1,0 +1,183 @@
+// The install story, end to end: the package as npm packs it, installed from
+// the tarball into a fresh app under os.tmpdir() with no C/C++ compiler on
+// PATH. One file (one pack, one install) because installing is the slow part.
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from '../../helpers/processes.js';
+import { buildNative, fixture } from '../../unit/ffi/ffi-fixtures.js';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'herald-install-'));
+const app = path.join(work, 'app');
+const installed = path.join(app, 'node_modules', 'nest-herald');
+const prebuilds = path.join(installed, 'lib', 'ffi', 'native', 'prebuilds');
+
+/** A PATH with node and npm (and a shell) but no compiler, make or python. */
+function compilerlessPath(): string {
+  const bin = path.join(work, 'bin');
+  mkdirSync(bin);
+  const which = (name: string): string =>
+    execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
+  for (const name of ['node', 'npm', 'sh']) symlinkSync(which(name), path.join(bin, name));
+  return bin;
+}
+
+function runApp(env: NodeJS.ProcessEnv, script: string): SpawnSyncReturns<string> {
+  const file = path.join(app, `${path.basename(script)}`);
+  return spawnSync(process.execPath, [file, fixture('echo')], {
+    cwd: app,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+}
+
+let bareEnv: NodeJS.ProcessEnv;
+
+beforeAll(() => {
+  buildNative();
+  // What `prepack` does, minus `npm run build`: the suite's runner (npm test)
+  // built dist/ already, and rebuilding it here would rewrite files other
+  // test files are loading. So the pack below skips its scripts.
+  if (!existsSync(path.join(ROOT, 'dist', 'lib', 'ffi', 'index.js'))) {
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  }
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-native.mjs'), '--prebuild'], {
+    stdio: 'inherit',
+  });
+  const packed = execFileSync(
+    'npm',
+    ['pack', '--ignore-scripts', '--silent', '--pack-destination', work],
+    { cwd: ROOT, encoding: 'utf8' },
+  )
+    .trim()
+    .split('\n')
+    .at(-1)!;
+  const tarball = path.join(work, packed);
+
+  mkdirSync(app);
+  writeFileSync(
+    path.join(app, 'package.json'),
+    JSON.stringify({ name: 'herald-install-app', version: '1.0.0', private: true, type: 'module' }),
+  );
+  bareEnv = { ...process.env, PATH: compilerlessPath() };
+  delete bareEnv.HERALD_FFI_ADDON;
+  // No compiler: a package that needed one to install would fail here.
+  execFileSync(
+    'npm',
+    ['install', tarball, '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'],
+    { cwd: app, env: bareEnv, stdio: 'pipe', timeout: 240_000 },
+  );
+
+  writeFileSync(
+    path.join(app, 'use-ffi.mjs'),
+    `import { NativeRuntime } from 'nest-herald/ffi';
+const runtime = NativeRuntime.load(process.argv[2], { cfg: 'threads=1' });
+console.log('answer:' + (await runtime.call('hello from the app')).toString());
+runtime.close();
+`,
+  );
+  writeFileSync(
+    path.join(app, 'no-ffi.mjs'),
+    `import * as herald from 'nest-herald';
+console.log('root exports:' + Object.keys(herald).length);
+`,
+  );
+}, 300_000);
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('nest-herald installed from its tarball, no compiler on PATH', () => {
+  it('has no compiler, make or python on the PATH the app runs with', () => {
+    const found = spawnSync(
+      'sh',
+      [
+        '-c',
+        'command -v cc || command -v gcc || command -v g++ || command -v c++ || command -v make || command -v python3',
+      ],
+      {
+        env: bareEnv,
+        encoding: 'utf8',
+      },
+    );
+    expect(found.stdout).toBe('');
+    expect(found.status).not.toBe(0);
+  });
+
+  it('ships the prebuilt linux-x64 binary and no local build', () => {
+    expect(readdirSync(path.join(prebuilds, `${process.platform}-${process.arch}`))).toEqual([
+      'node.napi.glibc.node',
+    ]);
+    expect(existsSync(path.join(installed, 'lib', 'ffi', 'native', 'build'))).toBe(false);
+    // The build-from-source fallback ships too.
+    expect(existsSync(path.join(installed, 'scripts', 'build-native.mjs'))).toBe(true);
+    expect(existsSync(path.join(installed, 'lib', 'ffi', 'native', 'host.cc'))).toBe(true);
+  });
+
+  it('calls a runtime through nest-herald/ffi with the prebuilt binary', () => {
+    const result = runApp(bareEnv, 'use-ffi.mjs');
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).toBe('answer:hello from the app');
+  });
+
+  describe('with no usable binary', () => {
+    const aside = path.join(work, 'prebuilds-aside');
+    beforeAll(() => renameSync(prebuilds, aside));
+    afterAll(() => renameSync(aside, prebuilds));
+
+    it('an app that never imports nest-herald/ffi still runs', () => {
+      const result = runApp(bareEnv, 'no-ffi.mjs');
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toMatch(/^root exports:[1-9]\d*$/m);
+    });
+
+    it('an app that uses a runtime gets one clear error saying how to build the addon', () => {
+      const result = runApp(bareEnv, 'use-ffi.mjs');
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain('NativeAddonError');
+      expect(result.stderr).toContain(
+        'nest-herald/ffi: no native addon for ' + `${process.platform}-${process.arch}`,
+      );
+      expect(result.stderr).toContain(
+        '`npm install --no-save node-addon-api && node node_modules/nest-herald/scripts/build-native.mjs`',
+      );
+    });
+
+    it('builds from source with the shipped script when a compiler is there, then runs', () => {
+      execFileSync(
+        'npm',
+        ['install', '--no-save', '--no-audit', '--no-fund', '--prefer-offline', 'node-addon-api@8'],
+        {
+          cwd: app,
+          stdio: 'pipe',
+          timeout: 120_000,
+        },
+      );
+      // npm's own node-gyp does the build: the app has none.
+      expect(existsSync(path.join(app, 'node_modules', 'node-gyp'))).toBe(false);
+      execFileSync(
+        process.execPath,
+        [path.join('node_modules', 'nest-herald', 'scripts', 'build-native.mjs')],
+        { cwd: app, stdio: 'pipe', timeout: 180_000 },
+      );
+      // Built, the compiler can go again.
+      const result = runApp(bareEnv, 'use-ffi.mjs');
+      expect(result.stderr).toBe('');
+      expect(result.stdout.trim()).toBe('answer:hello from the app');
+      rmSync(path.join(installed, 'lib', 'ffi', 'native', 'build'), {
+        recursive: true,
+        force: true,
+      });
+    }, 300_000);
+  });
+});
