@@ -30,12 +30,16 @@ import {
 } from 'nestjs-pg-notify';
 import { lastValueFrom } from 'rxjs';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
-import { PG_NOTIFY_TRANSPORT, PgNotifyClient, PgNotifyServer } from '../lib/pg/index.js';
+import {
+  PG_NOTIFY_TRANSPORT,
+  PgNotifyClient,
+  PgNotifyServer,
+} from '../lib/pg/microservice/index.js';
 import {
   REDIS_STREAMS_TRANSPORT,
   RedisStreamsClient,
   RedisStreamsServer,
-} from '../lib/redis/index.js';
+} from '../lib/redis/microservice/index.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

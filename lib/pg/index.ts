@@ -42,13 +42,3 @@ export {
   pgHubTriggerSql,
   type PgHubTriggerOptions,
 } from '../transports/pg/pg.trigger.js';
-// Microservice transport over NOTIFY (loads @nestjs/microservices, an optional peer).
-export * from '../microservices/index.js';
-export { PgNotifyServer } from '../microservices/pg/pg-notify.server.js';
-export { PgNotifyClient } from '../microservices/pg/pg-notify.client.js';
-export { PgNotifyContext } from '../microservices/pg/pg-notify.context.js';
-export { pgChannelOf } from '../microservices/pg/pg-notify.channel.js';
-export type {
-  PgNotifyClientOptions,
-  PgNotifyServerOptions,
-} from '../microservices/pg/pg-notify.options.js';

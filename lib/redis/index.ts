@@ -48,18 +48,3 @@ export {
   UnknownOperationError,
 } from '../transports/redis/redis.errors.js';
 export * from '../transports/redis/redis.constants.js';
-// Microservice transport over streams (loads @nestjs/microservices, an optional peer).
-export * from '../microservices/index.js';
-export {
-  RedisStreamsServer,
-  type RedisStreamsServerParts,
-} from '../microservices/redis/redis-streams.server.js';
-export {
-  RedisStreamsClient,
-  type RedisStreamsClientParts,
-} from '../microservices/redis/redis-streams.client.js';
-export { RedisStreamsContext } from '../microservices/redis/redis-streams.context.js';
-export type {
-  RedisStreamsClientOptions,
-  RedisStreamsServerOptions,
-} from '../microservices/redis/redis-streams.options.js';

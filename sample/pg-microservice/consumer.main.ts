@@ -6,7 +6,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { PgNotifyServer } from '../../lib/pg/index.js';
+import { PgNotifyServer } from '../../lib/pg/microservice/index.js';
 import { ConsumerModule } from './consumer.module.js';
 
 async function main(): Promise<void> {

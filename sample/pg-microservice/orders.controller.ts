@@ -1,6 +1,6 @@
 import { Controller, Logger } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import type { PgNotifyContext } from '../../lib/pg/index.js';
+import type { PgNotifyContext } from '../../lib/pg/microservice/index.js';
 
 /** The consumer's handlers: plain Nest pattern decorators, nothing transport-specific. */
 @Controller()

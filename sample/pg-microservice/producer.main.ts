@@ -6,7 +6,7 @@ import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientsModule, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { HeraldRecord, PgNotifyClient } from '../../lib/pg/index.js';
+import { HeraldRecord, PgNotifyClient } from '../../lib/pg/microservice/index.js';
 
 const ORDERS = 'ORDERS';
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

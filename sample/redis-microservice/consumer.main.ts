@@ -4,7 +4,7 @@
 // request is answered once. REDIS_URL defaults to redis://127.0.0.1:6379.
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { RedisStreamsServer } from '../../lib/redis/index.js';
+import { RedisStreamsServer } from '../../lib/redis/microservice/index.js';
 import { ConsumerModule } from './consumer.module.js';
 
 async function main(): Promise<void> {

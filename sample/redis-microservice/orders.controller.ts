@@ -1,6 +1,6 @@
 import { Controller, Logger } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import type { RedisStreamsContext } from '../../lib/redis/index.js';
+import type { RedisStreamsContext } from '../../lib/redis/microservice/index.js';
 
 export interface OrderCreated {
   readonly id: number;

@@ -6,7 +6,7 @@ import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientsModule, type ClientProxy, type ReadPacket } from '@nestjs/microservices';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { HeraldRecord, RedisStreamsClient } from '../../lib/redis/index.js';
+import { HeraldRecord, RedisStreamsClient } from '../../lib/redis/microservice/index.js';
 
 const ORDERS = 'ORDERS';
 

@@ -11,7 +11,6 @@ import {
   HeraldRecord,
   InvalidPatternError,
   PG_NOTIFY_TRANSPORT,
-  PgHub,
   PgNotifyClient,
   PgNotifyServer,
   ReplyTooLargeError,
@@ -21,7 +20,8 @@ import {
   type PgNotifyClientOptions,
   type PgNotifyContext,
   type PgNotifyServerOptions,
-} from '../../../lib/pg/index.js';
+} from '../../../lib/pg/microservice/index.js';
+import { PgHub } from '../../../lib/pg/index.js';
 import { PG_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { waitFor } from '../../helpers/wait-for.js';

@@ -15,7 +15,7 @@ import {
   type HeraldMicroserviceStatus,
   type RedisStreamsContext,
   type RedisStreamsServerOptions,
-} from '../../../lib/redis/index.js';
+} from '../../../lib/redis/microservice/index.js';
 import { silentLogger } from '../../../lib/index.js';
 import { TransportClosedError } from '../../../lib/bus/errors.js';
 import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';

@@ -1,6 +1,6 @@
 import { InvalidOptionsError } from '../../../lib/bus/errors.js';
-import { PgNotifyClient, PgNotifyServer } from '../../../lib/pg/index.js';
-import { RedisStreamsClient, RedisStreamsServer } from '../../../lib/redis/index.js';
+import { PgNotifyClient, PgNotifyServer } from '../../../lib/pg/microservice/index.js';
+import { RedisStreamsClient, RedisStreamsServer } from '../../../lib/redis/microservice/index.js';
 
 const PG = 'postgres://postgres@127.0.0.1:5432/test';
 
