@@ -1,0 +1,79 @@
+// npm run bench:ffi-leak — a leak check of the FFI call path: RSS after
+// gc() at 1M calls minus RSS after gc() at 100k calls must stay under
+// 32 MiB, for answers copied into the shared arena (64 B) and for answers
+// handed over without a copy as external buffers (8 KiB > copyMax). Calls run
+// 256 in flight against the C echo runtime. Exits 1 when a mode is over.
+// FFI_LEAK_CALLS=<n> changes the 1M (the 100k mark stays a tenth of it).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeRuntime } from '../lib/ffi/index.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ECHO = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build', 'libherald_echo.so');
+const TOTAL = Number(process.env.FFI_LEAK_CALLS ?? 1_000_000);
+const MARK = Math.floor(TOTAL / 10);
+const IN_FLIGHT = 256;
+const LIMIT = 32 * 1024 * 1024;
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) {
+  console.error('bench:ffi-leak needs --expose-gc (npm run bench:ffi-leak passes it)');
+  process.exit(1);
+}
+
+/** RSS once garbage, and the external answers it frees in finalizers, are gone. */
+async function settledRss(): Promise<number> {
+  for (let i = 0; i < 4; i++) {
+    gc!();
+    await new Promise(resolve => setImmediate(resolve));
+  }
+  return process.memoryUsage().rss;
+}
+
+async function calls(
+  runtime: NativeRuntime,
+  request: Buffer,
+  from: number,
+  to: number,
+): Promise<void> {
+  let next = from;
+  const caller = async (): Promise<void> => {
+    while (next < to) {
+      next++;
+      const answer = await runtime.call(request);
+      if (answer.length !== request.length) throw new Error(`answered ${answer.length} bytes`);
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, caller));
+}
+
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+async function mode(name: string, size: number): Promise<boolean> {
+  const runtime = NativeRuntime.load(ECHO, { cfg: `threads=2;leak-${name}`, name });
+  const request = Buffer.alloc(size, 0x61);
+  const started = performance.now();
+  await calls(runtime, request, 0, MARK);
+  const atMark = await settledRss();
+  await calls(runtime, request, MARK, TOTAL);
+  const atEnd = await settledRss();
+  const seconds = (performance.now() - started) / 1000;
+  const stats = runtime.stats();
+  runtime.close();
+  const growth = atEnd - atMark;
+  const ok = growth < LIMIT && stats.answered === TOTAL && stats.inFlight === 0;
+  console.log(
+    `${name.padEnd(9)} ${String(size).padStart(5)} B: RSS ${mib(atMark)} at ${MARK} calls, ` +
+      `${mib(atEnd)} at ${TOTAL}: growth ${mib(growth)} (limit ${mib(LIMIT)}) ` +
+      `${ok ? 'ok' : 'OVER'}  [${Math.round(TOTAL / seconds)} calls/s, answered ${stats.answered}]`,
+  );
+  return ok;
+}
+
+const copyMax = 4096;
+const results = [await mode('copied', 64), await mode('zero-copy', copyMax * 2)];
+if (results.includes(false)) {
+  console.error('bench:ffi-leak: RSS grew past the limit');
+  process.exit(1);
+}
+console.log('bench:ffi-leak: no leak');
