@@ -38,6 +38,11 @@ interface WorkerSlot {
   session?: string;
   /** Highest seq accepted from that session: resends at or below it are dropped. */
   lastSeqIn: number;
+  /**
+   * Seqs of that session rejected (queue full) and perhaps not yet known to
+   * it: told again on reconnect, so a lost REJECT never turns into a success.
+   */
+  readonly rejected: Ring<number>;
   highWater: number;
 }
 
@@ -165,6 +170,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         headSeq: 1,
         sentSeq: 0,
         lastSeqIn: 0,
+        rejected: new Ring<number>(),
         highWater: 0,
       });
     }
@@ -299,6 +305,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     const workerId = r.i32('workerId');
     const pid = r.u32('pid');
     const lastReceived = r.u48('lastReceived');
+    const ackedSeq = r.u48('ackedSeq');
     const window = r.u32('window');
     // The client's receive window; its send window is our maxQueueLength (sent in WELCOME).
     const postTimeoutMs = r.u32('postTimeoutMs');
@@ -332,11 +339,15 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       slot.session = session;
       slot.lastSeqIn = 0;
       slot.sentSeq = slot.headSeq - 1;
+      while (slot.rejected.length > 0) slot.rejected.shift();
     } else {
       // The same process reconnecting: what it already received waits for its ack.
       slot.sentSeq = Math.max(slot.headSeq - 1, Math.min(lastReceived, last));
     }
     const w = c.writer;
+    // Rejections it may have missed (the connection dropped before our ack reached it), before WELCOME.
+    while ((slot.rejected.at(0) ?? Infinity) <= ackedSeq) slot.rejected.shift();
+    for (let i = 0; i < slot.rejected.length; i++) this.writeReject(c, slot.rejected.at(i)!);
     w.begin(FrameType.Welcome);
     w.u8(IPC_PROTOCOL_VERSION);
     w.u48(slot.lastSeqIn);
@@ -396,12 +407,20 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   /** Rejects a waiting event whose poster's postTimeoutMs passed: never delivered, its post fails. */
   private reject(c: BrokerConnection, seq: number): void {
     this.counters.rejected++;
+    const slot = c.slot!;
+    slot.rejected.push(seq);
+    // Bounded: the client has at most a window of posts unacknowledged.
+    while (slot.rejected.length > this.options.maxQueueLength) slot.rejected.shift();
+    this.writeReject(c, seq);
+    this.processed(c, slot, seq);
+  }
+
+  private writeReject(c: BrokerConnection, seq: number): void {
     const w = c.writer;
     w.begin(FrameType.Reject);
     w.u48(seq);
     w.str(`a connected worker's queue is full (limit ${this.options.maxQueueLength})`);
     w.end();
-    this.processed(c, c.slot!, seq);
   }
 
   /** Places what waits, in order; rejects what waited past its deadline. */

@@ -223,6 +223,7 @@ export class IpcClient {
     w.i32(this.options.workerId);
     w.u32(process.pid);
     w.u48(this.lastReceived);
+    w.u48(this.ackedSeq);
     w.u32(this.options.window);
     w.u32(this.options.postTimeoutMs);
     w.str(this.session);

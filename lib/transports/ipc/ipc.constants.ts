@@ -5,9 +5,9 @@ export const IPC_MAGIC = 0x48524c44;
 
 /** Frame types. A frame is `u32 length | u8 type | body`; length counts type and body. */
 export const FrameType = {
-  /** client -> broker: magic, version, workerId, pid, lastReceived, window, postTimeoutMs, session. */
+  /** client -> broker: magic, version, workerId, pid, lastReceived, ackedSeq, window, postTimeoutMs, session. */
   Hello: 1,
-  /** broker -> client: version, lastSeqIn, maxFrameBytes, workerCount, brokerSession. */
+  /** broker -> client: version, lastSeqIn, maxFrameBytes, workerCount, sendWindow, brokerSession (after any REJECT it may have missed). */
   Welcome: 2,
   /** client -> broker: seq, event body. */
   Event: 3,

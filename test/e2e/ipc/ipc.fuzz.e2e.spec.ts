@@ -20,6 +20,7 @@ function hello(workerId: number): Buffer {
   w.i32(workerId);
   w.u32(process.pid);
   w.u48(0);
+  w.u48(0);
   w.u32(16);
   w.u32(100);
   w.str(`rogue-${Math.random()}`);

@@ -65,6 +65,9 @@ class RawClient {
       version?: number;
       magic?: number;
       lastReceived?: number;
+      ackedSeq?: number;
+      window?: number;
+      postTimeoutMs?: number;
     } = {},
   ): void {
     const w = new FrameWriter();
@@ -74,8 +77,9 @@ class RawClient {
     w.i32(fields.workerId ?? 0);
     w.u32(process.pid);
     w.u48(fields.lastReceived ?? 0);
-    w.u32(100);
-    w.u32(1000);
+    w.u48(fields.ackedSeq ?? 0);
+    w.u32(fields.window ?? 100);
+    w.u32(fields.postTimeoutMs ?? 1000);
     w.str(fields.session ?? 'raw-session');
     w.end();
     this.socket.write(w.take());
@@ -264,6 +268,37 @@ describe('ipc broker protocol', () => {
     await waitFor(() => successor.of(FrameType.Welcome).length === 1);
     expect(welcomeLastSeqIn(successor.of(FrameType.Welcome)[0])).toBe(0);
     successor.socket.destroy();
+  });
+
+  it('tells a reconnecting poster again about a rejection it may have missed, before WELCOME', async () => {
+    const { b } = await broker({ maxQueueLength: 1 });
+    // Worker 1 is connected and never acknowledges: its queue of 1 stays full.
+    const stuck = await RawClient.connect(b.socketPath);
+    stuck.hello({ workerId: 1, session: 'stuck', window: 1 });
+    const poster = await RawClient.connect(b.socketPath);
+    poster.hello({ workerId: 0, session: 'P', postTimeoutMs: 1 });
+    poster.event(1, 'fills');
+    poster.event(2, 'waits');
+    await waitFor(() => poster.of(FrameType.Reject).length === 1);
+    expect(poster.of(FrameType.Reject)[0].readUIntBE(0, 6)).toBe(2);
+    expect(b.stats().rejected).toBe(1);
+    poster.socket.destroy();
+    await poster.closed;
+    // As if the REJECT and the ack were lost with the connection: acked nothing yet.
+    const again = await RawClient.connect(b.socketPath);
+    again.hello({ workerId: 0, session: 'P', ackedSeq: 0 });
+    await waitFor(() => again.of(FrameType.Welcome).length === 1);
+    expect(again.frames[0].type).toBe(FrameType.Reject);
+    expect(again.frames[0].body.readUIntBE(0, 6)).toBe(2);
+    expect(welcomeLastSeqIn(again.of(FrameType.Welcome)[0])).toBe(2);
+    again.socket.destroy();
+    // Once the poster had the ack of 2, there is nothing to tell.
+    const third = await RawClient.connect(b.socketPath);
+    third.hello({ workerId: 0, session: 'P', ackedSeq: 2 });
+    await waitFor(() => third.of(FrameType.Welcome).length === 1);
+    expect(third.of(FrameType.Reject)).toHaveLength(0);
+    third.socket.destroy();
+    stuck.socket.destroy();
   });
 
   it('drops the oldest event of a disconnected worker whose queue is full, counted and logged', async () => {
