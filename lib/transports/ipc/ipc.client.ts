@@ -284,6 +284,16 @@ export class IpcClient {
             frame,
             new IpcFrameRefusedError(`the ipc broker refused this event: ${reason}`),
           );
+        if (!this.connected && !this.everConnected && this.firstConnect) {
+          // The handshake itself was refused at start-up (e.g. a worker id the broker does not know):
+          // a configuration error to report, not a reason to retry forever.
+          this.firstConnect.reject(
+            new IpcFrameRefusedError(`the ipc broker refused this worker: ${reason}`),
+          );
+          this.firstConnect = undefined;
+          this.closed = true;
+          this.socket?.destroy();
+        }
         return;
       }
       default:

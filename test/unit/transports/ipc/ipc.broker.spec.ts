@@ -237,6 +237,25 @@ describe('ipc broker protocol', () => {
     },
   );
 
+  it("fails start-up with the broker's reason when it refuses the handshake (no endless retry)", async () => {
+    const { b } = await broker();
+    const bus = new EventBus({
+      logger: silentLogger,
+      transport: new IpcTransport({
+        socketPath: b.socketPath,
+        workerId: 5,
+        workerCount: 8,
+        hostBroker: false,
+      }),
+    });
+    await expect(bus.connect()).rejects.toThrow(
+      /refused this worker: worker id 5 is outside 0\.\.1/,
+    );
+    await expect(bus.connect()).rejects.toThrow(IpcFrameRefusedError);
+    await bus.close();
+    expect(b.stats().refusedFrames).toBe(1);
+  });
+
   it('drops a resent frame it already accepted (session + sequence), and acks cumulatively', async () => {
     const { b } = await broker();
     const receiver = await worker(b.socketPath, 1);
