@@ -130,6 +130,50 @@ describe('nest-herald installed from its tarball, no compiler on PATH', () => {
     expect(result.stdout.trim()).toBe('answer:hello from the app');
   });
 
+  it('builds the shipped Python shim from node_modules and runs a Python handler with it', () => {
+    // Building needs a compiler and python3-config; running needs neither.
+    execFileSync(
+      process.execPath,
+      [path.join('node_modules', 'nest-herald', 'scripts', 'build-ffi-runtimes.mjs'), 'python'],
+      { cwd: app, stdio: 'pipe', timeout: 120_000 },
+    );
+    writeFileSync(
+      path.join(app, 'hasher.py'),
+      'import hashlib\n\ndef init(cfg):\n    return lambda req: hashlib.sha256(req).hexdigest()\n',
+    );
+    writeFileSync(
+      path.join(app, 'use-python.mjs'),
+      `import { NativeRuntime } from 'nest-herald/ffi';
+const shim = 'node_modules/nest-herald/lib/ffi/shims/build/libherald_python3.so';
+const hasher = NativeRuntime.load(shim, { cfg: process.cwd() + '/hasher.py,init', global: true });
+console.log('sha256:' + (await hasher.call('hello')).toString());
+hasher.close();
+`,
+    );
+    const result = runApp(bareEnv, 'use-python.mjs');
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).toBe(
+      'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
+    );
+  });
+
+  it('HERALD_FFI_ADDON: a missing file or one that is no addon is one clear error', () => {
+    const missing = runApp(
+      { ...bareEnv, HERALD_FFI_ADDON: path.join(work, 'nope.node') },
+      'use-ffi.mjs',
+    );
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain(
+      `nest-herald/ffi: HERALD_FFI_ADDON is set to ${path.join(work, 'nope.node')}, which does not exist`,
+    );
+    const junk = path.join(work, 'junk.node');
+    writeFileSync(junk, 'not a shared object');
+    const broken = runApp({ ...bareEnv, HERALD_FFI_ADDON: junk }, 'use-ffi.mjs');
+    expect(broken.status).not.toBe(0);
+    expect(broken.stderr).toContain(`nest-herald/ffi: cannot load the native addon ${junk}`);
+    expect(broken.stderr).toContain('build it from source');
+  });
+
   describe('with no usable binary', () => {
     const aside = path.join(work, 'prebuilds-aside');
     beforeAll(() => renameSync(prebuilds, aside));
