@@ -174,7 +174,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         highWater: 0,
       });
     }
-    // An 'error' with no listener would crash the process; errors are also logged.
+    // Every error is logged where it happens; without this listener an 'error'
+    // event nobody subscribed to would also crash the process hosting the broker.
     this.on('error', () => undefined);
   }
 

@@ -109,7 +109,7 @@ function fromEnv(env: Env, name: string): number | undefined {
  * (per-user, tmpfs) or the OS temp dir, and a file named after the app
  * (working directory + main script), so two apps on one host never share a
  * broker by accident while a primary and its workers (or pm2 instances of
- * one app) always agree.
+ * one app) always agree. @publicApi
  */
 export function defaultSocketPath(env: Env = process.env): string {
   const base = env.XDG_RUNTIME_DIR || os.tmpdir();
