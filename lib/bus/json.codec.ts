@@ -58,6 +58,14 @@ function check(value: unknown, path: Path, ancestors: object[], inArray: boolean
   }
   if (value === null) return;
   const object = value as object;
+  // Boxed primitives: JSON writes their primitive, so judge that.
+  if (object instanceof Number || object instanceof String || object instanceof Boolean) {
+    check(object.valueOf(), path, ancestors, inArray);
+    return;
+  }
+  if (object instanceof BigInt)
+    throw refusal(path, 'BigInt (only the event key may hold int64 values)');
+  if (object instanceof Symbol) throw refusal(path, 'symbol');
   const refused = refusedObject(object);
   if (refused) throw refusal(path, refused);
   const toJSON = (object as { toJSON?: unknown }).toJSON;

@@ -73,6 +73,11 @@ describe('JsonCodec', () => {
     );
   });
 
+  it('replays the counterexamples found so far', () => {
+    expect(codec.decode(codec.encode([[new Number(-0)]]))).toEqual([[0]]);
+    expect(() => codec.encode([new Number(Infinity)])).toThrow('data[0]');
+  });
+
   it('changes nothing an accepted value holds beyond the documented rules', () => {
     // Documented: Dates (and other toJSON objects, boxed primitives) become their JSON form,
     // undefined properties are dropped, -0 becomes 0. Anything else must survive unchanged.
@@ -80,8 +85,9 @@ describe('JsonCodec', () => {
       if (Object.is(value, -0)) return 0;
       if (value === null || typeof value !== 'object') return value;
       if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return viaJson(value);
-      if (value instanceof Number || value instanceof String || value instanceof Boolean)
-        return value.valueOf();
+      if (value instanceof Number || value instanceof String || value instanceof Boolean) {
+        return documented(value.valueOf());
+      }
       if (Array.isArray(value)) return value.map(documented);
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return value; // must survive as it is
@@ -122,6 +128,8 @@ describe('JsonCodec', () => {
     [{ e: new Error('x') }, 'data.e'],
     [{ r: /x/ }, 'data.r'],
     [[1, , 3], 'data[1]'], // eslint-disable-line no-sparse-arrays
+    [{ boxed: new Number(NaN) }, 'data.boxed'],
+    [{ boxed: Object(1n) }, 'data.boxed'],
   ])('names the path of %p', (value, path) => {
     expect(() => codec.encode(value)).toThrow(SerializationError);
     try {
