@@ -49,7 +49,7 @@ describe('JsonCodec', () => {
         }
         expect(codec.decode(encoded)).toEqual(viaJson(value));
       }),
-      { numRuns: 2000 },
+      { numRuns: Number(process.env.FC_RUNS ?? 2000) },
     );
   });
 
@@ -69,7 +69,7 @@ describe('JsonCodec', () => {
           expect(changed).toBe(true);
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: Number(process.env.FC_RUNS ?? 2000) },
     );
   });
 
@@ -108,7 +108,7 @@ describe('JsonCodec', () => {
         }
         expect(codec.decode(encoded)).toEqual(documented(value));
       }),
-      { numRuns: 2000 },
+      { numRuns: Number(process.env.FC_RUNS ?? 2000) },
     );
   });
 
