@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import type { Subscription } from 'rxjs';
 import { jsonCodec } from '../../bus/json.codec.js';
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
 import { StreamSubscriber, type StreamMessage } from '../../transports/redis/stream.subscriber.js';
-import type { TransportState } from '../../transports/transport.interface.js';
 import { InvalidOptionsError } from '../../bus/errors.js';
 import { HeraldClient } from '../base/herald.client.js';
 import { InvalidPatternError } from '../microservice.errors.js';
+import { ConnectionStates } from './connection-states.js';
 import {
   DEFAULT_REPLY_TTL_MS,
   DEFAULT_STREAM_PREFIX,
@@ -39,9 +38,13 @@ export class RedisStreamsClient extends HeraldClient {
   private readonly connection: RedisConnectionOptions;
   private publisher?: StreamPublisher<readonly string[]>;
   private replies?: StreamSubscriber;
-  private readonly statusSubscriptions: Subscription[] = [];
-  private readonly states = new Map<string, TransportState>();
-  private everConnected = false;
+  private readonly connections = new ConnectionStates({
+    connected: again => {
+      if (again) this.events.emit('reconnect');
+      this.setStatus('connected');
+    },
+    reconnecting: () => this.setStatus('reconnecting'),
+  });
   private readonly replyTtlMs: number;
   private refreshTimer?: NodeJS.Timeout;
 
@@ -92,30 +95,13 @@ export class RedisStreamsClient extends HeraldClient {
         blockMs: this.options.blockMs,
         handlerAttempts: 1,
       });
-      this.watch('publisher', this.publisher);
-      this.watch('replies', this.replies);
+      this.connections.watch('publisher', this.publisher.status$);
+      this.connections.watch('replies', this.replies.status$);
       this.refreshTimer = setInterval(() => void this.refreshReplyTtl(), this.replyTtlMs / 3);
       this.refreshTimer.unref();
       await this.replies.subscribe(message => this.onReply(message));
     }
     await this.publisher.connection.whenReady();
-  }
-
-  private watch(key: string, part: { status$: StreamPublisher['status$'] }): void {
-    this.states.set(key, 'connecting');
-    this.statusSubscriptions.push(
-      part.status$.subscribe(status => {
-        this.states.set(key, status.state);
-        const states = [...this.states.values()];
-        if (states.every(state => state === 'connected')) {
-          if (this.everConnected) this.events.emit('reconnect');
-          this.everConnected = true;
-          this.setStatus('connected');
-        } else if (states.some(state => state === 'reconnecting' || state === 'disconnected')) {
-          if (this.everConnected) this.setStatus('reconnecting');
-        }
-      }),
-    );
   }
 
   /** Keeps the reply stream and its cursor from expiring while this client lives. */
@@ -158,7 +144,7 @@ export class RedisStreamsClient extends HeraldClient {
       }
       await publisher.close();
     }
-    for (const subscription of this.statusSubscriptions) subscription.unsubscribe();
+    this.connections.close();
   }
 
   protected async sendRequest(route: string, packet: unknown): Promise<void> {

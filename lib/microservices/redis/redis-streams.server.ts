@@ -1,5 +1,4 @@
 import type { WritePacket } from '@nestjs/microservices';
-import type { Subscription } from 'rxjs';
 import { jsonCodec } from '../../bus/json.codec.js';
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import { StreamEntryError } from '../../transports/redis/redis.errors.js';
@@ -9,9 +8,9 @@ import {
   uniqueConsumerName,
   type StreamMessage,
 } from '../../transports/redis/stream.subscriber.js';
-import type { TransportState } from '../../transports/transport.interface.js';
 import { errorReply, HeraldServer, type HeraldIncomingPacket } from '../base/herald.server.js';
 import { REDIS_STREAMS_TRANSPORT } from '../microservice.constants.js';
+import { ConnectionStates } from './connection-states.js';
 import { InvalidPatternError } from '../microservice.errors.js';
 import { RedisStreamsContext } from './redis-streams.context.js';
 import {
@@ -54,9 +53,13 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
   private readonly connection: RedisConnectionOptions;
   private readonly subscribers = new Map<string, StreamSubscriber>();
   private publisher?: StreamPublisher<readonly string[]>;
-  private readonly statusSubscriptions: Subscription[] = [];
-  private readonly states = new Map<string, TransportState>();
-  private everConnected = false;
+  private readonly connections = new ConnectionStates({
+    connected: again => {
+      if (again) this.events.emit('reconnect');
+      this.setStatus('connected');
+    },
+    reconnecting: () => this.setStatus('reconnecting'),
+  });
 
   constructor(private readonly options: RedisStreamsServerOptions = {}) {
     super(options);
@@ -95,7 +98,7 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
       maxLen: options.replyMaxLen ?? DEFAULT_REPLY_MAX_LEN,
       encode: fields => fields,
     });
-    this.watch('publisher', this.publisher);
+    this.connections.watch('publisher', this.publisher.status$);
     for (const route of routes) {
       const subscriber = new StreamSubscriber({
         ...this.connection,
@@ -107,7 +110,7 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
         group: { ...options.groupOptions, name: this.group, consumer: this.consumer },
       });
       this.subscribers.set(route, subscriber);
-      this.watch(route, subscriber);
+      this.connections.watch(route, subscriber.status$);
     }
     await Promise.all(
       [...this.subscribers].map(([route, subscriber]) =>
@@ -117,31 +120,13 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     await this.publisher.connection.whenReady();
   }
 
-  /** Folds the connections' states into one status: connected when all are. */
-  private watch(key: string, part: { status$: StreamPublisher['status$'] }): void {
-    this.states.set(key, 'connecting');
-    this.statusSubscriptions.push(
-      part.status$.subscribe(status => {
-        this.states.set(key, status.state);
-        const states = [...this.states.values()];
-        if (states.every(state => state === 'connected')) {
-          if (this.everConnected) this.events.emit('reconnect');
-          this.everConnected = true;
-          this.setStatus('connected');
-        } else if (states.some(state => state === 'reconnecting' || state === 'disconnected')) {
-          if (this.everConnected) this.setStatus('reconnecting');
-        }
-      }),
-    );
-  }
-
   protected async stop(): Promise<void> {
     const timeoutMs = this.closeTimeoutMs;
     await Promise.all(
       [...this.subscribers.values()].map(subscriber => subscriber.close({ timeoutMs })),
     );
     await this.publisher?.close();
-    for (const subscription of this.statusSubscriptions) subscription.unsubscribe();
+    this.connections.close();
   }
 
   private async onEntry(route: string, message: StreamMessage): Promise<void> {
