@@ -22,14 +22,48 @@ import {
   type IpcBrokerOptions,
   type ResolvedIpcBrokerOptions,
 } from './ipc.options.js';
+import { BrokerLock } from './ipc.lock.js';
 import { Ring } from './ipc.ring.js';
 import { prepareSocketPath, secureSocket } from './ipc.socket.js';
+
+/**
+ * One accepted event of a poster, counted down as each worker queue it
+ * went into lets go of it (acknowledged or dropped). When every record in
+ * front is done, the poster is told (DELIVERED) and stops keeping the frame
+ * for a resend to a next broker.
+ */
+interface PostRecord {
+  readonly seq: number;
+  refs: number;
+}
+
+/** A poster (worker id + client session) and its accepted events not yet delivered everywhere. */
+interface Poster {
+  readonly slotId: number;
+  readonly session: string;
+  readonly records: Ring<PostRecord>;
+}
+
+/** An event in a worker's queue; `record` is absent for the broker's own posts. */
+interface QueueEntry {
+  readonly body: Buffer;
+  /** Placement number: the queues of worker ids seen before it count towards its record. */
+  readonly placed: number;
+  readonly record: PostRecord | undefined;
+  readonly poster: Poster | undefined;
+}
+
+/** A worker id whose connections had this many frames refused within REFUSAL_WINDOW_MS is cut off. */
+const MAX_REFUSALS = 5;
+const REFUSAL_WINDOW_MS = 10_000;
+/** How long a cut-off worker id's handshakes are refused. */
+const CUT_OFF_MS = 30_000;
 
 /** One worker id's state, kept across its connections and its process restarts. */
 interface WorkerSlot {
   readonly id: number;
-  /** Event bodies not yet acknowledged by the worker; entry i has seq `headSeq + i`. */
-  readonly queue: Ring<Buffer>;
+  /** Events not yet acknowledged by the worker; entry i has seq `headSeq + i`. */
+  readonly queue: Ring<QueueEntry>;
   headSeq: number;
   /** Highest seq written to the current connection. */
   sentSeq: number;
@@ -44,6 +78,18 @@ interface WorkerSlot {
    */
   readonly rejected: Ring<number>;
   highWater: number;
+  /** The current session's poster record (for DELIVERED). */
+  poster?: Poster;
+  /**
+   * Placements made before this worker id first connected to this broker
+   * life; a queue counts towards delivery only for later ones, so a worker
+   * that died for good (the previous broker's own process) holds nothing back.
+   */
+  seenAt?: number;
+  /** Times of recent refused frames of this worker id. */
+  readonly refusals: number[];
+  /** Its handshakes are refused until then (it kept sending refused frames). */
+  cutOffUntil: number;
 }
 
 /** An event waiting at the broker for room in a connected worker's queue. */
@@ -64,6 +110,8 @@ class BrokerConnection {
   /** Highest seq of this client processed (accepted, dropped as duplicate, or rejected) and not yet acked. */
   ackDue = 0;
   ackSent = 0;
+  /** Highest seq of this poster delivered to every queue it went into, as last told. */
+  deliveredSent = 0;
   /** When the latest bytes arrived; a waiting event times out postTimeoutMs after it. */
   chunkAt = 0;
   /** Events that found a connected worker's queue full, in arrival order (at most the client's send window). */
@@ -108,13 +156,19 @@ export interface IpcBrokerStats {
   readonly uniqueDropped: number;
   /** Event frames written to workers. */
   readonly delivered: number;
-  /** Events dropped from the full queue of a worker that was not connected. */
+  /** Events dropped from the full queue of a worker that was not connected (each logged with its source and event). */
   readonly dropped: number;
   /** Posts refused with a queue-full rejection after postTimeoutMs. */
   readonly rejected: number;
   readonly refusedFrames: number;
+  /** Handshakes refused because the worker id kept sending refused frames. */
+  readonly cutOff: number;
   readonly queued: number;
   readonly queueHighWater: number;
+  /** High-water mark of the events held back from posters (all connections). */
+  readonly backlogHighWater: number;
+  /** High-water mark of accepted events not yet delivered to every worker (all posters). */
+  readonly undeliveredHighWater: number;
 }
 
 /**
@@ -142,6 +196,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   private readonly scan: BodyScan = { unique: undefined, payloadBytes: 0 };
   private readonly maxFrameBytes: number;
   private server?: net.Server;
+  private lock?: BrokerLock;
   private flushScheduled = false;
   private retryScheduled = false;
   private nextConnectionId = 1;
@@ -154,7 +209,12 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     dropped: 0,
     rejected: 0,
     refusedFrames: 0,
+    cutOff: 0,
+    backlogHighWater: 0,
+    undeliveredHighWater: 0,
   };
+  private undelivered = 0;
+  private placements = 0;
 
   constructor(options: IpcBrokerOptions = {}, deps: { logger?: HeraldLogger; clock?: Clock } = {}) {
     super();
@@ -166,12 +226,14 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     for (let id = 0; id < this.options.workerCount; id++) {
       this.slots.push({
         id,
-        queue: new Ring<Buffer>(),
+        queue: new Ring<QueueEntry>(),
         headSeq: 1,
         sentSeq: 0,
         lastSeqIn: 0,
         rejected: new Ring<number>(),
         highWater: 0,
+        refusals: [],
+        cutOffUntil: 0,
       });
     }
     // Every error is logged where it happens; without this listener an 'error'
@@ -188,20 +250,33 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     return this.slots.filter(slot => slot.connection).map(slot => slot.id);
   }
 
-  /** Binds the socket (after the directory and stale-socket checks); resolves when listening. */
-  async listen(): Promise<void> {
-    if (this.server) throw new Error('broker is already listening');
+  /**
+   * Takes the broker lock (or uses the one given, already held), then binds
+   * the socket after the directory and stale-socket checks; resolves when
+   * listening. Throws `IpcSocketError` when another process holds the lock
+   * or the checks fail; the lock is released again then.
+   */
+  async listen(lock?: BrokerLock): Promise<void> {
+    if (this.server || this.lock) throw new Error('broker is already listening');
     const socketPath = this.options.socketPath;
-    await prepareSocketPath(socketPath);
+    this.lock = lock ?? (await BrokerLock.acquire(socketPath));
     const server = net.createServer(socket => this.accept(socket));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      // Only the lock holder gets here: the probe, unlink and bind cannot race another broker.
+      await prepareSocketPath(socketPath);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      await this.lock.release();
+      this.lock = undefined;
+      throw error;
+    }
+    this.server = server;
     server.on('error', error => {
       this.logger.error(`ipc broker on ${socketPath}: ${error.message}`);
       this.emit('error', error);
@@ -278,6 +353,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
           );
         }
         c.backlog.push({ seq, body, unique: scan.unique, deadline: c.chunkAt + c.postTimeoutMs });
+        if (c.backlog.length > this.counters.backlogHighWater)
+          this.counters.backlogHighWater = c.backlog.length;
         this.blocked.add(c);
         this.armHoldTimer(c);
         return;
@@ -319,6 +396,13 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     }
     if (window < 1) throw new IpcProtocolError('window must be >= 1');
     const slot = this.slots[workerId];
+    slot.seenAt ??= this.placements;
+    if (slot.cutOffUntil > this.clock.now()) {
+      this.counters.cutOff++;
+      throw new IpcProtocolError(
+        `worker #${workerId} is cut off: its connections sent ${MAX_REFUSALS} refused frames within ${REFUSAL_WINDOW_MS} ms`,
+      );
+    }
     const previous = slot.connection;
     c.slot = slot;
     c.pid = pid;
@@ -338,6 +422,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     if (session !== slot.session) {
       // A new process with this id: everything still queued is for it.
       slot.session = session;
+      slot.poster = { slotId: slot.id, session, records: new Ring<PostRecord>() };
       slot.lastSeqIn = 0;
       slot.sentSeq = slot.headSeq - 1;
       while (slot.rejected.length > 0) slot.rejected.shift();
@@ -358,6 +443,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     w.str(this.session);
     w.end();
     c.ackSent = c.ackDue = slot.lastSeqIn;
+    // Told again on every connection: the client may have missed the last one.
+    c.deliveredSent = 0;
     this.pump(slot);
     this.markDirty(c);
     this.logger.debug?.(`ipc broker: worker #${workerId} connected (pid ${pid})`);
@@ -386,17 +473,55 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         this.counters.uniqueDropped++;
         this.logger.debug?.(`ipc broker: unique event is duplicate: ${unique}`);
       } else {
-        this.enqueue(target, body);
+        this.enqueue(target, this.entry(slot, seq, body, true));
       }
     } else {
       for (const other of this.slots) {
         if (other.connection && other.queue.length >= this.options.maxQueueLength) return false;
       }
-      for (const other of this.slots) this.enqueue(other, body);
+      const entry = this.entry(slot, seq, body, false);
+      for (const other of this.slots) this.enqueue(other, entry);
     }
     this.counters.posted++;
     this.processed(c, slot, seq);
     return true;
+  }
+
+  /** A queue entry whose record counts the queues (of worker ids seen so far) it goes into. */
+  private entry(slot: WorkerSlot, seq: number, body: Buffer, unique: boolean): QueueEntry {
+    const placed = ++this.placements;
+    const poster = slot.poster;
+    if (!poster) return { body, placed, record: undefined, poster: undefined };
+    let refs = 1;
+    if (!unique) {
+      refs = 0;
+      for (const other of this.slots) if (other.seenAt !== undefined) refs++;
+    }
+    const record: PostRecord = { seq, refs };
+    poster.records.push(record);
+    if (++this.undelivered > this.counters.undeliveredHighWater)
+      this.counters.undeliveredHighWater = this.undelivered;
+    return { body, placed, record, poster };
+  }
+
+  /** A queue let go of an entry (acknowledged or dropped): its poster may learn it was delivered everywhere. */
+  private released(slot: WorkerSlot, entry: QueueEntry): void {
+    const record = entry.record;
+    if (!record || slot.seenAt === undefined || slot.seenAt >= entry.placed) return;
+    if (--record.refs > 0) return;
+    this.undelivered--;
+    const poster = entry.poster!;
+    const records = poster.records;
+    if (records.at(0) !== record) return;
+    while (records.length > 0 && records.at(0)!.refs <= 0) records.shift();
+    const owner = this.slots[poster.slotId];
+    if (owner.poster === poster && owner.connection) this.markDirty(owner.connection);
+  }
+
+  /** Highest seq of the slot's current poster delivered to every queue it went into. */
+  private deliveredSeq(slot: WorkerSlot): number {
+    const head = slot.poster?.records.at(0);
+    return head ? head.seq - 1 : slot.lastSeqIn;
   }
 
   private processed(c: BrokerConnection, slot: WorkerSlot, seq: number): void {
@@ -466,17 +591,18 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     return picked;
   }
 
-  private enqueue(slot: WorkerSlot, body: Buffer): void {
+  private enqueue(slot: WorkerSlot, entry: QueueEntry): void {
     if (slot.queue.length >= this.options.maxQueueLength) {
       const oldest = slot.queue.shift()!;
       slot.headSeq++;
       if (slot.sentSeq < slot.headSeq - 1) slot.sentSeq = slot.headSeq - 1;
       this.counters.dropped++;
       this.logger.warn(
-        `ipc broker: queue of worker #${slot.id} is full (${this.options.maxQueueLength}) while it is not connected; dropped its oldest event ${describeEventBody(oldest)}`,
+        `ipc broker: queue of worker #${slot.id} is full (${this.options.maxQueueLength}) while it is not connected; dropped its oldest event ${describeEventBody(oldest.body)}`,
       );
+      this.released(slot, oldest);
     }
-    slot.queue.push(body);
+    slot.queue.push(entry);
     if (slot.queue.length > slot.highWater) slot.highWater = slot.queue.length;
     if (slot.connection) this.pump(slot);
   }
@@ -491,7 +617,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     const w = c.writer;
     while (slot.sentSeq < limit) {
       const seq = slot.sentSeq + 1;
-      const body = slot.queue.at(seq - slot.headSeq)!;
+      const body = slot.queue.at(seq - slot.headSeq)!.body;
       w.begin(FrameType.Deliver);
       w.u48(seq);
       w.bytes(body);
@@ -507,7 +633,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       throw new IpcProtocolError(`ack of seq ${seq}, beyond the last sent (${slot.sentSeq})`);
     let freed = false;
     while (slot.headSeq <= seq && slot.queue.length > 0) {
-      slot.queue.shift();
+      this.released(slot, slot.queue.shift()!);
       slot.headSeq++;
       freed = true;
     }
@@ -545,15 +671,43 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         c.writer.end();
         c.ackSent = c.ackDue;
       }
+      this.writeDelivered(c);
       if (c.writer.length > 0) c.socket.write(c.writer.take());
     }
     this.dirty.clear();
+  }
+
+  /** After the ack: the poster may drop its copies (kept for a next broker) up to this seq. */
+  private writeDelivered(c: BrokerConnection): void {
+    const slot = c.slot;
+    if (!slot || slot.connection !== c) return;
+    const delivered = this.deliveredSeq(slot);
+    if (delivered <= c.deliveredSent) return;
+    c.writer.begin(FrameType.Delivered);
+    c.writer.u48(delivered);
+    c.writer.end();
+    c.deliveredSent = delivered;
   }
 
   /** Logs and counts a refused frame, tells the client which, and closes its connection. */
   private refuse(c: BrokerConnection, seq: number, reason: string): void {
     if (c.closing) return;
     this.counters.refusedFrames++;
+    const slot = c.slot;
+    if (slot) {
+      // A worker id whose connections keep sending refused frames is cut off, not looped.
+      const now = this.clock.now();
+      slot.refusals.push(now);
+      while (slot.refusals.length > 0 && slot.refusals[0] <= now - REFUSAL_WINDOW_MS)
+        slot.refusals.shift();
+      if (slot.refusals.length >= MAX_REFUSALS && slot.cutOffUntil <= now) {
+        slot.cutOffUntil = now + CUT_OFF_MS;
+        slot.refusals.length = 0;
+        this.logger.error(
+          `ipc broker: worker #${slot.id} sent ${MAX_REFUSALS} refused frames within ${REFUSAL_WINDOW_MS} ms; refusing its connections for ${CUT_OFF_MS} ms`,
+        );
+      }
+    }
     this.logger.warn(
       `ipc broker refused a frame from ${c.describe()}: ${reason}; closing the connection`,
     );
@@ -621,9 +775,14 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       origin: `broker/${process.pid}/${this.session}`,
       occurredAt: new Date(this.clock.now()).toISOString(),
     });
-    const body = w.take();
+    const entry: QueueEntry = {
+      body: w.take(),
+      placed: ++this.placements,
+      record: undefined,
+      poster: undefined,
+    };
     this.counters.posted++;
-    for (const slot of this.slots) this.enqueue(slot, body);
+    for (const slot of this.slots) this.enqueue(slot, entry);
     return id;
   }
 
@@ -665,6 +824,9 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       await new Promise<void>(resolve => server.close(() => resolve()));
       await fs.unlink(this.options.socketPath).catch(() => undefined);
     }
+    // Last: the next broker may only unlink and bind once this one is gone.
+    await this.lock?.release();
+    this.lock = undefined;
     this.emit('closed');
   }
 }

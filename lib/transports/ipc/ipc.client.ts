@@ -72,6 +72,8 @@ interface PendingFrame {
   finished: boolean;
   /** Written on the current connection (counts against the broker's window until acknowledged). */
   sent: boolean;
+  /** Accepted (its post resolved) by a broker that died before delivering it everywhere: resent to the next one. */
+  replay: boolean;
 }
 
 /** A delivered event; settling it lets the cumulative ack move past it. */
@@ -105,8 +107,17 @@ export class IpcClient {
   private readonly body = new BodyReader();
   private readonly encoder = new FrameWriter();
   private readonly control = new FrameWriter();
-  private readonly pending = new Ring<PendingFrame>();
+  private pending = new Ring<PendingFrame>();
   private readonly waiting = new Ring<WaitingBatch>();
+  /** Posts not yet encoded (bounded: beyond the limit a post fails at once with QueueFullError). */
+  private waitingCount = 0;
+  /**
+   * Frames the broker acknowledged but has not yet delivered to every worker
+   * (consecutive seqs, ending at the ack): resent if a new broker takes over.
+   */
+  private retained = new Ring<PendingFrame>();
+  /** Highest seq the broker said left every worker queue. */
+  private deliveredSeq = 0;
   private unfinished = 0;
   private outSeq = 0;
   private readonly out: Buffer[] = [];
@@ -150,6 +161,12 @@ export class IpcClient {
     decodeErrors: 0,
     pendingHighWater: 0,
     unsettledHighWater: 0,
+    waitingHighWater: 0,
+    retainedHighWater: 0,
+    /** Acknowledged frames given up for a failover resend because the retained copies hit their bound. */
+    retainedDropped: 0,
+    /** Frames accepted by a broker that died, resent to the next one. */
+    replayed: 0,
   };
 
   constructor(private readonly options: IpcClientOptions) {
@@ -199,6 +216,13 @@ export class IpcClient {
     socket.on('data', chunk => this.onData(socket, chunk));
     socket.on('error', error => this.options.logger.debug?.(`ipc: socket error: ${error.message}`));
     socket.on('close', () => this.onClose(socket));
+  }
+
+  /** Tries to connect now instead of at the end of the back-off (a broker just started here). */
+  retryNow(): void {
+    if (this.closed || this.socket || !this.reconnectTimer) return;
+    clearTimeout(this.reconnectTimer);
+    void this.attempt();
   }
 
   private retry(reason: string): void {
@@ -259,6 +283,11 @@ export class IpcClient {
         r.done('ack');
         return this.ackedUpTo(seq);
       }
+      case FrameType.Delivered: {
+        const seq = r.u48('seq');
+        r.done('delivered');
+        return this.deliveredUpTo(seq);
+      }
       case FrameType.Reject: {
         const seq = r.u48('seq');
         r.str('reason');
@@ -314,8 +343,9 @@ export class IpcClient {
     if (brokerSession !== this.brokerSession) {
       if (this.brokerSession !== undefined) {
         this.options.logger.warn(
-          `ipc: a new broker (${brokerSession}) replaced ${this.brokerSession}`,
+          `ipc: a new broker (${brokerSession}) replaced ${this.brokerSession}; resending ${this.retained.length} event(s) it had not delivered everywhere`,
         );
+        this.replayRetained();
       }
       // A new broker life numbers from 1 again: forget what we received from the old one.
       this.brokerSession = brokerSession;
@@ -399,6 +429,50 @@ export class IpcClient {
     if (moved) this.scheduleFlush();
   }
 
+  /**
+   * The old broker's copies died with it: what it had acknowledged but not
+   * yet delivered to every worker goes in front of the pending frames, to be
+   * sent again (their posts resolved already; some workers may see them twice).
+   */
+  private replayRetained(): void {
+    if (this.retained.length === 0) return;
+    const merged = new Ring<PendingFrame>(this.retained.length + this.pending.length);
+    for (let frame = this.retained.shift(); frame; frame = this.retained.shift()) {
+      frame.replay = frame.error === undefined;
+      if (frame.replay) this.counters.replayed++;
+      frame.sent = false;
+      merged.push(frame);
+    }
+    for (let i = 0; i < this.pending.length; i++) merged.push(this.pending.at(i)!);
+    this.pending = merged;
+  }
+
+  /** Keeps an acknowledged frame until the broker says it was delivered everywhere. */
+  private retain(frame: PendingFrame): void {
+    if (frame.seq <= this.deliveredSeq) return;
+    frame.replay = false;
+    this.retained.push(frame);
+    // Bounded: every retained frame is in some worker queue, each at most maxQueueLength long.
+    const limit = this.options.maxQueueLength + this.sendWindow;
+    if (this.retained.length > limit) {
+      const dropped = this.retained.shift()!;
+      this.counters.retainedDropped++;
+      if (this.counters.retainedDropped === 1 || this.counters.retainedDropped % 10_000 === 0) {
+        this.options.logger.warn(
+          `ipc: more than ${limit} acknowledged events not yet delivered everywhere; event seq ${dropped.seq} would not be resent after a broker failover (${this.counters.retainedDropped} so far)`,
+        );
+      }
+    }
+    if (this.retained.length > this.counters.retainedHighWater)
+      this.counters.retainedHighWater = this.retained.length;
+  }
+
+  private deliveredUpTo(seq: number): void {
+    if (seq > this.deliveredSeq) this.deliveredSeq = seq;
+    for (let head = this.retained.at(0); head && head.seq <= seq; head = this.retained.at(0))
+      this.retained.shift();
+  }
+
   private find(seq: number): PendingFrame | undefined {
     // Pending seqs are consecutive, so the index is a subtraction.
     const head = this.pending.at(0);
@@ -413,6 +487,7 @@ export class IpcClient {
       this.pending.shift();
       if (head.sent) this.unackedSent--;
       if (!head.finished) this.finish(head, head.error);
+      this.retain(head);
     }
     this.admit();
   }
@@ -432,7 +507,7 @@ export class IpcClient {
     while (this.sentUpTo < this.outSeq && this.unackedSent < this.sendWindow) {
       const frame = this.pending.at(this.sentUpTo + 1 - head.seq);
       this.sentUpTo++;
-      if (!frame || frame.finished) continue;
+      if (!frame || (frame.finished && !frame.replay)) continue;
       frame.sent = true;
       this.unackedSent++;
       if (this.resending) this.counters.resent++;
@@ -455,9 +530,17 @@ export class IpcClient {
   /** Fails frames that could not be sent within postTimeoutMs (the broker's window stayed full). */
   private armExpiry(): void {
     if (this.expiryTimer || !this.connected) return;
-    const next =
-      this.pending.at(this.sentUpTo + 1 - (this.pending.at(0)?.seq ?? 0))?.batch ??
-      this.waiting.at(0)?.state;
+    // The first unsent frame whose post still waits (replayed frames resolved long ago).
+    const head = this.pending.at(0);
+    let next: PendingBatch | undefined;
+    for (let i = head ? this.sentUpTo + 1 - head.seq : 0; head && i < this.pending.length; i++) {
+      const frame = this.pending.at(i)!;
+      if (!frame.finished) {
+        next = frame.batch;
+        break;
+      }
+    }
+    next ??= this.waiting.at(0)?.state;
     if (!next) return;
     const wait = Math.max(0, next.deadline - Date.now());
     this.expiryTimer = setTimeout(() => {
@@ -476,6 +559,7 @@ export class IpcClient {
     if (head) {
       for (let i = this.sentUpTo + 1 - head.seq; i < this.pending.length; i++) {
         const frame = this.pending.at(i)!;
+        if (frame.finished) continue;
         if (frame.batch.deadline > now) {
           expired = false;
           break;
@@ -492,6 +576,7 @@ export class IpcClient {
       entry = this.waiting.at(0)
     ) {
       this.waiting.shift();
+      this.waitingCount -= entry.envelopes.length - entry.next;
       for (let i = entry.next; i < entry.envelopes.length; i++) {
         this.counters.rejected++;
         this.complete(entry.state, i, full());
@@ -502,6 +587,7 @@ export class IpcClient {
 
   private finish(frame: PendingFrame, error: Error | undefined): void {
     frame.finished = true;
+    if (error) frame.error = error;
     this.complete(frame.batch, frame.index, error);
   }
 
@@ -523,6 +609,15 @@ export class IpcClient {
       return Promise.resolve(batch.map(() => ({ ok: false, error })));
     }
     if (batch.length === 0) return Promise.resolve([]);
+    const limit = this.waitingLimit;
+    if (this.waitingCount + batch.length > limit && this.waitingCount > 0) {
+      this.counters.rejected += batch.length;
+      const error = new QueueFullError('ipc posts waiting to be sent', limit);
+      return Promise.resolve(batch.map(() => ({ ok: false, error })));
+    }
+    this.waitingCount += batch.length;
+    if (this.waitingCount > this.counters.waitingHighWater)
+      this.counters.waitingHighWater = this.waitingCount;
     return new Promise(resolve => {
       const state: PendingBatch = {
         results: new Array<PublishResult>(batch.length),
@@ -534,6 +629,11 @@ export class IpcClient {
       this.waiting.push({ envelopes: batch, state, next: 0 });
       this.admit();
     });
+  }
+
+  /** Posts that may wait un-encoded behind a full window before new ones fail at once. */
+  private get waitingLimit(): number {
+    return 4 * (this.options.maxQueueLength + this.sendWindow);
   }
 
   /**
@@ -548,6 +648,7 @@ export class IpcClient {
     while (this.waiting.length > 0 && this.pending.length + frames.length < ceiling) {
       const entry = this.waiting.at(0)!;
       const i = entry.next++;
+      this.waitingCount--;
       if (entry.next >= entry.envelopes.length) this.waiting.shift();
       const state = entry.state;
       const mark = w.length;
@@ -579,6 +680,7 @@ export class IpcClient {
         index: i,
         finished: false,
         sent: false,
+        replay: false,
       });
     }
     if (frames.length > 0) {
@@ -655,10 +757,13 @@ export class IpcClient {
     return this.unfinished;
   }
 
-  /** Waits (at most `timeoutMs`) for the broker to acknowledge every post, then closes. */
+  /**
+   * Waits (at most `timeoutMs`) for the broker to acknowledge every post,
+   * also through a reconnect or a failover in between, then closes.
+   */
   async close(timeoutMs: number): Promise<void> {
     if (this.closed) return;
-    if (this.unfinished > 0 && this.connected) {
+    if (this.unfinished > 0 && this.everConnected) {
       await new Promise<void>(resolve => {
         const timer = setTimeout(resolve, timeoutMs);
         this.idleWaiters.push(() => {
@@ -695,5 +800,7 @@ export class IpcClient {
       for (let i = entry.next; i < entry.envelopes.length; i++)
         this.complete(entry.state, i, error);
     }
+    this.waitingCount = 0;
+    this.retained = new Ring<PendingFrame>();
   }
 }

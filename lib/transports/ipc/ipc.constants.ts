@@ -1,5 +1,5 @@
 /** Wire protocol version; a broker refuses a client that speaks another. */
-export const IPC_PROTOCOL_VERSION = 1;
+export const IPC_PROTOCOL_VERSION = 2;
 /** 'HRLD': the first four bytes of a HELLO, so a stray client is told apart from an old one. */
 export const IPC_MAGIC = 0x48524c44;
 
@@ -19,6 +19,12 @@ export const FrameType = {
   Reject: 6,
   /** broker -> client: a frame was refused (seq 0 when unknown); the broker closes the connection. */
   Refuse: 7,
+  /**
+   * broker -> client: every event of this client up to seq left every worker
+   * queue it went into (acknowledged or dropped); the client keeps copies of
+   * acknowledged events until then, to resend them to a next broker.
+   */
+  Delivered: 8,
 } as const;
 
 /** u32 length + u8 type. */

@@ -54,6 +54,14 @@ export interface IpcTransportOptions extends IpcCommonOptions {
    * is not a node:cluster worker and its workerId is brokerId
    */
   hostBroker?: boolean;
+  /**
+   * Broker election among independent processes: every process may host the
+   * broker; whoever takes the broker lock first does, and when it dies a
+   * surviving process takes the lock over (random back-off) and the others
+   * reconnect to it. `hostBroker` and `brokerId` are then not used.
+   * @default true when neither `hostBroker` is set nor this process is a node:cluster worker
+   */
+  failover?: boolean;
 }
 
 /** Options of {@link startBroker} and `IpcBroker`. @publicApi */
@@ -74,6 +82,7 @@ export interface ResolvedIpcTransportOptions extends ResolvedIpcCommon {
   readonly brokerId: number;
   readonly postTimeoutMs: number;
   readonly hostBroker: boolean;
+  readonly failover: boolean;
 }
 
 export interface ResolvedIpcBrokerOptions extends ResolvedIpcCommon {
@@ -204,8 +213,14 @@ export function resolveIpcTransportOptions(
       `ipc option hostBroker must be a boolean (got ${String(options.hostBroker)})`,
     );
   }
+  if (options.failover !== undefined && typeof options.failover !== 'boolean') {
+    throw new InvalidOptionsError(
+      `ipc option failover must be a boolean (got ${String(options.failover)})`,
+    );
+  }
+  const failover = options.failover ?? (options.hostBroker === undefined && !isClusterWorker);
   const hostBroker = options.hostBroker ?? (!isClusterWorker && workerId === brokerId);
-  return { ...resolved, workerId, brokerId, postTimeoutMs, hostBroker };
+  return { ...resolved, workerId, brokerId, postTimeoutMs, hostBroker, failover };
 }
 
 /** Validates broker options at start-up; throws `InvalidOptionsError` with what is wrong. */

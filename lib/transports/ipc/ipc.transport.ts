@@ -11,7 +11,13 @@ import type {
 } from '../transport.interface.js';
 import { IpcBroker } from './ipc.broker.js';
 import { IpcClient } from './ipc.client.js';
-import { METADATA_ALLOWANCE_BYTES } from './ipc.constants.js';
+import {
+  METADATA_ALLOWANCE_BYTES,
+  RECONNECT_CAP_MS,
+  RECONNECT_MAX_MS,
+  RECONNECT_MIN_MS,
+} from './ipc.constants.js';
+import { BrokerLock } from './ipc.lock.js';
 import {
   resolveIpcTransportOptions,
   type IpcTransportOptions,
@@ -25,15 +31,23 @@ import {
  * acknowledged it; `unique` events run in one worker of the host.
  *
  * Under node:cluster the primary hosts the broker ({@link startBroker});
- * with independent processes (pm2) the worker whose id is `brokerId` hosts
- * it in-process. Options are validated here, at construction.
+ * with independent processes (pm2) they elect one of them (`failover`, the
+ * default there): whoever holds the broker lock hosts it in-process, and
+ * when it dies a survivor takes over. Options are validated here, at
+ * construction.
  * @publicApi
  */
 export class IpcTransport implements Transport {
   readonly name = 'ipc';
   readonly features: TransportFeatures;
   readonly options: ResolvedIpcTransportOptions;
-  private readonly role: 'broker' | 'worker';
+  private role: 'broker' | 'worker';
+  private context?: TransportContext;
+  private electionTimer?: NodeJS.Timeout;
+  private electionAttempts = 0;
+  private electing = false;
+  /** Broker lives this process hosted (1 after winning the first election, 2 after a later takeover...). */
+  private elections = 0;
   private readonly status = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
   readonly status$: Observable<TransportStatus> = this.status.asObservable();
   private hosted?: IpcBroker;
@@ -43,7 +57,7 @@ export class IpcTransport implements Transport {
 
   constructor(options: IpcTransportOptions = {}) {
     this.options = resolveIpcTransportOptions(options);
-    this.role = this.options.hostBroker ? 'broker' : 'worker';
+    this.role = this.options.hostBroker && !this.options.failover ? 'broker' : 'worker';
     this.status.next({ state: 'connecting', role: this.role });
     this.features = {
       reach: 'host',
@@ -66,19 +80,13 @@ export class IpcTransport implements Transport {
     if (this.closed) throw new TransportClosedError();
     if (this.client) throw new Error('ipc transport is already connected');
     const options = this.options;
-    if (options.hostBroker) {
-      const broker = new IpcBroker(
-        {
-          socketPath: options.socketPath,
-          workerCount: options.workerCount,
-          maxQueueLength: options.maxQueueLength,
-          maxPayloadBytes: options.maxPayloadBytes,
-          unique: context.unique,
-        },
-        { logger: context.logger, clock: context.clock },
-      );
-      await broker.listen();
-      this.hosted = broker;
+    this.context = context;
+    if (options.failover) {
+      // Whoever takes the lock first hosts; the others connect to it.
+      const lock = await BrokerLock.tryAcquire(options.socketPath);
+      if (lock) await this.host(lock);
+    } else if (options.hostBroker) {
+      await this.host();
     }
     const client = new IpcClient({
       socketPath: options.socketPath,
@@ -89,18 +97,96 @@ export class IpcTransport implements Transport {
       maxQueueLength: options.maxQueueLength,
       logger: context.logger,
       deliver: delivery => context.deliver(delivery),
-      status: (state, reason) => this.setStatus(state, reason),
+      status: (state, reason) => {
+        this.setStatus(state, reason);
+        if (state === 'reconnecting') this.scheduleElection();
+      },
     });
     this.client = client;
     try {
+      if (!this.hosted) this.scheduleElection();
       await client.connect();
     } catch (error) {
+      this.stopElection();
       await this.hosted?.close();
       this.hosted = undefined;
       this.client = undefined;
       this.setStatus('disconnected', (error as Error).message);
       throw error;
     }
+  }
+
+  /** Starts a broker in this process, under the lock (taken here when not given). */
+  private async host(lock?: BrokerLock): Promise<void> {
+    const context = this.context!;
+    const options = this.options;
+    const broker = new IpcBroker(
+      {
+        socketPath: options.socketPath,
+        workerCount: options.workerCount,
+        maxQueueLength: options.maxQueueLength,
+        maxPayloadBytes: options.maxPayloadBytes,
+        unique: context.unique,
+      },
+      { logger: context.logger, clock: context.clock },
+    );
+    // The socket directory and file checks run again here, for every new broker.
+    await broker.listen(lock);
+    this.hosted = broker;
+    this.role = 'broker';
+    this.elections++;
+  }
+
+  /** While the broker is unreachable, tries (random back-off) to take the lock and host it here. */
+  private scheduleElection(): void {
+    if (!this.options.failover || this.closed || this.hosted || this.electionTimer) return;
+    const spread = Math.min(
+      RECONNECT_CAP_MS,
+      RECONNECT_MAX_MS * 2 ** Math.min(this.electionAttempts, 10),
+    );
+    const delay = RECONNECT_MIN_MS + Math.random() * (spread - RECONNECT_MIN_MS);
+    this.electionTimer = setTimeout(() => {
+      this.electionTimer = undefined;
+      void this.elect();
+    }, delay);
+  }
+
+  private stopElection(): void {
+    if (this.electionTimer) clearTimeout(this.electionTimer);
+    this.electionTimer = undefined;
+  }
+
+  private async elect(): Promise<void> {
+    const client = this.client;
+    if (this.closed || this.hosted || this.electing || !client || client.isConnected) {
+      this.electionAttempts = 0;
+      return;
+    }
+    this.electing = true;
+    this.electionAttempts++;
+    const logger = this.context!.logger;
+    try {
+      const lock = await BrokerLock.tryAcquire(this.options.socketPath);
+      if (lock && this.closed) {
+        await lock.release();
+      } else if (lock) {
+        await this.host(lock);
+        logger.warn(
+          `ipc: this process (pid ${process.pid}, worker #${this.options.workerId}) took over as the broker on ${this.options.socketPath}`,
+        );
+        this.electionAttempts = 0;
+        this.setStatus('reconnecting', 'elected broker');
+        client.retryNow();
+        return;
+      }
+    } catch (error) {
+      // E.g. the socket directory no longer passes the checks: said, and tried again later.
+      logger.error(`ipc: cannot take over as the broker: ${(error as Error).message}`);
+      this.setStatus('reconnecting', (error as Error).message);
+    } finally {
+      this.electing = false;
+    }
+    this.scheduleElection();
   }
 
   private setStatus(state: TransportState, reason?: string): void {
@@ -121,6 +207,11 @@ export class IpcTransport implements Transport {
     return client.publish(batch);
   }
 
+  /** Whether this process hosts the broker now (it won an election, or `hostBroker`). */
+  get isBroker(): boolean {
+    return this.hosted !== undefined;
+  }
+
   async stopIntake(): Promise<void> {
     this.client?.stopIntake();
   }
@@ -130,6 +221,7 @@ export class IpcTransport implements Transport {
     const stats: Record<string, number> = client
       ? { ...client.counters, inFlight: client.inFlight }
       : {};
+    if (this.options.failover) stats.elections = this.elections;
     const broker = this.hosted;
     if (broker) {
       for (const [name, value] of Object.entries(broker.stats())) {
@@ -148,6 +240,7 @@ export class IpcTransport implements Transport {
   private async shutdown(): Promise<void> {
     await this.client?.close(this.options.postTimeoutMs);
     this.closed = true;
+    this.stopElection();
     await this.hosted?.close();
     this.status.next({ state: 'closed', role: this.role });
     this.status.complete();

@@ -29,6 +29,8 @@ export interface WorkerSpec {
   maxQueueLength?: number;
   postTimeoutMs?: number;
   slowMs?: number;
+  /** Broker election among the workers (independent processes). */
+  failover?: boolean;
 }
 
 /** Starts test/fixtures/ipc/worker.ts as a real process and waits until it is connected. */

@@ -167,7 +167,7 @@ describe('ipc broker protocol', () => {
     [
       'another protocol version',
       (c: RawClient) => c.hello({ version: 99 }),
-      /unsupported protocol version 99 \(this broker speaks 1\)/,
+      /unsupported protocol version 99 \(this broker speaks 2\)/,
     ],
     [
       'a stranger (bad magic)',

@@ -8,11 +8,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { EventBus, silentLogger } from '../../../../lib/index.js';
 import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
 import { IpcSocketError } from '../../../../lib/transports/ipc/ipc.errors.js';
+import { BrokerLock, brokerLockName } from '../../../../lib/transports/ipc/ipc.lock.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'herald-sock-'));
@@ -86,10 +88,48 @@ describe('ipc socket safety', () => {
     expect(broker.connectedWorkers).toEqual([]);
   });
 
-  it('refuses to start a second broker on a live socket', async () => {
+  it('refuses to start a second broker while the first holds the broker lock', async () => {
     const socketPath = path.join(fresh(), 'b.sock');
     await start(socketPath);
-    await expect(start(socketPath)).rejects.toThrow(/a broker is already listening on/);
+    await expect(start(socketPath)).rejects.toThrow(/another process holds the broker lock/);
+  });
+
+  it('the lock holder still refuses a socket something else listens on (not a herald broker)', async () => {
+    const dir = fresh();
+    mkdirSync(dir, { mode: 0o700 });
+    const socketPath = path.join(dir, 'b.sock');
+    const foreign = net.createServer(socket => socket.destroy());
+    await new Promise<void>(resolve => foreign.listen(socketPath, resolve));
+    try {
+      await expect(start(socketPath)).rejects.toThrow(/a broker is already listening on/);
+      // The failed start released the lock: once the socket is free a broker starts.
+    } finally {
+      await new Promise<void>(resolve => foreign.close(() => resolve()));
+    }
+    const broker = await start(socketPath);
+    expect(broker.connectedWorkers).toEqual([]);
+  });
+
+  it('the broker lock is released when the broker closes, and by the kernel when its holder dies', async () => {
+    const socketPath = path.join(fresh(), 'b.sock');
+    const first = await start(socketPath);
+    expect(await BrokerLock.tryAcquire(socketPath)).toBeUndefined();
+    await first.close();
+    const lock = await BrokerLock.tryAcquire(socketPath);
+    expect(lock).toBeDefined();
+    await lock!.release();
+    // A holder SIGKILLed: the abstract socket goes with the process.
+    const child = spawn(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(brokerLockName(socketPath))}, () => console.log('held'))`,
+    ]);
+    await new Promise<void>(resolve => child.stdout.once('data', () => resolve()));
+    expect(await BrokerLock.tryAcquire(socketPath)).toBeUndefined();
+    await expect(start(socketPath)).rejects.toThrow(/another process holds the broker lock/);
+    child.kill('SIGKILL');
+    await new Promise(resolve => child.once('exit', resolve));
+    const broker = await start(socketPath);
+    expect(broker.connectedWorkers).toEqual([]);
   });
 
   it('a worker refuses to connect through an unsafe directory', async () => {
