@@ -15,6 +15,7 @@ import {
   IPC_MAGIC,
   IPC_PROTOCOL_VERSION,
   MAX_PAYLOAD_LIMIT,
+  MAX_UNANSWERED_POSTS,
   METADATA_ALLOWANCE_BYTES,
   RECONNECT_CAP_MS,
   RECONNECT_MAX_MS,
@@ -609,31 +610,39 @@ export class IpcClient {
       return Promise.resolve(batch.map(() => ({ ok: false, error })));
     }
     if (batch.length === 0) return Promise.resolve([]);
+    // Bounded: what does not fit among the posts not yet answered fails now, counted.
     const limit = this.waitingLimit;
-    if (this.waitingCount + batch.length > limit && this.waitingCount > 0) {
-      this.counters.rejected += batch.length;
+    const take = Math.min(batch.length, Math.max(0, limit - this.unfinished));
+    const results = new Array<PublishResult>(batch.length);
+    if (take < batch.length) {
       const error = new QueueFullError('ipc posts waiting to be sent', limit);
-      return Promise.resolve(batch.map(() => ({ ok: false, error })));
+      for (let i = take; i < batch.length; i++) results[i] = { ok: false, error };
+      this.counters.rejected += batch.length - take;
+      if (take === 0) return Promise.resolve(results);
     }
-    this.waitingCount += batch.length;
+    this.waitingCount += take;
     if (this.waitingCount > this.counters.waitingHighWater)
       this.counters.waitingHighWater = this.waitingCount;
     return new Promise(resolve => {
       const state: PendingBatch = {
-        results: new Array<PublishResult>(batch.length),
-        remaining: batch.length,
+        results,
+        remaining: take,
         resolve,
         deadline: Date.now() + this.options.postTimeoutMs,
       };
-      this.unfinished += batch.length;
-      this.waiting.push({ envelopes: batch, state, next: 0 });
+      this.unfinished += take;
+      this.waiting.push({
+        envelopes: take < batch.length ? batch.slice(0, take) : batch,
+        state,
+        next: 0,
+      });
       this.admit();
     });
   }
 
-  /** Posts that may wait un-encoded behind a full window before new ones fail at once. */
+  /** Posts that may be unanswered (sent or waiting behind a full window) before new ones fail at once. */
   private get waitingLimit(): number {
-    return 4 * (this.options.maxQueueLength + this.sendWindow);
+    return Math.max(MAX_UNANSWERED_POSTS, 4 * (this.options.maxQueueLength + this.sendWindow));
   }
 
   /**

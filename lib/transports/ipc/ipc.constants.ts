@@ -39,6 +39,12 @@ export const MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024 - 1;
 export const MAX_HELLO_BYTES = 1024;
 
 export const DEFAULT_MAX_QUEUE_LENGTH = 10_240;
+/**
+ * A worker's posts not yet answered by the broker (sent, or waiting behind
+ * a full window) are bounded by the larger of this and 4 x (maxQueueLength
+ * + the broker's window); beyond it a post fails at once with QueueFullError.
+ */
+export const MAX_UNANSWERED_POSTS = 16_384;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 65_536;
 export const DEFAULT_POST_TIMEOUT_MS = 5_000;
 /** Unix socket paths are limited to 108 bytes including the terminating NUL. */
