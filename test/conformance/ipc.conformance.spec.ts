@@ -57,3 +57,30 @@ transportConformance({
     await host.waitForLine(`closed ${entry.socketPath}`);
   },
 });
+
+// Independent instances, no primary: every instance of a scope may host the
+// broker; the first to take the broker lock does, and when it closes before
+// the others one of them takes over.
+const elected = new Map<string, { socketPath: string; nextWorkerId: number }>();
+
+transportConformance({
+  name: 'ipc (elected broker, failover)',
+  features: new IpcTransport({
+    socketPath: path.join(dir, 'y.sock'),
+    workerCount: WORKER_COUNT,
+    failover: true,
+  }).features,
+  createTransport: scope => {
+    let entry = elected.get(scope);
+    if (!entry) {
+      entry = { socketPath: path.join(dir, `e${elected.size}.sock`), nextWorkerId: 0 };
+      elected.set(scope, entry);
+    }
+    return new IpcTransport({
+      socketPath: entry.socketPath,
+      workerId: entry.nextWorkerId++,
+      workerCount: WORKER_COUNT,
+      failover: true,
+    });
+  },
+});

@@ -14,6 +14,7 @@ import {
   IPC_PROTOCOL_VERSION,
   MAX_HELLO_BYTES,
   METADATA_ALLOWANCE_BYTES,
+  SEQ_BYTES,
 } from './ipc.constants.js';
 import { IpcProtocolError } from './ipc.errors.js';
 import { BodyReader, FrameReader, FrameWriter } from './ipc.frame.js';
@@ -320,7 +321,15 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         c.reader.consume();
       }
     } catch (error) {
-      this.refuse(c, c.currentSeq, error instanceof Error ? error.message : String(error));
+      let reason = error instanceof Error ? error.message : String(error);
+      const { reader } = c;
+      // A refused event is never delivered: say which one, when it can be told.
+      if (c.currentSeq > 0 && reader.end - reader.start > SEQ_BYTES) {
+        const body = reader.buf.subarray(reader.start + SEQ_BYTES, reader.end);
+        const what = describeEventBody(body);
+        if (what !== '(undecodable event)') reason += `; event ${what}`;
+      }
+      this.refuse(c, c.currentSeq, reason);
     }
   }
 

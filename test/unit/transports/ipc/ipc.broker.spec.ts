@@ -345,7 +345,9 @@ describe('ipc broker protocol', () => {
     const w = await worker(b.socketPath, 0, { maxPayloadBytes: 100_000 });
     await expect(w.bus.post('big', 'x', 'a'.repeat(2000))).rejects.toThrow(IpcFrameRefusedError);
     expect(
-      logger.lines.some(l => /payload of 2002 bytes exceeds the limit of 1000 bytes/.test(l)),
+      logger.lines.some(l =>
+        /payload of 2002 bytes exceeds the limit of 1000 bytes; event big\/x \(id /.test(l),
+      ),
     ).toBe(true);
     await waitFor(() => w.bus.stats().transport.reconnects >= 1);
     await w.bus.post('small', 'x', 'fine');
