@@ -6,6 +6,9 @@ const WORKERS = 4;
 
 export async function runPrimary(serve: boolean): Promise<void> {
   const log = (line: string): void => console.log(`[primary pid ${process.pid}] ${line}`);
+  // Under node:cluster the broker stays here, in the primary: the workers die
+  // with it, so there is nobody to fail over to (failover is for independent
+  // processes, as under pm2; cluster workers never elect a broker).
   const broker = await startBroker({ workerCount: WORKERS });
   log(`broker listening on ${broker.socketPath}`);
   const group = forkWorkers(WORKERS, { broker });
