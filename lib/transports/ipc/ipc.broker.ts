@@ -87,11 +87,17 @@ interface WorkerSlot {
    * that died for good (the previous broker's own process) holds nothing back.
    */
   seenAt?: number;
-  /** Times of recent refused frames of this worker id. */
-  readonly refusals: number[];
-  /** Its handshakes are refused until then (it kept sending refused frames). */
-  cutOffUntil: number;
 }
+
+/** Recent refused frames of one client session (one worker process, across its reconnects). */
+interface Offender {
+  readonly times: number[];
+  /** Its handshakes are refused until then. */
+  until: number;
+}
+
+/** Sessions remembered for the cut-off, oldest forgotten first. */
+const MAX_OFFENDERS = 1024;
 
 /** An event waiting at the broker for room in a connected worker's queue. */
 interface Waiting {
@@ -111,6 +117,8 @@ class BrokerConnection {
   /** Highest seq of this client processed (accepted, dropped as duplicate, or rejected) and not yet acked. */
   ackDue = 0;
   ackSent = 0;
+  /** The client's session, once its HELLO was read. */
+  session?: string;
   /** Highest seq of this poster delivered to every queue it went into, as last told. */
   deliveredSent = 0;
   /** When the latest bytes arrived; a waiting event times out postTimeoutMs after it. */
@@ -215,6 +223,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     undeliveredHighWater: 0,
   };
   private undelivered = 0;
+  private readonly offenders = new Map<string, Offender>();
   private placements = 0;
 
   constructor(options: IpcBrokerOptions = {}, deps: { logger?: HeraldLogger; clock?: Clock } = {}) {
@@ -233,8 +242,6 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         lastSeqIn: 0,
         rejected: new Ring<number>(),
         highWater: 0,
-        refusals: [],
-        cutOffUntil: 0,
       });
     }
     // Every error is logged where it happens; without this listener an 'error'
@@ -405,13 +412,15 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     }
     if (window < 1) throw new IpcProtocolError('window must be >= 1');
     const slot = this.slots[workerId];
-    slot.seenAt ??= this.placements;
-    if (slot.cutOffUntil > this.clock.now()) {
+    // Checked before it may replace anyone's connection.
+    if ((this.offenders.get(session)?.until ?? 0) > this.clock.now()) {
       this.counters.cutOff++;
       throw new IpcProtocolError(
-        `worker #${workerId} is cut off: its connections sent ${MAX_REFUSALS} refused frames within ${REFUSAL_WINDOW_MS} ms`,
+        `worker #${workerId} (session ${session}) is cut off: its connections sent ${MAX_REFUSALS} refused frames within ${REFUSAL_WINDOW_MS} ms`,
       );
     }
+    c.session = session;
+    slot.seenAt ??= this.placements;
     const previous = slot.connection;
     c.slot = slot;
     c.pid = pid;
@@ -702,21 +711,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   private refuse(c: BrokerConnection, seq: number, reason: string): void {
     if (c.closing) return;
     this.counters.refusedFrames++;
-    const slot = c.slot;
-    if (slot) {
-      // A worker id whose connections keep sending refused frames is cut off, not looped.
-      const now = this.clock.now();
-      slot.refusals.push(now);
-      while (slot.refusals.length > 0 && slot.refusals[0] <= now - REFUSAL_WINDOW_MS)
-        slot.refusals.shift();
-      if (slot.refusals.length >= MAX_REFUSALS && slot.cutOffUntil <= now) {
-        slot.cutOffUntil = now + CUT_OFF_MS;
-        slot.refusals.length = 0;
-        this.logger.error(
-          `ipc broker: worker #${slot.id} sent ${MAX_REFUSALS} refused frames within ${REFUSAL_WINDOW_MS} ms; refusing its connections for ${CUT_OFF_MS} ms`,
-        );
-      }
-    }
+    if (c.session !== undefined) this.offended(c, c.session);
     this.logger.warn(
       `ipc broker refused a frame from ${c.describe()}: ${reason}; closing the connection`,
     );
@@ -730,6 +725,33 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     setTimeout(() => c.socket.destroy(), 1000).unref();
     this.detach(c, `refused: ${reason}`);
     this.emit('refused', reason, c.slot?.id);
+  }
+
+  /**
+   * A client (session) whose connections keep sending refused frames is cut
+   * off for a while, not looped; a new process with the same worker id has
+   * another session and is served.
+   */
+  private offended(c: BrokerConnection, session: string): void {
+    const now = this.clock.now();
+    let offender = this.offenders.get(session);
+    if (!offender) {
+      if (this.offenders.size >= MAX_OFFENDERS) {
+        this.offenders.delete(this.offenders.keys().next().value!);
+      }
+      offender = { times: [], until: 0 };
+      this.offenders.set(session, offender);
+    }
+    offender.times.push(now);
+    while (offender.times.length > 0 && offender.times[0] <= now - REFUSAL_WINDOW_MS)
+      offender.times.shift();
+    if (offender.times.length >= MAX_REFUSALS) {
+      offender.until = now + CUT_OFF_MS;
+      offender.times.length = 0;
+      this.logger.error(
+        `ipc broker: ${c.describe()} (session ${session}) sent ${MAX_REFUSALS} refused frames within ${REFUSAL_WINDOW_MS} ms; refusing its connections for ${CUT_OFF_MS} ms`,
+      );
+    }
   }
 
   private flushOne(c: BrokerConnection): void {

@@ -88,3 +88,40 @@ describe('ipc e2e: a live broker fed random bytes', () => {
     }
   });
 });
+
+describe('ipc e2e: an elected broker (independent processes) fed random bytes', () => {
+  it('keeps serving the healthy workers while a rogue client sends garbage over the socket', async () => {
+    const socketPath = path.join(socketDir(), 'elected.sock');
+    // Worker id 2 is the rogue's: it never takes a healthy worker's place.
+    const spec = { socketPath, workerCount: 3, failover: true };
+    const host = await startWorker({ ...spec, workerId: 0 });
+    const healthy = await startWorker({ ...spec, workerId: 1 });
+    await healthy.waitForLine('status connected worker');
+    expect(host.lines).toContain('status connected broker');
+    let round = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ minLength: 1, maxLength: 256 }),
+          fc
+            .uint8Array({ minLength: 1, maxLength: 256 })
+            .map(tail => new Uint8Array([...hello(2), ...tail])),
+        ),
+        async bytes => {
+          await rogue(socketPath, Buffer.from(bytes));
+          const marker = `e${round++}`;
+          command(healthy, { cmd: 'post', source: 'alive', event: 'x', data: marker });
+          const line = `alive/x "${marker}" remote`;
+          await waitFor(
+            () =>
+              received(healthy, 'alive').includes(line) && received(host, 'alive').includes(line),
+          );
+        },
+      ),
+      { numRuns: 30 },
+    );
+    // Still the same broker: the garbage never brought it down.
+    expect(healthy.count('status disconnected')).toBe(0);
+    expect(host.count(/^warn ipc broker refused a frame/)).toBeGreaterThan(0);
+  });
+});

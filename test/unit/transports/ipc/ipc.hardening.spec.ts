@@ -144,7 +144,7 @@ describe('ipc hardening', () => {
     return { bus: b, got, statuses };
   }
 
-  it('cuts off a worker id whose connections keep sending refused frames; healthy workers go on', async () => {
+  it('cuts off a client whose connections keep sending refused frames; healthy workers go on', async () => {
     const { b, logger } = await broker();
     const healthy = await bus(
       new IpcTransport({
@@ -162,12 +162,18 @@ describe('ipc hardening', () => {
     }
     const again = (await Raw.connect(b.socketPath)).hello(1);
     await again.closed;
-    expect(again.refusal()).toMatch(/worker #1 is cut off/);
+    expect(again.refusal()).toMatch(/worker #1 \(session raw-1\) is cut off/);
     expect(again.seqs(FrameType.Welcome)).toEqual([]);
     expect(b.stats().cutOff).toBe(1);
     expect(
-      logger.lines.some(l => /error ipc broker: worker #1 sent 5 refused frames/.test(l)),
+      logger.lines.some(l =>
+        /error ipc broker: worker #1 \(pid \d+\) \(session raw-1\) sent 5 refused frames/.test(l),
+      ),
     ).toBe(true);
+    // A new process with that worker id (another session) is served.
+    const restarted = (await Raw.connect(b.socketPath)).hello(1, 'raw-1-restarted');
+    await waitFor(() => restarted.seqs(FrameType.Welcome).length === 1);
+    restarted.socket.destroy();
     await healthy.bus.post('s', 'e', 'still-served');
     await waitFor(() => healthy.got.includes('still-served'));
   });
