@@ -254,7 +254,9 @@ describe('ipc hardening', () => {
     await first.close();
     await waitFor(() => transport.stats().reconnects === 1);
     const posted = poster.post('s', 'e', 'flushed');
-    const closed = poster.close({ timeoutMs: 10_000 });
+    await waitFor(() => transport.stats().published === 1);
+    // The transport's own close (the bus would also wait for its publishes first).
+    const closed = transport.close();
     await broker(socketPath);
     const receiver = await bus(
       new IpcTransport({ socketPath, workerId: 1, workerCount: 2, hostBroker: false }),
@@ -262,6 +264,7 @@ describe('ipc hardening', () => {
     await expect(posted).resolves.not.toThrow();
     await closed;
     await waitFor(() => receiver.got.includes('flushed'));
+    await poster.close({ timeoutMs: 1000 });
   });
 
   it('a process taking over re-checks the socket directory: refused while unsafe, broker once fixed', async () => {

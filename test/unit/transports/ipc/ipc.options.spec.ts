@@ -54,6 +54,16 @@ describe('ipc options', () => {
 
   it('never hosts the broker in a node:cluster worker (the primary does)', () => {
     expect(resolveIpcTransportOptions({}, {}, true).hostBroker).toBe(false);
+    expect(resolveIpcTransportOptions({}, {}, true).failover).toBe(false);
+  });
+
+  it('elects the broker (failover) among independent processes unless hostBroker is set', () => {
+    expect(resolveIpcTransportOptions({}, {}, false).failover).toBe(true);
+    expect(resolveIpcTransportOptions({ hostBroker: true }, {}, false).failover).toBe(false);
+    expect(resolveIpcTransportOptions({ hostBroker: false }, {}, false).failover).toBe(false);
+    expect(
+      resolveIpcTransportOptions({ hostBroker: false, failover: true }, {}, false).failover,
+    ).toBe(true);
   });
 
   it.each([
@@ -77,6 +87,7 @@ describe('ipc options', () => {
     [{ maxPayloadBytes: 0 }, /maxPayloadBytes must be an integer between 1/],
     [{ postTimeoutMs: 0 }, /postTimeoutMs must be an integer between 1/],
     [{ hostBroker: 'yes' as never }, /hostBroker must be a boolean/],
+    [{ failover: 1 as never }, /failover must be a boolean \(got 1\)/],
   ])('refuses %j at start-up with a clear message', (options, message) => {
     expect(() => resolve(options)).toThrow(InvalidOptionsError);
     expect(() => resolve(options)).toThrow(message);
