@@ -489,7 +489,10 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       if (!target) return false;
       if (!this.unique.claim(unique)) {
         this.counters.uniqueDropped++;
-        this.logger.debug?.(`ipc broker: unique event is duplicate: ${unique}`);
+        // Dropped on purpose (the key ran within the TTL): counted, and said with what it was.
+        this.logger.debug?.(
+          `ipc broker: dropped unique event ${describeEventBody(body)}: key '${unique}' already ran within ${this.options.unique.ttlMs} ms`,
+        );
       } else {
         this.enqueue(target, this.entry(slot, seq, body, true));
       }
