@@ -1,35 +1,38 @@
 import net from 'node:net';
 
 /**
- * A TCP proxy on 127.0.0.1 in front of a real server (PostgreSQL, Redis),
- * so a test can cut connections and refuse new ones without touching the
- * shared server, then restore service.
+ * A proxy in front of a real server (PostgreSQL, Redis over TCP; the ipc
+ * broker over a unix socket), so a test can cut connections and refuse new
+ * ones without touching the server, then restore service.
  */
 export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly target: net.NetConnectOpts;
   private cutOff = false;
   /** Connections accepted so far. */
   accepted = 0;
 
-  constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-  ) {}
+  /** `new TcpProxy(host, port)` for TCP, `new TcpProxy({ path })` for a unix socket. */
+  constructor(target: string | { path: string }, targetPort?: number) {
+    this.target =
+      typeof target === 'string' ? { host: target, port: targetPort! } : { path: target.path };
+  }
 
-  /** Listens on an ephemeral port (or `port`); resolves to it. */
-  async start(port = 0): Promise<number> {
+  /** Listens on an ephemeral TCP port, a given port, or a unix socket path; resolves to the port (0 for a path). */
+  async start(listen: number | string = 0): Promise<number> {
     this.server = net.createServer(client => this.accept(client));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(port, '127.0.0.1', () => resolve());
+      if (typeof listen === 'string') this.server!.listen(listen, () => resolve());
+      else this.server!.listen(listen, '127.0.0.1', () => resolve());
     });
-    return this.port;
+    return typeof listen === 'string' ? 0 : this.port;
   }
 
   get port(): number {
     const address = this.server?.address();
-    if (!address || typeof address === 'string') throw new Error('proxy is not listening');
+    if (!address || typeof address === 'string') throw new Error('proxy is not listening on TCP');
     return address.port;
   }
 
@@ -47,9 +50,11 @@ export class TcpProxy {
       return;
     }
     this.accepted++;
-    const upstream = net.connect(this.targetPort, this.targetHost);
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
+    const upstream = net.connect(this.target);
+    if (!('path' in this.target)) {
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
+    }
     this.sockets.add(client);
     this.sockets.add(upstream);
     const teardown = (): void => {

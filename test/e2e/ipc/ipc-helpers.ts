@@ -1,5 +1,4 @@
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { HeraldLogger } from '../../../lib/index.js';
@@ -52,52 +51,4 @@ export function received(child: ChildHandle, source?: string): string[] {
   return child.lines
     .filter(line => line.startsWith('got ') && (!source || line.startsWith(`got ${source}/`)))
     .map(line => line.slice(4));
-}
-
-/**
- * A unix-socket proxy in front of the broker, so a test can cut a worker's
- * connection mid-stream (the TcpProxy of test/helpers, for unix sockets).
- */
-export class UnixProxy {
-  private server?: net.Server;
-  private readonly sockets = new Set<net.Socket>();
-  accepted = 0;
-
-  constructor(
-    readonly listenPath: string,
-    private readonly targetPath: string,
-  ) {}
-
-  async start(): Promise<void> {
-    this.server = net.createServer(client => {
-      this.accepted++;
-      const upstream = net.connect(this.targetPath);
-      this.sockets.add(client);
-      this.sockets.add(upstream);
-      const teardown = (): void => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', teardown).on('close', teardown);
-      upstream.on('error', teardown).on('close', teardown);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise<void>(resolve => this.server!.listen(this.listenPath, resolve));
-  }
-
-  /** Destroys every open connection (the worker reconnects through the proxy). */
-  reset(): void {
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-  }
-
-  async close(): Promise<void> {
-    this.reset();
-    await new Promise<void>(resolve =>
-      this.server ? this.server.close(() => resolve()) : resolve(),
-    );
-  }
 }

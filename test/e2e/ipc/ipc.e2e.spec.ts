@@ -2,14 +2,8 @@ import path from 'node:path';
 import { IpcBroker } from '../../../lib/transports/ipc/ipc.broker.js';
 import { killAllChildren, type ChildHandle } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait-for.js';
-import {
-  command,
-  memoryLogger,
-  received,
-  socketDir,
-  startWorker,
-  UnixProxy,
-} from './ipc-helpers.js';
+import { TcpProxy } from '../../helpers/tcp-proxy.js';
+import { command, memoryLogger, received, socketDir, startWorker } from './ipc-helpers.js';
 
 const dir = socketDir();
 let n = 0;
@@ -138,12 +132,14 @@ describe('ipc e2e: real worker processes', () => {
 
   it('retries a stream cut mid-way and delivers each event once, in order', async () => {
     const { broker: b, socketPath } = await broker(2);
-    const proxy = new UnixProxy(path.join(dir, `proxy${n++}.sock`), socketPath);
-    await proxy.start();
+    // Cut a worker's connection mid-stream: the proxy sits on the unix socket.
+    const proxy = new TcpProxy({ path: socketPath });
+    const proxyPath = path.join(dir, `proxy${n++}.sock`);
+    await proxy.start(proxyPath);
     try {
       const receiver = await startWorker({ socketPath, workerId: 1, workerCount: 2 });
       const poster = await startWorker({
-        socketPath: proxy.listenPath,
+        socketPath: proxyPath,
         workerId: 0,
         workerCount: 2,
       });
