@@ -2,7 +2,7 @@ import path from 'node:path';
 import { IpcTransport } from '../../lib/transports/ipc/ipc.transport.js';
 import { socketDir } from '../e2e/ipc/ipc-helpers.js';
 import { killAllChildren, spawnNode, type ChildHandle } from '../helpers/processes.js';
-import { transportConformance } from './transport-conformance.js';
+import { transportConformance } from '../../lib/testing/index.js';
 
 // The brokers run in a process of their own, so every event the suite posts
 // leaves the posting process and comes back through a unix socket. Each

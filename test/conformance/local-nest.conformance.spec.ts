@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventPublisher, EventsModule, LocalTransport } from '../../lib/index.js';
-import { transportConformance, type BusLike } from './transport-conformance.js';
+import { transportConformance, type BusLike } from '../../lib/testing/index.js';
 
 /**
  * The whole suite through the Nest face: each instance is a Nest app whose

@@ -1,5 +1,5 @@
 import { LocalTransport } from '../../lib/index.js';
-import { transportConformance } from './transport-conformance.js';
+import { transportConformance } from '../../lib/testing/index.js';
 
 transportConformance({
   name: 'local',

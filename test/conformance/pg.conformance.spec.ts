@@ -1,6 +1,6 @@
 import { PgTransport } from '../../lib/pg/index.js';
 import { PG_URL } from '../helpers/services.js';
-import { transportConformance } from './transport-conformance.js';
+import { transportConformance } from '../../lib/testing/index.js';
 
 transportConformance({
   name: 'pg',

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { RedisTransport } from '../../lib/redis/index.js';
 import { REDIS_URL } from '../helpers/services.js';
-import { transportConformance } from './transport-conformance.js';
+import { transportConformance } from '../../lib/testing/index.js';
 
 const admin = new Redis(REDIS_URL, { lazyConnect: true });
 

@@ -16,8 +16,8 @@ import {
   type Transport,
   type TransportFeatures,
   type TransportStatus,
-} from '../../lib/index.js';
-import { waitFor } from '../helpers/wait-for.js';
+} from '../index.js';
+import { waitFor } from './wait-for.js';
 
 /**
  * How to make the transport under test. Instances created with the same
