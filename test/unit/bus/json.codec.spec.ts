@@ -76,6 +76,8 @@ describe('JsonCodec', () => {
   it('replays the counterexamples found so far', () => {
     expect(codec.decode(codec.encode([[new Number(-0)]]))).toEqual([[0]]);
     expect(() => codec.encode([new Number(Infinity)])).toThrow('data[0]');
+    const own = JSON.parse('{"__proto__":""}') as object;
+    expect(Object.keys(codec.decode(codec.encode(own)) as object)).toEqual(['__proto__']);
   });
 
   it('changes nothing an accepted value holds beyond the documented rules', () => {
@@ -94,7 +96,15 @@ describe('JsonCodec', () => {
       const out: Record<string, unknown> = proto === null ? Object.create(null) : {};
       for (const key of Object.keys(value)) {
         const item = (value as Record<string, unknown>)[key];
-        if (item !== undefined) out[key] = documented(item);
+        // defineProperty: an own `__proto__` key stays a key, as JSON.parse makes it
+        if (item !== undefined) {
+          Object.defineProperty(out, key, {
+            value: documented(item),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        }
       }
       return out;
     };
