@@ -277,7 +277,7 @@ async function ioredis(): Promise<Result> {
 
 // ------------------------------------------------------------------- limit
 
-function redisBenchmark(): number {
+async function redisBenchmark(): Promise<number> {
   const key = `bench:rb:${RUN}`;
   const out = execFileSync(
     'redis-benchmark',
@@ -299,7 +299,7 @@ function redisBenchmark(): number {
     ],
     { encoding: 'utf8' },
   );
-  void cleanup(key);
+  await cleanup(key);
   const match = /([\d.]+) requests per second/.exec(out);
   const perSecond = match ? Number(match[1]) : NaN;
   console.log(
@@ -343,7 +343,7 @@ async function main(): Promise<void> {
     nest.push(await nestRedis(WINDOW));
   }
   await ioredis();
-  redisBenchmark();
+  await redisBenchmark();
   const a = best(ours);
   const b = best(nest);
   console.log(

@@ -8,6 +8,7 @@ import { RedisStreamsClient, RedisStreamsServer } from '../../../lib/redis/micro
 import type { HeraldServer } from '../../../lib/microservices/base/herald.server.js';
 import { PG_URL, REDIS_URL, uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
+import { deleteRedisKeys } from '../../helpers/redis-cleanup.js';
 import { Recorder, handlersModule, type TestPatterns } from './fixtures/handlers.js';
 import { MiniHttpAdapter } from './fixtures/mini-http.adapter.js';
 
@@ -60,6 +61,8 @@ const cases: Case[] = [
       }) as unknown as HeraldServer<never>,
   },
 ];
+
+afterAll(() => deleteRedisKeys(`${base}*`));
 
 describe.each(cases)('hybrid app with ClientsModule ($name)', testCase => {
   const recorder = new Recorder();

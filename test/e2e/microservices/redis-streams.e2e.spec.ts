@@ -20,6 +20,7 @@ import { silentLogger } from '../../../lib/index.js';
 import { TransportClosedError } from '../../../lib/bus/errors.js';
 import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
+import { deleteRedisKeys } from '../../helpers/redis-cleanup.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { Recorder, handlersModule, type TestPatterns } from './fixtures/handlers.js';
 import { Controller, Module } from '@nestjs/common';
@@ -103,6 +104,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   redis.disconnect();
+  await deleteRedisKeys(`ms_${process.pid}_*`);
 });
 
 describe('RedisStreamsServer / RedisStreamsClient', () => {
