@@ -13,7 +13,7 @@
 // are counted at the receivers, latency (post -> handler) as p50/p99.
 import { fork, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -59,6 +59,18 @@ if (cluster.isPrimary && !process.env.BENCH_CHILD) {
 }
 
 /** Independent processes (child_process.fork, not node:cluster), as pm2 would start them. */
+const socketDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of socketDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh 0700 directory for one run's socket, removed when this process exits. */
+function socketDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  socketDirs.push(dir);
+  return dir;
+}
+
 function forkIndependent(mode: Mode, socketPath: string, id: number): ChildProcess {
   return fork(process.argv[1], [], {
     env: {
@@ -91,7 +103,7 @@ function message<T extends { type: string }>(child: ChildProcess, type: string):
 
 /** SIGKILL the broker's process; ms until the first event delivered by the new broker. */
 async function failovers(): Promise<number[]> {
-  const socketPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'herald-failover-')), 'f.sock');
+  const socketPath = path.join(socketDir('herald-failover-'), 'f.sock');
   const live = new Map<number, ChildProcess>();
   let brokerId = -1;
   const start = async (id: number): Promise<void> => {
@@ -213,7 +225,7 @@ async function runMode(mode: Mode): Promise<Result> {
     stop(): Promise<void>;
   };
   if (mode === 'pm2') {
-    const socketPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'herald-bench-')), 'p.sock');
+    const socketPath = path.join(socketDir('herald-bench-'), 'p.sock');
     const children = new Map<number, ChildProcess>();
     for (let id = 0; id < WORKERS; id++) children.set(id, forkIndependent(mode, socketPath, id));
     group = {
@@ -221,7 +233,7 @@ async function runMode(mode: Mode): Promise<Result> {
       stop: () => Promise.all([...children.values()].map(exited)).then(() => undefined),
     };
   } else if (mode === 'herald') {
-    const socketPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'herald-bench-')), 'b.sock');
+    const socketPath = path.join(socketDir('herald-bench-'), 'b.sock');
     const broker = await startBroker(
       { socketPath, workerCount: WORKERS },
       { logger: silentLogger },

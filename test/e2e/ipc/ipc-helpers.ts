@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { HeraldLogger } from '../../../lib/index.js';
 import { spawnNode, type ChildHandle } from '../../helpers/processes.js';
+import { tempDir } from '../../helpers/temp-dir.js';
 
 /** A fresh 0700 directory for this test file's sockets (mkdtemp creates it 0700). */
 export function socketDir(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'herald-ipc-'));
+  return tempDir('herald-ipc-');
 }
 
 /** A logger that keeps lines for assertions. */

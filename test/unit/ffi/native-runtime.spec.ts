@@ -17,6 +17,7 @@ import { withMethods } from '../../../lib/ffi/runtime-methods.js';
 import { uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { buildNative, FIXTURE_DIR, fixture } from './ffi-fixtures.js';
+import { tempDir } from '../../helpers/temp-dir.js';
 
 const opened: NativeRuntime[] = [];
 /** Loads a runtime that afterAll closes (closing twice is a no-op). */
@@ -26,12 +27,14 @@ function load(lib: string, options: Parameters<typeof NativeRuntime.load>[1] = {
   return runtime;
 }
 
+const logDir = tempDir('herald-gate-');
+
 /** A gate runtime with `threads` pollers, plus a control instance of the same library to open/shut its gate. */
 function gate(
   threads: number,
   extra = '',
 ): { runtime: NativeRuntime; control: NativeRuntime; log: string } {
-  const log = path.join(os.tmpdir(), `${uniqueName('herald-gate')}.log`);
+  const log = path.join(logDir, `${uniqueName('gate')}.log`);
   const runtime = load(fixture('gate'), {
     cfg: `threads=${threads};log=${log}${extra}`,
     name: 'gate',

@@ -1,6 +1,4 @@
-import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { EventBus, silentLogger, type HeraldLogger } from '../../../../lib/index.js';
 import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
@@ -14,8 +12,9 @@ import { IpcFrameRefusedError } from '../../../../lib/transports/ipc/ipc.errors.
 import { BodyReader, FrameReader, FrameWriter } from '../../../../lib/transports/ipc/ipc.frame.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 import { waitFor } from '../../../helpers/wait-for.js';
+import { tempDir } from '../../../helpers/temp-dir.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-broker-'));
+const dir = tempDir('herald-broker-');
 let n = 0;
 
 function memoryLogger(): HeraldLogger & { lines: string[] } {

@@ -1,6 +1,5 @@
 import { chmodSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import {
   EventBus,
@@ -19,8 +18,9 @@ import {
 import { BodyReader, FrameReader, FrameWriter } from '../../../../lib/transports/ipc/ipc.frame.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 import { waitFor } from '../../../helpers/wait-for.js';
+import { tempDir } from '../../../helpers/temp-dir.js';
 
-const root = mkdtempSync(path.join(os.tmpdir(), 'herald-hard-'));
+const root = tempDir('herald-hard-');
 let n = 0;
 const fresh = (): string => path.join(root, `s${n++}.sock`);
 

@@ -1,11 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { EventBus, silentLogger } from '../../../../lib/index.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 import { waitFor } from '../../../helpers/wait-for.js';
+import { tempDir } from '../../../helpers/temp-dir.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-ipc-'));
+const dir = tempDir('herald-ipc-');
 
 describe('ipc transport in one process', () => {
   const buses: EventBus[] = [];

@@ -1,23 +1,15 @@
-import {
-  chmodSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { EventBus, silentLogger } from '../../../../lib/index.js';
 import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
 import { IpcSocketError } from '../../../../lib/transports/ipc/ipc.errors.js';
 import { BrokerLock, brokerLockName } from '../../../../lib/transports/ipc/ipc.lock.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
+import { tempDir } from '../../../helpers/temp-dir.js';
 
-const root = mkdtempSync(path.join(os.tmpdir(), 'herald-sock-'));
+const root = tempDir('herald-sock-');
 let n = 0;
 const fresh = (): string => path.join(root, `d${n++}`);
 
