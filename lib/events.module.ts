@@ -132,8 +132,17 @@ export class EventsModule
     // way up, ascending on the way down), and reads it only once hooks first
     // run, after every instance exists. Distance 0, nearer than the root
     // (1), makes this module the first destroyed and the last bootstrapped.
+    let buses = 0;
     for (const moduleRef of modules.values()) {
+      if (moduleRef.providers.has(EVENT_BUS)) buses++;
       if (moduleRef.providers.get(EVENT_BUS)?.instance === bus) moduleRef.distance = 0;
+    }
+    // Two of them would each register every @OnEvent method on its own bus,
+    // so every event would run its handlers twice.
+    if (buses > 1) {
+      throw new InvalidOptionsError(
+        'EventsModule is imported more than once in this app (two forRoot/forRootAsync calls): import it once, in the root module; it is global by default',
+      );
     }
   }
 

@@ -222,6 +222,21 @@ describe('EventsModule per app instance (e2e)', () => {
       await b.close();
     }
   });
+
+  it('refuses two EventsModules in one app, which would run every handler twice', async () => {
+    @Module({ imports: [EventsModule.forRoot({ logger: silentLogger, isGlobal: false })] })
+    class FeatureModule {}
+
+    @Module({
+      imports: [EventsModule.forRoot({ logger: silentLogger }), FeatureModule],
+      providers: [Counter],
+    })
+    class TwiceModule {}
+
+    await expect(
+      NestFactory.createApplicationContext(TwiceModule, { logger: false, abortOnError: false }),
+    ).rejects.toThrow(InvalidOptionsError);
+  });
 });
 
 describe('transient providers (e2e)', () => {
