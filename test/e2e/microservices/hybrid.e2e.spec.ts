@@ -9,24 +9,16 @@ import type { HeraldServer } from '../../../lib/microservices/base/herald.server
 import { PG_URL, REDIS_URL, uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { deleteRedisKeys } from '../../helpers/redis-cleanup.js';
-import { Recorder, handlersModule, type TestPatterns } from './fixtures/handlers.js';
+import {
+  Recorder,
+  handlersModule,
+  prefixedPatterns,
+  type TestPatterns,
+} from './fixtures/handlers.js';
 import { MiniHttpAdapter } from './fixtures/mini-http.adapter.js';
 
 const base = uniqueName('hy');
-const patterns: TestPatterns = {
-  event: `${base}_event`,
-  gated: `${base}_gated`,
-  flaky: `${base}_flaky`,
-  swallowed: `${base}_swallowed`,
-  echo: `${base}_echo`,
-  slow: `${base}_slow`,
-  intercepted: `${base}_intercepted`,
-  guarded: `${base}_guarded`,
-  piped: `${base}_piped`,
-  filtered: `${base}_filtered`,
-  big: `${base}_big`,
-  unserializable: `${base}_unserializable`,
-};
+const patterns: TestPatterns = prefixedPatterns(base);
 const BACKEND = 'BACKEND';
 
 interface Case {

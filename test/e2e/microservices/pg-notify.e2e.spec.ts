@@ -25,23 +25,15 @@ import { PgHub } from '../../../lib/pg/index.js';
 import { PG_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { waitFor } from '../../helpers/wait-for.js';
-import { Recorder, handlersModule, type TestPatterns } from './fixtures/handlers.js';
+import {
+  Recorder,
+  handlersModule,
+  prefixedPatterns,
+  type TestPatterns,
+} from './fixtures/handlers.js';
 
 const base = uniqueName('ms');
-const patterns: TestPatterns = {
-  event: `${base}_event`,
-  gated: `${base}_gated`,
-  flaky: `${base}_flaky`,
-  swallowed: `${base}_swallowed`,
-  echo: `${base}_echo`,
-  slow: `${base}_slow`,
-  intercepted: `${base}_intercepted`,
-  guarded: `${base}_guarded`,
-  piped: `${base}_piped`,
-  filtered: `${base}_filtered`,
-  big: `${base}_big`,
-  unserializable: `${base}_unserializable`,
-};
+const patterns: TestPatterns = prefixedPatterns(base);
 
 const recorder = new Recorder();
 const pool = new pg.Pool({ connectionString: PG_URL, max: 2 });
