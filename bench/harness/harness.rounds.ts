@@ -56,8 +56,13 @@ export interface BenchSpec {
   latencyUnit?: 'ms' | 'µs';
   rounds: number;
   variants: Variant[];
-  /** The last one is the headline, printed as the last line. */
+  /**
+   * The last one is the headline, printed as the last line. None only for a
+   * bench with no peer (the leak check), which prints its own verdict last.
+   */
   comparisons: Comparison[];
+  /** After each round (every variant ran once), untimed: e.g. a memory mark. */
+  afterRound?(round: number): Promise<void>;
   /** After the rounds: releases what the variants share. */
   close?(): Promise<void>;
   /** After the rounds: further figures (lines) printed before the comparisons. */
@@ -156,6 +161,7 @@ export async function runBench(spec: BenchSpec): Promise<Map<string, Figure[]>> 
             `${figure.cpuPerEvent.toFixed(2).padStart(7)} µs CPU/${unit.replace(/s$/, '')}${latencyText(figure)}`,
         );
       }
+      await spec.afterRound?.(round);
     }
   } finally {
     await spec.close?.();
