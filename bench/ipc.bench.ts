@@ -36,12 +36,13 @@ import {
   type Variant,
 } from './harness/index.js';
 
-const WORKERS = 4;
+/** 4 workers; 2 in smoke mode (every process start compiles the TypeScript sources). */
+const WORKERS = smokeOr(4, 2);
 const IN_FLIGHT = 256;
 const SECONDS = setting('BENCH_SECONDS', 4, 0.3);
 const WARMUP_MS = smokeOr(500, 100);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const FAILOVERS = setting('BENCH_FAILOVERS', 10, 2);
+const FAILOVERS = setting('BENCH_FAILOVERS', 10, 1);
 const ROUNDS = rounds(3);
 type Mode = 'herald' | 'cluster' | 'redis' | 'pm2' | 'failover';
 const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald,pm2').split(',') as Mode[];
@@ -98,7 +99,7 @@ function message<T extends { type: string }>(
 ): Promise<T> {
   return new Promise(resolve => {
     const listener = (m: T): void => {
-      if (m.type !== type) return;
+      if (m?.type !== type) return;
       child.off('message', listener);
       resolve(m);
     };
@@ -180,7 +181,7 @@ async function failoverChild(): Promise<void> {
   wasBroker = transport.isBroker;
 }
 
-/** One round of a mode: 4 workers started, warmed up, measured over SECONDS, stopped. */
+/** One round of a mode: the workers started, warmed up, measured over SECONDS, stopped. */
 async function session(mode: Mode): Promise<Session> {
   let stopBroker: (() => Promise<void>) | undefined;
   let group: { workers: Map<number, Worker | ChildProcess>; stop(): Promise<void> };
