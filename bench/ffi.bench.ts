@@ -6,9 +6,11 @@
 //               flight on one pipelining connection (the original's comparison)
 //   (b) koffi:  koffi's `.async()` call of a plain C echo (libuv thread pool)
 //   (c) worker: worker_threads postMessage to an echoing worker
-// Each cell is the best of BENCH_ROUNDS (default 3) runs of BENCH_MS
-// (default 500 ms) after a short warm-up: the machine is shared and noisy.
-// Last line: herald/uds at 4 KiB with 64 in flight.
+// Every cell (size, in flight, peer) is a variant of the harness (bench/harness):
+// BENCH_ROUNDS (default 3) interleaved rounds of BENCH_MS (default 500 ms)
+// after a short warm-up; CPU counts this process (all its threads: herald's
+// poller, koffi's pool, the worker) and the uds server process, which reports
+// its own. Last line: herald/uds at 4 KiB with 64 in flight. BENCH_SMOKE=1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,12 +21,24 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import { NativeRuntime } from '../lib/ffi/index.js';
+import {
+  ANSWER_CPU_JS,
+  askCpuMicros,
+  rounds,
+  runBench,
+  runMain,
+  setting,
+  smokeOr,
+  type Comparison,
+  type RunResult,
+  type Variant,
+} from './harness/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
-const DURATION_MS = Number(process.env.BENCH_MS ?? 500);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const WARMUP_MS = 200;
+const DURATION_MS = setting('BENCH_MS', 500, 50);
+const ROUNDS = rounds(3);
+const WARMUP_MS = smokeOr(200, 20);
 const SIZES = [16, 4096];
 const IN_FLIGHT = [1, 64, 1024];
 
@@ -34,48 +48,54 @@ interface Peer {
   name: string;
   call: Call;
   close(): Promise<void> | void;
-}
-
-interface Result {
-  callsPerSecond: number;
-  p50: number;
-  p99: number;
+  /** CPU µs of the peer's own process so far, when it has one. */
+  childCpuMicros?(): Promise<number>;
 }
 
 /** Closed loop: `inFlight` callers each issue the next call when the previous answers. */
-async function measure(call: Call, size: number, inFlight: number): Promise<Result> {
+async function closedLoop(
+  call: Call,
+  size: number,
+  inFlight: number,
+  ms: number,
+  latencies?: number[],
+): Promise<RunResult> {
   const request = Buffer.alloc(size, 0x41);
-  const run = async (ms: number, latencies?: number[]): Promise<number> => {
-    const end = performance.now() + ms;
-    let calls = 0;
-    const caller = async (): Promise<void> => {
-      while (performance.now() < end) {
-        const start = performance.now();
-        const answer = await call(request);
-        if (answer.length !== size)
-          throw new Error(`echo of ${size} bytes answered ${answer.length}`);
-        latencies?.push(performance.now() - start);
-        calls++;
-      }
-    };
-    const started = performance.now();
-    await Promise.all(Array.from({ length: inFlight }, caller));
-    return calls / ((performance.now() - started) / 1000);
+  const end = performance.now() + ms;
+  let calls = 0;
+  const caller = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const start = performance.now();
+      const answer = await call(request);
+      if (answer.length !== size)
+        throw new Error(`echo of ${size} bytes answered ${answer.length}`);
+      latencies?.push(performance.now() - start);
+      calls++;
+    }
   };
-  await run(WARMUP_MS);
-  let best: Result | undefined;
-  for (let round = 0; round < ROUNDS; round++) {
-    (globalThis as { gc?: () => void }).gc?.();
-    const latencies: number[] = [];
-    const callsPerSecond = await run(DURATION_MS, latencies);
-    latencies.sort((a, b) => a - b);
-    const at = (q: number): number =>
-      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] * 1000;
-    if (!best || callsPerSecond > best.callsPerSecond)
-      best = { callsPerSecond, p50: at(0.5), p99: at(0.99) };
-  }
-  return best!;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, caller));
+  return { events: calls, seconds: (performance.now() - started) / 1000, latencyMs: latencies };
 }
+
+/** One cell of the matrix for one peer; the peers live across the rounds. */
+function cell(peer: Peer, size: number, inFlight: number): Variant {
+  return {
+    name: cellName(peer.name, size, inFlight),
+    setup: async () => ({
+      warmUp: async () => void (await closedLoop(peer.call, size, inFlight, WARMUP_MS)),
+      async run() {
+        const childBefore = await peer.childCpuMicros?.();
+        const result = await closedLoop(peer.call, size, inFlight, DURATION_MS, []);
+        const childAfter = await peer.childCpuMicros?.();
+        return { ...result, childCpuMicros: (childAfter ?? 0) - (childBefore ?? 0) };
+      },
+    }),
+  };
+}
+
+const cellName = (peer: string, size: number, inFlight: number): string =>
+  `${peer} ${size} B x${inFlight}`;
 
 function herald(): Peer {
   const runtime = NativeRuntime.load(path.join(FIXTURES, 'libherald_echo.so'), {
@@ -104,6 +124,8 @@ const server = net.createServer(socket => {
   });
 });
 server.listen(process.argv[1], () => process.stdout.write('ready\\n'));
+${ANSWER_CPU_JS}
+process.on('disconnect', () => process.exit(0));
 `;
 
 /** (a) A separate process echoing length-prefixed frames; one pipelining connection. */
@@ -111,7 +133,7 @@ async function uds(): Promise<Peer & { child: ChildProcess }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-uds-'));
   const socketPath = path.join(dir, 'echo.sock');
   const child = spawn(process.execPath, ['-e', UDS_SERVER, socketPath], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   // Never leave the server behind, even when the bench fails.
   process.once('exit', () => child.kill());
@@ -159,6 +181,7 @@ async function uds(): Promise<Peer & { child: ChildProcess }> {
     name: 'uds',
     child,
     call,
+    childCpuMicros: () => askCpuMicros(child),
     close: async () => {
       socket.destroy();
       child.kill();
@@ -226,51 +249,46 @@ async function worker(): Promise<Peer> {
   return { name: 'worker', call, close: async () => void (await thread.terminate()) };
 }
 
-const fmt = (n: number): string =>
-  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`;
-const us = (n: number): string => `${n.toFixed(1)}`;
-
-async function main(): Promise<void> {
-  const peers: Peer[] = [herald(), await uds(), koffiAsync(), await worker()];
-  const results = new Map<string, Result>();
-  const key = (peer: string, size: number, inFlight: number): string =>
-    `${peer}/${size}/${inFlight}`;
-  console.log(
-    `ffi echo, best of ${ROUNDS} x ${DURATION_MS} ms per cell, ${os.cpus().length} CPUs, ` +
-      `node ${process.version}, load average ${os.loadavg()[0].toFixed(1)}`,
+runMain('bench:ffi', async () => {
+  const peers: Peer[] = [];
+  try {
+    peers.push(herald(), await uds(), koffiAsync(), await worker());
+  } catch (error) {
+    for (const peer of peers) await peer.close();
+    throw error;
+  }
+  const variants = SIZES.flatMap(size =>
+    IN_FLIGHT.flatMap(inFlight => peers.map(peer => cell(peer, size, inFlight))),
   );
-  console.log('| size | in flight | peer | calls/s | p50 us | p99 us | herald/peer |');
-  console.log('|---|---|---|---|---|---|---|');
-  for (const size of SIZES) {
-    for (const inFlight of IN_FLIGHT) {
-      for (const peer of peers) {
-        const result = await measure(peer.call, size, inFlight);
-        results.set(key(peer.name, size, inFlight), result);
-        const ours = results.get(key('herald', size, inFlight))!;
-        const ratio =
-          peer.name === 'herald'
-            ? ''
-            : `${(ours.callsPerSecond / result.callsPerSecond).toFixed(2)}x`;
-        console.log(
-          `| ${size} B | ${inFlight} | ${peer.name} | ${fmt(result.callsPerSecond)} | ${us(result.p50)} | ${us(result.p99)} | ${ratio} |`,
-        );
-      }
-    }
-  }
-  for (const peer of peers) await peer.close();
-  const ours = results.get(key('herald', 4096, 64))!;
-  for (const peer of peers.slice(1).reverse()) {
-    const theirs = results.get(key(peer.name, 4096, 64))!;
-    console.log(
-      `herald/${peer.name} = ${(ours.callsPerSecond / theirs.callsPerSecond).toFixed(1)}x (4 KiB, 64 in flight)`,
-    );
-  }
-}
-
-main().then(
-  () => process.exit(0),
-  error => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+  const comparisons: Comparison[] = SIZES.flatMap(size =>
+    IN_FLIGHT.filter(inFlight => size !== 4096 || inFlight !== 64).map(inFlight => ({
+      label: `herald/uds at ${size} B, ${inFlight} in flight`,
+      herald: cellName('herald', size, inFlight),
+      peer: cellName('uds', size, inFlight),
+    })),
+  );
+  for (const peer of ['worker', 'koffi'])
+    comparisons.push({
+      label: `herald/${peer} at 4096 B, 64 in flight`,
+      herald: cellName('herald', 4096, 64),
+      peer: cellName(peer, 4096, 64),
+    });
+  // The headline last: 4 KiB with 64 in flight against uds.
+  comparisons.push({
+    label: 'herald/uds',
+    herald: cellName('herald', 4096, 64),
+    peer: cellName('uds', 4096, 64),
+  });
+  await runBench({
+    title: 'bench:ffi',
+    description: `echo round trips, closed loop, ${DURATION_MS} ms per cell and round after ${WARMUP_MS} ms of warm-up; herald poll threads: ${process.env.BENCH_FFI_THREADS ?? 1}`,
+    unit: 'calls',
+    latencyUnit: 'µs',
+    rounds: ROUNDS,
+    variants,
+    comparisons,
+    close: async () => {
+      for (const peer of peers) await peer.close();
+    },
+  });
+});
