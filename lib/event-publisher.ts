@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 import type { EventHandler } from './interfaces/envelope.interface.js';
-import type { EventBus, EventBusStats } from './bus/event-bus.js';
+import type { EventBus, EventBusStats, EventBusStatus } from './bus/event-bus.js';
 import type { PostOptions, PostReceipt } from './bus/event-bus.options.js';
 import { EVENT_BUS } from './events.constants.js';
-import type { TransportStatus } from './interfaces/transport.interface.js';
 
 /**
  * The app's door to its bus: inject it anywhere `EventsModule` is visible.
@@ -46,8 +45,12 @@ export class EventPublisher {
     return this.bus.unregister(handler, source, ...events);
   }
 
-  /** The transport's connection status. */
-  get status$(): Observable<TransportStatus> {
+  /**
+   * The bus's status: `connecting`, `reconnecting` with the cause while the
+   * transport's `connect()` retries, then the transport's own status; `bus`
+   * says the bus's state (`failed` once the transport gave up).
+   */
+  get status$(): Observable<EventBusStatus> {
     return this.bus.status$;
   }
 

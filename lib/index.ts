@@ -7,7 +7,12 @@ export type { Envelope, EventHandler, HeraldEvent } from './interfaces/envelope.
 export type { HeraldLogger } from './common/logger.js';
 export { consoleLogger, silentLogger } from './common/logger.js';
 export { UniqueCache, type UniqueOptions } from './common/unique-cache.js';
-export { EventBus, type EventBusStats } from './bus/event-bus.js';
+export {
+  EventBus,
+  type EventBusState,
+  type EventBusStats,
+  type EventBusStatus,
+} from './bus/event-bus.js';
 export type {
   EventBusOptions,
   HandlerErrorContext,

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { BehaviorSubject, type Observable } from 'rxjs';
-import { systemClock, type Clock } from '../common/clock.js';
+import { BehaviorSubject, distinctUntilChanged, map, of, switchMap, type Observable } from 'rxjs';
+import type { Clock } from '../common/clock.js';
+import { describeError, stackOf } from '../common/describe-error.js';
+import { StateMachine } from '../common/state-machine.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import type { Envelope, EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import {
@@ -10,21 +12,22 @@ import {
   QueueFullError,
   TransportClosedError,
 } from '../common/errors.js';
-import type {
-  EventBusOptions,
-  HandlerErrorContext,
-  PostOptions,
-  PostReceipt,
+import {
+  resolveEventBusOptions,
+  type EventBusOptions,
+  type HandlerErrorContext,
+  type PostOptions,
+  type PostReceipt,
 } from './event-bus.options.js';
 import { Fifo } from '../common/fifo.js';
 import { HandlerRegistry, patternsOf } from './handler-registry.js';
-import { jsonCodec } from '../common/json.codec.js';
-import { consoleLogger, type HeraldLogger } from '../common/logger.js';
+import type { HeraldLogger } from '../common/logger.js';
 import { processOrigin } from '../common/origin.js';
 import type {
   Delivery,
   PublishResult,
   Transport,
+  TransportState,
   TransportStatus,
 } from '../interfaces/transport.interface.js';
 
@@ -55,7 +58,44 @@ interface Running {
   failed: boolean;
 }
 
-type Phase = 'idle' | 'connecting' | 'connected' | 'closing' | 'closed';
+/**
+ * The bus's own life. `reconnecting`: the transport's `connect()` has not
+ * resolved and the transport reported a failed attempt (posts wait in the
+ * bounded buffer). `failed`: `connect()` rejected (the transport gave up):
+ * every waiting and later post rejects with that cause. @publicApi
+ */
+export type EventBusState =
+  'idle' | 'connecting' | 'reconnecting' | 'connected' | 'failed' | 'closing' | 'closed';
+
+const BUS_TRANSITIONS = {
+  idle: ['connecting', 'closing'],
+  connecting: ['reconnecting', 'connected', 'failed', 'closing'],
+  reconnecting: ['connecting', 'connected', 'failed', 'closing'],
+  connected: ['closing'],
+  failed: ['closing'],
+  closing: ['closed'],
+  closed: [],
+} as const satisfies { readonly [K in EventBusState]: readonly EventBusState[] };
+
+/**
+ * What `status$` carries: a {@link TransportStatus} (so code written for a
+ * transport's feed reads it unchanged) plus the bus's own state in `bus`.
+ * @publicApi
+ */
+export interface EventBusStatus extends TransportStatus {
+  readonly bus: EventBusState;
+}
+
+/** How each bus state reads in the transport vocabulary of `status$` (connected/closing: the transport's own). */
+const AS_TRANSPORT_STATE: Readonly<Record<EventBusState, TransportState | undefined>> = {
+  idle: 'connecting',
+  connecting: 'connecting',
+  reconnecting: 'reconnecting',
+  connected: undefined,
+  failed: 'disconnected',
+  closing: undefined,
+  closed: 'closed',
+};
 
 function validName(name: unknown, what: string): string {
   if (typeof name !== 'string' || name === '') {
@@ -92,11 +132,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function describe(error: unknown): { message: string; stack?: string } {
-  if (error instanceof Error) return { message: error.message, stack: error.stack };
-  return { message: String(error) };
-}
-
 /**
  * The bus: a handler registry, dispatch with settle, error isolation and the
  * codec, over one {@link Transport}. It knows nothing of Nest.
@@ -121,8 +156,10 @@ export class EventBus {
   private readonly outbox = new Fifo<Outgoing>();
   private readonly queue = new Fifo<Item>();
   private readonly ready$ = new BehaviorSubject<boolean>(false);
-  private phase: Phase = 'idle';
+  private readonly machine: StateMachine<EventBusState, { role: string }>;
   private connecting?: Promise<void>;
+  /** Why `connect()` failed: every later post rejects with it. */
+  private failure?: unknown;
   private flushScheduled = false;
   private publishing = 0;
   private started = false;
@@ -148,38 +185,62 @@ export class EventBus {
     queueHighWater: 0,
   };
 
+  /** @throws InvalidOptionsError naming the option, the rule and the value given. */
   constructor(options: EventBusOptions) {
-    this.transport = options.transport;
-    this.codec = options.codec ?? jsonCodec;
-    this.logger = options.logger ?? consoleLogger;
-    this.clock = options.clock ?? systemClock;
-    this.concurrency = options.concurrency ?? 1;
-    this.maxPending = options.maxPending ?? 10240;
-    this.handlerTimeoutMs = options.handlerTimeoutMs;
-    this.onHandlerError = options.onHandlerError;
-    this.uniqueSettings = {
-      ttlMs: options.unique?.ttlMs ?? 2000,
-      cacheSize: options.unique?.cacheSize ?? 1024,
-    };
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
-      throw new RangeError('concurrency must be an integer >= 1');
-    }
-    if (!Number.isInteger(this.maxPending) || this.maxPending < 1) {
-      throw new RangeError('maxPending must be an integer >= 1');
-    }
-    if (this.handlerTimeoutMs !== undefined && !(this.handlerTimeoutMs > 0)) {
-      throw new RangeError('handlerTimeoutMs must be > 0');
-    }
+    const resolved = resolveEventBusOptions(options);
+    this.transport = resolved.transport;
+    this.codec = resolved.codec;
+    this.logger = resolved.logger;
+    this.clock = resolved.clock;
+    this.concurrency = resolved.concurrency;
+    this.maxPending = resolved.maxPending;
+    this.handlerTimeoutMs = resolved.handlerTimeoutMs;
+    this.onHandlerError = resolved.onHandlerError;
+    this.uniqueSettings = resolved.unique;
+    this.machine = new StateMachine(
+      `event bus (${this.transport.name})`,
+      'idle',
+      BUS_TRANSITIONS,
+      this.logger,
+    );
   }
 
-  /** The transport's connection status. */
-  get status$(): Observable<TransportStatus> {
-    return this.transport.status$;
+  /** The bus's state. */
+  get state(): EventBusState {
+    return this.machine.state;
   }
 
-  /** Connects the transport (once); posts made before wait for it. */
+  /**
+   * The one status feed. Until the transport's `connect()` resolves:
+   * `connecting`, or `reconnecting` with the cause of the failed attempt
+   * (posts wait); if it gives up, `disconnected` with that cause (`bus:
+   * 'failed'`: posts reject with it). Once connected, the transport's own
+   * status (`connected`, `reconnecting`, `disconnected`, with its `role`);
+   * `closed` at the end, then it completes. `bus` always says the bus's state.
+   */
+  get status$(): Observable<EventBusStatus> {
+    return this.machine.status$.pipe(
+      switchMap(({ state: bus, reason, role }): Observable<EventBusStatus> => {
+        const state = AS_TRANSPORT_STATE[bus];
+        if (state === undefined) {
+          return this.transport.status$.pipe(map(status => ({ ...status, bus })));
+        }
+        return of({ state, bus, ...(reason === undefined ? {} : { reason }), ...pick(role) });
+      }),
+      distinctUntilChanged(
+        (a, b) =>
+          a.state === b.state && a.bus === b.bus && a.reason === b.reason && a.role === b.role,
+      ),
+    );
+  }
+
+  /**
+   * Connects the transport (once); posts made before wait for it, in the
+   * bounded buffer. Rejects with the transport's error when its `connect()`
+   * gives up; every waiting and later post then rejects with it too.
+   */
   connect(): Promise<void> {
-    if (this.phase === 'closing' || this.phase === 'closed') {
+    if (this.machine.is('closing', 'closed')) {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
     this.connecting ??= this.openTransport();
@@ -187,16 +248,65 @@ export class EventBus {
   }
 
   private async openTransport(): Promise<void> {
-    this.phase = 'connecting';
-    await this.transport.connect({
-      deliver: delivery => this.receive(delivery),
-      logger: this.logger,
-      unique: this.uniqueSettings,
-      clock: this.clock,
+    this.machine.setState('connecting');
+    // While connect() is pending, the transport's failed attempts show as
+    // `reconnecting` with their cause: posts wait, nothing is lost yet.
+    const watch = this.transport.status$.subscribe(status => {
+      if (!this.machine.is('connecting', 'reconnecting')) return;
+      if (status.state === 'reconnecting' || status.state === 'disconnected') {
+        this.machine.setState('reconnecting', status.reason, pick(status.role));
+      } else if (status.state === 'connecting') {
+        this.machine.setState('connecting', status.reason, pick(status.role));
+      }
     });
-    if (this.phase === 'connecting') this.phase = 'connected';
+    try {
+      await this.callTransport(() =>
+        this.transport.connect({
+          deliver: delivery => this.receive(delivery),
+          logger: this.logger,
+          unique: this.uniqueSettings,
+          clock: this.clock,
+        }),
+      );
+    } catch (error) {
+      this.fail(error);
+      throw error;
+    } finally {
+      watch.unsubscribe();
+    }
+    if (this.machine.is('connecting', 'reconnecting')) this.machine.setState('connected');
     this.updateReady();
     this.scheduleFlush();
+  }
+
+  /** Calls the transport, turning a synchronous throw into a rejection. */
+  private callTransport<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return Promise.resolve(call());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The transport gave up connecting: every waiting post rejects with its cause. */
+  private fail(error: unknown): void {
+    this.failure = error;
+    if (this.machine.is('connecting', 'reconnecting')) {
+      this.machine.setState('failed', describeError(error));
+    }
+    const waiting = this.outbox.drain();
+    if (waiting.length > 0) {
+      this.counters.publishFailed += waiting.length;
+      this.logger.error(
+        `transport ${this.transport.name} failed to connect (${describeError(error)}): ${waiting.length} waiting post(s) rejected, first ${describeEvent(waiting[0].envelope)}`,
+      );
+    } else {
+      this.logger.error(
+        `transport ${this.transport.name} failed to connect: ${describeError(error)}`,
+      );
+    }
+    for (const outgoing of waiting) outgoing.reject(error);
+    this.notifyIdle();
   }
 
   /** Begins dispatch: buffered events run now, in arrival order. */
@@ -217,13 +327,15 @@ export class EventBus {
             queueMicrotask(() => subscription.unsubscribe());
           }
         },
-        complete: () => reject(new TransportClosedError('event bus closed before it was ready')),
+        complete: () =>
+          reject(this.failure ?? new TransportClosedError('event bus closed before it was ready')),
       });
+      if (this.failure !== undefined) reject(this.failure);
     });
   }
 
   private updateReady(): void {
-    const ready = this.phase === 'connected' && this.started;
+    const ready = this.machine.is('connected') && this.started;
     if (ready !== this.ready$.value) this.ready$.next(ready);
   }
 
@@ -263,9 +375,10 @@ export class EventBus {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.phase === 'closing' || this.phase === 'closed') {
+    if (this.machine.is('closing', 'closed')) {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
+    if (this.machine.is('failed')) return Promise.reject(this.failure);
     if (this.outbox.length >= this.maxPending) {
       return Promise.reject(new QueueFullError('outgoing', this.maxPending));
     }
@@ -323,7 +436,7 @@ export class EventBus {
   postLocal(source: string, event: string, data?: unknown): void {
     validName(source, 'source');
     validName(event, 'event');
-    if (this.phase === 'closing' || this.phase === 'closed') {
+    if (this.machine.is('closing', 'closed')) {
       throw new TransportClosedError('event bus is closed');
     }
     if (this.queue.length >= this.maxPending) throw new QueueFullError('incoming', this.maxPending);
@@ -344,11 +457,12 @@ export class EventBus {
 
   private scheduleFlush(): void {
     if (this.flushScheduled || this.outbox.length === 0) return;
-    if (this.phase === 'idle') {
+    if (this.machine.is('idle')) {
       this.connect().catch(() => undefined);
       return;
     }
-    if (this.phase === 'connecting') return;
+    // Before connect() resolved posts wait; after it failed there is nothing to flush.
+    if (this.machine.is('connecting', 'reconnecting', 'failed')) return;
     this.flushScheduled = true;
     queueMicrotask(() => this.flush());
   }
@@ -359,19 +473,36 @@ export class EventBus {
       const batch: Outgoing[] = [];
       while (batch.length < MAX_BATCH && this.outbox.length > 0) batch.push(this.outbox.shift()!);
       this.publishing++;
-      this.transport.publish(batch.map(outgoing => outgoing.envelope)).then(
+      // A publish() that throws (synchronously or not) rejects this batch's
+      // posts with its error; the bus and the process go on.
+      this.callTransport(() =>
+        this.transport.publish(batch.map(outgoing => outgoing.envelope)),
+      ).then(
         results => this.published(batch, results),
-        error => {
-          for (const outgoing of batch) outgoing.reject(error);
-          this.counters.publishFailed += batch.length;
-          this.publishing--;
-          this.notifyIdle();
-        },
+        error => this.publishFailed(batch, error),
       );
     }
   }
 
+  private publishFailed(batch: Outgoing[], error: unknown): void {
+    this.counters.publishFailed += batch.length;
+    this.logger.error(
+      `transport ${this.transport.name} failed to publish ${batch.length} event(s), first ${describeEvent(batch[0].envelope)}: ${describeError(error)}`,
+      stackOf(error),
+    );
+    for (const outgoing of batch) outgoing.reject(error);
+    this.publishing--;
+    this.notifyIdle();
+  }
+
   private published(batch: Outgoing[], results: readonly PublishResult[]): void {
+    if (!Array.isArray(results)) {
+      this.publishFailed(
+        batch,
+        new TypeError(`transport ${this.transport.name} resolved publish() with no result list`),
+      );
+      return;
+    }
     for (let i = 0; i < batch.length; i++) {
       const result = results[i];
       const outgoing = batch[i];
@@ -393,7 +524,7 @@ export class EventBus {
   /** The transport hands an envelope over. */
   private receive(delivery: Delivery): void {
     this.counters.delivered++;
-    if (this.phase === 'closed') {
+    if (this.machine.is('closed')) {
       this.drop(delivery, new TransportClosedError('event bus is closed'));
       return;
     }
@@ -447,7 +578,7 @@ export class EventBus {
       } catch (error) {
         this.counters.decodeErrors++;
         this.logger.error(
-          `cannot decode event ${envelope.source}/${envelope.event} (id ${envelope.id}, origin ${envelope.origin}): ${describe(error).message}`,
+          `cannot decode event ${envelope.source}/${envelope.event} (id ${envelope.id}, origin ${envelope.origin}): ${describeError(error)}`,
         );
         this.finish(item, true, error);
         return;
@@ -526,16 +657,15 @@ export class EventBus {
       handler: handler.name || 'anonymous',
       attempt: event.attempt,
     };
-    const { message, stack } = describe(error);
     this.logger.error(
-      `handler ${context.handler} failed on ${context.source}/${context.event} (id ${context.id}, origin ${context.origin}): ${message}`,
-      stack,
+      `handler ${context.handler} failed on ${context.source}/${context.event} (id ${context.id}, origin ${context.origin}): ${describeError(error)}`,
+      stackOf(error),
     );
     if (this.onHandlerError) {
       try {
         this.onHandlerError(error, context);
       } catch (callbackError) {
-        this.logger.error(`onHandlerError threw: ${describe(callbackError).message}`);
+        this.logger.error(`onHandlerError threw: ${describeError(callbackError)}`);
       }
     }
   }
@@ -557,7 +687,7 @@ export class EventBus {
       }
     } catch (error) {
       this.logger.error(
-        `transport ${this.transport.name} failed to settle: ${describe(error).message}`,
+        `transport ${this.transport.name} failed to settle: ${describeError(error)}`,
       );
     }
   }
@@ -613,31 +743,43 @@ export class EventBus {
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
-    const wasOpen = this.phase === 'connected' || this.phase === 'connecting';
-    this.phase = 'closing';
+    const was = this.machine.state;
+    this.machine.setState('closing');
     this.updateReady();
-    if (wasOpen) {
-      await this.connecting?.catch(() => undefined);
-      this.scheduleFlush();
+    // A connect() still retrying decides whether the waiting posts go out
+    // (on failure it rejected them with its cause already).
+    const connected =
+      was === 'connected' ||
+      ((was === 'connecting' || was === 'reconnecting') &&
+        (await this.connecting!.then(
+          () => true,
+          () => false,
+        )));
+    if (connected) {
+      this.flush();
       await this.stopIntake().catch(error =>
         this.logger.error(
-          `transport ${this.transport.name} failed to stop intake: ${describe(error).message}`,
+          `transport ${this.transport.name} failed to stop intake: ${describeError(error)}`,
         ),
       );
-      if (!(await this.drain(timeoutMs))) {
-        this.logger.warn(
-          `shutdown timeout of ${timeoutMs} ms reached with ${this.inFlight} event(s) running and ${this.queue.length} queued`,
-        );
-      }
+    }
+    if (!(await this.drain(timeoutMs))) {
+      this.logger.warn(
+        `shutdown timeout of ${timeoutMs} ms reached with ${this.inFlight} event(s) running and ${this.queue.length} queued`,
+      );
     }
     for (const left of this.queue.drain())
       this.drop(left, new TransportClosedError('event bus closed before dispatch'));
     for (const outgoing of this.outbox.drain())
       outgoing.reject(new TransportClosedError('event bus is closed'));
-    this.phase = 'closed';
-    this.ready$.complete();
     this.registry.clear();
-    await this.transport.close();
+    try {
+      await this.callTransport(() => this.transport.close());
+    } finally {
+      this.machine.setState('closed');
+      this.machine.complete();
+      this.ready$.complete();
+    }
   }
 
   /** The bus's counters and gauges, with the transport's under `transport`. */
@@ -650,6 +792,14 @@ export class EventBus {
       transport: this.transport.stats(),
     };
   }
+}
+
+function pick(role: string | undefined): { role: string } | undefined {
+  return role === undefined ? undefined : { role };
+}
+
+function describeEvent(envelope: Envelope): string {
+  return `${envelope.source}/${envelope.event} (id ${envelope.id})`;
 }
 
 /** Counters of {@link EventBus.stats}. @publicApi */
