@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Observable } from 'rxjs';
-import type { EventHandler } from './bus/envelope.interface.js';
+import type { EventHandler } from './interfaces/envelope.interface.js';
 import type { EventBus, EventBusStats } from './bus/event-bus.js';
 import type { PostOptions, PostReceipt } from './bus/event-bus.options.js';
 import { EVENT_BUS } from './events.constants.js';
-import type { TransportStatus } from './transports/transport.interface.js';
+import type { TransportStatus } from './interfaces/transport.interface.js';
 
 /**
  * The app's door to its bus: inject it anywhere `EventsModule` is visible.

@@ -11,16 +11,13 @@ import {
   type Provider,
 } from '@nestjs/common';
 import { DiscoveryModule, ModulesContainer } from '@nestjs/core';
-import { InvalidOptionsError } from './bus/errors.js';
+import { InvalidOptionsError } from './common/errors.js';
 import { EventBus } from './bus/event-bus.js';
-import type { HeraldLogger } from './bus/logger.interface.js';
+import type { HeraldLogger } from './common/logger.js';
 import { EventPublisher } from './event-publisher.js';
 import { EVENTS_MODULE_OPTIONS, EVENT_BUS } from './events.constants.js';
 import { EventsExplorer } from './explorer/events.explorer.js';
-import type {
-  EventsModuleExtras,
-  EventsModuleOptions,
-} from './interfaces/events-module-options.interface.js';
+import type { EventsModuleExtras, EventsModuleOptions } from './events-module-options.interface.js';
 import { createTransport } from './transports/create-transport.js';
 
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;

@@ -1,12 +1,12 @@
-export * from './bus/errors.js';
-export type { Clock } from './bus/clock.js';
-export { systemClock } from './bus/clock.js';
-export type { Codec } from './bus/codec.interface.js';
-export { JsonCodec, jsonCodec } from './bus/json.codec.js';
-export type { Envelope, EventHandler, HeraldEvent } from './bus/envelope.interface.js';
-export type { HeraldLogger } from './bus/logger.interface.js';
-export { consoleLogger, silentLogger } from './bus/logger.interface.js';
-export { UniqueCache, type UniqueOptions } from './bus/unique-cache.js';
+export * from './common/errors.js';
+export type { Clock } from './common/clock.js';
+export { systemClock } from './common/clock.js';
+export type { Codec } from './interfaces/codec.interface.js';
+export { JsonCodec, jsonCodec } from './common/json.codec.js';
+export type { Envelope, EventHandler, HeraldEvent } from './interfaces/envelope.interface.js';
+export type { HeraldLogger } from './common/logger.js';
+export { consoleLogger, silentLogger } from './common/logger.js';
+export { UniqueCache, type UniqueOptions } from './common/unique-cache.js';
 export { EventBus, type EventBusStats } from './bus/event-bus.js';
 export type {
   EventBusOptions,
@@ -14,7 +14,7 @@ export type {
   PostOptions,
   PostReceipt,
 } from './bus/event-bus.options.js';
-export type * from './transports/transport.interface.js';
+export type * from './interfaces/transport.interface.js';
 export { LocalTransport } from './transports/local/local.transport.js';
 export {
   createTransport,
@@ -36,5 +36,6 @@ export {
   HERALD_CONTEXT_TYPE,
 } from './events.constants.js';
 export * from './decorators/index.js';
-export type * from './interfaces/index.js';
+export type { EventsModuleOptions, EventsModuleExtras } from './events-module-options.interface.js';
+export type { OnEventMetadata } from './decorators/on-event-metadata.interface.js';
 export * from './transports/ipc/index.js';

@@ -1,8 +1,8 @@
-import type { Clock } from './clock.js';
-import type { Codec } from './codec.interface.js';
-import type { HeraldLogger } from './logger.interface.js';
-import type { UniqueOptions } from './unique-cache.js';
-import type { Transport } from '../transports/transport.interface.js';
+import type { Clock } from '../common/clock.js';
+import type { Codec } from '../interfaces/codec.interface.js';
+import type { HeraldLogger } from '../common/logger.js';
+import type { UniqueOptions } from '../common/unique-cache.js';
+import type { Transport } from '../interfaces/transport.interface.js';
 
 /** Where and how a handler failed; never the event data. @publicApi */
 export interface HandlerErrorContext {
@@ -17,8 +17,12 @@ export interface HandlerErrorContext {
 
 /** Options of {@link EventBus}. @publicApi */
 export interface EventBusOptions {
-  /** @default a new LocalTransport */
-  transport?: Transport;
+  /**
+   * What carries events: `new LocalTransport()` for this process alone, or
+   * an ipc, pg or redis transport. Required: the bus never picks a transport
+   * itself (`EventsModule` picks one from `transport: 'local' | ...`).
+   */
+  transport: Transport;
   /** @default the strict JSON codec */
   codec?: Codec;
   unique?: UniqueOptions;

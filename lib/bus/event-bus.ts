@@ -1,33 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, type Observable } from 'rxjs';
-import { systemClock, type Clock } from './clock.js';
-import type { Codec } from './codec.interface.js';
-import type { Envelope, EventHandler, HeraldEvent } from './envelope.interface.js';
+import { systemClock, type Clock } from '../common/clock.js';
+import type { Codec } from '../interfaces/codec.interface.js';
+import type { Envelope, EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import {
   HandlerTimeoutError,
   InvalidEventError,
   PayloadTooLargeError,
   QueueFullError,
   TransportClosedError,
-} from './errors.js';
+} from '../common/errors.js';
 import type {
   EventBusOptions,
   HandlerErrorContext,
   PostOptions,
   PostReceipt,
 } from './event-bus.options.js';
-import { Fifo } from './fifo.js';
+import { Fifo } from '../common/fifo.js';
 import { HandlerRegistry, patternsOf } from './handler-registry.js';
-import { jsonCodec } from './json.codec.js';
-import { consoleLogger, type HeraldLogger } from './logger.interface.js';
-import { processOrigin } from './origin.js';
+import { jsonCodec } from '../common/json.codec.js';
+import { consoleLogger, type HeraldLogger } from '../common/logger.js';
+import { processOrigin } from '../common/origin.js';
 import type {
   Delivery,
   PublishResult,
   Transport,
   TransportStatus,
-} from '../transports/transport.interface.js';
-import { LocalTransport } from '../transports/local/local.transport.js';
+} from '../interfaces/transport.interface.js';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -149,8 +148,8 @@ export class EventBus {
     queueHighWater: 0,
   };
 
-  constructor(options: EventBusOptions = {}) {
-    this.transport = options.transport ?? new LocalTransport();
+  constructor(options: EventBusOptions) {
+    this.transport = options.transport;
     this.codec = options.codec ?? jsonCodec;
     this.logger = options.logger ?? consoleLogger;
     this.clock = options.clock ?? systemClock;

@@ -1,4 +1,4 @@
-import type { EventHandler } from './envelope.interface.js';
+import type { EventHandler } from '../interfaces/envelope.interface.js';
 
 const ANY = '*';
 const SEP = '\u0000';

@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import type { HeraldEvent } from '../bus/envelope.interface.js';
+import type { HeraldEvent } from '../interfaces/envelope.interface.js';
 
 /**
  * Injects the event data (or one property of it) into an `@OnEvent` handler

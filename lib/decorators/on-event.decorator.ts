@@ -1,6 +1,6 @@
 import { patternsOf } from '../bus/handler-registry.js';
 import { EVENT_HANDLER_METADATA } from '../events.constants.js';
-import type { OnEventMetadata } from '../interfaces/on-event-metadata.interface.js';
+import type { OnEventMetadata } from './on-event-metadata.interface.js';
 
 /** The `@OnEvent` factory, with `.KEY` for composing decorators. @publicApi */
 export interface OnEventDecorator {

@@ -10,10 +10,10 @@ import {
 } from '@nestjs/core';
 import { Injector } from '@nestjs/core/injector/injector.js';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
-import type { EventHandler, HeraldEvent } from '../bus/envelope.interface.js';
+import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { EventBus } from '../bus/event-bus.js';
 import { EVENT_BUS, EVENT_HANDLER_METADATA, HERALD_CONTEXT_TYPE } from '../events.constants.js';
-import type { OnEventMetadata } from '../interfaces/on-event-metadata.interface.js';
+import type { OnEventMetadata } from '../decorators/on-event-metadata.interface.js';
 
 type Invoker = (data: unknown, event: HeraldEvent) => Promise<unknown>;
 type Host = Record<string, unknown>;

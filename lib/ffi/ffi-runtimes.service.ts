@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { InvalidOptionsError } from '../bus/errors.js';
+import { InvalidOptionsError } from '../common/errors.js';
 import { FFI_MODULE_OPTIONS } from './ffi.constants.js';
 import { FfiStartupError } from './ffi.errors.js';
 import type { FfiModuleOptions } from './ffi.options.js';

@@ -1,4 +1,4 @@
-import { HeraldError } from '../bus/errors.js';
+import { HeraldError } from '../common/errors.js';
 
 /**
  * The runtime answered a call with `rc != 0`. `rc` is the runtime's return

@@ -1,6 +1,6 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { InvalidOptionsError, QueueFullError } from '../bus/errors.js';
+import { InvalidOptionsError, QueueFullError } from '../common/errors.js';
 import { DEFAULT_MAX_QUEUE } from './ffi.constants.js';
 import {
   InvalidNativeRequestError,

@@ -1,4 +1,4 @@
-import { HeraldError, InvalidOptionsError } from '../bus/errors.js';
+import { HeraldError, InvalidOptionsError } from '../common/errors.js';
 
 /**
  * A `@MessagePattern` / `@EventPattern` pattern this transport cannot carry

@@ -4,7 +4,7 @@ import type {
   ProducerDeserializer,
   ProducerSerializer,
 } from '@nestjs/microservices';
-import type { HeraldLogger } from '../bus/logger.interface.js';
+import type { HeraldLogger } from '../common/logger.js';
 
 /**
  * What `status` emits, on servers and clients: `connecting` until the first

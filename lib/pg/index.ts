@@ -33,7 +33,8 @@ export {
 } from '../transports/pg/pg.codec.js';
 export { InvalidTopicError, PgDecodeError } from '../transports/pg/pg.errors.js';
 export { PG_NOTIFY_MAX_PAYLOAD, PG_TOPIC_PATTERN } from '../transports/pg/pg.constants.js';
-export type { PgHubOptions, PgTransportOptions } from '../transports/pg/pg.options.js';
+export type { PgHubOptions } from '../transports/pg/pg.options.js';
+export type { PgTransportOptions } from '../transports/pg/pg-transport.options.js';
 export { PgTransport, topLevelData } from '../transports/pg/pg.transport.js';
 export {
   installPgHubFunctions,

@@ -1,6 +1,6 @@
-import type { Transport } from './transport.interface.js';
+import type { Transport } from '../interfaces/transport.interface.js';
 import type { IpcTransportOptions } from './ipc/ipc.options.js';
-import type { PgTransportOptions } from './pg/pg.options.js';
+import type { PgTransportOptions } from './pg/pg-transport.options.js';
 import type { RedisTransportOptions } from './redis/redis.options.js';
 import { LocalTransport } from './local/local.transport.js';
 

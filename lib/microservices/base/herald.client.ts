@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { from, throwError, type Observable } from 'rxjs';
-import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
-import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
+import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
+import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
 import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
 import {
   ConnectTimeoutError,

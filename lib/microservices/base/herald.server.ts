@@ -8,8 +8,8 @@ import {
   type WritePacket,
 } from '@nestjs/microservices';
 import { isObservable, type Observable } from 'rxjs';
-import { InvalidOptionsError } from '../../bus/errors.js';
-import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
+import { InvalidOptionsError } from '../../common/errors.js';
+import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
 import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
 import { ConnectTimeoutError } from '../microservice.errors.js';
 import type {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { TransportClosedError } from '../../bus/errors.js';
+import { TransportClosedError } from '../../common/errors.js';
 import { isAdvisory, type PgHubEvent } from '../../transports/pg/pg.advisory.js';
 import { encodeEvent } from '../../transports/pg/pg.codec.js';
 import type { PgConsumer } from '../../transports/pg/pg.consumer.js';

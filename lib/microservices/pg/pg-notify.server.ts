@@ -1,5 +1,5 @@
 import type { WritePacket } from '@nestjs/microservices';
-import { InvalidOptionsError, PayloadTooLargeError } from '../../bus/errors.js';
+import { InvalidOptionsError, PayloadTooLargeError } from '../../common/errors.js';
 import { isAdvisory, type PgHubEvent } from '../../transports/pg/pg.advisory.js';
 import { encodeEvent } from '../../transports/pg/pg.codec.js';
 import type { PgConsumer } from '../../transports/pg/pg.consumer.js';

@@ -1,5 +1,5 @@
 import type { Observable, Subscription } from 'rxjs';
-import type { TransportState } from '../../transports/transport.interface.js';
+import type { TransportState } from '../../interfaces/transport.interface.js';
 
 /**
  * Folds the states of the connections a Redis Streams server or client uses

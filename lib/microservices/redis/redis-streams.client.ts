@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { jsonCodec } from '../../bus/json.codec.js';
+import { jsonCodec } from '../../common/json.codec.js';
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
 import { StreamSubscriber, type StreamMessage } from '../../transports/redis/stream.subscriber.js';
-import { InvalidOptionsError } from '../../bus/errors.js';
+import { InvalidOptionsError } from '../../common/errors.js';
 import { HeraldClient } from '../base/herald.client.js';
 import { InvalidPatternError } from '../microservice.errors.js';
 import { ConnectionStates } from './connection-states.js';

@@ -1,5 +1,5 @@
 import type { WritePacket } from '@nestjs/microservices';
-import { jsonCodec } from '../../bus/json.codec.js';
+import { jsonCodec } from '../../common/json.codec.js';
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import { StreamEntryError } from '../../transports/redis/redis.errors.js';
 import { StreamPublisher } from '../../transports/redis/stream.publisher.js';

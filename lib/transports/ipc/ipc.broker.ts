@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import { systemClock, type Clock } from '../../bus/clock.js';
-import { QueueFullError } from '../../bus/errors.js';
-import { jsonCodec } from '../../bus/json.codec.js';
-import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
-import { UniqueCache } from '../../bus/unique-cache.js';
+import { systemClock, type Clock } from '../../common/clock.js';
+import { QueueFullError } from '../../common/errors.js';
+import { jsonCodec } from '../../common/json.codec.js';
+import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
+import { UniqueCache } from '../../common/unique-cache.js';
 import { describeEventBody, encodeEventBody, scanEventBody, type BodyScan } from './ipc.codec.js';
 import {
   FrameType,

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import type { Envelope } from '../../bus/envelope.interface.js';
-import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../bus/errors.js';
-import type { HeraldLogger } from '../../bus/logger.interface.js';
+import type { Envelope } from '../../interfaces/envelope.interface.js';
+import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
+import type { HeraldLogger } from '../../common/logger.js';
 import type {
   Delivery,
   PublishResult,
   Settlement,
   TransportState,
-} from '../transport.interface.js';
+} from '../../interfaces/transport.interface.js';
 import { decodeEventBody, encodeEventBody } from './ipc.codec.js';
 import {
   FrameType,

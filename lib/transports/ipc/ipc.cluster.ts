@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { Clock } from '../../bus/clock.js';
-import { InvalidOptionsError } from '../../bus/errors.js';
-import type { HeraldLogger } from '../../bus/logger.interface.js';
+import type { Clock } from '../../common/clock.js';
+import { InvalidOptionsError } from '../../common/errors.js';
+import type { HeraldLogger } from '../../common/logger.js';
 import { IpcBroker } from './ipc.broker.js';
 import { ENV_SOCKET_PATH, ENV_WORKER_COUNT, ENV_WORKER_ID } from './ipc.constants.js';
 import type { IpcBrokerOptions } from './ipc.options.js';

@@ -1,4 +1,4 @@
-import { HeraldError } from '../../bus/errors.js';
+import { HeraldError } from '../../common/errors.js';
 
 /**
  * The socket directory or file fails the safety checks (not ours, a symlink,

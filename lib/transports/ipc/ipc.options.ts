@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidOptionsError } from '../../bus/errors.js';
+import { InvalidOptionsError } from '../../common/errors.js';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_MAX_QUEUE_LENGTH,

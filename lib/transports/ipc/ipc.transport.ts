@@ -1,6 +1,6 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
-import type { Envelope } from '../../bus/envelope.interface.js';
-import { TransportClosedError } from '../../bus/errors.js';
+import type { Envelope } from '../../interfaces/envelope.interface.js';
+import { TransportClosedError } from '../../common/errors.js';
 import type {
   PublishResult,
   Transport,
@@ -8,7 +8,7 @@ import type {
   TransportFeatures,
   TransportState,
   TransportStatus,
-} from '../transport.interface.js';
+} from '../../interfaces/transport.interface.js';
 import { IpcBroker } from './ipc.broker.js';
 import { IpcClient } from './ipc.client.js';
 import {

@@ -1,7 +1,7 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
-import type { Envelope } from '../../bus/envelope.interface.js';
-import { TransportClosedError } from '../../bus/errors.js';
-import { UniqueCache } from '../../bus/unique-cache.js';
+import type { Envelope } from '../../interfaces/envelope.interface.js';
+import { TransportClosedError } from '../../common/errors.js';
+import { UniqueCache } from '../../common/unique-cache.js';
 import type {
   Delivery,
   PublishResult,
@@ -10,7 +10,7 @@ import type {
   TransportContext,
   TransportFeatures,
   TransportStatus,
-} from '../transport.interface.js';
+} from '../../interfaces/transport.interface.js';
 
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
 

@@ -1,5 +1,5 @@
-import { InvalidEventError } from '../../bus/errors.js';
-import { jsonCodec } from '../../bus/json.codec.js';
+import { InvalidEventError } from '../../common/errors.js';
+import { jsonCodec } from '../../common/json.codec.js';
 import { INT64_MAX, INT64_MIN, PG_TOPIC_PATTERN } from './pg.constants.js';
 import { InvalidTopicError, PgDecodeError } from './pg.errors.js';
 

@@ -1,4 +1,4 @@
-import { HeraldError, InvalidEventError } from '../../bus/errors.js';
+import { HeraldError, InvalidEventError } from '../../common/errors.js';
 
 /**
  * A topic that is not a lower-case PostgreSQL identifier of at most 63 bytes

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Pool, PoolClient, Notification, QueryResult } from 'pg';
-import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../bus/errors.js';
-import { jsonCodec } from '../../bus/json.codec.js';
-import { silentLogger, type HeraldLogger } from '../../bus/logger.interface.js';
+import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
+import { jsonCodec } from '../../common/json.codec.js';
+import { silentLogger, type HeraldLogger } from '../../common/logger.js';
 import {
   advisory,
   type PgHubAction,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, type Observable } from 'rxjs';
-import type { Envelope } from '../../bus/envelope.interface.js';
-import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
+import type { Envelope } from '../../interfaces/envelope.interface.js';
+import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import type {
   Delivery,
   PublishResult,
@@ -10,13 +10,13 @@ import type {
   TransportContext,
   TransportFeatures,
   TransportStatus,
-} from '../transport.interface.js';
+} from '../../interfaces/transport.interface.js';
 import type { PgHubAdvisoryEvent, PgHubRawEvent } from './pg.advisory.js';
 import { encodePayload, validateTopic } from './pg.codec.js';
 import { PG_NOTIFY_MAX_PAYLOAD } from './pg.constants.js';
 import type { PgConsumer } from './pg.consumer.js';
 import { PgHub, type PgHubState } from './pg.hub.js';
-import type { PgTransportOptions } from './pg.options.js';
+import type { PgTransportOptions } from './pg-transport.options.js';
 
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
 const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;

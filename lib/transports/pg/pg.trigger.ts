@@ -1,4 +1,4 @@
-import { InvalidOptionsError } from '../../bus/errors.js';
+import { InvalidOptionsError } from '../../common/errors.js';
 import { validateTopic } from './pg.codec.js';
 import { PG_NOTIFY_MAX_PAYLOAD } from './pg.constants.js';
 

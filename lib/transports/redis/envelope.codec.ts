@@ -1,4 +1,4 @@
-import type { Envelope } from '../../bus/envelope.interface.js';
+import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { StreamEntryError } from './redis.errors.js';
 
 /**

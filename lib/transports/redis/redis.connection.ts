@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { BehaviorSubject, type Observable } from 'rxjs';
-import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
-import type { TransportStatus } from '../transport.interface.js';
+import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
+import type { TransportStatus } from '../../interfaces/transport.interface.js';
 
 /** Where Redis is and how to reach it; shared by the publisher, the subscriber and the transport. @publicApi */
 export interface RedisConnectionOptions {

@@ -1,4 +1,4 @@
-import { HeraldError, InvalidOptionsError } from '../../bus/errors.js';
+import { HeraldError, InvalidOptionsError } from '../../common/errors.js';
 
 /** A stream name that is missing or empty (the original's `ErrEmptyStream`). @publicApi */
 export class EmptyStreamError extends InvalidOptionsError {

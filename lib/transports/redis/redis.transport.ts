@@ -1,6 +1,6 @@
 import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
-import type { Envelope } from '../../bus/envelope.interface.js';
-import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
+import type { Envelope } from '../../interfaces/envelope.interface.js';
+import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import type {
   PublishResult,
   Settlement,
@@ -8,7 +8,7 @@ import type {
   TransportContext,
   TransportFeatures,
   TransportStatus,
-} from '../transport.interface.js';
+} from '../../interfaces/transport.interface.js';
 import { decodeEnvelopeFlat, encodeEnvelopeEntry } from './envelope.codec.js';
 import {
   DEFAULT_TRANSPORT_GROUP,

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Observable } from 'rxjs';
-import { TransportClosedError } from '../../bus/errors.js';
-import { Fifo } from '../../bus/fifo.js';
-import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
-import type { TransportStatus } from '../transport.interface.js';
+import { TransportClosedError } from '../../common/errors.js';
+import { Fifo } from '../../common/fifo.js';
+import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
+import type { TransportStatus } from '../../interfaces/transport.interface.js';
 import {
   DEFAULT_BUFFER_SIZE,
   DEFAULT_DRAIN_BATCH_SIZE,
@@ -22,7 +22,7 @@ import {
 import { EmptyStreamError, EventDroppedError, EventNotWrittenError } from './redis.errors.js';
 import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
 import { Sleeper } from './sleeper.js';
-import { InvalidOptionsError } from '../../bus/errors.js';
+import { InvalidOptionsError } from '../../common/errors.js';
 
 /** Options of {@link StreamPublisher}; defaults are the original's. @publicApi */
 export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnectionOptions {

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Observable } from 'rxjs';
-import { InvalidOptionsError, TransportClosedError } from '../../bus/errors.js';
-import { Fifo } from '../../bus/fifo.js';
-import { consoleLogger, type HeraldLogger } from '../../bus/logger.interface.js';
-import type { TransportStatus } from '../transport.interface.js';
+import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
+import { Fifo } from '../../common/fifo.js';
+import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
+import type { TransportStatus } from '../../interfaces/transport.interface.js';
 import {
   DEAD_LETTER_SUFFIX,
   DEFAULT_BLOCK_MS,

@@ -4,7 +4,7 @@ import { EventPattern, type ReadPacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import pg from 'pg';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { TransportClosedError } from '../../../lib/bus/errors.js';
+import { TransportClosedError } from '../../../lib/common/errors.js';
 import { silentLogger } from '../../../lib/index.js';
 import {
   ConnectTimeoutError,

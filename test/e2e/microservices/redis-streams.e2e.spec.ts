@@ -17,7 +17,7 @@ import {
   type RedisStreamsServerOptions,
 } from '../../../lib/redis/microservice/index.js';
 import { silentLogger } from '../../../lib/index.js';
-import { TransportClosedError } from '../../../lib/bus/errors.js';
+import { TransportClosedError } from '../../../lib/common/errors.js';
 import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { deleteRedisKeys } from '../../helpers/redis-cleanup.js';

@@ -6,6 +6,7 @@ import {
   EventBus,
   EventPublisher,
   EventsModule,
+  LocalTransport,
   OnEvent,
   silentLogger,
   type Envelope,
@@ -145,7 +146,7 @@ describe('redis transport', () => {
       encode: encodeEnvelopeEntry,
       logger: silentLogger,
     });
-    const maker = new EventBus({ logger: silentLogger });
+    const maker = new EventBus({ transport: new LocalTransport(), logger: silentLogger });
     for (let n = 0; n < total; n++) publisher.publish(maker.envelope('jobs', 'run', n));
     await publisher.close();
     await waitFor(() => first.count('handled ') >= 40);

@@ -92,8 +92,8 @@ class ControlledTransport implements Transport {
 
 describe('EventBus', () => {
   const buses: EventBus[] = [];
-  const make = (options: ConstructorParameters<typeof EventBus>[0] = {}): EventBus => {
-    const bus = new EventBus({ logger: silentLogger, ...options });
+  const make = (options: Partial<ConstructorParameters<typeof EventBus>[0]> = {}): EventBus => {
+    const bus = new EventBus({ transport: new LocalTransport(), logger: silentLogger, ...options });
     buses.push(bus);
     return bus;
   };
@@ -102,10 +102,18 @@ describe('EventBus', () => {
   });
 
   it('validates its options', () => {
-    expect(() => new EventBus({ concurrency: 0 })).toThrow(RangeError);
-    expect(() => new EventBus({ concurrency: 1.5 })).toThrow(RangeError);
-    expect(() => new EventBus({ maxPending: 0 })).toThrow(RangeError);
-    expect(() => new EventBus({ handlerTimeoutMs: -1 })).toThrow(RangeError);
+    expect(() => new EventBus({ transport: new LocalTransport(), concurrency: 0 })).toThrow(
+      RangeError,
+    );
+    expect(() => new EventBus({ transport: new LocalTransport(), concurrency: 1.5 })).toThrow(
+      RangeError,
+    );
+    expect(() => new EventBus({ transport: new LocalTransport(), maxPending: 0 })).toThrow(
+      RangeError,
+    );
+    expect(() => new EventBus({ transport: new LocalTransport(), handlerTimeoutMs: -1 })).toThrow(
+      RangeError,
+    );
   });
 
   it('buffers events posted before start and runs them in order once started', async () => {

@@ -1,4 +1,10 @@
-import { EventBus, UniqueCache, silentLogger, type Clock } from '../../../lib/index.js';
+import {
+  EventBus,
+  LocalTransport,
+  UniqueCache,
+  silentLogger,
+  type Clock,
+} from '../../../lib/index.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 class ManualClock implements Clock {
@@ -46,7 +52,12 @@ describe('UniqueCache', () => {
 
   it('drives unique posts on the local transport through the bus clock', async () => {
     const clock = new ManualClock();
-    const bus = new EventBus({ clock, unique: { ttlMs: 50 }, logger: silentLogger });
+    const bus = new EventBus({
+      transport: new LocalTransport(),
+      clock,
+      unique: { ttlMs: 50 },
+      logger: silentLogger,
+    });
     bus.start();
     const runs: number[] = [];
     bus.register(data => void runs.push(data as number), 'job');

@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidOptionsError, QueueFullError } from '../../../lib/bus/errors.js';
+import { InvalidOptionsError, QueueFullError } from '../../../lib/common/errors.js';
 import {
   InvalidNativeRequestError,
   NativeCallTimeoutError,

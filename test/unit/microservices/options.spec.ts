@@ -1,4 +1,4 @@
-import { InvalidOptionsError } from '../../../lib/bus/errors.js';
+import { InvalidOptionsError } from '../../../lib/common/errors.js';
 import { PgNotifyClient, PgNotifyServer } from '../../../lib/pg/microservice/index.js';
 import { RedisStreamsClient, RedisStreamsServer } from '../../../lib/redis/microservice/index.js';
 

@@ -1,4 +1,4 @@
-import type { Codec } from './codec.interface.js';
+import type { Codec } from '../interfaces/codec.interface.js';
 import { SerializationError } from './errors.js';
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;

@@ -1,5 +1,5 @@
-import type { EventBusOptions } from '../bus/event-bus.options.js';
-import type { TransportSelection } from '../transports/create-transport.js';
+import type { EventBusOptions } from './bus/event-bus.options.js';
+import type { TransportSelection } from './transports/create-transport.js';
 
 /**
  * Options of {@link EventsModule}: which transport (and its options), plus

@@ -1,7 +1,7 @@
 import type { Observable } from 'rxjs';
-import type { Clock } from '../bus/clock.js';
-import type { Envelope } from '../bus/envelope.interface.js';
-import type { HeraldLogger } from '../bus/logger.interface.js';
+import type { Clock } from '../common/clock.js';
+import type { Envelope } from './envelope.interface.js';
+import type { HeraldLogger } from '../common/logger.js';
 
 /**
  * What a transport promises, so the bus, the docs and the conformance suite

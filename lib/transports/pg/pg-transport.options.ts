@@ -1,0 +1,25 @@
+import type { PgHub } from './pg.hub.js';
+import type { PgHubOptions } from './pg.options.js';
+
+/**
+ * Options of the EventsModule pg transport (`forRoot({ transport: 'pg', pg })`).
+ * Either `hub` (shared, e.g. with a microservice server; the transport never
+ * stops it) or the options of a hub the transport owns.
+ * @publicApi
+ */
+export interface PgTransportOptions extends PgHubOptions {
+  /** A running or not-yet-started hub to share. */
+  hub?: PgHub;
+  /** The channel herald envelopes travel on. @default 'herald' */
+  channel?: string;
+  /**
+   * More channels to LISTEN to for plain pg-hub events (triggers, Go or Node
+   * pg-hub services). Each reaches handlers as source = channel, event =
+   * `value.op` when it is a non-empty string, else `'notify'`.
+   */
+  topics?: readonly string[];
+  /** Table of `unique` claims, `[schema.]name` (an UNLOGGED table created when first needed). @default 'herald_unique' */
+  uniqueTable?: string;
+  /** Claims expired for longer than this are deleted, checked this often, in ms. @default 60000 */
+  uniquePurgeMs?: number;
+}
