@@ -28,4 +28,5 @@ module.exports = {
   testTimeout: 30000,
   maxWorkers: 2,
   setupFiles: ['reflect-metadata'],
+  reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.cjs'],
 };

@@ -190,8 +190,12 @@ async function main() {
   const jest = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
   const summary = path.join(stateDir, 'jest-summary.json');
   mkdirSync(stateDir, { recursive: true });
-  const args = [...process.argv.slice(2), '--json', `--outputFile=${summary}`];
-  const child = spawn(process.execPath, [jest, ...args], { cwd: root, stdio: 'inherit', env });
+  const args = process.argv.slice(2);
+  const child = spawn(process.execPath, [jest, ...args], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...env, HERALD_JEST_SUMMARY: summary },
+  });
   const forward = signal => child.kill(signal);
   process.on('SIGINT', forward).on('SIGTERM', forward);
   const code = await new Promise(resolve => child.once('exit', code => resolve(code ?? 1)));

@@ -8,19 +8,29 @@ const REGISTER = path.join(ROOT, 'scripts', 'register-ts.mjs');
 
 /** A spawned Node process whose output lines are kept for assertions. */
 export class ChildHandle {
+  /** stdout and stderr lines, in arrival order. */
   readonly lines: string[] = [];
+  /** stdout lines alone. */
+  readonly stdoutLines: string[] = [];
+  /** stderr lines alone (native code writing to fd 2 shows up here). */
+  readonly stderrLines: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private buffered = '';
-
+  /** Resolves once the process exited and its stdout and stderr were read to the end. */
+  readonly closed: Promise<void>;
   constructor(readonly child: ChildProcess) {
-    const collect = (chunk: Buffer): void => {
-      this.buffered += chunk.toString('utf8');
-      const parts = this.buffered.split('\n');
-      this.buffered = parts.pop() ?? '';
-      this.lines.push(...parts);
+    const collector = (own: string[]): ((chunk: Buffer) => void) => {
+      let buffered = '';
+      return chunk => {
+        buffered += chunk.toString('utf8');
+        const parts = buffered.split('\n');
+        buffered = parts.pop() ?? '';
+        own.push(...parts);
+        this.lines.push(...parts);
+      };
     };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
+    child.stdout?.on('data', collector(this.stdoutLines));
+    child.stderr?.on('data', collector(this.stderrLines));
+    this.closed = new Promise(resolve => child.once('close', () => resolve()));
     this.exited = new Promise(resolve =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
     );

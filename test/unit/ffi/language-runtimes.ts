@@ -1,17 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { Test, type TestingModule } from '@nestjs/testing';
-import {
-  FfiStartupError,
-  NativeInitError,
-  NativeRuntimeError,
-  RuntimeUnloadedError,
-} from '../../../lib/ffi/ffi.errors.js';
+import { NativeRuntimeError, RuntimeUnloadedError } from '../../../lib/ffi/ffi.errors.js';
 import { FfiModule } from '../../../lib/ffi/ffi.module.js';
 import { getRuntimeToken } from '../../../lib/ffi/ffi.constants.js';
 import type { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
 import { ROOT } from '../../helpers/processes.js';
 import { uniqueName } from '../../helpers/services.js';
+import { runProbe } from './stderr-probe.js';
 
 interface Built {
   output: string | null;
@@ -46,6 +42,8 @@ export interface LanguageRuntime {
   /** A cfg whose init fails, and the rc the runtime returns for it. */
   failingCfg: string;
   failingRc: number;
+  /** What the runtime writes to stderr when its init fails; nothing when absent. */
+  failingStderr?: string;
   global?: boolean;
 }
 
@@ -113,26 +111,23 @@ export function runtimeCases(runtime: LanguageRuntime): void {
       expect(echo.stats()).toMatchObject({ inFlight: 0, queued: 0, failed: 1 });
     });
 
-    it('fails start-up with FfiStartupError when its init fails', async () => {
-      const compiling = Test.createTestingModule({
-        imports: [
-          FfiModule.forRoot({
-            runtimes: [
-              {
-                name: 'broken',
-                lib: runtime.lib(),
-                cfg: runtime.failingCfg,
-                global: runtime.global ?? false,
-              },
-            ],
-          }),
-        ],
-      }).compile();
-      const error = await compiling.catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(FfiStartupError);
-      const cause = (error as FfiStartupError).cause;
-      expect(cause).toBeInstanceOf(NativeInitError);
-      expect((cause as NativeInitError).rc).toBe(runtime.failingRc);
+    it('fails start-up with FfiStartupError when its init fails, saying why on stderr', async () => {
+      // In a process of its own: the runtime's own report goes to fd 2.
+      const { result, stderr } = await runProbe<{ error: string; cause: string; rc: number }>({
+        start: {
+          name: 'broken',
+          lib: runtime.lib(),
+          cfg: runtime.failingCfg,
+          global: runtime.global ?? false,
+        },
+      });
+      expect(result).toEqual({
+        error: 'FfiStartupError',
+        cause: 'NativeInitError',
+        rc: runtime.failingRc,
+      });
+      if (runtime.failingStderr) expect(stderr).toContain(runtime.failingStderr);
+      else expect(stderr).toBe('');
     });
 
     it('is unloaded at shutdown: later calls reject with RuntimeUnloadedError', async () => {

@@ -18,6 +18,7 @@ import { uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { buildNative, FIXTURE_DIR, fixture } from './ffi-fixtures.js';
 import { tempDir } from '../../helpers/temp-dir.js';
+import { runProbe } from './stderr-probe.js';
 
 const opened: NativeRuntime[] = [];
 /** Loads a runtime that afterAll closes (closing twice is a no-op). */
@@ -166,8 +167,15 @@ describe('NativeRuntime: the first-generation ABI and answer forms', () => {
     expect((await withoutCfg.call('cfg')).toString()).toBe('(null)');
   });
 
-  it('refuses to poll a queue that is not one of its own', async () => {
-    expect((await cases.call('foreign')).toString()).toBe('refused');
+  it('refuses to poll a queue that is not one of its own, naming the pointer on stderr', async () => {
+    // In a process of its own: the host reports the misuse on fd 2.
+    const { result, stderr } = await runProbe<{ answer: string }>({
+      call: { lib: fixture('cases'), name: 'cases', request: 'foreign' },
+    });
+    expect(result).toEqual({ answer: 'refused' });
+    expect(stderr).toMatch(
+      /task_poll called with 0x[0-9a-f]+, which is not a queue or task of this host/,
+    );
   });
 });
 

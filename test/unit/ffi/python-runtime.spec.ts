@@ -1,14 +1,10 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { Test } from '@nestjs/testing';
-import {
-  FfiStartupError,
-  NativeInitError,
-  NativeRuntimeError,
-} from '../../../lib/ffi/ffi.errors.js';
+import { NativeRuntimeError } from '../../../lib/ffi/ffi.errors.js';
 import { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
 import { uniqueName } from '../../helpers/services.js';
 import { buildNative } from './ffi-fixtures.js';
+import { runProbe } from './stderr-probe.js';
 import { buildRuntimes, PYTHON_FIXTURES, PYTHON_SHIM, runtimeCases } from './language-runtimes.js';
 
 // Modules named by their file: the shim puts the folder on sys.path.
@@ -36,6 +32,7 @@ runtimeCases({
   cfgAnswer: unique => unique,
   failingCfg: `${ECHO},init,fail please`,
   failingRc: 2,
+  failingStderr: 'RuntimeError: init asked to fail: fail please',
   global: true,
 });
 
@@ -85,22 +82,36 @@ describe('Python shim', () => {
   });
 
   it.each([
-    ['no func', ECHO, 22],
-    ['an empty module', ',init', 22],
-    ['a module that does not exist', 'herald_no_such_module,init', 2],
-    ['a func that does not exist', `${ECHO},no_such_func`, 2],
-    ['a factory that returns no callable', 'json,dumps,{}', 2],
-  ])('refuses to start with %s (cfg %j, init rc %d)', async (_what, cfg, rc) => {
-    const error = await Test.createTestingModule({
-      imports: [
-        (await import('../../../lib/ffi/ffi.module.js')).FfiModule.forRoot({
-          runtimes: [{ name: 'bad', lib: PYTHON_SHIM, cfg, global: true }],
-        }),
-      ],
-    })
-      .compile()
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(FfiStartupError);
-    expect(((error as FfiStartupError).cause as NativeInitError).rc).toBe(rc);
-  });
+    ['no func', ECHO, 22, ''],
+    ['an empty module', ',init', 22, ''],
+    [
+      'a module that does not exist',
+      'herald_no_such_module,init',
+      2,
+      "ModuleNotFoundError: No module named 'herald_no_such_module'",
+    ],
+    [
+      'a func that does not exist',
+      `${ECHO},no_such_func`,
+      2,
+      "AttributeError: module 'herald_echo' has no attribute 'no_such_func'",
+    ],
+    [
+      'a factory that returns no callable',
+      'json,dumps,{}',
+      2,
+      'TypeError: json.dumps(cfg) returned str, expected a callable handler',
+    ],
+  ])(
+    'refuses to start with %s (cfg %j, init rc %d), saying why on stderr',
+    async (_what, cfg, rc, said) => {
+      // In a process of its own: the shim prints Python's traceback to fd 2.
+      const { result, stderr } = await runProbe<{ error: string; cause: string; rc: number }>({
+        start: { name: 'bad', lib: PYTHON_SHIM, cfg, global: true },
+      });
+      expect(result).toEqual({ error: 'FfiStartupError', cause: 'NativeInitError', rc });
+      if (said) expect(stderr).toContain(said);
+      else expect(stderr).not.toContain('Traceback');
+    },
+  );
 });
