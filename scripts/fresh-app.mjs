@@ -105,14 +105,17 @@ export const nestTsconfig = {
 };
 
 /**
- * Runs tsc in `dir` twice: with Nest's default tsconfig (emitting dist/), then
- * with `skipLibCheck: false`. Returns the failures' output ('' when clean).
+ * Runs tsc in `dir`: with Nest's default tsconfig (emitting dist/; unless
+ * `emit` is false), then with `skipLibCheck: false`. Returns the failures'
+ * output ('' when clean).
  */
-export function compile(dir) {
+export function compile(dir, { emit = true } = {}) {
   writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(nestTsconfig, null, 2));
   const tsc = path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
   let failures = '';
-  for (const extra of [[], ['--skipLibCheck', 'false', '--noEmit']]) {
+  const runs = [['--skipLibCheck', 'false', '--noEmit']];
+  if (emit) runs.unshift([]);
+  for (const extra of runs) {
     try {
       execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json', '--pretty', 'false', ...extra], {
         cwd: dir,

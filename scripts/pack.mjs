@@ -13,7 +13,15 @@
 // The repository's own `prepack` refuses `npm pack`/`npm publish` from the
 // checkout (`--refuse`), which would ship the development manifest.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,13 +53,17 @@ export function publishedManifest(manifest) {
   return published;
 }
 
+// The build's output goes to stderr: stdout is the tarball's path alone.
+const quiet = { cwd: root, stdio: ['ignore', 2, 2] };
 if (!args.includes('--no-build')) {
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
-  execFileSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs'), '--prebuild'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
+  execFileSync('npm', ['run', '--silent', 'build'], quiet);
+  execFileSync(
+    process.execPath,
+    [path.join(root, 'scripts', 'build-native.mjs'), '--prebuild'],
+    quiet,
+  );
 }
+mkdirSync(destination, { recursive: true });
 
 const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const stage = mkdtempSync(path.join(os.tmpdir(), 'nest-herald-stage-'));
