@@ -2,6 +2,17 @@
  * `nest-herald/pg`: pg-hub for Node and the EventsModule pg transport. The
  * only subpath that loads `pg` (an optional peer).
  */
+import type { PgTransportOptions } from '../transports/pg/pg-transport.options.js';
+
+// Adds `pg` to EventsModule's options for apps that import this entry point
+// (the root typings name no pg type, so apps without pg need no @types/pg).
+declare module 'nest-herald' {
+  interface TransportSelection {
+    /** Options of the `pg` transport (`transport: 'pg'`), from `nest-herald/pg`. */
+    pg?: PgTransportOptions;
+  }
+}
+
 export {
   PgHub,
   isConnectionError,

@@ -1,4 +1,15 @@
 // `nest-herald/redis`: the only entry point that loads ioredis (an optional peer).
+import type { RedisTransportOptions } from '../transports/redis/redis.options.js';
+
+// Adds `redis` to EventsModule's options for apps that import this entry
+// point (the root typings name no ioredis type, so apps without it compile).
+declare module 'nest-herald' {
+  interface TransportSelection {
+    /** Options of the `redis` transport (`transport: 'redis'`), from `nest-herald/redis`. */
+    redis?: RedisTransportOptions;
+  }
+}
+
 export { RedisTransport } from '../transports/redis/redis.transport.js';
 export type { RedisTransportOptions } from '../transports/redis/redis.options.js';
 export {

@@ -11,22 +11,35 @@ export type TransportName = 'local' | 'ipc' | 'pg' | 'redis';
  * Which transport to use and its options. Each built-in transport beyond
  * `local` is loaded with a dynamic import only when chosen, so an app that
  * uses one transport never loads the driver of another (`pg`, `ioredis`).
+ *
+ * The root entry's typings name no optional peer: `nest-herald/pg` adds the
+ * `pg` field and `nest-herald/redis` the `redis` field by declaration merging
+ * (`declare module 'nest-herald'`), so `transport: 'pg'` with `pg: {...}`
+ * type-checks once the app imports `nest-herald/pg`, and an app without pg
+ * or ioredis type-checks without them.
  * @publicApi
  */
 export interface TransportSelection {
   /** A built-in transport by name, or any object implementing {@link Transport}. @default 'local' */
   transport?: TransportName | Transport;
-  // Each built-in transport adds its options field here, e.g. `ipc?: IpcTransportOptions`.
   /** Options of the `ipc` transport (one host, a broker on a unix socket). */
   ipc?: IpcTransportOptions;
-  /** Options of the `pg` transport (loaded from `nest-herald/pg`'s module only when chosen). */
-  pg?: PgTransportOptions;
-  /** Options of the `redis` transport (loaded with ioredis only when chosen). */
-  redis?: RedisTransportOptions;
 }
 
+/**
+ * The selection with the fields the subpaths add. Read here through this
+ * view, not through the augmentation, so the root typings (this file's
+ * .d.ts) never import pg or ioredis types: type-only imports used in
+ * function bodies are not emitted.
+ */
+type FullSelection = TransportSelection & {
+  pg?: PgTransportOptions;
+  redis?: RedisTransportOptions;
+};
+
 /** Builds the transport a selection names. */
-export async function createTransport(selection: TransportSelection): Promise<Transport> {
+export async function createTransport(options: TransportSelection): Promise<Transport> {
+  const selection: FullSelection = options;
   const transport = selection.transport ?? 'local';
   if (typeof transport === 'object') return transport;
   switch (transport) {
@@ -44,8 +57,6 @@ export async function createTransport(selection: TransportSelection): Promise<Tr
       const { PgTransport } = await import('./pg/pg.transport.js');
       return new PgTransport(selection.pg ?? {});
     }
-    // Each built-in transport adds its case here, loading its module lazily:
-    // case 'pg': { const { PgTransport } = await import('./pg/pg.transport.js'); return new PgTransport(selection.pg ?? {}); }
     default:
       throw new TypeError(
         `unknown transport '${String(transport)}': use 'local', 'ipc', 'pg', 'redis' or a Transport object`,

@@ -7,6 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -46,24 +47,23 @@ let bareEnv: NodeJS.ProcessEnv;
 
 beforeAll(() => {
   buildNative();
-  // What `prepack` does, minus `npm run build`: the suite's runner (npm test)
-  // built dist/ already, and rebuilding it here would rewrite files other
-  // test files are loading. So the pack below skips its scripts.
+  // What `npm run package` does, minus `npm run build`: the suite's runner
+  // (npm test) built dist/ already, and rebuilding it here would rewrite
+  // files other test files are loading. So the pack below is --no-build.
   if (!existsSync(path.join(ROOT, 'dist', 'lib', 'ffi', 'index.js'))) {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   }
   execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-native.mjs'), '--prebuild'], {
     stdio: 'inherit',
   });
-  const packed = execFileSync(
-    'npm',
-    ['pack', '--ignore-scripts', '--silent', '--pack-destination', work],
+  const tarball = execFileSync(
+    process.execPath,
+    [path.join(ROOT, 'scripts', 'pack.mjs'), '--no-build', '--destination', work],
     { cwd: ROOT, encoding: 'utf8' },
   )
     .trim()
     .split('\n')
     .at(-1)!;
-  const tarball = path.join(work, packed);
 
   mkdirSync(app);
   writeFileSync(
@@ -172,6 +172,109 @@ hasher.close();
     expect(broken.status).not.toBe(0);
     expect(broken.stderr).toContain(`nest-herald/ffi: cannot load the native addon ${junk}`);
     expect(broken.stderr).toContain('build it from source');
+  });
+
+  describe('the published package', () => {
+    const manifest = (dir: string): Record<string, unknown> =>
+      JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
+    /** The lowest version a Node range admits, e.g. '^20.19.0 || >=22.12' -> [20, 19, 0]. */
+    const lowest = (range: string): number[] =>
+      range
+        .split('||')
+        .map(alternative => (/(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(alternative) ?? []).slice(1, 4))
+        .map(parts => parts.map(part => Number(part ?? 0)))
+        .sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2])[0]!;
+    const atLeast = (a: number[], b: number[]): boolean =>
+      a[0] !== b[0] ? a[0]! > b[0]! : a[1] !== b[1] ? a[1]! > b[1]! : a[2]! >= b[2]!;
+
+    it('has no scripts, devDependencies or allowScripts, and npm saw no install script', () => {
+      const published = manifest(installed);
+      expect(published.scripts).toBeUndefined();
+      expect(published.devDependencies).toBeUndefined();
+      expect(published.allowScripts).toBeUndefined();
+      const lock = JSON.parse(
+        readFileSync(path.join(app, 'node_modules', '.package-lock.json'), 'utf8'),
+      ) as { packages: Record<string, { hasInstallScript?: boolean }> };
+      expect(lock.packages['node_modules/nest-herald']?.hasInstallScript).toBeUndefined();
+    });
+
+    it('names its licence (with the LICENSE file), repository, bugs, homepage and keywords', () => {
+      const published = manifest(installed);
+      expect(published.license).toBe('MIT');
+      expect(readFileSync(path.join(installed, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n/);
+      expect(published.repository).toEqual({
+        type: 'git',
+        url: expect.stringMatching(/^git\+https:\/\//),
+      });
+      expect(published.bugs).toEqual({ url: expect.stringMatching(/^https:\/\//) });
+      expect(published.homepage).toMatch(/^https:\/\//);
+      expect((published.keywords as string[]).length).toBeGreaterThan(3);
+    });
+
+    it('engines.node is at least what every installed dependency declares (file-type: 22)', () => {
+      const ours = lowest((manifest(installed).engines as { node: string }).node);
+      const below: string[] = [];
+      const visit = (modules: string): void => {
+        if (!existsSync(modules)) return;
+        for (const entry of readdirSync(modules)) {
+          if (entry.startsWith('.')) continue;
+          const dirs = entry.startsWith('@')
+            ? readdirSync(path.join(modules, entry)).map(name => path.join(modules, entry, name))
+            : [path.join(modules, entry)];
+          for (const dir of dirs) {
+            const node = (manifest(dir).engines as { node?: string } | undefined)?.node;
+            if (node && !atLeast(ours, lowest(node)))
+              below.push(`${path.relative(app, dir)}: ${node}`);
+            visit(path.join(dir, 'node_modules'));
+          }
+        }
+      };
+      visit(path.join(app, 'node_modules'));
+      expect(below).toEqual([]);
+      // The dependency that sets the bar today, so this test cannot pass by finding nothing.
+      expect(manifest(path.join(app, 'node_modules', 'file-type')).engines).toEqual({
+        node: '>=22',
+      });
+    });
+
+    it('README: relative links reach files in the package, and the prebuilt platforms are named', () => {
+      const readme = readFileSync(path.join(installed, 'README.md'), 'utf8');
+      const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map(match => match[1]!);
+      const relative = links.filter(link => !/^(https?:|#|mailto:)/.test(link));
+      expect(
+        relative.filter(link => !existsSync(path.join(installed, link.split('#')[0]!))),
+      ).toEqual([]);
+      const named = /\*\*Prebuilt platforms: ([^*]+)\*\*/.exec(readme)?.[1] ?? '';
+      for (const platform of readdirSync(prebuilds)) {
+        expect(named.replace(/\s+/g, ' ')).toContain(`${platform} with glibc`);
+      }
+      expect(readme).toContain('node node_modules/nest-herald/scripts/build-native.mjs');
+      expect(readme).toMatch(/what is tested here is Node 20/);
+    });
+
+    it('source maps carry the TypeScript sources (the .ts files are not shipped)', () => {
+      const maps: string[] = [];
+      const walk = (dir: string): void => {
+        for (const entry of readdirSync(dir, { withFileTypes: true })) {
+          const file = path.join(dir, entry.name);
+          if (entry.isDirectory()) walk(file);
+          else if (entry.name.endsWith('.js.map')) maps.push(file);
+        }
+      };
+      walk(path.join(installed, 'dist'));
+      expect(maps.length).toBeGreaterThan(20);
+      const missing = maps.filter(file => {
+        const map = JSON.parse(readFileSync(file, 'utf8')) as {
+          sources: string[];
+          sourcesContent?: (string | null)[];
+        };
+        return (
+          map.sourcesContent?.length !== map.sources.length ||
+          map.sourcesContent.some(content => typeof content !== 'string' || content === '')
+        );
+      });
+      expect(missing).toEqual([]);
+    });
   });
 
   describe('with no usable binary', () => {
