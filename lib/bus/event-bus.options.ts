@@ -165,3 +165,12 @@ export function resolveEventBusSettings(
     clock: given.clock ?? systemClock,
   };
 }
+
+/**
+ * How one handler of this process ended, for `postLocal(..., { wait: true })`:
+ * `PromiseSettledResult` with the handler's name (`Class.method` for
+ * `@OnEvent` methods). @publicApi
+ */
+export type HandlerOutcome =
+  | { readonly handler: string; readonly status: 'fulfilled'; readonly value: unknown }
+  | { readonly handler: string; readonly status: 'rejected'; readonly reason: unknown };

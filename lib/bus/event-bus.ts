@@ -1,62 +1,31 @@
-import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, distinctUntilChanged, map, of, switchMap, type Observable } from 'rxjs';
 import type { Clock } from '../common/clock.js';
-import { describeError, stackOf } from '../common/describe-error.js';
-import { StateMachine } from '../common/state-machine.js';
-import type { Codec } from '../interfaces/codec.interface.js';
-import type { Envelope, EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
-import {
-  HandlerTimeoutError,
-  InvalidEventError,
-  PayloadTooLargeError,
-  QueueFullError,
-  TransportClosedError,
-} from '../common/errors.js';
-import {
-  resolveEventBusOptions,
-  type EventBusOptions,
-  type HandlerErrorContext,
-  type PostOptions,
-  type PostReceipt,
-} from './event-bus.options.js';
-import { Fifo } from '../common/fifo.js';
-import { HandlerRegistry, patternsOf } from './handler-registry.js';
+import { describeError } from '../common/describe-error.js';
+import { TransportClosedError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { processOrigin } from '../common/origin.js';
+import { StateMachine } from '../common/state-machine.js';
+import type { Envelope, EventHandler } from '../interfaces/envelope.interface.js';
 import type {
   Delivery,
-  PublishResult,
   Transport,
   TransportState,
   TransportStatus,
 } from '../interfaces/transport.interface.js';
+import { Dispatcher } from './event-bus.dispatcher.js';
+import { EnvelopeFactory } from './event-bus.envelope.js';
+import { IdleWaiters } from './event-bus.idle.js';
+import {
+  resolveEventBusOptions,
+  type EventBusOptions,
+  type PostOptions,
+  type PostReceipt,
+} from './event-bus.options.js';
+import { callTransport, describeEnvelope, Outbox } from './event-bus.outbox.js';
+import { busCounters, type EventBusStats } from './event-bus.stats.js';
+import { HandlerRegistry, patternsOf } from './handler-registry.js';
 
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-const MAX_BATCH = 1000;
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
-
-interface Outgoing {
-  readonly envelope: Envelope;
-  resolve(receipt: PostReceipt): void;
-  reject(error: unknown): void;
-}
-
-/** A `postLocal` event: the very object, never encoded, never settled with a transport. */
-interface LocalItem {
-  readonly local: HeraldEvent;
-}
-
-type Item = Delivery | LocalItem;
-
-/** Per-delivery bookkeeping while async handlers run. */
-interface Running {
-  readonly item: Item;
-  readonly event: HeraldEvent;
-  remaining: number;
-  failure: unknown;
-  failed: boolean;
-}
+export type { EventBusStats } from './event-bus.stats.js';
 
 /**
  * The bus's own life. `reconnecting`: the transport's `connect()` has not
@@ -86,7 +55,7 @@ export interface EventBusStatus extends TransportStatus {
   readonly bus: EventBusState;
 }
 
-/** How each bus state reads in the transport vocabulary of `status$` (connected/closing: the transport's own). */
+/** How each bus state reads in the transport vocabulary of `status$` (undefined: the transport's own). */
 const AS_TRANSPORT_STATE: Readonly<Record<EventBusState, TransportState | undefined>> = {
   idle: 'connecting',
   connecting: 'connecting',
@@ -97,44 +66,16 @@ const AS_TRANSPORT_STATE: Readonly<Record<EventBusState, TransportState | undefi
   closed: 'closed',
 };
 
-function validName(name: unknown, what: string): string {
-  if (typeof name !== 'string' || name === '') {
-    throw new InvalidEventError(`${what} must be a non-empty string`);
-  }
-  if (name === '*') throw new InvalidEventError(`${what} '*' is a pattern and cannot be posted`);
-  return name;
-}
-
-function validKey(key: readonly (bigint | number)[]): bigint[] {
-  if (!Array.isArray(key)) throw new InvalidEventError('key must be an array of int64 values');
-  return key.map((part, i) => {
-    if (typeof part === 'number' && Number.isSafeInteger(part)) return BigInt(part);
-    if (typeof part === 'bigint' && part >= INT64_MIN && part <= INT64_MAX) return part;
-    throw new InvalidEventError(`key[${i}] must be an int64 (a bigint, or a safe integer number)`);
-  });
-}
-
-function validHeaders(headers: unknown): Readonly<Record<string, string>> {
-  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
-    throw new InvalidEventError('headers must be an object of strings');
-  }
-  for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== 'string') throw new InvalidEventError(`headers.${name} must be a string`);
-  }
-  return { ...(headers as Record<string, string>) };
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
+function pick(role: string | undefined): { role: string } | undefined {
+  return role === undefined ? undefined : { role };
 }
 
 /**
  * The bus: a handler registry, dispatch with settle, error isolation and the
- * codec, over one {@link Transport}. It knows nothing of Nest.
+ * codec, over one {@link Transport}. It knows nothing of Nest. Its parts:
+ * {@link EnvelopeFactory} (what is sent), {@link Outbox} (posts on their way
+ * to the transport), {@link Dispatcher} (handlers), {@link IdleWaiters}
+ * (drain); this class holds the life (one state machine) and the API.
  *
  * Life: `connect()` (or the first `post`) connects the transport; events that
  * arrive before `start()` wait in a bounded buffer; `start()` begins
@@ -144,58 +85,28 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 export class EventBus {
   readonly transport: Transport;
   readonly origin = processOrigin();
-  private readonly codec: Codec;
   private readonly logger: HeraldLogger;
   private readonly clock: Clock;
-  private readonly concurrency: number;
-  private readonly maxPending: number;
-  private readonly handlerTimeoutMs?: number;
-  private readonly onHandlerError?: EventBusOptions['onHandlerError'];
   private readonly uniqueSettings: { ttlMs: number; cacheSize: number };
   private readonly registry = new HandlerRegistry();
-  private readonly outbox = new Fifo<Outgoing>();
-  private readonly queue = new Fifo<Item>();
+  private readonly counters = busCounters();
+  private readonly factory: EnvelopeFactory;
+  private readonly outbox: Outbox;
+  private readonly dispatcher: Dispatcher;
+  private readonly idle: IdleWaiters;
   private readonly ready$ = new BehaviorSubject<boolean>(false);
   private readonly machine: StateMachine<EventBusState, { role: string }>;
   private connecting?: Promise<void>;
   /** Why `connect()` failed: every later post rejects with it. */
   private failure?: unknown;
-  private flushScheduled = false;
-  private publishing = 0;
-  private started = false;
-  private pumping = false;
-  private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
   private closing?: Promise<void>;
-  private lastNow = NaN;
-  private lastIso = '';
-  private readonly counters = {
-    posted: 0,
-    postedLocal: 0,
-    publishFailed: 0,
-    delivered: 0,
-    handled: 0,
-    failed: 0,
-    timeouts: 0,
-    decodeErrors: 0,
-    unhandled: 0,
-    dropped: 0,
-    acked: 0,
-    nacked: 0,
-    queueHighWater: 0,
-  };
 
   /** @throws InvalidOptionsError naming the option, the rule and the value given. */
   constructor(options: EventBusOptions) {
     const resolved = resolveEventBusOptions(options);
     this.transport = resolved.transport;
-    this.codec = resolved.codec;
     this.logger = resolved.logger;
     this.clock = resolved.clock;
-    this.concurrency = resolved.concurrency;
-    this.maxPending = resolved.maxPending;
-    this.handlerTimeoutMs = resolved.handlerTimeoutMs;
-    this.onHandlerError = resolved.onHandlerError;
     this.uniqueSettings = resolved.unique;
     this.machine = new StateMachine(
       `event bus (${this.transport.name})`,
@@ -203,6 +114,33 @@ export class EventBus {
       BUS_TRANSITIONS,
       this.logger,
     );
+    this.idle = new IdleWaiters(() => this.dispatcher.isIdle() && !this.outbox.busy);
+    const settled = (): void => this.idle.notify();
+    this.factory = new EnvelopeFactory(
+      resolved.codec,
+      this.origin,
+      this.clock,
+      this.transport.features.maxPayloadBytes,
+    );
+    this.outbox = new Outbox(
+      this.transport,
+      resolved.maxPending,
+      this.counters,
+      this.logger,
+      settled,
+    );
+    this.dispatcher = new Dispatcher({
+      handlers: this.registry,
+      factory: this.factory,
+      counters: this.counters,
+      logger: this.logger,
+      concurrency: resolved.concurrency,
+      maxPending: resolved.maxPending,
+      handlerTimeoutMs: resolved.handlerTimeoutMs,
+      onHandlerError: resolved.onHandlerError,
+      transportName: this.transport.name,
+      settled,
+    });
   }
 
   /** The bus's state. */
@@ -260,7 +198,7 @@ export class EventBus {
       }
     });
     try {
-      await this.callTransport(() =>
+      await callTransport(() =>
         this.transport.connect({
           deliver: delivery => this.receive(delivery),
           logger: this.logger,
@@ -276,16 +214,6 @@ export class EventBus {
     }
     if (this.machine.is('connecting', 'reconnecting')) this.machine.setState('connected');
     this.updateReady();
-    this.scheduleFlush();
-  }
-
-  /** Calls the transport, turning a synchronous throw into a rejection. */
-  private callTransport<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return Promise.resolve(call());
-    } catch (error) {
-      return Promise.reject(error);
-    }
   }
 
   /** The transport gave up connecting: every waiting post rejects with its cause. */
@@ -294,32 +222,30 @@ export class EventBus {
     if (this.machine.is('connecting', 'reconnecting')) {
       this.machine.setState('failed', describeError(error));
     }
-    const waiting = this.outbox.drain();
-    if (waiting.length > 0) {
-      this.counters.publishFailed += waiting.length;
-      this.logger.error(
-        `transport ${this.transport.name} failed to connect (${describeError(error)}): ${waiting.length} waiting post(s) rejected, first ${describeEvent(waiting[0].envelope)}`,
-      );
-    } else {
-      this.logger.error(
-        `transport ${this.transport.name} failed to connect: ${describeError(error)}`,
-      );
-    }
-    for (const outgoing of waiting) outgoing.reject(error);
-    this.notifyIdle();
+    const waiting = this.outbox.rejectAll(error);
+    this.counters.publishFailed += waiting.length;
+    this.logger.error(
+      `transport ${this.transport.name} failed to connect: ${describeError(error)}` +
+        (waiting.length > 0
+          ? `; ${waiting.length} waiting post(s) rejected, first ${describeEnvelope(waiting[0])}`
+          : ''),
+    );
+    this.idle.notify();
   }
 
   /** Begins dispatch: buffered events run now, in arrival order. */
   start(): void {
-    if (this.started) return;
-    this.started = true;
+    this.dispatcher.start();
     this.updateReady();
-    this.pump();
   }
 
   /** Resolves once the transport is connected and dispatch has started. */
   waitUntilReady(): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (this.failure !== undefined) {
+        reject(this.failure);
+        return;
+      }
       const subscription = this.ready$.subscribe({
         next: ready => {
           if (ready) {
@@ -330,12 +256,11 @@ export class EventBus {
         complete: () =>
           reject(this.failure ?? new TransportClosedError('event bus closed before it was ready')),
       });
-      if (this.failure !== undefined) reject(this.failure);
     });
   }
 
   private updateReady(): void {
-    const ready = this.machine.is('connected') && this.started;
+    const ready = this.machine.is('connected') && this.dispatcher.dispatching;
     if (ready !== this.ready$.value) this.ready$.next(ready);
   }
 
@@ -371,7 +296,7 @@ export class EventBus {
   post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt> {
     let envelope: Envelope;
     try {
-      envelope = this.envelope(source, event, data, options);
+      envelope = this.factory.envelope(source, event, data, options);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -379,53 +304,14 @@ export class EventBus {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
     if (this.machine.is('failed')) return Promise.reject(this.failure);
-    if (this.outbox.length >= this.maxPending) {
-      return Promise.reject(new QueueFullError('outgoing', this.maxPending));
-    }
+    if (!this.outbox.hasRoom()) return Promise.reject(this.outbox.fullError());
     this.counters.posted++;
-    return new Promise<PostReceipt>((resolve, reject) => {
-      this.outbox.push({ envelope, resolve, reject });
-      this.scheduleFlush();
-    });
+    return this.outbox.push(envelope, this.connect());
   }
 
   /** Builds and validates an envelope; throws the typed error of the first problem. */
   envelope(source: string, event: string, data?: unknown, options: PostOptions = {}): Envelope {
-    validName(source, 'source');
-    validName(event, 'event');
-    const payload = this.codec.encode(data);
-    const limit = this.transport.features.maxPayloadBytes;
-    if (limit !== undefined && payload.length * 3 > limit) {
-      const size = Buffer.byteLength(payload);
-      if (size > limit) throw new PayloadTooLargeError(size, limit);
-    }
-    if (
-      options.unique !== undefined &&
-      (typeof options.unique !== 'string' || options.unique === '')
-    ) {
-      throw new InvalidEventError('unique must be a non-empty string');
-    }
-    return {
-      id: randomUUID(),
-      source,
-      event,
-      payload,
-      key: options.key === undefined ? undefined : validKey(options.key),
-      unique: options.unique,
-      origin: this.origin,
-      occurredAt: this.isoNow(),
-      headers: options.headers === undefined ? undefined : validHeaders(options.headers),
-    };
-  }
-
-  /** The clock's time as ISO-8601; formatting a Date is costly, so once per millisecond. */
-  private isoNow(): string {
-    const now = this.clock.now();
-    if (now !== this.lastNow) {
-      this.lastNow = now;
-      this.lastIso = new Date(now).toISOString();
-    }
-    return this.lastIso;
+    return this.factory.envelope(source, event, data, options);
   }
 
   /**
@@ -434,278 +320,23 @@ export class EventBus {
    * wait for dispatch, rather than dropping the event.
    */
   postLocal(source: string, event: string, data?: unknown): void {
-    validName(source, 'source');
-    validName(event, 'event');
+    const local = this.factory.local(source, event, data);
     if (this.machine.is('closing', 'closed')) {
       throw new TransportClosedError('event bus is closed');
     }
-    if (this.queue.length >= this.maxPending) throw new QueueFullError('incoming', this.maxPending);
+    this.dispatcher.assertRoom();
     this.counters.postedLocal++;
-    const local: HeraldEvent = {
-      id: randomUUID(),
-      source,
-      event,
-      data,
-      origin: this.origin,
-      occurredAt: this.isoNow(),
-      headers: NO_HEADERS,
-      local: true,
-      attempt: 1,
-    };
-    this.enqueue({ local });
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.outbox.length === 0) return;
-    if (this.machine.is('idle')) {
-      this.connect().catch(() => undefined);
-      return;
-    }
-    // Before connect() resolved posts wait; after it failed there is nothing to flush.
-    if (this.machine.is('connecting', 'reconnecting', 'failed')) return;
-    this.flushScheduled = true;
-    queueMicrotask(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    while (this.outbox.length > 0) {
-      const batch: Outgoing[] = [];
-      while (batch.length < MAX_BATCH && this.outbox.length > 0) batch.push(this.outbox.shift()!);
-      this.publishing++;
-      // A publish() that throws (synchronously or not) rejects this batch's
-      // posts with its error; the bus and the process go on.
-      this.callTransport(() =>
-        this.transport.publish(batch.map(outgoing => outgoing.envelope)),
-      ).then(
-        results => this.published(batch, results),
-        error => this.publishFailed(batch, error),
-      );
-    }
-  }
-
-  private publishFailed(batch: Outgoing[], error: unknown): void {
-    this.counters.publishFailed += batch.length;
-    this.logger.error(
-      `transport ${this.transport.name} failed to publish ${batch.length} event(s), first ${describeEvent(batch[0].envelope)}: ${describeError(error)}`,
-      stackOf(error),
-    );
-    for (const outgoing of batch) outgoing.reject(error);
-    this.publishing--;
-    this.notifyIdle();
-  }
-
-  private published(batch: Outgoing[], results: readonly PublishResult[]): void {
-    if (!Array.isArray(results)) {
-      this.publishFailed(
-        batch,
-        new TypeError(`transport ${this.transport.name} resolved publish() with no result list`),
-      );
-      return;
-    }
-    for (let i = 0; i < batch.length; i++) {
-      const result = results[i];
-      const outgoing = batch[i];
-      if (result?.ok) {
-        outgoing.resolve(
-          result.ref === undefined
-            ? { id: outgoing.envelope.id }
-            : { id: outgoing.envelope.id, ref: result.ref },
-        );
-      } else {
-        this.counters.publishFailed++;
-        outgoing.reject(result?.error ?? new Error('transport returned no result for this event'));
-      }
-    }
-    this.publishing--;
-    this.notifyIdle();
+    this.dispatcher.enqueue({ local });
   }
 
   /** The transport hands an envelope over. */
   private receive(delivery: Delivery): void {
     this.counters.delivered++;
     if (this.machine.is('closed')) {
-      this.drop(delivery, new TransportClosedError('event bus is closed'));
+      this.dispatcher.drop(delivery, new TransportClosedError('event bus is closed'));
       return;
     }
-    this.enqueue(delivery);
-  }
-
-  private enqueue(item: Item): void {
-    if (this.queue.length >= this.maxPending) {
-      this.drop(item, new QueueFullError('incoming', this.maxPending));
-      return;
-    }
-    this.queue.push(item);
-    if (this.queue.length > this.counters.queueHighWater) {
-      this.counters.queueHighWater = this.queue.length;
-    }
-    this.pump();
-  }
-
-  private drop(item: Item, reason: Error): void {
-    this.counters.dropped++;
-    const event = 'local' in item ? item.local : item.envelope;
-    this.logger.warn(
-      `dropped event ${event.source}/${event.event} (id ${event.id}, origin ${event.origin}): ${reason.message}`,
-    );
-    if (!('local' in item)) this.settle(item, true, reason);
-  }
-
-  private pump(): void {
-    if (!this.started || this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.inFlight < this.concurrency && this.queue.length > 0) {
-        this.run(this.queue.shift()!);
-      }
-    } finally {
-      this.pumping = false;
-    }
-    this.notifyIdle();
-  }
-
-  private run(item: Item): void {
-    this.inFlight++;
-    let event: HeraldEvent;
-    if ('local' in item) {
-      event = item.local;
-    } else {
-      const envelope = item.envelope;
-      let data: unknown;
-      try {
-        data = this.codec.decode(envelope.payload);
-      } catch (error) {
-        this.counters.decodeErrors++;
-        this.logger.error(
-          `cannot decode event ${envelope.source}/${envelope.event} (id ${envelope.id}, origin ${envelope.origin}): ${describeError(error)}`,
-        );
-        this.finish(item, true, error);
-        return;
-      }
-      event = {
-        id: envelope.id,
-        source: envelope.source,
-        event: envelope.event,
-        data,
-        key: envelope.key,
-        unique: envelope.unique,
-        origin: envelope.origin,
-        occurredAt: envelope.occurredAt,
-        headers: envelope.headers ?? NO_HEADERS,
-        local: false,
-        attempt: item.attempt,
-      };
-    }
-    const handlers = this.registry.match(event.source, event.event);
-    if (handlers.length === 0) this.counters.unhandled++;
-    const running: Running = { item, event, remaining: 1, failure: undefined, failed: false };
-    for (const handler of handlers) {
-      let result: unknown;
-      try {
-        result = handler(event.data, event);
-      } catch (error) {
-        this.handlerFailed(running, handler, error);
-        continue;
-      }
-      if (isThenable(result)) {
-        running.remaining++;
-        this.await(running, handler, result);
-      } else {
-        this.counters.handled++;
-      }
-    }
-    if (--running.remaining === 0) this.finish(item, running.failed, running.failure);
-  }
-
-  private await(running: Running, handler: EventHandler, result: PromiseLike<unknown>): void {
-    let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    const settle = (error?: unknown, failed = false): void => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      if (failed) this.handlerFailed(running, handler, error);
-      else this.counters.handled++;
-      if (--running.remaining === 0) this.finish(running.item, running.failed, running.failure);
-    };
-    if (this.handlerTimeoutMs !== undefined) {
-      const timeoutMs = this.handlerTimeoutMs;
-      timer = setTimeout(() => {
-        this.counters.timeouts++;
-        settle(new HandlerTimeoutError(timeoutMs), true);
-      }, timeoutMs);
-    }
-    Promise.resolve(result).then(
-      () => settle(),
-      error => settle(error, true),
-    );
-  }
-
-  private handlerFailed(running: Running, handler: EventHandler, error: unknown): void {
-    this.counters.failed++;
-    if (!running.failed) {
-      running.failed = true;
-      running.failure = error;
-    }
-    const { event } = running;
-    const context: HandlerErrorContext = {
-      id: event.id,
-      source: event.source,
-      event: event.event,
-      origin: event.origin,
-      handler: handler.name || 'anonymous',
-      attempt: event.attempt,
-    };
-    this.logger.error(
-      `handler ${context.handler} failed on ${context.source}/${context.event} (id ${context.id}, origin ${context.origin}): ${describeError(error)}`,
-      stackOf(error),
-    );
-    if (this.onHandlerError) {
-      try {
-        this.onHandlerError(error, context);
-      } catch (callbackError) {
-        this.logger.error(`onHandlerError threw: ${describeError(callbackError)}`);
-      }
-    }
-  }
-
-  private finish(item: Item, failed: boolean, failure: unknown): void {
-    this.inFlight--;
-    if (!('local' in item)) this.settle(item, failed, failure);
-    this.pump();
-  }
-
-  private settle(delivery: Delivery, failed: boolean, error?: unknown): void {
-    try {
-      if (failed) {
-        this.counters.nacked++;
-        delivery.settle({ outcome: 'nack', error });
-      } else {
-        this.counters.acked++;
-        delivery.settle({ outcome: 'ack' });
-      }
-    } catch (error) {
-      this.logger.error(
-        `transport ${this.transport.name} failed to settle: ${describeError(error)}`,
-      );
-    }
-  }
-
-  private notifyIdle(): void {
-    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
-  private isIdle(): boolean {
-    return (
-      this.inFlight === 0 &&
-      (this.queue.length === 0 || !this.started) &&
-      this.outbox.length === 0 &&
-      this.publishing === 0
-    );
+    this.dispatcher.enqueue(delivery);
   }
 
   /** Shutdown step one: the transport stops taking new deliveries in. */
@@ -718,18 +349,7 @@ export class EventBus {
    * `timeoutMs`. @returns true when drained in time.
    */
   drain(timeoutMs: number): Promise<boolean> {
-    if (this.isIdle()) return Promise.resolve(true);
-    return new Promise(resolve => {
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter(waiter => waiter !== done);
-        resolve(false);
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      this.idleWaiters.push(done);
-    });
+    return this.idle.wait(timeoutMs);
   }
 
   /**
@@ -756,7 +376,6 @@ export class EventBus {
           () => false,
         )));
     if (connected) {
-      this.flush();
       await this.stopIntake().catch(error =>
         this.logger.error(
           `transport ${this.transport.name} failed to stop intake: ${describeError(error)}`,
@@ -764,17 +383,16 @@ export class EventBus {
       );
     }
     if (!(await this.drain(timeoutMs))) {
+      const { inFlight, queued } = this.dispatcher.gauges();
       this.logger.warn(
-        `shutdown timeout of ${timeoutMs} ms reached with ${this.inFlight} event(s) running and ${this.queue.length} queued`,
+        `shutdown timeout of ${timeoutMs} ms reached with ${inFlight} event(s) running and ${queued} queued`,
       );
     }
-    for (const left of this.queue.drain())
-      this.drop(left, new TransportClosedError('event bus closed before dispatch'));
-    for (const outgoing of this.outbox.drain())
-      outgoing.reject(new TransportClosedError('event bus is closed'));
+    this.dispatcher.dropAll(new TransportClosedError('event bus closed before dispatch'));
+    this.outbox.rejectAll(new TransportClosedError('event bus is closed'));
     this.registry.clear();
     try {
-      await this.callTransport(() => this.transport.close());
+      await callTransport(() => this.transport.close());
     } finally {
       this.machine.setState('closed');
       this.machine.complete();
@@ -786,39 +404,9 @@ export class EventBus {
   stats(): EventBusStats {
     return {
       ...this.counters,
-      queued: this.queue.length,
-      inFlight: this.inFlight,
+      ...this.dispatcher.gauges(),
       handlers: this.registry.size,
       transport: this.transport.stats(),
     };
   }
-}
-
-function pick(role: string | undefined): { role: string } | undefined {
-  return role === undefined ? undefined : { role };
-}
-
-function describeEvent(envelope: Envelope): string {
-  return `${envelope.source}/${envelope.event} (id ${envelope.id})`;
-}
-
-/** Counters of {@link EventBus.stats}. @publicApi */
-export interface EventBusStats {
-  readonly posted: number;
-  readonly postedLocal: number;
-  readonly publishFailed: number;
-  readonly delivered: number;
-  readonly handled: number;
-  readonly failed: number;
-  readonly timeouts: number;
-  readonly decodeErrors: number;
-  readonly unhandled: number;
-  readonly dropped: number;
-  readonly acked: number;
-  readonly nacked: number;
-  readonly queueHighWater: number;
-  readonly queued: number;
-  readonly inFlight: number;
-  readonly handlers: number;
-  readonly transport: Readonly<Record<string, number>>;
 }
