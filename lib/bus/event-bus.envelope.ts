@@ -66,6 +66,12 @@ export class EnvelopeFactory {
       const size = Buffer.byteLength(payload);
       if (size > limit) throw new PayloadTooLargeError(size, limit);
     }
+    if ('wait' in options) {
+      // Handlers of other processes cannot be awaited from here.
+      throw new InvalidEventError(
+        "post() takes no 'wait': its handlers may run in other processes; use postLocal(source, event, data, { wait: true }) to await this process's handlers, or whenIdle()",
+      );
+    }
     if (
       options.unique !== undefined &&
       (typeof options.unique !== 'string' || options.unique === '')

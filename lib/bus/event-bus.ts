@@ -15,15 +15,19 @@ import type {
 import { Dispatcher } from './event-bus.dispatcher.js';
 import { EnvelopeFactory } from './event-bus.envelope.js';
 import { IdleWaiters } from './event-bus.idle.js';
+import { BusDrainingError, IdleTimeoutError } from './event-bus.errors.js';
 import {
   resolveEventBusOptions,
   type EventBusOptions,
+  type HandlerOutcome,
+  type LocalPostOptions,
   type PostOptions,
   type PostReceipt,
 } from './event-bus.options.js';
 import { callTransport, describeEnvelope, Outbox } from './event-bus.outbox.js';
 import { busCounters, type EventBusStats } from './event-bus.stats.js';
-import { HandlerRegistry, patternsOf } from './handler-registry.js';
+import { HandlerRegistry, patternsOf } from './event-bus.registry.js';
+import { LoopbackWatch } from './event-bus.loopback.js';
 
 export type { EventBusStats } from './event-bus.stats.js';
 
@@ -31,17 +35,28 @@ export type { EventBusStats } from './event-bus.stats.js';
  * The bus's own life. `reconnecting`: the transport's `connect()` has not
  * resolved and the transport reported a failed attempt (posts wait in the
  * bounded buffer). `failed`: `connect()` rejected (the transport gave up):
- * every waiting and later post rejects with that cause. @publicApi
+ * every waiting and later post rejects with that cause. `draining`: the
+ * shutdown drain began: what was accepted runs, new posts are refused with
+ * {@link BusDrainingError} (on transports that leave the process, `post` is
+ * still sent, for the other processes). @publicApi
  */
 export type EventBusState =
-  'idle' | 'connecting' | 'reconnecting' | 'connected' | 'failed' | 'closing' | 'closed';
+  | 'idle'
+  | 'connecting'
+  | 'reconnecting'
+  | 'connected'
+  | 'failed'
+  | 'draining'
+  | 'closing'
+  | 'closed';
 
 const BUS_TRANSITIONS = {
-  idle: ['connecting', 'closing'],
-  connecting: ['reconnecting', 'connected', 'failed', 'closing'],
-  reconnecting: ['connecting', 'connected', 'failed', 'closing'],
-  connected: ['closing'],
-  failed: ['closing'],
+  idle: ['connecting', 'draining', 'closing'],
+  connecting: ['reconnecting', 'connected', 'failed', 'draining', 'closing'],
+  reconnecting: ['connecting', 'connected', 'failed', 'draining', 'closing'],
+  connected: ['draining', 'closing'],
+  failed: ['draining', 'closing'],
+  draining: ['closing'],
   closing: ['closed'],
   closed: [],
 } as const satisfies { readonly [K in EventBusState]: readonly EventBusState[] };
@@ -62,6 +77,7 @@ const AS_TRANSPORT_STATE: Readonly<Record<EventBusState, TransportState | undefi
   reconnecting: 'reconnecting',
   connected: undefined,
   failed: 'disconnected',
+  draining: undefined,
   closing: undefined,
   closed: 'closed',
 };
@@ -94,6 +110,7 @@ export class EventBus {
   private readonly outbox: Outbox;
   private readonly dispatcher: Dispatcher;
   private readonly idle: IdleWaiters;
+  private readonly loopback: LoopbackWatch;
   private readonly ready$ = new BehaviorSubject<boolean>(false);
   private readonly machine: StateMachine<EventBusState, { role: string }>;
   private connecting?: Promise<void>;
@@ -114,7 +131,10 @@ export class EventBus {
       BUS_TRANSITIONS,
       this.logger,
     );
-    this.idle = new IdleWaiters(() => this.dispatcher.isIdle() && !this.outbox.busy);
+    this.idle = new IdleWaiters(
+      () => this.dispatcher.isIdle() && !this.outbox.busy && this.loopback.size === 0,
+    );
+    this.loopback = new LoopbackWatch(this.transport.features, resolved.maxPending);
     const settled = (): void => this.idle.notify();
     this.factory = new EnvelopeFactory(
       resolved.codec,
@@ -304,9 +324,21 @@ export class EventBus {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
     if (this.machine.is('failed')) return Promise.reject(this.failure);
+    // Once draining, a post on a transport that stays in this process would
+    // never be handled: refused. Elsewhere it still goes to the others.
+    if (this.machine.is('draining') && this.transport.features.reach === 'process') {
+      this.counters.refusedDraining++;
+      return Promise.reject(new BusDrainingError(source, event));
+    }
     if (!this.outbox.hasRoom()) return Promise.reject(this.outbox.fullError());
     this.counters.posted++;
-    return this.outbox.push(envelope, this.connect());
+    if (!this.loopback.expect(envelope)) return this.outbox.push(envelope, this.connect());
+    // A post the transport refused never comes back: stop waiting for it.
+    return this.outbox.push(envelope, this.connect()).catch((error: unknown) => {
+      this.loopback.forget(envelope.id);
+      this.idle.notify();
+      throw error;
+    });
   }
 
   /** Builds and validates an envelope; throws the typed error of the first problem. */
@@ -317,21 +349,74 @@ export class EventBus {
   /**
    * Runs this process's handlers with the very object: no codec, no transport,
    * no unique. Throws {@link QueueFullError} when `maxPending` events already
-   * wait for dispatch, rather than dropping the event.
+   * wait for dispatch, rather than dropping the event; `TransportClosedError`
+   * after close, {@link BusDrainingError} once the shutdown drain began.
+   *
+   * With `{ wait: true }` it returns a promise of every handler's outcome,
+   * in registration order, once all settled (the errors above reject it);
+   * add `rejectOnError: true` to reject with an `AggregateError` of the
+   * handlers' errors instead when any failed.
    */
-  postLocal(source: string, event: string, data?: unknown): void {
+  postLocal(source: string, event: string, data?: unknown): void;
+  postLocal(
+    source: string,
+    event: string,
+    data: unknown,
+    options: LocalPostOptions & { wait: true },
+  ): Promise<HandlerOutcome[]>;
+  postLocal(
+    source: string,
+    event: string,
+    data?: unknown,
+    options?: LocalPostOptions,
+  ): void | Promise<HandlerOutcome[]>;
+  postLocal(
+    source: string,
+    event: string,
+    data?: unknown,
+    options?: LocalPostOptions,
+  ): void | Promise<HandlerOutcome[]> {
+    if (options?.wait !== true) {
+      this.enqueueLocal(source, event, data);
+      return;
+    }
+    return new Promise<HandlerOutcome[]>((resolve, reject) => {
+      this.enqueueLocal(source, event, data, outcomes => {
+        const failed = outcomes.filter(o => o.status === 'rejected');
+        if (!options.rejectOnError || failed.length === 0) return resolve(outcomes);
+        reject(
+          new AggregateError(
+            failed.map(o => o.reason),
+            `${failed.length} handler(s) failed on ${source}/${event}: ${failed.map(o => o.handler).join(', ')}`,
+          ),
+        );
+      });
+    });
+  }
+
+  private enqueueLocal(
+    source: string,
+    event: string,
+    data: unknown,
+    report?: (outcomes: HandlerOutcome[]) => void,
+  ): void {
     const local = this.factory.local(source, event, data);
     if (this.machine.is('closing', 'closed')) {
       throw new TransportClosedError('event bus is closed');
     }
+    if (this.machine.is('draining')) {
+      this.counters.refusedDraining++;
+      throw new BusDrainingError(source, event);
+    }
     this.dispatcher.assertRoom();
     this.counters.postedLocal++;
-    this.dispatcher.enqueue({ local });
+    this.dispatcher.enqueue(report ? { local, report } : { local });
   }
 
   /** The transport hands an envelope over. */
   private receive(delivery: Delivery): void {
     this.counters.delivered++;
+    this.loopback.arrived(delivery.envelope);
     if (this.machine.is('closed')) {
       this.dispatcher.drop(delivery, new TransportClosedError('event bus is closed'));
       return;
@@ -345,11 +430,48 @@ export class EventBus {
   }
 
   /**
-   * Waits until nothing is queued, running or being published, for at most
-   * `timeoutMs`. @returns true when drained in time.
+   * Waits until nothing is queued, running or being published (and, on
+   * transports that leave the process, until this process's own posts came
+   * back and were handled), for at most `timeoutMs`. Never waits for ever:
+   * false when the time ran out (e.g. an at-most-once transport lost the
+   * copy of a post meant for this process). @returns true when idle in time.
    */
   drain(timeoutMs: number): Promise<boolean> {
     return this.idle.wait(timeoutMs);
+  }
+
+  /**
+   * Resolves once every event this process posted so far is settled —
+   * handled here, refused, or counted lost — and nothing is queued or
+   * running. Rejects with {@link IdleTimeoutError} (saying what is still
+   * busy) after `timeoutMs` (default 5000), so it never waits for ever.
+   */
+  async whenIdle(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    if (!(await this.idle.wait(timeoutMs))) {
+      const ownPosts = this.loopback.size;
+      throw new IdleTimeoutError(
+        timeoutMs,
+        `${this.busyReport()}; ${this.outbox.length} post(s) waiting for the transport` +
+          (ownPosts > 0 ? `; ${ownPosts} own post(s) not back from the transport yet` : ''),
+      );
+    }
+  }
+
+  /**
+   * Shutdown step zero: from now on, posts that this process would have to
+   * handle are refused ({@link BusDrainingError}), so the drain ends; what
+   * was accepted before still runs. Idempotent; a no-op once closing.
+   */
+  beginDrain(): void {
+    if (this.machine.is('draining', 'closing', 'closed')) return;
+    this.machine.setState('draining');
+    this.updateReady();
+  }
+
+  /** `Class.method` of each handler call still running (`×n` when several). */
+  runningHandlers(): string[] {
+    return this.dispatcher.runningHandlers();
   }
 
   /**
@@ -363,7 +485,9 @@ export class EventBus {
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
-    const was = this.machine.state;
+    let was = this.machine.state;
+    // The drain began before (EventsModule): what state did it start from?
+    if (was === 'draining') was = this.connecting ? 'connecting' : 'idle';
     this.machine.setState('closing');
     this.updateReady();
     // A connect() still retrying decides whether the waiting posts go out
@@ -383,11 +507,9 @@ export class EventBus {
       );
     }
     if (!(await this.drain(timeoutMs))) {
-      const { inFlight, queued } = this.dispatcher.gauges();
-      this.logger.warn(
-        `shutdown timeout of ${timeoutMs} ms reached with ${inFlight} event(s) running and ${queued} queued`,
-      );
+      this.logger.warn(`shutdown timeout of ${timeoutMs} ms reached with ${this.busyReport()}`);
     }
+    this.loopback.clear();
     this.dispatcher.dropAll(new TransportClosedError('event bus closed before dispatch'));
     this.outbox.rejectAll(new TransportClosedError('event bus is closed'));
     this.registry.clear();
@@ -398,6 +520,15 @@ export class EventBus {
       this.machine.complete();
       this.ready$.complete();
     }
+  }
+
+  /** What is still going on, for shutdown warnings: counts, and each running handler by name. */
+  busyReport(): string {
+    const { inFlight, queued, running } = this.dispatcher.gauges();
+    return (
+      `${inFlight} event(s) running and ${queued} queued` +
+      (running > 0 ? `; handlers still running: ${this.runningHandlers().join(', ')}` : '')
+    );
   }
 
   /** The bus's counters and gauges, with the transport's under `transport`. */

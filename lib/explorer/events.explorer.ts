@@ -14,6 +14,10 @@ import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface
 import type { EventBus } from '../bus/event-bus.js';
 import { EVENT_BUS, EVENT_HANDLER_METADATA, HERALD_CONTEXT_TYPE } from '../events.constants.js';
 import type { OnEventMetadata } from '../decorators/on-event-metadata.interface.js';
+import { patternsOf } from '../bus/event-bus.registry.js';
+import { describeError } from '../common/describe-error.js';
+import { InvalidOptionsError } from '../common/errors.js';
+import { describeValue } from '../common/options.validation.js';
 
 type Invoker = (data: unknown, event: HeraldEvent) => Promise<unknown>;
 type Host = Record<string, unknown>;
@@ -55,6 +59,37 @@ function hasEnhancers(
     lookup.pipesContextCreator.create(instance, callback, moduleKey).length > 0 ||
     (lookup.filtersContextCreator.create(instance, callback, moduleKey).filters?.length ?? 0) > 0
   );
+}
+
+/**
+ * The `@OnEvent` entries of a method: `@OnEvent` writes an array; a custom
+ * decorator may write one object under `OnEvent.KEY` (as
+ * `SetMetadata(KEY, {...})` does with `@nestjs/event-emitter`). Anything
+ * else under the key is refused loudly, naming the method.
+ */
+function metadataOf(raw: unknown, name: string): OnEventMetadata[] {
+  if (raw === undefined) return [];
+  const entries: unknown[] = Array.isArray(raw) ? raw : [raw];
+  return entries.map(entry => {
+    const { source, events } = (entry ?? {}) as { source?: unknown; events?: unknown };
+    const list = events === undefined ? [] : events;
+    if (
+      entry === null ||
+      typeof entry !== 'object' ||
+      !Array.isArray(list) ||
+      (source !== undefined && typeof source !== 'string')
+    ) {
+      throw new InvalidOptionsError(
+        `@OnEvent metadata on ${name} must be { source?: string, events?: string[] } (got ${describeValue(entry)})`,
+      );
+    }
+    try {
+      patternsOf(source, list as string[]);
+    } catch (error) {
+      throw new InvalidOptionsError(`@OnEvent metadata on ${name}: ${describeError(error)}`);
+    }
+    return { source, events: list as string[] };
+  });
 }
 
 /**
@@ -129,9 +164,11 @@ export class EventsExplorer {
     for (const methodName of this.scanner.getAllMethodNames(prototype)) {
       const method: unknown = (prototype as Host)[methodName];
       if (typeof method !== 'function') continue;
-      const metadata = Reflect.getMetadata(EVENT_HANDLER_METADATA, method) as
-        OnEventMetadata[] | undefined;
-      if (!metadata?.length) continue;
+      const metadata = metadataOf(
+        Reflect.getMetadata(EVENT_HANDLER_METADATA, method),
+        `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
+      );
+      if (metadata.length === 0) continue;
       const creator = this.creatorFor(wrapper);
       const handler: EventHandler = isStatic
         ? this.staticHandler(creator, instance as Host, methodName)
