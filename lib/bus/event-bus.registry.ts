@@ -26,24 +26,20 @@ export function patternsOf(source?: string, events: readonly string[] = []): Pat
 }
 
 /**
- * The handlers of one index slot, kept in registration order: `seqs[i]` is
- * the sequence number of `handlers[i]`. Copied on write, so a dispatch
- * iterating `handlers` is never disturbed by a register/unregister.
+ * The handlers of one index slot, in registration order. Copied on write,
+ * so a dispatch iterating it is never disturbed by a register/unregister.
  */
-interface Slot {
-  handlers: EventHandler[];
-  seqs: number[];
-}
+type Slot = readonly EventHandler[];
 
 interface Registration {
   /** Order of first registration; kept while the handler has any pattern. */
   readonly seq: number;
-  /** `source\0event` of each pattern, for removal. */
-  readonly patterns: Map<string, Pattern>;
+  /** Usually one; an array (not a Set) keeps 10,000 registrations small. */
+  patterns: Pattern[];
 }
 
-function keyOf(pattern: Pattern): string {
-  return `${pattern.source}\u0000${pattern.event}`;
+function same(a: Pattern, b: Pattern): boolean {
+  return a.source === b.source && a.event === b.event;
 }
 
 /**
@@ -51,10 +47,10 @@ function keyOf(pattern: Pattern): string {
  * EventEmitter2 look handlers up, instead of scanning): exact
  * `(source, event)`, every event of a source (`source, '*'`), an event of
  * any source (`'*', event`), and every event (`'*', '*'`). A lookup reads at
- * most four slots and merges them by registration sequence number; nothing
- * is cached, so nothing is ever cleared whole. A handler registered under
- * several patterns matching one event is listed once, in the order it was
- * first registered.
+ * most four slots and, when several hold handlers, merges them by
+ * registration sequence number; nothing is cached, so nothing is ever
+ * cleared whole. A handler registered under several patterns matching one
+ * event is listed once, in the order it was first registered.
  */
 export class HandlerRegistry {
   private seq = 0;
@@ -63,19 +59,18 @@ export class HandlerRegistry {
   private readonly exact = new Map<string, Map<string, Slot>>();
   private readonly bySource = new Map<string, Slot>();
   private readonly byEvent = new Map<string, Slot>();
-  private all?: Slot;
+  private all: Slot = NONE;
 
   add(handler: EventHandler, patterns: readonly Pattern[]): void {
     let registration = this.registrations.get(handler);
     if (!registration) {
-      registration = { seq: this.seq++, patterns: new Map() };
+      registration = { seq: this.seq++, patterns: [] };
       this.registrations.set(handler, registration);
     }
     for (const pattern of patterns) {
-      const key = keyOf(pattern);
-      if (registration.patterns.has(key)) continue;
-      registration.patterns.set(key, pattern);
-      this.insert(pattern, handler, registration.seq);
+      if (registration.patterns.some(known => same(known, pattern))) continue;
+      registration.patterns.push(pattern);
+      this.write(pattern, this.inserted(this.read(pattern), handler, registration.seq));
     }
   }
 
@@ -83,14 +78,19 @@ export class HandlerRegistry {
   remove(handler: EventHandler, patterns?: readonly Pattern[]): boolean {
     const registration = this.registrations.get(handler);
     if (!registration) return false;
-    let removed = false;
-    for (const pattern of patterns ?? [...registration.patterns.values()]) {
-      if (!registration.patterns.delete(keyOf(pattern))) continue;
-      removed = true;
-      this.extract(pattern, handler);
+    const removing = patterns
+      ? registration.patterns.filter(known => patterns.some(p => same(known, p)))
+      : registration.patterns;
+    if (removing.length === 0) return false;
+    registration.patterns = registration.patterns.filter(known => !removing.includes(known));
+    for (const pattern of removing) {
+      this.write(
+        pattern,
+        this.read(pattern).filter(h => h !== handler),
+      );
     }
-    if (registration.patterns.size === 0) this.registrations.delete(handler);
-    return removed;
+    if (registration.patterns.length === 0) this.registrations.delete(handler);
+    return true;
   }
 
   /** The handlers of one event, in registration order, each once. */
@@ -98,12 +98,12 @@ export class HandlerRegistry {
     const a = this.exact.get(source)?.get(event);
     const b = this.bySource.get(source);
     const c = this.byEvent.get(event);
-    const d = this.all;
+    const d = this.all.length > 0 ? this.all : undefined;
     // The common case, one slot: its own array, nothing built.
     const found = (a ? 1 : 0) + (b ? 1 : 0) + (c ? 1 : 0) + (d ? 1 : 0);
     if (found === 0) return NONE;
-    if (found === 1) return (a ?? b ?? c ?? d)!.handlers;
-    return merge([a, b, c, d].filter((slot): slot is Slot => slot !== undefined));
+    if (found === 1) return (a ?? b ?? c ?? d)!;
+    return this.merge([a, b, c, d].filter((slot): slot is Slot => slot !== undefined));
   }
 
   get size(): number {
@@ -115,90 +115,76 @@ export class HandlerRegistry {
     this.exact.clear();
     this.bySource.clear();
     this.byEvent.clear();
-    this.all = undefined;
+    this.all = NONE;
   }
 
-  private slotOf(pattern: Pattern, create: boolean): Slot | undefined {
-    const { source, event } = pattern;
-    const fresh = (): Slot => ({ handlers: [], seqs: [] });
+  private seqOf(handler: EventHandler): number {
+    return this.registrations.get(handler)!.seq;
+  }
+
+  /** The slot with `handler` in its place by sequence (usually appended: the newest). */
+  private inserted(slot: Slot, handler: EventHandler, seq: number): Slot {
+    let at = slot.length;
+    while (at > 0 && this.seqOf(slot[at - 1]) > seq) at--;
+    return at === slot.length
+      ? [...slot, handler]
+      : [...slot.slice(0, at), handler, ...slot.slice(at)];
+  }
+
+  private read({ source, event }: Pattern): Slot {
+    if (source === ANY && event === ANY) return this.all;
+    if (source === ANY) return this.byEvent.get(event) ?? NONE;
+    if (event === ANY) return this.bySource.get(source) ?? NONE;
+    return this.exact.get(source)?.get(event) ?? NONE;
+  }
+
+  /** Stores a slot; an empty one is removed, so the index holds only what is registered. */
+  private write({ source, event }: Pattern, slot: Slot): void {
+    const empty = slot.length === 0;
     if (source === ANY && event === ANY) {
-      if (!this.all && create) this.all = fresh();
-      return this.all;
-    }
-    let map: Map<string, Slot>;
-    let key: string;
-    if (source === ANY) {
-      map = this.byEvent;
-      key = event;
+      this.all = empty ? NONE : slot;
+    } else if (source === ANY) {
+      if (empty) this.byEvent.delete(event);
+      else this.byEvent.set(event, slot);
     } else if (event === ANY) {
-      map = this.bySource;
-      key = source;
+      if (empty) this.bySource.delete(source);
+      else this.bySource.set(source, slot);
     } else {
       let events = this.exact.get(source);
+      if (empty) {
+        events?.delete(event);
+        if (events?.size === 0) this.exact.delete(source);
+        return;
+      }
       if (!events) {
-        if (!create) return undefined;
         events = new Map();
         this.exact.set(source, events);
       }
-      map = events;
-      key = event;
-    }
-    let slot = map.get(key);
-    if (!slot && create) {
-      slot = fresh();
-      map.set(key, slot);
-    }
-    return slot;
-  }
-
-  private insert(pattern: Pattern, handler: EventHandler, seq: number): void {
-    const slot = this.slotOf(pattern, true)!;
-    // Usually the newest handler: appended. An older one gaining a pattern goes in its place.
-    let at = slot.seqs.length;
-    while (at > 0 && slot.seqs[at - 1] > seq) at--;
-    slot.handlers = [...slot.handlers.slice(0, at), handler, ...slot.handlers.slice(at)];
-    slot.seqs = [...slot.seqs.slice(0, at), seq, ...slot.seqs.slice(at)];
-  }
-
-  private extract(pattern: Pattern, handler: EventHandler): void {
-    const slot = this.slotOf(pattern, false);
-    if (!slot) return;
-    const at = slot.handlers.indexOf(handler);
-    if (at < 0) return;
-    slot.handlers = slot.handlers.filter((_, i) => i !== at);
-    slot.seqs = slot.seqs.filter((_, i) => i !== at);
-    if (slot.handlers.length > 0) return;
-    // An empty slot is removed, so the index holds only what is registered.
-    const { source, event } = pattern;
-    if (source === ANY && event === ANY) this.all = undefined;
-    else if (source === ANY) this.byEvent.delete(event);
-    else if (event === ANY) this.bySource.delete(source);
-    else {
-      const events = this.exact.get(source)!;
-      events.delete(event);
-      if (events.size === 0) this.exact.delete(source);
+      events.set(event, slot);
     }
   }
-}
 
-/** Merges slots by sequence number; a handler in several slots appears once. */
-function merge(slots: readonly Slot[]): EventHandler[] {
-  const out: EventHandler[] = [];
-  const at = slots.map(() => 0);
-  let last = -1;
-  for (;;) {
-    let pick = -1;
-    let lowest = Infinity;
-    for (let i = 0; i < slots.length; i++) {
-      const seq = slots[i].seqs[at[i]];
-      if (seq !== undefined && seq < lowest) {
-        lowest = seq;
-        pick = i;
+  /** Merges slots by sequence number; a handler in several slots appears once. */
+  private merge(slots: readonly Slot[]): EventHandler[] {
+    const out: EventHandler[] = [];
+    const at = slots.map(() => 0);
+    let last = -1;
+    for (;;) {
+      let pick = -1;
+      let lowest = Infinity;
+      for (let i = 0; i < slots.length; i++) {
+        const handler = slots[i][at[i]];
+        if (handler === undefined) continue;
+        const seq = this.seqOf(handler);
+        if (seq < lowest) {
+          lowest = seq;
+          pick = i;
+        }
       }
+      if (pick < 0) return out;
+      if (lowest !== last) out.push(slots[pick][at[pick]]);
+      last = lowest;
+      at[pick]++;
     }
-    if (pick < 0) return out;
-    if (lowest !== last) out.push(slots[pick].handlers[at[pick]]);
-    last = lowest;
-    at[pick]++;
   }
 }
