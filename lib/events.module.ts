@@ -176,14 +176,16 @@ export class EventsModule
   private stop(): Promise<boolean> {
     this.stopped ??= (async () => {
       this.machine.setState('draining');
+      // New posts this process would handle are refused from here, so the
+      // drain ends when what was accepted has run.
+      this.bus.beginDrain();
       await this.bus.stopIntake().catch((error: unknown) => {
         this.logger.error(`failed to stop intake: ${describeError(error)}`);
       });
       const drained = await this.bus.drain(this.shutdownTimeoutMs);
       if (!drained) {
-        const { inFlight, queued } = this.bus.stats();
         this.logger.warn(
-          `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${inFlight} event(s) running and ${queued} queued`,
+          `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${this.bus.busyReport()}`,
         );
       }
       this.explorer.unregisterAll();

@@ -16,9 +16,12 @@ export {
 export type {
   EventBusOptions,
   HandlerErrorContext,
+  HandlerOutcome,
+  LocalPostOptions,
   PostOptions,
   PostReceipt,
 } from './bus/event-bus.options.js';
+export { BusDrainingError, IdleTimeoutError } from './bus/event-bus.errors.js';
 export type * from './interfaces/transport.interface.js';
 export { LocalTransport } from './transports/local/local.transport.js';
 export {

@@ -61,6 +61,17 @@ export interface PostOptions {
   headers?: Readonly<Record<string, string>>;
 }
 
+/** Options of one `postLocal`. @publicApi */
+export interface LocalPostOptions {
+  /**
+   * Resolve with every handler's outcome in this process, in registration
+   * order (`HandlerOutcome[]`), once all have settled.
+   */
+  wait?: boolean;
+  /** With `wait`: reject with an `AggregateError` of the handlers' errors when any failed. */
+  rejectOnError?: boolean;
+}
+
 /** What `post` resolves to once the transport accepted the event. @publicApi */
 export interface PostReceipt {
   readonly id: string;
@@ -165,3 +176,12 @@ export function resolveEventBusSettings(
     clock: given.clock ?? systemClock,
   };
 }
+
+/**
+ * How one handler of this process ended, for `postLocal(..., { wait: true })`:
+ * `PromiseSettledResult` with the handler's name (`Class.method` for
+ * `@OnEvent` methods). @publicApi
+ */
+export type HandlerOutcome =
+  | { readonly handler: string; readonly status: 'fulfilled'; readonly value: unknown }
+  | { readonly handler: string; readonly status: 'rejected'; readonly reason: unknown };
