@@ -20,7 +20,7 @@ import {
   type HeraldMicroserviceStatus,
 } from '../microservice.interface.js';
 import { resolveHeraldClientOptions } from './herald.options.js';
-import { CauseRecorder, heraldStateMachine, type HeraldLifecycleState } from './herald.state.js';
+import { heraldLifecycle, type CauseRecorder, type HeraldLifecycleState } from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
 
 /** A request on the wire: Nest's packet with its correlation id. */
@@ -73,18 +73,15 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
     this.heraldLogger = resolved.logger;
     this.requestTimeoutMs = resolved.requestTimeoutMs;
     this.connectTimeoutMs = resolved.connectTimeoutMs;
-    this.connectionLogger = new CauseRecorder(this.heraldLogger);
     this.initializeSerializer(resolved);
     this.initializeDeserializer(resolved);
     this.events.on('error', noop);
-    this.state = heraldStateMachine(new.target.name, this.heraldLogger);
-    // Nest's `status` and the deprecated `on('status')` are fed from status$ alone.
-    this.state.status$.subscribe(change => {
-      if (change.state === 'idle') return;
-      if (change.state === 'connected') this.connectionLogger.clear();
-      this._status$.next(change.state);
-      this.events.emit('status', change.state);
-    });
+    ({ state: this.state, connectionLogger: this.connectionLogger } = heraldLifecycle(
+      new.target.name,
+      this.heraldLogger,
+      this._status$,
+      this.events,
+    ));
   }
 
   /**

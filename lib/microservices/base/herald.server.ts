@@ -20,7 +20,7 @@ import type {
   HeraldStartup,
 } from '../microservice.interface.js';
 import { resolveHeraldServerOptions } from './herald.options.js';
-import { CauseRecorder, heraldStateMachine, type HeraldLifecycleState } from './herald.state.js';
+import { heraldLifecycle, type CauseRecorder, type HeraldLifecycleState } from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
 
 /** A request as the server sees it once deserialized. */
@@ -83,19 +83,16 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     this.startup = resolved.startup;
     this.connectTimeoutMs = resolved.connectTimeoutMs;
     this.closeTimeoutMs = resolved.closeTimeoutMs;
-    this.connectionLogger = new CauseRecorder(this.heraldLogger);
     this.initializeSerializer(resolved);
     this.initializeDeserializer(resolved);
     // A listener for 'error' so an unobserved error is logged, never thrown by EventEmitter.
     this.events.on('error', noop);
-    this.state = heraldStateMachine(new.target.name, this.heraldLogger);
-    // Nest's `status` and the deprecated `on('status')` are fed from status$ alone.
-    this.state.status$.subscribe(change => {
-      if (change.state === 'idle') return;
-      if (change.state === 'connected') this.connectionLogger.clear();
-      this._status$.next(change.state);
-      this.events.emit('status', change.state);
-    });
+    ({ state: this.state, connectionLogger: this.connectionLogger } = heraldLifecycle(
+      new.target.name,
+      this.heraldLogger,
+      this._status$,
+      this.events,
+    ));
   }
 
   /**
