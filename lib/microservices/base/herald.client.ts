@@ -8,11 +8,7 @@ import { TransportClosedError } from '../../common/errors.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { StateChange, StateMachine } from '../../common/state-machine.js';
 import { REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
-import {
-  ConnectTimeoutError,
-  ReplyTooLargeError,
-  RequestTimeoutError,
-} from '../microservice.errors.js';
+import { ReplyTooLargeError, RequestTimeoutError } from '../microservice.errors.js';
 import {
   HeraldRecord,
   type HeraldClientOptions,
@@ -20,7 +16,12 @@ import {
   type HeraldMicroserviceStatus,
 } from '../microservice.interface.js';
 import { resolveHeraldClientOptions } from './herald.options.js';
-import { heraldLifecycle, type CauseRecorder, type HeraldLifecycleState } from './herald.state.js';
+import {
+  connectWithin,
+  heraldLifecycle,
+  type CauseRecorder,
+  type HeraldLifecycleState,
+} from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
 
 /** A request on the wire: Nest's packet with its correlation id. */
@@ -116,7 +117,6 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   connect(): Promise<void> {
     if (this.closed) return Promise.reject(new TransportClosedError('client is closed'));
     if (!this.connecting) {
-      let timer: NodeJS.Timeout | undefined;
       if (this.state.is('idle')) this.setStatus('connecting');
       let attempt: Promise<void>;
       try {
@@ -125,21 +125,14 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
         attempt = Promise.reject(error as Error);
       }
       attempt.catch(noop);
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new ConnectTimeoutError(
-                this.constructor.name,
-                this.connectTimeoutMs,
-                this.connectionLogger.last,
-              ),
-            ),
-          this.connectTimeoutMs,
-        );
-      });
-      this.connecting = Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
-      this.connecting.then(
+      const connecting = connectWithin(
+        attempt,
+        this.constructor.name,
+        this.connectTimeoutMs,
+        this.connectionLogger,
+      );
+      this.connecting = connecting;
+      connecting.then(
         () => (this.connected = !this.closed),
         (error: unknown) => {
           // Every send/emit waiting for this attempt rejects with the same
@@ -148,6 +141,7 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
           if (this.state.is('connecting')) this.setStatus('connecting', describeError(error));
         },
       );
+      return connecting;
     }
     return this.connecting;
   }

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { HeraldLogger } from '../../common/logger.js';
 import { StateMachine } from '../../common/state-machine.js';
+import { ConnectTimeoutError } from '../microservice.errors.js';
 import type { HeraldMicroserviceStatus } from '../microservice.interface.js';
 
 /**
@@ -92,4 +93,25 @@ export function heraldLifecycle(
     events.emit('status', change.state);
   });
   return { state, connectionLogger };
+}
+
+/**
+ * `attempt`, or `ConnectTimeoutError` after `timeoutMs` naming the last
+ * connection failure `recorder` saw (the attempt itself goes on: hubs and
+ * connections keep retrying on their own).
+ */
+export function connectWithin(
+  attempt: Promise<void>,
+  owner: string,
+  timeoutMs: number,
+  recorder: CauseRecorder,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ConnectTimeoutError(owner, timeoutMs, recorder.last)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
 }
