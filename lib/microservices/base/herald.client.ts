@@ -8,11 +8,7 @@ import { TransportClosedError } from '../../common/errors.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { StateChange, StateMachine } from '../../common/state-machine.js';
 import { REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
-import {
-  ConnectTimeoutError,
-  ReplyTooLargeError,
-  RequestTimeoutError,
-} from '../microservice.errors.js';
+import { ReplyTooLargeError, RequestTimeoutError } from '../microservice.errors.js';
 import {
   HeraldRecord,
   type HeraldClientOptions,
@@ -20,7 +16,12 @@ import {
   type HeraldMicroserviceStatus,
 } from '../microservice.interface.js';
 import { resolveHeraldClientOptions } from './herald.options.js';
-import { CauseRecorder, heraldStateMachine, type HeraldLifecycleState } from './herald.state.js';
+import {
+  connectWithin,
+  heraldLifecycle,
+  type CauseRecorder,
+  type HeraldLifecycleState,
+} from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
 
 /** A request on the wire: Nest's packet with its correlation id. */
@@ -73,18 +74,15 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
     this.heraldLogger = resolved.logger;
     this.requestTimeoutMs = resolved.requestTimeoutMs;
     this.connectTimeoutMs = resolved.connectTimeoutMs;
-    this.connectionLogger = new CauseRecorder(this.heraldLogger);
     this.initializeSerializer(resolved);
     this.initializeDeserializer(resolved);
     this.events.on('error', noop);
-    this.state = heraldStateMachine(new.target.name, this.heraldLogger);
-    // Nest's `status` and the deprecated `on('status')` are fed from status$ alone.
-    this.state.status$.subscribe(change => {
-      if (change.state === 'idle') return;
-      if (change.state === 'connected') this.connectionLogger.clear();
-      this._status$.next(change.state);
-      this.events.emit('status', change.state);
-    });
+    ({ state: this.state, connectionLogger: this.connectionLogger } = heraldLifecycle(
+      new.target.name,
+      this.heraldLogger,
+      this._status$,
+      this.events,
+    ));
   }
 
   /**
@@ -119,7 +117,6 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   connect(): Promise<void> {
     if (this.closed) return Promise.reject(new TransportClosedError('client is closed'));
     if (!this.connecting) {
-      let timer: NodeJS.Timeout | undefined;
       if (this.state.is('idle')) this.setStatus('connecting');
       let attempt: Promise<void>;
       try {
@@ -128,21 +125,14 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
         attempt = Promise.reject(error as Error);
       }
       attempt.catch(noop);
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new ConnectTimeoutError(
-                this.constructor.name,
-                this.connectTimeoutMs,
-                this.connectionLogger.last,
-              ),
-            ),
-          this.connectTimeoutMs,
-        );
-      });
-      this.connecting = Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
-      this.connecting.then(
+      const connecting = connectWithin(
+        attempt,
+        this.constructor.name,
+        this.connectTimeoutMs,
+        this.connectionLogger,
+      );
+      this.connecting = connecting;
+      connecting.then(
         () => (this.connected = !this.closed),
         (error: unknown) => {
           // Every send/emit waiting for this attempt rejects with the same
@@ -151,6 +141,7 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
           if (this.state.is('connecting')) this.setStatus('connecting', describeError(error));
         },
       );
+      return connecting;
     }
     return this.connecting;
   }

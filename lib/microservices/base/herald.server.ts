@@ -12,7 +12,6 @@ import { describeError } from '../../common/describe-error.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { StateChange, StateMachine } from '../../common/state-machine.js';
 import { REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
-import { ConnectTimeoutError } from '../microservice.errors.js';
 import type {
   HeraldMicroserviceEvents,
   HeraldMicroserviceStatus,
@@ -20,7 +19,12 @@ import type {
   HeraldStartup,
 } from '../microservice.interface.js';
 import { resolveHeraldServerOptions } from './herald.options.js';
-import { CauseRecorder, heraldStateMachine, type HeraldLifecycleState } from './herald.state.js';
+import {
+  connectWithin,
+  heraldLifecycle,
+  type CauseRecorder,
+  type HeraldLifecycleState,
+} from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
 
 /** A request as the server sees it once deserialized. */
@@ -83,19 +87,16 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     this.startup = resolved.startup;
     this.connectTimeoutMs = resolved.connectTimeoutMs;
     this.closeTimeoutMs = resolved.closeTimeoutMs;
-    this.connectionLogger = new CauseRecorder(this.heraldLogger);
     this.initializeSerializer(resolved);
     this.initializeDeserializer(resolved);
     // A listener for 'error' so an unobserved error is logged, never thrown by EventEmitter.
     this.events.on('error', noop);
-    this.state = heraldStateMachine(new.target.name, this.heraldLogger);
-    // Nest's `status` and the deprecated `on('status')` are fed from status$ alone.
-    this.state.status$.subscribe(change => {
-      if (change.state === 'idle') return;
-      if (change.state === 'connected') this.connectionLogger.clear();
-      this._status$.next(change.state);
-      this.events.emit('status', change.state);
-    });
+    ({ state: this.state, connectionLogger: this.connectionLogger } = heraldLifecycle(
+      new.target.name,
+      this.heraldLogger,
+      this._status$,
+      this.events,
+    ));
   }
 
   /**
@@ -169,27 +170,14 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
       callback();
       return;
     }
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new ConnectTimeoutError(
-              this.constructor.name,
-              this.connectTimeoutMs,
-              this.connectionLogger.last,
-            ),
-          ),
-        this.connectTimeoutMs,
-      );
-    });
-    Promise.race([started, timeout]).then(
-      () => {
-        clearTimeout(timer);
-        callback();
-      },
+    connectWithin(
+      started,
+      this.constructor.name,
+      this.connectTimeoutMs,
+      this.connectionLogger,
+    ).then(
+      () => callback(),
       async (error: unknown) => {
-        clearTimeout(timer);
         started.catch(noop);
         this.setStatus('disconnected', describeError(error));
         await this.close().catch(noop);

@@ -1,5 +1,7 @@
+import type { EventEmitter } from 'node:events';
 import type { HeraldLogger } from '../../common/logger.js';
 import { StateMachine } from '../../common/state-machine.js';
+import { ConnectTimeoutError } from '../microservice.errors.js';
 import type { HeraldMicroserviceStatus } from '../microservice.interface.js';
 
 /**
@@ -63,4 +65,53 @@ export class CauseRecorder implements HeraldLogger {
   clear(): void {
     this.last = undefined;
   }
+}
+
+/** What {@link heraldLifecycle} gives a server or client. */
+export interface HeraldLifecycle {
+  readonly state: StateMachine<HeraldLifecycleState>;
+  readonly connectionLogger: CauseRecorder;
+}
+
+/**
+ * The state machine of a server or client, wired so Nest's `status` and the
+ * deprecated `'status'` event are fed from `status$` alone, and a connection
+ * forgets its last failure once connected.
+ */
+export function heraldLifecycle(
+  owner: string,
+  logger: HeraldLogger,
+  nestStatus: { next(status: HeraldMicroserviceStatus): void },
+  events: EventEmitter,
+): HeraldLifecycle {
+  const state = heraldStateMachine(owner, logger);
+  const connectionLogger = new CauseRecorder(logger);
+  state.status$.subscribe(change => {
+    if (change.state === 'idle') return;
+    if (change.state === 'connected') connectionLogger.clear();
+    nestStatus.next(change.state);
+    events.emit('status', change.state);
+  });
+  return { state, connectionLogger };
+}
+
+/**
+ * `attempt`, or `ConnectTimeoutError` after `timeoutMs` naming the last
+ * connection failure `recorder` saw (the attempt itself goes on: hubs and
+ * connections keep retrying on their own).
+ */
+export function connectWithin(
+  attempt: Promise<void>,
+  owner: string,
+  timeoutMs: number,
+  recorder: CauseRecorder,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ConnectTimeoutError(owner, timeoutMs, recorder.last)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,8 +1,10 @@
 import { IllegalStateTransitionError } from '../../../../lib/common/state-machine.js';
 import {
   CauseRecorder,
+  connectWithin,
   heraldStateMachine,
 } from '../../../../lib/microservices/base/herald.state.js';
+import { ConnectTimeoutError } from '../../../../lib/microservices/microservice.errors.js';
 
 const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -66,5 +68,29 @@ describe('CauseRecorder', () => {
       'warn connect failed: ECONNREFUSED',
       'error redis connection: ETIMEDOUT',
     ]);
+  });
+});
+
+describe('connectWithin', () => {
+  it('resolves with the attempt, and rejects with ConnectTimeoutError naming the last failure', async () => {
+    const recorder = new CauseRecorder(silent);
+    await expect(connectWithin(Promise.resolve(), 'C', 50, recorder)).resolves.toBeUndefined();
+    recorder.warn('connect failed: ECONNREFUSED');
+    const never = new Promise<void>(() => undefined);
+    const error = await connectWithin(never, 'C', 10, recorder).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectTimeoutError);
+    expect(error).toMatchObject({
+      what: 'C',
+      timeoutMs: 10,
+      reason: 'connect failed: ECONNREFUSED',
+      message: 'C could not connect within 10 ms (last failure: connect failed: ECONNREFUSED)',
+    });
+  });
+
+  it("passes the attempt's own failure through", async () => {
+    const recorder = new CauseRecorder(silent);
+    await expect(
+      connectWithin(Promise.reject(new Error('hub is stopped')), 'C', 1000, recorder),
+    ).rejects.toThrow('hub is stopped');
   });
 });
