@@ -22,4 +22,11 @@ export interface PgTransportOptions extends PgHubOptions {
   uniqueTable?: string;
   /** Claims expired for longer than this are deleted, checked this often, in ms. @default 60000 */
   uniquePurgeMs?: number;
+  /** Longest wait of one `unique` claim for a row lock, in ms; a claim that times out drops its event (counted in `claimErrors`). @default 5000 */
+  claimTimeoutMs?: number;
+  /**
+   * Unique events waiting for their claim, at most; one more is dropped,
+   * counted in `claimsDropped` and logged. Plain events never wait. @default 10000
+   */
+  maxPendingClaims?: number;
 }

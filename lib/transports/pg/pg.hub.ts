@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import type { Pool, PoolClient, Notification, QueryResult } from 'pg';
+import type { Client, ClientConfig, Pool, Notification, QueryResult } from 'pg';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
 import { jsonCodec } from '../../common/json.codec.js';
 import { silentLogger, type HeraldLogger } from '../../common/logger.js';
@@ -33,6 +33,7 @@ import {
   type PgHubRawHook,
 } from './pg.consumer.js';
 import { PgDecodeError } from './pg.errors.js';
+import { deepFreeze } from './pg.freeze.js';
 import type { PgHubOptions } from './pg.options.js';
 
 /**
@@ -108,11 +109,12 @@ interface Outbound {
 }
 
 const noop = (): void => undefined;
+/** TCP keepalive on the LISTEN socket: first probe after this idle time. */
 const KEEPALIVE_DELAY_MS = 10_000;
 
 /** The part of node-postgres' Client internals used to reach the socket. */
 interface PgClientInternals {
-  connection?: { stream?: { setKeepAlive?(enable: boolean, delayMs: number): unknown } };
+  connection?: { stream?: { destroy?(): unknown } };
 }
 
 /** Marks a promise as handled so an unawaited rejection never crashes the process. */
@@ -189,6 +191,7 @@ export class PgHub extends EventEmitter {
   private readonly logger: HeraldLogger;
   private readonly reconnectMs: number;
   private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
   private readonly maxQueue: number;
   private readonly batchSize: number;
   private readonly maxPayloadBytes: number;
@@ -202,7 +205,10 @@ export class PgHub extends EventEmitter {
   private startWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private stopping?: Promise<void>;
 
-  private listenClient?: PoolClient;
+  private listenClient?: Client;
+  /** When the LISTEN connection was lost (for the recovery line), or undefined. */
+  private lostAt?: number;
+  private heartbeatTimeout?: NodeJS.Timeout;
   private connection = 0;
   private connectTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -222,6 +228,9 @@ export class PgHub extends EventEmitter {
     done(error?: Error): void;
   }[] = [];
   private syncing = false;
+  /** settleSubscribes is running (a hook re-entered it): the outer pass loops instead. */
+  private settling = false;
+  private settleAgain = false;
 
   private readonly queue = new OutboundQueue();
   private sending?: Promise<void>;
@@ -269,6 +278,11 @@ export class PgHub extends EventEmitter {
     this.logger = options.logger ?? silentLogger;
     this.reconnectMs = positive(options.reconnectMs, PG_HUB_DEFAULTS.reconnectMs, 'reconnectMs');
     this.heartbeatMs = positive(options.heartbeatMs, PG_HUB_DEFAULTS.heartbeatMs, 'heartbeatMs');
+    this.heartbeatTimeoutMs = positive(
+      options.heartbeatTimeoutMs,
+      Math.min(this.heartbeatMs, PG_HUB_DEFAULTS.heartbeatTimeoutMs),
+      'heartbeatTimeoutMs',
+    );
     this.maxQueue = positive(options.maxQueue, PG_HUB_DEFAULTS.maxQueue, 'maxQueue');
     this.batchSize = positive(options.batchSize, PG_HUB_DEFAULTS.batchSize, 'batchSize');
     this.maxPayloadBytes = positive(
@@ -676,38 +690,38 @@ export class PgHub extends EventEmitter {
     }, delay);
   }
 
+  /**
+   * The LISTEN connection's settings: the pool's own, but a client of its
+   * own, never one of the pool's, so notifies and claims can never take the
+   * connection LISTEN needs (or wait for it) whatever the pool's size, and
+   * TCP keepalive is on even when your pool was made without it.
+   */
+  private listenConfig(): ClientConfig {
+    const options = (this.pool as Pool & { options?: ClientConfig }).options ?? {};
+    return {
+      ...options,
+      application_name: this.applicationName + '/listen',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    };
+  }
+
   /** One attempt to bring the LISTEN connection up; schedules the next on failure. */
   private async connectOnce(): Promise<void> {
     if (this.stopRequested) return;
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      this.counters.connectFailCount++;
-      this.logger.warn(`pg hub ${this.name}: connect failed: ${describe(error)}`);
-      this.scheduleConnect(this.jitter());
-      return;
-    }
-    if (this.stopRequested) {
-      safeRelease(client, true);
-      return;
-    }
     const connection = ++this.connection;
+    const client = new pg.Client(this.listenConfig());
     client.on('notification', (message: Notification) => {
       if (connection === this.connection) this.receive(message);
     });
-    // TCP keepalive on the LISTEN socket even when the pool is yours and was
-    // made without it: an idle LISTEN connection is otherwise never probed.
-    (client as unknown as PgClientInternals).connection?.stream?.setKeepAlive?.(
-      true,
-      KEEPALIVE_DELAY_MS,
-    );
-    client.on('error', (error: Error) => this.lose(connection, client, error.message));
+    client.on('error', (error: Error) => this.lose(connection, client, describe(error)));
     client.on('end', () => this.lose(connection, client, 'connection ended'));
     const topics = [...this.wanted.keys()];
     // Topics are validated identifiers, quoted: LISTEN takes no parameters.
     const statements = ['UNLISTEN *', ...topics.map(topic => `LISTEN ${quoteIdent(topic)}`)];
     try {
+      await client.connect();
+      // Also set here: a connectionString's own application_name wins over the config's.
       await client.query("SELECT pg_catalog.set_config('application_name', $1, false)", [
         this.applicationName + '/listen',
       ]);
@@ -715,18 +729,18 @@ export class PgHub extends EventEmitter {
     } catch (error) {
       this.counters.connectFailCount++;
       this.counters.listenFailCount += topics.length;
-      this.logger.warn(`pg hub ${this.name}: LISTEN failed on connect: ${describe(error)}`);
+      this.logger.warn(`pg hub ${this.name}: LISTEN connection failed: ${describe(error)}`);
       if (connection === this.connection) this.connection++;
-      safeRelease(client, true);
+      closeClient(client);
       this.scheduleConnect(this.jitter());
       return;
     }
     if (this.stopRequested) {
-      safeRelease(client, true);
+      closeClient(client);
       return;
     }
     if (connection !== this.connection) {
-      // Lost between the LISTEN and here: lose() released it already.
+      // Lost between the LISTEN and here: lose() closed it already.
       this.scheduleConnect(0);
       return;
     }
@@ -737,6 +751,14 @@ export class PgHub extends EventEmitter {
     this.counters.connectCount++;
     const first = !this.everConnected;
     this.everConnected = true;
+    if (this.lostAt !== undefined) {
+      const downMs = Date.now() - this.lostAt;
+      this.lostAt = undefined;
+      this.logger.log(
+        `pg hub ${this.name}: LISTEN connection back after ${downMs} ms; ` +
+          'notifications sent while it was down may be lost',
+      );
+    }
     this.startHeartbeat(connection, client);
     this.setState('connected');
     this.broadcast(first ? 'connect' : 'reconnect');
@@ -754,18 +776,23 @@ export class PgHub extends EventEmitter {
   }
 
   /** The LISTEN connection failed: announce it and reconnect. */
-  private lose(connection: number, client: PoolClient, reason: string): void {
+  private lose(connection: number, client: Client, reason: string): void {
     if (connection !== this.connection) return;
     this.connection++;
     this.stopHeartbeat();
-    safeRelease(client, new Error(reason));
+    // Destroyed, not ended: a black-holed peer never answers a goodbye.
+    closeClient(client);
     // Still connecting: connectOnce sees the changed connection number and retries.
     if (this.listenClient !== client) return;
     this.listenClient = undefined;
     this.listening.clear();
     if (this.stopRequested) return;
     this.counters.disconnectCount++;
-    this.logger.warn(`pg hub ${this.name}: LISTEN connection lost: ${reason}`);
+    this.lostAt = Date.now();
+    this.logger.warn(
+      `pg hub ${this.name}: LISTEN connection lost (${reason}); ` +
+        'reconnecting, notifications sent until it is back are lost',
+    );
     this.setState('reconnecting', reason);
     this.broadcast('disconnect');
     // The server may just have dropped this session (a restart, a terminate):
@@ -773,15 +800,18 @@ export class PgHub extends EventEmitter {
     this.scheduleConnect(0);
   }
 
-  private startHeartbeat(connection: number, client: PoolClient): void {
+  /**
+   * Every `heartbeatMs` a `SELECT 1` on the LISTEN connection, which must be
+   * answered within `heartbeatTimeoutMs`: a peer gone silent (no RST: a
+   * black hole, a frozen VM) is noticed within heartbeatMs +
+   * heartbeatTimeoutMs. TCP keepalive alone would take minutes.
+   */
+  private startHeartbeat(connection: number, client: Client): void {
     this.stopHeartbeat();
     this.heartbeatPending = false;
     let syncTicks = 0;
     this.heartbeatTimer = setInterval(() => {
-      if (this.heartbeatPending) {
-        this.lose(connection, client, `no answer to the heartbeat within ${this.heartbeatMs} ms`);
-        return;
-      }
+      if (this.heartbeatPending) return;
       // One query at a time on this connection: a LISTEN running is a
       // heartbeat of its own, unless it outlives a whole interval.
       if (this.syncing) {
@@ -791,8 +821,22 @@ export class PgHub extends EventEmitter {
       }
       syncTicks = 0;
       this.heartbeatPending = true;
+      this.heartbeatTimeout = setTimeout(
+        () =>
+          this.lose(
+            connection,
+            client,
+            `no answer to the heartbeat within ${this.heartbeatTimeoutMs} ms`,
+          ),
+        this.heartbeatTimeoutMs,
+      );
+      this.heartbeatTimeout.unref?.();
       this.heartbeat = client.query('SELECT 1').then(
-        () => void (this.heartbeatPending = false),
+        () => {
+          if (this.heartbeatTimeout) clearTimeout(this.heartbeatTimeout);
+          this.heartbeatTimeout = undefined;
+          this.heartbeatPending = false;
+        },
         error => this.lose(connection, client, `heartbeat failed: ${describe(error)}`),
       );
     }, this.heartbeatMs);
@@ -801,7 +845,8 @@ export class PgHub extends EventEmitter {
 
   private stopHeartbeat(): void {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
+    if (this.heartbeatTimeout) clearTimeout(this.heartbeatTimeout);
+    this.heartbeatTimer = this.heartbeatTimeout = undefined;
     this.heartbeatPending = false;
   }
 
@@ -818,16 +863,19 @@ export class PgHub extends EventEmitter {
     let event: PgHubEvent | undefined;
     try {
       const { key, json } = splitPayload(message.payload ?? '');
-      raw = { topic: message.channel, key, json, processId: message.processId };
-      // Parsed once, and only when a consumer wants values.
+      Object.freeze(key);
+      raw = Object.freeze({ topic: message.channel, key, json, processId: message.processId });
+      // Parsed once, and only when a consumer wants values; deep-frozen, as
+      // pg-hub does, because every consumer of the topic gets this same
+      // object: one consumer can never change what the next one sees.
       for (const consumer of consumers) {
         if (consumer.raw) continue;
-        event = {
+        event = Object.freeze({
           topic: message.channel,
           key,
-          value: parseValue(json),
+          value: deepFreeze(parseValue(json)),
           processId: message.processId,
-        };
+        });
         break;
       }
     } catch (error) {
@@ -898,23 +946,46 @@ export class PgHub extends EventEmitter {
     return handled(Promise.all(waits).then(noop));
   }
 
-  /** Announces each pending subscription whose topic is LISTENed now. */
+  /**
+   * Announces each pending subscription whose topic is LISTENed now, once.
+   * A hook may subscribe (or make) consumers from inside its advisory, which
+   * calls back in here: the ready entries leave the list before any hook
+   * runs, and a call made while hooks run only asks for another pass, so no
+   * entry is ever seen by two passes (the daisy-chain bug: hooks re-entering
+   * a pass announced earlier entries again, quadratically).
+   */
   private settleSubscribes(): void {
-    if (this.currentState !== 'connected') return;
-    const still: typeof this.pendingSubscribes = [];
-    for (const pending of this.pendingSubscribes) {
-      if (!pending.consumer.subscribed.has(pending.topic)) {
-        pending.done(
-          new TransportClosedError(`unsubscribed from ${pending.topic} before its LISTEN ran`),
-        );
-      } else if (this.listening.has(pending.topic)) {
-        this.call(pending.consumer, advisory('subscribe', pending.topic));
-        pending.done();
-      } else {
-        still.push(pending);
-      }
+    if (this.settling) {
+      this.settleAgain = true;
+      return;
     }
-    this.pendingSubscribes = still;
+    this.settling = true;
+    try {
+      do {
+        this.settleAgain = false;
+        if (this.currentState !== 'connected') return;
+        const ready: typeof this.pendingSubscribes = [];
+        const still: typeof this.pendingSubscribes = [];
+        for (const pending of this.pendingSubscribes) {
+          if (!pending.consumer.subscribed.has(pending.topic) || this.listening.has(pending.topic))
+            ready.push(pending);
+          else still.push(pending);
+        }
+        this.pendingSubscribes = still;
+        for (const pending of ready) {
+          if (!pending.consumer.subscribed.has(pending.topic)) {
+            pending.done(
+              new TransportClosedError(`unsubscribed from ${pending.topic} before its LISTEN ran`),
+            );
+            continue;
+          }
+          this.call(pending.consumer, advisory('subscribe', pending.topic));
+          pending.done();
+        }
+      } while (this.settleAgain);
+    } finally {
+      this.settling = false;
+    }
   }
 
   private unsubscribeConsumer(consumer: PgConsumer, topics: readonly string[]): void {
@@ -1018,8 +1089,7 @@ export class PgHub extends EventEmitter {
     const client = this.listenClient;
     this.listenClient = undefined;
     this.listening.clear();
-    // Destroy rather than return it: a pooled session must not keep our LISTENs.
-    if (client) safeRelease(client, true);
+    if (client) closeClient(client);
     const event = advisory('stop');
     for (const consumer of [...this.consumers]) {
       consumer.markClosed();
@@ -1046,13 +1116,11 @@ function parseValue(json: string | undefined): unknown {
   }
 }
 
-/** Releases a pool client, destroying its session; a second release is a no-op. */
-function safeRelease(client: PoolClient, destroy: boolean | Error): void {
-  try {
-    client.release(destroy);
-  } catch {
-    // pg-pool throws on a second release: the client is gone already.
-  }
+/** Closes the LISTEN client at once (its socket destroyed: a black-holed peer never answers). */
+function closeClient(client: Client): void {
+  const internals = client as unknown as PgClientInternals;
+  internals.connection?.stream?.destroy?.();
+  client.end().catch(noop);
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

@@ -13,12 +13,22 @@ export interface PgHubOptions {
   connectionString?: string;
   /** Extra settings of the hub's own pool (when no `pool` is given). */
   poolConfig?: PoolConfig;
-  /** Size of the hub's own pool (LISTEN connection included). @default 3 */
+  /**
+   * Size of the hub's own pool, for notifies (and the pg transport's claims).
+   * The LISTEN connection is never one of the pool's: it is a client of its
+   * own, made with the pool's settings. @default 3
+   */
   poolSize?: number;
   /** Wait between connection attempts, in ms (with +-25% jitter). @default 1000 */
   reconnectMs?: number;
-  /** Interval of the cheap query on the LISTEN connection that finds a dead peer, in ms. @default 15000 */
+  /**
+   * Interval of the cheap query (`SELECT 1`) on the LISTEN connection that
+   * finds a dead peer, in ms. A peer gone silent without a reset is noticed
+   * within `heartbeatMs + heartbeatTimeoutMs` (8 s by default). @default 5000
+   */
   heartbeatMs?: number;
+  /** How long the heartbeat query may take before the connection counts as lost, in ms. @default min(heartbeatMs, 3000) */
+  heartbeatTimeoutMs?: number;
   /** Notifies waiting to be sent, at most; one more throws `QueueFullError`. @default 10240 */
   maxQueue?: number;
   /** Notifies sent in one statement (one transaction), at most. @default 1000 */

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
-import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
+import { InvalidOptionsError, QueueFullError, TransportClosedError } from '../../common/errors.js';
+import { describeError } from '../../common/describe-error.js';
+import type { HeraldLogger } from '../../common/logger.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import type {
   Delivery,
   PublishResult,
@@ -17,9 +20,9 @@ import { PG_NOTIFY_MAX_PAYLOAD } from './pg.constants.js';
 import type { PgConsumer } from './pg.consumer.js';
 import { PgHub, type PgHubState } from './pg.hub.js';
 import type { PgTransportOptions } from './pg-transport.options.js';
+import { PG_TABLE_NAME, PgUniqueClaims } from './pg.unique-claims.js';
 
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
-const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
 
 /**
  * The herald envelope as it travels in a pg-hub value: `herald` marks it
@@ -35,12 +38,6 @@ interface WireEnvelope {
   unique?: string;
   headers?: Readonly<Record<string, string>>;
   data?: unknown;
-}
-
-/** One received envelope waiting for its turn (a `unique` one for its claim). */
-interface Inbound {
-  readonly envelope: Envelope;
-  state: 'ready' | 'claiming' | 'drop';
 }
 
 function isStringRecord(value: unknown): value is Record<string, string> {
@@ -102,17 +99,6 @@ function dataMember(json: string): number {
   return topLevelData(json, headers + 1, 1);
 }
 
-function quoteTable(name: string): string {
-  return name
-    .split('.')
-    .map(part => `"${part}"`)
-    .join('.');
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * The EventsModule transport over PostgreSQL LISTEN/NOTIFY, on a
  * {@link PgHub}: every instance LISTENing to the channel receives every post
@@ -145,8 +131,11 @@ export class PgTransport implements Transport {
   /** Extra channels of plain pg-hub events. */
   readonly topics: readonly string[];
   private readonly ownsHub: boolean;
-  private readonly uniqueTable: string;
-  private readonly uniquePurgeMs: number;
+  private readonly claims: PgUniqueClaims;
+  private readonly maxPendingClaims: number;
+  /** Unique events whose claim has not settled yet. */
+  private claiming = 0;
+  private warnings?: WarningLimiter;
   private readonly status = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
   readonly status$: Observable<TransportStatus> = this.status.asObservable();
   private context?: TransportContext;
@@ -155,12 +144,8 @@ export class PgTransport implements Transport {
   private closing?: Promise<void>;
   private intake = false;
   private ready = false;
-  private readonly inbox: Inbound[] = [];
-  private tableReady?: Promise<void>;
-  private claims: Promise<void> = Promise.resolve();
   private origin = '';
   private originJson = '""';
-  private lastPurge = 0;
   private readonly counters = {
     published: 0,
     publishFailed: 0,
@@ -169,6 +154,7 @@ export class PgTransport implements Transport {
     decodeErrors: 0,
     duplicates: 0,
     claimErrors: 0,
+    claimsDropped: 0,
     acked: 0,
     nacked: 0,
   };
@@ -193,6 +179,14 @@ export class PgTransport implements Transport {
     }
   };
 
+  /** Forwards to the bus's logger once connected (the hub is made before). */
+  private readonly hubLogger: HeraldLogger = {
+    log: message => this.context?.logger.log(message),
+    warn: message => this.context?.logger.warn(message),
+    error: (message, stack) => this.context?.logger.error(message, stack),
+    debug: message => this.context?.logger.debug?.(message),
+  };
+
   private setStatus(state: TransportStatus['state'], reason?: string): void {
     if (this.status.value.state === state) return;
     this.status.next(reason === undefined ? { state } : { state, reason });
@@ -203,25 +197,39 @@ export class PgTransport implements Transport {
     this.topics = [...new Set((options.topics ?? []).map(validateTopic))].filter(
       topic => topic !== this.channel,
     );
-    this.uniqueTable = options.uniqueTable ?? 'herald_unique';
-    if (!TABLE_NAME.test(this.uniqueTable)) {
+    const uniqueTable = options.uniqueTable ?? 'herald_unique';
+    if (!PG_TABLE_NAME.test(uniqueTable)) {
       throw new InvalidOptionsError(
-        `uniqueTable ${JSON.stringify(this.uniqueTable)} must be a lower-case [schema.]table name`,
+        `uniqueTable ${JSON.stringify(uniqueTable)} must be a lower-case [schema.]table name`,
       );
     }
-    this.uniquePurgeMs = options.uniquePurgeMs ?? 60_000;
+    this.maxPendingClaims = options.maxPendingClaims ?? 10_000;
     if (options.hub) {
       this.hub = options.hub;
       this.ownsHub = false;
     } else {
-      this.hub = new PgHub({ name: 'herald', ...options });
+      // Under EventsModule no logger is given: the hub logs through the
+      // bus's (known at connect), so a lost LISTEN connection is never silent.
+      this.hub = new PgHub({
+        name: 'herald',
+        ...options,
+        logger: options.logger ?? this.hubLogger,
+      });
       this.ownsHub = true;
     }
+    this.claims = new PgUniqueClaims({
+      pool: this.hub.pool,
+      table: uniqueTable,
+      purgeMs: options.uniquePurgeMs ?? 60_000,
+      timeoutMs: options.claimTimeoutMs ?? 5000,
+      logger: () => this.context?.logger,
+    });
   }
 
   async connect(context: TransportContext): Promise<void> {
     if (this.closed) throw new TransportClosedError();
     this.context = context;
+    this.warnings = new WarningLimiter(context.logger, 10_000, context.clock);
     this.intake = true;
     this.hub.on('state', this.onState);
     this.consumer = this.hub.rawConsumer(this.onEvent);
@@ -346,126 +354,64 @@ export class PgTransport implements Transport {
     } catch (error) {
       this.counters.decodeErrors++;
       this.context?.logger.warn(
-        `pg transport: dropped a notification on ${event.topic} from pid ${event.processId}: bad JSON (${describe(error)})`,
+        `pg transport: dropped a notification on ${event.topic} from pid ${event.processId}: bad JSON (${describeError(error)})`,
       );
       return undefined;
     }
   }
 
+  /**
+   * Delivers a received envelope at once, or, for a `unique` one, once its
+   * claim is won. Claims never hold back other events: a plain event goes
+   * straight through even while claims wait (so a unique event may be run
+   * after a later plain event of its sender). Waiting claims are bounded by
+   * `maxPendingClaims`: past it a unique event is dropped, counted
+   * (`claimsDropped`) and logged, as LISTEN cannot be slowed down.
+   */
   private readonly onEvent = (event: PgHubRawEvent | PgHubAdvisoryEvent): void => {
     if (event.topic === null || !this.intake) return;
     const envelope = this.decode(event);
     if (envelope === undefined) return;
-    if (envelope.unique === undefined && this.inbox.length === 0) {
+    const unique = envelope.unique;
+    if (unique === undefined) {
       this.deliver(envelope);
       return;
     }
-    const inbound: Inbound = { envelope, state: 'ready' };
-    this.inbox.push(inbound);
-    if (envelope.unique !== undefined) {
-      inbound.state = 'claiming';
-      // One claim at a time, in arrival order: every receiver claims a
-      // sender's posts in posting order, so the first post of a key is the
-      // one that wins, never a later repeat.
-      const claimed = this.claims.then(() => this.claim(envelope.unique!, envelope.id));
-      this.claims = claimed.then(
-        () => undefined,
-        () => undefined,
+    if (this.claiming >= this.maxPendingClaims) {
+      this.counters.claimsDropped++;
+      const error = new QueueFullError('pg unique claims', this.maxPendingClaims);
+      this.warnings?.warn(
+        'claims-full',
+        `pg transport: dropped unique event ${envelope.source}/${envelope.event} (id ${envelope.id}, key ${unique}): ${error.message}`,
       );
-      claimed.then(
-        won => {
-          if (!won) {
-            this.counters.duplicates++;
-            this.context?.logger.debug?.(`unique event is duplicate: ${envelope.unique}`);
-          }
-          inbound.state = won ? 'ready' : 'drop';
-          this.flushInbox();
-        },
-        error => {
-          // At most once: without a claim nobody can tell who runs it; drop it.
-          this.counters.claimErrors++;
-          this.context?.logger.error(
-            `pg transport: cannot claim unique event ${envelope.source}/${envelope.event} (id ${envelope.id}): ${describe(error)}`,
-          );
-          inbound.state = 'drop';
-          this.flushInbox();
-        },
-      );
+      return;
     }
+    this.claiming++;
+    const ttlMs = this.context?.unique.ttlMs ?? 2000;
+    this.claims.claim(`${this.channel}:${unique}`, envelope.id, ttlMs).then(
+      won => {
+        this.claiming--;
+        if (!won) {
+          this.counters.duplicates++;
+          this.context?.logger.debug?.(`unique event is duplicate: ${unique}`);
+        } else if (this.intake) this.deliver(envelope);
+      },
+      error => {
+        this.claiming--;
+        // At most once: without a claim nobody can tell who runs it; drop it.
+        this.counters.claimErrors++;
+        this.warnings?.error(
+          'claim-failed',
+          `pg transport: cannot claim unique event ${envelope.source}/${envelope.event} (id ${envelope.id}), dropped: ${describeError(error)}`,
+        );
+      },
+    );
   };
-
-  /** Delivers received envelopes in arrival order, each unique one once its claim settled. */
-  private flushInbox(): void {
-    while (this.inbox.length > 0 && this.inbox[0].state !== 'claiming') {
-      const { envelope, state } = this.inbox.shift()!;
-      if (state === 'ready' && this.intake) this.deliver(envelope);
-    }
-  }
 
   private deliver(envelope: Envelope): void {
     this.counters.delivered++;
     const delivery: Delivery = { envelope, attempt: 1, settle: this.settle };
     this.context?.deliver(delivery);
-  }
-
-  /**
-   * Claims a unique key for the TTL, on the database's clock: true for the
-   * one instance that inserted the row (or found it expired), false for
-   * every other receiver and for repeats within the TTL.
-   */
-  private async claim(unique: string, id: string): Promise<boolean> {
-    const pool = this.hub.pool;
-    this.tableReady ??= this.createTable().catch(error => {
-      this.tableReady = undefined;
-      throw error;
-    });
-    await this.tableReady;
-    const table = quoteTable(this.uniqueTable);
-    const ttlMs = this.context?.unique.ttlMs ?? 2000;
-    const result = await pool.query(
-      `INSERT INTO ${table} AS c (key, id, expires_at) VALUES ($1, $2, now() + $3::int * interval '1 millisecond') ` +
-        'ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, expires_at = EXCLUDED.expires_at ' +
-        // An expired claim is taken over by a later post, never by a slow
-        // receiver of the very event that made it.
-        'WHERE c.expires_at <= now() AND c.id <> EXCLUDED.id RETURNING 1',
-      [`${this.channel}:${unique}`, id, Math.round(ttlMs)],
-    );
-    this.purge();
-    return result.rowCount === 1;
-  }
-
-  private async createTable(): Promise<void> {
-    try {
-      await this.hub.pool.query(
-        `CREATE UNLOGGED TABLE IF NOT EXISTS ${quoteTable(this.uniqueTable)} ` +
-          '(key text PRIMARY KEY, id text NOT NULL, expires_at timestamptz NOT NULL)',
-      );
-    } catch (error) {
-      // Two instances creating it at once: the loser sees a duplicate; the table is there.
-      const code = (error as { code?: string }).code;
-      if (code !== '23505' && code !== '42P07') throw error;
-    }
-  }
-
-  /**
-   * Deletes claims expired for longer than `uniquePurgeMs`, at most once per
-   * `uniquePurgeMs`, so the table stays small (the grace keeps a claim for
-   * receivers that are late with the same event).
-   */
-  private purge(): void {
-    const now = Date.now();
-    if (now - this.lastPurge < this.uniquePurgeMs) return;
-    this.lastPurge = now;
-    this.hub.pool
-      .query(
-        `DELETE FROM ${quoteTable(this.uniqueTable)} WHERE expires_at < now() - $1::int * interval '1 millisecond'`,
-        [Math.round(this.uniquePurgeMs)],
-      )
-      .catch(error =>
-        this.context?.logger.warn(
-          `pg transport: purge of expired claims failed: ${describe(error)}`,
-        ),
-      );
   }
 
   async stopIntake(): Promise<void> {
@@ -475,7 +421,7 @@ export class PgTransport implements Transport {
   }
 
   stats(): Readonly<Record<string, number>> {
-    return { ...this.counters, ...this.hub.stats() };
+    return { ...this.counters, pendingClaims: this.claiming, ...this.hub.stats() };
   }
 
   close(): Promise<void> {
@@ -486,8 +432,8 @@ export class PgTransport implements Transport {
   private async shutdown(): Promise<void> {
     await this.stopIntake();
     this.closed = true;
+    this.warnings?.flush();
     this.context = undefined;
-    this.inbox.length = 0;
     this.hub.off('state', this.onState);
     if (this.ownsHub) await this.hub.stop({ wait: true });
     this.setStatus('closed');
