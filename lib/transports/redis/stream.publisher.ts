@@ -19,7 +19,14 @@ import {
   RedisConnection,
   type RedisConnectionOptions,
 } from './redis.connection.js';
-import { EmptyStreamError, EventDroppedError, EventNotWrittenError } from './redis.errors.js';
+import {
+  clusterReplyOf,
+  EmptyStreamError,
+  EventDroppedError,
+  EventNotWrittenError,
+  RedisClusterError,
+} from './redis.errors.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
 import { Sleeper } from './sleeper.js';
 import { InvalidOptionsError } from '../../common/errors.js';
@@ -197,6 +204,7 @@ export class StreamPublisher<T = StreamEvent> {
   readonly connection: RedisConnection;
   private readonly ownsConnection: boolean;
   private readonly logger: HeraldLogger;
+  private readonly limiter: WarningLimiter;
   private readonly encode: (item: T) => readonly string[];
   private readonly maxLen: number;
   private readonly bufferSize: number;
@@ -224,6 +232,8 @@ export class StreamPublisher<T = StreamEvent> {
     failed: 0,
     writeErrors: 0,
     scriptWrites: 0,
+    /** Events refused because the server is a Redis Cluster node (MOVED / ASK / CROSSSLOT). */
+    clusterRefused: 0,
     unsent: 0,
     bufferHighWater: 0,
   };
@@ -232,6 +242,7 @@ export class StreamPublisher<T = StreamEvent> {
     if (typeof options?.stream !== 'string' || options.stream === '') throw new EmptyStreamError();
     this.stream = options.stream;
     this.logger = options.logger ?? consoleLogger;
+    this.limiter = new WarningLimiter(this.logger);
     this.encode =
       options.encode ?? (encodeStreamEvent as unknown as (item: T) => readonly string[]);
     this.maxLen = positive('maxLen', options.maxLen ?? DEFAULT_MAX_LEN, true);
@@ -418,9 +429,11 @@ export class StreamPublisher<T = StreamEvent> {
           return results;
         } catch (error) {
           // Scripts refused for good (ACLs, a proxy without EVAL): write with a pipeline from now on.
+          // Never for a cluster reply: a pipeline's XADDs would be redirected just the same.
           if (
             !isReplyError(error) ||
             isTransientReplyError(error) ||
+            clusterReplyOf(error) !== undefined ||
             describe(error).startsWith('NOSCRIPT')
           )
             throw error;
@@ -432,7 +445,13 @@ export class StreamPublisher<T = StreamEvent> {
       }
       return await this.sendPipeline(batch);
     } catch (error) {
-      const failure = error instanceof Error ? error : new Error(String(error));
+      const cluster = clusterReplyOf(error);
+      const failure =
+        cluster && cluster !== 'CLUSTERDOWN'
+          ? new RedisClusterError(cluster, describe(error))
+          : error instanceof Error
+            ? error
+            : new Error(String(error));
       return batch.map(() => failure);
     } finally {
       clearTimeout(timer);
@@ -522,7 +541,21 @@ export class StreamPublisher<T = StreamEvent> {
         item.waiter?.settle(item.index, result);
         continue;
       }
-      const error = result;
+      let error = result;
+      const cluster = clusterReplyOf(error);
+      if (cluster && !(error instanceof RedisClusterError))
+        error = new RedisClusterError(cluster, describe(error));
+      if (error instanceof RedisClusterError && cluster !== 'CLUSTERDOWN') {
+        // Until cluster mode exists, a redirection is a write that cannot succeed here: named, counted, refused.
+        this.counters.failed++;
+        this.counters.clusterRefused++;
+        this.limiter.error(
+          `cluster:${cluster}`,
+          `stream ${item.stream}: event not written: ${error.message}`,
+        );
+        item.waiter?.settle(item.index, error);
+        continue;
+      }
       if (isReplyError(error) && !isTransientReplyError(error)) {
         // A write Redis refuses for good (WRONGTYPE, bad arguments): retrying would block the stream forever.
         this.counters.failed++;

@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Observable } from 'rxjs';
+import { describeError } from '../../common/describe-error.js';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import { Fifo } from '../../common/fifo.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
@@ -31,13 +32,35 @@ import {
   type RedisConnectionOptions,
 } from './redis.connection.js';
 import {
+  clusterReplyOf,
   EmptyStreamError,
   EmptySubscriberNameError,
-  StreamEntryError,
+  isUndecodable,
+  RedisClusterError,
   UnknownOperationError,
 } from './redis.errors.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
+import {
+  DELETE_IDLE_CONSUMER,
+  evalScript,
+  evalScriptBuffer,
+  GAP_CHECK,
+  READ_BATCH,
+} from './redis.scripts.js';
 import { Sleeper } from './sleeper.js';
 import { fieldsToRecord } from './stream-event.js';
+import {
+  EntryMessage,
+  entryFromBuffers,
+  parseFramedEntries,
+  parseGap,
+  type BufferEntry,
+  type RawEntry,
+  type StreamMessage,
+  type TrimmedGap,
+} from './stream.entry.js';
+
+export { parseFramedEntries, type RawEntry, type StreamMessage } from './stream.entry.js';
 
 /**
  * Consumer-group mode (beyond the original, after Watermill): each entry goes
@@ -119,19 +142,6 @@ export interface StreamSubscriberOptions extends RedisConnectionOptions {
   group?: ConsumerGroupOptions | string;
 }
 
-/** One entry handed to a handler. @publicApi */
-export interface StreamMessage {
-  readonly stream: string;
-  readonly id: string;
-  readonly fields: Readonly<Record<string, string>>;
-  /** The entry's fields as read: `[field, value, ...]`. */
-  readonly raw: readonly string[];
-  /** 1 on first delivery; Redis's delivery count (XPENDING) on redeliveries. */
-  readonly deliveries: number;
-  readonly group?: string;
-  readonly consumer?: string;
-}
-
 /**
  * Handles one entry. Settles the entry when it returns (or its promise
  * resolves); a throw or rejection is a failure: retried then skipped in
@@ -152,32 +162,12 @@ export type StreamSettlingHandler = (
   done: (error?: unknown) => void,
 ) => void;
 
-/** An entry as read, with `fields` built on first use (the transport decodes `raw` directly). */
-class EntryMessage implements StreamMessage {
-  private record?: Readonly<Record<string, string>>;
-
-  constructor(
-    readonly stream: string,
-    readonly id: string,
-    readonly raw: readonly string[],
-    readonly deliveries: number,
-    readonly group?: string,
-    readonly consumer?: string,
-  ) {}
-
-  get fields(): Readonly<Record<string, string>> {
-    return (this.record ??= fieldsToRecord(this.raw));
-  }
-}
-
 interface Task {
   readonly message: StreamMessage;
   readonly done: (error?: unknown) => void;
 }
 
-/** An entry as XREAD returns it: id and flat fields (null for an entry deleted meanwhile). */
-export type RawEntry = [id: string, fields: string[] | null];
-type ReadReply = [stream: string, entries: RawEntry[]][] | null;
+type ReadReply = [stream: Buffer, entries: BufferEntry[]][] | null;
 
 interface Held {
   readonly entry: RawEntry;
@@ -198,69 +188,16 @@ interface GroupSettings {
   readonly destroyOnClose: boolean;
 }
 
-/**
- * XREADGROUP ... > (no BLOCK), the entries framed in one string: per entry
- * `<id>\n<field count>\n`, then per field `<byte length>\n<bytes>`.
- */
-const READ_BATCH_SCRIPT = `
-local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
-if type(r) == 'table' and r.err then return r end
-if not r then return '' end
-local out = {}
-local n = 0
-for _, e in ipairs(r[1][2]) do
-  local f = e[2]
-  n = n + 1
-  out[n] = e[1] .. '\\n' .. #f .. '\\n'
-  for i = 1, #f do
-    n = n + 1
-    out[n] = #f[i] .. '\\n' .. f[i]
-  end
-end
-return table.concat(out)`;
-const READ_BATCH_SHA = createHash('sha1').update(READ_BATCH_SCRIPT).digest('hex');
+const describe = describeError;
 
-function framedNumber(buffer: Buffer, start: number, end: number): number {
-  let value = 0;
-  for (let i = start; i < end; i++) value = value * 10 + buffer[i] - 48;
-  return value;
-}
-
-/** Parses {@link READ_BATCH_SCRIPT}'s reply. */
-export function parseFramedEntries(buffer: Buffer): RawEntry[] {
-  const entries: RawEntry[] = [];
-  const length = buffer.length;
-  let at = 0;
-  while (at < length) {
-    let newline = buffer.indexOf(10, at);
-    if (newline < 0) throw new Error('malformed read script reply');
-    const id = buffer.toString('latin1', at, newline);
-    at = newline + 1;
-    newline = buffer.indexOf(10, at);
-    const count = framedNumber(buffer, at, newline);
-    at = newline + 1;
-    const fields = new Array<string>(count);
-    for (let i = 0; i < count; i++) {
-      newline = buffer.indexOf(10, at);
-      const size = framedNumber(buffer, at, newline);
-      at = newline + 1;
-      fields[i] = buffer.toString('utf8', at, at + size);
-      at += size;
-    }
-    entries.push([id, fields]);
-  }
-  if (at !== length) throw new Error('malformed read script reply');
-  return entries;
-}
-
-/** Deletes a consumer only if it holds nothing pending: XGROUP DELCONSUMER would discard its entries. */
-const DELETE_IDLE_CONSUMER = `
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #pending == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
-return -1`;
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/** The first id is later than the second (stream ids: `<ms>-<seq>`, no leading zeros). */
+export function idAfter(a: string, b: string): boolean {
+  const [ams, aseq = '0'] = a.split('-');
+  const [bms, bseq = '0'] = b.split('-');
+  if (ams.length !== bms.length) return ams.length > bms.length;
+  if (ams !== bms) return ams > bms;
+  if (aseq.length !== bseq.length) return aseq.length > bseq.length;
+  return aseq > bseq;
 }
 
 /** A failure is never `undefined` (that means success to `done`). */
@@ -354,6 +291,14 @@ export class StreamSubscriber {
   private claiming = false;
   private timers: NodeJS.Timeout[] = [];
   private closing?: Promise<void>;
+  /** Group mode: the newest id this subscriber read; where a lost group is re-created. */
+  private lastSeenId?: string;
+  /** Command mode: the trimmed-unread check script can run (false where scripts are refused). */
+  private gapCheck = true;
+  /** Fan-out mode: true while a batch's handlers run (stopIntake does not wait for them). */
+  private inBatch = false;
+  private batchStarted?: () => void;
+  private readonly limiter: WarningLimiter;
   private readonly counters = {
     read: 0,
     handled: 0,
@@ -371,6 +316,16 @@ export class StreamSubscriber {
     readErrors: 0,
     scriptReads: 0,
     groupsRecreated: 0,
+    /** The group was found missing (NOGROUP: a Redis restart without persistence, or a deleted stream). */
+    resets: 0,
+    /** Entries trimmed before the group read them (counted once per group), also in `lost`. */
+    trimmedUnread: 0,
+    /** Gaps of trimmed-unread entries Redis could not count (before Redis 7). */
+    trimmedGaps: 0,
+    /** Entries no handler could read (not UTF-8, a decoder failed): dead-lettered or skipped at once. */
+    undecodable: 0,
+    /** Of those, entries with a field that is not valid UTF-8. */
+    nonUtf8: 0,
     consumersDeleted: 0,
   };
 
@@ -381,6 +336,7 @@ export class StreamSubscriber {
     this.stream = options.stream;
     this.name = options.name;
     this.logger = options.logger ?? consoleLogger;
+    this.limiter = new WarningLimiter(this.logger);
     this.cursorKey = `${options.cursorPrefix ?? DEFAULT_CURSOR_PREFIX}:cursor:${this.name}:${this.stream}`;
     this.start = options.start ?? DEFAULT_FAN_OUT_START;
     this.count = positive('count', options.count ?? DEFAULT_READ_COUNT);
@@ -503,7 +459,8 @@ export class StreamSubscriber {
     await Promise.all([this.reader.connect(), this.commands.connect()]);
     if (this.stopped) return;
     if (this.group) {
-      await this.ensureGroup();
+      await this.ensureGroup(this.group.startId);
+      this.lastSeenId = await this.groupPosition();
       const group = this.group;
       this.every(group.claimIntervalMs, () => this.claimStale());
       this.every(Math.max(1, Math.floor(group.minIdleMs / 3)), () => this.heartbeat());
@@ -543,7 +500,7 @@ export class StreamSubscriber {
     while (this.running) {
       let reply: ReadReply;
       try {
-        reply = (await this.reader.client.xread(
+        reply = (await this.reader.client.xreadBuffer(
           'COUNT',
           this.count,
           'BLOCK',
@@ -558,11 +515,15 @@ export class StreamSubscriber {
         backoff = await this.readFailed(error, backoff);
         continue;
       }
-      const entries = reply?.[0]?.[1];
+      const entries = reply?.[0]?.[1].map(entryFromBuffers);
       if (!entries || entries.length === 0) continue;
       // `$` means "after the newest entry now": continue from what was read.
       this.counters.read += entries.length;
+      this.inBatch = true;
+      this.batchStarted?.();
+      // While stopping, close() waits for these handlers at most its timeout; the cursor is saved if they finish.
       await this.runFanOutBatch(entries);
+      this.inBatch = false;
       cursor = entries[entries.length - 1][0];
       try {
         await this.commands.client.set(this.cursorKey, cursor);
@@ -584,16 +545,34 @@ export class StreamSubscriber {
   }
 
   private async runWithRetries(entry: RawEntry): Promise<void> {
+    const bytes = entry[2];
+    if (bytes) {
+      this.counters.undecodable++;
+      this.counters.nonUtf8++;
+      this.counters.skipped++;
+      this.limiter.warn(
+        'non-utf8',
+        `stream ${this.stream}: entry ${entry[0]} skipped (undecodable): field '${bytes.badField}' is not valid UTF-8`,
+      );
+      return;
+    }
     for (let attempt = 1; ; attempt++) {
       const error = await this.attempt(this.message(entry, attempt));
       if (error === undefined) {
         this.counters.handled++;
         return;
       }
-      if (error instanceof UnknownOperationError || error instanceof StreamEntryError) {
-        if (error instanceof UnknownOperationError) this.counters.unknown++;
-        else this.counters.skipped++;
+      if (error instanceof UnknownOperationError) {
+        this.counters.unknown++;
         this.logger.warn(`stream ${this.stream}: entry ${entry[0]} skipped: ${error.message}`);
+        return;
+      }
+      if (isUndecodable(error)) {
+        this.counters.skipped++;
+        this.counters.undecodable++;
+        this.logger.warn(
+          `stream ${this.stream}: entry ${entry[0]} skipped (undecodable): ${describe(error)}`,
+        );
         return;
       }
       this.counters.failed++;
@@ -614,23 +593,80 @@ export class StreamSubscriber {
 
   // ------------------------------------------------------------ group mode
 
-  private async ensureGroup(): Promise<void> {
+  /** Creates the group at `at` unless it exists. @returns true when this call created it. */
+  private async ensureGroup(at: string): Promise<boolean> {
     const group = this.group!;
     try {
-      await this.commands.client.xgroup(
-        'CREATE',
-        this.stream,
-        group.name,
-        group.startId,
-        'MKSTREAM',
-      );
+      await this.commands.client.xgroup('CREATE', this.stream, group.name, at, 'MKSTREAM');
+      return true;
     } catch (error) {
+      const cluster = clusterReplyOf(error);
+      if (cluster) throw new RedisClusterError(cluster, describe(error));
       if (!describe(error).startsWith('BUSYGROUP')) throw error;
+      return false;
     }
   }
 
-  private async readGroup(): Promise<void> {
+  /** The group's last-delivered-id: where this subscriber's view of the stream begins. */
+  private async groupPosition(): Promise<string | undefined> {
+    const groups = (await this.commands.client.xinfo('GROUPS', this.stream)) as unknown[][];
+    for (const row of groups) {
+      const info = fieldsToRecord(row.map(String));
+      if (info.name === this.group!.name) return info['last-delivered-id'];
+    }
+    return undefined;
+  }
+
+  /**
+   * NOGROUP: the group (or the whole stream) is gone: a Redis without
+   * persistence restarted, or someone deleted it. The group is re-created at
+   * the last id this subscriber saw, so whatever was written since (stream
+   * ids grow with time, a restarted Redis's included) is still delivered.
+   * Entries the old group had delivered and not acknowledged are gone with it.
+   */
+  private async groupReset(): Promise<void> {
     const group = this.group!;
+    const at = this.lastSeenId ?? group.startId;
+    this.counters.groupsRecreated++;
+    this.counters.resets++;
+    this.drained = false;
+    const created = await this.ensureGroup(at);
+    this.logger.warn(
+      `stream ${this.stream}: group ${group.name} is missing (Redis restarted without persistence, or the stream or group was deleted): ${
+        created ? 're-created it' : 'another consumer re-created it'
+      } at ${at}, the last id this subscriber saw (${
+        this.lastSeenId === undefined
+          ? 'none yet: the group start id'
+          : 'entries after it are delivered'
+      }); ${this.held.size} entr${this.held.size === 1 ? 'y' : 'ies'} in flight here cannot be acknowledged any more`,
+    );
+  }
+
+  /** Counts and logs entries trimmed before the group read them (found by the gap check). */
+  private trimmed(gap: TrimmedGap): void {
+    const range = `after ${gap.after} and before ${gap.before}`;
+    if (gap.lost === undefined) {
+      this.counters.trimmedGaps++;
+      this.logger.warn(
+        `stream ${this.stream}: group ${this.group!.name}: entries ${range} were trimmed before the group read them (lost; this Redis cannot count them: Redis 7 can)`,
+      );
+      return;
+    }
+    this.counters.trimmedUnread += gap.lost;
+    this.counters.lost += gap.lost;
+    this.logger.warn(
+      `stream ${this.stream}: group ${this.group!.name}: ${gap.lost} entr${gap.lost === 1 ? 'y' : 'ies'} ${range} trimmed before the group read them (lost; raise maxLen or read faster)`,
+    );
+  }
+
+  /** Records the newest id read, for {@link groupReset}. */
+  private saw(entries: readonly RawEntry[]): void {
+    const last = entries[entries.length - 1]?.[0];
+    if (last !== undefined && (this.lastSeenId === undefined || idAfter(last, this.lastSeenId)))
+      this.lastSeenId = last;
+  }
+
+  private async readGroup(): Promise<void> {
     let backoff = 0;
     let prefetched: Promise<RawEntry[]> | undefined;
     while (this.running) {
@@ -654,18 +690,19 @@ export class StreamSubscriber {
         if (!this.running) break;
         const message = describe(error);
         if (message.startsWith('NOGROUP')) {
-          // The stream or the group is gone (deleted, or a Redis without persistence restarted): re-create it.
-          this.counters.groupsRecreated++;
-          this.logger.warn(
-            `stream ${this.stream}: group ${group.name} is missing, re-creating it at ${group.startId}`,
-          );
           try {
-            await this.ensureGroup();
+            await this.groupReset();
             continue;
           } catch (createError) {
             backoff = await this.readFailed(createError, backoff);
             continue;
           }
+        }
+        const cluster = clusterReplyOf(error);
+        if (cluster) {
+          // Never taken for "scripts refused": the same command would be redirected too.
+          backoff = await this.readFailed(new RedisClusterError(cluster, message), backoff);
+          continue;
         }
         if (this.readMode === 'script' && isReplyError(error) && !isTransientReplyError(error)) {
           // Scripts refused for good (ACLs, a proxy without EVAL): plain XREADGROUP from now on.
@@ -680,6 +717,7 @@ export class StreamSubscriber {
       }
       if (entries.length === 0) continue;
       this.counters.read += entries.length;
+      this.saw(entries);
       // A full batch means more is waiting: ask for it now, so Redis works while these handlers run.
       const room = this.maxInFlight - this.held.size - entries.length;
       if (this.readMode === 'script' && entries.length >= count && room > 0 && this.running) {
@@ -699,7 +737,8 @@ export class StreamSubscriber {
       return entries;
     }
     const group = this.group!;
-    const reply = (await this.reader.client.xreadgroup(
+    if (this.gapCheck) await this.checkGap();
+    const reply = (await this.reader.client.xreadgroupBuffer(
       'GROUP',
       group.name,
       group.consumer,
@@ -712,7 +751,28 @@ export class StreamSubscriber {
       '>',
     )) as ReadReply;
     this.drained = false;
-    return reply?.[0]?.[1] ?? [];
+    return reply?.[0]?.[1].map(entryFromBuffers) ?? [];
+  }
+
+  /** Before a plain XREADGROUP: the trimmed-unread check on its own (the read script includes it). */
+  private async checkGap(): Promise<void> {
+    try {
+      const reply = await evalScript(this.reader.client, GAP_CHECK, [
+        1,
+        this.stream,
+        this.group!.name,
+      ]);
+      const gap = typeof reply === 'string' && reply !== '' ? parseGap(reply.trim()) : undefined;
+      if (gap) this.trimmed(gap);
+    } catch (error) {
+      if (!isReplyError(error) || isTransientReplyError(error) || clusterReplyOf(error))
+        throw error;
+      if (describe(error).startsWith('NOGROUP')) throw error;
+      this.gapCheck = false;
+      this.logger.warn(
+        `stream ${this.stream}: cannot run the trimmed-entries check (${describe(error)}): entries trimmed before group ${this.group!.name} read them will not be counted`,
+      );
+    }
   }
 
   /**
@@ -722,15 +782,16 @@ export class StreamSubscriber {
    */
   private async readByScript(count: number): Promise<RawEntry[]> {
     const group = this.group!;
-    const args = [1, this.stream, group.name, group.consumer, count];
-    let reply: Buffer;
-    try {
-      reply = (await this.reader.client.callBuffer('EVALSHA', [READ_BATCH_SHA, ...args])) as Buffer;
-    } catch (error) {
-      if (!describe(error).startsWith('NOSCRIPT')) throw error;
-      reply = (await this.reader.client.callBuffer('EVAL', [READ_BATCH_SCRIPT, ...args])) as Buffer;
-    }
-    return parseFramedEntries(reply);
+    const reply = await evalScriptBuffer(this.reader.client, READ_BATCH, [
+      1,
+      this.stream,
+      group.name,
+      group.consumer,
+      count,
+    ]);
+    const { entries, gap } = parseFramedEntries(reply);
+    if (gap) this.trimmed(gap);
+    return entries;
   }
 
   private async readFailed(error: unknown, backoff: number): Promise<number> {
@@ -749,6 +810,13 @@ export class StreamSubscriber {
     const held = this.held.get(id);
     if (held) clearTimeout(held.retryTimer);
     this.held.set(id, { entry });
+    const bytes = entry[2];
+    if (bytes) {
+      // Text with U+FFFD would reach handlers as if it were what was written: dead-lettered, bytes kept.
+      this.counters.nonUtf8++;
+      this.undecodable(entry, deliveries, `field '${bytes.badField}' is not valid UTF-8`);
+      return;
+    }
     this.enqueue({
       message: this.message(entry, deliveries),
       done: error => this.settled(entry, deliveries, error),
@@ -768,21 +836,27 @@ export class StreamSubscriber {
       this.ack(id);
       return;
     }
-    this.counters.failed++;
-    if (error instanceof StreamEntryError) {
-      // An entry no handler can read never will: dead-letter it now rather than retrying.
-      void this.deadLetter(entry, deliveries, `undecodable: ${error.message}`).then(
-        () => this.release(id),
-        deadError => {
-          this.logger.warn(
-            `stream ${this.stream}: cannot dead-letter entry ${id}: ${describe(deadError)}`,
-          );
-          this.release(id);
-        },
-      );
+    if (isUndecodable(error)) {
+      this.undecodable(entry, deliveries, describe(error));
       return;
     }
+    this.counters.failed++;
     void this.nack(entry, error);
+  }
+
+  /** An entry no handler can read never will: dead-lettered now, never retried as a handler failure. */
+  private undecodable(entry: RawEntry, deliveries: number, reason: string): void {
+    const id = entry[0];
+    this.counters.undecodable++;
+    void this.deadLetter(entry, deliveries, `undecodable: ${reason}`).then(
+      () => this.release(id),
+      deadError => {
+        this.logger.warn(
+          `stream ${this.stream}: cannot dead-letter undecodable entry ${id} (it stays pending and is claimed again): ${describe(deadError)}`,
+        );
+        this.release(id);
+      },
+    );
   }
 
   private release(id: string): void {
@@ -813,15 +887,26 @@ export class StreamSubscriber {
     const sent = this.commands.client.xack(this.stream, this.group!.name, ...ids).then(
       () => void (this.counters.acked += ids.length),
       error => {
-        // Unacknowledged entries stay pending: retried here while running, else claimed later and redelivered.
-        this.logger.warn(
-          `stream ${this.stream}: XACK of ${ids.length} entries failed: ${describe(error)}`,
+        if (describe(error).startsWith('NOGROUP')) {
+          // The group is gone (reset): nothing is pending any more, these handlers did run.
+          this.limiter.warn(
+            'xack-nogroup',
+            `stream ${this.stream}: XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} (${ids.slice(0, 3).join(', ')}) dropped: group ${this.group!.name} no longer exists (the handlers ran)`,
+          );
+          return;
+        }
+        // Unacknowledged entries stay pending: retried here once connected, else claimed later and redelivered.
+        this.limiter.warn(
+          'xack',
+          `stream ${this.stream}: XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} (${ids.slice(0, 3).join(', ')}) failed, retrying once connected: ${describe(error)}`,
         );
         if (!this.running) return;
         this.acks.push(...ids);
         if (!this.ackScheduled) {
           this.ackScheduled = true;
-          setTimeout(() => void this.flushAcks(), 200).unref();
+          void this.commands.whenReady().then(() => {
+            setTimeout(() => void this.flushAcks(), 50).unref();
+          });
         }
       },
     );
@@ -879,14 +964,14 @@ export class StreamSubscriber {
     }
     try {
       // XCLAIM to ourselves counts the delivery in Redis and returns the entry as it is now.
-      const claimed = (await this.commands.client.xclaim(
+      const claimed = (await this.commands.client.callBuffer('XCLAIM', [
         this.stream,
         group.name,
         group.consumer,
         0,
         id,
-      )) as RawEntry[];
-      const entry = claimed[0];
+      ])) as unknown as BufferEntry[];
+      const entry = claimed[0] ? entryFromBuffers(claimed[0]) : undefined;
       if (!entry || !entry[1]) {
         this.lost([id]);
         this.release(id);
@@ -903,7 +988,9 @@ export class StreamSubscriber {
   /** Moves an entry to the dead-letter stream and acknowledges it, atomically (MULTI). */
   private async deadLetter(entry: RawEntry, deliveries: number, reason: string): Promise<void> {
     const group = this.group!;
-    const [id, fields] = entry;
+    const [id, text, bytes] = entry;
+    // The original bytes where the text would not be them (not UTF-8).
+    const fields: readonly (string | Buffer)[] = bytes?.fields ?? text ?? [];
     const extra = [
       'dead_reason',
       reason,
@@ -919,7 +1006,7 @@ export class StreamSubscriber {
     const trim = this.deadLetterMaxLen > 0 ? ['MAXLEN', '~', String(this.deadLetterMaxLen)] : [];
     const results = await this.commands.client
       .multi()
-      .xadd(group.deadLetterStream, ...trim, '*', ...(fields ?? []), ...extra)
+      .xadd(group.deadLetterStream, ...trim, '*', ...fields, ...extra)
       .xack(this.stream, group.name, id)
       .exec();
     const failure = results?.find(([error]) => error)?.[0];
@@ -950,7 +1037,7 @@ export class StreamSubscriber {
     if (room <= 0) return;
     this.claiming = true;
     try {
-      const reply = (await this.commands.client.xautoclaim(
+      const reply = (await this.commands.client.callBuffer('XAUTOCLAIM', [
         this.stream,
         group.name,
         group.consumer,
@@ -958,15 +1045,17 @@ export class StreamSubscriber {
         this.claimCursor,
         'COUNT',
         room,
-      )) as [string, (RawEntry | null)[], string[]?];
+      ])) as unknown as [Buffer, (BufferEntry | null)[], Buffer[]?];
       const [next, claimed, deleted] = reply;
-      this.claimCursor = next;
-      this.lost(deleted ?? []);
+      this.claimCursor = String(next);
+      this.lost((deleted ?? []).map(String));
       const entries: RawEntry[] = [];
       const vanished: string[] = [];
-      for (const entry of claimed) {
-        if (entry && entry[1]) entries.push(entry);
-        else if (entry) vanished.push(entry[0]); // Redis 6.2 returns deleted entries with no fields
+      for (const item of claimed) {
+        if (!item) continue;
+        const entry = entryFromBuffers(item);
+        if (entry[1]) entries.push(entry);
+        else vanished.push(entry[0]); // Redis 6.2 returns deleted entries with no fields
       }
       if (vanished.length) {
         this.lost(vanished);
@@ -1054,13 +1143,12 @@ export class StreamSubscriber {
   }
 
   private async deleteConsumer(consumer: string): Promise<boolean> {
-    const result = await this.commands.client.eval(
-      DELETE_IDLE_CONSUMER,
+    const result = await evalScript(this.commands.client, DELETE_IDLE_CONSUMER, [
       1,
       this.stream,
       this.group!.name,
       consumer,
-    );
+    ]);
     return Number(result) >= 0;
   }
 
@@ -1132,8 +1220,15 @@ export class StreamSubscriber {
     this.sleeper.interrupt();
     this.capacityWaiter?.();
     this.reader.close();
-    await this.loop;
-    this.loop = undefined;
+    const loop = this.loop;
+    // Reading has stopped once the loop ends or (fan-out) sits in a batch's handlers, which may hang.
+    if (loop)
+      await new Promise<void>(resolve => {
+        void loop.then(resolve);
+        if (this.inBatch) resolve();
+        else this.batchStarted = resolve;
+      });
+    this.batchStarted = undefined;
   }
 
   /**
@@ -1148,15 +1243,28 @@ export class StreamSubscriber {
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     this.stopped = true;
     await this.stopIntake();
+    let timer: NodeJS.Timeout | undefined;
+    const timeUp = new Promise<void>(
+      resolve => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))),
+    );
     if (this.runningTasks > 0 || this.tasks.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>(resolve => this.idleWaiters.push(resolve)),
-        new Promise<void>(resolve => (timer = setTimeout(resolve, timeoutMs))),
-      ]);
-      clearTimeout(timer);
+      await Promise.race([new Promise<void>(resolve => this.idleWaiters.push(resolve)), timeUp]);
+    }
+    // Fan-out: the loop saves the cursor of a batch whose handlers finished in time.
+    if (this.loop) await Promise.race([this.loop, timeUp]);
+    clearTimeout(timer);
+    const stuck = this.runningTasks + this.tasks.length;
+    if (stuck > 0) {
+      this.logger.warn(
+        `stream ${this.stream}: closed after ${timeoutMs} ms with ${stuck} handler call(s) still running or queued (${
+          this.group
+            ? 'their entries stay pending for another consumer'
+            : 'their batch is read again at the next start'
+        })`,
+      );
     }
     for (const held of this.held.values()) clearTimeout(held.retryTimer);
     if (this.group && this.commands.ready) {
