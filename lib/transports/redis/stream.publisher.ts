@@ -14,8 +14,10 @@ import {
   DEFAULT_WRITE_TIMEOUT_MS,
 } from './redis.constants.js';
 import {
+  isLoadingReplyError,
   isReplyError,
   isTransientReplyError,
+  LOADING_RETRY_MS,
   RedisConnection,
   type RedisConnectionOptions,
 } from './redis.connection.js';
@@ -221,6 +223,8 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly sleeper = new Sleeper();
   private idle?: () => void;
   private stopping = false;
+  /** The last failed write met a Redis still loading its data. */
+  private loading = false;
   private deadline = Infinity;
   private drainer?: Promise<void>;
   private closing?: Promise<PublisherCloseReport>;
@@ -403,8 +407,15 @@ export class StreamPublisher<T = StreamEvent> {
         continue;
       }
       this.retry = failed.concat(this.retry);
-      backoff = backoff === 0 ? this.initialIntervalMs : Math.min(backoff * 2, this.maxBackoffMs);
-      const pause = this.stopping ? Math.min(backoff, this.deadline - Date.now()) : backoff;
+      let wait: number;
+      if (this.loading) {
+        // Redis is up and loading its data: ask again soon, the load may end any moment.
+        wait = LOADING_RETRY_MS;
+      } else {
+        backoff = backoff === 0 ? this.initialIntervalMs : Math.min(backoff * 2, this.maxBackoffMs);
+        wait = backoff;
+      }
+      const pause = this.stopping ? Math.min(wait, this.deadline - Date.now()) : wait;
       if (pause > 0) await this.sleeper.sleep(pause);
     }
   }
@@ -568,6 +579,7 @@ export class StreamPublisher<T = StreamEvent> {
       firstError ??= error;
       retry.push(item);
     }
+    this.loading = retry.length > 0 && isLoadingReplyError(firstError);
     if (retry.length > 0) {
       this.counters.writeErrors++;
       if (!this.stopping || Date.now() < this.deadline) {

@@ -26,8 +26,10 @@ import {
   DEFAULT_READ_COUNT,
 } from './redis.constants.js';
 import {
+  isLoadingReplyError,
   isReplyError,
   isTransientReplyError,
+  LOADING_RETRY_MS,
   RedisConnection,
   type RedisConnectionOptions,
 } from './redis.connection.js';
@@ -796,6 +798,11 @@ export class StreamSubscriber {
 
   private async readFailed(error: unknown, backoff: number): Promise<number> {
     this.counters.readErrors++;
+    if (isLoadingReplyError(error)) {
+      // Redis is up and loading its data: ask again soon, without growing the back-off.
+      await this.sleeper.sleep(LOADING_RETRY_MS);
+      return backoff;
+    }
     const next = backoff === 0 ? this.backoffInitialMs : Math.min(backoff * 2, this.backoffMaxMs);
     this.logger.warn(
       `stream ${this.stream}: read failed, retrying in ${next} ms: ${describe(error)}`,
