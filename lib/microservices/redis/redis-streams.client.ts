@@ -6,7 +6,7 @@ import { StreamSubscriber, type StreamMessage } from '../../transports/redis/str
 import { InvalidOptionsError } from '../../common/errors.js';
 import { HeraldClient } from '../base/herald.client.js';
 import { InvalidPatternError } from '../microservice.errors.js';
-import { ConnectionStates } from './connection-states.js';
+import { ConnectionStates } from '../../transports/redis/redis.connection-states.js';
 import {
   DEFAULT_REPLY_TTL_MS,
   DEFAULT_STREAM_PREFIX,

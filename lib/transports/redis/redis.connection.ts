@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { BehaviorSubject, type Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
+import { functionOption, objectOption, stringOption } from '../../common/options.validation.js';
 import type { TransportStatus } from '../../interfaces/transport.interface.js';
 
 /** Where Redis is and how to reach it; shared by the publisher, the subscriber and the transport. @publicApi */
@@ -184,4 +185,18 @@ export function isTransientReplyError(error: unknown): boolean {
 /** True for a Redis error reply (as opposed to a connection or timeout error). */
 export function isReplyError(error: unknown): boolean {
   return error instanceof Error && error.name === 'ReplyError';
+}
+
+/** The keys of {@link RedisConnectionOptions}, for the options objects that extend it. */
+export const CONNECTION_OPTION_KEYS = ['url', 'redis', 'logger'] as const;
+
+/** Checks the connection part of an options object (`url`, `redis`, `logger`). */
+export function checkConnectionOptions(scope: string, options: RedisConnectionOptions): void {
+  stringOption(scope, 'url', options.url, undefined);
+  objectOption(scope, 'redis', options.redis);
+  if (options.logger !== undefined) {
+    objectOption(scope, 'logger', options.logger);
+    functionOption(scope, 'logger.warn', options.logger.warn, undefined);
+    functionOption(scope, 'logger.error', options.logger.error, undefined);
+  }
 }

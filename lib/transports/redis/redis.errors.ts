@@ -1,16 +1,21 @@
 import { HeraldError, InvalidOptionsError } from '../../common/errors.js';
+import { describeValue } from '../../common/options.validation.js';
 
 /** A stream name that is missing or empty (the original's `ErrEmptyStream`). @publicApi */
 export class EmptyStreamError extends InvalidOptionsError {
-  constructor() {
-    super('stream name cannot be empty');
+  constructor(value?: unknown) {
+    super(
+      `stream name cannot be empty: stream must be a non-empty string (got ${describeValue(value)})`,
+    );
   }
 }
 
 /** A subscriber name that is missing or empty (the original's `ErrEmptyName`). @publicApi */
 export class EmptySubscriberNameError extends InvalidOptionsError {
-  constructor() {
-    super('subscriber name cannot be empty');
+  constructor(value?: unknown) {
+    super(
+      `subscriber name cannot be empty: name must be a non-empty string (got ${describeValue(value)})`,
+    );
   }
 }
 
