@@ -5,7 +5,7 @@ import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
 import { StreamSubscriber, type StreamMessage } from '../../transports/redis/stream.subscriber.js';
 import { HeraldClient } from '../base/herald.client.js';
 import { InvalidPatternError } from '../microservice.errors.js';
-import { ConnectionStates } from './connection-states.js';
+import { ConnectionStates } from '../../transports/redis/redis.connection-states.js';
 import {
   resolveRedisStreamsClientOptions,
   type RedisStreamsClientOptions,

@@ -10,7 +10,7 @@ import {
 } from '../../transports/redis/stream.subscriber.js';
 import { errorReply, HeraldServer, type HeraldIncomingPacket } from '../base/herald.server.js';
 import { REDIS_STREAMS_TRANSPORT } from '../microservice.constants.js';
-import { ConnectionStates } from './connection-states.js';
+import { ConnectionStates } from '../../transports/redis/redis.connection-states.js';
 import { InvalidPatternError } from '../microservice.errors.js';
 import { RedisStreamsContext } from './redis-streams.context.js';
 import {
