@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InvalidOptionsError } from '../../common/errors.js';
 import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_MAX_QUEUE_LENGTH,
   DEFAULT_POST_TIMEOUT_MS,
@@ -68,6 +69,8 @@ export interface IpcTransportOptions extends IpcCommonOptions {
 export interface IpcBrokerOptions extends IpcCommonOptions {
   /** The broker's unique cache. @default { ttlMs: 2000, cacheSize: 1024 } */
   unique?: { ttlMs?: number; cacheSize?: number };
+  /** A connection must send its HELLO within this long, or it is closed. @default 5000 */
+  handshakeTimeoutMs?: number;
 }
 
 export interface ResolvedIpcCommon {
@@ -87,6 +90,7 @@ export interface ResolvedIpcTransportOptions extends ResolvedIpcCommon {
 
 export interface ResolvedIpcBrokerOptions extends ResolvedIpcCommon {
   readonly unique: { readonly ttlMs: number; readonly cacheSize: number };
+  readonly handshakeTimeoutMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -236,5 +240,11 @@ export function resolveIpcBrokerOptions(
       ttlMs: integer('unique.ttlMs', unique.ttlMs ?? 2000, 1),
       cacheSize: integer('unique.cacheSize', unique.cacheSize ?? 1024, 1),
     },
+    handshakeTimeoutMs: integer(
+      'handshakeTimeoutMs',
+      options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      1,
+      2 ** 31 - 1,
+    ),
   };
 }
