@@ -111,6 +111,9 @@ interface Offender {
   until: number;
 }
 
+/** Requested accept queue length. */
+const LISTEN_BACKLOG = 4096;
+
 /** Sessions remembered for the cut-off, oldest forgotten first. */
 const MAX_OFFENDERS = 1024;
 
@@ -313,7 +316,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       await prepareSocketPath(socketPath);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(socketPath, () => {
+        // A deep accept queue for connect bursts (the kernel caps it at somaxconn); clients retry EAGAIN.
+        server.listen({ path: socketPath, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve();
         });
