@@ -105,6 +105,24 @@ describe('ipc broker: identity and hygiene', () => {
     expect(b.stats().handshakeTimeouts).toBe(1);
   });
 
+  it('at close, drains what connected workers hold (bounded); what has no copy elsewhere is counted and logged with source/event/id', async () => {
+    const { b, logger } = await broker();
+    const stuck = (await raw(b.socketPath)).hello(1);
+    await waitFor(() => stuck.seqs(FrameType.Welcome).length === 1);
+    const ids = [0, 1, 2].map(i => b.post('shut', `e${i}`, i));
+    await waitFor(() => stuck.seqs(FrameType.Deliver).length === 3);
+    // Worker 1 never acknowledges: the drain gives up after its bound. Worker 0 never came: its queue is lost too.
+    await b.close({ drainTimeoutMs: 100 });
+    expect(b.stats().undeliverableAtClose).toBe(6);
+    expect(
+      logger.lines.some(
+        line => line.startsWith('error ') && line.includes(`shut/e0 (id ${ids[0]}`),
+      ),
+    ).toBe(true);
+    expect(logger.lines.some(line => line.includes('and 5 more like it'))).toBe(true);
+    expect(logger.lines.some(line => line.includes('6 queued event deliveries lost'))).toBe(true);
+  });
+
   it('a burst of 10,000 connects ends with every client connected (EAGAIN/ECONNREFUSED retried with jittered back-off)', async () => {
     const COUNT = Number(process.env.IPC_BURST ?? 10_000);
     const socketPath = fresh();
