@@ -7,6 +7,7 @@ import { QueueFullError } from '../../common/errors.js';
 import { jsonCodec } from '../../common/json.codec.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
 import { UniqueCache } from '../../common/unique-cache.js';
+import type { EventHandler } from '../../interfaces/envelope.interface.js';
 import { WarningLimiter } from '../../common/warning-limiter.js';
 import { describeEventBody, encodeEventBody, scanEventBody, type BodyScan } from './ipc.codec.js';
 import {
@@ -28,6 +29,7 @@ import {
   type ResolvedIpcBrokerOptions,
 } from './ipc.options.js';
 import { BrokerLock } from './ipc.lock.js';
+import { PrivilegedAgent } from './ipc.privileged.js';
 import { Ring } from './ipc.ring.js';
 import { ipcTestHooks, prepareSocketPath, secureSocket } from './ipc.socket.js';
 
@@ -227,6 +229,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   private readonly clock: Clock;
   private readonly unique: UniqueCache;
   private readonly limiter: WarningLimiter;
+  private agent?: PrivilegedAgent;
   private readonly slots: WorkerSlot[] = [];
   private readonly connections = new Set<BrokerConnection>();
   private readonly dirty = new Set<BrokerConnection>();
@@ -274,6 +277,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     this.limiter = new WarningLimiter(this.logger, 10_000, this.clock);
     this.unique = new UniqueCache(this.options.unique, this.clock);
     this.maxFrameBytes = this.options.maxPayloadBytes + METADATA_ALLOWANCE_BYTES;
+    if (this.options.privileged)
+      this.agent = new PrivilegedAgent(this.options.maxQueueLength, this.logger, this.limiter);
     for (let id = 0; id < this.options.workerCount; id++) {
       this.slots.push({
         id,
@@ -596,6 +601,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       }
       const entry = this.entry(slot, seq, body, false);
       for (const other of this.slots) this.enqueue(other, entry);
+      this.agent?.push(body);
     }
     this.counters.posted++;
     this.processed(c, slot, seq);
@@ -981,7 +987,24 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     };
     this.counters.posted++;
     for (const slot of this.slots) this.enqueue(slot, entry);
+    this.agent?.push(entry.body);
     return id;
+  }
+
+  /**
+   * Makes this process (e.g. the node:cluster primary) a privileged agent,
+   * as lua-resty-events' `enable_privileged_agent`: outside the worker ids,
+   * it receives every broadcast (not unique events, which run in one
+   * worker) in the broker's order, its own posts included. Events wait in a
+   * retained queue of its own (bounded by maxQueueLength, oldest dropped,
+   * counted and logged) from the first `register` call on, until a handler
+   * takes them; handlers run one event at a time, their errors logged and
+   * counted. `source` and each of `events` may be `'*'`.
+   * @returns a function that removes this handler.
+   */
+  register(handler: EventHandler, source = '*', ...events: string[]): () => void {
+    this.agent ??= new PrivilegedAgent(this.options.maxQueueLength, this.logger, this.limiter);
+    return this.agent.register(handler, source, events);
   }
 
   stats(): IpcBrokerStats {
@@ -991,12 +1014,20 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       queued += slot.queue.length;
       if (slot.highWater > queueHighWater) queueHighWater = slot.highWater;
     }
+    const agent = this.agent?.stats();
     return {
       connections: this.connections.size,
       workersConnected: this.connectedWorkers.length,
       ...this.counters,
       queued,
       queueHighWater,
+      ...(agent && {
+        privilegedReceived: agent.received,
+        privilegedHandled: agent.handled,
+        privilegedHandlerErrors: agent.handlerErrors,
+        privilegedDropped: agent.dropped,
+        privilegedQueued: agent.queued,
+      }),
     };
   }
 

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidOptionsError } from '../../common/errors.js';
+import { booleanOption } from '../../common/options.validation.js';
 import { resolveUniqueOptions } from '../../common/unique-cache.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -72,6 +73,13 @@ export interface IpcBrokerOptions extends IpcCommonOptions {
   unique?: { ttlMs?: number; cacheSize?: number };
   /** A connection must send its HELLO within this long, or it is closed. @default 5000 */
   handshakeTimeoutMs?: number;
+  /**
+   * This process is a privileged agent from the start: every broadcast is
+   * kept in its own retained queue until a handler is registered with
+   * `broker.register(...)` (else the queue starts at the first `register`).
+   * @default false
+   */
+  privileged?: boolean;
 }
 
 export interface ResolvedIpcCommon {
@@ -92,6 +100,7 @@ export interface ResolvedIpcTransportOptions extends ResolvedIpcCommon {
 export interface ResolvedIpcBrokerOptions extends ResolvedIpcCommon {
   readonly unique: { readonly ttlMs: number; readonly cacheSize: number };
   readonly handshakeTimeoutMs: number;
+  readonly privileged: boolean;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -245,5 +254,6 @@ export function resolveIpcBrokerOptions(
       1,
       2 ** 31 - 1,
     ),
+    privileged: booleanOption('ipc broker', 'privileged', options.privileged, false),
   };
 }
