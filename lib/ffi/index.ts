@@ -20,4 +20,5 @@ export {
   type NativeRequest,
   type NativeRuntimeOptions,
   type NativeRuntimeStats,
+  type NativeZeroLength,
 } from './native-runtime.js';

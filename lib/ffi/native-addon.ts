@@ -22,7 +22,14 @@ export interface HeraldFfiAddon {
     onBatch: (count: number, arena?: Buffer, externals?: Buffer[]) => void,
     meta: Int32Array,
   ): void;
-  load(path: string, cfg: string | null, maxQueue: number, global: boolean): AddonLoadResult;
+  /** `zeroLength`: 0 reads rsp_len 0 as a NUL-terminated string (bounded by the block), 1 as empty. */
+  load(
+    path: string,
+    cfg: string | null,
+    maxQueue: number,
+    global: boolean,
+    zeroLength: 0 | 1,
+  ): AddonLoadResult;
   /** 0 posted, 1 queue full, 2 unloaded. */
   submit(id: number, slot: number, req: string | Buffer | Uint8Array): 0 | 1 | 2;
   unload(id: number): number[];

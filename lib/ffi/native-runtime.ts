@@ -1,6 +1,8 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidOptionsError, QueueFullError } from '../common/errors.js';
+import { consoleLogger } from '../common/logger.js';
+import { WarningLimiter } from '../common/warning-limiter.js';
 import { DEFAULT_MAX_QUEUE } from './ffi.constants.js';
 import {
   InvalidNativeRequestError,
@@ -22,7 +24,18 @@ export interface NativeRuntimeOptions {
   name?: string;
   /** Open the library with RTLD_GLOBAL (shims that load other libraries, e.g. an embedded Python, need it). @default false */
   global?: boolean;
+  /**
+   * How to read an answer with `rsp != NULL` and `rsp_len == 0`: `'cstring'`
+   * (the ABI's reading) as a NUL-terminated string, read no further than the
+   * block the allocator reports; `'empty'` as an empty answer, for runtimes
+   * that answer `malloc(0)` with length 0 (the original's Go echo).
+   * @default 'cstring'
+   */
+  zeroLength?: NativeZeroLength;
 }
+
+/** How a runtime's `rsp_len == 0` answers read (see {@link NativeRuntimeOptions.zeroLength}). @publicApi */
+export type NativeZeroLength = 'cstring' | 'empty';
 
 /** Per-call options. @publicApi */
 export interface NativeCallOptions {
@@ -51,6 +64,8 @@ export interface NativeRuntimeStats {
   timedOut: number;
   /** Answers that arrived after their call timed out or was aborted (freed). */
   late: number;
+  /** `rsp_len == 0` answers with no NUL within their block (`zeroLength: 'cstring'`): read as empty, logged. */
+  unterminated: number;
   /** Handles still open on this runtime. */
   references: number;
   unloaded: boolean;
@@ -63,6 +78,7 @@ type Settle = (value: Buffer) => void;
 type Fail = (error: unknown) => void;
 
 const EMPTY = (): Buffer => Buffer.alloc(0);
+const warnings = new WarningLimiter(consoleLogger);
 const META_BATCH = 4096;
 
 /**
@@ -174,8 +190,17 @@ class CallTable {
         cleanup();
         this.cleanups[slot] = undefined;
       }
-      const offset = meta[m + 2];
+      let offset = meta[m + 2];
       const length = meta[m + 3];
+      if (offset === -3) {
+        owner.unterminated++;
+        warnings.warn(
+          `unterminated:${owner.name}`,
+          `nest-herald/ffi: runtime "${owner.name}" answered rsp_len 0 with no NUL within the block; ` +
+            "read as an empty answer (a runtime answering malloc(0) needs zeroLength: 'empty')",
+        );
+        offset = 0;
+      }
       const body =
         offset >= 0
           ? length === 0
@@ -226,6 +251,7 @@ class LoadedRuntime {
   refusedFull = 0;
   timedOut = 0;
   late = 0;
+  unterminated = 0;
   references = 0;
   unloaded = false;
 
@@ -235,6 +261,7 @@ class LoadedRuntime {
     readonly name: string,
     readonly path: string,
     readonly maxQueue: number,
+    readonly zeroLength: NativeZeroLength,
   ) {}
 
   unloadedError(): RuntimeUnloadedError {
@@ -265,6 +292,15 @@ export function resolveLibrary(lib: string): string {
 }
 
 function validate(lib: unknown, options: NativeRuntimeOptions): number {
+  if (
+    options.zeroLength !== undefined &&
+    options.zeroLength !== 'cstring' &&
+    options.zeroLength !== 'empty'
+  ) {
+    throw new InvalidOptionsError(
+      `zeroLength must be 'cstring' or 'empty', got ${String(options.zeroLength)}`,
+    );
+  }
   if (typeof lib !== 'string' || lib.length === 0) {
     throw new InvalidOptionsError(
       `lib must be a non-empty string (a path, a file name or a short name), got ${String(lib)}`,
@@ -316,10 +352,16 @@ export class NativeRuntime {
           '(a runtime such as Go cannot restart): load it with another cfg, or restart the process',
       );
     }
+    const zeroLength = options.zeroLength ?? 'cstring';
     let core = loadedRuntimes.get(key);
     if (core && core.maxQueue !== maxQueue) {
       throw new InvalidOptionsError(
         `runtime "${name}" is already loaded with maxQueue ${core.maxQueue}; cannot share it with maxQueue ${maxQueue}`,
+      );
+    }
+    if (core && core.zeroLength !== zeroLength) {
+      throw new InvalidOptionsError(
+        `runtime "${name}" is already loaded with zeroLength '${core.zeroLength}'; cannot share it with '${zeroLength}'`,
       );
     }
     if (!core) {
@@ -329,6 +371,7 @@ export class NativeRuntime {
         options.cfg ?? null,
         maxQueue,
         options.global ?? false,
+        zeroLength === 'empty' ? 1 : 0,
       );
       if (!result.ok) {
         if (result.kind === 'open') throw new NativeLibraryError(lib, result.message);
@@ -338,7 +381,7 @@ export class NativeRuntime {
           result.message,
         );
       }
-      core = new LoadedRuntime(key, result.id, name, result.path, maxQueue);
+      core = new LoadedRuntime(key, result.id, name, result.path, maxQueue, zeroLength);
       loadedRuntimes.set(key, core);
     }
     core.references++;
@@ -422,6 +465,7 @@ export class NativeRuntime {
       refusedFull: core.refusedFull,
       timedOut: core.timedOut,
       late: core.late,
+      unterminated: core.unterminated,
       references: core.references,
       unloaded: core.unloaded,
     };

@@ -42,6 +42,7 @@ struct Runtime {
   void *lib;
   std::string path;
   bool unloaded;
+  uint8_t zero_length;  // ZeroLength: how its rsp_len == 0 answers read
   // Calls made while answers are being delivered (typically the next call of
   // each awaiting caller) are posted together when the batch is done: one
   // lock and one wake-up instead of one each, and no lock fights with the
@@ -102,7 +103,8 @@ void ReportException(napi_env env) {
 
 // Hands one chunk of answers to JS: meta[4i..4i+3] = slot, rc, offset, length;
 // offset >= 0: bytes in the arena; -1: externals[length]; -2: the call was
-// abandoned (timeout/abort) and its answer already freed.
+// abandoned (timeout/abort) and its answer already freed; -3: rsp_len 0 and
+// no NUL within rsp's block (read as empty, JS counts and logs it).
 Task *DeliverChunk(Sink *s, Task *list) {
   napi_env env = s->env;
   size_t n = 0, bytes = 0, externals = 0;
@@ -149,6 +151,10 @@ Task *DeliverChunk(Sink *s, Task *list) {
       s->cancelled[t->slot] = 0;
       free(t->rsp);
       m[2] = -2;
+      m[3] = 0;
+    } else if (t->unterminated) {
+      free(t->rsp);
+      m[2] = -3;
       m[3] = 0;
     } else if (len == 0) {
       free(t->rsp);
@@ -254,7 +260,7 @@ Napi::Value Setup(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// load(path, cfg | null, maxQueue, global) -> { ok, id, path } | { ok: false, kind, message, rc }
+// load(path, cfg | null, maxQueue, global, zeroLength) -> { ok, id, path } | { ok: false, kind, message, rc }
 Napi::Value Load(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Sink *s = GetSink(info);
@@ -263,6 +269,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
   std::string cfg = has_cfg ? info[1].As<Napi::String>().Utf8Value() : std::string();
   int64_t max_queue = info[2].As<Napi::Number>().Int64Value();
   bool global = info[3].ToBoolean().Value();
+  uint8_t zero_length = info[4].ToNumber().Uint32Value() == kZeroLengthEmpty ? kZeroLengthEmpty : kZeroLengthCString;
 
   Napi::Object out = Napi::Object::New(env);
   auto fail = [&](const char *kind, const std::string &message, int rc) {
@@ -302,7 +309,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
     return fail("init", "init returned " + std::to_string(rc), rc);
   }
 
-  Runtime *rt = new Runtime{q, lib, real, false, nullptr, nullptr, 0, false};
+  Runtime *rt = new Runtime{q, lib, real, false, zero_length, nullptr, nullptr, 0, false};
   s->runtimes.push_back(rt);
   out.Set("ok", true);
   out.Set("id", static_cast<uint32_t>(s->runtimes.size() - 1));
@@ -354,6 +361,9 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
   t->rc = 0;
   t->rsp = nullptr;
   t->rsp_len = 0;
+  t->answer_len = 0;
+  t->zero_length = rt->zero_length;
+  t->unterminated = false;
   Queue *q = rt->queue;
   PostStatus status = kPosted;
   // Only this thread posts and sets `finished`; pollers only lower `waiting`.
