@@ -97,7 +97,7 @@ function checkAddonApi() {
 }
 
 function buildAddon() {
-  const sources = ['host.cc', 'queue.h', 'herald_ffi.h', 'binding.gyp'].map(file =>
+  const sources = ['host.cc', 'queue.h', 'pools.h', 'herald_ffi.h', 'binding.gyp'].map(file =>
     path.join(nativeDir, file),
   );
   if (!stale(addon, [...sources, self])) return false;

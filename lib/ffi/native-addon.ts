@@ -16,6 +16,18 @@ export interface AddonRuntimeStats {
   finished: boolean;
 }
 
+/** Counters of the host of this JS environment (lib/ffi/native/host.cc, pools.h). */
+export interface AddonHostStats {
+  wakeups: number;
+  answers: number;
+  /** Tasks allocated with malloc so far: flat in steady state (pooled). */
+  taskAllocations: number;
+  /** Answer slabs allocated so far: flat in steady state (reused). */
+  slabAllocations: number;
+  /** Slabs in use or pooled. */
+  slabsLive: number;
+}
+
 /** The JS face of lib/ffi/native/host.cc. */
 export interface HeraldFfiAddon {
   setup(
@@ -37,7 +49,7 @@ export interface HeraldFfiAddon {
   ref(): void;
   unref(): void;
   stats(id: number): AddonRuntimeStats;
-  stats(): { wakeups: number; answers: number };
+  stats(): AddonHostStats;
   readonly copyMax: number;
 }
 

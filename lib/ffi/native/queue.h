@@ -75,6 +75,7 @@ struct Task {
   uint32_t req_cap;     // bytes allocated for req (pooled tasks are reused)
   uint8_t zero_length;  // ZeroLength of the runtime
   bool unterminated;    // rsp_len 0 and no NUL within rsp's block: answered empty
+  bool absorbed;        // the answer was moved into req (rsp == req, already freed)
   char req[1];          // req_len bytes and a NUL, allocated with the task
 };
 
@@ -94,6 +95,10 @@ struct Queue {
 };
 
 enum PostStatus { kPosted = 0, kFull = 1, kFinished = 2 };
+
+// Answers up to this size are copied (into the task, then into a slab the
+// JS thread reuses); larger ones are handed to JS without a copy.
+constexpr size_t kCopyMax = 4096;
 
 inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count);
 
@@ -215,6 +220,19 @@ inline void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
   t->rsp = rsp;
   t->rsp_len = rsp_len;
   t->answer_len = AnswerLengthOf(rsp, rsp_len, t->zero_length, &t->unterminated);
+  // A small answer that fits the request's room (the request is dead once
+  // answered) moves there and is freed here, on the thread that allocated
+  // it: its block is reused by that thread's next malloc instead of
+  // travelling to the JS thread, whose frees made the runtime's malloc arena
+  // grow and shrink (page faults) with many calls in flight.
+  t->absorbed = false;
+  if (rsp != nullptr && t->answer_len > 0 && t->answer_len <= kCopyMax &&
+      t->answer_len <= t->req_cap) {
+    memmove(t->req, rsp, t->answer_len);
+    free(rsp);
+    t->rsp = t->req;
+    t->absorbed = true;
+  }
   Completions *c = t->completions;
   Task *head = c->done.load(std::memory_order_relaxed);
   do {
@@ -280,9 +298,11 @@ inline void AbiRespond(void *task, int rc, char *rsp, int rsp_len) {
   static_cast<Header *>(task)->ops->respond(task, rc, rsp, rsp_len);
 }
 
-inline void FreeTask(Task *t) {
-  t->header.magic = kDeadMagic;
-  free(t);
+
+// Frees the runtime's answer unless respond moved it into the task.
+inline void FreeAnswer(Task *t) {
+  if (!t->absorbed) free(t->rsp);
+  t->rsp = nullptr;
 }
 
 // Valid once the task was answered (TaskRespond computed it).
