@@ -7,7 +7,16 @@ import { NativeAddonError } from './ffi.errors.js';
 /** What `load` reports: a runtime id, or why it could not be loaded. */
 export type AddonLoadResult =
   | { ok: true; id: number; path: string }
-  | { ok: false; kind: 'open' | 'symbol' | 'init'; message: string; rc: number };
+  | {
+      ok: false;
+      kind: 'open' | 'symbol' | 'init';
+      message: string;
+      rc: number;
+      /** kind 'init': the tail of what init wrote to stderr (also passed on to stderr). */
+      stderr?: string;
+      /** kind 'init': that text mentions an undefined symbol. */
+      undefinedSymbol?: boolean;
+    };
 
 export interface AddonRuntimeStats {
   queued: number;

@@ -375,10 +375,18 @@ export class NativeRuntime {
       );
       if (!result.ok) {
         if (result.kind === 'open') throw new NativeLibraryError(lib, result.message);
+        const global = options.global ?? false;
         throw new NativeInitError(
+          name,
           lib,
           result.kind === 'init' ? result.rc : undefined,
           result.message,
+          result.stderr,
+          result.undefinedSymbol && !global
+            ? 'It reports an undefined symbol: load it with global: true (a runtime that opens other ' +
+                'libraries, such as an embedded Python importing extension modules, needs its symbols ' +
+                'and those of the libraries it links in the global scope)'
+            : undefined,
         );
       }
       core = new LoadedRuntime(key, result.id, name, result.path, maxQueue, zeroLength);

@@ -11,6 +11,8 @@
 #include <uv.h>
 
 #include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -242,6 +244,56 @@ void CleanupSink(void *arg) {
   // Runtimes may still hold tasks pointing at this sink: it is not freed.
 }
 
+// What a runtime's init writes to stderr, kept to explain a failed init
+// (e.g. Python's "ImportError: ...: undefined symbol: PyExc_..." when a shim
+// was loaded without global) and written on to the real stderr afterwards,
+// so nothing is lost. fd 2 points at a memfd only while init runs.
+class StderrCapture {
+ public:
+  void Start() {
+    fflush(stderr);
+    fd_ = memfd_create("herald-ffi-init", MFD_CLOEXEC);
+    if (fd_ < 0) return;
+    saved_ = dup(2);
+    if (saved_ < 0 || dup2(fd_, 2) < 0) {
+      if (saved_ >= 0) close(saved_);
+      close(fd_);
+      fd_ = saved_ = -1;
+    }
+  }
+
+  // Restores stderr, copies what was written to it, returns its tail.
+  std::string Stop() {
+    if (fd_ < 0) return std::string();
+    fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+    std::string tail;
+    off_t size = lseek(fd_, 0, SEEK_END);
+    char chunk[4096];
+    for (off_t at = 0; at < size;) {
+      ssize_t n = pread(fd_, chunk, sizeof chunk, at);
+      if (n <= 0) break;
+      for (ssize_t done = 0; done < n;) {
+        ssize_t w = write(2, chunk + done, static_cast<size_t>(n - done));
+        if (w <= 0) break;
+        done += w;
+      }
+      if (size - at <= static_cast<off_t>(kTail) * 2) tail.append(chunk, static_cast<size_t>(n));
+      at += n;
+    }
+    close(fd_);
+    fd_ = -1;
+    if (tail.size() > kTail) tail.erase(0, tail.size() - kTail);
+    return tail;
+  }
+
+ private:
+  static constexpr size_t kTail = 4096;
+  int fd_ = -1;
+  int saved_ = -1;
+};
+
 // ---------------------------------------------------------------------------
 // JS bindings
 
@@ -294,6 +346,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
     out.Set("rc", rc);
     return out;
   };
+  auto undefinedSymbol = [](const std::string &text) { return text.find("undefined symbol") != std::string::npos; };
 
   dlerror();
   void *lib = dlopen(path.c_str(), RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL));
@@ -316,12 +369,18 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
   Queue *q = QueueCreate(max_queue);
 
   char *cfg_copy = has_cfg ? strdup(cfg.c_str()) : nullptr;
+  StderrCapture capture;
+  capture.Start();
   int rc = init(cfg_copy, q);
+  std::string said = capture.Stop();
   free(cfg_copy);
   if (rc != 0) {
     // The runtime may have started pollers before failing: they get NULL.
     QueueFinish(q);
-    return fail("init", "init returned " + std::to_string(rc), rc);
+    Napi::Object failed = fail("init", "init returned " + std::to_string(rc), rc);
+    failed.Set("stderr", said);
+    failed.Set("undefinedSymbol", undefinedSymbol(said));
+    return failed;
   }
 
   Runtime *rt = new Runtime{q, lib, real, false, zero_length, nullptr, nullptr, 0, false};
