@@ -135,7 +135,7 @@ async function fullGcs(call: Call): Promise<void> {
     let minor = 0;
     const observer = new PerformanceObserver(list => {
       for (const entry of list.getEntries()) {
-        const kind = (entry.detail as { kind?: number } | undefined)?.kind;
+        const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
         if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) major++;
         if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) minor++;
       }

@@ -7,7 +7,8 @@ export const FIXTURE_DIR = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
 
 /** The real compiled library of test/fixtures/ffi/<name>.c. */
 export function fixture(
-  name: 'echo' | 'cases' | 'gate' | 'noinit' | 'plain_echo' | 'needs_global' | 'needs_global_plugin',
+  name:
+    'echo' | 'cases' | 'gate' | 'noinit' | 'plain_echo' | 'needs_global' | 'needs_global_plugin',
 ): string {
   return path.join(FIXTURE_DIR, `libherald_${name}.so`);
 }

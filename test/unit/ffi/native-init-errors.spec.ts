@@ -76,7 +76,7 @@ describe('load errors say what to do', () => {
         }),
       ],
     }).compile();
-    const error: FfiStartupError = await failing.catch((e: FfiStartupError) => e);
+    const error = (await failing.catch((e: unknown) => e)) as FfiStartupError;
     expect(error).toBeInstanceOf(FfiStartupError);
     expect(error.cause).toBeInstanceOf(NativeInitError);
     expect((error.cause as NativeInitError).runtime).toBe('python-like');

@@ -412,7 +412,7 @@ describe('NativeRuntime: loading', () => {
     }, meta);
     // The runtime's host symbols are bound to the first copy, which must hand
     // this queue to the second copy's code.
-    const result = second.load(fixture('echo'), `threads=1;${uniqueName('copy')}`, 16, false);
+    const result = second.load(fixture('echo'), `threads=1;${uniqueName('copy')}`, 16, false, 0);
     if (!result.ok) throw new Error(result.message);
     second.ref();
     expect(second.submit(result.id, 0, 'through the second copy')).toBe(0);
