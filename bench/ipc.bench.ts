@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 // The bus and the transport by their modules, not the package root: every
 // worker process compiles what it imports, and the root pulls in all of Nest.
 import { EventBus } from '../lib/bus/event-bus.js';
-import { silentLogger } from '../lib/bus/logger.interface.js';
+import { silentLogger } from '../lib/common/logger.js';
 import { forkWorkers, startBroker } from '../lib/transports/ipc/ipc.cluster.js';
 import { IpcTransport } from '../lib/transports/ipc/ipc.transport.js';
 import {

@@ -17,6 +17,7 @@ function runtimeStats(overrides: Partial<NativeRuntimeStats>): NativeRuntimeStat
     refusedFull: 0,
     timedOut: 0,
     late: 0,
+    unterminated: 0,
     references: 1,
     unloaded: false,
     ...overrides,
