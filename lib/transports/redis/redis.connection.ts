@@ -1,9 +1,23 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { BehaviorSubject, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
 import { functionOption, objectOption, stringOption } from '../../common/options.validation.js';
-import type { TransportStatus } from '../../interfaces/transport.interface.js';
+import { StateMachine } from '../../common/state-machine.js';
+import type { TransportState, TransportStatus } from '../../interfaces/transport.interface.js';
+
+/**
+ * A Redis connection (and a fold of them) may go from any state to any
+ * other, as ioredis reports; `closed` (ours) is final.
+ */
+export const CONNECTION_TRANSITIONS: { readonly [S in TransportState]: readonly TransportState[] } =
+  {
+    connecting: ['connected', 'reconnecting', 'disconnected', 'closed'],
+    connected: ['connecting', 'reconnecting', 'disconnected', 'closed'],
+    reconnecting: ['connecting', 'connected', 'disconnected', 'closed'],
+    disconnected: ['connecting', 'connected', 'reconnecting', 'closed'],
+    closed: [],
+  };
 
 /** Where Redis is and how to reach it; shared by the publisher, the subscriber and the transport. @publicApi */
 export interface RedisConnectionOptions {
@@ -64,10 +78,11 @@ const describe = describeError;
  */
 export class RedisConnection {
   readonly client: Redis;
-  private readonly status = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
-  readonly status$: Observable<TransportStatus> = this.status.asObservable();
+  /** Follows ioredis's events; `closed` (by {@link close}) is final. */
+  private readonly machine: StateMachine<TransportState, { role: string }>;
+  /** Every state change, with this connection's `role`; `closed` last. */
+  readonly status$: Observable<TransportStatus>;
   private readonly logger: HeraldLogger;
-  private closed = false;
   private reportedError = false;
   private readyWaiters: (() => void)[] = [];
 
@@ -77,6 +92,13 @@ export class RedisConnection {
     overrides: RedisOptions = {},
   ) {
     this.logger = options.logger ?? consoleLogger;
+    this.machine = new StateMachine(
+      `redis ${role} connection`,
+      'connecting',
+      CONNECTION_TRANSITIONS,
+      this.logger,
+    );
+    this.status$ = this.machine.status$;
     const base: RedisOptions = {
       retryStrategy: defaultRetryStrategy,
       // After close, a socket that never answers our FIN is destroyed this soon (ioredis waits 2 s).
@@ -118,9 +140,13 @@ export class RedisConnection {
   }
 
   private next(status: TransportStatus): void {
-    const current = this.status.value;
-    if (current.state === 'closed') return;
-    if (current.state !== status.state) this.status.next(status);
+    // Only a change of state is news (a new reason alone is not); after close, nothing is.
+    if (this.closed || this.machine.is(status.state)) return;
+    this.machine.setState(status.state, status.reason, { role: this.role });
+  }
+
+  private get closed(): boolean {
+    return this.machine.is('closed');
   }
 
   /** True when commands can be sent now. */
@@ -129,7 +155,7 @@ export class RedisConnection {
   }
 
   get state(): TransportStatus {
-    return this.status.value;
+    return this.machine.status;
   }
 
   /**
@@ -160,10 +186,9 @@ export class RedisConnection {
    */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
+    this.machine.setState('closed', undefined, { role: this.role });
     this.client.disconnect(false);
-    this.status.next({ state: 'closed', role: this.role });
-    this.status.complete();
+    this.machine.complete();
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const waiter of waiters) waiter();

@@ -153,17 +153,12 @@ return table.concat(out, '\\n')`);
  * Runs a script by SHA, loading it with EVAL on first use on a server (or
  * after a restart or SCRIPT FLUSH). `args` is `[numkeys, ...keys, ...argv]`.
  */
-export async function evalScript(
+export function evalScript(
   client: Redis,
   lua: LuaScript,
   args: readonly (string | number | Buffer)[],
 ): Promise<unknown> {
-  try {
-    return await client.call('EVALSHA', [lua.sha, ...args]);
-  } catch (error) {
-    if (!describeError(error).startsWith('NOSCRIPT')) throw error;
-    return client.call('EVAL', [lua.source, ...args]);
-  }
+  return run(client, 'call', lua, args);
 }
 
 /** As {@link evalScript}, the reply as a Buffer (bytes kept as they are). */
@@ -172,10 +167,19 @@ export async function evalScriptBuffer(
   lua: LuaScript,
   args: readonly (string | number | Buffer)[],
 ): Promise<Buffer> {
+  return (await run(client, 'callBuffer', lua, args)) as Buffer;
+}
+
+async function run(
+  client: Redis,
+  method: 'call' | 'callBuffer',
+  lua: LuaScript,
+  args: readonly (string | number | Buffer)[],
+): Promise<unknown> {
   try {
-    return (await client.callBuffer('EVALSHA', [lua.sha, ...args])) as Buffer;
+    return await client[method]('EVALSHA', [lua.sha, ...args]);
   } catch (error) {
     if (!describeError(error).startsWith('NOSCRIPT')) throw error;
-    return (await client.callBuffer('EVAL', [lua.source, ...args])) as Buffer;
+    return client[method]('EVAL', [lua.source, ...args]);
   }
 }

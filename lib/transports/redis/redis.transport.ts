@@ -13,6 +13,7 @@ import type {
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
 import { decodeEnvelopeFlat, encodeEnvelopeEntry } from './envelope.codec.js';
+import { CONNECTION_TRANSITIONS } from './redis.connection.js';
 import { ConnectionStates } from './redis.connection-states.js';
 import {
   resolveRedisTransportOptions,
@@ -23,15 +24,6 @@ import { StreamPublisher } from './stream.publisher.js';
 import { StreamSubscriber, uniqueConsumerName, type StreamMessage } from './stream.subscriber.js';
 
 const describe = describeError;
-
-/** Any connection state may follow any other until `closed`, which is final. */
-const TRANSPORT_TRANSITIONS: { readonly [S in TransportState]: readonly TransportState[] } = {
-  connecting: ['connected', 'reconnecting', 'disconnected', 'closed'],
-  connected: ['connecting', 'reconnecting', 'disconnected', 'closed'],
-  reconnecting: ['connecting', 'connected', 'disconnected', 'closed'],
-  disconnected: ['connecting', 'connected', 'reconnecting', 'closed'],
-  closed: [],
-};
 
 function prefixed(prefix: string, stats: Readonly<Record<string, number>>): Record<string, number> {
   const out: Record<string, number> = {};
@@ -67,7 +59,7 @@ export class RedisTransport implements Transport {
   private readonly machine = new StateMachine<TransportState, { role: string }>(
     'redis transport',
     'connecting',
-    TRANSPORT_TRANSITIONS,
+    CONNECTION_TRANSITIONS,
   );
   /** Connection changes, folded over the publisher and the reader; `closed` last. */
   readonly status$: Observable<TransportStatus> = this.machine.status$;
