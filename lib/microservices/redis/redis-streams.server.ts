@@ -55,7 +55,8 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
       if (again) this.events.emit('reconnect');
       this.setStatus('connected');
     },
-    reconnecting: () => this.setStatus('reconnecting'),
+    // The fold gives no cause: the connections' last logged failure is it.
+    reconnecting: () => this.setStatus('reconnecting', this.connectionLogger.last),
   });
 
   private readonly options: ResolvedRedisStreamsServerOptions;
