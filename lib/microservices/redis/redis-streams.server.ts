@@ -156,7 +156,8 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     const replyTo = typeof id === 'string' ? this.replyAddressOf(id) : undefined;
     if (!replyTo?.startsWith(this.streamPrefix + REPLY_STREAM_INFIX)) {
       // Acknowledged: no handler could ever answer it.
-      this.heraldLogger.warn(
+      this.warnings.warn(
+        `no-reply-stream:${message.stream}`,
         `RedisStreamsServer: request ${message.id} on ${message.stream} has no reply stream in its id, dropped`,
       );
       return;
