@@ -11,6 +11,7 @@ import { isObservable, type Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { StateChange, StateMachine } from '../../common/state-machine.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import { REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
 import type {
   HeraldMicroserviceEvents,
@@ -79,6 +80,8 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
    * connection failure, which a connect timeout names as its cause.
    */
   protected readonly connectionLogger: CauseRecorder;
+  /** Warnings repeated per message (e.g. requests nobody can answer): one line per cause per interval. */
+  protected readonly warnings: WarningLimiter;
 
   constructor(options: HeraldServerOptions = {}) {
     super();
@@ -87,6 +90,7 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     this.startup = resolved.startup;
     this.connectTimeoutMs = resolved.connectTimeoutMs;
     this.closeTimeoutMs = resolved.closeTimeoutMs;
+    this.warnings = new WarningLimiter(this.heraldLogger);
     this.initializeSerializer(resolved);
     this.initializeDeserializer(resolved);
     // A listener for 'error' so an unobserved error is logged, never thrown by EventEmitter.
@@ -188,7 +192,10 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
 
   /** Stops intake, lets handlers in flight finish (bounded), releases connections. Idempotent. */
   async close(): Promise<void> {
-    this.closing ??= this.stop().finally(() => this.setStatus('disconnected'));
+    this.closing ??= this.stop().finally(() => {
+      this.warnings.flush();
+      this.setStatus('disconnected');
+    });
     return this.closing;
   }
 

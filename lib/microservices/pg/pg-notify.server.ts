@@ -55,6 +55,7 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
     replies: 0,
     replyErrors: 0,
     failed: 0,
+    unanswerable: 0,
   };
 
   private readonly onHubState = (state: PgHubState, reason?: string): void => {
@@ -85,6 +86,7 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
    * Counters: `received` notifications, `events`, `requests`, request
    * claims `claimsWon` / `claimsLost` / `claimErrors`, `replies` sent,
    * `replyErrors` (replies replaced by an error reply), `failed` messages,
+   * `unanswerable` requests (no reply channel in their id: dropped, logged),
    * and `inFlight` (being handled now).
    */
   stats(): Readonly<Record<string, number>> {
@@ -163,8 +165,10 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
     }
     const replyTo = typeof id === 'string' ? this.replyAddressOf(id) : undefined;
     if (!replyTo?.startsWith(PG_REPLY_CHANNEL_PREFIX) || !/^[a-z0-9_]{1,63}$/.test(replyTo)) {
-      this.heraldLogger.warn(
-        `PgNotifyServer: request on ${event.topic} without a reply channel in its id, dropped`,
+      this.counters.unanswerable++;
+      this.warnings.warn(
+        `no-reply-channel:${event.topic}`,
+        `PgNotifyServer: request on ${event.topic} without a reply channel in its id, dropped (${this.counters.unanswerable} so far)`,
       );
       return;
     }

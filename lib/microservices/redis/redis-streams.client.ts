@@ -42,7 +42,8 @@ export class RedisStreamsClient extends HeraldClient {
       if (again) this.events.emit('reconnect');
       this.setStatus('connected');
     },
-    reconnecting: () => this.setStatus('reconnecting'),
+    // The fold gives no cause: the connections' last logged failure is it.
+    reconnecting: () => this.setStatus('reconnecting', this.connectionLogger.last),
   });
   private readonly replyTtlMs: number;
   private refreshTimer?: NodeJS.Timeout;

@@ -55,10 +55,12 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
       if (again) this.events.emit('reconnect');
       this.setStatus('connected');
     },
-    reconnecting: () => this.setStatus('reconnecting'),
+    // The fold gives no cause: the connections' last logged failure is it.
+    reconnecting: () => this.setStatus('reconnecting', this.connectionLogger.last),
   });
 
   private readonly options: ResolvedRedisStreamsServerOptions;
+  private readonly counters = { events: 0, requests: 0, unanswerable: 0 };
 
   constructor(options: RedisStreamsServerOptions = {}) {
     const resolved = resolveRedisStreamsServerOptions(options);
@@ -78,6 +80,15 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
       publisher: this.publisher,
     };
     return parts as T;
+  }
+
+  /**
+   * Counters: `events` and `requests` handed to handlers, and
+   * `unanswerable` requests (no reply stream in their id: acknowledged
+   * without a handler, logged).
+   */
+  stats(): Readonly<Record<string, number>> {
+    return { ...this.counters };
   }
 
   /** The stream of a route. */
@@ -149,17 +160,21 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     ]);
     const id = packet.id;
     if (id === undefined || id === null) {
+      this.counters.events++;
       await this.handleHeraldEvent(route, packet, context);
       return;
     }
     const replyTo = typeof id === 'string' ? this.replyAddressOf(id) : undefined;
     if (!replyTo?.startsWith(this.streamPrefix + REPLY_STREAM_INFIX)) {
       // Acknowledged: no handler could ever answer it.
-      this.heraldLogger.warn(
+      this.counters.unanswerable++;
+      this.warnings.warn(
+        `no-reply-stream:${message.stream}`,
         `RedisStreamsServer: request ${message.id} on ${message.stream} has no reply stream in its id, dropped`,
       );
       return;
     }
+    this.counters.requests++;
     await this.handleHeraldRequest(
       route,
       packet as HeraldIncomingPacket & { id: string },

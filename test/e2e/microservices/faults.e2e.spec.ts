@@ -3,6 +3,7 @@ import type { StateChange } from '../../../lib/common/state-machine.js';
 import {
   ConnectTimeoutError,
   PgNotifyClient,
+  PgNotifyServer,
   type HeraldLifecycleState,
 } from '../../../lib/pg/microservice/index.js';
 import { RedisStreamsClient } from '../../../lib/redis/microservice/index.js';
@@ -182,5 +183,29 @@ describe('RedisStreamsClient faults', () => {
       'serializer refused boom',
     );
     await expect(lastValueFrom(client.emit('orders', 1))).resolves.toBeUndefined();
+  });
+});
+
+describe('PgNotifyServer faults', () => {
+  it('a fail-fast listen that cannot connect calls back with ConnectTimeoutError naming the cause; status$ ends disconnected with it', async () => {
+    const proxy = await proxyTo(PG_URL);
+    proxy.cut();
+    const server = new PgNotifyServer({
+      connectionString: proxy.url(PG_URL),
+      connectTimeoutMs: 1000,
+      reconnectMs: 100,
+      logger: silentLogger,
+    });
+    opened.push(server);
+    const state = lastState(server);
+    const error = await new Promise<unknown>(resolve => server.listen(resolve));
+    expect(error).toBeInstanceOf(ConnectTimeoutError);
+    expect((error as ConnectTimeoutError).reason).toMatch(
+      /pg hub pg-notify-server: connect failed/,
+    );
+    await waitFor(() => state()?.state === 'disconnected');
+    expect(state()?.reason).toMatch(
+      /could not connect within 1000 ms \(last failure: .*connect failed/,
+    );
   });
 });

@@ -334,6 +334,29 @@ describe('PgNotifyServer / PgNotifyClient', () => {
     expect(server.stats().replyErrors).toBe(1);
   });
 
+  it('counts every request without a reply channel and warns once per channel per interval', async () => {
+    const warnings: string[] = [];
+    const logger = {
+      log: () => undefined,
+      error: () => undefined,
+      warn: (line: string) => void warnings.push(line),
+    };
+    const { server } = await startServer({ logger });
+    for (let i = 0; i < 5; i++) {
+      await pool.query('SELECT pg_notify($1, $2)', [
+        patterns.echo,
+        `e:${JSON.stringify({ pattern: patterns.echo, data: i, id: `no-address-${i}` })}`,
+      ]);
+    }
+    await waitFor(() => server.stats().unanswerable === 5);
+    expect(warnings.filter(line => line.includes('without a reply channel'))).toHaveLength(1);
+    await server.close();
+    // close() writes what was held back, with the count of repeats.
+    expect(warnings.some(line => /dropped \(5 so far\) \(and 4 more like it/.test(line))).toBe(
+      true,
+    );
+  });
+
   it('does not answer a request it cannot claim (the caller times out, the error is counted and logged)', async () => {
     const errors: string[] = [];
     const logger = {

@@ -483,6 +483,28 @@ describe('RedisStreamsServer / RedisStreamsClient', () => {
     });
   });
 
+  it('counts requests without a reply stream in stats().unanswerable and warns once per stream per interval', async () => {
+    const prefix = `${uniqueName('ms')}:`;
+    const warnings: string[] = [];
+    const logger = {
+      log: () => undefined,
+      error: () => undefined,
+      warn: (line: string) => void warnings.push(line),
+    };
+    const { server } = await startServer(prefix, { logger });
+    for (let i = 0; i < 3; i++) {
+      await redis.xadd(
+        `${prefix}${patterns.echo}`,
+        '*',
+        'packet',
+        JSON.stringify({ pattern: patterns.echo, data: i, id: `no-address-${i}` }),
+      );
+    }
+    await waitFor(() => server.stats().unanswerable === 3);
+    expect(server.stats()).toMatchObject({ requests: 0, unanswerable: 3 });
+    expect(warnings.filter(line => line.includes('has no reply stream in its id'))).toHaveLength(1);
+  });
+
   it('replies a SerializationError for a reply JSON cannot carry, drops requests without a reply stream, dead-letters undecodable entries', async () => {
     const prefix = `${uniqueName('ms')}:`;
     const warnings: string[] = [];
