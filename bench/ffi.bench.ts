@@ -1,124 +1,167 @@
-// npm run bench:ffi — echo round trips/s and p50/p99 latency of a native
-// runtime called through nest-herald/ffi, with 1, 64 and 1024 calls in
-// flight at 16 B and 4 KiB, in one run against:
-//   (a) uds:    the same echo over a unix domain socket to a separate process,
-//               4-byte big-endian length-prefixed frames, many requests in
-//               flight on one pipelining connection (the original's comparison)
-//   (b) koffi:  koffi's `.async()` call of a plain C echo (libuv thread pool)
-//   (c) worker: worker_threads postMessage to an echoing worker
-// Each cell is the best of BENCH_ROUNDS (default 3) runs of BENCH_MS
-// (default 500 ms) after a short warm-up: the machine is shared and noisy.
-// Last line: herald/uds at 4 KiB with 64 in flight.
-import { spawn, type ChildProcess } from 'node:child_process';
+// npm run bench:ffi — the FFI call path of nest-herald/ffi, three parts:
+//
+// 1. cost: main-thread CPU and page faults per call of the C echo runtime
+//    (test/fixtures/ffi/echo.c, one poll thread) at 4 KiB with 64 and 1024
+//    calls in flight, three repetitions each and their spread. Main-thread
+//    CPU comes from /proc/self/task/<pid>/schedstat (ns on CPU of the JS
+//    thread only), faults from getrusage (minor faults, whole process). Both
+//    hold up on a loaded machine, unlike calls/s.
+// 2. full GCs (mark-compacts, from the `gc` performance entries) per 10k
+//    zero-copy answers of 10 KiB and 100 KiB at 64 in flight.
+// 3. the seed's comparison, measured as lua-resty-ffi's benchmark did: the
+//    same echo over a unix domain socket to our own blocking C server
+//    (test/fixtures/ffi/bin/uds-echo-server.c: one connection, frames of a
+//    4-byte big-endian length + payload), payloads of "A" at 512 B, 4 KiB,
+//    10 KiB and 100 KiB, one call at a time (sequential, as the seed) and 64
+//    in flight (pipelined on the one connection). Rounds interleave herald
+//    and uds cell by cell; the figure is the median of the per-round ratios
+//    of calls/s, with their range.
+// Then koffi's `.async()` and a worker thread at 4 KiB, for context.
+// Last line: `herald/uds = N.Nx` (4 KiB, 64 in flight).
+//
+// BENCH_MS (default 300) per cell and round, BENCH_ROUNDS (default 5);
+// BENCH_SMOKE=1 runs everything briefly (a fraction of a second) to check it
+// works. The echo server is built by scripts/build-native.mjs (npm ci).
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import { NativeRuntime } from '../lib/ffi/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
-const DURATION_MS = Number(process.env.BENCH_MS ?? 500);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const WARMUP_MS = 200;
-const SIZES = [16, 4096];
-const IN_FLIGHT = [1, 64, 1024];
+const BUILD = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const DURATION_MS = SMOKE ? 4 : Number(process.env.BENCH_MS ?? 300);
+const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 5);
+const COST_CALLS = SMOKE ? 400 : 200_000;
+const GC_CALLS = SMOKE ? 100 : 20_000;
+const SIZES = [512, 4096, 10240, 102400];
 
 type Call = (request: Buffer) => Promise<Buffer>;
 
-interface Peer {
-  name: string;
-  call: Call;
-  close(): Promise<void> | void;
-}
-
-interface Result {
-  callsPerSecond: number;
-  p50: number;
-  p99: number;
-}
-
-/** Closed loop: `inFlight` callers each issue the next call when the previous answers. */
-async function measure(call: Call, size: number, inFlight: number): Promise<Result> {
-  const request = Buffer.alloc(size, 0x41);
-  const run = async (ms: number, latencies?: number[]): Promise<number> => {
-    const end = performance.now() + ms;
-    let calls = 0;
-    const caller = async (): Promise<void> => {
-      while (performance.now() < end) {
-        const start = performance.now();
-        const answer = await call(request);
-        if (answer.length !== size)
-          throw new Error(`echo of ${size} bytes answered ${answer.length}`);
-        latencies?.push(performance.now() - start);
-        calls++;
-      }
-    };
-    const started = performance.now();
-    await Promise.all(Array.from({ length: inFlight }, caller));
-    return calls / ((performance.now() - started) / 1000);
-  };
-  await run(WARMUP_MS);
-  let best: Result | undefined;
-  for (let round = 0; round < ROUNDS; round++) {
-    (globalThis as { gc?: () => void }).gc?.();
-    const latencies: number[] = [];
-    const callsPerSecond = await run(DURATION_MS, latencies);
-    latencies.sort((a, b) => a - b);
-    const at = (q: number): number =>
-      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] * 1000;
-    if (!best || callsPerSecond > best.callsPerSecond)
-      best = { callsPerSecond, p50: at(0.5), p99: at(0.99) };
-  }
-  return best!;
-}
-
-function herald(): Peer {
-  const runtime = NativeRuntime.load(path.join(FIXTURES, 'libherald_echo.so'), {
-    cfg: `threads=${process.env.BENCH_FFI_THREADS ?? 1}`,
-    name: 'echo',
-  });
-  return { name: 'herald', call: request => runtime.call(request), close: () => runtime.close() };
-}
-
-const UDS_SERVER = `
-const net = require('node:net');
-const server = net.createServer(socket => {
-  let pending = Buffer.alloc(0);
-  socket.on('data', chunk => {
-    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-    let offset = 0;
-    const out = [];
-    while (pending.length - offset >= 4) {
-      const length = pending.readUInt32BE(offset);
-      if (pending.length - offset < 4 + length) break;
-      out.push(pending.subarray(offset, offset + 4 + length));
-      offset += 4 + length;
+/** Closed loop for `ms`: `inFlight` callers, each calling again when answered. Calls/s. */
+async function rate(call: Call, request: Buffer, inFlight: number, ms: number): Promise<number> {
+  const end = performance.now() + ms;
+  let calls = 0;
+  const caller = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const answer = await call(request);
+      if (answer.length !== request.length)
+        throw new Error(`echo of ${request.length} bytes answered ${answer.length}`);
+      calls++;
     }
-    pending = pending.subarray(offset);
-    if (out.length) socket.write(out.length === 1 ? out[0] : Buffer.concat(out));
-  });
-});
-server.listen(process.argv[1], () => process.stdout.write('ready\\n'));
-`;
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, caller));
+  return calls / ((performance.now() - started) / 1000);
+}
 
-/** (a) A separate process echoing length-prefixed frames; one pipelining connection. */
-async function uds(): Promise<Peer & { child: ChildProcess }> {
+/** Exactly `count` calls, `inFlight` at a time. */
+async function calls(call: Call, request: Buffer, inFlight: number, count: number): Promise<void> {
+  let next = 0;
+  const caller = async (): Promise<void> => {
+    while (next++ < count) {
+      const answer = await call(request);
+      if (answer.length !== request.length) throw new Error(`answered ${answer.length} bytes`);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, caller));
+}
+
+/** ns on CPU of this (the JS) thread. */
+const mainThreadCpuNs = (): number =>
+  Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const spread = (values: number[]): number =>
+  (Math.max(...values) - Math.min(...values)) / median(values);
+const fmt = (n: number): string =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`;
+
+function herald(name: string): { call: Call; runtime: NativeRuntime } {
+  const runtime = NativeRuntime.load(path.join(BUILD, 'libherald_echo.so'), {
+    cfg: `threads=1;bench-${name}`,
+    name: `echo-${name}`,
+  });
+  return { runtime, call: request => runtime.call(request) };
+}
+
+/** Part 1: CPU and faults per call. */
+async function cost(call: Call): Promise<void> {
+  console.log('\n## cost per call (herald, C echo, 4 KiB)\n');
+  console.log('| in flight | run | main-thread CPU us/call | page faults/call | calls/s |');
+  console.log('|---|---|---|---|---|');
+  const request = Buffer.alloc(4096, 0x41);
+  for (const inFlight of [64, 1024]) {
+    const cpu: number[] = [];
+    const faults: number[] = [];
+    await calls(call, request, inFlight, COST_CALLS / 4); // warm-up: pools, JIT
+    for (let run = 1; run <= 3; run++) {
+      const f0 = process.resourceUsage().minorPageFault;
+      const c0 = mainThreadCpuNs();
+      const t0 = performance.now();
+      await calls(call, request, inFlight, COST_CALLS);
+      const seconds = (performance.now() - t0) / 1000;
+      cpu.push((mainThreadCpuNs() - c0) / COST_CALLS / 1000);
+      faults.push((process.resourceUsage().minorPageFault - f0) / COST_CALLS);
+      console.log(
+        `| ${inFlight} | ${run} | ${cpu.at(-1)!.toFixed(2)} | ${faults.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} |`,
+      );
+    }
+    console.log(
+      `| ${inFlight} | median (spread) | ${median(cpu).toFixed(2)} (${(spread(cpu) * 100).toFixed(0)}%) | ` +
+        `${median(faults).toFixed(3)} (${(spread(faults) * 100).toFixed(0)}%) | |`,
+    );
+  }
+}
+
+/** Part 2: full GCs per 10k zero-copy answers. */
+async function fullGcs(call: Call): Promise<void> {
+  console.log('\n## full GCs (mark-compact) per 10k zero-copy answers, 64 in flight\n');
+  console.log('| answer | full GCs / 10k | scavenges / 10k |');
+  console.log('|---|---|---|');
+  for (const size of [10240, 102400]) {
+    let major = 0;
+    let minor = 0;
+    const observer = new PerformanceObserver(list => {
+      for (const entry of list.getEntries()) {
+        const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+        if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) major++;
+        if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) minor++;
+      }
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    await calls(call, Buffer.alloc(size, 0x41), 64, GC_CALLS);
+    await new Promise(resolve => setImmediate(resolve));
+    observer.disconnect();
+    const per10k = (n: number): string => ((n * 10_000) / GC_CALLS).toFixed(1);
+    console.log(`| ${size / 1024} KiB | ${per10k(major)} | ${per10k(minor)} |`);
+  }
+}
+
+/** Our blocking C echo server, and a client on one connection (pipelined when several are in flight). */
+async function uds(): Promise<{ call: Call; close(): Promise<void> }> {
+  const server = path.join(BUILD, 'uds-echo-server');
+  if (!existsSync(server))
+    throw new Error(`${server} is not built: run npm run build:native (or npm ci)`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-uds-'));
   const socketPath = path.join(dir, 'echo.sock');
-  const child = spawn(process.execPath, ['-e', UDS_SERVER, socketPath], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(server, [socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
   // Never leave the server behind, even when the bench fails.
   process.once('exit', () => child.kill());
   await once(child.stdout!, 'data');
   const socket = net.connect(socketPath);
   await once(socket, 'connect');
-  socket.setNoDelay(true);
   const waiting: ((answer: Buffer) => void)[] = [];
   let head = 0;
   let pending = Buffer.alloc(0);
@@ -137,27 +180,24 @@ async function uds(): Promise<Peer & { child: ChildProcess }> {
     }
     pending = pending.subarray(offset);
   });
-  // Frames written in one tick leave in one write.
-  let corked = false;
+  // One frame buffer per payload: the client does no more work than needed.
+  const frames = new WeakMap<Buffer, Buffer>();
+  const frameOf = (request: Buffer): Buffer => {
+    let frame = frames.get(request);
+    if (!frame) {
+      frame = Buffer.allocUnsafe(4 + request.length);
+      frame.writeUInt32BE(request.length);
+      request.copy(frame, 4);
+      frames.set(request, frame);
+    }
+    return frame;
+  };
   const call: Call = request =>
     new Promise(resolve => {
       waiting.push(resolve);
-      if (!corked) {
-        corked = true;
-        socket.cork();
-        process.nextTick(() => {
-          corked = false;
-          socket.uncork();
-        });
-      }
-      const header = Buffer.allocUnsafe(4);
-      header.writeUInt32BE(request.length);
-      socket.write(header);
-      socket.write(request);
+      socket.write(frameOf(request));
     });
   return {
-    name: 'uds',
-    child,
     call,
     close: async () => {
       socket.destroy();
@@ -168,22 +208,50 @@ async function uds(): Promise<Peer & { child: ChildProcess }> {
   };
 }
 
-/**
- * (b) koffi's asynchronous call of a plain C function (memcpy echo). koffi
- * refuses more than a few dozen async calls at once ("Too many asynchronous
- * calls are running"), so calls beyond KOFFI_MAX_ASYNC wait in a JS queue.
- */
-const KOFFI_MAX_ASYNC = 32;
-function koffiAsync(): Peer {
-  const lib = koffi.load(path.join(FIXTURES, 'libherald_plain_echo.so'));
+/** Part 3: herald vs our socket echo, interleaved rounds, median of per-round ratios. */
+async function seedComparison(ours: Call, theirs: Call): Promise<number> {
+  console.log(
+    `\n## herald vs unix socket (the seed's comparison): median of ${ROUNDS} per-round ratios of calls/s, ${DURATION_MS} ms per cell\n`,
+  );
+  console.log('| size | in flight | herald calls/s | uds calls/s | herald/uds median | range |');
+  console.log('|---|---|---|---|---|---|');
+  let headline = 0;
+  for (const size of SIZES) {
+    for (const inFlight of [1, 64]) {
+      const request = Buffer.alloc(size, 0x41); // "A" repeated, as the seed
+      await rate(ours, request, inFlight, DURATION_MS / 3);
+      await rate(theirs, request, inFlight, DURATION_MS / 3);
+      const ratios: number[] = [];
+      const heraldRates: number[] = [];
+      const udsRates: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        // Alternate who goes first, so a drift in load favours neither.
+        const first = round % 2 === 0;
+        const a = await rate(first ? ours : theirs, request, inFlight, DURATION_MS);
+        const b = await rate(first ? theirs : ours, request, inFlight, DURATION_MS);
+        const [h, u] = first ? [a, b] : [b, a];
+        heraldRates.push(h);
+        udsRates.push(u);
+        ratios.push(h / u);
+      }
+      const m = median(ratios);
+      if (size === 4096 && inFlight === 64) headline = m;
+      console.log(
+        `| ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} | ${inFlight} | ${fmt(median(heraldRates))} | ` +
+          `${fmt(median(udsRates))} | ${m.toFixed(2)}x | ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x |`,
+      );
+    }
+  }
+  return headline;
+}
+
+/** koffi's asynchronous call of a plain C echo (libuv pool); koffi refuses more than a few dozen at once. */
+function koffiPeer(): { call: Call; close(): void } {
+  const lib = koffi.load(path.join(BUILD, 'libherald_plain_echo.so'));
   const echo = lib.func('int herald_plain_echo(const uint8_t *in, int len, _Out_ uint8_t *out)');
   let running = 0;
   const queue: (() => void)[] = [];
-  const start = (
-    request: Buffer,
-    resolve: (b: Buffer) => void,
-    reject: (e: unknown) => void,
-  ): void => {
+  const start = (request: Buffer, resolve: (b: Buffer) => void, reject: (e: unknown) => void) => {
     running++;
     const out = Buffer.allocUnsafe(request.length);
     echo.async(request, request.length, out, (error: unknown, length: number) => {
@@ -195,14 +263,14 @@ function koffiAsync(): Peer {
   };
   const call: Call = request =>
     new Promise((resolve, reject) => {
-      if (running < KOFFI_MAX_ASYNC) start(request, resolve, reject);
+      if (running < 32) start(request, resolve, reject);
       else queue.push(() => start(request, resolve, reject));
     });
-  return { name: 'koffi', call, close: () => lib.unload() };
+  return { call, close: () => lib.unload() };
 }
 
-/** (c) A worker thread echoing each message back. */
-async function worker(): Promise<Peer> {
+/** A worker thread echoing each message back. */
+async function workerPeer(): Promise<{ call: Call; close(): Promise<void> }> {
   const thread = new Worker(
     `const { parentPort } = require('node:worker_threads');
      parentPort.on('message', message => parentPort.postMessage(message));`,
@@ -223,48 +291,57 @@ async function worker(): Promise<Peer> {
       waiting.push(resolve);
       thread.postMessage(request);
     });
-  return { name: 'worker', call, close: async () => void (await thread.terminate()) };
+  return { call, close: async () => void (await thread.terminate()) };
 }
 
-const fmt = (n: number): string =>
-  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`;
-const us = (n: number): string => `${n.toFixed(1)}`;
-
-async function main(): Promise<void> {
-  const peers: Peer[] = [herald(), await uds(), koffiAsync(), await worker()];
-  const results = new Map<string, Result>();
-  const key = (peer: string, size: number, inFlight: number): string =>
-    `${peer}/${size}/${inFlight}`;
-  console.log(
-    `ffi echo, best of ${ROUNDS} x ${DURATION_MS} ms per cell, ${os.cpus().length} CPUs, ` +
-      `node ${process.version}, load average ${os.loadavg()[0].toFixed(1)}`,
-  );
-  console.log('| size | in flight | peer | calls/s | p50 us | p99 us | herald/peer |');
-  console.log('|---|---|---|---|---|---|---|');
-  for (const size of SIZES) {
-    for (const inFlight of IN_FLIGHT) {
-      for (const peer of peers) {
-        const result = await measure(peer.call, size, inFlight);
-        results.set(key(peer.name, size, inFlight), result);
-        const ours = results.get(key('herald', size, inFlight))!;
-        const ratio =
-          peer.name === 'herald'
-            ? ''
-            : `${(ours.callsPerSecond / result.callsPerSecond).toFixed(2)}x`;
-        console.log(
-          `| ${size} B | ${inFlight} | ${peer.name} | ${fmt(result.callsPerSecond)} | ${us(result.p50)} | ${us(result.p99)} | ${ratio} |`,
-        );
-      }
-    }
-  }
-  for (const peer of peers) await peer.close();
-  const ours = results.get(key('herald', 4096, 64))!;
-  for (const peer of peers.slice(1).reverse()) {
-    const theirs = results.get(key(peer.name, 4096, 64))!;
+async function context(ours: Call): Promise<void> {
+  console.log('\n## other in-process ways, 4 KiB (calls/s, best of the rounds)\n');
+  console.log('| in flight | herald | koffi .async() | worker postMessage |');
+  console.log('|---|---|---|---|');
+  const k = koffiPeer();
+  const w = await workerPeer();
+  const request = Buffer.alloc(4096, 0x41);
+  for (const inFlight of [1, 64]) {
+    const best = async (call: Call): Promise<number> => {
+      let top = 0;
+      for (let round = 0; round < Math.min(ROUNDS, 3); round++)
+        top = Math.max(top, await rate(call, request, inFlight, DURATION_MS));
+      return top;
+    };
     console.log(
-      `herald/${peer.name} = ${(ours.callsPerSecond / theirs.callsPerSecond).toFixed(1)}x (4 KiB, 64 in flight)`,
+      `| ${inFlight} | ${fmt(await best(ours))} | ${fmt(await best(k.call))} | ${fmt(await best(w.call))} |`,
     );
   }
+  k.close();
+  await w.close();
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `# bench:ffi${SMOKE ? ' (BENCH_SMOKE: figures meaningless)' : ''}: ${os.cpus().length} CPUs, node ${process.version}, ` +
+      `load average ${os
+        .loadavg()
+        .map(l => l.toFixed(1))
+        .join(' ')}`,
+  );
+  const costRuntime = herald('cost');
+  await cost(costRuntime.call);
+  await fullGcs(costRuntime.call);
+  costRuntime.runtime.close();
+
+  const ours = herald('seed');
+  const server = await uds();
+  const headline = await seedComparison(ours.call, server.call);
+  await server.close();
+  await context(ours.call);
+  ours.runtime.close();
+  console.log(
+    `\nload average at the end ${os
+      .loadavg()
+      .map(l => l.toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(`herald/uds = ${headline.toFixed(1)}x`);
 }
 
 main().then(

@@ -7,41 +7,54 @@
 //            broker is elected among them and hosted by one of the workers
 // Then failover: 4 independent processes posting; the broker's process is
 // SIGKILLed and the time to the first event delivered by the new broker is
-// taken, 10 times (BENCH_FAILOVERS), median printed.
+// taken, BENCH_FAILOVERS times (default 10), median printed.
 // Every worker posts ~100-byte events, keeping 256 of its own in flight (sent
-// and not yet delivered back to itself), for BENCH_SECONDS; delivered events/s
-// are counted at the receivers, latency (post -> handler) as p50/p99.
+// and not yet delivered back to itself), for BENCH_SECONDS after a warm-up;
+// delivered events/s are counted at the receivers, latency (post -> handler)
+// as p50/p99. CPU: the primary's and every worker's (each reports its own
+// process.resourceUsage() at the end of a round). Modes run in interleaved
+// rounds (bench/harness); BENCH_MODES=herald,... runs some, BENCH_SMOKE=1.
 import { fork, type ChildProcess } from 'node:child_process';
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { EventBus, silentLogger } from '../lib/index.js';
+// The bus and the transport by their modules, not the package root: every
+// worker process compiles what it imports, and the root pulls in all of Nest.
+import { EventBus } from '../lib/bus/event-bus.js';
+import { silentLogger } from '../lib/bus/logger.interface.js';
 import { forkWorkers, startBroker } from '../lib/transports/ipc/ipc.cluster.js';
 import { IpcTransport } from '../lib/transports/ipc/ipc.transport.js';
+import {
+  cpuMicros,
+  median,
+  rounds,
+  runBench,
+  runMain,
+  setting,
+  smokeOr,
+  type Comparison,
+  type Session,
+  type Variant,
+} from './harness/index.js';
 
-const WORKERS = 4;
+/** 4 workers; 2 in smoke mode (every process start compiles the TypeScript sources). */
+const WORKERS = smokeOr(4, 2);
 const IN_FLIGHT = 256;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const WARMUP_MS = 500;
+const SECONDS = setting('BENCH_SECONDS', 4, 0.3);
+const WARMUP_MS = smokeOr(500, 100);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald,pm2').split(',') as Mode[];
-const FAILOVERS = Number(process.env.BENCH_FAILOVERS ?? 10);
-/** Rounds of every mode, interleaved; each mode's best round is kept (the machine is shared and noisy). */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const FAILOVERS = setting('BENCH_FAILOVERS', 10, 1);
+const ROUNDS = rounds(3);
 type Mode = 'herald' | 'cluster' | 'redis' | 'pm2' | 'failover';
-interface Result {
-  rate: number;
-  p50: number;
-  p99: number;
-  /** Delivered events per CPU-second of all processes (primary + workers): less sensitive to a busy machine. */
-  perCpuSecond: number;
-}
+const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald,pm2').split(',') as Mode[];
 
 interface Report {
   type: 'report';
   received: number;
+  /** How long the worker counted. */
+  seconds: number;
   latencies: number[];
   /** CPU time (user + system, µs) the worker used while measuring. */
   cpuMicros: number;
@@ -50,15 +63,7 @@ interface Report {
 const now = (): number => performance.timeOrigin + performance.now();
 const PAD = 'x'.repeat(48);
 
-if (cluster.isPrimary && !process.env.BENCH_CHILD) {
-  await primary();
-} else if (process.env.BENCH_MODE === 'failover') {
-  await failoverChild();
-} else {
-  await worker(process.env.BENCH_MODE as Mode);
-}
-
-/** Independent processes (child_process.fork, not node:cluster), as pm2 would start them. */
+/** Socket directories of this process, removed when it exits. */
 const socketDirs: string[] = [];
 process.once('exit', () => {
   for (const dir of socketDirs) rmSync(dir, { recursive: true, force: true });
@@ -71,6 +76,7 @@ function socketDir(prefix: string): string {
   return dir;
 }
 
+/** Independent processes (child_process.fork, not node:cluster), as pm2 would start them. */
 function forkIndependent(mode: Mode, socketPath: string, id: number): ChildProcess {
   return fork(process.argv[1], [], {
     env: {
@@ -90,10 +96,13 @@ function exited(child: ChildProcess): Promise<void> {
     : new Promise(resolve => child.once('exit', () => resolve()));
 }
 
-function message<T extends { type: string }>(child: ChildProcess, type: string): Promise<T> {
+function message<T extends { type: string }>(
+  child: ChildProcess | Worker,
+  type: string,
+): Promise<T> {
   return new Promise(resolve => {
     const listener = (m: T): void => {
-      if (m.type !== type) return;
+      if (m?.type !== type) return;
       child.off('message', listener);
       resolve(m);
     };
@@ -161,7 +170,7 @@ async function failoverChild(): Promise<void> {
   await bus.connect();
   bus.start();
   let n = 0;
-  process.on('message', (m: { type?: string }) => {
+  process.on('message', (m: { type?: string; seconds?: number }) => {
     if (m.type === 'go') {
       setInterval(() => void bus.post('ping', 'p', n++).catch(() => undefined), 1).unref();
     } else if (m.type === 'arm') {
@@ -175,55 +184,10 @@ async function failoverChild(): Promise<void> {
   wasBroker = transport.isBroker;
 }
 
-async function primary(): Promise<void> {
-  const results: ({ mode: Mode } & Result)[] = [];
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const mode of MODES) {
-      const result = await runMode(mode);
-      console.log(
-        `round ${round} ${mode.padEnd(8)} ${Math.round(result.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${result.p50.toFixed(2)} ms   p99 ${result.p99.toFixed(2)} ms   ${Math.round(result.perCpuSecond).toLocaleString('en-US')} per CPU-s`,
-      );
-      const best = results.find(r => r.mode === mode);
-      if (!best) results.push({ mode, ...result });
-      else if (result.rate > best.rate) Object.assign(best, result);
-    }
-  }
-  const times = FAILOVERS > 0 ? await failovers() : [];
-  console.log(
-    `best of ${ROUNDS} round(s), ${WORKERS} workers, ${IN_FLIGHT} in flight each, ${SECONDS} s:`,
-  );
-  for (const r of results) {
-    console.log(
-      `${r.mode.padEnd(8)} ${Math.round(r.rate).toLocaleString('en-US').padStart(10)} delivered events/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   ${Math.round(r.perCpuSecond).toLocaleString('en-US')} per CPU-s`,
-    );
-  }
-  if (times.length > 0) {
-    const sorted = [...times].sort((a, b) => a - b);
-    const median = (sorted[(sorted.length - 1) >> 1] + sorted[sorted.length >> 1]) / 2;
-    console.log(
-      `failover: broker SIGKILL -> first event delivered by the new broker: median ${median.toFixed(1)} ms of ${sorted.length} (min ${sorted[0].toFixed(1)}, max ${sorted[sorted.length - 1].toFixed(1)})`,
-    );
-  }
-  const base = results.find(r => r.mode === 'cluster');
-  if (base) {
-    const redis = results.find(r => r.mode === 'redis');
-    if (redis) console.log(`redis/cluster = ${(redis.rate / base.rate).toFixed(1)}x`);
-    const pm2 = results.find(r => r.mode === 'pm2');
-    if (pm2) console.log(`herald-pm2/cluster = ${(pm2.rate / base.rate).toFixed(1)}x`);
-    // Last line: the ratio against (a), the process.send relay.
-    const herald = results.find(r => r.mode === 'herald');
-    if (herald) console.log(`herald/cluster = ${(herald.rate / base.rate).toFixed(1)}x`);
-  }
-  process.exit(0);
-}
-
-async function runMode(mode: Mode): Promise<Result> {
-  const env = { BENCH_MODE: mode };
+/** One round of a mode: the workers started, warmed up, measured over SECONDS, stopped. */
+async function session(mode: Mode): Promise<Session> {
   let stopBroker: (() => Promise<void>) | undefined;
-  let group: {
-    workers: Map<number, import('node:cluster').Worker | ChildProcess>;
-    stop(): Promise<void>;
-  };
+  let group: { workers: Map<number, Worker | ChildProcess>; stop(): Promise<void> };
   if (mode === 'pm2') {
     const socketPath = path.join(socketDir('herald-bench-'), 'p.sock');
     const children = new Map<number, ChildProcess>();
@@ -239,57 +203,64 @@ async function runMode(mode: Mode): Promise<Result> {
       { logger: silentLogger },
     );
     stopBroker = () => broker.close();
-    group = forkWorkers(WORKERS, { broker, env, respawn: false });
+    group = forkWorkers(WORKERS, { broker, env: { BENCH_MODE: mode }, respawn: false });
   } else {
-    group = forkWorkers(WORKERS, { env, respawn: false });
+    group = forkWorkers(WORKERS, { env: { BENCH_MODE: mode }, respawn: false });
   }
   const workers = [...group.workers.values()];
+  // A worker that dies before the round ends fails the bench instead of hanging it.
+  let stopping = false;
+  const died = new Promise<never>((_, reject) => {
+    for (const w of workers) {
+      w.once('exit', (code: number | null, signal: string | null) => {
+        if (!stopping) reject(new Error(`${mode} worker exited early (code ${code}, ${signal})`));
+      });
+      // A send racing a worker's exit at teardown (EPIPE) is no failure; before it, it is one.
+      w.on('error', (error: Error) => {
+        if (!stopping) reject(error);
+      });
+    }
+  });
+  died.catch(() => undefined);
   if (mode === 'cluster') {
     // The relay: every event a worker sends goes to every worker.
-    for (const w of workers) {
-      w.on('message', (message: { type?: string }) => {
-        if (message.type === 'event') for (const other of workers) other.send(message);
+    const clusterWorkers = workers as Worker[];
+    for (const w of clusterWorkers) {
+      w.on('message', (m: { type?: string }) => {
+        if (m.type !== 'event' || stopping) return;
+        for (const other of clusterWorkers) if (other.isConnected()) other.send(m);
       });
     }
   }
-  await Promise.all(
-    workers.map(
-      w =>
-        new Promise<void>(resolve =>
-          w.on('message', (m: { type?: string }) => m.type === 'ready' && resolve()),
-        ),
-    ),
-  );
-  const reports = workers.map(
-    w =>
-      new Promise<Report>(resolve =>
-        w.on('message', (m: Report) => m.type === 'report' && resolve(m)),
-      ),
-  );
-  for (const w of workers) w.send({ type: 'go' });
-  await new Promise(resolve => setTimeout(resolve, WARMUP_MS));
-  for (const w of workers) w.send({ type: 'measure' });
-  const started = now();
-  const primaryCpu = process.cpuUsage();
-  await new Promise(resolve => setTimeout(resolve, SECONDS * 1000));
-  for (const w of workers) w.send({ type: 'stop' });
-  const elapsed = (now() - started) / 1000;
-  const primaryUsed = process.cpuUsage(primaryCpu);
-  const all = await Promise.all(reports);
-  for (const w of workers) w.send({ type: 'exit' });
-  await group.stop();
-  await stopBroker?.();
-  const received = all.reduce((sum, r) => sum + r.received, 0);
-  const latencies = all.flatMap(r => r.latencies).sort((a, b) => a - b);
-  const pick = (q: number): number =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  const cpuSeconds =
-    (all.reduce((sum, r) => sum + r.cpuMicros, 0) + primaryUsed.user + primaryUsed.system) / 1e6;
+  await Promise.race([Promise.all(workers.map(w => message(w, 'ready'))), died]);
   return {
-    rate: received / elapsed,
-    p50: pick(0.5),
-    p99: pick(0.99),
-    perCpuSecond: received / cpuSeconds,
+    async warmUp() {
+      for (const w of workers) w.send({ type: 'go' });
+      await Promise.race([new Promise(resolve => setTimeout(resolve, WARMUP_MS)), died]);
+    },
+    async run() {
+      const reports = workers.map(w => message<Report>(w, 'report'));
+      for (const w of workers) w.send({ type: 'measure', seconds: SECONDS });
+      const all = await Promise.race([Promise.all(reports), died]);
+      for (const w of workers) w.send({ type: 'stop' });
+      const events = all.reduce((sum, r) => sum + r.received, 0);
+      // Each worker counted over its own window; the run's rate is the sum of theirs.
+      const rate = all.reduce((sum, r) => sum + r.received / r.seconds, 0);
+      return {
+        events,
+        seconds: events / rate,
+        childCpuMicros: all.reduce((sum, r) => sum + r.cpuMicros, 0),
+        latencyMs: all.flatMap(r => r.latencies),
+      };
+    },
+    async teardown() {
+      stopping = true;
+      for (const w of workers) {
+        if ('isConnected' in w ? w.isConnected() : w.connected) w.send({ type: 'exit' });
+      }
+      await group.stop();
+      await stopBroker?.();
+    },
   };
 }
 
@@ -297,7 +268,6 @@ async function worker(mode: Mode): Promise<void> {
   const id = Number(process.env.HERALD_WORKER_ID);
   let running = false;
   let measuring = false;
-  let cpuAtStart = process.cpuUsage();
   let received = 0;
   let sent = 0;
   let ownBack = 0;
@@ -349,26 +319,80 @@ async function worker(mode: Mode): Promise<void> {
     }
   }
 
-  process.on('message', (m: { type?: string }) => {
+  process.on('message', (m: { type?: string; seconds?: number }) => {
     if (m.type === 'go') {
       running = true;
       pump();
     } else if (m.type === 'measure') {
+      // The window is timed here, not by the primary's messages: on a loaded
+      // machine a busy worker may read 'measure' and a 'stop' in one go and
+      // count nothing in between. It lasts `seconds` from when this worker
+      // starts counting, and says how long it really was.
       measuring = true;
-      cpuAtStart = process.cpuUsage();
+      const cpuAtStart = cpuMicros();
+      const startedAt = now();
+      setTimeout(
+        () => {
+          measuring = false;
+          process.send!({
+            type: 'report',
+            received,
+            seconds: (now() - startedAt) / 1000,
+            latencies,
+            cpuMicros: cpuMicros() - cpuAtStart,
+          } satisfies Report);
+        },
+        (m.seconds ?? 1) * 1000,
+      );
     } else if (m.type === 'stop') {
       running = false;
-      measuring = false;
-      const cpu = process.cpuUsage(cpuAtStart);
-      process.send!({
-        type: 'report',
-        received,
-        latencies,
-        cpuMicros: cpu.user + cpu.system,
-      } satisfies Report);
     } else if (m.type === 'exit') {
       void close().then(() => process.exit(0));
     }
   });
+  // Never outlive the bench (its primary failed or was killed).
+  process.on('disconnect', () => process.exit(0));
   process.send!({ type: 'ready' });
+}
+
+async function primary(): Promise<void> {
+  const names: Record<Exclude<Mode, 'failover'>, string> = {
+    cluster: 'cluster (process.send relay)',
+    redis: 'redis pub/sub (ioredis)',
+    herald: 'herald (broker in primary)',
+    pm2: 'herald pm2 (elected broker)',
+  };
+  const modes = MODES.filter((m): m is Exclude<Mode, 'failover'> => m in names);
+  const variants: Variant[] = modes.map(mode => ({
+    name: names[mode],
+    setup: () => session(mode),
+  }));
+  const comparisons: Comparison[] = [
+    { label: 'herald/redis', herald: names.herald, peer: names.redis },
+    { label: 'herald-pm2/cluster', herald: names.pm2, peer: names.cluster },
+    { label: 'herald/cluster', herald: names.herald, peer: names.cluster },
+  ].filter(c => variants.some(v => v.name === c.herald) && variants.some(v => v.name === c.peer));
+  await runBench({
+    title: 'bench:ipc',
+    description: `${WORKERS} workers, ~100 B events, ${IN_FLIGHT} in flight each, ${SECONDS} s per variant and round, delivered events counted at the receivers`,
+    rounds: ROUNDS,
+    variants,
+    comparisons,
+    async extra() {
+      if (FAILOVERS === 0) return [];
+      const times = await failovers();
+      const sorted = [...times].sort((a, b) => a - b);
+      return [
+        `failover: broker SIGKILL -> first event delivered by the new broker: median ${median(times).toFixed(1)} ms of ${sorted.length} (min ${sorted[0].toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})`,
+      ];
+    },
+  });
+}
+
+if (cluster.isPrimary && !process.env.BENCH_CHILD) {
+  runMain('bench:ipc', primary);
+} else if (process.env.BENCH_MODE === 'failover') {
+  await failoverChild();
+} else {
+  await worker(process.env.BENCH_MODE as Mode);
 }

@@ -8,8 +8,9 @@
 //   pg microservice        PgNotifyClient.emit -> PgNotifyServer @EventPattern
 //   nestjs-pg-notify       its PgNotifyClient.emit -> @PgNotifyEventPattern (64 in flight, as bench:pg)
 // Each variant sends and receives in this process on its own connections, in
-// interleaved rounds; the best round counts (the machine is shared). Env:
-// REDIS_URL, PG_URL, BENCH_SCALE (default 1), BENCH_ROUNDS (default 3).
+// interleaved rounds (bench/harness). The last line is the redis microservice
+// against nest-redis. Env: REDIS_URL, PG_URL, BENCH_SCALE (default 1),
+// BENCH_ROUNDS (default 3), BENCH_ONLY=<name part>, BENCH_SMOKE=1.
 import 'reflect-metadata';
 import { performance } from 'node:perf_hooks';
 import { Controller, Injectable, Module, type INestApplicationContext } from '@nestjs/common';
@@ -40,11 +41,19 @@ import {
   RedisStreamsClient,
   RedisStreamsServer,
 } from '../lib/redis/microservice/index.js';
+import {
+  rounds,
+  runBench,
+  runMain,
+  setting,
+  type Comparison,
+  type Variant as BenchVariant,
+} from './harness/index.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SCALE = setting('BENCH_SCALE', 1, 0.02);
+const ROUNDS = rounds(3);
 const RUN = `${process.pid}_${Date.now().toString(36)}`;
 const { hostname: REDIS_HOST, port: REDIS_PORT } = new URL(REDIS_URL);
 
@@ -146,8 +155,10 @@ interface Variant {
   setup(): Promise<Session>;
 }
 
+let sessions = 0;
+
 async function eventsModule(transport: 'redis' | 'pg'): Promise<Session> {
-  const stream = `bench:ms-events:${RUN}`;
+  const stream = `bench:ms-events:${RUN}:${++sessions}`;
   @Module({
     imports: [
       EventsModule.forRoot(
@@ -193,7 +204,7 @@ const variants: Variant[] = [
     events: 40_000,
     window: 1000,
     async setup() {
-      const streamPrefix = `bench:ms:${RUN}:`;
+      const streamPrefix = `bench:ms:${RUN}:${++sessions}:`;
       const server = await NestFactory.createMicroservice(RedisMsApp, {
         strategy: new RedisStreamsServer({ url: REDIS_URL, streamPrefix, logger: silentLogger }),
         logger: false,
@@ -307,16 +318,13 @@ async function deleteKeys(...keys: string[]): Promise<void> {
   }
 }
 
-/** Sends `count` events with `window` in flight; resolves when all arrived. @returns events/s and µs CPU/event */
+/** Sends `count` events with `window` in flight; resolves when all arrived. */
 async function throughput(
   count: number,
   window: number,
   send: (i: number) => Promise<unknown>,
-): Promise<{ rate: number; cpu: number }> {
-  (globalThis as { gc?: () => void }).gc?.();
+): Promise<void> {
   const arrived = sink.arm(count);
-  const start = performance.now();
-  const cpu = process.cpuUsage();
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(window, count) }, async () => {
@@ -324,52 +332,48 @@ async function throughput(
     }),
   );
   await arrived;
-  const used = process.cpuUsage(cpu);
+}
+
+/** A variant as the harness runs it: set up per round, warmed up, timed. */
+function benchVariant(variant: Variant): BenchVariant {
+  const events = Math.max(100, Math.round(variant.events * SCALE));
   return {
-    rate: count / ((performance.now() - start) / 1000),
-    cpu: (used.user + used.system) / count,
+    name: variant.name,
+    async setup() {
+      const session = await variant.setup();
+      return {
+        warmUp: () => throughput(Math.min(500, events), variant.window, session.send),
+        run: async () => {
+          await throughput(events, variant.window, session.send);
+          return { events };
+        },
+        teardown: () => session.teardown(),
+      };
+    },
   };
 }
 
-async function main(): Promise<void> {
-  const best: Record<string, { rate: number; cpu: number }> = {};
+runMain('bench:microservices', async () => {
   // BENCH_ONLY=<substring> runs only the matching variants (for profiling).
   const only = process.env.BENCH_ONLY;
   const chosen = only ? variants.filter(variant => variant.name.includes(only)) : variants;
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const variant of chosen) {
-      if (process.env.BENCH_DEBUG) console.log(`${variant.name} round ${round}`);
-      const session = await variant.setup();
-      const events = Math.max(100, Math.round(variant.events * SCALE));
-      await throughput(Math.min(500, events), variant.window, session.send); // warm-up
-      const figure = await throughput(events, variant.window, session.send);
-      await session.teardown();
-      if (!best[variant.name] || figure.rate > best[variant.name].rate) best[variant.name] = figure;
-    }
-  }
-  console.log(`node ${process.version}, best of ${ROUNDS} rounds, ~100 B events`);
-  for (const variant of chosen) {
-    const figure = best[variant.name];
-    console.log(
-      `${variant.name.padEnd(20)} ${Math.round(figure.rate).toLocaleString('en-US').padStart(9)} events/s  ${figure.cpu.toFixed(1).padStart(6)} µs CPU/event`,
-    );
-  }
-  if (only) return;
-  const ratio = (a: string, b: string): string => (best[a].rate / best[b].rate).toFixed(2);
-  console.log(
-    `redis microservice/EventsModule = ${ratio('redis microservice', 'redis EventsModule')}x`,
-  );
-  console.log(`redis microservice/nest-redis = ${ratio('redis microservice', 'nest-redis')}x`);
-  console.log(`pg microservice/EventsModule = ${ratio('pg microservice', 'pg EventsModule')}x`);
-  console.log(
-    `pg microservice/nestjs-pg-notify = ${ratio('pg microservice', 'nestjs-pg-notify')}x`,
-  );
-}
-
-main().then(
-  () => process.exit(0),
-  error => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+  const comparisons: Comparison[] = [
+    {
+      label: 'herald-redis-ms/herald-redis-events',
+      herald: 'redis microservice',
+      peer: 'redis EventsModule',
+    },
+    { label: 'herald-pg-ms/herald-pg-events', herald: 'pg microservice', peer: 'pg EventsModule' },
+    { label: 'herald-pg-ms/nestjs-pg-notify', herald: 'pg microservice', peer: 'nestjs-pg-notify' },
+    { label: 'herald/nest-redis', herald: 'redis microservice', peer: 'nest-redis' },
+  ];
+  await runBench({
+    title: 'bench:microservices',
+    description: `~100 B events, ${chosen.map(v => `${v.name} ${Math.max(100, Math.round(v.events * SCALE))} events/${v.window} in flight`).join(', ')}`,
+    rounds: ROUNDS,
+    variants: chosen.map(benchVariant),
+    comparisons: comparisons.filter(
+      c => chosen.some(v => v.name === c.herald) && chosen.some(v => v.name === c.peer),
+    ),
+  });
+});

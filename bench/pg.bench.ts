@@ -6,9 +6,9 @@
 //   node-postgres        one awaited `SELECT pg_notify($1,$2)` per event
 // Every variant sends and receives in this process against PG_URL, alone (its
 // own connections only, so no other listener reads the notify queue), in
-// interleaved rounds; the best round counts (the machine is shared). Latency
-// is measured apart, one event at a time. The last line is herald
-// (EventsModule) / nestjs-pg-notify at 100 B.
+// interleaved rounds (bench/harness). Latency is measured apart, one event at
+// a time. The last line is herald (EventsModule) / nestjs-pg-notify at 100 B.
+// BENCH_ROUNDS, BENCH_SCALE (scales the event counts), BENCH_SMOKE=1.
 import 'reflect-metadata';
 import { Controller, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -18,11 +18,20 @@ import pg from 'pg';
 import { PgNotifyClient, PgNotifyEventPattern, PgNotifyServer } from 'nestjs-pg-notify';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
 import { PgHub } from '../lib/pg/index.js';
+import {
+  rounds,
+  runBench,
+  runMain,
+  setting,
+  smokeOr,
+  type Variant as BenchVariant,
+} from './harness/index.js';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const LATENCY_EVENTS = 200;
+const SCALE = setting('BENCH_SCALE', 1, 0.02);
+const ROUNDS = rounds(3);
+const LATENCY_EVENTS = smokeOr(200, 10);
+const SIZES = [100, 4096];
 // herald posts in flight: 4000, or 4 MiB of data at larger sizes (GC pressure).
 const WINDOW = 4000;
 const WINDOW_BYTES = 4 * 1024 * 1024;
@@ -188,22 +197,14 @@ const variants: Variant[] = [
   },
 ];
 
-interface Figure {
-  rate: number;
-  p50: number;
-  p99: number;
-}
-
-/** Sends `count` events with `window` in flight; resolves when all arrived. @returns events/s */
+/** Sends `count` events with `window` in flight; resolves when all arrived. */
 async function throughput(
   count: number,
   window: number,
   size: number,
   send: (value: Data) => Promise<unknown>,
-): Promise<number> {
-  (globalThis as { gc?: () => void }).gc?.();
+): Promise<void> {
   const arrived = sink.arm(count);
-  const start = performance.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(window, count) }, async () => {
@@ -214,10 +215,9 @@ async function throughput(
     }),
   );
   await arrived;
-  return count / ((performance.now() - start) / 1000);
 }
 
-/** One event at a time, send -> handler. @returns sorted latencies in ms */
+/** One event at a time, send -> handler. @returns latencies in ms */
 async function latency(
   count: number,
   size: number,
@@ -230,51 +230,54 @@ async function latency(
     await arrived;
     all.push(sink.latencies[0]);
   }
-  return all.sort((a, b) => a - b);
+  return all;
 }
 
-async function main(): Promise<void> {
-  const results: Record<string, Record<number, Figure>> = {};
-  for (const size of [100, 4096]) {
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const variant of variants) {
-        if (process.env.BENCH_DEBUG) console.log(`${variant.name} ${size} B round ${round}`);
-        const { send, teardown } = await variant.setup();
-        const events = Math.max(100, Math.round(variant.events * SCALE * (size > 1000 ? 0.25 : 1)));
-        const window =
-          variant.window === WINDOW
-            ? Math.min(WINDOW, Math.floor(WINDOW_BYTES / size))
-            : variant.window;
-        await throughput(Math.max(100, Math.round(events / 10)), window, size, send); // warm-up
-        const rate = await throughput(events, window, size, send);
-        const lat = await latency(LATENCY_EVENTS, size, send);
-        await teardown();
-        const at = (q: number): number => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
-        const best = results[variant.name]?.[size];
-        if (!best || rate > best.rate)
-          (results[variant.name] ??= {})[size] = { rate, p50: at(0.5), p99: at(0.99) };
-      }
-    }
-  }
-  const f = (n: number): string => n.toFixed(2).padStart(7);
-  console.log(
-    `node ${process.version}, best of ${ROUNDS} rounds; latency: ${LATENCY_EVENTS} events one at a time`,
-  );
-  for (const size of [100, 4096]) {
-    for (const variant of variants) {
-      const figure = results[variant.name][size];
-      console.log(
-        `${variant.name.padEnd(22)} ${String(size).padStart(5)} B  ${Math.round(figure.rate).toLocaleString('en-US').padStart(9)} events/s  p50 ${f(figure.p50)} ms  p99 ${f(figure.p99)} ms`,
-      );
-    }
-  }
-  const ratio = (size: number): string =>
-    (results['herald EventsModule'][size].rate / results['nestjs-pg-notify'][size].rate).toFixed(1);
-  console.log(`herald/nestjs-pg-notify at 4 KB = ${ratio(4096)}x`);
-  console.log(`herald/nestjs-pg-notify = ${ratio(100)}x`);
+/** A variant at one size, as the harness runs it: set up per round, warmed up, timed, latency apart. */
+function sized(variant: Variant, size: number): BenchVariant {
+  const events = Math.max(100, Math.round(variant.events * SCALE * (size > 1000 ? 0.25 : 1)));
+  const window =
+    variant.window === WINDOW ? Math.min(WINDOW, Math.floor(WINDOW_BYTES / size)) : variant.window;
+  return {
+    name: `${variant.name} ${size} B`,
+    async setup() {
+      const { send, teardown } = await variant.setup();
+      return {
+        warmUp: () =>
+          throughput(Math.max(smokeOr(100, 20), Math.round(events / 10)), window, size, send),
+        run: async () => {
+          await throughput(events, window, size, send);
+          return { events };
+        },
+        latency: () => latency(LATENCY_EVENTS, size, send),
+        teardown,
+      };
+    },
+  };
 }
 
-main().catch(error => {
-  console.error(error);
-  process.exit(1);
+runMain('bench:pg', async () => {
+  await runBench({
+    title: 'bench:pg',
+    description: `notify -> handler at ${SIZES.join(' and ')} B, herald ${WINDOW} in flight (at most ${WINDOW_BYTES / 1024 / 1024} MiB), nestjs-pg-notify ${PEER_WINDOW}; latency: ${LATENCY_EVENTS} events one at a time`,
+    rounds: ROUNDS,
+    variants: SIZES.flatMap(size => variants.map(variant => sized(variant, size))),
+    comparisons: [
+      {
+        label: 'herald-hub/nestjs-pg-notify',
+        herald: 'herald PgHub 100 B',
+        peer: 'nestjs-pg-notify 100 B',
+      },
+      {
+        label: 'herald/nestjs-pg-notify at 4 KB',
+        herald: 'herald EventsModule 4096 B',
+        peer: 'nestjs-pg-notify 4096 B',
+      },
+      {
+        label: 'herald/nestjs-pg-notify',
+        herald: 'herald EventsModule 100 B',
+        peer: 'nestjs-pg-notify 100 B',
+      },
+    ],
+  });
 });

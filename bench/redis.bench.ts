@@ -1,12 +1,16 @@
 // npm run bench:redis — end-to-end events/s (publish -> handler) and latency
 // p50/p99 over Redis, ~100-byte events, in one run:
 //   herald      EventsModule.forRoot({ transport: 'redis' }): EventPublisher.post -> @OnEvent
-//   nest-redis  @nestjs/microservices Redis transport: ClientProxy.emit -> @EventPattern
+//   nest-redis  @nestjs/microservices Redis transport: ClientProxy.emit -> @EventPattern,
+//               at 64 in flight (as the issue measured it) and at BENCH_WINDOW
 //   ioredis     one awaited XADD per event, a consumer reading 1000 per XREADGROUP
 //   limit       redis-benchmark XADD with 64-deep pipelines (Redis alone, no Node client)
-// Producer and consumer run in this one process, each on its own connections.
-// REDIS_URL (default redis://127.0.0.1:6379), BENCH_EVENTS (per round, default 30000),
-// BENCH_WINDOW (posts/emits in flight, default 1000), BENCH_ROUNDS (default 3; the best round counts).
+// Producer and consumer run in this one process, each on its own connections,
+// in interleaved rounds (bench/harness); herald/nest-redis takes the better
+// nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
+// BENCH_EVENTS (per round, default 30000), BENCH_WINDOW (posts/emits in
+// flight, default 1000), BENCH_ROUNDS (default 3), BENCH_ONLY=<name part>,
+// BENCH_PROF=<file> (a CPU profile of herald's timed part), BENCH_SMOKE=1.
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -23,14 +27,25 @@ import {
 import { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
+import {
+  rounds,
+  runBench,
+  runMain,
+  setting,
+  smokeOr,
+  type RunResult,
+  type Session,
+  type Variant,
+} from './harness/index.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const { hostname: HOST, port: PORT_TEXT } = new URL(REDIS_URL);
 const PORT = Number(PORT_TEXT || 6379);
-const EVENTS = Number(process.env.BENCH_EVENTS ?? 30_000);
-const WINDOW = Number(process.env.BENCH_WINDOW ?? 1000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const EVENTS = setting('BENCH_EVENTS', 30_000, 1000);
+const WINDOW = setting('BENCH_WINDOW', 1000);
+const ROUNDS = rounds(3);
 const RUN = `${process.pid}_${Date.now().toString(36)}`;
+const WARMUP_EVENTS = smokeOr(2000, 100);
 
 interface Sample {
   i: number;
@@ -50,15 +65,6 @@ const sample = (i: number): Sample => ({
   amount: 1234.5,
   tags: ['priority', 'web', 'eu'],
 });
-
-interface Result {
-  name: string;
-  perSecond: number;
-  p50: number;
-  p99: number;
-  /** Node CPU (user + system) per event: less sensitive than events/s to other load on the machine. */
-  cpuPerEvent: number;
-}
 
 /** Collects handler-side latencies and resolves when `total` events arrived. */
 class Sink {
@@ -80,9 +86,9 @@ class Sink {
     return this.finished;
   }
 
-  percentile(p: number): number {
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+  /** The timed events' latencies, ms. */
+  result(): RunResult {
+    return { events: this.count, latencyMs: this.latencies };
   }
 }
 
@@ -116,34 +122,19 @@ async function startProfile(): Promise<() => Promise<void>> {
   };
 }
 
-async function measure(name: string, run: () => Promise<void>, events = EVENTS): Promise<Result> {
-  (globalThis as { gc?: () => void }).gc?.();
+/** The timed part of a round: `events` sent by `run`, resolved when all were handled. */
+async function measure(run: () => Promise<void>, events = EVENTS): Promise<RunResult> {
   sink = new Sink(events);
-  const start = performance.now();
-  const cpu = process.cpuUsage();
-  const elu = performance.eventLoopUtilization();
-  const profiler = process.env.BENCH_PROF ? await startProfile() : undefined;
   await run();
   await sink.wait();
-  await profiler?.();
-  if (process.env.BENCH_ELU)
-    console.log(
-      `  event loop utilization ${(performance.eventLoopUtilization(elu).utilization * 100).toFixed(0)}%`,
-    );
-  const seconds = (performance.now() - start) / 1000;
-  const used = process.cpuUsage(cpu);
-  const cpuPerEvent = (used.user + used.system) / events;
-  const result = {
-    name,
-    perSecond: events / seconds,
-    p50: sink.percentile(50),
-    p99: sink.percentile(99),
-    cpuPerEvent,
-  };
-  console.log(
-    `${name.padEnd(15)} ${Math.round(result.perSecond).toLocaleString('en-US').padStart(9)} events/s   p50 ${result.p50.toFixed(1).padStart(7)} ms   p99 ${result.p99.toFixed(1).padStart(7)} ms   ${cpuPerEvent.toFixed(1).padStart(5)} µs CPU/event`,
-  );
-  return result;
+  return sink.result();
+}
+
+/** A short untimed run first, so every variant is timed warm. */
+async function warm(run: (events: number) => Promise<void>, events: number): Promise<void> {
+  sink = new Sink(events);
+  await run(events);
+  await sink.wait();
 }
 
 // ------------------------------------------------------------------ herald
@@ -156,8 +147,10 @@ class HeraldListener {
   }
 }
 
-async function herald(): Promise<Result> {
-  const stream = `bench:herald:${RUN}`;
+let sessions = 0;
+
+async function herald(): Promise<Session> {
+  const stream = `bench:herald:${RUN}:${++sessions}`;
   @Module({
     imports: [
       EventsModule.forRoot({
@@ -176,14 +169,21 @@ async function herald(): Promise<Result> {
   class HeraldApp {}
   const app = await NestFactory.createApplicationContext(HeraldApp, { logger: false });
   const publisher = app.get(EventPublisher);
-  try {
-    return await measure('herald', () =>
-      windowed(EVENTS, WINDOW, i => publisher.post('orders', 'created', sample(i))),
-    );
-  } finally {
-    await app.close();
-    await cleanup(stream);
-  }
+  const send = (events: number): Promise<void> =>
+    windowed(events, WINDOW, i => publisher.post('orders', 'created', sample(i)));
+  return {
+    warmUp: () => warm(send, WARMUP_EVENTS),
+    async run() {
+      const profiler = process.env.BENCH_PROF ? await startProfile() : undefined;
+      const result = await measure(() => send(EVENTS));
+      await profiler?.();
+      return result;
+    },
+    async teardown() {
+      await app.close();
+      await cleanup(stream);
+    },
+  };
 }
 
 // -------------------------------------------------------------- nest-redis
@@ -199,7 +199,7 @@ class NestListener {
 @Module({ controllers: [NestListener] })
 class NestApp {}
 
-async function nestRedis(window: number): Promise<Result> {
+async function nestRedis(window: number): Promise<Session> {
   const server = await NestFactory.createMicroservice<MicroserviceOptions>(NestApp, {
     transport: Transport.REDIS,
     options: { host: HOST, port: PORT },
@@ -211,22 +211,24 @@ async function nestRedis(window: number): Promise<Result> {
     options: { host: HOST, port: PORT },
   });
   await client.connect();
-  try {
-    return await measure(`nest-redis/${window}`, () =>
-      windowed(EVENTS, window, i =>
-        lastValueFrom(client.emit('orders.created', sample(i)), { defaultValue: undefined }),
-      ),
+  const send = (events: number): Promise<void> =>
+    windowed(events, window, i =>
+      lastValueFrom(client.emit('orders.created', sample(i)), { defaultValue: undefined }),
     );
-  } finally {
-    await client.close();
-    await server.close();
-  }
+  return {
+    warmUp: () => warm(send, WARMUP_EVENTS),
+    run: () => measure(() => send(EVENTS)),
+    async teardown() {
+      await client.close();
+      await server.close();
+    },
+  };
 }
 
 // ----------------------------------------------------------------- ioredis
 
-async function ioredis(): Promise<Result> {
-  const stream = `bench:ioredis:${RUN}`;
+async function ioredis(): Promise<Session> {
+  const stream = `bench:ioredis:${RUN}:${++sessions}`;
   const producer = new Redis(REDIS_URL);
   const consumer = new Redis(REDIS_URL);
   await producer.xgroup('CREATE', stream, 'g', '$', 'MKSTREAM');
@@ -255,57 +257,58 @@ async function ioredis(): Promise<Result> {
       await consumer.xack(stream, 'g', ...ids);
     }
   })();
-  try {
-    // One round trip per event is slow: a tenth of the events gives the same rate.
-    const events = Math.ceil(EVENTS / 10);
-    return await measure(
-      'ioredis',
-      async () => {
-        for (let i = 0; i < events; i++)
-          await producer.xadd(stream, '*', 'payload', JSON.stringify(sample(i)));
-      },
-      events,
-    );
-  } finally {
-    reading = false;
-    await read;
-    producer.disconnect();
-    consumer.disconnect();
-    await cleanup(stream);
-  }
+  const send = async (events: number): Promise<void> => {
+    for (let i = 0; i < events; i++)
+      await producer.xadd(stream, '*', 'payload', JSON.stringify(sample(i)));
+  };
+  // One round trip per event is slow: a tenth of the events gives the same rate.
+  const events = Math.ceil(EVENTS / 10);
+  return {
+    warmUp: () => warm(send, Math.ceil(WARMUP_EVENTS / 10)),
+    run: () => measure(() => send(events), events),
+    async teardown() {
+      reading = false;
+      await read;
+      producer.disconnect();
+      consumer.disconnect();
+      await cleanup(stream);
+    },
+  };
 }
 
 // ------------------------------------------------------------------- limit
 
-async function redisBenchmark(): Promise<number> {
+/** Redis alone: redis-benchmark XADD, 64-deep pipelines. @returns a line for the report */
+async function redisBenchmark(): Promise<string> {
   const key = `bench:rb:${RUN}`;
-  const out = execFileSync(
-    'redis-benchmark',
-    [
-      '-h',
-      HOST,
-      '-p',
-      String(PORT),
-      '-n',
-      '200000',
-      '-P',
-      '64',
-      '-q',
-      'XADD',
-      key,
-      '*',
-      'payload',
-      'x'.repeat(100),
-    ],
-    { encoding: 'utf8' },
-  );
-  await cleanup(key);
+  let out: string;
+  try {
+    out = execFileSync(
+      'redis-benchmark',
+      [
+        '-h',
+        HOST,
+        '-p',
+        String(PORT),
+        '-n',
+        String(smokeOr(200_000, 2000)),
+        '-P',
+        '64',
+        '-q',
+        'XADD',
+        key,
+        '*',
+        'payload',
+        'x'.repeat(100),
+      ],
+      { encoding: 'utf8' },
+    );
+  } finally {
+    await cleanup(key);
+  }
   const match = /([\d.]+) requests per second/.exec(out);
-  const perSecond = match ? Number(match[1]) : NaN;
-  console.log(
-    `${'limit'.padEnd(11)} ${Math.round(perSecond).toLocaleString('en-US').padStart(9)} XADD/s     (redis-benchmark -P 64, no Node client)`,
-  );
-  return perSecond;
+  if (!match) throw new Error(`redis-benchmark printed no rate: ${out}`);
+  return `limit: redis-benchmark XADD -P 64 (Redis alone, no Node client): ${Math.round(Number(match[1])).toLocaleString('en-US')} XADD/s`;
 }
 
 async function cleanup(key: string): Promise<void> {
@@ -314,48 +317,25 @@ async function cleanup(key: string): Promise<void> {
   redis.disconnect();
 }
 
-/** The best round of a variant: the machine is shared, so the fastest round is the least disturbed one. */
-function best(results: Result[]): Result {
-  return results.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
-}
-
-async function main(): Promise<void> {
-  console.log(
-    `redis bench: ${EVENTS} events of ~${JSON.stringify(sample(0)).length} bytes, ${WINDOW} in flight, ${ROUNDS} rounds, ${REDIS_URL}`,
-  );
+runMain('bench:redis', async () => {
+  const all: Variant[] = [
+    { name: 'herald', setup: herald },
+    { name: 'nest-redis/64', setup: () => nestRedis(64) },
+    { name: `nest-redis/${WINDOW}`, setup: () => nestRedis(WINDOW) },
+    { name: 'ioredis XADD awaited', setup: ioredis },
+  ];
   const only = process.env.BENCH_ONLY;
-  if (only === 'nest') {
-    await nestRedis(WINDOW);
-    return;
-  }
-  if (only === 'herald') {
-    await herald();
-    return;
-  }
-  // Rounds interleave the variants so each sees the same machine; the Nest transport runs at the
-  // window the issue measured it with (64) and at ours, and the ratio uses its better figure.
-  const ours: Result[] = [];
-  const nest: Result[] = [];
-  for (let round = 1; round <= ROUNDS; round++) {
-    console.log(`round ${round}`);
-    ours.push(await herald());
-    nest.push(await nestRedis(64));
-    nest.push(await nestRedis(WINDOW));
-  }
-  await ioredis();
-  await redisBenchmark();
-  const a = best(ours);
-  const b = best(nest);
-  console.log(
-    `best: herald ${Math.round(a.perSecond)} events/s (${a.cpuPerEvent.toFixed(1)} µs CPU/event), ${b.name} ${Math.round(b.perSecond)} events/s (${b.cpuPerEvent.toFixed(1)} µs CPU/event)`,
-  );
-  console.log(`herald/nest-redis = ${(a.perSecond / b.perSecond).toFixed(1)}x`);
-}
-
-main().then(
-  () => process.exit(0),
-  error => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+  const variants = only ? all.filter(v => v.name.includes(only)) : all;
+  const nest = variants.map(v => v.name).filter(name => name.startsWith('nest-redis'));
+  await runBench({
+    title: 'bench:redis',
+    description: `${EVENTS} events of ~${JSON.stringify(sample(0)).length} B per variant and round (a tenth for ioredis), ${WINDOW} in flight, ${REDIS_URL}`,
+    rounds: ROUNDS,
+    variants,
+    comparisons:
+      variants.some(v => v.name === 'herald') && nest.length > 0
+        ? [{ label: 'herald/nest-redis', herald: 'herald', peer: nest }]
+        : [],
+    extra: async () => (only ? [] : [await redisBenchmark()]),
+  });
+});

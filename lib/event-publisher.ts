@@ -1,10 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 import type { EventHandler } from './interfaces/envelope.interface.js';
-import type { EventBus, EventBusStats } from './bus/event-bus.js';
-import type { PostOptions, PostReceipt } from './bus/event-bus.options.js';
+import type { EventBus, EventBusStats, EventBusStatus } from './bus/event-bus.js';
+import type {
+  HandlerOutcome,
+  LocalPostOptions,
+  PostOptions,
+  PostReceipt,
+} from './bus/event-bus.options.js';
 import { EVENT_BUS } from './events.constants.js';
-import type { TransportStatus } from './interfaces/transport.interface.js';
 
 /**
  * The app's door to its bus: inject it anywhere `EventsModule` is visible.
@@ -28,9 +32,47 @@ export class EventPublisher {
     return this.bus.post(source, event, data, options);
   }
 
-  /** Runs this process's handlers with the very object: no codec, no transport, no `unique`. */
-  postLocal(source: string, event: string, data?: unknown): void {
-    this.bus.postLocal(source, event, data);
+  /**
+   * Runs this process's handlers with the very object: no codec, no
+   * transport, no `unique`. Throws `QueueFullError` when `maxPending` events
+   * wait, `BusDrainingError` once the shutdown drain began.
+   *
+   * With `{ wait: true }` (like `emitAsync`) it returns a promise of each
+   * handler's outcome (`{ handler, status, value | reason }`, in registration
+   * order) once all settled; with `rejectOnError: true` it rejects with an
+   * `AggregateError` of the handlers' errors when any failed.
+   */
+  postLocal(source: string, event: string, data?: unknown): void;
+  postLocal(
+    source: string,
+    event: string,
+    data: unknown,
+    options: LocalPostOptions & { wait: true },
+  ): Promise<HandlerOutcome[]>;
+  postLocal(
+    source: string,
+    event: string,
+    data?: unknown,
+    options?: LocalPostOptions,
+  ): void | Promise<HandlerOutcome[]>;
+  postLocal(
+    source: string,
+    event: string,
+    data?: unknown,
+    options?: LocalPostOptions,
+  ): void | Promise<HandlerOutcome[]> {
+    return this.bus.postLocal(source, event, data, options);
+  }
+
+  /**
+   * Resolves once every event this process posted so far is settled
+   * (handled here, refused, or counted lost) and nothing is queued or
+   * running; rejects with `IdleTimeoutError` after `timeoutMs` (default
+   * 5000), saying what is still busy. For tests and scripts: never waits for
+   * ever, even on an at-most-once transport.
+   */
+  whenIdle(options?: { timeoutMs?: number }): Promise<void> {
+    return this.bus.whenIdle(options);
   }
 
   /**
@@ -46,8 +88,12 @@ export class EventPublisher {
     return this.bus.unregister(handler, source, ...events);
   }
 
-  /** The transport's connection status. */
-  get status$(): Observable<TransportStatus> {
+  /**
+   * The bus's status: `connecting`, `reconnecting` with the cause while the
+   * transport's `connect()` retries, then the transport's own status; `bus`
+   * says the bus's state (`failed` once the transport gave up).
+   */
+  get status$(): Observable<EventBusStatus> {
     return this.bus.status$;
   }
 

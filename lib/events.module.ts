@@ -14,13 +14,14 @@ import { DiscoveryModule, ModulesContainer } from '@nestjs/core';
 import { InvalidOptionsError } from './common/errors.js';
 import { EventBus } from './bus/event-bus.js';
 import type { HeraldLogger } from './common/logger.js';
+import { describeError } from './common/describe-error.js';
+import { StateMachine } from './common/state-machine.js';
 import { EventPublisher } from './event-publisher.js';
 import { EVENTS_MODULE_OPTIONS, EVENT_BUS } from './events.constants.js';
 import { EventsExplorer } from './explorer/events.explorer.js';
 import type { EventsModuleExtras, EventsModuleOptions } from './events-module-options.interface.js';
 import { createTransport } from './transports/create-transport.js';
-
-const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+import { resolveEventsModuleOptions } from './events-module.options.js';
 
 const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<EventsModuleOptions>({
   optionsInjectionToken: EVENTS_MODULE_OPTIONS,
@@ -38,40 +39,43 @@ export type EventsModuleForRootOptions = EventsModuleOptions & EventsModuleExtra
 export type EventsModuleAsyncOptions = ConfigurableModuleAsyncOptions<EventsModuleOptions> &
   EventsModuleExtras;
 
-function shutdownTimeoutOf(options: EventsModuleOptions): number {
-  const timeout = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
-    throw new InvalidOptionsError('shutdownTimeoutMs must be a finite number > 0');
-  }
-  return timeout;
-}
+/**
+ * The module's life through Nest's hooks: `connecting` (onModuleInit),
+ * `running` (handlers registered, dispatch started), `draining` (intake
+ * stopped, waiting for handlers), `drained` (handlers unregistered),
+ * `closed` (transport closed).
+ */
+type ModuleState = 'created' | 'connecting' | 'running' | 'draining' | 'drained' | 'closed';
+const MODULE_TRANSITIONS = {
+  created: ['connecting', 'draining'],
+  connecting: ['running', 'draining'],
+  running: ['draining'],
+  draining: ['drained'],
+  drained: ['closed'],
+  closed: [],
+} as const satisfies { readonly [K in ModuleState]: readonly ModuleState[] };
 
-function loggerOf(options: EventsModuleOptions): HeraldLogger {
-  return options.logger ?? new Logger('Herald');
-}
-
-/** Builds the app's own bus (one per app instance, never shared). */
+/**
+ * Builds the app's own bus (one per app instance, never shared), after
+ * checking every option, so a bad one builds no transport.
+ */
 async function createBus(options: EventsModuleOptions): Promise<EventBus> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionsError('EventsModule options must be an object');
-  }
-  shutdownTimeoutOf(options);
-  const transport = await createTransport(options);
+  let resolved: ReturnType<typeof resolveEventsModuleOptions>;
   try {
-    return new EventBus({
-      transport,
-      codec: options.codec,
-      unique: options.unique,
-      concurrency: options.concurrency,
-      handlerTimeoutMs: options.handlerTimeoutMs,
-      onHandlerError: options.onHandlerError,
-      maxPending: options.maxPending,
-      clock: options.clock,
-      logger: loggerOf(options),
-    });
+    resolved = resolveEventsModuleOptions(options);
+  } catch (error) {
+    // A transport object handed over is the app's to close, and the app never starts.
+    const given: unknown = (options as { transport?: unknown } | null)?.transport;
+    if (given !== null && typeof given === 'object' && 'close' in given) {
+      await (given as { close(): Promise<void> }).close();
+    }
+    throw error;
+  }
+  const transport = await createTransport(resolved.options);
+  try {
+    return new EventBus({ ...resolved.bus, transport });
   } catch (error) {
     await transport.close();
-    if (error instanceof RangeError) throw new InvalidOptionsError(error.message, { cause: error });
     throw error;
   }
 }
@@ -114,6 +118,8 @@ export class EventsModule
 {
   private readonly shutdownTimeoutMs: number;
   private readonly logger: HeraldLogger;
+  private readonly machine: StateMachine<ModuleState>;
+  /** The one drain (both shutdown hooks await it): whether it finished in time. */
   private stopped?: Promise<boolean>;
 
   constructor(
@@ -123,8 +129,9 @@ export class EventsModule
     modules: ModulesContainer,
   ) {
     super();
-    this.shutdownTimeoutMs = shutdownTimeoutOf(options);
+    this.shutdownTimeoutMs = resolveEventsModuleOptions(options).shutdownTimeoutMs;
     this.logger = options.logger ?? new Logger('Herald');
+    this.machine = new StateMachine('EventsModule', 'created', MODULE_TRANSITIONS, this.logger);
     // Nest orders hooks by module distance from the root (descending on the
     // way up, ascending on the way down), and reads it only once hooks first
     // run, after every instance exists. Distance 0, nearer than the root
@@ -144,12 +151,14 @@ export class EventsModule
   }
 
   async onModuleInit(): Promise<void> {
+    this.machine.setState('connecting');
     await this.bus.connect();
   }
 
   onApplicationBootstrap(): void {
     this.explorer.registerAll();
     this.bus.start();
+    this.machine.setState('running');
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -160,24 +169,27 @@ export class EventsModule
     const drained = await this.stop();
     // The shutdown budget was spent waiting already: flush what is ready, drop the rest.
     await this.bus.close({ timeoutMs: drained ? this.shutdownTimeoutMs : 1 });
+    this.machine.setState('closed');
   }
 
   /** Stops intake and drains once; @returns whether everything finished in time. */
   private stop(): Promise<boolean> {
     this.stopped ??= (async () => {
+      this.machine.setState('draining');
+      // New posts this process would handle are refused from here, so the
+      // drain ends when what was accepted has run.
+      this.bus.beginDrain();
       await this.bus.stopIntake().catch((error: unknown) => {
-        this.logger.error(
-          `failed to stop intake: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        this.logger.error(`failed to stop intake: ${describeError(error)}`);
       });
       const drained = await this.bus.drain(this.shutdownTimeoutMs);
       if (!drained) {
-        const { inFlight, queued } = this.bus.stats();
         this.logger.warn(
-          `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${inFlight} event(s) running and ${queued} queued`,
+          `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${this.bus.busyReport()}`,
         );
       }
       this.explorer.unregisterAll();
+      this.machine.setState('drained');
       return drained;
     })();
     return this.stopped;

@@ -7,13 +7,21 @@ export type { Envelope, EventHandler, HeraldEvent } from './interfaces/envelope.
 export type { HeraldLogger } from './common/logger.js';
 export { consoleLogger, silentLogger } from './common/logger.js';
 export { UniqueCache, type UniqueOptions } from './common/unique-cache.js';
-export { EventBus, type EventBusStats } from './bus/event-bus.js';
+export {
+  EventBus,
+  type EventBusState,
+  type EventBusStats,
+  type EventBusStatus,
+} from './bus/event-bus.js';
 export type {
   EventBusOptions,
   HandlerErrorContext,
+  HandlerOutcome,
+  LocalPostOptions,
   PostOptions,
   PostReceipt,
 } from './bus/event-bus.options.js';
+export { BusDrainingError, IdleTimeoutError } from './bus/event-bus.errors.js';
 export type * from './interfaces/transport.interface.js';
 export { LocalTransport } from './transports/local/local.transport.js';
 export {

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Builds the FFI host addon (lib/ffi/native -> build/Release/herald_ffi.node)
 // with node-gyp and, in a checkout that has them, the C test runtimes
-// (test/fixtures/ffi/*.c -> test/fixtures/ffi/build/lib*.so). Run by
+// (test/fixtures/ffi/*.c -> test/fixtures/ffi/build/lib*.so) and test
+// programs (test/fixtures/ffi/bin/*.c -> test/fixtures/ffi/build/*, e.g. the
+// socket echo server of bench:ffi). Run by
 // `npm ci` / `npm install` (the `prepare` script) and `npm run build:native`.
 // Quick when nothing changed: each output is rebuilt only when older than
 // its sources. `--force` rebuilds everything. `--prebuild` (run by `prepack`)
@@ -97,7 +99,7 @@ function checkAddonApi() {
 }
 
 function buildAddon() {
-  const sources = ['host.cc', 'queue.h', 'herald_ffi.h', 'binding.gyp'].map(file =>
+  const sources = ['host.cc', 'queue.h', 'pools.h', 'herald_ffi.h', 'binding.gyp'].map(file =>
     path.join(nativeDir, file),
   );
   if (!stale(addon, [...sources, self])) return false;
@@ -146,6 +148,21 @@ function buildFixtures() {
       source,
     ]);
     renameSync(partial, library);
+    built++;
+  }
+  // Programs the tests and benchmarks run (test/fixtures/ffi/bin/*.c), e.g.
+  // the socket echo server of bench:ffi.
+  const binDir = path.join(fixturesDir, 'bin');
+  const programs = existsSync(binDir)
+    ? readdirSync(binDir).filter(name => name.endsWith('.c'))
+    : [];
+  for (const file of programs) {
+    const source = path.join(binDir, file);
+    const program = path.join(out, path.basename(file, '.c'));
+    if (!stale(program, [source, self])) continue;
+    const partial = `${program}.${process.pid}.tmp`;
+    run(process.env.CC ?? 'cc', ['-O2', '-Wall', '-o', partial, source]);
+    renameSync(partial, program);
     built++;
   }
   return built;

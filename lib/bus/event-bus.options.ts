@@ -1,6 +1,15 @@
-import type { Clock } from '../common/clock.js';
+import { systemClock, type Clock } from '../common/clock.js';
+import { jsonCodec } from '../common/json.codec.js';
 import type { Codec } from '../interfaces/codec.interface.js';
-import type { HeraldLogger } from '../common/logger.js';
+import { consoleLogger, type HeraldLogger } from '../common/logger.js';
+import {
+  functionOption,
+  integerOption,
+  invalidOption,
+  objectOption,
+  optionsObject,
+  positiveNumberOption,
+} from '../common/options.validation.js';
 import type { UniqueOptions } from '../common/unique-cache.js';
 import type { Transport } from '../interfaces/transport.interface.js';
 
@@ -52,9 +61,127 @@ export interface PostOptions {
   headers?: Readonly<Record<string, string>>;
 }
 
+/** Options of one `postLocal`. @publicApi */
+export interface LocalPostOptions {
+  /**
+   * Resolve with every handler's outcome in this process, in registration
+   * order (`HandlerOutcome[]`), once all have settled.
+   */
+  wait?: boolean;
+  /** With `wait`: reject with an `AggregateError` of the handlers' errors when any failed. */
+  rejectOnError?: boolean;
+}
+
 /** What `post` resolves to once the transport accepted the event. @publicApi */
 export interface PostReceipt {
   readonly id: string;
   /** The transport's own id, where it has one (e.g. a Redis stream entry id). */
   readonly ref?: string;
 }
+
+/** {@link EventBusOptions} with every default applied, as the bus uses them. */
+export interface ResolvedEventBusOptions {
+  readonly transport: Transport;
+  readonly codec: Codec;
+  readonly unique: { readonly ttlMs: number; readonly cacheSize: number };
+  readonly concurrency: number;
+  readonly handlerTimeoutMs?: number;
+  readonly onHandlerError?: (error: unknown, context: HandlerErrorContext) => void;
+  readonly maxPending: number;
+  readonly logger: HeraldLogger;
+  readonly clock: Clock;
+}
+
+const SCOPE = 'EventBus';
+
+/** The keys of {@link EventBusOptions}, for the unknown-key check. */
+export const EVENT_BUS_OPTION_KEYS = [
+  'transport',
+  'codec',
+  'unique',
+  'concurrency',
+  'handlerTimeoutMs',
+  'onHandlerError',
+  'maxPending',
+  'logger',
+  'clock',
+] as const satisfies readonly (keyof EventBusOptions)[];
+
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    names.every(name => typeof (value as Record<string, unknown>)[name] === 'function')
+  );
+}
+
+/**
+ * Checks and completes the bus's options in one place; throws
+ * `InvalidOptionsError` naming the option, the rule and the value given
+ * (`EventBus: concurrency must be an integer >= 1 (got "4", a string)`).
+ * `scope` names the caller in messages (`EventsModule` when it builds the bus).
+ */
+export function resolveEventBusOptions(options: EventBusOptions): ResolvedEventBusOptions {
+  const given = optionsObject(SCOPE, options, EVENT_BUS_OPTION_KEYS);
+  if (!hasMethods(given.transport, ['connect', 'publish', 'close', 'stats'])) {
+    invalidOption(SCOPE, 'transport', 'a Transport object', given.transport);
+  }
+  return { transport: given.transport, ...resolveEventBusSettings(given, SCOPE) };
+}
+
+/**
+ * The bus's options but its transport, checked and completed; `EventsModule`
+ * calls it before it builds a transport, under its own `scope`. Unknown keys
+ * are the caller's to refuse.
+ */
+export function resolveEventBusSettings(
+  given: Omit<EventBusOptions, 'transport'>,
+  scope: string,
+): Omit<ResolvedEventBusOptions, 'transport'> {
+  if (given.codec !== undefined && !hasMethods(given.codec, ['encode', 'decode'])) {
+    invalidOption(scope, 'codec', 'a Codec (encode and decode)', given.codec);
+  }
+  if (given.logger !== undefined && !hasMethods(given.logger, ['log', 'warn', 'error'])) {
+    invalidOption(scope, 'logger', 'a logger (log, warn and error)', given.logger);
+  }
+  if (given.clock !== undefined && !hasMethods(given.clock, ['now'])) {
+    invalidOption(scope, 'clock', 'a Clock (now)', given.clock);
+  }
+  const unique = optionsObject<UniqueOptions>(
+    `${scope}: unique`,
+    objectOption(scope, 'unique', given.unique),
+    ['ttlMs', 'cacheSize'],
+  );
+  return {
+    codec: given.codec ?? jsonCodec,
+    unique: {
+      ttlMs: positiveNumberOption(scope, 'unique.ttlMs', unique.ttlMs, 2000),
+      cacheSize: integerOption(scope, 'unique.cacheSize', unique.cacheSize, 1024, 1),
+    },
+    concurrency: integerOption(scope, 'concurrency', given.concurrency, 1, 1),
+    handlerTimeoutMs: positiveNumberOption(
+      scope,
+      'handlerTimeoutMs',
+      given.handlerTimeoutMs,
+      undefined,
+    ),
+    onHandlerError: functionOption<NonNullable<EventBusOptions['onHandlerError']>, undefined>(
+      scope,
+      'onHandlerError',
+      given.onHandlerError,
+      undefined,
+    ),
+    maxPending: integerOption(scope, 'maxPending', given.maxPending, 10240, 1),
+    logger: given.logger ?? consoleLogger,
+    clock: given.clock ?? systemClock,
+  };
+}
+
+/**
+ * How one handler of this process ended, for `postLocal(..., { wait: true })`:
+ * `PromiseSettledResult` with the handler's name (`Class.method` for
+ * `@OnEvent` methods). @publicApi
+ */
+export type HandlerOutcome =
+  | { readonly handler: string; readonly status: 'fulfilled'; readonly value: unknown }
+  | { readonly handler: string; readonly status: 'rejected'; readonly reason: unknown };

@@ -1,105 +1,97 @@
-import { randomUUID } from 'node:crypto';
-import { BehaviorSubject, type Observable } from 'rxjs';
-import { systemClock, type Clock } from '../common/clock.js';
-import type { Codec } from '../interfaces/codec.interface.js';
-import type { Envelope, EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
-import {
-  HandlerTimeoutError,
-  InvalidEventError,
-  PayloadTooLargeError,
-  QueueFullError,
-  TransportClosedError,
-} from '../common/errors.js';
-import type {
-  EventBusOptions,
-  HandlerErrorContext,
-  PostOptions,
-  PostReceipt,
-} from './event-bus.options.js';
-import { Fifo } from '../common/fifo.js';
-import { HandlerRegistry, patternsOf } from './handler-registry.js';
-import { jsonCodec } from '../common/json.codec.js';
-import { consoleLogger, type HeraldLogger } from '../common/logger.js';
+import { BehaviorSubject, distinctUntilChanged, map, of, switchMap, type Observable } from 'rxjs';
+import type { Clock } from '../common/clock.js';
+import { describeError } from '../common/describe-error.js';
+import { TransportClosedError } from '../common/errors.js';
+import type { HeraldLogger } from '../common/logger.js';
 import { processOrigin } from '../common/origin.js';
+import { StateMachine } from '../common/state-machine.js';
+import type { Envelope, EventHandler } from '../interfaces/envelope.interface.js';
 import type {
   Delivery,
-  PublishResult,
   Transport,
+  TransportState,
   TransportStatus,
 } from '../interfaces/transport.interface.js';
+import { Dispatcher } from './event-bus.dispatcher.js';
+import { EnvelopeFactory } from './event-bus.envelope.js';
+import { IdleWaiters } from './event-bus.idle.js';
+import { BusDrainingError, IdleTimeoutError } from './event-bus.errors.js';
+import {
+  resolveEventBusOptions,
+  type EventBusOptions,
+  type HandlerOutcome,
+  type LocalPostOptions,
+  type PostOptions,
+  type PostReceipt,
+} from './event-bus.options.js';
+import { callTransport, describeEnvelope, Outbox } from './event-bus.outbox.js';
+import { busCounters, type EventBusStats } from './event-bus.stats.js';
+import { HandlerRegistry, patternsOf } from './event-bus.registry.js';
+import { LoopbackWatch } from './event-bus.loopback.js';
 
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-const MAX_BATCH = 1000;
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+export type { EventBusStats } from './event-bus.stats.js';
 
-interface Outgoing {
-  readonly envelope: Envelope;
-  resolve(receipt: PostReceipt): void;
-  reject(error: unknown): void;
+/**
+ * The bus's own life. `reconnecting`: the transport's `connect()` has not
+ * resolved and the transport reported a failed attempt (posts wait in the
+ * bounded buffer). `failed`: `connect()` rejected (the transport gave up):
+ * every waiting and later post rejects with that cause. `draining`: the
+ * shutdown drain began: what was accepted runs, new posts are refused with
+ * {@link BusDrainingError} (on transports that leave the process, `post` is
+ * still sent, for the other processes). @publicApi
+ */
+export type EventBusState =
+  | 'idle'
+  | 'connecting'
+  | 'reconnecting'
+  | 'connected'
+  | 'failed'
+  | 'draining'
+  | 'closing'
+  | 'closed';
+
+const BUS_TRANSITIONS = {
+  idle: ['connecting', 'draining', 'closing'],
+  connecting: ['reconnecting', 'connected', 'failed', 'draining', 'closing'],
+  reconnecting: ['connecting', 'connected', 'failed', 'draining', 'closing'],
+  connected: ['draining', 'closing'],
+  failed: ['draining', 'closing'],
+  draining: ['closing'],
+  closing: ['closed'],
+  closed: [],
+} as const satisfies { readonly [K in EventBusState]: readonly EventBusState[] };
+
+/**
+ * What `status$` carries: a {@link TransportStatus} (so code written for a
+ * transport's feed reads it unchanged) plus the bus's own state in `bus`.
+ * @publicApi
+ */
+export interface EventBusStatus extends TransportStatus {
+  readonly bus: EventBusState;
 }
 
-/** A `postLocal` event: the very object, never encoded, never settled with a transport. */
-interface LocalItem {
-  readonly local: HeraldEvent;
-}
+/** How each bus state reads in the transport vocabulary of `status$` (undefined: the transport's own). */
+const AS_TRANSPORT_STATE: Readonly<Record<EventBusState, TransportState | undefined>> = {
+  idle: 'connecting',
+  connecting: 'connecting',
+  reconnecting: 'reconnecting',
+  connected: undefined,
+  failed: 'disconnected',
+  draining: undefined,
+  closing: undefined,
+  closed: 'closed',
+};
 
-type Item = Delivery | LocalItem;
-
-/** Per-delivery bookkeeping while async handlers run. */
-interface Running {
-  readonly item: Item;
-  readonly event: HeraldEvent;
-  remaining: number;
-  failure: unknown;
-  failed: boolean;
-}
-
-type Phase = 'idle' | 'connecting' | 'connected' | 'closing' | 'closed';
-
-function validName(name: unknown, what: string): string {
-  if (typeof name !== 'string' || name === '') {
-    throw new InvalidEventError(`${what} must be a non-empty string`);
-  }
-  if (name === '*') throw new InvalidEventError(`${what} '*' is a pattern and cannot be posted`);
-  return name;
-}
-
-function validKey(key: readonly (bigint | number)[]): bigint[] {
-  if (!Array.isArray(key)) throw new InvalidEventError('key must be an array of int64 values');
-  return key.map((part, i) => {
-    if (typeof part === 'number' && Number.isSafeInteger(part)) return BigInt(part);
-    if (typeof part === 'bigint' && part >= INT64_MIN && part <= INT64_MAX) return part;
-    throw new InvalidEventError(`key[${i}] must be an int64 (a bigint, or a safe integer number)`);
-  });
-}
-
-function validHeaders(headers: unknown): Readonly<Record<string, string>> {
-  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
-    throw new InvalidEventError('headers must be an object of strings');
-  }
-  for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== 'string') throw new InvalidEventError(`headers.${name} must be a string`);
-  }
-  return { ...(headers as Record<string, string>) };
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
-}
-
-function describe(error: unknown): { message: string; stack?: string } {
-  if (error instanceof Error) return { message: error.message, stack: error.stack };
-  return { message: String(error) };
+function pick(role: string | undefined): { role: string } | undefined {
+  return role === undefined ? undefined : { role };
 }
 
 /**
  * The bus: a handler registry, dispatch with settle, error isolation and the
- * codec, over one {@link Transport}. It knows nothing of Nest.
+ * codec, over one {@link Transport}. It knows nothing of Nest. Its parts:
+ * {@link EnvelopeFactory} (what is sent), {@link Outbox} (posts on their way
+ * to the transport), {@link Dispatcher} (handlers), {@link IdleWaiters}
+ * (drain); this class holds the life (one state machine) and the API.
  *
  * Life: `connect()` (or the first `post`) connects the transport; events that
  * arrive before `start()` wait in a bounded buffer; `start()` begins
@@ -109,77 +101,104 @@ function describe(error: unknown): { message: string; stack?: string } {
 export class EventBus {
   readonly transport: Transport;
   readonly origin = processOrigin();
-  private readonly codec: Codec;
   private readonly logger: HeraldLogger;
   private readonly clock: Clock;
-  private readonly concurrency: number;
-  private readonly maxPending: number;
-  private readonly handlerTimeoutMs?: number;
-  private readonly onHandlerError?: EventBusOptions['onHandlerError'];
   private readonly uniqueSettings: { ttlMs: number; cacheSize: number };
   private readonly registry = new HandlerRegistry();
-  private readonly outbox = new Fifo<Outgoing>();
-  private readonly queue = new Fifo<Item>();
+  private readonly counters = busCounters();
+  private readonly factory: EnvelopeFactory;
+  private readonly outbox: Outbox;
+  private readonly dispatcher: Dispatcher;
+  private readonly idle: IdleWaiters;
+  private readonly loopback: LoopbackWatch;
   private readonly ready$ = new BehaviorSubject<boolean>(false);
-  private phase: Phase = 'idle';
+  private readonly machine: StateMachine<EventBusState, { role: string }>;
   private connecting?: Promise<void>;
-  private flushScheduled = false;
-  private publishing = 0;
-  private started = false;
-  private pumping = false;
-  private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
+  /** Why `connect()` failed: every later post rejects with it. */
+  private failure?: unknown;
   private closing?: Promise<void>;
-  private lastNow = NaN;
-  private lastIso = '';
-  private readonly counters = {
-    posted: 0,
-    postedLocal: 0,
-    publishFailed: 0,
-    delivered: 0,
-    handled: 0,
-    failed: 0,
-    timeouts: 0,
-    decodeErrors: 0,
-    unhandled: 0,
-    dropped: 0,
-    acked: 0,
-    nacked: 0,
-    queueHighWater: 0,
-  };
 
+  /** @throws InvalidOptionsError naming the option, the rule and the value given. */
   constructor(options: EventBusOptions) {
-    this.transport = options.transport;
-    this.codec = options.codec ?? jsonCodec;
-    this.logger = options.logger ?? consoleLogger;
-    this.clock = options.clock ?? systemClock;
-    this.concurrency = options.concurrency ?? 1;
-    this.maxPending = options.maxPending ?? 10240;
-    this.handlerTimeoutMs = options.handlerTimeoutMs;
-    this.onHandlerError = options.onHandlerError;
-    this.uniqueSettings = {
-      ttlMs: options.unique?.ttlMs ?? 2000,
-      cacheSize: options.unique?.cacheSize ?? 1024,
-    };
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
-      throw new RangeError('concurrency must be an integer >= 1');
-    }
-    if (!Number.isInteger(this.maxPending) || this.maxPending < 1) {
-      throw new RangeError('maxPending must be an integer >= 1');
-    }
-    if (this.handlerTimeoutMs !== undefined && !(this.handlerTimeoutMs > 0)) {
-      throw new RangeError('handlerTimeoutMs must be > 0');
-    }
+    const resolved = resolveEventBusOptions(options);
+    this.transport = resolved.transport;
+    this.logger = resolved.logger;
+    this.clock = resolved.clock;
+    this.uniqueSettings = resolved.unique;
+    this.machine = new StateMachine(
+      `event bus (${this.transport.name})`,
+      'idle',
+      BUS_TRANSITIONS,
+      this.logger,
+    );
+    this.idle = new IdleWaiters(
+      () => this.dispatcher.isIdle() && !this.outbox.busy && this.loopback.size === 0,
+    );
+    this.loopback = new LoopbackWatch(this.transport.features, resolved.maxPending);
+    const settled = (): void => this.idle.notify();
+    this.factory = new EnvelopeFactory(
+      resolved.codec,
+      this.origin,
+      this.clock,
+      this.transport.features.maxPayloadBytes,
+    );
+    this.outbox = new Outbox(
+      this.transport,
+      resolved.maxPending,
+      this.counters,
+      this.logger,
+      settled,
+    );
+    this.dispatcher = new Dispatcher({
+      handlers: this.registry,
+      factory: this.factory,
+      counters: this.counters,
+      logger: this.logger,
+      concurrency: resolved.concurrency,
+      maxPending: resolved.maxPending,
+      handlerTimeoutMs: resolved.handlerTimeoutMs,
+      onHandlerError: resolved.onHandlerError,
+      transportName: this.transport.name,
+      settled,
+    });
   }
 
-  /** The transport's connection status. */
-  get status$(): Observable<TransportStatus> {
-    return this.transport.status$;
+  /** The bus's state. */
+  get state(): EventBusState {
+    return this.machine.state;
   }
 
-  /** Connects the transport (once); posts made before wait for it. */
+  /**
+   * The one status feed. Until the transport's `connect()` resolves:
+   * `connecting`, or `reconnecting` with the cause of the failed attempt
+   * (posts wait); if it gives up, `disconnected` with that cause (`bus:
+   * 'failed'`: posts reject with it). Once connected, the transport's own
+   * status (`connected`, `reconnecting`, `disconnected`, with its `role`);
+   * `closed` at the end, then it completes. `bus` always says the bus's state.
+   */
+  get status$(): Observable<EventBusStatus> {
+    return this.machine.status$.pipe(
+      switchMap(({ state: bus, reason, role }): Observable<EventBusStatus> => {
+        const state = AS_TRANSPORT_STATE[bus];
+        if (state === undefined) {
+          return this.transport.status$.pipe(map(status => ({ ...status, bus })));
+        }
+        return of({ state, bus, ...(reason === undefined ? {} : { reason }), ...pick(role) });
+      }),
+      distinctUntilChanged(
+        (a, b) =>
+          a.state === b.state && a.bus === b.bus && a.reason === b.reason && a.role === b.role,
+      ),
+    );
+  }
+
+  /**
+   * Connects the transport (once); posts made before wait for it, in the
+   * bounded buffer. Rejects with the transport's error when its `connect()`
+   * gives up; every waiting and later post then rejects with it too.
+   */
   connect(): Promise<void> {
-    if (this.phase === 'closing' || this.phase === 'closed') {
+    if (this.machine.is('closing', 'closed')) {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
     this.connecting ??= this.openTransport();
@@ -187,29 +206,66 @@ export class EventBus {
   }
 
   private async openTransport(): Promise<void> {
-    this.phase = 'connecting';
-    await this.transport.connect({
-      deliver: delivery => this.receive(delivery),
-      logger: this.logger,
-      unique: this.uniqueSettings,
-      clock: this.clock,
+    this.machine.setState('connecting');
+    // While connect() is pending, the transport's failed attempts show as
+    // `reconnecting` with their cause: posts wait, nothing is lost yet.
+    const watch = this.transport.status$.subscribe(status => {
+      if (!this.machine.is('connecting', 'reconnecting')) return;
+      if (status.state === 'reconnecting' || status.state === 'disconnected') {
+        this.machine.setState('reconnecting', status.reason, pick(status.role));
+      } else if (status.state === 'connecting') {
+        this.machine.setState('connecting', status.reason, pick(status.role));
+      }
     });
-    if (this.phase === 'connecting') this.phase = 'connected';
+    try {
+      await callTransport(() =>
+        this.transport.connect({
+          deliver: delivery => this.receive(delivery),
+          logger: this.logger,
+          unique: this.uniqueSettings,
+          clock: this.clock,
+        }),
+      );
+    } catch (error) {
+      this.fail(error);
+      throw error;
+    } finally {
+      watch.unsubscribe();
+    }
+    if (this.machine.is('connecting', 'reconnecting')) this.machine.setState('connected');
     this.updateReady();
-    this.scheduleFlush();
+  }
+
+  /** The transport gave up connecting: every waiting post rejects with its cause. */
+  private fail(error: unknown): void {
+    this.failure = error;
+    if (this.machine.is('connecting', 'reconnecting')) {
+      this.machine.setState('failed', describeError(error));
+    }
+    const waiting = this.outbox.rejectAll(error);
+    this.counters.publishFailed += waiting.length;
+    this.logger.error(
+      `transport ${this.transport.name} failed to connect: ${describeError(error)}` +
+        (waiting.length > 0
+          ? `; ${waiting.length} waiting post(s) rejected, first ${describeEnvelope(waiting[0])}`
+          : ''),
+    );
+    this.idle.notify();
   }
 
   /** Begins dispatch: buffered events run now, in arrival order. */
   start(): void {
-    if (this.started) return;
-    this.started = true;
+    this.dispatcher.start();
     this.updateReady();
-    this.pump();
   }
 
   /** Resolves once the transport is connected and dispatch has started. */
   waitUntilReady(): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (this.failure !== undefined) {
+        reject(this.failure);
+        return;
+      }
       const subscription = this.ready$.subscribe({
         next: ready => {
           if (ready) {
@@ -217,13 +273,14 @@ export class EventBus {
             queueMicrotask(() => subscription.unsubscribe());
           }
         },
-        complete: () => reject(new TransportClosedError('event bus closed before it was ready')),
+        complete: () =>
+          reject(this.failure ?? new TransportClosedError('event bus closed before it was ready')),
       });
     });
   }
 
   private updateReady(): void {
-    const ready = this.phase === 'connected' && this.started;
+    const ready = this.machine.is('connected') && this.dispatcher.dispatching;
     if (ready !== this.ready$.value) this.ready$.next(ready);
   }
 
@@ -259,323 +316,112 @@ export class EventBus {
   post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt> {
     let envelope: Envelope;
     try {
-      envelope = this.envelope(source, event, data, options);
+      envelope = this.factory.envelope(source, event, data, options);
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.phase === 'closing' || this.phase === 'closed') {
+    if (this.machine.is('closing', 'closed')) {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
-    if (this.outbox.length >= this.maxPending) {
-      return Promise.reject(new QueueFullError('outgoing', this.maxPending));
+    if (this.machine.is('failed')) return Promise.reject(this.failure);
+    // Once draining, a post on a transport that stays in this process would
+    // never be handled: refused. Elsewhere it still goes to the others.
+    if (this.machine.is('draining') && this.transport.features.reach === 'process') {
+      this.counters.refusedDraining++;
+      return Promise.reject(new BusDrainingError(source, event));
     }
+    if (!this.outbox.hasRoom()) return Promise.reject(this.outbox.fullError());
     this.counters.posted++;
-    return new Promise<PostReceipt>((resolve, reject) => {
-      this.outbox.push({ envelope, resolve, reject });
-      this.scheduleFlush();
+    if (!this.loopback.expect(envelope)) return this.outbox.push(envelope, this.connect());
+    // A post the transport refused never comes back: stop waiting for it.
+    return this.outbox.push(envelope, this.connect()).catch((error: unknown) => {
+      this.loopback.forget(envelope.id);
+      this.idle.notify();
+      throw error;
     });
   }
 
   /** Builds and validates an envelope; throws the typed error of the first problem. */
   envelope(source: string, event: string, data?: unknown, options: PostOptions = {}): Envelope {
-    validName(source, 'source');
-    validName(event, 'event');
-    const payload = this.codec.encode(data);
-    const limit = this.transport.features.maxPayloadBytes;
-    if (limit !== undefined && payload.length * 3 > limit) {
-      const size = Buffer.byteLength(payload);
-      if (size > limit) throw new PayloadTooLargeError(size, limit);
-    }
-    if (
-      options.unique !== undefined &&
-      (typeof options.unique !== 'string' || options.unique === '')
-    ) {
-      throw new InvalidEventError('unique must be a non-empty string');
-    }
-    return {
-      id: randomUUID(),
-      source,
-      event,
-      payload,
-      key: options.key === undefined ? undefined : validKey(options.key),
-      unique: options.unique,
-      origin: this.origin,
-      occurredAt: this.isoNow(),
-      headers: options.headers === undefined ? undefined : validHeaders(options.headers),
-    };
-  }
-
-  /** The clock's time as ISO-8601; formatting a Date is costly, so once per millisecond. */
-  private isoNow(): string {
-    const now = this.clock.now();
-    if (now !== this.lastNow) {
-      this.lastNow = now;
-      this.lastIso = new Date(now).toISOString();
-    }
-    return this.lastIso;
+    return this.factory.envelope(source, event, data, options);
   }
 
   /**
    * Runs this process's handlers with the very object: no codec, no transport,
    * no unique. Throws {@link QueueFullError} when `maxPending` events already
-   * wait for dispatch, rather than dropping the event.
+   * wait for dispatch, rather than dropping the event; `TransportClosedError`
+   * after close, {@link BusDrainingError} once the shutdown drain began.
+   *
+   * With `{ wait: true }` it returns a promise of every handler's outcome,
+   * in registration order, once all settled (the errors above reject it);
+   * add `rejectOnError: true` to reject with an `AggregateError` of the
+   * handlers' errors instead when any failed.
    */
-  postLocal(source: string, event: string, data?: unknown): void {
-    validName(source, 'source');
-    validName(event, 'event');
-    if (this.phase === 'closing' || this.phase === 'closed') {
-      throw new TransportClosedError('event bus is closed');
-    }
-    if (this.queue.length >= this.maxPending) throw new QueueFullError('incoming', this.maxPending);
-    this.counters.postedLocal++;
-    const local: HeraldEvent = {
-      id: randomUUID(),
-      source,
-      event,
-      data,
-      origin: this.origin,
-      occurredAt: this.isoNow(),
-      headers: NO_HEADERS,
-      local: true,
-      attempt: 1,
-    };
-    this.enqueue({ local });
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.outbox.length === 0) return;
-    if (this.phase === 'idle') {
-      this.connect().catch(() => undefined);
+  postLocal(source: string, event: string, data?: unknown): void;
+  postLocal(
+    source: string,
+    event: string,
+    data: unknown,
+    options: LocalPostOptions & { wait: true },
+  ): Promise<HandlerOutcome[]>;
+  postLocal(
+    source: string,
+    event: string,
+    data?: unknown,
+    options?: LocalPostOptions,
+  ): void | Promise<HandlerOutcome[]>;
+  postLocal(
+    source: string,
+    event: string,
+    data?: unknown,
+    options?: LocalPostOptions,
+  ): void | Promise<HandlerOutcome[]> {
+    if (options?.wait !== true) {
+      this.enqueueLocal(source, event, data);
       return;
     }
-    if (this.phase === 'connecting') return;
-    this.flushScheduled = true;
-    queueMicrotask(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    while (this.outbox.length > 0) {
-      const batch: Outgoing[] = [];
-      while (batch.length < MAX_BATCH && this.outbox.length > 0) batch.push(this.outbox.shift()!);
-      this.publishing++;
-      this.transport.publish(batch.map(outgoing => outgoing.envelope)).then(
-        results => this.published(batch, results),
-        error => {
-          for (const outgoing of batch) outgoing.reject(error);
-          this.counters.publishFailed += batch.length;
-          this.publishing--;
-          this.notifyIdle();
-        },
-      );
-    }
-  }
-
-  private published(batch: Outgoing[], results: readonly PublishResult[]): void {
-    for (let i = 0; i < batch.length; i++) {
-      const result = results[i];
-      const outgoing = batch[i];
-      if (result?.ok) {
-        outgoing.resolve(
-          result.ref === undefined
-            ? { id: outgoing.envelope.id }
-            : { id: outgoing.envelope.id, ref: result.ref },
+    return new Promise<HandlerOutcome[]>((resolve, reject) => {
+      this.enqueueLocal(source, event, data, outcomes => {
+        const failed = outcomes.filter(o => o.status === 'rejected');
+        if (!options.rejectOnError || failed.length === 0) return resolve(outcomes);
+        reject(
+          new AggregateError(
+            failed.map(o => o.reason),
+            `${failed.length} handler(s) failed on ${source}/${event}: ${failed.map(o => o.handler).join(', ')}`,
+          ),
         );
-      } else {
-        this.counters.publishFailed++;
-        outgoing.reject(result?.error ?? new Error('transport returned no result for this event'));
-      }
+      });
+    });
+  }
+
+  private enqueueLocal(
+    source: string,
+    event: string,
+    data: unknown,
+    report?: (outcomes: HandlerOutcome[]) => void,
+  ): void {
+    const local = this.factory.local(source, event, data);
+    if (this.machine.is('closing', 'closed')) {
+      throw new TransportClosedError('event bus is closed');
     }
-    this.publishing--;
-    this.notifyIdle();
+    if (this.machine.is('draining')) {
+      this.counters.refusedDraining++;
+      throw new BusDrainingError(source, event);
+    }
+    this.dispatcher.assertRoom();
+    this.counters.postedLocal++;
+    this.dispatcher.enqueue(report ? { local, report } : { local });
   }
 
   /** The transport hands an envelope over. */
   private receive(delivery: Delivery): void {
     this.counters.delivered++;
-    if (this.phase === 'closed') {
-      this.drop(delivery, new TransportClosedError('event bus is closed'));
+    this.loopback.arrived(delivery.envelope);
+    if (this.machine.is('closed')) {
+      this.dispatcher.drop(delivery, new TransportClosedError('event bus is closed'));
       return;
     }
-    this.enqueue(delivery);
-  }
-
-  private enqueue(item: Item): void {
-    if (this.queue.length >= this.maxPending) {
-      this.drop(item, new QueueFullError('incoming', this.maxPending));
-      return;
-    }
-    this.queue.push(item);
-    if (this.queue.length > this.counters.queueHighWater) {
-      this.counters.queueHighWater = this.queue.length;
-    }
-    this.pump();
-  }
-
-  private drop(item: Item, reason: Error): void {
-    this.counters.dropped++;
-    const event = 'local' in item ? item.local : item.envelope;
-    this.logger.warn(
-      `dropped event ${event.source}/${event.event} (id ${event.id}, origin ${event.origin}): ${reason.message}`,
-    );
-    if (!('local' in item)) this.settle(item, true, reason);
-  }
-
-  private pump(): void {
-    if (!this.started || this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.inFlight < this.concurrency && this.queue.length > 0) {
-        this.run(this.queue.shift()!);
-      }
-    } finally {
-      this.pumping = false;
-    }
-    this.notifyIdle();
-  }
-
-  private run(item: Item): void {
-    this.inFlight++;
-    let event: HeraldEvent;
-    if ('local' in item) {
-      event = item.local;
-    } else {
-      const envelope = item.envelope;
-      let data: unknown;
-      try {
-        data = this.codec.decode(envelope.payload);
-      } catch (error) {
-        this.counters.decodeErrors++;
-        this.logger.error(
-          `cannot decode event ${envelope.source}/${envelope.event} (id ${envelope.id}, origin ${envelope.origin}): ${describe(error).message}`,
-        );
-        this.finish(item, true, error);
-        return;
-      }
-      event = {
-        id: envelope.id,
-        source: envelope.source,
-        event: envelope.event,
-        data,
-        key: envelope.key,
-        unique: envelope.unique,
-        origin: envelope.origin,
-        occurredAt: envelope.occurredAt,
-        headers: envelope.headers ?? NO_HEADERS,
-        local: false,
-        attempt: item.attempt,
-      };
-    }
-    const handlers = this.registry.match(event.source, event.event);
-    if (handlers.length === 0) this.counters.unhandled++;
-    const running: Running = { item, event, remaining: 1, failure: undefined, failed: false };
-    for (const handler of handlers) {
-      let result: unknown;
-      try {
-        result = handler(event.data, event);
-      } catch (error) {
-        this.handlerFailed(running, handler, error);
-        continue;
-      }
-      if (isThenable(result)) {
-        running.remaining++;
-        this.await(running, handler, result);
-      } else {
-        this.counters.handled++;
-      }
-    }
-    if (--running.remaining === 0) this.finish(item, running.failed, running.failure);
-  }
-
-  private await(running: Running, handler: EventHandler, result: PromiseLike<unknown>): void {
-    let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    const settle = (error?: unknown, failed = false): void => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      if (failed) this.handlerFailed(running, handler, error);
-      else this.counters.handled++;
-      if (--running.remaining === 0) this.finish(running.item, running.failed, running.failure);
-    };
-    if (this.handlerTimeoutMs !== undefined) {
-      const timeoutMs = this.handlerTimeoutMs;
-      timer = setTimeout(() => {
-        this.counters.timeouts++;
-        settle(new HandlerTimeoutError(timeoutMs), true);
-      }, timeoutMs);
-    }
-    Promise.resolve(result).then(
-      () => settle(),
-      error => settle(error, true),
-    );
-  }
-
-  private handlerFailed(running: Running, handler: EventHandler, error: unknown): void {
-    this.counters.failed++;
-    if (!running.failed) {
-      running.failed = true;
-      running.failure = error;
-    }
-    const { event } = running;
-    const context: HandlerErrorContext = {
-      id: event.id,
-      source: event.source,
-      event: event.event,
-      origin: event.origin,
-      handler: handler.name || 'anonymous',
-      attempt: event.attempt,
-    };
-    const { message, stack } = describe(error);
-    this.logger.error(
-      `handler ${context.handler} failed on ${context.source}/${context.event} (id ${context.id}, origin ${context.origin}): ${message}`,
-      stack,
-    );
-    if (this.onHandlerError) {
-      try {
-        this.onHandlerError(error, context);
-      } catch (callbackError) {
-        this.logger.error(`onHandlerError threw: ${describe(callbackError).message}`);
-      }
-    }
-  }
-
-  private finish(item: Item, failed: boolean, failure: unknown): void {
-    this.inFlight--;
-    if (!('local' in item)) this.settle(item, failed, failure);
-    this.pump();
-  }
-
-  private settle(delivery: Delivery, failed: boolean, error?: unknown): void {
-    try {
-      if (failed) {
-        this.counters.nacked++;
-        delivery.settle({ outcome: 'nack', error });
-      } else {
-        this.counters.acked++;
-        delivery.settle({ outcome: 'ack' });
-      }
-    } catch (error) {
-      this.logger.error(
-        `transport ${this.transport.name} failed to settle: ${describe(error).message}`,
-      );
-    }
-  }
-
-  private notifyIdle(): void {
-    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
-  private isIdle(): boolean {
-    return (
-      this.inFlight === 0 &&
-      (this.queue.length === 0 || !this.started) &&
-      this.outbox.length === 0 &&
-      this.publishing === 0
-    );
+    this.dispatcher.enqueue(delivery);
   }
 
   /** Shutdown step one: the transport stops taking new deliveries in. */
@@ -584,22 +430,48 @@ export class EventBus {
   }
 
   /**
-   * Waits until nothing is queued, running or being published, for at most
-   * `timeoutMs`. @returns true when drained in time.
+   * Waits until nothing is queued, running or being published (and, on
+   * transports that leave the process, until this process's own posts came
+   * back and were handled), for at most `timeoutMs`. Never waits for ever:
+   * false when the time ran out (e.g. an at-most-once transport lost the
+   * copy of a post meant for this process). @returns true when idle in time.
    */
   drain(timeoutMs: number): Promise<boolean> {
-    if (this.isIdle()) return Promise.resolve(true);
-    return new Promise(resolve => {
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter(waiter => waiter !== done);
-        resolve(false);
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      this.idleWaiters.push(done);
-    });
+    return this.idle.wait(timeoutMs);
+  }
+
+  /**
+   * Resolves once every event this process posted so far is settled —
+   * handled here, refused, or counted lost — and nothing is queued or
+   * running. Rejects with {@link IdleTimeoutError} (saying what is still
+   * busy) after `timeoutMs` (default 5000), so it never waits for ever.
+   */
+  async whenIdle(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    if (!(await this.idle.wait(timeoutMs))) {
+      const ownPosts = this.loopback.size;
+      throw new IdleTimeoutError(
+        timeoutMs,
+        `${this.busyReport()}; ${this.outbox.length} post(s) waiting for the transport` +
+          (ownPosts > 0 ? `; ${ownPosts} own post(s) not back from the transport yet` : ''),
+      );
+    }
+  }
+
+  /**
+   * Shutdown step zero: from now on, posts that this process would have to
+   * handle are refused ({@link BusDrainingError}), so the drain ends; what
+   * was accepted before still runs. Idempotent; a no-op once closing.
+   */
+  beginDrain(): void {
+    if (this.machine.is('draining', 'closing', 'closed')) return;
+    this.machine.setState('draining');
+    this.updateReady();
+  }
+
+  /** `Class.method` of each handler call still running (`×n` when several). */
+  runningHandlers(): string[] {
+    return this.dispatcher.runningHandlers();
   }
 
   /**
@@ -613,62 +485,59 @@ export class EventBus {
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
-    const wasOpen = this.phase === 'connected' || this.phase === 'connecting';
-    this.phase = 'closing';
+    let was = this.machine.state;
+    // The drain began before (EventsModule): what state did it start from?
+    if (was === 'draining') was = this.connecting ? 'connecting' : 'idle';
+    this.machine.setState('closing');
     this.updateReady();
-    if (wasOpen) {
-      await this.connecting?.catch(() => undefined);
-      this.scheduleFlush();
+    // A connect() still retrying decides whether the waiting posts go out
+    // (on failure it rejected them with its cause already).
+    const connected =
+      was === 'connected' ||
+      ((was === 'connecting' || was === 'reconnecting') &&
+        (await this.connecting!.then(
+          () => true,
+          () => false,
+        )));
+    if (connected) {
       await this.stopIntake().catch(error =>
         this.logger.error(
-          `transport ${this.transport.name} failed to stop intake: ${describe(error).message}`,
+          `transport ${this.transport.name} failed to stop intake: ${describeError(error)}`,
         ),
       );
-      if (!(await this.drain(timeoutMs))) {
-        this.logger.warn(
-          `shutdown timeout of ${timeoutMs} ms reached with ${this.inFlight} event(s) running and ${this.queue.length} queued`,
-        );
-      }
     }
-    for (const left of this.queue.drain())
-      this.drop(left, new TransportClosedError('event bus closed before dispatch'));
-    for (const outgoing of this.outbox.drain())
-      outgoing.reject(new TransportClosedError('event bus is closed'));
-    this.phase = 'closed';
-    this.ready$.complete();
+    if (!(await this.drain(timeoutMs))) {
+      this.logger.warn(`shutdown timeout of ${timeoutMs} ms reached with ${this.busyReport()}`);
+    }
+    this.loopback.clear();
+    this.dispatcher.dropAll(new TransportClosedError('event bus closed before dispatch'));
+    this.outbox.rejectAll(new TransportClosedError('event bus is closed'));
     this.registry.clear();
-    await this.transport.close();
+    try {
+      await callTransport(() => this.transport.close());
+    } finally {
+      this.machine.setState('closed');
+      this.machine.complete();
+      this.ready$.complete();
+    }
+  }
+
+  /** What is still going on, for shutdown warnings: counts, and each running handler by name. */
+  busyReport(): string {
+    const { inFlight, queued, running } = this.dispatcher.gauges();
+    return (
+      `${inFlight} event(s) running and ${queued} queued` +
+      (running > 0 ? `; handlers still running: ${this.runningHandlers().join(', ')}` : '')
+    );
   }
 
   /** The bus's counters and gauges, with the transport's under `transport`. */
   stats(): EventBusStats {
     return {
       ...this.counters,
-      queued: this.queue.length,
-      inFlight: this.inFlight,
+      ...this.dispatcher.gauges(),
       handlers: this.registry.size,
       transport: this.transport.stats(),
     };
   }
-}
-
-/** Counters of {@link EventBus.stats}. @publicApi */
-export interface EventBusStats {
-  readonly posted: number;
-  readonly postedLocal: number;
-  readonly publishFailed: number;
-  readonly delivered: number;
-  readonly handled: number;
-  readonly failed: number;
-  readonly timeouts: number;
-  readonly decodeErrors: number;
-  readonly unhandled: number;
-  readonly dropped: number;
-  readonly acked: number;
-  readonly nacked: number;
-  readonly queueHighWater: number;
-  readonly queued: number;
-  readonly inFlight: number;
-  readonly handlers: number;
-  readonly transport: Readonly<Record<string, number>>;
 }

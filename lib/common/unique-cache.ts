@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from './clock.js';
+import { integerOption, optionsObject, positiveNumberOption } from './options.validation.js';
 
 /** Options of the unique cache. @publicApi */
 export interface UniqueOptions {
@@ -6,6 +7,30 @@ export interface UniqueOptions {
   ttlMs?: number;
   /** How many live keys are remembered (LRU beyond that). @default 1024 */
   cacheSize?: number;
+}
+
+/** Resolved {@link UniqueOptions}. */
+export interface ResolvedUniqueOptions {
+  readonly ttlMs: number;
+  readonly cacheSize: number;
+}
+
+/**
+ * Validates unique options (the original refuses a `unique_timeout` of `'1'`
+ * or -1 too): `ttlMs` a finite number > 0, `cacheSize` an integer >= 1,
+ * nothing else; throws `InvalidOptionsError` naming the value and its type.
+ * `scope` names the owner in the message (`EventBus unique`, `ipc broker unique`).
+ * @publicApi
+ */
+export function resolveUniqueOptions(
+  options: UniqueOptions | undefined,
+  scope = 'unique',
+): ResolvedUniqueOptions {
+  const given = optionsObject(scope, options, ['ttlMs', 'cacheSize']);
+  return {
+    ttlMs: positiveNumberOption(scope, 'ttlMs', given.ttlMs, 2000),
+    cacheSize: integerOption(scope, 'cacheSize', given.cacheSize, 1024, 1),
+  };
 }
 
 /**
@@ -25,8 +50,7 @@ export class UniqueCache {
     options: UniqueOptions = {},
     private readonly clock: Clock = systemClock,
   ) {
-    this.ttlMs = options.ttlMs ?? 2000;
-    this.cacheSize = options.cacheSize ?? 1024;
+    ({ ttlMs: this.ttlMs, cacheSize: this.cacheSize } = resolveUniqueOptions(options));
   }
 
   /**

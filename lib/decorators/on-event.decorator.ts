@@ -1,4 +1,4 @@
-import { patternsOf } from '../bus/handler-registry.js';
+import { patternsOf } from '../bus/event-bus.registry.js';
 import { EVENT_HANDLER_METADATA } from '../events.constants.js';
 import type { OnEventMetadata } from './on-event-metadata.interface.js';
 

@@ -14,6 +14,10 @@ import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface
 import type { EventBus } from '../bus/event-bus.js';
 import { EVENT_BUS, EVENT_HANDLER_METADATA, HERALD_CONTEXT_TYPE } from '../events.constants.js';
 import type { OnEventMetadata } from '../decorators/on-event-metadata.interface.js';
+import { patternsOf } from '../bus/event-bus.registry.js';
+import { describeError } from '../common/describe-error.js';
+import { InvalidOptionsError } from '../common/errors.js';
+import { describeValue } from '../common/options.validation.js';
 
 type Invoker = (data: unknown, event: HeraldEvent) => Promise<unknown>;
 type Host = Record<string, unknown>;
@@ -57,6 +61,42 @@ function hasEnhancers(
   );
 }
 
+/** `Class.method`: the name the bus logs a handler's failures under. */
+function nameOf(instance: object, methodName: string): string {
+  return `${instance.constructor?.name ?? 'anonymous'}.${methodName}`;
+}
+
+/**
+ * The `@OnEvent` entries of a method: `@OnEvent` writes an array; a custom
+ * decorator may write one object under `OnEvent.KEY` (as
+ * `SetMetadata(KEY, {...})` does with `@nestjs/event-emitter`). Anything
+ * else under the key is refused loudly, naming the method.
+ */
+function metadataOf(raw: unknown, name: string): OnEventMetadata[] {
+  if (raw === undefined) return [];
+  const entries: unknown[] = Array.isArray(raw) ? raw : [raw];
+  return entries.map(entry => {
+    const { source, events } = (entry ?? {}) as { source?: unknown; events?: unknown };
+    const list = events === undefined ? [] : events;
+    if (
+      entry === null ||
+      typeof entry !== 'object' ||
+      !Array.isArray(list) ||
+      (source !== undefined && typeof source !== 'string')
+    ) {
+      throw new InvalidOptionsError(
+        `@OnEvent metadata on ${name} must be { source?: string, events?: string[] } (got ${describeValue(entry)})`,
+      );
+    }
+    try {
+      patternsOf(source, list as string[]);
+    } catch (error) {
+      throw new InvalidOptionsError(`@OnEvent metadata on ${name}: ${describeError(error)}`);
+    }
+    return { source, events: list as string[] };
+  });
+}
+
 /**
  * Only custom parameter decorators (`@EventData()`, `@CurrentEvent()`, and
  * the user's own `createParamDecorator`s) mean something on an event
@@ -75,7 +115,8 @@ export class EventsExplorer {
   private readonly injector = new Injector();
   /** One DI context per event, shared by every scoped handler of that event. */
   private readonly contexts = new WeakMap<HeraldEvent, ContextId>();
-  private disposers: (() => boolean)[] = [];
+  /** What {@link registerAll} registered (a list of handlers, not of disposer closures: 10,000 stay small). */
+  private registered: EventHandler[] = [];
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -129,21 +170,18 @@ export class EventsExplorer {
     for (const methodName of this.scanner.getAllMethodNames(prototype)) {
       const method: unknown = (prototype as Host)[methodName];
       if (typeof method !== 'function') continue;
-      const metadata = Reflect.getMetadata(EVENT_HANDLER_METADATA, method) as
-        OnEventMetadata[] | undefined;
-      if (!metadata?.length) continue;
+      const metadata = metadataOf(
+        Reflect.getMetadata(EVENT_HANDLER_METADATA, method),
+        `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
+      );
+      if (metadata.length === 0) continue;
       const creator = this.creatorFor(wrapper);
       const handler: EventHandler = isStatic
         ? this.staticHandler(creator, instance as Host, methodName)
         : this.scopedHandler(creator, wrapper, instance as Host, methodName);
-      // The bus logs failures under the handler's name.
-      Object.defineProperty(handler, 'name', {
-        value: `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
-      });
       // One function under every pattern: the registry runs it once per event.
-      for (const { source, events } of metadata) {
-        this.disposers.push(this.bus.register(handler, source, ...events));
-      }
+      for (const { source, events } of metadata) this.bus.register(handler, source, ...events);
+      this.registered.push(handler);
       count++;
     }
     return count;
@@ -151,8 +189,8 @@ export class EventsExplorer {
 
   /** Removes every registration made by {@link registerAll}. */
   unregisterAll(): void {
-    for (const dispose of this.disposers) dispose();
-    this.disposers = [];
+    for (const handler of this.registered) this.bus.unregister(handler);
+    this.registered = [];
   }
 
   /**
@@ -179,10 +217,17 @@ export class EventsExplorer {
       // handler stays synchronous (the enhancer pipeline costs a promise chain
       // and several microseconds per event).
       const method = instance[methodName] as (data: unknown, event: HeraldEvent) => unknown;
-      return (data, event) => method.call(instance, data, event);
+      // A function created as a property value takes the key as its name:
+      // the bus logs failures under `Class.method`, and defineProperty on
+      // 10,000 functions would cost memory.
+      const name = nameOf(instance, methodName);
+      return { [name]: (data: unknown, event: HeraldEvent) => method.call(instance, data, event) }[
+        name
+      ];
     }
     const invoke = this.invoker(creator, instance, methodName);
-    return (data, event) => invoke(data, event);
+    const name = nameOf(instance, methodName);
+    return { [name]: (data: unknown, event: HeraldEvent) => invoke(data, event) }[name];
   }
 
   /**
@@ -199,17 +244,20 @@ export class EventsExplorer {
     const host = wrapper.host;
     if (!host) throw new Error(`provider ${String(wrapper.name)} has no host module`);
     const collection = host.controllers.has(wrapper.token) ? host.controllers : host.providers;
-    return async (data, event) => {
-      const contextId = this.contextOf(event);
-      const instance = (await this.injector.loadPerContext(
-        placeholder,
-        host,
-        collection,
-        contextId,
-        wrapper,
-      )) as Host;
-      return this.invoker(creator, instance, methodName, contextId, wrapper.id)(data, event);
-    };
+    const name = nameOf(placeholder, methodName);
+    return {
+      [name]: async (data: unknown, event: HeraldEvent) => {
+        const contextId = this.contextOf(event);
+        const instance = (await this.injector.loadPerContext(
+          placeholder,
+          host,
+          collection,
+          contextId,
+          wrapper,
+        )) as Host;
+        return this.invoker(creator, instance, methodName, contextId, wrapper.id)(data, event);
+      },
+    }[name];
   }
 
   private contextOf(event: HeraldEvent): ContextId {

@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { InvalidOptionsError } from '../common/errors.js';
+import { resolveFfiModuleOptions } from './ffi.options.js';
 import { FFI_MODULE_OPTIONS } from './ffi.constants.js';
 import { FfiStartupError } from './ffi.errors.js';
 import type { FfiModuleOptions } from './ffi.options.js';
@@ -17,21 +18,11 @@ export class FfiRuntimes implements OnApplicationShutdown {
   private readonly runtimes = new Map<string, NativeRuntime>();
 
   constructor(@Inject(FFI_MODULE_OPTIONS) options: Omit<FfiModuleOptions, 'isGlobal'>) {
-    if (!options || !Array.isArray(options.runtimes)) {
-      throw new InvalidOptionsError(
-        'FfiModule: options.runtimes must be an array of { name, lib, cfg?, maxQueue? }',
-      );
-    }
+    // The factory's result of forRootAsync is checked here; forRoot's again (cheap).
+    const { runtimes } = resolveFfiModuleOptions(options, false);
     try {
-      for (const definition of options.runtimes) {
+      for (const definition of runtimes) {
         const { name, lib, methods, ...rest } = definition;
-        if (typeof name !== 'string' || name.length === 0) {
-          throw new InvalidOptionsError(
-            `FfiModule: every runtime needs a non-empty name (lib ${String(lib)})`,
-          );
-        }
-        if (this.runtimes.has(name))
-          throw new InvalidOptionsError(`FfiModule: runtime name "${name}" is used twice`);
         try {
           const runtime = NativeRuntime.load(lib, { ...rest, name });
           this.runtimes.set(name, methods ? withMethods(runtime) : runtime);

@@ -16,27 +16,48 @@ export class NativeRuntimeError extends HeraldError {
   }
 }
 
-/** The shared library could not be found or opened (`dlopen` failed). @publicApi */
+/**
+ * The shared library could not be found or opened (`dlopen` failed). An
+ * undefined symbol gets a hint: link the library that defines it. @publicApi
+ */
 export class NativeLibraryError extends HeraldError {
   constructor(
     readonly lib: string,
     readonly reason: string,
   ) {
-    super(`cannot load native runtime library "${lib}": ${reason}`);
+    const hint = /undefined symbol/.test(reason)
+      ? '. The library needs a symbol no loaded library provides: link the library that defines it ' +
+        '(a Python shim must link libpython: python3-config --ldflags --embed), or load a runtime ' +
+        'defining it first with global: true'
+      : '';
+    super(`cannot load native runtime library "${lib}": ${reason}${hint}`);
   }
 }
 
 /**
  * The library's `libffi_init` / `lib_nonblocking_ffi_init` returned `rc != 0`,
- * or the library exports neither (then `rc` is undefined). @publicApi
+ * or the library exports neither (then `rc` is undefined). The message names
+ * the runtime, quotes the end of what init wrote to stderr, and, when that
+ * mentions an undefined symbol, hints at `global: true`. @publicApi
  */
 export class NativeInitError extends HeraldError {
   constructor(
+    /** The runtime's `name` (the module's runtime name, or the file name). */
+    readonly runtime: string,
     readonly lib: string,
     readonly rc: number | undefined,
-    reason: string,
+    readonly reason: string,
+    /** The tail of what init wrote to stderr, if anything. */
+    readonly stderr = '',
+    /** Why it may have failed and what to do (e.g. load with `global: true`). */
+    readonly hint?: string,
   ) {
-    super(`native runtime "${lib}" did not initialise: ${reason}`);
+    const said = stderr.trim().split('\n').slice(-3).join(' | ');
+    super(
+      `native runtime "${runtime}" (${lib}) did not initialise: ${reason}` +
+        (said ? `; it wrote: ${said.length > 600 ? `...${said.slice(-600)}` : said}` : '') +
+        (hint ? `. ${hint}` : ''),
+    );
   }
 }
 

@@ -1,6 +1,11 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { FFI_MODULE_OPTIONS, getRuntimeToken } from './ffi.constants.js';
-import type { FfiModuleAsyncOptions, FfiModuleOptions } from './ffi.options.js';
+import {
+  resolveFfiModuleAsyncOptions,
+  resolveFfiModuleOptions,
+  type FfiModuleAsyncOptions,
+  type FfiModuleOptions,
+} from './ffi.options.js';
 import { FfiRuntimes } from './ffi-runtimes.service.js';
 
 function runtimeProviders(names: string[]): Provider[] {
@@ -19,30 +24,34 @@ function runtimeProviders(names: string[]): Provider[] {
  */
 @Module({})
 export class FfiModule {
+  /** Throws `InvalidOptionsError` for bad options (unknown keys included), before anything loads. */
   static forRoot(options: FfiModuleOptions): DynamicModule {
-    const names = (options?.runtimes ?? []).map(runtime => runtime.name);
+    const resolved = resolveFfiModuleOptions(options);
+    const names = resolved.runtimes.map(runtime => runtime.name);
     const providers = [
-      { provide: FFI_MODULE_OPTIONS, useValue: options },
+      { provide: FFI_MODULE_OPTIONS, useValue: { runtimes: resolved.runtimes } },
       FfiRuntimes,
       ...runtimeProviders(names),
     ];
     return {
       module: FfiModule,
-      global: options?.isGlobal ?? true,
+      global: resolved.isGlobal,
       providers,
       exports: [FfiRuntimes, ...names.map(getRuntimeToken)],
     };
   }
 
-  static forRootAsync(options: FfiModuleAsyncOptions): DynamicModule {
+  /** Throws `InvalidOptionsError` for bad options; the factory's result is checked when it runs. */
+  static forRootAsync(async: FfiModuleAsyncOptions): DynamicModule {
+    const options = resolveFfiModuleAsyncOptions(async);
     const providers: Provider[] = [
-      { provide: FFI_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
+      { provide: FFI_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject },
       FfiRuntimes,
       ...runtimeProviders(options.names),
     ];
     return {
       module: FfiModule,
-      global: options.isGlobal ?? true,
+      global: options.isGlobal,
       imports: options.imports ?? [],
       providers,
       exports: [FfiRuntimes, ...options.names.map(getRuntimeToken)],

@@ -20,4 +20,7 @@ export {
   type NativeRequest,
   type NativeRuntimeOptions,
   type NativeRuntimeStats,
+  type NativeRuntimeState,
+  type NativeRuntimeStatus,
+  type NativeZeroLength,
 } from './native-runtime.js';

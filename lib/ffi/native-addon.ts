@@ -7,7 +7,16 @@ import { NativeAddonError } from './ffi.errors.js';
 /** What `load` reports: a runtime id, or why it could not be loaded. */
 export type AddonLoadResult =
   | { ok: true; id: number; path: string }
-  | { ok: false; kind: 'open' | 'symbol' | 'init'; message: string; rc: number };
+  | {
+      ok: false;
+      kind: 'open' | 'symbol' | 'init';
+      message: string;
+      rc: number;
+      /** kind 'init': the tail of what init wrote to stderr (also passed on to stderr). */
+      stderr?: string;
+      /** kind 'init': that text mentions an undefined symbol. */
+      undefinedSymbol?: boolean;
+    };
 
 export interface AddonRuntimeStats {
   queued: number;
@@ -16,13 +25,32 @@ export interface AddonRuntimeStats {
   finished: boolean;
 }
 
+/** Counters of the host of this JS environment (lib/ffi/native/host.cc, pools.h). */
+export interface AddonHostStats {
+  wakeups: number;
+  answers: number;
+  /** Tasks allocated with malloc so far: flat in steady state (pooled). */
+  taskAllocations: number;
+  /** Answer slabs allocated so far: flat in steady state (reused). */
+  slabAllocations: number;
+  /** Slabs in use or pooled. */
+  slabsLive: number;
+}
+
 /** The JS face of lib/ffi/native/host.cc. */
 export interface HeraldFfiAddon {
   setup(
     onBatch: (count: number, arena?: Buffer, externals?: Buffer[]) => void,
     meta: Int32Array,
   ): void;
-  load(path: string, cfg: string | null, maxQueue: number, global: boolean): AddonLoadResult;
+  /** `zeroLength`: 0 reads rsp_len 0 as a NUL-terminated string (bounded by the block), 1 as empty. */
+  load(
+    path: string,
+    cfg: string | null,
+    maxQueue: number,
+    global: boolean,
+    zeroLength: 0 | 1,
+  ): AddonLoadResult;
   /** 0 posted, 1 queue full, 2 unloaded. */
   submit(id: number, slot: number, req: string | Buffer | Uint8Array): 0 | 1 | 2;
   unload(id: number): number[];
@@ -30,7 +58,7 @@ export interface HeraldFfiAddon {
   ref(): void;
   unref(): void;
   stats(id: number): AddonRuntimeStats;
-  stats(): { wakeups: number; answers: number };
+  stats(): AddonHostStats;
   readonly copyMax: number;
 }
 

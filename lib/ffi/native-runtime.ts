@@ -1,36 +1,31 @@
-import { existsSync, realpathSync } from 'node:fs';
-import path from 'node:path';
-import { InvalidOptionsError, QueueFullError } from '../common/errors.js';
-import { DEFAULT_MAX_QUEUE } from './ffi.constants.js';
+import type { Observable } from 'rxjs';
+import { InvalidOptionsError } from '../common/errors.js';
 import {
   InvalidNativeRequestError,
-  NativeCallTimeoutError,
   NativeInitError,
   NativeLibraryError,
-  NativeRuntimeError,
   RuntimeUnloadedError,
 } from './ffi.errors.js';
-import { nativeAddon, type HeraldFfiAddon } from './native-addon.js';
+import { nativeAddon } from './native-addon.js';
+import { CallTable, type NativeRequest } from './native-runtime.call-table.js';
+import { LoadedRuntime, type NativeRuntimeStatus } from './native-runtime.core.js';
+import { resolveLibrary } from './native-runtime.library.js';
+import {
+  resolveNativeCallOptions,
+  resolveNativeRuntimeOptions,
+  type NativeCallOptions,
+  type NativeRuntimeOptions,
+} from './native-runtime.options.js';
 
-/** How to load a runtime. @publicApi */
-export interface NativeRuntimeOptions {
-  /** Passed to the runtime's init as a NUL-terminated string; the host frees its copy after init. @default undefined (NULL) */
-  cfg?: string;
-  /** Queued calls the runtime's pollers have not taken yet, beyond which `call` rejects with `QueueFullError`. @default 65536 */
-  maxQueue?: number;
-  /** A name for errors, logs and stats. @default the library file name */
-  name?: string;
-  /** Open the library with RTLD_GLOBAL (shims that load other libraries, e.g. an embedded Python, need it). @default false */
-  global?: boolean;
-}
-
-/** Per-call options. @publicApi */
-export interface NativeCallOptions {
-  /** Reject with `NativeCallTimeoutError` when no answer came in time; a late answer is freed when it arrives. @default undefined (no timeout) */
-  timeoutMs?: number;
-  /** Abandon the call when aborted: the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
+// The parts, re-exported so `native-runtime.js` keeps offering what it did.
+export type { NativeRequest } from './native-runtime.call-table.js';
+export type { NativeRuntimeState, NativeRuntimeStatus } from './native-runtime.core.js';
+export { resolveLibrary } from './native-runtime.library.js';
+export type {
+  NativeCallOptions,
+  NativeRuntimeOptions,
+  NativeZeroLength,
+} from './native-runtime.options.js';
 
 /** Counters of one loaded runtime (shared by every handle on it). @publicApi */
 export interface NativeRuntimeStats {
@@ -51,238 +46,20 @@ export interface NativeRuntimeStats {
   timedOut: number;
   /** Answers that arrived after their call timed out or was aborted (freed). */
   late: number;
+  /** `rsp_len == 0` answers with no NUL within their block (`zeroLength: 'cstring'`): read as empty, logged. */
+  unterminated: number;
   /** Handles still open on this runtime. */
   references: number;
   unloaded: boolean;
 }
 
-/** The request types a runtime accepts: bytes, or a string sent as UTF-8. @publicApi */
-export type NativeRequest = string | Buffer | Uint8Array;
-
-type Settle = (value: Buffer) => void;
-type Fail = (error: unknown) => void;
-
-const EMPTY = (): Buffer => Buffer.alloc(0);
-const META_BATCH = 4096;
-
-/**
- * The calls in flight of this JS environment, by slot. The addon answers
- * with slots in batches (one N-API call per batch), so per-call state lives
- * in flat arrays rather than one object or closure per call.
- */
-class CallTable {
-  private readonly resolvers: (Settle | undefined)[] = [];
-  private readonly rejecters: (Fail | undefined)[] = [];
-  private readonly owners: (LoadedRuntime | undefined)[] = [];
-  private readonly cleanups: ((() => void) | undefined)[] = [];
-  private readonly freeSlots: number[] = [];
-  private readonly meta = new Int32Array(META_BATCH * 4);
-  private inFlight = 0;
-
-  constructor(readonly addon: HeraldFfiAddon) {
-    addon.setup(this.onBatch, this.meta);
-  }
-
-  submit(
-    owner: LoadedRuntime,
-    req: NativeRequest,
-    options: NativeCallOptions | undefined,
-  ): Promise<Buffer> {
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.owners.length;
-    const status = this.addon.submit(owner.id, slot, req);
-    if (status !== 0) {
-      if (slot < this.owners.length) this.freeSlots.push(slot);
-      if (status === 1) {
-        owner.refusedFull++;
-        return Promise.reject(new QueueFullError(`native runtime "${owner.name}"`, owner.maxQueue));
-      }
-      return Promise.reject(owner.unloadedError());
-    }
-    owner.calls++;
-    owner.inFlight++;
-    if (this.inFlight++ === 0) this.addon.ref();
-    return new Promise<Buffer>((resolve, reject) => {
-      this.resolvers[slot] = resolve;
-      this.rejecters[slot] = reject;
-      this.owners[slot] = owner;
-      if (options?.timeoutMs !== undefined || signal)
-        this.cleanups[slot] = this.watch(slot, owner, options!);
-    });
-  }
-
-  /** Arms the timeout and abort listener of one call; returns their disarm. */
-  private watch(slot: number, owner: LoadedRuntime, options: NativeCallOptions): () => void {
-    const { timeoutMs, signal } = options;
-    const timer =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            owner.timedOut++;
-            this.abandon(slot, new NativeCallTimeoutError(owner.name, timeoutMs));
-          }, timeoutMs);
-    const onAbort = (): void => this.abandon(slot, signal!.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    return () => {
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
-  }
-
-  /** Rejects a call still in the runtime; its slot stays taken until the answer arrives. */
-  private abandon(slot: number, reason: unknown): void {
-    const reject = this.rejecters[slot];
-    if (!reject) return;
-    this.cleanups[slot]?.();
-    this.cleanups[slot] = undefined;
-    this.resolvers[slot] = undefined;
-    this.rejecters[slot] = undefined;
-    this.addon.cancel(slot);
-    this.owners[slot]!.inFlight--;
-    this.settled();
-    reject(reason);
-  }
-
-  private settled(): void {
-    // The handle keeps the process alive only while someone awaits an answer.
-    if (--this.inFlight === 0) this.addon.unref();
-  }
-
-  private release(slot: number): void {
-    this.owners[slot] = undefined;
-    this.freeSlots.push(slot);
-  }
-
-  private readonly onBatch = (count: number, arena?: Buffer, externals?: Buffer[]): void => {
-    const meta = this.meta;
-    for (let i = 0, m = 0; i < count; i++, m += 4) {
-      const slot = meta[m];
-      const owner = this.owners[slot];
-      const resolve = this.resolvers[slot];
-      const reject = this.rejecters[slot];
-      this.release(slot);
-      if (!resolve || !reject || !owner) {
-        // Abandoned (timeout or abort): the addon already freed the answer.
-        if (owner) owner.late++;
-        continue;
-      }
-      this.resolvers[slot] = undefined;
-      this.rejecters[slot] = undefined;
-      const cleanup = this.cleanups[slot];
-      if (cleanup) {
-        cleanup();
-        this.cleanups[slot] = undefined;
-      }
-      const offset = meta[m + 2];
-      const length = meta[m + 3];
-      const body =
-        offset >= 0
-          ? length === 0
-            ? EMPTY()
-            : arena!.subarray(offset, offset + length)
-          : externals![length];
-      owner.inFlight--;
-      this.inFlight--;
-      const rc = meta[m + 1];
-      if (rc === 0) {
-        owner.answered++;
-        resolve(body);
-      } else {
-        owner.failed++;
-        reject(new NativeRuntimeError(owner.name, rc, body));
-      }
-    }
-    if (this.inFlight === 0) this.addon.unref();
-  };
-
-  /** Unload: the calls no poller took are rejected; they never ran. */
-  unload(owner: LoadedRuntime): void {
-    const slots = this.addon.unload(owner.id);
-    for (const slot of slots) {
-      const reject = this.rejecters[slot];
-      this.cleanups[slot]?.();
-      this.cleanups[slot] = undefined;
-      this.resolvers[slot] = undefined;
-      this.rejecters[slot] = undefined;
-      this.release(slot);
-      if (!reject) continue;
-      owner.inFlight--;
-      this.settled();
-      reject(new RuntimeUnloadedError(`runtime "${owner.name}" was unloaded before this call ran`));
-    }
-  }
-}
-
 let table: CallTable | undefined;
 const callTable = (): CallTable => (table ??= new CallTable(nativeAddon()));
 
-/** One initialised runtime (library + cfg), shared by every handle on it. */
-class LoadedRuntime {
-  inFlight = 0;
-  calls = 0;
-  answered = 0;
-  failed = 0;
-  refusedFull = 0;
-  timedOut = 0;
-  late = 0;
-  references = 0;
-  unloaded = false;
-
-  constructor(
-    readonly key: string,
-    readonly id: number,
-    readonly name: string,
-    readonly path: string,
-    readonly maxQueue: number,
-  ) {}
-
-  unloadedError(): RuntimeUnloadedError {
-    return new RuntimeUnloadedError(`runtime "${this.name}" is unloaded`);
-  }
-}
-
+/** The runtimes loaded in this JS environment, by real library path + cfg. */
 const loadedRuntimes = new Map<string, LoadedRuntime>();
+/** Keys of runtimes unloaded in this process: their init cannot run again. */
 const unloadedKeys = new Set<string>();
-
-/**
- * The file `NativeRuntime.load` opens for `lib`, as the original takes it: a path (anything with a `/`), a file name
- * (`libdemo.so`) or a short name (`demo` → `libdemo.so`); names are searched
- * on LD_LIBRARY_PATH as it is now (glibc reads it once at start-up), then
- * left to dlopen's own search. @publicApi
- */
-export function resolveLibrary(lib: string): string {
-  let candidate: string;
-  if (lib.includes('/')) candidate = path.resolve(lib);
-  else {
-    const file = /\.so(\.\d+)*$/.test(lib) ? lib : `lib${lib}.so`;
-    const dirs = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
-    const found = dirs.map(dir => path.resolve(dir, file)).find(full => existsSync(full));
-    if (!found) return file;
-    candidate = found;
-  }
-  return existsSync(candidate) ? realpathSync(candidate) : candidate;
-}
-
-function validate(lib: unknown, options: NativeRuntimeOptions): number {
-  if (typeof lib !== 'string' || lib.length === 0) {
-    throw new InvalidOptionsError(
-      `lib must be a non-empty string (a path, a file name or a short name), got ${String(lib)}`,
-    );
-  }
-  const { cfg, maxQueue = DEFAULT_MAX_QUEUE } = options;
-  if (cfg !== undefined && (typeof cfg !== 'string' || cfg.includes('\0'))) {
-    throw new InvalidOptionsError(
-      'cfg must be a string without NUL characters (it is passed as a C string)',
-    );
-  }
-  if (!Number.isInteger(maxQueue) || maxQueue < 1 || maxQueue > 2 ** 31 - 1) {
-    throw new InvalidOptionsError(
-      `maxQueue must be an integer from 1 to 2^31-1, got ${String(maxQueue)}`,
-    );
-  }
-  return maxQueue;
-}
 
 /**
  * A runtime loaded from a shared library written to the lua-resty-ffi C ABI
@@ -305,11 +82,13 @@ export class NativeRuntime {
    * cannot be opened, `NativeInitError` when its init fails or is missing,
    * `RuntimeUnloadedError` when this library + cfg was unloaded before.
    */
-  static load(lib: string, options: NativeRuntimeOptions = {}): NativeRuntime {
-    const maxQueue = validate(lib, options);
+  static load(lib: string, options?: NativeRuntimeOptions): NativeRuntime {
+    const { cfg, maxQueue, name, global, zeroLength, logger } = resolveNativeRuntimeOptions(
+      lib,
+      options,
+    );
     const resolved = resolveLibrary(lib);
-    const key = `${resolved}\0${options.cfg === undefined ? '\u0001null' : options.cfg}`;
-    const name = options.name ?? path.basename(lib);
+    const key = `${resolved}\0${cfg === undefined ? '\u0001null' : cfg}`;
     if (unloadedKeys.has(key)) {
       throw new RuntimeUnloadedError(
         `runtime "${name}" (${resolved}) was unloaded and cannot be initialised again in this process ` +
@@ -322,23 +101,36 @@ export class NativeRuntime {
         `runtime "${name}" is already loaded with maxQueue ${core.maxQueue}; cannot share it with maxQueue ${maxQueue}`,
       );
     }
+    if (core && core.zeroLength !== zeroLength) {
+      throw new InvalidOptionsError(
+        `runtime "${name}" is already loaded with zeroLength '${core.zeroLength}'; cannot share it with '${zeroLength}'`,
+      );
+    }
     if (!core) {
       const table = callTable();
       const result = table.addon.load(
         resolved,
-        options.cfg ?? null,
+        cfg ?? null,
         maxQueue,
-        options.global ?? false,
+        global,
+        zeroLength === 'empty' ? 1 : 0,
       );
       if (!result.ok) {
         if (result.kind === 'open') throw new NativeLibraryError(lib, result.message);
         throw new NativeInitError(
+          name,
           lib,
           result.kind === 'init' ? result.rc : undefined,
           result.message,
+          result.stderr,
+          result.undefinedSymbol && !global
+            ? 'It reports an undefined symbol: load it with global: true (a runtime that opens other ' +
+                'libraries, such as an embedded Python importing extension modules, needs its symbols ' +
+                'and those of the libraries it links in the global scope)'
+            : undefined,
         );
       }
-      core = new LoadedRuntime(key, result.id, name, result.path, maxQueue);
+      core = new LoadedRuntime(key, result.id, name, result.path, maxQueue, zeroLength, logger);
       loadedRuntimes.set(key, core);
     }
     core.references++;
@@ -353,6 +145,14 @@ export class NativeRuntime {
   /** The real path of the loaded library. */
   get path(): string {
     return this.core.path;
+  }
+
+  /**
+   * The runtime's state, replayed to each subscriber: `loaded`, then
+   * `unloaded` (final; the observable completes). Shared by every handle.
+   */
+  get status$(): Observable<NativeRuntimeStatus> {
+    return this.core.status$;
   }
 
   /** True once this handle is closed (or the runtime unloaded). */
@@ -375,18 +175,9 @@ export class NativeRuntime {
         ),
       );
     }
-    if (options !== undefined) {
-      const { timeoutMs } = options;
-      if (
-        timeoutMs !== undefined &&
-        !(typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs))
-      ) {
-        return Promise.reject(
-          new InvalidOptionsError(`timeoutMs must be a positive number, got ${String(timeoutMs)}`),
-        );
-      }
-    }
-    return callTable().submit(this.core, req, options);
+    const resolved = resolveNativeCallOptions(options);
+    if (resolved instanceof InvalidOptionsError) return Promise.reject(resolved);
+    return callTable().submit(this.core, req, resolved);
   }
 
   /**
@@ -399,7 +190,7 @@ export class NativeRuntime {
     this.closedHandle = true;
     const core = this.core;
     if (--core.references > 0 || core.unloaded) return;
-    core.unloaded = true;
+    core.markUnloaded();
     loadedRuntimes.delete(core.key);
     unloadedKeys.add(core.key);
     callTable().unload(core);
@@ -422,6 +213,7 @@ export class NativeRuntime {
       refusedFull: core.refusedFull,
       timedOut: core.timedOut,
       late: core.late,
+      unterminated: core.unterminated,
       references: core.references,
       unloaded: core.unloaded,
     };

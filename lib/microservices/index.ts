@@ -1,6 +1,8 @@
 // The shared part of the microservice transports, re-exported by `nest-herald/pg/microservice` and `nest-herald/redis/microservice`.
 export { HeraldServer, type HeraldIncomingPacket } from './base/herald.server.js';
 export { HeraldClient } from './base/herald.client.js';
+export type { HeraldLifecycleState } from './base/herald.state.js';
+export type { StateChange } from '../common/state-machine.js';
 export { PG_NOTIFY_TRANSPORT, REDIS_STREAMS_TRANSPORT } from './microservice.constants.js';
 export {
   ConnectTimeoutError,

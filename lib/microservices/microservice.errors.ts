@@ -38,13 +38,21 @@ export class ReplyTooLargeError extends HeraldError {
   }
 }
 
-/** `listen()` in fail-fast mode could not connect within `connectTimeoutMs`. @publicApi */
+/**
+ * `listen()` in fail-fast mode, or a client's `connect()` (and so every
+ * `send`/`emit` waiting for it), could not connect within `connectTimeoutMs`.
+ * `reason` (also in the message) is the last connection failure seen, when
+ * there was one. @publicApi
+ */
 export class ConnectTimeoutError extends HeraldError {
   constructor(
     readonly what: string,
     readonly timeoutMs: number,
+    readonly reason?: string,
   ) {
-    super(`${what} could not connect within ${timeoutMs} ms`);
+    super(
+      `${what} could not connect within ${timeoutMs} ms${reason ? ` (last failure: ${reason})` : ''}`,
+    );
   }
 }
 

@@ -25,7 +25,11 @@ export type HeraldStartup = 'fail-fast' | 'degraded';
 /** Events of `server.on()` / `client.on()`. @publicApi */
 // A type alias, not an interface: Nest's event maps need an implicit index signature.
 export type HeraldMicroserviceEvents = {
-  /** The status changed. */
+  /**
+   * The status changed.
+   * @deprecated Subscribe to `status$` (the one status path, with the
+   * reason of each change); this event is fed from it.
+   */
   status: (status: HeraldMicroserviceStatus) => void;
   /** The connection came back after a loss (PG: notifications sent meanwhile are lost, resync here). */
   reconnect: () => void;

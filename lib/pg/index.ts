@@ -20,9 +20,15 @@ export {
   isConnectionError,
   type PgHubState,
   type PgHubStats,
+  type PgHubStatus,
   type PgNotifyOptions,
 } from '../transports/pg/pg.hub.js';
-export { PgConsumer, type PgHubHook, type PgHubRawHook } from '../transports/pg/pg.consumer.js';
+export {
+  PgConsumer,
+  type PgConsumerState,
+  type PgHubHook,
+  type PgHubRawHook,
+} from '../transports/pg/pg.consumer.js';
 export {
   advisory,
   isAdvisory,
@@ -46,8 +52,17 @@ export {
 } from '../transports/pg/pg.codec.js';
 export { InvalidTopicError, PgDecodeError } from '../transports/pg/pg.errors.js';
 export { PG_NOTIFY_MAX_PAYLOAD, PG_TOPIC_PATTERN } from '../transports/pg/pg.constants.js';
-export type { PgHubOptions } from '../transports/pg/pg.options.js';
-export type { PgTransportOptions } from '../transports/pg/pg-transport.options.js';
+export {
+  PG_HUB_OPTION_KEYS,
+  resolvePgHubOptions,
+  type PgHubOptions,
+  type ResolvedPgHubOptions,
+} from '../transports/pg/pg.options.js';
+export {
+  resolvePgTransportOptions,
+  type PgTransportOptions,
+  type ResolvedPgTransportOptions,
+} from '../transports/pg/pg-transport.options.js';
 export { PgTransport, topLevelData } from '../transports/pg/pg.transport.js';
 export {
   installPgHubFunctions,

@@ -55,7 +55,11 @@ export {
   EmptySubscriberNameError,
   EventDroppedError,
   EventNotWrittenError,
+  isUndecodable,
+  RedisClusterError,
   StreamEntryError,
+  UndecodableEntryError,
   UnknownOperationError,
+  type ClusterReply,
 } from '../transports/redis/redis.errors.js';
 export * from '../transports/redis/redis.constants.js';

@@ -16,7 +16,9 @@ async function main(): Promise<void> {
     startup: 'degraded',
   });
   const logger = new Logger('consumer');
-  server.status.subscribe(status => logger.log(`status: ${status}`));
+  server.status$.subscribe(({ state, reason }) =>
+    logger.log(`status: ${state}${reason ? ` (${reason})` : ''}`),
+  );
   // NOTIFY is not redelivered: after a reconnect, resync what matters from the tables.
   server.on('reconnect', () => logger.warn('reconnected: notifications sent meanwhile were lost'));
   const app = await NestFactory.createMicroservice(ConsumerModule, { strategy: server });

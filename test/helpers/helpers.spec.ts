@@ -50,6 +50,31 @@ describe('test helpers', () => {
     }
   });
 
+  it('TcpProxy black-holes open connections (no bytes, no close) and serves new ones', async () => {
+    const { host, port } = hostPort(REDIS_URL);
+    const proxy = new TcpProxy(host, port);
+    const proxyPort = await proxy.start();
+    try {
+      const held = net.connect(proxyPort, '127.0.0.1');
+      const replies: string[] = [];
+      let closed = false;
+      held.on('data', chunk => void replies.push(chunk.toString().trim()));
+      held.on('close', () => void (closed = true));
+      held.write('PING\r\n');
+      await waitFor(() => replies.length === 1);
+      proxy.blackhole();
+      held.write('PING\r\n');
+      // A fresh connection's answer proves the server answered by now, had it been asked.
+      expect(await ping(proxyPort)).toBe('+PONG');
+      await ping(proxyPort);
+      expect(replies).toEqual(['+PONG']);
+      expect(closed).toBe(false);
+      held.destroy();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('spawnNode runs a TypeScript child with decorators, talks to it, and SIGKILLs it', async () => {
     const child = spawnNode('test/fixtures/helpers/echo-child.ts');
     await child.waitForLine(`ready ${child.pid}`);

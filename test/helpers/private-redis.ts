@@ -20,11 +20,22 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
+/** How a {@link PrivateRedis} keeps its data. */
+export interface PrivateRedisOptions {
+  /**
+   * `true` (default): `appendonly yes`, `appendfsync always`: nothing
+   * acknowledged is lost across a kill. `false`: no AOF, no RDB: a restart
+   * starts empty, as a cache-only Redis does.
+   */
+  persistence?: boolean;
+}
+
 /**
  * A throwaway redis-server of our own on a free port, for tests that stop
  * and restart Redis (never the shared one). Durable like production should
- * be: `appendonly yes`, `appendfsync always`, in a temp dir that survives
- * restarts until `stop()`.
+ * be by default: `appendonly yes`, `appendfsync always`, in a temp dir that
+ * survives restarts until `stop()`; `{ persistence: false }` for a Redis
+ * that forgets everything when it restarts.
  */
 export class PrivateRedis {
   port = 0;
@@ -32,7 +43,15 @@ export class PrivateRedis {
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), 'herald-redis-'));
 
   /** @param extraArgs more redis-server options, e.g. `['--enable-debug-command', 'yes']` */
-  constructor(private readonly extraArgs: readonly string[] = []) {}
+  constructor(
+    private readonly extraArgs: readonly string[] = [],
+    private readonly options: PrivateRedisOptions = {},
+  ) {}
+
+  /** The server's data directory (e.g. for a cluster config file). */
+  get dataDir(): string {
+    return this.dir;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -51,7 +70,7 @@ export class PrivateRedis {
         '--dir',
         this.dir,
         '--appendonly',
-        'yes',
+        this.options.persistence === false ? 'no' : 'yes',
         '--appendfsync',
         'always',
         '--save',
@@ -84,6 +103,23 @@ export class PrivateRedis {
       child.once('exit', () => resolve());
       child.kill('SIGKILL');
     });
+  }
+
+  /**
+   * `SHUTDOWN NOSAVE`: the clean stop of an operator who does not keep data
+   * (without persistence, a restart then starts empty). Resolves once the
+   * process exited.
+   */
+  async shutdownNosave(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
+    const socket = net.connect(this.port, '127.0.0.1');
+    socket.once('error', () => undefined);
+    socket.once('connect', () => socket.write('SHUTDOWN NOSAVE\r\n'));
+    await exited;
+    socket.destroy();
   }
 
   /** Kills and starts it again on the same port with the same data dir. */

@@ -8,6 +8,8 @@ import net from 'node:net';
 export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Each open client socket with its upstream, for black-holing. */
+  private readonly pairs = new Map<net.Socket, net.Socket>();
   private readonly target: net.NetConnectOpts;
   private cutOff = false;
   /** Connections accepted so far. */
@@ -57,11 +59,13 @@ export class TcpProxy {
     }
     this.sockets.add(client);
     this.sockets.add(upstream);
+    this.pairs.set(client, upstream);
     const teardown = (): void => {
       client.destroy();
       upstream.destroy();
       this.sockets.delete(client);
       this.sockets.delete(upstream);
+      this.pairs.delete(client);
     };
     client.on('error', teardown).on('close', teardown);
     upstream.on('error', teardown).on('close', teardown);
@@ -80,6 +84,23 @@ export class TcpProxy {
   reset(): void {
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+  }
+
+  /**
+   * Black-holes every open connection: bytes stop in both directions and are
+   * dropped, but the sockets stay open (no FIN, no RST), as when a peer
+   * vanishes behind a firewall or a frozen VM. Only a timeout of the client's
+   * own can notice. New connections are served normally.
+   */
+  blackhole(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      // Keep reading and discard, so nothing is buffered or pushed back.
+      client.on('data', () => undefined);
+      upstream.on('data', () => undefined);
+    }
+    this.pairs.clear();
   }
 
   restore(): void {

@@ -5,6 +5,7 @@
 #ifndef HERALD_FFI_QUEUE_H
 #define HERALD_FFI_QUEUE_H
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +50,16 @@ struct Completions {
   void (*wake)(Completions *self) = nullptr;
 };
 
+// How to read an answer with rsp != NULL and rsp_len == 0 (herald_ffi.h).
+enum ZeroLength : uint8_t {
+  // The ABI's reading: a NUL-terminated string, read no further than the
+  // block the allocator says rsp is (see AnswerLengthOf).
+  kZeroLengthCString = 0,
+  // An empty answer (runtimes that answer malloc(0) + rsp_len 0, e.g. the
+  // original's Go echo for an empty request).
+  kZeroLengthEmpty = 1,
+};
+
 struct Task {
   Header header;
   Task *next;
@@ -58,7 +69,14 @@ struct Task {
   char *rsp;
   int32_t rsp_len;
   int32_t req_len;
-  char req[1];  // req_len bytes and a NUL, allocated with the task
+  // Set by respond (on the runtime's thread, so the JS thread does not scan
+  // answers): the answer's length in bytes.
+  size_t answer_len;
+  uint32_t req_cap;     // bytes allocated for req (pooled tasks are reused)
+  uint8_t zero_length;  // ZeroLength of the runtime
+  bool unterminated;    // rsp_len 0 and no NUL within rsp's block: answered empty
+  bool absorbed;        // the answer was moved into req (rsp == req, already freed)
+  char req[1];          // req_len bytes and a NUL, allocated with the task
 };
 
 struct Queue {
@@ -77,6 +95,10 @@ struct Queue {
 };
 
 enum PostStatus { kPosted = 0, kFull = 1, kFinished = 2 };
+
+// Answers up to this size are copied (into the task, then into a slab the
+// JS thread reuses); larger ones are handed to JS without a copy.
+constexpr size_t kCopyMax = 4096;
 
 inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count);
 
@@ -168,11 +190,49 @@ inline bool IsTask(void *p) {
   return p && static_cast<Header *>(p)->magic == kTaskMagic;
 }
 
+// The length of an answer, per herald_ffi.h. For rsp_len == 0 with rsp !=
+// NULL under kZeroLengthCString, the read is bounded by the block's usable
+// size as the process's allocator reports it (malloc_usable_size: glibc,
+// jemalloc, tcmalloc, mimalloc and ASan all provide it, and it is the same
+// allocator whose free() releases rsp, as the ABI requires). The bound keeps
+// the read inside the block; it cannot make the bytes meaningful: glibc
+// reports 24 usable bytes for malloc(0), holding whatever was there before,
+// so a runtime that answers malloc(0) + rsp_len 0 needs kZeroLengthEmpty. No
+// NUL within the block is a broken answer: it is read as empty and flagged.
+inline size_t AnswerLengthOf(const char *rsp, int32_t rsp_len, uint8_t zero_length,
+                             bool *unterminated) {
+  *unterminated = false;
+  if (rsp == nullptr || rsp_len < 0) return 0;
+  if (rsp_len > 0) return static_cast<size_t>(rsp_len);
+  if (zero_length == kZeroLengthEmpty) return 0;
+  size_t bound = malloc_usable_size(const_cast<char *>(rsp));
+  size_t len = strnlen(rsp, bound);
+  if (len == bound) {
+    *unterminated = true;
+    return 0;
+  }
+  return len;
+}
+
 inline void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
   Task *t = static_cast<Task *>(p);
   t->rc = rc;
   t->rsp = rsp;
   t->rsp_len = rsp_len;
+  t->answer_len = AnswerLengthOf(rsp, rsp_len, t->zero_length, &t->unterminated);
+  // A small answer that fits the request's room (the request is dead once
+  // answered) moves there and is freed here, on the thread that allocated
+  // it: its block is reused by that thread's next malloc instead of
+  // travelling to the JS thread, whose frees made the runtime's malloc arena
+  // grow and shrink (page faults) with many calls in flight.
+  t->absorbed = false;
+  if (rsp != nullptr && t->answer_len > 0 && t->answer_len <= kCopyMax &&
+      t->answer_len <= t->req_cap) {
+    memmove(t->req, rsp, t->answer_len);
+    free(rsp);
+    t->rsp = t->req;
+    t->absorbed = true;
+  }
   Completions *c = t->completions;
   Task *head = c->done.load(std::memory_order_relaxed);
   do {
@@ -238,16 +298,15 @@ inline void AbiRespond(void *task, int rc, char *rsp, int rsp_len) {
   static_cast<Header *>(task)->ops->respond(task, rc, rsp, rsp_len);
 }
 
-inline void FreeTask(Task *t) {
-  t->header.magic = kDeadMagic;
-  free(t);
+
+// Frees the runtime's answer unless respond moved it into the task.
+inline void FreeAnswer(Task *t) {
+  if (!t->absorbed) free(t->rsp);
+  t->rsp = nullptr;
 }
 
-inline size_t AnswerLength(const Task *t) {
-  if (t->rsp == nullptr || t->rsp_len < 0) return 0;
-  if (t->rsp_len == 0) return strlen(t->rsp);
-  return static_cast<size_t>(t->rsp_len);
-}
+// Valid once the task was answered (TaskRespond computed it).
+inline size_t AnswerLength(const Task *t) { return t->answer_len; }
 
 }  // namespace
 }  // namespace herald_ffi

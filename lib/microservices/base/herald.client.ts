@@ -3,20 +3,25 @@ import { randomUUID } from 'node:crypto';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-message.exception.js';
 import { from, throwError, type Observable } from 'rxjs';
-import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
-import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
-import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
-import {
-  ConnectTimeoutError,
-  ReplyTooLargeError,
-  RequestTimeoutError,
-} from '../microservice.errors.js';
+import { describeError } from '../../common/describe-error.js';
+import { TransportClosedError } from '../../common/errors.js';
+import type { HeraldLogger } from '../../common/logger.js';
+import type { StateChange, StateMachine } from '../../common/state-machine.js';
+import { REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
+import { ReplyTooLargeError, RequestTimeoutError } from '../microservice.errors.js';
 import {
   HeraldRecord,
   type HeraldClientOptions,
   type HeraldMicroserviceEvents,
   type HeraldMicroserviceStatus,
 } from '../microservice.interface.js';
+import { resolveHeraldClientOptions } from './herald.options.js';
+import {
+  connectWithin,
+  heraldLifecycle,
+  type CauseRecorder,
+  type HeraldLifecycleState,
+} from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
 
 /** A request on the wire: Nest's packet with its correlation id. */
@@ -55,19 +60,40 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   private connected = false;
   protected closed = false;
   private closing?: Promise<void>;
-  private currentStatus?: HeraldMicroserviceStatus;
+  /** The one place the lifecycle state changes (DESIGN.md "State"). */
+  protected readonly state: StateMachine<HeraldLifecycleState>;
+  /**
+   * The logger to hand the hub or connections: it remembers their last
+   * connection failure, which a connect timeout names as its cause.
+   */
+  protected readonly connectionLogger: CauseRecorder;
 
   constructor(options: HeraldClientOptions = {}) {
     super();
-    this.heraldLogger = options.logger ?? consoleLogger;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? MICROSERVICE_DEFAULTS.requestTimeoutMs;
-    if (!(this.requestTimeoutMs >= 0))
-      throw new InvalidOptionsError('requestTimeoutMs must be >= 0');
-    this.connectTimeoutMs = options.connectTimeoutMs ?? MICROSERVICE_DEFAULTS.connectTimeoutMs;
-    if (!(this.connectTimeoutMs > 0)) throw new InvalidOptionsError('connectTimeoutMs must be > 0');
-    this.initializeSerializer(options);
-    this.initializeDeserializer(options);
+    const resolved = resolveHeraldClientOptions(new.target.name, options);
+    this.heraldLogger = resolved.logger;
+    this.requestTimeoutMs = resolved.requestTimeoutMs;
+    this.connectTimeoutMs = resolved.connectTimeoutMs;
+    this.initializeSerializer(resolved);
+    this.initializeDeserializer(resolved);
     this.events.on('error', noop);
+    ({ state: this.state, connectionLogger: this.connectionLogger } = heraldLifecycle(
+      new.target.name,
+      this.heraldLogger,
+      this._status$,
+      this.events,
+    ));
+  }
+
+  /**
+   * The lifecycle: `idle` (before the first `connect()`), `connecting`
+   * (with the cause once a connect attempt timed out), `connected`,
+   * `reconnecting`, `disconnected` (final, after `close()`). Replays the
+   * current state to a new subscriber. The one way status is reported;
+   * Nest's `status` carries the same states, without reasons.
+   */
+  get status$(): Observable<StateChange<HeraldLifecycleState>> {
+    return this.state.status$;
   }
 
   /** Where replies to this client go (a channel or a stream); part of every request id. */
@@ -91,20 +117,31 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   connect(): Promise<void> {
     if (this.closed) return Promise.reject(new TransportClosedError('client is closed'));
     if (!this.connecting) {
-      let timer: NodeJS.Timeout | undefined;
-      const attempt = this.open();
+      if (this.state.is('idle')) this.setStatus('connecting');
+      let attempt: Promise<void>;
+      try {
+        attempt = this.open();
+      } catch (error) {
+        attempt = Promise.reject(error as Error);
+      }
       attempt.catch(noop);
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new ConnectTimeoutError(this.constructor.name, this.connectTimeoutMs)),
-          this.connectTimeoutMs,
-        );
-      });
-      this.connecting = Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
-      this.connecting.then(
-        () => (this.connected = !this.closed),
-        () => (this.connecting = undefined),
+      const connecting = connectWithin(
+        attempt,
+        this.constructor.name,
+        this.connectTimeoutMs,
+        this.connectionLogger,
       );
+      this.connecting = connecting;
+      connecting.then(
+        () => (this.connected = !this.closed),
+        (error: unknown) => {
+          // Every send/emit waiting for this attempt rejects with the same
+          // error; the next one tries again. The state says why meanwhile.
+          this.connecting = undefined;
+          if (this.state.is('connecting')) this.setStatus('connecting', describeError(error));
+        },
+      );
+      return connecting;
     }
     return this.connecting;
   }
@@ -137,6 +174,10 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
     return super.status as Observable<HeraldMicroserviceStatus>;
   }
 
+  /**
+   * `reconnect` and `error` (see {@link HeraldMicroserviceEvents}).
+   * `status` is a deprecated adapter fed from {@link status$}.
+   */
   override on<K extends keyof HeraldMicroserviceEvents>(
     event: K,
     callback: HeraldMicroserviceEvents[K],
@@ -144,12 +185,13 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
     this.events.on(event as string, callback as (...args: unknown[]) => void);
   }
 
-  protected setStatus(status: HeraldMicroserviceStatus): void {
-    if (this.currentStatus === status) return;
-    if (this.currentStatus === 'disconnected' && this.closed) return;
-    this.currentStatus = status;
-    this._status$.next(status);
-    this.events.emit('status', status);
+  /**
+   * Moves the state machine; a change reported by a connection after the
+   * final `disconnected` is ignored (a hub or reader still winding down).
+   */
+  protected setStatus(status: HeraldMicroserviceStatus, reason?: string): void {
+    if (this.state.is('disconnected')) return;
+    this.state.setState(status, reason);
   }
 
   /**

@@ -8,16 +8,23 @@ import {
   type WritePacket,
 } from '@nestjs/microservices';
 import { isObservable, type Observable } from 'rxjs';
-import { InvalidOptionsError } from '../../common/errors.js';
-import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
-import { MICROSERVICE_DEFAULTS, REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
-import { ConnectTimeoutError } from '../microservice.errors.js';
+import { describeError } from '../../common/describe-error.js';
+import type { HeraldLogger } from '../../common/logger.js';
+import type { StateChange, StateMachine } from '../../common/state-machine.js';
+import { REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
 import type {
   HeraldMicroserviceEvents,
   HeraldMicroserviceStatus,
   HeraldServerOptions,
   HeraldStartup,
 } from '../microservice.interface.js';
+import { resolveHeraldServerOptions } from './herald.options.js';
+import {
+  connectWithin,
+  heraldLifecycle,
+  type CauseRecorder,
+  type HeraldLifecycleState,
+} from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
 
 /** A request as the server sees it once deserialized. */
@@ -29,10 +36,6 @@ export interface HeraldIncomingPacket extends ReadPacket {
 const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
 
 const noop = (): void => undefined;
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** Resolves when `stream` completes, rejects when it errors; values are ignored (an empty stream is a success). */
 function completion(stream: Observable<unknown>): Promise<void> {
@@ -69,23 +72,42 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
   /** Route -> the pattern as the decorator declared it (checked at listen). */
   protected readonly declaredPatterns = new Map<string, unknown>();
   protected closing?: Promise<void>;
-  private currentStatus?: HeraldMicroserviceStatus;
+  /** The one place the lifecycle state changes (DESIGN.md "State"). */
+  protected readonly state: StateMachine<HeraldLifecycleState>;
+  /**
+   * The logger to hand the hub or connections: it remembers their last
+   * connection failure, which a connect timeout names as its cause.
+   */
+  protected readonly connectionLogger: CauseRecorder;
 
   constructor(options: HeraldServerOptions = {}) {
     super();
-    this.heraldLogger = options.logger ?? consoleLogger;
-    this.startup = options.startup ?? MICROSERVICE_DEFAULTS.startup;
-    if (this.startup !== 'fail-fast' && this.startup !== 'degraded') {
-      throw new InvalidOptionsError(`startup must be 'fail-fast' or 'degraded'`);
-    }
-    this.connectTimeoutMs = options.connectTimeoutMs ?? MICROSERVICE_DEFAULTS.connectTimeoutMs;
-    if (!(this.connectTimeoutMs > 0)) throw new InvalidOptionsError('connectTimeoutMs must be > 0');
-    this.closeTimeoutMs = options.closeTimeoutMs ?? MICROSERVICE_DEFAULTS.closeTimeoutMs;
-    if (!(this.closeTimeoutMs >= 0)) throw new InvalidOptionsError('closeTimeoutMs must be >= 0');
-    this.initializeSerializer(options);
-    this.initializeDeserializer(options);
+    const resolved = resolveHeraldServerOptions(new.target.name, options);
+    this.heraldLogger = resolved.logger;
+    this.startup = resolved.startup;
+    this.connectTimeoutMs = resolved.connectTimeoutMs;
+    this.closeTimeoutMs = resolved.closeTimeoutMs;
+    this.initializeSerializer(resolved);
+    this.initializeDeserializer(resolved);
     // A listener for 'error' so an unobserved error is logged, never thrown by EventEmitter.
     this.events.on('error', noop);
+    ({ state: this.state, connectionLogger: this.connectionLogger } = heraldLifecycle(
+      new.target.name,
+      this.heraldLogger,
+      this._status$,
+      this.events,
+    ));
+  }
+
+  /**
+   * The lifecycle: `idle`, `connecting`, `connected`, `reconnecting`,
+   * `disconnected` (final), each with the reason of a change caused by a
+   * failure. Replays the current state to a new subscriber. The one way
+   * status is reported; Nest's `status` carries the same states, without
+   * reasons.
+   */
+  get status$(): Observable<StateChange<HeraldLifecycleState>> {
+    return this.state.status$;
   }
 
   /** Connects, subscribes to `routes`, and starts delivering; resolves once connected. */
@@ -148,21 +170,16 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
       callback();
       return;
     }
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ConnectTimeoutError(this.constructor.name, this.connectTimeoutMs)),
-        this.connectTimeoutMs,
-      );
-    });
-    Promise.race([started, timeout]).then(
-      () => {
-        clearTimeout(timer);
-        callback();
-      },
+    connectWithin(
+      started,
+      this.constructor.name,
+      this.connectTimeoutMs,
+      this.connectionLogger,
+    ).then(
+      () => callback(),
       async (error: unknown) => {
-        clearTimeout(timer);
         started.catch(noop);
+        this.setStatus('disconnected', describeError(error));
         await this.close().catch(noop);
         callback(error);
       },
@@ -175,7 +192,10 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     return this.closing;
   }
 
-  /** `status`, `reconnect` and `error` (see {@link HeraldMicroserviceEvents}). */
+  /**
+   * `reconnect` and `error` (see {@link HeraldMicroserviceEvents}).
+   * `status` is a deprecated adapter fed from {@link status$}.
+   */
   on<K extends keyof HeraldMicroserviceEvents>(
     event: K,
     callback: HeraldMicroserviceEvents[K],
@@ -184,16 +204,20 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     return this;
   }
 
-  protected setStatus(status: HeraldMicroserviceStatus): void {
-    if (this.currentStatus === status) return;
-    if (this.currentStatus === 'disconnected' && this.closing) return;
-    this.currentStatus = status;
-    this._status$.next(status);
-    this.events.emit('status', status);
+  /**
+   * Moves the state machine; a change reported by a connection after the
+   * final `disconnected` is ignored (a hub or reader still winding down).
+   */
+  protected setStatus(status: HeraldMicroserviceStatus, reason?: string): void {
+    if (this.state.is('disconnected')) return;
+    this.state.setState(status, reason);
   }
 
   protected reportError(error: Error, what: string): void {
-    this.heraldLogger.error(`${this.constructor.name}: ${what}: ${describe(error)}`, error.stack);
+    this.heraldLogger.error(
+      `${this.constructor.name}: ${what}: ${describeError(error)}`,
+      error.stack,
+    );
     this.events.emit('error', error);
   }
 

@@ -5,18 +5,9 @@ import { encodeEvent } from '../../transports/pg/pg.codec.js';
 import type { PgConsumer } from '../../transports/pg/pg.consumer.js';
 import { PgHub, type PgHubState } from '../../transports/pg/pg.hub.js';
 import { HeraldClient } from '../base/herald.client.js';
-import type { HeraldMicroserviceStatus } from '../microservice.interface.js';
 import { PG_REPLY_CHANNEL_PREFIX, pgChannelOf } from './pg-notify.channel.js';
-import type { PgNotifyClientOptions } from './pg-notify.options.js';
-
-const HUB_STATUS: Record<PgHubState, HeraldMicroserviceStatus | undefined> = {
-  idle: undefined,
-  connecting: 'connecting',
-  connected: 'connected',
-  reconnecting: 'reconnecting',
-  stopping: 'disconnected',
-  stopped: 'disconnected',
-};
+import { HUB_STATUS } from './pg-notify.hub-status.js';
+import { resolvePgNotifyClientOptions, type PgNotifyClientOptions } from './pg-notify.options.js';
 
 /**
  * The client of {@link PgNotifyServer}, on a {@link PgHub}: `emit` resolves
@@ -32,18 +23,23 @@ export class PgNotifyClient extends HeraldClient {
   protected readonly replyAddress = PG_REPLY_CHANNEL_PREFIX + randomBytes(8).toString('hex');
   private consumer?: PgConsumer;
 
-  private readonly onHubState = (state: PgHubState): void => {
+  private readonly onHubState = (state: PgHubState, reason?: string): void => {
     const status = HUB_STATUS[state];
-    if (status) this.setStatus(status);
+    if (status) this.setStatus(status, reason);
   };
 
   constructor(options: PgNotifyClientOptions = {}) {
-    super(options);
-    if (options.hub) {
-      this.hub = options.hub;
+    const resolved = resolvePgNotifyClientOptions(options);
+    super(resolved);
+    if (resolved.hub) {
+      this.hub = resolved.hub;
       this.ownsHub = false;
     } else {
-      this.hub = new PgHub({ name: 'pg-notify-client', ...options, logger: this.heraldLogger });
+      this.hub = new PgHub({
+        name: 'pg-notify-client',
+        ...resolved.hubOptions,
+        logger: this.connectionLogger,
+      });
       this.ownsHub = true;
     }
   }

@@ -1,27 +1,16 @@
 import type { WritePacket } from '@nestjs/microservices';
-import { InvalidOptionsError, PayloadTooLargeError } from '../../common/errors.js';
+import { PayloadTooLargeError } from '../../common/errors.js';
 import { isAdvisory, type PgHubEvent } from '../../transports/pg/pg.advisory.js';
 import { encodeEvent } from '../../transports/pg/pg.codec.js';
 import type { PgConsumer } from '../../transports/pg/pg.consumer.js';
 import { PgHub, type PgHubState } from '../../transports/pg/pg.hub.js';
 import { errorReply, HeraldServer, type HeraldIncomingPacket } from '../base/herald.server.js';
 import { PG_NOTIFY_TRANSPORT } from '../microservice.constants.js';
-import type { HeraldMicroserviceStatus } from '../microservice.interface.js';
 import { PG_REPLY_CHANNEL_PREFIX, pgChannelOf } from './pg-notify.channel.js';
+import { HUB_STATUS } from './pg-notify.hub-status.js';
 import { PgNotifyContext } from './pg-notify.context.js';
-import type { PgNotifyServerOptions } from './pg-notify.options.js';
-
-const TABLE_NAME = /^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/;
+import { resolvePgNotifyServerOptions, type PgNotifyServerOptions } from './pg-notify.options.js';
 const PURGE_EVERY_MS = 60_000;
-
-const HUB_STATUS: Record<PgHubState, HeraldMicroserviceStatus | undefined> = {
-  idle: undefined,
-  connecting: 'connecting',
-  connected: 'connected',
-  reconnecting: 'reconnecting',
-  stopping: 'disconnected',
-  stopped: 'disconnected',
-};
 
 function quoteTable(name: string): string {
   return name
@@ -68,26 +57,26 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
     failed: 0,
   };
 
-  private readonly onHubState = (state: PgHubState): void => {
+  private readonly onHubState = (state: PgHubState, reason?: string): void => {
     const status = HUB_STATUS[state];
-    if (status) this.setStatus(status);
+    if (status) this.setStatus(status, reason);
   };
 
-  constructor(private readonly options: PgNotifyServerOptions = {}) {
-    super(options);
-    this.claimRequests = options.claimRequests ?? true;
-    this.claimTable = options.claimTable ?? 'herald_unique_claims';
-    if (!TABLE_NAME.test(this.claimTable)) {
-      throw new InvalidOptionsError(
-        `claimTable ${JSON.stringify(this.claimTable)} must be a lower-case [schema.]table name`,
-      );
-    }
-    this.claimTtlMs = options.claimTtlMs ?? 60_000;
-    if (options.hub) {
-      this.hub = options.hub;
+  constructor(options: PgNotifyServerOptions = {}) {
+    const resolved = resolvePgNotifyServerOptions(options);
+    super(resolved);
+    this.claimRequests = resolved.claimRequests;
+    this.claimTable = resolved.claimTable;
+    this.claimTtlMs = resolved.claimTtlMs;
+    if (resolved.hub) {
+      this.hub = resolved.hub;
       this.ownsHub = false;
     } else {
-      this.hub = new PgHub({ name: 'pg-notify-server', ...options, logger: this.heraldLogger });
+      this.hub = new PgHub({
+        name: 'pg-notify-server',
+        ...resolved.hubOptions,
+        logger: this.connectionLogger,
+      });
       this.ownsHub = true;
     }
   }

@@ -3,14 +3,13 @@ import { jsonCodec } from '../../common/json.codec.js';
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
 import { StreamSubscriber, type StreamMessage } from '../../transports/redis/stream.subscriber.js';
-import { InvalidOptionsError } from '../../common/errors.js';
 import { HeraldClient } from '../base/herald.client.js';
 import { InvalidPatternError } from '../microservice.errors.js';
-import { ConnectionStates } from './connection-states.js';
+import { ConnectionStates } from '../../transports/redis/redis.connection-states.js';
 import {
-  DEFAULT_REPLY_TTL_MS,
-  DEFAULT_STREAM_PREFIX,
+  resolveRedisStreamsClientOptions,
   type RedisStreamsClientOptions,
+  type ResolvedRedisStreamsClientOptions,
 } from './redis-streams.options.js';
 import { PACKET_FIELD, REPLY_STREAM_INFIX, parseEntry } from './redis-streams.wire.js';
 
@@ -48,13 +47,16 @@ export class RedisStreamsClient extends HeraldClient {
   private readonly replyTtlMs: number;
   private refreshTimer?: NodeJS.Timeout;
 
-  constructor(private readonly options: RedisStreamsClientOptions = {}) {
-    super(options);
-    this.replyTtlMs = options.replyTtlMs ?? DEFAULT_REPLY_TTL_MS;
-    if (!(this.replyTtlMs >= 1000)) throw new InvalidOptionsError('replyTtlMs must be >= 1000');
-    this.streamPrefix = options.streamPrefix ?? DEFAULT_STREAM_PREFIX;
+  private readonly options: ResolvedRedisStreamsClientOptions;
+
+  constructor(options: RedisStreamsClientOptions = {}) {
+    const resolved = resolveRedisStreamsClientOptions(options);
+    super(resolved);
+    this.options = resolved;
+    this.replyTtlMs = resolved.replyTtlMs;
+    this.streamPrefix = resolved.streamPrefix;
     this.replyAddress = `${this.streamPrefix}${REPLY_STREAM_INFIX}${randomBytes(8).toString('hex')}`;
-    this.connection = { url: options.url, redis: options.redis, logger: this.heraldLogger };
+    this.connection = { url: resolved.url, redis: resolved.redis, logger: this.connectionLogger };
   }
 
   /** The stream this client's replies come on. */

@@ -1,5 +1,22 @@
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import type { ConsumerGroupOptions } from '../../transports/redis/stream.subscriber.js';
+import {
+  integerOption,
+  nonNegativeNumberOption,
+  objectOption,
+  optionsObject,
+  positiveNumberOption,
+  stringOption,
+} from '../../common/options.validation.js';
+import {
+  countOption,
+  HERALD_CLIENT_OPTION_KEYS,
+  HERALD_SERVER_OPTION_KEYS,
+  resolveHeraldClientOptions,
+  resolveHeraldServerOptions,
+  type ResolvedHeraldClientOptions,
+  type ResolvedHeraldServerOptions,
+} from '../base/herald.options.js';
 import type { HeraldClientOptions, HeraldServerOptions } from '../microservice.interface.js';
 
 /** Where every pattern's stream lives: `<streamPrefix><route>`. @default 'nest:' */
@@ -60,4 +77,156 @@ export interface RedisStreamsClientOptions
    * nothing behind; `close()` deletes them at once. @default 300000
    */
   replyTtlMs?: number;
+}
+
+/** {@link RedisStreamsServerOptions} resolved. */
+export interface ResolvedRedisStreamsServerOptions extends ResolvedHeraldServerOptions {
+  readonly url?: string;
+  readonly redis?: RedisStreamsServerOptions['redis'];
+  readonly streamPrefix: string;
+  readonly group: string;
+  readonly groupOptions: Omit<ConsumerGroupOptions, 'name'>;
+  readonly count: number;
+  readonly blockMs?: number;
+  readonly concurrency: number;
+  readonly replyMaxLen: number;
+}
+
+/** {@link RedisStreamsClientOptions} resolved. */
+export interface ResolvedRedisStreamsClientOptions extends ResolvedHeraldClientOptions {
+  readonly url?: string;
+  readonly redis?: RedisStreamsClientOptions['redis'];
+  readonly streamPrefix: string;
+  readonly maxLen?: number;
+  readonly bufferSize?: number;
+  readonly blockMs?: number;
+  readonly replyTtlMs: number;
+}
+
+const GROUP_OPTION_KEYS = [
+  'consumer',
+  'startId',
+  'minIdleMs',
+  'claimIntervalMs',
+  'maxDeliveries',
+  'deadLetterStream',
+  'nackRetryDelayMs',
+  'handlerTimeoutMs',
+  'consumerTimeoutMs',
+  'checkConsumersIntervalMs',
+  'destroyOnClose',
+] as const satisfies readonly (keyof ConsumerGroupOptions)[];
+
+/**
+ * Resolves the options of {@link RedisStreamsServer}: throws
+ * `InvalidOptionsError` naming the option, the rule and the value (unknown
+ * keys too, `groupOptions`' included), at construction rather than at listen.
+ */
+export function resolveRedisStreamsServerOptions(
+  options: RedisStreamsServerOptions | undefined,
+): ResolvedRedisStreamsServerOptions {
+  const scope = 'RedisStreamsServer';
+  const given = optionsObject<RedisStreamsServerOptions>(scope, options, [
+    ...HERALD_SERVER_OPTION_KEYS,
+    'url',
+    'redis',
+    'streamPrefix',
+    'group',
+    'groupOptions',
+    'count',
+    'blockMs',
+    'concurrency',
+    'replyMaxLen',
+  ]);
+  const groupOptions = optionsObject<Omit<ConsumerGroupOptions, 'name'>>(
+    `${scope}: groupOptions`,
+    objectOption(scope, 'groupOptions', given.groupOptions) as
+      Omit<ConsumerGroupOptions, 'name'> | undefined,
+    GROUP_OPTION_KEYS,
+  );
+  const groupScope = `${scope}: groupOptions`;
+  stringOption(groupScope, 'consumer', groupOptions.consumer, undefined);
+  stringOption(groupScope, 'startId', groupOptions.startId, undefined);
+  stringOption(groupScope, 'deadLetterStream', groupOptions.deadLetterStream, undefined);
+  for (const key of [
+    'minIdleMs',
+    'claimIntervalMs',
+    'handlerTimeoutMs',
+    'consumerTimeoutMs',
+  ] as const) {
+    positiveNumberOption(groupScope, key, groupOptions[key], undefined);
+  }
+  nonNegativeNumberOption(groupScope, 'nackRetryDelayMs', groupOptions.nackRetryDelayMs, undefined);
+  nonNegativeNumberOption(
+    groupScope,
+    'checkConsumersIntervalMs',
+    groupOptions.checkConsumersIntervalMs,
+    undefined,
+  );
+  if (groupOptions.maxDeliveries !== undefined) {
+    countOption(groupScope, 'maxDeliveries', groupOptions.maxDeliveries, 1);
+  }
+  return {
+    ...resolveHeraldServerOptions(scope, given),
+    ...resolveConnection(scope, given),
+    streamPrefix: stringOption(scope, 'streamPrefix', given.streamPrefix, DEFAULT_STREAM_PREFIX),
+    group: stringOption(scope, 'group', given.group, DEFAULT_MICROSERVICE_GROUP),
+    groupOptions,
+    count: countOption(scope, 'count', given.count, DEFAULT_MICROSERVICE_READ_COUNT),
+    blockMs: positiveNumberOption(scope, 'blockMs', given.blockMs, undefined),
+    concurrency: countOption(
+      scope,
+      'concurrency',
+      given.concurrency,
+      DEFAULT_MICROSERVICE_CONCURRENCY,
+    ),
+    replyMaxLen: integerOption(scope, 'replyMaxLen', given.replyMaxLen, DEFAULT_REPLY_MAX_LEN, 0),
+  };
+}
+
+/** Resolves the options of {@link RedisStreamsClient} (throws `InvalidOptionsError`). */
+export function resolveRedisStreamsClientOptions(
+  options: RedisStreamsClientOptions | undefined,
+): ResolvedRedisStreamsClientOptions {
+  const scope = 'RedisStreamsClient';
+  const given = optionsObject<RedisStreamsClientOptions>(scope, options, [
+    ...HERALD_CLIENT_OPTION_KEYS,
+    'url',
+    'redis',
+    'streamPrefix',
+    'maxLen',
+    'bufferSize',
+    'blockMs',
+    'replyTtlMs',
+  ]);
+  const replyTtlMs = integerOption(
+    scope,
+    'replyTtlMs',
+    given.replyTtlMs,
+    DEFAULT_REPLY_TTL_MS,
+    1000,
+  );
+  return {
+    ...resolveHeraldClientOptions(scope, given),
+    ...resolveConnection(scope, given),
+    streamPrefix: stringOption(scope, 'streamPrefix', given.streamPrefix, DEFAULT_STREAM_PREFIX),
+    maxLen:
+      given.maxLen === undefined ? undefined : integerOption(scope, 'maxLen', given.maxLen, 0, 0),
+    bufferSize:
+      given.bufferSize === undefined
+        ? undefined
+        : countOption(scope, 'bufferSize', given.bufferSize, 1),
+    blockMs: positiveNumberOption(scope, 'blockMs', given.blockMs, undefined),
+    replyTtlMs,
+  };
+}
+
+function resolveConnection(
+  scope: string,
+  given: Omit<RedisConnectionOptions, 'logger'>,
+): Pick<ResolvedRedisStreamsServerOptions, 'url' | 'redis'> {
+  return {
+    url: stringOption(scope, 'url', given.url, undefined),
+    redis: objectOption(scope, 'redis', given.redis) as RedisConnectionOptions['redis'],
+  };
 }

@@ -10,16 +10,13 @@ import {
 } from '../../transports/redis/stream.subscriber.js';
 import { errorReply, HeraldServer, type HeraldIncomingPacket } from '../base/herald.server.js';
 import { REDIS_STREAMS_TRANSPORT } from '../microservice.constants.js';
-import { ConnectionStates } from './connection-states.js';
+import { ConnectionStates } from '../../transports/redis/redis.connection-states.js';
 import { InvalidPatternError } from '../microservice.errors.js';
 import { RedisStreamsContext } from './redis-streams.context.js';
 import {
-  DEFAULT_MICROSERVICE_CONCURRENCY,
-  DEFAULT_MICROSERVICE_GROUP,
-  DEFAULT_MICROSERVICE_READ_COUNT,
-  DEFAULT_REPLY_MAX_LEN,
-  DEFAULT_STREAM_PREFIX,
+  resolveRedisStreamsServerOptions,
   type RedisStreamsServerOptions,
+  type ResolvedRedisStreamsServerOptions,
 } from './redis-streams.options.js';
 import { PACKET_FIELD, REPLY_STREAM_INFIX, parseEntry } from './redis-streams.wire.js';
 
@@ -61,12 +58,16 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     reconnecting: () => this.setStatus('reconnecting'),
   });
 
-  constructor(private readonly options: RedisStreamsServerOptions = {}) {
-    super(options);
-    this.streamPrefix = options.streamPrefix ?? DEFAULT_STREAM_PREFIX;
-    this.group = options.group ?? DEFAULT_MICROSERVICE_GROUP;
-    this.consumer = options.groupOptions?.consumer ?? uniqueConsumerName();
-    this.connection = { url: options.url, redis: options.redis, logger: this.heraldLogger };
+  private readonly options: ResolvedRedisStreamsServerOptions;
+
+  constructor(options: RedisStreamsServerOptions = {}) {
+    const resolved = resolveRedisStreamsServerOptions(options);
+    super(resolved);
+    this.options = resolved;
+    this.streamPrefix = resolved.streamPrefix;
+    this.group = resolved.group;
+    this.consumer = resolved.groupOptions.consumer ?? uniqueConsumerName();
+    this.connection = { url: resolved.url, redis: resolved.redis, logger: this.connectionLogger };
   }
 
   /** The subscribers (one per pattern) and the reply publisher; throws before `listen()`. */
@@ -95,7 +96,7 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     this.publisher = new StreamPublisher<readonly string[]>({
       ...this.connection,
       stream: this.streamPrefix + REPLY_STREAM_INFIX,
-      maxLen: options.replyMaxLen ?? DEFAULT_REPLY_MAX_LEN,
+      maxLen: options.replyMaxLen,
       encode: fields => fields,
     });
     this.connections.watch('publisher', this.publisher.status$);
@@ -104,9 +105,9 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
         ...this.connection,
         stream: this.streamOf(route),
         name: this.group,
-        count: options.count ?? DEFAULT_MICROSERVICE_READ_COUNT,
+        count: options.count,
         blockMs: options.blockMs,
-        concurrency: options.concurrency ?? DEFAULT_MICROSERVICE_CONCURRENCY,
+        concurrency: options.concurrency,
         group: { ...options.groupOptions, name: this.group, consumer: this.consumer },
       });
       this.subscribers.set(route, subscriber);

@@ -7,14 +7,19 @@ import { QueueFullError } from '../../common/errors.js';
 import { jsonCodec } from '../../common/json.codec.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
 import { UniqueCache } from '../../common/unique-cache.js';
+import type { EventHandler } from '../../interfaces/envelope.interface.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import { describeEventBody, encodeEventBody, scanEventBody, type BodyScan } from './ipc.codec.js';
 import {
+  DELIVER_WITNESS,
   FrameType,
   IPC_MAGIC,
   IPC_PROTOCOL_VERSION,
   MAX_HELLO_BYTES,
   METADATA_ALLOWANCE_BYTES,
   SEQ_BYTES,
+  SESSIONS_PER_WORKER,
+  WELCOME_HOST,
 } from './ipc.constants.js';
 import { IpcProtocolError } from './ipc.errors.js';
 import { BodyReader, FrameReader, FrameWriter } from './ipc.frame.js';
@@ -24,8 +29,9 @@ import {
   type ResolvedIpcBrokerOptions,
 } from './ipc.options.js';
 import { BrokerLock } from './ipc.lock.js';
+import { PrivilegedAgent } from './ipc.privileged.js';
 import { Ring } from './ipc.ring.js';
-import { prepareSocketPath, secureSocket } from './ipc.socket.js';
+import { ipcTestHooks, prepareSocketPath, secureSocket } from './ipc.socket.js';
 
 /**
  * One accepted event of a poster, counted down as each worker queue it
@@ -36,6 +42,8 @@ import { prepareSocketPath, secureSocket } from './ipc.socket.js';
 interface PostRecord {
   readonly seq: number;
   refs: number;
+  /** A worker other than the broker's own process acknowledged it (and keeps a copy): a broker-process post is safe. */
+  witnessed: boolean;
 }
 
 /** A poster (worker id + client session) and its accepted events not yet delivered everywhere. */
@@ -60,6 +68,13 @@ const REFUSAL_WINDOW_MS = 10_000;
 /** How long a cut-off worker id's handshakes are refused. */
 const CUT_OFF_MS = 30_000;
 
+/** What the broker keeps per client session (process) of a worker id: never reset by a reconnect. */
+interface SessionState {
+  lastSeqIn: number;
+  rejected: Ring<number>;
+  poster: Poster;
+}
+
 /** One worker id's state, kept across its connections and its process restarts. */
 interface WorkerSlot {
   readonly id: number;
@@ -77,8 +92,10 @@ interface WorkerSlot {
    * Seqs of that session rejected (queue full) and perhaps not yet known to
    * it: told again on reconnect, so a lost REJECT never turns into a success.
    */
-  readonly rejected: Ring<number>;
+  rejected: Ring<number>;
   highWater: number;
+  /** Earlier sessions of this worker id (their dedup state), at most SESSIONS_PER_WORKER. */
+  readonly sessions: Map<string, SessionState>;
   /** The current session's poster record (for DELIVERED). */
   poster?: Poster;
   /**
@@ -95,6 +112,9 @@ interface Offender {
   /** Its handshakes are refused until then. */
   until: number;
 }
+
+/** Requested accept queue length. */
+const LISTEN_BACKLOG = 4096;
 
 /** Sessions remembered for the cut-off, oldest forgotten first. */
 const MAX_OFFENDERS = 1024;
@@ -126,6 +146,11 @@ class BrokerConnection {
   /** Events that found a connected worker's queue full, in arrival order (at most the client's send window). */
   readonly backlog = new Ring<Waiting>();
   holdTimer?: NodeJS.Timeout;
+  /** Closes the connection when no HELLO came in time. */
+  handshakeTimer?: NodeJS.Timeout;
+  /** Highest broker-process seq told (WITNESSED to the host, RELEASED to the others). */
+  witnessedSent = 0;
+  releasedSent = 0;
   closing = false;
   currentSeq = 0;
 
@@ -172,6 +197,12 @@ export interface IpcBrokerStats {
   readonly refusedFrames: number;
   /** Handshakes refused because the worker id kept sending refused frames. */
   readonly cutOff: number;
+  /** HELLOs refused because another live process holds the worker id. */
+  readonly identityConflicts: number;
+  /** Connections closed because no HELLO came within handshakeTimeoutMs. */
+  readonly handshakeTimeouts: number;
+  /** Events still in a queue when the broker closed, with no copy left elsewhere (each logged). */
+  readonly undeliverableAtClose: number;
   readonly queued: number;
   readonly queueHighWater: number;
   /** High-water mark of the events held back from posters (all connections). */
@@ -197,6 +228,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   private readonly logger: HeraldLogger;
   private readonly clock: Clock;
   private readonly unique: UniqueCache;
+  private readonly limiter: WarningLimiter;
+  private agent?: PrivilegedAgent;
   private readonly slots: WorkerSlot[] = [];
   private readonly connections = new Set<BrokerConnection>();
   private readonly dirty = new Set<BrokerConnection>();
@@ -219,10 +252,20 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     rejected: 0,
     refusedFrames: 0,
     cutOff: 0,
+    identityConflicts: 0,
+    handshakeTimeouts: 0,
+    undeliverableAtClose: 0,
     backlogHighWater: 0,
     undeliveredHighWater: 0,
   };
   private undelivered = 0;
+  /**
+   * The client session of the process hosting this broker (set by the
+   * transport before `listen`): its posts are copied to witnesses, since
+   * its own retained copies die with the broker. @internal
+   */
+  hostSession?: string;
+  private hostSlot?: WorkerSlot;
   private readonly offenders = new Map<string, Offender>();
   private placements = 0;
 
@@ -231,8 +274,11 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     this.options = resolveIpcBrokerOptions(options);
     this.logger = deps.logger ?? consoleLogger;
     this.clock = deps.clock ?? systemClock;
+    this.limiter = new WarningLimiter(this.logger, 10_000, this.clock);
     this.unique = new UniqueCache(this.options.unique, this.clock);
     this.maxFrameBytes = this.options.maxPayloadBytes + METADATA_ALLOWANCE_BYTES;
+    if (this.options.privileged)
+      this.agent = new PrivilegedAgent(this.options.maxQueueLength, this.logger, this.limiter);
     for (let id = 0; id < this.options.workerCount; id++) {
       this.slots.push({
         id,
@@ -242,6 +288,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         lastSeqIn: 0,
         rejected: new Ring<number>(),
         highWater: 0,
+        sessions: new Map(),
       });
     }
     // Every error is logged where it happens; without this listener an 'error'
@@ -274,7 +321,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       await prepareSocketPath(socketPath);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(socketPath, () => {
+        // A deep accept queue for connect bursts (the kernel caps it at somaxconn); clients retry EAGAIN.
+        server.listen({ path: socketPath, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve();
         });
@@ -289,6 +337,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       this.logger.error(`ipc broker on ${socketPath}: ${error.message}`);
       this.emit('error', error);
     });
+    await ipcTestHooks.afterBind?.(socketPath);
     await secureSocket(socketPath);
     this.emit('listening', socketPath);
   }
@@ -300,11 +349,26 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     }
     const c = new BrokerConnection(socket, this.nextConnectionId++);
     this.connections.add(c);
+    c.handshakeTimer = setTimeout(() => this.handshakeTimedOut(c), this.options.handshakeTimeoutMs);
+    c.handshakeTimer.unref();
     socket.on('data', chunk => this.onData(c, chunk));
     socket.on('error', error =>
       this.logger.debug?.(`ipc broker: ${c.describe()}: ${error.message}`),
     );
     socket.on('close', () => this.onClose(c));
+  }
+
+  /** Half-open or idle connections would hold a descriptor for ever. */
+  private handshakeTimedOut(c: BrokerConnection): void {
+    c.handshakeTimer = undefined;
+    if (c.slot || c.closing) return;
+    this.counters.handshakeTimeouts++;
+    this.limiter.warn(
+      'handshake-timeout',
+      `ipc broker: ${c.describe()} sent no HELLO within ${this.options.handshakeTimeoutMs} ms; closing it`,
+    );
+    c.closing = true;
+    c.socket.destroy();
   }
 
   private onData(c: BrokerConnection, chunk: Buffer): void {
@@ -419,9 +483,21 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         `worker #${workerId} (session ${session}) is cut off: its connections sent ${MAX_REFUSALS} refused frames within ${REFUSAL_WINDOW_MS} ms`,
       );
     }
+    const previous = slot.connection;
+    if (previous && previous !== c && !previous.closing && previous.session !== session) {
+      // Another live process holds this id: displacing it would hand its queue and dedup state to a stranger.
+      this.counters.identityConflicts++;
+      this.logger.error(
+        `ipc broker: refused a HELLO for worker #${workerId} from pid ${pid} (session ${session}): worker #${workerId} is connected from pid ${previous.pid} (session ${previous.session})`,
+      );
+      throw new IpcProtocolError(
+        `worker id ${workerId} is in use by pid ${previous.pid} (another session)`,
+      );
+    }
+    if (c.handshakeTimer) clearTimeout(c.handshakeTimer);
+    c.handshakeTimer = undefined;
     c.session = session;
     slot.seenAt ??= this.placements;
-    const previous = slot.connection;
     c.slot = slot;
     c.pid = pid;
     c.window = Math.min(window, this.options.maxQueueLength);
@@ -438,12 +514,10 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     }
     const last = slot.headSeq + slot.queue.length - 1;
     if (session !== slot.session) {
-      // A new process with this id: everything still queued is for it.
-      slot.session = session;
-      slot.poster = { slotId: slot.id, session, records: new Ring<PostRecord>() };
-      slot.lastSeqIn = 0;
+      // Another process with this id: everything still queued is for it. Its
+      // dedup state is its session's own (restored when that session returns).
+      this.switchSession(slot, session);
       slot.sentSeq = slot.headSeq - 1;
-      while (slot.rejected.length > 0) slot.rejected.shift();
     } else {
       // The same process reconnecting: what it already received waits for its ack.
       slot.sentSeq = Math.max(slot.headSeq - 1, Math.min(lastReceived, last));
@@ -459,14 +533,39 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     w.u32(this.slots.length);
     w.u32(this.options.maxQueueLength);
     w.str(this.session);
+    const isHost = this.hostSession !== undefined && session === this.hostSession;
+    if (isHost) this.hostSlot = slot;
+    w.u8(isHost ? WELCOME_HOST : 0);
     w.end();
     c.ackSent = c.ackDue = slot.lastSeqIn;
     // Told again on every connection: the client may have missed the last one.
     c.deliveredSent = 0;
+    c.witnessedSent = 0;
+    c.releasedSent = 0;
     this.pump(slot);
     this.markDirty(c);
     this.logger.debug?.(`ipc broker: worker #${workerId} connected (pid ${pid})`);
     this.emit('connected', workerId, pid);
+  }
+
+  /** Saves the slot's current session state and loads (or creates) that of `session`. */
+  private switchSession(slot: WorkerSlot, session: string): void {
+    if (slot.session !== undefined && slot.poster) {
+      slot.sessions.delete(slot.session);
+      slot.sessions.set(slot.session, {
+        lastSeqIn: slot.lastSeqIn,
+        rejected: slot.rejected,
+        poster: slot.poster,
+      });
+      if (slot.sessions.size > SESSIONS_PER_WORKER)
+        slot.sessions.delete(slot.sessions.keys().next().value!);
+    }
+    const saved = slot.sessions.get(session);
+    slot.sessions.delete(session);
+    slot.session = session;
+    slot.poster = saved?.poster ?? { slotId: slot.id, session, records: new Ring<PostRecord>() };
+    slot.lastSeqIn = saved?.lastSeqIn ?? 0;
+    slot.rejected = saved?.rejected ?? new Ring<number>();
   }
 
   /**
@@ -494,7 +593,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
           `ipc broker: dropped unique event ${describeEventBody(body)}: key '${unique}' already ran within ${this.options.unique.ttlMs} ms`,
         );
       } else {
-        this.enqueue(target, this.entry(slot, seq, body, true));
+        this.enqueue(target, this.entry(slot, seq, body, true, target));
       }
     } else {
       for (const other of this.slots) {
@@ -502,6 +601,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       }
       const entry = this.entry(slot, seq, body, false);
       for (const other of this.slots) this.enqueue(other, entry);
+      this.agent?.push(body);
     }
     this.counters.posted++;
     this.processed(c, slot, seq);
@@ -509,26 +609,49 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   }
 
   /** A queue entry whose record counts the queues (of worker ids seen so far) it goes into. */
-  private entry(slot: WorkerSlot, seq: number, body: Buffer, unique: boolean): QueueEntry {
+  private entry(
+    slot: WorkerSlot,
+    seq: number,
+    body: Buffer,
+    unique: boolean,
+    target?: WorkerSlot,
+  ): QueueEntry {
     const placed = ++this.placements;
     const poster = slot.poster;
     if (!poster) return { body, placed, record: undefined, poster: undefined };
+    // The broker's own process does not wait for itself: if it dies, its own delivery no longer matters.
+    const fromHost = slot === this.hostSlot && poster.session === this.hostSession;
     let refs = 1;
     if (!unique) {
       refs = 0;
-      for (const other of this.slots) if (other.seenAt !== undefined) refs++;
+      for (const other of this.slots)
+        if (other.seenAt !== undefined && !(fromHost && other === slot)) refs++;
+    } else if (fromHost && target === slot) {
+      refs = 0;
     }
-    const record: PostRecord = { seq, refs };
+    if (refs === 0) return { body, placed, record: undefined, poster: undefined };
+    const record: PostRecord = { seq, refs, witnessed: false };
     poster.records.push(record);
     if (++this.undelivered > this.counters.undeliveredHighWater)
       this.counters.undeliveredHighWater = this.undelivered;
     return { body, placed, record, poster };
   }
 
-  /** A queue let go of an entry (acknowledged or dropped): its poster may learn it was delivered everywhere. */
-  private released(slot: WorkerSlot, entry: QueueEntry): void {
+  /**
+   * A queue let go of an entry (acknowledged, or dropped when `acked` is
+   * false): its poster may learn it was delivered everywhere; a post of the
+   * broker's own process acknowledged by another worker has a witness.
+   */
+  private released(slot: WorkerSlot, entry: QueueEntry, acked: boolean): void {
     const record = entry.record;
-    if (!record || slot.seenAt === undefined || slot.seenAt >= entry.placed) return;
+    if (!record) return;
+    const hostPost = this.isHostPost(entry);
+    if (acked && hostPost && slot !== this.hostSlot && !record.witnessed) {
+      record.witnessed = true;
+      if (this.hostSlot?.connection) this.markDirty(this.hostSlot.connection);
+    }
+    if (slot.seenAt === undefined || slot.seenAt >= entry.placed) return;
+    if (hostPost && slot === this.hostSlot) return;
     if (--record.refs > 0) return;
     this.undelivered--;
     const poster = entry.poster!;
@@ -537,6 +660,26 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     while (records.length > 0 && records.at(0)!.refs <= 0) records.shift();
     const owner = this.slots[poster.slotId];
     if (owner.poster === poster && owner.connection) this.markDirty(owner.connection);
+    // Witnesses may drop their copies of the broker process's posts up to here.
+    if (hostPost)
+      for (const c of this.connections) if (c.slot && c.slot !== owner) this.markDirty(c);
+  }
+
+  /** Whether the entry was posted by the process hosting this broker (its current session). */
+  private isHostPost(entry: QueueEntry): boolean {
+    return this.hostSession !== undefined && entry.poster?.session === this.hostSession;
+  }
+
+  /** Highest seq of the broker process's posts each witnessed or delivered everywhere. */
+  private witnessedSeq(): number {
+    const slot = this.hostSlot;
+    if (!slot || slot.session !== this.hostSession || !slot.poster) return 0;
+    const records = slot.poster.records;
+    for (let i = 0; i < records.length; i++) {
+      const record = records.at(i)!;
+      if (record.refs > 0 && !record.witnessed) return record.seq - 1;
+    }
+    return slot.lastSeqIn;
   }
 
   /** Highest seq of the slot's current poster delivered to every queue it went into. */
@@ -618,10 +761,11 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       slot.headSeq++;
       if (slot.sentSeq < slot.headSeq - 1) slot.sentSeq = slot.headSeq - 1;
       this.counters.dropped++;
-      this.logger.warn(
+      this.limiter.warn(
+        `queue-full-${slot.id}`,
         `ipc broker: queue of worker #${slot.id} is full (${this.options.maxQueueLength}) while it is not connected; dropped its oldest event ${describeEventBody(oldest.body)}`,
       );
-      this.released(slot, oldest);
+      this.released(slot, oldest, false);
     }
     slot.queue.push(entry);
     if (slot.queue.length > slot.highWater) slot.highWater = slot.queue.length;
@@ -638,10 +782,16 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     const w = c.writer;
     while (slot.sentSeq < limit) {
       const seq = slot.sentSeq + 1;
-      const body = slot.queue.at(seq - slot.headSeq)!.body;
+      const entry = slot.queue.at(seq - slot.headSeq)!;
       w.begin(FrameType.Deliver);
       w.u48(seq);
-      w.bytes(body);
+      if (slot !== this.hostSlot && this.isHostPost(entry)) {
+        w.u8(DELIVER_WITNESS);
+        w.u48(entry.record!.seq);
+      } else {
+        w.u8(0);
+      }
+      w.bytes(entry.body);
       w.end();
       slot.sentSeq = seq;
       this.counters.delivered++;
@@ -654,7 +804,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       throw new IpcProtocolError(`ack of seq ${seq}, beyond the last sent (${slot.sentSeq})`);
     let freed = false;
     while (slot.headSeq <= seq && slot.queue.length > 0) {
-      this.released(slot, slot.queue.shift()!);
+      this.released(slot, slot.queue.shift()!, true);
       slot.headSeq++;
       freed = true;
     }
@@ -702,6 +852,24 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   private writeDelivered(c: BrokerConnection): void {
     const slot = c.slot;
     if (!slot || slot.connection !== c) return;
+    const host = this.hostSlot;
+    if (host && slot === host) {
+      const witnessed = this.witnessedSeq();
+      if (witnessed > c.witnessedSent) {
+        c.writer.begin(FrameType.Witnessed);
+        c.writer.u48(witnessed);
+        c.writer.end();
+        c.witnessedSent = witnessed;
+      }
+    } else if (host && host.session === this.hostSession) {
+      const released = this.deliveredSeq(host);
+      if (released > c.releasedSent) {
+        c.writer.begin(FrameType.Released);
+        c.writer.u48(released);
+        c.writer.end();
+        c.releasedSent = released;
+      }
+    }
     const delivered = this.deliveredSeq(slot);
     if (delivered <= c.deliveredSent) return;
     c.writer.begin(FrameType.Delivered);
@@ -782,6 +950,8 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
   }
 
   private onClose(c: BrokerConnection): void {
+    if (c.handshakeTimer) clearTimeout(c.handshakeTimer);
+    c.handshakeTimer = undefined;
     this.connections.delete(c);
     this.dirty.delete(c);
     c.closing = true;
@@ -817,7 +987,24 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     };
     this.counters.posted++;
     for (const slot of this.slots) this.enqueue(slot, entry);
+    this.agent?.push(entry.body);
     return id;
+  }
+
+  /**
+   * Makes this process (e.g. the node:cluster primary) a privileged agent,
+   * as lua-resty-events' `enable_privileged_agent`: outside the worker ids,
+   * it receives every broadcast (not unique events, which run in one
+   * worker) in the broker's order, its own posts included. Events wait in a
+   * retained queue of its own (bounded by maxQueueLength, oldest dropped,
+   * counted and logged) from the first `register` call on, until a handler
+   * takes them; handlers run one event at a time, their errors logged and
+   * counted. `source` and each of `events` may be `'*'`.
+   * @returns a function that removes this handler.
+   */
+  register(handler: EventHandler, source = '*', ...events: string[]): () => void {
+    this.agent ??= new PrivilegedAgent(this.options.maxQueueLength, this.logger, this.limiter);
+    return this.agent.register(handler, source, events);
   }
 
   stats(): IpcBrokerStats {
@@ -827,13 +1014,67 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       queued += slot.queue.length;
       if (slot.highWater > queueHighWater) queueHighWater = slot.highWater;
     }
+    const agent = this.agent?.stats();
     return {
       connections: this.connections.size,
       workersConnected: this.connectedWorkers.length,
       ...this.counters,
       queued,
       queueHighWater,
+      ...(agent && {
+        privilegedReceived: agent.received,
+        privilegedHandled: agent.handled,
+        privilegedHandlerErrors: agent.handlerErrors,
+        privilegedDropped: agent.dropped,
+        privilegedQueued: agent.queued,
+      }),
     };
+  }
+
+  /** Waits until the queues of connected workers (the broker's own process excepted) are empty, or the time is up. */
+  private async drain(timeoutMs: number): Promise<void> {
+    const deadline = this.clock.now() + timeoutMs;
+    const busy = (): boolean =>
+      this.slots.some(slot => slot !== this.hostSlot && slot.connection && slot.queue.length > 0);
+    while (busy() && this.clock.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 5));
+    }
+  }
+
+  /**
+   * At close: an event still queued for a worker that stays (not the broker's
+   * own process) is lost unless a live poster or a witness keeps a copy for
+   * the next broker. Those are counted and logged with source/event/id.
+   */
+  private reportUndeliverable(): void {
+    let lost = 0;
+    for (const slot of this.slots) {
+      if (slot === this.hostSlot) continue;
+      for (let i = 0; i < slot.queue.length; i++) {
+        const entry = slot.queue.at(i)!;
+        if (this.hasLiveCopy(entry)) continue;
+        lost++;
+        this.counters.undeliverableAtClose++;
+        this.limiter.error(
+          'close-undeliverable',
+          `ipc broker: closing with event ${describeEventBody(entry.body)} undelivered to worker #${slot.id}; no live process keeps a copy`,
+        );
+      }
+    }
+    this.limiter.flush();
+    if (lost > 0) {
+      this.logger.error(
+        `ipc broker: closed with ${lost} queued event deliveries lost (counted in undeliverableAtClose)`,
+      );
+    }
+  }
+
+  /** A live poster (not the broker's process) keeps its copy until delivered; a witness keeps the broker process's. */
+  private hasLiveCopy(entry: QueueEntry): boolean {
+    if (!entry.record || !entry.poster) return false;
+    if (this.isHostPost(entry)) return entry.record.witnessed;
+    const owner = this.slots[entry.poster.slotId];
+    return owner.poster === entry.poster && owner.connection !== undefined;
   }
 
   /** The high-water mark of each worker's queue, by worker id. */
@@ -841,10 +1082,21 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
     return this.slots.map(slot => slot.highWater);
   }
 
-  /** Flushes pending writes, closes every connection and the socket, and removes the socket file. */
-  async close(): Promise<void> {
+  /**
+   * Closes the broker: new connections are refused at once; with
+   * `drainTimeoutMs`, waits (at most that long) for the connected workers
+   * (the broker's own process excepted, it is leaving) to acknowledge what
+   * their queues hold; then counts and logs every event left with no copy
+   * anywhere else (posters and witnesses keep copies of theirs and resend
+   * them to the next broker); flushes, closes every connection and the
+   * socket, removes the socket file and releases the lock.
+   */
+  async close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const drainTimeoutMs = options.drainTimeoutMs ?? 0;
+    if (drainTimeoutMs > 0) await this.drain(drainTimeoutMs);
+    this.reportUndeliverable();
     this.flush();
     for (const c of this.blocked) if (c.holdTimer) clearTimeout(c.holdTimer);
     this.blocked.clear();

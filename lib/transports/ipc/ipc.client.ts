@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
 import type { HeraldLogger } from '../../common/logger.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import type {
   Delivery,
   PublishResult,
@@ -11,7 +12,9 @@ import type {
 } from '../../interfaces/transport.interface.js';
 import { decodeEventBody, encodeEventBody } from './ipc.codec.js';
 import {
+  DELIVER_WITNESS,
   FrameType,
+  HANDLED_IDS_CACHE_SIZE,
   IPC_MAGIC,
   IPC_PROTOCOL_VERSION,
   MAX_PAYLOAD_LIMIT,
@@ -20,6 +23,7 @@ import {
   RECONNECT_CAP_MS,
   RECONNECT_MAX_MS,
   RECONNECT_MIN_MS,
+  WELCOME_HOST,
 } from './ipc.constants.js';
 import { IpcFrameRefusedError, IpcProtocolError, IpcSocketError } from './ipc.errors.js';
 import { BodyReader, FrameReader, FrameWriter } from './ipc.frame.js';
@@ -75,6 +79,14 @@ interface PendingFrame {
   sent: boolean;
   /** Accepted (its post resolved) by a broker that died before delivering it everywhere: resent to the next one. */
   replay: boolean;
+  /** When the broker acknowledged it (the broker's own process resolves on WITNESSED, at most postTimeoutMs later). */
+  ackedAt: number;
+}
+
+/** A copy of a post of the broker's process, kept until RELEASED, to resend to a next broker. */
+interface WitnessCopy {
+  readonly hostSeq: number;
+  readonly envelope: Envelope;
 }
 
 /** A delivered event; settling it lets the cumulative ack move past it. */
@@ -149,6 +161,17 @@ export class IpcClient {
   private firstConnect?: { resolve(): void; reject(error: Error): void };
   private idleWaiters: (() => void)[] = [];
   private warnedUnreachable = false;
+  /** This process hosts the broker it is connected to: posts resolve on WITNESSED, not on the ack. */
+  private hosting = false;
+  /** Highest seq the broker said is witnessed (or delivered everywhere). */
+  private witnessedSeq = 0;
+  private witnessTimer?: NodeJS.Timeout;
+  /** Copies of the broker process's posts this process received, until RELEASED. */
+  private copies = new Ring<WitnessCopy>();
+  /** Ids of events handed to the bus recently (bounded): a resent copy already handled is dropped. */
+  private readonly handled = new Set<string>();
+  private readonly handledOrder = new Ring<string>();
+  private readonly limiter: WarningLimiter;
   readonly counters = {
     published: 0,
     delivered: 0,
@@ -168,11 +191,20 @@ export class IpcClient {
     retainedDropped: 0,
     /** Frames accepted by a broker that died, resent to the next one. */
     replayed: 0,
+    /** Resent copies of events this process already handled, dropped (effectively once per process). */
+    duplicateIdsDropped: 0,
+    /** Copies of the broker process's posts kept here (witness), resent to a next broker after a failover. */
+    witnessReplayed: 0,
+    /** Witness copies given up because they hit their bound (logged). */
+    witnessDropped: 0,
+    /** Posts of the broker's own process resolved after postTimeoutMs with no witness (logged). */
+    unwitnessedResolved: 0,
   };
 
   constructor(private readonly options: IpcClientOptions) {
     this.maxFrameBytes = options.maxFrameBytes;
     this.sendWindow = options.maxQueueLength;
+    this.limiter = new WarningLimiter(options.logger);
   }
 
   get isConnected(): boolean {
@@ -289,6 +321,18 @@ export class IpcClient {
         r.done('delivered');
         return this.deliveredUpTo(seq);
       }
+      case FrameType.Witnessed: {
+        const seq = r.u48('seq');
+        r.done('witnessed');
+        return this.witnessedUpTo(seq);
+      }
+      case FrameType.Released: {
+        const seq = r.u48('seq');
+        r.done('released');
+        for (let head = this.copies.at(0); head && head.hostSeq <= seq; head = this.copies.at(0))
+          this.copies.shift();
+        return;
+      }
       case FrameType.Reject: {
         const seq = r.u48('seq');
         r.str('reason');
@@ -338,16 +382,28 @@ export class IpcClient {
     r.u32('workerCount');
     const sendWindow = r.u32('sendWindow');
     const brokerSession = r.str('brokerSession');
+    const flags = r.u8('flags');
+    r.done('welcome');
     if (sendWindow < 1) throw new IpcProtocolError('send window of 0');
     if (version !== IPC_PROTOCOL_VERSION)
       throw new IpcProtocolError(`broker speaks protocol version ${version}`);
+    const replayCopies: Envelope[] = [];
     if (brokerSession !== this.brokerSession) {
       if (this.brokerSession !== undefined) {
+        // Posts of the dead broker's process this process keeps: the new broker gets them from here.
+        for (let copy = this.copies.shift(); copy; copy = this.copies.shift())
+          replayCopies.push(copy.envelope);
+        this.counters.witnessReplayed += replayCopies.length;
+        if (replayCopies.length > 0)
+          this.options.logger.warn(
+            `ipc: resending ${replayCopies.length} event(s) posted by the dead broker's process (this process kept copies)`,
+          );
         this.options.logger.warn(
           `ipc: a new broker (${brokerSession}) replaced ${this.brokerSession}; resending ${this.retained.length} event(s) it had not delivered everywhere`,
         );
         this.replayRetained();
       }
+      this.witnessedSeq = 0;
       // A new broker life numbers from 1 again: forget what we received from the old one.
       this.brokerSession = brokerSession;
       this.epoch++;
@@ -356,6 +412,7 @@ export class IpcClient {
       this.ackPoint = 0;
       this.ackSent = 0;
     }
+    this.hosting = (flags & WELCOME_HOST) !== 0;
     this.maxFrameBytes = maxFrameBytes;
     this.sendWindow = sendWindow;
     this.ackedSeq = lastSeqIn;
@@ -374,6 +431,7 @@ export class IpcClient {
     this.attempts = 0;
     this.warnedUnreachable = false;
     this.options.status('connected');
+    if (replayCopies.length > 0) void this.publish(replayCopies);
     this.sendMore();
     this.resending = false;
     this.scheduleFlush();
@@ -385,6 +443,8 @@ export class IpcClient {
 
   private incoming(r: BodyReader): void {
     const seq = r.u48('seq');
+    const flags = r.u8('flags');
+    const hostSeq = flags & DELIVER_WITNESS ? r.u48('hostSeq') : 0;
     if (!this.intake) return;
     if (seq <= this.lastReceived) {
       this.counters.duplicatesIn++;
@@ -404,12 +464,47 @@ export class IpcClient {
       this.settled(skipped, { outcome: 'ack' });
       return;
     }
+    if (hostSeq > 0) this.keepCopy(hostSeq, envelope);
     const delivery = new IpcDelivery(envelope, seq, this.epoch, this);
     this.unsettled.push(delivery);
     if (this.unsettled.length > this.counters.unsettledHighWater)
       this.counters.unsettledHighWater = this.unsettled.length;
+    if (!this.firstTime(envelope.id)) {
+      // A copy resent after a failover (by its poster or a witness) that this process already handled.
+      this.counters.duplicateIdsDropped++;
+      this.options.logger.debug?.(
+        `ipc: dropped a resent copy of ${envelope.source}/${envelope.event} (id ${envelope.id}) already handled here`,
+      );
+      this.settled(delivery, { outcome: 'ack' });
+      return;
+    }
     this.counters.delivered++;
     this.options.deliver(delivery);
+  }
+
+  /** Records `id` as handled; false when it was handled already (bounded: oldest ids forgotten first). */
+  private firstTime(id: string): boolean {
+    if (this.handled.has(id)) return false;
+    this.handled.add(id);
+    this.handledOrder.push(id);
+    if (this.handledOrder.length > HANDLED_IDS_CACHE_SIZE)
+      this.handled.delete(this.handledOrder.shift()!);
+    return true;
+  }
+
+  /** Keeps a copy of a post of the broker's process (a witness) until the broker releases it. */
+  private keepCopy(hostSeq: number, envelope: Envelope): void {
+    this.copies.push({ hostSeq, envelope });
+    // Bounded: the broker's process has at most its queue bound plus a window of them outstanding.
+    const limit = 2 * this.options.maxQueueLength + this.sendWindow;
+    if (this.copies.length > limit) {
+      const dropped = this.copies.shift()!;
+      this.counters.witnessDropped++;
+      this.limiter.warn(
+        'witness-dropped',
+        `ipc: more than ${limit} copies of the broker process's posts held; ${dropped.envelope.source}/${dropped.envelope.event} (id ${dropped.envelope.id}) would not be resent by this process after a failover`,
+      );
+    }
   }
 
   /** The bus settled a delivery: move the cumulative ack over every settled one in front. */
@@ -450,13 +545,16 @@ export class IpcClient {
 
   /** Keeps an acknowledged frame until the broker says it was delivered everywhere. */
   private retain(frame: PendingFrame): void {
+    if (frame.seq <= this.deliveredSeq || frame.seq <= this.witnessedSeq) this.settleHeld(frame);
     if (frame.seq <= this.deliveredSeq) return;
     frame.replay = false;
     this.retained.push(frame);
+    if (!frame.finished) this.armWitnessTimer();
     // Bounded: every retained frame is in some worker queue, each at most maxQueueLength long.
     const limit = this.options.maxQueueLength + this.sendWindow;
     if (this.retained.length > limit) {
       const dropped = this.retained.shift()!;
+      this.settleHeld(dropped);
       this.counters.retainedDropped++;
       if (this.counters.retainedDropped === 1 || this.counters.retainedDropped % 10_000 === 0) {
         this.options.logger.warn(
@@ -470,8 +568,62 @@ export class IpcClient {
 
   private deliveredUpTo(seq: number): void {
     if (seq > this.deliveredSeq) this.deliveredSeq = seq;
-    for (let head = this.retained.at(0); head && head.seq <= seq; head = this.retained.at(0))
+    for (let head = this.retained.at(0); head && head.seq <= seq; head = this.retained.at(0)) {
       this.retained.shift();
+      this.settleHeld(head);
+    }
+  }
+
+  /** Resolves a post of the broker's own process held for a witness. */
+  private settleHeld(frame: PendingFrame): void {
+    if (!frame.finished) this.finish(frame, frame.error);
+  }
+
+  /** Another process keeps a copy of our posts up to `seq` (or they left every queue): they resolve. */
+  private witnessedUpTo(seq: number): void {
+    if (seq <= this.witnessedSeq) return;
+    const from = this.witnessedSeq + 1;
+    this.witnessedSeq = seq;
+    const head = this.retained.at(0);
+    if (!head) return;
+    for (let s = Math.max(from, head.seq); s <= seq; s++) {
+      const frame = this.retained.at(s - head.seq);
+      if (frame) this.settleHeld(frame);
+    }
+  }
+
+  /**
+   * Bounded wait for a witness: no other process connected (or all of them
+   * stalled) for postTimeoutMs, the post resolves anyway, counted and said.
+   */
+  private armWitnessTimer(): void {
+    if (this.witnessTimer) return;
+    const oldest = this.oldestHeld();
+    if (!oldest) return;
+    const wait = Math.max(0, oldest.ackedAt + this.options.postTimeoutMs - Date.now());
+    this.witnessTimer = setTimeout(() => {
+      this.witnessTimer = undefined;
+      const now = Date.now();
+      for (let frame = this.oldestHeld(); frame; frame = this.oldestHeld()) {
+        if (frame.ackedAt + this.options.postTimeoutMs > now) break;
+        this.counters.unwitnessedResolved++;
+        this.limiter.warn(
+          'unwitnessed',
+          `ipc: post seq ${frame.seq} of the broker's own process resolved without another process keeping a copy within ${this.options.postTimeoutMs} ms (no other worker acknowledged it); it would not survive this process's death (${this.counters.unwitnessedResolved} so far)`,
+        );
+        this.settleHeld(frame);
+      }
+      this.armWitnessTimer();
+    }, wait + 1);
+    this.witnessTimer.unref();
+  }
+
+  private oldestHeld(): PendingFrame | undefined {
+    for (let i = 0; i < this.retained.length; i++) {
+      const frame = this.retained.at(i)!;
+      if (!frame.finished) return frame;
+    }
+    return undefined;
   }
 
   private find(seq: number): PendingFrame | undefined {
@@ -487,7 +639,10 @@ export class IpcClient {
     for (let head = this.pending.at(0); head && head.seq <= seq; head = this.pending.at(0)) {
       this.pending.shift();
       if (head.sent) this.unackedSent--;
-      if (!head.finished) this.finish(head, head.error);
+      head.ackedAt = Date.now();
+      // The broker's own process: its copy of the event dies with it, so its post resolves only once
+      // another process keeps one (WITNESSED) or it left every queue (DELIVERED).
+      if (!head.finished && !(this.hosting && !head.error)) this.finish(head, head.error);
       this.retain(head);
     }
     this.admit();
@@ -690,6 +845,7 @@ export class IpcClient {
         finished: false,
         sent: false,
         replay: false,
+        ackedAt: 0,
       });
     }
     if (frames.length > 0) {
@@ -785,6 +941,7 @@ export class IpcClient {
     this.connected = false;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.witnessTimer) clearTimeout(this.witnessTimer);
     if (this.firstConnect) {
       this.firstConnect.reject(new TransportClosedError('closed before connecting'));
       this.firstConnect = undefined;
@@ -810,6 +967,8 @@ export class IpcClient {
         this.complete(entry.state, i, error);
     }
     this.waitingCount = 0;
-    this.retained = new Ring<PendingFrame>();
+    for (let frame = this.retained.shift(); frame; frame = this.retained.shift())
+      if (!frame.finished) this.finish(frame, error);
+    this.limiter.flush();
   }
 }

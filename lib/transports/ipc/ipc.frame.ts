@@ -1,7 +1,10 @@
 import { FRAME_HEADER_BYTES } from './ipc.constants.js';
 import { IpcProtocolError } from './ipc.errors.js';
 
-const INITIAL_BYTES = 16 * 1024;
+/** First allocation on the first write (a client idle after its HELLO holds little: 10k of them fit). */
+const INITIAL_BYTES = 1024;
+/** Kept after `take()` up to this size, so a busy writer does not reallocate per tick. */
+const KEEP_BYTES = 1024 * 1024;
 
 /**
  * Builds frames into one growable buffer, so a tick's frames for one socket
@@ -9,7 +12,7 @@ const INITIAL_BYTES = 16 * 1024;
  * reused; a socket holds what it was given until written).
  */
 export class FrameWriter {
-  private buf = Buffer.allocUnsafe(INITIAL_BYTES);
+  private buf = Buffer.alloc(0);
   /** Bytes written so far. */
   length = 0;
   private frameStart = -1;
@@ -17,7 +20,7 @@ export class FrameWriter {
   private ensure(extra: number): void {
     const needed = this.length + extra;
     if (needed <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    let size = Math.max(INITIAL_BYTES, this.buf.length * 2);
     while (size < needed) size *= 2;
     const bigger = Buffer.allocUnsafe(size);
     this.buf.copy(bigger, 0, 0, this.length);
@@ -90,7 +93,7 @@ export class FrameWriter {
     const out = Buffer.allocUnsafe(this.length);
     this.buf.copy(out, 0, 0, this.length);
     this.length = 0;
-    if (this.buf.length > 1024 * 1024) this.buf = Buffer.allocUnsafe(INITIAL_BYTES);
+    if (this.buf.length > KEEP_BYTES) this.buf = Buffer.alloc(0);
     return out;
   }
 }

@@ -3,7 +3,10 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidOptionsError } from '../../common/errors.js';
+import { booleanOption } from '../../common/options.validation.js';
+import { resolveUniqueOptions } from '../../common/unique-cache.js';
 import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_MAX_QUEUE_LENGTH,
   DEFAULT_POST_TIMEOUT_MS,
@@ -68,6 +71,15 @@ export interface IpcTransportOptions extends IpcCommonOptions {
 export interface IpcBrokerOptions extends IpcCommonOptions {
   /** The broker's unique cache. @default { ttlMs: 2000, cacheSize: 1024 } */
   unique?: { ttlMs?: number; cacheSize?: number };
+  /** A connection must send its HELLO within this long, or it is closed. @default 5000 */
+  handshakeTimeoutMs?: number;
+  /**
+   * This process is a privileged agent from the start: every broadcast is
+   * kept in its own retained queue until a handler is registered with
+   * `broker.register(...)` (else the queue starts at the first `register`).
+   * @default false
+   */
+  privileged?: boolean;
 }
 
 export interface ResolvedIpcCommon {
@@ -87,6 +99,8 @@ export interface ResolvedIpcTransportOptions extends ResolvedIpcCommon {
 
 export interface ResolvedIpcBrokerOptions extends ResolvedIpcCommon {
   readonly unique: { readonly ttlMs: number; readonly cacheSize: number };
+  readonly handshakeTimeoutMs: number;
+  readonly privileged: boolean;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -142,21 +156,23 @@ function common(
   if (typeof socketPath !== 'string' || socketPath === '') {
     throw new InvalidOptionsError('ipc option socketPath must be a non-empty string');
   }
-  if (socketPath.startsWith('unix:')) {
+  // The original's `unix:/path` form is accepted as well.
+  const filePath = socketPath.startsWith('unix:') ? socketPath.slice(5) : socketPath;
+  if (filePath === '') {
     throw new InvalidOptionsError(
-      `ipc option socketPath is a file path, without 'unix:' (got '${socketPath}')`,
+      `ipc option socketPath must name a file after 'unix:' (got '${socketPath}')`,
     );
   }
-  if (socketPath.includes('\0'))
+  if (filePath.includes('\0'))
     throw new InvalidOptionsError('ipc option socketPath must not contain NUL');
-  const bytes = Buffer.byteLength(socketPath);
+  const bytes = Buffer.byteLength(filePath);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw new InvalidOptionsError(
-      `ipc option socketPath is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have: '${socketPath}'`,
+      `ipc option socketPath is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have: '${filePath}'`,
     );
   }
   return {
-    socketPath: path.resolve(socketPath),
+    socketPath: path.resolve(filePath),
     workerCount: integer(
       'workerCount',
       options.workerCount ?? fromEnv(env, ENV_WORKER_COUNT) ?? workerCountFallback,
@@ -229,12 +245,15 @@ export function resolveIpcBrokerOptions(
   env: Env = process.env,
 ): ResolvedIpcBrokerOptions {
   const resolved = common(options, env, 1);
-  const unique = options.unique ?? {};
   return {
     ...resolved,
-    unique: {
-      ttlMs: integer('unique.ttlMs', unique.ttlMs ?? 2000, 1),
-      cacheSize: integer('unique.cacheSize', unique.cacheSize ?? 1024, 1),
-    },
+    unique: resolveUniqueOptions(options.unique, 'ipc broker: unique'),
+    handshakeTimeoutMs: integer(
+      'handshakeTimeoutMs',
+      options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      1,
+      2 ** 31 - 1,
+    ),
+    privileged: booleanOption('ipc broker', 'privileged', options.privileged, false),
   };
 }

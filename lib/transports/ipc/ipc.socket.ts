@@ -113,3 +113,11 @@ export async function prepareSocketPath(socketPath: string): Promise<void> {
 export async function secureSocket(socketPath: string): Promise<void> {
   await fs.chmod(socketPath, 0o600);
 }
+
+/**
+ * Test hooks (for tests only; nothing in the package sets them). `afterBind`
+ * runs between the bind and the chmod of a broker's socket, where a test
+ * injects a delay to check that status ends right whatever the interleaving.
+ * @internal
+ */
+export const ipcTestHooks: { afterBind?: (socketPath: string) => Promise<void> } = {};

@@ -81,13 +81,7 @@ export class IpcTransport implements Transport {
     if (this.client) throw new Error('ipc transport is already connected');
     const options = this.options;
     this.context = context;
-    if (options.failover) {
-      // Whoever takes the lock first hosts; the others connect to it.
-      const lock = await BrokerLock.tryAcquire(options.socketPath);
-      if (lock) await this.host(lock);
-    } else if (options.hostBroker) {
-      await this.host();
-    }
+    // The client first: a broker hosted here knows its session (its posts get witnesses).
     const client = new IpcClient({
       socketPath: options.socketPath,
       workerId: options.workerId,
@@ -104,6 +98,13 @@ export class IpcTransport implements Transport {
     });
     this.client = client;
     try {
+      if (options.failover) {
+        // Whoever takes the lock first hosts; the others connect to it.
+        const lock = await BrokerLock.tryAcquire(options.socketPath);
+        if (lock) await this.host(lock);
+      } else if (options.hostBroker) {
+        await this.host();
+      }
       if (!this.hosted) this.scheduleElection();
       await client.connect();
     } catch (error) {
@@ -130,10 +131,19 @@ export class IpcTransport implements Transport {
       },
       { logger: context.logger, clock: context.clock },
     );
-    // The socket directory and file checks run again here, for every new broker.
-    await broker.listen(lock);
-    this.hosted = broker;
+    broker.hostSession = this.client?.session;
+    // The role first: our own client may connect (and report) while listen() is still in its chmod.
+    const previousRole = this.role;
     this.role = 'broker';
+    this.hosted = broker;
+    try {
+      // The socket directory and file checks run again here, for every new broker.
+      await broker.listen(lock);
+    } catch (error) {
+      this.role = previousRole;
+      this.hosted = undefined;
+      throw error;
+    }
     this.elections++;
   }
 
@@ -175,7 +185,9 @@ export class IpcTransport implements Transport {
           `ipc: this process (pid ${process.pid}, worker #${this.options.workerId}) took over as the broker on ${this.options.socketPath}`,
         );
         this.electionAttempts = 0;
-        this.setStatus('reconnecting', 'elected broker');
+        // Whatever the interleaving: connected once our client is (it may already be).
+        if (client.isConnected) this.setStatus('connected', 'elected broker');
+        else this.setStatus('reconnecting', 'elected broker');
         client.retryNow();
         return;
       }
@@ -241,7 +253,8 @@ export class IpcTransport implements Transport {
     await this.client?.close(this.options.postTimeoutMs);
     this.closed = true;
     this.stopElection();
-    await this.hosted?.close();
+    // What our broker still queues for the others is delivered first (bounded); the rest is counted and logged.
+    await this.hosted?.close({ drainTimeoutMs: this.options.postTimeoutMs });
     this.status.next({ state: 'closed', role: this.role });
     this.status.complete();
   }

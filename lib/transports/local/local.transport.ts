@@ -1,4 +1,5 @@
-import { BehaviorSubject, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { StateMachine } from '../../common/state-machine.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { TransportClosedError } from '../../common/errors.js';
 import { UniqueCache } from '../../common/unique-cache.js';
@@ -9,10 +10,19 @@ import type {
   Transport,
   TransportContext,
   TransportFeatures,
+  TransportState,
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
 
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
+
+/** Nothing to lose in between: connecting until the bus connects it, then closed. */
+type LocalState = Extract<TransportState, 'connecting' | 'connected' | 'closed'>;
+const LOCAL_TRANSITIONS = {
+  connecting: ['connected', 'closed'],
+  connected: ['closed'],
+  closed: [],
+} as const satisfies { readonly [K in LocalState]: readonly LocalState[] };
 
 /**
  * The in-process transport, the default: envelopes go straight back to this
@@ -32,11 +42,14 @@ export class LocalTransport implements Transport {
     loopback: true,
     persistent: false,
   };
-  private readonly status = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
-  readonly status$: Observable<TransportStatus> = this.status.asObservable();
+  private readonly machine = new StateMachine<LocalState>(
+    'local transport',
+    'connecting',
+    LOCAL_TRANSITIONS,
+  );
+  readonly status$: Observable<TransportStatus> = this.machine.status$;
   private context?: TransportContext;
   private unique?: UniqueCache;
-  private closed = false;
   private readonly counters = { published: 0, duplicates: 0, acked: 0, nacked: 0 };
   private readonly settle = (settlement: Settlement): void => {
     if (settlement.outcome === 'ack') this.counters.acked++;
@@ -44,17 +57,17 @@ export class LocalTransport implements Transport {
   };
 
   async connect(context: TransportContext): Promise<void> {
-    if (this.closed) throw new TransportClosedError();
+    if (this.machine.is('closed')) throw new TransportClosedError();
     this.context = context;
     this.unique = new UniqueCache(context.unique, context.clock);
-    this.status.next({ state: 'connected' });
+    this.machine.setState('connected');
   }
 
   async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
     const context = this.context;
-    if (this.closed || !context) {
+    if (!context) {
       const error = new TransportClosedError(
-        this.closed ? undefined : 'transport is not connected',
+        this.machine.is('closed') ? undefined : 'transport is not connected',
       );
       return batch.map(() => ({ ok: false, error }));
     }
@@ -78,10 +91,9 @@ export class LocalTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.machine.is('closed')) return;
     this.context = undefined;
-    this.status.next({ state: 'closed' });
-    this.status.complete();
+    this.machine.setState('closed');
+    this.machine.complete();
   }
 }

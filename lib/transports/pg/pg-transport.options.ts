@@ -1,5 +1,15 @@
+import type { HeraldLogger } from '../../common/logger.js';
+import {
+  integerOption,
+  invalidOption,
+  optionsObject,
+  positiveNumberOption,
+  stringOption,
+} from '../../common/options.validation.js';
+import { validateTopic } from './pg.codec.js';
 import type { PgHub } from './pg.hub.js';
-import type { PgHubOptions } from './pg.options.js';
+import { PG_HUB_OPTION_KEYS, type PgHubOptions } from './pg.options.js';
+import { PG_TABLE_NAME } from './pg.unique-claims.js';
 
 /**
  * Options of the EventsModule pg transport (`forRoot({ transport: 'pg', pg })`).
@@ -22,4 +32,75 @@ export interface PgTransportOptions extends PgHubOptions {
   uniqueTable?: string;
   /** Claims expired for longer than this are deleted, checked this often, in ms. @default 60000 */
   uniquePurgeMs?: number;
+  /** Longest wait of one `unique` claim for a row lock, in ms; a claim that times out drops its event (counted in `claimErrors`). @default 5000 */
+  claimTimeoutMs?: number;
+  /**
+   * Unique events waiting for their claim, at most; one more is dropped,
+   * counted in `claimsDropped` and logged. Plain events never wait. @default 10000
+   */
+  maxPendingClaims?: number;
+}
+
+/** {@link PgTransportOptions} resolved: the transport's own, and the hub's to pass on. */
+export interface ResolvedPgTransportOptions {
+  readonly hub?: PgHub;
+  /** The options of the hub to make (when no `hub` is given), unchecked here: the hub checks them. */
+  readonly hubOptions: PgHubOptions;
+  readonly channel: string;
+  readonly topics: readonly string[];
+  readonly uniqueTable: string;
+  readonly uniquePurgeMs: number;
+  readonly claimTimeoutMs: number;
+  readonly maxPendingClaims: number;
+  readonly logger?: HeraldLogger;
+}
+
+const TRANSPORT_KEYS = [
+  'hub',
+  'channel',
+  'topics',
+  'uniqueTable',
+  'uniquePurgeMs',
+  'claimTimeoutMs',
+  'maxPendingClaims',
+] as const;
+
+/**
+ * Checks the pg transport's options and applies the defaults; throws
+ * `InvalidOptionsError` naming the option, the rule and the value (unknown
+ * keys too). The hub's own options are checked by the hub.
+ */
+export function resolvePgTransportOptions(
+  options: PgTransportOptions | undefined,
+): ResolvedPgTransportOptions {
+  const scope = 'PgTransport';
+  const given = optionsObject<PgTransportOptions>(scope, options, [
+    ...TRANSPORT_KEYS,
+    ...PG_HUB_OPTION_KEYS,
+  ]);
+  const channel = validateTopic(stringOption(scope, 'channel', given.channel, 'herald'));
+  if (given.topics !== undefined && !Array.isArray(given.topics))
+    invalidOption(scope, 'topics', 'an array of topics', given.topics);
+  const topics = [...new Set((given.topics ?? []).map(validateTopic))].filter(t => t !== channel);
+  const uniqueTable = stringOption(scope, 'uniqueTable', given.uniqueTable, 'herald_unique');
+  if (!PG_TABLE_NAME.test(uniqueTable))
+    invalidOption(scope, 'uniqueTable', 'a lower-case [schema.]table name', uniqueTable);
+  const hub = given.hub;
+  if (hub !== undefined && (typeof hub !== 'object' || typeof hub?.rawConsumer !== 'function'))
+    invalidOption(scope, 'hub', 'a PgHub', hub);
+  const hubOptions: Record<string, unknown> = {};
+  for (const key of PG_HUB_OPTION_KEYS) {
+    if (given[key] !== undefined) hubOptions[key] = given[key];
+  }
+  return {
+    hub,
+    hubOptions: hubOptions as PgHubOptions,
+    channel,
+    topics,
+    uniqueTable,
+    uniquePurgeMs: positiveNumberOption(scope, 'uniquePurgeMs', given.uniquePurgeMs, 60_000),
+    claimTimeoutMs: positiveNumberOption(scope, 'claimTimeoutMs', given.claimTimeoutMs, 5000),
+    maxPendingClaims: integerOption(scope, 'maxPendingClaims', given.maxPendingClaims, 10_000, 1),
+    logger: given.logger,
+  };
 }

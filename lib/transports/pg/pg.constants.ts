@@ -37,7 +37,8 @@ export const SQL_NOTIFY_MANY =
 /** Hub defaults. */
 export const PG_HUB_DEFAULTS = {
   reconnectMs: 1000,
-  heartbeatMs: 15_000,
+  heartbeatMs: 5000,
+  heartbeatTimeoutMs: 3000,
   maxQueue: 10_240,
   batchSize: 1000,
   poolSize: 3,

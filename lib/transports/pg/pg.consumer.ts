@@ -1,4 +1,11 @@
+import type { Observable } from 'rxjs';
+import { StateMachine, type StateChange } from '../../common/state-machine.js';
 import type { PgHubAdvisoryEvent, PgHubEvent, PgHubRawEvent } from './pg.advisory.js';
+
+/** A consumer is `open` until `close()` or its hub's stop. @publicApi */
+export type PgConsumerState = 'open' | 'closed';
+
+const CONSUMER_TRANSITIONS = { open: ['closed'], closed: [] } as const;
 
 /**
  * Receives a consumer's events: notifications of its topics and advisories.
@@ -38,7 +45,11 @@ export function flattenTopics(topics: readonly (string | readonly string[])[]): 
 export class PgConsumer {
   /** @internal */
   readonly subscribed = new Set<string>();
-  private isClosed = false;
+  private readonly machine = new StateMachine<PgConsumerState>(
+    'pg consumer',
+    'open',
+    CONSUMER_TRANSITIONS,
+  );
 
   /** @internal */
   constructor(
@@ -55,7 +66,12 @@ export class PgConsumer {
 
   /** True after `close()` or after the hub stopped. */
   get closed(): boolean {
-    return this.isClosed;
+    return this.machine.state === 'closed';
+  }
+
+  /** `open`, then `closed` (with the reason: closed, or the hub stopped); completes then. */
+  get status$(): Observable<StateChange<PgConsumerState>> {
+    return this.machine.status$;
   }
 
   /**
@@ -76,13 +92,15 @@ export class PgConsumer {
 
   /** Detaches the consumer; it receives a final `close` advisory, then nothing. Idempotent. */
   close(): void {
-    if (this.isClosed) return;
+    if (this.closed) return;
     this.link.close(this);
   }
 
   /** @internal */
-  markClosed(): void {
-    this.isClosed = true;
+  markClosed(reason: string): void {
     this.subscribed.clear();
+    if (this.closed) return;
+    this.machine.setState('closed', reason);
+    this.machine.complete();
   }
 }

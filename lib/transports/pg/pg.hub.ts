@@ -1,174 +1,38 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import type { Pool, PoolClient, Notification, QueryResult } from 'pg';
+import type { Pool } from 'pg';
+import { skip, type Observable } from 'rxjs';
+import { describeError } from '../../common/describe-error.js';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
 import { jsonCodec } from '../../common/json.codec.js';
-import { silentLogger, type HeraldLogger } from '../../common/logger.js';
+import type { HeraldLogger } from '../../common/logger.js';
+import { StateMachine } from '../../common/state-machine.js';
+import { encodePayload, normalizeKey, validateTopic, type PgKeyInput } from './pg.codec.js';
 import {
-  advisory,
-  type PgHubAction,
-  type PgHubAdvisoryEvent,
-  type PgHubEvent,
-  type PgHubRawEvent,
-} from './pg.advisory.js';
-import {
-  encodePayload,
-  splitPayload,
-  normalizeKey,
-  validateTopic,
-  type PgKeyInput,
-} from './pg.codec.js';
-import {
-  PG_HUB_DEFAULTS,
-  PG_NOTIFY_MAX_PAYLOAD,
-  SQL_NOTIFY_MANY,
-  SQL_NOTIFY_MANY_ONE_TOPIC,
-  SQL_NOTIFY_ONE,
-} from './pg.constants.js';
-import {
-  PgConsumer,
   flattenTopics,
-  type PgConsumerLink,
+  type PgConsumer,
   type PgHubHook,
   type PgHubRawHook,
 } from './pg.consumer.js';
-import { PgDecodeError } from './pg.errors.js';
-import type { PgHubOptions } from './pg.options.js';
+import { PgConsumerSet, handled } from './pg.consumer-set.js';
+import { PgListenConnection } from './pg.listen-connection.js';
+import { PgNotifier } from './pg.notifier.js';
+import { resolvePgHubOptions, type PgHubOptions, type ResolvedPgHubOptions } from './pg.options.js';
+import { SQL_NOTIFY_ONE } from './pg.constants.js';
 
-/**
- * Where the hub is: `idle` before `start()`, `connecting` until the first
- * LISTEN connection is up, `connected`, `reconnecting` after a loss,
- * `stopping`, `stopped`. @publicApi
- */
-export type PgHubState =
-  'idle' | 'connecting' | 'connected' | 'reconnecting' | 'stopping' | 'stopped';
+import type { PgHubState, PgHubStats, PgHubStatus, PgNotifyOptions } from './pg.hub.types.js';
 
-/**
- * The hub's counters (pg-hub's HubStats, counted correctly, plus a few of
- * our own). @publicApi
- */
-export interface PgHubStats {
-  /** Notifications received on the LISTEN connection. */
-  readonly rxEventCount: number;
-  /** Received payloads that were not pg-hub events (counted, logged, dropped). */
-  readonly rxErrorCount: number;
-  /** Notifications of a channel no consumer wants any more. */
-  readonly rxUnroutableCount: number;
-  /** Topics added to consumers. */
-  readonly subscribeCount: number;
-  readonly listenCount: number;
-  readonly listenFailCount: number;
-  readonly unlistenCount: number;
-  readonly unlistenFailCount: number;
-  /** Notifies the server accepted. */
-  readonly notifyCount: number;
-  /** Notifies the server refused (each one alone, after its batch failed). */
-  readonly notifyFailCount: number;
-  /** Notify statements sent (round trips), retries included. */
-  readonly notifyBatchCount: number;
-  /** Batches that failed with a statement error and were retried one by one. */
-  readonly notifyRetryCount: number;
-  /** Notifies given up with `false` because the hub stopped first. */
-  readonly notifyCancelCount: number;
-  /** Successful connects of the LISTEN connection (first one and reconnects). */
-  readonly connectCount: number;
-  readonly connectFailCount: number;
-  /** Losses of the LISTEN connection. */
-  readonly disconnectCount: number;
-  /** Hooks that threw or rejected. */
-  readonly hookErrorCount: number;
-  /** High-water mark of pending LISTEN/UNLISTEN commands. */
-  readonly q1Max: number;
-  /** High-water mark of queued notifies. */
-  readonly q2Max: number;
-  /** Notifies queued now. */
-  readonly queued: number;
-  readonly consumerCount: number;
-}
+export { isConnectionError } from './pg.notifier.js';
+export type { PgHubState, PgHubStats, PgHubStatus, PgNotifyOptions } from './pg.hub.types.js';
 
-/** Options of one notify. @publicApi */
-export interface PgNotifyOptions {
-  /** Called with true once sent, false when the hub stopped first or the server refused it. */
-  confirm?: (sent: boolean) => void;
-  /**
-   * A client of yours (e.g. inside your transaction): the notify runs on it at
-   * once, not queued, and so is delivered only if your transaction commits.
-   * PostgreSQL folds identical topic+payload pairs within one transaction.
-   */
-  client?: { query(text: string, values: unknown[]): Promise<unknown> };
-}
-
-/** A queued notify. */
-interface Outbound {
-  readonly topic: string;
-  readonly payload: string;
-  /** Known unlike every other payload (it carries a unique id): no folding check. */
-  readonly distinct?: boolean;
-  settle(sent: boolean, error?: Error): void;
-}
-
-const noop = (): void => undefined;
-const KEEPALIVE_DELAY_MS = 10_000;
-
-/** The part of node-postgres' Client internals used to reach the socket. */
-interface PgClientInternals {
-  connection?: { stream?: { setKeepAlive?(enable: boolean, delayMs: number): unknown } };
-}
-
-/** Marks a promise as handled so an unawaited rejection never crashes the process. */
-function handled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(noop);
-  return promise;
-}
-
-function quoteIdent(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/**
- * True for errors that mean the connection (not the statement) failed: no
- * server error, or SQLSTATE class 08 (connection exception) / 57P0x (the
- * server shut down or terminated the backend).
- */
-export function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof pg.DatabaseError)) return true;
-  const code = error.code ?? '';
-  return code.startsWith('08') || code.startsWith('57P');
-}
-
-/** A FIFO with peek and O(1) removal at the head. */
-class OutboundQueue {
-  private items: (Outbound | undefined)[] = [];
-  private head = 0;
-  get length(): number {
-    return this.items.length - this.head;
-  }
-  push(item: Outbound): void {
-    this.items.push(item);
-  }
-  at(index: number): Outbound {
-    return this.items[this.head + index]!;
-  }
-  shift(): Outbound {
-    const item = this.items[this.head]!;
-    this.items[this.head++] = undefined;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-  drain(): Outbound[] {
-    const rest = this.items.slice(this.head) as Outbound[];
-    this.items = [];
-    this.head = 0;
-    return rest;
-  }
-}
+const HUB_TRANSITIONS: { readonly [S in PgHubState]: readonly PgHubState[] } = {
+  idle: ['connecting', 'stopping'],
+  connecting: ['connected', 'stopping'],
+  connected: ['reconnecting', 'stopping'],
+  reconnecting: ['connected', 'stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
 
 /**
  * pg-hub for Node: events over PostgreSQL LISTEN/NOTIFY. A topic is a
@@ -176,145 +40,114 @@ class OutboundQueue {
  * one pure-ASCII payload (`e<keys>[:json]`) that Go and Node pg-hub
  * services read and write.
  *
- * One dedicated LISTEN connection (reconnected every `reconnectMs` with
- * jitter, every topic re-LISTENed), notifies through the pool, many per
- * statement, one batch in flight so a sender's order holds. Emits `state`
- * (state, reason) on every state change.
+ * The parts: the LISTEN connection (a client of its own, reconnected and
+ * watched by a heartbeat), the consumers and their subscriptions, the
+ * notifier (the pool, many notifies per statement, one batch in flight so a
+ * sender's order holds). This class joins them and owns the lifecycle:
+ * `status$` reports every state change (the `state` event is its
+ * deprecated adapter).
  * @publicApi
  */
 export class PgHub extends EventEmitter {
   readonly name: string;
   readonly pool: Pool;
+  /** Every state change with its reason; replays the current one. */
+  readonly status$: Observable<PgHubStatus>;
+  private readonly options: ResolvedPgHubOptions;
   private readonly ownsPool: boolean;
   private readonly logger: HeraldLogger;
-  private readonly reconnectMs: number;
-  private readonly heartbeatMs: number;
-  private readonly maxQueue: number;
-  private readonly batchSize: number;
-  private readonly maxPayloadBytes: number;
-  private readonly applicationName: string;
-  private readonly stopTimeoutMs: number;
-
-  private currentState: PgHubState = 'idle';
-  private everConnected = false;
+  private readonly machine: StateMachine<PgHubState>;
+  private readonly listen: PgListenConnection;
+  private readonly consumers: PgConsumerSet;
+  private readonly notifier: PgNotifier;
   private stopRequested = false;
   private starting?: Promise<void>;
   private startWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private stopping?: Promise<void>;
 
-  private listenClient?: PoolClient;
-  private connection = 0;
-  private connectTimer?: NodeJS.Timeout;
-  private heartbeatTimer?: NodeJS.Timeout;
-  private heartbeatPending = false;
-  /** The heartbeat query in flight: LISTENs wait for it (one query at a time). */
-  private heartbeat?: Promise<unknown>;
-
-  private readonly consumers = new Set<PgConsumer>();
-  /** Topic -> consumers that want it. */
-  private readonly wanted = new Map<string, Set<PgConsumer>>();
-  /** Topics LISTENed on the current connection. */
-  private readonly listening = new Set<string>();
-  /** Subscriptions waiting for their LISTEN. */
-  private pendingSubscribes: {
-    consumer: PgConsumer;
-    topic: string;
-    done(error?: Error): void;
-  }[] = [];
-  private syncing = false;
-
-  private readonly queue = new OutboundQueue();
-  private sending?: Promise<void>;
-  private pumpScheduled = false;
-  /** How many head items are still to be retried alone after their batch failed. */
-  private singles = 0;
-  private retryTimer?: NodeJS.Timeout;
-  private drainWaiters: (() => void)[] = [];
-
-  private readonly counters = {
-    rxEventCount: 0,
-    rxErrorCount: 0,
-    rxUnroutableCount: 0,
-    subscribeCount: 0,
-    listenCount: 0,
-    listenFailCount: 0,
-    unlistenCount: 0,
-    unlistenFailCount: 0,
-    notifyCount: 0,
-    notifyFailCount: 0,
-    notifyBatchCount: 0,
-    notifyRetryCount: 0,
-    notifyCancelCount: 0,
-    connectCount: 0,
-    connectFailCount: 0,
-    disconnectCount: 0,
-    hookErrorCount: 0,
-    q1Max: 0,
-    q2Max: 0,
-  };
-
-  private readonly link: PgConsumerLink = {
-    subscribe: (consumer, topics) => this.subscribeConsumer(consumer, topics),
-    unsubscribe: (consumer, topics) => this.unsubscribeConsumer(consumer, topics),
-    close: consumer => this.closeConsumer(consumer),
-  };
-
   private readonly onPoolError = (error: Error): void => {
     this.logger.warn(`pg hub ${this.name}: idle pool connection failed: ${error.message}`);
   };
 
+  /** Throws `InvalidOptionsError` naming a bad or unknown option. */
   constructor(options: PgHubOptions = {}) {
     super();
-    this.name = options.name ?? 'pg-hub';
-    this.logger = options.logger ?? silentLogger;
-    this.reconnectMs = positive(options.reconnectMs, PG_HUB_DEFAULTS.reconnectMs, 'reconnectMs');
-    this.heartbeatMs = positive(options.heartbeatMs, PG_HUB_DEFAULTS.heartbeatMs, 'heartbeatMs');
-    this.maxQueue = positive(options.maxQueue, PG_HUB_DEFAULTS.maxQueue, 'maxQueue');
-    this.batchSize = positive(options.batchSize, PG_HUB_DEFAULTS.batchSize, 'batchSize');
-    this.maxPayloadBytes = positive(
-      options.maxPayloadBytes,
-      PG_NOTIFY_MAX_PAYLOAD,
-      'maxPayloadBytes',
-    );
-    this.stopTimeoutMs = positive(
-      options.stopTimeoutMs,
-      PG_HUB_DEFAULTS.stopTimeoutMs,
-      'stopTimeoutMs',
-    );
-    this.applicationName = options.applicationName ?? PG_HUB_DEFAULTS.applicationName;
-    if (options.pool) {
-      this.pool = options.pool;
+    const resolved = (this.options = resolvePgHubOptions(options));
+    this.name = resolved.name;
+    this.logger = resolved.logger;
+    if (resolved.pool) {
+      this.pool = resolved.pool;
       this.ownsPool = false;
     } else {
-      if (!options.connectionString && !options.poolConfig) {
-        throw new TypeError('PgHub needs a pool, a connectionString or a poolConfig');
-      }
       this.pool = new pg.Pool({
-        connectionString: options.connectionString,
-        max: positive(options.poolSize, PG_HUB_DEFAULTS.poolSize, 'poolSize'),
-        application_name: this.applicationName,
+        connectionString: resolved.connectionString,
+        max: resolved.poolSize,
+        application_name: resolved.applicationName,
         keepAlive: true,
-        connectionTimeoutMillis: Math.max(5000, this.reconnectMs),
-        ...options.poolConfig,
+        connectionTimeoutMillis: Math.max(5000, resolved.reconnectMs),
+        ...resolved.poolConfig,
       });
       this.ownsPool = true;
     }
     this.pool.on('error', this.onPoolError);
+    this.machine = new StateMachine<PgHubState>(
+      `pg hub ${this.name}`,
+      'idle',
+      HUB_TRANSITIONS,
+      this.logger,
+    );
+    this.status$ = this.machine.status$;
+    // @deprecated adapter: the `state` event, fed from status$ only.
+    this.status$.pipe(skip(1)).subscribe(change => this.emit('state', change.state, change.reason));
+    const isConnected = (): boolean => this.machine.state === 'connected';
+    this.consumers = new PgConsumerSet(
+      {
+        isConnected,
+        isListening: topic => this.listen.listening.has(topic),
+        syncListens: () => void this.listen.sync(),
+      },
+      this.logger,
+      this.name,
+    );
+    this.listen = new PgListenConnection(
+      { ...resolved, pool: this.pool },
+      {
+        wantedTopics: () => this.consumers.wantedTopics(),
+        isStopping: () => this.stopRequested,
+        onNotification: message => this.consumers.receive(message),
+        onConnected: first => this.connected(first),
+        onLost: reason => {
+          this.machine.setState('reconnecting', reason);
+          this.consumers.broadcast('disconnect');
+        },
+        onListened: () => this.consumers.settle(),
+      },
+    );
+    this.notifier = new PgNotifier(
+      this.pool,
+      resolved.batchSize,
+      { isConnected, retryDelay: () => this.listen.jitter() },
+      this.logger,
+      this.name,
+    );
   }
 
-  /** The hub's state. */
+  /**
+   * The hub's state.
+   * @deprecated Read `status$` (or `state` there); this getter stays for pg-hub parity.
+   */
   get state(): PgHubState {
-    return this.currentState;
+    return this.machine.state;
   }
 
   /** Backend pid of the LISTEN connection while connected. */
   get listenProcessId(): number | undefined {
-    return (this.listenClient as unknown as { processID?: number } | undefined)?.processID;
+    return this.listen.processId;
   }
 
   /** The topics LISTENed on the current connection. */
   get listeningTopics(): readonly string[] {
-    return [...this.listening];
+    return [...this.listen.listening];
   }
 
   /**
@@ -323,7 +156,7 @@ export class PgHub extends EventEmitter {
    * Rejects when not connected.
    */
   async listeningChannels(): Promise<string[]> {
-    const client = this.listenClient;
+    const client = this.listen.current;
     if (!client) throw new TransportClosedError('pg hub is not connected');
     const result = await client.query<{ channel: string }>(
       'SELECT pg_listening_channels() AS channel',
@@ -333,7 +166,7 @@ export class PgHub extends EventEmitter {
 
   /** The largest payload this hub sends, in bytes. */
   get payloadLimit(): number {
-    return this.maxPayloadBytes;
+    return this.options.maxPayloadBytes;
   }
 
   /**
@@ -347,8 +180,8 @@ export class PgHub extends EventEmitter {
     this.starting ??= handled(
       new Promise<void>((resolve, reject) => {
         this.startWaiters.push({ resolve, reject });
-        this.setState('connecting');
-        void this.connectOnce();
+        this.machine.setState('connecting');
+        this.listen.open();
       }),
     );
     return this.starting;
@@ -392,10 +225,7 @@ export class PgHub extends EventEmitter {
     const flat = flattenTopics(topics);
     flat.forEach(validateTopic);
     if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
-    const consumer = new PgConsumer(this.link, hook, raw);
-    this.consumers.add(consumer);
-    if (flat.length > 0) void this.subscribeConsumer(consumer, flat);
-    return consumer;
+    return this.consumers.add(hook, raw, flat);
   }
 
   /**
@@ -420,17 +250,18 @@ export class PgHub extends EventEmitter {
 
   /**
    * Sends a payload already encoded (by `encodeEvent`), with the checks of
-   * `notify` for topic, size, queue and state.
+   * `notify` for topic, size, queue and state. It does not check that the
+   * payload is a pg-hub event: anything within the size limit goes out.
    */
   notifyPayload(topic: string, payload: string, options: PgNotifyOptions = {}): Promise<boolean> {
     validateTopic(topic);
     this.checkSize(payload);
     if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
     if (options.client) return this.notifyOn(options.client, topic, payload, options.confirm);
-    if (this.queue.length >= this.maxQueue) throw new QueueFullError('pg notify', this.maxQueue);
+    this.checkQueue();
     const confirm = options.confirm;
     const promise = new Promise<boolean>((resolve, reject) => {
-      this.enqueue({
+      this.notifier.enqueue({
         topic,
         payload,
         settle: (sent, error) => {
@@ -467,14 +298,13 @@ export class PgHub extends EventEmitter {
       try {
         this.checkSize(payload);
         if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
-        if (this.queue.length >= this.maxQueue)
-          throw new QueueFullError('pg notify', this.maxQueue);
+        this.checkQueue();
       } catch (error) {
         outcomes[i] = error as Error;
         continue;
       }
       pending++;
-      this.enqueue({
+      this.notifier.enqueue({
         topic,
         payload,
         distinct: options.distinct,
@@ -488,33 +318,28 @@ export class PgHub extends EventEmitter {
     return all.then(() => outcomes);
   }
 
-  private checkSize(payload: string): void {
-    // A payload from encodeEvent is pure ASCII: its length is its size in bytes.
-    const size =
-      payload.length > this.maxPayloadBytes / 3 ? Buffer.byteLength(payload) : payload.length;
-    if (size > this.maxPayloadBytes) throw new PayloadTooLargeError(size, this.maxPayloadBytes);
-  }
-
-  private enqueue(item: Outbound): void {
-    this.queue.push(item);
-    if (this.queue.length > this.counters.q2Max) this.counters.q2Max = this.queue.length;
-    // Start sending on the next microtask, so a burst of notifies made in one
-    // turn of the event loop goes out as one batch.
-    if (!this.pumpScheduled) {
-      this.pumpScheduled = true;
-      queueMicrotask(() => {
-        this.pumpScheduled = false;
-        this.pump();
-      });
-    }
-  }
-
   /** The hub's counters. */
   stats(): PgHubStats {
-    return { ...this.counters, queued: this.queue.length, consumerCount: this.consumers.size };
+    return {
+      ...this.consumers.counters,
+      ...this.listen.counters,
+      ...this.notifier.counters,
+      queued: this.notifier.length,
+      consumerCount: this.consumers.size,
+    };
   }
 
-  // ---------------------------------------------------------------- sending
+  private checkSize(payload: string): void {
+    const limit = this.options.maxPayloadBytes;
+    // A payload from encodeEvent is pure ASCII: its length is its size in bytes.
+    const size = payload.length > limit / 3 ? Buffer.byteLength(payload) : payload.length;
+    if (size > limit) throw new PayloadTooLargeError(size, limit);
+  }
+
+  private checkQueue(): void {
+    if (this.notifier.length >= this.options.maxQueue)
+      throw new QueueFullError('pg notify', this.options.maxQueue);
+  }
 
   private async notifyOn(
     client: NonNullable<PgNotifyOptions['client']>,
@@ -525,11 +350,11 @@ export class PgHub extends EventEmitter {
     try {
       await client.query(SQL_NOTIFY_ONE, [topic, payload]);
     } catch (error) {
-      this.counters.notifyFailCount++;
+      this.notifier.counters.notifyFailCount++;
       this.confirm(confirm, false);
       throw error;
     }
-    this.counters.notifyCount++;
+    this.notifier.counters.notifyCount++;
     this.confirm(confirm, true);
     return true;
   }
@@ -539,526 +364,42 @@ export class PgHub extends EventEmitter {
     try {
       hook(sent);
     } catch (error) {
-      this.counters.hookErrorCount++;
-      this.logger.error(`pg hub ${this.name}: confirm hook threw: ${describe(error)}`);
+      this.consumers.hookFailed(error);
     }
   }
 
-  private pump(): void {
-    if (this.sending || this.retryTimer || this.queue.length === 0) return;
-    if (this.currentState !== 'connected') return;
-    this.sending = this.sendLoop().finally(() => {
-      this.sending = undefined;
-      // Notifies queued while the last batch was settling go out now.
-      if (this.currentState === 'connected') this.pump();
-      if (!this.sending) this.notifyDrained();
-    });
-  }
-
-  /**
-   * Takes the next batch from the head: up to `batchSize` notifies, cut
-   * before a topic+payload pair already in it, because PostgreSQL folds
-   * identical pairs of one transaction into one notification.
-   */
-  private nextBatch(): Outbound[] {
-    if (this.singles > 0 || this.queue.length === 1) return [this.queue.at(0)];
-    const batch: Outbound[] = [];
-    // By payload alone: the same payload on two topics also ends the batch,
-    // which costs a round trip but never a notification.
-    const seen = new Set<string>();
-    const limit = Math.min(this.batchSize, this.queue.length);
-    for (let i = 0; i < limit; i++) {
-      const item = this.queue.at(i);
-      if (!item.distinct) {
-        if (seen.has(item.payload)) break;
-        seen.add(item.payload);
-      }
-      batch.push(item);
-    }
-    return batch;
-  }
-
-  private async sendLoop(): Promise<void> {
-    while (this.queue.length > 0 && this.currentState === 'connected') {
-      const batch = this.nextBatch();
-      this.counters.notifyBatchCount++;
-      try {
-        await this.sendBatch(batch);
-      } catch (error) {
-        if (isConnectionError(error)) {
-          // The database went away under us: the batch stays at the head and
-          // goes out after the next connect, or after reconnectMs if the LISTEN
-          // connection never noticed.
-          this.logger.warn(`pg hub ${this.name}: notify failed, will retry: ${describe(error)}`);
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            this.pump();
-          }, this.jitter());
-          this.retryTimer.unref?.();
-          return;
-        }
-        if (batch.length > 1) {
-          // One bad notify must not sink its neighbours: retry them one by one.
-          this.counters.notifyRetryCount++;
-          this.singles = batch.length;
-          continue;
-        }
-        const item = this.queue.shift();
-        if (this.singles > 0) this.singles--;
-        this.counters.notifyFailCount++;
-        this.logger.error(
-          `pg hub ${this.name}: notify on ${item.topic} refused: ${describe(error)}`,
-        );
-        item.settle(false, error as Error);
-        continue;
-      }
-      for (let i = 0; i < batch.length; i++) this.queue.shift();
-      if (this.singles > 0) this.singles--;
-      this.counters.notifyCount += batch.length;
-      for (const item of batch) item.settle(true);
-    }
-  }
-
-  private sendBatch(batch: readonly Outbound[]): Promise<QueryResult> {
-    if (batch.length === 1)
-      return this.pool.query(SQL_NOTIFY_ONE, [batch[0].topic, batch[0].payload]);
-    // The arrays travel as JSON text: V8's JSON.stringify escapes strings far
-    // faster than node-postgres builds an array literal.
-    const topic = batch[0].topic;
-    const payloads = new Array<string>(batch.length);
-    let oneTopic = true;
-    for (let i = 0; i < batch.length; i++) {
-      payloads[i] = batch[i].payload;
-      if (batch[i].topic !== topic) oneTopic = false;
-    }
-    if (oneTopic)
-      return this.pool.query(SQL_NOTIFY_MANY_ONE_TOPIC, [topic, JSON.stringify(payloads)]);
-    const topics = batch.map(item => item.topic);
-    return this.pool.query(SQL_NOTIFY_MANY, [JSON.stringify(topics), JSON.stringify(payloads)]);
-  }
-
-  private notifyDrained(): void {
-    if (this.queue.length > 0) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
-  private waitDrained(timeoutMs: number): Promise<void> {
-    if (this.queue.length === 0 && !this.sending) return Promise.resolve();
-    return new Promise(resolve => {
-      const timer = setTimeout(done, timeoutMs);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.drainWaiters.push(done);
-    });
-  }
-
-  // ------------------------------------------------------------- connection
-
-  private setState(state: PgHubState, reason?: string): void {
-    if (this.currentState === state) return;
-    this.currentState = state;
-    this.emit('state', state, reason);
-  }
-
-  private jitter(): number {
-    return Math.round(this.reconnectMs * (0.75 + Math.random() * 0.5));
-  }
-
-  private scheduleConnect(delay: number): void {
-    if (this.stopRequested || this.connectTimer) return;
-    this.connectTimer = setTimeout(() => {
-      this.connectTimer = undefined;
-      void this.connectOnce();
-    }, delay);
-  }
-
-  /** One attempt to bring the LISTEN connection up; schedules the next on failure. */
-  private async connectOnce(): Promise<void> {
-    if (this.stopRequested) return;
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      this.counters.connectFailCount++;
-      this.logger.warn(`pg hub ${this.name}: connect failed: ${describe(error)}`);
-      this.scheduleConnect(this.jitter());
-      return;
-    }
-    if (this.stopRequested) {
-      safeRelease(client, true);
-      return;
-    }
-    const connection = ++this.connection;
-    client.on('notification', (message: Notification) => {
-      if (connection === this.connection) this.receive(message);
-    });
-    // TCP keepalive on the LISTEN socket even when the pool is yours and was
-    // made without it: an idle LISTEN connection is otherwise never probed.
-    (client as unknown as PgClientInternals).connection?.stream?.setKeepAlive?.(
-      true,
-      KEEPALIVE_DELAY_MS,
-    );
-    client.on('error', (error: Error) => this.lose(connection, client, error.message));
-    client.on('end', () => this.lose(connection, client, 'connection ended'));
-    const topics = [...this.wanted.keys()];
-    // Topics are validated identifiers, quoted: LISTEN takes no parameters.
-    const statements = ['UNLISTEN *', ...topics.map(topic => `LISTEN ${quoteIdent(topic)}`)];
-    try {
-      await client.query("SELECT pg_catalog.set_config('application_name', $1, false)", [
-        this.applicationName + '/listen',
-      ]);
-      await client.query(statements.join('; '));
-    } catch (error) {
-      this.counters.connectFailCount++;
-      this.counters.listenFailCount += topics.length;
-      this.logger.warn(`pg hub ${this.name}: LISTEN failed on connect: ${describe(error)}`);
-      if (connection === this.connection) this.connection++;
-      safeRelease(client, true);
-      this.scheduleConnect(this.jitter());
-      return;
-    }
-    if (this.stopRequested) {
-      safeRelease(client, true);
-      return;
-    }
-    if (connection !== this.connection) {
-      // Lost between the LISTEN and here: lose() released it already.
-      this.scheduleConnect(0);
-      return;
-    }
-    this.listenClient = client;
-    this.listening.clear();
-    for (const topic of topics) this.listening.add(topic);
-    this.counters.listenCount += topics.length;
-    this.counters.connectCount++;
-    const first = !this.everConnected;
-    this.everConnected = true;
-    this.startHeartbeat(connection, client);
-    this.setState('connected');
-    this.broadcast(first ? 'connect' : 'reconnect');
-    this.settleSubscribes();
+  /** The LISTEN connection is up with every wanted topic LISTENed. */
+  private connected(first: boolean): void {
+    this.machine.setState('connected');
+    this.consumers.broadcast(first ? 'connect' : 'reconnect');
+    this.consumers.settle();
     if (first) {
       const waiters = this.startWaiters;
       this.startWaiters = [];
       for (const waiter of waiters) waiter.resolve();
     }
-    void this.syncListens();
-    // Notifies that failed during the outage go out now, not at their retry timer.
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.pump();
+    this.notifier.onConnected();
   }
-
-  /** The LISTEN connection failed: announce it and reconnect. */
-  private lose(connection: number, client: PoolClient, reason: string): void {
-    if (connection !== this.connection) return;
-    this.connection++;
-    this.stopHeartbeat();
-    safeRelease(client, new Error(reason));
-    // Still connecting: connectOnce sees the changed connection number and retries.
-    if (this.listenClient !== client) return;
-    this.listenClient = undefined;
-    this.listening.clear();
-    if (this.stopRequested) return;
-    this.counters.disconnectCount++;
-    this.logger.warn(`pg hub ${this.name}: LISTEN connection lost: ${reason}`);
-    this.setState('reconnecting', reason);
-    this.broadcast('disconnect');
-    // The server may just have dropped this session (a restart, a terminate):
-    // try again at once, then every reconnectMs.
-    this.scheduleConnect(0);
-  }
-
-  private startHeartbeat(connection: number, client: PoolClient): void {
-    this.stopHeartbeat();
-    this.heartbeatPending = false;
-    let syncTicks = 0;
-    this.heartbeatTimer = setInterval(() => {
-      if (this.heartbeatPending) {
-        this.lose(connection, client, `no answer to the heartbeat within ${this.heartbeatMs} ms`);
-        return;
-      }
-      // One query at a time on this connection: a LISTEN running is a
-      // heartbeat of its own, unless it outlives a whole interval.
-      if (this.syncing) {
-        if (++syncTicks > 1)
-          this.lose(connection, client, `LISTEN unanswered for ${this.heartbeatMs} ms`);
-        return;
-      }
-      syncTicks = 0;
-      this.heartbeatPending = true;
-      this.heartbeat = client.query('SELECT 1').then(
-        () => void (this.heartbeatPending = false),
-        error => this.lose(connection, client, `heartbeat failed: ${describe(error)}`),
-      );
-    }, this.heartbeatMs);
-    this.heartbeatTimer.unref?.();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
-    this.heartbeatPending = false;
-  }
-
-  // --------------------------------------------------------------- receiving
-
-  private receive(message: Notification): void {
-    this.counters.rxEventCount++;
-    const consumers = this.wanted.get(message.channel);
-    if (!consumers || consumers.size === 0) {
-      this.counters.rxUnroutableCount++;
-      return;
-    }
-    let raw: PgHubRawEvent;
-    let event: PgHubEvent | undefined;
-    try {
-      const { key, json } = splitPayload(message.payload ?? '');
-      raw = { topic: message.channel, key, json, processId: message.processId };
-      // Parsed once, and only when a consumer wants values.
-      for (const consumer of consumers) {
-        if (consumer.raw) continue;
-        event = {
-          topic: message.channel,
-          key,
-          value: parseValue(json),
-          processId: message.processId,
-        };
-        break;
-      }
-    } catch (error) {
-      this.counters.rxErrorCount++;
-      const reason = error instanceof PgDecodeError ? error.reason : describe(error);
-      this.logger.warn(
-        `pg hub ${this.name}: dropped a notification on ${message.channel} from pid ${message.processId}: ${reason}`,
-      );
-      return;
-    }
-    for (const consumer of consumers.size === 1 ? consumers : [...consumers]) {
-      this.call(consumer, consumer.raw ? raw : event!);
-    }
-  }
-
-  private call(consumer: PgConsumer, event: PgHubEvent | PgHubRawEvent | PgHubAdvisoryEvent): void {
-    try {
-      const result = (consumer.hook as (event: unknown, consumer: PgConsumer) => unknown)(
-        event,
-        consumer,
-      );
-      if (result instanceof Promise) result.catch(error => this.hookFailed(error));
-    } catch (error) {
-      this.hookFailed(error);
-    }
-  }
-
-  private hookFailed(error: unknown): void {
-    this.counters.hookErrorCount++;
-    this.logger.error(
-      `pg hub ${this.name}: consumer hook failed: ${describe(error)}`,
-      error instanceof Error ? error.stack : undefined,
-    );
-  }
-
-  private broadcast(action: PgHubAction): void {
-    const event = advisory(action);
-    for (const consumer of [...this.consumers]) this.call(consumer, event);
-  }
-
-  // ------------------------------------------------------------ subscribing
-
-  private subscribeConsumer(consumer: PgConsumer, topics: readonly string[]): Promise<void> {
-    topics.forEach(validateTopic);
-    if (consumer.closed || !this.consumers.has(consumer)) {
-      return handled(Promise.reject(new TransportClosedError('pg consumer is closed')));
-    }
-    const waits: Promise<void>[] = [];
-    for (const topic of topics) {
-      if (consumer.subscribed.has(topic)) continue;
-      consumer.subscribed.add(topic);
-      this.counters.subscribeCount++;
-      let set = this.wanted.get(topic);
-      if (!set) this.wanted.set(topic, (set = new Set()));
-      set.add(consumer);
-      waits.push(
-        new Promise<void>((resolve, reject) => {
-          this.pendingSubscribes.push({
-            consumer,
-            topic,
-            done: error => (error ? reject(error) : resolve()),
-          });
-        }),
-      );
-    }
-    this.settleSubscribes();
-    void this.syncListens();
-    return handled(Promise.all(waits).then(noop));
-  }
-
-  /** Announces each pending subscription whose topic is LISTENed now. */
-  private settleSubscribes(): void {
-    if (this.currentState !== 'connected') return;
-    const still: typeof this.pendingSubscribes = [];
-    for (const pending of this.pendingSubscribes) {
-      if (!pending.consumer.subscribed.has(pending.topic)) {
-        pending.done(
-          new TransportClosedError(`unsubscribed from ${pending.topic} before its LISTEN ran`),
-        );
-      } else if (this.listening.has(pending.topic)) {
-        this.call(pending.consumer, advisory('subscribe', pending.topic));
-        pending.done();
-      } else {
-        still.push(pending);
-      }
-    }
-    this.pendingSubscribes = still;
-  }
-
-  private unsubscribeConsumer(consumer: PgConsumer, topics: readonly string[]): void {
-    for (const topic of topics) {
-      if (!consumer.subscribed.delete(topic)) continue;
-      const set = this.wanted.get(topic);
-      set?.delete(consumer);
-      if (set?.size === 0) this.wanted.delete(topic);
-    }
-    this.failPendingOf(consumer, false);
-    void this.syncListens();
-  }
-
-  private closeConsumer(consumer: PgConsumer): void {
-    if (!this.consumers.delete(consumer)) return;
-    this.unsubscribeConsumer(consumer, [...consumer.subscribed]);
-    consumer.markClosed();
-    this.failPendingOf(consumer, true);
-    queueMicrotask(() => this.call(consumer, advisory('close')));
-  }
-
-  private failPendingOf(consumer: PgConsumer, all: boolean): void {
-    this.pendingSubscribes = this.pendingSubscribes.filter(pending => {
-      if (pending.consumer !== consumer) return true;
-      if (!all && consumer.subscribed.has(pending.topic)) return true;
-      pending.done(
-        new TransportClosedError(`pg consumer left ${pending.topic} before its LISTEN ran`),
-      );
-      return false;
-    });
-  }
-
-  /**
-   * Brings the LISTENs of the connection in line with what consumers want,
-   * one command at a time on the LISTEN connection (pg-hub's Q1).
-   */
-  private async syncListens(): Promise<void> {
-    if (this.syncing) return;
-    this.syncing = true;
-    try {
-      for (;;) {
-        const client = this.listenClient;
-        if (!client || this.currentState !== 'connected') return;
-        const connection = this.connection;
-        const toListen = [...this.wanted.keys()].filter(topic => !this.listening.has(topic));
-        const toUnlisten = [...this.listening].filter(topic => !this.wanted.has(topic));
-        const pending = toListen.length + toUnlisten.length;
-        if (pending > this.counters.q1Max) this.counters.q1Max = pending;
-        if (pending === 0) return;
-        const statements = [
-          ...toUnlisten.map(topic => `UNLISTEN ${quoteIdent(topic)}`),
-          ...toListen.map(topic => `LISTEN ${quoteIdent(topic)}`),
-        ];
-        try {
-          if (this.heartbeatPending) await this.heartbeat;
-          await client.query(statements.join('; '));
-        } catch (error) {
-          this.counters.listenFailCount += toListen.length;
-          this.counters.unlistenFailCount += toUnlisten.length;
-          this.logger.warn(`pg hub ${this.name}: LISTEN/UNLISTEN failed: ${describe(error)}`);
-          // A failed LISTEN leaves the session's channels unknown: start afresh.
-          this.lose(connection, client, `LISTEN failed: ${describe(error)}`);
-          return;
-        }
-        if (connection !== this.connection) return;
-        for (const topic of toUnlisten) this.listening.delete(topic);
-        for (const topic of toListen) this.listening.add(topic);
-        this.counters.listenCount += toListen.length;
-        this.counters.unlistenCount += toUnlisten.length;
-        this.settleSubscribes();
-      }
-    } finally {
-      this.syncing = false;
-    }
-  }
-
-  // --------------------------------------------------------------- stopping
 
   private async shutdown(wait: boolean): Promise<void> {
-    if (wait && this.currentState === 'connected') {
+    if (wait && this.machine.state === 'connected') {
       this.stopRequested = true;
-      await this.waitDrained(this.stopTimeoutMs);
+      await this.notifier.waitDrained(this.options.stopTimeoutMs);
     }
     this.stopRequested = true;
-    this.setState('stopping');
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.connectTimer = this.retryTimer = undefined;
-    this.stopHeartbeat();
-    await this.sending;
-    for (const item of this.queue.drain()) {
-      this.counters.notifyCancelCount++;
-      item.settle(false);
-    }
+    this.machine.setState('stopping');
+    this.listen.close();
+    await this.notifier.stop();
     const closed = new TransportClosedError('pg hub stopped');
     for (const waiter of this.startWaiters) waiter.reject(closed);
     this.startWaiters = [];
-    for (const pending of this.pendingSubscribes) pending.done(closed);
-    this.pendingSubscribes = [];
-    this.connection++;
-    const client = this.listenClient;
-    this.listenClient = undefined;
-    this.listening.clear();
-    // Destroy rather than return it: a pooled session must not keep our LISTENs.
-    if (client) safeRelease(client, true);
-    const event = advisory('stop');
-    for (const consumer of [...this.consumers]) {
-      consumer.markClosed();
-      this.call(consumer, event);
-    }
-    this.consumers.clear();
-    this.wanted.clear();
+    this.consumers.stop(closed);
     this.pool.off('error', this.onPoolError);
     if (this.ownsPool)
       await this.pool
         .end()
-        .catch(error => this.logger.warn(`pg hub ${this.name}: ${describe(error)}`));
-    this.setState('stopped');
+        .catch(error => this.logger.warn(`pg hub ${this.name}: ${describeError(error)}`));
+    this.machine.setState('stopped');
+    this.machine.complete();
   }
-}
-
-/** The value of a payload's JSON text; throws PgDecodeError for bad JSON. */
-function parseValue(json: string | undefined): unknown {
-  if (json === undefined) return null;
-  try {
-    return JSON.parse(json);
-  } catch (error) {
-    throw new PgDecodeError(`bad JSON value (${(error as Error).message})`);
-  }
-}
-
-/** Releases a pool client, destroying its session; a second release is a no-op. */
-function safeRelease(client: PoolClient, destroy: boolean | Error): void {
-  try {
-    client.release(destroy);
-  } catch {
-    // pg-pool throws on a second release: the client is gone already.
-  }
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
-    throw new RangeError(`${name} must be a positive number`);
-  }
-  return value;
 }

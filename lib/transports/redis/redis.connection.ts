@@ -1,6 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { BehaviorSubject, type Observable } from 'rxjs';
+import { describeError } from '../../common/describe-error.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
+import { functionOption, objectOption, stringOption } from '../../common/options.validation.js';
 import type { TransportStatus } from '../../interfaces/transport.interface.js';
 
 /** Where Redis is and how to reach it; shared by the publisher, the subscriber and the transport. @publicApi */
@@ -20,14 +22,31 @@ export interface RedisConnectionOptions {
 /** @default */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
-/** Reconnects quickly at first, then every 2 s; never gives up while open. */
-function defaultRetryStrategy(times: number): number {
-  return Math.min(50 * 2 ** Math.min(times, 10), 2000);
+/**
+ * How soon a Redis that is loading its data (`LOADING`) is asked again: a
+ * short fixed delay, so writes resume within milliseconds of the load
+ * ending. ioredis's own default waits the server's loading ETA, at least 1 s.
+ */
+export const LOADING_RETRY_MS = 20;
+
+/** The longest pause between two reconnection attempts. */
+export const RECONNECT_MAX_DELAY_MS = 200;
+
+/**
+ * Reconnects at 20, 40, 80, 160 ms, then every 200 ms; never gives up while
+ * open. A refused connection to a Redis that is down costs next to nothing,
+ * and a restarted Redis is found within 200 ms of it listening.
+ */
+export function defaultRetryStrategy(times: number): number {
+  return Math.min(10 * 2 ** Math.min(times, 10), RECONNECT_MAX_DELAY_MS);
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/** True for a `LOADING` reply: Redis is up and reading its data; retried on {@link LOADING_RETRY_MS}. */
+export function isLoadingReplyError(error: unknown): boolean {
+  return describe(error).startsWith('LOADING');
 }
+
+const describe = describeError;
 
 /**
  * One ioredis connection as this package uses it: lazily connected, with a
@@ -62,6 +81,9 @@ export class RedisConnection {
       retryStrategy: defaultRetryStrategy,
       // After close, a socket that never answers our FIN is destroyed this soon (ioredis waits 2 s).
       disconnectTimeout: 200,
+      // The ready check (INFO until loading:0) asks again this soon, not after the loading ETA.
+      enableReadyCheck: true,
+      maxLoadingRetryTime: LOADING_RETRY_MS,
       ...options.redis,
       ...overrides,
       lazyConnect: true,
@@ -163,4 +185,18 @@ export function isTransientReplyError(error: unknown): boolean {
 /** True for a Redis error reply (as opposed to a connection or timeout error). */
 export function isReplyError(error: unknown): boolean {
   return error instanceof Error && error.name === 'ReplyError';
+}
+
+/** The keys of {@link RedisConnectionOptions}, for the options objects that extend it. */
+export const CONNECTION_OPTION_KEYS = ['url', 'redis', 'logger'] as const;
+
+/** Checks the connection part of an options object (`url`, `redis`, `logger`). */
+export function checkConnectionOptions(scope: string, options: RedisConnectionOptions): void {
+  stringOption(scope, 'url', options.url, undefined);
+  objectOption(scope, 'redis', options.redis);
+  if (options.logger !== undefined) {
+    objectOption(scope, 'logger', options.logger);
+    functionOption(scope, 'logger.warn', options.logger.warn, undefined);
+    functionOption(scope, 'logger.error', options.logger.error, undefined);
+  }
 }

@@ -1,16 +1,21 @@
 import { HeraldError, InvalidOptionsError } from '../../common/errors.js';
+import { describeValue } from '../../common/options.validation.js';
 
 /** A stream name that is missing or empty (the original's `ErrEmptyStream`). @publicApi */
 export class EmptyStreamError extends InvalidOptionsError {
-  constructor() {
-    super('stream name cannot be empty');
+  constructor(value?: unknown) {
+    super(
+      `stream name cannot be empty: stream must be a non-empty string (got ${describeValue(value)})`,
+    );
   }
 }
 
 /** A subscriber name that is missing or empty (the original's `ErrEmptyName`). @publicApi */
 export class EmptySubscriberNameError extends InvalidOptionsError {
-  constructor() {
-    super('subscriber name cannot be empty');
+  constructor(value?: unknown) {
+    super(
+      `subscriber name cannot be empty: name must be a non-empty string (got ${describeValue(value)})`,
+    );
   }
 }
 
@@ -52,4 +57,62 @@ export class UnknownOperationError extends HeraldError {
   constructor(readonly operation: string) {
     super(`unknown operation '${operation}'`);
   }
+}
+
+/** The Redis Cluster redirections and states this package can name. */
+export type ClusterReply = 'MOVED' | 'ASK' | 'CLUSTERDOWN' | 'CROSSSLOT';
+
+/** Which cluster reply a Redis error is, if it is one. */
+export function clusterReplyOf(error: unknown): ClusterReply | undefined {
+  const message = error instanceof Error ? error.message : String(error);
+  const match = /^(MOVED|ASK|CLUSTERDOWN|CROSSSLOT)\b/.exec(message);
+  return match ? (match[1] as ClusterReply) : undefined;
+}
+
+/**
+ * A reply only a Redis Cluster node gives (`MOVED`, `ASK`, `CLUSTERDOWN`,
+ * `CROSSSLOT`). The redis transport speaks to one standalone Redis (or a
+ * Sentinel-managed primary); cluster mode does not exist yet, so the write
+ * or read fails with this error, named, instead of being taken for something
+ * else. @publicApi
+ */
+export class RedisClusterError extends HeraldError {
+  constructor(
+    readonly reply: ClusterReply,
+    readonly redisMessage: string,
+  ) {
+    super(
+      `redis answered ${reply} (${redisMessage}): this is a Redis Cluster node, and nest-herald's redis transport does not support Redis Cluster yet; point it at a standalone Redis or a Sentinel-managed primary`,
+    );
+  }
+}
+
+/**
+ * An entry no handler could read: not valid UTF-8, or a codec / layout
+ * decoder failed. Dead-lettered at once (group mode) or skipped (fan-out),
+ * never retried as a handler failure. @publicApi
+ */
+export class UndecodableEntryError extends HeraldError {
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`stream entry field '${field}': ${reason}`);
+  }
+}
+
+/**
+ * True for an error that says the entry cannot be decoded: a
+ * {@link StreamEntryError}, an {@link UndecodableEntryError}, or any error
+ * carrying `undecodable: true` (how a codec failure reaches the transport
+ * from the bus).
+ */
+export function isUndecodable(error: unknown): boolean {
+  return (
+    error instanceof StreamEntryError ||
+    error instanceof UndecodableEntryError ||
+    (typeof error === 'object' &&
+      error !== null &&
+      (error as { undecodable?: unknown }).undecodable === true)
+  );
 }

@@ -1,4 +1,25 @@
-import type { RedisConnectionOptions } from './redis.connection.js';
+import {
+  integerOption,
+  nonNegativeNumberOption,
+  oneOfOption,
+  optionsObject,
+  positiveNumberOption,
+  stringOption,
+} from '../../common/options.validation.js';
+import {
+  checkConnectionOptions,
+  CONNECTION_OPTION_KEYS,
+  type RedisConnectionOptions,
+} from './redis.connection.js';
+import {
+  DEFAULT_TRANSPORT_GROUP,
+  DEFAULT_TRANSPORT_READ_COUNT,
+  DEFAULT_TRANSPORT_STREAM,
+  DEFAULT_UNIQUE_PREFIX,
+} from './redis.constants.js';
+
+/** `connect()` rejects if Redis cannot be reached by then. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
 /**
  * Options of the redis transport (`EventsModule.forRoot({ transport: 'redis', redis })`).
@@ -63,4 +84,89 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   uniquePrefix?: string;
   /** `connect()` rejects if Redis is not reachable by then. @default 30000 */
   connectTimeoutMs?: number;
+}
+
+/** {@link RedisTransportOptions} checked, with the transport's own defaults filled in. */
+export interface ResolvedRedisTransportOptions extends RedisTransportOptions {
+  readonly stream: string;
+  readonly mode: 'broadcast' | 'work-queue';
+  readonly group: string;
+  readonly uniquePrefix: string;
+  readonly readCount: number;
+  readonly connectTimeoutMs: number;
+}
+
+const SCOPE = 'RedisTransport';
+
+const KEYS: readonly (keyof RedisTransportOptions & string)[] = [
+  ...CONNECTION_OPTION_KEYS,
+  'stream',
+  'mode',
+  'group',
+  'instance',
+  'startId',
+  'maxLen',
+  'bufferSize',
+  'drainInitialIntervalMs',
+  'drainMaxBackoffMs',
+  'shutdownDrainTimeoutMs',
+  'drainBatchSize',
+  'readCount',
+  'blockMs',
+  'maxInFlight',
+  'minIdleMs',
+  'claimIntervalMs',
+  'maxDeliveries',
+  'deadLetterStream',
+  'nackRetryDelayMs',
+  'uniquePrefix',
+  'connectTimeoutMs',
+];
+
+/**
+ * Checks the redis transport's options (one place, issue 14): unknown keys
+ * refused, each value's type and range checked, naming the option, the rule
+ * and the value. @throws InvalidOptionsError
+ */
+export function resolveRedisTransportOptions(
+  input: RedisTransportOptions | undefined,
+): ResolvedRedisTransportOptions {
+  const options = optionsObject(SCOPE, input, KEYS);
+  checkConnectionOptions(SCOPE, options);
+  for (const name of ['instance', 'startId', 'deadLetterStream'] as const)
+    stringOption(SCOPE, name, options[name], undefined);
+  for (const name of [
+    'bufferSize',
+    'drainInitialIntervalMs',
+    'drainMaxBackoffMs',
+    'drainBatchSize',
+    'blockMs',
+    'maxInFlight',
+    'minIdleMs',
+    'claimIntervalMs',
+    'maxDeliveries',
+  ] as const)
+    positiveNumberOption(SCOPE, name, options[name], undefined);
+  for (const name of ['maxLen', 'shutdownDrainTimeoutMs', 'nackRetryDelayMs'] as const)
+    nonNegativeNumberOption(SCOPE, name, options[name], undefined);
+  return {
+    ...options,
+    stream: stringOption(SCOPE, 'stream', options.stream, DEFAULT_TRANSPORT_STREAM),
+    mode: oneOfOption(SCOPE, 'mode', options.mode, ['broadcast', 'work-queue'], 'broadcast'),
+    group: stringOption(SCOPE, 'group', options.group, DEFAULT_TRANSPORT_GROUP),
+    uniquePrefix: stringOption(SCOPE, 'uniquePrefix', options.uniquePrefix, DEFAULT_UNIQUE_PREFIX),
+    readCount: integerOption(
+      SCOPE,
+      'readCount',
+      options.readCount,
+      DEFAULT_TRANSPORT_READ_COUNT,
+      1,
+    ),
+    connectTimeoutMs: positiveNumberOption(
+      SCOPE,
+      'connectTimeoutMs',
+      options.connectTimeoutMs,
+      DEFAULT_CONNECT_TIMEOUT_MS,
+    ),
+  };
 }

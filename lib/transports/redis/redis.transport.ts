@@ -1,30 +1,37 @@
-import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
-import type { Envelope } from '../../interfaces/envelope.interface.js';
+import type { Observable } from 'rxjs';
+import { describeError } from '../../common/describe-error.js';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
+import { StateMachine } from '../../common/state-machine.js';
+import type { Envelope } from '../../interfaces/envelope.interface.js';
 import type {
   PublishResult,
   Settlement,
   Transport,
   TransportContext,
   TransportFeatures,
+  TransportState,
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
 import { decodeEnvelopeFlat, encodeEnvelopeEntry } from './envelope.codec.js';
+import { ConnectionStates } from './redis.connection-states.js';
 import {
-  DEFAULT_TRANSPORT_GROUP,
-  DEFAULT_TRANSPORT_READ_COUNT,
-  DEFAULT_TRANSPORT_STREAM,
-  DEFAULT_UNIQUE_PREFIX,
-} from './redis.constants.js';
-import type { RedisTransportOptions } from './redis.options.js';
+  resolveRedisTransportOptions,
+  type RedisTransportOptions,
+  type ResolvedRedisTransportOptions,
+} from './redis.options.js';
 import { StreamPublisher } from './stream.publisher.js';
 import { StreamSubscriber, uniqueConsumerName, type StreamMessage } from './stream.subscriber.js';
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+const describe = describeError;
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+/** Any connection state may follow any other until `closed`, which is final. */
+const TRANSPORT_TRANSITIONS: { readonly [S in TransportState]: readonly TransportState[] } = {
+  connecting: ['connected', 'reconnecting', 'disconnected', 'closed'],
+  connected: ['connecting', 'reconnecting', 'disconnected', 'closed'],
+  reconnecting: ['connecting', 'connected', 'disconnected', 'closed'],
+  disconnected: ['connecting', 'connected', 'reconnecting', 'closed'],
+  closed: [],
+};
 
 function prefixed(prefix: string, stats: Readonly<Record<string, number>>): Record<string, number> {
   const out: Record<string, number> = {};
@@ -55,13 +62,19 @@ export class RedisTransport implements Transport {
   readonly stream: string;
   readonly mode: 'broadcast' | 'work-queue';
   readonly groupName: string;
-  private readonly status = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
-  readonly status$: Observable<TransportStatus> = this.status.asObservable();
+  private readonly options: ResolvedRedisTransportOptions;
+  /** The folded status of the publisher's and the reader's connections, then `closed`. */
+  private readonly machine = new StateMachine<TransportState, { role: string }>(
+    'redis transport',
+    'connecting',
+    TRANSPORT_TRANSITIONS,
+  );
+  /** Connection changes, folded over the publisher and the reader; `closed` last. */
+  readonly status$: Observable<TransportStatus> = this.machine.status$;
+  private states?: ConnectionStates;
   private publisher?: StreamPublisher<Envelope>;
   private subscriber?: StreamSubscriber;
   private context?: TransportContext;
-  private subscriptions: Subscription[] = [];
-  private closed = false;
   private closing?: Promise<void>;
   /** Deliveries wait behind a pending unique check so arrival order is kept. */
   private tail?: Promise<void>;
@@ -75,35 +88,24 @@ export class RedisTransport implements Transport {
     decodeErrors: 0,
   };
 
-  constructor(private readonly options: RedisTransportOptions = {}) {
-    this.stream = options.stream ?? DEFAULT_TRANSPORT_STREAM;
-    if (typeof this.stream !== 'string' || this.stream === '')
-      throw new InvalidOptionsError('redis.stream cannot be empty');
-    this.mode = options.mode ?? 'broadcast';
-    if (this.mode !== 'broadcast' && this.mode !== 'work-queue') {
-      throw new InvalidOptionsError(
-        `redis.mode must be 'broadcast' or 'work-queue', got '${String(this.mode)}'`,
-      );
-    }
-    const group = options.group ?? DEFAULT_TRANSPORT_GROUP;
-    if (typeof group !== 'string' || group === '')
-      throw new InvalidOptionsError('redis.group cannot be empty');
-    if (
-      options.instance !== undefined &&
-      (typeof options.instance !== 'string' || options.instance === '')
-    ) {
-      throw new InvalidOptionsError('redis.instance cannot be empty');
-    }
+  constructor(options: RedisTransportOptions = {}) {
+    this.options = resolveRedisTransportOptions(options);
+    this.stream = this.options.stream;
+    this.mode = this.options.mode;
+    const group = this.options.group;
     this.groupName =
-      this.mode === 'work-queue' ? group : `${group}:${options.instance ?? uniqueConsumerName()}`;
-    this.uniquePrefix = options.uniquePrefix ?? DEFAULT_UNIQUE_PREFIX;
+      this.mode === 'work-queue'
+        ? group
+        : `${group}:${this.options.instance ?? uniqueConsumerName()}`;
+    this.uniquePrefix = this.options.uniquePrefix;
   }
 
   async connect(context: TransportContext): Promise<void> {
-    if (this.closed) throw new TransportClosedError();
+    if (this.closing) throw new TransportClosedError();
     if (this.context) throw new InvalidOptionsError('redis transport is already connected');
     this.context = context;
     const options = this.options;
+    this.machine.setState('connecting');
     const connection = { url: options.url, redis: options.redis, logger: context.logger };
     this.publisher = new StreamPublisher<Envelope>({
       ...connection,
@@ -116,7 +118,7 @@ export class RedisTransport implements Transport {
       shutdownDrainTimeoutMs: options.shutdownDrainTimeoutMs,
       drainBatchSize: options.drainBatchSize,
     });
-    const count = options.readCount ?? DEFAULT_TRANSPORT_READ_COUNT;
+    const count = options.readCount;
     this.subscriber = new StreamSubscriber({
       ...connection,
       stream: this.stream,
@@ -141,7 +143,7 @@ export class RedisTransport implements Transport {
       },
     });
     this.watchStatus();
-    const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const timeoutMs = options.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -171,34 +173,22 @@ export class RedisTransport implements Transport {
   }
 
   private watchStatus(): void {
-    const states = new Map<string, TransportStatus>();
-    const update = (role: string, status: TransportStatus): void => {
-      states.set(role, status);
-      if (this.closed) return;
-      const all = [...states.values()];
-      const down = all.find(s => s.state !== 'connected');
-      const next: TransportStatus =
-        states.size === 2 && !down
-          ? { state: 'connected' }
-          : {
-              state: down?.state === 'closed' ? 'disconnected' : (down?.state ?? 'connecting'),
-              role: down?.role,
-              reason: down?.reason,
-            };
-      const current = this.status.value;
-      if (current.state !== next.state) this.status.next(next);
-    };
-    this.subscriptions.push(
-      this.publisher!.status$.subscribe(status => update('publisher', status)),
-      this.subscriber!.status$.subscribe(status => update('reader', status)),
-    );
+    const states = new ConnectionStates({
+      onStatus: status => {
+        if (this.machine.is('connecting', 'connected', 'reconnecting', 'disconnected'))
+          this.machine.setState(status.state, status.reason, { role: status.role });
+      },
+    });
+    states.watch('publisher', this.publisher!.status$);
+    states.watch('reader', this.subscriber!.status$);
+    this.states = states;
   }
 
   async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
     const publisher = this.publisher;
-    if (this.closed || !publisher) {
+    if (this.closing || !publisher) {
       const error = new TransportClosedError(
-        this.closed ? undefined : 'transport is not connected',
+        this.closing ? undefined : 'transport is not connected',
       );
       return batch.map(() => ({ ok: false, error }));
     }
@@ -296,7 +286,6 @@ export class RedisTransport implements Transport {
   }
 
   private async shutdown(): Promise<void> {
-    this.closed = true;
     await this.subscriber?.close();
     const report = await this.publisher?.close();
     if (report && report.unsent > 0) {
@@ -305,8 +294,8 @@ export class RedisTransport implements Transport {
       );
     }
     this.context = undefined;
-    for (const subscription of this.subscriptions) subscription.unsubscribe();
-    this.status.next({ state: 'closed' });
-    this.status.complete();
+    this.states?.close();
+    this.machine.setState('closed');
+    this.machine.complete();
   }
 }

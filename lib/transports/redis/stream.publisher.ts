@@ -1,63 +1,50 @@
-import { createHash } from 'node:crypto';
+// One role, one pipeline: buffer -> drainer -> one round trip per batch (script
+// or pipeline) -> per-event results -> retry or settle. Its ~500 lines stay in
+// one file because the steps share the buffer, the retry queue and the
+// back-off state and split apart would only pass them around; options live in
+// stream.publisher.options.ts, the Lua script in redis.scripts.ts.
 import type { Observable } from 'rxjs';
+import { describeError } from '../../common/describe-error.js';
 import { TransportClosedError } from '../../common/errors.js';
 import { Fifo } from '../../common/fifo.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
+import { StateMachine } from '../../common/state-machine.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import type { TransportStatus } from '../../interfaces/transport.interface.js';
 import {
-  DEFAULT_BUFFER_SIZE,
-  DEFAULT_DRAIN_BATCH_SIZE,
-  DEFAULT_DRAIN_INITIAL_INTERVAL_MS,
-  DEFAULT_DRAIN_MAX_BACKOFF_MS,
-  DEFAULT_MAX_LEN,
-  DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS,
-  DEFAULT_WRITE_TIMEOUT_MS,
-} from './redis.constants.js';
-import {
+  isLoadingReplyError,
   isReplyError,
   isTransientReplyError,
+  LOADING_RETRY_MS,
   RedisConnection,
-  type RedisConnectionOptions,
 } from './redis.connection.js';
-import { EmptyStreamError, EventDroppedError, EventNotWrittenError } from './redis.errors.js';
-import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
+import {
+  clusterReplyOf,
+  EventDroppedError,
+  EventNotWrittenError,
+  RedisClusterError,
+} from './redis.errors.js';
+import { evalScript, XADD_BATCH } from './redis.scripts.js';
 import { Sleeper } from './sleeper.js';
-import { InvalidOptionsError } from '../../common/errors.js';
+import type { StreamEvent } from './stream-event.js';
+import {
+  resolveStreamPublisherOptions,
+  type StreamPublisherOptions,
+} from './stream.publisher.options.js';
 
-/** Options of {@link StreamPublisher}; defaults are the original's. @publicApi */
-export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnectionOptions {
-  /** The stream written to. Required, non-empty. */
-  stream: string;
-  /** Approximate retention, `XADD MAXLEN ~ maxLen`; 0 keeps everything. @default 100000 */
-  maxLen?: number;
-  /** Events buffered in memory; when full the oldest is dropped. @default 10000 */
-  bufferSize?: number;
-  /** First pause after a failed write. @default 1000 */
-  drainInitialIntervalMs?: number;
-  /** Cap of the doubling pause. @default 30000 */
-  drainMaxBackoffMs?: number;
-  /** How long `close()` keeps draining. @default 5000 */
-  shutdownDrainTimeoutMs?: number;
-  /** XADDs sent per round trip (one pipeline). @default 1000 */
-  drainBatchSize?: number;
-  /** A write not answered by then fails and is retried. @default 5000 */
-  writeTimeoutMs?: number;
-  /**
-   * How a batch is sent: `script`, one EVALSHA running XADD per event on
-   * the server (far less client CPU); `pipeline`, one XADD command per
-   * event. Both keep order and give one result per event; `script` falls
-   * back to `pipeline` where scripts are not allowed. @default 'script'
-   */
-  writeMode?: 'script' | 'pipeline';
-  /** Turns an item into XADD fields. @default the original's event layout ({@link encodeStreamEvent}) */
-  encode?: (item: T) => readonly string[];
-  /**
-   * Write on this connection instead of opening one (it is then not closed
-   * by `close()`). It must come from {@link RedisConnection}, which turns off
-   * ioredis's offline queue and resends.
-   */
-  connection?: RedisConnection;
-}
+export {
+  resolveStreamPublisherOptions,
+  type StreamPublisherOptions,
+} from './stream.publisher.options.js';
+
+/** The publisher's lifecycle: `close()` drains (bounded), then it is closed. */
+export type PublisherState = 'running' | 'draining' | 'closed';
+
+const PUBLISHER_TRANSITIONS: { readonly [S in PublisherState]: readonly PublisherState[] } = {
+  running: ['draining'],
+  draining: ['closed'],
+  closed: [],
+};
 
 /** What `close()` reports. @publicApi */
 export interface PublisherCloseReport {
@@ -111,51 +98,6 @@ interface Pending {
   readonly index: number;
 }
 
-/**
- * XADD per event, in order, on the server. KEYS: the streams. ARGV[1]:
- * maxLen (0 = no trimming). Then runs of events that share a stream and
- * field names: the stream's KEYS index, the field count k, the event count,
- * the k names, then k values per event (names are sent once per run, not per
- * event). Returns, one per line, each event's entry id or `!` and the error.
- */
-const XADD_BATCH_SCRIPT = `
-local maxlen = ARGV[1]
-local trim = tonumber(maxlen) > 0
-local out = {}
-local o = 0
-local i = 2
-local n = #ARGV
-local args = {}
-local a = 0
-if trim then
-  args[1] = 'MAXLEN'; args[2] = '~'; args[3] = maxlen; a = 3
-end
-args[a + 1] = '*'
-while i <= n do
-  local key = KEYS[tonumber(ARGV[i])]
-  local k = tonumber(ARGV[i + 1])
-  local events = tonumber(ARGV[i + 2])
-  local names = i + 2
-  local v = i + 3 + k
-  for j = 1, k do args[a + 2 * j] = ARGV[names + j] end
-  for e = 1, events do
-    for j = 1, k do
-      args[a + 2 * j + 1] = ARGV[v]
-      v = v + 1
-    end
-    local id = redis.pcall('XADD', key, unpack(args, 1, a + 1 + 2 * k))
-    o = o + 1
-    if type(id) == 'table' and id.err then
-      out[o] = '!' .. string.gsub(id.err, '\\n', ' ')
-    else
-      out[o] = id
-    end
-  end
-  i = v
-end
-return table.concat(out, '\\n')`;
-const XADD_BATCH_SHA = createHash('sha1').update(XADD_BATCH_SCRIPT).digest('hex');
-
 /** Same stream and same field names, in the same order. */
 function sameShape(item: Pending, first: Pending): boolean {
   if (item.stream !== first.stream || item.fields.length !== first.fields.length) return false;
@@ -169,18 +111,7 @@ class ScriptReplyError extends Error {
   override name = 'ReplyError';
 }
 
-function positive(name: string, value: number, allowZero = false): number {
-  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new InvalidOptionsError(
-      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number`,
-    );
-  }
-  return value;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+const describe = describeError;
 
 /**
  * Writes events to a Redis stream without ever making the caller wait or
@@ -197,6 +128,7 @@ export class StreamPublisher<T = StreamEvent> {
   readonly connection: RedisConnection;
   private readonly ownsConnection: boolean;
   private readonly logger: HeraldLogger;
+  private readonly limiter: WarningLimiter;
   private readonly encode: (item: T) => readonly string[];
   private readonly maxLen: number;
   private readonly bufferSize: number;
@@ -212,7 +144,10 @@ export class StreamPublisher<T = StreamEvent> {
   private writing: Pending[] = [];
   private readonly sleeper = new Sleeper();
   private idle?: () => void;
-  private stopping = false;
+  /** running -> draining (close() began) -> closed. */
+  private readonly machine: StateMachine<PublisherState>;
+  /** The last failed write met a Redis still loading its data. */
+  private loading = false;
   private deadline = Infinity;
   private drainer?: Promise<void>;
   private closing?: Promise<PublisherCloseReport>;
@@ -224,45 +159,37 @@ export class StreamPublisher<T = StreamEvent> {
     failed: 0,
     writeErrors: 0,
     scriptWrites: 0,
+    /** Events refused because the server is a Redis Cluster node (MOVED / ASK / CROSSSLOT). */
+    clusterRefused: 0,
     unsent: 0,
     bufferHighWater: 0,
   };
 
-  constructor(options: StreamPublisherOptions<T>) {
-    if (typeof options?.stream !== 'string' || options.stream === '') throw new EmptyStreamError();
+  constructor(input: StreamPublisherOptions<T>) {
+    const options = resolveStreamPublisherOptions(input);
     this.stream = options.stream;
-    this.logger = options.logger ?? consoleLogger;
-    this.encode =
-      options.encode ?? (encodeStreamEvent as unknown as (item: T) => readonly string[]);
-    this.maxLen = positive('maxLen', options.maxLen ?? DEFAULT_MAX_LEN, true);
-    this.bufferSize = positive('bufferSize', options.bufferSize ?? DEFAULT_BUFFER_SIZE);
-    this.initialIntervalMs = positive(
-      'drainInitialIntervalMs',
-      options.drainInitialIntervalMs ?? DEFAULT_DRAIN_INITIAL_INTERVAL_MS,
-    );
-    this.maxBackoffMs = positive(
-      'drainMaxBackoffMs',
-      options.drainMaxBackoffMs ?? DEFAULT_DRAIN_MAX_BACKOFF_MS,
-    );
-    this.shutdownDrainTimeoutMs = positive(
-      'shutdownDrainTimeoutMs',
-      options.shutdownDrainTimeoutMs ?? DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS,
-      true,
-    );
-    this.batchSize = positive('drainBatchSize', options.drainBatchSize ?? DEFAULT_DRAIN_BATCH_SIZE);
-    this.writeMode = options.writeMode ?? 'script';
-    if (this.writeMode !== 'script' && this.writeMode !== 'pipeline') {
-      throw new InvalidOptionsError(`writeMode must be 'script' or 'pipeline'`);
-    }
-    this.writeTimeoutMs = positive(
-      'writeTimeoutMs',
-      options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
+    this.logger = input.logger ?? consoleLogger;
+    this.limiter = new WarningLimiter(this.logger);
+    this.encode = options.encode;
+    this.maxLen = options.maxLen;
+    this.bufferSize = options.bufferSize;
+    this.initialIntervalMs = options.drainInitialIntervalMs;
+    this.maxBackoffMs = options.drainMaxBackoffMs;
+    this.shutdownDrainTimeoutMs = options.shutdownDrainTimeoutMs;
+    this.batchSize = options.drainBatchSize;
+    this.writeMode = options.writeMode;
+    this.writeTimeoutMs = options.writeTimeoutMs;
+    this.machine = new StateMachine(
+      'redis publisher ' + this.stream,
+      'running',
+      PUBLISHER_TRANSITIONS,
+      this.logger,
     );
     this.ownsConnection = !options.connection;
     // No ioredis commandTimeout: it would arm a timer per XADD; one timer per batch does (see write()).
     this.connection =
       options.connection ??
-      new RedisConnection(options, 'publisher', { connectionName: 'herald-publisher' });
+      new RedisConnection(input, 'publisher', { connectionName: 'herald-publisher' });
     // A connection that comes back ends the back-off at once: buffered events go out now.
     this.disposeReady = this.connection.onReady(() => this.sleeper.interrupt());
     void this.connection.connect();
@@ -312,7 +239,8 @@ export class StreamPublisher<T = StreamEvent> {
     items: readonly T[],
     stream: string = this.stream,
   ): Promise<readonly (string | Error)[]> {
-    if (this.stopping) return Promise.reject(new TransportClosedError('publisher is closed'));
+    if (!this.machine.is('running'))
+      return Promise.reject(new TransportClosedError('publisher is closed'));
     return new Promise(resolve => {
       const waiter = new BatchWaiter(items.length, resolve);
       for (let index = 0; index < items.length; index++) {
@@ -329,7 +257,7 @@ export class StreamPublisher<T = StreamEvent> {
   }
 
   private accept(item: T): readonly string[] {
-    if (this.stopping) throw new TransportClosedError('publisher is closed');
+    if (!this.machine.is('running')) throw new TransportClosedError('publisher is closed');
     const fields = this.encode(item);
     if (fields.length === 0 || fields.length % 2 !== 0) {
       throw new TypeError('encode must return a non-empty [field, value, ...] list');
@@ -377,11 +305,11 @@ export class StreamPublisher<T = StreamEvent> {
     let backoff = 0;
     for (;;) {
       if (this.retry.length === 0 && this.buffer.length === 0) {
-        if (this.stopping) return;
+        if (!this.machine.is('running')) return;
         await new Promise<void>(resolve => (this.idle = resolve));
         continue;
       }
-      if (this.stopping && Date.now() >= this.deadline) return;
+      if (!this.machine.is('running') && Date.now() >= this.deadline) return;
       const batch = this.take();
       this.writing = batch;
       // Not connected (yet, or any more): no point sending; wait for `ready` (which ends the back-off) instead.
@@ -392,8 +320,15 @@ export class StreamPublisher<T = StreamEvent> {
         continue;
       }
       this.retry = failed.concat(this.retry);
-      backoff = backoff === 0 ? this.initialIntervalMs : Math.min(backoff * 2, this.maxBackoffMs);
-      const pause = this.stopping ? Math.min(backoff, this.deadline - Date.now()) : backoff;
+      let wait: number;
+      if (this.loading) {
+        // Redis is up and loading its data: ask again soon, the load may end any moment.
+        wait = LOADING_RETRY_MS;
+      } else {
+        backoff = backoff === 0 ? this.initialIntervalMs : Math.min(backoff * 2, this.maxBackoffMs);
+        wait = backoff;
+      }
+      const pause = !this.machine.is('running') ? Math.min(wait, this.deadline - Date.now()) : wait;
       if (pause > 0) await this.sleeper.sleep(pause);
     }
   }
@@ -418,9 +353,11 @@ export class StreamPublisher<T = StreamEvent> {
           return results;
         } catch (error) {
           // Scripts refused for good (ACLs, a proxy without EVAL): write with a pipeline from now on.
+          // Never for a cluster reply: a pipeline's XADDs would be redirected just the same.
           if (
             !isReplyError(error) ||
             isTransientReplyError(error) ||
+            clusterReplyOf(error) !== undefined ||
             describe(error).startsWith('NOSCRIPT')
           )
             throw error;
@@ -432,7 +369,13 @@ export class StreamPublisher<T = StreamEvent> {
       }
       return await this.sendPipeline(batch);
     } catch (error) {
-      const failure = error instanceof Error ? error : new Error(String(error));
+      const cluster = clusterReplyOf(error);
+      const failure =
+        cluster && cluster !== 'CLUSTERDOWN'
+          ? new RedisClusterError(cluster, describe(error))
+          : error instanceof Error
+            ? error
+            : new Error(String(error));
       return batch.map(() => failure);
     } finally {
       clearTimeout(timer);
@@ -463,7 +406,7 @@ export class StreamPublisher<T = StreamEvent> {
   private async sendScript(batch: Pending[]): Promise<(string | Error)[]> {
     const keys: string[] = [];
     for (const item of batch) if (!keys.includes(item.stream)) keys.push(item.stream);
-    const args: (string | number)[] = [XADD_BATCH_SHA, keys.length, ...keys, this.maxLen];
+    const args: (string | number)[] = [keys.length, ...keys, this.maxLen];
     for (let start = 0; start < batch.length;) {
       // A run: events with the first one's stream and field names, which go once.
       const first = batch[start];
@@ -481,16 +424,8 @@ export class StreamPublisher<T = StreamEvent> {
       args[countAt] = end - start;
       start = end;
     }
-    const client = this.connection.client;
-    let replies: unknown;
-    try {
-      replies = await client.call('EVALSHA', args);
-    } catch (error) {
-      if (!describe(error).startsWith('NOSCRIPT')) throw error;
-      // First use on this server (or after a restart or SCRIPT FLUSH): EVAL loads it.
-      args[0] = XADD_BATCH_SCRIPT;
-      replies = await client.call('EVAL', args);
-    }
+    // First use on this server (or after a restart or SCRIPT FLUSH): evalScript loads it.
+    const replies = await evalScript(this.connection.client, XADD_BATCH, args);
     // One string, ids (or `!error`) one per line: one reply to parse instead of one per event.
     const list = typeof replies === 'string' && replies !== '' ? replies.split('\n') : [];
     return batch.map((_, i) => {
@@ -522,7 +457,21 @@ export class StreamPublisher<T = StreamEvent> {
         item.waiter?.settle(item.index, result);
         continue;
       }
-      const error = result;
+      let error = result;
+      const cluster = clusterReplyOf(error);
+      if (cluster && !(error instanceof RedisClusterError))
+        error = new RedisClusterError(cluster, describe(error));
+      if (error instanceof RedisClusterError && cluster !== 'CLUSTERDOWN') {
+        // Until cluster mode exists, a redirection is a write that cannot succeed here: named, counted, refused.
+        this.counters.failed++;
+        this.counters.clusterRefused++;
+        this.limiter.error(
+          `cluster:${cluster}`,
+          `stream ${item.stream}: event not written: ${error.message}`,
+        );
+        item.waiter?.settle(item.index, error);
+        continue;
+      }
       if (isReplyError(error) && !isTransientReplyError(error)) {
         // A write Redis refuses for good (WRONGTYPE, bad arguments): retrying would block the stream forever.
         this.counters.failed++;
@@ -535,9 +484,10 @@ export class StreamPublisher<T = StreamEvent> {
       firstError ??= error;
       retry.push(item);
     }
+    this.loading = retry.length > 0 && isLoadingReplyError(firstError);
     if (retry.length > 0) {
       this.counters.writeErrors++;
-      if (!this.stopping || Date.now() < this.deadline) {
+      if (this.machine.is('running') || Date.now() < this.deadline) {
         this.logger.warn(
           `stream ${this.stream}: ${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
         );
@@ -557,7 +507,7 @@ export class StreamPublisher<T = StreamEvent> {
   }
 
   private async shutdown(): Promise<PublisherCloseReport> {
-    this.stopping = true;
+    this.machine.setState('draining');
     this.deadline = Date.now() + this.shutdownDrainTimeoutMs;
     this.idle?.();
     this.idle = undefined;
@@ -579,6 +529,9 @@ export class StreamPublisher<T = StreamEvent> {
     if (left.length > 0) {
       this.logger.warn(`stream ${this.stream}: closed with ${left.length} event(s) not written`);
     }
+    this.limiter.flush();
+    this.machine.setState('closed');
+    this.machine.complete();
     return { unsent: left.length, written: this.counters.written, dropped: this.counters.dropped };
   }
 

@@ -9,6 +9,7 @@ import { NestFactory } from '@nestjs/core';
 import {
   EventPublisher,
   EventsModule,
+  LocalTransport,
   OnEvent,
   TransportClosedError,
   silentLogger,
@@ -134,7 +135,9 @@ describe('EventsModule lifecycle (e2e)', () => {
     await app.close();
   });
 
-  it('flushes events posted from other providers’ onModuleDestroy to the transport', async () => {
+  // Issue 16: once the drain began, a post is sent only where it leaves the
+  // process (for the other processes); this process would never handle it.
+  it('flushes events posted from other providers’ onModuleDestroy to a transport that leaves the process', async () => {
     const receipts: Promise<unknown>[] = [];
 
     @Injectable()
@@ -145,7 +148,15 @@ describe('EventsModule lifecycle (e2e)', () => {
       }
     }
 
-    @Module({ imports: [EventsModule.forRoot({ logger: silentLogger })], providers: [Goodbye] })
+    /** The local transport declaring a wider reach, standing for ipc/pg/redis. */
+    class LeavingTransport extends LocalTransport {
+      override readonly features = { ...new LocalTransport().features, reach: 'host' as const };
+    }
+
+    @Module({
+      imports: [EventsModule.forRoot({ transport: new LeavingTransport(), logger: silentLogger })],
+      providers: [Goodbye],
+    })
     class AppModule {}
     const app = await NestFactory.createApplicationContext(AppModule, { logger: false });
     const publisher = app.get(EventPublisher);

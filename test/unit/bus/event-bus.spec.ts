@@ -2,6 +2,7 @@ import { BehaviorSubject } from 'rxjs';
 import {
   EventBus,
   HandlerTimeoutError,
+  InvalidOptionsError,
   LocalTransport,
   PayloadTooLargeError,
   QueueFullError,
@@ -103,16 +104,16 @@ describe('EventBus', () => {
 
   it('validates its options', () => {
     expect(() => new EventBus({ transport: new LocalTransport(), concurrency: 0 })).toThrow(
-      RangeError,
+      InvalidOptionsError,
     );
     expect(() => new EventBus({ transport: new LocalTransport(), concurrency: 1.5 })).toThrow(
-      RangeError,
+      InvalidOptionsError,
     );
     expect(() => new EventBus({ transport: new LocalTransport(), maxPending: 0 })).toThrow(
-      RangeError,
+      InvalidOptionsError,
     );
     expect(() => new EventBus({ transport: new LocalTransport(), handlerTimeoutMs: -1 })).toThrow(
-      RangeError,
+      InvalidOptionsError,
     );
   });
 

@@ -6,7 +6,10 @@ import { ROOT } from '../../helpers/processes.js';
 export const FIXTURE_DIR = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
 
 /** The real compiled library of test/fixtures/ffi/<name>.c. */
-export function fixture(name: 'echo' | 'cases' | 'gate' | 'noinit' | 'plain_echo'): string {
+export function fixture(
+  name:
+    'echo' | 'cases' | 'gate' | 'noinit' | 'plain_echo' | 'needs_global' | 'needs_global_plugin',
+): string {
   return path.join(FIXTURE_DIR, `libherald_${name}.so`);
 }
 

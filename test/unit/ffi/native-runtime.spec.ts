@@ -177,6 +177,35 @@ describe('NativeRuntime: the first-generation ABI and answer forms', () => {
       /task_poll called with 0x[0-9a-f]+, which is not a queue or task of this host/,
     );
   });
+
+  it("zeroLength 'empty': 10,000 answers of malloc(0) with rsp_len 0 are 10,000 empty answers", async () => {
+    const zero = load(fixture('cases'), { cfg: 'zero-length empty', zeroLength: 'empty' });
+    const answers: Buffer[] = [];
+    for (let round = 0; round < 10; round++) {
+      answers.push(...(await Promise.all(Array.from({ length: 1000 }, () => zero.call('zero')))));
+    }
+    expect(answers).toHaveLength(10_000);
+    expect(answers.filter(answer => answer.length > 0)).toEqual([]);
+    expect(zero.stats()).toMatchObject({ answered: 10_000, unterminated: 0 });
+    // Explicit lengths and NULL read as before.
+    expect((await zero.call('echo me')).toString()).toBe('echo me');
+    expect((await zero.call('null')).length).toBe(0);
+  });
+
+  it("zeroLength 'cstring' never reads past the block: no NUL in it is an empty answer, counted", async () => {
+    const answer = await cases.call('unterminated');
+    expect(answer.length).toBe(0);
+    expect(cases.stats().unterminated).toBe(1);
+    expect((await cases.call('cstr:still read as C strings')).toString()).toBe(
+      'still read as C strings',
+    );
+  });
+
+  it('refuses to share a runtime with another zeroLength', () => {
+    expect(() => load(fixture('cases'), { cfg: 'the cfg', zeroLength: 'empty' })).toThrow(
+      /zeroLength 'cstring'/,
+    );
+  });
 });
 
 describe('NativeRuntime: queue, loop, timeouts', () => {
@@ -391,7 +420,7 @@ describe('NativeRuntime: loading', () => {
     }, meta);
     // The runtime's host symbols are bound to the first copy, which must hand
     // this queue to the second copy's code.
-    const result = second.load(fixture('echo'), `threads=1;${uniqueName('copy')}`, 16, false);
+    const result = second.load(fixture('echo'), `threads=1;${uniqueName('copy')}`, 16, false, 0);
     if (!result.ok) throw new Error(result.message);
     second.ref();
     expect(second.submit(result.id, 0, 'through the second copy')).toBe(0);

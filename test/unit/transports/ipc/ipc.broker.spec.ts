@@ -166,7 +166,7 @@ describe('ipc broker protocol', () => {
     [
       'another protocol version',
       (c: RawClient) => c.hello({ version: 99 }),
-      /unsupported protocol version 99 \(this broker speaks 2\)/,
+      /unsupported protocol version 99 \(this broker speaks 3\)/,
     ],
     [
       'a stranger (bad magic)',
@@ -324,7 +324,8 @@ describe('ipc broker protocol', () => {
     const poster = await worker(b.socketPath, 0, {});
     for (let i = 0; i < 5; i++) await poster.bus.post('fill', `e${i}`, i);
     expect(b.stats().dropped).toBe(2);
-    expect(logger.lines.filter(l => l.includes('dropped its oldest event fill/e'))).toHaveLength(2);
+    // Repeats of one cause go through the WarningLimiter: one line now, the repeat counted in the next.
+    expect(logger.lines.filter(l => l.includes('dropped its oldest event fill/e'))).toHaveLength(1);
     expect(
       logger.lines.some(l =>
         l.includes(

@@ -1,5 +1,4 @@
 import { chmodSync, mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import {
   EventBus,
@@ -8,15 +7,9 @@ import {
   type TransportStatus,
 } from '../../../../lib/index.js';
 import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
-import { encodeEventBody } from '../../../../lib/transports/ipc/ipc.codec.js';
-import {
-  FrameType,
-  IPC_MAGIC,
-  IPC_PROTOCOL_VERSION,
-  MAX_UNANSWERED_POSTS,
-} from '../../../../lib/transports/ipc/ipc.constants.js';
-import { BodyReader, FrameReader, FrameWriter } from '../../../../lib/transports/ipc/ipc.frame.js';
+import { FrameType, MAX_UNANSWERED_POSTS } from '../../../../lib/transports/ipc/ipc.constants.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
+import { Raw } from '../../../fixtures/ipc/raw-client.js';
 import { waitFor } from '../../../helpers/wait-for.js';
 import { tempDir } from '../../../helpers/temp-dir.js';
 
@@ -33,89 +26,6 @@ function memoryLogger(): HeraldLogger & { lines: string[] } {
     error: m => void lines.push(`error ${m}`),
     debug: () => undefined,
   };
-}
-
-/** A hand-driven protocol client. */
-class Raw {
-  readonly frames: { type: number; seq: number; body: Buffer }[] = [];
-  readonly closed: Promise<void>;
-  private readonly reader = new FrameReader(1 << 24);
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', chunk => {
-      this.reader.push(chunk);
-      while (this.reader.next()) {
-        const body = Buffer.from(this.reader.buf.subarray(this.reader.start, this.reader.end));
-        const r = new BodyReader().reset(body, 0, body.length);
-        const type = this.reader.type;
-        this.frames.push({ type, seq: type === FrameType.Welcome ? 0 : r.u48('seq'), body });
-        this.reader.consume();
-      }
-    });
-    socket.on('error', () => undefined);
-    this.closed = new Promise(resolve => socket.once('close', () => resolve()));
-  }
-
-  static async connect(socketPath: string): Promise<Raw> {
-    const socket = net.connect(socketPath);
-    await new Promise<void>((resolve, reject) =>
-      socket.once('connect', resolve).once('error', reject),
-    );
-    return new Raw(socket);
-  }
-
-  hello(workerId: number, session = `raw-${workerId}`): this {
-    const w = new FrameWriter();
-    w.begin(FrameType.Hello);
-    w.u32(IPC_MAGIC);
-    w.u8(IPC_PROTOCOL_VERSION);
-    w.i32(workerId);
-    w.u32(process.pid);
-    w.u48(0);
-    w.u48(0);
-    w.u32(100);
-    w.u32(1000);
-    w.str(session);
-    w.end();
-    this.socket.write(w.take());
-    return this;
-  }
-
-  event(seq: number): void {
-    const w = new FrameWriter();
-    w.begin(FrameType.Event);
-    w.u48(seq);
-    encodeEventBody(w, {
-      id: `id-${seq}`,
-      source: 'raw',
-      event: 'e',
-      payload: '1',
-      origin: 'raw',
-      occurredAt: 't',
-    });
-    w.end();
-    this.socket.write(w.take());
-  }
-
-  ack(seq: number): void {
-    const w = new FrameWriter();
-    w.begin(FrameType.Ack);
-    w.u48(seq);
-    w.end();
-    this.socket.write(w.take());
-  }
-
-  seqs(type: number): number[] {
-    return this.frames.filter(f => f.type === type).map(f => f.seq);
-  }
-
-  refusal(): string | undefined {
-    const frame = this.frames.find(f => f.type === FrameType.Refuse);
-    if (!frame) return undefined;
-    const r = new BodyReader().reset(frame.body, 0, frame.body.length);
-    r.u48('seq');
-    return r.str('reason');
-  }
 }
 
 describe('ipc hardening', () => {

@@ -6,6 +6,8 @@ import {
   resolveIpcBrokerOptions,
   resolveIpcTransportOptions,
 } from '../../../../lib/transports/ipc/ipc.options.js';
+import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
+import { startBroker } from '../../../../lib/transports/ipc/ipc.cluster.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 
 const env = {};
@@ -68,7 +70,7 @@ describe('ipc options', () => {
 
   it.each([
     [{ socketPath: '/tmp/' + 'a'.repeat(110) }, /socketPath is 115 bytes, over the 107 bytes/],
-    [{ socketPath: 'unix:/tmp/a.sock' }, /without 'unix:'/],
+    [{ socketPath: 'unix:' }, /must name a file after 'unix:'/],
     [{ socketPath: '' }, /socketPath must be a non-empty string/],
     [{ workerId: -1 }, /workerId must be an integer between 0 and 65534 \(got -1\)/],
     [{ workerId: 1.5, workerCount: 4 }, /workerId must be an integer/],
@@ -113,7 +115,34 @@ describe('ipc options', () => {
       unique: { ttlMs: 2000, cacheSize: 1024 },
     });
     expect(() => resolveIpcBrokerOptions({ unique: { ttlMs: 0 } }, {})).toThrow(
-      'unique.ttlMs must be an integer >= 1',
+      'ipc broker: unique: ttlMs must be a finite number > 0 (got 0, a number)',
     );
+  });
+
+  it.each([
+    [{ ttlMs: 0 }, 'ttlMs must be a finite number > 0 (got 0, a number)'],
+    [{ ttlMs: -1 }, 'ttlMs must be a finite number > 0 (got -1, a number)'],
+    [{ ttlMs: '1' }, 'ttlMs must be a finite number > 0 (got "1", a string)'],
+    [{ cacheSize: 0 }, 'cacheSize must be an integer >= 1 (got 0, a number)'],
+    [{ cacheSize: '1' }, 'cacheSize must be an integer >= 1 (got "1", a string)'],
+    [{ ttl: 5 }, "unknown option 'ttl'"],
+  ])(
+    'refuses unique %j (as the original refuses unique_timeout "1" and -1) in the broker and startBroker',
+    async (unique, message) => {
+      expect(() => resolveIpcBrokerOptions({ unique: unique as never }, {})).toThrow(
+        InvalidOptionsError,
+      );
+      expect(() => new IpcBroker({ unique: unique as never })).toThrow(message);
+      await expect(startBroker({ unique: unique as never })).rejects.toThrow(message);
+    },
+  );
+
+  it("accepts the original's unix:/path form of socketPath", () => {
+    expect(resolve({ socketPath: 'unix:/tmp/herald-x/a.sock' }).socketPath).toBe(
+      '/tmp/herald-x/a.sock',
+    );
+    expect(
+      resolveIpcBrokerOptions({ socketPath: 'unix:/tmp/herald-x/b.sock' }, {}).socketPath,
+    ).toBe('/tmp/herald-x/b.sock');
   });
 });

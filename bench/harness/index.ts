@@ -1,0 +1,5 @@
+// The benches' shared harness: rounds, CPU accounting, statistics, smoke mode.
+export * from './harness.cpu.js';
+export * from './harness.env.js';
+export * from './harness.rounds.js';
+export * from './harness.stats.js';

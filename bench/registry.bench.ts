@@ -1,0 +1,193 @@
+// node --expose-gc --import ./scripts/register-ts.mjs bench/registry.bench.ts
+//
+// Issue 16's registry bench: 10,000 @OnEvent handlers on 10,000 distinct
+// events (1000 providers x 10 methods), nest-herald's EventsModule against
+// @nestjs/event-emitter's EventEmitterModule (defaults), each side in a fresh
+// process: startup (NestFactory.createApplicationContext, init included),
+// app heap after GC, then each of the 10,000 events once (first pass) and
+// once more (second pass): postLocal vs emit, post vs emitAsync.
+// Goals: postLocal/emit >= 1x on the first pass, post/emitAsync >= 0.5x,
+// heap <= 1.5x. Self-contained loop (the bench harness lives elsewhere).
+import 'reflect-metadata';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Injectable, Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import {
+  EventEmitter2,
+  EventEmitterModule,
+  OnEvent as OnEmitterEvent,
+} from '@nestjs/event-emitter';
+import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
+
+const PROVIDERS = Number(process.env.BENCH_PROVIDERS ?? 1000);
+const METHODS = 10;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+
+interface Figures {
+  startupMs: number;
+  heapBytes: number;
+  localFirstMs: number;
+  localSecondMs: number;
+  asyncFirstMs: number;
+  asyncSecondMs: number;
+}
+
+let handled = 0;
+
+/** 1000 provider classes, each with 10 handler methods, decorated the way the side's users write them. */
+function providers(side: 'herald' | 'emitter'): Type[] {
+  const classes: Type[] = [];
+  for (let p = 0; p < PROVIDERS; p++) {
+    const cls = class {} as Type;
+    Object.defineProperty(cls, 'name', { value: `Provider${p}` });
+    for (let m = 0; m < METHODS; m++) {
+      const name = `on${m}`;
+      Object.defineProperty(cls.prototype, name, {
+        value: function (): void {
+          handled++;
+        },
+        writable: true,
+        configurable: true,
+      });
+      const decorator =
+        side === 'herald' ? OnEvent(`p${p}`, `e${m}`) : OnEmitterEvent(`p${p}.e${m}`);
+      Reflect.decorate(
+        [decorator],
+        cls.prototype,
+        name,
+        Object.getOwnPropertyDescriptor(cls.prototype, name),
+      );
+    }
+    Injectable()(cls);
+    classes.push(cls);
+  }
+  return classes;
+}
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise(resolve => setImmediate(resolve));
+}
+
+async function timed(run: () => Promise<void>): Promise<number> {
+  const start = performance.now();
+  await run();
+  return performance.now() - start;
+}
+
+async function side(which: 'herald' | 'emitter'): Promise<Figures> {
+  const classes = providers(which);
+  @Module({
+    imports: [
+      which === 'herald'
+        ? EventsModule.forRoot({ logger: silentLogger, maxPending: 20_000 })
+        : EventEmitterModule.forRoot(),
+    ],
+    providers: classes,
+  })
+  class App {}
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const startStart = performance.now();
+  const app = await NestFactory.createApplicationContext(App, { logger: false });
+  const startupMs = performance.now() - startStart;
+  gc();
+  const heapBytes = process.memoryUsage().heapUsed - before;
+  const names: [string, string][] = [];
+  for (let p = 0; p < PROVIDERS; p++)
+    for (let m = 0; m < METHODS; m++) names.push([`p${p}`, `e${m}`]);
+  const total = names.length;
+  const figures: Partial<Figures> = { startupMs, heapBytes };
+  if (which === 'herald') {
+    const events = app.get(EventPublisher);
+    await events.waitUntilReady();
+    const local = async (): Promise<void> => {
+      handled = 0;
+      for (const [source, event] of names) events.postLocal(source, event, 1);
+      await until(() => handled === total);
+    };
+    const posted = async (): Promise<void> => {
+      handled = 0;
+      await Promise.all(names.map(([source, event]) => events.post(source, event, 1)));
+      await until(() => handled === total);
+    };
+    figures.localFirstMs = await timed(local);
+    figures.localSecondMs = await timed(local);
+    figures.asyncFirstMs = await timed(posted);
+    figures.asyncSecondMs = await timed(posted);
+  } else {
+    const emitter = app.get(EventEmitter2);
+    const dotted = names.map(([source, event]) => `${source}.${event}`);
+    const emit = async (): Promise<void> => {
+      handled = 0;
+      for (const name of dotted) emitter.emit(name, 1);
+      await until(() => handled === total);
+    };
+    const emitAsync = async (): Promise<void> => {
+      handled = 0;
+      await Promise.all(dotted.map(name => emitter.emitAsync(name, 1)));
+      await until(() => handled === total);
+    };
+    figures.localFirstMs = await timed(emit);
+    figures.localSecondMs = await timed(emit);
+    figures.asyncFirstMs = await timed(emitAsync);
+    figures.asyncSecondMs = await timed(emitAsync);
+  }
+  await app.close();
+  return figures as Figures;
+}
+
+function child(which: 'herald' | 'emitter'): Figures {
+  const result = spawnSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), which],
+    { encoding: 'utf8', env: process.env },
+  );
+  if (result.status !== 0) throw new Error(`${which} run failed:\n${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Figures;
+}
+
+const fmt = (n: number, digits = 1): string => n.toFixed(digits);
+
+async function main(): Promise<void> {
+  const arg = process.argv[2];
+  if (arg === 'herald' || arg === 'emitter') {
+    process.stdout.write(`${JSON.stringify(await side(arg))}\n`);
+    return;
+  }
+  console.log(
+    `registry bench: ${PROVIDERS * METHODS} handlers on ${PROVIDERS * METHODS} distinct events (${PROVIDERS} providers x ${METHODS} methods), ${RUNS} runs`,
+  );
+  let met = 0;
+  for (let run = 1; run <= RUNS; run++) {
+    const herald = child('herald');
+    const emitter = child('emitter');
+    const localFirst = emitter.localFirstMs / herald.localFirstMs;
+    const localSecond = emitter.localSecondMs / herald.localSecondMs;
+    const asyncFirst = emitter.asyncFirstMs / herald.asyncFirstMs;
+    const asyncSecond = emitter.asyncSecondMs / herald.asyncSecondMs;
+    const heap = herald.heapBytes / emitter.heapBytes;
+    const ok = localFirst >= 1 && asyncFirst >= 0.5 && heap <= 1.5;
+    if (ok) met++;
+    console.log(
+      [
+        `run ${run}:`,
+        `startup herald ${fmt(herald.startupMs)} ms / event-emitter ${fmt(emitter.startupMs)} ms;`,
+        `heap herald ${fmt(herald.heapBytes / 2 ** 20)} MiB / event-emitter ${fmt(emitter.heapBytes / 2 ** 20)} MiB = ${fmt(heap, 2)}x (goal <= 1.5x);`,
+        `postLocal vs emit first pass ${fmt(herald.localFirstMs)} / ${fmt(emitter.localFirstMs)} ms = ${fmt(localFirst, 2)}x (goal >= 1x), second ${fmt(localSecond, 2)}x;`,
+        `post vs emitAsync first pass ${fmt(herald.asyncFirstMs)} / ${fmt(emitter.asyncFirstMs)} ms = ${fmt(asyncFirst, 2)}x (goal >= 0.5x), second ${fmt(asyncSecond, 2)}x;`,
+        ok ? 'goals met' : 'GOALS NOT MET',
+      ].join(' '),
+    );
+  }
+  console.log(`goals met in ${met} of ${RUNS} consecutive runs`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

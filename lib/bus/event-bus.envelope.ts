@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../common/clock.js';
+import { InvalidEventError, PayloadTooLargeError } from '../common/errors.js';
+import type { Codec } from '../interfaces/codec.interface.js';
+import type { Envelope, HeraldEvent } from '../interfaces/envelope.interface.js';
+import type { PostOptions } from './event-bus.options.js';
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** A source or event that can be posted: a non-empty string, not the pattern `'*'`. */
+export function validName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name === '') {
+    throw new InvalidEventError(`${what} must be a non-empty string`);
+  }
+  if (name === '*') throw new InvalidEventError(`${what} '*' is a pattern and cannot be posted`);
+  return name;
+}
+
+function validKey(key: readonly (bigint | number)[]): bigint[] {
+  if (!Array.isArray(key)) throw new InvalidEventError('key must be an array of int64 values');
+  return key.map((part, i) => {
+    if (typeof part === 'number' && Number.isSafeInteger(part)) return BigInt(part);
+    if (typeof part === 'bigint' && part >= INT64_MIN && part <= INT64_MAX) return part;
+    throw new InvalidEventError(`key[${i}] must be an int64 (a bigint, or a safe integer number)`);
+  });
+}
+
+function validHeaders(headers: unknown): Readonly<Record<string, string>> {
+  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
+    throw new InvalidEventError('headers must be an object of strings');
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') throw new InvalidEventError(`headers.${name} must be a string`);
+  }
+  return { ...(headers as Record<string, string>) };
+}
+
+/**
+ * Builds what the bus sends and what its handlers receive: validated
+ * envelopes for `post` (names, key, headers, unique, encoded payload within
+ * the transport's limit), events for `postLocal` (the very object), and the
+ * event a handler sees for a delivered envelope.
+ */
+export class EnvelopeFactory {
+  private lastNow = NaN;
+  private lastIso = '';
+
+  constructor(
+    private readonly codec: Codec,
+    private readonly origin: string,
+    private readonly clock: Clock,
+    /** The transport's declared payload limit, in bytes. */
+    private readonly maxPayloadBytes: number | undefined,
+  ) {}
+
+  /** A validated envelope; throws the typed error of the first problem. */
+  envelope(source: string, event: string, data?: unknown, options: PostOptions = {}): Envelope {
+    validName(source, 'source');
+    validName(event, 'event');
+    const payload = this.codec.encode(data);
+    const limit = this.maxPayloadBytes;
+    // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when it could matter.
+    if (limit !== undefined && payload.length * 3 > limit) {
+      const size = Buffer.byteLength(payload);
+      if (size > limit) throw new PayloadTooLargeError(size, limit);
+    }
+    if ('wait' in options) {
+      // Handlers of other processes cannot be awaited from here.
+      throw new InvalidEventError(
+        "post() takes no 'wait': its handlers may run in other processes; use postLocal(source, event, data, { wait: true }) to await this process's handlers, or whenIdle()",
+      );
+    }
+    if (
+      options.unique !== undefined &&
+      (typeof options.unique !== 'string' || options.unique === '')
+    ) {
+      throw new InvalidEventError('unique must be a non-empty string');
+    }
+    return {
+      id: randomUUID(),
+      source,
+      event,
+      payload,
+      key: options.key === undefined ? undefined : validKey(options.key),
+      unique: options.unique,
+      origin: this.origin,
+      occurredAt: this.isoNow(),
+      headers: options.headers === undefined ? undefined : validHeaders(options.headers),
+    };
+  }
+
+  /** A `postLocal` event: the very object, never encoded. */
+  local(source: string, event: string, data: unknown): HeraldEvent {
+    validName(source, 'source');
+    validName(event, 'event');
+    return {
+      id: randomUUID(),
+      source,
+      event,
+      data,
+      origin: this.origin,
+      occurredAt: this.isoNow(),
+      headers: NO_HEADERS,
+      local: true,
+      attempt: 1,
+    };
+  }
+
+  /** The event handlers see for a delivered envelope; throws what the codec throws. */
+  received(envelope: Envelope, attempt: number): HeraldEvent {
+    return {
+      id: envelope.id,
+      source: envelope.source,
+      event: envelope.event,
+      data: this.codec.decode(envelope.payload),
+      key: envelope.key,
+      unique: envelope.unique,
+      origin: envelope.origin,
+      occurredAt: envelope.occurredAt,
+      headers: envelope.headers ?? NO_HEADERS,
+      local: false,
+      attempt,
+    };
+  }
+
+  /** The clock's time as ISO-8601; formatting a Date is costly, so once per millisecond. */
+  private isoNow(): string {
+    const now = this.clock.now();
+    if (now !== this.lastNow) {
+      this.lastNow = now;
+      this.lastIso = new Date(now).toISOString();
+    }
+    return this.lastIso;
+  }
+}

@@ -1,0 +1,190 @@
+import type { EventHandler } from '../interfaces/envelope.interface.js';
+
+const ANY = '*';
+const NONE: readonly EventHandler[] = Object.freeze([]);
+
+/** One `(source, event)` a handler listens to; `'*'` in either place matches any. */
+export interface Pattern {
+  readonly source: string;
+  readonly event: string;
+}
+
+/** The patterns a `register(handler, source?, ...events)` call means. */
+export function patternsOf(source?: string, events: readonly string[] = []): Pattern[] {
+  if (source !== undefined && (typeof source !== 'string' || source === '')) {
+    throw new TypeError('source must be a non-empty string when given');
+  }
+  for (const event of events) {
+    if (typeof event !== 'string' || event === '') {
+      throw new TypeError('events must be non-empty strings');
+    }
+  }
+  const from = source ?? ANY;
+  return events.length === 0
+    ? [{ source: from, event: ANY }]
+    : events.map(event => ({ source: from, event }));
+}
+
+/**
+ * The handlers of one index slot, in registration order. Copied on write,
+ * so a dispatch iterating it is never disturbed by a register/unregister.
+ */
+type Slot = readonly EventHandler[];
+
+interface Registration {
+  /** Order of first registration; kept while the handler has any pattern. */
+  readonly seq: number;
+  /** Usually one; an array (not a Set) keeps 10,000 registrations small. */
+  patterns: Pattern[];
+}
+
+function same(a: Pattern, b: Pattern): boolean {
+  return a.source === b.source && a.event === b.event;
+}
+
+/**
+ * Who handles what, indexed four ways (as lua-resty-events and
+ * EventEmitter2 look handlers up, instead of scanning): exact
+ * `(source, event)`, every event of a source (`source, '*'`), an event of
+ * any source (`'*', event`), and every event (`'*', '*'`). A lookup reads at
+ * most four slots and, when several hold handlers, merges them by
+ * registration sequence number; nothing is cached, so nothing is ever
+ * cleared whole. A handler registered under several patterns matching one
+ * event is listed once, in the order it was first registered.
+ */
+export class HandlerRegistry {
+  private seq = 0;
+  private readonly registrations = new Map<EventHandler, Registration>();
+  /** source -> event -> slot; two levels so a lookup builds no string. */
+  private readonly exact = new Map<string, Map<string, Slot>>();
+  private readonly bySource = new Map<string, Slot>();
+  private readonly byEvent = new Map<string, Slot>();
+  private all: Slot = NONE;
+
+  add(handler: EventHandler, patterns: readonly Pattern[]): void {
+    let registration = this.registrations.get(handler);
+    if (!registration) {
+      registration = { seq: this.seq++, patterns: [] };
+      this.registrations.set(handler, registration);
+    }
+    for (const pattern of patterns) {
+      if (registration.patterns.some(known => same(known, pattern))) continue;
+      registration.patterns.push(pattern);
+      this.write(pattern, this.inserted(this.read(pattern), handler, registration.seq));
+    }
+  }
+
+  /** Removes the patterns (all of the handler's when undefined); true if any was removed. */
+  remove(handler: EventHandler, patterns?: readonly Pattern[]): boolean {
+    const registration = this.registrations.get(handler);
+    if (!registration) return false;
+    const removing = patterns
+      ? registration.patterns.filter(known => patterns.some(p => same(known, p)))
+      : registration.patterns;
+    if (removing.length === 0) return false;
+    registration.patterns = registration.patterns.filter(known => !removing.includes(known));
+    for (const pattern of removing) {
+      this.write(
+        pattern,
+        this.read(pattern).filter(h => h !== handler),
+      );
+    }
+    if (registration.patterns.length === 0) this.registrations.delete(handler);
+    return true;
+  }
+
+  /** The handlers of one event, in registration order, each once. */
+  match(source: string, event: string): readonly EventHandler[] {
+    const a = this.exact.get(source)?.get(event);
+    const b = this.bySource.get(source);
+    const c = this.byEvent.get(event);
+    const d = this.all.length > 0 ? this.all : undefined;
+    // The common case, one slot: its own array, nothing built.
+    const found = (a ? 1 : 0) + (b ? 1 : 0) + (c ? 1 : 0) + (d ? 1 : 0);
+    if (found === 0) return NONE;
+    if (found === 1) return (a ?? b ?? c ?? d)!;
+    return this.merge([a, b, c, d].filter((slot): slot is Slot => slot !== undefined));
+  }
+
+  get size(): number {
+    return this.registrations.size;
+  }
+
+  clear(): void {
+    this.registrations.clear();
+    this.exact.clear();
+    this.bySource.clear();
+    this.byEvent.clear();
+    this.all = NONE;
+  }
+
+  private seqOf(handler: EventHandler): number {
+    return this.registrations.get(handler)!.seq;
+  }
+
+  /** The slot with `handler` in its place by sequence (usually appended: the newest). */
+  private inserted(slot: Slot, handler: EventHandler, seq: number): Slot {
+    let at = slot.length;
+    while (at > 0 && this.seqOf(slot[at - 1]) > seq) at--;
+    return at === slot.length
+      ? [...slot, handler]
+      : [...slot.slice(0, at), handler, ...slot.slice(at)];
+  }
+
+  private read({ source, event }: Pattern): Slot {
+    if (source === ANY && event === ANY) return this.all;
+    if (source === ANY) return this.byEvent.get(event) ?? NONE;
+    if (event === ANY) return this.bySource.get(source) ?? NONE;
+    return this.exact.get(source)?.get(event) ?? NONE;
+  }
+
+  /** Stores a slot; an empty one is removed, so the index holds only what is registered. */
+  private write({ source, event }: Pattern, slot: Slot): void {
+    const empty = slot.length === 0;
+    if (source === ANY && event === ANY) {
+      this.all = empty ? NONE : slot;
+    } else if (source === ANY) {
+      if (empty) this.byEvent.delete(event);
+      else this.byEvent.set(event, slot);
+    } else if (event === ANY) {
+      if (empty) this.bySource.delete(source);
+      else this.bySource.set(source, slot);
+    } else {
+      let events = this.exact.get(source);
+      if (empty) {
+        events?.delete(event);
+        if (events?.size === 0) this.exact.delete(source);
+        return;
+      }
+      if (!events) {
+        events = new Map();
+        this.exact.set(source, events);
+      }
+      events.set(event, slot);
+    }
+  }
+
+  /** Merges slots by sequence number; a handler in several slots appears once. */
+  private merge(slots: readonly Slot[]): EventHandler[] {
+    const out: EventHandler[] = [];
+    const at = slots.map(() => 0);
+    let last = -1;
+    for (;;) {
+      let pick = -1;
+      let lowest = Infinity;
+      for (let i = 0; i < slots.length; i++) {
+        const handler = slots[i][at[i]];
+        if (handler === undefined) continue;
+        const seq = this.seqOf(handler);
+        if (seq < lowest) {
+          lowest = seq;
+          pick = i;
+        }
+      }
+      if (pick < 0) return out;
+      if (lowest !== last) out.push(slots[pick][at[pick]]);
+      last = lowest;
+      at[pick]++;
+    }
+  }
+}

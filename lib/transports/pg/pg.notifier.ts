@@ -1,0 +1,232 @@
+import pg from 'pg';
+import type { Pool, QueryResult } from 'pg';
+import { describeError } from '../../common/describe-error.js';
+import { Fifo } from '../../common/fifo.js';
+import type { HeraldLogger } from '../../common/logger.js';
+import { SQL_NOTIFY_MANY, SQL_NOTIFY_MANY_ONE_TOPIC, SQL_NOTIFY_ONE } from './pg.constants.js';
+
+/** A queued notify. */
+export interface PgOutbound {
+  readonly topic: string;
+  readonly payload: string;
+  /** Known unlike every other payload (it carries a unique id): no folding check. */
+  readonly distinct?: boolean;
+  settle(sent: boolean, error?: Error): void;
+}
+
+/** What the notifier asks of its hub (shared with the LISTEN connection). */
+export interface PgNotifierHooks {
+  /** Notifies go out only while the LISTEN connection is up (a sender's order holds across outages). */
+  isConnected(): boolean;
+  /** The reconnect wait, with jitter, for a retry after a connection error. */
+  retryDelay(): number;
+}
+
+/** The notifier's counters (part of `PgHubStats`). */
+export interface PgNotifierCounters {
+  notifyCount: number;
+  notifyFailCount: number;
+  notifyBatchCount: number;
+  notifyRetryCount: number;
+  notifyCancelCount: number;
+  q2Max: number;
+}
+
+/**
+ * True for errors that mean the connection (not the statement) failed: no
+ * server error, or SQLSTATE class 08 (connection exception) / 57P0x (the
+ * server shut down or terminated the backend).
+ * @publicApi
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof pg.DatabaseError)) return true;
+  const code = error.code ?? '';
+  return code.startsWith('08') || code.startsWith('57P');
+}
+
+/**
+ * The sending side of a hub (pg-hub's Q2): a FIFO of notifies sent through
+ * the pool, many per statement (one transaction), one batch in flight so a
+ * sender's order holds. A batch is cut before a payload already in it
+ * (PostgreSQL folds identical pairs of one transaction); a batch the server
+ * refuses is retried one notify at a time so one bad notify never sinks its
+ * neighbours; a connection error keeps the batch at the head for the next
+ * connect.
+ */
+export class PgNotifier {
+  readonly counters: PgNotifierCounters = {
+    notifyCount: 0,
+    notifyFailCount: 0,
+    notifyBatchCount: 0,
+    notifyRetryCount: 0,
+    notifyCancelCount: 0,
+    q2Max: 0,
+  };
+  private readonly queue = new Fifo<PgOutbound>();
+  private sending?: Promise<void>;
+  private pumpScheduled = false;
+  /** How many head items are still to be retried alone after their batch failed. */
+  private singles = 0;
+  private retryTimer?: NodeJS.Timeout;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly batchSize: number,
+    private readonly hooks: PgNotifierHooks,
+    private readonly logger: HeraldLogger,
+    private readonly name: string,
+  ) {}
+
+  /** Notifies queued now. */
+  get length(): number {
+    return this.queue.length;
+  }
+
+  enqueue(item: PgOutbound): void {
+    this.queue.push(item);
+    if (this.queue.length > this.counters.q2Max) this.counters.q2Max = this.queue.length;
+    // Start sending on the next microtask, so a burst of notifies made in one
+    // turn of the event loop goes out as one batch.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      queueMicrotask(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
+  }
+
+  /** The LISTEN connection is (back) up: what failed during the outage goes out now. */
+  onConnected(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.pump();
+  }
+
+  /** Resolves once the queue is empty and nothing is in flight, or after `timeoutMs`. */
+  waitDrained(timeoutMs: number): Promise<void> {
+    if (this.queue.length === 0 && !this.sending) return Promise.resolve();
+    return new Promise(resolve => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.drainWaiters.push(done);
+    });
+  }
+
+  /** Stops: waits for the batch in flight, then gives up every queued notify (false). */
+  async stop(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    await this.sending;
+    for (const item of this.queue.drain()) {
+      this.counters.notifyCancelCount++;
+      item.settle(false);
+    }
+  }
+
+  private pump(): void {
+    if (this.sending || this.retryTimer || this.queue.length === 0) return;
+    if (!this.hooks.isConnected()) return;
+    this.sending = this.sendLoop().finally(() => {
+      this.sending = undefined;
+      // Notifies queued while the last batch was settling go out now.
+      if (this.hooks.isConnected()) this.pump();
+      if (!this.sending) this.notifyDrained();
+    });
+  }
+
+  /**
+   * Takes the next batch from the head: up to `batchSize` notifies, cut
+   * before a topic+payload pair already in it, because PostgreSQL folds
+   * identical pairs of one transaction into one notification.
+   */
+  private nextBatch(): PgOutbound[] {
+    if (this.singles > 0 || this.queue.length === 1) return [this.queue.at(0)!];
+    const batch: PgOutbound[] = [];
+    // By payload alone: the same payload on two topics also ends the batch,
+    // which costs a round trip but never a notification.
+    const seen = new Set<string>();
+    const limit = Math.min(this.batchSize, this.queue.length);
+    for (let i = 0; i < limit; i++) {
+      const item = this.queue.at(i)!;
+      if (!item.distinct) {
+        if (seen.has(item.payload)) break;
+        seen.add(item.payload);
+      }
+      batch.push(item);
+    }
+    return batch;
+  }
+
+  private async sendLoop(): Promise<void> {
+    while (this.queue.length > 0 && this.hooks.isConnected()) {
+      const batch = this.nextBatch();
+      this.counters.notifyBatchCount++;
+      try {
+        await this.sendBatch(batch);
+      } catch (error) {
+        if (isConnectionError(error)) {
+          // The database went away under us: the batch stays at the head and
+          // goes out after the next connect, or after reconnectMs if the LISTEN
+          // connection never noticed.
+          this.logger.warn(
+            `pg hub ${this.name}: notify failed, will retry: ${describeError(error)}`,
+          );
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.pump();
+          }, this.hooks.retryDelay());
+          this.retryTimer.unref?.();
+          return;
+        }
+        if (batch.length > 1) {
+          // One bad notify must not sink its neighbours: retry them one by one.
+          this.counters.notifyRetryCount++;
+          this.singles = batch.length;
+          continue;
+        }
+        const item = this.queue.shift()!;
+        if (this.singles > 0) this.singles--;
+        this.counters.notifyFailCount++;
+        this.logger.error(
+          `pg hub ${this.name}: notify on ${item.topic} refused: ${describeError(error)}`,
+        );
+        item.settle(false, error as Error);
+        continue;
+      }
+      for (let i = 0; i < batch.length; i++) this.queue.shift();
+      if (this.singles > 0) this.singles--;
+      this.counters.notifyCount += batch.length;
+      for (const item of batch) item.settle(true);
+    }
+  }
+
+  private sendBatch(batch: readonly PgOutbound[]): Promise<QueryResult> {
+    if (batch.length === 1)
+      return this.pool.query(SQL_NOTIFY_ONE, [batch[0].topic, batch[0].payload]);
+    // The arrays travel as JSON text: V8's JSON.stringify escapes strings far
+    // faster than node-postgres builds an array literal.
+    const topic = batch[0].topic;
+    const payloads = new Array<string>(batch.length);
+    let oneTopic = true;
+    for (let i = 0; i < batch.length; i++) {
+      payloads[i] = batch[i].payload;
+      if (batch[i].topic !== topic) oneTopic = false;
+    }
+    if (oneTopic)
+      return this.pool.query(SQL_NOTIFY_MANY_ONE_TOPIC, [topic, JSON.stringify(payloads)]);
+    const topics = batch.map(item => item.topic);
+    return this.pool.query(SQL_NOTIFY_MANY, [JSON.stringify(topics), JSON.stringify(payloads)]);
+  }
+
+  private notifyDrained(): void {
+    if (this.queue.length > 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
+}

@@ -1,0 +1,181 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { describeError } from '../../common/describe-error.js';
+
+/**
+ * The Lua scripts of the redis transport, as TypeScript strings rather than
+ * `.lua` files so the package ships them without a copy step, each with its
+ * SHA1 for EVALSHA.
+ */
+export interface LuaScript {
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(source: string): LuaScript {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/**
+ * Trimmed-unread detection (Redis 7: `entries-read`), shared by the read
+ * script and the stand-alone check. When the stream's first entry lies past
+ * the group's last-delivered-id, entries the group never read were trimmed:
+ * `entries-added - length` entries ever left the front, `entries-read` of
+ * them the group had read, the rest are lost. The group's `entries-read` is
+ * then set to what has left the front, so the same gap is never counted
+ * twice, by this consumer or another (the script runs atomically). Without
+ * a valid `entries-read` (Redis 6.2; a group created at an explicit id other
+ * than 0 that has not read yet) the range is reported with `?` as count.
+ * Returns '' or `#<lost|?> <last-delivered-id> <first-id>\n`.
+ */
+const GAP_FUNCTION = `
+local function idless(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  if #ams ~= #bms then return #ams < #bms end
+  if ams ~= bms then return ams < bms end
+  if #aseq ~= #bseq then return #aseq < #bseq end
+  return aseq < bseq
+end
+local function record(flat)
+  local r = {}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  return r
+end
+local function gap(key, group)
+  if redis.call('EXISTS', key) == 0 then return '' end
+  local last, read, hasread
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local info = record(g)
+    if info['name'] == group then
+      last = info['last-delivered-id']
+      read = info['entries-read']
+      hasread = info['lag'] ~= nil
+    end
+  end
+  if not last then return '' end
+  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+  if #first == 0 or not idless(last, first[1][1]) then return '' end
+  local s = record(redis.call('XINFO', 'STREAM', key))
+  if not hasread then return '#? ' .. last .. ' ' .. first[1][1] .. '\\n' end
+  local gone = s['entries-added'] - s['length']
+  -- A group created at an explicit id (0 included) has no valid counter until it reads; at 0-0 it read nothing.
+  if not read and last == '0-0' then read = 0 end
+  if not read then
+    redis.call('XGROUP', 'SETID', key, group, last, 'ENTRIESREAD', gone)
+    return '#? ' .. last .. ' ' .. first[1][1] .. '\\n'
+  end
+  local lost = gone - read
+  if lost <= 0 then return '' end
+  redis.call('XGROUP', 'SETID', key, group, last, 'ENTRIESREAD', gone)
+  return '#' .. lost .. ' ' .. last .. ' ' .. first[1][1] .. '\\n'
+end
+`;
+
+/**
+ * The gap check, then XREADGROUP ... > (no BLOCK), the entries framed in one
+ * string: per entry `<id>\n<field count>\n`, then per field
+ * `<byte length>\n<bytes>`. KEYS[1]: the stream; ARGV: group, consumer, count.
+ */
+export const READ_BATCH = script(`${GAP_FUNCTION}
+local head = gap(KEYS[1], ARGV[1])
+local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+if type(r) == 'table' and r.err then return r end
+if not r then return head end
+local out = {head}
+local n = 1
+for _, e in ipairs(r[1][2]) do
+  local f = e[2]
+  n = n + 1
+  out[n] = e[1] .. '\\n' .. #f .. '\\n'
+  for i = 1, #f do
+    n = n + 1
+    out[n] = #f[i] .. '\\n' .. f[i]
+  end
+end
+return table.concat(out)`);
+
+/** The gap check alone, before a plain (blocking) XREADGROUP. KEYS[1]: stream; ARGV[1]: group. */
+export const GAP_CHECK = script(`${GAP_FUNCTION}
+return gap(KEYS[1], ARGV[1])`);
+
+/** Deletes a consumer only if it holds nothing pending: XGROUP DELCONSUMER would discard its entries. */
+export const DELETE_IDLE_CONSUMER = script(`
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
+return -1`);
+
+/**
+ * XADD per event, in order, on the server. KEYS: the streams. ARGV[1]:
+ * maxLen (0 = no trimming). Then runs of events that share a stream and
+ * field names: the stream's KEYS index, the field count k, the event count,
+ * the k names, then k values per event (names are sent once per run, not per
+ * event). Returns, one per line, each event's entry id or `!` and the error.
+ */
+export const XADD_BATCH = script(`
+local maxlen = ARGV[1]
+local trim = tonumber(maxlen) > 0
+local out = {}
+local o = 0
+local i = 2
+local n = #ARGV
+local args = {}
+local a = 0
+if trim then
+  args[1] = 'MAXLEN'; args[2] = '~'; args[3] = maxlen; a = 3
+end
+args[a + 1] = '*'
+while i <= n do
+  local key = KEYS[tonumber(ARGV[i])]
+  local k = tonumber(ARGV[i + 1])
+  local events = tonumber(ARGV[i + 2])
+  local names = i + 2
+  local v = i + 3 + k
+  for j = 1, k do args[a + 2 * j] = ARGV[names + j] end
+  for e = 1, events do
+    for j = 1, k do
+      args[a + 2 * j + 1] = ARGV[v]
+      v = v + 1
+    end
+    local id = redis.pcall('XADD', key, unpack(args, 1, a + 1 + 2 * k))
+    o = o + 1
+    if type(id) == 'table' and id.err then
+      out[o] = '!' .. string.gsub(id.err, '\\n', ' ')
+    else
+      out[o] = id
+    end
+  end
+  i = v
+end
+return table.concat(out, '\\n')`);
+
+/**
+ * Runs a script by SHA, loading it with EVAL on first use on a server (or
+ * after a restart or SCRIPT FLUSH). `args` is `[numkeys, ...keys, ...argv]`.
+ */
+export async function evalScript(
+  client: Redis,
+  lua: LuaScript,
+  args: readonly (string | number | Buffer)[],
+): Promise<unknown> {
+  try {
+    return await client.call('EVALSHA', [lua.sha, ...args]);
+  } catch (error) {
+    if (!describeError(error).startsWith('NOSCRIPT')) throw error;
+    return client.call('EVAL', [lua.source, ...args]);
+  }
+}
+
+/** As {@link evalScript}, the reply as a Buffer (bytes kept as they are). */
+export async function evalScriptBuffer(
+  client: Redis,
+  lua: LuaScript,
+  args: readonly (string | number | Buffer)[],
+): Promise<Buffer> {
+  try {
+    return (await client.callBuffer('EVALSHA', [lua.sha, ...args])) as Buffer;
+  } catch (error) {
+    if (!describeError(error).startsWith('NOSCRIPT')) throw error;
+    return (await client.callBuffer('EVAL', [lua.source, ...args])) as Buffer;
+  }
+}

@@ -1,0 +1,153 @@
+import { EmptyStreamError } from './redis.errors.js';
+import {
+  checkConnectionOptions,
+  CONNECTION_OPTION_KEYS,
+  type RedisConnection,
+  type RedisConnectionOptions,
+} from './redis.connection.js';
+import {
+  DEFAULT_BUFFER_SIZE,
+  DEFAULT_DRAIN_BATCH_SIZE,
+  DEFAULT_DRAIN_INITIAL_INTERVAL_MS,
+  DEFAULT_DRAIN_MAX_BACKOFF_MS,
+  DEFAULT_MAX_LEN,
+  DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS,
+  DEFAULT_WRITE_TIMEOUT_MS,
+} from './redis.constants.js';
+import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
+import {
+  functionOption,
+  integerOption,
+  nonNegativeNumberOption,
+  objectOption,
+  oneOfOption,
+  optionsObject,
+  positiveNumberOption,
+} from '../../common/options.validation.js';
+
+/** Options of {@link StreamPublisher}; defaults are the original's. @publicApi */
+export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnectionOptions {
+  /** The stream written to. Required, non-empty. */
+  stream: string;
+  /** Approximate retention, `XADD MAXLEN ~ maxLen`; 0 keeps everything. @default 100000 */
+  maxLen?: number;
+  /** Events buffered in memory; when full the oldest is dropped. @default 10000 */
+  bufferSize?: number;
+  /** First pause after a failed write. @default 1000 */
+  drainInitialIntervalMs?: number;
+  /** Cap of the doubling pause. @default 30000 */
+  drainMaxBackoffMs?: number;
+  /** How long `close()` keeps draining. @default 5000 */
+  shutdownDrainTimeoutMs?: number;
+  /** XADDs sent per round trip (one pipeline). @default 1000 */
+  drainBatchSize?: number;
+  /** A write not answered by then fails and is retried. @default 5000 */
+  writeTimeoutMs?: number;
+  /**
+   * How a batch is sent: `script`, one EVALSHA running XADD per event on
+   * the server (far less client CPU); `pipeline`, one XADD command per
+   * event. Both keep order and give one result per event; `script` falls
+   * back to `pipeline` where scripts are not allowed. @default 'script'
+   */
+  writeMode?: 'script' | 'pipeline';
+  /** Turns an item into XADD fields. @default the original's event layout ({@link encodeStreamEvent}) */
+  encode?: (item: T) => readonly string[];
+  /**
+   * Write on this connection instead of opening one (it is then not closed
+   * by `close()`). It must come from {@link RedisConnection}, which turns off
+   * ioredis's offline queue and resends.
+   */
+  connection?: RedisConnection;
+}
+
+/** {@link StreamPublisherOptions} checked, defaults filled in. */
+export interface ResolvedStreamPublisherOptions<T> {
+  readonly stream: string;
+  readonly maxLen: number;
+  readonly bufferSize: number;
+  readonly drainInitialIntervalMs: number;
+  readonly drainMaxBackoffMs: number;
+  readonly shutdownDrainTimeoutMs: number;
+  readonly drainBatchSize: number;
+  readonly writeTimeoutMs: number;
+  readonly writeMode: 'script' | 'pipeline';
+  readonly encode: (item: T) => readonly string[];
+  readonly connection?: RedisConnection;
+}
+
+const SCOPE = 'StreamPublisher';
+
+const KEYS: readonly (keyof StreamPublisherOptions & string)[] = [
+  ...CONNECTION_OPTION_KEYS,
+  'stream',
+  'maxLen',
+  'bufferSize',
+  'drainInitialIntervalMs',
+  'drainMaxBackoffMs',
+  'shutdownDrainTimeoutMs',
+  'drainBatchSize',
+  'writeTimeoutMs',
+  'writeMode',
+  'encode',
+  'connection',
+];
+
+/**
+ * Checks a publisher's options in one place: unknown keys refused, every
+ * value's type and range checked. A missing or empty stream is the
+ * original's {@link EmptyStreamError} (an InvalidOptionsError).
+ * @throws InvalidOptionsError naming the option, the rule and the value
+ */
+export function resolveStreamPublisherOptions<T>(
+  input: StreamPublisherOptions<T>,
+): ResolvedStreamPublisherOptions<T> {
+  if (typeof input?.stream !== 'string' || input.stream === '')
+    throw new EmptyStreamError(input?.stream);
+  const options = optionsObject<StreamPublisherOptions<T>>(SCOPE, input, KEYS);
+  checkConnectionOptions(SCOPE, options);
+  objectOption(SCOPE, 'connection', options.connection);
+  return {
+    stream: options.stream,
+    maxLen: nonNegativeNumberOption(SCOPE, 'maxLen', options.maxLen, DEFAULT_MAX_LEN),
+    bufferSize: integerOption(SCOPE, 'bufferSize', options.bufferSize, DEFAULT_BUFFER_SIZE, 1),
+    drainInitialIntervalMs: positiveNumberOption(
+      SCOPE,
+      'drainInitialIntervalMs',
+      options.drainInitialIntervalMs,
+      DEFAULT_DRAIN_INITIAL_INTERVAL_MS,
+    ),
+    drainMaxBackoffMs: positiveNumberOption(
+      SCOPE,
+      'drainMaxBackoffMs',
+      options.drainMaxBackoffMs,
+      DEFAULT_DRAIN_MAX_BACKOFF_MS,
+    ),
+    shutdownDrainTimeoutMs: nonNegativeNumberOption(
+      SCOPE,
+      'shutdownDrainTimeoutMs',
+      options.shutdownDrainTimeoutMs,
+      DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS,
+    ),
+    drainBatchSize: integerOption(
+      SCOPE,
+      'drainBatchSize',
+      options.drainBatchSize,
+      DEFAULT_DRAIN_BATCH_SIZE,
+      1,
+    ),
+    writeTimeoutMs: positiveNumberOption(
+      SCOPE,
+      'writeTimeoutMs',
+      options.writeTimeoutMs,
+      DEFAULT_WRITE_TIMEOUT_MS,
+    ),
+    writeMode: oneOfOption(SCOPE, 'writeMode', options.writeMode, ['script', 'pipeline'], 'script'),
+    encode: functionOption<(item: T) => readonly string[], (item: T) => readonly string[]>(
+      SCOPE,
+      'encode',
+      options.encode,
+      encodeStreamEvent as unknown as (item: T) => readonly string[],
+    ),
+    connection: options.connection,
+  };
+}

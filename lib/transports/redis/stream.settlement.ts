@@ -1,0 +1,239 @@
+import { isUndecodable, UnknownOperationError } from './redis.errors.js';
+import { entryFromBuffers, type BufferEntry, type RawEntry } from './stream.entry.js';
+import { describe, SubscriberBase } from './stream.subscriber.base.js';
+
+/**
+ * Group mode, settling what handlers made of entries: acks (one XACK per
+ * turn of the event loop), nacks (delivered again here after a pause, or
+ * dead-lettered past `maxDeliveries`), undecodable entries (dead-lettered at
+ * once), the dead-letter move itself (MULTI: XADD + XACK), and entries
+ * found trimmed (lost).
+ */
+export abstract class SubscriberSettlement extends SubscriberBase {
+  /** Group mode: hands an entry this consumer now owns to the handler; settles it after. */
+  protected dispatch(entry: RawEntry, deliveries: number): void {
+    const id = entry[0];
+    const held = this.held.get(id);
+    if (held) clearTimeout(held.retryTimer);
+    this.held.set(id, { entry });
+    const bytes = entry[2];
+    if (bytes) {
+      // Text with U+FFFD would reach handlers as if it were what was written: dead-lettered, bytes kept.
+      this.counters.nonUtf8++;
+      this.undecodable(entry, deliveries, `field '${bytes.badField}' is not valid UTF-8`);
+      return;
+    }
+    this.pool.enqueue({
+      message: this.message(entry, deliveries),
+      done: error => this.settled(entry, deliveries, error),
+    });
+  }
+
+  protected settled(entry: RawEntry, deliveries: number, error: unknown): void {
+    const id = entry[0];
+    if (error === undefined) {
+      this.counters.handled++;
+      this.ack(id);
+      return;
+    }
+    if (error instanceof UnknownOperationError) {
+      this.counters.unknown++;
+      this.logger.warn(`stream ${this.stream}: entry ${id} skipped: ${error.message}`);
+      this.ack(id);
+      return;
+    }
+    if (isUndecodable(error)) {
+      this.undecodable(entry, deliveries, describe(error));
+      return;
+    }
+    this.counters.failed++;
+    void this.nack(entry, error);
+  }
+
+  /** An entry no handler can read never will: dead-lettered now, never retried as a handler failure. */
+  protected undecodable(entry: RawEntry, deliveries: number, reason: string): void {
+    const id = entry[0];
+    this.counters.undecodable++;
+    void this.deadLetter(entry, deliveries, `undecodable: ${reason}`).then(
+      () => this.release(id),
+      deadError => {
+        this.logger.warn(
+          `stream ${this.stream}: cannot dead-letter undecodable entry ${id} (it stays pending and is claimed again): ${describe(deadError)}`,
+        );
+        this.release(id);
+      },
+    );
+  }
+
+  protected release(id: string): void {
+    const held = this.held.get(id);
+    if (held) clearTimeout(held.retryTimer);
+    this.held.delete(id);
+    const waiter = this.capacityWaiter;
+    if (waiter && this.held.size < this.maxInFlight) {
+      this.capacityWaiter = undefined;
+      waiter();
+    }
+  }
+
+  protected ack(id: string): void {
+    this.release(id);
+    this.acks.push(id);
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => void this.flushAcks());
+  }
+
+  /** One XACK for every id settled since the last flush. */
+  protected async flushAcks(): Promise<void> {
+    this.ackScheduled = false;
+    if (this.acks.length === 0) return;
+    const ids = this.acks;
+    this.acks = [];
+    const sent = this.commands.client.xack(this.stream, this.group!.name, ...ids).then(
+      () => void (this.counters.acked += ids.length),
+      error => {
+        if (describe(error).startsWith('NOGROUP')) {
+          // The group is gone (reset): nothing is pending any more, these handlers did run.
+          this.limiter.warn(
+            'xack-nogroup',
+            `stream ${this.stream}: XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} (${ids.slice(0, 3).join(', ')}) dropped: group ${this.group!.name} no longer exists (the handlers ran)`,
+          );
+          return;
+        }
+        // Unacknowledged entries stay pending: retried here once connected, else claimed later and redelivered.
+        this.limiter.warn(
+          'xack',
+          `stream ${this.stream}: XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} (${ids.slice(0, 3).join(', ')}) failed, retrying once connected: ${describe(error)}`,
+        );
+        if (!this.running) return;
+        this.acks.push(...ids);
+        if (!this.ackScheduled) {
+          this.ackScheduled = true;
+          void this.commands.whenReady().then(() => {
+            setTimeout(() => void this.flushAcks(), 50).unref();
+          });
+        }
+      },
+    );
+    this.ackInFlight = sent;
+    await sent;
+  }
+
+  /** A failed entry: delivered again here after a pause, or dead-lettered once over `maxDeliveries`. */
+  protected async nack(entry: RawEntry, reason: unknown): Promise<void> {
+    const group = this.group!;
+    const id = entry[0];
+    this.counters.nacked++;
+    try {
+      const pending = (await this.commands.client.xpending(this.stream, group.name, id, id, 1)) as [
+        string,
+        string,
+        number,
+        number,
+      ][];
+      const mine = pending[0];
+      if (!mine || mine[1] !== group.consumer) {
+        // Acknowledged or claimed by someone else meanwhile: not ours any more.
+        this.release(id);
+        return;
+      }
+      const deliveries = Number(mine[3]);
+      if (deliveries >= group.maxDeliveries) {
+        await this.deadLetter(entry, deliveries, `handler failed: ${describe(reason)}`);
+        this.release(id);
+        return;
+      }
+      if (!this.running) {
+        this.release(id);
+        return;
+      }
+      const held = this.held.get(id);
+      if (!held) return;
+      held.retryTimer = setTimeout(
+        () => void this.redeliver(id, deliveries),
+        group.nackRetryDelayMs,
+      );
+    } catch (error) {
+      this.logger.warn(
+        `stream ${this.stream}: cannot settle failed entry ${id} (it stays pending and will be claimed again): ${describe(error)}`,
+      );
+      this.release(id);
+    }
+  }
+
+  protected async redeliver(id: string, deliveries: number): Promise<void> {
+    const group = this.group!;
+    if (!this.running) {
+      this.release(id);
+      return;
+    }
+    try {
+      // XCLAIM to ourselves counts the delivery in Redis and returns the entry as it is now.
+      const claimed = (await this.commands.client.callBuffer('XCLAIM', [
+        this.stream,
+        group.name,
+        group.consumer,
+        0,
+        id,
+      ])) as unknown as BufferEntry[];
+      const entry = claimed[0] ? entryFromBuffers(claimed[0]) : undefined;
+      if (!entry || !entry[1]) {
+        this.lost([id]);
+        this.release(id);
+        return;
+      }
+      this.counters.redelivered++;
+      this.dispatch(entry, deliveries + 1);
+    } catch (error) {
+      this.logger.warn(`stream ${this.stream}: cannot redeliver entry ${id}: ${describe(error)}`);
+      this.release(id);
+    }
+  }
+
+  /** Moves an entry to the dead-letter stream and acknowledges it, atomically (MULTI). */
+  protected async deadLetter(entry: RawEntry, deliveries: number, reason: string): Promise<void> {
+    const group = this.group!;
+    const [id, text, bytes] = entry;
+    // The original bytes where the text would not be them (not UTF-8).
+    const fields: readonly (string | Buffer)[] = bytes?.fields ?? text ?? [];
+    const extra = [
+      'dead_reason',
+      reason,
+      'dead_stream',
+      this.stream,
+      'dead_id',
+      id,
+      'dead_group',
+      group.name,
+      'dead_deliveries',
+      String(deliveries),
+    ];
+    const trim = this.deadLetterMaxLen > 0 ? ['MAXLEN', '~', String(this.deadLetterMaxLen)] : [];
+    const results = await this.commands.client
+      .multi()
+      .xadd(group.deadLetterStream, ...trim, '*', ...fields, ...extra)
+      .xack(this.stream, group.name, id)
+      .exec();
+    const failure = results?.find(([error]) => error)?.[0];
+    if (!results || failure) throw failure ?? new Error('MULTI aborted');
+    this.counters.deadLettered++;
+    this.logger.warn(
+      `stream ${this.stream}: entry ${id} moved to ${group.deadLetterStream} after ${deliveries} deliveries: ${reason}`,
+    );
+  }
+
+  protected lost(ids: string[]): void {
+    if (ids.length === 0) return;
+    this.counters.lost += ids.length;
+    this.logger.error(
+      `stream ${this.stream}: ${ids.length} pending entr${ids.length === 1 ? 'y was' : 'ies were'} trimmed before being acknowledged (lost): ${ids.slice(0, 10).join(', ')}`,
+    );
+  }
+
+  /**
+   * Claims entries other consumers left pending longer than `minIdleMs`
+   * (XAUTOCLAIM), reads their delivery counts from XPENDING, dead-letters
+   * those over `maxDeliveries` and runs the rest.
+   */
+}

@@ -1,0 +1,128 @@
+import { Dispatcher, type Item } from '../../../lib/bus/event-bus.dispatcher.js';
+import { EnvelopeFactory } from '../../../lib/bus/event-bus.envelope.js';
+import { busCounters } from '../../../lib/bus/event-bus.stats.js';
+import {
+  HandlerTimeoutError,
+  QueueFullError,
+  jsonCodec,
+  silentLogger,
+  systemClock,
+  type EventHandler,
+  type Settlement,
+} from '../../../lib/index.js';
+import type { HandlerOutcome } from '../../../lib/bus/event-bus.options.js';
+import { waitFor } from '../../helpers/wait-for.js';
+
+describe('Dispatcher', () => {
+  const factory = new EnvelopeFactory(jsonCodec, 'o', systemClock, undefined);
+  const make = (
+    handlers: EventHandler[],
+    options: { concurrency?: number; maxPending?: number; handlerTimeoutMs?: number } = {},
+  ) => {
+    const counters = busCounters();
+    const errors: unknown[] = [];
+    const dispatcher = new Dispatcher({
+      handlers: { match: () => handlers },
+      factory,
+      counters,
+      logger: silentLogger,
+      concurrency: options.concurrency ?? 1,
+      maxPending: options.maxPending ?? 100,
+      handlerTimeoutMs: options.handlerTimeoutMs,
+      onHandlerError: error => void errors.push(error),
+      transportName: 't',
+      settled: () => undefined,
+    });
+    return { dispatcher, counters, errors };
+  };
+  const delivery = (data: unknown, settlements: Settlement[]): Item => ({
+    envelope: factory.envelope('s', 'e', data),
+    attempt: 1,
+    settle: s => void settlements.push(s),
+  });
+
+  it('holds items until start, then runs them in arrival order', () => {
+    const seen: unknown[] = [];
+    const { dispatcher } = make([data => void seen.push(data)]);
+    dispatcher.enqueue({ local: factory.local('s', 'e', 1) });
+    dispatcher.enqueue({ local: factory.local('s', 'e', 2) });
+    expect(seen).toEqual([]);
+    expect(dispatcher.isIdle()).toBe(true);
+    dispatcher.start();
+    expect(seen).toEqual([1, 2]);
+  });
+
+  it('acks when every handler succeeded, nacks when one failed, and reports outcomes in registration order', async () => {
+    const settlements: Settlement[] = [];
+    const failing: EventHandler = async () => {
+      throw new Error('no');
+    };
+    Object.defineProperty(failing, 'name', { value: 'Billing.charge' });
+    const { dispatcher, counters, errors } = make([() => 'sync', failing, async () => 'async']);
+    dispatcher.start();
+    dispatcher.enqueue(delivery(1, settlements));
+    let outcomes: HandlerOutcome[] | undefined;
+    dispatcher.enqueue({ local: factory.local('s', 'e', 2), report: o => (outcomes = o) });
+    await waitFor(() => outcomes !== undefined);
+    expect(settlements.map(s => s.outcome)).toEqual(['nack']);
+    expect(outcomes).toEqual([
+      { handler: 'anonymous', status: 'fulfilled', value: 'sync' },
+      { handler: 'Billing.charge', status: 'rejected', reason: expect.any(Error) },
+      { handler: 'anonymous', status: 'fulfilled', value: 'async' },
+    ]);
+    expect(counters).toMatchObject({ failed: 2, handled: 4, nacked: 1 });
+    expect(errors).toHaveLength(2);
+  });
+
+  it('names the handler calls still running, a timed-out one included, until they really settle', async () => {
+    let release!: () => void;
+    const slow: EventHandler = () => new Promise<void>(resolve => (release = resolve));
+    Object.defineProperty(slow, 'name', { value: 'Slow.handle' });
+    const { dispatcher, errors } = make([slow], { handlerTimeoutMs: 5 });
+    dispatcher.start();
+    dispatcher.enqueue({ local: factory.local('s', 'e', 1) });
+    expect(dispatcher.runningHandlers()).toEqual(['Slow.handle']);
+    await waitFor(() => errors.length === 1);
+    expect(errors[0]).toBeInstanceOf(HandlerTimeoutError);
+    expect(dispatcher.gauges()).toEqual({ queued: 0, inFlight: 0, running: 1 });
+    expect(dispatcher.isIdle()).toBe(false);
+    release();
+    await waitFor(() => dispatcher.isIdle());
+    expect(dispatcher.runningHandlers()).toEqual([]);
+  });
+
+  it('keeps at most concurrency events in flight', async () => {
+    const gates: (() => void)[] = [];
+    const { dispatcher } = make([() => new Promise<void>(resolve => gates.push(resolve))], {
+      concurrency: 2,
+    });
+    dispatcher.start();
+    for (let i = 0; i < 4; i++) dispatcher.enqueue({ local: factory.local('s', 'e', i) });
+    expect(dispatcher.gauges()).toMatchObject({ inFlight: 2, queued: 2 });
+    gates.shift()!();
+    await waitFor(() => dispatcher.gauges().queued === 1);
+  });
+
+  it('drops beyond maxPending (counted, nacked) and refuses local events with QueueFullError', () => {
+    const settlements: Settlement[] = [];
+    const { dispatcher, counters } = make([], { maxPending: 1 });
+    dispatcher.enqueue({ local: factory.local('s', 'e', 1) });
+    expect(() => dispatcher.assertRoom()).toThrow(QueueFullError);
+    dispatcher.enqueue(delivery(2, settlements));
+    expect(counters.dropped).toBe(1);
+    expect(settlements).toEqual([{ outcome: 'nack', error: expect.any(QueueFullError) }]);
+  });
+
+  it('nacks and counts an envelope it cannot decode', () => {
+    const settlements: Settlement[] = [];
+    const { dispatcher, counters } = make([() => undefined]);
+    dispatcher.start();
+    const item = delivery(1, settlements) as { envelope: object };
+    dispatcher.enqueue({
+      ...(item as Item & { envelope: object }),
+      envelope: { ...item.envelope, payload: '{' },
+    } as Item);
+    expect(counters.decodeErrors).toBe(1);
+    expect(settlements.map(s => s.outcome)).toEqual(['nack']);
+  });
+});

@@ -1,0 +1,65 @@
+import { EnvelopeFactory, validName } from '../../../lib/bus/event-bus.envelope.js';
+import {
+  InvalidEventError,
+  PayloadTooLargeError,
+  SerializationError,
+  jsonCodec,
+} from '../../../lib/index.js';
+
+describe('EnvelopeFactory', () => {
+  let now = Date.UTC(2026, 0, 2, 3, 4, 5, 6);
+  const clock = { now: () => now };
+  const factory = new EnvelopeFactory(jsonCodec, 'host:1:a', clock, 32);
+
+  it('builds a validated envelope with the encoded payload, key as bigints and copied headers', () => {
+    const headers = { traceparent: 't' };
+    const envelope = factory.envelope('orders', 'created', { n: 1 }, { key: [1, 2n], headers });
+    expect(envelope).toMatchObject({
+      source: 'orders',
+      event: 'created',
+      payload: '{"n":1}',
+      key: [1n, 2n],
+      origin: 'host:1:a',
+      occurredAt: '2026-01-02T03:04:05.006Z',
+      headers: { traceparent: 't' },
+    });
+    expect(envelope.headers).not.toBe(headers);
+    expect(envelope.id).toMatch(/^[0-9a-f-]{36}$/);
+    now += 1;
+    expect(factory.envelope('a', 'b').occurredAt).toBe('2026-01-02T03:04:05.007Z');
+  });
+
+  it('refuses bad names, keys, headers, unique and data with typed errors', () => {
+    expect(() => factory.envelope('', 'x')).toThrow(InvalidEventError);
+    expect(() => factory.envelope('*', 'x')).toThrow("source '*' is a pattern");
+    expect(() => factory.envelope('a', 'x', 1, { key: [1.5] })).toThrow('key[0] must be an int64');
+    expect(() => factory.envelope('a', 'x', 1, { key: [2n ** 63n] })).toThrow(InvalidEventError);
+    expect(() => factory.envelope('a', 'x', 1, { headers: { n: 1 as never } })).toThrow(
+      'headers.n must be a string',
+    );
+    expect(() => factory.envelope('a', 'x', 1, { unique: '' })).toThrow(InvalidEventError);
+    expect(() => factory.envelope('a', 'x', NaN)).toThrow(SerializationError);
+    expect(() => validName(7, 'event')).toThrow('event must be a non-empty string');
+  });
+
+  it('checks the payload limit in bytes, not characters', () => {
+    expect(() => factory.envelope('a', 'x', 'x'.repeat(40))).toThrow(PayloadTooLargeError);
+    expect(() => factory.envelope('a', 'x', 'é'.repeat(16))).toThrow(PayloadTooLargeError);
+    expect(factory.envelope('a', 'x', 'é'.repeat(10)).payload).toBe(`"${'é'.repeat(10)}"`);
+  });
+
+  it('makes local events with the very object and received events with decoded data', () => {
+    const data = { big: 1n };
+    const local = factory.local('a', 'b', data);
+    expect(local.data).toBe(data);
+    expect(local).toMatchObject({ local: true, attempt: 1, headers: {} });
+    const envelope = factory.envelope('a', 'b', { n: 2 });
+    expect(factory.received(envelope, 3)).toMatchObject({
+      id: envelope.id,
+      data: { n: 2 },
+      local: false,
+      attempt: 3,
+    });
+    expect(() => factory.received({ ...envelope, payload: '{' }, 1)).toThrow();
+  });
+});

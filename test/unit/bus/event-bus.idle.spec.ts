@@ -1,0 +1,26 @@
+import { IdleWaiters } from '../../../lib/bus/event-bus.idle.js';
+
+describe('IdleWaiters', () => {
+  it('resolves at once when idle, and on notify once idle', async () => {
+    let busy = true;
+    const waiters = new IdleWaiters(() => !busy);
+    const waiting = waiters.wait();
+    let done: boolean | undefined;
+    void waiting.then(value => (done = value));
+    waiters.notify();
+    await Promise.resolve();
+    expect(done).toBeUndefined();
+    busy = false;
+    waiters.notify();
+    await expect(waiting).resolves.toBe(true);
+    await expect(waiters.wait(1)).resolves.toBe(true);
+  });
+
+  it('resolves false when the timeout fires first, and forgets that waiter', async () => {
+    let busy = true;
+    const waiters = new IdleWaiters(() => !busy);
+    await expect(waiters.wait(5)).resolves.toBe(false);
+    busy = false;
+    expect(() => waiters.notify()).not.toThrow();
+  });
+});

@@ -1,0 +1,125 @@
+import { BehaviorSubject } from 'rxjs';
+import { Outbox, callTransport } from '../../../lib/bus/event-bus.outbox.js';
+import { busCounters } from '../../../lib/bus/event-bus.stats.js';
+import {
+  QueueFullError,
+  silentLogger,
+  type Envelope,
+  type PublishResult,
+  type Transport,
+} from '../../../lib/index.js';
+
+function envelope(event: string): Envelope {
+  return { id: event, source: 's', event, payload: '1', origin: 'o', occurredAt: '' };
+}
+
+class RecordingTransport implements Transport {
+  readonly name = 'recording';
+  readonly features = {
+    reach: 'process' as const,
+    guarantee: 'once' as const,
+    ordering: 'global' as const,
+    uniqueScope: 'process' as const,
+    redelivers: false,
+    loopback: false,
+    persistent: false,
+  };
+  readonly status$ = new BehaviorSubject({ state: 'connected' as const });
+  batches: string[][] = [];
+  mode: 'ok' | 'throw' | 'reject' | 'garbage' = 'ok';
+  async connect(): Promise<void> {}
+  publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
+    this.batches.push(batch.map(e => e.event));
+    if (this.mode === 'throw') throw new Error('sync boom');
+    if (this.mode === 'reject') return Promise.reject(new Error('async boom'));
+    if (this.mode === 'garbage') return Promise.resolve(undefined as never);
+    return Promise.resolve(
+      batch.map(e =>
+        e.event === 'refused'
+          ? { ok: false as const, error: new Error('no') }
+          : { ok: true as const },
+      ),
+    );
+  }
+  stats(): Record<string, number> {
+    return {};
+  }
+  async close(): Promise<void> {}
+}
+
+describe('Outbox', () => {
+  const make = (maxPending = 10) => {
+    const transport = new RecordingTransport();
+    const counters = busCounters();
+    let settled = 0;
+    const outbox = new Outbox(transport, maxPending, counters, silentLogger, () => settled++);
+    return { transport, counters, outbox, settled: () => settled };
+  };
+
+  it('waits for ready, then publishes everything posted meanwhile as one batch, in order', async () => {
+    const { transport, outbox } = make();
+    let open!: () => void;
+    const ready = new Promise<void>(resolve => (open = resolve));
+    const posts = ['a', 'b', 'c'].map(e => outbox.push(envelope(e), ready));
+    await Promise.resolve();
+    expect(transport.batches).toEqual([]);
+    expect(outbox.busy).toBe(true);
+    open();
+    await expect(Promise.all(posts)).resolves.toEqual([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+    expect(transport.batches).toEqual([['a', 'b', 'c']]);
+    expect(outbox.busy).toBe(false);
+  });
+
+  it('is bounded: a post beyond maxPending is refused with QueueFullError', async () => {
+    const { outbox } = make(1);
+    const never = new Promise<void>(() => undefined);
+    void outbox.push(envelope('a'), never);
+    await expect(outbox.push(envelope('b'), never)).rejects.toThrow(QueueFullError);
+    expect(outbox.hasRoom()).toBe(false);
+  });
+
+  it.each(['throw', 'reject', 'garbage'] as const)(
+    'a publish that fails (%s) rejects the posts of its batch and counts them',
+    async mode => {
+      const { transport, outbox, counters, settled } = make();
+      transport.mode = mode;
+      const posts = [
+        outbox.push(envelope('a'), Promise.resolve()),
+        outbox.push(envelope('b'), Promise.resolve()),
+      ];
+      for (const post of posts) await expect(post).rejects.toThrow();
+      expect(counters.publishFailed).toBe(2);
+      expect(settled()).toBe(1);
+      transport.mode = 'ok';
+      await expect(outbox.push(envelope('c'), Promise.resolve())).resolves.toEqual({ id: 'c' });
+    },
+  );
+
+  it('rejects only the envelopes the transport refused', async () => {
+    const { outbox, counters } = make();
+    const [good, bad] = [
+      outbox.push(envelope('good'), Promise.resolve()),
+      outbox.push(envelope('refused'), Promise.resolve()),
+    ];
+    await expect(bad).rejects.toThrow('no');
+    await expect(good).resolves.toEqual({ id: 'good' });
+    expect(counters.publishFailed).toBe(1);
+  });
+
+  it('rejectAll rejects every waiting post with the cause and returns their envelopes', async () => {
+    const { outbox } = make();
+    const never = new Promise<void>(() => undefined);
+    const posts = [outbox.push(envelope('a'), never), outbox.push(envelope('b'), never)];
+    const cause = new Error('gave up');
+    expect(outbox.rejectAll(cause).map(e => e.event)).toEqual(['a', 'b']);
+    for (const post of posts) await expect(post).rejects.toBe(cause);
+  });
+
+  it('callTransport turns a synchronous throw into a rejection', async () => {
+    await expect(
+      callTransport(() => {
+        throw new Error('sync');
+      }),
+    ).rejects.toThrow('sync');
+  });
+});

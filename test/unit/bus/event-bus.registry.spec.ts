@@ -1,0 +1,83 @@
+import { HandlerRegistry, patternsOf } from '../../../lib/bus/event-bus.registry.js';
+import type { EventHandler } from '../../../lib/index.js';
+
+function handler(name: string): EventHandler {
+  return { [name]: () => name }[name];
+}
+const names = (handlers: readonly EventHandler[]): string[] => handlers.map(h => h.name);
+
+describe('HandlerRegistry', () => {
+  it('matches exact, by source, by event of any source, and every event', () => {
+    const registry = new HandlerRegistry();
+    registry.add(handler('exact'), patternsOf('orders', ['created']));
+    registry.add(handler('source'), patternsOf('orders'));
+    registry.add(handler('event'), patternsOf('*', ['created']));
+    registry.add(handler('all'), patternsOf());
+    expect(names(registry.match('orders', 'created'))).toEqual(['exact', 'source', 'event', 'all']);
+    expect(names(registry.match('orders', 'paid'))).toEqual(['source', 'all']);
+    expect(names(registry.match('users', 'created'))).toEqual(['event', 'all']);
+    expect(names(registry.match('users', 'deleted'))).toEqual(['all']);
+  });
+
+  it('keeps registration order across slots, and lists a handler under several matching patterns once', () => {
+    const registry = new HandlerRegistry();
+    const first = handler('first');
+    registry.add(handler('catchAll'), patternsOf());
+    registry.add(first, patternsOf('orders', ['created']));
+    registry.add(handler('bySource'), patternsOf('orders'));
+    // An older handler gaining a pattern keeps its place.
+    registry.add(first, patternsOf('orders'));
+    registry.add(first, patternsOf('*', ['created']));
+    expect(names(registry.match('orders', 'created'))).toEqual(['catchAll', 'first', 'bySource']);
+    expect(names(registry.match('orders', 'paid'))).toEqual(['catchAll', 'first', 'bySource']);
+    expect(registry.size).toBe(3);
+  });
+
+  it('sees a registration made after a lookup (no cache to go stale)', () => {
+    const registry = new HandlerRegistry();
+    expect(registry.match('a', 'b')).toEqual([]);
+    registry.add(handler('late'), patternsOf('a', ['b']));
+    expect(names(registry.match('a', 'b'))).toEqual(['late']);
+  });
+
+  it('removes chosen patterns or all of them, and a re-registered handler goes last', () => {
+    const registry = new HandlerRegistry();
+    const a = handler('a');
+    registry.add(a, patternsOf('s', ['x', 'y']));
+    registry.add(handler('b'), patternsOf('s', ['x']));
+    expect(registry.remove(a, patternsOf('s', ['y']))).toBe(true);
+    expect(registry.remove(a, patternsOf('s', ['y']))).toBe(false);
+    expect(names(registry.match('s', 'y'))).toEqual([]);
+    expect(registry.remove(a)).toBe(true);
+    expect(registry.remove(a)).toBe(false);
+    registry.add(a, patternsOf('s', ['x']));
+    expect(names(registry.match('s', 'x'))).toEqual(['b', 'a']);
+    registry.clear();
+    expect(registry.size).toBe(0);
+    expect(registry.match('s', 'x')).toEqual([]);
+  });
+
+  it('hands out arrays a later register/unregister never changes (dispatch may be iterating one)', () => {
+    const registry = new HandlerRegistry();
+    const a = handler('a');
+    registry.add(a, patternsOf('s', ['e']));
+    const during = registry.match('s', 'e');
+    registry.add(handler('b'), patternsOf('s', ['e']));
+    registry.remove(a);
+    expect(names(during)).toEqual(['a']);
+    expect(names(registry.match('s', 'e'))).toEqual(['b']);
+  });
+
+  it('looks 10,000 distinct events up without scanning', () => {
+    const registry = new HandlerRegistry();
+    for (let i = 0; i < 10_000; i++)
+      registry.add(handler(`h${i}`), patternsOf(`p${i % 1000}`, [`e${i}`]));
+    expect(names(registry.match('p7', 'e9007'))).toEqual(['h9007']);
+    expect(registry.match('p7', 'e9008')).toEqual([]);
+  });
+
+  it('refuses bad patterns', () => {
+    expect(() => patternsOf('')).toThrow(TypeError);
+    expect(() => patternsOf('s', [''])).toThrow('events must be non-empty strings');
+  });
+});

@@ -1,0 +1,64 @@
+import {
+  entryFromBuffers,
+  parseFramedEntries,
+  parseGap,
+} from '../../../../lib/transports/redis/stream.entry.js';
+
+/** Frames entries as the read script does. */
+function frame(entries: [string, Buffer[]][], head = ''): Buffer {
+  const parts: Buffer[] = [Buffer.from(head)];
+  for (const [id, fields] of entries) {
+    parts.push(Buffer.from(`${id}\n${fields.length}\n`));
+    for (const field of fields) parts.push(Buffer.from(`${field.length}\n`), field);
+  }
+  return Buffer.concat(parts);
+}
+
+describe('stream entries as read', () => {
+  it('parses framed entries, keeping multi-byte UTF-8 and newlines inside values', () => {
+    const reply = frame([
+      ['1-0', [Buffer.from('a'), Buffer.from('é\nx')]],
+      ['2-5', [Buffer.from('b'), Buffer.from('')]],
+    ]);
+    expect(parseFramedEntries(reply)).toEqual({
+      entries: [
+        ['1-0', ['a', 'é\nx']],
+        ['2-5', ['b', '']],
+      ],
+      gap: undefined,
+    });
+  });
+
+  it('reads the gap line the read script puts first', () => {
+    const reply = frame([['9-0', [Buffer.from('k'), Buffer.from('v')]]], '#15 0-0 7-0\n');
+    expect(parseFramedEntries(reply).gap).toEqual({ lost: 15, after: '0-0', before: '7-0' });
+    expect(parseGap('#? 1-0 2-0')).toEqual({ lost: undefined, after: '1-0', before: '2-0' });
+    expect(parseGap('nonsense')).toBeUndefined();
+  });
+
+  it('keeps the original bytes of an entry with a field that is not UTF-8', () => {
+    const bad = Buffer.from([0x61, 0xff]);
+    const [entry] = parseFramedEntries(frame([['3-0', [Buffer.from('p'), bad]]])).entries;
+    expect(entry[0]).toBe('3-0');
+    expect(entry[2]?.fields).toEqual([Buffer.from('p'), bad]);
+    expect(entry[2]?.badField).toBe(bad.toString());
+  });
+
+  it('refuses a malformed reply', () => {
+    expect(() => parseFramedEntries(Buffer.from('1-0'))).toThrow(/malformed/);
+    expect(() => parseFramedEntries(Buffer.from('1-0\n1\n9\nab'))).toThrow(/malformed/);
+  });
+
+  it('turns Buffer replies into text entries, flagging bytes that are not UTF-8', () => {
+    expect(entryFromBuffers([Buffer.from('1-0'), [Buffer.from('k'), Buffer.from('v')]])).toEqual([
+      '1-0',
+      ['k', 'v'],
+    ]);
+    expect(entryFromBuffers([Buffer.from('1-0'), null])).toEqual(['1-0', null]);
+    const entry = entryFromBuffers([
+      Buffer.from('2-0'),
+      [Buffer.from([0xc3, 0x28]), Buffer.from('v')],
+    ]);
+    expect(entry[2]?.fields[0]).toEqual(Buffer.from([0xc3, 0x28]));
+  });
+});
