@@ -19,7 +19,7 @@ const CORE = [
   'typescript',
   '@types/node',
 ];
-const OPTIONAL = ['pg', '@types/pg', 'ioredis', '@nestjs/microservices'];
+const OPTIONAL = ['pg', '@types/pg', 'ioredis', '@nestjs/microservices', '@nestjs/terminus'];
 
 const apps = [
   {
@@ -106,6 +106,20 @@ export const publisher = new StreamPublisher({ stream: 'events' });
       'redis-microservice.ts': `import { RedisStreamsClient, RedisStreamsServer } from 'nest-herald/redis/microservice';
 
 export const parts = [new RedisStreamsServer({ group: 'g' }), new RedisStreamsClient({})];
+`,
+    },
+  },
+  {
+    label: 'entry-terminus',
+    peers: ['@nestjs/terminus'],
+    files: {
+      'terminus.ts': `import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { EventsModule } from 'nest-herald';
+import { HeraldHealthIndicator } from 'nest-herald/terminus';
+
+@Module({ imports: [EventsModule.forRoot({}), TerminusModule], providers: [HeraldHealthIndicator] })
+export class AppModule {}
 `,
     },
   },

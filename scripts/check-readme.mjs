@@ -111,6 +111,7 @@ async function main() {
       '@nestjs/core',
       '@nestjs/config',
       '@nestjs/microservices',
+      '@nestjs/terminus',
       'reflect-metadata',
       'rxjs',
       'pg',

@@ -1,6 +1,8 @@
 /**
  * `nest-herald/pg`: pg-hub for Node and the EventsModule pg transport. The
- * only subpath that loads `pg` (an optional peer).
+ * only subpath that loads `pg` (an optional peer: `npm i pg`). Its typings
+ * use pg's, which pg does not ship: TypeScript apps add `npm i -D @types/pg`.
+ * Importing it adds the `pg` field to EventsModule's options (below).
  */
 import type { PgTransportOptions } from '../transports/pg/pg-transport.options.js';
 
