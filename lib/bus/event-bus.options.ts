@@ -1,3 +1,4 @@
+import type { TransactionClient } from '../interfaces/envelope.interface.js';
 import type { Clock } from '../common/clock.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import type { HeraldLogger } from '../common/logger.js';
@@ -50,6 +51,12 @@ export interface PostOptions {
   key?: readonly (bigint | number)[];
   /** Small string metadata carried with the event (e.g. `traceparent`). */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Your database client inside a transaction (pg transport only): the event
+   * is sent on it, so it is delivered if and only if the transaction commits.
+   * `post` resolves once the notify ran in your transaction; commit after.
+   */
+  tx?: TransactionClient;
 }
 
 /** What `post` resolves to once the transport accepted the event. @publicApi */

@@ -292,6 +292,15 @@ export class EventBus {
     ) {
       throw new InvalidEventError('unique must be a non-empty string');
     }
+    const tx = options.tx;
+    if (tx !== undefined) {
+      if (!this.transport.features.postsInTransaction)
+        throw new InvalidEventError(
+          `tx: the ${this.transport.name} transport cannot post in a transaction`,
+        );
+      if (typeof (tx as { query?: unknown } | null)?.query !== 'function')
+        throw new InvalidEventError('tx must be a database client with query(text, values)');
+    }
     return {
       id: randomUUID(),
       source,
@@ -302,6 +311,7 @@ export class EventBus {
       origin: this.origin,
       occurredAt: this.isoNow(),
       headers: options.headers === undefined ? undefined : validHeaders(options.headers),
+      transportOptions: tx === undefined ? undefined : { tx },
     };
   }
 
