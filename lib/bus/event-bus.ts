@@ -311,7 +311,8 @@ export class EventBus {
       origin: this.origin,
       occurredAt: this.isoNow(),
       headers: options.headers === undefined ? undefined : validHeaders(options.headers),
-      transportOptions: tx === undefined ? undefined : { tx },
+      // Only when given: every other envelope keeps its shape.
+      ...(tx === undefined ? {} : { transportOptions: { tx } }),
     };
   }
 
