@@ -3,7 +3,13 @@ export type { Clock } from './common/clock.js';
 export { systemClock } from './common/clock.js';
 export type { Codec } from './interfaces/codec.interface.js';
 export { JsonCodec, jsonCodec } from './common/json.codec.js';
-export type { Envelope, EventHandler, HeraldEvent } from './interfaces/envelope.interface.js';
+export type {
+  Envelope,
+  EventHandler,
+  HeraldEvent,
+  TransactionClient,
+  TransportPostOptions,
+} from './interfaces/envelope.interface.js';
 export type { HeraldLogger } from './common/logger.js';
 export { consoleLogger, silentLogger } from './common/logger.js';
 export { UniqueCache, type UniqueOptions } from './common/unique-cache.js';

@@ -53,6 +53,11 @@ export class EnvelopeFactory {
     private readonly clock: Clock,
     /** The transport's declared payload limit, in bytes. */
     private readonly maxPayloadBytes: number | undefined,
+    /** The transport that takes `tx` (`features.postsInTransaction`), by name; undefined when it cannot. */
+    private readonly transactionTransport?: {
+      readonly name: string;
+      readonly postsInTransaction: boolean;
+    },
   ) {}
 
   /** A validated envelope; throws the typed error of the first problem. */
@@ -78,6 +83,15 @@ export class EnvelopeFactory {
     ) {
       throw new InvalidEventError('unique must be a non-empty string');
     }
+    const tx = options.tx;
+    if (tx !== undefined) {
+      if (!this.transactionTransport?.postsInTransaction)
+        throw new InvalidEventError(
+          `tx: the ${this.transactionTransport?.name ?? 'current'} transport cannot post in a transaction`,
+        );
+      if (typeof (tx as { query?: unknown } | null)?.query !== 'function')
+        throw new InvalidEventError('tx must be a database client with query(text, values)');
+    }
     return {
       id: randomUUID(),
       source,
@@ -88,6 +102,8 @@ export class EnvelopeFactory {
       origin: this.origin,
       occurredAt: this.isoNow(),
       headers: options.headers === undefined ? undefined : validHeaders(options.headers),
+      // Only when given: every other envelope keeps its shape.
+      ...(tx === undefined ? {} : { transportOptions: { tx } }),
     };
   }
 

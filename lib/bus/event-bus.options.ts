@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../common/clock.js';
 import { jsonCodec } from '../common/json.codec.js';
+import type { TransactionClient } from '../interfaces/envelope.interface.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import { consoleLogger, type HeraldLogger } from '../common/logger.js';
 import {
@@ -59,6 +60,12 @@ export interface PostOptions {
   key?: readonly (bigint | number)[];
   /** Small string metadata carried with the event (e.g. `traceparent`). */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Your database client inside a transaction (pg transport only): the event
+   * is sent on it, so it is delivered if and only if the transaction commits.
+   * `post` resolves once the notify ran in your transaction; commit after.
+   */
+  tx?: TransactionClient;
 }
 
 /** Options of one `postLocal`. @publicApi */

@@ -141,6 +141,10 @@ export class EventBus {
       this.origin,
       this.clock,
       this.transport.features.maxPayloadBytes,
+      {
+        name: this.transport.name,
+        postsInTransaction: this.transport.features.postsInTransaction === true,
+      },
     );
     this.outbox = new Outbox(
       this.transport,

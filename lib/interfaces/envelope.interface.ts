@@ -22,6 +22,23 @@ export interface Envelope {
   readonly occurredAt: string;
   /** Small string metadata such as `traceparent`. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Per-post options for this process's transport; never sent. */
+  readonly transportOptions?: TransportPostOptions;
+}
+
+/**
+ * A database client of the poster's, inside a transaction: a node-postgres
+ * `PoolClient`/`Client`, or anything with the same `query` (TypeORM's
+ * `QueryRunner` and `EntityManager` fit as they are). @publicApi
+ */
+export interface TransactionClient {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+}
+
+/** Options of one post for the transport, carried beside the envelope and never sent. @publicApi */
+export interface TransportPostOptions {
+  /** Send the event inside this transaction: delivered if and only if it commits. */
+  readonly tx?: TransactionClient;
 }
 
 /**

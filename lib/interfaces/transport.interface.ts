@@ -27,6 +27,12 @@ export interface TransportFeatures {
   readonly loopback: boolean;
   /** True when envelopes survive a restart of every process (redis streams). */
   readonly persistent: boolean;
+  /**
+   * True when a post may name the poster's database transaction
+   * (`post(..., { tx })`): the event is sent if and only if it commits (pg).
+   * A post with `tx` on another transport is refused.
+   */
+  readonly postsInTransaction?: boolean;
 }
 
 /** @publicApi */

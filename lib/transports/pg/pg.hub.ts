@@ -132,10 +132,7 @@ export class PgHub extends EventEmitter {
     );
   }
 
-  /**
-   * The hub's state.
-   * @deprecated Read `status$` (or `state` there); this getter stays for pg-hub parity.
-   */
+  /** The current state (a read; `status$` reports every change). */
   get state(): PgHubState {
     return this.machine.state;
   }

@@ -61,6 +61,7 @@ export class PgTransport implements Transport {
     redelivers: false,
     loopback: true,
     persistent: false,
+    postsInTransaction: true,
   };
   /** The hub: shared with other parts (a microservice server) when given. */
   readonly hub: PgHub;
@@ -182,10 +183,42 @@ export class PgTransport implements Transport {
       );
       return batch.map(() => ({ ok: false, error }));
     }
+    if (batch.some(envelope => envelope.transportOptions?.tx !== undefined))
+      return this.publishMixed(batch);
     const payloads = new Array<string>(batch.length);
     for (let i = 0; i < batch.length; i++) payloads[i] = this.codec.encode(batch[i]);
     // Every envelope has its own id: PostgreSQL can never fold two of them.
     const outcomes = await this.hub.notifyPayloads(this.channel, payloads, { distinct: true });
+    return this.results(outcomes);
+  }
+
+  /**
+   * A batch with posts that name a transaction: each of those is notified
+   * at once on the poster's client (so PostgreSQL delivers it at commit, and
+   * never after a rollback), the others queued as usual.
+   */
+  private async publishMixed(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
+    const outcomes = await Promise.all(
+      batch.map(envelope => {
+        const payload = this.codec.encode(envelope);
+        const tx = envelope.transportOptions?.tx;
+        if (tx === undefined)
+          return this.hub
+            .notifyPayloads(this.channel, [payload], { distinct: true })
+            .then(o => o[0]);
+        try {
+          return this.hub
+            .notifyPayload(this.channel, payload, { client: tx })
+            .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+        } catch (error) {
+          return error as Error;
+        }
+      }),
+    );
+    return this.results(outcomes);
+  }
+
+  private results(outcomes: readonly (boolean | Error)[]): PublishResult[] {
     const results: PublishResult[] = outcomes.map(outcome =>
       outcome === true
         ? ACCEPTED

@@ -169,6 +169,11 @@ BEGIN
           FROM (SELECT ${s}.herald_pg_hub_key(to_jsonb(n) ->> key_column) AS k FROM new_table n) AS t;
       END IF;
     END IF;
+    -- A statement that touched no row says nothing: no event (an empty key
+    -- list would read as "reload everything").
+    IF total = 0 THEN
+      RETURN NULL;
+    END IF;
     -- An empty key list means "reload everything": too many rows, or a key that is not an int64.
     IF total > max_keys OR found IS DISTINCT FROM total THEN
       keys := '{}';

@@ -114,6 +114,19 @@ describe('pg-hub trigger helper', () => {
     ]);
   });
 
+  it('a statement that touches no row sends no statement event (pg-hub example1 sends an empty one)', async () => {
+    const name = table('stmtzero');
+    await admin.query(`CREATE TABLE "${name}" (id bigint PRIMARY KEY)`);
+    await installPgHubTrigger(admin, { table: name, channel: `${name}_stm`, level: 'statement' });
+    await listen(`${name}_stm`);
+    await admin.query(`UPDATE "${name}" SET id = id WHERE false`);
+    await admin.query(`DELETE FROM "${name}"`);
+    await admin.query(`INSERT INTO "${name}" VALUES (7)`);
+    // Notifications arrive in commit order: once the insert's is in, none came before it.
+    await waitFor(() => events.length >= 1);
+    expect(events.map(e => [e.key, (e.value as { op: string }).op])).toEqual([[[7n], 'insert']]);
+  });
+
   it('never fails the write: a notify the server refuses becomes a WARNING', async () => {
     const name = table('safe');
     await admin.query(`CREATE TABLE "${name}" (id text PRIMARY KEY)`);
