@@ -123,8 +123,9 @@ export class HandlerRegistry {
   /** The handlers of one event, in registration order, each once. */
   match(source: string, event: string): readonly EventHandler[] {
     const a = this.exact.get(source)?.get(event);
-    const b = this.bySource.get(source);
-    const c = this.byEvent.get(event);
+    // Most apps use only exact patterns: an empty index costs no hashing.
+    const b = this.bySource.size === 0 ? undefined : this.bySource.get(source);
+    const c = this.byEvent.size === 0 ? undefined : this.byEvent.get(event);
     const d = this.all.length > 0 ? this.all : undefined;
     // The common case, one slot: its own array, nothing built.
     const found = (a ? 1 : 0) + (b ? 1 : 0) + (c ? 1 : 0) + (d ? 1 : 0);
