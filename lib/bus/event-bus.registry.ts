@@ -59,6 +59,10 @@ function appended<T>(list: readonly T[], item: T): T[] {
   return list.length === 0 ? [item] : list.concat([item]);
 }
 
+function listOf(slot: Slot | EventHandler | undefined): Slot | undefined {
+  return typeof slot === 'function' ? [slot] : slot;
+}
+
 function same(a: Pattern, b: Pattern): boolean {
   return a.source === b.source && a.event === b.event;
 }
@@ -77,7 +81,7 @@ export class HandlerRegistry {
   private seq = 0;
   private readonly registrations = new Map<EventHandler, Registration>();
   /** source -> event -> slot; two levels so a lookup builds no string. */
-  private readonly exact = new Map<string, Map<string, Slot>>();
+  private readonly exact = new Map<string, Map<string, Slot | EventHandler>>();
   private readonly bySource = new Map<string, Slot>();
   private readonly byEvent = new Map<string, Slot>();
   private all: Slot = NONE;
@@ -122,12 +126,12 @@ export class HandlerRegistry {
 
   /** The handlers of one event, in registration order, each once. */
   match(source: string, event: string): readonly EventHandler[] {
-    const a = this.exact.get(source)?.get(event);
+    const a = listOf(this.exact.get(source)?.get(event));
     // Most apps use only exact patterns: an empty index costs no hashing.
     const b = this.bySource.size === 0 ? undefined : this.bySource.get(source);
     const c = this.byEvent.size === 0 ? undefined : this.byEvent.get(event);
     const d = this.all.length > 0 ? this.all : undefined;
-    // The common case, one slot: its own array, nothing built.
+    // The common case, one slot: its own array (one exact handler: a one-element one).
     const found = (a ? 1 : 0) + (b ? 1 : 0) + (c ? 1 : 0) + (d ? 1 : 0);
     if (found === 0) return NONE;
     if (found === 1) return (a ?? b ?? c ?? d)!;
@@ -163,7 +167,7 @@ export class HandlerRegistry {
     if (source === ANY && event === ANY) return this.all;
     if (source === ANY) return this.byEvent.get(event) ?? NONE;
     if (event === ANY) return this.bySource.get(source) ?? NONE;
-    return this.exact.get(source)?.get(event) ?? NONE;
+    return listOf(this.exact.get(source)?.get(event)) ?? NONE;
   }
 
   /** Stores a slot; an empty one is removed, so the index holds only what is registered. */
@@ -188,7 +192,8 @@ export class HandlerRegistry {
         events = new Map();
         this.exact.set(source, events);
       }
-      events.set(event, slot);
+      // A lone exact handler is stored as itself: 10,000 one-element arrays are most of an app's registry.
+      events.set(event, slot.length === 1 ? slot[0] : slot);
     }
   }
 
