@@ -2,6 +2,7 @@ import type { EventHandler } from '../interfaces/envelope.interface.js';
 
 const ANY = '*';
 const NONE: readonly EventHandler[] = Object.freeze([]);
+const NO_PATTERNS: readonly Pattern[] = Object.freeze([]);
 
 /** One `(source, event)` a handler listens to; `'*'` in either place matches any. */
 export interface Pattern {
@@ -31,11 +32,35 @@ export function patternsOf(source?: string, events: readonly string[] = []): Pat
  */
 type Slot = readonly EventHandler[];
 
+/**
+ * A handler's sequence number and patterns. Nearly every handler has one
+ * pattern, kept inline (`source`, `event`); more go to `more`. One object
+ * per handler keeps 10,000 registrations within event-emitter's memory.
+ */
 interface Registration {
   /** Order of first registration; kept while the handler has any pattern. */
   readonly seq: number;
-  /** Usually one; an array (not a Set) keeps 10,000 registrations small. */
-  patterns: Pattern[];
+  source: string;
+  event: string;
+  more?: readonly Pattern[];
+}
+
+function patternsIn(registration: Registration): Pattern[] {
+  const first = { source: registration.source, event: registration.event };
+  return registration.more ? [first, ...registration.more] : [first];
+}
+
+/**
+ * `list` plus `item`, in an array of exactly that size: spread and push
+ * reserve room for 16 more, which on 10,000 handlers is most of the
+ * registry's memory.
+ */
+function appended<T>(list: readonly T[], item: T): T[] {
+  return list.length === 0 ? [item] : list.concat([item]);
+}
+
+function listOf(slot: Slot | EventHandler | undefined): Slot | undefined {
+  return typeof slot === 'function' ? [slot] : slot;
 }
 
 function same(a: Pattern, b: Pattern): boolean {
@@ -56,20 +81,21 @@ export class HandlerRegistry {
   private seq = 0;
   private readonly registrations = new Map<EventHandler, Registration>();
   /** source -> event -> slot; two levels so a lookup builds no string. */
-  private readonly exact = new Map<string, Map<string, Slot>>();
+  private readonly exact = new Map<string, Map<string, Slot | EventHandler>>();
   private readonly bySource = new Map<string, Slot>();
   private readonly byEvent = new Map<string, Slot>();
   private all: Slot = NONE;
 
   add(handler: EventHandler, patterns: readonly Pattern[]): void {
-    let registration = this.registrations.get(handler);
-    if (!registration) {
-      registration = { seq: this.seq++, patterns: [] };
-      this.registrations.set(handler, registration);
-    }
     for (const pattern of patterns) {
-      if (registration.patterns.some(known => same(known, pattern))) continue;
-      registration.patterns.push(pattern);
+      let registration = this.registrations.get(handler);
+      if (!registration) {
+        registration = { seq: this.seq++, source: pattern.source, event: pattern.event };
+        this.registrations.set(handler, registration);
+      } else {
+        if (patternsIn(registration).some(known => same(known, pattern))) continue;
+        registration.more = appended(registration.more ?? NO_PATTERNS, pattern);
+      }
       this.write(pattern, this.inserted(this.read(pattern), handler, registration.seq));
     }
   }
@@ -78,28 +104,34 @@ export class HandlerRegistry {
   remove(handler: EventHandler, patterns?: readonly Pattern[]): boolean {
     const registration = this.registrations.get(handler);
     if (!registration) return false;
-    const removing = patterns
-      ? registration.patterns.filter(known => patterns.some(p => same(known, p)))
-      : registration.patterns;
+    const known = patternsIn(registration);
+    const removing = patterns ? known.filter(k => patterns.some(p => same(k, p))) : known;
     if (removing.length === 0) return false;
-    registration.patterns = registration.patterns.filter(known => !removing.includes(known));
+    const left = known.filter(k => !removing.includes(k));
     for (const pattern of removing) {
       this.write(
         pattern,
         this.read(pattern).filter(h => h !== handler),
       );
     }
-    if (registration.patterns.length === 0) this.registrations.delete(handler);
+    if (left.length === 0) {
+      this.registrations.delete(handler);
+    } else {
+      registration.source = left[0].source;
+      registration.event = left[0].event;
+      registration.more = left.length > 1 ? left.slice(1) : undefined;
+    }
     return true;
   }
 
   /** The handlers of one event, in registration order, each once. */
   match(source: string, event: string): readonly EventHandler[] {
-    const a = this.exact.get(source)?.get(event);
-    const b = this.bySource.get(source);
-    const c = this.byEvent.get(event);
+    const a = listOf(this.exact.get(source)?.get(event));
+    // Most apps use only exact patterns: an empty index costs no hashing.
+    const b = this.bySource.size === 0 ? undefined : this.bySource.get(source);
+    const c = this.byEvent.size === 0 ? undefined : this.byEvent.get(event);
     const d = this.all.length > 0 ? this.all : undefined;
-    // The common case, one slot: its own array, nothing built.
+    // The common case, one slot: its own array (one exact handler: a one-element one).
     const found = (a ? 1 : 0) + (b ? 1 : 0) + (c ? 1 : 0) + (d ? 1 : 0);
     if (found === 0) return NONE;
     if (found === 1) return (a ?? b ?? c ?? d)!;
@@ -127,15 +159,15 @@ export class HandlerRegistry {
     let at = slot.length;
     while (at > 0 && this.seqOf(slot[at - 1]) > seq) at--;
     return at === slot.length
-      ? [...slot, handler]
-      : [...slot.slice(0, at), handler, ...slot.slice(at)];
+      ? appended(slot, handler)
+      : slot.slice(0, at).concat([handler], slot.slice(at));
   }
 
   private read({ source, event }: Pattern): Slot {
     if (source === ANY && event === ANY) return this.all;
     if (source === ANY) return this.byEvent.get(event) ?? NONE;
     if (event === ANY) return this.bySource.get(source) ?? NONE;
-    return this.exact.get(source)?.get(event) ?? NONE;
+    return listOf(this.exact.get(source)?.get(event)) ?? NONE;
   }
 
   /** Stores a slot; an empty one is removed, so the index holds only what is registered. */
@@ -160,7 +192,8 @@ export class HandlerRegistry {
         events = new Map();
         this.exact.set(source, events);
       }
-      events.set(event, slot);
+      // A lone exact handler is stored as itself: 10,000 one-element arrays are most of an app's registry.
+      events.set(event, slot.length === 1 ? slot[0] : slot);
     }
   }
 

@@ -1,4 +1,4 @@
-import { BehaviorSubject, distinctUntilChanged, map, of, switchMap, type Observable } from 'rxjs';
+import { BehaviorSubject, type Observable } from 'rxjs';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
 import { TransportClosedError } from '../common/errors.js';
@@ -6,12 +6,7 @@ import type { HeraldLogger } from '../common/logger.js';
 import { processOrigin } from '../common/origin.js';
 import { StateMachine } from '../common/state-machine.js';
 import type { Envelope, EventHandler } from '../interfaces/envelope.interface.js';
-import type {
-  Delivery,
-  Transport,
-  TransportState,
-  TransportStatus,
-} from '../interfaces/transport.interface.js';
+import type { Delivery, Transport } from '../interfaces/transport.interface.js';
 import { Dispatcher } from './event-bus.dispatcher.js';
 import { EnvelopeFactory } from './event-bus.envelope.js';
 import { IdleWaiters } from './event-bus.idle.js';
@@ -26,65 +21,18 @@ import {
 } from './event-bus.options.js';
 import { callTransport, describeEnvelope, Outbox } from './event-bus.outbox.js';
 import { busCounters, type EventBusStats } from './event-bus.stats.js';
+import {
+  BUS_TRANSITIONS,
+  busStatus$,
+  pick,
+  type EventBusState,
+  type EventBusStatus,
+} from './event-bus.state.js';
 import { HandlerRegistry, patternsOf } from './event-bus.registry.js';
 import { LoopbackWatch } from './event-bus.loopback.js';
 
 export type { EventBusStats } from './event-bus.stats.js';
-
-/**
- * The bus's own life. `reconnecting`: the transport's `connect()` has not
- * resolved and the transport reported a failed attempt (posts wait in the
- * bounded buffer). `failed`: `connect()` rejected (the transport gave up):
- * every waiting and later post rejects with that cause. `draining`: the
- * shutdown drain began: what was accepted runs, new posts are refused with
- * {@link BusDrainingError} (on transports that leave the process, `post` is
- * still sent, for the other processes). @publicApi
- */
-export type EventBusState =
-  | 'idle'
-  | 'connecting'
-  | 'reconnecting'
-  | 'connected'
-  | 'failed'
-  | 'draining'
-  | 'closing'
-  | 'closed';
-
-const BUS_TRANSITIONS = {
-  idle: ['connecting', 'draining', 'closing'],
-  connecting: ['reconnecting', 'connected', 'failed', 'draining', 'closing'],
-  reconnecting: ['connecting', 'connected', 'failed', 'draining', 'closing'],
-  connected: ['draining', 'closing'],
-  failed: ['draining', 'closing'],
-  draining: ['closing'],
-  closing: ['closed'],
-  closed: [],
-} as const satisfies { readonly [K in EventBusState]: readonly EventBusState[] };
-
-/**
- * What `status$` carries: a {@link TransportStatus} (so code written for a
- * transport's feed reads it unchanged) plus the bus's own state in `bus`.
- * @publicApi
- */
-export interface EventBusStatus extends TransportStatus {
-  readonly bus: EventBusState;
-}
-
-/** How each bus state reads in the transport vocabulary of `status$` (undefined: the transport's own). */
-const AS_TRANSPORT_STATE: Readonly<Record<EventBusState, TransportState | undefined>> = {
-  idle: 'connecting',
-  connecting: 'connecting',
-  reconnecting: 'reconnecting',
-  connected: undefined,
-  failed: 'disconnected',
-  draining: undefined,
-  closing: undefined,
-  closed: 'closed',
-};
-
-function pick(role: string | undefined): { role: string } | undefined {
-  return role === undefined ? undefined : { role };
-}
+export type { EventBusState, EventBusStatus } from './event-bus.state.js';
 
 /**
  * The bus: a handler registry, dispatch with settle, error isolation and the
@@ -181,19 +129,7 @@ export class EventBus {
    * `closed` at the end, then it completes. `bus` always says the bus's state.
    */
   get status$(): Observable<EventBusStatus> {
-    return this.machine.status$.pipe(
-      switchMap(({ state: bus, reason, role }): Observable<EventBusStatus> => {
-        const state = AS_TRANSPORT_STATE[bus];
-        if (state === undefined) {
-          return this.transport.status$.pipe(map(status => ({ ...status, bus })));
-        }
-        return of({ state, bus, ...(reason === undefined ? {} : { reason }), ...pick(role) });
-      }),
-      distinctUntilChanged(
-        (a, b) =>
-          a.state === b.state && a.bus === b.bus && a.reason === b.reason && a.role === b.role,
-      ),
-    );
+    return busStatus$(this.machine.status$, this.transport.status$);
   }
 
   /**
