@@ -105,7 +105,7 @@ async function cost(call: Call): Promise<void> {
   for (const inFlight of [64, 1024]) {
     const cpu: number[] = [];
     const faults: number[] = [];
-    await calls(call, request, inFlight, COST_CALLS / 4); // warm-up: pools, JIT
+    await calls(call, request, inFlight, COST_CALLS / 2); // warm-up: pools, JIT, heap size
     for (let run = 1; run <= 3; run++) {
       const f0 = process.resourceUsage().minorPageFault;
       const c0 = mainThreadCpuNs();
