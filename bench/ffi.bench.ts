@@ -7,7 +7,8 @@
 //    thread only), faults from getrusage (minor faults, whole process). Both
 //    hold up on a loaded machine, unlike calls/s.
 // 2. full GCs (mark-compacts, from the `gc` performance entries) per 10k
-//    zero-copy answers of 10 KiB and 100 KiB at 64 in flight.
+//    answers of 10 KiB (copied into a Buffer of their own) and 100 KiB
+//    (zero-copy) at 64 in flight.
 // 3. the seed's comparison, measured as lua-resty-ffi's benchmark did: the
 //    same echo over a unix domain socket to our own blocking C server
 //    (test/fixtures/ffi/bin/uds-echo-server.c: one connection, frames of a
@@ -83,8 +84,11 @@ const median = (values: number[]): number => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
-const spread = (values: number[]): number =>
-  (Math.max(...values) - Math.min(...values)) / median(values);
+/** (max - min) / median, as a percentage; "-" when the median is 0. */
+const spread = (values: number[]): string => {
+  const m = median(values);
+  return m === 0 ? '-' : `${(((Math.max(...values) - Math.min(...values)) / m) * 100).toFixed(0)}%`;
+};
 const fmt = (n: number): string =>
   n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`;
 
@@ -105,7 +109,7 @@ async function cost(call: Call): Promise<void> {
   for (const inFlight of [64, 1024]) {
     const cpu: number[] = [];
     const faults: number[] = [];
-    await calls(call, request, inFlight, COST_CALLS / 4); // warm-up: pools, JIT
+    await calls(call, request, inFlight, COST_CALLS / 2); // warm-up: pools, JIT, heap size
     for (let run = 1; run <= 3; run++) {
       const f0 = process.resourceUsage().minorPageFault;
       const c0 = mainThreadCpuNs();
@@ -119,15 +123,17 @@ async function cost(call: Call): Promise<void> {
       );
     }
     console.log(
-      `| ${inFlight} | median (spread) | ${median(cpu).toFixed(2)} (${(spread(cpu) * 100).toFixed(0)}%) | ` +
-        `${median(faults).toFixed(3)} (${(spread(faults) * 100).toFixed(0)}%) | |`,
+      `| ${inFlight} | median (spread) | ${median(cpu).toFixed(2)} (${spread(cpu)}) | ` +
+        `${median(faults).toFixed(3)} (${spread(faults)}) | |`,
     );
   }
 }
 
 /** Part 2: full GCs per 10k zero-copy answers. */
 async function fullGcs(call: Call): Promise<void> {
-  console.log('\n## full GCs (mark-compact) per 10k zero-copy answers, 64 in flight\n');
+  console.log(
+    '\n## full GCs (mark-compact) per 10k answers, 64 in flight: 10 KiB (own Buffer), 100 KiB (zero-copy)\n',
+  );
   console.log('| answer | full GCs / 10k | scavenges / 10k |');
   console.log('|---|---|---|');
   for (const size of [10240, 102400]) {
@@ -150,7 +156,7 @@ async function fullGcs(call: Call): Promise<void> {
 }
 
 /** Our blocking C echo server, and a client on one connection (pipelined when several are in flight). */
-async function uds(): Promise<{ call: Call; close(): Promise<void> }> {
+async function uds(): Promise<{ call: Call; cpuUs(): number; close(): Promise<void> }> {
   const server = path.join(BUILD, 'uds-echo-server');
   if (!existsSync(server))
     throw new Error(`${server} is not built: run npm run build:native (or npm ci)`);
@@ -197,8 +203,14 @@ async function uds(): Promise<{ call: Call; close(): Promise<void> }> {
       waiting.push(resolve);
       socket.write(frameOf(request));
     });
+  // The server's CPU time (utime + stime, in clock ticks of 10 ms), in us.
+  const cpuUs = (): number => {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  };
   return {
     call,
+    cpuUs,
     close: async () => {
       socket.destroy();
       child.kill();
@@ -209,36 +221,72 @@ async function uds(): Promise<{ call: Call; close(): Promise<void> }> {
 }
 
 /** Part 3: herald vs our socket echo, interleaved rounds, median of per-round ratios. */
-async function seedComparison(ours: Call, theirs: Call): Promise<number> {
+/** One cell of one round: calls/s, and CPU per call of every process involved (us). */
+async function cell(
+  call: Call,
+  peerCpuUs: () => number,
+  request: Buffer,
+  inFlight: number,
+): Promise<{ perSecond: number; cpuPerCall: number }> {
+  let count = 0;
+  const counted: Call = r => {
+    count++;
+    return call(r);
+  };
+  const c0 = process.cpuUsage();
+  const p0 = peerCpuUs();
+  const perSecond = await rate(counted, request, inFlight, DURATION_MS);
+  const own = process.cpuUsage(c0);
+  return { perSecond, cpuPerCall: (own.user + own.system + peerCpuUs() - p0) / count };
+}
+
+async function seedComparison(
+  ours: Call,
+  theirs: { call: Call; cpuUs(): number },
+): Promise<number> {
   console.log(
-    `\n## herald vs unix socket (the seed's comparison): median of ${ROUNDS} per-round ratios of calls/s, ${DURATION_MS} ms per cell\n`,
+    `\n## herald vs unix socket (the seed's comparison): median of ${ROUNDS} per-round ratios, ${DURATION_MS} ms per cell\n`,
   );
-  console.log('| size | in flight | herald calls/s | uds calls/s | herald/uds median | range |');
-  console.log('|---|---|---|---|---|---|');
+  console.log(
+    'CPU per call counts every process: herald (JS + runtime threads) vs client + echo server.\n',
+  );
+  console.log(
+    '| size | in flight | herald calls/s | uds calls/s | herald/uds calls/s: median | range | CPU us/call herald | uds | uds/herald CPU: median | range |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   let headline = 0;
+  const none = (): number => 0;
   for (const size of SIZES) {
     for (const inFlight of [1, 64]) {
       const request = Buffer.alloc(size, 0x41); // "A" repeated, as the seed
       await rate(ours, request, inFlight, DURATION_MS / 3);
-      await rate(theirs, request, inFlight, DURATION_MS / 3);
+      await rate(theirs.call, request, inFlight, DURATION_MS / 3);
       const ratios: number[] = [];
-      const heraldRates: number[] = [];
-      const udsRates: number[] = [];
+      const cpuRatios: number[] = [];
+      const h: { perSecond: number; cpuPerCall: number }[] = [];
+      const u: { perSecond: number; cpuPerCall: number }[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         // Alternate who goes first, so a drift in load favours neither.
         const first = round % 2 === 0;
-        const a = await rate(first ? ours : theirs, request, inFlight, DURATION_MS);
-        const b = await rate(first ? theirs : ours, request, inFlight, DURATION_MS);
-        const [h, u] = first ? [a, b] : [b, a];
-        heraldRates.push(h);
-        udsRates.push(u);
-        ratios.push(h / u);
+        const ourCell = () => cell(ours, none, request, inFlight);
+        const theirCell = () => cell(theirs.call, theirs.cpuUs, request, inFlight);
+        const a = await (first ? ourCell() : theirCell());
+        const b = await (first ? theirCell() : ourCell());
+        const [mine, other] = first ? [a, b] : [b, a];
+        h.push(mine);
+        u.push(other);
+        ratios.push(mine.perSecond / other.perSecond);
+        cpuRatios.push(other.cpuPerCall / mine.cpuPerCall);
       }
       const m = median(ratios);
       if (size === 4096 && inFlight === 64) headline = m;
+      const range = (values: number[]): string =>
+        `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}x`;
       console.log(
-        `| ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} | ${inFlight} | ${fmt(median(heraldRates))} | ` +
-          `${fmt(median(udsRates))} | ${m.toFixed(2)}x | ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x |`,
+        `| ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} | ${inFlight} | ` +
+          `${fmt(median(h.map(x => x.perSecond)))} | ${fmt(median(u.map(x => x.perSecond)))} | ` +
+          `${m.toFixed(2)}x | ${range(ratios)} | ${median(h.map(x => x.cpuPerCall)).toFixed(1)} | ` +
+          `${median(u.map(x => x.cpuPerCall)).toFixed(1)} | ${median(cpuRatios).toFixed(2)}x | ${range(cpuRatios)} |`,
       );
     }
   }
@@ -331,7 +379,7 @@ async function main(): Promise<void> {
 
   const ours = herald('seed');
   const server = await uds();
-  const headline = await seedComparison(ours.call, server.call);
+  const headline = await seedComparison(ours.call, server);
   await server.close();
   await context(ours.call);
   ours.runtime.close();

@@ -59,7 +59,10 @@ export interface HeraldFfiAddon {
   unref(): void;
   stats(id: number): AddonRuntimeStats;
   stats(): AddonHostStats;
+  /** Answers up to this many bytes are copied into a shared slab. */
   readonly copyMax: number;
+  /** Answers above this many bytes are handed over without a copy (between: a Buffer of their own). */
+  readonly zeroCopyMin: number;
 }
 
 /** The addon's folder in the package: node-gyp's build/ and the shipped prebuilds/ are in it. */

@@ -88,7 +88,9 @@ describe('NativeRuntime: answers', () => {
     ['0 B', Buffer.alloc(0)],
     ['1 B', Buffer.from('x')],
     ['4 KiB (copied)', Buffer.alloc(4096, 7)],
-    ['4 KiB + 1 (zero-copy)', Buffer.alloc(4097, 9)],
+    ['4 KiB + 1 (a Buffer of its own)', Buffer.alloc(4097, 9)],
+    ['32 KiB (a Buffer of its own)', Buffer.alloc(32768, 3)],
+    ['32 KiB + 1 (zero-copy)', Buffer.alloc(32769, 5)],
     ['1 MiB', Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 31) & 0xff))],
     ['binary with NUL bytes', Buffer.from([0, 1, 0, 255, 0, 0, 42, 0])],
   ])('echoes %s exactly', async (_label, request) => {
