@@ -80,9 +80,10 @@ describe('PgNotifyClient faults', () => {
     ]);
     for (const error of [emitError, sendError]) {
       expect(error).toBeInstanceOf(ConnectTimeoutError);
-      expect((error as ConnectTimeoutError).reason).toMatch(/connect failed/);
+      // The hub's LISTEN connection is its own (not a pool's): its failure is the cause.
+      expect((error as ConnectTimeoutError).reason).toMatch(/LISTEN connection failed/);
       expect((error as Error).message).toMatch(
-        /last failure: pg hub pg-notify-client: connect failed/,
+        /last failure: pg hub pg-notify-client: LISTEN connection failed/,
       );
     }
     expect(state()).toMatchObject({
