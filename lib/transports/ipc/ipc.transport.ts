@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import { describeError } from '../../common/describe-error.js';
 import { StateMachine } from '../../common/state-machine.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { TransportClosedError } from '../../common/errors.js';
@@ -127,7 +128,7 @@ export class IpcTransport implements Transport {
       await this.hosted?.close();
       this.hosted = undefined;
       this.client = undefined;
-      this.setStatus('disconnected', (error as Error).message);
+      this.setStatus('disconnected', describeError(error));
       throw error;
     }
   }
@@ -208,8 +209,8 @@ export class IpcTransport implements Transport {
       }
     } catch (error) {
       // E.g. the socket directory no longer passes the checks: said, and tried again later.
-      logger.error(`ipc: cannot take over as the broker: ${(error as Error).message}`);
-      this.setStatus('reconnecting', (error as Error).message);
+      logger.error(`ipc: cannot take over as the broker: ${describeError(error)}`);
+      this.setStatus('reconnecting', describeError(error));
     } finally {
       this.electing = false;
     }
