@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { describeError } from '../../common/describe-error.js';
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
@@ -392,7 +393,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
         c.reader.consume();
       }
     } catch (error) {
-      let reason = error instanceof Error ? error.message : String(error);
+      let reason = describeError(error);
       const { reader } = c;
       // A refused event is never delivered: say which one, when it can be told.
       if (c.currentSeq > 0 && reader.end - reader.start > SEQ_BYTES) {

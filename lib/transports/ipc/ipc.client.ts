@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { describeError } from '../../common/describe-error.js';
 import net from 'node:net';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
@@ -299,7 +300,7 @@ export class IpcClient {
       }
     } catch (error) {
       this.options.logger.error(
-        `ipc: bad frame from the broker: ${(error as Error).message}; reconnecting`,
+        `ipc: bad frame from the broker: ${describeError(error)}; reconnecting`,
       );
       socket.destroy();
     }
@@ -457,7 +458,7 @@ export class IpcClient {
     } catch (error) {
       this.counters.decodeErrors++;
       this.options.logger.error(
-        `ipc: cannot decode event seq ${seq} from the broker: ${(error as Error).message}`,
+        `ipc: cannot decode event seq ${seq} from the broker: ${describeError(error)}`,
       );
       const skipped = new IpcDelivery(undefined as unknown as Envelope, seq, this.epoch, this);
       this.unsettled.push(skipped);
@@ -556,11 +557,10 @@ export class IpcClient {
       const dropped = this.retained.shift()!;
       this.settleHeld(dropped);
       this.counters.retainedDropped++;
-      if (this.counters.retainedDropped === 1 || this.counters.retainedDropped % 10_000 === 0) {
-        this.options.logger.warn(
-          `ipc: more than ${limit} acknowledged events not yet delivered everywhere; event seq ${dropped.seq} would not be resent after a broker failover (${this.counters.retainedDropped} so far)`,
-        );
-      }
+      this.limiter.warn(
+        'retained-dropped',
+        `ipc: more than ${limit} acknowledged events not yet delivered everywhere; event seq ${dropped.seq} would not be resent after a broker failover (${this.counters.retainedDropped} so far)`,
+      );
     }
     if (this.retained.length > this.counters.retainedHighWater)
       this.counters.retainedHighWater = this.retained.length;

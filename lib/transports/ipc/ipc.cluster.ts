@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Clock } from '../../common/clock.js';
 import { InvalidOptionsError } from '../../common/errors.js';
+import { booleanOption, integerOption, optionsObject } from '../../common/options.validation.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { IpcBroker } from './ipc.broker.js';
 import { ENV_SOCKET_PATH, ENV_WORKER_COUNT, ENV_WORKER_ID } from './ipc.constants.js';
@@ -52,15 +53,15 @@ export interface ClusterWorkers {
 export function forkWorkers(n: number, options: ForkWorkersOptions = {}): ClusterWorkers {
   if (!cluster.isPrimary)
     throw new InvalidOptionsError('forkWorkers must be called in the node:cluster primary');
+  optionsObject('forkWorkers', options, ['broker', 'env', 'respawn']);
+  integerOption('forkWorkers', 'n', n, Number.NaN, 1);
   const broker = options.broker ?? lastBroker;
-  if (!Number.isInteger(n) || n < 1)
-    throw new InvalidOptionsError(`forkWorkers: n must be an integer >= 1 (got ${n})`);
   if (broker && n > broker.options.workerCount) {
     throw new InvalidOptionsError(
       `forkWorkers: ${n} workers, but the broker was started with workerCount ${broker.options.workerCount}`,
     );
   }
-  const respawn = options.respawn ?? true;
+  const respawn = booleanOption('forkWorkers', 'respawn', options.respawn, true);
   const workers = new Map<number, Worker>();
   let stopping = false;
   const fork = (id: number): void => {

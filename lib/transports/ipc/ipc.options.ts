@@ -3,7 +3,12 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidOptionsError } from '../../common/errors.js';
-import { booleanOption } from '../../common/options.validation.js';
+import {
+  booleanOption,
+  integerOption,
+  invalidOption,
+  optionsObject,
+} from '../../common/options.validation.js';
 import { resolveUniqueOptions } from '../../common/unique-cache.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -105,15 +110,23 @@ export interface ResolvedIpcBrokerOptions extends ResolvedIpcCommon {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** Scope of every ipc option message: `ipc: <name> must be <rule> (got <value>, <type>)`. */
+const SCOPE = 'ipc';
+
 function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`;
-    throw new InvalidOptionsError(
-      `ipc option ${name} must be an integer ${range} (got ${String(value)})`,
-    );
-  }
-  return value;
+  return integerOption(SCOPE, name, value, Number.NaN, min, max);
 }
+
+const COMMON_KEYS = ['socketPath', 'workerCount', 'maxQueueLength', 'maxPayloadBytes'] as const;
+const TRANSPORT_KEYS = [
+  ...COMMON_KEYS,
+  'workerId',
+  'brokerId',
+  'postTimeoutMs',
+  'hostBroker',
+  'failover',
+] as const;
+const BROKER_KEYS = [...COMMON_KEYS, 'unique', 'handshakeTimeoutMs', 'privileged'] as const;
 
 function fromEnv(env: Env, name: string): number | undefined {
   const raw = env[name];
@@ -149,12 +162,9 @@ function common(
   env: Env,
   workerCountFallback: number,
 ): ResolvedIpcCommon {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionsError('ipc options must be an object');
-  }
   const socketPath = options.socketPath ?? (env[ENV_SOCKET_PATH] || defaultSocketPath(env));
   if (typeof socketPath !== 'string' || socketPath === '') {
-    throw new InvalidOptionsError('ipc option socketPath must be a non-empty string');
+    invalidOption(SCOPE, 'socketPath', 'a non-empty string', socketPath);
   }
   // The original's `unix:/path` form is accepted as well.
   const filePath = socketPath.startsWith('unix:') ? socketPath.slice(5) : socketPath;
@@ -199,6 +209,7 @@ export function resolveIpcTransportOptions(
   env: Env = process.env,
   isClusterWorker: boolean = cluster.isWorker,
 ): ResolvedIpcTransportOptions {
+  options = optionsObject(SCOPE, options, [...TRANSPORT_KEYS]);
   const workerIdRaw =
     options?.workerId ?? fromEnv(env, ENV_WORKER_ID) ?? fromEnv(env, ENV_PM2_INSTANCE) ?? 0;
   const workerId = integer('workerId', workerIdRaw, 0, 65_534);
@@ -224,18 +235,18 @@ export function resolveIpcTransportOptions(
     1,
     2 ** 31 - 1,
   );
-  if (options.hostBroker !== undefined && typeof options.hostBroker !== 'boolean') {
-    throw new InvalidOptionsError(
-      `ipc option hostBroker must be a boolean (got ${String(options.hostBroker)})`,
-    );
-  }
-  if (options.failover !== undefined && typeof options.failover !== 'boolean') {
-    throw new InvalidOptionsError(
-      `ipc option failover must be a boolean (got ${String(options.failover)})`,
-    );
-  }
-  const failover = options.failover ?? (options.hostBroker === undefined && !isClusterWorker);
-  const hostBroker = options.hostBroker ?? (!isClusterWorker && workerId === brokerId);
+  const failover = booleanOption(
+    SCOPE,
+    'failover',
+    options.failover,
+    options.hostBroker === undefined && !isClusterWorker,
+  );
+  const hostBroker = booleanOption(
+    SCOPE,
+    'hostBroker',
+    options.hostBroker,
+    !isClusterWorker && workerId === brokerId,
+  );
   return { ...resolved, workerId, brokerId, postTimeoutMs, hostBroker, failover };
 }
 
@@ -244,6 +255,7 @@ export function resolveIpcBrokerOptions(
   options: IpcBrokerOptions = {},
   env: Env = process.env,
 ): ResolvedIpcBrokerOptions {
+  options = optionsObject(`${SCOPE} broker`, options, [...BROKER_KEYS]);
   const resolved = common(options, env, 1);
   return {
     ...resolved,

@@ -1,4 +1,5 @@
 import { promises as fs, type Stats } from 'node:fs';
+import { describeError } from '../../common/describe-error.js';
 import net from 'node:net';
 import path from 'node:path';
 import { IpcSocketError } from './ipc.errors.js';
@@ -40,7 +41,7 @@ export async function checkSocketDirectory(socketPath: string, create: boolean):
     stats = await fs.lstat(dir);
   } catch (error) {
     if (errno(error) !== 'ENOENT')
-      throw new IpcSocketError(`cannot inspect socket directory ${dir}: ${String(error)}`);
+      throw new IpcSocketError(`cannot inspect socket directory ${dir}: ${describeError(error)}`);
     if (!create) return false;
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     stats = await fs.lstat(dir);
@@ -57,7 +58,7 @@ export async function checkSocketFile(socketPath: string): Promise<boolean> {
     stats = await fs.lstat(socketPath);
   } catch (error) {
     if (errno(error) === 'ENOENT') return false;
-    throw new IpcSocketError(`cannot inspect socket ${socketPath}: ${String(error)}`);
+    throw new IpcSocketError(`cannot inspect socket ${socketPath}: ${describeError(error)}`);
   }
   if (!stats.isSocket()) throw new IpcSocketError(`${socketPath} is not a socket`);
   const me = uid();
@@ -94,7 +95,7 @@ export async function prepareSocketPath(socketPath: string): Promise<void> {
     stats = await fs.lstat(socketPath);
   } catch (error) {
     if (errno(error) === 'ENOENT') return;
-    throw new IpcSocketError(`cannot inspect socket ${socketPath}: ${String(error)}`);
+    throw new IpcSocketError(`cannot inspect socket ${socketPath}: ${describeError(error)}`);
   }
   if (!stats.isSocket()) {
     throw new IpcSocketError(`${socketPath} exists and is not a socket; refusing to replace it`);
@@ -105,7 +106,7 @@ export async function prepareSocketPath(socketPath: string): Promise<void> {
     await fs.unlink(socketPath);
   } catch (error) {
     if (errno(error) !== 'ENOENT')
-      throw new IpcSocketError(`cannot remove stale socket ${socketPath}: ${String(error)}`);
+      throw new IpcSocketError(`cannot remove stale socket ${socketPath}: ${describeError(error)}`);
   }
 }
 

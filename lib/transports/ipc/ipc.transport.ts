@@ -1,4 +1,6 @@
-import { BehaviorSubject, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { describeError } from '../../common/describe-error.js';
+import { StateMachine } from '../../common/state-machine.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { TransportClosedError } from '../../common/errors.js';
 import type {
@@ -24,6 +26,15 @@ import {
   type ResolvedIpcTransportOptions,
 } from './ipc.options.js';
 
+/** Legal status changes of the ipc transport. */
+const IPC_TRANSITIONS: { readonly [K in TransportState]: readonly TransportState[] } = {
+  connecting: ['connected', 'reconnecting', 'disconnected', 'closed'],
+  connected: ['disconnected', 'reconnecting', 'closed'],
+  reconnecting: ['connected', 'disconnected', 'closed'],
+  disconnected: ['connecting', 'reconnecting', 'connected', 'closed'],
+  closed: [],
+};
+
 /**
  * Events among the worker processes of one host, through a broker on a unix
  * socket (Kong's lua-resty-events for Node). `post` reaches every worker,
@@ -48,8 +59,13 @@ export class IpcTransport implements Transport {
   private electing = false;
   /** Broker lives this process hosted (1 after winning the first election, 2 after a later takeover...). */
   private elections = 0;
-  private readonly status = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
-  readonly status$: Observable<TransportStatus> = this.status.asObservable();
+  /** The one status path: every change goes through `setState` (checked, logged at debug). */
+  private readonly machine = new StateMachine<TransportState, { role: string }>(
+    'ipc transport',
+    'connecting',
+    IPC_TRANSITIONS,
+  );
+  readonly status$: Observable<TransportStatus> = this.machine.status$;
   private hosted?: IpcBroker;
   private client?: IpcClient;
   private closed = false;
@@ -58,7 +74,7 @@ export class IpcTransport implements Transport {
   constructor(options: IpcTransportOptions = {}) {
     this.options = resolveIpcTransportOptions(options);
     this.role = this.options.hostBroker && !this.options.failover ? 'broker' : 'worker';
-    this.status.next({ state: 'connecting', role: this.role });
+    this.machine.setState('connecting', undefined, { role: this.role });
     this.features = {
       reach: 'host',
       guarantee: 'effectively-once',
@@ -112,7 +128,7 @@ export class IpcTransport implements Transport {
       await this.hosted?.close();
       this.hosted = undefined;
       this.client = undefined;
-      this.setStatus('disconnected', (error as Error).message);
+      this.setStatus('disconnected', describeError(error));
       throw error;
     }
   }
@@ -193,8 +209,8 @@ export class IpcTransport implements Transport {
       }
     } catch (error) {
       // E.g. the socket directory no longer passes the checks: said, and tried again later.
-      logger.error(`ipc: cannot take over as the broker: ${(error as Error).message}`);
-      this.setStatus('reconnecting', (error as Error).message);
+      logger.error(`ipc: cannot take over as the broker: ${describeError(error)}`);
+      this.setStatus('reconnecting', describeError(error));
     } finally {
       this.electing = false;
     }
@@ -203,9 +219,13 @@ export class IpcTransport implements Transport {
 
   private setStatus(state: TransportState, reason?: string): void {
     if (this.closed && state !== 'closed') return;
-    this.status.next(
-      reason === undefined ? { state, role: this.role } : { state, role: this.role, reason },
-    );
+    if (!this.machine.can(state)) {
+      this.context?.logger.debug?.(
+        `ipc transport: ignored ${this.machine.state} -> ${state}${reason ? ` (${reason})` : ''}`,
+      );
+      return;
+    }
+    this.machine.setState(state, reason, { role: this.role });
   }
 
   publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
@@ -255,7 +275,7 @@ export class IpcTransport implements Transport {
     this.stopElection();
     // What our broker still queues for the others is delivered first (bounded); the rest is counted and logged.
     await this.hosted?.close({ drainTimeoutMs: this.options.postTimeoutMs });
-    this.status.next({ state: 'closed', role: this.role });
-    this.status.complete();
+    this.machine.setState('closed', undefined, { role: this.role });
+    this.machine.complete();
   }
 }

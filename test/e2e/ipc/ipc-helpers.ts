@@ -28,14 +28,20 @@ export interface WorkerSpec {
   slowMs?: number;
   /** Broker election among the workers (independent processes). */
   failover?: boolean;
+  maxPayloadBytes?: number;
+}
+
+/** Starts test/fixtures/ipc/worker.ts as a real process (without waiting). */
+export function spawnWorker(spec: WorkerSpec): ChildHandle {
+  const { slowMs, ...options } = spec;
+  return spawnNode('test/fixtures/ipc/worker.ts', {
+    env: { IPC_OPTIONS: JSON.stringify(options), SLOW_MS: String(slowMs ?? 0) },
+  });
 }
 
 /** Starts test/fixtures/ipc/worker.ts as a real process and waits until it is connected. */
 export async function startWorker(spec: WorkerSpec, waitReady = true): Promise<ChildHandle> {
-  const { slowMs, ...options } = spec;
-  const child = spawnNode('test/fixtures/ipc/worker.ts', {
-    env: { IPC_OPTIONS: JSON.stringify(options), SLOW_MS: String(slowMs ?? 0) },
-  });
+  const child = spawnWorker(spec);
   if (waitReady) await child.waitForLine(`ready ${spec.workerId}`);
   return child;
 }

@@ -7,7 +7,7 @@ import {
   resolveIpcTransportOptions,
 } from '../../../../lib/transports/ipc/ipc.options.js';
 import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
-import { startBroker } from '../../../../lib/transports/ipc/ipc.cluster.js';
+import { forkWorkers, startBroker } from '../../../../lib/transports/ipc/ipc.cluster.js';
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 
 const env = {};
@@ -72,27 +72,57 @@ describe('ipc options', () => {
     [{ socketPath: '/tmp/' + 'a'.repeat(110) }, /socketPath is 115 bytes, over the 107 bytes/],
     [{ socketPath: 'unix:' }, /must name a file after 'unix:'/],
     [{ socketPath: '' }, /socketPath must be a non-empty string/],
-    [{ workerId: -1 }, /workerId must be an integer between 0 and 65534 \(got -1\)/],
+    [{ workerId: -1 }, /workerId must be an integer from 0 to 65534 \(got -1, a number\)/],
     [{ workerId: 1.5, workerCount: 4 }, /workerId must be an integer/],
     [
       { workerId: 4, workerCount: 4 },
       /workerId must be below workerCount \(got workerId 4, workerCount 4\)/,
     ],
     [{ workerId: 3 }, /workerCount is required with workerId 3/],
-    [{ workerCount: 0 }, /workerCount must be an integer between 1 and 65535 \(got 0\)/],
-    [{ brokerId: 2, workerCount: 2 }, /brokerId must be an integer between 0 and 1 \(got 2\)/],
-    [{ maxQueueLength: 0 }, /maxQueueLength must be an integer >= 1 \(got 0\)/],
+    [{ workerCount: 0 }, /workerCount must be an integer from 1 to 65535 \(got 0, a number\)/],
+    [
+      { brokerId: 2, workerCount: 2 },
+      /brokerId must be an integer from 0 to 1 \(got 2, a number\)/,
+    ],
+    [{ maxQueueLength: 0 }, /maxQueueLength must be an integer >= 1 \(got 0, a number\)/],
     [
       { maxPayloadBytes: 16 * 1024 * 1024 },
-      /maxPayloadBytes must be an integer between 1 and 16777215/,
+      /maxPayloadBytes must be an integer from 1 to 16777215/,
     ],
-    [{ maxPayloadBytes: 0 }, /maxPayloadBytes must be an integer between 1/],
-    [{ postTimeoutMs: 0 }, /postTimeoutMs must be an integer between 1/],
+    [{ maxPayloadBytes: 0 }, /maxPayloadBytes must be an integer from 1/],
+    [{ postTimeoutMs: 0 }, /postTimeoutMs must be an integer from 1/],
     [{ hostBroker: 'yes' as never }, /hostBroker must be a boolean/],
-    [{ failover: 1 as never }, /failover must be a boolean \(got 1\)/],
+    [{ failover: 1 as never }, /failover must be a boolean \(got 1, a number\)/],
   ])('refuses %j at start-up with a clear message', (options, message) => {
     expect(() => resolve(options)).toThrow(InvalidOptionsError);
     expect(() => resolve(options)).toThrow(message);
+  });
+
+  it('refuses a wrong-typed value and an unknown key of every public options object, naming it', () => {
+    expect(() => resolve({ workerCount: '4' as never })).toThrow(
+      'ipc: workerCount must be an integer from 1 to 65535 (got "4", a string)',
+    );
+    expect(() => resolve({ maxQueue: 5 } as never)).toThrow(InvalidOptionsError);
+    expect(() => resolve({ maxQueue: 5 } as never)).toThrow("ipc: unknown option 'maxQueue'");
+    expect(() => resolveIpcBrokerOptions({ handshakeTimeoutMs: '5' as never }, {})).toThrow(
+      'ipc: handshakeTimeoutMs must be an integer from 1 to 2147483647 (got "5", a string)',
+    );
+    expect(() => resolveIpcBrokerOptions({ privileged: 'yes' as never }, {})).toThrow(
+      'ipc broker: privileged must be a boolean (got "yes", a string)',
+    );
+    expect(() => resolveIpcBrokerOptions({ workerId: 1 } as never, {})).toThrow(
+      "ipc broker: unknown option 'workerId'",
+    );
+    expect(() => new IpcTransport({ wildcard: true } as never)).toThrow(
+      /unknown option 'wildcard'/,
+    );
+    expect(() => forkWorkers(1, { respawn: 'no' as never })).toThrow(InvalidOptionsError);
+    expect(() => forkWorkers('2' as never)).toThrow(
+      'forkWorkers: n must be an integer >= 1 (got "2", a string)',
+    );
+    expect(() => forkWorkers(1, { brokr: 1 } as never)).toThrow(
+      "forkWorkers: unknown option 'brokr'",
+    );
   });
 
   it('refuses a malformed worker id in the environment', () => {
