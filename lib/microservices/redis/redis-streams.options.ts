@@ -1,5 +1,6 @@
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import type { ConsumerGroupOptions } from '../../transports/redis/stream.subscriber.js';
+import { GROUP_KEYS } from '../../transports/redis/stream.subscriber.options.js';
 import {
   integerOption,
   nonNegativeNumberOption,
@@ -103,19 +104,10 @@ export interface ResolvedRedisStreamsClientOptions extends ResolvedHeraldClientO
   readonly replyTtlMs: number;
 }
 
-const GROUP_OPTION_KEYS = [
-  'consumer',
-  'startId',
-  'minIdleMs',
-  'claimIntervalMs',
-  'maxDeliveries',
-  'deadLetterStream',
-  'nackRetryDelayMs',
-  'handlerTimeoutMs',
-  'consumerTimeoutMs',
-  'checkConsumersIntervalMs',
-  'destroyOnClose',
-] as const satisfies readonly (keyof ConsumerGroupOptions)[];
+/** The subscriber's group keys but `name`: the server names a group per pattern. */
+const GROUP_OPTION_KEYS = GROUP_KEYS.filter(
+  (key): key is Exclude<keyof ConsumerGroupOptions & string, 'name'> => key !== 'name',
+);
 
 /**
  * Resolves the options of {@link RedisStreamsServer}: throws

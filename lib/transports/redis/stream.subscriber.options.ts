@@ -177,7 +177,8 @@ const KEYS: readonly (keyof StreamSubscriberOptions & string)[] = [
   'group',
 ];
 
-const GROUP_KEYS: readonly (keyof ConsumerGroupOptions & string)[] = [
+/** Every key of {@link ConsumerGroupOptions}; the microservice server checks its `groupOptions` against it too. */
+export const GROUP_KEYS: readonly (keyof ConsumerGroupOptions & string)[] = [
   'name',
   'consumer',
   'startId',
