@@ -202,11 +202,11 @@ describe('PgNotifyServer faults', () => {
     const error = await new Promise<unknown>(resolve => server.listen(resolve));
     expect(error).toBeInstanceOf(ConnectTimeoutError);
     expect((error as ConnectTimeoutError).reason).toMatch(
-      /pg hub pg-notify-server: connect failed/,
+      /pg hub pg-notify-server: LISTEN connection failed/,
     );
     await waitFor(() => state()?.state === 'disconnected');
     expect(state()?.reason).toMatch(
-      /could not connect within 1000 ms \(last failure: .*connect failed/,
+      /could not connect within 1000 ms \(last failure: .*LISTEN connection failed/,
     );
   });
 });

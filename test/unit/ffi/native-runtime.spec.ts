@@ -132,8 +132,18 @@ describe('NativeRuntime: answers', () => {
 
 describe('NativeRuntime: the first-generation ABI and answer forms', () => {
   let cases: NativeRuntime;
+  /** What the runtime warned about (asserted where a case expects a warning). */
+  const warnings: string[] = [];
   beforeAll(() => {
-    cases = load(fixture('cases'), { cfg: 'the cfg', name: 'cases' });
+    cases = load(fixture('cases'), {
+      cfg: 'the cfg',
+      name: 'cases',
+      logger: {
+        log: () => undefined,
+        warn: message => warnings.push(message),
+        error: message => warnings.push(message),
+      },
+    });
   });
 
   it('rejects rc != 0 with NativeRuntimeError carrying rc and the message', async () => {
@@ -198,6 +208,9 @@ describe('NativeRuntime: the first-generation ABI and answer forms', () => {
     const answer = await cases.call('unterminated');
     expect(answer.length).toBe(0);
     expect(cases.stats().unterminated).toBe(1);
+    expect(warnings).toEqual([
+      expect.stringMatching(/runtime "cases" answered rsp_len 0 with no NUL within the block/),
+    ]);
     expect((await cases.call('cstr:still read as C strings')).toString()).toBe(
       'still read as C strings',
     );
