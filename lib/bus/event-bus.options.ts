@@ -11,7 +11,7 @@ import {
   optionsObject,
   positiveNumberOption,
 } from '../common/options.validation.js';
-import type { UniqueOptions } from '../common/unique-cache.js';
+import { resolveUniqueOptions, type UniqueOptions } from '../common/unique-cache.js';
 import type { Transport } from '../interfaces/transport.interface.js';
 
 /** Where and how a handler failed; never the event data. @publicApi */
@@ -154,17 +154,13 @@ export function resolveEventBusSettings(
   if (given.clock !== undefined && !hasMethods(given.clock, ['now'])) {
     invalidOption(scope, 'clock', 'a Clock (now)', given.clock);
   }
-  const unique = optionsObject<UniqueOptions>(
-    `${scope}: unique`,
-    objectOption(scope, 'unique', given.unique),
-    ['ttlMs', 'cacheSize'],
-  );
   return {
     codec: given.codec ?? jsonCodec,
-    unique: {
-      ttlMs: positiveNumberOption(scope, 'unique.ttlMs', unique.ttlMs, 2000),
-      cacheSize: integerOption(scope, 'unique.cacheSize', unique.cacheSize, 1024, 1),
-    },
+    // The one unique check, shared with the ipc broker and startBroker.
+    unique: resolveUniqueOptions(
+      objectOption(scope, 'unique', given.unique) as UniqueOptions | undefined,
+      `${scope}: unique`,
+    ),
     concurrency: integerOption(scope, 'concurrency', given.concurrency, 1, 1),
     handlerTimeoutMs: positiveNumberOption(
       scope,

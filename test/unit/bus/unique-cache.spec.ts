@@ -1,4 +1,6 @@
 import {
+  type UniqueOptions,
+  InvalidOptionsError,
   EventBus,
   LocalTransport,
   UniqueCache,
@@ -70,5 +72,20 @@ describe('UniqueCache', () => {
     expect(runs).toEqual([1, 3, 4]);
     expect(bus.stats().transport.duplicates).toBe(1);
     await bus.close();
+  });
+});
+
+describe('unique options of the bus (as the original refuses them)', () => {
+  it.each([
+    [{ ttlMs: 0 }, 'EventBus: unique: ttlMs must be a finite number > 0 (got 0, a number)'],
+    [{ ttlMs: -1 }, 'EventBus: unique: ttlMs must be a finite number > 0 (got -1, a number)'],
+    [{ ttlMs: '1' }, 'EventBus: unique: ttlMs must be a finite number > 0 (got "1", a string)'],
+    [{ cacheSize: 1.5 }, 'EventBus: unique: cacheSize must be an integer >= 1 (got 1.5, a number)'],
+    [{ ttl: 5 }, "EventBus: unique: unknown option 'ttl'"],
+  ])('refuses %j at construction, naming the value and its type', (unique, message) => {
+    const make = (): EventBus =>
+      new EventBus({ transport: new LocalTransport(), unique: unique as UniqueOptions });
+    expect(make).toThrow(InvalidOptionsError);
+    expect(make).toThrow(message);
   });
 });
