@@ -20,9 +20,11 @@ import {
 } from '@nestjs/event-emitter';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
 
-const PROVIDERS = Number(process.env.BENCH_PROVIDERS ?? 1000);
+// BENCH_SMOKE=1: 200 handlers, one run (a check that the bench runs).
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const PROVIDERS = Number(process.env.BENCH_PROVIDERS ?? (SMOKE ? 20 : 1000));
 const METHODS = 10;
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? (SMOKE ? 1 : 3));
 
 interface Figures {
   startupMs: number;

@@ -23,6 +23,8 @@ const BENCHES = {
   ffi: RATIO_LINE,
   'ffi-leak': /^bench:ffi-leak: no leak$/,
   microservices: RATIO_LINE,
+  registry: /^goals met in \d+ of \d+ consecutive runs$/,
+  'redis-recovery': /loaded -> first successful write:/,
 };
 const timeoutMs = Number(process.env.BENCH_SMOKE_TIMEOUT_S ?? 180) * 1000;
 
