@@ -1,6 +1,6 @@
-import type { HeraldLogger } from '../../../lib/index.js';
 import { spawnNode, type ChildHandle } from '../../helpers/processes.js';
 import { tempDir } from '../../helpers/temp-dir.js';
+import { memoryLogger as recordingLogger } from '../../helpers/memory-logger.js';
 
 /** A fresh 0700 directory for this test file's sockets (mkdtemp creates it 0700). */
 export function socketDir(): string {
@@ -8,17 +8,6 @@ export function socketDir(): string {
 }
 
 /** A logger that keeps lines for assertions. */
-export function memoryLogger(): HeraldLogger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    log: message => void lines.push(`log ${message}`),
-    warn: message => void lines.push(`warn ${message}`),
-    error: message => void lines.push(`error ${message}`),
-    debug: message => void lines.push(`debug ${message}`),
-  };
-}
-
 export interface WorkerSpec {
   socketPath: string;
   workerId: number;
@@ -56,3 +45,7 @@ export function received(child: ChildHandle, source?: string): string[] {
     .filter(line => line.startsWith('got ') && (!source || line.startsWith(`got ${source}/`)))
     .map(line => line.slice(4));
 }
+
+/** The ipc e2e tests' logger: every line, `log` lines prefixed. */
+export const memoryLogger = (): ReturnType<typeof recordingLogger> =>
+  recordingLogger({ debug: true, logPrefix: 'log ' });

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import path from 'node:path';
-import { EventBus, silentLogger, type HeraldLogger } from '../../../../lib/index.js';
+import { EventBus, silentLogger } from '../../../../lib/index.js';
 import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
 import { encodeEventBody } from '../../../../lib/transports/ipc/ipc.codec.js';
 import {
@@ -13,20 +13,10 @@ import { BodyReader, FrameReader, FrameWriter } from '../../../../lib/transports
 import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 import { waitFor } from '../../../helpers/wait-for.js';
 import { tempDir } from '../../../helpers/temp-dir.js';
+import { memoryLogger } from '../../../helpers/memory-logger.js';
 
 const dir = tempDir('herald-broker-');
 let n = 0;
-
-function memoryLogger(): HeraldLogger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    log: m => void lines.push(m),
-    warn: m => void lines.push(`warn ${m}`),
-    error: m => void lines.push(`error ${m}`),
-    debug: m => void lines.push(`debug ${m}`),
-  };
-}
 
 /** A hand-driven protocol client: writes frames, records the frames it gets back. */
 class RawClient {
@@ -129,7 +119,7 @@ describe('ipc broker protocol', () => {
   async function broker(
     options: { workerCount?: number; maxQueueLength?: number; maxPayloadBytes?: number } = {},
   ) {
-    const logger = memoryLogger();
+    const logger = memoryLogger({ debug: true });
     const b = new IpcBroker(
       { socketPath: path.join(dir, `b${n++}.sock`), workerCount: 2, ...options },
       { logger },

@@ -12,21 +12,11 @@ import { IpcTransport } from '../../../../lib/transports/ipc/ipc.transport.js';
 import { Raw } from '../../../fixtures/ipc/raw-client.js';
 import { waitFor } from '../../../helpers/wait-for.js';
 import { tempDir } from '../../../helpers/temp-dir.js';
+import { memoryLogger } from '../../../helpers/memory-logger.js';
 
 const root = tempDir('herald-hard-');
 let n = 0;
 const fresh = (): string => path.join(root, `s${n++}.sock`);
-
-function memoryLogger(): HeraldLogger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    log: m => void lines.push(m),
-    warn: m => void lines.push(`warn ${m}`),
-    error: m => void lines.push(`error ${m}`),
-    debug: () => undefined,
-  };
-}
 
 describe('ipc hardening', () => {
   const cleanup: (() => Promise<unknown>)[] = [];

@@ -2,28 +2,18 @@ import path from 'node:path';
 import { IpcBroker } from '../../../../lib/transports/ipc/ipc.broker.js';
 import { IpcClient } from '../../../../lib/transports/ipc/ipc.client.js';
 import { FrameType } from '../../../../lib/transports/ipc/ipc.constants.js';
-import { silentLogger, type HeraldLogger } from '../../../../lib/index.js';
+import { silentLogger } from '../../../../lib/index.js';
 import { Raw } from '../../../fixtures/ipc/raw-client.js';
 import { killAllChildren, spawnNode } from '../../../helpers/processes.js';
 import { tempDir } from '../../../helpers/temp-dir.js';
 import { waitFor } from '../../../helpers/wait-for.js';
+import { memoryLogger } from '../../../helpers/memory-logger.js';
 
 // Issue 21 point 5 with a raw socket client: who may hold a worker id, dedup
 // per session, the handshake deadline, and connect bursts.
 const root = tempDir('herald-id-');
 let n = 0;
 const fresh = (): string => path.join(root, `i${n++}.sock`);
-
-function memoryLogger(): HeraldLogger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    log: m => void lines.push(m),
-    warn: m => void lines.push(`warn ${m}`),
-    error: m => void lines.push(`error ${m}`),
-    debug: () => undefined,
-  };
-}
 
 describe('ipc broker: identity and hygiene', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
