@@ -1,32 +1,55 @@
 import { describeError, stackOf } from '../common/describe-error.js';
 import { HandlerTimeoutError, QueueFullError } from '../common/errors.js';
-import { Fifo } from '../common/fifo.js';
 import type { HeraldLogger } from '../common/logger.js';
-import { StateMachine } from '../common/state-machine.js';
+import { TaskRunner } from '../common/task-runner.js';
 import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
-import type { Delivery } from '../interfaces/transport.interface.js';
+import type { Delivery, Settlement } from '../interfaces/transport.interface.js';
 import type { EnvelopeFactory } from './event-bus.envelope.js';
 import type { HandlerErrorContext, HandlerOutcome } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
 
-/** A `postLocal` event: the very object, never encoded, never settled with a transport. */
+/** A `postLocal(..., { wait: true })` event: the very object, and where its outcomes go. */
 export interface LocalItem {
   readonly local: HeraldEvent;
-  /** For `postLocal(..., { wait: true })`: every handler's outcome, in registration order. */
+  /** Every handler's outcome, in registration order. */
   readonly report?: (outcomes: HandlerOutcome[]) => void;
 }
 
-/** What waits for dispatch: a transport's delivery, or a local event. */
-export type Item = Delivery | LocalItem;
+/**
+ * What waits for dispatch: a transport's delivery, a `postLocal` event as
+ * itself (most are not awaited: no wrapper), or an awaited one with `report`.
+ */
+export type Item = Delivery | LocalItem | HeraldEvent;
 
-/** Per-event bookkeeping while async handlers run. */
+type Report = (outcomes: HandlerOutcome[]) => void;
+
+function isDelivery(item: Item): item is Delivery {
+  return (item as Partial<Delivery>).envelope !== undefined;
+}
+
+function isReported(item: LocalItem | HeraldEvent): item is LocalItem {
+  return typeof item.local === 'object';
+}
+
+/** The names an item carries, for logs (never its data). */
+function namesOf(item: Item): { source: string; event: string; id: string; origin: string } {
+  if (isDelivery(item)) return item.envelope;
+  return isReported(item) ? item.local : item;
+}
+
+/**
+ * Per-event bookkeeping, made only once an event has a handler still
+ * running or a failure: an event whose handlers all return at once costs no
+ * object here.
+ */
 interface Running {
-  readonly item: Item;
+  readonly delivery: Delivery | undefined;
   readonly event: HeraldEvent;
   remaining: number;
   failure: unknown;
   failed: boolean;
-  readonly outcomes?: HandlerOutcome[];
+  readonly outcomes: HandlerOutcome[] | undefined;
+  readonly report: Report | undefined;
 }
 
 /** Where the dispatcher finds handlers (the bus's registry). */
@@ -49,12 +72,7 @@ export interface DispatcherOptions {
   readonly settled: () => void;
 }
 
-/** `holding`: events wait (before `start()`); `dispatching`: they run. */
-type DispatchState = 'holding' | 'dispatching';
-const DISPATCH_TRANSITIONS = {
-  holding: ['dispatching'],
-  dispatching: [],
-} as const satisfies { readonly [K in DispatchState]: readonly DispatchState[] };
+const ACK: Settlement = Object.freeze({ outcome: 'ack' });
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -69,48 +87,52 @@ function nameOf(handler: EventHandler): string {
 }
 
 /**
- * Runs events through their handlers (DESIGN.md "Dispatch"): arrival order,
- * at most `concurrency` events at once; per event, handlers in registration
- * order, async ones concurrently, the event settled (ack/nack) once all
- * have; failures isolated, logged, counted and passed to `onHandlerError`.
- * It also knows which handler calls are still running, by name, so a
- * shutdown that times out can say which.
+ * Runs events through their handlers (DESIGN.md "Dispatch") on the one
+ * {@link TaskRunner}: arrival order, at most `concurrency` events at once,
+ * held until `start()`; per event, handlers in registration order, async
+ * ones concurrently, the event settled (ack/nack) once all have; failures
+ * isolated, logged, counted and passed to `onHandlerError`. A delivery that
+ * no handler matches is acked without being decoded. It also knows which
+ * handler calls are still running, by name, so a shutdown that times out
+ * can say which.
  */
 export class Dispatcher {
-  private readonly queue = new Fifo<Item>();
-  private readonly machine: StateMachine<DispatchState>;
-  private pumping = false;
-  private inFlight = 0;
+  private readonly runner: TaskRunner<Item>;
   /** Handler calls still running, by `Class.method`; a timed-out call stays until it settles. */
   private readonly active = new Map<string, number>();
   private running = 0;
 
   constructor(private readonly options: DispatcherOptions) {
-    this.machine = new StateMachine('dispatcher', 'holding', DISPATCH_TRANSITIONS, options.logger);
+    this.runner = new TaskRunner<Item>({
+      concurrency: options.concurrency,
+      execute: item => this.run(item),
+      onTurn: options.settled,
+      holding: true,
+    });
   }
 
   get dispatching(): boolean {
-    return this.machine.is('dispatching');
+    return this.runner.started;
   }
 
   /** Begins dispatch: what waited runs now, in arrival order. */
   start(): void {
-    if (this.machine.is('dispatching')) return;
-    this.machine.setState('dispatching');
-    this.pump();
+    if (this.runner.started) return;
+    this.options.logger.debug?.('dispatcher: holding -> dispatching');
+    this.runner.start();
   }
 
   /** Events waiting, events being handled, handler calls still running. */
   gauges(): { queued: number; inFlight: number; running: number } {
-    return { queued: this.queue.length, inFlight: this.inFlight, running: this.running };
+    return { queued: this.runner.queued, inFlight: this.runner.running, running: this.running };
   }
 
   /** True when nothing runs and nothing that could run waits. */
   isIdle(): boolean {
     return (
-      this.inFlight === 0 &&
+      this.runner.running === 0 &&
       this.running === 0 &&
-      (this.queue.length === 0 || this.machine.is('holding'))
+      (this.runner.queued === 0 || !this.runner.started)
     );
   }
 
@@ -121,100 +143,123 @@ export class Dispatcher {
 
   /** Whether a local event fits; `postLocal` refuses rather than drops. */
   assertRoom(): void {
-    if (this.queue.length >= this.options.maxPending) {
+    if (this.runner.queued >= this.options.maxPending) {
       throw new QueueFullError('incoming', this.options.maxPending);
     }
   }
 
-  /** Queues an item; beyond `maxPending` it is dropped (counted, logged, nacked). */
+  /**
+   * Runs an item now when a slot is free and none waits, else queues it;
+   * beyond `maxPending` waiting it is dropped (counted, logged, nacked).
+   */
   enqueue(item: Item): void {
-    if (this.queue.length >= this.options.maxPending) {
-      this.drop(item, new QueueFullError('incoming', this.options.maxPending));
+    const { runner, options } = this;
+    if (runner.queued >= options.maxPending) {
+      this.drop(item, new QueueFullError('incoming', options.maxPending));
       return;
     }
-    this.queue.push(item);
-    const { counters } = this.options;
-    if (this.queue.length > counters.queueHighWater) counters.queueHighWater = this.queue.length;
-    this.pump();
+    runner.submit(item);
+    if (runner.queued > options.counters.queueHighWater) {
+      options.counters.queueHighWater = runner.queued;
+    }
   }
 
   /** Drops everything still queued (shutdown), each counted, logged and nacked. */
   dropAll(reason: Error): void {
-    for (const item of this.queue.drain()) this.drop(item, reason);
+    for (const item of this.runner.drain()) this.drop(item, reason);
   }
 
   /** Counts, logs and (for a delivery) nacks an item that will not run. */
   drop(item: Item, reason: Error): void {
     this.options.counters.dropped++;
-    const event = 'local' in item ? item.local : item.envelope;
+    const event = namesOf(item);
     this.options.logger.warn(
       `dropped event ${event.source}/${event.event} (id ${event.id}, origin ${event.origin}): ${reason.message}`,
     );
-    if ('local' in item) item.report?.([]);
-    else this.settle(item, true, reason);
+    if (isDelivery(item)) this.settle(item, true, reason);
+    else if (isReported(item)) item.report?.([]);
   }
 
-  private pump(): void {
-    if (this.pumping || !this.machine.is('dispatching')) return;
-    this.pumping = true;
-    try {
-      while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
-        this.run(this.queue.shift()!);
-      }
-    } finally {
-      this.pumping = false;
+  /** Starts an item (the runner's `execute`). @returns true when it ended at once. */
+  private run(item: Item): boolean {
+    if (!isDelivery(item)) {
+      return isReported(item)
+        ? this.handle(undefined, item.local, item.report)
+        : this.handle(undefined, item, undefined);
     }
-    this.options.settled();
-  }
-
-  private run(item: Item): void {
-    this.inFlight++;
+    const { envelope } = item;
+    const handlers = this.options.handlers.match(envelope.source, envelope.event);
+    if (handlers.length === 0) {
+      // Handled by no one: acked, and never decoded.
+      this.options.counters.unhandled++;
+      this.settle(item, false);
+      return true;
+    }
     let event: HeraldEvent;
-    if ('local' in item) {
-      event = item.local;
-    } else {
-      try {
-        event = this.options.factory.received(item.envelope, item.attempt);
-      } catch (error) {
-        const { envelope } = item;
-        this.options.counters.decodeErrors++;
-        this.options.logger.error(
-          `cannot decode event ${envelope.source}/${envelope.event} (id ${envelope.id}, origin ${envelope.origin}): ${describeError(error)}`,
-        );
-        this.finish(item, true, error);
-        return;
-      }
+    try {
+      event = this.options.factory.received(envelope, item.attempt);
+    } catch (error) {
+      this.options.counters.decodeErrors++;
+      this.options.logger.error(
+        `cannot decode event ${envelope.source}/${envelope.event} (id ${envelope.id}, origin ${envelope.origin}): ${describeError(error)}`,
+      );
+      this.settle(item, true, error);
+      return true;
     }
-    const handlers = this.options.handlers.match(event.source, event.event);
+    return this.handle(item, event, undefined, handlers);
+  }
+
+  /**
+   * Calls the event's handlers in registration order. @returns true when
+   * every one returned at once (the delivery, if any, is settled); false
+   * when some still run, and {@link complete} ends the event later.
+   */
+  private handle(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers = this.options.handlers.match(event.source, event.event),
+  ): boolean {
     if (handlers.length === 0) this.options.counters.unhandled++;
-    const running: Running = {
-      item,
-      event,
-      remaining: 1,
-      failure: undefined,
-      failed: false,
-      outcomes: 'local' in item && item.report ? new Array(handlers.length) : undefined,
-    };
+    const outcomes = report ? new Array<HandlerOutcome>(handlers.length) : undefined;
+    let running: Running | undefined;
     for (let i = 0; i < handlers.length; i++) {
       const handler = handlers[i];
       let result: unknown;
       try {
         result = handler(event.data, event);
       } catch (error) {
+        running ??= this.track(delivery, event, outcomes, report);
         this.handlerFailed(running, i, handler, error);
         continue;
       }
       if (isThenable(result)) {
+        running ??= this.track(delivery, event, outcomes, report);
         running.remaining++;
         this.await(running, i, handler, result);
       } else {
         this.options.counters.handled++;
-        if (running.outcomes) {
-          running.outcomes[i] = { handler: nameOf(handler), status: 'fulfilled', value: result };
-        }
+        if (outcomes) outcomes[i] = { handler: nameOf(handler), status: 'fulfilled', value: result };
       }
     }
-    if (--running.remaining === 0) this.complete(running);
+    if (running === undefined) {
+      // Every handler returned at once, none threw: the common case.
+      if (report) report(outcomes!);
+      if (delivery) this.settle(delivery, false);
+      return true;
+    }
+    if (--running.remaining > 0) return false;
+    this.end(running);
+    return true;
+  }
+
+  private track(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    outcomes: HandlerOutcome[] | undefined,
+    report: Report | undefined,
+  ): Running {
+    return { delivery, event, remaining: 1, failure: undefined, failed: false, outcomes, report };
   }
 
   private await(
@@ -303,16 +348,16 @@ export class Dispatcher {
     }
   }
 
+  /** The last running handler of an event ended: end the event and free its slot. */
   private complete(running: Running): void {
-    const { item } = running;
-    if ('local' in item) item.report?.(running.outcomes ?? []);
-    this.finish(item, running.failed, running.failure);
+    this.end(running);
+    this.runner.finished();
   }
 
-  private finish(item: Item, failed: boolean, failure: unknown): void {
-    this.inFlight--;
-    if (!('local' in item)) this.settle(item, failed, failure);
-    this.pump();
+  /** Reports the outcomes (postLocal wait) and settles the delivery. */
+  private end(running: Running): void {
+    running.report?.(running.outcomes ?? []);
+    if (running.delivery) this.settle(running.delivery, running.failed, running.failure);
   }
 
   private settle(delivery: Delivery, failed: boolean, error?: unknown): void {
@@ -323,7 +368,7 @@ export class Dispatcher {
         delivery.settle({ outcome: 'nack', error });
       } else {
         counters.acked++;
-        delivery.settle({ outcome: 'ack' });
+        delivery.settle(ACK);
       }
     } catch (settleError) {
       this.options.logger.error(

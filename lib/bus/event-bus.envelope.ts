@@ -1,13 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../common/clock.js';
 import { InvalidEventError, PayloadTooLargeError } from '../common/errors.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import type { Envelope, HeraldEvent } from '../interfaces/envelope.interface.js';
+import { UuidSource } from './event-bus.ids.js';
 import type { PostOptions } from './event-bus.options.js';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+const NO_OPTIONS: PostOptions = Object.freeze({});
 
 /** A source or event that can be posted: a non-empty string, not the pattern `'*'`. */
 export function validName(name: unknown, what: string): string {
@@ -46,6 +47,7 @@ function validHeaders(headers: unknown): Readonly<Record<string, string>> {
 export class EnvelopeFactory {
   private lastNow = NaN;
   private lastIso = '';
+  private readonly ids = new UuidSource();
 
   constructor(
     private readonly codec: Codec,
@@ -61,7 +63,12 @@ export class EnvelopeFactory {
   ) {}
 
   /** A validated envelope; throws the typed error of the first problem. */
-  envelope(source: string, event: string, data?: unknown, options: PostOptions = {}): Envelope {
+  envelope(
+    source: string,
+    event: string,
+    data?: unknown,
+    options: PostOptions = NO_OPTIONS,
+  ): Envelope {
     validName(source, 'source');
     validName(event, 'event');
     const payload = this.codec.encode(data);
@@ -92,18 +99,35 @@ export class EnvelopeFactory {
       if (typeof (tx as { query?: unknown } | null)?.query !== 'function')
         throw new InvalidEventError('tx must be a database client with query(text, values)');
     }
+    const id = this.ids.uuid();
+    const key = options.key === undefined ? undefined : validKey(options.key);
+    const headers = options.headers === undefined ? undefined : validHeaders(options.headers);
+    const occurredAt = this.isoNow();
+    // transportOptions only when given: every other envelope keeps its shape.
+    if (tx === undefined) {
+      return {
+        id,
+        source,
+        event,
+        payload,
+        key,
+        unique: options.unique,
+        origin: this.origin,
+        occurredAt,
+        headers,
+      };
+    }
     return {
-      id: randomUUID(),
+      id,
       source,
       event,
       payload,
-      key: options.key === undefined ? undefined : validKey(options.key),
+      key,
       unique: options.unique,
       origin: this.origin,
-      occurredAt: this.isoNow(),
-      headers: options.headers === undefined ? undefined : validHeaders(options.headers),
-      // Only when given: every other envelope keeps its shape.
-      ...(tx === undefined ? {} : { transportOptions: { tx } }),
+      occurredAt,
+      headers,
+      transportOptions: { tx },
     };
   }
 
@@ -112,7 +136,7 @@ export class EnvelopeFactory {
     validName(source, 'source');
     validName(event, 'event');
     return {
-      id: randomUUID(),
+      id: this.ids.uuid(),
       source,
       event,
       data,

@@ -15,6 +15,18 @@ interface Outgoing {
   reject(error: unknown): void;
 }
 
+/**
+ * `new Promise(executor)` with one executor for every post, so a post
+ * allocates its promise and nothing else for it: the executor leaves the
+ * resolving functions here, and {@link deferred} takes them at once.
+ */
+let resolveNext: Outgoing['resolve'] = () => undefined;
+let rejectNext: Outgoing['reject'] = () => undefined;
+function capture(resolve: Outgoing['resolve'], reject: Outgoing['reject']): void {
+  resolveNext = resolve;
+  rejectNext = reject;
+}
+
 /** One line naming an event for logs (never its data). */
 export function describeEnvelope(envelope: Envelope): string {
   return `${envelope.source}/${envelope.event} (id ${envelope.id})`;
@@ -75,10 +87,10 @@ export class Outbox {
    */
   push(envelope: Envelope, ready: Promise<void>): Promise<PostReceipt> {
     if (!this.hasRoom()) return Promise.reject(this.fullError());
-    return new Promise<PostReceipt>((resolve, reject) => {
-      this.queue.push({ envelope, resolve, reject });
-      this.schedule(ready);
-    });
+    const promise = new Promise<PostReceipt>(capture);
+    this.queue.push({ envelope, resolve: resolveNext, reject: rejectNext });
+    this.schedule(ready);
+    return promise;
   }
 
   /** Flushes after `ready`, once per microtask however many posts were made. */

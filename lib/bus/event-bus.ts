@@ -138,6 +138,7 @@ export class EventBus {
    * gives up; every waiting and later post then rejects with it too.
    */
   connect(): Promise<void> {
+    if (this.connecting && this.closing === undefined) return this.connecting;
     if (this.machine.is('closing', 'closed')) {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
@@ -260,13 +261,14 @@ export class EventBus {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.machine.is('closing', 'closed')) {
+    const state = this.machine.state;
+    if (state === 'closing' || state === 'closed') {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
-    if (this.machine.is('failed')) return Promise.reject(this.failure);
+    if (state === 'failed') return Promise.reject(this.failure);
     // Once draining, a post on a transport that stays in this process would
     // never be handled: refused. Elsewhere it still goes to the others.
-    if (this.machine.is('draining') && this.transport.features.reach === 'process') {
+    if (state === 'draining' && this.transport.features.reach === 'process') {
       this.counters.refusedDraining++;
       return Promise.reject(new BusDrainingError(source, event));
     }
@@ -341,23 +343,24 @@ export class EventBus {
     report?: (outcomes: HandlerOutcome[]) => void,
   ): void {
     const local = this.factory.local(source, event, data);
-    if (this.machine.is('closing', 'closed')) {
+    const state = this.machine.state;
+    if (state === 'closing' || state === 'closed') {
       throw new TransportClosedError('event bus is closed');
     }
-    if (this.machine.is('draining')) {
+    if (state === 'draining') {
       this.counters.refusedDraining++;
       throw new BusDrainingError(source, event);
     }
     this.dispatcher.assertRoom();
     this.counters.postedLocal++;
-    this.dispatcher.enqueue(report ? { local, report } : { local });
+    this.dispatcher.enqueue(report ? { local, report } : local);
   }
 
   /** The transport hands an envelope over. */
   private receive(delivery: Delivery): void {
     this.counters.delivered++;
     this.loopback.arrived(delivery.envelope);
-    if (this.machine.is('closed')) {
+    if (this.machine.state === 'closed') {
       this.dispatcher.drop(delivery, new TransportClosedError('event bus is closed'));
       return;
     }

@@ -96,6 +96,55 @@ function check(value: unknown, path: Path, ancestors: object[], inArray: boolean
   ancestors.pop();
 }
 
+/** Deeper than this, the lean walk hands over to {@link check} (which finds cycles). */
+const LEAN_DEPTH = 32;
+
+/**
+ * The common case in one cheap pass: plain objects and arrays of strings,
+ * finite numbers, booleans and null, walked with no allocation (no path, no
+ * ancestor list). Anything else (a class instance, a Date, a boxed value,
+ * undefined in an array, a value JSON would change, a nesting deeper than
+ * {@link LEAN_DEPTH}, which may be a cycle) answers false, and the caller runs
+ * the full {@link check}, which accepts what JSON keeps and names the path of
+ * what it refuses. True means JSON.stringify writes exactly this value.
+ */
+function plain(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth === LEAN_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      // undefined (or a hole) in an array: JSON writes null; check() says so.
+      const item: unknown = value[i];
+      if (item === undefined || !plain(item, depth + 1)) return false;
+    }
+    return true;
+  }
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  const record = value as Record<string, unknown>;
+  // for-in on a plain object is Object.keys without the array (its prototype
+  // holds no enumerable key unless someone wrote one onto Object.prototype,
+  // which check() then judges).
+  for (const key in record) {
+    if (!Object.prototype.hasOwnProperty.call(record, key)) return false;
+    const item = record[key];
+    // An undefined property is dropped by JSON, as it should be.
+    if (item !== undefined && !plain(item, depth + 1)) return false;
+  }
+  return true;
+}
+
 /**
  * The strict JSON codec: refuses, with a {@link SerializationError} naming
  * the path, what JSON would silently change or drop (BigInt, functions,
@@ -106,7 +155,8 @@ function check(value: unknown, path: Path, ancestors: object[], inArray: boolean
 export class JsonCodec implements Codec {
   encode(data: unknown): string {
     if (data === undefined) return '';
-    check(data, [], [], false);
+    // Most data is plain: one allocation-free walk, then JSON's own writer.
+    if (!plain(data, 0)) check(data, [], [], false);
     return JSON.stringify(data);
   }
 

@@ -1,4 +1,4 @@
-import { Fifo } from '../../common/fifo.js';
+import { TaskRunner } from '../../common/task-runner.js';
 import type { StreamMessage } from './stream.entry.js';
 
 /**
@@ -24,55 +24,51 @@ export function failure(error: unknown): unknown {
 }
 
 /**
- * Runs handler calls at most `concurrency` at a time, in arrival order; a
- * call settles once, through `done` or a throw. {@link whenIdle} resolves
- * once nothing runs or waits (shutdown waits on it, bounded).
+ * Runs handler calls at most `concurrency` at a time, in arrival order, on
+ * the one {@link TaskRunner}; a call settles once, through `done` or a
+ * throw. {@link whenIdle} resolves once nothing runs or waits (shutdown
+ * waits on it, bounded).
  */
 export class TaskPool {
-  private readonly tasks = new Fifo<Task>();
-  private runningTasks = 0;
-  /** Re-entrancy guard: handlers that settle synchronously would otherwise recurse once per queued task. */
-  private pumping = false;
-  private idleWaiters: (() => void)[] = [];
+  private readonly runner: TaskRunner<Task>;
 
   constructor(
-    private readonly concurrency: number,
+    concurrency: number,
     private readonly handler: () => StreamSettlingHandler | undefined,
-  ) {}
+  ) {
+    this.runner = new TaskRunner({ concurrency, execute: task => this.invoke(task) });
+  }
 
   /** Handler calls running now. */
   get running(): number {
-    return this.runningTasks;
+    return this.runner.running;
   }
 
   /** Handler calls running or waiting. */
   get busy(): number {
-    return this.runningTasks + this.tasks.length;
+    return this.runner.busy;
   }
 
   /** Runs a task now if a slot is free, else queues it (in arrival order). */
   enqueue(task: Task): void {
-    if (this.runningTasks < this.concurrency && this.tasks.length === 0) this.invoke(task);
-    else this.tasks.push(task);
+    this.runner.submit(task);
   }
 
   /** Resolves once nothing runs or waits. */
   whenIdle(): Promise<void> {
-    if (this.busy === 0) return Promise.resolve();
-    return new Promise(resolve => this.idleWaiters.push(resolve));
+    return this.runner.whenIdle();
   }
 
-  private invoke(task: Task): void {
-    this.runningTasks++;
+  /** Calls the handler; the task ends when `done` is first called (a throw is `done(error)`). */
+  private invoke(task: Task): false {
     let settled = false;
     const finish = (error?: unknown): void => {
       if (settled) return;
       settled = true;
-      this.runningTasks--;
       try {
         task.done(error);
       } finally {
-        this.pump();
+        this.runner.finished();
       }
     };
     try {
@@ -82,21 +78,6 @@ export class TaskPool {
     } catch (error) {
       finish(failure(error));
     }
-  }
-
-  private pump(): void {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.runningTasks < this.concurrency && this.tasks.length > 0)
-        this.invoke(this.tasks.shift()!);
-    } finally {
-      this.pumping = false;
-    }
-    if (this.busy === 0 && this.idleWaiters.length > 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const waiter of waiters) waiter();
-    }
+    return false;
   }
 }

@@ -1,0 +1,137 @@
+import { Fifo } from './fifo.js';
+
+/** How a {@link TaskRunner} runs its tasks. */
+export interface TaskRunnerOptions<T> {
+  /** Tasks running at once, at most (at least 1). */
+  readonly concurrency: number;
+  /**
+   * Starts a task. @returns true when it already ended; false when it goes
+   * on, and then its owner calls {@link TaskRunner.finished} exactly once
+   * when it ends. A throw ends the task and reaches the caller of
+   * `submit`/`start`/`finished`.
+   */
+  readonly execute: (task: T) => boolean;
+  /** Called after each turn of the runner, when work may have ended (an idle check). */
+  readonly onTurn?: () => void;
+  /** Start holding: tasks wait until {@link TaskRunner.start}. */
+  readonly holding?: boolean;
+}
+
+/**
+ * The one handler runner (issue 15): tasks in arrival order, at most
+ * `concurrency` at once; a task submitted while a slot is free and none
+ * waits runs at once, in the caller's turn, with no queue and no promise.
+ * It never recurses: a task submitted or finished from inside a running
+ * task is taken up by the loop already running, so a long run of
+ * synchronous tasks uses one stack frame, and arrival order holds.
+ *
+ * What a task is and how it ends belongs to the owner: the bus's
+ * dispatcher runs an event through its handlers (ending when all settled),
+ * the redis subscriber's pool one handler call with a `done` callback.
+ */
+export class TaskRunner<T> {
+  private readonly queue = new Fifo<T>();
+  private active = 0;
+  private pumping = false;
+  private holding: boolean;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: TaskRunnerOptions<T>) {
+    this.holding = options.holding === true;
+  }
+
+  /** Tasks started and not yet ended. */
+  get running(): number {
+    return this.active;
+  }
+
+  /** Tasks waiting for a slot (or for {@link start}). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Tasks running or waiting. */
+  get busy(): number {
+    return this.active + this.queue.length;
+  }
+
+  /** False until {@link start} when created holding. */
+  get started(): boolean {
+    return !this.holding;
+  }
+
+  /** Runs `task` now when a slot is free and nothing waits; else queues it. */
+  submit(task: T): void {
+    if (
+      !this.pumping &&
+      !this.holding &&
+      this.active < this.options.concurrency &&
+      this.queue.length === 0
+    ) {
+      this.pumping = true;
+      try {
+        this.begin(task);
+      } finally {
+        this.pumping = false;
+      }
+      this.pump();
+      return;
+    }
+    this.queue.push(task);
+    this.pump();
+  }
+
+  /** A task whose `execute` returned false has ended. */
+  finished(): void {
+    this.active--;
+    this.pump();
+  }
+
+  /** Ends holding: what waited runs now, in arrival order. */
+  start(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.pump();
+  }
+
+  /** Removes and returns every waiting task, oldest first (they will not run). */
+  drain(): T[] {
+    return this.queue.drain();
+  }
+
+  /** Resolves once nothing runs and nothing waits. */
+  whenIdle(): Promise<void> {
+    if (this.busy === 0) return Promise.resolve();
+    return new Promise(resolve => this.idleWaiters.push(resolve));
+  }
+
+  private begin(task: T): void {
+    this.active++;
+    let ended: boolean;
+    try {
+      ended = this.options.execute(task);
+    } catch (error) {
+      this.active--;
+      throw error;
+    }
+    if (ended) this.active--;
+  }
+
+  private pump(): void {
+    if (this.pumping || this.holding) return;
+    this.pumping = true;
+    try {
+      while (this.active < this.options.concurrency && this.queue.length > 0) {
+        this.begin(this.queue.shift()!);
+      }
+    } finally {
+      this.pumping = false;
+    }
+    this.options.onTurn?.();
+    if (this.idleWaiters.length > 0 && this.busy === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const waiter of waiters) waiter();
+    }
+  }
+}
