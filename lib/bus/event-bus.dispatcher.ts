@@ -239,7 +239,8 @@ export class Dispatcher {
         this.await(running, i, handler, result);
       } else {
         this.options.counters.handled++;
-        if (outcomes) outcomes[i] = { handler: nameOf(handler), status: 'fulfilled', value: result };
+        if (outcomes)
+          outcomes[i] = { handler: nameOf(handler), status: 'fulfilled', value: result };
       }
     }
     if (running === undefined) {
