@@ -125,4 +125,15 @@ describe('Dispatcher', () => {
     expect(counters.decodeErrors).toBe(1);
     expect(settlements.map(s => s.outcome)).toEqual(['nack']);
   });
+
+  it('acks a delivery no handler matches without decoding it (counted unhandled, not a decode error)', () => {
+    const settlements: Settlement[] = [];
+    const { dispatcher, counters } = make([]);
+    dispatcher.start();
+    const item = delivery(1, settlements) as Item & { envelope: object };
+    dispatcher.enqueue({ ...item, envelope: { ...item.envelope, payload: '{' } } as Item);
+    expect(counters.unhandled).toBe(1);
+    expect(counters.decodeErrors).toBe(0);
+    expect(settlements).toEqual([{ outcome: 'ack' }]);
+  });
 });

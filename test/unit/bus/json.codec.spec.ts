@@ -175,4 +175,24 @@ describe('JsonCodec', () => {
     expect(codec.decode('')).toBeUndefined();
     expect(codec.decode(codec.encode(null))).toBeNull();
   });
+
+  it('accepts plain data nested deeper than the quick walk goes, and still names a deep cycle', () => {
+    let deep: Record<string, unknown> = { leaf: [1, 'two', null, true] };
+    for (let i = 0; i < 100; i++) deep = { next: deep };
+    expect(codec.decode(codec.encode(deep))).toEqual(deep);
+    const cyclic: Record<string, unknown> = {};
+    let at = cyclic;
+    for (let i = 0; i < 40; i++) at = (at.next = {}) as Record<string, unknown>;
+    at.back = cyclic;
+    expect(() => codec.encode(cyclic)).toThrow('circular reference');
+  });
+
+  it('judges a key someone wrote onto Object.prototype as JSON does (own keys only)', () => {
+    (Object.prototype as Record<string, unknown>).polluted = () => undefined;
+    try {
+      expect(codec.encode({ a: 1 })).toBe('{"a":1}');
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).polluted;
+    }
+  });
 });

@@ -1,0 +1,104 @@
+import { TaskRunner } from '../../../lib/common/task-runner.js';
+
+/** A runner whose tasks end when the test says so (or at once, for 'sync'). */
+function make(concurrency: number, options: { holding?: boolean } = {}) {
+  const started: string[] = [];
+  const turns: number[] = [];
+  let runner!: TaskRunner<string>;
+  runner = new TaskRunner<string>({
+    concurrency,
+    holding: options.holding,
+    execute: task => {
+      started.push(task);
+      return task.startsWith('sync');
+    },
+    onTurn: () => turns.push(runner.busy),
+  });
+  return { runner, started, turns };
+}
+
+describe('TaskRunner', () => {
+  it('runs a task at once when a slot is free, queues beyond concurrency, in arrival order', () => {
+    const { runner, started } = make(2);
+    for (const task of ['a', 'b', 'c', 'd']) runner.submit(task);
+    expect(started).toEqual(['a', 'b']);
+    expect([runner.running, runner.queued, runner.busy]).toEqual([2, 2, 4]);
+    runner.finished();
+    expect(started).toEqual(['a', 'b', 'c']);
+    runner.finished();
+    runner.finished();
+    runner.finished();
+    expect(started).toEqual(['a', 'b', 'c', 'd']);
+    expect(runner.busy).toBe(0);
+  });
+
+  it('a task that ends at once frees its slot at once; onTurn follows each turn', () => {
+    const { runner, started, turns } = make(1);
+    runner.submit('sync-1');
+    runner.submit('sync-2');
+    expect(started).toEqual(['sync-1', 'sync-2']);
+    expect(runner.busy).toBe(0);
+    expect(turns).toEqual([0, 0]);
+  });
+
+  it('holds tasks until start(), then runs them in arrival order', () => {
+    const { runner, started } = make(1, { holding: true });
+    runner.submit('sync-1');
+    runner.submit('sync-2');
+    expect(started).toEqual([]);
+    expect(runner.started).toBe(false);
+    expect(runner.queued).toBe(2);
+    runner.start();
+    expect(started).toEqual(['sync-1', 'sync-2']);
+    expect(runner.started).toBe(true);
+  });
+
+  it('never recurses: a task submitted from inside a running task runs after it, on the same loop', () => {
+    const order: string[] = [];
+    let depth = 0;
+    let deepest = 0;
+    const runner: TaskRunner<number> = new TaskRunner<number>({
+      concurrency: 1,
+      execute: n => {
+        depth++;
+        deepest = Math.max(deepest, depth);
+        order.push(`start ${n}`);
+        if (n < 3) runner.submit(n + 1);
+        order.push(`end ${n}`);
+        depth--;
+        return true;
+      },
+    });
+    runner.submit(1);
+    expect(order).toEqual(['start 1', 'end 1', 'start 2', 'end 2', 'start 3', 'end 3']);
+    expect(deepest).toBe(1);
+  });
+
+  it('whenIdle resolves once nothing runs or waits; drain returns what waited without running it', async () => {
+    const { runner, started } = make(1);
+    runner.submit('a');
+    runner.submit('b');
+    runner.submit('c');
+    let idle = false;
+    const waiting = runner.whenIdle().then(() => (idle = true));
+    expect(runner.drain()).toEqual(['b', 'c']);
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    runner.finished();
+    await waiting;
+    expect(idle).toBe(true);
+    expect(started).toEqual(['a']);
+    await expect(runner.whenIdle()).resolves.toBeUndefined();
+  });
+
+  it('a throwing task ends (its slot is freed) and the throw reaches the caller', () => {
+    const runner = new TaskRunner<string>({
+      concurrency: 1,
+      execute: () => {
+        throw new Error('boom');
+      },
+    });
+    expect(() => runner.submit('x')).toThrow('boom');
+    expect(runner.running).toBe(0);
+  });
+});
