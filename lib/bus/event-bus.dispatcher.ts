@@ -1,4 +1,5 @@
 import { describeError, stackOf } from '../common/describe-error.js';
+import { logLine } from '../common/log-line.js';
 import { HandlerTimeoutError, QueueFullError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { TaskRunner } from '../common/task-runner.js';
@@ -174,7 +175,17 @@ export class Dispatcher {
     this.options.counters.dropped++;
     const event = namesOf(item);
     this.options.logger.warn(
-      `dropped event ${event.source}/${event.event} (id ${event.id}, origin ${event.origin}): ${reason.message}`,
+      logLine(
+        'bus',
+        'bus-event-dropped',
+        `dropped event ${event.source}/${event.event}: ${reason.message}`,
+        {
+          source: event.source,
+          event: event.event,
+          id: event.id,
+          origin: event.origin,
+        },
+      ),
     );
     if (isDelivery(item)) this.settle(item, true, reason);
     else if (isReported(item)) item.report?.([]);
@@ -201,7 +212,18 @@ export class Dispatcher {
     } catch (error) {
       this.options.counters.decodeErrors++;
       this.options.logger.error(
-        `cannot decode event ${envelope.source}/${envelope.event} (id ${envelope.id}, origin ${envelope.origin}): ${describeError(error)}`,
+        logLine(
+          'bus',
+          'bus-decode-failed',
+          `cannot decode event ${envelope.source}/${envelope.event}: ${describeError(error)}`,
+          {
+            source: envelope.source,
+            event: envelope.event,
+            id: envelope.id,
+            origin: envelope.origin,
+            transport: this.options.transportName,
+          },
+        ),
       );
       this.settle(item, true, error);
       return true;
@@ -337,14 +359,33 @@ export class Dispatcher {
       attempt: event.attempt,
     };
     this.options.logger.error(
-      `handler ${context.handler} failed on ${context.source}/${context.event} (id ${context.id}, origin ${context.origin}): ${describeError(error)}`,
+      logLine(
+        'bus',
+        'bus-handler-failed',
+        `handler ${name} failed on ${context.source}/${context.event}: ${describeError(error)}`,
+        {
+          source: context.source,
+          event: context.event,
+          id: context.id,
+          origin: context.origin,
+          handler: name,
+          attempt: context.attempt,
+        },
+      ),
       stackOf(error),
     );
     if (this.options.onHandlerError) {
       try {
         this.options.onHandlerError(error, context);
       } catch (callbackError) {
-        this.options.logger.error(`onHandlerError threw: ${describeError(callbackError)}`);
+        this.options.logger.error(
+          logLine(
+            'bus',
+            'bus-on-handler-error-threw',
+            `onHandlerError threw: ${describeError(callbackError)}`,
+            { source: context.source, event: context.event, id: context.id, handler: name },
+          ),
+        );
       }
     }
   }
@@ -373,7 +414,17 @@ export class Dispatcher {
       }
     } catch (settleError) {
       this.options.logger.error(
-        `transport ${this.options.transportName} failed to settle: ${describeError(settleError)}`,
+        logLine(
+          'bus',
+          'bus-settle-failed',
+          `transport ${this.options.transportName} failed to settle: ${describeError(settleError)}`,
+          {
+            transport: this.options.transportName,
+            source: delivery.envelope.source,
+            event: delivery.envelope.event,
+            id: delivery.envelope.id,
+          },
+        ),
       );
     }
   }

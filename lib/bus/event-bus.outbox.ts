@@ -1,4 +1,5 @@
 import { describeError, stackOf } from '../common/describe-error.js';
+import { logLine } from '../common/log-line.js';
 import { QueueFullError } from '../common/errors.js';
 import { Fifo } from '../common/fifo.js';
 import type { HeraldLogger } from '../common/logger.js';
@@ -25,11 +26,6 @@ let rejectNext: Outgoing['reject'] = () => undefined;
 function capture(resolve: Outgoing['resolve'], reject: Outgoing['reject']): void {
   resolveNext = resolve;
   rejectNext = reject;
-}
-
-/** One line naming an event for logs (never its data). */
-export function describeEnvelope(envelope: Envelope): string {
-  return `${envelope.source}/${envelope.event} (id ${envelope.id})`;
 }
 
 /** Calls the transport, turning a synchronous throw into a rejection. */
@@ -127,8 +123,20 @@ export class Outbox {
 
   private failed(batch: Outgoing[], error: unknown): void {
     this.counters.publishFailed += batch.length;
+    const first = batch[0].envelope;
     this.logger.error(
-      `transport ${this.transport.name} failed to publish ${batch.length} event(s), first ${describeEnvelope(batch[0].envelope)}: ${describeError(error)}`,
+      logLine(
+        'bus',
+        'bus-publish-failed',
+        `transport ${this.transport.name} failed to publish ${batch.length} event(s): ${describeError(error)}`,
+        {
+          transport: this.transport.name,
+          count: batch.length,
+          source: first.source,
+          event: first.event,
+          id: first.id,
+        },
+      ),
       stackOf(error),
     );
     for (const outgoing of batch) outgoing.reject(error);

@@ -1,6 +1,7 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
+import { logLine } from '../common/log-line.js';
 import { TransportClosedError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { processOrigin } from '../common/origin.js';
@@ -19,7 +20,7 @@ import {
   type PostOptions,
   type PostReceipt,
 } from './event-bus.options.js';
-import { callTransport, describeEnvelope, Outbox } from './event-bus.outbox.js';
+import { callTransport, Outbox } from './event-bus.outbox.js';
 import { busCounters, type EventBusStats } from './event-bus.stats.js';
 import {
   BUS_TRANSITIONS,
@@ -185,11 +186,21 @@ export class EventBus {
     }
     const waiting = this.outbox.rejectAll(error);
     this.counters.publishFailed += waiting.length;
+    const first = waiting[0];
     this.logger.error(
-      `transport ${this.transport.name} failed to connect: ${describeError(error)}` +
-        (waiting.length > 0
-          ? `; ${waiting.length} waiting post(s) rejected, first ${describeEnvelope(waiting[0])}`
-          : ''),
+      logLine(
+        'bus',
+        'bus-connect-failed',
+        `transport ${this.transport.name} failed to connect: ${describeError(error)}` +
+          (waiting.length > 0 ? `; ${waiting.length} waiting post(s) rejected` : ''),
+        {
+          transport: this.transport.name,
+          rejected: waiting.length,
+          source: first?.source,
+          event: first?.event,
+          id: first?.id,
+        },
+      ),
     );
     this.idle.notify();
   }
@@ -445,12 +456,24 @@ export class EventBus {
     if (connected) {
       await this.stopIntake().catch(error =>
         this.logger.error(
-          `transport ${this.transport.name} failed to stop intake: ${describeError(error)}`,
+          logLine(
+            'bus',
+            'bus-stop-intake-failed',
+            `transport ${this.transport.name} failed to stop intake: ${describeError(error)}`,
+            { transport: this.transport.name },
+          ),
         ),
       );
     }
     if (!(await this.drain(timeoutMs))) {
-      this.logger.warn(`shutdown timeout of ${timeoutMs} ms reached with ${this.busyReport()}`);
+      this.logger.warn(
+        logLine(
+          'bus',
+          'bus-shutdown-timeout',
+          `shutdown timeout of ${timeoutMs} ms reached with ${this.busyReport()}`,
+          { timeoutMs, transport: this.transport.name },
+        ),
+      );
     }
     this.loopback.clear();
     this.dispatcher.dropAll(new TransportClosedError('event bus closed before dispatch'));

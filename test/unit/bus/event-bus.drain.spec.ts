@@ -183,7 +183,9 @@ describe('EventBus: awaiting handlers, whenIdle and the drain', () => {
     bus.postLocal('m', 'x');
     bus.postLocal('m', 'x');
     await bus.close({ timeoutMs: 10 });
-    const warning = logger.lines.find(line => line.startsWith('warn shutdown timeout'))!;
+    const warning = logger.lines.find(line =>
+      line.startsWith('warn bus bus-shutdown-timeout: shutdown timeout'),
+    )!;
     expect(warning).toContain('handlers still running: Mailer.send, Audit.write');
     expect(bus.runningHandlers()).toEqual(['Mailer.send', 'Audit.write']);
   });

@@ -182,7 +182,11 @@ describe('EventBus', () => {
     transport.inject({ id: 'c', event: 'c' });
     expect(bus.stats().dropped).toBe(1);
     expect(transport.settlements).toEqual([{ outcome: 'nack', error: expect.any(QueueFullError) }]);
-    expect(logger.lines.some(l => l.includes('dropped event s/c (id c'))).toBe(true);
+    expect(
+      logger.lines.some(
+        l => l.includes('bus-event-dropped: dropped event s/c') && l.includes('id=c'),
+      ),
+    ).toBe(true);
   });
 
   it('rejects exactly the envelopes the transport refused and resolves the rest with its ref', async () => {
@@ -230,7 +234,9 @@ describe('EventBus', () => {
     }, 'log');
     const { id } = await bus.post('log', 'x', { password: 'hunter2' });
     await waitFor(() => bus.stats().failed === 1);
-    const line = logger.lines.find(l => l.startsWith('error handler failing'))!;
+    const line = logger.lines.find(l =>
+      l.startsWith('error bus bus-handler-failed: handler failing'),
+    )!;
     expect(line).toContain('log/x');
     expect(line).toContain(id);
     expect(line).toContain(bus.origin);
@@ -346,7 +352,11 @@ describe('EventBus', () => {
       { outcome: 'nack', error: expect.any(TransportClosedError) },
     ]);
     expect(logger.lines.some(l => l.includes('shutdown timeout of 20 ms'))).toBe(true);
-    expect(logger.lines.some(l => l.includes('dropped event s/e (id b'))).toBe(true);
+    expect(
+      logger.lines.some(
+        l => l.includes('bus-event-dropped: dropped event s/e') && l.includes('id=b'),
+      ),
+    ).toBe(true);
   });
 
   it('sends posts accepted before close', async () => {
