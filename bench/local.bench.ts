@@ -2,6 +2,8 @@
 // @nestjs/event-emitter 12, both inside a Nest application context:
 //   (a) postLocal -> handler   vs  EventEmitter2.emit -> @OnEvent
 //   (b) post -> handler         vs  EventEmitter2.emitAsync -> @OnEvent
+//       and vs the floor of any codec-bound post (JSON both ways + a promise
+//       per event, no bus): the ceiling of post/emitAsync, measured in the run
 // Both sides go through their Nest module, decorator and injectable. Variants
 // run in interleaved rounds (bench/harness); the last line is (a).
 // BENCH_EVENTS (per variant and round), BENCH_ROUNDS, BENCH_SMOKE=1.
@@ -51,6 +53,33 @@ class HeraldListener {
 
 @Module({ imports: [EventsModule.forRoot({ logger: silentLogger })], providers: [HeraldListener] })
 class HeraldApp {}
+
+let floorCount = 0;
+let floorQueue: { text: string; resolve: (receipt: { id: number }) => void }[] = [];
+let floorScheduled = false;
+const floorHandler = (data: unknown): void => {
+  if (data !== undefined) floorCount++;
+};
+function floorFlush(): void {
+  floorScheduled = false;
+  const batch = floorQueue;
+  floorQueue = [];
+  for (let i = 0; i < batch.length; i++) {
+    floorHandler(JSON.parse(batch[i].text));
+    batch[i].resolve({ id: i });
+  }
+}
+/** The floor of a codec-bound post: JSON.stringify, a promise, JSON.parse, the handler. */
+function floorPost(data: unknown): Promise<{ id: number }> {
+  const text = JSON.stringify(data);
+  return new Promise(resolve => {
+    floorQueue.push({ text, resolve });
+    if (!floorScheduled) {
+      floorScheduled = true;
+      queueMicrotask(floorFlush);
+    }
+  });
+}
 
 async function waitFor(done: () => boolean): Promise<void> {
   while (!done()) await new Promise(resolve => setImmediate(resolve));
@@ -108,6 +137,18 @@ runMain('bench:local', async () => {
         await waitFor(() => heraldCount >= EVENTS);
         return expectDelivered('post', heraldCount);
       }),
+      variant('(b) floor: JSON both ways + a promise per event', async () => {
+        // What any post that keeps the codec on the local path must do (DESIGN.md
+        // binds the local transport to the codec), with no bus: encode, decode,
+        // call the handler, resolve one promise per event, batched per microtask.
+        floorCount = 0;
+        for (let i = 0; i < EVENTS; i += WINDOW) {
+          const batch: Promise<unknown>[] = [];
+          for (let j = i; j < i + WINDOW && j < EVENTS; j++) batch.push(floorPost(payload(j)));
+          await Promise.all(batch);
+        }
+        return expectDelivered('floor', floorCount);
+      }),
       variant('(b) event-emitter emitAsync -> @OnEvent', async () => {
         emitterCount = 0;
         for (let i = 0; i < EVENTS; i += WINDOW) {
@@ -120,6 +161,16 @@ runMain('bench:local', async () => {
       }),
     ],
     comparisons: [
+      {
+        label: 'herald/floor (b, post against JSON both ways + a promise)',
+        herald: '(b) herald post -> handler',
+        peer: '(b) floor: JSON both ways + a promise per event',
+      },
+      {
+        label: 'floor/event-emitter (b, the ceiling of post/emitAsync)',
+        herald: '(b) floor: JSON both ways + a promise per event',
+        peer: '(b) event-emitter emitAsync -> @OnEvent',
+      },
       {
         label: 'herald/event-emitter (b, post/emitAsync)',
         herald: '(b) herald post -> handler',

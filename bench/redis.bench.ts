@@ -3,6 +3,8 @@
 //   herald      EventsModule.forRoot({ transport: 'redis' }): EventPublisher.post -> @OnEvent
 //   nest-redis  @nestjs/microservices Redis transport: ClientProxy.emit -> @EventPattern,
 //               at 64 in flight (as the issue measured it) and at BENCH_WINDOW
+//   parts       herald's StreamPublisher -> StreamSubscriber (group) alone, no bus
+//   ioredis pipelined  raw ioredis: XADD pipelines + XREADGROUP COUNT 1000 + XACK (the ceiling)
 //   ioredis     one awaited XADD per event, a consumer reading 1000 per XREADGROUP
 //   limit       redis-benchmark XADD with 64-deep pipelines (Redis alone, no Node client)
 // Producer and consumer run in this one process, each on its own connections,
@@ -27,6 +29,7 @@ import {
 import { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
+import { StreamPublisher, StreamSubscriber } from '../lib/redis/index.js';
 import {
   rounds,
   runBench,
@@ -114,6 +117,7 @@ async function startProfile(): Promise<() => Promise<void>> {
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
   await session.post('Profiler.start');
   return async () => {
     const { profile } = await session.post('Profiler.stop');
@@ -181,6 +185,113 @@ async function herald(): Promise<Session> {
     },
     async teardown() {
       await app.close();
+      await cleanup(stream);
+    },
+  };
+}
+
+// ------------------------------------------------------------ stream parts
+
+/**
+ * herald's redis transport without the bus: the StreamPublisher and
+ * StreamSubscriber the transport is built of, with the transport's reading
+ * settings (a group, `readCount` 1000 (the transport's default), everything
+ * read handed over, settled by callback), the data JSON-encoded into one field
+ * and decoded for the handler. The denominator of issue 24's "the bus costs at
+ * most 1.5x the CPU of the transport's parts".
+ */
+async function streamParts(): Promise<Session> {
+  const stream = `bench:parts:${RUN}:${++sessions}`;
+  const publisher = new StreamPublisher<Sample>({
+    url: REDIS_URL,
+    stream,
+    maxLen: 0,
+    encode: item => ['payload', JSON.stringify(item)],
+    logger: silentLogger,
+  });
+  const count = Number(process.env.BENCH_READ ?? 1000);
+  const subscriber = new StreamSubscriber({
+    url: REDIS_URL,
+    stream,
+    name: 'bench',
+    count,
+    concurrency: Number.POSITIVE_INFINITY,
+    maxInFlight: count * 2,
+    group: { name: 'bench', destroyOnClose: true },
+    logger: silentLogger,
+  });
+  await subscriber.subscribeSettled((message, done) => {
+    sink.hit((JSON.parse(message.fields.payload) as Sample).t);
+    done();
+  });
+  await publisher.connection.whenReady();
+  const send = (events: number): Promise<void> =>
+    windowed(events, WINDOW, i => publisher.publishAndWait(sample(i)));
+  return {
+    warmUp: () => warm(send, WARMUP_EVENTS),
+    run: () => measure(() => send(EVENTS)),
+    async teardown() {
+      await subscriber.close();
+      await publisher.close();
+      await cleanup(stream);
+    },
+  };
+}
+
+// ------------------------------------------------------- ioredis pipelined
+
+/**
+ * The Node client's ceiling: raw ioredis, no herald at all. The producer
+ * writes each window of events as one pipeline of XADDs; the consumer reads
+ * 1000 per XREADGROUP (blocking when drained) and acks each batch with one
+ * XACK; payloads are JSON.
+ */
+async function ioredisPipelined(): Promise<Session> {
+  const stream = `bench:pipe:${RUN}:${++sessions}`;
+  const producer = new Redis(REDIS_URL);
+  const consumer = new Redis(REDIS_URL);
+  await producer.xgroup('CREATE', stream, 'g', '$', 'MKSTREAM');
+  let reading = true;
+  const read = (async () => {
+    while (reading) {
+      const reply = (await consumer.xreadgroup(
+        'GROUP',
+        'g',
+        'c',
+        'COUNT',
+        1000,
+        'BLOCK',
+        100,
+        'STREAMS',
+        stream,
+        '>',
+      )) as [string, [string, string[]][]][] | null;
+      const entries = reply?.[0]?.[1];
+      if (!entries?.length) continue;
+      const ids: string[] = [];
+      for (const [id, fields] of entries) {
+        ids.push(id);
+        sink.hit((JSON.parse(fields[1]) as Sample).t);
+      }
+      void consumer.xack(stream, 'g', ...ids);
+    }
+  })();
+  const send = async (events: number): Promise<void> => {
+    for (let i = 0; i < events; i += WINDOW) {
+      const pipeline = producer.pipeline();
+      for (let j = i; j < i + WINDOW && j < events; j++)
+        pipeline.xadd(stream, '*', 'payload', JSON.stringify(sample(j)));
+      await pipeline.exec();
+    }
+  };
+  return {
+    warmUp: () => warm(send, WARMUP_EVENTS),
+    run: () => measure(() => send(EVENTS)),
+    async teardown() {
+      reading = false;
+      await read;
+      producer.disconnect();
+      consumer.disconnect();
       await cleanup(stream);
     },
   };
@@ -320,6 +431,8 @@ async function cleanup(key: string): Promise<void> {
 runMain('bench:redis', async () => {
   const all: Variant[] = [
     { name: 'herald', setup: herald },
+    { name: 'stream parts', setup: streamParts },
+    { name: 'ioredis pipelined', setup: ioredisPipelined },
     { name: 'nest-redis/64', setup: () => nestRedis(64) },
     { name: `nest-redis/${WINDOW}`, setup: () => nestRedis(WINDOW) },
     { name: 'ioredis XADD awaited', setup: ioredis },
@@ -327,15 +440,25 @@ runMain('bench:redis', async () => {
   const only = process.env.BENCH_ONLY;
   const variants = only ? all.filter(v => v.name.includes(only)) : all;
   const nest = variants.map(v => v.name).filter(name => name.startsWith('nest-redis'));
+  const has = (name: string): boolean => variants.some(v => v.name === name);
   await runBench({
     title: 'bench:redis',
     description: `${EVENTS} events of ~${JSON.stringify(sample(0)).length} B per variant and round (a tenth for ioredis), ${WINDOW} in flight, ${REDIS_URL}`,
     rounds: ROUNDS,
     variants,
-    comparisons:
-      variants.some(v => v.name === 'herald') && nest.length > 0
+    comparisons: [
+      // Issue 24: the bus over the transport's own parts (CPU per event: goal >= 0.67x,
+      // i.e. herald at most 1.5x the parts' CPU), and over the client's ceiling.
+      ...(has('herald') && has('stream parts')
+        ? [{ label: 'herald/stream-parts', herald: 'herald', peer: 'stream parts' }]
+        : []),
+      ...(has('herald') && has('ioredis pipelined')
+        ? [{ label: 'herald/ioredis-pipelined', herald: 'herald', peer: 'ioredis pipelined' }]
+        : []),
+      ...(has('herald') && nest.length > 0
         ? [{ label: 'herald/nest-redis', herald: 'herald', peer: nest }]
-        : [],
+        : []),
+    ],
     extra: async () => (only ? [] : [await redisBenchmark()]),
   });
 });

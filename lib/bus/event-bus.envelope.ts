@@ -1,4 +1,4 @@
-import type { Clock } from '../common/clock.js';
+import { systemClock, type Clock } from '../common/clock.js';
 import { InvalidEventError, PayloadTooLargeError } from '../common/errors.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import type { Envelope, HeraldEvent } from '../interfaces/envelope.interface.js';
@@ -9,6 +9,8 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const NO_OPTIONS: PostOptions = Object.freeze({});
+/** Posts one reading of the system clock serves at most, within one synchronous run. */
+const TIME_READING_USES = 256;
 
 /** A source or event that can be posted: a non-empty string, not the pattern `'*'`. */
 export function validName(name: unknown, what: string): string {
@@ -47,6 +49,9 @@ function validHeaders(headers: unknown): Readonly<Record<string, string>> {
 export class EnvelopeFactory {
   private lastNow = NaN;
   private lastIso = '';
+  /** Posts the last reading of the system clock may still serve (see isoNow). */
+  private readingUses = 0;
+  private expiryQueued = false;
   private readonly ids = new UuidSource();
 
   constructor(
@@ -165,13 +170,36 @@ export class EnvelopeFactory {
     };
   }
 
-  /** The clock's time as ISO-8601; formatting a Date is costly, so once per millisecond. */
+  /**
+   * The clock's time as ISO-8601. Formatting a Date is costly: once per
+   * millisecond. On the system clock, reading the time is too: a reading
+   * serves the posts of the same synchronous run, at most
+   * {@link TIME_READING_USES} of them (a run of posts takes microseconds;
+   * `occurredAt` has millisecond precision). An injected clock is read on
+   * every post, so tests that move it see each move.
+   */
   private isoNow(): string {
+    if (this.readingUses > 0) {
+      this.readingUses--;
+      return this.lastIso;
+    }
     const now = this.clock.now();
     if (now !== this.lastNow) {
       this.lastNow = now;
       this.lastIso = new Date(now).toISOString();
     }
+    if (this.clock === systemClock) {
+      this.readingUses = TIME_READING_USES - 1;
+      if (!this.expiryQueued) {
+        this.expiryQueued = true;
+        queueMicrotask(this.expireReading);
+      }
+    }
     return this.lastIso;
   }
+
+  private readonly expireReading = (): void => {
+    this.readingUses = 0;
+    this.expiryQueued = false;
+  };
 }

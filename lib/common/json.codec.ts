@@ -96,6 +96,14 @@ function check(value: unknown, path: Path, ancestors: object[], inArray: boolean
   ancestors.pop();
 }
 
+const NOTHING: object = Object.freeze(Object.create(Object.prototype) as object);
+
+/** True when someone wrote an enumerable key onto Object.prototype (for-in would yield it). */
+function prototypeWritten(): boolean {
+  for (const _ in NOTHING) return true;
+  return false;
+}
+
 /** Deeper than this, the lean walk hands over to {@link check} (which finds cycles). */
 const LEAN_DEPTH = 32;
 
@@ -133,11 +141,10 @@ function plain(value: unknown, depth: number): boolean {
   const prototype: unknown = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) return false;
   const record = value as Record<string, unknown>;
-  // for-in on a plain object is Object.keys without the array (its prototype
-  // holds no enumerable key unless someone wrote one onto Object.prototype,
-  // which check() then judges).
+  // for-in is Object.keys without the array: on a plain object it yields own
+  // keys only, since encode() made sure Object.prototype holds no enumerable
+  // key (else check() judges, own keys only, as JSON does).
   for (const key in record) {
-    if (!Object.prototype.hasOwnProperty.call(record, key)) return false;
     const item = record[key];
     // An undefined property is dropped by JSON, as it should be.
     if (item !== undefined && !plain(item, depth + 1)) return false;
@@ -156,7 +163,7 @@ export class JsonCodec implements Codec {
   encode(data: unknown): string {
     if (data === undefined) return '';
     // Most data is plain: one allocation-free walk, then JSON's own writer.
-    if (!plain(data, 0)) check(data, [], [], false);
+    if (prototypeWritten() || !plain(data, 0)) check(data, [], [], false);
     return JSON.stringify(data);
   }
 
