@@ -4,8 +4,7 @@ import { TaskRunner } from '../../../lib/common/task-runner.js';
 function make(concurrency: number, options: { holding?: boolean } = {}) {
   const started: string[] = [];
   const turns: number[] = [];
-  let runner!: TaskRunner<string>;
-  runner = new TaskRunner<string>({
+  const runner: TaskRunner<string> = new TaskRunner<string>({
     concurrency,
     holding: options.holding,
     execute: task => {
