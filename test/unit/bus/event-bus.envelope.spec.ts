@@ -4,7 +4,9 @@ import {
   PayloadTooLargeError,
   SerializationError,
   jsonCodec,
+  systemClock,
 } from '../../../lib/index.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 describe('EnvelopeFactory', () => {
   let now = Date.UTC(2026, 0, 2, 3, 4, 5, 6);
@@ -61,5 +63,13 @@ describe('EnvelopeFactory', () => {
       attempt: 3,
     });
     expect(() => factory.received({ ...envelope, payload: '{' }, 1)).toThrow();
+  });
+
+  it('on the system clock, one reading serves a synchronous run of posts, and a new turn reads again', async () => {
+    const system = new EnvelopeFactory(jsonCodec, 'host:1:a', systemClock, undefined);
+    const first = system.envelope('a', 'b').occurredAt;
+    for (let i = 0; i < 100; i++) expect(system.envelope('a', 'b').occurredAt).toBe(first);
+    // Each poll is a new turn: the clock is read again and moves on.
+    await waitFor(() => system.envelope('a', 'b').occurredAt > first);
   });
 });
