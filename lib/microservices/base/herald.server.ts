@@ -9,6 +9,7 @@ import {
 } from '@nestjs/microservices';
 import { isObservable, type Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { StateChange, StateMachine } from '../../common/state-machine.js';
 import { WarningLimiter } from '../../common/warning-limiter.js';
@@ -222,7 +223,9 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
 
   protected reportError(error: Error, what: string): void {
     this.heraldLogger.error(
-      `${this.constructor.name}: ${what}: ${describeError(error)}`,
+      logLine('microservice', 'microservice-server-error', `${what}: ${describeError(error)}`, {
+        server: this.constructor.name,
+      }),
       error.stack,
     );
     this.events.emit('error', error);
@@ -255,7 +258,12 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     const handler = this.getHandlerByPattern(route);
     if (!handler) {
       this.logger.error(
-        `There is no matching event handler defined in the remote service. Event pattern: ${route}`,
+        logLine(
+          'microservice',
+          'microservice-no-event-handler',
+          'There is no matching event handler defined in the remote service',
+          { server: this.constructor.name, pattern: route },
+        ),
       );
       return;
     }
