@@ -5,6 +5,7 @@ import type { HeraldLogger } from '../common/logger.js';
 import { StateMachine } from '../common/state-machine.js';
 import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { Delivery } from '../interfaces/transport.interface.js';
+import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import type { EnvelopeFactory } from './event-bus.envelope.js';
 import type { HandlerErrorContext, HandlerOutcome } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
@@ -47,6 +48,8 @@ export interface DispatcherOptions {
   readonly transportName: string;
   /** Called whenever work ended (the bus's idle check). */
   readonly settled: () => void;
+  /** Telemetry hooks (consumer spans, handler durations), when installed. */
+  readonly instrumentation?: BusInstrumentation;
 }
 
 /** `holding`: events wait (before `start()`); `dispatching`: they run. */
@@ -147,6 +150,7 @@ export class Dispatcher {
   drop(item: Item, reason: Error): void {
     this.options.counters.dropped++;
     const event = 'local' in item ? item.local : item.envelope;
+    this.options.instrumentation?.dropped(event.source, event.event);
     this.options.logger.warn(
       `dropped event ${event.source}/${event.event} (id ${event.id}, origin ${event.origin}): ${reason.message}`,
     );
@@ -195,11 +199,14 @@ export class Dispatcher {
       failed: false,
       outcomes: 'local' in item && item.report ? new Array(handlers.length) : undefined,
     };
+    const hook = this.options.instrumentation;
     for (let i = 0; i < handlers.length; i++) {
       const handler = handlers[i];
       let result: unknown;
       try {
-        result = handler(event.data, event);
+        result = hook
+          ? hook.handle(nameOf(handler), event, () => handler(event.data, event))
+          : handler(event.data, event);
       } catch (error) {
         this.handlerFailed(running, i, handler, error);
         continue;
