@@ -111,9 +111,7 @@ describe('OpenTelemetry on the local transport (real SDK, Prometheus over HTTP)'
     expect(sample(text, 'herald_events_posted_total', labels)).toBe(posted0 + 6);
     expect(sample(text, 'herald_events_delivered_total', labels)).toBeGreaterThanOrEqual(6);
     expect(sample(text, 'herald_events_failed_total', labels)).toBeGreaterThanOrEqual(1);
-    expect(
-      sample(text, 'herald_handler_duration_count', { handler: 'Stock.onOrder' }),
-    ).toBe(6);
+    expect(sample(text, 'herald_handler_duration_count', { handler: 'Stock.onOrder' })).toBe(6);
     expect(
       sample(text, 'herald_publish_duration_count', { transport: 'local' }),
     ).toBeGreaterThanOrEqual(6);
