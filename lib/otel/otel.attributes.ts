@@ -11,6 +11,33 @@ export type EventAttributes = {
   readonly event: string;
 };
 
+/**
+ * The counts of one (transport, source, event) set. The hot path bumps a
+ * field; the observable counters read them at each collection, so a post
+ * costs no SDK call for its counters.
+ */
+export interface EventSlot {
+  readonly attributes: EventAttributes;
+  posted: number;
+  publishFailed: number;
+  delivered: number;
+  handled: number;
+  failed: number;
+  dropped: number;
+}
+
+function slotOf(attributes: EventAttributes): EventSlot {
+  return {
+    attributes,
+    posted: 0,
+    publishFailed: 0,
+    delivered: 0,
+    handled: 0,
+    failed: 0,
+    dropped: 0,
+  };
+}
+
 /** Metric attributes of one handler. */
 export type HandlerAttributes = {
   readonly transport: string;
@@ -26,24 +53,36 @@ export type HandlerAttributes = {
  * The sets are cached, so recording allocates nothing.
  */
 export class AttributeGuard {
-  private readonly events = new Map<string, EventAttributes>();
+  private readonly events = new Map<string, EventSlot>();
+  /** Per transport, the slot of every set past the limit. */
+  private readonly overflows = new Map<string, EventSlot>();
   private readonly handlers = new Map<string, HandlerAttributes>();
   private warned = false;
 
   constructor(private readonly limit: number) {}
 
-  event(transport: string, source: string, event: string, logger: HeraldLogger): EventAttributes {
+  event(transport: string, source: string, event: string, logger: HeraldLogger): EventSlot {
     const key = `${transport}\u0000${source}\u0000${event}`;
-    let set = this.events.get(key);
-    if (set) return set;
+    let slot = this.events.get(key);
+    if (slot) return slot;
     if (this.events.size >= this.limit) {
       this.overflow(logger, 'source/event');
-      set = { transport, source: OVERFLOW, event: OVERFLOW };
-      return set;
+      slot = this.overflows.get(transport);
+      if (!slot) {
+        slot = slotOf({ transport, source: OVERFLOW, event: OVERFLOW });
+        this.overflows.set(transport, slot);
+      }
+      return slot;
     }
-    set = { transport, source, event };
-    this.events.set(key, set);
-    return set;
+    slot = slotOf({ transport, source, event });
+    this.events.set(key, slot);
+    return slot;
+  }
+
+  /** Every slot, the overflow ones included. */
+  *slots(): IterableIterator<EventSlot> {
+    yield* this.events.values();
+    yield* this.overflows.values();
   }
 
   handler(transport: string, handler: string, logger: HeraldLogger): HandlerAttributes {

@@ -55,8 +55,15 @@ export class OtelInstrumentation implements Instrumentation {
       this.instruments = createInstruments(
         api.metrics.getMeter(INSTRUMENTATION_SCOPE),
         this.sources,
+        () => this.guard.slots(),
       );
     }
+  }
+
+  /** Stops observing (this instrumentation was replaced or removed). */
+  shutdown(): void {
+    this.instruments?.stop();
+    this.sources.clear();
   }
 
   /** Adds a stats source (an FFI runtime) to the observable instruments; returns its remover. */
@@ -108,8 +115,8 @@ class OtelBusHooks implements BusInstrumentation {
     send: (options: O | undefined) => Promise<R>,
   ): Promise<R> {
     const { api, instruments, settings } = this;
-    const attrs = this.guard.event(settings.transport, source, event, settings.logger);
-    instruments?.posted.add(1, attrs);
+    const slot = this.guard.event(settings.transport, source, event, settings.logger);
+    slot.posted++;
     const started = performance.now();
     let span: OtelApi.Span | undefined;
     let sent: Promise<R>;
@@ -155,7 +162,7 @@ class OtelBusHooks implements BusInstrumentation {
         return receipt;
       },
       (error: unknown) => {
-        instruments?.publishFailed.add(1, attrs);
+        slot.publishFailed++;
         if (span) endWithError(api, span, error);
         throw error;
       },
@@ -164,18 +171,13 @@ class OtelBusHooks implements BusInstrumentation {
 
   delivered(envelope: Envelope): void {
     const { settings } = this;
-    this.instruments?.delivered.add(
-      1,
-      this.guard.event(settings.transport, envelope.source, envelope.event, settings.logger),
-    );
+    this.guard.event(settings.transport, envelope.source, envelope.event, settings.logger)
+      .delivered++;
   }
 
   dropped(source: string, event: string): void {
     const { settings } = this;
-    this.instruments?.dropped.add(
-      1,
-      this.guard.event(settings.transport, source, event, settings.logger),
-    );
+    this.guard.event(settings.transport, source, event, settings.logger).dropped++;
   }
 
   handle(handler: string, event: HeraldEvent, call: () => unknown): unknown {
@@ -184,14 +186,10 @@ class OtelBusHooks implements BusInstrumentation {
     let span: OtelApi.Span | undefined;
     let result: unknown;
     const ended = (error: unknown, failed: boolean): void => {
-      const attrs = this.guard.event(
-        settings.transport,
-        event.source,
-        event.event,
-        settings.logger,
-      );
+      const slot = this.guard.event(settings.transport, event.source, event.event, settings.logger);
+      if (failed) slot.failed++;
+      else slot.handled++;
       if (instruments) {
-        (failed ? instruments.failed : instruments.handled).add(1, attrs);
         instruments.handlerDuration.record(
           (performance.now() - started) / 1000,
           this.guard.handler(settings.transport, handler, settings.logger),

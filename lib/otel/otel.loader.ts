@@ -54,6 +54,7 @@ export async function autoloadTelemetry(): Promise<void> {
 }
 
 function install(api: typeof OtelApi, settings: ReturnType<typeof resolveTelemetryOptions>): void {
+  installed?.shutdown();
   installed = new OtelInstrumentation(api, settings);
   installInstrumentation(installed);
 }
@@ -76,6 +77,7 @@ export async function enableTelemetry(options: HeraldTelemetryOptions = {}): Pro
 
 /** Removes the telemetry: buses, servers and clients built from now on have no hooks. @publicApi */
 export function disableTelemetry(): void {
+  installed?.shutdown();
   installed = undefined;
   loading = undefined;
   installInstrumentation(undefined);

@@ -1,6 +1,7 @@
 // The real OpenTelemetry SDK, as an app registers it: a tracer provider with
 // an in-memory exporter, the W3C propagator, the AsyncLocalStorage context
 // manager, and a meter provider read by the Prometheus exporter over HTTP.
+import http from 'node:http';
 import { context, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -38,10 +39,20 @@ export async function startSdk(): Promise<TestSdk> {
   return {
     exporter,
     spans: () => exporter.getFinishedSpans(),
-    scrape: async () => {
-      const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-      return response.text();
-    },
+    scrape: () =>
+      new Promise<string>((resolve, reject) => {
+        // node:http without keep-alive: no socket outlives the test.
+        const request = http.get(
+          { host: '127.0.0.1', port, path: '/metrics', agent: false },
+          response => {
+            let body = '';
+            response.setEncoding('utf8');
+            response.on('data', (chunk: string) => (body += chunk));
+            response.on('end', () => resolve(body));
+          },
+        );
+        request.on('error', reject);
+      }),
     shutdown: async () => {
       await prometheus.stopServer();
       await meterProvider.shutdown();
