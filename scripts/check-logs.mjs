@@ -20,7 +20,12 @@
 //   node scripts/check-logs.mjs --root DIR      # DIR/lib and DIR/README.md (tests)
 //   node scripts/check-logs.mjs --advisory      # one summary line, exit 0 (lint, until enabled)
 //   node scripts/check-logs.mjs --list          # print the calls found, as table rows to fill in
-import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+//   node scripts/check-logs.mjs --add-rows F... # merge the rows of LOGCODES.md files F into the
+//                                               # table (sorted by transport, code), then check
+//
+// Rows whose level is not exactly WARN or ERROR (INFO recovery lines, a
+// native runtime's stderr) are documentation only: no call is required.
+import { readFileSync, readdirSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -40,6 +45,58 @@ const readmePath = path.join(root, 'README.md');
 /** Files that pass other callers' lines on: their own calls are not lines. */
 const FORWARDERS = new Set(['lib/common/logger.ts', 'lib/common/warning-limiter.ts']);
 const CODE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const CHECKED_LEVELS = new Set(['warn', 'error']);
+const END_MARKER = '<!-- /log-lines -->';
+
+/** The cells of a table row, or undefined for a line that is not one. */
+function cellsOf(line) {
+  if (!line.trimStart().startsWith('|')) return undefined;
+  const cells = line.split('|').map(c => c.trim());
+  return cells.length >= 7 ? cells.slice(1, -1) : undefined;
+}
+
+/** `--add-rows`: the rows of each LOGCODES.md file merged into the README table. */
+function addRows(files) {
+  const text = readFileSync(readmePath, 'utf8');
+  const lines = text.split('\n');
+  const start = lines.findIndex(l => /^#{2,4}\s+Log lines\b/.test(l));
+  const end = lines.indexOf(END_MARKER);
+  if (start < 0 || end < 0)
+    throw new Error(`README.md needs a "Log lines" table ending with ${END_MARKER}`);
+  const header = lines.findIndex((l, i) => i > start && cellsOf(l)?.[0] === 'code');
+  const rows = new Map();
+  const conflicts = [];
+  const take = (cells, from) => {
+    const code = cells[0].replace(/`/g, '');
+    if (code === 'code' || !CODE.test(code)) return; // header and separator rows
+    const row = `| \`${code}\` | ${cells.slice(1).join(' | ')} |`;
+    const known = rows.get(code);
+    if (known && known.row !== row) conflicts.push(`code '${code}' in ${known.from} and ${from}`);
+    else rows.set(code, { row, transport: cells[2], from });
+  };
+  for (let i = header + 2; i < end; i++) {
+    const cells = cellsOf(lines[i]);
+    if (cells) take(cells, 'README.md');
+  }
+  for (const file of files) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const cells = cellsOf(line);
+      if (cells) take(cells, file);
+    }
+  }
+  if (conflicts.length) {
+    for (const c of conflicts) console.error(`check-logs: --add-rows: ${c} differ; keep one`);
+    process.exit(1);
+  }
+  const sorted = [...rows.entries()]
+    .sort(([a, x], [b, y]) => x.transport.localeCompare(y.transport) || a.localeCompare(b))
+    .map(([, r]) => r.row);
+  lines.splice(header + 2, end - header - 2, ...sorted);
+  writeFileSync(readmePath, lines.join('\n'));
+  console.log(
+    `check-logs: README.md's table has ${sorted.length} rows (run prettier on README.md)`,
+  );
+}
 
 function walk(dir, out = []) {
   for (const entry of readdirSync(dir)) {
@@ -112,10 +169,9 @@ function readTable() {
     if (heading && heading[1].length <= depth) break;
     const cells = lines[i].split('|').map(c => c.trim());
     if (cells.length < 7 || !lines[i].trimStart().startsWith('|')) continue;
-    // A row's code is in backticks; the header and separator rows have none.
-    const quoted = cells[1].match(/^`([^`]+)`$/);
-    if (!quoted || !CODE.test(quoted[1])) continue;
-    const code = quoted[1];
+    // A row's code is in backticks (or bare); the header and separator rows have none.
+    const code = cells[1].replace(/^`([^`]+)`$/, '$1');
+    if (code === 'code' || !CODE.test(code)) continue;
     const level = cells[2].replace(/`/g, '').toLowerCase();
     const transport = cells[3].replace(/`/g, '');
     if (rows.has(code)) rows.get(code).duplicate = i + 1;
@@ -123,6 +179,9 @@ function readTable() {
   }
   return { rows };
 }
+
+const addAt = args.indexOf('--add-rows');
+if (addAt >= 0) addRows(args.slice(addAt + 1).filter(a => !a.startsWith('--')));
 
 const problems = [];
 const calls = [];
@@ -176,7 +235,11 @@ for (const call of calls) {
     }
     continue;
   }
-  if (row.level !== call.level) {
+  if (!CHECKED_LEVELS.has(row.level)) {
+    problems.push(
+      `${call.where}: code '${call.code}' is logged at ${call.level}, README.md:${row.line} says ${row.level}`,
+    );
+  } else if (row.level !== call.level) {
     problems.push(
       `${call.where}: code '${call.code}' is logged at ${call.level}, README.md:${row.line} says ${row.level}`,
     );
@@ -189,7 +252,7 @@ for (const call of calls) {
 }
 for (const [code, row] of rows) {
   if (row.duplicate) problems.push(`README.md:${row.duplicate}: code '${code}' listed twice`);
-  if (!seen.has(code)) {
+  if (!seen.has(code) && CHECKED_LEVELS.has(row.level)) {
     problems.push(`README.md:${row.line}: code '${code}' is listed but no WARN/ERROR call uses it`);
   }
 }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from '../../helpers/processes.js';
@@ -96,6 +96,38 @@ describe('scripts/check-logs.mjs', () => {
     expect(code).toBe(0);
     expect(out.trim()).toBe(
       'check-logs: 1 problem(s) (advisory; `node scripts/check-logs.mjs` lists them)',
+    );
+  });
+});
+
+describe('scripts/check-logs.mjs --add-rows', () => {
+  it('merges LOGCODES.md rows into the table, sorted by transport then code; INFO rows need no call', async () => {
+    const source = [
+      "logger.warn(logLine('redis', 'thing-broke', 'x'));",
+      "logger.error(logLine('pg', 'listen-failed', 'y'));",
+    ].join('\n');
+    const root = checkout(source, `${TABLE.replace('## Next', '<!-- /log-lines -->\n\n## Next')}`);
+    const rows = path.join(root, 'LOGCODES.md');
+    writeFileSync(
+      rows,
+      [
+        '| code | level | transport | meaning | what to do |',
+        '|---|---|---|---|---|',
+        '| listen-failed | ERROR | pg | LISTEN failed | check pg |',
+        '| listen-recovered | INFO | pg | LISTEN is back | none |',
+      ].join('\n'),
+    );
+    const { code, out } = await check(root, '--add-rows', rows);
+    expect(out).toContain("README.md's table has 3 rows");
+    expect(code).toBe(0);
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    expect(readme).toContain(
+      [
+        '| `listen-failed` | ERROR | pg | LISTEN failed | check pg |',
+        '| `listen-recovered` | INFO | pg | LISTEN is back | none |',
+        '| `thing-broke` | warn | redis | a thing broke | mend it |',
+        '<!-- /log-lines -->',
+      ].join('\n'),
     );
   });
 });
