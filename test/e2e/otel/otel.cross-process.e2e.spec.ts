@@ -3,6 +3,10 @@ import { EventBus } from '../../../lib/bus/event-bus.js';
 import { silentLogger } from '../../../lib/common/logger.js';
 import type { Transport } from '../../../lib/interfaces/transport.interface.js';
 import { disableTelemetry, enableTelemetry } from '../../../lib/otel/index.js';
+import path from 'node:path';
+import { startBroker } from '../../../lib/index.js';
+import { IpcTransport } from '../../../lib/transports/ipc/ipc.transport.js';
+import { tempDir } from '../../helpers/temp-dir.js';
 import { PgTransport } from '../../../lib/transports/pg/pg.transport.js';
 import { RedisTransport } from '../../../lib/transports/redis/redis.transport.js';
 import { killAllChildren, spawnNode } from '../../helpers/processes.js';
@@ -29,6 +33,10 @@ interface RemoteSpan {
 }
 
 const cases: [string, (name: string) => Transport][] = [
+  [
+    'ipc',
+    socketPath => new IpcTransport({ hostBroker: false, socketPath, workerId: 0, workerCount: 2 }),
+  ],
   ['redis', stream => new RedisTransport({ url: REDIS_URL, stream })],
   ['pg', channel => new PgTransport({ connectionString: PG_URL, channel })],
 ];
@@ -37,7 +45,12 @@ describe('one trace across processes', () => {
   it.each(cases)(
     '%s: the consumer span in the other process is a child of this process’s producer span',
     async (kind, make) => {
-      const name = uniqueName(`otel_${kind}`);
+      let name = uniqueName(`otel_${kind}`);
+      let broker: { close(): Promise<void> } | undefined;
+      if (kind === 'ipc') {
+        name = path.join(tempDir('herald-otel-'), 'broker.sock');
+        broker = await startBroker({ socketPath: name, workerCount: 2 });
+      }
       const child = spawnNode('test/e2e/otel/fixtures/traced-consumer.ts', { args: [kind, name] });
       await child.waitForLine('ready');
       const bus = new EventBus({ transport: make(name), logger: silentLogger });
@@ -73,6 +86,7 @@ describe('one trace across processes', () => {
         await child.exited;
       } finally {
         await bus.close();
+        await broker?.close();
       }
     },
   );
