@@ -19,7 +19,14 @@ const CORE = [
   'typescript',
   '@types/node',
 ];
-const OPTIONAL = ['pg', '@types/pg', 'ioredis', '@nestjs/microservices', '@nestjs/terminus'];
+const OPTIONAL = [
+  'pg',
+  '@types/pg',
+  'ioredis',
+  '@nestjs/microservices',
+  '@nestjs/terminus',
+  '@opentelemetry/api',
+];
 
 const apps = [
   {
@@ -120,6 +127,17 @@ import { HeraldHealthIndicator } from 'nest-herald/terminus';
 
 @Module({ imports: [EventsModule.forRoot({}), TerminusModule], providers: [HeraldHealthIndicator] })
 export class AppModule {}
+`,
+    },
+  },
+  {
+    label: 'entry-otel',
+    peers: ['@opentelemetry/api'],
+    files: {
+      'otel.ts': `import { HERALD_METRICS, enableTelemetry } from 'nest-herald/otel';
+
+export const ready: Promise<boolean> = enableTelemetry({ maxAttributeSets: 100 });
+export const posted: string = HERALD_METRICS.posted;
 `,
     },
   },

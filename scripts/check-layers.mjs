@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run lint` step: lib/ imports point down only and form no cycle.
-// Layers (DESIGN.md): common + interfaces at the bottom; the bus, the
+// Layers (DESIGN.md): common + interfaces (and otel, the telemetry plug) at the bottom; the bus, the
 // transports and ffi above them, side by side and blind to each other; the
 // microservice strategies over the transports; the Nest face (lib/*.ts,
 // decorators, explorer, the subpath index files, testing) on top. Type-only
@@ -13,10 +13,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const lib = path.join(root, 'lib');
 
 /** What each layer may import, by first folder under lib/ ('.' = lib/*.ts). */
-const BOTTOM = ['common', 'interfaces'];
+const BOTTOM = ['common', 'interfaces', 'otel'];
 const allowed = {
   common: BOTTOM,
   interfaces: BOTTOM,
+  otel: BOTTOM,
   bus: [...BOTTOM, 'bus'],
   transports: [...BOTTOM, 'transports'],
   ffi: [...BOTTOM, 'ffi'],

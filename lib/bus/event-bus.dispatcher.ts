@@ -5,6 +5,7 @@ import type { HeraldLogger } from '../common/logger.js';
 import { TaskRunner } from '../common/task-runner.js';
 import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { Delivery, Settlement } from '../interfaces/transport.interface.js';
+import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import type { EnvelopeFactory } from './event-bus.envelope.js';
 import type { HandlerErrorContext, HandlerOutcome } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
@@ -71,6 +72,8 @@ export interface DispatcherOptions {
   readonly transportName: string;
   /** Called whenever work ended (the bus's idle check). */
   readonly settled: () => void;
+  /** Telemetry hooks (consumer spans, handler durations), when installed. */
+  readonly instrumentation?: BusInstrumentation;
 }
 
 const ACK: Settlement = Object.freeze({ outcome: 'ack' });
@@ -174,6 +177,7 @@ export class Dispatcher {
   drop(item: Item, reason: Error): void {
     this.options.counters.dropped++;
     const event = namesOf(item);
+    this.options.instrumentation?.dropped(event.source, event.event);
     this.options.logger.warn(
       logLine(
         'bus',
@@ -245,11 +249,14 @@ export class Dispatcher {
     if (handlers.length === 0) this.options.counters.unhandled++;
     const outcomes = report ? new Array<HandlerOutcome>(handlers.length) : undefined;
     let running: Running | undefined;
+    const hook = this.options.instrumentation;
     for (let i = 0; i < handlers.length; i++) {
       const handler = handlers[i];
       let result: unknown;
       try {
-        result = handler(event.data, event);
+        result = hook
+          ? hook.handle(nameOf(handler), event, () => handler(event.data, event))
+          : handler(event.data, event);
       } catch (error) {
         running ??= this.track(delivery, event, outcomes, report);
         this.handlerFailed(running, i, handler, error);

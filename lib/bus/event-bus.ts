@@ -1,6 +1,7 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
+import { currentInstrumentation } from '../common/instrumentation.js';
 import { logLine } from '../common/log-line.js';
 import { TransportClosedError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
@@ -8,6 +9,7 @@ import { processOrigin } from '../common/origin.js';
 import { StateMachine } from '../common/state-machine.js';
 import type { Envelope, EventHandler } from '../interfaces/envelope.interface.js';
 import type { Delivery, Transport } from '../interfaces/transport.interface.js';
+import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import { Dispatcher } from './event-bus.dispatcher.js';
 import { EnvelopeFactory } from './event-bus.envelope.js';
 import { IdleWaiters } from './event-bus.idle.js';
@@ -66,6 +68,8 @@ export class EventBus {
   /** Why `connect()` failed: every later post rejects with it. */
   private failure?: unknown;
   private closing?: Promise<void>;
+  /** Telemetry hooks, when `nest-herald/otel` installed them before this bus was built. */
+  private readonly instrumentation?: BusInstrumentation;
 
   /** @throws InvalidOptionsError naming the option, the rule and the value given. */
   constructor(options: EventBusOptions) {
@@ -85,6 +89,11 @@ export class EventBus {
     );
     this.loopback = new LoopbackWatch(this.transport.features, resolved.maxPending);
     const settled = (): void => this.idle.notify();
+    this.instrumentation = currentInstrumentation()?.bus(
+      this.transport.name,
+      () => this.stats(),
+      this.logger,
+    );
     this.factory = new EnvelopeFactory(
       resolved.codec,
       this.origin,
@@ -113,6 +122,7 @@ export class EventBus {
       onHandlerError: resolved.onHandlerError,
       transportName: this.transport.name,
       settled,
+      instrumentation: this.instrumentation,
     });
   }
 
@@ -266,6 +276,17 @@ export class EventBus {
    * anything is sent, for bad names, data, key or headers.
    */
   post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt> {
+    return this.instrumentation
+      ? this.instrumentation.post(source, event, options, o => this.send(source, event, data, o))
+      : this.send(source, event, data, options);
+  }
+
+  private send(
+    source: string,
+    event: string,
+    data: unknown,
+    options: PostOptions | undefined,
+  ): Promise<PostReceipt> {
     let envelope: Envelope;
     try {
       envelope = this.factory.envelope(source, event, data, options);
@@ -370,6 +391,7 @@ export class EventBus {
   /** The transport hands an envelope over. */
   private receive(delivery: Delivery): void {
     this.counters.delivered++;
+    this.instrumentation?.delivered(delivery.envelope);
     this.loopback.arrived(delivery.envelope);
     if (this.machine.state === 'closed') {
       this.dispatcher.drop(delivery, new TransportClosedError('event bus is closed'));
@@ -482,6 +504,7 @@ export class EventBus {
     try {
       await callTransport(() => this.transport.close());
     } finally {
+      this.instrumentation?.close();
       this.machine.setState('closed');
       this.machine.complete();
       this.ready$.complete();

@@ -2,6 +2,7 @@ import type { Transport } from '../interfaces/transport.interface.js';
 import type { IpcTransportOptions } from './ipc/ipc.options.js';
 import type { PgTransportOptions } from './pg/pg-transport.options.js';
 import type { RedisTransportOptions } from './redis/redis.options.js';
+import { autoloadTelemetry } from '../otel/otel.loader.js';
 import { LocalTransport } from './local/local.transport.js';
 
 /** The built-in transports by name. @publicApi */
@@ -37,8 +38,13 @@ type FullSelection = TransportSelection & {
   redis?: RedisTransportOptions;
 };
 
-/** Builds the transport a selection names. */
+/**
+ * Builds the transport a selection names. It also loads the OpenTelemetry
+ * instrumentation when `@opentelemetry/api` is installed (a dynamic import,
+ * during module init), so the bus built next has its hooks.
+ */
 export async function createTransport(options: TransportSelection): Promise<Transport> {
+  await autoloadTelemetry();
   const selection: FullSelection = options;
   const transport = selection.transport ?? 'local';
   if (typeof transport === 'object') return transport;

@@ -5,6 +5,7 @@ import { InvalidMessageException } from '@nestjs/microservices/errors/invalid-me
 import { from, throwError, type Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { TransportClosedError } from '../../common/errors.js';
+import { currentInstrumentation } from '../../common/instrumentation.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { StateChange, StateMachine } from '../../common/state-machine.js';
 import { REPLY_ADDRESS_SEPARATOR } from '../microservice.constants.js';
@@ -15,7 +16,10 @@ import {
   type HeraldMicroserviceEvents,
   type HeraldMicroserviceStatus,
 } from '../microservice.interface.js';
+import type { MessagingInstrumentation } from '../../interfaces/instrumentation.interface.js';
+import { autoloadTelemetry } from '../../otel/otel.loader.js';
 import { resolveHeraldClientOptions } from './herald.options.js';
+import { telemetrySystem } from './pattern.utils.js';
 import {
   connectWithin,
   heraldLifecycle,
@@ -58,6 +62,8 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   private readonly recordOptions = new WeakMap<ReadPacket, { timeoutMs?: number }>();
   private connecting?: Promise<void>;
   private connected = false;
+  /** Producer spans and trace context in packet metadata, when OpenTelemetry is installed (loaded at connect). */
+  private telemetry?: MessagingInstrumentation;
   protected closed = false;
   private closing?: Promise<void>;
   /** The one place the lifecycle state changes (DESIGN.md "State"). */
@@ -120,7 +126,16 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
       if (this.state.is('idle')) this.setStatus('connecting');
       let attempt: Promise<void>;
       try {
-        attempt = this.open();
+        // Telemetry loads beside the connection (a dynamic import), never before it.
+        attempt = Promise.all([
+          this.open(),
+          autoloadTelemetry().then(() => {
+            this.telemetry = currentInstrumentation()?.messaging(
+              telemetrySystem(this.constructor.name),
+              'client',
+            );
+          }),
+        ]).then(noop);
       } catch (error) {
         attempt = Promise.reject(error as Error);
       }
@@ -270,8 +285,13 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
         }, timeoutMs);
         request.timer.unref?.();
       }
-      const serialized = this.serializer.serialize(packet) as unknown;
-      this.sendRequest(route, serialized).catch((error: unknown) => {
+      const send = (metadata: Readonly<Record<string, string>> | undefined): Promise<void> => {
+        if (metadata) packet.metadata = { ...metadata };
+        return this.sendRequest(route, this.serializer.serialize(packet) as unknown);
+      };
+      const telemetry = this.telemetry;
+      const sent = telemetry ? telemetry.send(route, packet.metadata, send) : send(undefined);
+      sent.catch((error: unknown) => {
         if (this.settle(requestId)) callback({ err: error, isDisposed: true });
       });
     } catch (error) {
@@ -287,7 +307,14 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   /** Resolves (to undefined) once the transport took the event; may throw at the call for bad input. */
   protected dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
     const route = this.routeOf(packet.pattern);
-    return this.sendEvent(route, this.serializer.serialize(packet) as unknown) as Promise<T>;
+    const telemetry = this.telemetry;
+    if (!telemetry) {
+      return this.sendEvent(route, this.serializer.serialize(packet) as unknown) as Promise<T>;
+    }
+    return telemetry.send(route, packet.metadata, metadata => {
+      packet.metadata = { ...metadata };
+      return this.sendEvent(route, this.serializer.serialize(packet) as unknown);
+    }) as Promise<T>;
   }
 
   /** Forgets a request; true if it was still waiting. */

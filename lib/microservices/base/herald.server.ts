@@ -9,6 +9,8 @@ import {
 } from '@nestjs/microservices';
 import { isObservable, type Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
+import { currentInstrumentation } from '../../common/instrumentation.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { StateChange, StateMachine } from '../../common/state-machine.js';
 import { WarningLimiter } from '../../common/warning-limiter.js';
@@ -26,7 +28,9 @@ import {
   type CauseRecorder,
   type HeraldLifecycleState,
 } from './herald.state.js';
-import { validatePattern } from './pattern.utils.js';
+import type { MessagingInstrumentation } from '../../interfaces/instrumentation.interface.js';
+import { autoloadTelemetry } from '../../otel/otel.loader.js';
+import { telemetrySystem, validatePattern } from './pattern.utils.js';
 
 /** A request as the server sees it once deserialized. */
 export interface HeraldIncomingPacket extends ReadPacket {
@@ -82,6 +86,8 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
   protected readonly connectionLogger: CauseRecorder;
   /** Warnings repeated per message (e.g. requests nobody can answer): one line per cause per interval. */
   protected readonly warnings: WarningLimiter;
+  /** Consumer spans around handlers, when OpenTelemetry is installed (loaded at listen). */
+  private telemetry?: MessagingInstrumentation;
 
   constructor(options: HeraldServerOptions = {}) {
     super();
@@ -166,7 +172,15 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
       return;
     }
     this.setStatus('connecting');
-    const started = this.start(routes);
+    const started = Promise.all([
+      this.start(routes),
+      autoloadTelemetry().then(() => {
+        this.telemetry = currentInstrumentation()?.messaging(
+          telemetrySystem(this.constructor.name),
+          'server',
+        );
+      }),
+    ]).then(noop);
     if (this.startup === 'degraded') {
       started.catch(error => {
         if (!this.closing) this.reportError(error as Error, 'start failed');
@@ -222,7 +236,9 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
 
   protected reportError(error: Error, what: string): void {
     this.heraldLogger.error(
-      `${this.constructor.name}: ${what}: ${describeError(error)}`,
+      logLine('microservice', 'microservice-server-error', `${what}: ${describeError(error)}`, {
+        server: this.constructor.name,
+      }),
       error.stack,
     );
     this.events.emit('error', error);
@@ -243,7 +259,19 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
    * it ended in an error (the transport then does not acknowledge); without,
    * it is Nest's `handleEvent` (errors logged by Nest after the filters ran).
    */
-  protected async handleHeraldEvent(
+  protected handleHeraldEvent(
+    route: string,
+    packet: HeraldIncomingPacket,
+    context: Context,
+  ): Promise<void> {
+    const telemetry = this.telemetry;
+    if (!telemetry) return this.runHeraldEvent(route, packet, context);
+    return telemetry.process(route, packet.metadata, packet.id, () =>
+      this.runHeraldEvent(route, packet, context),
+    );
+  }
+
+  private async runHeraldEvent(
     route: string,
     packet: HeraldIncomingPacket,
     context: Context,
@@ -255,7 +283,12 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
     const handler = this.getHandlerByPattern(route);
     if (!handler) {
       this.logger.error(
-        `There is no matching event handler defined in the remote service. Event pattern: ${route}`,
+        logLine(
+          'microservice',
+          'microservice-no-event-handler',
+          'There is no matching event handler defined in the remote service',
+          { server: this.constructor.name, pattern: route },
+        ),
       );
       return;
     }
@@ -282,6 +315,19 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
    * handed over (so the transport may acknowledge the request then).
    */
   protected handleHeraldRequest(
+    route: string,
+    packet: HeraldIncomingPacket & { id: string },
+    context: Context,
+    respond: (reply: WritePacket & { id: string }) => Promise<unknown>,
+  ): Promise<void> {
+    const telemetry = this.telemetry;
+    if (!telemetry) return this.runHeraldRequest(route, packet, context, respond);
+    return telemetry.process(route, packet.metadata, packet.id, () =>
+      this.runHeraldRequest(route, packet, context, respond),
+    );
+  }
+
+  private runHeraldRequest(
     route: string,
     packet: HeraldIncomingPacket & { id: string },
     context: Context,

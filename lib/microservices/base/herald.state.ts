@@ -1,4 +1,6 @@
 import type { EventEmitter } from 'node:events';
+import { systemClock } from '../../common/clock.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { StateMachine } from '../../common/state-machine.js';
 import { ConnectTimeoutError } from '../microservice.errors.js';
@@ -86,8 +88,36 @@ export function heraldLifecycle(
 ): HeraldLifecycle {
   const state = heraldStateMachine(owner, logger);
   const connectionLogger = new CauseRecorder(logger);
+  /** When a live connection was lost: recovery logs the downtime. */
+  let lostAt: number | undefined;
+  let connected = false;
   state.status$.subscribe(change => {
     if (change.state === 'idle') return;
+    if (change.state === 'reconnecting' && connected) {
+      connected = false;
+      lostAt = systemClock.now();
+      logger.warn(
+        logLine(
+          'microservice',
+          'microservice-connection-lost',
+          `connection lost: ${change.reason ?? 'unknown'}`,
+          {
+            owner,
+          },
+        ),
+      );
+    } else if (change.state === 'connected') {
+      connected = true;
+      if (lostAt !== undefined) {
+        logger.log(
+          logLine('microservice', 'microservice-connection-recovered', 'connection recovered', {
+            owner,
+            downtimeMs: systemClock.now() - lostAt,
+          }),
+        );
+        lostAt = undefined;
+      }
+    } else if (change.state === 'disconnected') connected = false;
     if (change.state === 'connected') connectionLogger.clear();
     nestStatus.next(change.state);
     events.emit('status', change.state);

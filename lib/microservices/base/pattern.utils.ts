@@ -58,3 +58,14 @@ function checkObject(root: unknown, value: Record<string, unknown>, depth: numbe
     );
   }
 }
+
+/**
+ * The `herald.transport` of a server's or client's spans, from its class
+ * name: `PgNotifyServer` -> `pg-notify`, `RedisStreamsClient` -> `redis-streams`.
+ */
+export function telemetrySystem(className: string): string {
+  return className
+    .replace(/(Server|Client)$/, '')
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .toLowerCase();
+}

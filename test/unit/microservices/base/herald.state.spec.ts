@@ -1,9 +1,12 @@
+import { EventEmitter } from 'node:events';
 import { IllegalStateTransitionError } from '../../../../lib/common/state-machine.js';
 import {
   CauseRecorder,
   connectWithin,
+  heraldLifecycle,
   heraldStateMachine,
 } from '../../../../lib/microservices/base/herald.state.js';
+import { memoryLogger } from '../../../helpers/memory-logger.js';
 import { ConnectTimeoutError } from '../../../../lib/microservices/microservice.errors.js';
 
 const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
@@ -92,5 +95,40 @@ describe('connectWithin', () => {
     await expect(
       connectWithin(Promise.reject(new Error('hub is stopped')), 'C', 1000, recorder),
     ).rejects.toThrow('hub is stopped');
+  });
+});
+
+describe('heraldLifecycle: connection loss and recovery in the log', () => {
+  it('logs a WARN with the reason when a live connection is lost, an INFO with the downtime when it is back', () => {
+    const logger = memoryLogger();
+    const nest: string[] = [];
+    const { state } = heraldLifecycle(
+      'RedisStreamsServer',
+      logger,
+      { next: s => nest.push(s) },
+      new EventEmitter(),
+    );
+    state.setState('connecting');
+    state.setState('reconnecting', 'connect ECONNREFUSED'); // never connected yet: no loss
+    state.setState('connected');
+    state.setState('reconnecting', 'read ECONNRESET');
+    state.setState('reconnecting', 'connect ECONNREFUSED'); // the same outage
+    state.setState('connected');
+    expect(logger.lines).toHaveLength(2);
+    expect(logger.lines[0]).toBe(
+      'warn microservice microservice-connection-lost: connection lost: read ECONNRESET [owner=RedisStreamsServer]',
+    );
+    expect(logger.lines[1]).toMatch(
+      /^microservice microservice-connection-recovered: connection recovered \[owner=RedisStreamsServer downtimeMs=\d+\]$/,
+    );
+    // Nest's status sees every change (a new reason too); the log only the loss and the recovery.
+    expect(nest).toEqual([
+      'connecting',
+      'reconnecting',
+      'connected',
+      'reconnecting',
+      'reconnecting',
+      'connected',
+    ]);
   });
 });
