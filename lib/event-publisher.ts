@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 import type { EventHandler } from './interfaces/envelope.interface.js';
 import type { EventBus, EventBusStats, EventBusStatus } from './bus/event-bus.js';
@@ -8,7 +8,32 @@ import type {
   PostOptions,
   PostReceipt,
 } from './bus/event-bus.options.js';
-import { EVENT_BUS } from './events.constants.js';
+import { splitHandlerArgs, type HandlerOptions } from './bus/event-bus.registry.js';
+import { InvalidEventError } from './common/errors.js';
+import { EVENT_BUS, EVENTS_MODULE_OPTIONS } from './events.constants.js';
+import type { EventsModuleOptions } from './events-module-options.interface.js';
+import { resolvePatternArgs, splitPostName } from './event-names.js';
+import { REQUEST_CONTEXT_HEADER, RequestContexts } from './explorer/request-contexts.js';
+
+/**
+ * What the request of a post is for: with `inheritRequestContextId`,
+ * request-scoped handlers of this process run in its DI context.
+ * @publicApi
+ */
+export interface RequestPostOption {
+  /**
+   * The request this post is made for (`@Req()`, or `@Inject(REQUEST)`):
+   * with `EventsModule.forRoot({ inheritRequestContextId: true })`, this
+   * process's request-scoped handlers of the event run in its DI context
+   * (other processes' in their own). Refused without that option.
+   */
+  request?: object;
+}
+
+/** Options of `EventPublisher.post`. @publicApi */
+export type PublishOptions = PostOptions & RequestPostOption;
+/** Options of `EventPublisher.postLocal`. @publicApi */
+export type LocalPublishOptions = LocalPostOptions & RequestPostOption;
 
 /**
  * The app's door to its bus: inject it anywhere `EventsModule` is visible.
@@ -19,7 +44,17 @@ import { EVENT_BUS } from './events.constants.js';
  */
 @Injectable()
 export class EventPublisher {
-  constructor(@Inject(EVENT_BUS) private readonly bus: EventBus) {}
+  private readonly delimiter?: string;
+  private readonly inheritRequestContextId: boolean;
+
+  constructor(
+    @Inject(EVENT_BUS) private readonly bus: EventBus,
+    @Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions,
+    @Optional() private readonly requests?: RequestContexts,
+  ) {
+    this.delimiter = options?.delimiter;
+    this.inheritRequestContextId = options?.inheritRequestContextId === true;
+  }
 
   /**
    * Posts to every process the transport reaches, this one included (its own
@@ -27,8 +62,31 @@ export class EventPublisher {
    * Resolves to `{ id }` once the transport accepted the event; rejects with
    * a typed error, before anything is sent, for bad names, data, key or
    * headers. Posts made before the app is ready wait in a bounded buffer.
+   *
+   * With `EventsModule.forRoot({ delimiter: '.' })` also
+   * `post('orders.created', data?, options?)`.
    */
-  post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt> {
+  post(
+    source: string,
+    event: string,
+    data?: unknown,
+    options?: PublishOptions,
+  ): Promise<PostReceipt>;
+  post(name: string, data?: unknown, options?: PublishOptions): Promise<PostReceipt>;
+  post(
+    source: string,
+    event?: unknown,
+    data?: unknown,
+    options?: PublishOptions,
+  ): Promise<PostReceipt> {
+    if (typeof event !== 'string' || this.delimiter !== undefined || options?.request) {
+      try {
+        const args = this.named(source, event, data, options);
+        return this.bus.post(args.source, args.event, args.data, this.withRequest(args.options));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return this.bus.post(source, event, data, options);
   }
 
@@ -47,21 +105,81 @@ export class EventPublisher {
     source: string,
     event: string,
     data: unknown,
-    options: LocalPostOptions & { wait: true },
+    options: LocalPublishOptions & { wait: true },
   ): Promise<HandlerOutcome[]>;
   postLocal(
     source: string,
     event: string,
     data?: unknown,
-    options?: LocalPostOptions,
+    options?: LocalPublishOptions,
+  ): void | Promise<HandlerOutcome[]>;
+  /** With `EventsModule.forRoot({ delimiter: '.' })`: `postLocal('orders.created', data?, options?)`. */
+  postLocal(
+    name: string,
+    data: unknown,
+    options: LocalPublishOptions & { wait: true },
+  ): Promise<HandlerOutcome[]>;
+  postLocal(
+    name: string,
+    data?: unknown,
+    options?: LocalPublishOptions,
   ): void | Promise<HandlerOutcome[]>;
   postLocal(
     source: string,
-    event: string,
+    event?: unknown,
     data?: unknown,
-    options?: LocalPostOptions,
+    options?: LocalPublishOptions,
   ): void | Promise<HandlerOutcome[]> {
+    if (typeof event !== 'string' || this.delimiter !== undefined || options?.request) {
+      const args = this.named(source, event, data, options);
+      return this.bus.postLocal(args.source, args.event, args.data, this.withRequest(args.options));
+    }
     return this.bus.postLocal(source, event, data, options);
+  }
+
+  /**
+   * `(source, event, data, options)` from either form: with a delimiter, a
+   * first argument containing it is `'source.event'` and the rest shift.
+   */
+  private named<O>(
+    first: string,
+    second: unknown,
+    third: unknown,
+    fourth: O | undefined,
+  ): { source: string; event: string; data: unknown; options: O | undefined } {
+    const { delimiter } = this;
+    if (delimiter !== undefined && typeof first === 'string' && first.includes(delimiter)) {
+      const [source, event] = splitPostName(first, delimiter);
+      return { source, event, data: second, options: third as O | undefined };
+    }
+    if (typeof second !== 'string' && typeof first === 'string' && first.includes('.')) {
+      throw new InvalidEventError(
+        `event must be a non-empty string: to post event-emitter-style names such as '${first}', set EventsModule.forRoot({ delimiter: '.' }), or post('${first.split('.')[0]}', '${first.split('.').slice(1).join('.')}', data)`,
+      );
+    }
+    return { source: first, event: second as string, data: third, options: fourth };
+  }
+
+  /** The options with `request` turned into the header that carries it to this process's scoped handlers. */
+  private withRequest<O extends RequestPostOption & { headers?: Readonly<Record<string, string>> }>(
+    options: O | undefined,
+  ): Omit<O, 'request'> | undefined {
+    if (options?.request === undefined) return options;
+    const { request, ...rest } = options;
+    if (!this.inheritRequestContextId || !this.requests) {
+      throw new InvalidEventError(
+        'request: set EventsModule.forRoot({ inheritRequestContextId: true }) to run request-scoped handlers in the DI context of the request that posted',
+      );
+    }
+    if (request === null || typeof request !== 'object') {
+      throw new InvalidEventError(
+        'request must be the request object (@Req() or @Inject(REQUEST))',
+      );
+    }
+    return {
+      ...rest,
+      headers: { ...rest.headers, [REQUEST_CONTEXT_HEADER]: this.requests.attach(request) },
+    };
   }
 
   /**
@@ -76,16 +194,45 @@ export class EventPublisher {
   }
 
   /**
-   * Adds a handler by hand, like `@OnEvent(source?, ...events)`.
+   * Adds a handler by hand, like `@OnEvent(source?, ...events, options?)`
+   * (options: `{ prepend, timeoutMs }`; with a delimiter, dotted names).
+   * Throws `InvalidOptionsError` for a pattern that can never match.
    * @returns a disposer that removes exactly these patterns.
    */
-  register(handler: EventHandler, source?: string, ...events: string[]): () => boolean {
-    return this.bus.register(handler, source, ...events);
+  register(
+    handler: EventHandler,
+    source?: string,
+    ...events: (string | HandlerOptions)[]
+  ): () => boolean {
+    const split = splitHandlerArgs(events);
+    const where = `register(${handler?.name || 'handler'})`;
+    const patterns = resolvePatternArgs(where, source, split.events, this.delimiter);
+    const disposers = patterns.map(pattern =>
+      split.options === undefined
+        ? this.bus.register(handler, pattern.source, ...pattern.events)
+        : this.bus.register(
+            handler,
+            pattern.source,
+            ...pattern.events,
+            split.options as HandlerOptions,
+          ),
+    );
+    if (disposers.length === 1) return disposers[0];
+    return () => disposers.map(dispose => dispose()).some(Boolean);
   }
 
   /** Removes a handler's patterns (all of them with no source). @returns true if something was removed. */
   unregister(handler: EventHandler, source?: string, ...events: string[]): boolean {
-    return this.bus.unregister(handler, source, ...events);
+    if (source === undefined || this.delimiter === undefined) {
+      return this.bus.unregister(handler, source, ...events);
+    }
+    return resolvePatternArgs('unregister', source, events, this.delimiter)
+      .map(pattern =>
+        pattern.source === undefined
+          ? this.bus.unregister(handler, '*', '*')
+          : this.bus.unregister(handler, pattern.source, ...pattern.events),
+      )
+      .some(Boolean);
   }
 
   /**

@@ -1,5 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { optionsObject, positiveNumberOption } from './common/options.validation.js';
+import {
+  booleanOption,
+  invalidOption,
+  optionsObject,
+  positiveNumberOption,
+} from './common/options.validation.js';
 import {
   EVENT_BUS_OPTION_KEYS,
   resolveEventBusSettings,
@@ -22,6 +27,8 @@ export const EVENTS_MODULE_OPTION_KEYS: readonly string[] = [
   'redis',
   ...EVENT_BUS_OPTION_KEYS.filter(key => key !== 'transport'),
   'shutdownTimeoutMs',
+  'delimiter',
+  'inheritRequestContextId',
 ];
 
 /** {@link EventsModuleOptions} checked, with the module's own defaults applied. */
@@ -31,6 +38,8 @@ export interface ResolvedEventsModuleOptions {
   /** The bus's options but its transport. */
   readonly bus: Omit<ResolvedEventBusOptions, 'transport'>;
   readonly shutdownTimeoutMs: number;
+  readonly delimiter?: string;
+  readonly inheritRequestContextId: boolean;
 }
 
 /**
@@ -59,5 +68,20 @@ export function resolveEventsModuleOptions(
       given.shutdownTimeoutMs,
       10_000,
     ),
+    delimiter: delimiterOption(given.delimiter),
+    inheritRequestContextId: booleanOption(
+      SCOPE,
+      'inheritRequestContextId',
+      given.inheritRequestContextId,
+      false,
+    ),
   };
+}
+
+function delimiterOption(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '' || value.includes('*')) {
+    invalidOption(SCOPE, 'delimiter', "a non-empty string without '*' (e.g. '.')", value);
+  }
+  return value;
 }

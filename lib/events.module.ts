@@ -19,6 +19,8 @@ import { StateMachine } from './common/state-machine.js';
 import { EventPublisher } from './event-publisher.js';
 import { EVENTS_MODULE_OPTIONS, EVENT_BUS } from './events.constants.js';
 import { EventsExplorer } from './explorer/events.explorer.js';
+import { HeraldLazyModuleLoader } from './explorer/herald-lazy-module.loader.js';
+import { RequestContexts } from './explorer/request-contexts.js';
 import type { EventsModuleExtras, EventsModuleOptions } from './events-module-options.interface.js';
 import { createTransport } from './transports/create-transport.js';
 import { resolveEventsModuleOptions } from './events-module.options.js';
@@ -109,8 +111,8 @@ const busProvider: Provider = {
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [busProvider, EventPublisher, EventsExplorer],
-  exports: [EventPublisher, EVENT_BUS, EVENTS_MODULE_OPTIONS],
+  providers: [busProvider, EventPublisher, EventsExplorer, RequestContexts, HeraldLazyModuleLoader],
+  exports: [EventPublisher, EVENT_BUS, EVENTS_MODULE_OPTIONS, HeraldLazyModuleLoader],
 })
 export class EventsModule
   extends ConfigurableModuleClass
