@@ -15,6 +15,7 @@ import { InvalidOptionsError } from './common/errors.js';
 import { EventBus } from './bus/event-bus.js';
 import type { HeraldLogger } from './common/logger.js';
 import { describeError } from './common/describe-error.js';
+import { logLine } from './common/log-line.js';
 import { StateMachine } from './common/state-machine.js';
 import { EventPublisher } from './event-publisher.js';
 import { EVENTS_MODULE_OPTIONS, EVENT_BUS } from './events.constants.js';
@@ -182,12 +183,19 @@ export class EventsModule
       // drain ends when what was accepted has run.
       this.bus.beginDrain();
       await this.bus.stopIntake().catch((error: unknown) => {
-        this.logger.error(`failed to stop intake: ${describeError(error)}`);
+        this.logger.error(
+          logLine('bus', 'module-stop-intake-failed', `failed to stop intake: ${describeError(error)}`),
+        );
       });
       const drained = await this.bus.drain(this.shutdownTimeoutMs);
       if (!drained) {
         this.logger.warn(
-          `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${this.bus.busyReport()}`,
+          logLine(
+            'bus',
+            'module-shutdown-timeout',
+            `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${this.bus.busyReport()}`,
+            { timeoutMs: this.shutdownTimeoutMs },
+          ),
         );
       }
       this.explorer.unregisterAll();

@@ -10,8 +10,13 @@ import type { HeraldEvent } from '../interfaces/envelope.interface.js';
 /** What `expectPosted` matches data with. @publicApi */
 export type EventMatcher<T = unknown> = ((data: T, event: HeraldEvent<T>) => boolean) | DataPattern;
 
-/** A value matched as a deep subset: objects by their listed keys, arrays element by element. @publicApi */
-export type DataPattern = unknown;
+/**
+ * A value matched as a deep subset: objects by their listed keys, arrays
+ * element by element, anything else by `Object.is`; an asymmetric matcher
+ * (an object with `asymmetricMatch`) by itself.
+ * @publicApi
+ */
+export type DataPattern = object | string | number | boolean | bigint | null;
 
 interface Asymmetric {
   asymmetricMatch(value: unknown): boolean;
