@@ -9,6 +9,19 @@ import type {
   PostReceipt,
 } from './bus/event-bus.options.js';
 import { splitHandlerArgs, type HandlerOptions } from './bus/event-bus.registry.js';
+import type {
+  CatalogHandler,
+  DataArgs,
+  DataOf,
+  EventOf,
+  EventPattern,
+  IsUntyped,
+  JsonCatalog,
+  PatternData,
+  SourceOf,
+  SourcePattern,
+  UntypedEvents,
+} from './interfaces/event-catalog.interface.js';
 import { InvalidEventError } from './common/errors.js';
 import { EVENT_BUS, EVENTS_MODULE_OPTIONS } from './events.constants.js';
 import type { EventsModuleOptions } from './events-module-options.interface.js';
@@ -43,7 +56,7 @@ export type LocalPublishOptions = LocalPostOptions & RequestPostOption;
  * @publicApi
  */
 @Injectable()
-export class EventPublisher {
+export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
   private readonly delimiter?: string;
   private readonly inheritRequestContextId: boolean;
 
@@ -66,13 +79,16 @@ export class EventPublisher {
    * With `EventsModule.forRoot({ delimiter: '.' })` also
    * `post('orders.created', data?, options?)`.
    */
+  post<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    ...rest: DataArgs<DataOf<C, S, E>, PublishOptions>
+  ): Promise<PostReceipt>;
   post(
-    source: string,
-    event: string,
+    name: IsUntyped<C> extends true ? string : never,
     data?: unknown,
     options?: PublishOptions,
   ): Promise<PostReceipt>;
-  post(name: string, data?: unknown, options?: PublishOptions): Promise<PostReceipt>;
   post(
     source: string,
     event?: unknown,
@@ -100,27 +116,30 @@ export class EventPublisher {
    * order) once all settled; with `rejectOnError: true` it rejects with an
    * `AggregateError` of the handlers' errors when any failed.
    */
-  postLocal(source: string, event: string, data?: unknown): void;
-  postLocal(
-    source: string,
-    event: string,
-    data: unknown,
+  postLocal<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    ...rest: DataArgs<DataOf<C, S, E>, LocalPublishOptions & { wait?: false }>
+  ): void;
+  postLocal<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    data: DataOf<C, S, E>,
     options: LocalPublishOptions & { wait: true },
   ): Promise<HandlerOutcome[]>;
-  postLocal(
-    source: string,
-    event: string,
-    data?: unknown,
-    options?: LocalPublishOptions,
+  postLocal<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    ...rest: DataArgs<DataOf<C, S, E>, LocalPublishOptions>
   ): void | Promise<HandlerOutcome[]>;
-  /** With `EventsModule.forRoot({ delimiter: '.' })`: `postLocal('orders.created', data?, options?)`. */
+  /** With `EventsModule.forRoot({ delimiter: '.' })`: `postLocal('orders.created', data?, options?)` (untyped publishers). */
   postLocal(
-    name: string,
+    name: IsUntyped<C> extends true ? string : never,
     data: unknown,
     options: LocalPublishOptions & { wait: true },
   ): Promise<HandlerOutcome[]>;
   postLocal(
-    name: string,
+    name: IsUntyped<C> extends true ? string : never,
     data?: unknown,
     options?: LocalPublishOptions,
   ): void | Promise<HandlerOutcome[]>;
@@ -199,11 +218,23 @@ export class EventPublisher {
    * Throws `InvalidOptionsError` for a pattern that can never match.
    * @returns a disposer that removes exactly these patterns.
    */
+  register(handler: CatalogHandler<PatternData<C, undefined, []>>): () => boolean;
+  register<const S extends SourcePattern<C>, const E extends readonly EventPattern<C, S>[]>(
+    handler: CatalogHandler<PatternData<C, S, E>>,
+    source: S,
+    ...events: E
+  ): () => boolean;
+  register<const S extends SourcePattern<C>, const E extends readonly EventPattern<C, S>[]>(
+    handler: CatalogHandler<PatternData<C, S, E>>,
+    source: S,
+    ...eventsAndOptions: [...E, HandlerOptions]
+  ): () => boolean;
   register(
-    handler: EventHandler,
+    typedHandler: (...args: never[]) => unknown,
     source?: string,
     ...events: (string | HandlerOptions)[]
   ): () => boolean {
+    const handler = typedHandler as EventHandler;
     const split = splitHandlerArgs(events);
     const where = `register(${handler?.name || 'handler'})`;
     const patterns = resolvePatternArgs(where, source, split.events, this.delimiter);

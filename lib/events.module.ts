@@ -184,7 +184,11 @@ export class EventsModule
       this.bus.beginDrain();
       await this.bus.stopIntake().catch((error: unknown) => {
         this.logger.error(
-          logLine('bus', 'module-stop-intake-failed', `failed to stop intake: ${describeError(error)}`),
+          logLine(
+            'bus',
+            'module-stop-intake-failed',
+            `failed to stop intake: ${describeError(error)}`,
+          ),
         );
       });
       const drained = await this.bus.drain(this.shutdownTimeoutMs);

@@ -58,6 +58,13 @@ export {
   HERALD_CONTEXT_TYPE,
 } from './events.constants.js';
 export * from './decorators/index.js';
+export {
+  typedOnEvent,
+  type TypedHandlerDecorator,
+  type TypedOnEvent,
+} from './decorators/typed-on-event.decorator.js';
+export type * from './interfaces/event-catalog.interface.js';
+export type * from './interfaces/standard-schema.interface.js';
 export type { EventsModuleOptions, EventsModuleExtras } from './events-module-options.interface.js';
 export type { OnEventMetadata, OnEventOptions } from './decorators/on-event-metadata.interface.js';
 export * from './transports/ipc/index.js';
