@@ -27,6 +27,7 @@ import { EVENT_BUS, EVENTS_MODULE_OPTIONS } from './events.constants.js';
 import type { EventsModuleOptions } from './events-module-options.interface.js';
 import { resolvePatternArgs, splitPostName } from './event-names.js';
 import { REQUEST_CONTEXT_HEADER, RequestContexts } from './explorer/request-contexts.js';
+import { EventValidator } from './explorer/event-validator.js';
 
 /**
  * What the request of a post is for: with `inheritRequestContextId`,
@@ -64,10 +65,15 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     @Inject(EVENT_BUS) private readonly bus: EventBus,
     @Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions,
     @Optional() private readonly requests?: RequestContexts,
+    @Optional() private readonly validator?: EventValidator,
   ) {
     this.delimiter = options?.delimiter;
     this.inheritRequestContextId = options?.inheritRequestContextId === true;
+    this.plain = this.delimiter === undefined && validator?.schemas === undefined;
   }
+
+  /** No delimiter, no schemas: `post`/`postLocal` go straight to the bus. */
+  private readonly plain: boolean;
 
   /**
    * Posts to every process the transport reaches, this one included (its own
@@ -95,9 +101,19 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     data?: unknown,
     options?: PublishOptions,
   ): Promise<PostReceipt> {
-    if (typeof event !== 'string' || this.delimiter !== undefined || options?.request) {
+    if (typeof event !== 'string' || !this.plain || options?.request) {
       try {
         const args = this.named(source, event, data, options);
+        const { validator } = this;
+        if (validator?.has(args.source, args.event)) {
+          // Validated before anything is sent; the data goes out as given
+          // (the schema's input): every receiver validates it on arrival.
+          return validator
+            .validate(args.source, args.event, args.data)
+            .then(() =>
+              this.bus.post(args.source, args.event, args.data, this.withRequest(args.options)),
+            );
+        }
         return this.bus.post(args.source, args.event, args.data, this.withRequest(args.options));
       } catch (error) {
         return Promise.reject(error);
@@ -149,7 +165,7 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     data?: unknown,
     options?: LocalPublishOptions,
   ): void | Promise<HandlerOutcome[]> {
-    if (typeof event !== 'string' || this.delimiter !== undefined || options?.request) {
+    if (typeof event !== 'string' || !this.plain || options?.request) {
       const args = this.named(source, event, data, options);
       return this.bus.postLocal(args.source, args.event, args.data, this.withRequest(args.options));
     }
@@ -234,7 +250,9 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     source?: string,
     ...events: (string | HandlerOptions)[]
   ): () => boolean {
-    const handler = typedHandler as EventHandler;
+    const given = typedHandler as EventHandler;
+    // With schemas, events are validated before the handler runs.
+    const handler = this.validator ? this.validator.wrap(given) : given;
     const split = splitHandlerArgs(events);
     const where = `register(${handler?.name || 'handler'})`;
     const patterns = resolvePatternArgs(where, source, split.events, this.delimiter);
@@ -253,7 +271,8 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
   }
 
   /** Removes a handler's patterns (all of them with no source). @returns true if something was removed. */
-  unregister(handler: EventHandler, source?: string, ...events: string[]): boolean {
+  unregister(given: EventHandler, source?: string, ...events: string[]): boolean {
+    const handler = this.validator ? this.validator.wrapperOf(given) : given;
     if (source === undefined || this.delimiter === undefined) {
       return this.bus.unregister(handler, source, ...events);
     }
