@@ -127,7 +127,7 @@ export type D = EventPublisher<WithFunction>;
 export type Fine = EventPublisher<{ a: { b: { at: string; n: number[]; o?: { x: null } } } }>;
 
 // Catalogs from schemas: post takes the input type, handlers get the output type.
-const schemas = {
+export const schemas = {
   users: {
     signedUp: z.object({ email: z.string().email(), age: z.coerce.number() }),
     deleted: v.object({ id: v.pipe(v.string(), v.transform(Number)) }),
