@@ -119,6 +119,8 @@ async function main() {
       'ioredis',
       'typescript',
       '@types/node',
+      'zod',
+      'valibot',
     ],
     tarball,
   );
