@@ -1,7 +1,7 @@
 // Issue 17 point 3: inheritRequestContextId, over real HTTP (express), with
 // request-scoped providers on both sides.
 import { Controller, Get, Inject, Injectable, Module, Req, Scope } from '@nestjs/common';
-import { NestFactory, REQUEST } from '@nestjs/core';
+import { ContextIdFactory, NestFactory, REQUEST, type ContextId } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import {
   EventPublisher,
@@ -170,5 +170,42 @@ describe('inheritRequestContextId over HTTP', () => {
     const refused = await get(`${url}/static/refused`);
     expect(refused.refused).toBe(true);
     expect(refused.message).toContain('inheritRequestContextId: true');
+  });
+});
+
+describe('inheritRequestContextId and a ContextIdStrategy', () => {
+  afterEach(() => {
+    heard.splice(0);
+    // Back to no strategy (ContextIdFactory.apply has no way to remove one).
+    (ContextIdFactory as unknown as { strategy?: unknown }).strategy = undefined;
+  });
+
+  it('hands the posted request to the strategy, as event-emitter does', async () => {
+    const attached: unknown[] = [];
+    ContextIdFactory.apply({
+      attach: (contextId: ContextId, request: unknown) => {
+        attached.push(request);
+        return () => contextId;
+      },
+    });
+    @Module({
+      imports: [EventsModule.forRoot({ logger: silentLogger, inheritRequestContextId: true })],
+      providers: [RequestState, Listener],
+    })
+    class StrategyModule {}
+    const app = await NestFactory.createApplicationContext(StrategyModule, { logger: false });
+    try {
+      const request = { url: '/from-a-queue' };
+      lastRequest = request;
+      await app
+        .get(EventPublisher)
+        .postLocal('orders', 'created', { via: 'strategy' }, { request, wait: true });
+      expect(attached).toEqual([request]);
+      expect(heard).toEqual([
+        { via: 'strategy', state: expect.any(Number), sameRequest: true, url: '/from-a-queue' },
+      ]);
+    } finally {
+      await app.close();
+    }
   });
 });
