@@ -294,9 +294,13 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     return this.bus.status$;
   }
 
-  /** The bus's counters and gauges, with the transport's under `transport`. */
-  stats(): EventBusStats {
-    return this.bus.stats();
+  /**
+   * The bus's counters and gauges, with the transport's under `transport`;
+   * with `schemas`, `invalid`: events refused by their schema on arrival.
+   */
+  stats(): EventBusStats & { readonly invalid?: number } {
+    const stats = this.bus.stats();
+    return this.validator?.schemas ? { ...stats, invalid: this.validator.refused } : stats;
   }
 
   /**

@@ -1,4 +1,6 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { logLine } from '../common/log-line.js';
+import { WarningLimiter } from '../common/warning-limiter.js';
 import { InvalidEventError } from '../common/errors.js';
 import { invalidOption } from '../common/options.validation.js';
 import { EVENTS_MODULE_OPTIONS } from '../events.constants.js';
@@ -18,13 +20,25 @@ import type {
  */
 export class EventValidationError extends InvalidEventError {
   readonly path: string;
+  /**
+   * `withMessages: false` (events arriving, whose errors the bus logs) keeps
+   * the schema's messages, which may quote the data, out of the message:
+   * only the paths; `issues` still has everything.
+   */
   constructor(
     readonly source: string,
     readonly event: string,
     readonly issues: readonly StandardSchemaIssue[],
+    withMessages = true,
   ) {
-    const described = issues.map(issue => `${pathOf(issue)}: ${issue.message}`);
-    super(`${source}/${event} data is invalid: ${described.join('; ')}`);
+    const described = issues.map(issue =>
+      withMessages ? `${pathOf(issue)}: ${issue.message}` : pathOf(issue),
+    );
+    super(
+      withMessages
+        ? `${source}/${event} data is invalid: ${described.join('; ')}`
+        : `${source}/${event} data is invalid at ${described.join(', ')} (messages in error.issues)`,
+    );
     this.path = issues.length > 0 ? pathOf(issues[0]) : 'data';
   }
 }
@@ -87,8 +101,13 @@ export class EventValidator {
   /** The wrapper of each handler given to `register`, for `unregister`. */
   private readonly wrappers = new WeakMap<EventHandler, EventHandler>();
 
+  /** Events refused on arrival (each counted once, however many handlers it had). */
+  refused = 0;
+  private readonly warnings: WarningLimiter;
+
   constructor(@Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions) {
     this.schemas = resolveSchemas('EventsModule', options?.schemas);
+    this.warnings = new WarningLimiter(options?.logger ?? new Logger('Herald'));
   }
 
   private schemaOf(source: string, event: string): StandardSchemaV1 | undefined {
@@ -105,11 +124,11 @@ export class EventValidator {
   }
 
   /** Validates `data`; resolves to the schema's output, rejects with {@link EventValidationError}. */
-  async validate(source: string, event: string, data: unknown): Promise<unknown> {
+  async validate(source: string, event: string, data: unknown, arriving = false): Promise<unknown> {
     const schema = this.schemaOf(source, event);
     if (!schema) return data;
     const result: StandardSchemaResult<unknown> = await schema['~standard'].validate(data);
-    if (result.issues) throw new EventValidationError(source, event, result.issues);
+    if (result.issues) throw new EventValidationError(source, event, result.issues, !arriving);
     return result.value;
   }
 
@@ -125,8 +144,29 @@ export class EventValidator {
         let checked = this.validated.get(event);
         if (!checked) {
           // One event object for all its handlers: scoped ones share one DI context per event.
-          checked = this.validate(event.source, event.event, data).then(value =>
-            Object.is(value, event.data) ? event : { ...event, data: value },
+          checked = this.validate(event.source, event.event, data, true).then(
+            value => (Object.is(value, event.data) ? event : { ...event, data: value }),
+            (error: unknown) => {
+              this.refused++;
+              const path = error instanceof EventValidationError ? error.path : undefined;
+              this.warnings.warn(
+                `invalid:${event.source}/${event.event}`,
+                logLine(
+                  'bus',
+                  'event-invalid',
+                  'event refused by its schema before any handler ran; its handlers fail with EventValidationError and it is nacked',
+                  {
+                    source: event.source,
+                    event: event.event,
+                    id: event.id,
+                    origin: event.origin,
+                    attempt: event.attempt,
+                    path,
+                  },
+                ),
+              );
+              throw error;
+            },
           );
           this.validated.set(event, checked);
         }

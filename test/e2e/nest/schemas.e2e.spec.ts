@@ -49,9 +49,16 @@ class Handlers {
   }
 }
 
+const logged: string[] = [];
+const logger = {
+  log: () => undefined,
+  warn: (message: string) => void logged.push(message),
+  error: (message: string) => void logged.push(message),
+};
+
 async function compile() {
   const moduleRef = await Test.createTestingModule({
-    imports: [EventsTestingModule.forRoot({ logger: silentLogger, schemas })],
+    imports: [EventsTestingModule.forRoot({ logger, schemas })],
     providers: [Handlers],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
@@ -116,15 +123,29 @@ describe('schemas', () => {
     expect((settled as { error: unknown }).error).toBeInstanceOf(EventValidationError);
     expect(handlers.got).toEqual([]);
     expect(events.stats().failed).toBe(1);
+    expect(events.stats().invalid).toBe(1);
+    expect(
+      logged.some(line =>
+        /^bus event-invalid: .*\[source=orders event=created id=\S+ origin=remote-test attempt=1 path=data\.orderId\]$/.test(
+          line,
+        ),
+      ),
+    ).toBe(true);
+    // valibot quotes the value in its messages: they stay in error.issues, out of the logs.
+    await kit.deliver('orders', 'paid', { orderId: 'secret-id', amount: '1' });
+    expect(logged.join('\n')).not.toContain('secret');
+    expect(logged.join('\n')).toContain('orders/paid data is invalid at data.orderId');
     const ok = await kit.deliver('orders', 'created', { orderId: 3, lines: [] });
     expect(ok).toEqual({ outcome: 'ack' });
     expect(handlers.got).toEqual([{ orderId: 3, lines: [] }]);
+    handlers.got.splice(0);
     // A handler registered by hand is validated too, and unregisters by itself.
     const seen: unknown[] = [];
     const handler = (data: unknown): void => void seen.push(data);
     events.register(handler, 'orders', 'paid');
     await kit.deliver('orders', 'paid', { orderId: 4, amount: '2' });
     expect(seen).toEqual([{ orderId: 4, amount: 2 }]);
+    expect(handlers.got).toEqual([{ orderId: 4, amount: 2 }]);
     expect(events.unregister(handler)).toBe(true);
     await app.close();
   });
