@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 import type { EventHandler } from './interfaces/envelope.interface.js';
 import type { EventBus, EventBusStats, EventBusStatus } from './bus/event-bus.js';
@@ -8,7 +8,46 @@ import type {
   PostOptions,
   PostReceipt,
 } from './bus/event-bus.options.js';
-import { EVENT_BUS } from './events.constants.js';
+import { splitHandlerArgs, type HandlerOptions } from './bus/event-bus.registry.js';
+import type {
+  CatalogHandler,
+  DataArgs,
+  DataOf,
+  EventOf,
+  EventPattern,
+  IsUntyped,
+  JsonCatalog,
+  PatternData,
+  SourceOf,
+  SourcePattern,
+  UntypedEvents,
+} from './interfaces/event-catalog.interface.js';
+import { InvalidEventError } from './common/errors.js';
+import { EVENT_BUS, EVENTS_MODULE_OPTIONS } from './events.constants.js';
+import type { EventsModuleOptions } from './events-module-options.interface.js';
+import { resolvePatternArgs, splitPostName } from './event-names.js';
+import { REQUEST_CONTEXT_HEADER, RequestContexts } from './explorer/request-contexts.js';
+import { EventValidator } from './explorer/event-validator.js';
+
+/**
+ * What the request of a post is for: with `inheritRequestContextId`,
+ * request-scoped handlers of this process run in its DI context.
+ * @publicApi
+ */
+export interface RequestPostOption {
+  /**
+   * The request this post is made for (`@Req()`, or `@Inject(REQUEST)`):
+   * with `EventsModule.forRoot({ inheritRequestContextId: true })`, this
+   * process's request-scoped handlers of the event run in its DI context
+   * (other processes' in their own). Refused without that option.
+   */
+  request?: object;
+}
+
+/** Options of `EventPublisher.post`. @publicApi */
+export type PublishOptions = PostOptions & RequestPostOption;
+/** Options of `EventPublisher.postLocal`. @publicApi */
+export type LocalPublishOptions = LocalPostOptions & RequestPostOption;
 
 /**
  * The app's door to its bus: inject it anywhere `EventsModule` is visible.
@@ -18,8 +57,23 @@ import { EVENT_BUS } from './events.constants.js';
  * @publicApi
  */
 @Injectable()
-export class EventPublisher {
-  constructor(@Inject(EVENT_BUS) private readonly bus: EventBus) {}
+export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
+  private readonly delimiter?: string;
+  private readonly inheritRequestContextId: boolean;
+
+  constructor(
+    @Inject(EVENT_BUS) private readonly bus: EventBus,
+    @Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions,
+    @Optional() private readonly requests?: RequestContexts,
+    @Optional() private readonly validator?: EventValidator,
+  ) {
+    this.delimiter = options?.delimiter;
+    this.inheritRequestContextId = options?.inheritRequestContextId === true;
+    this.plain = this.delimiter === undefined && validator?.schemas === undefined;
+  }
+
+  /** No delimiter, no schemas: `post`/`postLocal` go straight to the bus. */
+  private readonly plain: boolean;
 
   /**
    * Posts to every process the transport reaches, this one included (its own
@@ -27,8 +81,44 @@ export class EventPublisher {
    * Resolves to `{ id }` once the transport accepted the event; rejects with
    * a typed error, before anything is sent, for bad names, data, key or
    * headers. Posts made before the app is ready wait in a bounded buffer.
+   *
+   * With `EventsModule.forRoot({ delimiter: '.' })` also
+   * `post('orders.created', data?, options?)`.
    */
-  post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt> {
+  post<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    ...rest: DataArgs<DataOf<C, S, E>, PublishOptions>
+  ): Promise<PostReceipt>;
+  post(
+    name: IsUntyped<C> extends true ? string : never,
+    data?: unknown,
+    options?: PublishOptions,
+  ): Promise<PostReceipt>;
+  post(
+    source: string,
+    event?: unknown,
+    data?: unknown,
+    options?: PublishOptions,
+  ): Promise<PostReceipt> {
+    if (typeof event !== 'string' || !this.plain || options?.request) {
+      try {
+        const args = this.named(source, event, data, options);
+        const { validator } = this;
+        if (validator?.has(args.source, args.event)) {
+          // Validated before anything is sent; the data goes out as given
+          // (the schema's input): every receiver validates it on arrival.
+          return validator
+            .validate(args.source, args.event, args.data)
+            .then(() =>
+              this.bus.post(args.source, args.event, args.data, this.withRequest(args.options)),
+            );
+        }
+        return this.bus.post(args.source, args.event, args.data, this.withRequest(args.options));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return this.bus.post(source, event, data, options);
   }
 
@@ -42,26 +132,89 @@ export class EventPublisher {
    * order) once all settled; with `rejectOnError: true` it rejects with an
    * `AggregateError` of the handlers' errors when any failed.
    */
-  postLocal(source: string, event: string, data?: unknown): void;
+  postLocal<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    ...rest: DataArgs<DataOf<C, S, E>, LocalPublishOptions & { wait?: false }>
+  ): void;
+  postLocal<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    data: DataOf<C, S, E>,
+    options: LocalPublishOptions & { wait: true },
+  ): Promise<HandlerOutcome[]>;
+  postLocal<S extends SourceOf<C>, E extends EventOf<C, S>>(
+    source: S,
+    event: E,
+    ...rest: DataArgs<DataOf<C, S, E>, LocalPublishOptions>
+  ): void | Promise<HandlerOutcome[]>;
+  /** With `EventsModule.forRoot({ delimiter: '.' })`: `postLocal('orders.created', data?, options?)` (untyped publishers). */
   postLocal(
-    source: string,
-    event: string,
+    name: IsUntyped<C> extends true ? string : never,
     data: unknown,
-    options: LocalPostOptions & { wait: true },
+    options: LocalPublishOptions & { wait: true },
   ): Promise<HandlerOutcome[]>;
   postLocal(
-    source: string,
-    event: string,
+    name: IsUntyped<C> extends true ? string : never,
     data?: unknown,
-    options?: LocalPostOptions,
+    options?: LocalPublishOptions,
   ): void | Promise<HandlerOutcome[]>;
   postLocal(
     source: string,
-    event: string,
+    event?: unknown,
     data?: unknown,
-    options?: LocalPostOptions,
+    options?: LocalPublishOptions,
   ): void | Promise<HandlerOutcome[]> {
+    if (typeof event !== 'string' || !this.plain || options?.request) {
+      const args = this.named(source, event, data, options);
+      return this.bus.postLocal(args.source, args.event, args.data, this.withRequest(args.options));
+    }
     return this.bus.postLocal(source, event, data, options);
+  }
+
+  /**
+   * `(source, event, data, options)` from either form: with a delimiter, a
+   * first argument containing it is `'source.event'` and the rest shift.
+   */
+  private named<O>(
+    first: string,
+    second: unknown,
+    third: unknown,
+    fourth: O | undefined,
+  ): { source: string; event: string; data: unknown; options: O | undefined } {
+    const { delimiter } = this;
+    if (delimiter !== undefined && typeof first === 'string' && first.includes(delimiter)) {
+      const [source, event] = splitPostName(first, delimiter);
+      return { source, event, data: second, options: third as O | undefined };
+    }
+    if (typeof second !== 'string' && typeof first === 'string' && first.includes('.')) {
+      throw new InvalidEventError(
+        `event must be a non-empty string: to post event-emitter-style names such as '${first}', set EventsModule.forRoot({ delimiter: '.' }), or post('${first.split('.')[0]}', '${first.split('.').slice(1).join('.')}', data)`,
+      );
+    }
+    return { source: first, event: second as string, data: third, options: fourth };
+  }
+
+  /** The options with `request` turned into the header that carries it to this process's scoped handlers. */
+  private withRequest<O extends RequestPostOption & { headers?: Readonly<Record<string, string>> }>(
+    options: O | undefined,
+  ): Omit<O, 'request'> | undefined {
+    if (options?.request === undefined) return options;
+    const { request, ...rest } = options;
+    if (!this.inheritRequestContextId || !this.requests) {
+      throw new InvalidEventError(
+        'request: set EventsModule.forRoot({ inheritRequestContextId: true }) to run request-scoped handlers in the DI context of the request that posted',
+      );
+    }
+    if (request === null || typeof request !== 'object') {
+      throw new InvalidEventError(
+        'request must be the request object (@Req() or @Inject(REQUEST))',
+      );
+    }
+    return {
+      ...rest,
+      headers: { ...rest.headers, [REQUEST_CONTEXT_HEADER]: this.requests.attach(request) },
+    };
   }
 
   /**
@@ -76,16 +229,60 @@ export class EventPublisher {
   }
 
   /**
-   * Adds a handler by hand, like `@OnEvent(source?, ...events)`.
+   * Adds a handler by hand, like `@OnEvent(source?, ...events, options?)`
+   * (options: `{ prepend, timeoutMs }`; with a delimiter, dotted names).
+   * Throws `InvalidOptionsError` for a pattern that can never match.
    * @returns a disposer that removes exactly these patterns.
    */
-  register(handler: EventHandler, source?: string, ...events: string[]): () => boolean {
-    return this.bus.register(handler, source, ...events);
+  register(handler: CatalogHandler<PatternData<C, undefined, []>>): () => boolean;
+  register<const S extends SourcePattern<C>, const E extends readonly EventPattern<C, S>[]>(
+    handler: CatalogHandler<PatternData<C, S, E>>,
+    source: S,
+    ...events: E
+  ): () => boolean;
+  register<const S extends SourcePattern<C>, const E extends readonly EventPattern<C, S>[]>(
+    handler: CatalogHandler<PatternData<C, S, E>>,
+    source: S,
+    ...eventsAndOptions: [...E, HandlerOptions]
+  ): () => boolean;
+  register(
+    typedHandler: (...args: never[]) => unknown,
+    source?: string,
+    ...events: (string | HandlerOptions)[]
+  ): () => boolean {
+    const given = typedHandler as EventHandler;
+    // With schemas, events are validated before the handler runs.
+    const handler = this.validator ? this.validator.wrap(given) : given;
+    const split = splitHandlerArgs(events);
+    const where = `register(${handler?.name || 'handler'})`;
+    const patterns = resolvePatternArgs(where, source, split.events, this.delimiter);
+    const disposers = patterns.map(pattern =>
+      split.options === undefined
+        ? this.bus.register(handler, pattern.source, ...pattern.events)
+        : this.bus.register(
+            handler,
+            pattern.source,
+            ...pattern.events,
+            split.options as HandlerOptions,
+          ),
+    );
+    if (disposers.length === 1) return disposers[0];
+    return () => disposers.map(dispose => dispose()).some(Boolean);
   }
 
   /** Removes a handler's patterns (all of them with no source). @returns true if something was removed. */
-  unregister(handler: EventHandler, source?: string, ...events: string[]): boolean {
-    return this.bus.unregister(handler, source, ...events);
+  unregister(given: EventHandler, source?: string, ...events: string[]): boolean {
+    const handler = this.validator ? this.validator.wrapperOf(given) : given;
+    if (source === undefined || this.delimiter === undefined) {
+      return this.bus.unregister(handler, source, ...events);
+    }
+    return resolvePatternArgs('unregister', source, events, this.delimiter)
+      .map(pattern =>
+        pattern.source === undefined
+          ? this.bus.unregister(handler, '*', '*')
+          : this.bus.unregister(handler, pattern.source, ...pattern.events),
+      )
+      .some(Boolean);
   }
 
   /**
@@ -97,9 +294,13 @@ export class EventPublisher {
     return this.bus.status$;
   }
 
-  /** The bus's counters and gauges, with the transport's under `transport`. */
-  stats(): EventBusStats {
-    return this.bus.stats();
+  /**
+   * The bus's counters and gauges, with the transport's under `transport`;
+   * with `schemas`, `invalid`: events refused by their schema on arrival.
+   */
+  stats(): EventBusStats & { readonly invalid?: number } {
+    const stats = this.bus.stats();
+    return this.validator?.schemas ? { ...stats, invalid: this.validator.refused } : stats;
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { EventBusOptions } from './bus/event-bus.options.js';
 import type { TransportSelection } from './transports/create-transport.js';
+import type { EventSchemas } from './interfaces/standard-schema.interface.js';
 
 /**
  * Options of {@link EventsModule}: which transport (and its options), plus
@@ -21,6 +22,31 @@ export interface EventsModuleOptions
    * @default `new Logger('Herald')` from `@nestjs/common`
    */
   logger?: EventBusOptions['logger'];
+  /**
+   * event-emitter-style names: with `'.'`, `'orders.created'` means source
+   * `orders`, event `created` in `@OnEvent`, `register`, `post` and
+   * `postLocal`; `'orders.*'` every event of `orders`, `'*.created'`
+   * `created` of any source. Split at the first delimiter.
+   * @default none: names are `(source, event)` pairs
+   */
+  delimiter?: string;
+  /**
+   * As `@nestjs/event-emitter`'s option: a handler on a request-scoped
+   * provider runs in the DI context of the request that posted, for events
+   * posted with `{ request }` (`post` and `postLocal`) or, with `postLocal`,
+   * whose data carries Nest's context id (the request itself, as with
+   * event-emitter). Otherwise each event gets its own context.
+   * @default false
+   */
+  inheritRequestContextId?: boolean;
+  /**
+   * Standard Schemas (zod, valibot, arktype...) by event, by source:
+   * `post` validates the data before sending it (`EventValidationError`
+   * naming the path; nothing sent), and every event is validated before its
+   * handlers run, which receive the schema's output. See "Typed events".
+   * @default none
+   */
+  schemas?: EventSchemas;
 }
 
 /** Extras of `EventsModule.forRoot` / `forRootAsync`. @publicApi */

@@ -1,11 +1,18 @@
 import { Logger } from '@nestjs/common';
-import { optionsObject, positiveNumberOption } from './common/options.validation.js';
+import {
+  booleanOption,
+  invalidOption,
+  optionsObject,
+  positiveNumberOption,
+} from './common/options.validation.js';
 import {
   EVENT_BUS_OPTION_KEYS,
   resolveEventBusSettings,
   type ResolvedEventBusOptions,
 } from './bus/event-bus.options.js';
 import type { EventsModuleOptions } from './events-module-options.interface.js';
+import type { EventSchemas } from './interfaces/standard-schema.interface.js';
+import { resolveSchemas } from './explorer/event-validator.js';
 
 const SCOPE = 'EventsModule';
 
@@ -22,6 +29,9 @@ export const EVENTS_MODULE_OPTION_KEYS: readonly string[] = [
   'redis',
   ...EVENT_BUS_OPTION_KEYS.filter(key => key !== 'transport'),
   'shutdownTimeoutMs',
+  'delimiter',
+  'inheritRequestContextId',
+  'schemas',
 ];
 
 /** {@link EventsModuleOptions} checked, with the module's own defaults applied. */
@@ -31,6 +41,9 @@ export interface ResolvedEventsModuleOptions {
   /** The bus's options but its transport. */
   readonly bus: Omit<ResolvedEventBusOptions, 'transport'>;
   readonly shutdownTimeoutMs: number;
+  readonly delimiter?: string;
+  readonly inheritRequestContextId: boolean;
+  readonly schemas?: EventSchemas;
 }
 
 /**
@@ -59,5 +72,21 @@ export function resolveEventsModuleOptions(
       given.shutdownTimeoutMs,
       10_000,
     ),
+    delimiter: delimiterOption(given.delimiter),
+    schemas: resolveSchemas(SCOPE, given.schemas),
+    inheritRequestContextId: booleanOption(
+      SCOPE,
+      'inheritRequestContextId',
+      given.inheritRequestContextId,
+      false,
+    ),
   };
+}
+
+function delimiterOption(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '' || value.includes('*')) {
+    invalidOption(SCOPE, 'delimiter', "a non-empty string without '*' (e.g. '.')", value);
+  }
+  return value;
 }

@@ -15,10 +15,14 @@ import { InvalidOptionsError } from './common/errors.js';
 import { EventBus } from './bus/event-bus.js';
 import type { HeraldLogger } from './common/logger.js';
 import { describeError } from './common/describe-error.js';
+import { logLine } from './common/log-line.js';
 import { StateMachine } from './common/state-machine.js';
 import { EventPublisher } from './event-publisher.js';
 import { EVENTS_MODULE_OPTIONS, EVENT_BUS } from './events.constants.js';
 import { EventsExplorer } from './explorer/events.explorer.js';
+import { HeraldLazyModuleLoader } from './explorer/herald-lazy-module.loader.js';
+import { RequestContexts } from './explorer/request-contexts.js';
+import { EventValidator } from './explorer/event-validator.js';
 import type { EventsModuleExtras, EventsModuleOptions } from './events-module-options.interface.js';
 import { createTransport } from './transports/create-transport.js';
 import { resolveEventsModuleOptions } from './events-module.options.js';
@@ -109,8 +113,15 @@ const busProvider: Provider = {
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [busProvider, EventPublisher, EventsExplorer],
-  exports: [EventPublisher, EVENT_BUS, EVENTS_MODULE_OPTIONS],
+  providers: [
+    busProvider,
+    EventPublisher,
+    EventsExplorer,
+    RequestContexts,
+    HeraldLazyModuleLoader,
+    EventValidator,
+  ],
+  exports: [EventPublisher, EVENT_BUS, EVENTS_MODULE_OPTIONS, HeraldLazyModuleLoader],
 })
 export class EventsModule
   extends ConfigurableModuleClass
@@ -180,12 +191,23 @@ export class EventsModule
       // drain ends when what was accepted has run.
       this.bus.beginDrain();
       await this.bus.stopIntake().catch((error: unknown) => {
-        this.logger.error(`failed to stop intake: ${describeError(error)}`);
+        this.logger.error(
+          logLine(
+            'bus',
+            'module-stop-intake-failed',
+            `failed to stop intake: ${describeError(error)}`,
+          ),
+        );
       });
       const drained = await this.bus.drain(this.shutdownTimeoutMs);
       if (!drained) {
         this.logger.warn(
-          `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${this.bus.busyReport()}`,
+          logLine(
+            'bus',
+            'module-shutdown-timeout',
+            `shutdownTimeoutMs (${this.shutdownTimeoutMs} ms) reached with ${this.bus.busyReport()}`,
+            { timeoutMs: this.shutdownTimeoutMs },
+          ),
         );
       }
       this.explorer.unregisterAll();

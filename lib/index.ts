@@ -41,7 +41,16 @@ export {
   type EventsModuleAsyncOptions,
   type EventsModuleForRootOptions,
 } from './events.module.js';
-export { EventPublisher } from './event-publisher.js';
+export {
+  EventPublisher,
+  type LocalPublishOptions,
+  type PublishOptions,
+  type RequestPostOption,
+} from './event-publisher.js';
+export { HeraldLazyModuleLoader } from './explorer/herald-lazy-module.loader.js';
+export { REQUEST_CONTEXT_HEADER } from './explorer/request-contexts.js';
+export { EventValidationError } from './explorer/event-validator.js';
+export type { HandlerOptions } from './bus/event-bus.registry.js';
 export {
   EVENTS_MODULE_OPTIONS,
   EVENT_BUS,
@@ -50,6 +59,13 @@ export {
   HERALD_CONTEXT_TYPE,
 } from './events.constants.js';
 export * from './decorators/index.js';
+export {
+  typedOnEvent,
+  type TypedHandlerDecorator,
+  type TypedOnEvent,
+} from './decorators/typed-on-event.decorator.js';
+export type * from './interfaces/event-catalog.interface.js';
+export type * from './interfaces/standard-schema.interface.js';
 export type { EventsModuleOptions, EventsModuleExtras } from './events-module-options.interface.js';
-export type { OnEventMetadata } from './decorators/on-event-metadata.interface.js';
+export type { OnEventMetadata, OnEventOptions } from './decorators/on-event-metadata.interface.js';
 export * from './transports/ipc/index.js';

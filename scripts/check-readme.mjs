@@ -122,6 +122,8 @@ async function main() {
       'ioredis',
       'typescript',
       '@types/node',
+      'zod',
+      'valibot',
     ],
     tarball,
   );

@@ -57,6 +57,8 @@ interface Running {
 /** Where the dispatcher finds handlers (the bus's registry). */
 export interface HandlerSource {
   match(source: string, event: string): readonly EventHandler[];
+  /** A handler's own timeout, overriding `handlerTimeoutMs`. */
+  timeoutOf?(handler: EventHandler): number | undefined;
 }
 
 export interface DispatcherOptions {
@@ -321,7 +323,8 @@ export class Dispatcher {
       if (left === 0) this.active.delete(name);
       else this.active.set(name, left);
     };
-    const { handlerTimeoutMs } = this.options;
+    const handlerTimeoutMs =
+      this.options.handlers.timeoutOf?.(handler) ?? this.options.handlerTimeoutMs;
     if (handlerTimeoutMs !== undefined) {
       timer = setTimeout(() => {
         this.options.counters.timeouts++;

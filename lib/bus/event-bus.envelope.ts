@@ -137,7 +137,12 @@ export class EnvelopeFactory {
   }
 
   /** A `postLocal` event: the very object, never encoded. */
-  local(source: string, event: string, data: unknown): HeraldEvent {
+  local(
+    source: string,
+    event: string,
+    data: unknown,
+    headers?: Readonly<Record<string, string>>,
+  ): HeraldEvent {
     validName(source, 'source');
     validName(event, 'event');
     return {
@@ -147,7 +152,7 @@ export class EnvelopeFactory {
       data,
       origin: this.origin,
       occurredAt: this.isoNow(),
-      headers: NO_HEADERS,
+      headers: headers === undefined ? NO_HEADERS : validHeaders(headers),
       local: true,
       attempt: 1,
     };

@@ -77,6 +77,8 @@ export interface LocalPostOptions {
   wait?: boolean;
   /** With `wait`: reject with an `AggregateError` of the handlers' errors when any failed. */
   rejectOnError?: boolean;
+  /** Small string metadata the handlers see in `event.headers`, as with `post`. */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** What `post` resolves to once the transport accepted the event. @publicApi */

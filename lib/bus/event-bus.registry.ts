@@ -1,4 +1,9 @@
 import type { EventHandler } from '../interfaces/envelope.interface.js';
+import {
+  booleanOption,
+  optionsObject,
+  positiveNumberOption,
+} from '../common/options.validation.js';
 
 const ANY = '*';
 const NONE: readonly EventHandler[] = Object.freeze([]);
@@ -27,6 +32,53 @@ export function patternsOf(source?: string, events: readonly string[] = []): Pat
 }
 
 /**
+ * Options of one handler, the last argument of `register(handler, source?,
+ * ...events, options?)` and of `@OnEvent(...)`.
+ * @publicApi
+ */
+export interface HandlerOptions {
+  /** Run before the handlers registered earlier (event-emitter's `prependListener`). @default false */
+  prepend?: boolean;
+  /** This handler's `handlerTimeoutMs` (async handlers: not settled by then counts as failed). */
+  timeoutMs?: number;
+}
+
+const HANDLER_OPTION_KEYS = [
+  'prepend',
+  'timeoutMs',
+] as const satisfies readonly (keyof HandlerOptions)[];
+
+/**
+ * Checks a handler's options; throws `InvalidOptionsError` naming an unknown
+ * key or a bad value (`scope` names where: `@OnEvent on Class.method`).
+ */
+export function resolveHandlerOptions(scope: string, options: unknown): HandlerOptions {
+  const given = optionsObject<HandlerOptions>(
+    scope,
+    options as HandlerOptions | undefined,
+    HANDLER_OPTION_KEYS,
+  );
+  const prepend = booleanOption(scope, 'prepend', given.prepend, false);
+  const timeoutMs = positiveNumberOption(scope, 'timeoutMs', given.timeoutMs, undefined);
+  return timeoutMs === undefined ? { prepend } : { prepend, timeoutMs };
+}
+
+/**
+ * Splits `(...events, options?)`: a trailing plain object is the handler's
+ * options; the rest are event names.
+ */
+export function splitHandlerArgs(args: readonly unknown[]): {
+  events: string[];
+  options?: unknown;
+} {
+  const last = args.length > 0 ? args[args.length - 1] : undefined;
+  if (last !== null && typeof last === 'object' && !Array.isArray(last)) {
+    return { events: args.slice(0, -1) as string[], options: last };
+  }
+  return { events: args as string[] };
+}
+
+/**
  * The handlers of one index slot, in registration order. Copied on write,
  * so a dispatch iterating it is never disturbed by a register/unregister.
  */
@@ -38,8 +90,10 @@ type Slot = readonly EventHandler[];
  * per handler keeps 10,000 registrations within event-emitter's memory.
  */
 interface Registration {
-  /** Order of first registration; kept while the handler has any pattern. */
+  /** Order of first registration (negative when prepended); kept while the handler has any pattern. */
   readonly seq: number;
+  /** The handler's own timeout, from its options. */
+  readonly timeoutMs?: number;
   source: string;
   event: string;
   more?: readonly Pattern[];
@@ -79,6 +133,8 @@ function same(a: Pattern, b: Pattern): boolean {
  */
 export class HandlerRegistry {
   private seq = 0;
+  /** Sequence numbers of prepended handlers count down from -1: each runs before all earlier ones. */
+  private prepended = 0;
   private readonly registrations = new Map<EventHandler, Registration>();
   /** source -> event -> slot; two levels so a lookup builds no string. */
   private readonly exact = new Map<string, Map<string, Slot | EventHandler>>();
@@ -86,11 +142,17 @@ export class HandlerRegistry {
   private readonly byEvent = new Map<string, Slot>();
   private all: Slot = NONE;
 
-  add(handler: EventHandler, patterns: readonly Pattern[]): void {
+  /** Options apply when the handler is first registered (its place and timeout stay). */
+  add(handler: EventHandler, patterns: readonly Pattern[], options?: HandlerOptions): void {
     for (const pattern of patterns) {
       let registration = this.registrations.get(handler);
       if (!registration) {
-        registration = { seq: this.seq++, source: pattern.source, event: pattern.event };
+        registration = {
+          seq: options?.prepend ? --this.prepended : this.seq++,
+          source: pattern.source,
+          event: pattern.event,
+          ...(options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        };
         this.registrations.set(handler, registration);
       } else {
         if (patternsIn(registration).some(known => same(known, pattern))) continue;
@@ -136,6 +198,11 @@ export class HandlerRegistry {
     if (found === 0) return NONE;
     if (found === 1) return (a ?? b ?? c ?? d)!;
     return this.merge([a, b, c, d].filter((slot): slot is Slot => slot !== undefined));
+  }
+
+  /** The handler's own `timeoutMs`, if it was registered with one. */
+  timeoutOf(handler: EventHandler): number | undefined {
+    return this.registrations.get(handler)?.timeoutMs;
   }
 
   get size(): number {

@@ -31,7 +31,13 @@ import {
   type EventBusState,
   type EventBusStatus,
 } from './event-bus.state.js';
-import { HandlerRegistry, patternsOf } from './event-bus.registry.js';
+import {
+  HandlerRegistry,
+  patternsOf,
+  resolveHandlerOptions,
+  splitHandlerArgs,
+  type HandlerOptions,
+} from './event-bus.registry.js';
 import { LoopbackWatch } from './event-bus.loopback.js';
 
 export type { EventBusStats } from './event-bus.stats.js';
@@ -249,12 +255,23 @@ export class EventBus {
   /**
    * Adds a handler: no source = every event; a source = every event of it;
    * source + events = those; `'*'` + events = those events of any source.
+   * A trailing {@link HandlerOptions} object (`{ prepend, timeoutMs }`)
+   * applies when the handler is first registered.
    * @returns a disposer that unregisters exactly these patterns.
    */
-  register(handler: EventHandler, source?: string, ...events: string[]): () => boolean {
+  register(
+    handler: EventHandler,
+    source?: string,
+    ...events: (string | HandlerOptions)[]
+  ): () => boolean {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
-    const patterns = patternsOf(source, events);
-    this.registry.add(handler, patterns);
+    const split = splitHandlerArgs(events);
+    const patterns = patternsOf(source, split.events);
+    const options =
+      split.options === undefined
+        ? undefined
+        : resolveHandlerOptions(`register(${handler.name || 'handler'})`, split.options);
+    this.registry.add(handler, patterns, options);
     return () => this.registry.remove(handler, patterns);
   }
 
@@ -351,11 +368,11 @@ export class EventBus {
     options?: LocalPostOptions,
   ): void | Promise<HandlerOutcome[]> {
     if (options?.wait !== true) {
-      this.enqueueLocal(source, event, data);
+      this.enqueueLocal(source, event, data, options?.headers);
       return;
     }
     return new Promise<HandlerOutcome[]>((resolve, reject) => {
-      this.enqueueLocal(source, event, data, outcomes => {
+      this.enqueueLocal(source, event, data, options.headers, outcomes => {
         const failed = outcomes.filter(o => o.status === 'rejected');
         if (!options.rejectOnError || failed.length === 0) return resolve(outcomes);
         reject(
@@ -372,9 +389,10 @@ export class EventBus {
     source: string,
     event: string,
     data: unknown,
+    headers: Readonly<Record<string, string>> | undefined,
     report?: (outcomes: HandlerOutcome[]) => void,
   ): void {
-    const local = this.factory.local(source, event, data);
+    const local = this.factory.local(source, event, data, headers);
     const state = this.machine.state;
     if (state === 'closing' || state === 'closed') {
       throw new TransportClosedError('event bus is closed');

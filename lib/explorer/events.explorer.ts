@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import {
   ContextIdFactory,
@@ -9,12 +9,26 @@ import {
   type ContextId,
 } from '@nestjs/core';
 import { Injector } from '@nestjs/core/injector/injector.js';
+import { REQUEST_CONTEXT_ID } from '@nestjs/core/router/request/request-constants.js';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { EventBus } from '../bus/event-bus.js';
-import { EVENT_BUS, EVENT_HANDLER_METADATA, HERALD_CONTEXT_TYPE } from '../events.constants.js';
+import {
+  EVENT_BUS,
+  EVENT_HANDLER_METADATA,
+  EVENTS_MODULE_OPTIONS,
+  HERALD_CONTEXT_TYPE,
+} from '../events.constants.js';
+import type { EventsModuleOptions } from '../events-module-options.interface.js';
 import type { OnEventMetadata } from '../decorators/on-event-metadata.interface.js';
-import { patternsOf } from '../bus/event-bus.registry.js';
+import {
+  patternsOf,
+  resolveHandlerOptions,
+  type HandlerOptions,
+} from '../bus/event-bus.registry.js';
+import { resolvePatternArgs } from '../event-names.js';
+import { REQUEST_CONTEXT_HEADER, RequestContexts } from './request-contexts.js';
+import { EventValidator } from './event-validator.js';
 import { describeError } from '../common/describe-error.js';
 import { InvalidOptionsError } from '../common/errors.js';
 import { describeValue } from '../common/options.validation.js';
@@ -76,7 +90,11 @@ function metadataOf(raw: unknown, name: string): OnEventMetadata[] {
   if (raw === undefined) return [];
   const entries: unknown[] = Array.isArray(raw) ? raw : [raw];
   return entries.map(entry => {
-    const { source, events } = (entry ?? {}) as { source?: unknown; events?: unknown };
+    const { source, events, options } = (entry ?? {}) as {
+      source?: unknown;
+      events?: unknown;
+      options?: unknown;
+    };
     const list = events === undefined ? [] : events;
     if (
       entry === null ||
@@ -93,8 +111,36 @@ function metadataOf(raw: unknown, name: string): OnEventMetadata[] {
     } catch (error) {
       throw new InvalidOptionsError(`@OnEvent metadata on ${name}: ${describeError(error)}`);
     }
-    return { source, events: list as string[] };
+    const resolved =
+      options === undefined ? undefined : resolveHandlerOptions(`@OnEvent on ${name}`, options);
+    return { source, events: list as string[], options: resolved };
   });
+}
+
+/** The options of a method's first registration: prepend if any entry says so, the first timeout. */
+function mergedOptions(metadata: readonly OnEventMetadata[]): HandlerOptions | undefined {
+  let merged: HandlerOptions | undefined;
+  for (const { options } of metadata) {
+    if (!options) continue;
+    merged = {
+      prepend: merged?.prepend === true || options.prepend === true,
+      timeoutMs: merged?.timeoutMs ?? options.timeoutMs,
+    };
+  }
+  if (merged?.timeoutMs === undefined) delete merged?.timeoutMs;
+  return merged;
+}
+
+/** Whether `value` carries a Nest DI context id (an HTTP request, or a payload given one). */
+function carriesContextId(value: unknown): value is object {
+  if (value === null || typeof value !== 'object') return false;
+  const host = value as Record<symbol | string, unknown>;
+  return (
+    host[REQUEST_CONTEXT_ID] !== undefined ||
+    (host.raw !== null &&
+      typeof host.raw === 'object' &&
+      (host.raw as Record<symbol, unknown>)[REQUEST_CONTEXT_ID] !== undefined)
+  );
 }
 
 /**
@@ -117,6 +163,11 @@ export class EventsExplorer {
   private readonly contexts = new WeakMap<HeraldEvent, ContextId>();
   /** What {@link registerAll} registered (a list of handlers, not of disposer closures: 10,000 stay small). */
   private registered: EventHandler[] = [];
+  /** Instances whose methods were looked at, so a later scan (a lazy module) registers only new ones. */
+  private readonly seen = new WeakSet<object>();
+  private readonly delimiter?: string;
+  private readonly inheritRequestContextId: boolean;
+  private bootstrapped = false;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -124,11 +175,32 @@ export class EventsExplorer {
     private readonly contextCreator: ExternalContextCreator,
     private readonly moduleRef: ModuleRef,
     @Inject(EVENT_BUS) private readonly bus: EventBus,
-  ) {}
+    @Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions,
+    @Optional() private readonly requests?: RequestContexts,
+    @Optional() private readonly validator?: EventValidator,
+  ) {
+    // Checked already: the bus is built from the same options before this.
+    this.delimiter = options?.delimiter;
+    this.inheritRequestContextId = options?.inheritRequestContextId === true;
+  }
 
-  /** Registers every `@OnEvent` method once; @returns how many methods were registered. */
+  /**
+   * Registers every `@OnEvent` method once (at bootstrap); @returns how many
+   * methods were registered. Throws `InvalidOptionsError` naming
+   * `Class.method` for a pattern that can never match.
+   */
   registerAll(): number {
-    const seen = new Set<object>();
+    this.bootstrapped = true;
+    return this.registerNew();
+  }
+
+  /**
+   * Registers the `@OnEvent` methods of instances not seen yet (a module
+   * loaded lazily since); before bootstrap, nothing (bootstrap does it all).
+   * @returns how many methods were registered.
+   */
+  registerNew(): number {
+    if (!this.bootstrapped) return 0;
     let count = 0;
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       // An alias (`useExisting`) points at a wrapper registered on its own.
@@ -136,8 +208,8 @@ export class EventsExplorer {
       const isStatic = wrapper.isDependencyTreeStatic();
       for (const instance of this.instancesOf(wrapper, isStatic)) {
         // A value provided under two tokens is one object: register its methods once.
-        if (seen.has(instance)) continue;
-        seen.add(instance);
+        if (this.seen.has(instance)) continue;
+        this.seen.add(instance);
         count += this.registerInstance(wrapper, instance, isStatic);
       }
     }
@@ -170,17 +242,25 @@ export class EventsExplorer {
     for (const methodName of this.scanner.getAllMethodNames(prototype)) {
       const method: unknown = (prototype as Host)[methodName];
       if (typeof method !== 'function') continue;
-      const metadata = metadataOf(
-        Reflect.getMetadata(EVENT_HANDLER_METADATA, method),
-        `${instance.constructor?.name ?? 'anonymous'}.${methodName}`,
-      );
+      const where = nameOf(instance, methodName);
+      const metadata = metadataOf(Reflect.getMetadata(EVENT_HANDLER_METADATA, method), where);
       if (metadata.length === 0) continue;
+      // Every pattern checked before any is registered: a bad one fails the bootstrap.
+      const patterns = metadata.flatMap(({ source, events }) =>
+        resolvePatternArgs(`@OnEvent on ${where}`, source, events, this.delimiter),
+      );
+      const options = mergedOptions(metadata);
       const creator = this.creatorFor(wrapper);
-      const handler: EventHandler = isStatic
+      const unchecked: EventHandler = isStatic
         ? this.staticHandler(creator, instance as Host, methodName)
         : this.scopedHandler(creator, wrapper, instance as Host, methodName);
+      // With schemas, each event is validated before the method runs.
+      const handler = this.validator ? this.validator.wrap(unchecked) : unchecked;
       // One function under every pattern: the registry runs it once per event.
-      for (const { source, events } of metadata) this.bus.register(handler, source, ...events);
+      for (const { source, events } of patterns) {
+        if (options) this.bus.register(handler, source, ...events, options);
+        else this.bus.register(handler, source, ...events);
+      }
       this.registered.push(handler);
       count++;
     }
@@ -263,9 +343,32 @@ export class EventsExplorer {
   private contextOf(event: HeraldEvent): ContextId {
     let contextId = this.contexts.get(event);
     if (!contextId) {
-      contextId = ContextIdFactory.getByRequest(event);
-      this.moduleRef.registerRequestByContextId(event, contextId);
+      const request = this.inheritRequestContextId ? this.requestOf(event) : undefined;
+      contextId = request ? this.contextOfRequest(request) : ContextIdFactory.getByRequest(event);
+      if (!request) this.moduleRef.registerRequestByContextId(event, contextId);
       this.contexts.set(event, contextId);
+    }
+    return contextId;
+  }
+
+  /** The request an event was posted from: `{ request }` (by header), or `postLocal` data carrying a context id. */
+  private requestOf(event: HeraldEvent): object | undefined {
+    const token = event.headers[REQUEST_CONTEXT_HEADER];
+    const posted = token === undefined ? undefined : this.requests?.take(token);
+    if (posted) return posted;
+    return event.local && carriesContextId(event.data) ? event.data : undefined;
+  }
+
+  /**
+   * The request's own DI context, as Nest's router makes it: the context id
+   * stored on the request, or a new one stored there (so every event of
+   * that request shares it), with the request as its `REQUEST`.
+   */
+  private contextOfRequest(request: object): ContextId {
+    const contextId = ContextIdFactory.getByRequest(request);
+    if ((request as Record<symbol, unknown>)[REQUEST_CONTEXT_ID] === undefined) {
+      Object.defineProperty(request, REQUEST_CONTEXT_ID, { value: contextId });
+      this.moduleRef.registerRequestByContextId(request, contextId);
     }
     return contextId;
   }

@@ -97,7 +97,9 @@ describe('EventsModule shutdown drain (e2e)', () => {
     app.get(EventPublisher).postLocal('mail', 'welcome');
     await waitFor(() => started === 1);
     await app.close();
-    const warning = logger.lines.find(line => line.message.startsWith('shutdownTimeoutMs'));
+    const warning = logger.lines.find(line =>
+      line.message.startsWith('bus module-shutdown-timeout: shutdownTimeoutMs'),
+    );
     expect(warning?.message).toContain('handlers still running: Mailer.send');
   });
 });

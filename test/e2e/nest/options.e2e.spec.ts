@@ -51,7 +51,7 @@ describe('EventsModule options (e2e)', () => {
 
   it.each([
     ['wildcard', true],
-    ['delimiter', '.'],
+    ['verboseMemoryLeak', true],
     ['maxListeners', 20],
   ])(
     'refuses the @nestjs/event-emitter option %s, pointing at the migration notes',
