@@ -108,7 +108,7 @@ export class BrokerConnections {
       'handshake-timeout',
       logLine(
         'ipc',
-        'handshake-timeout',
+        'hello-timeout',
         `${c.describe()} sent no HELLO within ${this.options.handshakeTimeoutMs} ms; closing it`,
         { timeouts: this.counters.handshakeTimeouts },
       ),

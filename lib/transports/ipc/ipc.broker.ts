@@ -321,7 +321,7 @@ export class IpcBroker extends EventEmitter<IpcBrokerEvents> {
       this.logger.error(
         logLine(
           'ipc',
-          'close-lost',
+          'broker-close-lost',
           `closed with ${lost} queued event deliveries lost (counted in undeliverableAtClose)`,
           { lost },
         ),

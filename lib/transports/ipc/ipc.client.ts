@@ -181,7 +181,7 @@ export class IpcClient {
       this.options.logger.error(
         logLine(
           'ipc',
-          'bad-frame',
+          'broker-bad-frame',
           `bad frame from the broker: ${describeError(error)}; reconnecting`,
           {
             worker: this.options.workerId,

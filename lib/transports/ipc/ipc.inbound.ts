@@ -100,7 +100,7 @@ export class Inbound {
         'decode-failed',
         logLine(
           'ipc',
-          'decode-failed',
+          'deliver-undecodable',
           `cannot decode an event from the broker: ${describeError(error)}; acknowledged and skipped`,
           { seq, decodeErrors: this.counters.decodeErrors },
         ),

@@ -395,7 +395,7 @@ export class WorkerQueues {
           'close-undeliverable',
           logLine(
             'ipc',
-            'close-undeliverable',
+            'broker-close-undeliverable',
             `closing with event ${describeEventBody(entry.body)} undelivered to worker #${slot.id}; no live process keeps a copy`,
             { worker: slot.id },
           ),

@@ -229,7 +229,7 @@ export class IpcTransport implements Transport {
         'election-failed',
         logLine(
           'ipc',
-          'election-failed',
+          'broker-election-failed',
           `cannot take over as the broker: ${describeError(error)}; trying again`,
           { worker: this.options.workerId, socket: this.options.socketPath },
         ),

@@ -80,7 +80,7 @@ describe('ipc client inbound', () => {
     expect(delivered).toEqual([]);
     expect(inbound.counters.decodeErrors).toBe(1);
     expect(inbound.takeAck()).toBe(1);
-    expect(logger.lines.some(l => l.startsWith('error ipc decode-failed:'))).toBe(true);
+    expect(logger.lines.some(l => l.startsWith('error ipc deliver-undecodable:'))).toBe(true);
   });
 
   it('keeps witness copies of the broker process posts until RELEASED; hands them over on a new broker', () => {
