@@ -5,6 +5,7 @@ import path from 'node:path';
 import { InvalidOptionsError } from '../../common/errors.js';
 import {
   booleanOption,
+  describeValue,
   functionOption,
   integerOption,
   invalidOption,
@@ -221,15 +222,17 @@ function common(
   const filePath = socketPath.startsWith('unix:') ? socketPath.slice(5) : socketPath;
   if (filePath === '') {
     throw new InvalidOptionsError(
-      `ipc option socketPath must name a file after 'unix:' (got '${socketPath}')`,
+      `ipc: socketPath must name a file after 'unix:' (got ${describeValue(socketPath)})`,
     );
   }
   if (filePath.includes('\0'))
-    throw new InvalidOptionsError('ipc option socketPath must not contain NUL');
+    throw new InvalidOptionsError(
+      `ipc: socketPath must not contain NUL (got ${describeValue(socketPath)})`,
+    );
   const bytes = Buffer.byteLength(filePath);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw new InvalidOptionsError(
-      `ipc option socketPath is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have: '${filePath}'`,
+      `ipc: socketPath is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have (got ${describeValue(filePath)})`,
     );
   }
   return {
@@ -270,13 +273,13 @@ export function resolveIpcTransportOptions(
     fromEnv(env, ENV_WORKER_COUNT) === undefined
   ) {
     throw new InvalidOptionsError(
-      `ipc option workerCount is required with workerId ${workerId}: set workerCount or $${ENV_WORKER_COUNT} (forkWorkers sets it)`,
+      `ipc: workerCount is required with workerId ${workerId} (got undefined): set workerCount or $${ENV_WORKER_COUNT} (forkWorkers sets it)`,
     );
   }
   const resolved = common(options, env, 1);
   if (workerId >= resolved.workerCount) {
     throw new InvalidOptionsError(
-      `ipc option workerId must be below workerCount (got workerId ${workerId}, workerCount ${resolved.workerCount}); set workerCount or $${ENV_WORKER_COUNT}`,
+      `ipc: workerId must be below workerCount (got workerId ${workerId}, workerCount ${resolved.workerCount}); set workerCount or $${ENV_WORKER_COUNT}`,
     );
   }
   const brokerId = integer('brokerId', options.brokerId ?? 0, 0, resolved.workerCount - 1);
