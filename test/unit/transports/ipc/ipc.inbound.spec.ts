@@ -74,6 +74,18 @@ describe('ipc client inbound', () => {
     expect(inbound.takeAck()).toBe(1);
   });
 
+  it('after a broker change, drops a copy handled before it and a second copy arriving after it', () => {
+    const { inbound, delivered } = setup();
+    inbound.incoming(deliver(1, 'a'));
+    inbound.newBrokerLife();
+    // A poster and a witness both resend 'b' to the new broker; 'a' was handled before.
+    inbound.incoming(deliver(1, 'a'));
+    inbound.incoming(deliver(2, 'b'));
+    inbound.incoming(deliver(3, 'b'));
+    expect(delivered.map(d => d.envelope.id)).toEqual(['a', 'b']);
+    expect(inbound.counters.duplicateIdsDropped).toBe(2);
+  });
+
   it('an undecodable event is logged with its code, counted, and acknowledged past', () => {
     const { inbound, delivered, logger } = setup();
     inbound.incoming(deliver(1, 'a', 0, true));
