@@ -177,7 +177,9 @@ describe('ipc worker queues', () => {
     expect(queues.reportUndeliverable()).toBe(0);
     queues.detach(queues.slots[0]);
     expect(queues.reportUndeliverable()).toBe(2);
-    expect(logger.lines.some(l => l.startsWith('error ipc broker-close-undeliverable:'))).toBe(true);
+    expect(logger.lines.some(l => l.startsWith('error ipc broker-close-undeliverable:'))).toBe(
+      true,
+    );
   });
 });
 
