@@ -86,6 +86,14 @@ describe('ipc client inbound', () => {
     expect(inbound.counters.duplicateIdsDropped).toBe(2);
   });
 
+  it('drops a second copy of an id in one broker life too (two witnesses resent it to a process that joined the new broker)', () => {
+    const { inbound, delivered } = setup();
+    inbound.incoming(deliver(1, 'x'));
+    inbound.incoming(deliver(2, 'x'));
+    expect(delivered).toHaveLength(1);
+    expect(inbound.counters.duplicateIdsDropped).toBe(1);
+  });
+
   it('an undecodable event is logged with its code, counted, and acknowledged past', () => {
     const { inbound, delivered, logger } = setup();
     inbound.incoming(deliver(1, 'a', 0, true));
