@@ -1,3 +1,5 @@
+// One role at 430 lines: reading the broker's frames and the handshake that ties the
+// connector, outbound and inbound parts together (they are files of their own).
 import { randomUUID } from 'node:crypto';
 import type net from 'node:net';
 import type { Observable } from 'rxjs';

@@ -1,3 +1,5 @@
+// One role at 426 lines: placement, queues and delivery records change together (a
+// record counts the queues an entry went into); split apart they would share every field.
 import { Fifo } from '../../common/fifo.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { logLine } from '../../common/log-line.js';
