@@ -5,6 +5,10 @@
 //   redis    Redis pub/sub through ioredis (one publisher + one subscriber per worker)
 //   pm2      herald with 4 independent processes (no primary, as under pm2): the
 //            broker is elected among them and hosted by one of the workers
+//   nest     EventsModule.forRoot({ transport: 'ipc' }): EventPublisher.post -> @OnEvent
+//   wire     the transport's parts alone: IpcClient -> broker -> IpcClient, no bus
+//            (envelopes built by hand, JSON payloads, each delivery acked)
+// The CPU per delivered event of nest and wire is printed side by side.
 // Then failover: 4 independent processes posting; the broker's process is
 // SIGKILLed and the time to the first event delivered by the new broker is
 // taken, BENCH_FAILOVERS times (default 10), median printed.
@@ -24,7 +28,10 @@ import { performance } from 'node:perf_hooks';
 // worker process compiles what it imports, and the root pulls in all of Nest.
 import { EventBus } from '../lib/bus/event-bus.js';
 import { silentLogger } from '../lib/common/logger.js';
+import type { Envelope } from '../lib/interfaces/envelope.interface.js';
+import { IpcClient } from '../lib/transports/ipc/ipc.client.js';
 import { forkWorkers, startBroker } from '../lib/transports/ipc/ipc.cluster.js';
+import { resolveIpcTransportOptions } from '../lib/transports/ipc/ipc.options.js';
 import { IpcTransport } from '../lib/transports/ipc/ipc.transport.js';
 import {
   cpuMicros,
@@ -47,8 +54,12 @@ const WARMUP_MS = smokeOr(500, 100);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const FAILOVERS = setting('BENCH_FAILOVERS', 10, 1);
 const ROUNDS = rounds(3);
-type Mode = 'herald' | 'cluster' | 'redis' | 'pm2' | 'failover';
-const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald,pm2').split(',') as Mode[];
+type Mode = 'herald' | 'cluster' | 'redis' | 'pm2' | 'nest' | 'wire' | 'failover';
+const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald,pm2,nest,wire').split(
+  ',',
+) as Mode[];
+/** CPU µs per delivered event of every process of a round, by mode (nest and wire side by side). */
+const cpuPerEvent = new Map<Mode, number[]>();
 
 interface Report {
   type: 'report';
@@ -60,6 +71,7 @@ interface Report {
   cpuMicros: number;
 }
 
+const ACK = Object.freeze({ outcome: 'ack' as const });
 const now = (): number => performance.timeOrigin + performance.now();
 const PAD = 'x'.repeat(48);
 
@@ -196,7 +208,7 @@ async function session(mode: Mode): Promise<Session> {
       workers: children,
       stop: () => Promise.all([...children.values()].map(exited)).then(() => undefined),
     };
-  } else if (mode === 'herald') {
+  } else if (mode === 'herald' || mode === 'nest' || mode === 'wire') {
     const socketPath = path.join(socketDir('herald-bench-'), 'b.sock');
     const broker = await startBroker(
       { socketPath, workerCount: WORKERS },
@@ -239,6 +251,7 @@ async function session(mode: Mode): Promise<Session> {
       await Promise.race([new Promise(resolve => setTimeout(resolve, WARMUP_MS)), died]);
     },
     async run() {
+      const cpuAtStart = cpuMicros();
       const reports = workers.map(w => message<Report>(w, 'report'));
       for (const w of workers) w.send({ type: 'measure', seconds: SECONDS });
       const all = await Promise.race([Promise.all(reports), died]);
@@ -246,10 +259,14 @@ async function session(mode: Mode): Promise<Session> {
       const events = all.reduce((sum, r) => sum + r.received, 0);
       // Each worker counted over its own window; the run's rate is the sum of theirs.
       const rate = all.reduce((sum, r) => sum + r.received / r.seconds, 0);
+      const childCpuMicros = all.reduce((sum, r) => sum + r.cpuMicros, 0);
+      const list = cpuPerEvent.get(mode) ?? [];
+      list.push((cpuMicros() - cpuAtStart + childCpuMicros) / events);
+      cpuPerEvent.set(mode, list);
       return {
         events,
         seconds: events / rate,
-        childCpuMicros: all.reduce((sum, r) => sum + r.cpuMicros, 0),
+        childCpuMicros,
         latencyMs: all.flatMap(r => r.latencies),
       };
     },
@@ -284,6 +301,8 @@ async function worker(mode: Mode): Promise<void> {
   };
   let send: (data: { t: number; w: number; i: number; pad: string }) => void;
   let close: () => Promise<void> = async () => undefined;
+  /** Called after each burst of sends (the wire variant publishes them as one batch). */
+  let flush: () => void = () => undefined;
 
   if (mode === 'herald' || mode === 'pm2') {
     // pm2: independent processes, the broker elected among them (failover is the default there).
@@ -294,6 +313,47 @@ async function worker(mode: Mode): Promise<void> {
     bus.start();
     send = data => void bus.post('bench', 'e', data).catch(() => undefined);
     close = () => bus.close({ timeoutMs: 1000 });
+  } else if (mode === 'nest') {
+    const { startNestApp } = await import('./ipc.nest-app.js');
+    const app = await startNestApp(data => onEvent(data));
+    send = data => app.post(data);
+    close = () => app.close();
+  } else if (mode === 'wire') {
+    // The transport's parts without the bus: what a post costs on the wire alone.
+    const options = resolveIpcTransportOptions({});
+    const client = new IpcClient({
+      socketPath: options.socketPath,
+      workerId: options.workerId,
+      window: options.maxQueueLength,
+      postTimeoutMs: options.postTimeoutMs,
+      maxFrameBytes: options.maxPayloadBytes + 65_536,
+      maxQueueLength: options.maxQueueLength,
+      logger: silentLogger,
+      deliver: delivery => {
+        onEvent(JSON.parse(delivery.envelope.payload) as { t: number; w: number });
+        delivery.settle(ACK);
+      },
+    });
+    await client.connect();
+    const origin = `wire/${process.pid}`;
+    const occurredAt = new Date().toISOString();
+    let batch: Envelope[] = [];
+    let seq = 0;
+    send = data =>
+      void batch.push({
+        id: `${id}-${seq++}`,
+        source: 'bench',
+        event: 'e',
+        payload: JSON.stringify(data),
+        origin,
+        occurredAt,
+      });
+    flush = () => {
+      if (batch.length === 0) return;
+      void client.publish(batch);
+      batch = [];
+    };
+    close = () => client.close(1000);
   } else if (mode === 'cluster') {
     process.on('message', (m: { type?: string; data?: { t: number; w: number } }) => {
       if (m.type === 'event') onEvent(m.data!);
@@ -317,6 +377,7 @@ async function worker(mode: Mode): Promise<void> {
     while (running && sent - ownBack < IN_FLIGHT) {
       send({ t: now(), w: id, i: sent++, pad: PAD });
     }
+    flush();
   }
 
   process.on('message', (m: { type?: string; seconds?: number }) => {
@@ -361,6 +422,8 @@ async function primary(): Promise<void> {
     redis: 'redis pub/sub (ioredis)',
     herald: 'herald (broker in primary)',
     pm2: 'herald pm2 (elected broker)',
+    nest: 'herald EventsModule (post -> @OnEvent)',
+    wire: 'herald wire (IpcClient/broker alone)',
   };
   const modes = MODES.filter((m): m is Exclude<Mode, 'failover'> => m in names);
   const variants: Variant[] = modes.map(mode => ({
@@ -370,6 +433,8 @@ async function primary(): Promise<void> {
   const comparisons: Comparison[] = [
     { label: 'herald/redis', herald: names.herald, peer: names.redis },
     { label: 'herald-pm2/cluster', herald: names.pm2, peer: names.cluster },
+    { label: 'herald-nest/cluster', herald: names.nest, peer: names.cluster },
+    { label: 'herald-nest/wire', herald: names.nest, peer: names.wire },
     { label: 'herald/cluster', herald: names.herald, peer: names.cluster },
   ].filter(c => variants.some(v => v.name === c.herald) && variants.some(v => v.name === c.peer));
   await runBench({
@@ -379,10 +444,20 @@ async function primary(): Promise<void> {
     variants,
     comparisons,
     async extra() {
-      if (FAILOVERS === 0) return [];
+      const lines: string[] = [];
+      const nest = cpuPerEvent.get('nest');
+      const wire = cpuPerEvent.get('wire');
+      if (nest && wire) {
+        const ratios = nest.map((n, i) => n / wire[i]);
+        lines.push(
+          `CPU per delivered event, every Node process: EventsModule post -> @OnEvent ${nest.map(n => n.toFixed(2)).join(' / ')} µs vs IpcClient/broker alone ${wire.map(n => n.toFixed(2)).join(' / ')} µs per round: nest/wire median ${median(ratios).toFixed(2)}x (range ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}x; goal <= 1.5x)`,
+        );
+      }
+      if (FAILOVERS === 0) return lines;
       const times = await failovers();
       const sorted = [...times].sort((a, b) => a - b);
       return [
+        ...lines,
         `failover: broker SIGKILL -> first event delivered by the new broker: median ${median(times).toFixed(1)} ms of ${sorted.length} (min ${sorted[0].toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})`,
       ];
     },

@@ -1,5 +1,11 @@
 export { IpcTransport } from './ipc.transport.js';
-export { IpcBroker, type IpcBrokerEvents, type IpcBrokerStats } from './ipc.broker.js';
+export {
+  IpcBroker,
+  type IpcBrokerEvents,
+  type IpcBrokerState,
+  type IpcBrokerStats,
+  type IpcBrokerStatus,
+} from './ipc.broker.js';
 export {
   startBroker,
   forkWorkers,

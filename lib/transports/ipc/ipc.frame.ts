@@ -1,6 +1,14 @@
 import { FRAME_HEADER_BYTES } from './ipc.constants.js';
 import { IpcProtocolError } from './ipc.errors.js';
 
+/** Node's Buffer methods under `toString`/`write`, without their argument checks. */
+interface Utf8Buffer extends Buffer {
+  utf8Slice(start: number, end: number): string;
+  utf8Write(value: string, offset: number): number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
 /** First allocation on the first write (a client idle after its HELLO holds little: 10k of them fit). */
 const INITIAL_BYTES = 1024;
 /** Kept after `take()` up to this size, so a busy writer does not reallocate per tick. */
@@ -8,11 +16,13 @@ const KEEP_BYTES = 1024 * 1024;
 
 /**
  * Builds frames into one growable buffer, so a tick's frames for one socket
- * leave in a single write. `take()` copies the bytes out (the buffer is
- * reused; a socket holds what it was given until written).
+ * leave in a single write. `take()` hands the bytes out (the buffer itself
+ * when mostly full, else a copy); a socket holds what it was given until written.
  */
 export class FrameWriter {
-  private buf = Buffer.alloc(0);
+  private buf = EMPTY;
+  /** Size of the buffer last given away by take(): the next one starts there. */
+  private hint = INITIAL_BYTES;
   /** Bytes written so far. */
   length = 0;
   private frameStart = -1;
@@ -20,7 +30,7 @@ export class FrameWriter {
   private ensure(extra: number): void {
     const needed = this.length + extra;
     if (needed <= this.buf.length) return;
-    let size = Math.max(INITIAL_BYTES, this.buf.length * 2);
+    let size = Math.max(this.hint, this.buf.length * 2);
     while (size < needed) size *= 2;
     const bigger = Buffer.allocUnsafe(size);
     this.buf.copy(bigger, 0, 0, this.length);
@@ -76,7 +86,7 @@ export class FrameWriter {
   /** A UTF-8 string with a u32 byte length. */
   str(value: string): void {
     this.ensure(4 + value.length * 3);
-    const written = this.buf.write(value, this.length + 4, 'utf8');
+    const written = (this.buf as Utf8Buffer).utf8Write(value, this.length + 4);
     this.buf.writeUInt32BE(written, this.length);
     this.length += 4 + written;
   }
@@ -88,12 +98,23 @@ export class FrameWriter {
     this.length += end - start;
   }
 
-  /** Copies out what was written and starts over. */
+  /**
+   * Hands out what was written and starts over: a mostly full buffer is given
+   * away as it is (no copy; the next write allocates anew), a mostly empty
+   * one is copied out and kept.
+   */
   take(): Buffer {
-    const out = Buffer.allocUnsafe(this.length);
-    this.buf.copy(out, 0, 0, this.length);
+    const length = this.length;
     this.length = 0;
-    if (this.buf.length > KEEP_BYTES) this.buf = Buffer.alloc(0);
+    if (length * 2 >= this.buf.length) {
+      const out = this.buf.subarray(0, length);
+      this.hint = Math.min(KEEP_BYTES, Math.max(INITIAL_BYTES, this.buf.length));
+      this.buf = EMPTY;
+      return out;
+    }
+    const out = Buffer.allocUnsafe(length);
+    this.buf.copy(out, 0, 0, length);
+    if (this.buf.length > KEEP_BYTES) this.buf = EMPTY;
     return out;
   }
 }
@@ -201,7 +222,8 @@ export class BodyReader {
   str(what: string): string {
     const length = this.u32(what);
     this.need(length, what);
-    const value = this.buf.toString('utf8', this.pos, this.pos + length);
+    // utf8Slice: toString('utf8', a, b) without its argument checks (the bounds were checked above).
+    const value = (this.buf as Utf8Buffer).utf8Slice(this.pos, this.pos + length);
     this.pos += length;
     return value;
   }

@@ -5,11 +5,17 @@ import path from 'node:path';
 import { InvalidOptionsError } from '../../common/errors.js';
 import {
   booleanOption,
+  describeValue,
+  functionOption,
   integerOption,
   invalidOption,
+  objectOption,
   optionsObject,
+  stringOption,
 } from '../../common/options.validation.js';
+import type { HeraldLogger } from '../../common/logger.js';
 import { resolveUniqueOptions } from '../../common/unique-cache.js';
+import type { Delivery, TransportState } from '../../interfaces/transport.interface.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -108,6 +114,41 @@ export interface ResolvedIpcBrokerOptions extends ResolvedIpcCommon {
   readonly privileged: boolean;
 }
 
+/**
+ * Options of the worker side of the protocol (`IpcClient`), which the ipc
+ * transport builds from its own resolved options. @internal
+ */
+export interface IpcClientOptions {
+  readonly socketPath: string;
+  readonly workerId: number;
+  /** Events the broker may send before this worker acknowledges them. */
+  readonly window: number;
+  readonly postTimeoutMs: number;
+  /** Limit of an event frame until the broker states its own. */
+  readonly maxFrameBytes: number;
+  readonly maxQueueLength: number;
+  readonly logger: HeraldLogger;
+  deliver(delivery: Delivery): void;
+  /**
+   * Called on every state change after the first, with its reason.
+   * @deprecated subscribe to `IpcClient.status$`, the one status path; this
+   * callback is an adapter fed from it (kept for callers written before).
+   */
+  status?(state: TransportState, reason?: string): void;
+}
+
+export interface ResolvedIpcClientOptions {
+  readonly socketPath: string;
+  readonly workerId: number;
+  readonly window: number;
+  readonly postTimeoutMs: number;
+  readonly maxFrameBytes: number;
+  readonly maxQueueLength: number;
+  readonly logger: HeraldLogger;
+  readonly deliver: (delivery: Delivery) => void;
+  readonly status: ((state: TransportState, reason?: string) => void) | undefined;
+}
+
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Scope of every ipc option message: `ipc: <name> must be <rule> (got <value>, <type>)`. */
@@ -125,6 +166,17 @@ const TRANSPORT_KEYS = [
   'postTimeoutMs',
   'hostBroker',
   'failover',
+] as const;
+const CLIENT_KEYS = [
+  'socketPath',
+  'workerId',
+  'window',
+  'postTimeoutMs',
+  'maxFrameBytes',
+  'maxQueueLength',
+  'logger',
+  'deliver',
+  'status',
 ] as const;
 const BROKER_KEYS = [...COMMON_KEYS, 'unique', 'handshakeTimeoutMs', 'privileged'] as const;
 
@@ -170,15 +222,17 @@ function common(
   const filePath = socketPath.startsWith('unix:') ? socketPath.slice(5) : socketPath;
   if (filePath === '') {
     throw new InvalidOptionsError(
-      `ipc option socketPath must name a file after 'unix:' (got '${socketPath}')`,
+      `ipc: socketPath must name a file after 'unix:' (got ${describeValue(socketPath)})`,
     );
   }
   if (filePath.includes('\0'))
-    throw new InvalidOptionsError('ipc option socketPath must not contain NUL');
+    throw new InvalidOptionsError(
+      `ipc: socketPath must not contain NUL (got ${describeValue(socketPath)})`,
+    );
   const bytes = Buffer.byteLength(filePath);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw new InvalidOptionsError(
-      `ipc option socketPath is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have: '${filePath}'`,
+      `ipc: socketPath is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have (got ${describeValue(filePath)})`,
     );
   }
   return {
@@ -219,13 +273,13 @@ export function resolveIpcTransportOptions(
     fromEnv(env, ENV_WORKER_COUNT) === undefined
   ) {
     throw new InvalidOptionsError(
-      `ipc option workerCount is required with workerId ${workerId}: set workerCount or $${ENV_WORKER_COUNT} (forkWorkers sets it)`,
+      `ipc: workerCount is required with workerId ${workerId} (got undefined): set workerCount or $${ENV_WORKER_COUNT} (forkWorkers sets it)`,
     );
   }
   const resolved = common(options, env, 1);
   if (workerId >= resolved.workerCount) {
     throw new InvalidOptionsError(
-      `ipc option workerId must be below workerCount (got workerId ${workerId}, workerCount ${resolved.workerCount}); set workerCount or $${ENV_WORKER_COUNT}`,
+      `ipc: workerId must be below workerCount (got workerId ${workerId}, workerCount ${resolved.workerCount}); set workerCount or $${ENV_WORKER_COUNT}`,
     );
   }
   const brokerId = integer('brokerId', options.brokerId ?? 0, 0, resolved.workerCount - 1);
@@ -267,5 +321,48 @@ export function resolveIpcBrokerOptions(
       2 ** 31 - 1,
     ),
     privileged: booleanOption('ipc broker', 'privileged', options.privileged, false),
+  };
+}
+
+/** Validates the client's options; throws `InvalidOptionsError` naming the option, the rule and the value. */
+export function resolveIpcClientOptions(options: IpcClientOptions): ResolvedIpcClientOptions {
+  const scope = 'ipc client';
+  options = optionsObject(scope, options, [...CLIENT_KEYS]);
+  const logger = objectOption(scope, 'logger', options.logger) as HeraldLogger | undefined;
+  if (!logger) invalidOption(scope, 'logger', 'a logger', logger);
+  const deliver = functionOption<(delivery: Delivery) => void, undefined>(
+    scope,
+    'deliver',
+    options.deliver,
+    undefined,
+  );
+  if (!deliver) invalidOption(scope, 'deliver', 'a function', deliver);
+  const int = (
+    name: keyof IpcClientOptions,
+    min: number,
+    max = Number.MAX_SAFE_INTEGER,
+  ): number => {
+    const value = options[name];
+    if (value === undefined) invalidOption(scope, name, `an integer >= ${min}`, value);
+    return integerOption(scope, name, value, Number.NaN, min, max);
+  };
+  const status = functionOption<NonNullable<IpcClientOptions['status']>, undefined>(
+    scope,
+    'status',
+    options.status,
+    undefined,
+  );
+  return {
+    socketPath:
+      stringOption(scope, 'socketPath', options.socketPath, undefined) ??
+      invalidOption(scope, 'socketPath', 'a non-empty string', undefined),
+    workerId: int('workerId', 0, 65_534),
+    window: int('window', 1, 2 ** 32 - 1),
+    postTimeoutMs: int('postTimeoutMs', 1, 2 ** 31 - 1),
+    maxFrameBytes: int('maxFrameBytes', 1),
+    maxQueueLength: int('maxQueueLength', 1),
+    logger,
+    deliver,
+    status,
   };
 }

@@ -1,6 +1,7 @@
 import { describeError } from '../../common/describe-error.js';
 import { Fifo } from '../../common/fifo.js';
 import { jsonCodec } from '../../common/json.codec.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { WarningLimiter } from '../../common/warning-limiter.js';
 import type { EventHandler, HeraldEvent } from '../../interfaces/envelope.interface.js';
@@ -65,7 +66,12 @@ export class PrivilegedAgent {
       this.counters.dropped++;
       this.limiter.warn(
         'privileged-full',
-        `ipc broker: the privileged agent's queue is full (${this.maxQueueLength}); dropped its oldest event ${describeEventBody(oldest)}`,
+        logLine(
+          'ipc',
+          'privileged-queue-full',
+          `the privileged agent's queue is full (${this.maxQueueLength}); dropped its oldest event ${describeEventBody(oldest)}`,
+          { dropped: this.counters.dropped },
+        ),
       );
     }
     this.queue.push(body);
@@ -110,8 +116,13 @@ export class PrivilegedAgent {
       };
     } catch (error) {
       this.counters.handlerErrors++;
-      this.logger.error(
-        `ipc broker: the privileged agent cannot decode ${describeEventBody(body)}: ${describeError(error)}`,
+      this.limiter.error(
+        'privileged-decode',
+        logLine(
+          'ipc',
+          'privileged-decode-failed',
+          `the privileged agent cannot decode ${describeEventBody(body)}: ${describeError(error)}`,
+        ),
       );
       return;
     }
@@ -123,8 +134,14 @@ export class PrivilegedAgent {
         await r.handler(event.data, event);
       } catch (error) {
         this.counters.handlerErrors++;
-        this.logger.error(
-          `ipc broker: a privileged handler of ${event.source}/${event.event} (id ${event.id}) failed: ${describeError(error)}`,
+        this.limiter.error(
+          `privileged-handler-${event.source}/${event.event}`,
+          logLine(
+            'ipc',
+            'privileged-handler-failed',
+            `a privileged handler of ${event.source}/${event.event} (id ${event.id}) failed: ${describeError(error)}`,
+            { source: event.source, event: event.event, id: event.id },
+          ),
         );
       }
     }

@@ -1,6 +1,8 @@
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
+import { logLine } from '../../common/log-line.js';
 import { StateMachine } from '../../common/state-machine.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { TransportClosedError } from '../../common/errors.js';
 import type {
@@ -54,6 +56,7 @@ export class IpcTransport implements Transport {
   readonly options: ResolvedIpcTransportOptions;
   private role: 'broker' | 'worker';
   private context?: TransportContext;
+  private limiter?: WarningLimiter;
   private electionTimer?: NodeJS.Timeout;
   private electionAttempts = 0;
   private electing = false;
@@ -97,6 +100,7 @@ export class IpcTransport implements Transport {
     if (this.client) throw new Error('ipc transport is already connected');
     const options = this.options;
     this.context = context;
+    this.limiter = new WarningLimiter(context.logger, 10_000, context.clock);
     // The client first: a broker hosted here knows its session (its posts get witnesses).
     const client = new IpcClient({
       socketPath: options.socketPath,
@@ -107,10 +111,12 @@ export class IpcTransport implements Transport {
       maxQueueLength: options.maxQueueLength,
       logger: context.logger,
       deliver: delivery => context.deliver(delivery),
-      status: (state, reason) => {
-        this.setStatus(state, reason);
-        if (state === 'reconnecting') this.scheduleElection();
-      },
+    });
+    // The client's status$ feeds ours (its 'closed' is our own close or a refused start, said by connect()).
+    client.status$.subscribe(({ state, reason }) => {
+      if (state === 'closed' || (state === 'connecting' && !reason)) return;
+      this.setStatus(state, reason);
+      if (state === 'reconnecting') this.scheduleElection();
     });
     this.client = client;
     try {
@@ -198,7 +204,17 @@ export class IpcTransport implements Transport {
       } else if (lock) {
         await this.host(lock);
         logger.warn(
-          `ipc: this process (pid ${process.pid}, worker #${this.options.workerId}) took over as the broker on ${this.options.socketPath}`,
+          logLine(
+            'ipc',
+            'broker-elected',
+            `this process took over as the broker (the previous broker went: ${this.machine.status.reason ?? 'connection lost'})`,
+            {
+              pid: process.pid,
+              worker: this.options.workerId,
+              socket: this.options.socketPath,
+              elections: this.elections,
+            },
+          ),
         );
         this.electionAttempts = 0;
         // Whatever the interleaving: connected once our client is (it may already be).
@@ -209,7 +225,15 @@ export class IpcTransport implements Transport {
       }
     } catch (error) {
       // E.g. the socket directory no longer passes the checks: said, and tried again later.
-      logger.error(`ipc: cannot take over as the broker: ${describeError(error)}`);
+      this.limiter?.error(
+        'election-failed',
+        logLine(
+          'ipc',
+          'broker-election-failed',
+          `cannot take over as the broker: ${describeError(error)}; trying again`,
+          { worker: this.options.workerId, socket: this.options.socketPath },
+        ),
+      );
       this.setStatus('reconnecting', describeError(error));
     } finally {
       this.electing = false;

@@ -217,7 +217,7 @@ describe('ipc broker protocol', () => {
       expect(raw.refusal()).toMatch(reason);
       expect(
         logger.lines.some(
-          line => line.startsWith('warn ipc broker refused a frame') && reason.test(line),
+          line => line.startsWith('warn ipc frame-refused: refused a frame') && reason.test(line),
         ),
       ).toBe(true);
       expect(b.stats().refusedFrames).toBe(1);

@@ -67,7 +67,9 @@ describe('ipc hardening', () => {
     expect(b.stats().cutOff).toBe(1);
     expect(
       logger.lines.some(l =>
-        /error ipc broker: worker #1 \(pid \d+\) \(session raw-1\) sent 5 refused frames/.test(l),
+        /error ipc worker-cut-off: worker #1 \(pid \d+\) \(session raw-1\) sent 5 refused frames/.test(
+          l,
+        ),
       ),
     ).toBe(true);
     // A new process with that worker id (another session) is served.

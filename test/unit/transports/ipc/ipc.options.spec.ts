@@ -125,6 +125,18 @@ describe('ipc options', () => {
     );
   });
 
+  it('socketPath refusals name the value and its type too', () => {
+    expect(() => resolve({ socketPath: 'unix:' })).toThrow(
+      `ipc: socketPath must name a file after 'unix:' (got "unix:", a string)`,
+    );
+    expect(() => resolve({ socketPath: '/tmp/a\0b.sock' })).toThrow(
+      /ipc: socketPath must not contain NUL \(got ".*", a string\)/,
+    );
+    expect(() => resolve({ socketPath: 42 as never })).toThrow(
+      'ipc: socketPath must be a non-empty string (got 42, a number)',
+    );
+  });
+
   it('refuses a malformed worker id in the environment', () => {
     expect(() => resolve({}, { HERALD_WORKER_ID: 'two' })).toThrow(
       "environment variable HERALD_WORKER_ID must be an integer >= 0 (got 'two')",
