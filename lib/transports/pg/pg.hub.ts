@@ -323,6 +323,7 @@ export class PgHub extends EventEmitter {
       ...this.notifier.counters,
       queued: this.notifier.length,
       consumerCount: this.consumers.size,
+      heartbeatAgeMs: this.listen.heartbeatAgeMs,
     };
   }
 

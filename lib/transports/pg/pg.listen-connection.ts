@@ -92,6 +92,8 @@ export class PgListenConnection {
   private syncing = false;
   /** When the connection was lost (for the recovery line). */
   private lostAt?: number;
+  /** When the server last answered on this connection (connect, LISTEN, heartbeat). */
+  private answeredAt = Date.now();
 
   constructor(
     private readonly settings: PgListenSettings,
@@ -106,6 +108,15 @@ export class PgListenConnection {
   /** Backend pid of the connection while connected. */
   get processId(): number | undefined {
     return (this.client as unknown as { processID?: number } | undefined)?.processID;
+  }
+
+  /**
+   * Milliseconds since the server last answered the LISTEN connection (its
+   * connect, a LISTEN, a heartbeat): below `heartbeatMs` plus a round trip
+   * while all is well; it grows while the connection is down or silent.
+   */
+  get heartbeatAgeMs(): number {
+    return Math.max(0, Date.now() - this.answeredAt);
   }
 
   /** The reconnect wait with +-25% jitter. */
@@ -189,6 +200,7 @@ export class PgListenConnection {
       return;
     }
     this.client = client;
+    this.answeredAt = Date.now();
     this.listening.clear();
     for (const topic of topics) this.listening.add(topic);
     this.counters.listenCount += topics.length;
@@ -263,6 +275,7 @@ export class PgListenConnection {
       this.heartbeatTimeout.unref?.();
       this.heartbeat = client.query('SELECT 1').then(
         () => {
+          this.answeredAt = Date.now();
           if (this.heartbeatTimeout) clearTimeout(this.heartbeatTimeout);
           this.heartbeatTimeout = undefined;
           this.heartbeatPending = false;
@@ -305,6 +318,7 @@ export class PgListenConnection {
         try {
           if (this.heartbeatPending) await this.heartbeat;
           await client.query(statements.join('; '));
+          this.answeredAt = Date.now();
         } catch (error) {
           this.counters.listenFailCount += toListen.length;
           this.counters.unlistenFailCount += toUnlisten.length;
