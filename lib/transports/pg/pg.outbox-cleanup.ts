@@ -99,13 +99,11 @@ export class PgOutboxCleanup {
   async runOnce(): Promise<PgOutboxCleanupResult> {
     await this.running?.catch(() => undefined);
     this.running = this.run().catch(error => {
-      this.options
-        .logger()
-        ?.warn(
-          logLine('pg', 'outbox-cleanup-failed', describeError(error), {
-            channel: this.options.channel,
-          }),
-        );
+      this.options.logger()?.warn(
+        logLine('pg', 'outbox-cleanup-failed', describeError(error), {
+          channel: this.options.channel,
+        }),
+      );
       throw error;
     });
     try {
@@ -143,7 +141,8 @@ export class PgOutboxCleanup {
           CHUNK,
         ]);
         deleted += out[0].deleted;
-        for (const [name, n] of Object.entries(out[0].lost)) lost[name] = (lost[name] ?? 0) + Number(n);
+        for (const [name, n] of Object.entries(out[0].lost))
+          lost[name] = (lost[name] ?? 0) + Number(n);
         if (out[0].deleted < CHUNK) break;
       }
       this.counters.outboxDeleted += deleted;

@@ -184,7 +184,13 @@ export class PgOutboxReader {
   /** Something may have been committed (a wake-up NOTIFY, a reconnect): read. */
   wake(): void {
     this.wanted = true;
-    if (!this.reading && this.intake) this.reading = this.readLoop();
+    if (this.reading || !this.intake) return;
+    // Set before the loop's first await; cleared in a later microtask, so a
+    // loop that ends at once never leaves a stale promise behind.
+    this.reading = this.readLoop().finally(() => {
+      this.reading = undefined;
+      if (this.wanted && this.intake && this.window.length < this.options.maxInFlight) this.wake();
+    });
   }
 
   /** Stops reading; settles still move the cursor. */
@@ -264,56 +270,50 @@ export class PgOutboxReader {
   }
 
   private async readLoop(): Promise<void> {
-    try {
-      while (this.wanted && this.intake) {
-        const room = this.options.maxInFlight - this.window.length;
-        if (room <= 0) return; // done() wakes the reader again
-        this.wanted = false;
-        const limit = Math.min(this.options.readBatch, room);
-        let rows: { id: string | null; xid: string | null; payload: string | null }[];
-        try {
-          this.counters.outboxReads++;
-          ({ rows } = await this.options.pool.query(this.sql.read, [
-            this.options.channel,
-            this.readCursor.xid,
-            this.readCursor.id,
-            limit,
-          ]));
-        } catch (error) {
-          this.counters.outboxErrors++;
-          this.warnError('outbox-read-failed', error);
-          this.retryLater();
-          return;
-        }
-        let held = false;
-        let got = 0;
-        for (const found of rows) {
-          if (found.id === null) {
-            held = true;
-            continue;
-          }
-          got++;
-          const row: PgOutboxRow = {
-            id: found.id,
-            xid: found.xid!,
-            payload: found.payload!,
-            attempt: 1,
-            settled: false,
-          };
-          this.readCursor = { xid: row.xid, id: row.id };
-          this.window.push(row);
-          this.counters.outboxRead++;
-          if (!this.intake) break;
-          this.options.handle(row);
-        }
-        if (got === limit) this.wanted = true;
-        if (held) this.holdBack();
-        else this.heldDelay = 0;
+    while (this.wanted && this.intake) {
+      const room = this.options.maxInFlight - this.window.length;
+      if (room <= 0) return; // done() wakes the reader again
+      this.wanted = false;
+      const limit = Math.min(this.options.readBatch, room);
+      let rows: { id: string | null; xid: string | null; payload: string | null }[];
+      try {
+        this.counters.outboxReads++;
+        ({ rows } = await this.options.pool.query(this.sql.read, [
+          this.options.channel,
+          this.readCursor.xid,
+          this.readCursor.id,
+          limit,
+        ]));
+      } catch (error) {
+        this.counters.outboxErrors++;
+        this.warnError('outbox-read-failed', error);
+        this.retryLater();
+        return;
       }
-    } finally {
-      this.reading = undefined;
-      if (this.wanted && this.intake && this.window.length < this.options.maxInFlight)
-        this.wake();
+      let held = false;
+      let got = 0;
+      for (const found of rows) {
+        if (found.id === null) {
+          held = true;
+          continue;
+        }
+        got++;
+        const row: PgOutboxRow = {
+          id: found.id,
+          xid: found.xid!,
+          payload: found.payload!,
+          attempt: 1,
+          settled: false,
+        };
+        this.readCursor = { xid: row.xid, id: row.id };
+        this.window.push(row);
+        this.counters.outboxRead++;
+        if (!this.intake) break;
+        this.options.handle(row);
+      }
+      if (got === limit) this.wanted = true;
+      if (held) this.holdBack();
+      else this.heldDelay = 0;
     }
   }
 
@@ -353,8 +353,7 @@ export class PgOutboxReader {
       moved = true;
     }
     if (moved) this.writeSoon();
-    if (this.intake && !this.reading && this.window.length < this.options.maxInFlight)
-      this.wake();
+    if (this.intake && !this.reading && this.window.length < this.options.maxInFlight) this.wake();
   }
 
   private async deadLetter(row: PgOutboxRow, reason: string): Promise<void> {
@@ -437,7 +436,9 @@ export class PgOutboxReader {
           this.warnError('cursor-write-failed', error);
           this.dirty = true;
           if (this.closed) return;
-          await new Promise(resolve => setTimeout(resolve, Math.max(100, this.options.retryDelayMs)));
+          await new Promise(resolve =>
+            setTimeout(resolve, Math.max(100, this.options.retryDelayMs)),
+          );
           continue;
         }
         const count = Number(lost ?? 0);

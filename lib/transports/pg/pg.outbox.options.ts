@@ -126,7 +126,7 @@ export function resolvePgDurableOptions(
       86_400_000,
     ),
     retentionMs: positiveNumberOption(scope, 'retentionMs', given.retentionMs, 86_400_000),
-    retentionCount: integerOption(scope, "retentionCount", given.retentionCount, 1_000_000, 1),
+    retentionCount: integerOption(scope, 'retentionCount', given.retentionCount, 1_000_000, 1),
     cleanupIntervalMs: nonNegativeNumberOption(
       scope,
       'cleanupIntervalMs',

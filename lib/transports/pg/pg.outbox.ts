@@ -68,7 +68,8 @@ export class PgOutbox {
     const tables = outboxTables(options.table);
     const { hub, channel } = parts;
     this.ephemeral = options.consumer === undefined;
-    this.consumer = options.consumer ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.consumer =
+      options.consumer ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const logger = (): TransportContext['logger'] | undefined => this.context?.logger;
     this.writer = new PgOutboxWriter({
       pool: hub.pool,
@@ -112,7 +113,11 @@ export class PgOutbox {
   /** Creates or checks the tables, registers the consumer, starts reading and the cleanup. */
   async start(context: TransportContext): Promise<void> {
     this.context = context;
-    await ensureOutboxSchema(this.parts.hub.pool, outboxTables(this.options.table), this.options.createTables);
+    await ensureOutboxSchema(
+      this.parts.hub.pool,
+      outboxTables(this.options.table),
+      this.options.createTables,
+    );
     await this.reader.start();
     this.cleanup.start();
   }
@@ -184,24 +189,22 @@ export class PgOutbox {
       return;
     }
     const ttlMs = this.context?.unique.ttlMs ?? 2000;
-    this.parts.claims
-      .claim(`${this.parts.channel}:${envelope.unique}`, envelope.id, ttlMs)
-      .then(
-        won => {
-          if (!won) {
-            this.counters.duplicates++;
-            this.reader.settle(row, { outcome: 'ack' });
-            return;
-          }
-          row.claimed = true;
-          this.deliver(row, envelope);
-        },
-        error => {
-          // At-least-once: without a claim nobody can tell who runs it; try again.
-          this.counters.claimErrors++;
-          this.reader.settle(row, { outcome: 'nack', error });
-        },
-      );
+    this.parts.claims.claim(`${this.parts.channel}:${envelope.unique}`, envelope.id, ttlMs).then(
+      won => {
+        if (!won) {
+          this.counters.duplicates++;
+          this.reader.settle(row, { outcome: 'ack' });
+          return;
+        }
+        row.claimed = true;
+        this.deliver(row, envelope);
+      },
+      error => {
+        // At-least-once: without a claim nobody can tell who runs it; try again.
+        this.counters.claimErrors++;
+        this.reader.settle(row, { outcome: 'nack', error });
+      },
+    );
   }
 
   private deliver(row: PgOutboxRow, envelope: Envelope): void {

@@ -234,7 +234,8 @@ export class PgTransport implements Transport {
     const at: number[] = [];
     for (let i = 0; i < payloads.length; i++) {
       const size = Buffer.byteLength(payloads[i]);
-      if (size > this.hub.payloadLimit) outcomes[i] = new PayloadTooLargeError(size, this.hub.payloadLimit);
+      if (size > this.hub.payloadLimit)
+        outcomes[i] = new PayloadTooLargeError(size, this.hub.payloadLimit);
       else {
         fit.push(payloads[i]);
         at.push(i);

@@ -256,9 +256,9 @@ describe('PgTransport durable (issue 19)', () => {
       return run.deleted > 0 ? run : undefined;
     }, LONG);
     expect(result.lost.slow).toBe(10);
-    expect(p.logger.lines.some(l => /^warn pg outbox-retention-lost: .*consumer=slow/.test(l))).toBe(
-      true,
-    );
+    expect(
+      p.logger.lines.some(l => /^warn pg outbox-retention-lost: .*consumer=slow/.test(l)),
+    ).toBe(true);
     expect(p.transport.stats().lostRecorded).toBeGreaterThanOrEqual(10);
 
     slow = await start(at, { consumer: 'slow' });
@@ -295,7 +295,10 @@ describe('PgTransport durable (issue 19)', () => {
     await a.bus.post('jobs', 'run', {}, { unique: `job-${at.channel}` });
     await a.bus.post('jobs', 'run', {}, { unique: `job-${at.channel}` });
     await a.bus.post('jobs', 'marker', {});
-    await waitFor(() => a.got.some(e => e.event === 'marker') && b.got.some(e => e.event === 'marker'), LONG);
+    await waitFor(
+      () => a.got.some(e => e.event === 'marker') && b.got.some(e => e.event === 'marker'),
+      LONG,
+    );
     const runs = [...a.got, ...b.got].filter(e => e.event === 'run');
     expect(runs).toHaveLength(1);
   });
@@ -318,7 +321,8 @@ describe('PgTransport durable (issue 19)', () => {
         () => undefined,
         (error: unknown) => error,
       );
-      const error = failed instanceof PgOutboxSchemaError ? failed : (failed as { cause?: unknown })?.cause;
+      const error =
+        failed instanceof PgOutboxSchemaError ? failed : (failed as { cause?: unknown })?.cause;
       expect(error).toBeInstanceOf(PgOutboxSchemaError);
       expect((error as Error).message).toMatch(/CREATE privilege/);
       await bus.close({ timeoutMs: 2000 });
@@ -338,7 +342,8 @@ describe('PgTransport durable (issue 19)', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      const cause = refused instanceof PgOutboxSchemaError ? refused : (refused as { cause?: unknown })?.cause;
+      const cause =
+        refused instanceof PgOutboxSchemaError ? refused : (refused as { cause?: unknown })?.cause;
       expect((cause as Error).message).toMatch(/lacks the DELETE privilege on "ob_/);
       await second.close({ timeoutMs: 2000 });
       buses.splice(buses.indexOf(second), 1);
