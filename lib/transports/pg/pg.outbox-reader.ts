@@ -136,10 +136,11 @@ export class PgOutboxReader {
       // committed row above it waits for an older transaction.
       read:
         'WITH s AS MATERIALIZED (SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) AS h) ' +
-        `(SELECT o.id::text AS id, o.xid::text AS xid, o.payload FROM ${outbox} o, s ` +
-        `WHERE o.channel = $1 AND ${after} AND o.xid < s.h ORDER BY o.xid, o.id LIMIT $4) ` +
-        'UNION ALL SELECT NULL, NULL, NULL WHERE EXISTS ' +
-        `(SELECT 1 FROM ${outbox} o, s WHERE o.channel = $1 AND o.xid >= s.h AND ${after})`,
+        `(SELECT o.id::text AS id, o.xid::text AS xid, o.payload FROM ${outbox} o ` +
+        `WHERE o.channel = $1 AND ${after} AND o.xid < (SELECT h FROM s) ORDER BY o.xid, o.id LIMIT $4) ` +
+        // Every row at or above the horizon is unread (rows read were below an older one).
+        `UNION ALL (SELECT NULL, NULL, NULL FROM ${outbox} o ` +
+        'WHERE o.channel = $1 AND o.xid >= (SELECT h FROM s) ORDER BY o.xid LIMIT 1)',
       // Takes (and zeroes) the losses the cleanup job recorded, under the row lock.
       write:
         `UPDATE ${consumers} c SET xid = $3::xid8, id = $4::bigint, seen_at = pg_catalog.now(), lost = 0 ` +
