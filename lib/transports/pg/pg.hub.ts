@@ -5,6 +5,7 @@ import { skip, type Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
 import { jsonCodec } from '../../common/json.codec.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { StateMachine } from '../../common/state-machine.js';
 import { encodePayload, normalizeKey, validateTopic, type PgKeyInput } from './pg.codec.js';
@@ -66,7 +67,11 @@ export class PgHub extends EventEmitter {
   private stopping?: Promise<void>;
 
   private readonly onPoolError = (error: Error): void => {
-    this.logger.warn(`pg hub ${this.name}: idle pool connection failed: ${error.message}`);
+    this.logger.warn(
+      logLine('pg', 'pool-idle-error', `an idle pool connection failed: ${describeError(error)}`, {
+        hub: this.name,
+      }),
+    );
   };
 
   /** Throws `InvalidOptionsError` naming a bad or unknown option. */
@@ -394,9 +399,13 @@ export class PgHub extends EventEmitter {
     this.consumers.stop(closed);
     this.pool.off('error', this.onPoolError);
     if (this.ownsPool)
-      await this.pool
-        .end()
-        .catch(error => this.logger.warn(`pg hub ${this.name}: ${describeError(error)}`));
+      await this.pool.end().catch(error =>
+        this.logger.warn(
+          logLine('pg', 'pool-end-failed', `ending the pool failed: ${describeError(error)}`, {
+            hub: this.name,
+          }),
+        ),
+      );
     this.machine.setState('stopped');
     this.machine.complete();
   }

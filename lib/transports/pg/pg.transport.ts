@@ -337,12 +337,13 @@ export class PgTransport implements Transport {
       return;
     }
     const named = `${envelope.source}/${envelope.event} (id ${envelope.id}, key ${unique})`;
+    const fields = { source: envelope.source, event: envelope.event, id: envelope.id, unique };
     if (this.claiming >= this.maxPendingClaims) {
       this.counters.claimsDropped++;
       const error = new QueueFullError('pg unique claims', this.maxPendingClaims);
       this.warnings?.warn(
         'claims-full',
-        `pg transport: dropped unique event ${named}: ${error.message}`,
+        logLine('pg', 'claims-full', `dropped unique event ${named}: ${error.message}`, fields),
       );
       return;
     }
@@ -362,7 +363,12 @@ export class PgTransport implements Transport {
         this.counters.claimErrors++;
         this.warnings?.error(
           'claim-failed',
-          `pg transport: cannot claim unique event ${named}, dropped: ${describeError(error)}`,
+          logLine(
+            'pg',
+            'claim-failed',
+            `cannot claim unique event ${named}, dropped: ${describeError(error)}`,
+            fields,
+          ),
         );
       },
     );

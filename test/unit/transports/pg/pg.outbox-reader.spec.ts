@@ -74,7 +74,7 @@ describe('PgOutboxReader', () => {
     await pool.end();
   });
 
-  it('a new consumer starts at the horizon; rows after it are handed on in order and the settled prefix is stored', async () => {
+  it('a new consumer starts at the horizon (every open transaction ahead of it); rows after it are handed on in order and the settled prefix is stored', async () => {
     await insert('e:"old"');
     const seen: string[] = [];
     const r = reader((row, self) => {
@@ -84,8 +84,12 @@ describe('PgOutboxReader', () => {
     await r.start();
     await insert('e:1', 'e:2', 'e:3');
     r.wake();
-    await waitFor(() => seen.length === 3, LONG);
-    expect(seen).toEqual(['e:1', 'e:2', 'e:3']);
+    const mine = (): string[] => seen.filter(payload => payload !== 'e:"old"');
+    await waitFor(() => mine().length === 3, LONG);
+    expect(mine()).toEqual(['e:1', 'e:2', 'e:3']);
+    // "old" committed before the consumer existed; it comes only when a transaction
+    // older than it was still open somewhere on the (shared) server at registration.
+    expect(seen.indexOf('e:"old"')).toBeLessThan(1);
     const last = await pool.query(`SELECT xid::text, id::text FROM ${table} WHERE payload = 'e:3'`);
     await waitFor(async () => (await storedCursor()).id === last.rows[0].id, LONG);
     expect(await storedCursor()).toEqual(last.rows[0]);
