@@ -171,7 +171,7 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
         `no-reply-channel:${event.topic}`,
         logLine(
           'pg',
-          'ms-no-reply-channel',
+          'notify-ms-no-reply-channel',
           `PgNotifyServer: request without a reply channel in its id, dropped (${this.counters.unanswerable} so far)`,
           { channel: event.topic, id: typeof id === 'string' ? id : String(id) },
         ),

@@ -240,7 +240,7 @@ export class PgConsumerSet {
         `notification-dropped:${message.channel}`,
         logLine(
           'pg',
-          'notification-dropped',
+          'hub-notification-dropped',
           `dropped a notification that is not a pg-hub event: ${reason}`,
           {
             hub: this.name,
@@ -290,10 +290,10 @@ export class PgConsumerSet {
   /** Counts and logs a hook (or a confirm callback) that threw or rejected. */
   hookFailed(error: unknown): void {
     this.counters.hookErrorCount++;
-    const line = logLine('pg', 'hook-failed', `consumer hook failed: ${describeError(error)}`, {
+    const line = logLine('pg', 'hub-hook-failed', `consumer hook failed: ${describeError(error)}`, {
       hub: this.name,
     });
-    this.warnings.error('hook-failed', line);
+    this.warnings.error('hub-hook-failed', line);
   }
 }
 

@@ -68,9 +68,14 @@ export class PgHub extends EventEmitter {
 
   private readonly onPoolError = (error: Error): void => {
     this.logger.warn(
-      logLine('pg', 'pool-idle-error', `an idle pool connection failed: ${describeError(error)}`, {
-        hub: this.name,
-      }),
+      logLine(
+        'pg',
+        'hub-pool-idle-error',
+        `an idle pool connection failed: ${describeError(error)}`,
+        {
+          hub: this.name,
+        },
+      ),
     );
   };
 
@@ -401,7 +406,7 @@ export class PgHub extends EventEmitter {
     if (this.ownsPool)
       await this.pool.end().catch(error =>
         this.logger.warn(
-          logLine('pg', 'pool-end-failed', `ending the pool failed: ${describeError(error)}`, {
+          logLine('pg', 'hub-pool-end-failed', `ending the pool failed: ${describeError(error)}`, {
             hub: this.name,
           }),
         ),

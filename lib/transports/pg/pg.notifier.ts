@@ -179,10 +179,10 @@ export class PgNotifier {
           // goes out after the next connect, or after reconnectMs if the LISTEN
           // connection never noticed.
           this.warnings.warn(
-            'notify-retry',
+            'hub-notify-retry',
             logLine(
               'pg',
-              'notify-retry',
+              'hub-notify-retry',
               `notify of ${batch.length} event(s) failed on the connection, kept and retried: ${describeError(error)}`,
               { hub: this.name, topic: batch[0].topic },
             ),
@@ -205,10 +205,15 @@ export class PgNotifier {
         this.counters.notifyFailCount++;
         this.warnings.error(
           `notify-refused:${item.topic}`,
-          logLine('pg', 'notify-refused', `the server refused a notify: ${describeError(error)}`, {
-            hub: this.name,
-            topic: item.topic,
-          }),
+          logLine(
+            'pg',
+            'hub-notify-refused',
+            `the server refused a notify: ${describeError(error)}`,
+            {
+              hub: this.name,
+              topic: item.topic,
+            },
+          ),
         );
         item.settle(false, error as Error);
         continue;

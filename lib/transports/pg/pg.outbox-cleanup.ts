@@ -183,7 +183,7 @@ export class PgOutboxCleanup {
         ?.warn(
           logLine(
             'pg',
-            'consumer-expired',
+            'outbox-consumer-expired',
             `consumer unseen for more than ${consumerExpiryMs} ms removed; if it comes back it starts at the end`,
             { channel, consumer },
           ),

@@ -219,7 +219,7 @@ export class PgOutboxReader {
           this.options.channel,
           this.options.consumer,
         ])
-        .catch(error => this.warnError('consumer-remove-failed', error));
+        .catch(error => this.warnError('outbox-consumer-remove-failed', error));
     }
     this.warnings.flush();
   }
@@ -372,7 +372,7 @@ export class PgOutboxReader {
     } catch (error) {
       // Not moved: the row stays unsettled, so it comes again after a restart.
       this.counters.outboxErrors++;
-      this.warnError('dead-letter-failed', error, { outboxId: row.id });
+      this.warnError('outbox-dead-letter-failed', error, { outboxId: row.id });
       if (this.intake) {
         const timer = setTimeout(() => {
           this.retries.delete(timer);
@@ -386,14 +386,19 @@ export class PgOutboxReader {
     this.counters.deadLettered++;
     const envelope = row.envelope;
     this.warnings.warn(
-      'dead-lettered',
-      logLine('pg', 'dead-lettered', `event moved to ${this.options.tables.dead}: ${reason}`, {
-        source: envelope?.source,
-        event: envelope?.event,
-        id: envelope?.id,
-        outboxId: row.id,
-        consumer,
-      }),
+      'outbox-dead-lettered',
+      logLine(
+        'pg',
+        'outbox-dead-lettered',
+        `event moved to ${this.options.tables.dead}: ${reason}`,
+        {
+          source: envelope?.source,
+          event: envelope?.event,
+          id: envelope?.id,
+          outboxId: row.id,
+          consumer,
+        },
+      ),
     );
     this.done(row);
   }
@@ -425,7 +430,7 @@ export class PgOutboxReader {
             this.options.logger.warn(
               logLine(
                 'pg',
-                'consumer-reregistered',
+                'outbox-consumer-reregistered',
                 'consumer was removed as expired while running; registered again at its cursor',
                 { channel, consumer },
               ),
@@ -434,7 +439,7 @@ export class PgOutboxReader {
           }
         } catch (error) {
           this.counters.outboxErrors++;
-          this.warnError('cursor-write-failed', error);
+          this.warnError('outbox-cursor-write-failed', error);
           this.dirty = true;
           if (this.closed) return;
           await new Promise(resolve =>

@@ -342,8 +342,13 @@ export class PgTransport implements Transport {
       this.counters.claimsDropped++;
       const error = new QueueFullError('pg unique claims', this.maxPendingClaims);
       this.warnings?.warn(
-        'claims-full',
-        logLine('pg', 'claims-full', `dropped unique event ${named}: ${error.message}`, fields),
+        'unique-claims-full',
+        logLine(
+          'pg',
+          'unique-claims-full',
+          `dropped unique event ${named}: ${error.message}`,
+          fields,
+        ),
       );
       return;
     }
@@ -362,10 +367,10 @@ export class PgTransport implements Transport {
         // At most once: without a claim nobody can tell who runs it; drop it.
         this.counters.claimErrors++;
         this.warnings?.error(
-          'claim-failed',
+          'unique-claim-failed',
           logLine(
             'pg',
-            'claim-failed',
+            'unique-claim-failed',
             `cannot claim unique event ${named}, dropped: ${describeError(error)}`,
             fields,
           ),

@@ -126,7 +126,7 @@ export class PgUniqueClaims {
           ?.warn(
             logLine(
               'pg',
-              'claims-purge-failed',
+              'unique-claims-purge-failed',
               `purge of expired unique claims failed (retried after uniquePurgeMs): ${describeError(error)}`,
               { table: this.options.table },
             ),

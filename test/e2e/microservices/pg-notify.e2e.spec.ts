@@ -354,7 +354,7 @@ describe('PgNotifyServer / PgNotifyClient', () => {
     // close() writes what was held back, with the count of repeats.
     expect(
       warnings.some(line =>
-        /^pg ms-no-reply-channel: .*dropped \(5 so far\) \[channel=\S+ id=no-address-4\] \(and 4 more like it/.test(
+        /^pg notify-ms-no-reply-channel: .*dropped \(5 so far\) \[channel=\S+ id=no-address-4\] \(and 4 more like it/.test(
           line,
         ),
       ),

@@ -240,7 +240,7 @@ describe('PgTransport durable (issue 19)', () => {
     expect(rows[0].attempts).toBe(3);
     expect(rows[0].reason).toMatch(/handler failed 3 time\(s\).*poisoned/);
     expect(rows[0].payload).toContain('"event":"bad"');
-    expect(r.logger.lines.some(l => l.startsWith('warn pg dead-lettered:'))).toBe(true);
+    expect(r.logger.lines.some(l => l.startsWith('warn pg outbox-dead-lettered:'))).toBe(true);
     expect(r.transport.stats().redelivered).toBe(2);
   });
 
@@ -283,9 +283,9 @@ describe('PgTransport durable (issue 19)', () => {
     expect(result.deleted).toBe(5);
     const { rows } = await admin.query(`SELECT payload FROM ${at.table} ORDER BY id`);
     expect(rows.map(row => /"i":(\d)/.exec(row.payload)![1])).toEqual(['5', '6', '7']);
-    expect(p.logger.lines.some(l => /^warn pg consumer-expired: .*consumer=gone/.test(l))).toBe(
-      true,
-    );
+    expect(
+      p.logger.lines.some(l => /^warn pg outbox-consumer-expired: .*consumer=gone/.test(l)),
+    ).toBe(true);
   });
 
   it('unique events run once across durable listeners', async () => {

@@ -93,7 +93,7 @@ describe('PgTransport faults (issue 18)', () => {
     await waitFor(() => transport.stats().claimErrors === 1);
     expect(got.filter(e => e.source === 'jobs').map(e => e.data)).toEqual([2]);
     expect(lines.find(line => line.includes('cannot claim unique event'))).toMatch(
-      /pg claim-failed: cannot claim unique event jobs\/run \(id [0-9a-f-]+, key job-1\), dropped: .*(lock timeout|statement timeout).* \[source=jobs event=run id=\S+ unique=job-1\]/,
+      /pg unique-claim-failed: cannot claim unique event jobs\/run \(id [0-9a-f-]+, key job-1\), dropped: .*(lock timeout|statement timeout).* \[source=jobs event=run id=\S+ unique=job-1\]/,
     );
   });
 
@@ -117,7 +117,7 @@ describe('PgTransport faults (issue 18)', () => {
     await waitFor(() => transport.stats().claimsDropped === 1);
     expect(transport.stats().pendingClaims).toBe(2);
     expect(lines.find(line => line.includes('dropped unique event'))).toMatch(
-      /WARN pg claims-full: dropped unique event jobs\/c \(id [0-9a-f-]+, key c\): .* \[source=jobs event=c id=\S+ unique=c\]/,
+      /WARN pg unique-claims-full: dropped unique event jobs\/c \(id [0-9a-f-]+, key c\): .* \[source=jobs event=c id=\S+ unique=c\]/,
     );
     await b.post('plain', 'x', 1);
     await waitFor(() => got.some(e => e.source === 'plain'));

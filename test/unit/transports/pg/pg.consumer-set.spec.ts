@@ -64,7 +64,7 @@ describe('PgConsumerSet', () => {
     set.receive(note('other', 'e'));
     expect(set.counters).toMatchObject({ rxEventCount: 3, rxErrorCount: 1, rxUnroutableCount: 1 });
     expect(errors[0]).toMatch(
-      /^pg notification-dropped: dropped a notification that is not a pg-hub event: .*\[hub=\S+ channel=t pid=1\]$/,
+      /^pg hub-notification-dropped: dropped a notification that is not a pg-hub event: .*\[hub=\S+ channel=t pid=1\]$/,
     );
   });
 
@@ -83,7 +83,7 @@ describe('PgConsumerSet', () => {
     expect(after).toBe(1);
     expect(set.counters.hookErrorCount).toBe(1);
     expect(errors).toEqual([
-      expect.stringMatching(/^pg hook-failed: consumer hook failed: boom \[hub=/),
+      expect.stringMatching(/^pg hub-hook-failed: consumer hook failed: boom \[hub=/),
     ]);
   });
 });

@@ -86,7 +86,7 @@ describe('PgOutboxCleanup', () => {
     const result = await cleanup({ retentionMs: 0.001, consumerExpiryMs: 5000 }).runOnce();
     expect(result).toEqual({ ran: true, deleted: 3, expired: ['stale'], lost: {} });
     expect(logger.lines).toContainEqual(
-      expect.stringMatching(/^warn pg consumer-expired: .*consumer=stale/),
+      expect.stringMatching(/^warn pg outbox-consumer-expired: .*consumer=stale/),
     );
   });
 
