@@ -1,3 +1,6 @@
+// pg-hub for Node: the class that joins the hub's parts and owns its
+// lifecycle. About 420 lines, mostly the public API and its TSDoc; the parts
+// (LISTEN connection, consumers, notifier) are files of their own.
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Pool } from 'pg';

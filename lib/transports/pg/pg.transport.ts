@@ -1,3 +1,7 @@
+// The EventsModule transport over a PgHub. About 430 lines, one role: the
+// Transport port (connect, the publish paths: plain, in your transaction,
+// durable; the delivery of received envelopes with their unique claims;
+// stats, close). Durable mode's own parts are in pg.outbox*.ts.
 import type { Observable, Subscription } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
@@ -70,6 +74,12 @@ const TRANSPORT_TRANSITIONS: { readonly [S in TransportState]: readonly Transpor
  * ({@link PgUniqueClaims}) and only the winner runs it; repeats within the
  * TTL find the claim and are dropped. A unique event is run once its claim
  * is won, so it may be run after a later plain event of its sender.
+ *
+ * `durable: true` ({@link PgOutbox}): at-least-once instead. Each post is a
+ * row of an outbox table written in the transaction of its (empty) NOTIFY;
+ * each listener reads the rows from its consumer's cursor under the
+ * snapshot horizon, so nothing committed is skipped or missed across
+ * reconnects and restarts; nacks are retried, then dead-lettered.
  * @publicApi
  */
 export class PgTransport implements Transport {
