@@ -7,7 +7,8 @@ import {
   type PgTransportOptions,
 } from '../../../lib/pg/index.js';
 import { memoryLogger } from '../../helpers/memory-logger.js';
-import { PG_URL, uniqueName } from '../../helpers/services.js';
+import { hostPort, PG_URL, uniqueName } from '../../helpers/services.js';
+import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 /**
@@ -187,6 +188,55 @@ describe('PgTransport durable (issue 19)', () => {
     console.log(
       `durable LISTEN kills: ${sent.size} committed, all delivered, ${duplicates} duplicate(s)`,
     );
+  }, 180_000);
+
+  it('cuts of every connection (pool and LISTEN, writer and reader) under load: every committed post delivered, duplicates counted', async () => {
+    const at = place();
+    const { host, port } = hostPort(PG_URL);
+    const proxy = new TcpProxy(host, port);
+    await proxy.start();
+    try {
+      const through = { connectionString: proxy.url(PG_URL) };
+      const r = await start(at, { consumer: 'cut-me', retryDelayMs: 50 }, through);
+      const p = await start(at, {}, through);
+      const sent = new Set<string>();
+      const failed: unknown[] = [];
+      let posting = true;
+      const poster = (async () => {
+        let n = 0;
+        while (posting) {
+          const batch = Array.from({ length: 20 }, () =>
+            p.bus.post('load', 'tick', { n: n++ }).then(
+              receipt => void sent.add(receipt.id),
+              (error: unknown) => void failed.push(error),
+            ),
+          );
+          await Promise.all(batch);
+        }
+      })();
+      for (let cut = 0; cut < 5; cut++) {
+        const before = sent.size;
+        await waitFor(() => sent.size > before + 20, LONG);
+        proxy.cut();
+        await waitFor(() => r.transport.hub.state === 'reconnecting', LONG);
+        proxy.restore();
+        await waitFor(() => r.transport.hub.state === 'connected', LONG);
+      }
+      posting = false;
+      await poster;
+      const ids = (): Set<string> => new Set(r.got.map(e => e.id));
+      await waitFor(() => [...sent].every(id => ids().has(id)), LONG);
+      expect(failed).toEqual([]);
+      const stats = r.transport.stats();
+      const duplicates = r.got.length - ids().size;
+      console.log(
+        `durable cuts: ${sent.size} committed, all delivered, ${duplicates} duplicate(s); ` +
+          `reader errors ${stats.outboxErrors}, writer retries ${p.transport.stats().outboxRetries}`,
+      );
+    } finally {
+      await Promise.all(buses.splice(0).map(b => b.close({ timeoutMs: 5000 })));
+      await proxy.close();
+    }
   }, 180_000);
 
   it('a listener stopped and restarted receives everything committed meanwhile (duplicates counted)', async () => {
