@@ -208,11 +208,12 @@ export class PgOutboxReader {
     this.stopIntake();
     clearInterval(this.refreshTimer);
     await this.reading;
-    await this.writing;
     this.closed = true;
     if (!this.registered) return;
+    // One last write, never beside another (a later write must not be overtaken by an older one).
     this.dirty = true;
-    await (this.writing = this.writeCursor());
+    while (this.writing) await this.writing;
+    if (this.dirty) await (this.writing = this.writeCursor());
     if (remove) {
       await this.options.pool
         .query(`DELETE FROM ${this.options.tables.consumers} WHERE channel = $1 AND name = $2`, [
