@@ -1,13 +1,18 @@
 // npm run bench:pg — notify -> handler over PostgreSQL LISTEN/NOTIFY, events/s
 // and latency (p50/p99, send -> handler) at ~100 B and ~4 KB of data, in one run:
 //   herald EventsModule  EventPublisher.post -> @OnEvent handler (pg transport)
+//   herald durable       the same with pg: { durable: true } (outbox row + wake-up, cursor read)
 //   herald PgHub         hub.notify -> consumer hook (no Nest, no envelope)
 //   nestjs-pg-notify     PgNotifyClient.emit -> @PgNotifyEventPattern handler, 64 in flight
 //   node-postgres        one awaited `SELECT pg_notify($1,$2)` per event
 // Every variant sends and receives in this process against PG_URL, alone (its
 // own connections only, so no other listener reads the notify queue), in
 // interleaved rounds (bench/harness). Latency is measured apart, one event at
-// a time. The last line is herald (EventsModule) / nestjs-pg-notify at 100 B.
+// a time. Before the ratios: CPU per delivered event of EventsModule against
+// PgHub (the transport's parts without the bus, issue 24: goal <= 1.5x),
+// durable against plain, and herald against the peer with the ceiling (PgHub)
+// measured in the same rounds. The last line is herald (EventsModule) /
+// nestjs-pg-notify at 100 B.
 // BENCH_ROUNDS, BENCH_SCALE (scales the event counts), BENCH_SMOKE=1.
 import 'reflect-metadata';
 import { Controller, Injectable, Module } from '@nestjs/common';
@@ -20,6 +25,8 @@ import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/inde
 import { PgHub } from '../lib/pg/index.js';
 import {
   rounds,
+  cpuMicros,
+  median,
   runBench,
   runMain,
   setting,
@@ -87,6 +94,36 @@ class HeraldHandler {
 })
 class HeraldApp {}
 
+/** The durable mode's tables of the bench (emptied after each round, dropped at the end). */
+const DURABLE_TABLE = 'herald_bench_outbox';
+
+@Module({
+  imports: [
+    EventsModule.forRoot({
+      transport: 'pg',
+      pg: {
+        connectionString: PG_URL,
+        channel: 'herald_bench_durable',
+        applicationName: 'herald-bench-durable',
+        durable: { table: DURABLE_TABLE, consumer: 'bench', cleanupIntervalMs: 0 },
+      },
+      logger: silentLogger,
+    }),
+  ],
+  providers: [HeraldHandler],
+})
+class HeraldDurableApp {}
+
+async function sql(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
 @Controller()
 class PeerController {
   @PgNotifyEventPattern('peer_bench')
@@ -106,21 +143,36 @@ interface Variant {
   setup(): Promise<{ send(value: Data): Promise<unknown>; teardown(): Promise<void> }>;
 }
 
+/** Starts an EventsModule app and posts through its EventPublisher. */
+async function heraldApp(
+  module: typeof HeraldApp,
+  after?: () => Promise<void>,
+): Promise<{ send(value: Data): Promise<unknown>; teardown(): Promise<void> }> {
+  const app = await NestFactory.createApplicationContext(module, { logger: false });
+  await app.init();
+  const publisher = app.get(EventPublisher);
+  await publisher.waitUntilReady();
+  return {
+    send: value => publisher.post('bench', 'tick', value),
+    async teardown() {
+      await app.close();
+      await after?.();
+    },
+  };
+}
+
 const variants: Variant[] = [
+  {
+    name: 'herald durable',
+    events: 40_000,
+    window: WINDOW,
+    setup: () => heraldApp(HeraldDurableApp, () => sql(`TRUNCATE ${DURABLE_TABLE}`)),
+  },
   {
     name: 'herald EventsModule',
     events: 40_000,
     window: WINDOW,
-    async setup() {
-      const app = await NestFactory.createApplicationContext(HeraldApp, { logger: false });
-      await app.init();
-      const publisher = app.get(EventPublisher);
-      await publisher.waitUntilReady();
-      return {
-        send: value => publisher.post('bench', 'tick', value),
-        teardown: () => app.close(),
-      };
-    },
+    setup: () => heraldApp(HeraldApp),
   },
   {
     name: 'herald PgHub',
@@ -233,6 +285,10 @@ async function latency(
   return all;
 }
 
+/** CPU µs per delivered event of each variant's rounds (the harness's own figure, kept for the side-by-side lines). */
+const cpuPerEvent = new Map<string, number[]>();
+const rates = new Map<string, number[]>();
+
 /** A variant at one size, as the harness runs it: set up per round, warmed up, timed, latency apart. */
 function sized(variant: Variant, size: number): BenchVariant {
   const events = Math.max(100, Math.round(variant.events * SCALE * (size > 1000 ? 0.25 : 1)));
@@ -246,7 +302,13 @@ function sized(variant: Variant, size: number): BenchVariant {
         warmUp: () =>
           throughput(Math.max(smokeOr(100, 20), Math.round(events / 10)), window, size, send),
         run: async () => {
+          const cpu = cpuMicros();
+          const started = performance.now();
           await throughput(events, window, size, send);
+          const seconds = (performance.now() - started) / 1000;
+          const name = `${variant.name} ${size} B`;
+          cpuPerEvent.set(name, [...(cpuPerEvent.get(name) ?? []), (cpuMicros() - cpu) / events]);
+          rates.set(name, [...(rates.get(name) ?? []), events / seconds]);
           return { events };
         },
         latency: () => latency(LATENCY_EVENTS, size, send),
@@ -262,7 +324,22 @@ runMain('bench:pg', async () => {
     description: `notify -> handler at ${SIZES.join(' and ')} B, herald ${WINDOW} in flight (at most ${WINDOW_BYTES / 1024 / 1024} MiB), nestjs-pg-notify ${PEER_WINDOW}; latency: ${LATENCY_EVENTS} events one at a time`,
     rounds: ROUNDS,
     variants: SIZES.flatMap(size => variants.map(variant => sized(variant, size))),
+    close: () =>
+      sql(
+        `DROP TABLE IF EXISTS ${DURABLE_TABLE}, ${DURABLE_TABLE}_consumers, ${DURABLE_TABLE}_dead`,
+      ),
+    extra: async () => sideBySide(),
     comparisons: [
+      {
+        label: 'herald-durable/nestjs-pg-notify at 4 KB',
+        herald: 'herald durable 4096 B',
+        peer: 'nestjs-pg-notify 4096 B',
+      },
+      {
+        label: 'herald-durable/nestjs-pg-notify',
+        herald: 'herald durable 100 B',
+        peer: 'nestjs-pg-notify 100 B',
+      },
       {
         label: 'herald-hub/nestjs-pg-notify',
         herald: 'herald PgHub 100 B',
@@ -281,3 +358,31 @@ runMain('bench:pg', async () => {
     ],
   });
 });
+
+/** Median over the rounds of the per-round ratio a[i] / b[i]. */
+function ratio(from: Map<string, number[]>, a: string, b: string): number {
+  const x = from.get(a) ?? [];
+  const y = from.get(b) ?? [];
+  return median(x.map((value, i) => value / y[i]));
+}
+
+/** The issue 24 and issue 19 figures, side by side, from the same rounds. */
+function sideBySide(): string[] {
+  const lines = ['', 'side by side (medians of per-round ratios):'];
+  const cpu = (name: string): string => median(cpuPerEvent.get(name) ?? []).toFixed(2);
+  for (const size of SIZES) {
+    const bus = `herald EventsModule ${size} B`;
+    const hub = `herald PgHub ${size} B`;
+    const durable = `herald durable ${size} B`;
+    const peer = `nestjs-pg-notify ${size} B`;
+    lines.push(
+      `- ${size} B CPU per delivered event: EventsModule ${cpu(bus)} µs / PgHub ${cpu(hub)} µs = ` +
+        `${ratio(cpuPerEvent, bus, hub).toFixed(2)}x (goal <= 1.5x)`,
+      `- ${size} B CPU per delivered event: durable ${cpu(durable)} µs / plain ${cpu(bus)} µs = ` +
+        `${ratio(cpuPerEvent, durable, bus).toFixed(2)}x; events/s durable/plain ${ratio(rates, durable, bus).toFixed(2)}x`,
+      `- ${size} B events/s: herald/peer ${ratio(rates, bus, peer).toFixed(1)}x (goal >= ${size > 1000 ? 10 : 20}x); ` +
+        `ceiling PgHub/peer ${ratio(rates, hub, peer).toFixed(1)}x; PgHub/herald ${ratio(rates, hub, bus).toFixed(2)}x (goal <= 1.25x when the goal is out of reach)`,
+    );
+  }
+  return lines;
+}

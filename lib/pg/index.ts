@@ -65,6 +65,14 @@ export {
 } from '../transports/pg/pg-transport.options.js';
 export { PgTransport, topLevelData } from '../transports/pg/pg.transport.js';
 export {
+  resolvePgDurableOptions,
+  type PgDurableOptions,
+  type ResolvedPgDurableOptions,
+} from '../transports/pg/pg.outbox.options.js';
+export { pgOutboxMigrationSql, PgOutboxSchemaError } from '../transports/pg/pg.outbox-schema.js';
+export type { PgOutboxCleanupResult } from '../transports/pg/pg.outbox-cleanup.js';
+export type { PgOutbox } from '../transports/pg/pg.outbox.js';
+export {
   installPgHubFunctions,
   installPgHubTrigger,
   pgHubFunctionsSql,

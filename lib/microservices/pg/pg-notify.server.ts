@@ -1,5 +1,6 @@
 import type { WritePacket } from '@nestjs/microservices';
 import { PayloadTooLargeError } from '../../common/errors.js';
+import { logLine } from '../../common/log-line.js';
 import { isAdvisory, type PgHubEvent } from '../../transports/pg/pg.advisory.js';
 import { encodeEvent } from '../../transports/pg/pg.codec.js';
 import type { PgConsumer } from '../../transports/pg/pg.consumer.js';
@@ -168,7 +169,12 @@ export class PgNotifyServer extends HeraldServer<PgNotifyContext> {
       this.counters.unanswerable++;
       this.warnings.warn(
         `no-reply-channel:${event.topic}`,
-        `PgNotifyServer: request on ${event.topic} without a reply channel in its id, dropped (${this.counters.unanswerable} so far)`,
+        logLine(
+          'pg',
+          'notify-ms-no-reply-channel',
+          `PgNotifyServer: request without a reply channel in its id, dropped (${this.counters.unanswerable} so far)`,
+          { channel: event.topic, id: typeof id === 'string' ? id : String(id) },
+        ),
       );
       return;
     }

@@ -10,6 +10,11 @@ import { validateTopic } from './pg.codec.js';
 import type { PgHub } from './pg.hub.js';
 import { PG_HUB_OPTION_KEYS, type PgHubOptions } from './pg.options.js';
 import { PG_TABLE_NAME } from './pg.unique-claims.js';
+import {
+  resolvePgDurableOptions,
+  type PgDurableOptions,
+  type ResolvedPgDurableOptions,
+} from './pg.outbox.options.js';
 
 /**
  * Options of the EventsModule pg transport (`forRoot({ transport: 'pg', pg })`).
@@ -39,6 +44,13 @@ export interface PgTransportOptions extends PgHubOptions {
    * counted in `claimsDropped` and logged. Plain events never wait. @default 10000
    */
   maxPendingClaims?: number;
+  /**
+   * At-least-once through an outbox table (see the README, "Durable mode"):
+   * each post is a row written in the transaction of its NOTIFY, and each
+   * listener reads the table from its own cursor, catching up after a
+   * reconnect or a restart. `true` for the defaults. @default false
+   */
+  durable?: boolean | PgDurableOptions;
 }
 
 /** {@link PgTransportOptions} resolved: the transport's own, and the hub's to pass on. */
@@ -53,6 +65,8 @@ export interface ResolvedPgTransportOptions {
   readonly claimTimeoutMs: number;
   readonly maxPendingClaims: number;
   readonly logger?: HeraldLogger;
+  /** Durable mode's options, undefined when off. */
+  readonly durable?: ResolvedPgDurableOptions;
 }
 
 const TRANSPORT_KEYS = [
@@ -63,6 +77,7 @@ const TRANSPORT_KEYS = [
   'uniquePurgeMs',
   'claimTimeoutMs',
   'maxPendingClaims',
+  'durable',
 ] as const;
 
 /**
@@ -102,5 +117,6 @@ export function resolvePgTransportOptions(
     claimTimeoutMs: positiveNumberOption(scope, 'claimTimeoutMs', given.claimTimeoutMs, 5000),
     maxPendingClaims: integerOption(scope, 'maxPendingClaims', given.maxPendingClaims, 10_000, 1),
     logger: given.logger,
+    durable: resolvePgDurableOptions(given.durable),
   };
 }

@@ -1,7 +1,9 @@
 import type { Notification } from 'pg';
-import { describeError, stackOf } from '../../common/describe-error.js';
+import { describeError } from '../../common/describe-error.js';
 import { TransportClosedError } from '../../common/errors.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import {
   advisory,
   type PgHubAction,
@@ -75,6 +77,8 @@ export class PgConsumerSet {
   /** settle() is running (a hook re-entered it): the outer pass loops instead. */
   private settling = false;
   private settleAgain = false;
+  /** Bad payloads and failing hooks can repeat per notification: one line per cause per interval. */
+  private readonly warnings: WarningLimiter;
 
   private readonly link: PgConsumerLink = {
     subscribe: (consumer, topics) => this.subscribe(consumer, topics),
@@ -86,7 +90,9 @@ export class PgConsumerSet {
     private readonly hooks: PgConsumerSetHooks,
     private readonly logger: HeraldLogger,
     private readonly name: string,
-  ) {}
+  ) {
+    this.warnings = new WarningLimiter(logger);
+  }
 
   get size(): number {
     return this.consumers.size;
@@ -230,8 +236,18 @@ export class PgConsumerSet {
     } catch (error) {
       this.counters.rxErrorCount++;
       const reason = error instanceof PgDecodeError ? error.reason : describeError(error);
-      this.logger.warn(
-        `pg hub ${this.name}: dropped a notification on ${message.channel} from pid ${message.processId}: ${reason}`,
+      this.warnings.warn(
+        `notification-dropped:${message.channel}`,
+        logLine(
+          'pg',
+          'hub-notification-dropped',
+          `dropped a notification that is not a pg-hub event: ${reason}`,
+          {
+            hub: this.name,
+            channel: message.channel,
+            pid: message.processId,
+          },
+        ),
       );
       return;
     }
@@ -274,10 +290,10 @@ export class PgConsumerSet {
   /** Counts and logs a hook (or a confirm callback) that threw or rejected. */
   hookFailed(error: unknown): void {
     this.counters.hookErrorCount++;
-    this.logger.error(
-      `pg hub ${this.name}: consumer hook failed: ${describeError(error)}`,
-      stackOf(error),
-    );
+    const line = logLine('pg', 'hub-hook-failed', `consumer hook failed: ${describeError(error)}`, {
+      hub: this.name,
+    });
+    this.warnings.error('hub-hook-failed', line);
   }
 }
 

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { describeError } from '../../common/describe-error.js';
 import type { Clock } from '../../common/clock.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import type { PgHubRawEvent } from './pg.advisory.js';
 import { encodePayload } from './pg.codec.js';
@@ -101,6 +103,7 @@ export class PgEnvelopeCodec {
   readonly counters: PgEnvelopeCounters = { foreign: 0, decodeErrors: 0 };
   private origin = '';
   private originJson = '""';
+  private warnings?: { logger: HeraldLogger; limiter: WarningLimiter };
 
   constructor(
     private readonly logger: () => HeraldLogger | undefined,
@@ -192,8 +195,18 @@ export class PgEnvelopeCodec {
       return JSON.parse(json) as unknown;
     } catch (error) {
       this.counters.decodeErrors++;
-      this.logger()?.warn(
-        `pg transport: dropped a notification on ${event.topic} from pid ${event.processId}: bad JSON (${describeError(error)})`,
+      const logger = this.logger();
+      if (!logger) return undefined;
+      if (this.warnings?.logger !== logger)
+        this.warnings = { logger, limiter: new WarningLimiter(logger, 10_000, this.clock()) };
+      this.warnings.limiter.warn(
+        `bad-json:${event.topic}`,
+        logLine(
+          'pg',
+          'notification-bad-json',
+          `dropped a notification whose value is not JSON: ${describeError(error)}`,
+          { channel: event.topic, pid: event.processId },
+        ),
       );
       return undefined;
     }

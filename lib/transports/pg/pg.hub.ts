@@ -1,3 +1,6 @@
+// pg-hub for Node: the class that joins the hub's parts and owns its
+// lifecycle. About 420 lines, mostly the public API and its TSDoc; the parts
+// (LISTEN connection, consumers, notifier) are files of their own.
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Pool } from 'pg';
@@ -5,6 +8,7 @@ import { skip, type Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
 import { jsonCodec } from '../../common/json.codec.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { StateMachine } from '../../common/state-machine.js';
 import { encodePayload, normalizeKey, validateTopic, type PgKeyInput } from './pg.codec.js';
@@ -66,7 +70,16 @@ export class PgHub extends EventEmitter {
   private stopping?: Promise<void>;
 
   private readonly onPoolError = (error: Error): void => {
-    this.logger.warn(`pg hub ${this.name}: idle pool connection failed: ${error.message}`);
+    this.logger.warn(
+      logLine(
+        'pg',
+        'hub-pool-idle-error',
+        `an idle pool connection failed: ${describeError(error)}`,
+        {
+          hub: this.name,
+        },
+      ),
+    );
   };
 
   /** Throws `InvalidOptionsError` naming a bad or unknown option. */
@@ -323,6 +336,7 @@ export class PgHub extends EventEmitter {
       ...this.notifier.counters,
       queued: this.notifier.length,
       consumerCount: this.consumers.size,
+      heartbeatAgeMs: this.listen.heartbeatAgeMs,
     };
   }
 
@@ -393,9 +407,13 @@ export class PgHub extends EventEmitter {
     this.consumers.stop(closed);
     this.pool.off('error', this.onPoolError);
     if (this.ownsPool)
-      await this.pool
-        .end()
-        .catch(error => this.logger.warn(`pg hub ${this.name}: ${describeError(error)}`));
+      await this.pool.end().catch(error =>
+        this.logger.warn(
+          logLine('pg', 'hub-pool-end-failed', `ending the pool failed: ${describeError(error)}`, {
+            hub: this.name,
+          }),
+        ),
+      );
     this.machine.setState('stopped');
     this.machine.complete();
   }

@@ -52,6 +52,12 @@ export interface PgHubStats {
   /** Notifies queued now. */
   readonly queued: number;
   readonly consumerCount: number;
+  /**
+   * Milliseconds since the server last answered the LISTEN connection
+   * (connect, LISTEN or heartbeat); `@nestjs/terminus`'s HeraldHealthIndicator
+   * reports the hub down past its `maxHeartbeatAgeMs`.
+   */
+  readonly heartbeatAgeMs: number;
 }
 
 /** Options of one notify. @publicApi */

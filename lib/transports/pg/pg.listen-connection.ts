@@ -1,7 +1,9 @@
 import pg from 'pg';
 import type { Client, ClientConfig, Notification, Pool } from 'pg';
 import { describeError } from '../../common/describe-error.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 
 /** What the LISTEN connection asks of its hub. */
 export interface PgListenHooks {
@@ -92,11 +94,17 @@ export class PgListenConnection {
   private syncing = false;
   /** When the connection was lost (for the recovery line). */
   private lostAt?: number;
+  /** Failed connect attempts repeat every reconnectMs while the server is away: one line per interval. */
+  private readonly warnings: WarningLimiter;
+  /** When the server last answered on this connection (connect, LISTEN, heartbeat). */
+  private answeredAt = Date.now();
 
   constructor(
     private readonly settings: PgListenSettings,
     private readonly hooks: PgListenHooks,
-  ) {}
+  ) {
+    this.warnings = new WarningLimiter(settings.logger);
+  }
 
   /** The client while connected. */
   get current(): Client | undefined {
@@ -106,6 +114,15 @@ export class PgListenConnection {
   /** Backend pid of the connection while connected. */
   get processId(): number | undefined {
     return (this.client as unknown as { processID?: number } | undefined)?.processID;
+  }
+
+  /**
+   * Milliseconds since the server last answered the LISTEN connection (its
+   * connect, a LISTEN, a heartbeat): below `heartbeatMs` plus a round trip
+   * while all is well; it grows while the connection is down or silent.
+   */
+  get heartbeatAgeMs(): number {
+    return Math.max(0, Date.now() - this.answeredAt);
   }
 
   /** The reconnect wait with +-25% jitter. */
@@ -176,7 +193,15 @@ export class PgListenConnection {
     } catch (error) {
       this.counters.connectFailCount++;
       this.counters.listenFailCount += topics.length;
-      logger.warn(`pg hub ${name}: LISTEN connection failed: ${describeError(error)}`);
+      this.warnings.warn(
+        'listen-connect-failed',
+        logLine(
+          'pg',
+          'listen-connect-failed',
+          `LISTEN connection attempt failed, retrying every ${this.settings.reconnectMs} ms: ${describeError(error)}`,
+          { hub: name },
+        ),
+      );
       if (connection === this.connection) this.connection++;
       closeClient(client);
       this.scheduleConnect(this.jitter());
@@ -189,6 +214,7 @@ export class PgListenConnection {
       return;
     }
     this.client = client;
+    this.answeredAt = Date.now();
     this.listening.clear();
     for (const topic of topics) this.listening.add(topic);
     this.counters.listenCount += topics.length;
@@ -196,9 +222,16 @@ export class PgListenConnection {
     const first = !this.everConnected;
     this.everConnected = true;
     if (this.lostAt !== undefined) {
+      const downtimeMs = Date.now() - this.lostAt;
+      this.warnings.flush();
       logger.log(
-        `pg hub ${name}: LISTEN connection back after ${Date.now() - this.lostAt} ms; ` +
-          'notifications sent while it was down may be lost',
+        logLine(
+          'pg',
+          'listen-recovered',
+          `LISTEN connection back after ${downtimeMs} ms; notifications sent while it was down ` +
+            'may be lost (durable mode reads them from its outbox)',
+          { hub: name, downtimeMs },
+        ),
       );
       this.lostAt = undefined;
     }
@@ -221,8 +254,13 @@ export class PgListenConnection {
     this.counters.disconnectCount++;
     this.lostAt = Date.now();
     this.settings.logger.warn(
-      `pg hub ${this.settings.name}: LISTEN connection lost (${reason}); ` +
-        'reconnecting, notifications sent until it is back are lost',
+      logLine(
+        'pg',
+        'listen-lost',
+        `LISTEN connection lost (${reason}); reconnecting, notifications sent until it is back ` +
+          'are lost (durable mode reads them from its outbox)',
+        { hub: this.settings.name },
+      ),
     );
     this.hooks.onLost(reason);
     // The server may just have dropped this session (a restart, a terminate):
@@ -263,6 +301,7 @@ export class PgListenConnection {
       this.heartbeatTimeout.unref?.();
       this.heartbeat = client.query('SELECT 1').then(
         () => {
+          this.answeredAt = Date.now();
           if (this.heartbeatTimeout) clearTimeout(this.heartbeatTimeout);
           this.heartbeatTimeout = undefined;
           this.heartbeatPending = false;
@@ -305,11 +344,21 @@ export class PgListenConnection {
         try {
           if (this.heartbeatPending) await this.heartbeat;
           await client.query(statements.join('; '));
+          this.answeredAt = Date.now();
         } catch (error) {
           this.counters.listenFailCount += toListen.length;
           this.counters.unlistenFailCount += toUnlisten.length;
           this.settings.logger.warn(
-            `pg hub ${this.settings.name}: LISTEN/UNLISTEN failed: ${describeError(error)}`,
+            logLine(
+              'pg',
+              'listen-command-failed',
+              `LISTEN/UNLISTEN failed: ${describeError(error)}`,
+              {
+                hub: this.settings.name,
+                listen: toListen.join(',') || undefined,
+                unlisten: toUnlisten.join(',') || undefined,
+              },
+            ),
           );
           // A failed LISTEN leaves the session's channels unknown: start afresh.
           this.lose(connection, client, `LISTEN failed: ${describeError(error)}`);

@@ -2,7 +2,9 @@ import pg from 'pg';
 import type { Pool, QueryResult } from 'pg';
 import { describeError } from '../../common/describe-error.js';
 import { Fifo } from '../../common/fifo.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
+import { WarningLimiter } from '../../common/warning-limiter.js';
 import { SQL_NOTIFY_MANY, SQL_NOTIFY_MANY_ONE_TOPIC, SQL_NOTIFY_ONE } from './pg.constants.js';
 
 /** A queued notify. */
@@ -69,6 +71,7 @@ export class PgNotifier {
   private singles = 0;
   private retryTimer?: NodeJS.Timeout;
   private drainWaiters: (() => void)[] = [];
+  private readonly warnings: WarningLimiter;
 
   constructor(
     private readonly pool: Pool,
@@ -76,7 +79,9 @@ export class PgNotifier {
     private readonly hooks: PgNotifierHooks,
     private readonly logger: HeraldLogger,
     private readonly name: string,
-  ) {}
+  ) {
+    this.warnings = new WarningLimiter(logger);
+  }
 
   /** Notifies queued now. */
   get length(): number {
@@ -173,8 +178,14 @@ export class PgNotifier {
           // The database went away under us: the batch stays at the head and
           // goes out after the next connect, or after reconnectMs if the LISTEN
           // connection never noticed.
-          this.logger.warn(
-            `pg hub ${this.name}: notify failed, will retry: ${describeError(error)}`,
+          this.warnings.warn(
+            'hub-notify-retry',
+            logLine(
+              'pg',
+              'hub-notify-retry',
+              `notify of ${batch.length} event(s) failed on the connection, kept and retried: ${describeError(error)}`,
+              { hub: this.name, topic: batch[0].topic },
+            ),
           );
           this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
@@ -192,8 +203,17 @@ export class PgNotifier {
         const item = this.queue.shift()!;
         if (this.singles > 0) this.singles--;
         this.counters.notifyFailCount++;
-        this.logger.error(
-          `pg hub ${this.name}: notify on ${item.topic} refused: ${describeError(error)}`,
+        this.warnings.error(
+          `notify-refused:${item.topic}`,
+          logLine(
+            'pg',
+            'hub-notify-refused',
+            `the server refused a notify: ${describeError(error)}`,
+            {
+              hub: this.name,
+              topic: item.topic,
+            },
+          ),
         );
         item.settle(false, error as Error);
         continue;

@@ -1,6 +1,11 @@
+// The EventsModule transport over a PgHub. About 430 lines, one role: the
+// Transport port (connect, the publish paths: plain, in your transaction,
+// durable; the delivery of received envelopes with their unique claims;
+// stats, close). Durable mode's own parts are in pg.outbox*.ts.
 import type { Observable, Subscription } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
-import { QueueFullError, TransportClosedError } from '../../common/errors.js';
+import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { StateMachine } from '../../common/state-machine.js';
 import { WarningLimiter } from '../../common/warning-limiter.js';
@@ -16,16 +21,37 @@ import type {
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
 import type { PgHubAdvisoryEvent, PgHubRawEvent } from './pg.advisory.js';
-import { PG_NOTIFY_MAX_PAYLOAD } from './pg.constants.js';
+import { PG_HUB_DEFAULTS, PG_NOTIFY_MAX_PAYLOAD } from './pg.constants.js';
 import type { PgConsumer } from './pg.consumer.js';
 import { PgEnvelopeCodec } from './pg.envelope-codec.js';
 import { PgHub, type PgHubStatus } from './pg.hub.js';
+import { PgOutbox } from './pg.outbox.js';
+import type { PgOutboxCleanupResult } from './pg.outbox-cleanup.js';
 import { resolvePgTransportOptions, type PgTransportOptions } from './pg-transport.options.js';
 import { PgUniqueClaims } from './pg.unique-claims.js';
 
 export { topLevelData } from './pg.envelope-codec.js';
 
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
+
+const PLAIN_FEATURES: TransportFeatures = Object.freeze({
+  reach: 'network',
+  guarantee: 'at-most-once',
+  ordering: 'per-sender',
+  uniqueScope: 'network',
+  maxPayloadBytes: PG_NOTIFY_MAX_PAYLOAD,
+  redelivers: false,
+  loopback: true,
+  persistent: false,
+  postsInTransaction: true,
+});
+
+const DURABLE_FEATURES: TransportFeatures = Object.freeze({
+  ...PLAIN_FEATURES,
+  guarantee: 'at-least-once',
+  redelivers: true,
+  persistent: true,
+});
 
 const TRANSPORT_TRANSITIONS: { readonly [S in TransportState]: readonly TransportState[] } = {
   connecting: ['connected', 'reconnecting', 'disconnected', 'closed'],
@@ -48,21 +74,17 @@ const TRANSPORT_TRANSITIONS: { readonly [S in TransportState]: readonly Transpor
  * ({@link PgUniqueClaims}) and only the winner runs it; repeats within the
  * TTL find the claim and are dropped. A unique event is run once its claim
  * is won, so it may be run after a later plain event of its sender.
+ *
+ * `durable: true` ({@link PgOutbox}): at-least-once instead. Each post is a
+ * row of an outbox table written in the transaction of its (empty) NOTIFY;
+ * each listener reads the rows from its consumer's cursor under the
+ * snapshot horizon, so nothing committed is skipped or missed across
+ * reconnects and restarts; nacks are retried, then dead-lettered.
  * @publicApi
  */
 export class PgTransport implements Transport {
   readonly name = 'pg';
-  readonly features: TransportFeatures = {
-    reach: 'network',
-    guarantee: 'at-most-once',
-    ordering: 'per-sender',
-    uniqueScope: 'network',
-    maxPayloadBytes: PG_NOTIFY_MAX_PAYLOAD,
-    redelivers: false,
-    loopback: true,
-    persistent: false,
-    postsInTransaction: true,
-  };
+  readonly features: TransportFeatures;
   /** The hub: shared with other parts (a microservice server) when given. */
   readonly hub: PgHub;
   /** The channel herald envelopes travel on. */
@@ -70,11 +92,14 @@ export class PgTransport implements Transport {
   /** Extra channels of plain pg-hub events. */
   readonly topics: readonly string[];
   readonly status$: Observable<TransportStatus>;
+  /** Durable mode's parts (`durable: true`), else undefined. */
+  readonly outbox?: PgOutbox;
   private readonly machine: StateMachine<TransportState>;
   private readonly ownsHub: boolean;
   private readonly codec: PgEnvelopeCodec;
   private readonly claims: PgUniqueClaims;
   private readonly maxPendingClaims: number;
+  private readonly stopTimeoutMs: number;
   /** Unique events whose claim has not settled yet. */
   private claiming = 0;
   private warnings?: WarningLimiter;
@@ -143,6 +168,23 @@ export class PgTransport implements Transport {
       timeoutMs: resolved.claimTimeoutMs,
       logger: () => this.context?.logger,
     });
+    this.features = resolved.durable ? DURABLE_FEATURES : PLAIN_FEATURES;
+    if (resolved.durable) {
+      const hubOptions = resolved.hubOptions;
+      this.outbox = new PgOutbox(
+        {
+          hub: this.hub,
+          channel: this.channel,
+          codec: this.codec,
+          claims: this.claims,
+          batchSize: hubOptions.batchSize ?? PG_HUB_DEFAULTS.batchSize,
+          maxQueue: hubOptions.maxQueue ?? PG_HUB_DEFAULTS.maxQueue,
+          reconnectMs: hubOptions.reconnectMs ?? PG_HUB_DEFAULTS.reconnectMs,
+        },
+        resolved.durable,
+      );
+    }
+    this.stopTimeoutMs = resolved.hubOptions.stopTimeoutMs ?? PG_HUB_DEFAULTS.stopTimeoutMs;
   }
 
   /** Follows the hub's status once connect() resolved (its LISTENs ran). */
@@ -171,6 +213,8 @@ export class PgTransport implements Transport {
     this.consumer = this.hub.rawConsumer(this.onEvent);
     // Resolves once every channel's LISTEN has run, so nothing posted after connect is missed.
     await Promise.all([this.hub.start(), this.consumer.subscribe(this.channel, ...this.topics)]);
+    // Durable: the tables, the consumer's cursor, then the catch-up read.
+    if (this.outbox) await this.outbox.start(context);
     this.ready = true;
     if (!this.closing)
       this.machine.setState(this.hub.state === 'connected' ? 'connected' : 'reconnecting');
@@ -187,9 +231,29 @@ export class PgTransport implements Transport {
       return this.publishMixed(batch);
     const payloads = new Array<string>(batch.length);
     for (let i = 0; i < batch.length; i++) payloads[i] = this.codec.encode(batch[i]);
+    if (this.outbox) return this.results(await this.writeDurable(payloads));
     // Every envelope has its own id: PostgreSQL can never fold two of them.
     const outcomes = await this.hub.notifyPayloads(this.channel, payloads, { distinct: true });
     return this.results(outcomes);
+  }
+
+  /** Durable: each payload an outbox row (too large ones refused first, as on the NOTIFY path). */
+  private async writeDurable(payloads: readonly string[]): Promise<(boolean | Error)[]> {
+    const outcomes = new Array<boolean | Error>(payloads.length);
+    const fit: string[] = [];
+    const at: number[] = [];
+    for (let i = 0; i < payloads.length; i++) {
+      const size = Buffer.byteLength(payloads[i]);
+      if (size > this.hub.payloadLimit)
+        outcomes[i] = new PayloadTooLargeError(size, this.hub.payloadLimit);
+      else {
+        fit.push(payloads[i]);
+        at.push(i);
+      }
+    }
+    const written = fit.length > 0 ? await this.outbox!.write(fit) : [];
+    for (let i = 0; i < at.length; i++) outcomes[at[i]] = written[i];
+    return outcomes;
   }
 
   /**
@@ -202,6 +266,16 @@ export class PgTransport implements Transport {
       batch.map(envelope => {
         const payload = this.codec.encode(envelope);
         const tx = envelope.transportOptions?.tx;
+        if (this.outbox) {
+          if (tx === undefined) return this.writeDurable([payload]).then(o => o[0]);
+          const size = Buffer.byteLength(payload);
+          if (size > this.hub.payloadLimit)
+            return new PayloadTooLargeError(size, this.hub.payloadLimit);
+          return this.outbox.writeOn(tx, payload).then(
+            () => true,
+            (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+          );
+        }
         if (tx === undefined)
           return this.hub
             .notifyPayloads(this.channel, [payload], { distinct: true })
@@ -254,6 +328,16 @@ export class PgTransport implements Transport {
    * counted (`claimsDropped`) and logged, as LISTEN cannot be slowed down.
    */
   private readonly onEvent = (event: PgHubRawEvent | PgHubAdvisoryEvent): void => {
+    if (this.outbox) {
+      // Durable: a NOTIFY on the channel only wakes the reader, as does a
+      // (re)connect of the LISTEN connection (what was committed meanwhile).
+      if (event.topic === this.channel) return this.outbox.wake();
+      if (event.topic === null) {
+        const action = event.value.action;
+        if (action === 'connect' || action === 'reconnect') this.outbox.wake();
+        return;
+      }
+    }
     if (event.topic === null || !this.intake) return;
     const envelope = this.codec.decode(event);
     if (envelope === undefined) return;
@@ -263,12 +347,18 @@ export class PgTransport implements Transport {
       return;
     }
     const named = `${envelope.source}/${envelope.event} (id ${envelope.id}, key ${unique})`;
+    const fields = { source: envelope.source, event: envelope.event, id: envelope.id, unique };
     if (this.claiming >= this.maxPendingClaims) {
       this.counters.claimsDropped++;
       const error = new QueueFullError('pg unique claims', this.maxPendingClaims);
       this.warnings?.warn(
-        'claims-full',
-        `pg transport: dropped unique event ${named}: ${error.message}`,
+        'unique-claims-full',
+        logLine(
+          'pg',
+          'unique-claims-full',
+          `dropped unique event ${named}: ${error.message}`,
+          fields,
+        ),
       );
       return;
     }
@@ -287,8 +377,13 @@ export class PgTransport implements Transport {
         // At most once: without a claim nobody can tell who runs it; drop it.
         this.counters.claimErrors++;
         this.warnings?.error(
-          'claim-failed',
-          `pg transport: cannot claim unique event ${named}, dropped: ${describeError(error)}`,
+          'unique-claim-failed',
+          logLine(
+            'pg',
+            'unique-claim-failed',
+            `cannot claim unique event ${named}, dropped: ${describeError(error)}`,
+            fields,
+          ),
         );
       },
     );
@@ -303,7 +398,18 @@ export class PgTransport implements Transport {
   async stopIntake(): Promise<void> {
     if (!this.intake) return;
     this.intake = false;
+    this.outbox?.stopIntake();
     this.consumer?.close();
+  }
+
+  /**
+   * Durable mode: runs the retention job once now (it also runs every
+   * `durable.cleanupIntervalMs`). Rejects when not durable.
+   */
+  cleanupOutbox(): Promise<PgOutboxCleanupResult> {
+    if (!this.outbox)
+      return Promise.reject(new TransportClosedError('the pg transport is not durable'));
+    return this.outbox.runCleanup();
   }
 
   stats(): Readonly<Record<string, number>> {
@@ -311,6 +417,7 @@ export class PgTransport implements Transport {
       ...this.counters,
       ...this.codec.counters,
       pendingClaims: this.claiming,
+      ...this.outbox?.stats(),
       ...this.hub.stats(),
     };
   }
@@ -322,6 +429,13 @@ export class PgTransport implements Transport {
 
   private async shutdown(): Promise<void> {
     await this.stopIntake();
+    await this.outbox
+      ?.close(this.stopTimeoutMs)
+      .catch(error =>
+        this.context?.logger.warn(
+          logLine('pg', 'outbox-close-failed', describeError(error), { channel: this.channel }),
+        ),
+      );
     this.warnings?.flush();
     this.hubStatus?.unsubscribe();
     if (this.ownsHub) await this.hub.stop({ wait: true });

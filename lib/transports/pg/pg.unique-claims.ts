@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Pool } from 'pg';
 import type { HeraldLogger } from '../../common/logger.js';
 import { describeError } from '../../common/describe-error.js';
+import { logLine } from '../../common/log-line.js';
 
 /** A `[schema.]table` name the claims table may have. */
 export const PG_TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
@@ -122,7 +123,14 @@ export class PgUniqueClaims {
       .catch(error =>
         this.options
           .logger()
-          ?.warn(`pg transport: purge of expired claims failed: ${describeError(error)}`),
+          ?.warn(
+            logLine(
+              'pg',
+              'unique-claims-purge-failed',
+              `purge of expired unique claims failed (retried after uniquePurgeMs): ${describeError(error)}`,
+              { table: this.options.table },
+            ),
+          ),
       );
   }
 }

@@ -81,9 +81,9 @@ describe('PgNotifyClient faults', () => {
     for (const error of [emitError, sendError]) {
       expect(error).toBeInstanceOf(ConnectTimeoutError);
       // The hub's LISTEN connection is its own (not a pool's): its failure is the cause.
-      expect((error as ConnectTimeoutError).reason).toMatch(/LISTEN connection failed/);
+      expect((error as ConnectTimeoutError).reason).toMatch(/LISTEN connection attempt failed/);
       expect((error as Error).message).toMatch(
-        /last failure: pg hub pg-notify-client: LISTEN connection failed/,
+        /last failure: pg listen-connect-failed: LISTEN connection attempt failed.*\[hub=pg-notify-client\]/,
       );
     }
     expect(state()).toMatchObject({
@@ -202,11 +202,11 @@ describe('PgNotifyServer faults', () => {
     const error = await new Promise<unknown>(resolve => server.listen(resolve));
     expect(error).toBeInstanceOf(ConnectTimeoutError);
     expect((error as ConnectTimeoutError).reason).toMatch(
-      /pg hub pg-notify-server: LISTEN connection failed/,
+      /^pg listen-connect-failed: LISTEN connection attempt failed.*\[hub=pg-notify-server\]$/,
     );
     await waitFor(() => state()?.state === 'disconnected');
     expect(state()?.reason).toMatch(
-      /could not connect within 1000 ms \(last failure: .*LISTEN connection failed/,
+      /could not connect within 1000 ms \(last failure: .*LISTEN connection attempt failed/,
     );
   });
 });

@@ -352,9 +352,13 @@ describe('PgNotifyServer / PgNotifyClient', () => {
     expect(warnings.filter(line => line.includes('without a reply channel'))).toHaveLength(1);
     await server.close();
     // close() writes what was held back, with the count of repeats.
-    expect(warnings.some(line => /dropped \(5 so far\) \(and 4 more like it/.test(line))).toBe(
-      true,
-    );
+    expect(
+      warnings.some(line =>
+        /^pg notify-ms-no-reply-channel: .*dropped \(5 so far\) \[channel=\S+ id=no-address-4\] \(and 4 more like it/.test(
+          line,
+        ),
+      ),
+    ).toBe(true);
   });
 
   it('does not answer a request it cannot claim (the caller times out, the error is counted and logged)', async () => {

@@ -202,7 +202,7 @@ describe('PgHub faults (issue 18)', () => {
     );
     expect(warn).toMatch(/no answer to the heartbeat within 200 ms/);
     expect(lines.find(line => line.startsWith('INFO'))).toMatch(
-      /LISTEN connection back after \d+ ms; notifications sent while it was down may be lost/,
+      /^INFO pg listen-recovered: LISTEN connection back after \d+ ms; .* \[hub=\S+ downtimeMs=\d+\]$/,
     );
     await hub.notify(t, 1n, 'after');
     await waitFor(() => got.length === 1);

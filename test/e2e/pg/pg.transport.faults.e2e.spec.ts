@@ -93,7 +93,7 @@ describe('PgTransport faults (issue 18)', () => {
     await waitFor(() => transport.stats().claimErrors === 1);
     expect(got.filter(e => e.source === 'jobs').map(e => e.data)).toEqual([2]);
     expect(lines.find(line => line.includes('cannot claim unique event'))).toMatch(
-      /jobs\/run \(id [0-9a-f-]+\), dropped: .*lock timeout|statement timeout/,
+      /pg unique-claim-failed: cannot claim unique event jobs\/run \(id [0-9a-f-]+, key job-1\), dropped: .*(lock timeout|statement timeout).* \[source=jobs event=run id=\S+ unique=job-1\]/,
     );
   });
 
@@ -117,7 +117,7 @@ describe('PgTransport faults (issue 18)', () => {
     await waitFor(() => transport.stats().claimsDropped === 1);
     expect(transport.stats().pendingClaims).toBe(2);
     expect(lines.find(line => line.includes('dropped unique event'))).toMatch(
-      /WARN pg transport: dropped unique event jobs\/c \(id [0-9a-f-]+, key c\)/,
+      /WARN pg unique-claims-full: dropped unique event jobs\/c \(id [0-9a-f-]+, key c\): .* \[source=jobs event=c id=\S+ unique=c\]/,
     );
     await b.post('plain', 'x', 1);
     await waitFor(() => got.some(e => e.source === 'plain'));
@@ -158,10 +158,10 @@ describe('PgTransport faults (issue 18)', () => {
     expect(result.rowCount).toBe(1);
     await waitFor(() => lines.some(line => line.startsWith('INFO') && line.includes('back after')));
     expect(lines.find(line => line.startsWith('WARN'))).toMatch(
-      /WARN pg hub herald: LISTEN connection lost \(.*terminat.*\)/,
+      /WARN pg listen-lost: LISTEN connection lost \(.*terminat.*\); .* \[hub=herald\]/,
     );
     expect(lines.find(line => line.startsWith('INFO'))).toMatch(
-      /LISTEN connection back after \d+ ms; notifications sent while it was down may be lost/,
+      /INFO pg listen-recovered: LISTEN connection back after \d+ ms; .* \[hub=herald downtimeMs=\d+\]/,
     );
     await b.post('after', 'loss', 1);
     await waitFor(() => got.length === 1);

@@ -63,7 +63,9 @@ describe('PgConsumerSet', () => {
     set.receive(note('t', 'not-pg-hub'));
     set.receive(note('other', 'e'));
     expect(set.counters).toMatchObject({ rxEventCount: 3, rxErrorCount: 1, rxUnroutableCount: 1 });
-    expect(errors[0]).toMatch(/dropped a notification on t from pid 1/);
+    expect(errors[0]).toMatch(
+      /^pg hub-notification-dropped: dropped a notification that is not a pg-hub event: .*\[hub=\S+ channel=t pid=1\]$/,
+    );
   });
 
   it('counts and logs a hook that throws, and keeps going', () => {
@@ -80,6 +82,8 @@ describe('PgConsumerSet', () => {
     set.receive(note('t', 'e'));
     expect(after).toBe(1);
     expect(set.counters.hookErrorCount).toBe(1);
-    expect(errors).toEqual([expect.stringMatching(/consumer hook failed: boom/)]);
+    expect(errors).toEqual([
+      expect.stringMatching(/^pg hub-hook-failed: consumer hook failed: boom \[hub=/),
+    ]);
   });
 });

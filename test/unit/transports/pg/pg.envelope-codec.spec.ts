@@ -46,6 +46,8 @@ describe('PgEnvelopeCodec', () => {
   it('counts and logs a value that is not JSON', () => {
     expect(codec.decode(raw('e:{"herald":1,"id":'))).toBeUndefined();
     expect(codec.counters.decodeErrors).toBe(1);
-    expect(warnings[0]).toMatch(/dropped a notification on herald from pid 42: bad JSON/);
+    expect(warnings[0]).toMatch(
+      /^pg notification-bad-json: dropped a notification whose value is not JSON: .*\[channel=herald pid=42\]$/,
+    );
   });
 });
