@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
+import { logLine } from '../../common/log-line.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
 import { functionOption, objectOption, stringOption } from '../../common/options.validation.js';
 import { StateMachine } from '../../common/state-machine.js';
@@ -62,6 +63,16 @@ export function isLoadingReplyError(error: unknown): boolean {
 
 const describe = describeError;
 
+/** `host:port` of a Redis URL, without credentials, for log lines. */
+function serverOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || '6379'}`;
+  } catch {
+    return 'redis';
+  }
+}
+
 /**
  * One ioredis connection as this package uses it: lazily connected, with a
  * status observable, errors reported (never an unhandled `error` event), and
@@ -84,6 +95,10 @@ export class RedisConnection {
   readonly status$: Observable<TransportStatus>;
   private readonly logger: HeraldLogger;
   private reportedError = false;
+  /** When the connection was lost (for the recovery line's downtime); undefined while up. */
+  private downSince?: number;
+  private everReady = false;
+  private readonly server: string;
   private readyWaiters: (() => void)[] = [];
 
   constructor(
@@ -114,21 +129,36 @@ export class RedisConnection {
       maxRetriesPerRequest: 0,
     };
     this.client = new Redis(options.url ?? DEFAULT_REDIS_URL, base);
+    this.server = serverOf(options.url ?? DEFAULT_REDIS_URL);
     this.client.on('ready', () => {
       this.reportedError = false;
+      if (this.downSince !== undefined) {
+        const downtimeMs = Date.now() - this.downSince;
+        this.downSince = undefined;
+        this.logger.log(
+          logLine(
+            'redis',
+            'redis-connection-recovered',
+            `${role} connection is back after ${downtimeMs} ms`,
+            {
+              role,
+              server: this.server,
+              downtimeMs,
+            },
+          ),
+        );
+      }
+      this.everReady = true;
       this.next({ state: 'connected', role });
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const waiter of waiters) waiter();
     });
-    this.client.on('error', (error: unknown) => {
-      // Reported once per outage: a down server would otherwise log every retry.
-      if (this.reportedError || this.closed) return;
-      this.reportedError = true;
-      this.logger.error(`redis ${role} connection: ${describe(error)}`);
-    });
+    this.client.on('error', (error: unknown) => this.lost(describe(error)));
     this.client.on('close', () => {
-      if (!this.closed) this.next({ state: 'disconnected', role, reason: 'connection closed' });
+      if (this.closed) return;
+      this.lost('connection closed by the server');
+      this.next({ state: 'disconnected', role, reason: 'connection closed' });
     });
     this.client.on('reconnecting', () => {
       if (!this.closed) this.next({ state: 'reconnecting', role });
@@ -137,6 +167,27 @@ export class RedisConnection {
       if (!this.closed)
         this.next({ state: 'disconnected', role, reason: 'no further reconnection' });
     });
+  }
+
+  /**
+   * The connection is down (or never came up): one WARN per outage with the
+   * reason (a down server would otherwise log every retry); the recovery
+   * line (INFO) gives the downtime.
+   */
+  private lost(reason: string): void {
+    if (this.closed) return;
+    this.downSince ??= Date.now();
+    if (this.reportedError) return;
+    this.reportedError = true;
+    const code = this.everReady ? 'redis-connection-lost' : 'redis-connect-failed';
+    this.logger.warn(
+      logLine(
+        'redis',
+        code,
+        `${this.role} connection ${this.everReady ? 'lost' : 'cannot connect'}, reconnecting: ${reason}`,
+        { role: this.role, server: this.server },
+      ),
+    );
   }
 
   private next(status: TransportStatus): void {

@@ -372,13 +372,24 @@ export class RedisTransport implements Transport {
     await Promise.all(this.subscribers.map(subscriber => subscriber.stopIntake()));
   }
 
+  /**
+   * `published`, `delivered`, `acked`, `nacked`, `duplicates`,
+   * `decodeErrors`; `publisher.*` and `subscriber.*` (added up over the
+   * streams of layout `mainflux`); `subscriberLag`, the entries the group
+   * has not read yet (group mode, Redis 7, refreshed every
+   * `claimIntervalMs`), which the `nest-herald/terminus` indicator checks
+   * against its `maxLag`.
+   */
   stats(): Readonly<Record<string, number>> {
+    const subscribers = this.subscribers.length
+      ? summed(this.subscribers.map(subscriber => subscriber.stats()))
+      : undefined;
     return {
       ...this.counters,
       ...(this.publisher ? prefixed('publisher', this.publisher.stats()) : {}),
-      ...(this.subscribers.length
-        ? prefixed('subscriber', summed(this.subscribers.map(subscriber => subscriber.stats())))
-        : {}),
+      ...(subscribers ? prefixed('subscriber', subscribers) : {}),
+      // What the terminus indicator reads (group mode, Redis 7): entries the group(s) have not read yet.
+      ...(subscribers?.lag !== undefined ? { subscriberLag: subscribers.lag } : {}),
     };
   }
 
@@ -389,17 +400,8 @@ export class RedisTransport implements Transport {
 
   private async shutdown(): Promise<void> {
     await Promise.all(this.subscribers.map(subscriber => subscriber.close()));
-    const report = await this.publisher?.close();
-    if (report && report.unsent > 0) {
-      this.context?.logger.warn(
-        logLine(
-          'redis',
-          'closed-unwritten',
-          `transport closed with ${report.unsent} event(s) not written (their posts rejected)`,
-          { stream: this.streams.join(',') || this.stream, unsent: report.unsent },
-        ),
-      );
-    }
+    // The publisher logs what it could not write (publisher-closed-unwritten).
+    await this.publisher?.close();
     this.context = undefined;
     this.states?.close();
     this.machine.setState('closed');

@@ -3,6 +3,7 @@
 // one file because the steps share the buffer, the retry queue and the
 // back-off state and split apart would only pass them around; options live in
 // stream.publisher.options.ts, the Lua script in redis.scripts.ts.
+import { logLine } from '../../common/log-line.js';
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { TransportClosedError } from '../../common/errors.js';
@@ -274,7 +275,12 @@ export class StreamPublisher<T = StreamEvent> {
       // Logged for the first drop of a burst and then every 1000th, never per event under saturation.
       if (dropped === 1 || dropped % 1000 === 0) {
         this.logger.warn(
-          `stream ${this.stream}: publish buffer full (${this.bufferSize}), dropped the oldest event (${dropped} dropped so far)`,
+          logLine(
+            'redis',
+            'stream-buffer-full',
+            `publish buffer full (${this.bufferSize}), dropped the oldest event, its post rejected with EventDroppedError (${dropped} dropped so far)`,
+            { stream: oldest.stream, dropped },
+          ),
         );
       }
       oldest.waiter?.settle(oldest.index, new EventDroppedError(this.bufferSize));
@@ -341,7 +347,12 @@ export class StreamPublisher<T = StreamEvent> {
   private async send(batch: Pending[]): Promise<(string | Error)[]> {
     const timer = setTimeout(() => {
       this.logger.warn(
-        `stream ${this.stream}: no answer to ${batch.length} XADD(s) within ${this.writeTimeoutMs} ms, reconnecting`,
+        logLine(
+          'redis',
+          'stream-write-timeout',
+          `no answer to ${batch.length} XADD(s) within ${this.writeTimeoutMs} ms, reconnecting (the events are retried)`,
+          { stream: this.stream },
+        ),
       );
       this.connection.client.disconnect(true);
     }, this.writeTimeoutMs);
@@ -363,7 +374,12 @@ export class StreamPublisher<T = StreamEvent> {
             throw error;
           this.writeMode = 'pipeline';
           this.logger.warn(
-            `stream ${this.stream}: cannot run the XADD script (${describe(error)}), using a pipeline`,
+            logLine(
+              'redis',
+              'write-script-refused',
+              `cannot run the XADD script (${describe(error)}), using a pipeline`,
+              { stream: this.stream },
+            ),
           );
         }
       }
@@ -467,7 +483,10 @@ export class StreamPublisher<T = StreamEvent> {
         this.counters.clusterRefused++;
         this.limiter.error(
           `cluster:${cluster}`,
-          `stream ${item.stream}: event not written: ${error.message}`,
+          logLine('redis', 'cluster-refused', `event not written: ${error.message}`, {
+            stream: item.stream,
+            reply: cluster,
+          }),
         );
         item.waiter?.settle(item.index, error);
         continue;
@@ -475,8 +494,14 @@ export class StreamPublisher<T = StreamEvent> {
       if (isReplyError(error) && !isTransientReplyError(error)) {
         // A write Redis refuses for good (WRONGTYPE, bad arguments): retrying would block the stream forever.
         this.counters.failed++;
-        this.logger.error(
-          `stream ${item.stream}: XADD refused, event discarded: ${describe(error)}`,
+        this.limiter.error(
+          'xadd-refused',
+          logLine(
+            'redis',
+            'xadd-refused',
+            `XADD refused, event discarded (its post rejects): ${describe(error)}`,
+            { stream: item.stream },
+          ),
         );
         item.waiter?.settle(item.index, error);
         continue;
@@ -488,8 +513,14 @@ export class StreamPublisher<T = StreamEvent> {
     if (retry.length > 0) {
       this.counters.writeErrors++;
       if (this.machine.is('running') || Date.now() < this.deadline) {
-        this.logger.warn(
-          `stream ${this.stream}: ${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
+        this.limiter.warn(
+          'write-retry',
+          logLine(
+            'redis',
+            'stream-write-retry',
+            `${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
+            { stream: this.stream },
+          ),
         );
       }
     }
@@ -527,7 +558,14 @@ export class StreamPublisher<T = StreamEvent> {
     for (const pending of left) pending.waiter?.settle(pending.index, new EventNotWrittenError());
     this.counters.unsent = left.length;
     if (left.length > 0) {
-      this.logger.warn(`stream ${this.stream}: closed with ${left.length} event(s) not written`);
+      this.logger.warn(
+        logLine(
+          'redis',
+          'publisher-closed-unwritten',
+          `closed with ${left.length} event(s) not written (shutdownDrainTimeoutMs ran out; their posts rejected with EventNotWrittenError)`,
+          { stream: this.stream, unsent: left.length },
+        ),
+      );
     }
     this.limiter.flush();
     this.machine.setState('closed');
