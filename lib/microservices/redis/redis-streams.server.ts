@@ -70,7 +70,13 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     this.streamPrefix = resolved.streamPrefix;
     this.group = resolved.group;
     this.consumer = resolved.groupOptions.consumer ?? uniqueConsumerName();
-    this.connection = { url: resolved.url, redis: resolved.redis, logger: this.connectionLogger };
+    this.connection = {
+      url: resolved.url,
+      redis: resolved.redis,
+      cluster: resolved.cluster,
+      clusterOptions: resolved.clusterOptions,
+      logger: this.connectionLogger,
+    };
   }
 
   /** The subscribers (one per pattern) and the reply publisher; throws before `listen()`. */

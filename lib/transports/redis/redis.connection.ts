@@ -1,9 +1,14 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { logLine } from '../../common/log-line.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
-import { functionOption, objectOption, stringOption } from '../../common/options.validation.js';
+import {
+  functionOption,
+  invalidOption,
+  objectOption,
+  stringOption,
+} from '../../common/options.validation.js';
 import { StateMachine } from '../../common/state-machine.js';
 import type { TransportState, TransportStatus } from '../../interfaces/transport.interface.js';
 
@@ -32,6 +37,58 @@ export interface RedisConnectionOptions {
   redis?: RedisOptions;
   /** Where connection errors are reported. @default consoleLogger */
   logger?: HeraldLogger;
+  /**
+   * Redis Cluster mode: the seed nodes (`[{ host, port }]` or
+   * `'redis://host:port'` URLs; any few of the cluster's nodes), or an ioredis
+   * `Cluster` the app owns, whose nodes and options are taken (this package
+   * opens its own connections from them, since reads block and its command
+   * settings differ; the app's `Cluster` is never used for commands nor
+   * closed). In cluster mode every stream name must carry a hash tag
+   * (`{orders}`, `shop:{orders}`), so a stream and the keys derived from it
+   * (dead letters) share one slot; `url` is not used. `MOVED` and `ASK` are
+   * followed, scripts are loaded on each node on first use.
+   * @default none: one standalone Redis at `url`
+   */
+  cluster?: readonly (ClusterNode | string)[] | Cluster;
+  /** Extra ioredis `ClusterOptions` for `cluster` nodes (e.g. `redisOptions.password`, `natMap`). */
+  clusterOptions?: ClusterOptions;
+}
+
+/**
+ * True when `name` carries a Redis Cluster hash tag: a `{` followed later
+ * by a `}` with at least one character between (the first such pair is
+ * what Redis hashes). @publicApi
+ */
+export function hasHashTag(name: string): boolean {
+  return hashTagOf(name) !== undefined;
+}
+
+/** The hash tag Redis Cluster hashes for `name` (`'orders'` for `'shop:{orders}:x'`), if any. @publicApi */
+export function hashTagOf(name: string): string | undefined {
+  const open = name.indexOf('{');
+  if (open < 0) return undefined;
+  const close = name.indexOf('}', open + 1);
+  return close > open + 1 ? name.slice(open + 1, close) : undefined;
+}
+
+/**
+ * In cluster mode, a stream name without a hash tag is refused: the stream
+ * and the keys derived from it (`<stream>:dead`, used together in one
+ * MULTI) must be in one slot, and key names are never rewritten.
+ * @throws InvalidOptionsError naming the stream
+ */
+export function checkClusterStream(
+  scope: string,
+  name: string,
+  options: Pick<RedisConnectionOptions, 'cluster'>,
+): void {
+  if (options.cluster === undefined || hasHashTag(name)) return;
+  invalidOption(
+    scope,
+    'stream',
+    `a name with a hash tag in cluster mode, e.g. '{${name}}' (the stream and its derived keys must share a slot)`,
+    name,
+  );
 }
 
 /** @default */
@@ -63,6 +120,52 @@ export function isLoadingReplyError(error: unknown): boolean {
 
 const describe = describeError;
 
+/** The settings this package relies on, for every node of a cluster; the app's cluster options under them. */
+function clusterClient(
+  cluster: readonly (ClusterNode | string)[] | Cluster,
+  extra: ClusterOptions | undefined,
+  base: RedisOptions,
+): Cluster {
+  const given = cluster instanceof Cluster ? cluster.options : {};
+  const nodes = cluster instanceof Cluster ? clusterSeeds(cluster) : [...cluster];
+  const { lazyConnect, enableOfflineQueue, retryStrategy, ...nodeOptions } = base;
+  return new Cluster(nodes, {
+    clusterRetryStrategy: retryStrategy ?? defaultRetryStrategy,
+    retryDelayOnFailover: 50,
+    retryDelayOnClusterDown: 50,
+    retryDelayOnTryAgain: 50,
+    retryDelayOnMoved: 0,
+    ...given,
+    ...extra,
+    redisOptions: { ...given.redisOptions, ...extra?.redisOptions, ...nodeOptions },
+    lazyConnect: lazyConnect ?? true,
+    enableOfflineQueue: enableOfflineQueue ?? false,
+    enableReadyCheck: true,
+    scaleReads: 'master',
+  });
+}
+
+/** The startup nodes of an ioredis Cluster (its own list, else the nodes it knows now). */
+function clusterSeeds(cluster: Cluster): ClusterNode[] {
+  const startup = (cluster as unknown as { startupNodes?: ClusterNode[] }).startupNodes;
+  if (startup && startup.length > 0) return [...startup];
+  return cluster.nodes().map(node => ({ host: node.options.host, port: node.options.port }));
+}
+
+function seedsOf(cluster: readonly (ClusterNode | string)[] | Cluster): string {
+  const nodes = cluster instanceof Cluster ? clusterSeeds(cluster) : cluster;
+  return nodes
+    .slice(0, 3)
+    .map(node =>
+      typeof node === 'string'
+        ? serverOf(node)
+        : typeof node === 'number'
+          ? `127.0.0.1:${node}`
+          : `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`,
+    )
+    .join(',');
+}
+
 /** `host:port` of a Redis URL, without credentials, for log lines. */
 function serverOf(url: string): string {
   try {
@@ -88,7 +191,13 @@ function serverOf(url: string): string {
  * @publicApi
  */
 export class RedisConnection {
+  /**
+   * The ioredis client. In cluster mode an ioredis `Cluster` (same command
+   * API; see {@link isCluster}), which routes each command by its key.
+   */
   readonly client: Redis;
+  /** True when {@link client} is an ioredis `Cluster`. */
+  readonly isCluster: boolean = false;
   /** Follows ioredis's events; `closed` (by {@link close}) is final. */
   private readonly machine: StateMachine<TransportState, { role: string }>;
   /** Every state change, with this connection's `role`; `closed` last. */
@@ -128,8 +237,16 @@ export class RedisConnection {
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
     };
-    this.client = new Redis(options.url ?? DEFAULT_REDIS_URL, base);
-    this.server = serverOf(options.url ?? DEFAULT_REDIS_URL);
+    if (options.cluster === undefined) {
+      this.client = new Redis(options.url ?? DEFAULT_REDIS_URL, base);
+      this.server = serverOf(options.url ?? DEFAULT_REDIS_URL);
+    } else {
+      const cluster = clusterClient(options.cluster, options.clusterOptions, base);
+      this.isCluster = true;
+      // Cluster and Redis share the command API this package uses (call, pipeline, x*).
+      this.client = cluster as unknown as Redis;
+      this.server = `cluster ${seedsOf(options.cluster)}`;
+    }
     this.client.on('ready', () => {
       this.reportedError = false;
       if (this.downSince !== undefined) {
@@ -264,12 +381,29 @@ export function isReplyError(error: unknown): boolean {
 }
 
 /** The keys of {@link RedisConnectionOptions}, for the options objects that extend it. */
-export const CONNECTION_OPTION_KEYS = ['url', 'redis', 'logger'] as const;
+export const CONNECTION_OPTION_KEYS = [
+  'url',
+  'redis',
+  'logger',
+  'cluster',
+  'clusterOptions',
+] as const;
 
 /** Checks the connection part of an options object (`url`, `redis`, `logger`). */
 export function checkConnectionOptions(scope: string, options: RedisConnectionOptions): void {
   stringOption(scope, 'url', options.url, undefined);
   objectOption(scope, 'redis', options.redis);
+  objectOption(scope, 'clusterOptions', options.clusterOptions);
+  const cluster = options.cluster;
+  if (cluster !== undefined && !(cluster instanceof Cluster)) {
+    if (!Array.isArray(cluster) || cluster.length === 0)
+      invalidOption(scope, 'cluster', 'a non-empty array of nodes or an ioredis Cluster', cluster);
+    cluster.forEach((node: unknown, i) => {
+      if (typeof node === 'string' || typeof node === 'number') return;
+      if (node === null || typeof node !== 'object')
+        invalidOption(scope, `cluster[${i}]`, "a { host, port } object or a 'redis://' URL", node);
+    });
+  }
   if (options.logger !== undefined) {
     objectOption(scope, 'logger', options.logger);
     functionOption(scope, 'logger.warn', options.logger.warn, undefined);

@@ -116,3 +116,21 @@ export function isUndecodable(error: unknown): boolean {
       (error as { undecodable?: unknown }).undecodable === true)
   );
 }
+
+/**
+ * A post written to its stream but not confirmed by `waitReplicas` replicas
+ * within `waitTimeoutMs` (`WAIT`): the entry exists on the master and may be
+ * lost if that master fails before replicating it. Re-posting may duplicate
+ * it. @publicApi
+ */
+export class ReplicasNotConfirmedError extends HeraldError {
+  constructor(
+    readonly id: string,
+    readonly confirmed: number,
+    readonly wanted: number,
+  ) {
+    super(
+      `entry ${id} written but confirmed by ${confirmed} of ${wanted} replica(s) in time: it may be lost if its master fails now`,
+    );
+  }
+}

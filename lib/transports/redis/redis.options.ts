@@ -8,6 +8,7 @@ import {
   stringOption,
 } from '../../common/options.validation.js';
 import {
+  checkClusterStream,
   checkConnectionOptions,
   CONNECTION_OPTION_KEYS,
   type RedisConnectionOptions,
@@ -173,6 +174,8 @@ export function resolveRedisTransportOptions(
   const layout = oneOfOption(SCOPE, 'layout', options.layout, ['herald', 'mainflux'], 'herald');
   const mode = oneOfOption(SCOPE, 'mode', options.mode, ['broadcast', 'work-queue'], 'broadcast');
   const streams = checkStreams(layout, options);
+  for (const name of layout === 'mainflux' ? streams : [options.stream ?? DEFAULT_TRANSPORT_STREAM])
+    checkClusterStream(SCOPE, name, options);
   if (layout === 'mainflux' && mode === 'broadcast' && options.instance === undefined)
     invalidOption(
       SCOPE,

@@ -120,7 +120,13 @@ export class RedisTransport implements Transport {
     this.context = context;
     const options = this.options;
     this.machine.setState('connecting');
-    const connection = { url: options.url, redis: options.redis, logger: context.logger };
+    const connection = {
+      url: options.url,
+      redis: options.redis,
+      cluster: options.cluster,
+      clusterOptions: options.clusterOptions,
+      logger: context.logger,
+    };
     this.publisher = new StreamPublisher<Envelope>({
       ...connection,
       stream: this.streams[0] ?? this.stream,
@@ -172,7 +178,10 @@ export class RedisTransport implements Transport {
    */
   private makeSubscriber(
     stream: string,
-    connection: Pick<ResolvedRedisTransportOptions, 'url' | 'redis' | 'logger'>,
+    connection: Pick<
+      ResolvedRedisTransportOptions,
+      'url' | 'redis' | 'cluster' | 'clusterOptions' | 'logger'
+    >,
   ): StreamSubscriber {
     const options = this.options;
     const count = options.readCount;

@@ -17,6 +17,7 @@ import {
   isReplyError,
   isTransientReplyError,
   LOADING_RETRY_MS,
+  checkClusterStream,
   RedisConnection,
 } from './redis.connection.js';
 import {
@@ -24,6 +25,7 @@ import {
   EventDroppedError,
   EventNotWrittenError,
   RedisClusterError,
+  ReplicasNotConfirmedError,
 } from './redis.errors.js';
 import { evalScript, XADD_BATCH } from './redis.scripts.js';
 import { Sleeper } from './sleeper.js';
@@ -139,6 +141,10 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly batchSize: number;
   private readonly writeTimeoutMs: number;
   private writeMode: 'script' | 'pipeline';
+  /** Cluster mode: a batch holds one stream (one slot); other streams must carry a hash tag. */
+  private readonly cluster: boolean;
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
   private buffer = new Fifo<Pending>();
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
@@ -162,6 +168,8 @@ export class StreamPublisher<T = StreamEvent> {
     scriptWrites: 0,
     /** Events refused because the server is a Redis Cluster node (MOVED / ASK / CROSSSLOT). */
     clusterRefused: 0,
+    /** Written, but fewer than `waitReplicas` replicas confirmed in time (the post rejected). */
+    unconfirmed: 0,
     unsent: 0,
     bufferHighWater: 0,
   };
@@ -191,6 +199,9 @@ export class StreamPublisher<T = StreamEvent> {
     this.connection =
       options.connection ??
       new RedisConnection(input, 'publisher', { connectionName: 'herald-publisher' });
+    this.cluster = this.connection.isCluster;
+    this.waitReplicas = options.waitReplicas;
+    this.waitTimeoutMs = options.waitTimeoutMs;
     // A connection that comes back ends the back-off at once: buffered events go out now.
     this.disposeReady = this.connection.onReady(() => this.sleeper.interrupt());
     void this.connection.connect();
@@ -209,6 +220,7 @@ export class StreamPublisher<T = StreamEvent> {
    * error for an event it cannot lay out.
    */
   publish(item: T, stream: string = this.stream): void {
+    this.checkStream(stream);
     this.enqueue({ stream, fields: this.accept(item), index: 0 });
   }
 
@@ -221,6 +233,7 @@ export class StreamPublisher<T = StreamEvent> {
   publishAndWait(item: T, stream: string = this.stream): Promise<string> {
     let fields: readonly string[];
     try {
+      this.checkStream(stream);
       fields = this.accept(item);
     } catch (error) {
       return Promise.reject(error);
@@ -242,6 +255,11 @@ export class StreamPublisher<T = StreamEvent> {
   ): Promise<readonly (string | Error)[]> {
     if (!this.machine.is('running'))
       return Promise.reject(new TransportClosedError('publisher is closed'));
+    try {
+      this.checkStream(stream);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise(resolve => {
       const waiter = new BatchWaiter(items.length, resolve);
       for (let index = 0; index < items.length; index++) {
@@ -255,6 +273,12 @@ export class StreamPublisher<T = StreamEvent> {
         this.enqueue({ stream, fields, waiter, index });
       }
     });
+  }
+
+  /** Cluster mode: a stream named at publish needs a hash tag too. @throws InvalidOptionsError */
+  private checkStream(stream: string): void {
+    if (this.cluster && stream !== this.stream)
+      checkClusterStream('StreamPublisher', stream, { cluster: [] });
   }
 
   private accept(item: T): readonly string[] {
@@ -301,6 +325,22 @@ export class StreamPublisher<T = StreamEvent> {
       batch = this.retry.splice(0, this.batchSize);
     } else {
       batch = [];
+    }
+    if (this.cluster) {
+      // One stream per batch: a script's keys and a pipeline's commands must share one slot.
+      const stream = batch[0]?.stream ?? this.buffer.at(0)?.stream;
+      const cut = batch.findIndex(item => item.stream !== stream);
+      if (cut >= 0) {
+        this.retry = batch.splice(cut).concat(this.retry);
+        return batch;
+      }
+      while (
+        batch.length < this.batchSize &&
+        this.buffer.length > 0 &&
+        this.buffer.at(0)!.stream === stream
+      )
+        batch.push(this.buffer.shift()!);
+      return batch;
     }
     while (batch.length < this.batchSize && this.buffer.length > 0)
       batch.push(this.buffer.shift()!);
@@ -357,7 +397,7 @@ export class StreamPublisher<T = StreamEvent> {
       this.connection.client.disconnect(true);
     }, this.writeTimeoutMs);
     try {
-      if (this.writeMode === 'script') {
+      if (this.writeMode === 'script' && this.waitReplicas === 0) {
         try {
           const results = await this.sendScript(batch);
           this.counters.scriptWrites++;
@@ -406,10 +446,22 @@ export class StreamPublisher<T = StreamEvent> {
         pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...item.fields);
       else pipeline.xadd(item.stream, '*', ...item.fields);
     }
+    // WAIT in the same pipeline: it goes to the node that took these XADDs, cluster or not.
+    if (this.waitReplicas > 0) pipeline.call('WAIT', this.waitReplicas, this.waitTimeoutMs);
     const replies = (await pipeline.exec()) as [Error | null, unknown][] | null;
+    const confirmed = this.waitReplicas > 0 ? replies?.[batch.length] : undefined;
     return batch.map((_, i) => {
       const [error, id] = replies?.[i] ?? [new Error('no reply'), null];
-      return error ?? String(id);
+      if (error) return error;
+      if (confirmed === undefined) return String(id);
+      const [waitError, replicas] = confirmed;
+      if (!waitError && Number(replicas) >= this.waitReplicas) return String(id);
+      this.counters.unconfirmed++;
+      return new ReplicasNotConfirmedError(
+        String(id),
+        waitError ? 0 : Number(replicas),
+        this.waitReplicas,
+      );
     });
   }
 
@@ -469,6 +521,12 @@ export class StreamPublisher<T = StreamEvent> {
       const item = batch[i];
       const result = results[i];
       if (typeof result === 'string') {
+        this.counters.written++;
+        item.waiter?.settle(item.index, result);
+        continue;
+      }
+      if (result instanceof ReplicasNotConfirmedError) {
+        // Written: retrying would write it twice. The post learns it is not confirmed.
         this.counters.written++;
         item.waiter?.settle(item.index, result);
         continue;
