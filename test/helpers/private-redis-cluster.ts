@@ -98,7 +98,10 @@ export class PrivateRedisCluster {
     return this;
   }
 
-  /** Until every live node says `cluster_state:ok` and agrees on 3 masters with slots. */
+  /**
+   * Until every live node says `cluster_state:ok`, 3 masters serve the slots
+   * and every live replica finished its sync (`master_link_status:up`).
+   */
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
     await waitFor(
       async () => {
@@ -107,8 +110,15 @@ export class PrivateRedisCluster {
           const info = await rawCommand(node.port, 'CLUSTER INFO');
           if (!info.includes('cluster_state:ok')) return false;
         }
-        const masters = (await this.topology()).filter(n => n.role === 'master' && !n.failed);
-        return masters.filter(m => m.slots.length > 0).length === 3;
+        const nodes = await this.topology();
+        const masters = nodes.filter(n => n.role === 'master' && !n.failed);
+        if (masters.filter(m => m.slots.length > 0).length !== 3) return false;
+        // Replicas hold data only once their initial sync is done.
+        for (const replica of nodes.filter(n => n.role === 'slave' && !n.failed)) {
+          const info = await rawCommand(replica.port, 'INFO replication').catch(() => '');
+          if (!info.includes('master_link_status:up')) return false;
+        }
+        return true;
       },
       { timeoutMs, intervalMs: 50, message: 'private redis cluster healthy' },
     );
