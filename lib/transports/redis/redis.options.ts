@@ -102,6 +102,14 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   uniquePrefix?: string;
   /** `connect()` rejects if Redis is not reachable by then. @default 30000 */
   connectTimeoutMs?: number;
+  /**
+   * A post resolves only once this many replicas have its entry (`WAIT`
+   * after each write batch); fewer in `waitTimeoutMs` rejects the post with
+   * `ReplicasNotConfirmedError`. See the publisher's option. @default 0
+   */
+  waitReplicas?: number;
+  /** @default 1000 */
+  waitTimeoutMs?: number;
 }
 
 /** {@link RedisTransportOptions} checked, with the transport's own defaults filled in. */
@@ -143,6 +151,8 @@ const KEYS: readonly (keyof RedisTransportOptions & string)[] = [
   'nackRetryDelayMs',
   'uniquePrefix',
   'connectTimeoutMs',
+  'waitReplicas',
+  'waitTimeoutMs',
 ];
 
 /**
@@ -169,6 +179,8 @@ export function resolveRedisTransportOptions(
     'maxDeliveries',
   ] as const)
     positiveNumberOption(SCOPE, name, options[name], undefined);
+  for (const name of ['waitReplicas', 'waitTimeoutMs'] as const)
+    integerOption(SCOPE, name, options[name], 0, 0);
   for (const name of ['maxLen', 'shutdownDrainTimeoutMs', 'nackRetryDelayMs'] as const)
     nonNegativeNumberOption(SCOPE, name, options[name], undefined);
   const layout = oneOfOption(SCOPE, 'layout', options.layout, ['herald', 'mainflux'], 'herald');

@@ -137,6 +137,8 @@ export class RedisTransport implements Transport {
       drainMaxBackoffMs: options.drainMaxBackoffMs,
       shutdownDrainTimeoutMs: options.shutdownDrainTimeoutMs,
       drainBatchSize: options.drainBatchSize,
+      waitReplicas: options.waitReplicas,
+      waitTimeoutMs: options.waitTimeoutMs,
     });
     this.subscribers = this.streams.map(stream => this.makeSubscriber(stream, connection));
     this.watchStatus();
