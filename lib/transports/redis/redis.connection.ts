@@ -1,4 +1,7 @@
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { clusterClient, clusterSeeds } from './redis.cluster.js';
+
+export { checkClusterStream, hasHashTag, hashTagOf } from './redis.cluster.js';
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { logLine } from '../../common/log-line.js';
@@ -54,43 +57,6 @@ export interface RedisConnectionOptions {
   clusterOptions?: ClusterOptions;
 }
 
-/**
- * True when `name` carries a Redis Cluster hash tag: a `{` followed later
- * by a `}` with at least one character between (the first such pair is
- * what Redis hashes). @publicApi
- */
-export function hasHashTag(name: string): boolean {
-  return hashTagOf(name) !== undefined;
-}
-
-/** The hash tag Redis Cluster hashes for `name` (`'orders'` for `'shop:{orders}:x'`), if any. @publicApi */
-export function hashTagOf(name: string): string | undefined {
-  const open = name.indexOf('{');
-  if (open < 0) return undefined;
-  const close = name.indexOf('}', open + 1);
-  return close > open + 1 ? name.slice(open + 1, close) : undefined;
-}
-
-/**
- * In cluster mode, a stream name without a hash tag is refused: the stream
- * and the keys derived from it (`<stream>:dead`, used together in one
- * MULTI) must be in one slot, and key names are never rewritten.
- * @throws InvalidOptionsError naming the stream
- */
-export function checkClusterStream(
-  scope: string,
-  name: string,
-  options: Pick<RedisConnectionOptions, 'cluster'>,
-): void {
-  if (options.cluster === undefined || hasHashTag(name)) return;
-  invalidOption(
-    scope,
-    'stream',
-    `a name with a hash tag in cluster mode, e.g. '{${name}}' (the stream and its derived keys must share a slot)`,
-    name,
-  );
-}
-
 /** @default */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -119,38 +85,6 @@ export function isLoadingReplyError(error: unknown): boolean {
 }
 
 const describe = describeError;
-
-/** The settings this package relies on, for every node of a cluster; the app's cluster options under them. */
-function clusterClient(
-  cluster: readonly (ClusterNode | string)[] | Cluster,
-  extra: ClusterOptions | undefined,
-  base: RedisOptions,
-): Cluster {
-  const given = cluster instanceof Cluster ? cluster.options : {};
-  const nodes = cluster instanceof Cluster ? clusterSeeds(cluster) : [...cluster];
-  const { lazyConnect, enableOfflineQueue, retryStrategy, ...nodeOptions } = base;
-  return new Cluster(nodes, {
-    clusterRetryStrategy: retryStrategy ?? defaultRetryStrategy,
-    retryDelayOnFailover: 50,
-    retryDelayOnClusterDown: 50,
-    retryDelayOnTryAgain: 50,
-    retryDelayOnMoved: 0,
-    ...given,
-    ...extra,
-    redisOptions: { ...given.redisOptions, ...extra?.redisOptions, ...nodeOptions },
-    lazyConnect: lazyConnect ?? true,
-    enableOfflineQueue: enableOfflineQueue ?? false,
-    enableReadyCheck: true,
-    scaleReads: 'master',
-  });
-}
-
-/** The startup nodes of an ioredis Cluster (its own list, else the nodes it knows now). */
-function clusterSeeds(cluster: Cluster): ClusterNode[] {
-  const startup = (cluster as unknown as { startupNodes?: ClusterNode[] }).startupNodes;
-  if (startup && startup.length > 0) return [...startup];
-  return cluster.nodes().map(node => ({ host: node.options.host, port: node.options.port }));
-}
 
 function seedsOf(cluster: readonly (ClusterNode | string)[] | Cluster): string {
   const nodes = cluster instanceof Cluster ? clusterSeeds(cluster) : cluster;

@@ -1,3 +1,6 @@
+// One role: the Transport port over Redis streams. Slightly over 400 lines because
+// both entry layouts (herald, mainflux) share its connect, publish, receive and
+// close paths; each layout's encoding lives in its own file.
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';

@@ -1,5 +1,5 @@
 // One role, one pipeline: buffer -> drainer -> one round trip per batch (script
-// or pipeline) -> per-event results -> retry or settle. Its ~500 lines stay in
+// or pipeline) -> per-event results -> retry or settle. Its ~650 lines stay in
 // one file because the steps share the buffer, the retry queue and the
 // back-off state and split apart would only pass them around; options live in
 // stream.publisher.options.ts, the Lua script in redis.scripts.ts.
