@@ -29,6 +29,8 @@ export {
 export {
   RedisConnection,
   DEFAULT_REDIS_URL,
+  hasHashTag,
+  hashTagOf,
   type RedisConnectionOptions,
 } from '../transports/redis/redis.connection.js';
 export {
@@ -57,6 +59,7 @@ export {
   EventNotWrittenError,
   isUndecodable,
   RedisClusterError,
+  ReplicasNotConfirmedError,
   StreamEntryError,
   UndecodableEntryError,
   UnknownOperationError,

@@ -57,7 +57,13 @@ export class RedisStreamsClient extends HeraldClient {
     this.replyTtlMs = resolved.replyTtlMs;
     this.streamPrefix = resolved.streamPrefix;
     this.replyAddress = `${this.streamPrefix}${REPLY_STREAM_INFIX}${randomBytes(8).toString('hex')}`;
-    this.connection = { url: resolved.url, redis: resolved.redis, logger: this.connectionLogger };
+    this.connection = {
+      url: resolved.url,
+      redis: resolved.redis,
+      cluster: resolved.cluster,
+      clusterOptions: resolved.clusterOptions,
+      logger: this.connectionLogger,
+    };
   }
 
   /** The stream this client's replies come on. */

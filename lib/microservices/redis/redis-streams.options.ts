@@ -1,4 +1,7 @@
-import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
+import {
+  checkConnectionOptions,
+  type RedisConnectionOptions,
+} from '../../transports/redis/redis.connection.js';
 import type { ConsumerGroupOptions } from '../../transports/redis/stream.subscriber.js';
 import { GROUP_KEYS } from '../../transports/redis/stream.subscriber.options.js';
 import {
@@ -84,6 +87,8 @@ export interface RedisStreamsClientOptions
 export interface ResolvedRedisStreamsServerOptions extends ResolvedHeraldServerOptions {
   readonly url?: string;
   readonly redis?: RedisStreamsServerOptions['redis'];
+  readonly cluster?: RedisConnectionOptions['cluster'];
+  readonly clusterOptions?: RedisConnectionOptions['clusterOptions'];
   readonly streamPrefix: string;
   readonly group: string;
   readonly groupOptions: Omit<ConsumerGroupOptions, 'name'>;
@@ -97,6 +102,8 @@ export interface ResolvedRedisStreamsServerOptions extends ResolvedHeraldServerO
 export interface ResolvedRedisStreamsClientOptions extends ResolvedHeraldClientOptions {
   readonly url?: string;
   readonly redis?: RedisStreamsClientOptions['redis'];
+  readonly cluster?: RedisConnectionOptions['cluster'];
+  readonly clusterOptions?: RedisConnectionOptions['clusterOptions'];
   readonly streamPrefix: string;
   readonly maxLen?: number;
   readonly bufferSize?: number;
@@ -122,6 +129,8 @@ export function resolveRedisStreamsServerOptions(
     ...HERALD_SERVER_OPTION_KEYS,
     'url',
     'redis',
+    'cluster',
+    'clusterOptions',
     'streamPrefix',
     'group',
     'groupOptions',
@@ -185,6 +194,8 @@ export function resolveRedisStreamsClientOptions(
     ...HERALD_CLIENT_OPTION_KEYS,
     'url',
     'redis',
+    'cluster',
+    'clusterOptions',
     'streamPrefix',
     'maxLen',
     'bufferSize',
@@ -216,9 +227,13 @@ export function resolveRedisStreamsClientOptions(
 function resolveConnection(
   scope: string,
   given: Omit<RedisConnectionOptions, 'logger'>,
-): Pick<ResolvedRedisStreamsServerOptions, 'url' | 'redis'> {
+): Pick<ResolvedRedisStreamsServerOptions, 'url' | 'redis' | 'cluster' | 'clusterOptions'> {
+  // cluster and clusterOptions are checked with the connection options of each stream's reader.
+  checkConnectionOptions(scope, { cluster: given.cluster, clusterOptions: given.clusterOptions });
   return {
     url: stringOption(scope, 'url', given.url, undefined),
     redis: objectOption(scope, 'redis', given.redis) as RedisConnectionOptions['redis'],
+    cluster: given.cluster,
+    clusterOptions: given.clusterOptions,
   };
 }

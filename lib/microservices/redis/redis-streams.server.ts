@@ -1,5 +1,6 @@
 import type { WritePacket } from '@nestjs/microservices';
 import { jsonCodec } from '../../common/json.codec.js';
+import { logLine } from '../../common/log-line.js';
 import type { RedisConnectionOptions } from '../../transports/redis/redis.connection.js';
 import { StreamEntryError } from '../../transports/redis/redis.errors.js';
 import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
@@ -69,7 +70,13 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     this.streamPrefix = resolved.streamPrefix;
     this.group = resolved.group;
     this.consumer = resolved.groupOptions.consumer ?? uniqueConsumerName();
-    this.connection = { url: resolved.url, redis: resolved.redis, logger: this.connectionLogger };
+    this.connection = {
+      url: resolved.url,
+      redis: resolved.redis,
+      cluster: resolved.cluster,
+      clusterOptions: resolved.clusterOptions,
+      logger: this.connectionLogger,
+    };
   }
 
   /** The subscribers (one per pattern) and the reply publisher; throws before `listen()`. */
@@ -170,7 +177,12 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
       this.counters.unanswerable++;
       this.warnings.warn(
         `no-reply-stream:${message.stream}`,
-        `RedisStreamsServer: request ${message.id} on ${message.stream} has no reply stream in its id, dropped`,
+        logLine(
+          'microservice',
+          'redis-no-reply-stream',
+          'request has no reply stream in its id, acknowledged and dropped (counted as unanswerable)',
+          { stream: message.stream, id: message.id, pattern: route },
+        ),
       );
       return;
     }

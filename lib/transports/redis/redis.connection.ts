@@ -1,8 +1,17 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { clusterClient, clusterSeeds } from './redis.cluster.js';
+
+export { checkClusterStream, hasHashTag, hashTagOf } from './redis.cluster.js';
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
+import { logLine } from '../../common/log-line.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
-import { functionOption, objectOption, stringOption } from '../../common/options.validation.js';
+import {
+  functionOption,
+  invalidOption,
+  objectOption,
+  stringOption,
+} from '../../common/options.validation.js';
 import { StateMachine } from '../../common/state-machine.js';
 import type { TransportState, TransportStatus } from '../../interfaces/transport.interface.js';
 
@@ -31,6 +40,21 @@ export interface RedisConnectionOptions {
   redis?: RedisOptions;
   /** Where connection errors are reported. @default consoleLogger */
   logger?: HeraldLogger;
+  /**
+   * Redis Cluster mode: the seed nodes (`[{ host, port }]` or
+   * `'redis://host:port'` URLs; any few of the cluster's nodes), or an ioredis
+   * `Cluster` the app owns, whose nodes and options are taken (this package
+   * opens its own connections from them, since reads block and its command
+   * settings differ; the app's `Cluster` is never used for commands nor
+   * closed). In cluster mode every stream name must carry a hash tag
+   * (`{orders}`, `shop:{orders}`), so a stream and the keys derived from it
+   * (dead letters) share one slot; `url` is not used. `MOVED` and `ASK` are
+   * followed, scripts are loaded on each node on first use.
+   * @default none: one standalone Redis at `url`
+   */
+  cluster?: readonly (ClusterNode | string)[] | Cluster;
+  /** Extra ioredis `ClusterOptions` for `cluster` nodes (e.g. `redisOptions.password`, `natMap`). */
+  clusterOptions?: ClusterOptions;
 }
 
 /** @default */
@@ -62,6 +86,30 @@ export function isLoadingReplyError(error: unknown): boolean {
 
 const describe = describeError;
 
+function seedsOf(cluster: readonly (ClusterNode | string)[] | Cluster): string {
+  const nodes = cluster instanceof Cluster ? clusterSeeds(cluster) : cluster;
+  return nodes
+    .slice(0, 3)
+    .map(node =>
+      typeof node === 'string'
+        ? serverOf(node)
+        : typeof node === 'number'
+          ? `127.0.0.1:${node}`
+          : `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`,
+    )
+    .join(',');
+}
+
+/** `host:port` of a Redis URL, without credentials, for log lines. */
+function serverOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || '6379'}`;
+  } catch {
+    return 'redis';
+  }
+}
+
 /**
  * One ioredis connection as this package uses it: lazily connected, with a
  * status observable, errors reported (never an unhandled `error` event), and
@@ -77,13 +125,23 @@ const describe = describeError;
  * @publicApi
  */
 export class RedisConnection {
+  /**
+   * The ioredis client. In cluster mode an ioredis `Cluster` (same command
+   * API; see {@link isCluster}), which routes each command by its key.
+   */
   readonly client: Redis;
+  /** True when {@link client} is an ioredis `Cluster`. */
+  readonly isCluster: boolean = false;
   /** Follows ioredis's events; `closed` (by {@link close}) is final. */
   private readonly machine: StateMachine<TransportState, { role: string }>;
   /** Every state change, with this connection's `role`; `closed` last. */
   readonly status$: Observable<TransportStatus>;
   private readonly logger: HeraldLogger;
   private reportedError = false;
+  /** When the connection was lost (for the recovery line's downtime); undefined while up. */
+  private downSince?: number;
+  private everReady = false;
+  private readonly server: string;
   private readyWaiters: (() => void)[] = [];
 
   constructor(
@@ -113,22 +171,45 @@ export class RedisConnection {
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
     };
-    this.client = new Redis(options.url ?? DEFAULT_REDIS_URL, base);
+    if (options.cluster === undefined) {
+      this.client = new Redis(options.url ?? DEFAULT_REDIS_URL, base);
+      this.server = serverOf(options.url ?? DEFAULT_REDIS_URL);
+    } else {
+      const cluster = clusterClient(options.cluster, options.clusterOptions, base);
+      this.isCluster = true;
+      // Cluster and Redis share the command API this package uses (call, pipeline, x*).
+      this.client = cluster as unknown as Redis;
+      this.server = `cluster ${seedsOf(options.cluster)}`;
+    }
     this.client.on('ready', () => {
       this.reportedError = false;
+      if (this.downSince !== undefined) {
+        const downtimeMs = Date.now() - this.downSince;
+        this.downSince = undefined;
+        this.logger.log(
+          logLine(
+            'redis',
+            'redis-connection-recovered',
+            `${role} connection is back after ${downtimeMs} ms`,
+            {
+              role,
+              server: this.server,
+              downtimeMs,
+            },
+          ),
+        );
+      }
+      this.everReady = true;
       this.next({ state: 'connected', role });
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const waiter of waiters) waiter();
     });
-    this.client.on('error', (error: unknown) => {
-      // Reported once per outage: a down server would otherwise log every retry.
-      if (this.reportedError || this.closed) return;
-      this.reportedError = true;
-      this.logger.error(`redis ${role} connection: ${describe(error)}`);
-    });
+    this.client.on('error', (error: unknown) => this.lost(describe(error)));
     this.client.on('close', () => {
-      if (!this.closed) this.next({ state: 'disconnected', role, reason: 'connection closed' });
+      if (this.closed) return;
+      this.lost('connection closed by the server');
+      this.next({ state: 'disconnected', role, reason: 'connection closed' });
     });
     this.client.on('reconnecting', () => {
       if (!this.closed) this.next({ state: 'reconnecting', role });
@@ -137,6 +218,27 @@ export class RedisConnection {
       if (!this.closed)
         this.next({ state: 'disconnected', role, reason: 'no further reconnection' });
     });
+  }
+
+  /**
+   * The connection is down (or never came up): one WARN per outage with the
+   * reason (a down server would otherwise log every retry); the recovery
+   * line (INFO) gives the downtime.
+   */
+  private lost(reason: string): void {
+    if (this.closed) return;
+    this.downSince ??= Date.now();
+    if (this.reportedError) return;
+    this.reportedError = true;
+    const code = this.everReady ? 'redis-connection-lost' : 'redis-connect-failed';
+    this.logger.warn(
+      logLine(
+        'redis',
+        code,
+        `${this.role} connection ${this.everReady ? 'lost' : 'cannot connect'}, reconnecting: ${reason}`,
+        { role: this.role, server: this.server },
+      ),
+    );
   }
 
   private next(status: TransportStatus): void {
@@ -213,12 +315,29 @@ export function isReplyError(error: unknown): boolean {
 }
 
 /** The keys of {@link RedisConnectionOptions}, for the options objects that extend it. */
-export const CONNECTION_OPTION_KEYS = ['url', 'redis', 'logger'] as const;
+export const CONNECTION_OPTION_KEYS = [
+  'url',
+  'redis',
+  'logger',
+  'cluster',
+  'clusterOptions',
+] as const;
 
 /** Checks the connection part of an options object (`url`, `redis`, `logger`). */
 export function checkConnectionOptions(scope: string, options: RedisConnectionOptions): void {
   stringOption(scope, 'url', options.url, undefined);
   objectOption(scope, 'redis', options.redis);
+  objectOption(scope, 'clusterOptions', options.clusterOptions);
+  const cluster = options.cluster;
+  if (cluster !== undefined && !(cluster instanceof Cluster)) {
+    if (!Array.isArray(cluster) || cluster.length === 0)
+      invalidOption(scope, 'cluster', 'a non-empty array of nodes or an ioredis Cluster', cluster);
+    cluster.forEach((node: unknown, i) => {
+      if (typeof node === 'string' || typeof node === 'number') return;
+      if (node === null || typeof node !== 'object')
+        invalidOption(scope, `cluster[${i}]`, "a { host, port } object or a 'redis://' URL", node);
+    });
+  }
   if (options.logger !== undefined) {
     objectOption(scope, 'logger', options.logger);
     functionOption(scope, 'logger.warn', options.logger.warn, undefined);

@@ -71,10 +71,10 @@ export function clusterReplyOf(error: unknown): ClusterReply | undefined {
 
 /**
  * A reply only a Redis Cluster node gives (`MOVED`, `ASK`, `CLUSTERDOWN`,
- * `CROSSSLOT`). The redis transport speaks to one standalone Redis (or a
- * Sentinel-managed primary); cluster mode does not exist yet, so the write
- * or read fails with this error, named, instead of being taken for something
- * else. @publicApi
+ * `CROSSSLOT`) on a connection not in cluster mode (`url` pointed at a
+ * cluster node): the write or read fails with this error, named, instead of
+ * being taken for something else. In cluster mode (the `cluster` option)
+ * redirections are followed and never surface. @publicApi
  */
 export class RedisClusterError extends HeraldError {
   constructor(
@@ -82,7 +82,7 @@ export class RedisClusterError extends HeraldError {
     readonly redisMessage: string,
   ) {
     super(
-      `redis answered ${reply} (${redisMessage}): this is a Redis Cluster node, and nest-herald's redis transport does not support Redis Cluster yet; point it at a standalone Redis or a Sentinel-managed primary`,
+      `redis answered ${reply} (${redisMessage}): this is a Redis Cluster node, and this connection is not in cluster mode; give the cluster's nodes in the \`cluster\` option (stream names with a {hash tag}), or point \`url\` at a standalone Redis or a Sentinel-managed primary`,
     );
   }
 }
@@ -115,4 +115,22 @@ export function isUndecodable(error: unknown): boolean {
       error !== null &&
       (error as { undecodable?: unknown }).undecodable === true)
   );
+}
+
+/**
+ * A post written to its stream but not confirmed by `waitReplicas` replicas
+ * within `waitTimeoutMs` (`WAIT`): the entry exists on the master and may be
+ * lost if that master fails before replicating it. Re-posting may duplicate
+ * it. @publicApi
+ */
+export class ReplicasNotConfirmedError extends HeraldError {
+  constructor(
+    readonly id: string,
+    readonly confirmed: number,
+    readonly wanted: number,
+  ) {
+    super(
+      `entry ${id} written but confirmed by ${confirmed} of ${wanted} replica(s) in time: it may be lost if its master fails now`,
+    );
+  }
 }

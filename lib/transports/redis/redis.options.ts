@@ -1,5 +1,6 @@
 import {
   integerOption,
+  invalidOption,
   nonNegativeNumberOption,
   oneOfOption,
   optionsObject,
@@ -7,6 +8,7 @@ import {
   stringOption,
 } from '../../common/options.validation.js';
 import {
+  checkClusterStream,
   checkConnectionOptions,
   CONNECTION_OPTION_KEYS,
   type RedisConnectionOptions,
@@ -28,8 +30,24 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
  * @publicApi
  */
 export interface RedisTransportOptions extends RedisConnectionOptions {
-  /** The stream every event of the app goes through. @default 'herald:events' */
+  /**
+   * How events sit in the stream:
+   * - `herald` (default): one stream for the whole app (`stream`), each entry
+   *   carrying source, event and the codec's payload;
+   * - `mainflux`: the entries of a Mainflux / Magistrala Go service
+   *   (`pkg/events`): the stream is the source, the `operation` field the
+   *   event, every other field a string member of the data. Give the
+   *   streams to read in `streams`; a post to source S is written to stream
+   *   S. Broadcast mode reads with `XREAD` from the Go subscriber's cursor
+   *   key `mainflux:cursor:<instance>:<stream>` (so `instance` is
+   *   required); work-queue mode reads in consumer group `group`.
+   * @default 'herald'
+   */
+  layout?: 'herald' | 'mainflux';
+  /** The stream every event of the app goes through (layout `herald`). @default 'herald:events' */
   stream?: string;
+  /** Layout `mainflux`: the streams read, e.g. `['mainflux.things']`; each one is a source. */
+  streams?: readonly string[];
   /**
    * `broadcast`: every instance handles every event (each has its own
    * consumer group). `work-queue`: each event is handled by one instance of
@@ -84,11 +102,21 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   uniquePrefix?: string;
   /** `connect()` rejects if Redis is not reachable by then. @default 30000 */
   connectTimeoutMs?: number;
+  /**
+   * A post resolves only once this many replicas have its entry (`WAIT`
+   * after each write batch); fewer in `waitTimeoutMs` rejects the post with
+   * `ReplicasNotConfirmedError`. See the publisher's option. @default 0
+   */
+  waitReplicas?: number;
+  /** @default 1000 */
+  waitTimeoutMs?: number;
 }
 
 /** {@link RedisTransportOptions} checked, with the transport's own defaults filled in. */
 export interface ResolvedRedisTransportOptions extends RedisTransportOptions {
+  readonly layout: 'herald' | 'mainflux';
   readonly stream: string;
+  readonly streams: readonly string[];
   readonly mode: 'broadcast' | 'work-queue';
   readonly group: string;
   readonly uniquePrefix: string;
@@ -100,7 +128,9 @@ const SCOPE = 'RedisTransport';
 
 const KEYS: readonly (keyof RedisTransportOptions & string)[] = [
   ...CONNECTION_OPTION_KEYS,
+  'layout',
   'stream',
+  'streams',
   'mode',
   'group',
   'instance',
@@ -121,6 +151,8 @@ const KEYS: readonly (keyof RedisTransportOptions & string)[] = [
   'nackRetryDelayMs',
   'uniquePrefix',
   'connectTimeoutMs',
+  'waitReplicas',
+  'waitTimeoutMs',
 ];
 
 /**
@@ -147,12 +179,28 @@ export function resolveRedisTransportOptions(
     'maxDeliveries',
   ] as const)
     positiveNumberOption(SCOPE, name, options[name], undefined);
+  for (const name of ['waitReplicas', 'waitTimeoutMs'] as const)
+    integerOption(SCOPE, name, options[name], 0, 0);
   for (const name of ['maxLen', 'shutdownDrainTimeoutMs', 'nackRetryDelayMs'] as const)
     nonNegativeNumberOption(SCOPE, name, options[name], undefined);
+  const layout = oneOfOption(SCOPE, 'layout', options.layout, ['herald', 'mainflux'], 'herald');
+  const mode = oneOfOption(SCOPE, 'mode', options.mode, ['broadcast', 'work-queue'], 'broadcast');
+  const streams = checkStreams(layout, options);
+  for (const name of layout === 'mainflux' ? streams : [options.stream ?? DEFAULT_TRANSPORT_STREAM])
+    checkClusterStream(SCOPE, name, options);
+  if (layout === 'mainflux' && mode === 'broadcast' && options.instance === undefined)
+    invalidOption(
+      SCOPE,
+      'instance',
+      "given with layout 'mainflux' in broadcast mode (the cursor key's name, mainflux:cursor:<instance>:<stream>)",
+      options.instance,
+    );
   return {
     ...options,
+    layout,
+    streams,
     stream: stringOption(SCOPE, 'stream', options.stream, DEFAULT_TRANSPORT_STREAM),
-    mode: oneOfOption(SCOPE, 'mode', options.mode, ['broadcast', 'work-queue'], 'broadcast'),
+    mode,
     group: stringOption(SCOPE, 'group', options.group, DEFAULT_TRANSPORT_GROUP),
     uniquePrefix: stringOption(SCOPE, 'uniquePrefix', options.uniquePrefix, DEFAULT_UNIQUE_PREFIX),
     readCount: integerOption(
@@ -169,4 +217,38 @@ export function resolveRedisTransportOptions(
       DEFAULT_CONNECT_TIMEOUT_MS,
     ),
   };
+}
+
+/** Layout `mainflux` reads `streams` (a non-empty list of names); layout `herald` reads `stream`. */
+function checkStreams(
+  layout: 'herald' | 'mainflux',
+  options: RedisTransportOptions,
+): readonly string[] {
+  if (layout === 'herald') {
+    if (options.streams !== undefined)
+      invalidOption(SCOPE, 'streams', "used with layout 'mainflux' only", options.streams);
+    return [];
+  }
+  if (options.stream !== undefined)
+    invalidOption(
+      SCOPE,
+      'stream',
+      "left out with layout 'mainflux' (give the streams read in streams)",
+      options.stream,
+    );
+  const streams = options.streams;
+  if (!Array.isArray(streams) || streams.length === 0)
+    invalidOption(
+      SCOPE,
+      'streams',
+      "a non-empty array of stream names with layout 'mainflux'",
+      streams,
+    );
+  streams.forEach((name: unknown, i) => {
+    if (typeof name !== 'string' || name === '')
+      invalidOption(SCOPE, `streams[${i}]`, 'a non-empty string', name);
+  });
+  if (new Set(streams).size !== streams.length)
+    invalidOption(SCOPE, 'streams', 'a list without repeats', streams);
+  return [...streams];
 }

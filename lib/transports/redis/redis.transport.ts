@@ -1,3 +1,6 @@
+// One role: the Transport port over Redis streams. Slightly over 400 lines because
+// both entry layouts (herald, mainflux) share its connect, publish, receive and
+// close paths; each layout's encoding lives in its own file.
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
@@ -12,7 +15,9 @@ import type {
   TransportState,
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
+import { logLine } from '../../common/log-line.js';
 import { decodeEnvelopeFlat, encodeEnvelopeEntry } from './envelope.codec.js';
+import { decodeMainfluxEntry, encodeMainfluxEntry } from './mainflux.layout.js';
 import { CONNECTION_TRANSITIONS } from './redis.connection.js';
 import { ConnectionStates } from './redis.connection-states.js';
 import {
@@ -30,6 +35,17 @@ function prefixed(prefix: string, stats: Readonly<Record<string, number>>): Reco
   for (const [name, value] of Object.entries(stats)) out[`${prefix}.${name}`] = value;
   return out;
 }
+
+/** The counters of several subscribers (one per stream in layout `mainflux`), added up. */
+function summed(all: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const stats of all)
+    for (const [name, value] of Object.entries(stats)) out[name] = (out[name] ?? 0) + value;
+  return out;
+}
+
+/** Own posts awaiting their copy, by `<stream>@<entry id>` (layout `mainflux` has no id field). */
+const OWN_IDS_BOUND = 10_000;
 
 /**
  * The redis transport: envelopes go through one Redis stream, written by a
@@ -52,6 +68,9 @@ export class RedisTransport implements Transport {
     persistent: true,
   };
   readonly stream: string;
+  /** The streams read: `[stream]`, or layout `mainflux`'s `streams`. */
+  readonly streams: readonly string[];
+  readonly layout: 'herald' | 'mainflux';
   readonly mode: 'broadcast' | 'work-queue';
   readonly groupName: string;
   private readonly options: ResolvedRedisTransportOptions;
@@ -65,7 +84,11 @@ export class RedisTransport implements Transport {
   readonly status$: Observable<TransportStatus> = this.machine.status$;
   private states?: ConnectionStates;
   private publisher?: StreamPublisher<Envelope>;
-  private subscriber?: StreamSubscriber;
+  private subscribers: StreamSubscriber[] = [];
+  /** Layout `mainflux`: this process's posts by entry, so their copies keep the post's id. */
+  private readonly ownIds = new Map<string, { id: string; origin: string }>();
+  /** Layout `mainflux`: publishes whose entry ids are not known yet. */
+  private readonly writing = new Set<Promise<void>>();
   private context?: TransportContext;
   private closing?: Promise<void>;
   /** Deliveries wait behind a pending unique check so arrival order is kept. */
@@ -83,6 +106,8 @@ export class RedisTransport implements Transport {
   constructor(options: RedisTransportOptions = {}) {
     this.options = resolveRedisTransportOptions(options);
     this.stream = this.options.stream;
+    this.layout = this.options.layout;
+    this.streams = this.layout === 'mainflux' ? this.options.streams : [this.stream];
     this.mode = this.options.mode;
     const group = this.options.group;
     this.groupName =
@@ -98,42 +123,27 @@ export class RedisTransport implements Transport {
     this.context = context;
     const options = this.options;
     this.machine.setState('connecting');
-    const connection = { url: options.url, redis: options.redis, logger: context.logger };
+    const connection = {
+      url: options.url,
+      redis: options.redis,
+      cluster: options.cluster,
+      clusterOptions: options.clusterOptions,
+      logger: context.logger,
+    };
     this.publisher = new StreamPublisher<Envelope>({
       ...connection,
-      stream: this.stream,
-      encode: encodeEnvelopeEntry,
+      stream: this.streams[0] ?? this.stream,
+      encode: this.layout === 'mainflux' ? encodeMainfluxEntry : encodeEnvelopeEntry,
       maxLen: options.maxLen,
       bufferSize: options.bufferSize,
       drainInitialIntervalMs: options.drainInitialIntervalMs,
       drainMaxBackoffMs: options.drainMaxBackoffMs,
       shutdownDrainTimeoutMs: options.shutdownDrainTimeoutMs,
       drainBatchSize: options.drainBatchSize,
+      waitReplicas: options.waitReplicas,
+      waitTimeoutMs: options.waitTimeoutMs,
     });
-    const count = options.readCount;
-    this.subscriber = new StreamSubscriber({
-      ...connection,
-      stream: this.stream,
-      name: this.groupName,
-      count,
-      blockMs: options.blockMs,
-      // The bus keeps order and its own concurrency: hand it everything read.
-      concurrency: Number.POSITIVE_INFINITY,
-      maxInFlight: options.maxInFlight ?? count * 2,
-      deadLetterMaxLen: options.maxLen,
-      readBackoffInitialMs: Math.min(options.drainInitialIntervalMs ?? 1000, 1000),
-      group: {
-        name: this.groupName,
-        startId: options.startId,
-        minIdleMs: options.minIdleMs,
-        claimIntervalMs: options.claimIntervalMs,
-        maxDeliveries: options.maxDeliveries,
-        deadLetterStream: options.deadLetterStream,
-        nackRetryDelayMs: options.nackRetryDelayMs,
-        // A per-process broadcast group has no other reader: it goes with the process.
-        destroyOnClose: this.mode === 'broadcast' && options.instance === undefined,
-      },
-    });
+    this.subscribers = this.streams.map(stream => this.makeSubscriber(stream, connection));
     this.watchStatus();
     const timeoutMs = options.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -151,7 +161,9 @@ export class RedisTransport implements Transport {
     try {
       await Promise.race([
         Promise.all([
-          this.subscriber.subscribeSettled((message, done) => this.receive(message, done)),
+          ...this.subscribers.map(subscriber =>
+            subscriber.subscribeSettled((message, done) => this.receive(message, done)),
+          ),
           this.publisher.connection.whenReady(),
         ]),
         timeout,
@@ -164,6 +176,55 @@ export class RedisTransport implements Transport {
     }
   }
 
+  /**
+   * The reader of one stream: a consumer group (layout `herald`, and
+   * `mainflux` in work-queue mode) or, for layout `mainflux` in broadcast
+   * mode, an `XREAD` reader on the Go subscriber's cursor key.
+   */
+  private makeSubscriber(
+    stream: string,
+    connection: Pick<
+      ResolvedRedisTransportOptions,
+      'url' | 'redis' | 'cluster' | 'clusterOptions' | 'logger'
+    >,
+  ): StreamSubscriber {
+    const options = this.options;
+    const count = options.readCount;
+    const common = {
+      ...connection,
+      stream,
+      count,
+      blockMs: options.blockMs,
+      // The bus keeps order and its own concurrency: hand it everything read.
+      concurrency: Number.POSITIVE_INFINITY,
+      maxInFlight: options.maxInFlight ?? count * 2,
+      deadLetterMaxLen: options.maxLen,
+      readBackoffInitialMs: Math.min(options.drainInitialIntervalMs ?? 1000, 1000),
+    };
+    if (this.layout === 'mainflux' && this.mode === 'broadcast') {
+      return new StreamSubscriber({
+        ...common,
+        name: options.instance!,
+        start: options.startId,
+      });
+    }
+    return new StreamSubscriber({
+      ...common,
+      name: this.groupName,
+      group: {
+        name: this.groupName,
+        startId: options.startId,
+        minIdleMs: options.minIdleMs,
+        claimIntervalMs: options.claimIntervalMs,
+        maxDeliveries: options.maxDeliveries,
+        deadLetterStream: this.layout === 'herald' ? options.deadLetterStream : undefined,
+        nackRetryDelayMs: options.nackRetryDelayMs,
+        // A per-process broadcast group has no other reader: it goes with the process.
+        destroyOnClose: this.mode === 'broadcast' && options.instance === undefined,
+      },
+    });
+  }
+
   private watchStatus(): void {
     const states = new ConnectionStates({
       onStatus: status => {
@@ -172,7 +233,11 @@ export class RedisTransport implements Transport {
       },
     });
     states.watch('publisher', this.publisher!.status$);
-    states.watch('reader', this.subscriber!.status$);
+    for (const subscriber of this.subscribers)
+      states.watch(
+        this.subscribers.length === 1 ? 'reader' : `reader ${subscriber.stream}`,
+        subscriber.status$,
+      );
     this.states = states;
   }
 
@@ -185,21 +250,78 @@ export class RedisTransport implements Transport {
       return batch.map(() => ({ ok: false, error }));
     }
     this.counters.published += batch.length;
-    const results = await publisher.publishAll(batch);
-    return results.map((result): PublishResult =>
-      typeof result === 'string' ? { ok: true, ref: result } : { ok: false, error: result },
+    if (this.layout === 'herald') {
+      const results = await publisher.publishAll(batch);
+      return results.map((result): PublishResult =>
+        typeof result === 'string' ? { ok: true, ref: result } : { ok: false, error: result },
+      );
+    }
+    // Layout mainflux: the source is the stream; each stream's run keeps its order.
+    const writing = Promise.all(
+      batch.map(envelope => publisher.publishAll([envelope], envelope.source)),
+    ).then(results =>
+      // Recorded in the same step that settles the write: a copy read meanwhile finds it.
+      results.map(([result], i): PublishResult => {
+        if (typeof result !== 'string') return { ok: false, error: result };
+        const envelope = batch[i];
+        this.ownIds.set(`${envelope.source}@${result}`, {
+          id: envelope.id,
+          origin: envelope.origin,
+        });
+        if (this.ownIds.size > OWN_IDS_BOUND) this.ownIds.delete(this.ownIds.keys().next().value!);
+        return { ok: true, ref: result };
+      }),
     );
+    const settled = writing.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.writing.add(settled);
+    try {
+      return await writing;
+    } finally {
+      this.writing.delete(settled);
+    }
+  }
+
+  /** An entry as an envelope, in the transport's layout. */
+  private decode(message: StreamMessage): Envelope {
+    if (this.layout === 'herald') return decodeEnvelopeFlat(message.raw);
+    const envelope = decodeMainfluxEntry(message.stream, message.id, message.raw);
+    const own = this.ownIds.get(envelope.id);
+    if (!own) return envelope;
+    this.ownIds.delete(envelope.id);
+    return { ...envelope, id: own.id, origin: own.origin };
   }
 
   /** One entry from the stream: decoded, unique-checked, handed to the bus; settled when the bus settles it. */
   private receive(message: StreamMessage, done: (error?: unknown) => void): void {
+    // Layout mainflux: a copy of our own post may be read before its XADD's reply
+    // came back; it waits for the writes in flight, so it keeps the post's id.
+    if (this.writing.size > 0 && this.layout === 'mainflux') {
+      const writes = Promise.all(this.writing);
+      this.chain(async () => {
+        await writes;
+        this.accept(message, done);
+      });
+      return;
+    }
+    this.accept(message, done);
+  }
+
+  private accept(message: StreamMessage, done: (error?: unknown) => void): void {
     let envelope: Envelope;
     try {
-      envelope = decodeEnvelopeFlat(message.raw);
+      envelope = this.decode(message);
     } catch (error) {
       this.counters.decodeErrors++;
       this.context?.logger.error(
-        `stream ${this.stream}: entry ${message.id} is not a herald event: ${describe(error)}`,
+        logLine(
+          'redis',
+          'entry-not-an-event',
+          `entry is not a ${this.layout} event, dead-lettered (group) or skipped (fan-out): ${describe(error)}`,
+          { stream: message.stream, id: message.id },
+        ),
       );
       done(error); // a StreamEntryError: the subscriber dead-letters it
       return;
@@ -233,7 +355,7 @@ export class RedisTransport implements Transport {
     // Whoever sets the key first runs the event; the others (and repeats within the TTL) skip it.
     const key = `${this.uniquePrefix}:${this.stream}:${envelope.unique}`;
     const ttlMs = this.context?.unique.ttlMs ?? 2000;
-    const claim = this.subscriber!.commands.client.set(key, envelope.origin, 'PX', ttlMs, 'NX');
+    const claim = this.subscribers[0].commands.client.set(key, envelope.origin, 'PX', ttlMs, 'NX');
     this.chain(async () => {
       let won: boolean;
       try {
@@ -261,14 +383,27 @@ export class RedisTransport implements Transport {
   }
 
   async stopIntake(): Promise<void> {
-    await this.subscriber?.stopIntake();
+    await Promise.all(this.subscribers.map(subscriber => subscriber.stopIntake()));
   }
 
+  /**
+   * `published`, `delivered`, `acked`, `nacked`, `duplicates`,
+   * `decodeErrors`; `publisher.*` and `subscriber.*` (added up over the
+   * streams of layout `mainflux`); `subscriberLag`, the entries the group
+   * has not read yet (group mode, Redis 7, refreshed every
+   * `claimIntervalMs`), which the `nest-herald/terminus` indicator checks
+   * against its `maxLag`.
+   */
   stats(): Readonly<Record<string, number>> {
+    const subscribers = this.subscribers.length
+      ? summed(this.subscribers.map(subscriber => subscriber.stats()))
+      : undefined;
     return {
       ...this.counters,
       ...(this.publisher ? prefixed('publisher', this.publisher.stats()) : {}),
-      ...(this.subscriber ? prefixed('subscriber', this.subscriber.stats()) : {}),
+      ...(subscribers ? prefixed('subscriber', subscribers) : {}),
+      // What the terminus indicator reads (group mode, Redis 7): entries the group(s) have not read yet.
+      ...(subscribers?.lag !== undefined ? { subscriberLag: subscribers.lag } : {}),
     };
   }
 
@@ -278,13 +413,9 @@ export class RedisTransport implements Transport {
   }
 
   private async shutdown(): Promise<void> {
-    await this.subscriber?.close();
-    const report = await this.publisher?.close();
-    if (report && report.unsent > 0) {
-      this.context?.logger.warn(
-        `redis transport closed with ${report.unsent} event(s) not written`,
-      );
-    }
+    await Promise.all(this.subscribers.map(subscriber => subscriber.close()));
+    // The publisher logs what it could not write (publisher-closed-unwritten).
+    await this.publisher?.close();
     this.context = undefined;
     this.states?.close();
     this.machine.setState('closed');

@@ -1,3 +1,4 @@
+import { logLine } from '../../common/log-line.js';
 import { isUndecodable, UnknownOperationError } from './redis.errors.js';
 import {
   entryFromBuffers,
@@ -51,7 +52,12 @@ export abstract class FanOutReader extends GroupReader {
         await this.commands.client.set(this.cursorKey, cursor);
       } catch (error) {
         this.logger.warn(
-          `stream ${this.stream}: cannot save cursor ${this.cursorKey}=${cursor}: ${describe(error)}`,
+          logLine(
+            'redis',
+            'cursor-save-failed',
+            `cannot save the cursor (the batch is read again at the next start): ${describe(error)}`,
+            { stream: this.stream, key: this.cursorKey, id: cursor },
+          ),
         );
       }
     }
@@ -74,7 +80,12 @@ export abstract class FanOutReader extends GroupReader {
       this.counters.skipped++;
       this.limiter.warn(
         'non-utf8',
-        `stream ${this.stream}: entry ${entry[0]} skipped (undecodable): field '${bytes.badField}' is not valid UTF-8`,
+        logLine(
+          'redis',
+          'fan-out-non-utf8',
+          `entry ${entry[0]} skipped (undecodable): field '${bytes.badField}' is not valid UTF-8`,
+          { stream: this.stream, id: entry[0] },
+        ),
       );
       return;
     }
@@ -86,28 +97,53 @@ export abstract class FanOutReader extends GroupReader {
       }
       if (error instanceof UnknownOperationError) {
         this.counters.unknown++;
-        this.logger.warn(`stream ${this.stream}: entry ${entry[0]} skipped: ${error.message}`);
+        this.limiter.warn(
+          'unknown-operation',
+          logLine('redis', 'stream-unknown-operation', `entry skipped: ${error.message}`, {
+            stream: this.stream,
+            id: entry[0],
+            event: error.operation,
+          }),
+        );
         return;
       }
       if (isUndecodable(error)) {
         this.counters.skipped++;
         this.counters.undecodable++;
-        this.logger.warn(
-          `stream ${this.stream}: entry ${entry[0]} skipped (undecodable): ${describe(error)}`,
+        this.limiter.warn(
+          'undecodable',
+          logLine(
+            'redis',
+            'fan-out-undecodable',
+            `entry ${entry[0]} skipped (undecodable): ${describe(error)}`,
+            { stream: this.stream, id: entry[0] },
+          ),
         );
         return;
       }
       this.counters.failed++;
       if (attempt >= this.handlerAttempts || !this.running) {
         this.counters.skipped++;
-        this.logger.error(
-          `stream ${this.stream}: handler failed on entry ${entry[0]} ${attempt} time(s), giving up: ${describe(error)}`,
+        this.limiter.error(
+          'gave-up',
+          logLine(
+            'redis',
+            'fan-out-gave-up',
+            `handler failed ${attempt} time(s), entry skipped: ${describe(error)}`,
+            { stream: this.stream, id: entry[0] },
+          ),
         );
         return;
       }
       this.counters.retried++;
-      this.logger.warn(
-        `stream ${this.stream}: handler failed on entry ${entry[0]}, retrying: ${describe(error)}`,
+      this.limiter.warn(
+        'retrying',
+        logLine(
+          'redis',
+          'fan-out-retrying',
+          `handler failed, retrying in ${this.handlerRetryDelayMs} ms: ${describe(error)}`,
+          { stream: this.stream, id: entry[0] },
+        ),
       );
       await new Promise(resolve => setTimeout(resolve, this.handlerRetryDelayMs));
     }

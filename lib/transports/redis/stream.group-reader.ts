@@ -1,3 +1,4 @@
+import { logLine } from '../../common/log-line.js';
 import { clusterReplyOf, RedisClusterError } from './redis.errors.js';
 import { isReplyError, isTransientReplyError } from './redis.connection.js';
 import { evalScript, evalScriptBuffer, GAP_CHECK, READ_BATCH } from './redis.scripts.js';
@@ -71,13 +72,18 @@ export abstract class GroupReader extends SubscriberUpkeep {
     this.drained = false;
     const created = await this.ensureGroup(at);
     this.logger.warn(
-      `stream ${this.stream}: group ${group.name} is missing (Redis restarted without persistence, or the stream or group was deleted): ${
-        created ? 're-created it' : 'another consumer re-created it'
-      } at ${at}, the last id this subscriber saw (${
-        this.lastSeenId === undefined
-          ? 'none yet: the group start id'
-          : 'entries after it are delivered'
-      }); ${this.held.size} entr${this.held.size === 1 ? 'y' : 'ies'} in flight here cannot be acknowledged any more`,
+      logLine(
+        'redis',
+        'group-reset',
+        `group ${group.name} is missing (Redis restarted without persistence, or the stream or group was deleted): ${
+          created ? 're-created it' : 'another consumer re-created it'
+        } at ${at}, the last id this subscriber saw (${
+          this.lastSeenId === undefined
+            ? 'none yet: the group start id'
+            : 'entries after it are delivered'
+        }); ${this.held.size} entr${this.held.size === 1 ? 'y' : 'ies'} in flight here cannot be acknowledged any more`,
+        { stream: this.stream, group: group.name, lastId: at },
+      ),
     );
   }
 
@@ -87,14 +93,24 @@ export abstract class GroupReader extends SubscriberUpkeep {
     if (gap.lost === undefined) {
       this.counters.trimmedGaps++;
       this.logger.warn(
-        `stream ${this.stream}: group ${this.group!.name}: entries ${range} were trimmed before the group read them (lost; this Redis cannot count them: Redis 7 can)`,
+        logLine(
+          'redis',
+          'trimmed-unread-uncounted',
+          `entries ${range} were trimmed before the group read them (lost; this Redis cannot count them: Redis 7 can)`,
+          { stream: this.stream, group: this.group!.name, after: gap.after, before: gap.before },
+        ),
       );
       return;
     }
     this.counters.trimmedUnread += gap.lost;
     this.counters.lost += gap.lost;
     this.logger.warn(
-      `stream ${this.stream}: group ${this.group!.name}: ${gap.lost} entr${gap.lost === 1 ? 'y' : 'ies'} ${range} trimmed before the group read them (lost; raise maxLen or read faster)`,
+      logLine(
+        'redis',
+        'trimmed-unread',
+        `${gap.lost} entr${gap.lost === 1 ? 'y' : 'ies'} ${range} trimmed before the group read them (lost; raise maxLen or read faster)`,
+        { stream: this.stream, group: this.group!.name, after: gap.after, before: gap.before },
+      ),
     );
   }
 
@@ -147,7 +163,12 @@ export abstract class GroupReader extends SubscriberUpkeep {
           // Scripts refused for good (ACLs, a proxy without EVAL): plain XREADGROUP from now on.
           this.readMode = 'command';
           this.logger.warn(
-            `stream ${this.stream}: cannot run the read script (${message}), using XREADGROUP`,
+            logLine(
+              'redis',
+              'read-script-refused',
+              `cannot run the read script (${message}), using XREADGROUP`,
+              { stream: this.stream },
+            ),
           );
           continue;
         }
@@ -209,7 +230,12 @@ export abstract class GroupReader extends SubscriberUpkeep {
       if (describe(error).startsWith('NOGROUP')) throw error;
       this.gapCheck = false;
       this.logger.warn(
-        `stream ${this.stream}: cannot run the trimmed-entries check (${describe(error)}): entries trimmed before group ${this.group!.name} read them will not be counted`,
+        logLine(
+          'redis',
+          'trim-check-refused',
+          `cannot run the trimmed-entries check (${describe(error)}): entries trimmed before the group read them will not be counted`,
+          { stream: this.stream, group: this.group!.name },
+        ),
       );
     }
   }

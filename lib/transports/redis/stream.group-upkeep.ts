@@ -1,3 +1,4 @@
+import { logLine } from '../../common/log-line.js';
 import { evalScript, DELETE_IDLE_CONSUMER } from './redis.scripts.js';
 import { fieldsToRecord } from './stream-event.js';
 import { entryFromBuffers, type BufferEntry, type RawEntry } from './stream.entry.js';
@@ -73,8 +74,14 @@ export abstract class SubscriberUpkeep extends SubscriberSettlement {
       }
     } catch (error) {
       if (this.running)
-        this.logger.warn(
-          `stream ${this.stream}: claiming stale entries failed: ${describe(error)}`,
+        this.limiter.warn(
+          'claim-failed',
+          logLine(
+            'redis',
+            'stream-claim-failed',
+            `claiming stale entries failed (tried again in claimIntervalMs): ${describe(error)}`,
+            { stream: this.stream, group: group.name },
+          ),
         );
     } finally {
       this.claiming = false;
@@ -99,8 +106,14 @@ export abstract class SubscriberUpkeep extends SubscriberSettlement {
         );
       }
     } catch (error) {
-      this.logger.warn(
-        `stream ${this.stream}: heartbeat of ${ids.length} running entries failed: ${describe(error)}`,
+      this.limiter.warn(
+        'heartbeat-failed',
+        logLine(
+          'redis',
+          'stream-heartbeat-failed',
+          `heartbeat of ${ids.length} running entries failed (another consumer may claim them): ${describe(error)}`,
+          { stream: this.stream, group: this.group?.name },
+        ),
       );
     }
   }
@@ -123,7 +136,40 @@ export abstract class SubscriberUpkeep extends SubscriberSettlement {
         }
       }
     } catch (error) {
-      this.logger.warn(`stream ${this.stream}: checking idle consumers failed: ${describe(error)}`);
+      this.limiter.warn(
+        'idle-consumers-failed',
+        logLine(
+          'redis',
+          'idle-consumers-failed',
+          `checking idle consumers failed: ${describe(error)}`,
+          { stream: this.stream, group: this.group?.name },
+        ),
+      );
+    }
+  }
+
+  /**
+   * Group mode: reads the group's `lag` (entries of the stream the group has
+   * not read yet; Redis 7 `XINFO GROUPS`) and its pending count, for
+   * `stats()` (`lag`, `pending`) and health checks. Runs every
+   * `claimIntervalMs`; a failed probe leaves the last figures.
+   */
+  protected async probeLag(): Promise<void> {
+    const group = this.group;
+    if (!group || !this.running || !this.commands.ready) return;
+    try {
+      const groups = (await this.commands.client.xinfo('GROUPS', this.stream)) as unknown[][];
+      for (const flat of groups) {
+        const info = new Map<string, unknown>();
+        for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]);
+        if (info.get('name') !== group.name) continue;
+        const lag = info.get('lag');
+        this.gauges.lag = typeof lag === 'number' ? lag : undefined;
+        const pending = info.get('pending');
+        this.gauges.pending = typeof pending === 'number' ? pending : undefined;
+      }
+    } catch {
+      // Read again at the next round; the figures stay as they were.
     }
   }
 

@@ -1,5 +1,8 @@
 import { EmptyStreamError } from './redis.errors.js';
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- named in TSDoc
+import type { ReplicasNotConfirmedError } from './redis.errors.js';
 import {
+  checkClusterStream,
   checkConnectionOptions,
   CONNECTION_OPTION_KEYS,
   type RedisConnection,
@@ -58,6 +61,18 @@ export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnection
    * ioredis's offline queue and resends.
    */
   connection?: RedisConnection;
+  /**
+   * After each batch of XADDs, `WAIT <waitReplicas> <waitTimeoutMs>` on the
+   * same node (sent in the same pipeline, so writes use the pipeline path):
+   * a post resolves only once that many replicas have its entry, so it
+   * survives the loss of its master (replication is asynchronous otherwise).
+   * If fewer replicas confirm in time, the post rejects with
+   * {@link ReplicasNotConfirmedError} (the entry was written and may or may
+   * not survive a failover), counted in `unconfirmed`. @default 0 (no WAIT)
+   */
+  waitReplicas?: number;
+  /** How long one WAIT may block. @default 1000 */
+  waitTimeoutMs?: number;
 }
 
 /** {@link StreamPublisherOptions} checked, defaults filled in. */
@@ -73,6 +88,8 @@ export interface ResolvedStreamPublisherOptions<T> {
   readonly writeMode: 'script' | 'pipeline';
   readonly encode: (item: T) => readonly string[];
   readonly connection?: RedisConnection;
+  readonly waitReplicas: number;
+  readonly waitTimeoutMs: number;
 }
 
 const SCOPE = 'StreamPublisher';
@@ -90,6 +107,8 @@ const KEYS: readonly (keyof StreamPublisherOptions & string)[] = [
   'writeMode',
   'encode',
   'connection',
+  'waitReplicas',
+  'waitTimeoutMs',
 ];
 
 /**
@@ -106,7 +125,12 @@ export function resolveStreamPublisherOptions<T>(
   const options = optionsObject<StreamPublisherOptions<T>>(SCOPE, input, KEYS);
   checkConnectionOptions(SCOPE, options);
   objectOption(SCOPE, 'connection', options.connection);
+  checkClusterStream(SCOPE, options.stream, {
+    cluster: options.cluster ?? (options.connection?.isCluster ? [] : undefined),
+  });
   return {
+    waitReplicas: integerOption(SCOPE, 'waitReplicas', options.waitReplicas, 0, 0),
+    waitTimeoutMs: integerOption(SCOPE, 'waitTimeoutMs', options.waitTimeoutMs, 1000, 0),
     stream: options.stream,
     maxLen: nonNegativeNumberOption(SCOPE, 'maxLen', options.maxLen, DEFAULT_MAX_LEN),
     bufferSize: integerOption(SCOPE, 'bufferSize', options.bufferSize, DEFAULT_BUFFER_SIZE, 1),

@@ -1,8 +1,9 @@
 // One role, one pipeline: buffer -> drainer -> one round trip per batch (script
-// or pipeline) -> per-event results -> retry or settle. Its ~500 lines stay in
+// or pipeline) -> per-event results -> retry or settle. Its ~650 lines stay in
 // one file because the steps share the buffer, the retry queue and the
 // back-off state and split apart would only pass them around; options live in
 // stream.publisher.options.ts, the Lua script in redis.scripts.ts.
+import { logLine } from '../../common/log-line.js';
 import type { Observable } from 'rxjs';
 import { describeError } from '../../common/describe-error.js';
 import { TransportClosedError } from '../../common/errors.js';
@@ -16,6 +17,7 @@ import {
   isReplyError,
   isTransientReplyError,
   LOADING_RETRY_MS,
+  checkClusterStream,
   RedisConnection,
 } from './redis.connection.js';
 import {
@@ -23,6 +25,7 @@ import {
   EventDroppedError,
   EventNotWrittenError,
   RedisClusterError,
+  ReplicasNotConfirmedError,
 } from './redis.errors.js';
 import { evalScript, XADD_BATCH } from './redis.scripts.js';
 import { Sleeper } from './sleeper.js';
@@ -138,6 +141,10 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly batchSize: number;
   private readonly writeTimeoutMs: number;
   private writeMode: 'script' | 'pipeline';
+  /** Cluster mode: a batch holds one stream (one slot); other streams must carry a hash tag. */
+  private readonly cluster: boolean;
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
   private buffer = new Fifo<Pending>();
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
@@ -161,6 +168,8 @@ export class StreamPublisher<T = StreamEvent> {
     scriptWrites: 0,
     /** Events refused because the server is a Redis Cluster node (MOVED / ASK / CROSSSLOT). */
     clusterRefused: 0,
+    /** Written, but fewer than `waitReplicas` replicas confirmed in time (the post rejected). */
+    unconfirmed: 0,
     unsent: 0,
     bufferHighWater: 0,
   };
@@ -190,6 +199,9 @@ export class StreamPublisher<T = StreamEvent> {
     this.connection =
       options.connection ??
       new RedisConnection(input, 'publisher', { connectionName: 'herald-publisher' });
+    this.cluster = this.connection.isCluster;
+    this.waitReplicas = options.waitReplicas;
+    this.waitTimeoutMs = options.waitTimeoutMs;
     // A connection that comes back ends the back-off at once: buffered events go out now.
     this.disposeReady = this.connection.onReady(() => this.sleeper.interrupt());
     void this.connection.connect();
@@ -208,6 +220,7 @@ export class StreamPublisher<T = StreamEvent> {
    * error for an event it cannot lay out.
    */
   publish(item: T, stream: string = this.stream): void {
+    this.checkStream(stream);
     this.enqueue({ stream, fields: this.accept(item), index: 0 });
   }
 
@@ -220,6 +233,7 @@ export class StreamPublisher<T = StreamEvent> {
   publishAndWait(item: T, stream: string = this.stream): Promise<string> {
     let fields: readonly string[];
     try {
+      this.checkStream(stream);
       fields = this.accept(item);
     } catch (error) {
       return Promise.reject(error);
@@ -241,6 +255,11 @@ export class StreamPublisher<T = StreamEvent> {
   ): Promise<readonly (string | Error)[]> {
     if (!this.machine.is('running'))
       return Promise.reject(new TransportClosedError('publisher is closed'));
+    try {
+      this.checkStream(stream);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise(resolve => {
       const waiter = new BatchWaiter(items.length, resolve);
       for (let index = 0; index < items.length; index++) {
@@ -254,6 +273,12 @@ export class StreamPublisher<T = StreamEvent> {
         this.enqueue({ stream, fields, waiter, index });
       }
     });
+  }
+
+  /** Cluster mode: a stream named at publish needs a hash tag too. @throws InvalidOptionsError */
+  private checkStream(stream: string): void {
+    if (this.cluster && stream !== this.stream)
+      checkClusterStream('StreamPublisher', stream, { cluster: [] });
   }
 
   private accept(item: T): readonly string[] {
@@ -274,7 +299,12 @@ export class StreamPublisher<T = StreamEvent> {
       // Logged for the first drop of a burst and then every 1000th, never per event under saturation.
       if (dropped === 1 || dropped % 1000 === 0) {
         this.logger.warn(
-          `stream ${this.stream}: publish buffer full (${this.bufferSize}), dropped the oldest event (${dropped} dropped so far)`,
+          logLine(
+            'redis',
+            'stream-buffer-full',
+            `publish buffer full (${this.bufferSize}), dropped the oldest event, its post rejected with EventDroppedError (${dropped} dropped so far)`,
+            { stream: oldest.stream, dropped },
+          ),
         );
       }
       oldest.waiter?.settle(oldest.index, new EventDroppedError(this.bufferSize));
@@ -295,6 +325,22 @@ export class StreamPublisher<T = StreamEvent> {
       batch = this.retry.splice(0, this.batchSize);
     } else {
       batch = [];
+    }
+    if (this.cluster) {
+      // One stream per batch: a script's keys and a pipeline's commands must share one slot.
+      const stream = batch[0]?.stream ?? this.buffer.at(0)?.stream;
+      const cut = batch.findIndex(item => item.stream !== stream);
+      if (cut >= 0) {
+        this.retry = batch.splice(cut).concat(this.retry);
+        return batch;
+      }
+      while (
+        batch.length < this.batchSize &&
+        this.buffer.length > 0 &&
+        this.buffer.at(0)!.stream === stream
+      )
+        batch.push(this.buffer.shift()!);
+      return batch;
     }
     while (batch.length < this.batchSize && this.buffer.length > 0)
       batch.push(this.buffer.shift()!);
@@ -341,12 +387,17 @@ export class StreamPublisher<T = StreamEvent> {
   private async send(batch: Pending[]): Promise<(string | Error)[]> {
     const timer = setTimeout(() => {
       this.logger.warn(
-        `stream ${this.stream}: no answer to ${batch.length} XADD(s) within ${this.writeTimeoutMs} ms, reconnecting`,
+        logLine(
+          'redis',
+          'stream-write-timeout',
+          `no answer to ${batch.length} XADD(s) within ${this.writeTimeoutMs} ms, reconnecting (the events are retried)`,
+          { stream: this.stream },
+        ),
       );
       this.connection.client.disconnect(true);
     }, this.writeTimeoutMs);
     try {
-      if (this.writeMode === 'script') {
+      if (this.writeMode === 'script' && this.waitReplicas === 0) {
         try {
           const results = await this.sendScript(batch);
           this.counters.scriptWrites++;
@@ -363,7 +414,12 @@ export class StreamPublisher<T = StreamEvent> {
             throw error;
           this.writeMode = 'pipeline';
           this.logger.warn(
-            `stream ${this.stream}: cannot run the XADD script (${describe(error)}), using a pipeline`,
+            logLine(
+              'redis',
+              'write-script-refused',
+              `cannot run the XADD script (${describe(error)}), using a pipeline`,
+              { stream: this.stream },
+            ),
           );
         }
       }
@@ -390,10 +446,22 @@ export class StreamPublisher<T = StreamEvent> {
         pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...item.fields);
       else pipeline.xadd(item.stream, '*', ...item.fields);
     }
+    // WAIT in the same pipeline: it goes to the node that took these XADDs, cluster or not.
+    if (this.waitReplicas > 0) pipeline.call('WAIT', this.waitReplicas, this.waitTimeoutMs);
     const replies = (await pipeline.exec()) as [Error | null, unknown][] | null;
+    const confirmed = this.waitReplicas > 0 ? replies?.[batch.length] : undefined;
     return batch.map((_, i) => {
       const [error, id] = replies?.[i] ?? [new Error('no reply'), null];
-      return error ?? String(id);
+      if (error) return error;
+      if (confirmed === undefined) return String(id);
+      const [waitError, replicas] = confirmed;
+      if (!waitError && Number(replicas) >= this.waitReplicas) return String(id);
+      this.counters.unconfirmed++;
+      return new ReplicasNotConfirmedError(
+        String(id),
+        waitError ? 0 : Number(replicas),
+        this.waitReplicas,
+      );
     });
   }
 
@@ -457,6 +525,12 @@ export class StreamPublisher<T = StreamEvent> {
         item.waiter?.settle(item.index, result);
         continue;
       }
+      if (result instanceof ReplicasNotConfirmedError) {
+        // Written: retrying would write it twice. The post learns it is not confirmed.
+        this.counters.written++;
+        item.waiter?.settle(item.index, result);
+        continue;
+      }
       let error = result;
       const cluster = clusterReplyOf(error);
       if (cluster && !(error instanceof RedisClusterError))
@@ -467,7 +541,10 @@ export class StreamPublisher<T = StreamEvent> {
         this.counters.clusterRefused++;
         this.limiter.error(
           `cluster:${cluster}`,
-          `stream ${item.stream}: event not written: ${error.message}`,
+          logLine('redis', 'cluster-refused', `event not written: ${error.message}`, {
+            stream: item.stream,
+            reply: cluster,
+          }),
         );
         item.waiter?.settle(item.index, error);
         continue;
@@ -475,8 +552,14 @@ export class StreamPublisher<T = StreamEvent> {
       if (isReplyError(error) && !isTransientReplyError(error)) {
         // A write Redis refuses for good (WRONGTYPE, bad arguments): retrying would block the stream forever.
         this.counters.failed++;
-        this.logger.error(
-          `stream ${item.stream}: XADD refused, event discarded: ${describe(error)}`,
+        this.limiter.error(
+          'xadd-refused',
+          logLine(
+            'redis',
+            'xadd-refused',
+            `XADD refused, event discarded (its post rejects): ${describe(error)}`,
+            { stream: item.stream },
+          ),
         );
         item.waiter?.settle(item.index, error);
         continue;
@@ -488,8 +571,14 @@ export class StreamPublisher<T = StreamEvent> {
     if (retry.length > 0) {
       this.counters.writeErrors++;
       if (this.machine.is('running') || Date.now() < this.deadline) {
-        this.logger.warn(
-          `stream ${this.stream}: ${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
+        this.limiter.warn(
+          'write-retry',
+          logLine(
+            'redis',
+            'stream-write-retry',
+            `${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
+            { stream: this.stream },
+          ),
         );
       }
     }
@@ -527,7 +616,14 @@ export class StreamPublisher<T = StreamEvent> {
     for (const pending of left) pending.waiter?.settle(pending.index, new EventNotWrittenError());
     this.counters.unsent = left.length;
     if (left.length > 0) {
-      this.logger.warn(`stream ${this.stream}: closed with ${left.length} event(s) not written`);
+      this.logger.warn(
+        logLine(
+          'redis',
+          'publisher-closed-unwritten',
+          `closed with ${left.length} event(s) not written (shutdownDrainTimeoutMs ran out; their posts rejected with EventNotWrittenError)`,
+          { stream: this.stream, unsent: left.length },
+        ),
+      );
     }
     this.limiter.flush();
     this.machine.setState('closed');

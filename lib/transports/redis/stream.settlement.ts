@@ -1,3 +1,4 @@
+import { logLine } from '../../common/log-line.js';
 import { isUndecodable, UnknownOperationError } from './redis.errors.js';
 import { entryFromBuffers, type BufferEntry, type RawEntry } from './stream.entry.js';
 import { describe, SubscriberBase } from './stream.subscriber.base.js';
@@ -38,7 +39,14 @@ export abstract class SubscriberSettlement extends SubscriberBase {
     }
     if (error instanceof UnknownOperationError) {
       this.counters.unknown++;
-      this.logger.warn(`stream ${this.stream}: entry ${id} skipped: ${error.message}`);
+      this.limiter.warn(
+        'unknown-operation',
+        logLine('redis', 'stream-unknown-operation', `entry skipped: ${error.message}`, {
+          stream: this.stream,
+          id,
+          event: error.operation,
+        }),
+      );
       this.ack(id);
       return;
     }
@@ -57,8 +65,14 @@ export abstract class SubscriberSettlement extends SubscriberBase {
     void this.deadLetter(entry, deliveries, `undecodable: ${reason}`).then(
       () => this.release(id),
       deadError => {
-        this.logger.warn(
-          `stream ${this.stream}: cannot dead-letter undecodable entry ${id} (it stays pending and is claimed again): ${describe(deadError)}`,
+        this.limiter.warn(
+          'dead-letter-failed',
+          logLine(
+            'redis',
+            'dead-letter-failed',
+            `cannot dead-letter an undecodable entry (it stays pending and is claimed again): ${describe(deadError)}`,
+            { stream: this.stream, id },
+          ),
         );
         this.release(id);
       },
@@ -97,14 +111,24 @@ export abstract class SubscriberSettlement extends SubscriberBase {
           // The group is gone (reset): nothing is pending any more, these handlers did run.
           this.limiter.warn(
             'xack-nogroup',
-            `stream ${this.stream}: XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} (${ids.slice(0, 3).join(', ')}) dropped: group ${this.group!.name} no longer exists (the handlers ran)`,
+            logLine(
+              'redis',
+              'stream-ack-group-gone',
+              `XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} dropped: the group no longer exists (the handlers ran)`,
+              { stream: this.stream, group: this.group!.name, id: ids.slice(0, 3).join(',') },
+            ),
           );
           return;
         }
         // Unacknowledged entries stay pending: retried here once connected, else claimed later and redelivered.
         this.limiter.warn(
           'xack',
-          `stream ${this.stream}: XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} (${ids.slice(0, 3).join(', ')}) failed, retrying once connected: ${describe(error)}`,
+          logLine(
+            'redis',
+            'stream-ack-failed',
+            `XACK of ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'} failed, retrying once connected: ${describe(error)}`,
+            { stream: this.stream, group: this.group!.name, id: ids.slice(0, 3).join(',') },
+          ),
         );
         if (!this.running) return;
         this.acks.push(...ids);
@@ -155,8 +179,14 @@ export abstract class SubscriberSettlement extends SubscriberBase {
         group.nackRetryDelayMs,
       );
     } catch (error) {
-      this.logger.warn(
-        `stream ${this.stream}: cannot settle failed entry ${id} (it stays pending and will be claimed again): ${describe(error)}`,
+      this.limiter.warn(
+        'settle-failed',
+        logLine(
+          'redis',
+          'stream-settle-failed',
+          `cannot settle a failed entry (it stays pending and will be claimed again): ${describe(error)}`,
+          { stream: this.stream, id },
+        ),
       );
       this.release(id);
     }
@@ -186,7 +216,15 @@ export abstract class SubscriberSettlement extends SubscriberBase {
       this.counters.redelivered++;
       this.dispatch(entry, deliveries + 1);
     } catch (error) {
-      this.logger.warn(`stream ${this.stream}: cannot redeliver entry ${id}: ${describe(error)}`);
+      this.limiter.warn(
+        'redeliver-failed',
+        logLine(
+          'redis',
+          'stream-redeliver-failed',
+          `cannot redeliver an entry (it stays pending and will be claimed again): ${describe(error)}`,
+          { stream: this.stream, id },
+        ),
+      );
       this.release(id);
     }
   }
@@ -218,16 +256,28 @@ export abstract class SubscriberSettlement extends SubscriberBase {
     const failure = results?.find(([error]) => error)?.[0];
     if (!results || failure) throw failure ?? new Error('MULTI aborted');
     this.counters.deadLettered++;
-    this.logger.warn(
-      `stream ${this.stream}: entry ${id} moved to ${group.deadLetterStream} after ${deliveries} deliveries: ${reason}`,
+    this.limiter.warn(
+      'dead-lettered',
+      logLine(
+        'redis',
+        'stream-dead-lettered',
+        `entry moved to the dead-letter stream after ${deliveries} deliveries: ${reason}`,
+        { stream: this.stream, id, deadLetterStream: group.deadLetterStream },
+      ),
     );
   }
 
   protected lost(ids: string[]): void {
     if (ids.length === 0) return;
     this.counters.lost += ids.length;
-    this.logger.error(
-      `stream ${this.stream}: ${ids.length} pending entr${ids.length === 1 ? 'y was' : 'ies were'} trimmed before being acknowledged (lost): ${ids.slice(0, 10).join(', ')}`,
+    this.limiter.error(
+      'trimmed-pending',
+      logLine(
+        'redis',
+        'trimmed-pending',
+        `${ids.length} pending entr${ids.length === 1 ? 'y was' : 'ies were'} trimmed before being acknowledged (lost; raise maxLen)`,
+        { stream: this.stream, id: ids.slice(0, 10).join(',') },
+      ),
     );
   }
 

@@ -1,3 +1,4 @@
+import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { consoleLogger } from '../../common/logger.js';
 import { describeError } from '../../common/describe-error.js';
@@ -90,6 +91,8 @@ export abstract class SubscriberBase {
   protected inBatch = false;
   protected batchStarted?: () => void;
   protected readonly lifecycle: StateMachine<SubscriberState>;
+  /** Group mode: the group's lag and pending count as last probed (undefined: not known). */
+  protected readonly gauges: { lag?: number; pending?: number } = {};
   protected readonly counters = {
     read: 0,
     handled: 0,
@@ -179,8 +182,16 @@ export abstract class SubscriberBase {
       return backoff;
     }
     const next = backoff === 0 ? this.backoffInitialMs : Math.min(backoff * 2, this.backoffMaxMs);
-    this.logger.warn(
-      `stream ${this.stream}: read failed, retrying in ${next} ms: ${describe(error)}`,
+    this.limiter.warn(
+      'read-failed',
+      logLine(
+        'redis',
+        'stream-read-failed',
+        `read failed, retrying in ${next} ms: ${describe(error)}`,
+        {
+          stream: this.stream,
+        },
+      ),
     );
     await this.sleeper.sleep(next);
     return next;

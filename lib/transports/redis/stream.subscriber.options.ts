@@ -12,7 +12,9 @@ import {
   stringOption,
 } from '../../common/options.validation.js';
 import {
+  checkClusterStream,
   checkConnectionOptions,
+  hashTagOf,
   CONNECTION_OPTION_KEYS,
   type RedisConnectionOptions,
 } from './redis.connection.js';
@@ -291,6 +293,7 @@ export function resolveStreamSubscriberOptions(
   const options = optionsObject<StreamSubscriberOptions>(SCOPE, input, KEYS);
   checkConnectionOptions(SCOPE, options);
   const { stream, name } = options;
+  checkClusterStream(SCOPE, stream, options);
   const cursorPrefix = stringOption(
     SCOPE,
     'cursorPrefix',
@@ -344,6 +347,23 @@ export function resolveStreamSubscriberOptions(
       DEFAULT_MAX_LEN,
     ),
     readMode: oneOfOption(SCOPE, 'readMode', options.readMode, ['script', 'command'], 'script'),
-    group: options.group === undefined ? undefined : resolveGroup(options.group, name, stream),
+    group: options.group === undefined ? undefined : checkDeadLetterSlot(options, stream, name),
   };
+}
+
+/** Cluster mode: the dead-letter stream goes in one MULTI with the stream, so it needs the same hash tag. */
+function checkDeadLetterSlot(
+  options: StreamSubscriberOptions,
+  stream: string,
+  name: string,
+): GroupSettings {
+  const group = resolveGroup(options.group!, name, stream);
+  if (options.cluster !== undefined && hashTagOf(group.deadLetterStream) !== hashTagOf(stream))
+    invalidOption(
+      SCOPE,
+      'group.deadLetterStream',
+      `a name with the stream's hash tag {${hashTagOf(stream)}} in cluster mode (dead-lettering is one MULTI with the stream)`,
+      group.deadLetterStream,
+    );
+  return group;
 }

@@ -1,3 +1,4 @@
+import { logLine } from '../../common/log-line.js';
 import type { Observable } from 'rxjs';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import type { StateChange } from '../../common/state-machine.js';
@@ -93,10 +94,12 @@ export class StreamSubscriber extends FanOutReader {
       this.lastSeenId = await this.groupPosition();
       const group = this.group;
       this.every(group.claimIntervalMs, () => this.claimStale());
+      this.every(group.claimIntervalMs, () => this.probeLag());
       this.every(Math.max(1, Math.floor(group.minIdleMs / 3)), () => this.heartbeat());
       if (group.checkConsumersIntervalMs > 0)
         this.every(group.checkConsumersIntervalMs, () => this.deleteIdleConsumers());
       void this.claimStale();
+      void this.probeLag();
       this.loop = this.readGroup();
     } else {
       const saved = await this.commands.client.get(this.cursorKey);
@@ -169,11 +172,16 @@ export class StreamSubscriber extends FanOutReader {
     const stuck = this.pool.busy;
     if (stuck > 0) {
       this.logger.warn(
-        `stream ${this.stream}: closed after ${timeoutMs} ms with ${stuck} handler call(s) still running or queued (${
-          this.group
-            ? 'their entries stay pending for another consumer'
-            : 'their batch is read again at the next start'
-        })`,
+        logLine(
+          'redis',
+          'closed-handlers-running',
+          `closed after ${timeoutMs} ms with ${stuck} handler call(s) still running or queued (${
+            this.group
+              ? 'their entries stay pending for another consumer'
+              : 'their batch is read again at the next start'
+          })`,
+          { stream: this.stream },
+        ),
       );
     }
     for (const held of this.held.values()) clearTimeout(held.retryTimer);
@@ -188,7 +196,12 @@ export class StreamSubscriber extends FanOutReader {
         }
       } catch (error) {
         this.logger.warn(
-          `stream ${this.stream}: cleanup of consumer ${this.group.consumer} failed: ${describe(error)}`,
+          logLine(
+            'redis',
+            'consumer-cleanup-failed',
+            `cleanup at close failed (an idle consumer is deleted later by another): ${describe(error)}`,
+            { stream: this.stream, group: this.group.name, consumer: this.group.consumer },
+          ),
         );
       }
     }
@@ -198,11 +211,21 @@ export class StreamSubscriber extends FanOutReader {
     this.lifecycle.complete();
   }
 
-  /** Counters, with `inFlight` (group mode: read, not yet settled). */
-
-  /** Counters, with `inFlight` (group mode: read, not yet settled) and `running` (handler calls). */
+  /**
+   * Counters, with `inFlight` (group mode: read, not yet settled), `running`
+   * (handler calls) and, in group mode once probed (every
+   * `claimIntervalMs`), `lag` (entries the group has not read yet, Redis 7)
+   * and `pending` (read, not acknowledged, across the group).
+   */
   stats(): Readonly<Record<string, number>> {
-    return { ...this.counters, inFlight: this.held.size, running: this.pool.running };
+    const stats: Record<string, number> = {
+      ...this.counters,
+      inFlight: this.held.size,
+      running: this.pool.running,
+    };
+    if (this.gauges.lag !== undefined) stats.lag = this.gauges.lag;
+    if (this.gauges.pending !== undefined) stats.pending = this.gauges.pending;
+    return stats;
   }
 
   /** The subscriber's lifecycle: idle, starting, reading, stopped, closing, closed. */
