@@ -44,7 +44,7 @@ async function rounds(size: number, inFlight: number, count: number, perRound: n
 }
 
 describe('FFI host pools: no native allocation per call in steady state', () => {
-  // A slab holds 64 answers of 4 KiB: allocating per batch would take
+  // A slab holds 128 answers of 4 KiB: allocating per batch would take
   // hundreds of slabs over these calls; reuse takes none, or one or two more
   // when the garbage collector happens to run later than in the warm-up.
   it.each([
