@@ -1,6 +1,6 @@
 // npm run bench:ffi — the FFI call path of nest-herald/ffi, three parts:
 //
-// 1. cost: main-thread CPU and page faults per call of the C echo runtime
+// 1. cost (after a warm-up of as many calls): main-thread CPU and page faults per call of the C echo runtime
 //    (test/fixtures/ffi/echo.c, one poll thread) at 4 KiB with 64 and 1024
 //    calls in flight, three repetitions each and their spread. Main-thread
 //    CPU comes from /proc/self/task/<pid>/schedstat (ns on CPU of the JS
@@ -111,7 +111,7 @@ async function cost(call: Call): Promise<void> {
   for (const inFlight of [64, 1024]) {
     const cpu: number[] = [];
     const faults: number[] = [];
-    await calls(call, request, inFlight, COST_CALLS / 2); // warm-up: pools, JIT, heap size
+    await calls(call, request, inFlight, COST_CALLS); // warm-up: pools, JIT, heap size
     for (let run = 1; run <= 3; run++) {
       const f0 = process.resourceUsage().minorPageFault;
       const c0 = mainThreadCpuNs();
