@@ -186,9 +186,10 @@ inline const Ops kOps = {QueuePoll, TaskGetReq, TaskRespond};
 
 inline void Complain(const char *fn, const void *p) {
   fprintf(stderr,
-          "nest-herald/ffi: %s called with %p, which is not a queue or task of "
-          "this host (freed, answered twice, or not from nest-herald)\n",
-          fn, p);
+          "ffi foreign-pointer: %s called with %p, which is not a queue or task of "
+          "this host (nest-herald/ffi: freed, answered twice, or not from nest-herald) "
+          "[fn=%s]\n",
+          fn, p, fn);
 }
 
 inline bool IsQueue(void *p) {
