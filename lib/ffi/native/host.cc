@@ -614,6 +614,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("copyMax", Napi::Number::New(env, kCopyMax));
   exports.Set("zeroCopyMin", Napi::Number::New(env, kZeroCopyMin));
+  exports.Set("slabSize", Napi::Number::New(env, SlabPool::kSlabSize));
   return exports;
 }
 
