@@ -1,6 +1,6 @@
 // npm run bench:ffi — the FFI call path of nest-herald/ffi, three parts:
 //
-// 1. cost: main-thread CPU and page faults per call of the C echo runtime
+// 1. cost (after a warm-up of as many calls): main-thread CPU and page faults per call of the C echo runtime
 //    (test/fixtures/ffi/echo.c, one poll thread) at 4 KiB with 64 and 1024
 //    calls in flight, three repetitions each and their spread. Main-thread
 //    CPU comes from /proc/self/task/<pid>/schedstat (ns on CPU of the JS
@@ -22,7 +22,7 @@
 //
 // BENCH_MS (default 300) per cell and round, BENCH_ROUNDS (default 5);
 // BENCH_SMOKE=1 runs everything briefly (a fraction of a second) to check it
-// works. The echo server is built by scripts/build-native.mjs (npm ci).
+// works. BENCH_ONLY=cost,gc,seed,context runs only the parts named. The echo server is built by scripts/build-native.mjs (npm ci).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -43,6 +43,8 @@ const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 5);
 const COST_CALLS = SMOKE ? 400 : 200_000;
 const GC_CALLS = SMOKE ? 100 : 20_000;
 const SIZES = [512, 4096, 10240, 102400];
+const ONLY = process.env.BENCH_ONLY?.split(',').map(part => part.trim());
+const runs = (part: 'cost' | 'gc' | 'seed' | 'context'): boolean => !ONLY || ONLY.includes(part);
 
 type Call = (request: Buffer) => Promise<Buffer>;
 
@@ -109,7 +111,7 @@ async function cost(call: Call): Promise<void> {
   for (const inFlight of [64, 1024]) {
     const cpu: number[] = [];
     const faults: number[] = [];
-    await calls(call, request, inFlight, COST_CALLS / 2); // warm-up: pools, JIT, heap size
+    await calls(call, request, inFlight, COST_CALLS); // warm-up: pools, JIT, heap size
     for (let run = 1; run <= 3; run++) {
       const f0 = process.resourceUsage().minorPageFault;
       const c0 = mainThreadCpuNs();
@@ -373,15 +375,18 @@ async function main(): Promise<void> {
         .join(' ')}`,
   );
   const costRuntime = herald('cost');
-  await cost(costRuntime.call);
-  await fullGcs(costRuntime.call);
+  if (runs('cost')) await cost(costRuntime.call);
+  if (runs('gc')) await fullGcs(costRuntime.call);
   costRuntime.runtime.close();
 
   const ours = herald('seed');
-  const server = await uds();
-  const headline = await seedComparison(ours.call, server);
-  await server.close();
-  await context(ours.call);
+  let headline = 0;
+  if (runs('seed')) {
+    const server = await uds();
+    headline = await seedComparison(ours.call, server);
+    await server.close();
+  }
+  if (runs('context')) await context(ours.call);
   ours.runtime.close();
   console.log(
     `\nload average at the end ${os

@@ -63,6 +63,8 @@ export interface HeraldFfiAddon {
   readonly copyMax: number;
   /** Answers above this many bytes are handed over without a copy (between: a Buffer of their own). */
   readonly zeroCopyMin: number;
+  /** Bytes of one answer slab. */
+  readonly slabSize: number;
 }
 
 /** The addon's folder in the package: node-gyp's build/ and the shipped prebuilds/ are in it. */

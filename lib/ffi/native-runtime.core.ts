@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import { logLine } from '../common/log-line.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { StateMachine, type StateChange } from '../common/state-machine.js';
 import { WarningLimiter } from '../common/warning-limiter.js';
@@ -64,8 +65,13 @@ export class LoadedRuntime {
     this.unterminated++;
     this.warnings.warn(
       'unterminated',
-      `nest-herald/ffi: runtime "${this.name}" answered rsp_len 0 with no NUL within the block; ` +
-        `read as an empty answer (${this.unterminated} so far; a runtime answering malloc(0) needs zeroLength: 'empty')`,
+      logLine(
+        'ffi',
+        'unterminated-answer',
+        `runtime "${this.name}" answered rsp_len 0 with no NUL within the block; read as an empty ` +
+          `answer (${this.unterminated} so far; a runtime answering malloc(0) needs zeroLength: 'empty')`,
+        { runtime: this.name, path: this.path },
+      ),
     );
   }
 

@@ -74,7 +74,7 @@ struct Sink : Completions {
   bool delivering = false;
   std::vector<Runtime *> dirty;
   TaskPool tasks;  // every task of this environment comes from here
-  SlabPool slabs;  // the arenas of copied answers
+  SlabPool slabs;  // small answers, copied by the answering threads
 };
 
 void FlushDeferred(Sink *s) {
@@ -88,12 +88,10 @@ void FlushDeferred(Sink *s) {
   s->dirty.clear();
 }
 
-// Answers up to kCopyMax (queue.h) are copied into one region of a reused
-// slab per batch, at most kArenaMax bytes (JS sees slices of it, like Node's
-// own Buffer pool); larger ones are handed over without a copy as external
-// buffers that free() on collection.
-constexpr size_t kArenaMax = 64 * 1024;
-static_assert(kArenaMax <= SlabPool::kSlabSize, "a batch fits one slab");
+// Answers up to kCopyMax (queue.h) were copied by the answering thread into
+// a shared slab: a chunk hands JS one Buffer over the span of that slab its
+// answers use (JS sees slices of it, like Node's own Buffer pool); a chunk
+// ends where the slab changes. Larger answers get a Buffer of their own.
 // Answers above kCopyMax and up to this are copied into their own Buffer;
 // larger ones are handed over without a copy.
 constexpr size_t kZeroCopyMin = 32 * 1024;
@@ -104,34 +102,51 @@ constexpr size_t kZeroCopyMin = 32 * 1024;
 // mark-compacts in 350k answers of 100 KiB at 64 in flight).
 void FinalizeExternal(napi_env env, void *data, void *hint) { free(data); }
 
-// The batch Buffer over a slab region was collected.
+// The batch Buffer over a slab span was collected.
 void ReleaseSlab(napi_env env, void *data, void *hint) {
   Sink *s = nullptr;
   napi_get_instance_data(env, reinterpret_cast<void **>(&s));
   if (s) s->slabs.Release(static_cast<Slab *>(hint));
 }
 
+char *ReserveAnswer(Completions *c, size_t bytes, Slab **slab) {
+  return static_cast<Sink *>(c)->slabs.Reserve(bytes, slab);
+}
+
+void ReleaseAnswer(Completions *c, Slab *slab) { static_cast<Sink *>(c)->slabs.Release(slab); }
+
 void ReportException(napi_env env) {
   napi_value error;
   if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
 }
 
+bool Cancelled(Sink *s, const Task *t) {
+  return static_cast<size_t>(t->slot) < s->cancelled.size() && s->cancelled[t->slot];
+}
+
 // Hands one chunk of answers to JS: meta[4i..4i+3] = slot, rc, offset, length;
-// offset >= 0: bytes in the arena; -1: externals[length]; -2: the call was
-// abandoned (timeout/abort) and its answer already freed; -3: rsp_len 0 and
-// no NUL within rsp's block (read as empty, JS counts and logs it).
+// offset >= 0: bytes in the slab Buffer; -1: externals[length]; -2: the call
+// was abandoned (timeout/abort) and its answer already freed; -3: rsp_len 0
+// and no NUL within rsp's block (read as empty, JS counts and logs it).
 Task *DeliverChunk(Sink *s, Task *list) {
   napi_env env = s->env;
-  size_t n = 0, bytes = 0, externals = 0;
+  size_t n = 0, externals = 0, in_slab = 0;
+  Slab *slab = nullptr;
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
   Task *end = list;
   while (end && n < s->meta_cap) {
     size_t len = AnswerLength(end);
-    bool cancelled = static_cast<size_t>(end->slot) < s->cancelled.size() && s->cancelled[end->slot];
-    if (!cancelled && len > 0 && len <= kCopyMax) {
-      if (bytes + len > kArenaMax && n > 0) break;
-      bytes += len;
-    } else if (!cancelled && len > kCopyMax) {
-      externals++;
+    if (!Cancelled(s, end) && len > 0) {
+      if (end->slab != nullptr) {
+        if (slab != nullptr && end->slab != slab) break;
+        slab = end->slab;
+        uintptr_t at = reinterpret_cast<uintptr_t>(end->rsp);
+        if (at < lo) lo = at;
+        if (at + len > hi) hi = at + len;
+        in_slab++;
+      } else {
+        externals++;
+      }
     }
     n++;
     end = end->next;
@@ -141,17 +156,18 @@ Task *DeliverChunk(Sink *s, Task *list) {
   napi_open_handle_scope(env, &scope);
   napi_value argv[3];
   napi_create_uint32(env, static_cast<uint32_t>(n), &argv[0]);
-  char *arena = nullptr;
-  Slab *slab = nullptr;
-  if (bytes > 0) {
-    // A region of a reused slab: no allocation, no page to fault in. The
-    // Buffer holds the slab until it is collected (a kept slice keeps the
-    // region alive, as with Node's own Buffer pool). Where external buffers
-    // are not allowed, a plain Buffer.
-    arena = s->slabs.Take(bytes, &slab);
-    if (arena == nullptr || napi_create_external_buffer(env, bytes, arena, ReleaseSlab, slab, &argv[1]) != napi_ok) {
-      if (arena != nullptr) s->slabs.Release(slab);
-      napi_create_buffer(env, bytes, reinterpret_cast<void **>(&arena), &argv[1]);
+  char *base = reinterpret_cast<char *>(lo);
+  if (in_slab > 0) {
+    // One Buffer over the span, holding one of the answers' references on
+    // the slab until it is collected (a kept slice keeps it alive); the
+    // others are dropped at once. Where external buffers are not allowed, a
+    // copy.
+    size_t span = hi - lo;
+    if (napi_create_external_buffer(env, span, base, ReleaseSlab, slab, &argv[1]) == napi_ok) {
+      s->slabs.Release(slab, static_cast<int64_t>(in_slab) - 1);
+    } else {
+      napi_create_buffer_copy(env, span, base, nullptr, &argv[1]);
+      s->slabs.Release(slab, static_cast<int64_t>(in_slab));
     }
   } else {
     napi_get_undefined(env, &argv[1]);
@@ -162,7 +178,6 @@ Task *DeliverChunk(Sink *s, Task *list) {
     napi_get_undefined(env, &argv[2]);
   }
 
-  size_t offset = 0;
   uint32_t ext = 0;
   int32_t *m = s->meta;
   Task *t = list;
@@ -171,7 +186,7 @@ Task *DeliverChunk(Sink *s, Task *list) {
     size_t len = AnswerLength(t);
     m[0] = t->slot;
     m[1] = t->rc;
-    if (static_cast<size_t>(t->slot) < s->cancelled.size() && s->cancelled[t->slot]) {
+    if (Cancelled(s, t)) {
       s->cancelled[t->slot] = 0;
       FreeAnswer(t);
       m[2] = -2;
@@ -184,18 +199,17 @@ Task *DeliverChunk(Sink *s, Task *list) {
       FreeAnswer(t);
       m[2] = 0;
       m[3] = 0;
-    } else if (len <= kCopyMax) {
-      memcpy(arena + offset, t->rsp, len);
-      FreeAnswer(t);
-      m[2] = static_cast<int32_t>(offset);
+    } else if (t->slab != nullptr) {
+      // Its reference was handed to the chunk's Buffer above.
+      m[2] = static_cast<int32_t>(t->rsp - base);
       m[3] = static_cast<int32_t>(len);
-      offset += len;
     } else {
       napi_value buf;
-      // Up to kZeroCopyMin, a Buffer V8 allocates and we copy into: young
-      // Buffers are reclaimed by scavenges. An external Buffer's bytes push V8
-      // to full GCs instead (8 mark-compacts per 50k answers of 10 KiB, at a
-      // quarter of the throughput), which only pays off for large answers.
+      // Up to kZeroCopyMin (and small answers no slab took), a Buffer V8
+      // allocates and we copy into: young Buffers are reclaimed by
+      // scavenges. An external Buffer's bytes push V8 to full GCs instead (8
+      // mark-compacts per 50k answers of 10 KiB, at a quarter of the
+      // throughput), which only pays off for large answers.
       if (len <= kZeroCopyMin) {
         napi_create_buffer_copy(env, len, t->rsp, nullptr, &buf);
         FreeAnswer(t);
@@ -453,7 +467,7 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
   t->answer_len = 0;
   t->zero_length = rt->zero_length;
   t->unterminated = false;
-  t->absorbed = false;
+  t->slab = nullptr;
   Queue *q = rt->queue;
   PostStatus status = kPosted;
   // Only this thread posts and sets `finished`; pollers only lower `waiting`.
@@ -574,6 +588,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   Sink *s = new Sink();
   s->wake = WakeLoop;
+  s->reserve = ReserveAnswer;
+  s->release = ReleaseAnswer;
   s->env = env;
   pthread_mutex_init(&s->mu, nullptr);
   uv_loop_t *loop;
@@ -598,6 +614,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("copyMax", Napi::Number::New(env, kCopyMax));
   exports.Set("zeroCopyMin", Napi::Number::New(env, kZeroCopyMin));
+  exports.Set("slabSize", Napi::Number::New(env, SlabPool::kSlabSize));
   return exports;
 }
 

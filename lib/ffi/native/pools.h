@@ -1,10 +1,11 @@
 // nest-herald/ffi: the host's memory pools, so that a call in steady state
 // allocates nothing natively: tasks (a task carries its request) come from
-// per-size free lists, and answers up to copyMax are copied into slabs that
-// are reused once JS dropped every batch Buffer over them. Both are used by
-// the JS thread only (one pool per Node environment): no locks. Free of Node,
-// so the sanitizer harness drives them too; host.cc wires the slab's release
-// to the finalizer of the batch Buffer.
+// per-size free lists (JS thread only, no locks), and answers up to copyMax
+// are copied by the answering thread into slabs that are reused once JS
+// dropped every Buffer over them (one lock, held for a few pointer moves).
+// One of each per Node environment. Free of Node, so the sanitizer harness
+// drives them too; host.cc wires the slab's release to the finalizer of the
+// batch Buffer.
 //
 // Why pools: glibc hands freed 64 KiB arenas back to the OS (trim) and the
 // next batch faults them in again; at 64-1024 calls in flight that was
@@ -12,8 +13,11 @@
 #ifndef HERALD_FFI_POOLS_H
 #define HERALD_FFI_POOLS_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include <atomic>
 
 #include "queue.h"
 
@@ -89,96 +93,115 @@ class TaskPool {
   uint64_t allocations_ = 0;
 };
 
-// One slab: batches of copied answers are carved from it in turn; each
-// batch Buffer holds a reference, and the slab is reused when the last one is
-// collected and it is no longer the slab being filled.
+// One slab: small answers are copied into it in turn by the threads that
+// answer; the JS thread hands out slices of it. `refs`: one per answer not yet
+// delivered, one per JS Buffer over it, one while it is the slab being filled.
+// At zero it goes back to the pool.
 struct Slab {
   char *data;
-  size_t used;
-  int64_t refs;
+  size_t used;  // guarded by the pool's lock
+  std::atomic<int64_t> refs;
   Slab *next;
 };
 
+// Shared by the runtime threads (Reserve) and the JS thread (Release of
+// delivered answers and collected Buffers). The lock covers a few pointer
+// moves per answer, taken on the answering thread.
 class SlabPool {
  public:
-  // A batch is at most kArenaMax bytes (host.cc); four fit in a slab.
-  static constexpr size_t kSlabSize = 256 * 1024;
-  // Slabs kept for reuse beyond those in use (64 MiB): past it, a slab whose
-  // last Buffer is collected is freed.
+  static constexpr size_t kSlabSize = 512 * 1024;
+  // Idle slabs kept for reuse (at most 128 MiB, and never more than were in
+  // use at once): past it, a slab whose last reference is dropped is freed.
+  // The Buffers over slabs are collected by V8 some time after JS dropped
+  // them: at 4 KiB x 1024 in flight ~200 slabs (100 MiB) were in use at once
+  // in steady state; freeing and allocating them again cost a page fault per
+  // answer copied into a fresh slab.
   static constexpr size_t kKeep = 256;
 
-  // `bytes` (<= kSlabSize) for one batch; the caller holds one reference on
-  // *slab until Release.
-  char *Take(size_t bytes, Slab **slab) {
+  SlabPool() { pthread_mutex_init(&mu_, nullptr); }
+
+  // Room for `bytes` (<= kSlabSize) in the slab being filled, and one
+  // reference on it (*slab). NULL when memory is exhausted.
+  char *Reserve(size_t bytes, Slab **slab) {
     size_t need = (bytes + 15) & ~size_t{15};
+    pthread_mutex_lock(&mu_);
     if (current_ == nullptr || kSlabSize - current_->used < need) {
       Slab *old = current_;
-      current_ = nullptr;
-      if (old != nullptr && old->refs == 0) Recycle(old);
       current_ = Fresh();
-      if (current_ == nullptr) return nullptr;
+      if (old != nullptr && old->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) Recycle(old);
+      if (current_ == nullptr) {
+        pthread_mutex_unlock(&mu_);
+        return nullptr;
+      }
     }
     char *p = current_->data + current_->used;
     current_->used += need;
-    current_->refs++;
+    current_->refs.fetch_add(1, std::memory_order_relaxed);
     *slab = current_;
+    pthread_mutex_unlock(&mu_);
     return p;
   }
 
-  // One batch Buffer over `slab` is gone.
-  void Release(Slab *slab) {
-    if (--slab->refs == 0 && slab != current_) Recycle(slab);
+  // Drops `count` references on `slab`.
+  void Release(Slab *slab, int64_t count = 1) {
+    if (count > 0 && slab->refs.fetch_sub(count, std::memory_order_acq_rel) == count) {
+      pthread_mutex_lock(&mu_);
+      Recycle(slab);
+      pthread_mutex_unlock(&mu_);
+    }
   }
+
+  // One more reference (a JS Buffer over the slab).
+  void Ref(Slab *slab) { slab->refs.fetch_add(1, std::memory_order_relaxed); }
 
   // Frees the pooled slabs and the current one if unused (the addon keeps its
   // pool for the life of the process; the sanitizer harness drains it).
   void Drain() {
-    if (current_ != nullptr && current_->refs == 0) {
+    pthread_mutex_lock(&mu_);
+    if (current_ != nullptr && current_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
       Recycle(current_);
-      current_ = nullptr;
-    }
+    current_ = nullptr;
     while (free_ != nullptr) {
       Slab *next = free_->next;
       free(free_->data);
-      free(free_);
+      delete free_;
       live_--;
       free_ = next;
     }
     kept_ = 0;
+    pthread_mutex_unlock(&mu_);
   }
 
   // Slabs allocated with malloc so far; slabs in the pool or in use.
-  uint64_t allocations() const { return allocations_; }
-  size_t live() const { return live_; }
+  uint64_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
+  size_t live() const { return live_.load(std::memory_order_relaxed); }
 
  private:
+  // Under the lock.
   Slab *Fresh() {
     Slab *slab = free_;
     if (slab != nullptr) {
       free_ = slab->next;
       kept_--;
     } else {
-      slab = static_cast<Slab *>(malloc(sizeof(Slab)));
-      if (slab == nullptr) return nullptr;
-      slab->data = static_cast<char *>(malloc(kSlabSize));
-      if (slab->data == nullptr) {
-        free(slab);
-        return nullptr;
-      }
-      allocations_++;
-      live_++;
+      char *data = static_cast<char *>(malloc(kSlabSize));
+      if (data == nullptr) return nullptr;
+      slab = new Slab{data, 0, {0}, nullptr};
+      allocations_.fetch_add(1, std::memory_order_relaxed);
+      live_.fetch_add(1, std::memory_order_relaxed);
     }
     slab->used = 0;
-    slab->refs = 0;
+    slab->refs.store(1, std::memory_order_relaxed);  // the slab being filled
     slab->next = nullptr;
     return slab;
   }
 
+  // Under the lock; `slab` has no reference left.
   void Recycle(Slab *slab) {
     if (kept_ >= kKeep) {
       free(slab->data);
-      free(slab);
-      live_--;
+      delete slab;
+      live_.fetch_sub(1, std::memory_order_relaxed);
       return;
     }
     slab->next = free_;
@@ -186,11 +209,12 @@ class SlabPool {
     kept_++;
   }
 
+  pthread_mutex_t mu_;
   Slab *current_ = nullptr;
   Slab *free_ = nullptr;
   size_t kept_ = 0;
-  size_t live_ = 0;
-  uint64_t allocations_ = 0;
+  std::atomic<size_t> live_{0};
+  std::atomic<uint64_t> allocations_{0};
 };
 
 }  // namespace

@@ -8,6 +8,7 @@ import { FfiModule } from '../../../lib/ffi/ffi.module.js';
 import { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
 import { uniqueName } from '../../helpers/services.js';
 import { buildNative, fixture } from './ffi-fixtures.js';
+import { runProbe } from './stderr-probe.js';
 
 // test/fixtures/ffi/needs-global.c opens a plugin that uses one of its
 // symbols, as the Python shim's interpreter opens extension modules that use
@@ -25,8 +26,6 @@ function initError(load: () => unknown): NativeInitError {
 }
 
 describe('load errors say what to do', () => {
-  // First: once needs-global is loaded with global: true, its symbol is in
-  // the global scope for the rest of this process.
   it('a library with an undefined symbol: NativeLibraryError says to link what defines it', () => {
     expect(() => NativeRuntime.load(fixture('needs_global_plugin'))).toThrow(NativeLibraryError);
     expect(() => NativeRuntime.load(fixture('needs_global_plugin'))).toThrow(
@@ -35,26 +34,33 @@ describe('load errors say what to do', () => {
   });
 
   it('init failing on an undefined symbol: NativeInitError names the runtime and hints at global: true', async () => {
+    // In a process of its own: what init writes to stderr is passed on to
+    // the real stderr, which this test captures and asserts on.
     const cfg = `plugin=${fixture('needs_global_plugin')};${uniqueName('global')}`;
-    const error = initError(() =>
-      NativeRuntime.load(fixture('needs_global'), { cfg, name: 'plugin-host' }),
-    );
-    expect(error).toBeInstanceOf(NativeInitError);
-    expect(error.runtime).toBe('plugin-host');
-    expect(error.rc).toBe(3);
-    expect(error.stderr).toMatch(/undefined symbol: herald_needs_global_symbol/);
-    expect(error.message).toMatch(
+    const { result, stderr } = await runProbe<{
+      runtime: string;
+      rc: number;
+      stderr: string;
+      message: string;
+      hint?: string;
+      answer?: string;
+    }>({
+      initError: { lib: fixture('needs_global'), name: 'plugin-host', cfg, retryGlobal: true },
+    });
+    expect(result.runtime).toBe('plugin-host');
+    expect(result.rc).toBe(3);
+    expect(result.stderr).toMatch(/undefined symbol: herald_needs_global_symbol/);
+    expect(result.message).toMatch(
       /^native runtime "plugin-host" \(.*needs_global\.so\) did not initialise: init returned 3/,
     );
-    expect(error.message).toMatch(
+    expect(result.message).toMatch(
       /it wrote: needs-global: cannot open its plugin: .*undefined symbol/,
     );
-    expect(error.message).toMatch(/load it with global: true/);
-
+    expect(result.message).toMatch(/load it with global: true/);
+    expect(result.hint).toMatch(/global: true/);
+    expect(stderr).toMatch(/^needs-global: cannot open its plugin: .*undefined symbol/m);
     // The hint is right: with global: true the same runtime starts.
-    const runtime = NativeRuntime.load(fixture('needs_global'), { cfg, global: true });
-    expect((await runtime.call('x')).toString()).toBe('plugin says 42');
-    runtime.close();
+    expect(result.answer).toBe('plugin says 42');
   });
 
   it('any other failing init: its rc and name, no global hint', () => {

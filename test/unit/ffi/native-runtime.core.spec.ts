@@ -56,7 +56,9 @@ describe('NativeRuntime status$', () => {
     expect(cases.stats().unterminated).toBe(3);
     const warnings = logger.lines.filter(line => line.startsWith('warn'));
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/runtime "warner" answered rsp_len 0 with no NUL within the block/);
+    expect(warnings[0]).toMatch(
+      /ffi unterminated-answer: runtime "warner" answered rsp_len 0 with no NUL within the block; .* \[runtime=warner path=\S+cases\.so\]$/,
+    );
     cases.close();
     // Closing writes what was held back.
     expect(logger.lines.filter(line => line.startsWith('warn'))).toHaveLength(2);

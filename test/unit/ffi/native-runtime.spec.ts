@@ -186,7 +186,7 @@ describe('NativeRuntime: the first-generation ABI and answer forms', () => {
     });
     expect(result).toEqual({ answer: 'refused' });
     expect(stderr).toMatch(
-      /task_poll called with 0x[0-9a-f]+, which is not a queue or task of this host/,
+      /^ffi foreign-pointer: task_poll called with 0x[0-9a-f]+, which is not a queue or task of this host .*\[fn=task_poll\]$/m,
     );
   });
 
