@@ -290,10 +290,12 @@ export class PgConsumerSet {
   /** Counts and logs a hook (or a confirm callback) that threw or rejected. */
   hookFailed(error: unknown): void {
     this.counters.hookErrorCount++;
-    const line = logLine('pg', 'hub-hook-failed', `consumer hook failed: ${describeError(error)}`, {
-      hub: this.name,
-    });
-    this.warnings.error('hub-hook-failed', line);
+    this.warnings.error(
+      'hub-hook-failed',
+      logLine('pg', 'hub-hook-failed', `consumer hook failed: ${describeError(error)}`, {
+        hub: this.name,
+      }),
+    );
   }
 }
 

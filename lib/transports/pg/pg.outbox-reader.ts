@@ -220,7 +220,12 @@ export class PgOutboxReader {
           this.options.channel,
           this.options.consumer,
         ])
-        .catch(error => this.warnError('outbox-consumer-remove-failed', error));
+        .catch(error =>
+          this.warnings.warn(
+            'outbox-consumer-remove-failed',
+            logLine('pg', 'outbox-consumer-remove-failed', describeError(error), this.logFields()),
+          ),
+        );
     }
     this.warnings.flush();
   }
@@ -288,7 +293,10 @@ export class PgOutboxReader {
         ]));
       } catch (error) {
         this.counters.outboxErrors++;
-        this.warnError('outbox-read-failed', error);
+        this.warnings.warn(
+          'outbox-read-failed',
+          logLine('pg', 'outbox-read-failed', describeError(error), this.logFields()),
+        );
         this.retryLater();
         return;
       }
@@ -373,7 +381,15 @@ export class PgOutboxReader {
     } catch (error) {
       // Not moved: the row stays unsettled, so it comes again after a restart.
       this.counters.outboxErrors++;
-      this.warnError('outbox-dead-letter-failed', error, { outboxId: row.id });
+      this.warnings.warn(
+        'outbox-dead-letter-failed',
+        logLine(
+          'pg',
+          'outbox-dead-letter-failed',
+          describeError(error),
+          this.logFields({ outboxId: row.id }),
+        ),
+      );
       if (this.intake) {
         const timer = setTimeout(() => {
           this.retries.delete(timer);
@@ -440,7 +456,10 @@ export class PgOutboxReader {
           }
         } catch (error) {
           this.counters.outboxErrors++;
-          this.warnError('outbox-cursor-write-failed', error);
+          this.warnings.warn(
+            'outbox-cursor-write-failed',
+            logLine('pg', 'outbox-cursor-write-failed', describeError(error), this.logFields()),
+          );
           this.dirty = true;
           if (this.closed) return;
           await new Promise(resolve =>
@@ -466,14 +485,8 @@ export class PgOutboxReader {
     }
   }
 
-  private warnError(code: string, error: unknown, fields: Record<string, string> = {}): void {
-    this.warnings.warn(
-      code,
-      logLine('pg', code, describeError(error), {
-        channel: this.options.channel,
-        consumer: this.options.consumer,
-        ...fields,
-      }),
-    );
+  /** What names this reader in its log lines, plus the line's own fields. */
+  private logFields(fields: Record<string, string> = {}): Record<string, string> {
+    return { channel: this.options.channel, consumer: this.options.consumer, ...fields };
   }
 }

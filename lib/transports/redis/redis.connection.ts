@@ -230,14 +230,21 @@ export class RedisConnection {
     this.downSince ??= Date.now();
     if (this.reportedError) return;
     this.reportedError = true;
-    const code = this.everReady ? 'redis-connection-lost' : 'redis-connect-failed';
+    const fields = { role: this.role, server: this.server };
     this.logger.warn(
-      logLine(
-        'redis',
-        code,
-        `${this.role} connection ${this.everReady ? 'lost' : 'cannot connect'}, reconnecting: ${reason}`,
-        { role: this.role, server: this.server },
-      ),
+      this.everReady
+        ? logLine(
+            'redis',
+            'redis-connection-lost',
+            `${this.role} connection lost, reconnecting: ${reason}`,
+            fields,
+          )
+        : logLine(
+            'redis',
+            'redis-connect-failed',
+            `${this.role} connection cannot connect, reconnecting: ${reason}`,
+            fields,
+          ),
     );
   }
 

@@ -99,7 +99,7 @@ export abstract class FanOutReader extends GroupReader {
         this.counters.unknown++;
         this.limiter.warn(
           'unknown-operation',
-          logLine('redis', 'stream-unknown-operation', `entry skipped: ${error.message}`, {
+          logLine('redis', 'fan-out-unknown-operation', `entry skipped: ${error.message}`, {
             stream: this.stream,
             id: entry[0],
             event: error.operation,
