@@ -12,8 +12,8 @@ export interface HealthVerdict {
 }
 
 /**
- * Stats keys a transport may expose for the health rules (none does today;
- * each rule applies once its transport reports the figure):
+ * Stats keys the transports expose for the health rules (a rule applies
+ * where the transport reports its figure):
  * - `heartbeatAgeMs` (pg): ms since the LISTEN connection last answered its heartbeat;
  * - `subscriberLag` (redis, group mode): entries the group has not read yet.
  */
