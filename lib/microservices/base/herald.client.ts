@@ -201,11 +201,12 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
   }
 
   /**
-   * Moves the state machine; a change reported by a connection after the
-   * final `disconnected` is ignored (a hub or reader still winding down).
+   * Moves the state machine; a change reported by a connection once
+   * `close()` began, other than the final `disconnected`, is ignored: a
+   * connection closed on purpose is not a lost one (no false WARN).
    */
   protected setStatus(status: HeraldMicroserviceStatus, reason?: string): void {
-    if (this.state.is('disconnected')) return;
+    if (this.state.is('disconnected') || (this.closed && status !== 'disconnected')) return;
     this.state.setState(status, reason);
   }
 

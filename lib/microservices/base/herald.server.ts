@@ -230,7 +230,8 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
    * final `disconnected` is ignored (a hub or reader still winding down).
    */
   protected setStatus(status: HeraldMicroserviceStatus, reason?: string): void {
-    if (this.state.is('disconnected')) return;
+    // Once close() began, a connection closed on purpose is not a lost one.
+    if (this.state.is('disconnected') || (this.closing && status !== 'disconnected')) return;
     this.state.setState(status, reason);
   }
 

@@ -20,9 +20,10 @@ afterAll(async () => {
 async function busWith(
   handlers: Record<string, (data: unknown, event: HeraldEvent) => unknown>,
   options: Parameters<typeof enableTelemetry>[0] = {},
+  concurrency?: number,
 ): Promise<EventBus> {
   expect(await enableTelemetry(options)).toBe(true);
-  const bus = new EventBus({ transport: new LocalTransport(), logger: silentLogger });
+  const bus = new EventBus({ transport: new LocalTransport(), logger: silentLogger, concurrency });
   for (const [name, handler] of Object.entries(handlers)) {
     Object.defineProperty(handler, 'name', { value: name });
     bus.register(handler, 'orders');
@@ -91,17 +92,24 @@ describe('OpenTelemetry on the local transport (real SDK, Prometheus over HTTP)'
   });
 
   it('counters, the handler histogram and the queue gauges move on the scraped endpoint', async () => {
-    const bus = await busWith({
-      'Stock.onOrder': async (data: unknown) => {
-        if ((data as { fail?: boolean }).fail) throw new Error('no stock');
+    // One at a time, so events posted together wait: the high-water gauge moves.
+    const bus = await busWith(
+      {
+        'Stock.onOrder': async (data: unknown) => {
+          if ((data as { fail?: boolean }).fail) throw new Error('no stock');
+        },
       },
-    });
+      {},
+      1,
+    );
     const labels = { transport: 'local', source: 'orders', event: 'shipped' };
     const before = await sdk.scrape();
     const posted0 = sample(before, 'herald_events_posted_total', labels) || 0;
     const handled0 = sample(before, 'herald_events_handled_total', labels) || 0;
-    for (let i = 0; i < 5; i++) await bus.post('orders', 'shipped', { i });
-    await bus.post('orders', 'shipped', { fail: true });
+    await Promise.all([
+      ...Array.from({ length: 5 }, (_, i) => bus.post('orders', 'shipped', { i })),
+      bus.post('orders', 'shipped', { fail: true }),
+    ]);
     await bus.whenIdle();
     const text = await waitFor(async () => {
       const t = await sdk.scrape();
