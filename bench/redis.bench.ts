@@ -238,6 +238,54 @@ async function streamParts(): Promise<Session> {
   };
 }
 
+// ------------------------------------------------------- ioredis readers
+
+/**
+ * Raw ioredis reading group `g` of `stream`: 1000 entries per XREADGROUP
+ * (blocking 100 ms when drained), one XACK per batch — `awaited` waits for
+ * it, `pipelined` sends it on and reads again at once.
+ */
+function groupReader(stream: string, acks: 'awaited' | 'pipelined') {
+  const consumer = new Redis(REDIS_URL);
+  let reading = false;
+  let read: Promise<void> = Promise.resolve();
+  return {
+    start(): void {
+      reading = true;
+      read = (async () => {
+        while (reading) {
+          const reply = (await consumer.xreadgroup(
+            'GROUP',
+            'g',
+            'c',
+            'COUNT',
+            1000,
+            'BLOCK',
+            100,
+            'STREAMS',
+            stream,
+            '>',
+          )) as [string, [string, string[]][]][] | null;
+          const entries = reply?.[0]?.[1];
+          if (!entries?.length) continue;
+          const ids: string[] = [];
+          for (const [id, fields] of entries) {
+            ids.push(id);
+            sink.hit((JSON.parse(fields[1]) as Sample).t);
+          }
+          const acked = consumer.xack(stream, 'g', ...ids);
+          if (acks === 'awaited') await acked;
+        }
+      })();
+    },
+    async stop(): Promise<void> {
+      reading = false;
+      await read;
+      consumer.disconnect();
+    },
+  };
+}
+
 // ------------------------------------------------------- ioredis pipelined
 
 /**
@@ -249,33 +297,9 @@ async function streamParts(): Promise<Session> {
 async function ioredisPipelined(): Promise<Session> {
   const stream = `bench:pipe:${RUN}:${++sessions}`;
   const producer = new Redis(REDIS_URL);
-  const consumer = new Redis(REDIS_URL);
+  const reader = groupReader(stream, 'pipelined');
   await producer.xgroup('CREATE', stream, 'g', '$', 'MKSTREAM');
-  let reading = true;
-  const read = (async () => {
-    while (reading) {
-      const reply = (await consumer.xreadgroup(
-        'GROUP',
-        'g',
-        'c',
-        'COUNT',
-        1000,
-        'BLOCK',
-        100,
-        'STREAMS',
-        stream,
-        '>',
-      )) as [string, [string, string[]][]][] | null;
-      const entries = reply?.[0]?.[1];
-      if (!entries?.length) continue;
-      const ids: string[] = [];
-      for (const [id, fields] of entries) {
-        ids.push(id);
-        sink.hit((JSON.parse(fields[1]) as Sample).t);
-      }
-      void consumer.xack(stream, 'g', ...ids);
-    }
-  })();
+  reader.start();
   const send = async (events: number): Promise<void> => {
     for (let i = 0; i < events; i += WINDOW) {
       const pipeline = producer.pipeline();
@@ -288,10 +312,8 @@ async function ioredisPipelined(): Promise<Session> {
     warmUp: () => warm(send, WARMUP_EVENTS),
     run: () => measure(() => send(EVENTS)),
     async teardown() {
-      reading = false;
-      await read;
+      await reader.stop();
       producer.disconnect();
-      consumer.disconnect();
       await cleanup(stream);
     },
   };
@@ -341,33 +363,9 @@ async function nestRedis(window: number): Promise<Session> {
 async function ioredis(): Promise<Session> {
   const stream = `bench:ioredis:${RUN}:${++sessions}`;
   const producer = new Redis(REDIS_URL);
-  const consumer = new Redis(REDIS_URL);
+  const reader = groupReader(stream, 'awaited');
   await producer.xgroup('CREATE', stream, 'g', '$', 'MKSTREAM');
-  let reading = true;
-  const read = (async () => {
-    while (reading) {
-      const reply = (await consumer.xreadgroup(
-        'GROUP',
-        'g',
-        'c',
-        'COUNT',
-        1000,
-        'BLOCK',
-        100,
-        'STREAMS',
-        stream,
-        '>',
-      )) as [string, [string, string[]][]][] | null;
-      const entries = reply?.[0]?.[1];
-      if (!entries?.length) continue;
-      const ids: string[] = [];
-      for (const [id, fields] of entries) {
-        ids.push(id);
-        sink.hit((JSON.parse(fields[1]) as Sample).t);
-      }
-      await consumer.xack(stream, 'g', ...ids);
-    }
-  })();
+  reader.start();
   const send = async (events: number): Promise<void> => {
     for (let i = 0; i < events; i++)
       await producer.xadd(stream, '*', 'payload', JSON.stringify(sample(i)));
@@ -378,10 +376,8 @@ async function ioredis(): Promise<Session> {
     warmUp: () => warm(send, Math.ceil(WARMUP_EVENTS / 10)),
     run: () => measure(() => send(events), events),
     async teardown() {
-      reading = false;
-      await read;
+      await reader.stop();
       producer.disconnect();
-      consumer.disconnect();
       await cleanup(stream);
     },
   };

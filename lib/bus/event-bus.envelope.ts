@@ -46,6 +46,27 @@ function validHeaders(headers: unknown): Readonly<Record<string, string>> {
  * the transport's limit), events for `postLocal` (the very object), and the
  * event a handler sees for a delivered envelope.
  */
+/**
+ * The event handlers see for an envelope that crossed a transport: its data
+ * decoded by `codec` (throws what the codec throws). The one place this
+ * shape is built: the bus's dispatch and the testing kit's view of posts.
+ */
+export function receivedEvent(envelope: Envelope, codec: Codec, attempt: number): HeraldEvent {
+  return {
+    id: envelope.id,
+    source: envelope.source,
+    event: envelope.event,
+    data: codec.decode(envelope.payload),
+    key: envelope.key,
+    unique: envelope.unique,
+    origin: envelope.origin,
+    occurredAt: envelope.occurredAt,
+    headers: envelope.headers ?? NO_HEADERS,
+    local: false,
+    attempt,
+  };
+}
+
 export class EnvelopeFactory {
   private lastNow = NaN;
   private lastIso = '';
@@ -160,19 +181,7 @@ export class EnvelopeFactory {
 
   /** The event handlers see for a delivered envelope; throws what the codec throws. */
   received(envelope: Envelope, attempt: number): HeraldEvent {
-    return {
-      id: envelope.id,
-      source: envelope.source,
-      event: envelope.event,
-      data: this.codec.decode(envelope.payload),
-      key: envelope.key,
-      unique: envelope.unique,
-      origin: envelope.origin,
-      occurredAt: envelope.occurredAt,
-      headers: envelope.headers ?? NO_HEADERS,
-      local: false,
-      attempt,
-    };
+    return receivedEvent(envelope, this.codec, attempt);
   }
 
   /**

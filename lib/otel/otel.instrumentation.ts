@@ -257,6 +257,20 @@ function endWithError(api: typeof OtelApi, span: OtelApi.Span, error: unknown): 
   span.end();
 }
 
+/** Ends `span` when `work` settles, recording a rejection on it; the result passes through. */
+function endWhenSettled<R>(api: typeof OtelApi, span: OtelApi.Span, work: Promise<R>): Promise<R> {
+  return work.then(
+    value => {
+      span.end();
+      return value;
+    },
+    (error: unknown) => {
+      endWithError(api, span, error);
+      throw error;
+    },
+  );
+}
+
 /** The hooks of one microservice server or client. */
 class OtelMessagingHooks implements MessagingInstrumentation {
   constructor(
@@ -290,16 +304,7 @@ class OtelMessagingHooks implements MessagingInstrumentation {
       endWithError(api, span, error);
       throw error;
     }
-    return sent.then(
-      value => {
-        span.end();
-        return value;
-      },
-      (error: unknown) => {
-        endWithError(api, span, error);
-        throw error;
-      },
-    );
+    return endWhenSettled(api, span, sent);
   }
 
   process<R>(
@@ -318,16 +323,7 @@ class OtelMessagingHooks implements MessagingInstrumentation {
       { kind: api.SpanKind.CONSUMER, attributes },
       parent,
     );
-    return api.context.with(api.trace.setSpan(parent, span), run).then(
-      value => {
-        span.end();
-        return value;
-      },
-      (error: unknown) => {
-        endWithError(api, span, error);
-        throw error;
-      },
-    );
+    return endWhenSettled(api, span, api.context.with(api.trace.setSpan(parent, span), run));
   }
 
   private attributes(operation: 'send' | 'process', destination: string): OtelApi.Attributes {

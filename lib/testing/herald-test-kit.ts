@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EventBus } from '../bus/event-bus.js';
+import { receivedEvent } from '../bus/event-bus.envelope.js';
 import { jsonCodec } from '../common/json.codec.js';
 import { EVENT_BUS, EVENTS_MODULE_OPTIONS } from '../events.constants.js';
 import type { EventsModuleOptions } from '../events-module-options.interface.js';
@@ -144,19 +145,7 @@ export class HeraldTestKit {
   }
 
   private decoded(envelope: Envelope): HeraldEvent {
-    return {
-      id: envelope.id,
-      source: envelope.source,
-      event: envelope.event,
-      data: this.codec.decode(envelope.payload),
-      key: envelope.key,
-      unique: envelope.unique,
-      origin: envelope.origin,
-      occurredAt: envelope.occurredAt,
-      headers: envelope.headers ?? {},
-      local: false,
-      attempt: 1,
-    };
+    return receivedEvent(envelope, this.codec, 1);
   }
 
   private list(): string {

@@ -7,6 +7,7 @@ import { HeraldClient } from '../base/herald.client.js';
 import { InvalidPatternError } from '../microservice.errors.js';
 import { ConnectionStates } from '../../transports/redis/redis.connection-states.js';
 import {
+  connectionOptions,
   resolveRedisStreamsClientOptions,
   type RedisStreamsClientOptions,
   type ResolvedRedisStreamsClientOptions,
@@ -57,13 +58,7 @@ export class RedisStreamsClient extends HeraldClient {
     this.replyTtlMs = resolved.replyTtlMs;
     this.streamPrefix = resolved.streamPrefix;
     this.replyAddress = `${this.streamPrefix}${REPLY_STREAM_INFIX}${randomBytes(8).toString('hex')}`;
-    this.connection = {
-      url: resolved.url,
-      redis: resolved.redis,
-      cluster: resolved.cluster,
-      clusterOptions: resolved.clusterOptions,
-      logger: this.connectionLogger,
-    };
+    this.connection = connectionOptions(resolved, this.connectionLogger);
   }
 
   /** The stream this client's replies come on. */

@@ -224,6 +224,15 @@ export function resolveRedisStreamsClientOptions(
   };
 }
 
+/** The connection options of a server's or client's streams, from its resolved options. */
+export function connectionOptions(
+  resolved: Pick<ResolvedRedisStreamsServerOptions, 'url' | 'redis' | 'cluster' | 'clusterOptions'>,
+  logger: RedisConnectionOptions['logger'],
+): RedisConnectionOptions {
+  const { url, redis, cluster, clusterOptions } = resolved;
+  return { url, redis, cluster, clusterOptions, logger };
+}
+
 function resolveConnection(
   scope: string,
   given: Omit<RedisConnectionOptions, 'logger'>,

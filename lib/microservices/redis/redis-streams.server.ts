@@ -15,6 +15,7 @@ import { ConnectionStates } from '../../transports/redis/redis.connection-states
 import { InvalidPatternError } from '../microservice.errors.js';
 import { RedisStreamsContext } from './redis-streams.context.js';
 import {
+  connectionOptions,
   resolveRedisStreamsServerOptions,
   type RedisStreamsServerOptions,
   type ResolvedRedisStreamsServerOptions,
@@ -70,13 +71,7 @@ export class RedisStreamsServer extends HeraldServer<RedisStreamsContext> {
     this.streamPrefix = resolved.streamPrefix;
     this.group = resolved.group;
     this.consumer = resolved.groupOptions.consumer ?? uniqueConsumerName();
-    this.connection = {
-      url: resolved.url,
-      redis: resolved.redis,
-      cluster: resolved.cluster,
-      clusterOptions: resolved.clusterOptions,
-      logger: this.connectionLogger,
-    };
+    this.connection = connectionOptions(resolved, this.connectionLogger);
   }
 
   /** The subscribers (one per pattern) and the reply publisher; throws before `listen()`. */

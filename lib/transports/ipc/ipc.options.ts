@@ -137,17 +137,11 @@ export interface IpcClientOptions {
   status?(state: TransportState, reason?: string): void;
 }
 
-export interface ResolvedIpcClientOptions {
-  readonly socketPath: string;
-  readonly workerId: number;
-  readonly window: number;
-  readonly postTimeoutMs: number;
-  readonly maxFrameBytes: number;
-  readonly maxQueueLength: number;
-  readonly logger: HeraldLogger;
+/** {@link IpcClientOptions} resolved: every member present, `status` possibly undefined. */
+export type ResolvedIpcClientOptions = Readonly<Omit<IpcClientOptions, 'deliver' | 'status'>> & {
   readonly deliver: (delivery: Delivery) => void;
   readonly status: ((state: TransportState, reason?: string) => void) | undefined;
-}
+};
 
 type Env = Readonly<Record<string, string | undefined>>;
 
