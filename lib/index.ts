@@ -69,3 +69,11 @@ export type * from './interfaces/standard-schema.interface.js';
 export type { EventsModuleOptions, EventsModuleExtras } from './events-module-options.interface.js';
 export type { OnEventMetadata, OnEventOptions } from './decorators/on-event-metadata.interface.js';
 export * from './transports/ipc/index.js';
+export {
+  TieredTransport,
+  TIER_HOST_HEADER,
+  TIER_UNIQUE_HEADER,
+  type HostTier,
+  type TieredTransportParts,
+} from './transports/tiered/tiered.transport.js';
+export type { TieredUplinkOptions } from './transports/tiered/tiered.options.js';

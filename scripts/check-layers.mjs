@@ -5,6 +5,9 @@
 // microservice strategies over the transports; the Nest face (lib/*.ts,
 // decorators, explorer, the subpath index files, testing) on top. Type-only
 // imports count: a type cycle is still two files that cannot change apart.
+// Inside transports, each transport's folder (ipc, local, pg, redis, tiered)
+// imports no other transport's folder: only the files directly in
+// lib/transports/ (create-transport.ts, create-tiered.ts) put transports together.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +41,12 @@ const layerOf = file => {
   return rel.length === 1 ? '.' : rel[0];
 };
 
+/** The transport folder of a file under lib/transports ('.' = lib/transports/*.ts). */
+const transportOf = file => {
+  const rel = path.relative(path.join(lib, 'transports'), file).split(path.sep);
+  return rel.length === 1 ? '.' : rel[0];
+};
+
 // `import x from '.'`, `export ... from '.'`, `import '.'`, `import('.')`.
 const importRe =
   /(?:^|\n)\s*(?:import|export)\s[^'";]*?from\s*['"](\.[^'"]+)['"]|\bimport\s*\(?\s*['"](\.[^'"]+)['"]/g;
@@ -56,6 +65,14 @@ for (const file of walk(lib)) {
       problems.push(
         `upward or sideways import: ${path.relative(root, file)} (${from}) -> ${path.relative(root, target)} (${to}); ${from} may import ${allowed[from].join(', ')}`,
       );
+    } else if (from === 'transports' && to === 'transports') {
+      const own = transportOf(file);
+      const other = transportOf(target);
+      if (own !== '.' && own !== other) {
+        problems.push(
+          `one transport imports another: ${path.relative(root, file)} (${own}) -> ${path.relative(root, target)} (${other}); only lib/transports/*.ts combine transports`,
+        );
+      }
     }
   }
   graph.set(file, targets);

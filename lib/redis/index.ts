@@ -8,7 +8,13 @@ declare module 'nest-herald' {
     /** Options of the `redis` transport (`transport: 'redis'`), from `nest-herald/redis`. */
     redis?: RedisTransportOptions;
   }
+  interface TieredUplinkOptions {
+    /** The uplink's redis options (`ipc: { uplink: { transport: 'redis', redis } }`), from `nest-herald/redis`. */
+    redis?: RedisTransportOptions;
+  }
 }
+
+export { createTieredTransport } from '../transports/create-tiered.js';
 
 export { RedisTransport } from '../transports/redis/redis.transport.js';
 export type { RedisTransportOptions } from '../transports/redis/redis.options.js';

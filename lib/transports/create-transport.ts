@@ -2,6 +2,7 @@ import type { Transport } from '../interfaces/transport.interface.js';
 import type { IpcTransportOptions } from './ipc/ipc.options.js';
 import type { PgTransportOptions } from './pg/pg-transport.options.js';
 import type { RedisTransportOptions } from './redis/redis.options.js';
+import type { TieredUplinkOptions } from './tiered/tiered.options.js';
 import { autoloadTelemetry } from '../otel/otel.loader.js';
 import { LocalTransport } from './local/local.transport.js';
 
@@ -23,8 +24,12 @@ export type TransportName = 'local' | 'ipc' | 'pg' | 'redis';
 export interface TransportSelection {
   /** A built-in transport by name, or any object implementing {@link Transport}. @default 'local' */
   transport?: TransportName | Transport;
-  /** Options of the `ipc` transport (one host, a broker on a unix socket). */
-  ipc?: IpcTransportOptions;
+  /**
+   * Options of the `ipc` transport (one host, a broker on a unix socket).
+   * With `uplink`, the tiered layout: the host's broker shares one network
+   * subscription among the host's workers (`createTieredTransport`).
+   */
+  ipc?: IpcTransportOptions & { uplink?: TieredUplinkOptions };
 }
 
 /**
@@ -52,8 +57,13 @@ export async function createTransport(options: TransportSelection): Promise<Tran
     case 'local':
       return new LocalTransport();
     case 'ipc': {
+      const { uplink, ...ipc } = selection.ipc ?? {};
+      if (uplink !== undefined) {
+        const { createTieredTransport } = await import('./create-tiered.js');
+        return createTieredTransport(ipc, uplink);
+      }
       const { IpcTransport } = await import('./ipc/ipc.transport.js');
-      return new IpcTransport(selection.ipc ?? {});
+      return new IpcTransport(ipc);
     }
     case 'redis': {
       const { RedisTransport } = await import('./redis/redis.transport.js');

@@ -1,4 +1,5 @@
 import {
+  booleanOption,
   integerOption,
   invalidOption,
   nonNegativeNumberOption,
@@ -66,6 +67,20 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
    */
   instance?: string;
   /**
+   * This instance's consumer name in its group (layout `herald`, either mode). A stable name
+   * (with a stable `instance`) lets a successor process take over the
+   * group's cursor and the entries left pending under that name.
+   * @default `<host>-<pid>-<random>`
+   */
+  consumer?: string;
+  /**
+   * `false`: this process only publishes to the stream and never reads it
+   * (no consumer group, no reader connection): its handlers get nothing
+   * from this transport, its own posts included (`features.loopback` is
+   * false then). @default true
+   */
+  intake?: boolean;
+  /**
    * Where a new group starts: `$` (events posted from now on) or `0` (the
    * whole stream). @default '$'
    */
@@ -122,6 +137,7 @@ export interface ResolvedRedisTransportOptions extends RedisTransportOptions {
   readonly uniquePrefix: string;
   readonly readCount: number;
   readonly connectTimeoutMs: number;
+  readonly intake: boolean;
 }
 
 const SCOPE = 'RedisTransport';
@@ -134,6 +150,8 @@ const KEYS: readonly (keyof RedisTransportOptions & string)[] = [
   'mode',
   'group',
   'instance',
+  'consumer',
+  'intake',
   'startId',
   'maxLen',
   'bufferSize',
@@ -165,7 +183,7 @@ export function resolveRedisTransportOptions(
 ): ResolvedRedisTransportOptions {
   const options = optionsObject(SCOPE, input, KEYS);
   checkConnectionOptions(SCOPE, options);
-  for (const name of ['instance', 'startId', 'deadLetterStream'] as const)
+  for (const name of ['instance', 'consumer', 'startId', 'deadLetterStream'] as const)
     stringOption(SCOPE, name, options[name], undefined);
   for (const name of [
     'bufferSize',
@@ -216,6 +234,7 @@ export function resolveRedisTransportOptions(
       options.connectTimeoutMs,
       DEFAULT_CONNECT_TIMEOUT_MS,
     ),
+    intake: booleanOption(SCOPE, 'intake', options.intake, true),
   };
 }
 

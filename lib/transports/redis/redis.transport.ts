@@ -58,15 +58,7 @@ const OWN_IDS_BOUND = 10_000;
  */
 export class RedisTransport implements Transport {
   readonly name = 'redis';
-  readonly features: TransportFeatures = {
-    reach: 'network',
-    guarantee: 'at-least-once',
-    ordering: 'per-sender',
-    uniqueScope: 'network',
-    redelivers: true,
-    loopback: true,
-    persistent: true,
-  };
+  readonly features: TransportFeatures;
   readonly stream: string;
   /** The streams read: `[stream]`, or layout `mainflux`'s `streams`. */
   readonly streams: readonly string[];
@@ -115,6 +107,16 @@ export class RedisTransport implements Transport {
         ? group
         : `${group}:${this.options.instance ?? uniqueConsumerName()}`;
     this.uniquePrefix = this.options.uniquePrefix;
+    this.features = {
+      reach: 'network',
+      guarantee: 'at-least-once',
+      ordering: 'per-sender',
+      uniqueScope: 'network',
+      redelivers: true,
+      // intake: false reads nothing, its own posts included.
+      loopback: this.options.intake,
+      persistent: true,
+    };
   }
 
   async connect(context: TransportContext): Promise<void> {
@@ -143,7 +145,10 @@ export class RedisTransport implements Transport {
       waitReplicas: options.waitReplicas,
       waitTimeoutMs: options.waitTimeoutMs,
     });
-    this.subscribers = this.streams.map(stream => this.makeSubscriber(stream, connection));
+    // intake: false publishes only: no group, no reader connection.
+    this.subscribers = options.intake
+      ? this.streams.map(stream => this.makeSubscriber(stream, connection))
+      : [];
     this.watchStatus();
     const timeoutMs = options.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -213,6 +218,7 @@ export class RedisTransport implements Transport {
       name: this.groupName,
       group: {
         name: this.groupName,
+        ...(options.consumer !== undefined && { consumer: options.consumer }),
         startId: options.startId,
         minIdleMs: options.minIdleMs,
         claimIntervalMs: options.claimIntervalMs,

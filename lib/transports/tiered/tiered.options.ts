@@ -1,0 +1,109 @@
+import { hostname } from 'node:os';
+import {
+  integerOption,
+  invalidOption,
+  objectOption,
+  oneOfOption,
+  optionsObject,
+  stringOption,
+} from '../../common/options.validation.js';
+
+/**
+ * The network side of a tiered layout (`ipc: { uplink: { ... } }`): the
+ * transport between hosts that the host's ipc broker reads once for all the
+ * host's workers. The `redis` field comes with `nest-herald/redis`
+ * (declaration merging, as `TransportSelection.redis`), so the root typings
+ * name no ioredis type.
+ * @publicApi
+ */
+export interface TieredUplinkOptions {
+  /** The network transport. Only `'redis'` is implemented; `'pg'` is refused. */
+  transport: 'redis' | 'pg';
+  /**
+   * This host's name: the uplink's consumer group is `<group>:tier:<host>`
+   * and its consumer `tier:<host>`, so a broker elected after a failover
+   * takes over the host's cursor and what its predecessor left pending.
+   * Every host of one stream needs its own name. @default os.hostname()
+   */
+  host?: string;
+  /**
+   * Events each process keeps (newest first) of those posted on its host,
+   * to relay again if it is elected broker (the dead broker may not have
+   * relayed them). @default the ipc `maxQueueLength`
+   */
+  relayMemory?: number;
+}
+
+/** {@link TieredUplinkOptions} checked, with defaults. */
+export interface ResolvedTieredUplinkOptions {
+  readonly transport: 'redis';
+  readonly host: string;
+  readonly relayMemory?: number;
+  /** The network transport's own options, checked by that transport. */
+  readonly network: Readonly<Record<string, unknown>>;
+}
+
+const SCOPE = 'ipc.uplink';
+
+/** What the tier sets in the network transport's options itself: giving them is refused. */
+const OWNED_BY_TIER = ['mode', 'instance', 'consumer', 'intake', 'layout', 'streams'] as const;
+
+/** The host's name as the uplink uses it in group and consumer names: no spaces, no colons. */
+const HOST_NAME = /^[A-Za-z0-9._-]{1,100}$/;
+
+/**
+ * Checks the uplink options: `transport` `'redis'` (`'pg'` is refused with
+ * `InvalidOptionsError`: not implemented), `host` a name of letters,
+ * digits, `.`, `_`, `-` (1-100), `relayMemory` an integer >= 1, and the
+ * `redis` options free of what the tier sets itself (`mode`, `instance`,
+ * `consumer`, `intake`, `layout`, `streams`). @throws InvalidOptionsError
+ */
+export function resolveTieredUplinkOptions(input: unknown): ResolvedTieredUplinkOptions {
+  if (input === undefined || input === null)
+    invalidOption(SCOPE, 'options', "an object such as { transport: 'redis' }", input);
+  const options = optionsObject<Record<string, unknown>>(SCOPE, input as Record<string, unknown>, [
+    'transport',
+    'host',
+    'relayMemory',
+    'redis',
+    'pg',
+  ]);
+  const transport = oneOfOption(SCOPE, 'transport', options.transport, ['redis', 'pg'], undefined);
+  if (transport === undefined)
+    invalidOption(SCOPE, 'transport', "'redis' (the network transport)", options.transport);
+  if (transport === 'pg')
+    invalidOption(
+      SCOPE,
+      'transport',
+      "'redis': pg as the uplink is not implemented (use transport: 'pg' in every process, or a redis uplink)",
+      transport,
+    );
+  if (options.pg !== undefined)
+    invalidOption(SCOPE, 'pg', "left out with transport 'redis'", options.pg);
+  const host = stringOption(SCOPE, 'host', options.host, undefined) ?? defaultHost();
+  if (!HOST_NAME.test(host))
+    invalidOption(SCOPE, 'host', 'letters, digits, ".", "_" or "-" (1 to 100 of them)', host);
+  const relayMemory =
+    options.relayMemory === undefined
+      ? undefined
+      : integerOption(SCOPE, 'relayMemory', options.relayMemory, 1, 1);
+  const network = (objectOption(SCOPE, 'redis', options.redis) ?? {}) as Record<string, unknown>;
+  for (const key of OWNED_BY_TIER)
+    if (network[key] !== undefined)
+      invalidOption(
+        SCOPE,
+        `redis.${key}`,
+        'left out (the tier reads in broadcast mode through a group and consumer named after the host)',
+        network[key],
+      );
+  return { transport, host, relayMemory, network };
+}
+
+/** os.hostname() with what a group name cannot carry replaced. */
+function defaultHost(): string {
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 100) || 'host'
+  );
+}
