@@ -25,6 +25,7 @@ const BENCHES = {
   microservices: RATIO_LINE,
   registry: /^goals met in \d+ of \d+ consecutive runs$/,
   'redis-recovery': /loaded -> first successful write:/,
+  tiered: RATIO_LINE,
 };
 const timeoutMs = Number(process.env.BENCH_SMOKE_TIMEOUT_S ?? 180) * 1000;
 
