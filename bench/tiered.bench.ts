@@ -9,8 +9,12 @@
 // every event reaches all 8 workers. Figures: delivered events/s (all workers),
 // CPU per delivered event (every Node process: user + sys, each reports its
 // own), and network reads per event: the entries the stream's consumer groups
-// read (XINFO GROUPS entries-read, summed) per entry written. Interleaved
-// rounds (bench/harness); BENCH_SMOKE=1: 2 hosts x 2 workers, a fraction of a second.
+// read (XINFO GROUPS entries-read, summed) per entry written, and the
+// redis-server's CPU per delivered event (INFO CPU), since the point of the
+// tier is to take reads off the server: the bench starts a private
+// redis-server (no persistence, a free port; BENCH_REDIS_URL uses another).
+// Interleaved rounds (bench/harness); BENCH_SMOKE=1: 2 hosts x 2 workers, a
+// fraction of a second.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -21,6 +25,7 @@ import { silentLogger } from '../lib/common/logger.js';
 import type { Transport } from '../lib/interfaces/transport.interface.js';
 import { createTieredTransport } from '../lib/transports/create-tiered.js';
 import { RedisTransport } from '../lib/transports/redis/redis.transport.js';
+import { PrivateRedis } from '../test/helpers/private-redis.js';
 import {
   cpuMicros,
   median,
@@ -39,7 +44,8 @@ const IN_FLIGHT = 64;
 const SECONDS = setting('BENCH_SECONDS', 4, 0.3);
 const WARMUP_MS = smokeOr(1000, 200);
 const ROUNDS = rounds(3);
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The Redis of the run: the parent's private server, handed to the workers. */
+let redisUrl = process.env.BENCH_REDIS_URL ?? '';
 const PAD = 'x'.repeat(64);
 type Mode = 'tiered' | 'redis';
 
@@ -50,11 +56,32 @@ interface Report {
   cpuMicros: number;
 }
 
-/** Network reads per event, by mode, one per round. */
+/** Per mode, one per round: network reads per event, redis-server µs CPU per delivered event, Node µs CPU per delivered event. */
 const readsPerEvent = new Map<Mode, number[]>([
   ['tiered', []],
   ['redis', []],
 ]);
+const serverCpu = new Map<Mode, number[]>([
+  ['tiered', []],
+  ['redis', []],
+]);
+const nodeCpu = new Map<Mode, number[]>([
+  ['tiered', []],
+  ['redis', []],
+]);
+
+/** The redis-server's user + sys CPU so far, µs (INFO CPU). */
+async function serverCpuMicros(): Promise<number> {
+  const redis = new Redis(redisUrl);
+  try {
+    const info = await redis.info('cpu');
+    const field = (name: string): number =>
+      Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN);
+    return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6;
+  } finally {
+    redis.disconnect();
+  }
+}
 
 const socketDirs: string[] = [];
 process.once('exit', () => {
@@ -84,7 +111,7 @@ function exited(child: ChildProcess): Promise<void> {
 
 /** The entries the stream's groups read, summed, per entry in the stream. */
 async function networkReads(stream: string): Promise<number> {
-  const redis = new Redis(REDIS_URL);
+  const redis = new Redis(redisUrl);
   try {
     const length = await redis.xlen(stream);
     const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
@@ -99,7 +126,7 @@ async function networkReads(stream: string): Promise<number> {
 }
 
 async function dropStream(stream: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
+  const redis = new Redis(redisUrl);
   try {
     await redis.del(stream, `${stream}:dead`);
   } finally {
@@ -124,6 +151,7 @@ function variant(mode: Mode): Variant {
               BENCH_CHILD: '1',
               BENCH_MODE: mode,
               BENCH_STREAM: stream,
+              BENCH_REDIS_URL: redisUrl,
               BENCH_HOST: `bench-h${h}`,
               BENCH_SOCKET: path.join(dir, 'h.sock'),
               BENCH_WORKER: String(id),
@@ -149,18 +177,24 @@ function variant(mode: Mode): Variant {
           await new Promise(resolve => setTimeout(resolve, WARMUP_MS));
         },
         async run() {
+          const serverBefore = await serverCpuMicros();
           for (const child of workers) child.send({ type: 'measure' });
           await new Promise(resolve => setTimeout(resolve, SECONDS * 1000));
           const reports = workers.map(child => message<Report>(child, 'report'));
           for (const child of workers) child.send({ type: 'report' });
           const all = await Promise.all(reports);
+          const server = (await serverCpuMicros()) - serverBefore;
+          const events = all.reduce((n, r) => n + r.received, 0);
+          const childCpu = all.reduce((n, r) => n + r.cpuMicros, 0);
+          serverCpu.get(mode)!.push(server / events);
+          nodeCpu.get(mode)!.push(childCpu / events);
           // Every worker stopped posting: the groups have read what they will.
           await new Promise(resolve => setTimeout(resolve, 300));
           readsPerEvent.get(mode)!.push(await networkReads(stream));
           return {
-            events: all.reduce((n, r) => n + r.received, 0),
+            events,
             seconds: median(all.map(r => r.seconds)),
-            childCpuMicros: all.reduce((n, r) => n + r.cpuMicros, 0),
+            childCpuMicros: childCpu,
           };
         },
         teardown,
@@ -175,7 +209,7 @@ async function child(): Promise<void> {
   const stream = process.env.BENCH_STREAM!;
   const host = process.env.BENCH_HOST!;
   const id = Number(process.env.BENCH_WORKER);
-  const redis = { url: REDIS_URL, stream, readCount: 500, maxLen: 0 };
+  const redis = { url: redisUrl, stream, readCount: 500, maxLen: 0 };
   const transport: Transport =
     mode === 'tiered'
       ? await createTieredTransport(
@@ -194,9 +228,9 @@ async function child(): Promise<void> {
   let outstanding = 0;
   let posting = false;
   let wake: (() => void) | undefined;
-  bus.register((data: { from: string }) => {
+  bus.register(data => {
     received++;
-    if (data.from === me) {
+    if ((data as { from: string }).from === me) {
       outstanding--;
       wake?.();
     }
@@ -243,6 +277,8 @@ if (process.env.BENCH_CHILD) {
   void child();
 } else {
   runMain('bench:tiered', async () => {
+    const own = redisUrl ? undefined : await new PrivateRedis([], { persistence: false }).start();
+    if (own) redisUrl = own.url;
     await runBench({
       title: 'bench:tiered',
       description:
@@ -251,11 +287,21 @@ if (process.env.BENCH_CHILD) {
       rounds: ROUNDS,
       variants: [variant('redis'), variant('tiered')],
       comparisons: [{ label: 'herald/redis', herald: 'tiered', peer: 'redis' }],
+      close: async () => {
+        await own?.stop();
+      },
       async extra() {
-        return [...readsPerEvent].map(
-          ([mode, values]) =>
-            `network reads per event, ${mode}: ${values.map(v => v.toFixed(2)).join(' ')} (median ${median(values).toFixed(2)}; ${mode === 'tiered' ? `one per host: ${HOSTS}` : `one per process: ${HOSTS * PER_HOST}`})`,
-        );
+        const list = (values: number[]): string => values.map(v => v.toFixed(2)).join(' ');
+        return [
+          ...[...readsPerEvent].map(
+            ([mode, values]) =>
+              `network reads per event, ${mode}: ${list(values)} (median ${median(values).toFixed(2)}; ${mode === 'tiered' ? `one per host: ${HOSTS}` : `one per process: ${HOSTS * PER_HOST}`})`,
+          ),
+          ...[...serverCpu].map(([mode, values]) => {
+            const total = values.map((v, i) => v + nodeCpu.get(mode)![i]);
+            return `redis-server µs CPU per delivered event, ${mode}: ${list(values)} (median ${median(values).toFixed(2)}); Node + redis-server: median ${median(total).toFixed(2)}`;
+          }),
+        ];
       },
     });
   });
