@@ -113,13 +113,20 @@ function exited(child: ChildProcess): Promise<void> {
 async function networkReads(stream: string): Promise<number> {
   const redis = new Redis(redisUrl);
   try {
-    const length = await redis.xlen(stream);
-    const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
-    let read = 0;
-    for (const fields of groups)
-      for (let i = 0; i < fields.length; i += 2)
-        if (fields[i] === 'entries-read') read += Number(fields[i + 1] ?? 0);
-    return read / length;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const length = await redis.xlen(stream);
+      const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
+      let read = 0;
+      let lag = 0;
+      for (const fields of groups)
+        for (let i = 0; i < fields.length; i += 2) {
+          if (fields[i] === 'entries-read') read += Number(fields[i + 1] ?? 0);
+          if (fields[i] === 'lag') lag += Number(fields[i + 1] ?? 0);
+        }
+      if (lag === 0 || Date.now() > deadline) return read / length;
+      await new Promise(resolve => setTimeout(resolve, 50));
+    }
   } finally {
     redis.disconnect();
   }
@@ -188,8 +195,7 @@ function variant(mode: Mode): Variant {
           const childCpu = all.reduce((n, r) => n + r.cpuMicros, 0);
           serverCpu.get(mode)!.push(server / events);
           nodeCpu.get(mode)!.push(childCpu / events);
-          // Every worker stopped posting: the groups have read what they will.
-          await new Promise(resolve => setTimeout(resolve, 300));
+          // Every worker stopped posting: counted once every group has read everything (lag 0).
           readsPerEvent.get(mode)!.push(await networkReads(stream));
           return {
             events,

@@ -12,6 +12,7 @@ import type {
   TransportFeatures,
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
+import { TurnBatch } from './tiered.batch.js';
 
 /*
  * Tiered fan-out: the workers of one host share one network subscription.
@@ -87,6 +88,12 @@ export class TieredTransport implements Transport {
   private seen = new Set<string>();
   private seenOld = new Set<string>();
   private closing?: Promise<void>;
+  /** Host posts on their way to the network, one uplink publish per turn. */
+  private readonly relays = new TurnBatch(batch =>
+    this.uplinkReady!.then(uplink => uplink.publish(batch)),
+  );
+  /** Network events on their way into the host, one host publish per turn. */
+  private readonly injections = new TurnBatch(batch => this.host.publish(batch));
   private readonly counters = {
     uplinkStarts: 0,
     uplinkConnectFailures: 0,
@@ -210,16 +217,14 @@ export class TieredTransport implements Transport {
       for (const envelope of envelopes) this.remember(envelope);
       return Promise.resolve();
     }
-    return this.uplinkReady
-      .then(uplink => uplink.publish(envelopes))
-      .then(results => {
-        results.forEach((result, i) => {
+    return Promise.all(
+      envelopes.map(envelope =>
+        this.relays.add(envelope).then(result => {
           if (result.ok) {
             this.counters.relayed++;
             return;
           }
           this.counters.relayFailed++;
-          const envelope = envelopes[i];
           this.limiter!.error(
             'relay-failed',
             logLine(
@@ -229,8 +234,9 @@ export class TieredTransport implements Transport {
               { source: envelope.source, event: envelope.event, id: envelope.id },
             ),
           );
-        });
-      });
+        }),
+      ),
+    ).then(() => undefined);
   }
 
   /** A delivery of the host transport: a host post (relayed by the broker) or a network event. */
@@ -299,7 +305,7 @@ export class TieredTransport implements Transport {
       from === undefined
         ? { ...envelope, headers: { ...envelope.headers, [TIER_HOST_HEADER]: '' } }
         : envelope;
-    void this.host.publish([inbound]).then(([result]) => {
+    void this.injections.add(inbound).then(result => {
       if (result?.ok) {
         this.counters.fromNetwork++;
         delivery.settle({ outcome: 'ack' });
