@@ -12,7 +12,12 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// `--root DIR` checks DIR/lib instead of this checkout's (the script's spec).
+const rootAt = process.argv.indexOf('--root');
+const root =
+  rootAt >= 0
+    ? path.resolve(process.argv[rootAt + 1])
+    : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const lib = path.join(root, 'lib');
 
 /** What each layer may import, by first folder under lib/ ('.' = lib/*.ts). */
