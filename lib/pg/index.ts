@@ -13,7 +13,13 @@ declare module 'nest-herald' {
     /** Options of the `pg` transport (`transport: 'pg'`), from `nest-herald/pg`. */
     pg?: PgTransportOptions;
   }
+  interface TieredUplinkOptions {
+    /** The uplink's pg options (`ipc: { uplink: { transport: 'pg', pg } }`; durable mode), from `nest-herald/pg`. */
+    pg?: PgTransportOptions;
+  }
 }
+
+export { createTieredTransport } from '../transports/create-tiered.js';
 
 export {
   PgHub,

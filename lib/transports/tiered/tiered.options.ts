@@ -11,13 +11,17 @@ import {
 /**
  * The network side of a tiered layout (`ipc: { uplink: { ... } }`): the
  * transport between hosts that the host's ipc broker reads once for all the
- * host's workers. The `redis` field comes with `nest-herald/redis`
- * (declaration merging, as `TransportSelection.redis`), so the root typings
- * name no ioredis type.
+ * host's workers. The `redis` field comes with `nest-herald/redis` and the
+ * `pg` field with `nest-herald/pg` (declaration merging, as
+ * `TransportSelection.redis`), so the root typings name neither driver.
  * @publicApi
  */
 export interface TieredUplinkOptions {
-  /** The network transport. Only `'redis'` is implemented; `'pg'` is refused. */
+  /**
+   * The network transport: `'redis'` (its `redis` options; broadcast, read
+   * through the host's group) or `'pg'` (its `pg` options; durable mode,
+   * read from the host's outbox cursor).
+   */
   transport: 'redis' | 'pg';
   /**
    * This host's name: the uplink's consumer group is `<group>:tier:<host>`
@@ -36,7 +40,7 @@ export interface TieredUplinkOptions {
 
 /** {@link TieredUplinkOptions} checked, with defaults. */
 export interface ResolvedTieredUplinkOptions {
-  readonly transport: 'redis';
+  readonly transport: 'redis' | 'pg';
   readonly host: string;
   readonly relayMemory?: number;
   /** The network transport's own options, checked by that transport. */
@@ -52,11 +56,12 @@ const OWNED_BY_TIER = ['mode', 'instance', 'consumer', 'intake', 'layout', 'stre
 const HOST_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 
 /**
- * Checks the uplink options: `transport` `'redis'` (`'pg'` is refused with
- * `InvalidOptionsError`: not implemented), `host` a name of letters,
- * digits, `.`, `_`, `-` (1-100), `relayMemory` an integer >= 1, and the
- * `redis` options free of what the tier sets itself (`mode`, `instance`,
- * `consumer`, `intake`, `layout`, `streams`). @throws InvalidOptionsError
+ * Checks the uplink options: `transport` `'redis'` or `'pg'`, `host` a name
+ * of letters, digits, `.`, `_`, `-` (1-100), `relayMemory` an integer >= 1,
+ * the `redis` options free of what the tier sets itself (`mode`,
+ * `instance`, `consumer`, `intake`, `layout`, `streams`), the `pg` options
+ * without `durable: false`, `durable.consumer`, `hub` or `topics`.
+ * @throws InvalidOptionsError
  */
 export function resolveTieredUplinkOptions(input: unknown): ResolvedTieredUplinkOptions {
   if (input === undefined || input === null)
@@ -70,16 +75,10 @@ export function resolveTieredUplinkOptions(input: unknown): ResolvedTieredUplink
   ]);
   const transport = oneOfOption(SCOPE, 'transport', options.transport, ['redis', 'pg'], undefined);
   if (transport === undefined)
-    invalidOption(SCOPE, 'transport', "'redis' (the network transport)", options.transport);
-  if (transport === 'pg')
-    invalidOption(
-      SCOPE,
-      'transport',
-      "'redis': pg as the uplink is not implemented (use transport: 'pg' in every process, or a redis uplink)",
-      transport,
-    );
-  if (options.pg !== undefined)
-    invalidOption(SCOPE, 'pg', "left out with transport 'redis'", options.pg);
+    invalidOption(SCOPE, 'transport', "'redis' or 'pg' (the network transport)", options.transport);
+  const other = transport === 'redis' ? 'pg' : 'redis';
+  if (options[other] !== undefined)
+    invalidOption(SCOPE, other, `left out with transport '${transport}'`, options[other]);
   const host = stringOption(SCOPE, 'host', options.host, undefined) ?? defaultHost();
   if (!HOST_NAME.test(host))
     invalidOption(SCOPE, 'host', 'letters, digits, ".", "_" or "-" (1 to 100 of them)', host);
@@ -87,15 +86,49 @@ export function resolveTieredUplinkOptions(input: unknown): ResolvedTieredUplink
     options.relayMemory === undefined
       ? undefined
       : integerOption(SCOPE, 'relayMemory', options.relayMemory, 1, 1);
-  const network = (objectOption(SCOPE, 'redis', options.redis) ?? {}) as Record<string, unknown>;
-  for (const key of OWNED_BY_TIER)
-    if (network[key] !== undefined)
+  const network = (objectOption(SCOPE, transport, options[transport]) ?? {}) as Record<
+    string,
+    unknown
+  >;
+  if (transport === 'redis') {
+    for (const key of OWNED_BY_TIER)
+      if (network[key] !== undefined)
+        invalidOption(
+          SCOPE,
+          `redis.${key}`,
+          'left out (the tier reads in broadcast mode through a group and consumer named after the host)',
+          network[key],
+        );
+  } else {
+    // pg: durable mode, under the host's consumer name (the cursor a failover resumes from).
+    const durable = network.durable;
+    if (durable === false)
       invalidOption(
         SCOPE,
-        `redis.${key}`,
-        'left out (the tier reads in broadcast mode through a group and consumer named after the host)',
-        network[key],
+        'pg.durable',
+        "true or an object: the uplink reads the outbox from the host's cursor",
+        durable,
       );
+    const consumer =
+      typeof durable === 'object' && durable !== null
+        ? (durable as Record<string, unknown>).consumer
+        : undefined;
+    if (consumer !== undefined)
+      invalidOption(
+        SCOPE,
+        'pg.durable.consumer',
+        'left out (the tier names the consumer after the host)',
+        consumer,
+      );
+    for (const key of ['hub', 'topics'] as const)
+      if (network[key] !== undefined)
+        invalidOption(
+          SCOPE,
+          `pg.${key}`,
+          'left out (the uplink owns its hub and reads herald events only)',
+          network[key],
+        );
+  }
   return { transport, host, relayMemory, network };
 }
 

@@ -20,6 +20,8 @@ export interface HostSpec {
   stream: string;
   /** Extra redis options of the uplink. */
   redis?: Record<string, unknown>;
+  /** The whole uplink instead of the redis one (host filled in), e.g. a pg uplink. */
+  uplink?: Record<string, unknown>;
 }
 
 /** Starts one worker of a host (test/fixtures/tiered/worker.ts) and waits until it is ready. */
@@ -36,11 +38,15 @@ export async function startTieredWorker(
         workerCount: spec.workers,
         failover: true,
       }),
-      UPLINK: JSON.stringify({
-        transport: 'redis',
-        host: spec.name,
-        redis: { url: REDIS_URL, stream: spec.stream, ...spec.redis },
-      }),
+      UPLINK: JSON.stringify(
+        spec.uplink
+          ? { ...spec.uplink, host: spec.name }
+          : {
+              transport: 'redis',
+              host: spec.name,
+              redis: { url: REDIS_URL, stream: spec.stream, ...spec.redis },
+            },
+      ),
     },
   });
   await child.waitForLine(/^ready /);

@@ -20,12 +20,21 @@ describe('tiered uplink options', () => {
 
   it.each([
     [undefined, /ipc.uplink: options must be an object/],
-    [{}, /ipc.uplink: transport must be 'redis' \(the network transport\) \(got undefined\)/],
-    [{ transport: 'kafka' }, /transport must be one of 'redis', 'pg' \(got "kafka", a string\)/],
     [
-      { transport: 'pg' },
-      /transport must be 'redis': pg as the uplink is not implemented.*\(got "pg"/,
+      {},
+      /ipc.uplink: transport must be 'redis' or 'pg' \(the network transport\) \(got undefined\)/,
     ],
+    [{ transport: 'kafka' }, /transport must be one of 'redis', 'pg' \(got "kafka", a string\)/],
+    [{ transport: 'pg', redis: {} }, /redis must be left out with transport 'pg'/],
+    [
+      { transport: 'pg', pg: { durable: false } },
+      /pg.durable must be true or an object.*\(got false/,
+    ],
+    [
+      { transport: 'pg', pg: { durable: { consumer: 'c' } } },
+      /pg.durable.consumer must be left out \(the tier names the consumer after the host\)/,
+    ],
+    [{ transport: 'pg', pg: { topics: ['t'] } }, /pg.topics must be left out/],
     [{ transport: 'redis', pg: {} }, /pg must be left out with transport 'redis'/],
     [{ transport: 'redis', host: '' }, /host must be a non-empty string \(got ""/],
     [{ transport: 'redis', host: 'a b' }, /host must be letters, digits.*\(got "a b"/],
@@ -61,9 +70,17 @@ describe('tiered uplink options', () => {
     await expect(createTieredTransport({ workerId: -1 }, { transport: 'redis' })).rejects.toThrow(
       InvalidOptionsError,
     );
-    await expect(createTieredTransport({}, { transport: 'pg' })).rejects.toThrow(
-      /pg as the uplink is not implemented/,
+    const pg = await createTieredTransport(
+      { socketPath: `${dir}/p.sock` },
+      { transport: 'pg', host: 'h1', pg: { connectionString: 'postgres://x@127.0.0.1/x' } },
     );
+    expect(pg.name).toBe('tiered');
+    await expect(
+      createTieredTransport(
+        { socketPath: `${dir}/p.sock` },
+        { transport: 'pg', pg: { durable: { readBatch: -1 } } },
+      ),
+    ).rejects.toThrow(/readBatch/);
   });
 
   it("transport: 'ipc' with ipc.uplink builds the tiered transport; without it a plain IpcTransport", async () => {
