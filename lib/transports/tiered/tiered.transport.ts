@@ -56,6 +56,9 @@ export interface TieredTransportParts {
 /** Appended to a unique post's id while it crosses the host transport on its way out. */
 const MARKER = ':to-network';
 
+/** Kept host posts relayed again per uplink publish after an election. */
+const RELAY_AGAIN_SLICE = 500;
+
 /** Ids of network entries already posted into the host transport: two generations of sets. */
 const SEEN_BOUND = 65_536;
 
@@ -187,8 +190,14 @@ export class TieredTransport implements Transport {
     ready(uplink);
     if (again.length > 0) {
       this.counters.relayedAgain += again.length;
-      void this.relay(again);
+      void this.relayAgain(again);
     }
+  }
+
+  /** Relays kept host posts again, a slice at a time, so the uplink's buffer never takes them all at once. */
+  private async relayAgain(kept: Envelope[]): Promise<void> {
+    for (let at = 0; at < kept.length && !this.closing; at += RELAY_AGAIN_SLICE)
+      await this.relay(kept.slice(at, at + RELAY_AGAIN_SLICE));
   }
 
   /** Host posts this process kept as a worker, oldest first; forgotten. */
