@@ -3,12 +3,18 @@ import { logLine } from '../common/log-line.js';
 import { HandlerTimeoutError, QueueFullError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { TaskRunner } from '../common/task-runner.js';
+import { WarningLimiter } from '../common/warning-limiter.js';
 import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { Delivery, Settlement } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import type { EnvelopeFactory } from './event-bus.envelope.js';
 import type { HandlerErrorContext, HandlerOutcome } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
+import {
+  EventValidationError,
+  type EventSchemaSet,
+  type SchemaCheck,
+} from './event-bus.schemas.js';
 
 /** A `postLocal(..., { wait: true })` event: the very object, and where its outcomes go. */
 export interface LocalItem {
@@ -76,6 +82,8 @@ export interface DispatcherOptions {
   readonly settled: () => void;
   /** Telemetry hooks (consumer spans, handler durations), when installed. */
   readonly instrumentation?: BusInstrumentation;
+  /** The events' schemas: an event with one is validated before its handlers run. */
+  readonly schemas?: EventSchemaSet;
 }
 
 const ACK: Settlement = Object.freeze({ outcome: 'ack' });
@@ -107,8 +115,11 @@ export class Dispatcher {
   /** Handler calls still running, by `Class.method`; a timed-out call stays until it settles. */
   private readonly active = new Map<string, number>();
   private running = 0;
+  /** `event-invalid` lines, one per source/event per interval. */
+  private readonly warnings: WarningLimiter;
 
   constructor(private readonly options: DispatcherOptions) {
+    this.warnings = new WarningLimiter(options.logger);
     this.runner = new TaskRunner<Item>({
       concurrency: options.concurrency,
       execute: item => this.run(item),
@@ -200,9 +211,14 @@ export class Dispatcher {
   /** Starts an item (the runner's `execute`). @returns true when it ended at once. */
   private run(item: Item): boolean {
     if (!isDelivery(item)) {
+      if (this.options.schemas === undefined) {
+        return isReported(item)
+          ? this.handle(undefined, item.local, item.report)
+          : this.handle(undefined, item, undefined);
+      }
       return isReported(item)
-        ? this.handle(undefined, item.local, item.report)
-        : this.handle(undefined, item, undefined);
+        ? this.validate(undefined, item.local, item.report)
+        : this.validate(undefined, item, undefined);
     }
     const { envelope } = item;
     const handlers = this.options.handlers.match(envelope.source, envelope.event);
@@ -234,7 +250,91 @@ export class Dispatcher {
       this.settle(item, true, error);
       return true;
     }
-    return this.handle(item, event, undefined, handlers);
+    return this.options.schemas === undefined
+      ? this.handle(item, event, undefined, handlers)
+      : this.validate(item, event, undefined, handlers);
+  }
+
+  /**
+   * An event whose source/event has a schema is validated before any
+   * handler runs (synchronously when the schema is; an async one keeps the
+   * event's slot until it settles): its handlers get the schema's output,
+   * or none runs (see {@link refuse}). @returns as {@link handle}.
+   */
+  private validate(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers = this.options.handlers.match(event.source, event.event),
+  ): boolean {
+    const schemas = this.options.schemas!;
+    const schema = handlers.length > 0 ? schemas.schemaOf(event.source, event.event) : undefined;
+    if (schema === undefined) return this.handle(delivery, event, report, handlers);
+    const checked = schemas.check(schema, event.source, event.event, event.data, true);
+    if (!(checked instanceof Promise)) {
+      return this.validated(delivery, event, report, handlers, checked);
+    }
+    void checked.then(done => {
+      if (this.validated(delivery, event, report, handlers, done)) this.runner.finished();
+      this.options.settled();
+    });
+    return false;
+  }
+
+  private validated(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers: readonly EventHandler[],
+    checked: SchemaCheck,
+  ): boolean {
+    if (!checked.ok) {
+      this.refuse(delivery, event, report, handlers, checked.error);
+      return true;
+    }
+    const valid = Object.is(checked.value, event.data) ? event : { ...event, data: checked.value };
+    return this.handle(delivery, valid, report, handlers);
+  }
+
+  /**
+   * An event its schema refused: no handler runs; counted (`invalid`),
+   * logged without its data or the schema's messages, a delivery nacked
+   * with the error (an {@link EventValidationError} is marked undecodable:
+   * redis groups dead-letter it at once, other transports drop it), a
+   * `postLocal` wait reported with every handler rejected.
+   */
+  private refuse(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers: readonly EventHandler[],
+    error: unknown,
+  ): void {
+    this.options.counters.invalid++;
+    const refused = error instanceof EventValidationError;
+    this.warnings.warn(
+      `invalid:${event.source}/${event.event}`,
+      logLine(
+        'bus',
+        'event-invalid',
+        (refused
+          ? 'event refused by its schema before any handler ran'
+          : `the schema threw on event before any handler ran: ${describeError(error)}`) +
+          (delivery ? '; nacked, its handlers not called' : '; its handlers not called'),
+        {
+          source: event.source,
+          event: event.event,
+          id: event.id,
+          origin: event.origin,
+          attempt: event.attempt,
+          path: refused ? error.path : undefined,
+        },
+      ),
+    );
+    if (delivery) this.settle(delivery, true, error);
+    report?.(
+      handlers.map(handler => ({ handler: nameOf(handler), status: 'rejected', reason: error })),
+    );
   }
 
   /**

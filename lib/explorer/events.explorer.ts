@@ -28,7 +28,6 @@ import {
 } from '../bus/event-bus.registry.js';
 import { resolvePatternArgs } from '../event-names.js';
 import { REQUEST_CONTEXT_HEADER, RequestContexts } from './request-contexts.js';
-import { EventValidator } from './event-validator.js';
 import { describeError } from '../common/describe-error.js';
 import { InvalidOptionsError } from '../common/errors.js';
 import { describeValue } from '../common/options.validation.js';
@@ -177,7 +176,6 @@ export class EventsExplorer {
     @Inject(EVENT_BUS) private readonly bus: EventBus,
     @Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions,
     @Optional() private readonly requests?: RequestContexts,
-    @Optional() private readonly validator?: EventValidator,
   ) {
     // Checked already: the bus is built from the same options before this.
     this.delimiter = options?.delimiter;
@@ -251,11 +249,10 @@ export class EventsExplorer {
       );
       const options = mergedOptions(metadata);
       const creator = this.creatorFor(wrapper);
-      const unchecked: EventHandler = isStatic
+      // With schemas, the bus validates each event before the method runs.
+      const handler: EventHandler = isStatic
         ? this.staticHandler(creator, instance as Host, methodName)
         : this.scopedHandler(creator, wrapper, instance as Host, methodName);
-      // With schemas, each event is validated before the method runs.
-      const handler = this.validator ? this.validator.wrap(unchecked) : unchecked;
       // One function under every pattern: the registry runs it once per event.
       for (const { source, events } of patterns) {
         if (options) this.bus.register(handler, source, ...events, options);
