@@ -3,12 +3,13 @@ import { logLine } from '../common/log-line.js';
 import { HandlerTimeoutError, QueueFullError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { TaskRunner } from '../common/task-runner.js';
-import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
+import type { HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { Delivery, Settlement } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import type { EnvelopeFactory } from './event-bus.envelope.js';
 import type { HandlerErrorContext, HandlerOutcome } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
+import { nameOfEntry, type Found, type HandlerEntry } from './event-bus.registry.js';
 
 /** A `postLocal(..., { wait: true })` event: the very object, and where its outcomes go. */
 export interface LocalItem {
@@ -56,9 +57,8 @@ interface Running {
 
 /** Where the dispatcher finds handlers (the bus's registry). */
 export interface HandlerSource {
-  match(source: string, event: string): readonly EventHandler[];
-  /** A handler's own timeout, overriding `handlerTimeoutMs`. */
-  timeoutOf?(handler: EventHandler): number | undefined;
+  /** The event's entries in order: one as itself, several (or none) as an array. */
+  match(source: string, event: string): Found;
 }
 
 export interface DispatcherOptions {
@@ -88,8 +88,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function nameOf(handler: EventHandler): string {
-  return handler.name || 'anonymous';
+const nameOf = nameOfEntry;
+
+/** Whether a lookup found several entries (or none) rather than one. */
+function isList(found: Found): found is readonly HandlerEntry[] {
+  return Array.isArray(found);
 }
 
 /**
@@ -104,8 +107,8 @@ function nameOf(handler: EventHandler): string {
  */
 export class Dispatcher {
   private readonly runner: TaskRunner<Item>;
-  /** Handler calls still running, by `Class.method`; a timed-out call stays until it settles. */
-  private readonly active = new Map<string, number>();
+  /** Handler calls still running, by entry (named when asked); a timed-out call stays until it settles. */
+  private readonly active = new Map<HandlerEntry, number>();
   private running = 0;
 
   constructor(private readonly options: DispatcherOptions) {
@@ -144,7 +147,9 @@ export class Dispatcher {
 
   /** `Class.method` of each handler call still running (`×n` when several). */
   runningHandlers(): string[] {
-    return [...this.active].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name));
+    return [...this.active].map(([entry, count]) =>
+      count > 1 ? `${nameOf(entry)} ×${count}` : nameOf(entry),
+    );
   }
 
   /** Whether a local event fits; `postLocal` refuses rather than drops. */
@@ -206,7 +211,7 @@ export class Dispatcher {
     }
     const { envelope } = item;
     const handlers = this.options.handlers.match(envelope.source, envelope.event);
-    if (handlers.length === 0) {
+    if (isList(handlers) && handlers.length === 0) {
       // Handled by no one: acked, and never decoded.
       this.options.counters.unhandled++;
       this.settle(item, false);
@@ -248,17 +253,21 @@ export class Dispatcher {
     report: Report | undefined,
     handlers = this.options.handlers.match(event.source, event.event),
   ): boolean {
-    if (handlers.length === 0) this.options.counters.unhandled++;
-    const outcomes = report ? new Array<HandlerOutcome>(handlers.length) : undefined;
+    const list = isList(handlers);
+    const count = list ? handlers.length : 1;
+    if (count === 0) this.options.counters.unhandled++;
+    const outcomes = report ? new Array<HandlerOutcome>(count) : undefined;
     let running: Running | undefined;
     const hook = this.options.instrumentation;
-    for (let i = 0; i < handlers.length; i++) {
-      const handler = handlers[i];
+    for (let i = 0; i < count; i++) {
+      const handler = list ? handlers[i] : handlers;
       let result: unknown;
       try {
         result = hook
-          ? hook.handle(nameOf(handler), event, () => handler(event.data, event))
-          : handler(event.data, event);
+          ? hook.handle(nameOf(handler), event, () =>
+              handler.handler.call(handler.receiver, event.data, event),
+            )
+          : handler.handler.call(handler.receiver, event.data, event);
       } catch (error) {
         running ??= this.track(delivery, event, outcomes, report);
         this.handlerFailed(running, i, handler, error);
@@ -297,12 +306,11 @@ export class Dispatcher {
   private await(
     running: Running,
     index: number,
-    handler: EventHandler,
+    handler: HandlerEntry,
     result: PromiseLike<unknown>,
   ): void {
-    const name = nameOf(handler);
     this.running++;
-    this.active.set(name, (this.active.get(name) ?? 0) + 1);
+    this.active.set(handler, (this.active.get(handler) ?? 0) + 1);
     let counted = false;
     let timer: NodeJS.Timeout | undefined;
     const count = (error: unknown, failed: boolean, value?: unknown): void => {
@@ -313,18 +321,17 @@ export class Dispatcher {
       else {
         this.options.counters.handled++;
         if (running.outcomes)
-          running.outcomes[index] = { handler: name, status: 'fulfilled', value };
+          running.outcomes[index] = { handler: nameOf(handler), status: 'fulfilled', value };
       }
       if (--running.remaining === 0) this.complete(running);
     };
     const ended = (): void => {
       this.running--;
-      const left = this.active.get(name)! - 1;
-      if (left === 0) this.active.delete(name);
-      else this.active.set(name, left);
+      const left = this.active.get(handler)! - 1;
+      if (left === 0) this.active.delete(handler);
+      else this.active.set(handler, left);
     };
-    const handlerTimeoutMs =
-      this.options.handlers.timeoutOf?.(handler) ?? this.options.handlerTimeoutMs;
+    const handlerTimeoutMs = handler.timeoutMs ?? this.options.handlerTimeoutMs;
     if (handlerTimeoutMs !== undefined) {
       timer = setTimeout(() => {
         this.options.counters.timeouts++;
@@ -348,7 +355,7 @@ export class Dispatcher {
   private handlerFailed(
     running: Running,
     index: number,
-    handler: EventHandler,
+    handler: HandlerEntry,
     error: unknown,
   ): void {
     this.options.counters.failed++;
