@@ -253,6 +253,40 @@ export class Dispatcher {
     report: Report | undefined,
     handlers = this.options.handlers.match(event.source, event.event),
   ): boolean {
+    if (report !== undefined || isList(handlers) || this.options.instrumentation !== undefined) {
+      return this.handleAll(delivery, event, report, handlers);
+    }
+    // One handler, no one awaiting its outcome: the common case, kept small
+    // (the same steps as handleAll's for one handler).
+    let result: unknown;
+    try {
+      result = handlers.handler.call(handlers.receiver, event.data, event);
+    } catch (error) {
+      const running = this.track(delivery, event, undefined, undefined);
+      this.handlerFailed(running, 0, handlers, error);
+      this.end(running);
+      return true;
+    }
+    if (isThenable(result)) {
+      const running = this.track(delivery, event, undefined, undefined);
+      running.remaining++;
+      this.await(running, 0, handlers, result);
+      if (--running.remaining > 0) return false;
+      this.end(running);
+      return true;
+    }
+    this.options.counters.handled++;
+    if (delivery) this.settle(delivery, false);
+    return true;
+  }
+
+  /** {@link handle} for several handlers (or none), awaited outcomes, or telemetry. */
+  private handleAll(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers: Found,
+  ): boolean {
     const list = isList(handlers);
     const count = list ? handlers.length : 1;
     if (count === 0) this.options.counters.unhandled++;
