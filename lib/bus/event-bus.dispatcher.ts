@@ -4,7 +4,7 @@ import { HandlerTimeoutError, QueueFullError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { TaskRunner } from '../common/task-runner.js';
 import { WarningLimiter } from '../common/warning-limiter.js';
-import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
+import type { HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { Delivery, Settlement } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import type { EnvelopeFactory } from './event-bus.envelope.js';
@@ -15,6 +15,7 @@ import {
   type EventSchemaSet,
   type SchemaCheck,
 } from './event-bus.schemas.js';
+import { nameOfEntry, type Found, type HandlerEntry } from './event-bus.registry.js';
 
 /** A `postLocal(..., { wait: true })` event: the very object, and where its outcomes go. */
 export interface LocalItem {
@@ -62,9 +63,8 @@ interface Running {
 
 /** Where the dispatcher finds handlers (the bus's registry). */
 export interface HandlerSource {
-  match(source: string, event: string): readonly EventHandler[];
-  /** A handler's own timeout, overriding `handlerTimeoutMs`. */
-  timeoutOf?(handler: EventHandler): number | undefined;
+  /** The event's entries in order: one as itself, several (or none) as an array. */
+  match(source: string, event: string): Found;
 }
 
 export interface DispatcherOptions {
@@ -96,8 +96,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function nameOf(handler: EventHandler): string {
-  return handler.name || 'anonymous';
+const nameOf = nameOfEntry;
+
+/** Whether a lookup found several entries (or none) rather than one. */
+function isList(found: Found): found is readonly HandlerEntry[] {
+  return Array.isArray(found);
 }
 
 /**
@@ -112,8 +115,8 @@ function nameOf(handler: EventHandler): string {
  */
 export class Dispatcher {
   private readonly runner: TaskRunner<Item>;
-  /** Handler calls still running, by `Class.method`; a timed-out call stays until it settles. */
-  private readonly active = new Map<string, number>();
+  /** Handler calls still running, by entry (named when asked); a timed-out call stays until it settles. */
+  private readonly active = new Map<HandlerEntry, number>();
   private running = 0;
   /** `event-invalid` lines, one per source/event per interval. */
   private readonly warnings: WarningLimiter;
@@ -155,7 +158,9 @@ export class Dispatcher {
 
   /** `Class.method` of each handler call still running (`×n` when several). */
   runningHandlers(): string[] {
-    return [...this.active].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name));
+    return [...this.active].map(([entry, count]) =>
+      count > 1 ? `${nameOf(entry)} ×${count}` : nameOf(entry),
+    );
   }
 
   /** Whether a local event fits; `postLocal` refuses rather than drops. */
@@ -222,7 +227,7 @@ export class Dispatcher {
     }
     const { envelope } = item;
     const handlers = this.options.handlers.match(envelope.source, envelope.event);
-    if (handlers.length === 0) {
+    if (isList(handlers) && handlers.length === 0) {
       // Handled by no one: acked, and never decoded.
       this.options.counters.unhandled++;
       this.settle(item, false);
@@ -268,7 +273,10 @@ export class Dispatcher {
     handlers = this.options.handlers.match(event.source, event.event),
   ): boolean {
     const schemas = this.options.schemas!;
-    const schema = handlers.length > 0 ? schemas.schemaOf(event.source, event.event) : undefined;
+    const schema =
+      isList(handlers) && handlers.length === 0
+        ? undefined
+        : schemas.schemaOf(event.source, event.event);
     if (schema === undefined) return this.handle(delivery, event, report, handlers);
     const checked = schemas.check(schema, event.source, event.event, event.data, true);
     if (!(checked instanceof Promise)) {
@@ -285,7 +293,7 @@ export class Dispatcher {
     delivery: Delivery | undefined,
     event: HeraldEvent,
     report: Report | undefined,
-    handlers: readonly EventHandler[],
+    handlers: Found,
     checked: SchemaCheck,
   ): boolean {
     if (!checked.ok) {
@@ -307,7 +315,7 @@ export class Dispatcher {
     delivery: Delivery | undefined,
     event: HeraldEvent,
     report: Report | undefined,
-    handlers: readonly EventHandler[],
+    handlers: Found,
     error: unknown,
   ): void {
     this.options.counters.invalid++;
@@ -333,7 +341,11 @@ export class Dispatcher {
     );
     if (delivery) this.settle(delivery, true, error);
     report?.(
-      handlers.map(handler => ({ handler: nameOf(handler), status: 'rejected', reason: error })),
+      (isList(handlers) ? handlers : [handlers]).map(handler => ({
+        handler: nameOf(handler),
+        status: 'rejected',
+        reason: error,
+      })),
     );
   }
 
@@ -348,17 +360,55 @@ export class Dispatcher {
     report: Report | undefined,
     handlers = this.options.handlers.match(event.source, event.event),
   ): boolean {
-    if (handlers.length === 0) this.options.counters.unhandled++;
-    const outcomes = report ? new Array<HandlerOutcome>(handlers.length) : undefined;
+    if (report !== undefined || isList(handlers) || this.options.instrumentation !== undefined) {
+      return this.handleAll(delivery, event, report, handlers);
+    }
+    // One handler, no one awaiting its outcome: the common case, kept small
+    // (the same steps as handleAll's for one handler).
+    let result: unknown;
+    try {
+      result = handlers.handler.call(handlers.receiver, event.data, event);
+    } catch (error) {
+      const running = this.track(delivery, event, undefined, undefined);
+      this.handlerFailed(running, 0, handlers, error);
+      this.end(running);
+      return true;
+    }
+    if (isThenable(result)) {
+      const running = this.track(delivery, event, undefined, undefined);
+      running.remaining++;
+      this.await(running, 0, handlers, result);
+      if (--running.remaining > 0) return false;
+      this.end(running);
+      return true;
+    }
+    this.options.counters.handled++;
+    if (delivery) this.settle(delivery, false);
+    return true;
+  }
+
+  /** {@link handle} for several handlers (or none), awaited outcomes, or telemetry. */
+  private handleAll(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers: Found,
+  ): boolean {
+    const list = isList(handlers);
+    const count = list ? handlers.length : 1;
+    if (count === 0) this.options.counters.unhandled++;
+    const outcomes = report ? new Array<HandlerOutcome>(count) : undefined;
     let running: Running | undefined;
     const hook = this.options.instrumentation;
-    for (let i = 0; i < handlers.length; i++) {
-      const handler = handlers[i];
+    for (let i = 0; i < count; i++) {
+      const handler = list ? handlers[i] : handlers;
       let result: unknown;
       try {
         result = hook
-          ? hook.handle(nameOf(handler), event, () => handler(event.data, event))
-          : handler(event.data, event);
+          ? hook.handle(nameOf(handler), event, () =>
+              handler.handler.call(handler.receiver, event.data, event),
+            )
+          : handler.handler.call(handler.receiver, event.data, event);
       } catch (error) {
         running ??= this.track(delivery, event, outcomes, report);
         this.handlerFailed(running, i, handler, error);
@@ -397,12 +447,11 @@ export class Dispatcher {
   private await(
     running: Running,
     index: number,
-    handler: EventHandler,
+    handler: HandlerEntry,
     result: PromiseLike<unknown>,
   ): void {
-    const name = nameOf(handler);
     this.running++;
-    this.active.set(name, (this.active.get(name) ?? 0) + 1);
+    this.active.set(handler, (this.active.get(handler) ?? 0) + 1);
     let counted = false;
     let timer: NodeJS.Timeout | undefined;
     const count = (error: unknown, failed: boolean, value?: unknown): void => {
@@ -413,18 +462,17 @@ export class Dispatcher {
       else {
         this.options.counters.handled++;
         if (running.outcomes)
-          running.outcomes[index] = { handler: name, status: 'fulfilled', value };
+          running.outcomes[index] = { handler: nameOf(handler), status: 'fulfilled', value };
       }
       if (--running.remaining === 0) this.complete(running);
     };
     const ended = (): void => {
       this.running--;
-      const left = this.active.get(name)! - 1;
-      if (left === 0) this.active.delete(name);
-      else this.active.set(name, left);
+      const left = this.active.get(handler)! - 1;
+      if (left === 0) this.active.delete(handler);
+      else this.active.set(handler, left);
     };
-    const handlerTimeoutMs =
-      this.options.handlers.timeoutOf?.(handler) ?? this.options.handlerTimeoutMs;
+    const handlerTimeoutMs = handler.timeoutMs ?? this.options.handlerTimeoutMs;
     if (handlerTimeoutMs !== undefined) {
       timer = setTimeout(() => {
         this.options.counters.timeouts++;
@@ -448,7 +496,7 @@ export class Dispatcher {
   private handlerFailed(
     running: Running,
     index: number,
-    handler: EventHandler,
+    handler: HandlerEntry,
     error: unknown,
   ): void {
     this.options.counters.failed++;

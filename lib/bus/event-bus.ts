@@ -36,7 +36,10 @@ import {
   patternsOf,
   resolveHandlerOptions,
   splitHandlerArgs,
+  type HandlerEntry,
   type HandlerOptions,
+  type HandlerTarget,
+  type Pattern,
 } from './event-bus.registry.js';
 import { LoopbackWatch } from './event-bus.loopback.js';
 import { EventSchemaSet } from './event-bus.schemas.js';
@@ -278,6 +281,25 @@ export class EventBus {
         : resolveHandlerOptions(`register(${handler.name || 'handler'})`, split.options);
     this.registry.add(handler, patterns, options);
     return () => this.registry.remove(handler, patterns);
+  }
+
+  /**
+   * Registers a handler its caller keeps track of (the explorer's
+   * `@OnEvent` methods: the method and its instance, no closure each) under
+   * checked patterns. @returns its entry, for {@link unregisterEntry}.
+   * @internal
+   */
+  registerEntry(
+    target: HandlerTarget,
+    patterns: readonly Pattern[],
+    options?: HandlerOptions,
+  ): HandlerEntry {
+    return this.registry.addEntry(target, patterns, options);
+  }
+
+  /** Removes every pattern of a {@link registerEntry} entry. @internal */
+  unregisterEntry(entry: HandlerEntry): boolean {
+    return this.registry.removeEntry(entry);
   }
 
   /**

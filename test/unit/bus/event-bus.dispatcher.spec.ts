@@ -11,6 +11,7 @@ import {
   type Settlement,
 } from '../../../lib/index.js';
 import type { HandlerOutcome } from '../../../lib/bus/event-bus.options.js';
+import type { HandlerEntry } from '../../../lib/bus/event-bus.registry.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 describe('Dispatcher', () => {
@@ -21,8 +22,20 @@ describe('Dispatcher', () => {
   ) => {
     const counters = busCounters();
     const errors: unknown[] = [];
+    // Entries as the registry makes them, in registration order.
+    const entries: HandlerEntry[] = handlers.map((handler, seq) => ({
+      handler,
+      receiver: undefined,
+      key: undefined,
+      name: undefined,
+      seq,
+      timeoutMs: undefined,
+      source: '*',
+      event: '*',
+      more: undefined,
+    }));
     const dispatcher = new Dispatcher({
-      handlers: { match: () => handlers },
+      handlers: { match: () => entries },
       factory,
       counters,
       logger: silentLogger,
