@@ -4,6 +4,9 @@
 //   (b) post -> handler         vs  EventEmitter2.emitAsync -> @OnEvent
 //       and vs the floor of any codec-bound post (JSON both ways + a promise
 //       per event, no bus): the ceiling of post/emitAsync, measured in the run
+//   (c) post -> handler with a schema for the event (`schemas`: validated
+//       before sending and again before the handler): a hand-written
+//       Standard Schema, zod and valibot, against (b)'s post without one
 // Both sides go through their Nest module, decorator and injectable. Variants
 // run in interleaved rounds (bench/harness); the last line is (a).
 // BENCH_EVENTS (per variant and round), BENCH_ROUNDS, BENCH_SMOKE=1.
@@ -15,7 +18,16 @@ import {
   EventEmitterModule,
   OnEvent as OnEmitterEvent,
 } from '@nestjs/event-emitter';
-import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
+import * as v from 'valibot';
+import { z } from 'zod';
+import {
+  EventPublisher,
+  EventsModule,
+  OnEvent,
+  silentLogger,
+  type EventSchemas,
+  type StandardSchemaV1,
+} from '../lib/index.js';
 import { rounds, runBench, runMain, setting, type Variant } from './harness/index.js';
 
 const EVENTS = setting('BENCH_EVENTS', 200_000, 5000);
@@ -53,6 +65,47 @@ class HeraldListener {
 
 @Module({ imports: [EventsModule.forRoot({ logger: silentLogger })], providers: [HeraldListener] })
 class HeraldApp {}
+
+type Payload = ReturnType<typeof payload>;
+
+/** The cheapest real check: a hand-written Standard Schema (no library). */
+const handWritten: StandardSchemaV1<Payload> = {
+  '~standard': {
+    version: 1,
+    vendor: 'bench',
+    validate: value => {
+      const p = value as Partial<Payload> | null;
+      return typeof p === 'object' &&
+        p !== null &&
+        Number.isInteger(p.id) &&
+        typeof p.name === 'string' &&
+        Array.isArray(p.tags) &&
+        p.tags.every(tag => typeof tag === 'string')
+        ? { value: p as Payload }
+        : { issues: [{ message: 'not an order', path: [] }] };
+    },
+  },
+};
+
+/** (c): the same app with a schema for orders/created. */
+function schemaApp(schema: StandardSchemaV1): new () => object {
+  const schemas: EventSchemas = { orders: { created: schema } };
+  @Module({
+    imports: [EventsModule.forRoot({ logger: silentLogger, schemas })],
+    providers: [HeraldListener],
+  })
+  class SchemaApp {}
+  return SchemaApp;
+}
+
+const SCHEMAS: [string, StandardSchemaV1][] = [
+  ['hand-written Standard Schema', handWritten],
+  ['zod', z.object({ id: z.number().int(), name: z.string(), tags: z.array(z.string()) })],
+  [
+    'valibot',
+    v.object({ id: v.pipe(v.number(), v.integer()), name: v.string(), tags: v.array(v.string()) }),
+  ],
+];
 
 let floorCount = 0;
 let floorQueue: { text: string; resolve: (receipt: { id: number }) => void }[] = [];
@@ -101,6 +154,27 @@ runMain('bench:local', async () => {
   await heraldApp.init();
   const bus = heraldApp.get(EventPublisher);
   await bus.waitUntilReady();
+  const schemaBuses: [string, EventPublisher][] = [];
+  for (const [name, schema] of SCHEMAS) {
+    const app = await NestFactory.createApplicationContext(schemaApp(schema), { logger: false });
+    apps.push(app);
+    await app.init();
+    const publisher = app.get(EventPublisher);
+    await publisher.waitUntilReady();
+    schemaBuses.push([name, publisher]);
+  }
+  /** post -> handler on `publisher`, WINDOW in flight: (b) and (c). */
+  const posting = async (publisher: EventPublisher, who: string): Promise<{ events: number }> => {
+    heraldCount = 0;
+    for (let i = 0; i < EVENTS; i += WINDOW) {
+      const batch: Promise<unknown>[] = [];
+      for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+        batch.push(publisher.post('orders', 'created', payload(j)));
+      await Promise.all(batch);
+    }
+    await waitFor(() => heraldCount >= EVENTS);
+    return expectDelivered(who, heraldCount);
+  };
 
   const variant = (name: string, run: () => Promise<{ events: number }>): Variant => ({
     name,
@@ -126,17 +200,10 @@ runMain('bench:local', async () => {
         for (let i = 0; i < EVENTS; i++) emitter.emit('orders.created', payload(i));
         return expectDelivered('emit', emitterCount);
       }),
-      variant('(b) herald post -> handler', async () => {
-        heraldCount = 0;
-        for (let i = 0; i < EVENTS; i += WINDOW) {
-          const batch: Promise<unknown>[] = [];
-          for (let j = i; j < i + WINDOW && j < EVENTS; j++)
-            batch.push(bus.post('orders', 'created', payload(j)));
-          await Promise.all(batch);
-        }
-        await waitFor(() => heraldCount >= EVENTS);
-        return expectDelivered('post', heraldCount);
-      }),
+      variant('(b) herald post -> handler', () => posting(bus, 'post')),
+      ...schemaBuses.map(([name, publisher]) =>
+        variant(`(c) herald post -> handler, ${name}`, () => posting(publisher, `post (${name})`)),
+      ),
       variant('(b) floor: JSON both ways + a promise per event', async () => {
         // What any post that keeps the codec on the local path must do (DESIGN.md
         // binds the local transport to the codec), with no bus: encode, decode,
@@ -161,6 +228,12 @@ runMain('bench:local', async () => {
       }),
     ],
     comparisons: [
+      // (c): the cost of a schema, as post-with/post-without (CPU: without/with).
+      ...SCHEMAS.map(([name]) => ({
+        label: `schema/none (c, post with a ${name} against post without)`,
+        herald: `(c) herald post -> handler, ${name}`,
+        peer: '(b) herald post -> handler',
+      })),
       {
         label: 'herald/floor (b, post against JSON both ways + a promise)',
         herald: '(b) herald post -> handler',

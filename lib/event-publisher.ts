@@ -27,7 +27,6 @@ import { EVENT_BUS, EVENTS_MODULE_OPTIONS } from './events.constants.js';
 import type { EventsModuleOptions } from './events-module-options.interface.js';
 import { resolvePatternArgs, splitPostName } from './event-names.js';
 import { REQUEST_CONTEXT_HEADER, RequestContexts } from './explorer/request-contexts.js';
-import { EventValidator } from './explorer/event-validator.js';
 
 /**
  * What the request of a post is for: with `inheritRequestContextId`,
@@ -65,14 +64,13 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     @Inject(EVENT_BUS) private readonly bus: EventBus,
     @Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions,
     @Optional() private readonly requests?: RequestContexts,
-    @Optional() private readonly validator?: EventValidator,
   ) {
     this.delimiter = options?.delimiter;
     this.inheritRequestContextId = options?.inheritRequestContextId === true;
-    this.plain = this.delimiter === undefined && validator?.schemas === undefined;
+    this.plain = this.delimiter === undefined;
   }
 
-  /** No delimiter, no schemas: `post`/`postLocal` go straight to the bus. */
+  /** No delimiter: `post`/`postLocal` go straight to the bus (which validates, with `schemas`). */
   private readonly plain: boolean;
 
   /**
@@ -104,16 +102,6 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     if (typeof event !== 'string' || !this.plain || options?.request) {
       try {
         const args = this.named(source, event, data, options);
-        const { validator } = this;
-        if (validator?.has(args.source, args.event)) {
-          // Validated before anything is sent; the data goes out as given
-          // (the schema's input): every receiver validates it on arrival.
-          return validator
-            .validate(args.source, args.event, args.data)
-            .then(() =>
-              this.bus.post(args.source, args.event, args.data, this.withRequest(args.options)),
-            );
-        }
         return this.bus.post(args.source, args.event, args.data, this.withRequest(args.options));
       } catch (error) {
         return Promise.reject(error);
@@ -250,9 +238,7 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
     source?: string,
     ...events: (string | HandlerOptions)[]
   ): () => boolean {
-    const given = typedHandler as EventHandler;
-    // With schemas, events are validated before the handler runs.
-    const handler = this.validator ? this.validator.wrap(given) : given;
+    const handler = typedHandler as EventHandler;
     const split = splitHandlerArgs(events);
     const where = `register(${handler?.name || 'handler'})`;
     const patterns = resolvePatternArgs(where, source, split.events, this.delimiter);
@@ -271,8 +257,7 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
   }
 
   /** Removes a handler's patterns (all of them with no source). @returns true if something was removed. */
-  unregister(given: EventHandler, source?: string, ...events: string[]): boolean {
-    const handler = this.validator ? this.validator.wrapperOf(given) : given;
+  unregister(handler: EventHandler, source?: string, ...events: string[]): boolean {
     if (source === undefined || this.delimiter === undefined) {
       return this.bus.unregister(handler, source, ...events);
     }
@@ -296,11 +281,10 @@ export class EventPublisher<C extends JsonCatalog<C> = UntypedEvents> {
 
   /**
    * The bus's counters and gauges, with the transport's under `transport`;
-   * with `schemas`, `invalid`: events refused by their schema on arrival.
+   * `invalid`: events refused by their schema (`schemas`) before any handler ran.
    */
-  stats(): EventBusStats & { readonly invalid?: number } {
-    const stats = this.bus.stats();
-    return this.validator?.schemas ? { ...stats, invalid: this.validator.refused } : stats;
+  stats(): EventBusStats {
+    return this.bus.stats();
   }
 
   /**

@@ -1,6 +1,5 @@
 import type { EventBusOptions } from './bus/event-bus.options.js';
 import type { TransportSelection } from './transports/create-transport.js';
-import type { EventSchemas } from './interfaces/standard-schema.interface.js';
 
 /**
  * Options of {@link EventsModule}: which transport (and its options), plus
@@ -39,14 +38,6 @@ export interface EventsModuleOptions
    * @default false
    */
   inheritRequestContextId?: boolean;
-  /**
-   * Standard Schemas (zod, valibot, arktype...) by event, by source:
-   * `post` validates the data before sending it (`EventValidationError`
-   * naming the path; nothing sent), and every event is validated before its
-   * handlers run, which receive the schema's output. See "Typed events".
-   * @default none
-   */
-  schemas?: EventSchemas;
 }
 
 /** Extras of `EventsModule.forRoot` / `forRootAsync`. @publicApi */

@@ -11,8 +11,6 @@ import {
   type ResolvedEventBusOptions,
 } from './bus/event-bus.options.js';
 import type { EventsModuleOptions } from './events-module-options.interface.js';
-import type { EventSchemas } from './interfaces/standard-schema.interface.js';
-import { resolveSchemas } from './explorer/event-validator.js';
 
 const SCOPE = 'EventsModule';
 
@@ -31,7 +29,6 @@ export const EVENTS_MODULE_OPTION_KEYS: readonly string[] = [
   'shutdownTimeoutMs',
   'delimiter',
   'inheritRequestContextId',
-  'schemas',
 ];
 
 /** {@link EventsModuleOptions} checked, with the module's own defaults applied. */
@@ -43,7 +40,6 @@ export interface ResolvedEventsModuleOptions {
   readonly shutdownTimeoutMs: number;
   readonly delimiter?: string;
   readonly inheritRequestContextId: boolean;
-  readonly schemas?: EventSchemas;
 }
 
 /**
@@ -73,7 +69,6 @@ export function resolveEventsModuleOptions(
       10_000,
     ),
     delimiter: delimiterOption(given.delimiter),
-    schemas: resolveSchemas(SCOPE, given.schemas),
     inheritRequestContextId: booleanOption(
       SCOPE,
       'inheritRequestContextId',

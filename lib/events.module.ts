@@ -22,7 +22,6 @@ import { EVENTS_MODULE_OPTIONS, EVENT_BUS } from './events.constants.js';
 import { EventsExplorer } from './explorer/events.explorer.js';
 import { HeraldLazyModuleLoader } from './explorer/herald-lazy-module.loader.js';
 import { RequestContexts } from './explorer/request-contexts.js';
-import { EventValidator } from './explorer/event-validator.js';
 import type { EventsModuleExtras, EventsModuleOptions } from './events-module-options.interface.js';
 import { createTransport } from './transports/create-transport.js';
 import { resolveEventsModuleOptions } from './events-module.options.js';
@@ -113,14 +112,7 @@ const busProvider: Provider = {
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [
-    busProvider,
-    EventPublisher,
-    EventsExplorer,
-    RequestContexts,
-    HeraldLazyModuleLoader,
-    EventValidator,
-  ],
+  providers: [busProvider, EventPublisher, EventsExplorer, RequestContexts, HeraldLazyModuleLoader],
   exports: [EventPublisher, EVENT_BUS, EVENTS_MODULE_OPTIONS, HeraldLazyModuleLoader],
 })
 export class EventsModule

@@ -49,7 +49,7 @@ export {
 } from './event-publisher.js';
 export { HeraldLazyModuleLoader } from './explorer/herald-lazy-module.loader.js';
 export { REQUEST_CONTEXT_HEADER } from './explorer/request-contexts.js';
-export { EventValidationError } from './explorer/event-validator.js';
+export { EventValidationError } from './bus/event-bus.schemas.js';
 export type { HandlerOptions } from './bus/event-bus.registry.js';
 export {
   EVENTS_MODULE_OPTIONS,

@@ -1,5 +1,6 @@
 // What every bench reads from its environment: smoke mode and rounds, and the
 // wrapper that turns any failure into a non-zero exit (a broken bench fails CI).
+import { attachOtel } from './harness.otel.js';
 
 /**
  * BENCH_SMOKE=1: every variant runs a fraction of a second through the same
@@ -32,12 +33,19 @@ export function rounds(full: number): number {
  * with the bench's name), whatever handles are still open.
  */
 export function runMain(name: string, main: () => Promise<void>): void {
-  main().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(`${name}: FAILED`);
-      console.error(error);
-      process.exit(1);
-    },
-  );
+  // BENCH_OTEL (harness.otel.ts): the OpenTelemetry the run has, set up before the app starts.
+  attachOtel()
+    .then(async otel => {
+      if (otel.line) console.log(otel.line);
+      await main();
+      await otel.stop();
+    })
+    .then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(`${name}: FAILED`);
+        console.error(error);
+        process.exit(1);
+      },
+    );
 }

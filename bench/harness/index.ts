@@ -1,5 +1,6 @@
 // The benches' shared harness: rounds, CPU accounting, statistics, smoke mode.
 export * from './harness.cpu.js';
 export * from './harness.env.js';
+export * from './harness.otel.js';
 export * from './harness.rounds.js';
 export * from './harness.stats.js';

@@ -3,12 +3,19 @@ import { logLine } from '../common/log-line.js';
 import { HandlerTimeoutError, QueueFullError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { TaskRunner } from '../common/task-runner.js';
-import type { EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
+import { WarningLimiter } from '../common/warning-limiter.js';
+import type { HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { Delivery, Settlement } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import type { EnvelopeFactory } from './event-bus.envelope.js';
 import type { HandlerErrorContext, HandlerOutcome } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
+import {
+  EventValidationError,
+  type EventSchemaSet,
+  type SchemaCheck,
+} from './event-bus.schemas.js';
+import { nameOfEntry, type Found, type HandlerEntry } from './event-bus.registry.js';
 
 /** A `postLocal(..., { wait: true })` event: the very object, and where its outcomes go. */
 export interface LocalItem {
@@ -56,9 +63,8 @@ interface Running {
 
 /** Where the dispatcher finds handlers (the bus's registry). */
 export interface HandlerSource {
-  match(source: string, event: string): readonly EventHandler[];
-  /** A handler's own timeout, overriding `handlerTimeoutMs`. */
-  timeoutOf?(handler: EventHandler): number | undefined;
+  /** The event's entries in order: one as itself, several (or none) as an array. */
+  match(source: string, event: string): Found;
 }
 
 export interface DispatcherOptions {
@@ -76,6 +82,8 @@ export interface DispatcherOptions {
   readonly settled: () => void;
   /** Telemetry hooks (consumer spans, handler durations), when installed. */
   readonly instrumentation?: BusInstrumentation;
+  /** The events' schemas: an event with one is validated before its handlers run. */
+  readonly schemas?: EventSchemaSet;
 }
 
 const ACK: Settlement = Object.freeze({ outcome: 'ack' });
@@ -88,8 +96,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function nameOf(handler: EventHandler): string {
-  return handler.name || 'anonymous';
+const nameOf = nameOfEntry;
+
+/** Whether a lookup found several entries (or none) rather than one. */
+function isList(found: Found): found is readonly HandlerEntry[] {
+  return Array.isArray(found);
 }
 
 /**
@@ -104,11 +115,14 @@ function nameOf(handler: EventHandler): string {
  */
 export class Dispatcher {
   private readonly runner: TaskRunner<Item>;
-  /** Handler calls still running, by `Class.method`; a timed-out call stays until it settles. */
-  private readonly active = new Map<string, number>();
+  /** Handler calls still running, by entry (named when asked); a timed-out call stays until it settles. */
+  private readonly active = new Map<HandlerEntry, number>();
   private running = 0;
+  /** `event-invalid` lines, one per source/event per interval. */
+  private readonly warnings: WarningLimiter;
 
   constructor(private readonly options: DispatcherOptions) {
+    this.warnings = new WarningLimiter(options.logger);
     this.runner = new TaskRunner<Item>({
       concurrency: options.concurrency,
       execute: item => this.run(item),
@@ -144,7 +158,9 @@ export class Dispatcher {
 
   /** `Class.method` of each handler call still running (`×n` when several). */
   runningHandlers(): string[] {
-    return [...this.active].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name));
+    return [...this.active].map(([entry, count]) =>
+      count > 1 ? `${nameOf(entry)} ×${count}` : nameOf(entry),
+    );
   }
 
   /** Whether a local event fits; `postLocal` refuses rather than drops. */
@@ -200,13 +216,18 @@ export class Dispatcher {
   /** Starts an item (the runner's `execute`). @returns true when it ended at once. */
   private run(item: Item): boolean {
     if (!isDelivery(item)) {
+      if (this.options.schemas === undefined) {
+        return isReported(item)
+          ? this.handle(undefined, item.local, item.report)
+          : this.handle(undefined, item, undefined);
+      }
       return isReported(item)
-        ? this.handle(undefined, item.local, item.report)
-        : this.handle(undefined, item, undefined);
+        ? this.validate(undefined, item.local, item.report)
+        : this.validate(undefined, item, undefined);
     }
     const { envelope } = item;
     const handlers = this.options.handlers.match(envelope.source, envelope.event);
-    if (handlers.length === 0) {
+    if (isList(handlers) && handlers.length === 0) {
       // Handled by no one: acked, and never decoded.
       this.options.counters.unhandled++;
       this.settle(item, false);
@@ -234,7 +255,98 @@ export class Dispatcher {
       this.settle(item, true, error);
       return true;
     }
-    return this.handle(item, event, undefined, handlers);
+    return this.options.schemas === undefined
+      ? this.handle(item, event, undefined, handlers)
+      : this.validate(item, event, undefined, handlers);
+  }
+
+  /**
+   * An event whose source/event has a schema is validated before any
+   * handler runs (synchronously when the schema is; an async one keeps the
+   * event's slot until it settles): its handlers get the schema's output,
+   * or none runs (see {@link refuse}). @returns as {@link handle}.
+   */
+  private validate(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers = this.options.handlers.match(event.source, event.event),
+  ): boolean {
+    const schemas = this.options.schemas!;
+    const schema =
+      isList(handlers) && handlers.length === 0
+        ? undefined
+        : schemas.schemaOf(event.source, event.event);
+    if (schema === undefined) return this.handle(delivery, event, report, handlers);
+    const checked = schemas.check(schema, event.source, event.event, event.data, true);
+    if (!(checked instanceof Promise)) {
+      return this.validated(delivery, event, report, handlers, checked);
+    }
+    void checked.then(done => {
+      if (this.validated(delivery, event, report, handlers, done)) this.runner.finished();
+      this.options.settled();
+    });
+    return false;
+  }
+
+  private validated(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers: Found,
+    checked: SchemaCheck,
+  ): boolean {
+    if (!checked.ok) {
+      this.refuse(delivery, event, report, handlers, checked.error);
+      return true;
+    }
+    const valid = Object.is(checked.value, event.data) ? event : { ...event, data: checked.value };
+    return this.handle(delivery, valid, report, handlers);
+  }
+
+  /**
+   * An event its schema refused: no handler runs; counted (`invalid`),
+   * logged without its data or the schema's messages, a delivery nacked
+   * with the error (an {@link EventValidationError} is marked undecodable:
+   * redis groups dead-letter it at once, other transports drop it), a
+   * `postLocal` wait reported with every handler rejected.
+   */
+  private refuse(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers: Found,
+    error: unknown,
+  ): void {
+    this.options.counters.invalid++;
+    const refused = error instanceof EventValidationError;
+    this.warnings.warn(
+      `invalid:${event.source}/${event.event}`,
+      logLine(
+        'bus',
+        'event-invalid',
+        (refused
+          ? 'event refused by its schema before any handler ran'
+          : `the schema threw on event before any handler ran: ${describeError(error)}`) +
+          (delivery ? '; nacked, its handlers not called' : '; its handlers not called'),
+        {
+          source: event.source,
+          event: event.event,
+          id: event.id,
+          origin: event.origin,
+          attempt: event.attempt,
+          path: refused ? error.path : undefined,
+        },
+      ),
+    );
+    if (delivery) this.settle(delivery, true, error);
+    report?.(
+      (isList(handlers) ? handlers : [handlers]).map(handler => ({
+        handler: nameOf(handler),
+        status: 'rejected',
+        reason: error,
+      })),
+    );
   }
 
   /**
@@ -248,17 +360,55 @@ export class Dispatcher {
     report: Report | undefined,
     handlers = this.options.handlers.match(event.source, event.event),
   ): boolean {
-    if (handlers.length === 0) this.options.counters.unhandled++;
-    const outcomes = report ? new Array<HandlerOutcome>(handlers.length) : undefined;
+    if (report !== undefined || isList(handlers) || this.options.instrumentation !== undefined) {
+      return this.handleAll(delivery, event, report, handlers);
+    }
+    // One handler, no one awaiting its outcome: the common case, kept small
+    // (the same steps as handleAll's for one handler).
+    let result: unknown;
+    try {
+      result = handlers.handler.call(handlers.receiver, event.data, event);
+    } catch (error) {
+      const running = this.track(delivery, event, undefined, undefined);
+      this.handlerFailed(running, 0, handlers, error);
+      this.end(running);
+      return true;
+    }
+    if (isThenable(result)) {
+      const running = this.track(delivery, event, undefined, undefined);
+      running.remaining++;
+      this.await(running, 0, handlers, result);
+      if (--running.remaining > 0) return false;
+      this.end(running);
+      return true;
+    }
+    this.options.counters.handled++;
+    if (delivery) this.settle(delivery, false);
+    return true;
+  }
+
+  /** {@link handle} for several handlers (or none), awaited outcomes, or telemetry. */
+  private handleAll(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    report: Report | undefined,
+    handlers: Found,
+  ): boolean {
+    const list = isList(handlers);
+    const count = list ? handlers.length : 1;
+    if (count === 0) this.options.counters.unhandled++;
+    const outcomes = report ? new Array<HandlerOutcome>(count) : undefined;
     let running: Running | undefined;
     const hook = this.options.instrumentation;
-    for (let i = 0; i < handlers.length; i++) {
-      const handler = handlers[i];
+    for (let i = 0; i < count; i++) {
+      const handler = list ? handlers[i] : handlers;
       let result: unknown;
       try {
         result = hook
-          ? hook.handle(nameOf(handler), event, () => handler(event.data, event))
-          : handler(event.data, event);
+          ? hook.handle(nameOf(handler), event, () =>
+              handler.handler.call(handler.receiver, event.data, event),
+            )
+          : handler.handler.call(handler.receiver, event.data, event);
       } catch (error) {
         running ??= this.track(delivery, event, outcomes, report);
         this.handlerFailed(running, i, handler, error);
@@ -297,12 +447,11 @@ export class Dispatcher {
   private await(
     running: Running,
     index: number,
-    handler: EventHandler,
+    handler: HandlerEntry,
     result: PromiseLike<unknown>,
   ): void {
-    const name = nameOf(handler);
     this.running++;
-    this.active.set(name, (this.active.get(name) ?? 0) + 1);
+    this.active.set(handler, (this.active.get(handler) ?? 0) + 1);
     let counted = false;
     let timer: NodeJS.Timeout | undefined;
     const count = (error: unknown, failed: boolean, value?: unknown): void => {
@@ -313,18 +462,17 @@ export class Dispatcher {
       else {
         this.options.counters.handled++;
         if (running.outcomes)
-          running.outcomes[index] = { handler: name, status: 'fulfilled', value };
+          running.outcomes[index] = { handler: nameOf(handler), status: 'fulfilled', value };
       }
       if (--running.remaining === 0) this.complete(running);
     };
     const ended = (): void => {
       this.running--;
-      const left = this.active.get(name)! - 1;
-      if (left === 0) this.active.delete(name);
-      else this.active.set(name, left);
+      const left = this.active.get(handler)! - 1;
+      if (left === 0) this.active.delete(handler);
+      else this.active.set(handler, left);
     };
-    const handlerTimeoutMs =
-      this.options.handlers.timeoutOf?.(handler) ?? this.options.handlerTimeoutMs;
+    const handlerTimeoutMs = handler.timeoutMs ?? this.options.handlerTimeoutMs;
     if (handlerTimeoutMs !== undefined) {
       timer = setTimeout(() => {
         this.options.counters.timeouts++;
@@ -348,7 +496,7 @@ export class Dispatcher {
   private handlerFailed(
     running: Running,
     index: number,
-    handler: EventHandler,
+    handler: HandlerEntry,
     error: unknown,
   ): void {
     this.options.counters.failed++;

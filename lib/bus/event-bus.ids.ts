@@ -3,6 +3,12 @@ import { randomFillSync } from 'node:crypto';
 /** Ids made per refill: one `randomFillSync` and one hex conversion for this many. */
 const BATCH = 256;
 const DASH = 0x2d;
+const FOUR = 0x34;
+/** A hex digit's character code -> the variant digit (8, 9, a or b) with its two low bits. */
+const VARIANT = new Uint8Array(128);
+for (let digit = 0; digit < 16; digit++) {
+  VARIANT[digit.toString(16).charCodeAt(0)] = '89ab'.charCodeAt(digit & 3);
+}
 
 /**
  * Random (version 4) UUIDs, as `crypto.randomUUID()` makes them, for the
@@ -23,25 +29,22 @@ export class UuidSource {
     if (this.next === BATCH) this.refill();
     const h = this.hex;
     const o = this.next++ * 32;
+    // The version digit is '4'; the variant digit one of 8, 9, a, b (its
+    // random digit's two low bits): set here, so a refill has no loop.
     // prettier-ignore
     return String.fromCharCode(
       h[o], h[o + 1], h[o + 2], h[o + 3], h[o + 4], h[o + 5], h[o + 6], h[o + 7], DASH,
       h[o + 8], h[o + 9], h[o + 10], h[o + 11], DASH,
-      h[o + 12], h[o + 13], h[o + 14], h[o + 15], DASH,
-      h[o + 16], h[o + 17], h[o + 18], h[o + 19], DASH,
+      FOUR, h[o + 13], h[o + 14], h[o + 15], DASH,
+      VARIANT[h[o + 16]], h[o + 17], h[o + 18], h[o + 19], DASH,
       h[o + 20], h[o + 21], h[o + 22], h[o + 23], h[o + 24], h[o + 25],
       h[o + 26], h[o + 27], h[o + 28], h[o + 29], h[o + 30], h[o + 31],
     );
   }
 
   private refill(): void {
-    const { random } = this;
-    randomFillSync(random);
-    for (let at = 0; at < random.length; at += 16) {
-      random[at + 6] = (random[at + 6] & 0x0f) | 0x40; // version 4
-      random[at + 8] = (random[at + 8] & 0x3f) | 0x80; // variant 10
-    }
-    this.hex.write(random.toString('hex'), 'latin1');
+    randomFillSync(this.random);
+    this.hex.write(this.random.toString('hex'), 'latin1');
     this.next = 0;
   }
 }

@@ -13,6 +13,8 @@ import {
 } from '../common/options.validation.js';
 import { resolveUniqueOptions, type UniqueOptions } from '../common/unique-cache.js';
 import type { Transport } from '../interfaces/transport.interface.js';
+import type { EventSchemas } from '../interfaces/standard-schema.interface.js';
+import { resolveSchemas } from './event-bus.schemas.js';
 
 /** Where and how a handler failed; never the event data. @publicApi */
 export interface HandlerErrorContext {
@@ -50,6 +52,18 @@ export interface EventBusOptions {
   /** @default a logger that writes to console.error for errors and warnings only */
   logger?: HeraldLogger;
   clock?: Clock;
+  /**
+   * Standard Schemas (zod, valibot, arktype...) by event, by source:
+   * `post` validates the data before sending it (rejects with
+   * `EventValidationError` naming the path; nothing sent; the data goes out
+   * as given), and every event with a schema is validated again before its
+   * handlers run, which receive the schema's output. An event refused there
+   * runs no handler: counted in `stats().invalid`, logged without its data
+   * (`bus event-invalid`) and nacked as undecodable (redis groups
+   * dead-letter it at once; elsewhere it is dropped). See "Typed events".
+   * @default none: nothing is validated, nothing costs
+   */
+  schemas?: EventSchemas;
 }
 
 /** Options of one `post`. @publicApi */
@@ -99,6 +113,7 @@ export interface ResolvedEventBusOptions {
   readonly maxPending: number;
   readonly logger: HeraldLogger;
   readonly clock: Clock;
+  readonly schemas?: EventSchemas;
 }
 
 const SCOPE = 'EventBus';
@@ -114,6 +129,7 @@ export const EVENT_BUS_OPTION_KEYS = [
   'maxPending',
   'logger',
   'clock',
+  'schemas',
 ] as const satisfies readonly (keyof EventBusOptions)[];
 
 function hasMethods(value: unknown, names: readonly string[]): boolean {
@@ -179,6 +195,7 @@ export function resolveEventBusSettings(
     maxPending: integerOption(scope, 'maxPending', given.maxPending, 10240, 1),
     logger: given.logger ?? consoleLogger,
     clock: given.clock ?? systemClock,
+    schemas: resolveSchemas(scope, given.schemas),
   };
 }
 

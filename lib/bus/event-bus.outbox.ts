@@ -1,7 +1,6 @@
 import { describeError, stackOf } from '../common/describe-error.js';
 import { logLine } from '../common/log-line.js';
 import { QueueFullError } from '../common/errors.js';
-import { Fifo } from '../common/fifo.js';
 import type { HeraldLogger } from '../common/logger.js';
 import type { Envelope } from '../interfaces/envelope.interface.js';
 import type { PublishResult, Transport } from '../interfaces/transport.interface.js';
@@ -10,20 +9,17 @@ import type { BusCounters } from './event-bus.stats.js';
 
 const MAX_BATCH = 1000;
 
-interface Outgoing {
-  readonly envelope: Envelope;
-  resolve(receipt: PostReceipt): void;
-  reject(error: unknown): void;
-}
+type Resolve = (receipt: PostReceipt) => void;
+type Reject = (error: unknown) => void;
 
 /**
  * `new Promise(executor)` with one executor for every post, so a post
  * allocates its promise and nothing else for it: the executor leaves the
  * resolving functions here, and {@link deferred} takes them at once.
  */
-let resolveNext: Outgoing['resolve'] = () => undefined;
-let rejectNext: Outgoing['reject'] = () => undefined;
-function capture(resolve: Outgoing['resolve'], reject: Outgoing['reject']): void {
+let resolveNext: Resolve = () => undefined;
+let rejectNext: Reject = () => undefined;
+function capture(resolve: Resolve, reject: Reject): void {
   resolveNext = resolve;
   rejectNext = reject;
 }
@@ -42,10 +38,14 @@ export function callTransport<T>(call: () => Promise<T>): Promise<T> {
  * flushed in batches of up to 1000 once per microtask after the transport
  * connected (posts made before wait, in order), each post settled with the
  * transport's result for its envelope. A publish that throws or rejects
- * rejects the posts of its batch.
+ * rejects the posts of its batch. Waiting posts are three parallel arrays
+ * (envelopes, resolvers, rejecters), handed over whole at a flush: no
+ * per-post record, and a batch of up to 1000 is the very array queued.
  */
 export class Outbox {
-  private readonly queue = new Fifo<Outgoing>();
+  private envelopes: Envelope[] = [];
+  private resolvers: Resolve[] = [];
+  private rejecters: Reject[] = [];
   private flushScheduled = false;
   private publishing = 0;
 
@@ -60,16 +60,16 @@ export class Outbox {
 
   /** Posts waiting or being published. */
   get busy(): boolean {
-    return this.queue.length > 0 || this.publishing > 0;
+    return this.envelopes.length > 0 || this.publishing > 0;
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.envelopes.length;
   }
 
   /** Whether one more post fits in the bounded buffer. */
   hasRoom(): boolean {
-    return this.queue.length < this.maxPending;
+    return this.envelopes.length < this.maxPending;
   }
 
   /** What a post beyond the bound rejects with. */
@@ -84,14 +84,16 @@ export class Outbox {
   push(envelope: Envelope, ready: Promise<void>): Promise<PostReceipt> {
     if (!this.hasRoom()) return Promise.reject(this.fullError());
     const promise = new Promise<PostReceipt>(capture);
-    this.queue.push({ envelope, resolve: resolveNext, reject: rejectNext });
+    this.envelopes.push(envelope);
+    this.resolvers.push(resolveNext);
+    this.rejecters.push(rejectNext);
     this.schedule(ready);
     return promise;
   }
 
   /** Flushes after `ready`, once per microtask however many posts were made. */
   schedule(ready: Promise<void>): void {
-    if (this.flushScheduled || this.queue.length === 0) return;
+    if (this.flushScheduled || this.envelopes.length === 0) return;
     this.flushScheduled = true;
     ready.then(
       () => this.flush(),
@@ -101,29 +103,44 @@ export class Outbox {
 
   /** Rejects every waiting post with `error` (connect gave up, or the bus closed); @returns their envelopes. */
   rejectAll(error: unknown): Envelope[] {
-    const waiting = this.queue.drain();
-    for (const outgoing of waiting) outgoing.reject(error);
-    return waiting.map(outgoing => outgoing.envelope);
+    const { envelopes, rejecters } = this;
+    this.take();
+    for (const reject of rejecters) reject(error);
+    return envelopes;
+  }
+
+  /** Empties the buffer (its arrays now belong to the caller). */
+  private take(): void {
+    this.envelopes = [];
+    this.resolvers = [];
+    this.rejecters = [];
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    while (this.queue.length > 0) {
-      const batch: Outgoing[] = [];
-      while (batch.length < MAX_BATCH && this.queue.length > 0) batch.push(this.queue.shift()!);
+    if (this.envelopes.length === 0) return;
+    const { envelopes, resolvers, rejecters } = this;
+    this.take();
+    for (let at = 0; at < envelopes.length; at += MAX_BATCH) {
+      // Up to MAX_BATCH posts: the arrays as they are; more: a slice each.
+      const whole = at === 0 && envelopes.length <= MAX_BATCH;
+      const end = at + MAX_BATCH;
+      const batch = whole ? envelopes : envelopes.slice(at, end);
+      const resolve = whole ? resolvers : resolvers.slice(at, end);
+      const reject = whole ? rejecters : rejecters.slice(at, end);
       this.publishing++;
       // A publish() that throws (synchronously or not) rejects this batch's
       // posts with its error; the bus and the process go on.
-      callTransport(() => this.transport.publish(batch.map(outgoing => outgoing.envelope))).then(
-        results => this.published(batch, results),
-        error => this.failed(batch, error),
+      callTransport(() => this.transport.publish(batch)).then(
+        results => this.published(batch, resolve, reject, results),
+        error => this.failed(batch, reject, error),
       );
     }
   }
 
-  private failed(batch: Outgoing[], error: unknown): void {
+  private failed(batch: readonly Envelope[], reject: readonly Reject[], error: unknown): void {
     this.counters.publishFailed += batch.length;
-    const first = batch[0].envelope;
+    const first = batch[0];
     this.logger.error(
       logLine(
         'bus',
@@ -139,31 +156,33 @@ export class Outbox {
       ),
       stackOf(error),
     );
-    for (const outgoing of batch) outgoing.reject(error);
+    for (const rejectOne of reject) rejectOne(error);
     this.publishing--;
     this.settled();
   }
 
-  private published(batch: Outgoing[], results: readonly PublishResult[]): void {
+  private published(
+    batch: readonly Envelope[],
+    resolve: readonly Resolve[],
+    reject: readonly Reject[],
+    results: readonly PublishResult[],
+  ): void {
     if (!Array.isArray(results)) {
       this.failed(
         batch,
+        reject,
         new TypeError(`transport ${this.transport.name} resolved publish() with no result list`),
       );
       return;
     }
     for (let i = 0; i < batch.length; i++) {
       const result = results[i];
-      const outgoing = batch[i];
       if (result?.ok) {
-        outgoing.resolve(
-          result.ref === undefined
-            ? { id: outgoing.envelope.id }
-            : { id: outgoing.envelope.id, ref: result.ref },
-        );
+        const { id } = batch[i];
+        resolve[i](result.ref === undefined ? { id } : { id, ref: result.ref });
       } else {
         this.counters.publishFailed++;
-        outgoing.reject(result?.error ?? new Error('transport returned no result for this event'));
+        reject[i](result?.error ?? new Error('transport returned no result for this event'));
       }
     }
     this.publishing--;

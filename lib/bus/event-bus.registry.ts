@@ -6,7 +6,9 @@ import {
 } from '../common/options.validation.js';
 
 const ANY = '*';
-const NONE: readonly EventHandler[] = Object.freeze([]);
+const NONE: readonly HandlerEntry[] = Object.freeze([]);
+/** The source of an entry with no pattern left (never a valid source). */
+const REMOVED = '';
 const NO_PATTERNS: readonly Pattern[] = Object.freeze([]);
 
 /** One `(source, event)` a handler listens to; `'*'` in either place matches any. */
@@ -79,29 +81,74 @@ export function splitHandlerArgs(args: readonly unknown[]): {
 }
 
 /**
- * The handlers of one index slot, in registration order. Copied on write,
- * so a dispatch iterating it is never disturbed by a register/unregister.
+ * One registration: what to call, on what, its place, and its patterns.
+ * Nearly every handler has one pattern, kept inline (`source`, `event`);
+ * more go to `more`. The index holds these records themselves, so a
+ * dispatch reads a handler's place, receiver and timeout without a lookup,
+ * and an `@OnEvent` method is registered as the method and its instance
+ * (no closure per handler: 10,000 handlers stay within event-emitter's
+ * memory).
  */
-type Slot = readonly EventHandler[];
-
-/**
- * A handler's sequence number and patterns. Nearly every handler has one
- * pattern, kept inline (`source`, `event`); more go to `more`. One object
- * per handler keeps 10,000 registrations within event-emitter's memory.
- */
-interface Registration {
+export interface HandlerEntry {
+  /** The function called with `(data, event)`. */
+  readonly handler: EventHandler;
+  /** `this` of the call (an `@OnEvent` method's instance), else undefined. */
+  readonly receiver: object | undefined;
+  /** The method's name when `receiver` is its instance: the log name is `Class.method`. */
+  readonly key: string | undefined;
+  /** The log name, once asked for ({@link nameOfEntry}). */
+  name: string | undefined;
   /** Order of first registration (negative when prepended); kept while the handler has any pattern. */
   readonly seq: number;
   /** The handler's own timeout, from its options. */
-  readonly timeoutMs?: number;
+  readonly timeoutMs: number | undefined;
   source: string;
   event: string;
-  more?: readonly Pattern[];
+  more: readonly Pattern[] | undefined;
 }
 
-function patternsIn(registration: Registration): Pattern[] {
-  const first = { source: registration.source, event: registration.event };
-  return registration.more ? [first, ...registration.more] : [first];
+/** What a lookup finds: nothing (an empty array), one entry, or several in order. */
+export type Found = HandlerEntry | readonly HandlerEntry[];
+
+/** The entries of a lookup as an array (tests and slow paths; dispatch reads {@link Found} as it is). */
+export function entriesOf(found: Found): readonly HandlerEntry[] {
+  return isEntry(found) ? [found] : found;
+}
+
+function isEntry(found: Found | undefined): found is HandlerEntry {
+  return found !== undefined && (found as Partial<HandlerEntry>).seq !== undefined;
+}
+
+/** The handler's log name: `Class.method` for an `@OnEvent` method, else the function's name. */
+export function nameOfEntry(entry: HandlerEntry): string {
+  if (entry.name !== undefined) return entry.name;
+  const { receiver, key } = entry;
+  entry.name =
+    receiver !== undefined && key !== undefined
+      ? `${(receiver as { constructor?: { name?: string } }).constructor?.name ?? 'anonymous'}.${key}`
+      : entry.handler.name || 'anonymous';
+  return entry.name;
+}
+
+/** How a handler is called and named, for {@link HandlerRegistry.addEntry}. */
+export interface HandlerTarget {
+  readonly handler: EventHandler;
+  readonly receiver?: object;
+  readonly key?: string;
+  /** The log name, when neither `key` nor the function's own name says it. */
+  readonly name?: string;
+}
+
+/**
+ * The entries of one index slot, in registration order; a lone exact entry
+ * is stored as itself. Copied on write, so a dispatch iterating it is
+ * never disturbed by a register/unregister.
+ */
+type Slot = Found;
+
+function patternsIn(entry: HandlerEntry): Pattern[] {
+  const first = { source: entry.source, event: entry.event };
+  return entry.more ? [first, ...entry.more] : [first];
 }
 
 /**
@@ -111,10 +158,6 @@ function patternsIn(registration: Registration): Pattern[] {
  */
 function appended<T>(list: readonly T[], item: T): T[] {
   return list.length === 0 ? [item] : list.concat([item]);
-}
-
-function listOf(slot: Slot | EventHandler | undefined): Slot | undefined {
-  return typeof slot === 'function' ? [slot] : slot;
 }
 
 function same(a: Pattern, b: Pattern): boolean {
@@ -135,119 +178,182 @@ export class HandlerRegistry {
   private seq = 0;
   /** Sequence numbers of prepended handlers count down from -1: each runs before all earlier ones. */
   private prepended = 0;
-  private readonly registrations = new Map<EventHandler, Registration>();
+  /** Entries of `add(handler)` (found again by their function); `addEntry`'s are their caller's to keep. */
+  private readonly byHandler = new Map<EventHandler, HandlerEntry>();
+  /** How many `addEntry` entries hold a pattern. */
+  private owned = 0;
   /** source -> event -> slot; two levels so a lookup builds no string. */
-  private readonly exact = new Map<string, Map<string, Slot | EventHandler>>();
+  private readonly exact = new Map<string, Map<string, Slot>>();
   private readonly bySource = new Map<string, Slot>();
   private readonly byEvent = new Map<string, Slot>();
   private all: Slot = NONE;
 
   /** Options apply when the handler is first registered (its place and timeout stay). */
   add(handler: EventHandler, patterns: readonly Pattern[], options?: HandlerOptions): void {
-    for (const pattern of patterns) {
-      let registration = this.registrations.get(handler);
-      if (!registration) {
-        registration = {
-          seq: options?.prepend ? --this.prepended : this.seq++,
-          source: pattern.source,
-          event: pattern.event,
-          ...(options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-        };
-        this.registrations.set(handler, registration);
-      } else {
-        if (patternsIn(registration).some(known => same(known, pattern))) continue;
-        registration.more = appended(registration.more ?? NO_PATTERNS, pattern);
-      }
-      this.write(pattern, this.inserted(this.read(pattern), handler, registration.seq));
+    if (patterns.length === 0) return;
+    const known = this.byHandler.get(handler);
+    if (known) {
+      for (const pattern of patterns) this.extend(known, pattern);
+      return;
     }
+    const entry = this.entry({ handler }, patterns[0], options);
+    this.byHandler.set(handler, entry);
+    this.insert(entry, patterns[0]);
+    for (let i = 1; i < patterns.length; i++) this.extend(entry, patterns[i]);
+  }
+
+  /**
+   * Registers a handler the caller keeps track of (an `@OnEvent` method as
+   * the method and its instance); @returns its entry, for
+   * {@link removeEntry}. Not found by `remove(handler)`.
+   */
+  addEntry(
+    target: HandlerTarget,
+    patterns: readonly Pattern[],
+    options?: HandlerOptions,
+  ): HandlerEntry {
+    if (patterns.length === 0) throw new TypeError('addEntry needs a pattern');
+    const entry = this.entry(target, patterns[0], options);
+    this.owned++;
+    this.insert(entry, patterns[0]);
+    for (let i = 1; i < patterns.length; i++) this.extend(entry, patterns[i]);
+    return entry;
   }
 
   /** Removes the patterns (all of the handler's when undefined); true if any was removed. */
   remove(handler: EventHandler, patterns?: readonly Pattern[]): boolean {
-    const registration = this.registrations.get(handler);
-    if (!registration) return false;
-    const known = patternsIn(registration);
-    const removing = patterns ? known.filter(k => patterns.some(p => same(k, p))) : known;
-    if (removing.length === 0) return false;
-    const left = known.filter(k => !removing.includes(k));
-    for (const pattern of removing) {
-      this.write(
-        pattern,
-        this.read(pattern).filter(h => h !== handler),
-      );
-    }
-    if (left.length === 0) {
-      this.registrations.delete(handler);
-    } else {
-      registration.source = left[0].source;
-      registration.event = left[0].event;
-      registration.more = left.length > 1 ? left.slice(1) : undefined;
-    }
-    return true;
+    const entry = this.byHandler.get(handler);
+    if (!entry) return false;
+    const removed = this.removeFrom(entry, patterns);
+    if (removed === 'all') this.byHandler.delete(handler);
+    return removed !== 'none';
   }
 
-  /** The handlers of one event, in registration order, each once. */
-  match(source: string, event: string): readonly EventHandler[] {
-    const a = listOf(this.exact.get(source)?.get(event));
+  /** Removes an {@link addEntry} entry's patterns (all of them when undefined); true if any was removed. */
+  removeEntry(entry: HandlerEntry, patterns?: readonly Pattern[]): boolean {
+    if (this.byHandler.get(entry.handler) === entry) return this.remove(entry.handler, patterns);
+    const removed = this.removeFrom(entry, patterns);
+    if (removed === 'all') this.owned--;
+    return removed !== 'none';
+  }
+
+  /**
+   * The handlers of one event, in registration order, each once: one entry
+   * as itself (the common case: no array), several as an array, none as an
+   * empty one.
+   */
+  match(source: string, event: string): Found {
+    const a = this.exact.get(source)?.get(event);
     // Most apps use only exact patterns: an empty index costs no hashing.
     const b = this.bySource.size === 0 ? undefined : this.bySource.get(source);
     const c = this.byEvent.size === 0 ? undefined : this.byEvent.get(event);
-    const d = this.all.length > 0 ? this.all : undefined;
-    // The common case, one slot: its own array (one exact handler: a one-element one).
+    const d = this.all === NONE ? undefined : this.all;
+    if (b === undefined && c === undefined && d === undefined) return a ?? NONE;
     const found = (a ? 1 : 0) + (b ? 1 : 0) + (c ? 1 : 0) + (d ? 1 : 0);
-    if (found === 0) return NONE;
     if (found === 1) return (a ?? b ?? c ?? d)!;
     return this.merge([a, b, c, d].filter((slot): slot is Slot => slot !== undefined));
   }
 
   /** The handler's own `timeoutMs`, if it was registered with one. */
   timeoutOf(handler: EventHandler): number | undefined {
-    return this.registrations.get(handler)?.timeoutMs;
+    return this.byHandler.get(handler)?.timeoutMs;
   }
 
   get size(): number {
-    return this.registrations.size;
+    return this.byHandler.size + this.owned;
   }
 
   clear(): void {
-    this.registrations.clear();
+    this.byHandler.clear();
+    this.owned = 0;
     this.exact.clear();
     this.bySource.clear();
     this.byEvent.clear();
     this.all = NONE;
   }
 
-  private seqOf(handler: EventHandler): number {
-    return this.registrations.get(handler)!.seq;
+  private entry(target: HandlerTarget, first: Pattern, options?: HandlerOptions): HandlerEntry {
+    // Every field written, in one order: one shape for every entry.
+    return {
+      handler: target.handler,
+      receiver: target.receiver,
+      key: target.key,
+      name: target.name,
+      seq: options?.prepend ? --this.prepended : this.seq++,
+      timeoutMs: options?.timeoutMs,
+      source: first.source,
+      event: first.event,
+      more: undefined,
+    };
   }
 
-  /** The slot with `handler` in its place by sequence (usually appended: the newest). */
-  private inserted(slot: Slot, handler: EventHandler, seq: number): Slot {
-    let at = slot.length;
-    while (at > 0 && this.seqOf(slot[at - 1]) > seq) at--;
-    return at === slot.length
-      ? appended(slot, handler)
-      : slot.slice(0, at).concat([handler], slot.slice(at));
+  /** Adds a pattern to a known entry (nothing if it has it already): it keeps its place. */
+  private extend(entry: HandlerEntry, pattern: Pattern): void {
+    if (patternsIn(entry).some(known => same(known, pattern))) return;
+    entry.more = appended(entry.more ?? NO_PATTERNS, pattern);
+    this.insert(entry, pattern);
+  }
+
+  private insert(entry: HandlerEntry, pattern: Pattern): void {
+    this.write(pattern, this.inserted(this.read(pattern), entry));
+  }
+
+  /** 'all' when the entry has no pattern left, 'some', or 'none' removed. */
+  private removeFrom(
+    entry: HandlerEntry,
+    patterns: readonly Pattern[] | undefined,
+  ): 'all' | 'some' | 'none' {
+    if (entry.source === REMOVED) return 'none';
+    const known = patternsIn(entry);
+    const removing = patterns ? known.filter(k => patterns.some(p => same(k, p))) : known;
+    if (removing.length === 0) return 'none';
+    const left = known.filter(k => !removing.includes(k));
+    for (const pattern of removing) {
+      this.write(
+        pattern,
+        entriesOf(this.read(pattern)).filter(e => e !== entry),
+      );
+    }
+    if (left.length === 0) {
+      // Marked, so removing it again removes nothing (a dispatch holding it may still run it).
+      entry.source = REMOVED;
+      entry.more = undefined;
+      return 'all';
+    }
+    entry.source = left[0].source;
+    entry.event = left[0].event;
+    entry.more = left.length > 1 ? left.slice(1) : undefined;
+    return 'some';
+  }
+
+  /** The slot with `entry` in its place by sequence (usually appended: the newest). */
+  private inserted(slot: Slot, entry: HandlerEntry): readonly HandlerEntry[] {
+    const list = entriesOf(slot);
+    let at = list.length;
+    while (at > 0 && list[at - 1].seq > entry.seq) at--;
+    return at === list.length
+      ? appended(list, entry)
+      : list.slice(0, at).concat([entry], list.slice(at));
   }
 
   private read({ source, event }: Pattern): Slot {
     if (source === ANY && event === ANY) return this.all;
     if (source === ANY) return this.byEvent.get(event) ?? NONE;
     if (event === ANY) return this.bySource.get(source) ?? NONE;
-    return listOf(this.exact.get(source)?.get(event)) ?? NONE;
+    return this.exact.get(source)?.get(event) ?? NONE;
   }
 
   /** Stores a slot; an empty one is removed, so the index holds only what is registered. */
-  private write({ source, event }: Pattern, slot: Slot): void {
-    const empty = slot.length === 0;
+  private write({ source, event }: Pattern, list: readonly HandlerEntry[]): void {
+    const empty = list.length === 0;
     if (source === ANY && event === ANY) {
-      this.all = empty ? NONE : slot;
+      this.all = empty ? NONE : list;
     } else if (source === ANY) {
       if (empty) this.byEvent.delete(event);
-      else this.byEvent.set(event, slot);
+      else this.byEvent.set(event, list);
     } else if (event === ANY) {
       if (empty) this.bySource.delete(source);
-      else this.bySource.set(source, slot);
+      else this.bySource.set(source, list);
     } else {
       let events = this.exact.get(source);
       if (empty) {
@@ -259,31 +365,32 @@ export class HandlerRegistry {
         events = new Map();
         this.exact.set(source, events);
       }
-      // A lone exact handler is stored as itself: 10,000 one-element arrays are most of an app's registry.
-      events.set(event, slot.length === 1 ? slot[0] : slot);
+      // A lone exact entry is stored as itself: 10,000 one-element arrays are most of an app's registry.
+      events.set(event, list.length === 1 ? list[0] : list);
     }
   }
 
-  /** Merges slots by sequence number; a handler in several slots appears once. */
-  private merge(slots: readonly Slot[]): EventHandler[] {
-    const out: EventHandler[] = [];
-    const at = slots.map(() => 0);
-    let last = -1;
+  /** Merges slots by sequence number; an entry in several slots appears once. */
+  private merge(slots: readonly Slot[]): HandlerEntry[] {
+    const lists = slots.map(entriesOf);
+    const out: HandlerEntry[] = [];
+    const at = lists.map(() => 0);
+    let last: HandlerEntry | undefined;
     for (;;) {
       let pick = -1;
       let lowest = Infinity;
-      for (let i = 0; i < slots.length; i++) {
-        const handler = slots[i][at[i]];
-        if (handler === undefined) continue;
-        const seq = this.seqOf(handler);
-        if (seq < lowest) {
-          lowest = seq;
+      for (let i = 0; i < lists.length; i++) {
+        const entry = lists[i][at[i]];
+        if (entry === undefined) continue;
+        if (entry.seq < lowest) {
+          lowest = entry.seq;
           pick = i;
         }
       }
       if (pick < 0) return out;
-      if (lowest !== last) out.push(slots[pick][at[pick]]);
-      last = lowest;
+      const entry = lists[pick][at[pick]];
+      if (entry !== last) out.push(entry);
+      last = entry;
       at[pick]++;
     }
   }

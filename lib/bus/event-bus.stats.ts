@@ -15,6 +15,8 @@ export interface BusCounters {
   queueHighWater: number;
   /** Posts refused because the drain had begun. */
   refusedDraining: number;
+  /** Events refused by their schema before any handler ran. */
+  invalid: number;
 }
 
 /** Fresh counters, all zero. */
@@ -34,6 +36,7 @@ export function busCounters(): BusCounters {
     nacked: 0,
     queueHighWater: 0,
     refusedDraining: 0,
+    invalid: 0,
   };
 }
 
@@ -54,6 +57,12 @@ export interface EventBusStats {
   readonly queueHighWater: number;
   /** Posts refused with `BusDrainingError` once the shutdown drain had begun. */
   readonly refusedDraining: number;
+  /**
+   * Events refused by their schema (option `schemas`) before any handler
+   * ran: arrived from the transport, or posted with `postLocal`. Posts
+   * refused before sending are not counted: their `post` rejected.
+   */
+  readonly invalid: number;
   readonly queued: number;
   readonly inFlight: number;
   /** Handler calls still running (a timed-out one counts until it really settles). */

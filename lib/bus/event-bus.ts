@@ -36,9 +36,13 @@ import {
   patternsOf,
   resolveHandlerOptions,
   splitHandlerArgs,
+  type HandlerEntry,
   type HandlerOptions,
+  type HandlerTarget,
+  type Pattern,
 } from './event-bus.registry.js';
 import { LoopbackWatch } from './event-bus.loopback.js';
+import { EventSchemaSet } from './event-bus.schemas.js';
 
 export type { EventBusStats } from './event-bus.stats.js';
 export type { EventBusState, EventBusStatus } from './event-bus.state.js';
@@ -76,6 +80,8 @@ export class EventBus {
   private closing?: Promise<void>;
   /** Telemetry hooks, when `nest-herald/otel` installed them before this bus was built. */
   private readonly instrumentation?: BusInstrumentation;
+  /** The events' schemas (option `schemas`), when given. */
+  private readonly schemas?: EventSchemaSet;
 
   /** @throws InvalidOptionsError naming the option, the rule and the value given. */
   constructor(options: EventBusOptions) {
@@ -84,6 +90,7 @@ export class EventBus {
     this.logger = resolved.logger;
     this.clock = resolved.clock;
     this.uniqueSettings = resolved.unique;
+    this.schemas = resolved.schemas ? new EventSchemaSet(resolved.schemas) : undefined;
     this.machine = new StateMachine(
       `event bus (${this.transport.name})`,
       'idle',
@@ -129,6 +136,7 @@ export class EventBus {
       transportName: this.transport.name,
       settled,
       instrumentation: this.instrumentation,
+      schemas: this.schemas,
     });
   }
 
@@ -276,6 +284,25 @@ export class EventBus {
   }
 
   /**
+   * Registers a handler its caller keeps track of (the explorer's
+   * `@OnEvent` methods: the method and its instance, no closure each) under
+   * checked patterns. @returns its entry, for {@link unregisterEntry}.
+   * @internal
+   */
+  registerEntry(
+    target: HandlerTarget,
+    patterns: readonly Pattern[],
+    options?: HandlerOptions,
+  ): HandlerEntry {
+    return this.registry.addEntry(target, patterns, options);
+  }
+
+  /** Removes every pattern of a {@link registerEntry} entry. @internal */
+  unregisterEntry(entry: HandlerEntry): boolean {
+    return this.registry.removeEntry(entry);
+  }
+
+  /**
    * Removes a handler's patterns; with no source, every pattern of the
    * handler. @returns true if something was removed.
    */
@@ -290,12 +317,36 @@ export class EventBus {
   /**
    * Posts to every process the transport reaches, this one included. Resolves
    * once the transport accepted the event; rejects with a typed error, before
-   * anything is sent, for bad names, data, key or headers.
+   * anything is sent, for bad names, data, key or headers; with a schema
+   * for the event (option `schemas`), with `EventValidationError` naming the
+   * path when the schema refuses the data (an async schema is awaited
+   * first: such a post may be overtaken by later ones). The data goes out
+   * as given.
    */
   post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt> {
     return this.instrumentation
-      ? this.instrumentation.post(source, event, options, o => this.send(source, event, data, o))
-      : this.send(source, event, data, options);
+      ? this.instrumentation.post(source, event, options, o =>
+          this.checkedSend(source, event, data, o),
+        )
+      : this.checkedSend(source, event, data, options);
+  }
+
+  /** `send`, once the event's schema, if it has one, accepted the data. */
+  private checkedSend(
+    source: string,
+    event: string,
+    data: unknown,
+    options: PostOptions | undefined,
+  ): Promise<PostReceipt> {
+    const schema = this.schemas?.schemaOf(source, event);
+    if (schema === undefined) return this.send(source, event, data, options);
+    const checked = this.schemas!.check(schema, source, event, data, false);
+    if (!(checked instanceof Promise)) {
+      return checked.ok ? this.send(source, event, data, options) : Promise.reject(checked.error);
+    }
+    return checked.then(done =>
+      done.ok ? this.send(source, event, data, options) : Promise.reject(done.error),
+    );
   }
 
   private send(

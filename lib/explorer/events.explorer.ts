@@ -24,11 +24,13 @@ import type { OnEventMetadata } from '../decorators/on-event-metadata.interface.
 import {
   patternsOf,
   resolveHandlerOptions,
+  type HandlerEntry,
   type HandlerOptions,
+  type HandlerTarget,
+  type Pattern,
 } from '../bus/event-bus.registry.js';
 import { resolvePatternArgs } from '../event-names.js';
 import { REQUEST_CONTEXT_HEADER, RequestContexts } from './request-contexts.js';
-import { EventValidator } from './event-validator.js';
 import { describeError } from '../common/describe-error.js';
 import { InvalidOptionsError } from '../common/errors.js';
 import { describeValue } from '../common/options.validation.js';
@@ -161,8 +163,8 @@ export class EventsExplorer {
   private readonly injector = new Injector();
   /** One DI context per event, shared by every scoped handler of that event. */
   private readonly contexts = new WeakMap<HeraldEvent, ContextId>();
-  /** What {@link registerAll} registered (a list of handlers, not of disposer closures: 10,000 stay small). */
-  private registered: EventHandler[] = [];
+  /** What {@link registerAll} registered (the registry's entries, not disposer closures: 10,000 stay small). */
+  private registered: HandlerEntry[] = [];
   /** Instances whose methods were looked at, so a later scan (a lazy module) registers only new ones. */
   private readonly seen = new WeakSet<object>();
   private readonly delimiter?: string;
@@ -177,7 +179,6 @@ export class EventsExplorer {
     @Inject(EVENT_BUS) private readonly bus: EventBus,
     @Optional() @Inject(EVENTS_MODULE_OPTIONS) options?: EventsModuleOptions,
     @Optional() private readonly requests?: RequestContexts,
-    @Optional() private readonly validator?: EventValidator,
   ) {
     // Checked already: the bus is built from the same options before this.
     this.delimiter = options?.delimiter;
@@ -239,37 +240,66 @@ export class EventsExplorer {
     const prototype: unknown = Object.getPrototypeOf(instance);
     if (prototype === null || typeof prototype !== 'object') return 0;
     let count = 0;
+    let creator: ExternalContextCreator | undefined;
     for (const methodName of this.scanner.getAllMethodNames(prototype)) {
       const method: unknown = (prototype as Host)[methodName];
       if (typeof method !== 'function') continue;
+      const raw: unknown = Reflect.getMetadata(EVENT_HANDLER_METADATA, method);
+      if (raw === undefined) continue;
       const where = nameOf(instance, methodName);
-      const metadata = metadataOf(Reflect.getMetadata(EVENT_HANDLER_METADATA, method), where);
+      const metadata = metadataOf(raw, where);
       if (metadata.length === 0) continue;
       // Every pattern checked before any is registered: a bad one fails the bootstrap.
-      const patterns = metadata.flatMap(({ source, events }) =>
-        resolvePatternArgs(`@OnEvent on ${where}`, source, events, this.delimiter),
-      );
-      const options = mergedOptions(metadata);
-      const creator = this.creatorFor(wrapper);
-      const unchecked: EventHandler = isStatic
-        ? this.staticHandler(creator, instance as Host, methodName)
-        : this.scopedHandler(creator, wrapper, instance as Host, methodName);
-      // With schemas, each event is validated before the method runs.
-      const handler = this.validator ? this.validator.wrap(unchecked) : unchecked;
-      // One function under every pattern: the registry runs it once per event.
-      for (const { source, events } of patterns) {
-        if (options) this.bus.register(handler, source, ...events, options);
-        else this.bus.register(handler, source, ...events);
+      const patterns: Pattern[] = [];
+      for (const { source, events } of metadata) {
+        for (const args of resolvePatternArgs(
+          `@OnEvent on ${where}`,
+          source,
+          events,
+          this.delimiter,
+        )) {
+          for (const pattern of patternsOf(args.source, args.events)) patterns.push(pattern);
+        }
       }
-      this.registered.push(handler);
+      creator ??= this.creatorFor(wrapper);
+      const target = this.targetOf(creator, wrapper, instance as Host, methodName, isStatic);
+      // One entry under every pattern: the registry runs it once per event.
+      this.registered.push(this.bus.registerEntry(target, patterns, mergedOptions(metadata)));
       count++;
     }
     return count;
   }
 
+  /**
+   * What the bus calls for a method: the method itself on its instance
+   * when nothing runs around it (no closure, and a synchronous handler
+   * stays synchronous: the enhancer pipeline costs a promise chain and
+   * several microseconds per event); else a function running the
+   * enhancers or resolving a scoped instance per event.
+   */
+  private targetOf(
+    creator: ExternalContextCreator,
+    wrapper: InstanceWrapper,
+    instance: Host,
+    methodName: string,
+    isStatic: boolean,
+  ): HandlerTarget {
+    if (isStatic && !hasEnhancers(creator, instance, methodName)) {
+      const method = instance[methodName];
+      if (typeof method === 'function') {
+        return { handler: method as EventHandler, receiver: instance, key: methodName };
+      }
+    }
+    // With schemas, the bus validates each event before the method runs.
+    const handler: EventHandler = isStatic
+      ? this.staticHandler(creator, instance, methodName)
+      : this.scopedHandler(creator, wrapper, instance, methodName);
+    return { handler, name: nameOf(instance, methodName) };
+  }
+
   /** Removes every registration made by {@link registerAll}. */
   unregisterAll(): void {
-    for (const handler of this.registered) this.bus.unregister(handler);
+    for (const entry of this.registered) this.bus.unregisterEntry(entry);
     this.registered = [];
   }
 
@@ -293,21 +323,12 @@ export class EventsExplorer {
     methodName: string,
   ): EventHandler {
     if (!hasEnhancers(creator, instance, methodName)) {
-      // Nothing to run around the method: call it as it is, so a synchronous
-      // handler stays synchronous (the enhancer pipeline costs a promise chain
-      // and several microseconds per event).
+      // Nothing to run around the method (validation wraps it): call it as it is.
       const method = instance[methodName] as (data: unknown, event: HeraldEvent) => unknown;
-      // A function created as a property value takes the key as its name:
-      // the bus logs failures under `Class.method`, and defineProperty on
-      // 10,000 functions would cost memory.
-      const name = nameOf(instance, methodName);
-      return { [name]: (data: unknown, event: HeraldEvent) => method.call(instance, data, event) }[
-        name
-      ];
+      return (data: unknown, event: HeraldEvent) => method.call(instance, data, event);
     }
     const invoke = this.invoker(creator, instance, methodName);
-    const name = nameOf(instance, methodName);
-    return { [name]: (data: unknown, event: HeraldEvent) => invoke(data, event) }[name];
+    return (data: unknown, event: HeraldEvent) => invoke(data, event);
   }
 
   /**

@@ -19,3 +19,14 @@ export {
   type HeraldServerOptions,
   type HeraldStartup,
 } from './microservice.interface.js';
+export type {
+  ClientData,
+  ClientEventCatalog,
+  ClientMessageCatalog,
+  ClientPattern,
+  MessageTypes,
+  ReplyOf,
+  RequestData,
+  UntypedClientEvents,
+  UntypedClientMessages,
+} from './microservice.catalog.js';

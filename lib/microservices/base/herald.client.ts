@@ -27,6 +27,17 @@ import {
   type HeraldLifecycleState,
 } from './herald.state.js';
 import { validatePattern } from './pattern.utils.js';
+import type {
+  ClientData,
+  ClientEventCatalog,
+  ClientMessageCatalog,
+  ClientPattern,
+  ReplyOf,
+  RequestData,
+  UntypedClientEvents,
+  UntypedClientMessages,
+  UntypedPattern,
+} from '../microservice.catalog.js';
 
 /** A request on the wire: Nest's packet with its correlation id. */
 export interface HeraldOutgoingRequest extends ReadPacket {
@@ -46,11 +57,20 @@ const noop = (): void => undefined;
  * request bookkeeping with a correlation id that names the reply address,
  * a per-request timeout, {@link HeraldRecord} options, status and `on()`,
  * and the error replies the servers send turned back into error classes.
+ *
+ * `Events` and `Messages` type `emit` and `send` (see
+ * `microservice.catalog.ts`): with them, only declared patterns and their
+ * data compile, and `send` answers the declared reply type; without them
+ * the client is as untyped as Nest's `ClientProxy`. Typed or not, it is a
+ * `ClientProxy` (`ClientsModule`'s `customClass` takes it).
  * @publicApi
  */
 // Status is `string` in the base type so the class fits `ClientsModule`'s
 // `customClass: Type<ClientProxy>`; `status` is narrowed below.
-export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents, string> {
+export abstract class HeraldClient<
+  Events extends ClientEventCatalog<Events> = UntypedClientEvents,
+  Messages extends ClientMessageCatalog<Messages> = UntypedClientMessages,
+> extends ClientProxy<HeraldMicroserviceEvents, string> {
   protected readonly events = new EventEmitter();
   protected readonly heraldLogger: HeraldLogger;
   protected readonly requestTimeoutMs: number;
@@ -215,11 +235,19 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
    * emits once and completes when the transport took the event; errors with
    * `InvalidMessageException` for a null or undefined pattern or data) on one
    * promise instead of four Observables per event.
+   *
+   * Untyped client: any pattern and data. Typed (`Events`): a declared
+   * pattern and its data (or a `HeraldRecord` of it).
    */
   override emit<TResult = unknown, TInput = unknown>(
-    pattern: unknown,
+    pattern: UntypedPattern<Events>,
     data: TInput,
-  ): Observable<TResult> {
+  ): Observable<TResult>;
+  override emit<P extends ClientPattern<Events>>(
+    pattern: P,
+    data: ClientData<Events[P]>,
+  ): Observable<void>;
+  override emit(pattern: unknown, data: unknown): Observable<unknown> {
     if (pattern === null || pattern === undefined || data === null || data === undefined) {
       return throwError(() => new InvalidMessageException());
     }
@@ -235,7 +263,29 @@ export abstract class HeraldClient extends ClientProxy<HeraldMicroserviceEvents,
       sent = this.connect().then(() => this.dispatchEvent(this.createPacket(pattern, data)));
     }
     sent.catch(noop); // hot: the error reaches subscribers only, never an unhandled rejection
-    return from(sent) as Observable<TResult>;
+    return from(sent);
+  }
+
+  /**
+   * Nest's `send` (cold: sent on subscribe; emits the reply and completes).
+   * Untyped client: any pattern and data, the reply typed by `TResult`
+   * (Nest's default `any`, so untyped code compiles as before). Typed
+   * (`Messages`): a declared pattern and its data (or a `HeraldRecord` of
+   * it), and an Observable of its declared reply.
+   */
+  override send<
+    // Nest's own defaults: untyped code that reads the reply compiles unchanged.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    TResult = any,
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    TInput = any,
+  >(pattern: UntypedPattern<Messages>, data: TInput): Observable<TResult>;
+  override send<P extends ClientPattern<Messages>>(
+    pattern: P,
+    data: ClientData<RequestData<Messages, P>>,
+  ): Observable<ReplyOf<Messages, P>>;
+  override send(pattern: unknown, data: unknown): Observable<unknown> {
+    return super.send(pattern, data);
   }
 
   /** Unwraps {@link HeraldRecord}: its metadata joins the packet's, its timeout is kept for `publish`. */

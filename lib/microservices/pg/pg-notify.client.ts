@@ -5,6 +5,12 @@ import { encodeEvent } from '../../transports/pg/pg.codec.js';
 import type { PgConsumer } from '../../transports/pg/pg.consumer.js';
 import { PgHub, type PgHubState } from '../../transports/pg/pg.hub.js';
 import { HeraldClient } from '../base/herald.client.js';
+import type {
+  ClientEventCatalog,
+  ClientMessageCatalog,
+  UntypedClientEvents,
+  UntypedClientMessages,
+} from '../microservice.catalog.js';
 import { PG_REPLY_CHANNEL_PREFIX, pgChannelOf } from './pg-notify.channel.js';
 import { HUB_STATUS } from './pg-notify.hub-status.js';
 import { resolvePgNotifyClientOptions, type PgNotifyClientOptions } from './pg-notify.options.js';
@@ -17,7 +23,10 @@ import { resolvePgNotifyClientOptions, type PgNotifyClientOptions } from './pg-n
  * `ClientsModule.register([{ name, customClass: PgNotifyClient, options }])`.
  * @publicApi
  */
-export class PgNotifyClient extends HeraldClient {
+export class PgNotifyClient<
+  Events extends ClientEventCatalog<Events> = UntypedClientEvents,
+  Messages extends ClientMessageCatalog<Messages> = UntypedClientMessages,
+> extends HeraldClient<Events, Messages> {
   readonly hub: PgHub;
   private readonly ownsHub: boolean;
   protected readonly replyAddress = PG_REPLY_CHANNEL_PREFIX + randomBytes(8).toString('hex');

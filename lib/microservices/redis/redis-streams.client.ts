@@ -4,6 +4,12 @@ import type { RedisConnectionOptions } from '../../transports/redis/redis.connec
 import { StreamPublisher } from '../../transports/redis/stream.publisher.js';
 import { StreamSubscriber, type StreamMessage } from '../../transports/redis/stream.subscriber.js';
 import { HeraldClient } from '../base/herald.client.js';
+import type {
+  ClientEventCatalog,
+  ClientMessageCatalog,
+  UntypedClientEvents,
+  UntypedClientMessages,
+} from '../microservice.catalog.js';
 import { InvalidPatternError } from '../microservice.errors.js';
 import { ConnectionStates } from '../../transports/redis/redis.connection-states.js';
 import {
@@ -32,7 +38,10 @@ export interface RedisStreamsClientParts {
  * through `ClientsModule.register([{ name, customClass: RedisStreamsClient, options }])`.
  * @publicApi
  */
-export class RedisStreamsClient extends HeraldClient {
+export class RedisStreamsClient<
+  Events extends ClientEventCatalog<Events> = UntypedClientEvents,
+  Messages extends ClientMessageCatalog<Messages> = UntypedClientMessages,
+> extends HeraldClient<Events, Messages> {
   readonly streamPrefix: string;
   protected readonly replyAddress: string;
   private readonly connection: RedisConnectionOptions;

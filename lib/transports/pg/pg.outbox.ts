@@ -14,6 +14,15 @@ import { PgOutboxWriter } from './pg.outbox-writer.js';
 import type { ResolvedPgDurableOptions } from './pg.outbox.options.js';
 import type { PgUniqueClaims } from './pg.unique-claims.js';
 
+/** An error the bus marks `undecodable: true` (an event its schema refused on arrival). */
+function isUndecodable(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { undecodable?: unknown }).undecodable === true
+  );
+}
+
 /** What durable mode takes from its transport. */
 export interface PgOutboxParts {
   readonly hub: PgHub;
@@ -217,6 +226,15 @@ export class PgOutbox {
       settle: (settlement: Settlement) => {
         if (settlement.outcome === 'ack') this.counters.acked++;
         else this.counters.nacked++;
+        if (settlement.outcome === 'nack' && isUndecodable(settlement.error)) {
+          // The bus says no handler can read it (its schema refused it): no retry.
+          this.counters.undecodable++;
+          this.reader.settle(row, {
+            outcome: 'dead',
+            reason: `undecodable: ${describeError(settlement.error)}`,
+          });
+          return;
+        }
         this.reader.settle(row, settlement);
       },
     });

@@ -11,6 +11,7 @@ import {
   type Settlement,
 } from '../../../lib/index.js';
 import type { HandlerOutcome } from '../../../lib/bus/event-bus.options.js';
+import type { HandlerEntry } from '../../../lib/bus/event-bus.registry.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 describe('Dispatcher', () => {
@@ -21,8 +22,22 @@ describe('Dispatcher', () => {
   ) => {
     const counters = busCounters();
     const errors: unknown[] = [];
+    // Entries as the registry makes them, in registration order.
+    const entries: HandlerEntry[] = handlers.map((handler, seq) => ({
+      handler,
+      receiver: undefined,
+      key: undefined,
+      name: undefined,
+      seq,
+      timeoutMs: undefined,
+      source: '*',
+      event: '*',
+      more: undefined,
+    }));
+    // One handler is found as itself, as the registry finds a lone exact one (the one-handler path).
+    const found = entries.length === 1 ? entries[0] : entries;
     const dispatcher = new Dispatcher({
-      handlers: { match: () => handlers },
+      handlers: { match: () => found },
       factory,
       counters,
       logger: silentLogger,
@@ -72,6 +87,28 @@ describe('Dispatcher', () => {
     ]);
     expect(counters).toMatchObject({ failed: 2, handled: 4, nacked: 1 });
     expect(errors).toHaveLength(2);
+  });
+
+  it('runs one handler found alone: a throw or a rejection nacks, counts and reaches onHandlerError; a value acks', async () => {
+    const settlements: Settlement[] = [];
+    let mode: 'value' | 'throw' | 'reject' = 'value';
+    const lone: EventHandler = () => {
+      if (mode === 'throw') throw new Error('sync');
+      if (mode === 'reject') return Promise.reject(new Error('async'));
+      return 'ok';
+    };
+    const { dispatcher, counters, errors } = make([lone]);
+    dispatcher.start();
+    dispatcher.enqueue(delivery(1, settlements));
+    mode = 'throw';
+    dispatcher.enqueue(delivery(2, settlements));
+    mode = 'reject';
+    dispatcher.enqueue(delivery(3, settlements));
+    await waitFor(() => settlements.length === 3);
+    expect(settlements.map(s => s.outcome)).toEqual(['ack', 'nack', 'nack']);
+    expect(errors.map(e => (e as Error).message)).toEqual(['sync', 'async']);
+    expect(counters).toMatchObject({ handled: 1, failed: 2, acked: 1, nacked: 2 });
+    expect(dispatcher.isIdle()).toBe(true);
   });
 
   it('names the handler calls still running, a timed-out one included, until they really settle', async () => {

@@ -1,10 +1,16 @@
-import { HandlerRegistry, patternsOf } from '../../../lib/bus/event-bus.registry.js';
+import {
+  HandlerRegistry,
+  entriesOf,
+  nameOfEntry,
+  patternsOf,
+  type Found,
+} from '../../../lib/bus/event-bus.registry.js';
 import type { EventHandler } from '../../../lib/index.js';
 
 function handler(name: string): EventHandler {
   return { [name]: () => name }[name];
 }
-const names = (handlers: readonly EventHandler[]): string[] => handlers.map(h => h.name);
+const names = (found: Found): string[] => entriesOf(found).map(e => e.handler.name);
 
 describe('HandlerRegistry', () => {
   it('matches exact, by source, by event of any source, and every event', () => {
@@ -74,6 +80,37 @@ describe('HandlerRegistry', () => {
       registry.add(handler(`h${i}`), patternsOf(`p${i % 1000}`, [`e${i}`]));
     expect(names(registry.match('p7', 'e9007'))).toEqual(['h9007']);
     expect(registry.match('p7', 'e9008')).toEqual([]);
+  });
+
+  it('keeps entries registered as a method and its instance: named Class.method, removed by entry, counted', () => {
+    const registry = new HandlerRegistry();
+    class Billing {
+      charged = 0;
+      charge(): void {
+        this.charged++;
+      }
+    }
+    const billing = new Billing();
+    const entry = registry.addEntry(
+      { handler: Billing.prototype.charge as EventHandler, receiver: billing, key: 'charge' },
+      [
+        ...patternsOf('orders', ['paid']),
+        ...patternsOf('orders', ['paid']),
+        ...patternsOf('*', ['paid']),
+      ],
+    );
+    registry.add(handler('other'), patternsOf('orders', ['paid']));
+    expect(registry.size).toBe(2);
+    const found = entriesOf(registry.match('orders', 'paid'));
+    expect(found.map(nameOfEntry)).toEqual(['Billing.charge', 'other']);
+    found[0].handler.call(found[0].receiver, undefined, undefined as never);
+    expect(billing.charged).toBe(1);
+    // Not found by its function (another instance of the class may share it).
+    expect(registry.remove(Billing.prototype.charge as EventHandler)).toBe(false);
+    expect(registry.removeEntry(entry)).toBe(true);
+    expect(registry.removeEntry(entry)).toBe(false);
+    expect(names(registry.match('orders', 'paid'))).toEqual(['other']);
+    expect(registry.size).toBe(1);
   });
 
   it('refuses bad patterns', () => {
