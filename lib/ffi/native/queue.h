@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <atomic>
 
 namespace herald_ffi {
@@ -100,6 +104,18 @@ struct Queue {
   int64_t queued;
   int64_t max_queue;
   bool finished;  // after unload: a tombstone, never freed
+  // Pollers asleep on cv (under mu): a post wakes at most that many, and
+  // none (no futex call) when the idle poller is spinning.
+  int64_t sleepers;
+  // Adaptive spinning (see PollerSpin): the longest a poller spins, in ns (0:
+  // never), a running average of how long pollers waited for a task, and
+  // whether one poller is spinning now (at most one does).
+  int64_t spin_max_ns;
+  int64_t wait_avg_ns;
+  bool spinning;
+  // Counters for stats(): spins begun, and those that found a task.
+  uint64_t spins;
+  uint64_t spin_hits;
 };
 
 enum PostStatus { kPosted = 0, kFull = 1, kFinished = 2 };
@@ -110,6 +126,70 @@ constexpr size_t kCopyMax = 4096;
 
 inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count);
 
+inline int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// Folds one wait (ns from "no task" to "task found", mu held) into the
+// average. A sample counts as at most 8 x spin_max_ns: one long idle period
+// stops spinning at once, and a few short waits after it resume it.
+inline void NoteWait(Queue *q, int64_t ns) {
+  if (ns > q->spin_max_ns * 8) ns = q->spin_max_ns * 8;
+  q->wait_avg_ns += (ns - q->wait_avg_ns) / 8;
+}
+
+// Bounded adaptive spinning, called with mu held and the queue empty: with
+// one call in flight, the next call arrives a few microseconds after the
+// answer, and a poller asleep on the condvar costs a futex wait, a futex wake
+// from the JS thread and a scheduler wake-up (tens of microseconds on a loaded
+// machine) per call. Like glibc's adaptive mutexes, a poller spins only while
+// recent waits were short: for up to twice the average wait, never more than
+// spin_max_ns, and not at all once the average is above spin_max_ns (an idle
+// or slow caller, or a loaded machine where the spin stopped paying: every
+// wait, spun or slept, feeds the average, so spinning resumes when waits get
+// short again). One poller spins at a time; it yields the CPU between checks
+// of the clock, so a loaded machine's other threads (the JS thread first)
+// still run. Returns with mu held.
+inline void PollerSpin(Queue *q, int64_t started) {
+  int64_t max = q->spin_max_ns;
+  if (q->spinning) return;
+  int64_t avg = q->wait_avg_ns;
+  if (avg > max) return;
+  int64_t budget = avg * 2 + 2000;
+  if (budget > max) budget = max;
+  q->spinning = true;
+  q->spins++;
+  pthread_mutex_unlock(&q->mu);
+  int64_t deadline = started + budget;
+  bool found = false;
+  for (uint32_t i = 1;; i++) {
+    if (__atomic_load_n(&q->head, __ATOMIC_RELAXED) != nullptr ||
+        __atomic_load_n(&q->finished, __ATOMIC_RELAXED)) {
+      found = true;
+      break;
+    }
+    if ((i & 31) == 0) {
+      if (NowNs() >= deadline) break;
+      sched_yield();
+    } else {
+      CpuRelax();
+    }
+  }
+  pthread_mutex_lock(&q->mu);
+  q->spinning = false;
+  if (found) q->spin_hits++;
+}
+
 inline void *QueuePoll(void *p) {
   Queue *q = static_cast<Queue *>(p);
   if (pthread_mutex_lock(&q->mu) != 0) return nullptr;
@@ -118,19 +198,28 @@ inline void *QueuePoll(void *p) {
     return nullptr;
   }
   __atomic_sub_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
-  while (q->head == nullptr && !q->finished) {
-    if (pthread_cond_wait(&q->cv, &q->mu) != 0) {
-      __atomic_add_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
-      pthread_mutex_unlock(&q->mu);
-      return nullptr;
+  if (q->head == nullptr && !q->finished) {
+    int64_t started = q->spin_max_ns > 0 ? NowNs() : 0;
+    if (started != 0) PollerSpin(q, started);
+    // A task the spin saw may have been taken by another poller meanwhile.
+    while (q->head == nullptr && !q->finished) {
+      q->sleepers++;
+      int err = pthread_cond_wait(&q->cv, &q->mu);
+      q->sleepers--;
+      if (err != 0) {
+        __atomic_add_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&q->mu);
+        return nullptr;
+      }
     }
+    if (started != 0) NoteWait(q, NowNs() - started);
   }
   if (q->finished) {
     pthread_mutex_unlock(&q->mu);
     return nullptr;
   }
   Task *t = q->head;
-  q->head = t->next;
+  __atomic_store_n(&q->head, t->next, __ATOMIC_RELAXED);
   if (q->head == nullptr) q->tail = nullptr;
   q->queued--;
   pthread_mutex_unlock(&q->mu);
@@ -138,19 +227,20 @@ inline void *QueuePoll(void *p) {
   return t;
 }
 
-// Appends `count` tasks (first..last, linked) and wakes as many idle pollers
-// as there are new tasks. The caller checked the limit (only the JS thread
-// posts, so `waiting` can only have gone down since).
+// Appends `count` tasks (first..last, linked) and wakes as many sleeping
+// pollers as there are new tasks (a spinning poller sees them without a
+// wake). The caller checked the limit (only the JS thread posts, so
+// `waiting` can only have gone down since).
 inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count) {
   pthread_mutex_lock(&q->mu);
-  int64_t idle = -q->waiting;
+  int64_t idle = q->sleepers;
   __atomic_add_fetch(&q->waiting, count, __ATOMIC_RELAXED);
   q->queued += count;
   last->next = nullptr;
   if (q->tail)
     q->tail->next = first;
   else
-    q->head = first;
+    __atomic_store_n(&q->head, first, __ATOMIC_RELAXED);
   q->tail = last;
   pthread_mutex_unlock(&q->mu);
   if (idle <= 0) return;
@@ -166,9 +256,10 @@ inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count) {
 inline Task *QueueFinish(Queue *q) {
   pthread_mutex_lock(&q->mu);
   Task *rest = q->head;
-  q->head = q->tail = nullptr;
+  __atomic_store_n(&q->head, nullptr, __ATOMIC_RELAXED);
+  q->tail = nullptr;
   q->queued = 0;
-  q->finished = true;
+  __atomic_store_n(&q->finished, true, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&q->mu);
   pthread_cond_broadcast(&q->cv);
   return rest;
@@ -266,9 +357,15 @@ inline Task *TakeCompletions(Completions *c) {
   return list;
 }
 
+// The default of spin_max_ns (NativeRuntimeOptions.pollerSpinUs).
+constexpr int64_t kDefaultSpinNs = 50000;
+
 // A new queue; runtimes get it as `tq`. Never freed: after QueueFinish it
-// stays as a tombstone that answers NULL to every poll.
-inline Queue *QueueCreate(int64_t max_queue) {
+// stays as a tombstone that answers NULL to every poll. Pollers spin for up
+// to spin_ns before they sleep (adaptive, see PollerSpin); never on a
+// machine with one CPU, where a spinning poller only delays the thread it
+// waits for.
+inline Queue *QueueCreate(int64_t max_queue, int64_t spin_ns = kDefaultSpinNs) {
   Queue *q = static_cast<Queue *>(calloc(1, sizeof(Queue)));
   q->header.magic = kQueueMagic;
   q->header.ops = &kOps;
@@ -280,6 +377,7 @@ inline Queue *QueueCreate(int64_t max_queue) {
   pthread_mutexattr_destroy(&attr);
   pthread_cond_init(&q->cv, nullptr);
   q->max_queue = max_queue;
+  q->spin_max_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 && spin_ns > 0 ? spin_ns : 0;
   return q;
 }
 

@@ -223,6 +223,60 @@ describe('NativeRuntime: the first-generation ABI and answer forms', () => {
   });
 });
 
+describe('NativeRuntime: pollers spin before they sleep (pollerSpinUs)', () => {
+  const multiCpu = os.cpus().length > 1;
+
+  it('with pollerSpinUs 0, an idle poller never spins', async () => {
+    const runtime = load(fixture('echo'), {
+      cfg: `threads=1;${uniqueName('nospin')}`,
+      pollerSpinUs: 0,
+    });
+    for (let i = 0; i < 500; i++) expect((await runtime.call(`n${i}`)).toString()).toBe(`n${i}`);
+    expect(runtime.stats()).toMatchObject({ pollerSpinUs: 0, pollerSpins: 0, pollerSpinHits: 0 });
+  });
+
+  (multiCpu ? it : it.skip)(
+    'calls one at a time find the poller spinning: answered without a sleep, every answer right',
+    async () => {
+      const runtime = load(fixture('echo'), {
+        cfg: `threads=1;${uniqueName('spin')}`,
+        pollerSpinUs: 1_000_000,
+      });
+      expect(runtime.stats().pollerSpinUs).toBe(1_000_000);
+      for (let i = 0; i < 2000; i++) expect((await runtime.call(`s${i}`)).toString()).toBe(`s${i}`);
+      const stats = runtime.stats();
+      expect(stats.pollerSpinHits).toBeGreaterThan(0);
+      expect(stats.pollerSpinHits).toBeLessThanOrEqual(stats.pollerSpins);
+      expect(stats).toMatchObject({ answered: 2000, failed: 0 });
+    },
+  );
+
+  (multiCpu ? it : it.skip)(
+    'unload reaches a spinning poller: it gets NULL and exits',
+    async () => {
+      const log = path.join(logDir, `${uniqueName('spin-gate')}.log`);
+      const runtime = load(fixture('gate'), {
+        cfg: `threads=1;log=${log}`,
+        name: 'spin-gate',
+        pollerSpinUs: 1_000_000,
+      });
+      // Calls one at a time keep the waits short: the poller spins when it is idle.
+      for (let i = 0; i < 50; i++) await runtime.call('hash:1:x');
+      runtime.close(); // right after an answer: the poller is most likely spinning
+      await waitFor(() => exits(log) === 1);
+    },
+  );
+
+  it('defaults to 50 µs (0 on a machine with one CPU) and refuses to share a runtime with another bound', () => {
+    const cfg = `threads=1;${uniqueName('default-spin')}`;
+    const runtime = load(fixture('echo'), { cfg });
+    expect(runtime.stats().pollerSpinUs).toBe(multiCpu ? 50 : 0);
+    expect(() => load(fixture('echo'), { cfg, pollerSpinUs: 10 })).toThrow(
+      /already loaded with pollerSpinUs 50; cannot share it with 10/,
+    );
+  });
+});
+
 describe('NativeRuntime: queue, loop, timeouts', () => {
   it('rejects with QueueFullError beyond maxQueue when the pollers are busy', async () => {
     const { control } = gate(1, ';full');
@@ -435,7 +489,14 @@ describe('NativeRuntime: loading', () => {
     }, meta);
     // The runtime's host symbols are bound to the first copy, which must hand
     // this queue to the second copy's code.
-    const result = second.load(fixture('echo'), `threads=1;${uniqueName('copy')}`, 16, false, 0);
+    const result = second.load(
+      fixture('echo'),
+      `threads=1;${uniqueName('copy')}`,
+      16,
+      false,
+      0,
+      50,
+    );
     if (!result.ok) throw new Error(result.message);
     second.ref();
     expect(second.submit(result.id, 0, 'through the second copy')).toBe(0);
