@@ -108,10 +108,13 @@ struct Queue {
   // none (no futex call) when the idle poller is spinning.
   int64_t sleepers;
   // Adaptive spinning (see PollerSpin): the longest a poller spins, in ns (0:
-  // never), a running average of how long pollers waited for a task, and
-  // whether one poller is spinning now (at most one does).
+  // never), running averages of the waits for a task no longer than that
+  // (ns) and of the share of waits that were (in 1/1024), and whether one
+  // poller is spinning now (at most one does).
   int64_t spin_max_ns;
-  int64_t wait_avg_ns;
+  int64_t short_wait_ns;
+  int64_t short_share;
+  int64_t posted_ns;  // when the last task was posted (only kept when spinning is on)
   bool spinning;
   // Counters for stats(): spins begun, and those that found a task.
   uint64_t spins;
@@ -140,12 +143,12 @@ inline void CpuRelax() {
 #endif
 }
 
-// Folds one wait (ns from "no task" to "task found", mu held) into the
-// average. A sample counts as at most 8 x spin_max_ns: one long idle period
-// stops spinning at once, and a few short waits after it resume it.
+// Folds one wait (ns from "no task" to "task posted", mu held) into the
+// averages (weight 1/8: the last dozen waits or so count).
 inline void NoteWait(Queue *q, int64_t ns) {
-  if (ns > q->spin_max_ns * 8) ns = q->spin_max_ns * 8;
-  q->wait_avg_ns += (ns - q->wait_avg_ns) / 8;
+  bool short_wait = ns <= q->spin_max_ns;
+  q->short_share += ((short_wait ? 1024 : 0) - q->short_share) / 8;
+  if (short_wait) q->short_wait_ns += (ns - q->short_wait_ns) / 8;
 }
 
 // Bounded adaptive spinning, called with mu held and the queue empty: with
@@ -153,19 +156,18 @@ inline void NoteWait(Queue *q, int64_t ns) {
 // answer, and a poller asleep on the condvar costs a futex wait, a futex wake
 // from the JS thread and a scheduler wake-up (tens of microseconds on a loaded
 // machine) per call. Like glibc's adaptive mutexes, a poller spins only while
-// recent waits were short: for up to twice the average wait, never more than
-// spin_max_ns, and not at all once the average is above spin_max_ns (an idle
-// or slow caller, or a loaded machine where the spin stopped paying: every
-// wait, spun or slept, feeds the average, so spinning resumes when waits get
-// short again). One poller spins at a time; it yields the CPU between checks
-// of the clock, so a loaded machine's other threads (the JS thread first)
-// still run. Returns with mu held.
+// recent waits were short: when at least half of the recent waits were no
+// longer than spin_max_ns, for up to twice their average (and never more
+// than spin_max_ns). An idle or slow caller, or a loaded machine where the
+// JS thread waits for a CPU, makes waits long: spinning stops, and as every
+// wait, spun or slept, is measured, it resumes when waits get short again.
+// One poller spins at a time; it yields the CPU between checks of the clock,
+// so a loaded machine's other threads (the JS thread first) still run.
+// Returns with mu held.
 inline void PollerSpin(Queue *q, int64_t started) {
   int64_t max = q->spin_max_ns;
-  if (q->spinning) return;
-  int64_t avg = q->wait_avg_ns;
-  if (avg > max) return;
-  int64_t budget = avg * 2 + 2000;
+  if (q->spinning || q->short_share < 512) return;
+  int64_t budget = q->short_wait_ns * 2 + 2000;
   if (budget > max) budget = max;
   q->spinning = true;
   q->spins++;
@@ -212,7 +214,9 @@ inline void *QueuePoll(void *p) {
         return nullptr;
       }
     }
-    if (started != 0) NoteWait(q, NowNs() - started);
+    // The wait counts until the task was posted, not until this poller woke:
+    // its own wake-up latency is what spinning saves, not a reason to stop.
+    if (started != 0) NoteWait(q, (q->posted_ns > started ? q->posted_ns : started) - started);
   }
   if (q->finished) {
     pthread_mutex_unlock(&q->mu);
@@ -236,6 +240,7 @@ inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count) {
   int64_t idle = q->sleepers;
   __atomic_add_fetch(&q->waiting, count, __ATOMIC_RELAXED);
   q->queued += count;
+  if (q->spin_max_ns > 0) q->posted_ns = NowNs();
   last->next = nullptr;
   if (q->tail)
     q->tail->next = first;
@@ -378,6 +383,7 @@ inline Queue *QueueCreate(int64_t max_queue, int64_t spin_ns = kDefaultSpinNs) {
   pthread_cond_init(&q->cv, nullptr);
   q->max_queue = max_queue;
   q->spin_max_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 && spin_ns > 0 ? spin_ns : 0;
+  q->short_share = 1024;  // start by trying: the first waits tell
   return q;
 }
 
