@@ -27,12 +27,16 @@
 // x 64 and x 1024, each with its range over the rounds). Last line:
 // `herald/uds = N.Nx` (4 KiB, 64 in flight).
 //
+// BENCH_RECORD=<file> appends this run's goal cells to <file> (one JSON line)
+// and prints them over the last three runs recorded there, with their spread
+// (max - min) / median: the "three consecutive runs" of the goals.
+//
 // BENCH_MS (default 150) per cell and round, BENCH_ROUNDS (default 9);
 // BENCH_SMOKE=1 runs everything briefly (a fraction of a second) to check it
 // works. BENCH_ONLY=cost,gc,seed,context runs only the parts named. The echo server is built by scripts/build-native.mjs (npm ci).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -424,7 +428,9 @@ async function context(ours: Call): Promise<void> {
 /** The goal cells of issue 23, each with its range over the rounds of this run. */
 function goalTable(): void {
   console.log('\n## goal cells (issue 23): this run\n');
-  console.log('| cell | median | range over rounds | spread | goal | met |');
+  console.log(
+    '| cell | median | range over rounds | spread over rounds | goal (for the median) | met |',
+  );
   console.log('|---|---|---|---|---|---|');
   const x = (n: number): string => `${n.toFixed(2)}x`;
   for (const size of SIZES) {
@@ -442,7 +448,7 @@ function goalTable(): void {
     );
   for (const [inFlight, { cpu, faults }] of goals.cost) {
     console.log(
-      `| main-thread CPU us/call, 4 KiB x ${inFlight} | ${cpu.median.toFixed(2)} | ${cpu.min.toFixed(2)}-${cpu.max.toFixed(2)} | ${cpu.spread} | <= 2 us, spread <= 25% | ${cpu.median <= 2 && parseFloat(cpu.spread) <= 25 ? 'yes' : 'NO'} |`,
+      `| main-thread CPU us/call, 4 KiB x ${inFlight} | ${cpu.median.toFixed(2)} | ${cpu.min.toFixed(2)}-${cpu.max.toFixed(2)} | ${cpu.spread} | <= 2 us (spread <= 25% over 3 runs: BENCH_RECORD) | ${cpu.median <= 2 ? 'yes' : 'NO'} |`,
     );
     console.log(
       `| page faults/call, 4 KiB x ${inFlight} | ${faults.median.toFixed(3)} | ${faults.min.toFixed(3)}-${faults.max.toFixed(3)} | ${faults.spread} | <= 0.05 | ${faults.median <= 0.05 ? 'yes' : 'NO'} |`,
@@ -450,7 +456,54 @@ function goalTable(): void {
   }
 }
 
+/** One run's goal cells, as BENCH_RECORD keeps them. */
+interface Recorded {
+  at: string;
+  load: number[];
+  cells: Record<string, number>;
+}
+
+/** The goal cells of this run, by name (medians). */
+function goalCells(): Record<string, number> {
+  const cells: Record<string, number> = {};
+  for (const [key, r] of goals.ratios) {
+    const [size, inFlight] = key.split('x').map(Number);
+    if (inFlight === 1 || (size === 4096 && inFlight === 64))
+      cells[`herald/uds ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} x ${inFlight}`] =
+        r.median;
+  }
+  for (const [inFlight, { cpu, faults }] of goals.cost) {
+    cells[`main-thread CPU us/call x ${inFlight}`] = cpu.median;
+    cells[`page faults/call x ${inFlight}`] = faults.median;
+  }
+  return cells;
+}
+
+/** BENCH_RECORD: append this run, print the last three runs' goal cells and their spread. */
+function recordRun(file: string, startLoad: number[]): void {
+  const run: Recorded = { at: new Date().toISOString(), load: startLoad, cells: goalCells() };
+  appendFileSync(file, `${JSON.stringify(run)}\n`);
+  const runs = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(line => line.trim())
+    .map(line => JSON.parse(line) as Recorded)
+    .slice(-3);
+  console.log(`\n## goal cells over the last ${runs.length} runs recorded in ${file}\n`);
+  console.log(
+    `| cell | ${runs.map(r => `${r.at.slice(11, 19)} (load ${r.load[0].toFixed(1)})`).join(' | ')} | spread |`,
+  );
+  console.log(`|---|${runs.map(() => '---|').join('')}---|`);
+  for (const name of Object.keys(run.cells)) {
+    const values = runs.map(r => r.cells[name]).filter((v): v is number => v !== undefined);
+    const digits = name.startsWith('page faults') ? 3 : 2;
+    console.log(
+      `| ${name} | ${runs.map(r => (r.cells[name] === undefined ? '-' : r.cells[name].toFixed(digits))).join(' | ')} | ${spread(values)} |`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
+  const startLoad = os.loadavg();
   console.log(
     `# bench:ffi${SMOKE ? ' (BENCH_SMOKE: figures meaningless)' : ''}: ${os.cpus().length} CPUs, node ${process.version}, ` +
       `load average ${os
@@ -473,6 +526,7 @@ async function main(): Promise<void> {
   if (runs('context')) await context(ours.call);
   ours.runtime.close();
   goalTable();
+  if (process.env.BENCH_RECORD) recordRun(process.env.BENCH_RECORD, startLoad);
   console.log(
     `\nload average at the end ${os
       .loadavg()
