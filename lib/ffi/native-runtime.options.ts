@@ -38,14 +38,15 @@ export interface NativeRuntimeOptions {
    * The longest, in microseconds, an idle poll thread of this runtime spins
    * (checking for a new call, yielding the CPU between checks) before it
    * sleeps; `0` never spins. Adaptive, like glibc's adaptive mutexes: a
-   * poller spins only while recent waits for a call were short (for up to
-   * twice their average, capped by this value), stops as soon as the average
-   * wait exceeds it (an idle or slow caller, a loaded machine) and resumes
-   * when waits get short again; one poller of a runtime spins at a time, and
-   * none on a machine with one CPU. It saves the futex wait and wake and the
-   * scheduler wake-up of the poller per call when calls come one at a time
-   * (one call in flight: about 1.5-3x the calls/s, at the cost of up to this
-   * much CPU of the poller's core per idle period).
+   * poller spins only while at least half of its recent waits for a call
+   * were no longer than this, for up to twice their average (capped by this
+   * value); it stops when waits get long (an idle or slow caller, a loaded
+   * machine) and resumes when they get short again. One poller of a runtime
+   * spins at a time, and none when the process may use one CPU only (its
+   * affinity mask). A spin that finds the call saves the futex wait and wake
+   * and the scheduler wake-up of the poller: calls made one at a time get
+   * faster, at the cost of up to this much CPU of the poller's core each time
+   * it runs out of calls.
    * @default 50
    */
   pollerSpinUs?: number;

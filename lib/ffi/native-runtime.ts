@@ -38,7 +38,7 @@ export interface NativeRuntimeStats {
   queued: number;
   /** Poll threads blocked in task_poll, waiting for work. */
   idlePollers: number;
-  /** The bound on a poller's spin in effect, in µs (`pollerSpinUs`; 0 on a machine with one CPU). */
+  /** The bound on a poller's spin in effect, in µs (`pollerSpinUs`; 0 when the process may use one CPU only). */
   pollerSpinUs: number;
   /** Times an idle poller spun before sleeping (adaptive: only while recent waits were short). */
   pollerSpins: number;

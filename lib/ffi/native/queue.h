@@ -365,11 +365,20 @@ inline Task *TakeCompletions(Completions *c) {
 // The default of spin_max_ns (NativeRuntimeOptions.pollerSpinUs).
 constexpr int64_t kDefaultSpinNs = 50000;
 
+// CPUs this process may run on (its affinity mask, e.g. taskset or a
+// container's cpuset), else the CPUs online.
+inline long UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 // A new queue; runtimes get it as `tq`. Never freed: after QueueFinish it
 // stays as a tombstone that answers NULL to every poll. Pollers spin for up
-// to spin_ns before they sleep (adaptive, see PollerSpin); never on a
-// machine with one CPU, where a spinning poller only delays the thread it
-// waits for.
+// to spin_ns before they sleep (adaptive, see PollerSpin); never when the
+// process may use one CPU only, where a spinning poller only delays the
+// thread it waits for.
 inline Queue *QueueCreate(int64_t max_queue, int64_t spin_ns = kDefaultSpinNs) {
   Queue *q = static_cast<Queue *>(calloc(1, sizeof(Queue)));
   q->header.magic = kQueueMagic;
@@ -382,7 +391,7 @@ inline Queue *QueueCreate(int64_t max_queue, int64_t spin_ns = kDefaultSpinNs) {
   pthread_mutexattr_destroy(&attr);
   pthread_cond_init(&q->cv, nullptr);
   q->max_queue = max_queue;
-  q->spin_max_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 && spin_ns > 0 ? spin_ns : 0;
+  q->spin_max_ns = UsableCpus() > 1 && spin_ns > 0 ? spin_ns : 0;
   q->short_share = 1024;  // start by trying: the first waits tell
   return q;
 }

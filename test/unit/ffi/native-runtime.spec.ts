@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import {
 import { addonPath, type HeraldFfiAddon } from '../../../lib/ffi/native-addon.js';
 import { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
 import { withMethods } from '../../../lib/ffi/runtime-methods.js';
+import { ROOT } from '../../helpers/processes.js';
 import { uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { buildNative, FIXTURE_DIR, fixture } from './ffi-fixtures.js';
@@ -224,7 +226,7 @@ describe('NativeRuntime: the first-generation ABI and answer forms', () => {
 });
 
 describe('NativeRuntime: pollers spin before they sleep (pollerSpinUs)', () => {
-  const multiCpu = os.cpus().length > 1;
+  const multiCpu = os.availableParallelism() > 1; // its affinity, as the host counts
 
   it('with pollerSpinUs 0, an idle poller never spins', async () => {
     const runtime = load(fixture('echo'), {
@@ -267,7 +269,24 @@ describe('NativeRuntime: pollers spin before they sleep (pollerSpinUs)', () => {
     },
   );
 
-  it('defaults to 50 µs (0 on a machine with one CPU) and refuses to share a runtime with another bound', () => {
+  const taskset = spawnSync('taskset', ['--version']).status === 0;
+  (taskset ? it : it.skip)('never spins in a process allowed one CPU only (taskset -c 0)', () => {
+    const probe = spawnSync(
+      'taskset',
+      [
+        '-c',
+        '0',
+        process.execPath,
+        '--import',
+        path.join(ROOT, 'scripts', 'register-ts.mjs'),
+        path.join(ROOT, 'test', 'fixtures', 'ffi', 'spin-probe.ts'),
+      ],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    expect(probe.stdout).toMatch(/^RESULT 0$/m);
+  });
+
+  it('defaults to 50 µs (0 when the process may use one CPU only) and refuses to share a runtime with another bound', () => {
     const cfg = `threads=1;${uniqueName('default-spin')}`;
     const runtime = load(fixture('echo'), { cfg });
     expect(runtime.stats().pollerSpinUs).toBe(multiCpu ? 50 : 0);
