@@ -38,12 +38,14 @@ export interface NativeRuntimeOptions {
    * The longest, in microseconds, an idle poll thread of this runtime spins
    * (checking for a new call, yielding the CPU between checks) before it
    * sleeps; `0` never spins. Adaptive, like glibc's adaptive mutexes: a
-   * poller spins only while at least half of its recent waits for a call
-   * were no longer than this, for up to twice their average (capped by this
-   * value); it stops when waits get long (an idle or slow caller, a loaded
-   * machine) and resumes when they get short again. One poller of a runtime
-   * spins at a time, and none when the process may use one CPU only (its
-   * affinity mask). A spin that finds the call saves the futex wait and wake
+   * poller spins only while calls come one at a time (with more in flight a
+   * sleeping poller wakes to a batch, which serves the event loop better)
+   * and at least half of its recent waits for a call were no longer than
+   * this, for up to twice their average (capped by this value); it stops
+   * when waits get long (an idle or slow caller, a loaded machine) and
+   * resumes when they get short again. One poller of a runtime spins at a
+   * time, and none when the process may use one CPU only (its affinity
+   * mask). A spin that finds the call saves the futex wait and wake
    * and the scheduler wake-up of the poller: calls made one at a time get
    * faster, at the cost of up to this much CPU of the poller's core each time
    * it runs out of calls.
