@@ -27,7 +27,8 @@
 // x 64 and x 1024, each with its range over the rounds). Last line:
 // `herald/uds = N.Nx` (4 KiB, 64 in flight).
 //
-// BENCH_RECORD=<file> appends this run's goal cells to <file> (one JSON line)
+// BENCH_SPIN_US sets the runtimes' pollerSpinUs (e.g. 0 to compare without
+// spinning). BENCH_RECORD=<file> appends this run's goal cells to <file> (one JSON line)
 // and prints them over the last three runs recorded there, with their spread
 // (max - min) / median: the "three consecutive runs" of the goals.
 //
@@ -55,6 +56,9 @@ const COST_CALLS = SMOKE ? 400 : Number(process.env.BENCH_COST_CALLS ?? 100_000)
 const COST_ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_COST_ROUNDS ?? 7);
 const GC_CALLS = SMOKE ? 100 : 20_000;
 const SIZES = [512, 4096, 10240, 102400];
+/** BENCH_SPIN_US: the runtimes' pollerSpinUs (default: the option's default). */
+const SPIN_US =
+  process.env.BENCH_SPIN_US === undefined ? undefined : Number(process.env.BENCH_SPIN_US);
 const ONLY = process.env.BENCH_ONLY?.split(',').map(part => part.trim());
 const runs = (part: 'cost' | 'gc' | 'seed' | 'context'): boolean => !ONLY || ONLY.includes(part);
 
@@ -110,6 +114,7 @@ function herald(name: string): { call: Call; runtime: NativeRuntime } {
   const runtime = NativeRuntime.load(path.join(BUILD, 'libherald_echo.so'), {
     cfg: `threads=1;bench-${name}`,
     name: `echo-${name}`,
+    ...(SPIN_US === undefined ? {} : { pollerSpinUs: SPIN_US }),
   });
   return { runtime, call: request => runtime.call(request) };
 }
@@ -340,6 +345,7 @@ async function seedComparison(
       goals.ratios.set(`${size}x${inFlight}`, figure(ratios));
       const spin1 = runtime.stats();
       const hits = spin1.pollerSpinHits - spin0.pollerSpinHits;
+      const spins = spin1.pollerSpins - spin0.pollerSpins;
       const range = (values: number[]): string =>
         `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}x`;
       console.log(
@@ -347,7 +353,7 @@ async function seedComparison(
           `${fmt(median(h.map(x => x.perSecond)))} | ${fmt(median(u.map(x => x.perSecond)))} | ` +
           `${m.toFixed(2)}x | ${range(ratios)} | ${median(h.map(x => x.cpuPerCall)).toFixed(1)} | ` +
           `${median(u.map(x => x.cpuPerCall)).toFixed(1)} | ${median(cpuRatios).toFixed(2)}x | ${range(cpuRatios)} | ` +
-          `${((hits / Math.max(1, heraldCalls)) * 100).toFixed(0)}% |`,
+          `${((hits / Math.max(1, heraldCalls)) * 100).toFixed(0)}% (${spins} spins) |`,
       );
     }
   }
@@ -506,6 +512,7 @@ async function main(): Promise<void> {
   const startLoad = os.loadavg();
   console.log(
     `# bench:ffi${SMOKE ? ' (BENCH_SMOKE: figures meaningless)' : ''}: ${os.cpus().length} CPUs, node ${process.version}, ` +
+      `pollerSpinUs ${SPIN_US ?? 'default'}, ` +
       `load average ${os
         .loadavg()
         .map(l => l.toFixed(1))
