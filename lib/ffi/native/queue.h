@@ -115,8 +115,9 @@ struct Queue {
   int64_t short_wait_ns;
   int64_t short_share;
   // Tasks taken since a poller last found the queue empty, and their running
-  // average per wait (in 1/16): only calls made one at a time are worth a
-  // spin (PollerSpin).
+  // average per wait (in 1/256: an integer average of weight 1/8 stops
+  // moving within 7 units of its target): only calls made one at a time are
+  // worth a spin (PollerSpin).
   int64_t run;
   int64_t run_avg;
   int64_t posted_ns;  // when the last task was posted (only kept when spinning is on)
@@ -166,7 +167,7 @@ inline void NoteWait(Queue *q, int64_t ns) {
 // than spin_max_ns). An idle or slow caller, or a loaded machine where the
 // JS thread waits for a CPU, makes waits long: spinning stops, and as every
 // wait, spun or slept, is measured, it resumes when waits get short again.
-// Nor does it spin unless pollers took about one task per wait of late
+// Nor does it spin unless pollers took at most 1.5 tasks per wait of late
 // (calls made one at a time): with more calls in flight, a poller that
 // sleeps wakes to a batch of calls and answers them together, so the JS
 // thread gets them in one wake-up; a spinning poller answers each call at
@@ -175,10 +176,10 @@ inline void NoteWait(Queue *q, int64_t ns) {
 // One poller spins at a time; it yields the CPU between checks of the clock,
 // so a loaded machine's other threads (the JS thread first) still run.
 // Returns with mu held.
-constexpr int64_t kSpinRunMax16 = 20;  // 1.25 tasks per wait, in 1/16
+constexpr int64_t kSpinRunMax256 = 384;  // 1.5 tasks per wait, in 1/256 (1 in flight: ~1.0-1.2, 2: ~1.9)
 inline void PollerSpin(Queue *q, int64_t started) {
   int64_t max = q->spin_max_ns;
-  if (q->spinning || q->short_share < 512 || q->run_avg > kSpinRunMax16) return;
+  if (q->spinning || q->short_share < 512 || q->run_avg > kSpinRunMax256) return;
   int64_t budget = q->short_wait_ns * 2 + 2000;
   if (budget > max) budget = max;
   q->spinning = true;
@@ -192,7 +193,9 @@ inline void PollerSpin(Queue *q, int64_t started) {
       found = true;
       break;
     }
-    if ((i & 31) == 0) {
+    // A yield every 16 pauses: under KVM a longer run of pauses looks like
+    // a lock spin (pause-loop exiting) and the host may deschedule the vCPU.
+    if ((i & 15) == 0) {
       if (NowNs() >= deadline) break;
       sched_yield();
     } else {
@@ -213,7 +216,7 @@ inline void *QueuePoll(void *p) {
   }
   __atomic_sub_fetch(&q->waiting, 1, __ATOMIC_RELAXED);
   if (q->head == nullptr && !q->finished) {
-    q->run_avg += (q->run * 16 - q->run_avg) / 8;
+    q->run_avg += (q->run * 256 - q->run_avg) / 8;
     q->run = 0;
     int64_t started = q->spin_max_ns > 0 ? NowNs() : 0;
     if (started != 0) PollerSpin(q, started);
