@@ -147,10 +147,22 @@ async function cost(call: Call): Promise<void> {
   console.log(
     `\n## cost per call (herald, C echo, 4 KiB): ${COST_ROUNDS} rounds of ${COST_CALLS} calls after a discarded warm-up round\n`,
   );
-  console.log('| in flight | round | main-thread CPU us/call | page faults/call | calls/s |');
-  console.log('|---|---|---|---|---|');
+  console.log(
+    '| in flight | round | main-thread CPU us/call | page faults/call | calls/s | full GCs in the round |',
+  );
+  console.log('|---|---|---|---|---|---|');
   const request = Buffer.alloc(4096, 0x41);
   const widths = [64, 1024];
+  // Full GCs land in some rounds and not others: the main source of the
+  // spread between rounds, so each round shows its count.
+  let fullGcs = 0;
+  const observer = new PerformanceObserver(list => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) fullGcs++;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
   const cpu = new Map<number, number[]>(widths.map(w => [w, []]));
   const faults = new Map<number, number[]>(widths.map(w => [w, []]));
   for (let round = 0; round <= COST_ROUNDS; round++) {
@@ -159,24 +171,28 @@ async function cost(call: Call): Promise<void> {
       const f0 = process.resourceUsage().minorPageFault;
       const c0 = mainThreadCpuNs();
       const t0 = performance.now();
+      const g0 = fullGcs;
       await calls(call, request, inFlight, COST_CALLS);
       const seconds = (performance.now() - t0) / 1000;
+      // GC entries are delivered asynchronously: let them in before counting.
+      await new Promise(resolve => setImmediate(resolve));
       if (round === 0) continue; // warm-up: pools, JIT, heap size
       cpu.get(inFlight)!.push((mainThreadCpuNs() - c0) / COST_CALLS / 1000);
       faults.get(inFlight)!.push((process.resourceUsage().minorPageFault - f0) / COST_CALLS);
       console.log(
         `| ${inFlight} | ${round} | ${cpu.get(inFlight)!.at(-1)!.toFixed(2)} | ` +
-          `${faults.get(inFlight)!.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} |`,
+          `${faults.get(inFlight)!.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} | ${fullGcs - g0} |`,
       );
     }
   }
+  observer.disconnect();
   for (const inFlight of widths) {
     const c = figure(cpu.get(inFlight)!);
     const f = figure(faults.get(inFlight)!);
     goals.cost.set(inFlight, { cpu: c, faults: f });
     console.log(
       `| ${inFlight} | median (range; spread) | ${c.median.toFixed(2)} (${c.min.toFixed(2)}-${c.max.toFixed(2)}; ${c.spread}) | ` +
-        `${f.median.toFixed(3)} (${f.min.toFixed(3)}-${f.max.toFixed(3)}) | |`,
+        `${f.median.toFixed(3)} (${f.min.toFixed(3)}-${f.max.toFixed(3)}) | | |`,
     );
   }
 }
