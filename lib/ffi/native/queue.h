@@ -250,12 +250,15 @@ inline void *QueuePoll(void *p) {
 }
 
 // Appends `count` tasks (first..last, linked) and wakes as many sleeping
-// pollers as there are new tasks (a spinning poller sees them without a
-// wake). The caller checked the limit (only the JS thread posts, so
+// pollers as there are new tasks, less one when a poller is spinning (it
+// sees them without a wake). The caller checked the limit (only the JS thread posts, so
 // `waiting` can only have gone down since).
 inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count) {
   pthread_mutex_lock(&q->mu);
   int64_t idle = q->sleepers;
+  // A spinning poller takes one of the tasks without a wake: it checks the
+  // queue under mu once more when it stops spinning, before it sleeps.
+  int64_t wake = count - (q->spinning ? 1 : 0);
   __atomic_add_fetch(&q->waiting, count, __ATOMIC_RELAXED);
   q->queued += count;
   if (q->spin_max_ns > 0) q->posted_ns = NowNs();
@@ -266,11 +269,11 @@ inline void QueueAppend(Queue *q, Task *first, Task *last, int64_t count) {
     __atomic_store_n(&q->head, first, __ATOMIC_RELAXED);
   q->tail = last;
   pthread_mutex_unlock(&q->mu);
-  if (idle <= 0) return;
-  if (count >= idle) {
+  if (idle <= 0 || wake <= 0) return;
+  if (wake >= idle) {
     pthread_cond_broadcast(&q->cv);
   } else {
-    for (int64_t i = 0; i < count; i++) pthread_cond_signal(&q->cv);
+    for (int64_t i = 0; i < wake; i++) pthread_cond_signal(&q->cv);
   }
 }
 
