@@ -188,11 +188,11 @@ inline void PollerSpin(Queue *q, int64_t started) {
   int64_t deadline = started + budget;
   bool found = false;
   for (uint32_t i = 1;; i++) {
-    if (__atomic_load_n(&q->head, __ATOMIC_RELAXED) != nullptr ||
-        __atomic_load_n(&q->finished, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&q->head, __ATOMIC_RELAXED) != nullptr) {
       found = true;
       break;
     }
+    if (__atomic_load_n(&q->finished, __ATOMIC_RELAXED)) break;  // unloaded
     // A yield every 16 pauses: under KVM a longer run of pauses looks like
     // a lock spin (pause-loop exiting) and the host may deschedule the vCPU.
     if ((i & 15) == 0) {
