@@ -1,8 +1,11 @@
 // npm run bench:ffi — the FFI call path of nest-herald/ffi, three parts:
 //
-// 1. cost (after a warm-up of as many calls): main-thread CPU and page faults per call of the C echo runtime
+// 1. cost: main-thread CPU and page faults per call of the C echo runtime
 //    (test/fixtures/ffi/echo.c, one poll thread) at 4 KiB with 64 and 1024
-//    calls in flight, three repetitions each and their spread. Main-thread
+//    calls in flight: a discarded warm-up round, then BENCH_COST_ROUNDS
+//    (default 7) rounds of BENCH_COST_CALLS (default 100k) calls, 64 and 1024
+//    interleaved within each round; median, range and spread (max - min) /
+//    median over the rounds. Main-thread
 //    CPU comes from /proc/self/task/<pid>/schedstat (ns on CPU of the JS
 //    thread only), faults from getrusage (minor faults, whole process). Both
 //    hold up on a loaded machine, unlike calls/s.
@@ -14,18 +17,27 @@
 //    (test/fixtures/ffi/bin/uds-echo-server.c: one connection, frames of a
 //    4-byte big-endian length + payload), payloads of "A" at 512 B, 4 KiB,
 //    10 KiB and 100 KiB, one call at a time (sequential, as the seed) and 64
-//    in flight (pipelined on the one connection). Rounds interleave herald
-//    and uds cell by cell; the figure is the median of the per-round ratios
-//    of calls/s, with their range.
+//    in flight (pipelined on the one connection). Per cell: a warm-up round
+//    of both sides, discarded, then BENCH_ROUNDS short rounds that
+//    interleave herald and uds (who goes first alternates); the figure is
+//    the median of the per-round ratios of calls/s, with their range.
 // Then koffi's `.async()` and a worker thread at 4 KiB, for context.
-// Last line: `herald/uds = N.Nx` (4 KiB, 64 in flight).
+// Then the goal cells of issue 23 in one table (the ratios at one call in
+// flight per size and at 4 KiB x 64, main-thread CPU and faults per call at
+// x 64 and x 1024, each with its range over the rounds). Last line:
+// `herald/uds = N.Nx` (4 KiB, 64 in flight).
 //
-// BENCH_MS (default 300) per cell and round, BENCH_ROUNDS (default 5);
+// BENCH_SPIN_US sets the runtimes' pollerSpinUs (e.g. 0 to compare without
+// spinning). BENCH_RECORD=<file> appends this run's goal cells to <file> (one JSON line)
+// and prints them over the last three runs recorded there, with their spread
+// (max - min) / median: the "three consecutive runs" of the goals.
+//
+// BENCH_MS (default 150) per cell and round, BENCH_ROUNDS (default 9);
 // BENCH_SMOKE=1 runs everything briefly (a fraction of a second) to check it
 // works. BENCH_ONLY=cost,gc,seed,context runs only the parts named. The echo server is built by scripts/build-native.mjs (npm ci).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,11 +50,15 @@ import { NativeRuntime } from '../lib/ffi/index.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
 const SMOKE = process.env.BENCH_SMOKE === '1';
-const DURATION_MS = SMOKE ? 4 : Number(process.env.BENCH_MS ?? 300);
-const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 5);
-const COST_CALLS = SMOKE ? 400 : 200_000;
+const DURATION_MS = SMOKE ? 4 : Number(process.env.BENCH_MS ?? 150);
+const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 9);
+const COST_CALLS = SMOKE ? 400 : Number(process.env.BENCH_COST_CALLS ?? 100_000);
+const COST_ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_COST_ROUNDS ?? 7);
 const GC_CALLS = SMOKE ? 100 : 20_000;
 const SIZES = [512, 4096, 10240, 102400];
+/** BENCH_SPIN_US: the runtimes' pollerSpinUs (default: the option's default). */
+const SPIN_US =
+  process.env.BENCH_SPIN_US === undefined ? undefined : Number(process.env.BENCH_SPIN_US);
 const ONLY = process.env.BENCH_ONLY?.split(',').map(part => part.trim());
 const runs = (part: 'cost' | 'gc' | 'seed' | 'context'): boolean => !ONLY || ONLY.includes(part);
 
@@ -98,35 +114,85 @@ function herald(name: string): { call: Call; runtime: NativeRuntime } {
   const runtime = NativeRuntime.load(path.join(BUILD, 'libherald_echo.so'), {
     cfg: `threads=1;bench-${name}`,
     name: `echo-${name}`,
+    ...(SPIN_US === undefined ? {} : { pollerSpinUs: SPIN_US }),
   });
   return { runtime, call: request => runtime.call(request) };
 }
 
-/** Part 1: CPU and faults per call. */
+/** A figure over rounds: median, range, spread. */
+interface Figure {
+  median: number;
+  min: number;
+  max: number;
+  /** (max - min) / median, as text. */
+  spread: string;
+}
+const figure = (values: number[]): Figure => ({
+  median: median(values),
+  min: Math.min(...values),
+  max: Math.max(...values),
+  spread: spread(values),
+});
+
+/** What the goal table (issue 23) shows. */
+interface Goals {
+  cost: Map<number, { cpu: Figure; faults: Figure }>;
+  /** "size x in flight" -> calls/s ratio herald/uds over the rounds. */
+  ratios: Map<string, Figure>;
+}
+const goals: Goals = { cost: new Map(), ratios: new Map() };
+
+/** Part 1: CPU and faults per call, 64 and 1024 in flight interleaved in each round. */
 async function cost(call: Call): Promise<void> {
-  console.log('\n## cost per call (herald, C echo, 4 KiB)\n');
-  console.log('| in flight | run | main-thread CPU us/call | page faults/call | calls/s |');
-  console.log('|---|---|---|---|---|');
+  console.log(
+    `\n## cost per call (herald, C echo, 4 KiB): ${COST_ROUNDS} rounds of ${COST_CALLS} calls after a discarded warm-up round\n`,
+  );
+  console.log(
+    '| in flight | round | main-thread CPU us/call | page faults/call | calls/s | full GCs in the round |',
+  );
+  console.log('|---|---|---|---|---|---|');
   const request = Buffer.alloc(4096, 0x41);
-  for (const inFlight of [64, 1024]) {
-    const cpu: number[] = [];
-    const faults: number[] = [];
-    await calls(call, request, inFlight, COST_CALLS); // warm-up: pools, JIT, heap size
-    for (let run = 1; run <= 3; run++) {
+  const widths = [64, 1024];
+  // Full GCs land in some rounds and not others: the main source of the
+  // spread between rounds, so each round shows its count.
+  let fullGcs = 0;
+  const observer = new PerformanceObserver(list => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) fullGcs++;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const cpu = new Map<number, number[]>(widths.map(w => [w, []]));
+  const faults = new Map<number, number[]>(widths.map(w => [w, []]));
+  for (let round = 0; round <= COST_ROUNDS; round++) {
+    // Alternate which width goes first, so a drift in load favours neither.
+    for (const inFlight of round % 2 === 0 ? widths : [...widths].reverse()) {
       const f0 = process.resourceUsage().minorPageFault;
       const c0 = mainThreadCpuNs();
       const t0 = performance.now();
+      const g0 = fullGcs;
       await calls(call, request, inFlight, COST_CALLS);
       const seconds = (performance.now() - t0) / 1000;
-      cpu.push((mainThreadCpuNs() - c0) / COST_CALLS / 1000);
-      faults.push((process.resourceUsage().minorPageFault - f0) / COST_CALLS);
+      // GC entries are delivered asynchronously: let them in before counting.
+      await new Promise(resolve => setImmediate(resolve));
+      if (round === 0) continue; // warm-up: pools, JIT, heap size
+      cpu.get(inFlight)!.push((mainThreadCpuNs() - c0) / COST_CALLS / 1000);
+      faults.get(inFlight)!.push((process.resourceUsage().minorPageFault - f0) / COST_CALLS);
       console.log(
-        `| ${inFlight} | ${run} | ${cpu.at(-1)!.toFixed(2)} | ${faults.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} |`,
+        `| ${inFlight} | ${round} | ${cpu.get(inFlight)!.at(-1)!.toFixed(2)} | ` +
+          `${faults.get(inFlight)!.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} | ${fullGcs - g0} |`,
       );
     }
+  }
+  observer.disconnect();
+  for (const inFlight of widths) {
+    const c = figure(cpu.get(inFlight)!);
+    const f = figure(faults.get(inFlight)!);
+    goals.cost.set(inFlight, { cpu: c, faults: f });
     console.log(
-      `| ${inFlight} | median (spread) | ${median(cpu).toFixed(2)} (${spread(cpu)}) | ` +
-        `${median(faults).toFixed(3)} (${spread(faults)}) | |`,
+      `| ${inFlight} | median (range; spread) | ${c.median.toFixed(2)} (${c.min.toFixed(2)}-${c.max.toFixed(2)}; ${c.spread}) | ` +
+        `${f.median.toFixed(3)} (${f.min.toFixed(3)}-${f.max.toFixed(3)}) | | |`,
     );
   }
 }
@@ -229,7 +295,7 @@ async function cell(
   peerCpuUs: () => number,
   request: Buffer,
   inFlight: number,
-): Promise<{ perSecond: number; cpuPerCall: number }> {
+): Promise<{ perSecond: number; cpuPerCall: number; calls: number }> {
   let count = 0;
   const counted: Call = r => {
     count++;
@@ -239,30 +305,39 @@ async function cell(
   const p0 = peerCpuUs();
   const perSecond = await rate(counted, request, inFlight, DURATION_MS);
   const own = process.cpuUsage(c0);
-  return { perSecond, cpuPerCall: (own.user + own.system + peerCpuUs() - p0) / count };
+  return {
+    perSecond,
+    cpuPerCall: (own.user + own.system + peerCpuUs() - p0) / count,
+    calls: count,
+  };
 }
 
 async function seedComparison(
   ours: Call,
+  runtime: NativeRuntime,
   theirs: { call: Call; cpuUs(): number },
 ): Promise<number> {
   console.log(
-    `\n## herald vs unix socket (the seed's comparison): median of ${ROUNDS} per-round ratios, ${DURATION_MS} ms per cell\n`,
+    `\n## herald vs unix socket (the seed's comparison): median of ${ROUNDS} per-round ratios, ${DURATION_MS} ms per cell, after a discarded warm-up round\n`,
   );
   console.log(
-    'CPU per call counts every process: herald (JS + runtime threads) vs client + echo server.\n',
+    "CPU per call counts every process: herald (JS + runtime threads, its poller's spin included) vs client + echo server. " +
+      "Poller spins: the share of the rounds' calls whose poller was spinning when the call came (no futex wake, no sleep).\n",
   );
   console.log(
-    '| size | in flight | herald calls/s | uds calls/s | herald/uds calls/s: median | range | CPU us/call herald | uds | uds/herald CPU: median | range |',
+    '| size | in flight | herald calls/s | uds calls/s | herald/uds calls/s: median | range | CPU us/call herald | uds | uds/herald CPU: median | range | poller spin hits |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   let headline = 0;
   const none = (): number => 0;
   for (const size of SIZES) {
     for (const inFlight of [1, 64]) {
       const request = Buffer.alloc(size, 0x41); // "A" repeated, as the seed
-      await rate(ours, request, inFlight, DURATION_MS / 3);
-      await rate(theirs.call, request, inFlight, DURATION_MS / 3);
+      // A warm-up round of both sides, discarded (JIT, pools, socket buffers).
+      await rate(ours, request, inFlight, DURATION_MS);
+      await rate(theirs.call, request, inFlight, DURATION_MS);
+      const spin0 = runtime.stats();
+      let heraldCalls = 0;
       const ratios: number[] = [];
       const cpuRatios: number[] = [];
       const h: { perSecond: number; cpuPerCall: number }[] = [];
@@ -275,6 +350,7 @@ async function seedComparison(
         const a = await (first ? ourCell() : theirCell());
         const b = await (first ? theirCell() : ourCell());
         const [mine, other] = first ? [a, b] : [b, a];
+        heraldCalls += mine.calls;
         h.push(mine);
         u.push(other);
         ratios.push(mine.perSecond / other.perSecond);
@@ -282,13 +358,18 @@ async function seedComparison(
       }
       const m = median(ratios);
       if (size === 4096 && inFlight === 64) headline = m;
+      goals.ratios.set(`${size}x${inFlight}`, figure(ratios));
+      const spin1 = runtime.stats();
+      const hits = spin1.pollerSpinHits - spin0.pollerSpinHits;
+      const spins = spin1.pollerSpins - spin0.pollerSpins;
       const range = (values: number[]): string =>
         `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}x`;
       console.log(
         `| ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} | ${inFlight} | ` +
           `${fmt(median(h.map(x => x.perSecond)))} | ${fmt(median(u.map(x => x.perSecond)))} | ` +
           `${m.toFixed(2)}x | ${range(ratios)} | ${median(h.map(x => x.cpuPerCall)).toFixed(1)} | ` +
-          `${median(u.map(x => x.cpuPerCall)).toFixed(1)} | ${median(cpuRatios).toFixed(2)}x | ${range(cpuRatios)} |`,
+          `${median(u.map(x => x.cpuPerCall)).toFixed(1)} | ${median(cpuRatios).toFixed(2)}x | ${range(cpuRatios)} | ` +
+          `${((hits / Math.max(1, heraldCalls)) * 100).toFixed(0)}% (${spins} spins) |`,
       );
     }
   }
@@ -366,9 +447,88 @@ async function context(ours: Call): Promise<void> {
   await w.close();
 }
 
+/** The goal cells of issue 23, each with its range over the rounds of this run. */
+function goalTable(): void {
+  console.log('\n## goal cells (issue 23): this run\n');
+  console.log(
+    '| cell | median | range over rounds | spread over rounds | goal (for the median) | met |',
+  );
+  console.log('|---|---|---|---|---|---|');
+  const x = (n: number): string => `${n.toFixed(2)}x`;
+  for (const size of SIZES) {
+    const r = goals.ratios.get(`${size}x1`);
+    if (!r) continue;
+    const label = size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
+    console.log(
+      `| herald/uds calls/s, ${label}, 1 in flight | ${x(r.median)} | ${x(r.min)}-${x(r.max)} | ${r.spread} | >= 1.5x | ${r.median >= 1.5 ? 'yes' : 'NO'} |`,
+    );
+  }
+  const headline = goals.ratios.get('4096x64');
+  if (headline)
+    console.log(
+      `| herald/uds calls/s, 4 KiB, 64 in flight | ${x(headline.median)} | ${x(headline.min)}-${x(headline.max)} | ${headline.spread} | >= 3x | ${headline.median >= 3 ? 'yes' : 'NO'} |`,
+    );
+  for (const [inFlight, { cpu, faults }] of goals.cost) {
+    console.log(
+      `| main-thread CPU us/call, 4 KiB x ${inFlight} | ${cpu.median.toFixed(2)} | ${cpu.min.toFixed(2)}-${cpu.max.toFixed(2)} | ${cpu.spread} | <= 2 us (spread <= 25% over 3 runs: BENCH_RECORD) | ${cpu.median <= 2 ? 'yes' : 'NO'} |`,
+    );
+    console.log(
+      `| page faults/call, 4 KiB x ${inFlight} | ${faults.median.toFixed(3)} | ${faults.min.toFixed(3)}-${faults.max.toFixed(3)} | ${faults.spread} | <= 0.05 | ${faults.median <= 0.05 ? 'yes' : 'NO'} |`,
+    );
+  }
+}
+
+/** One run's goal cells, as BENCH_RECORD keeps them. */
+interface Recorded {
+  at: string;
+  load: number[];
+  cells: Record<string, number>;
+}
+
+/** The goal cells of this run, by name (medians). */
+function goalCells(): Record<string, number> {
+  const cells: Record<string, number> = {};
+  for (const [key, r] of goals.ratios) {
+    const [size, inFlight] = key.split('x').map(Number);
+    if (inFlight === 1 || (size === 4096 && inFlight === 64))
+      cells[`herald/uds ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} x ${inFlight}`] =
+        r.median;
+  }
+  for (const [inFlight, { cpu, faults }] of goals.cost) {
+    cells[`main-thread CPU us/call x ${inFlight}`] = cpu.median;
+    cells[`page faults/call x ${inFlight}`] = faults.median;
+  }
+  return cells;
+}
+
+/** BENCH_RECORD: append this run, print the last three runs' goal cells and their spread. */
+function recordRun(file: string, startLoad: number[]): void {
+  const run: Recorded = { at: new Date().toISOString(), load: startLoad, cells: goalCells() };
+  appendFileSync(file, `${JSON.stringify(run)}\n`);
+  const runs = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(line => line.trim())
+    .map(line => JSON.parse(line) as Recorded)
+    .slice(-3);
+  console.log(`\n## goal cells over the last ${runs.length} runs recorded in ${file}\n`);
+  console.log(
+    `| cell | ${runs.map(r => `${r.at.slice(11, 19)} (load ${r.load[0].toFixed(1)})`).join(' | ')} | spread |`,
+  );
+  console.log(`|---|${runs.map(() => '---|').join('')}---|`);
+  for (const name of Object.keys(run.cells)) {
+    const values = runs.map(r => r.cells[name]).filter((v): v is number => v !== undefined);
+    const digits = name.startsWith('page faults') ? 3 : 2;
+    console.log(
+      `| ${name} | ${runs.map(r => (r.cells[name] === undefined ? '-' : r.cells[name].toFixed(digits))).join(' | ')} | ${spread(values)} |`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
+  const startLoad = os.loadavg();
   console.log(
     `# bench:ffi${SMOKE ? ' (BENCH_SMOKE: figures meaningless)' : ''}: ${os.cpus().length} CPUs, node ${process.version}, ` +
+      `pollerSpinUs ${SPIN_US ?? 'default'}, ` +
       `load average ${os
         .loadavg()
         .map(l => l.toFixed(1))
@@ -383,11 +543,13 @@ async function main(): Promise<void> {
   let headline = 0;
   if (runs('seed')) {
     const server = await uds();
-    headline = await seedComparison(ours.call, server);
+    headline = await seedComparison(ours.call, ours.runtime, server);
     await server.close();
   }
   if (runs('context')) await context(ours.call);
   ours.runtime.close();
+  goalTable();
+  if (process.env.BENCH_RECORD) recordRun(process.env.BENCH_RECORD, startLoad);
   console.log(
     `\nload average at the end ${os
       .loadavg()

@@ -23,6 +23,12 @@ export interface AddonRuntimeStats {
   idlePollers: number;
   maxQueue: number;
   finished: boolean;
+  /** The pollers' spin bound in effect, µs (0: never spins). */
+  spinUs: number;
+  /** Spins begun by idle pollers. */
+  spins: number;
+  /** Spins that found a task. */
+  spinHits: number;
 }
 
 /** Counters of the host of this JS environment (lib/ffi/native/host.cc, pools.h). */
@@ -43,13 +49,17 @@ export interface HeraldFfiAddon {
     onBatch: (count: number, arena?: Buffer, externals?: Buffer[]) => void,
     meta: Int32Array,
   ): void;
-  /** `zeroLength`: 0 reads rsp_len 0 as a NUL-terminated string (bounded by the block), 1 as empty. */
+  /**
+   * `zeroLength`: 0 reads rsp_len 0 as a NUL-terminated string (bounded by the block), 1 as empty.
+   * `spinUs`: the bound of the pollers' adaptive spin (0: never).
+   */
   load(
     path: string,
     cfg: string | null,
     maxQueue: number,
     global: boolean,
     zeroLength: 0 | 1,
+    spinUs: number,
   ): AddonLoadResult;
   /** 0 posted, 1 queue full, 2 unloaded. */
   submit(id: number, slot: number, req: string | Buffer | Uint8Array): 0 | 1 | 2;

@@ -29,6 +29,8 @@ export class LoadedRuntime {
   late = 0;
   unterminated = 0;
   references = 0;
+  /** The `pollerSpinUs` it was loaded with (set once, by load). */
+  pollerSpinUs = 0;
   private readonly machine: StateMachine<NativeRuntimeState>;
   private readonly warnings: WarningLimiter;
 

@@ -34,6 +34,24 @@ export interface NativeRuntimeOptions {
    * @default 'cstring'
    */
   zeroLength?: NativeZeroLength;
+  /**
+   * The longest, in microseconds, an idle poll thread of this runtime spins
+   * (checking for a new call, yielding the CPU between checks) before it
+   * sleeps; `0` never spins. Adaptive, like glibc's adaptive mutexes: a
+   * poller spins only while calls come one at a time (with more in flight a
+   * sleeping poller wakes to a batch, which serves the event loop better)
+   * and at least half of its recent waits for a call were no longer than
+   * this, for up to twice their average (capped by this value); it stops
+   * when waits get long (an idle or slow caller, a loaded machine) and
+   * resumes when they get short again. One poller of a runtime spins at a
+   * time, and none when the process may use one CPU only (its affinity
+   * mask). A spin that finds the call saves the futex wait and wake
+   * and the scheduler wake-up of the poller: calls made one at a time get
+   * faster, at the cost of up to this much CPU of the poller's core each time
+   * it runs out of calls.
+   * @default 50
+   */
+  pollerSpinUs?: number;
   /** Where warnings (broken answers) and state changes (debug) go. @default warnings to stderr */
   logger?: HeraldLogger;
 }
@@ -54,6 +72,7 @@ export interface ResolvedNativeRuntimeOptions {
   name: string;
   global: boolean;
   zeroLength: NativeZeroLength;
+  pollerSpinUs: number;
   logger: HeraldLogger;
 }
 
@@ -64,9 +83,13 @@ export const NATIVE_RUNTIME_OPTION_KEYS = [
   'name',
   'global',
   'zeroLength',
+  'pollerSpinUs',
   'logger',
 ] as const satisfies readonly (keyof NativeRuntimeOptions)[];
 const ZERO_LENGTHS: readonly NativeZeroLength[] = ['cstring', 'empty'];
+/** {@link NativeRuntimeOptions.pollerSpinUs}: its default and its bound (1 s). */
+export const DEFAULT_POLLER_SPIN_US = 50;
+const MAX_POLLER_SPIN_US = 1_000_000;
 
 /** Checks `logger` has the methods herald calls. */
 export function loggerOption(scope: string, value: unknown): HeraldLogger | undefined {
@@ -110,6 +133,14 @@ export function resolveNativeRuntimeOptions(
     name: name ?? path.basename(checkedLib),
     global: booleanOption(SCOPE, 'global', given.global, false),
     zeroLength: oneOfOption(SCOPE, 'zeroLength', given.zeroLength, ZERO_LENGTHS, 'cstring'),
+    pollerSpinUs: integerOption(
+      SCOPE,
+      'pollerSpinUs',
+      given.pollerSpinUs,
+      DEFAULT_POLLER_SPIN_US,
+      0,
+      MAX_POLLER_SPIN_US,
+    ),
     logger: loggerOption(SCOPE, given.logger) ?? consoleLogger,
   };
 }

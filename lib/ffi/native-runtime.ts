@@ -38,6 +38,12 @@ export interface NativeRuntimeStats {
   queued: number;
   /** Poll threads blocked in task_poll, waiting for work. */
   idlePollers: number;
+  /** The bound on a poller's spin in effect, in µs (`pollerSpinUs`; 0 when the process may use one CPU only). */
+  pollerSpinUs: number;
+  /** Times an idle poller spun before sleeping (adaptive: only while recent waits were short). */
+  pollerSpins: number;
+  /** Spins that found a call before their bound (no sleep, no wake-up). */
+  pollerSpinHits: number;
   maxQueue: number;
   calls: number;
   answered: number;
@@ -83,10 +89,8 @@ export class NativeRuntime {
    * `RuntimeUnloadedError` when this library + cfg was unloaded before.
    */
   static load(lib: string, options?: NativeRuntimeOptions): NativeRuntime {
-    const { cfg, maxQueue, name, global, zeroLength, logger } = resolveNativeRuntimeOptions(
-      lib,
-      options,
-    );
+    const { cfg, maxQueue, name, global, zeroLength, pollerSpinUs, logger } =
+      resolveNativeRuntimeOptions(lib, options);
     const resolved = resolveLibrary(lib);
     const key = `${resolved}\0${cfg === undefined ? '\u0001null' : cfg}`;
     if (unloadedKeys.has(key)) {
@@ -106,6 +110,11 @@ export class NativeRuntime {
         `runtime "${name}" is already loaded with zeroLength '${core.zeroLength}'; cannot share it with '${zeroLength}'`,
       );
     }
+    if (core && core.pollerSpinUs !== pollerSpinUs) {
+      throw new InvalidOptionsError(
+        `runtime "${name}" is already loaded with pollerSpinUs ${core.pollerSpinUs}; cannot share it with ${pollerSpinUs}`,
+      );
+    }
     if (!core) {
       const table = callTable();
       const result = table.addon.load(
@@ -114,6 +123,7 @@ export class NativeRuntime {
         maxQueue,
         global,
         zeroLength === 'empty' ? 1 : 0,
+        pollerSpinUs,
       );
       if (!result.ok) {
         if (result.kind === 'open') throw new NativeLibraryError(lib, result.message);
@@ -131,6 +141,7 @@ export class NativeRuntime {
         );
       }
       core = new LoadedRuntime(key, result.id, name, result.path, maxQueue, zeroLength, logger);
+      core.pollerSpinUs = pollerSpinUs;
       loadedRuntimes.set(key, core);
     }
     core.references++;
@@ -206,6 +217,9 @@ export class NativeRuntime {
       inFlight: core.inFlight,
       queued: queue.queued,
       idlePollers: queue.idlePollers,
+      pollerSpinUs: queue.spinUs,
+      pollerSpins: queue.spins,
+      pollerSpinHits: queue.spinHits,
       maxQueue: core.maxQueue,
       calls: core.calls,
       answered: core.answered,

@@ -351,7 +351,7 @@ Napi::Value Setup(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// load(path, cfg | null, maxQueue, global, zeroLength) -> { ok, id, path } | { ok: false, kind, message, rc }
+// load(path, cfg | null, maxQueue, global, zeroLength, spinUs) -> { ok, id, path } | { ok: false, kind, message, rc }
 Napi::Value Load(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Sink *s = GetSink(info);
@@ -361,6 +361,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
   int64_t max_queue = info[2].As<Napi::Number>().Int64Value();
   bool global = info[3].ToBoolean().Value();
   uint8_t zero_length = info[4].ToNumber().Uint32Value() == kZeroLengthEmpty ? kZeroLengthEmpty : kZeroLengthCString;
+  int64_t spin_ns = info[5].IsNumber() ? info[5].As<Napi::Number>().Int64Value() * 1000 : kDefaultSpinNs;
 
   Napi::Object out = Napi::Object::New(env);
   auto fail = [&](const char *kind, const std::string &message, int rc) {
@@ -390,7 +391,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
     return fail("symbol", "exports neither libffi_init nor lib_nonblocking_ffi_init", 0);
   }
 
-  Queue *q = QueueCreate(max_queue);
+  Queue *q = QueueCreate(max_queue, spin_ns);
 
   char *cfg_copy = has_cfg ? strdup(cfg.c_str()) : nullptr;
   StderrCapture capture;
@@ -543,7 +544,7 @@ Napi::Value Unref(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-// stats(id) -> { queued, idle, maxQueue, finished } ; stats() -> sink counters
+// stats(id) -> { queued, idlePollers, maxQueue, finished, spinUs, spins, spinHits } ; stats() -> sink counters
 Napi::Value Stats(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Sink *s = GetSink(info);
@@ -563,11 +564,17 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
   pthread_mutex_lock(&q->mu);
   int64_t queued = q->queued, waiting = q->waiting;
   bool finished = q->finished;
+  uint64_t spins = q->spins, spin_hits = q->spin_hits;
   pthread_mutex_unlock(&q->mu);
   out.Set("queued", static_cast<double>(queued + rt->deferred));
   out.Set("idlePollers", static_cast<double>(finished ? 0 : queued - waiting));
   out.Set("maxQueue", static_cast<double>(q->max_queue));
   out.Set("finished", finished);
+  // Adaptive spinning of the pollers: the bound in effect (0 on one CPU),
+  // spins begun and those that found a task before the bound.
+  out.Set("spinUs", static_cast<double>(q->spin_max_ns) / 1000);
+  out.Set("spins", static_cast<double>(spins));
+  out.Set("spinHits", static_cast<double>(spin_hits));
   return out;
 }
 

@@ -52,7 +52,7 @@ describe('FfiModule', () => {
         FfiModule.forRootAsync({
           names: ['echo'],
           useFactory: async () => ({
-            runtimes: [{ name: 'echo', lib: fixture('echo'), cfg, maxQueue: 8 }],
+            runtimes: [{ name: 'echo', lib: fixture('echo'), cfg, maxQueue: 8, pollerSpinUs: 0 }],
           }),
         }),
         FeatureModule,
@@ -61,7 +61,7 @@ describe('FfiModule', () => {
     await moduleRef.init();
     const service = moduleRef.get(EchoService);
     expect(await service.shout('async')).toBe('ASYNC');
-    expect(service.echo.stats().maxQueue).toBe(8);
+    expect(service.echo.stats()).toMatchObject({ maxQueue: 8, pollerSpinUs: 0 });
     await moduleRef.close();
     expect(service.echo.closed).toBe(true);
   });

@@ -70,6 +70,20 @@ describe('FfiModule options', () => {
         resolveFfiModuleOptions(asOptions({ runtimes: [{ name: 'h', lib: 'x', methods: 1 }] })),
       ),
     ).toBe('FfiModule: runtimes[0]: methods must be a boolean (got 1, a number)');
+    expect(
+      message(() =>
+        resolveFfiModuleOptions(
+          asOptions({ runtimes: [{ name: 'h', lib: 'x', pollerSpinUs: -5 }] }),
+        ),
+      ),
+    ).toBe(
+      'FfiModule: runtimes[0] ("h"): NativeRuntime: pollerSpinUs must be an integer from 0 to 1000000 (got -5, a number)',
+    );
+  });
+
+  it('takes pollerSpinUs per runtime, as NativeRuntime.load does', () => {
+    const runtimes = [{ name: 'a', lib: 'demo', pollerSpinUs: 0 }];
+    expect(resolveFfiModuleOptions({ runtimes }).runtimes).toEqual(runtimes);
   });
 
   it('forRootAsync: wrong types and unknown keys', () => {

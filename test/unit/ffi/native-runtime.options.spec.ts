@@ -26,6 +26,7 @@ describe('resolveNativeRuntimeOptions', () => {
       name: 'libdemo.so',
       global: false,
       zeroLength: 'cstring',
+      pollerSpinUs: 50,
       logger: consoleLogger,
     });
   });
@@ -55,6 +56,21 @@ describe('resolveNativeRuntimeOptions', () => {
       `zeroLength must be one of 'cstring', 'empty' (got "nul", a string)`,
     ],
     [
+      'pollerSpinUs',
+      { pollerSpinUs: -1 },
+      'pollerSpinUs must be an integer from 0 to 1000000 (got -1, a number)',
+    ],
+    [
+      'pollerSpinUs',
+      { pollerSpinUs: 2.5 },
+      'pollerSpinUs must be an integer from 0 to 1000000 (got 2.5, a number)',
+    ],
+    [
+      'pollerSpinUs',
+      { pollerSpinUs: '50' },
+      'pollerSpinUs must be an integer from 0 to 1000000 (got "50", a string)',
+    ],
+    [
       'logger',
       { logger: { warn: () => undefined } },
       'logger must be a logger with log, warn and error methods',
@@ -74,7 +90,7 @@ describe('resolveNativeRuntimeOptions', () => {
     );
     const unknown = { cfg: 'x', threads: 4 } as unknown as NativeRuntimeOptions;
     expect(refused(() => resolveNativeRuntimeOptions('demo', unknown)).message).toMatch(
-      /^NativeRuntime: unknown option 'threads' \(known: cfg, maxQueue, name, global, zeroLength, logger\)/,
+      /^NativeRuntime: unknown option 'threads' \(known: cfg, maxQueue, name, global, zeroLength, pollerSpinUs, logger\)/,
     );
   });
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import {
 import { addonPath, type HeraldFfiAddon } from '../../../lib/ffi/native-addon.js';
 import { NativeRuntime } from '../../../lib/ffi/native-runtime.js';
 import { withMethods } from '../../../lib/ffi/runtime-methods.js';
+import { ROOT } from '../../helpers/processes.js';
 import { uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { buildNative, FIXTURE_DIR, fixture } from './ffi-fixtures.js';
@@ -219,6 +221,87 @@ describe('NativeRuntime: the first-generation ABI and answer forms', () => {
   it('refuses to share a runtime with another zeroLength', () => {
     expect(() => load(fixture('cases'), { cfg: 'the cfg', zeroLength: 'empty' })).toThrow(
       /zeroLength 'cstring'/,
+    );
+  });
+});
+
+describe('NativeRuntime: pollers spin before they sleep (pollerSpinUs)', () => {
+  const multiCpu = os.availableParallelism() > 1; // its affinity, as the host counts
+
+  it('with pollerSpinUs 0, an idle poller never spins', async () => {
+    const runtime = load(fixture('echo'), {
+      cfg: `threads=1;${uniqueName('nospin')}`,
+      pollerSpinUs: 0,
+    });
+    for (let i = 0; i < 500; i++) expect((await runtime.call(`n${i}`)).toString()).toBe(`n${i}`);
+    expect(runtime.stats()).toMatchObject({ pollerSpinUs: 0, pollerSpins: 0, pollerSpinHits: 0 });
+  });
+
+  (multiCpu ? it : it.skip)(
+    'calls one at a time find the poller spinning: answered without a sleep, every answer right',
+    async () => {
+      const runtime = load(fixture('echo'), {
+        cfg: `threads=1;${uniqueName('spin')}`,
+        pollerSpinUs: 1_000_000,
+      });
+      expect(runtime.stats().pollerSpinUs).toBe(1_000_000);
+      // One call at a time, each a timer tick after the last answer: the
+      // poller is back in task_poll and finds the queue empty every time (a
+      // spin needs about one task per wait), and waits of a few ms are short
+      // against a 1 s bound.
+      for (let i = 0; i < 300; i++) {
+        expect((await runtime.call(`s${i}`)).toString()).toBe(`s${i}`);
+        await new Promise(resolve => setTimeout(resolve, 1));
+      }
+      const stats = runtime.stats();
+      expect(stats.pollerSpinHits).toBeGreaterThan(0);
+      expect(stats.pollerSpinHits).toBeLessThanOrEqual(stats.pollerSpins);
+      expect(stats).toMatchObject({ answered: 300, failed: 0 });
+    },
+  );
+
+  (multiCpu ? it : it.skip)(
+    'unload reaches a spinning poller: it gets NULL and exits',
+    async () => {
+      const log = path.join(logDir, `${uniqueName('spin-gate')}.log`);
+      const runtime = load(fixture('gate'), {
+        cfg: `threads=1;log=${log}`,
+        name: 'spin-gate',
+        pollerSpinUs: 1_000_000,
+      });
+      // Calls one at a time, paced as above: the poller spins when it is idle.
+      for (let i = 0; i < 50; i++) {
+        await runtime.call('hash:1:x');
+        await new Promise(resolve => setTimeout(resolve, 1));
+      }
+      runtime.close(); // right after an answer: the poller is most likely spinning
+      await waitFor(() => exits(log) === 1);
+    },
+  );
+
+  const taskset = spawnSync('taskset', ['--version']).status === 0;
+  (taskset ? it : it.skip)('never spins in a process allowed one CPU only (taskset -c 0)', () => {
+    const probe = spawnSync(
+      'taskset',
+      [
+        '-c',
+        '0',
+        process.execPath,
+        '--import',
+        path.join(ROOT, 'scripts', 'register-ts.mjs'),
+        path.join(ROOT, 'test', 'fixtures', 'ffi', 'spin-probe.ts'),
+      ],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    expect(probe.stdout).toMatch(/^RESULT 0$/m);
+  });
+
+  it('defaults to 50 µs (0 when the process may use one CPU only) and refuses to share a runtime with another bound', () => {
+    const cfg = `threads=1;${uniqueName('default-spin')}`;
+    const runtime = load(fixture('echo'), { cfg });
+    expect(runtime.stats().pollerSpinUs).toBe(multiCpu ? 50 : 0);
+    expect(() => load(fixture('echo'), { cfg, pollerSpinUs: 10 })).toThrow(
+      /already loaded with pollerSpinUs 50; cannot share it with 10/,
     );
   });
 });
@@ -435,7 +518,14 @@ describe('NativeRuntime: loading', () => {
     }, meta);
     // The runtime's host symbols are bound to the first copy, which must hand
     // this queue to the second copy's code.
-    const result = second.load(fixture('echo'), `threads=1;${uniqueName('copy')}`, 16, false, 0);
+    const result = second.load(
+      fixture('echo'),
+      `threads=1;${uniqueName('copy')}`,
+      16,
+      false,
+      0,
+      50,
+    );
     if (!result.ok) throw new Error(result.message);
     second.ref();
     expect(second.submit(result.id, 0, 'through the second copy')).toBe(0);
