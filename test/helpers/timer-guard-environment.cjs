@@ -31,9 +31,9 @@ class TimerGuardEnvironment extends TestEnvironment {
     this.timers = [];
     this.pruneAt = PRUNE_AT;
     const global = this.global;
+    const record = entry => this.record(entry);
     for (const kind of ['setTimeout', 'setInterval']) {
       const original = global[kind];
-      const guard = this;
       const wrapped = function (callback, ms, ...args) {
         const timer = original(callback, ms, ...args);
         // Only a real Timeout is tracked (not a fake timer's id).
@@ -44,7 +44,7 @@ class TimerGuardEnvironment extends TestEnvironment {
           Error.captureStackTrace(site, wrapped);
           Error.stackTraceLimit = limit;
           const delay = Number(ms) > 0 ? Number(ms) : 1;
-          guard.record({ timer, kind, ms: delay, due: Date.now() + delay, site });
+          record({ timer, kind, ms: delay, due: Date.now() + delay, site });
         }
         return timer;
       };
@@ -74,10 +74,7 @@ class TimerGuardEnvironment extends TestEnvironment {
   async teardown() {
     // Short timers (a retry, a drain's fallback) may end on their own.
     const until = Date.now() + GRACE_MS;
-    while (
-      Date.now() < until &&
-      this.live().some(e => e.kind === 'setTimeout' && e.due <= until)
-    ) {
+    while (Date.now() < until && this.live().some(e => e.kind === 'setTimeout' && e.due <= until)) {
       await new Promise(resolve => setTimeout(resolve, 25));
     }
     const left = this.live();
