@@ -20,6 +20,16 @@ const envelope = (i: number, payload = '1'): Envelope => ({
   occurredAt: 't',
 });
 
+/** Every Outbound a test made; closed after it, as its client's close() would. */
+const made: Outbound[] = [];
+
+// An Outbound left with its postTimeoutMs expiry timer armed (60 s here) held
+// the Jest worker past its end ("A worker process has failed to exit
+// gracefully", issue 13): failAll() is what the client's close() calls.
+afterEach(() => {
+  for (const outbound of made.splice(0)) outbound.failAll(new TransportClosedError());
+});
+
 function setup(maxQueueLength = 2, postTimeoutMs = 60_000, maxFrameBytes = 1000) {
   const logger = memoryLogger();
   const outbound = new Outbound(
@@ -28,6 +38,7 @@ function setup(maxQueueLength = 2, postTimeoutMs = 60_000, maxFrameBytes = 1000)
     postTimeoutMs,
     maxFrameBytes,
   );
+  made.push(outbound);
   /** The seqs of the event frames written since the last call. */
   const written = (): number[] => {
     const reader = new FrameReader(1 << 20);
