@@ -8,7 +8,8 @@
 //
 // Every setTimeout/setInterval of the file (its code, lib/ and the packages it
 // loads, which all use the file's globals) is recorded with where it was made.
-// At the file's end, after its afterAll hooks, timers due within GRACE_MS are
+// At the file's end, after its afterAll hooks, timers due within GRACE_MS (of
+// each moment, for at most CAP_MS) are
 // let run; a ref'ed timeout still pending and not yet due then (or any ref'ed
 // interval) fails the file, naming the line that made it, and is cleared. Timers of Node's own modules (a
 // socket's timeout) are not seen, nor are handles (sockets, servers, child
@@ -16,6 +17,8 @@
 const { TestEnvironment } = require('jest-environment-node');
 
 const GRACE_MS = 2_000;
+// Jest's workerGracefulExitTimeout is 10 s (jest.config.cjs): stay well within.
+const CAP_MS = 5_000;
 /** Recorded timers beyond which the fired/cleared ones are dropped. */
 const PRUNE_AT = 1_000;
 
@@ -72,9 +75,15 @@ class TimerGuardEnvironment extends TestEnvironment {
   }
 
   async teardown() {
-    // Short timers (a retry, a drain's fallback) may end on their own.
-    const until = Date.now() + GRACE_MS;
-    while (Date.now() < until && this.live().some(e => e.kind === 'setTimeout' && e.due <= until)) {
+    // Short timers (a retry, a drain's fallback, a client's socket-close
+    // fallback) may end on their own, and may be made while we wait (a reply
+    // arriving after the last test, ioredis's 2 s disconnect fallback): wait
+    // while one is due within GRACE_MS of now, for at most CAP_MS in all.
+    const started = Date.now();
+    while (
+      Date.now() - started < CAP_MS &&
+      this.live().some(e => e.kind === 'setTimeout' && e.due <= Date.now() + GRACE_MS)
+    ) {
       await new Promise(resolve => setTimeout(resolve, 25));
     }
     // A timeout already due is only late (a busy loop): it cannot hold the worker.
