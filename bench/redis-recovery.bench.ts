@@ -22,21 +22,11 @@ import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { silentLogger } from '../lib/index.js';
 import { StreamPublisher } from '../lib/redis/index.js';
+import { freePort } from '../test/helpers/free-port.js';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const RESTARTS = Number(process.env.BENCH_RESTARTS ?? (SMOKE ? 3 : 20));
 const KEYS = Number(process.env.BENCH_KEYS ?? (SMOKE ? 2000 : 300_000));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves with the first reply line of a PING, or undefined when nobody answers. */
 function ping(port: number): Promise<string | undefined> {

@@ -15,7 +15,7 @@
 //           (bench:local's timed part never does: microtasks only), and once
 //           at the end. Child processes run without it.
 import http from 'node:http';
-import net from 'node:net';
+import { freePort } from '../../test/helpers/free-port.js';
 
 export type OtelMode = 'env' | 'absent' | 'off' | 'sdk';
 
@@ -25,17 +25,6 @@ export function otelMode(): OtelMode {
   if (value === '') return 'env';
   if (value === 'absent' || value === 'off' || value === 'sdk') return value;
   throw new Error(`BENCH_OTEL must be absent, off or sdk, got ${JSON.stringify(value)}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function scrape(port: number): Promise<number> {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { spawnNode, type ChildHandle } from '../../helpers/processes.js';
 import { REDIS_URL } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
-import { command, socketDir } from '../ipc/ipc-helpers.js';
+import { command, received, socketDir } from '../ipc/ipc-helpers.js';
 
 export { command };
 
@@ -24,13 +24,13 @@ export interface HostSpec {
   uplink?: Record<string, unknown>;
 }
 
-/** Starts one worker of a host (test/fixtures/tiered/worker.ts) and waits until it is ready. */
+/** Starts one worker of a host (test/fixtures/ipc/worker.ts with an UPLINK) and waits until it is ready. */
 export async function startTieredWorker(
   spec: HostSpec,
   socketPath: string,
   workerId: number,
 ): Promise<ChildHandle> {
-  const child = spawnNode('test/fixtures/tiered/worker.ts', {
+  const child = spawnNode('test/fixtures/ipc/worker.ts', {
     env: {
       IPC_OPTIONS: JSON.stringify({
         socketPath,
@@ -67,9 +67,10 @@ export async function startHost(spec: HostSpec): Promise<Host> {
 
 /** The `got` lines of a process for `source`, as data strings. */
 export function got(child: ChildHandle, source: string): string[] {
-  return child.lines
-    .filter(line => line.startsWith(`got ${source}/`))
-    .map(line => JSON.parse(line.slice(line.indexOf(' ', 4) + 1)) as string);
+  // `<source>/<event> <data json> local|remote`
+  return received(child, source).map(
+    line => JSON.parse(line.slice(line.indexOf(' ') + 1, line.lastIndexOf(' '))) as string,
+  );
 }
 
 /** The data of the posts of a process that resolved (`ok <data>` lines of a stream). */
@@ -94,7 +95,7 @@ export async function statsOf(child: ChildHandle): Promise<Record<string, number
   command(child, { cmd: 'stats' });
   await waitFor(() => child.count(/^stats /) > before, { message: 'stats' });
   const line = child.lines.filter(l => l.startsWith('stats ')).at(-1)!;
-  return JSON.parse(line.slice(6)) as Record<string, number>;
+  return (JSON.parse(line.slice(6)) as { transport: Record<string, number> }).transport;
 }
 
 /** `entries-read` of every consumer group of `stream` (Redis 7), by group name. */
