@@ -1,39 +1,14 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { ChildHandle, ROOT } from './processes.js';
+import { projectConfig, runJestCases } from './jest-cases.js';
+import { ROOT } from './processes.js';
 
 // The project's Jest environment (test/helpers/timer-guard-environment.cjs)
 // fails a test file that leaves a ref'ed timer pending: issue 13's "A worker
 // process has failed to exit gracefully" was one such timer. Two case files
 // run in a Jest of their own with the project config.
 
-const JEST = path.join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js');
 const CASES = path.join(ROOT, 'test', 'fixtures', 'timer-guard');
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const projectConfig = require(path.join(ROOT, 'jest.config.cjs')) as Record<string, unknown>;
-
-async function runCases(): Promise<{ code: number | null; output: string }> {
-  const config = {
-    ...projectConfig,
-    rootDir: CASES,
-    roots: [CASES],
-    testMatch: ['**/*.case.ts'],
-    reporters: ['default'],
-    // Jest runs files it knows to be fast in its own process; a memory limit
-    // (never reached) makes it use workers, whose end is what is checked.
-    workerIdleMemoryLimit: '4GB',
-  };
-  const child = new ChildHandle(
-    spawn(process.execPath, [JEST, '--config', JSON.stringify(config), '--ci'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  const { code } = await child.exited;
-  await child.closed;
-  return { code, output: child.lines.join('\n') };
-}
+const runCases = (): ReturnType<typeof runJestCases> => runJestCases(CASES);
 
 describe('the timer guard of the Jest environment', () => {
   let run: { code: number | null; output: string };
