@@ -90,15 +90,17 @@ export function resolveTieredUplinkOptions(input: unknown): ResolvedTieredUplink
     string,
     unknown
   >;
-  if (transport === 'redis') {
-    for (const key of OWNED_BY_TIER)
+  // Keys the tier sets itself: refused when given, naming them and the value.
+  const refuse = (keys: readonly string[], why: string): void => {
+    for (const key of keys)
       if (network[key] !== undefined)
-        invalidOption(
-          SCOPE,
-          `redis.${key}`,
-          'left out (the tier reads in broadcast mode through a group and consumer named after the host)',
-          network[key],
-        );
+        invalidOption(SCOPE, `${transport}.${key}`, `left out (${why})`, network[key]);
+  };
+  if (transport === 'redis') {
+    refuse(
+      OWNED_BY_TIER,
+      'the tier reads in broadcast mode through a group and consumer named after the host',
+    );
   } else {
     // pg: durable mode, under the host's consumer name (the cursor a failover resumes from).
     const durable = network.durable;
@@ -120,14 +122,7 @@ export function resolveTieredUplinkOptions(input: unknown): ResolvedTieredUplink
         'left out (the tier names the consumer after the host)',
         consumer,
       );
-    for (const key of ['hub', 'topics'] as const)
-      if (network[key] !== undefined)
-        invalidOption(
-          SCOPE,
-          `pg.${key}`,
-          'left out (the uplink owns its hub and reads herald events only)',
-          network[key],
-        );
+    refuse(['hub', 'topics'], 'the uplink owns its hub and reads herald events only');
   }
   return { transport, host, relayMemory, network };
 }
