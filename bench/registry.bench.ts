@@ -8,9 +8,11 @@
 // once more (second pass): postLocal vs emit, post vs emitAsync.
 // Goals: postLocal/emit >= 1x on the first pass, post/emitAsync >= 0.5x,
 // heap <= 1.5x. Each run starts BENCH_SAMPLES (3) processes per side,
-// alternating, and takes the median of each figure; ratios are judged on
-// CPU time (the wall time of a 15 ms pass on a shared machine is noise),
-// wall time printed beside. Self-contained loop (the bench harness times
+// alternating, and takes the median of each figure. Each pass is measured
+// three ways, all printed: main-thread CPU (judged: the wall time of a 15 ms
+// pass on a shared machine is noise), process CPU (V8's background compiler
+// and GC threads too) and wall time; the summary says how often the goals
+// held on each. Self-contained loop (the bench harness times
 // rounds inside one process; here every pass must be a process's first).
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
@@ -199,9 +201,11 @@ async function main(): Promise<void> {
     `registry bench: ${PROVIDERS * METHODS} handlers on ${PROVIDERS * METHODS} distinct events (${PROVIDERS} providers x ${METHODS} methods), ${RUNS} runs of ${SAMPLES} process(es) per side, load average ${loadAverage()}`,
   );
   console.log(
-    "ratios are event-emitter/herald (above 1x: herald faster); goals judged on the main thread's CPU time in the pass (/proc/self/task/<pid>/schedstat), steadier than wall time on a loaded machine; process CPU adds the background compiler and GC threads",
+    "ratios are event-emitter/herald (above 1x: herald faster), each pass on three measures: main-thread CPU (/proc/self/task/<pid>/schedstat: the thread that runs the pass), process CPU (every thread: V8's background compiler and GC too) and wall time. The goals are JUDGED ON MAIN-THREAD CPU (steadier than wall time on a loaded machine); the last lines say how often the first-pass goals also held on process CPU and on wall time",
   );
-  let met = 0;
+  type Measure = 'main-thread CPU' | 'process CPU' | 'wall';
+  const MEASURES: readonly Measure[] = ['main-thread CPU', 'process CPU', 'wall'];
+  const metBy: Record<Measure, number> = { 'main-thread CPU': 0, 'process CPU': 0, wall: 0 };
   for (let run = 1; run <= RUNS; run++) {
     const heralds: Figures[] = [];
     const emitters: Figures[] = [];
@@ -217,27 +221,43 @@ async function main(): Promise<void> {
     }
     const herald = medianOf(heralds);
     const emitter = medianOf(emitters);
-    const ratio = (pass: 'localFirst' | 'localSecond' | 'asyncFirst' | 'asyncSecond'): string =>
-      `${fmt(emitter[`${pass}Cpu`] / herald[`${pass}Cpu`], 2)}x main-thread CPU (${fmt(herald[`${pass}Cpu`] / 1000)} / ${fmt(emitter[`${pass}Cpu`] / 1000)} ms), ` +
-      `${fmt(emitter[`${pass}All`] / herald[`${pass}All`], 2)}x process CPU, ${fmt(emitter[`${pass}Ms`] / herald[`${pass}Ms`], 2)}x wall`;
-    const localFirst = emitter.localFirstCpu / herald.localFirstCpu;
-    const asyncFirst = emitter.asyncFirstCpu / herald.asyncFirstCpu;
+    type Pass = 'localFirst' | 'localSecond' | 'asyncFirst' | 'asyncSecond';
+    /** event-emitter/herald of one pass on one measure. */
+    const by = (pass: Pass, measure: Measure): number =>
+      measure === 'main-thread CPU'
+        ? emitter[`${pass}Cpu`] / herald[`${pass}Cpu`]
+        : measure === 'process CPU'
+          ? emitter[`${pass}All`] / herald[`${pass}All`]
+          : emitter[`${pass}Ms`] / herald[`${pass}Ms`];
+    const ratio = (pass: Pass, goal?: number): string =>
+      `main-thread CPU ${fmt(by(pass, 'main-thread CPU'), 2)}x (${fmt(herald[`${pass}Cpu`] / 1000)} / ${fmt(emitter[`${pass}Cpu`] / 1000)} ms)${goal === undefined ? '' : ` [judged, goal >= ${goal}x]`}, ` +
+      `process CPU ${fmt(by(pass, 'process CPU'), 2)}x (${fmt(herald[`${pass}All`] / 1000)} / ${fmt(emitter[`${pass}All`] / 1000)} ms), ` +
+      `wall ${fmt(by(pass, 'wall'), 2)}x (${fmt(herald[`${pass}Ms`])} / ${fmt(emitter[`${pass}Ms`])} ms)`;
     const heap = herald.heapBytes / emitter.heapBytes;
-    const ok = localFirst >= 1 && asyncFirst >= 0.5 && heap <= 1.5;
-    if (ok) met++;
+    const meets = (measure: Measure): boolean =>
+      heap <= 1.5 && by('localFirst', measure) >= 1 && by('asyncFirst', measure) >= 0.5;
+    for (const measure of MEASURES) if (meets(measure)) metBy[measure]++;
     console.log(
       [
         `run ${run}:`,
         `startup herald ${fmt(herald.startupMs)} ms / event-emitter ${fmt(emitter.startupMs)} ms;`,
         `heap herald ${fmt(herald.heapBytes / 2 ** 20)} MiB / event-emitter ${fmt(emitter.heapBytes / 2 ** 20)} MiB = ${fmt(heap, 2)}x (goal <= 1.5x);`,
-        `postLocal vs emit first pass ${ratio('localFirst')} (goal >= 1x), second ${ratio('localSecond')};`,
-        `post vs emitAsync first pass ${ratio('asyncFirst')} (goal >= 0.5x), second ${ratio('asyncSecond')};`,
-        ok ? 'goals met' : 'GOALS NOT MET',
+        `postLocal vs emit, first pass: ${ratio('localFirst', 1)}; second pass: ${ratio('localSecond')};`,
+        `post vs emitAsync, first pass: ${ratio('asyncFirst', 0.5)}; second pass: ${ratio('asyncSecond')};`,
+        meets('main-thread CPU')
+          ? 'goals met (main-thread CPU)'
+          : 'GOALS NOT MET (main-thread CPU)',
+        `[process CPU: ${meets('process CPU') ? 'met' : 'not met'}; wall: ${meets('wall') ? 'met' : 'not met'}]`,
       ].join(' '),
     );
   }
   console.log(`load average now ${loadAverage()}`);
-  console.log(`goals met in ${met} of ${RUNS} consecutive runs`);
+  // The goal line stays last, as it was (scripts/bench-smoke.mjs reads it);
+  // the line above it says what it judged and how the other measures did.
+  console.log(
+    `goals judged on main-thread CPU (heap <= 1.5x, postLocal/emit >= 1x and post/emitAsync >= 0.5x on the first pass): met in ${metBy['main-thread CPU']} of ${RUNS} runs; the same goals on process CPU: met in ${metBy['process CPU']} of ${RUNS}; on wall time: met in ${metBy.wall} of ${RUNS}`,
+  );
+  console.log(`goals met in ${metBy['main-thread CPU']} of ${RUNS} consecutive runs`);
 }
 
 function loadAverage(): string {

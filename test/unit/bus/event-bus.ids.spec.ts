@@ -3,22 +3,31 @@ import { UuidSource } from '../../../lib/bus/event-bus.ids.js';
 const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('UuidSource', () => {
-  it('makes random version-4 UUIDs, all different, across many refills', () => {
+  it('makes ids in the version-4 UUID layout, all different, across many blocks', () => {
     const source = new UuidSource();
     const seen = new Set<string>();
-    for (let i = 0; i < 5000; i++) {
+    for (let i = 0; i < 10_000; i++) {
       const id = source.uuid();
       expect(id).toMatch(V4);
       seen.add(id);
     }
-    expect(seen.size).toBe(5000);
+    expect(seen.size).toBe(10_000);
   });
 
-  it('gives each id a string of its own (later refills do not change earlier ids)', () => {
+  it('draws fresh random bits for each block (two sources never share one)', () => {
+    const prefixes = new Set<string>();
+    for (let s = 0; s < 50; s++) {
+      const source = new UuidSource();
+      for (let i = 0; i < 256 * 2; i++) prefixes.add(source.uuid().slice(0, 34));
+    }
+    expect(prefixes.size).toBe(100);
+  });
+
+  it('gives each id a string of its own (later blocks do not change earlier ids)', () => {
     const source = new UuidSource();
     const first = source.uuid();
     const copy = `${first}`;
-    for (let i = 0; i < 1000; i++) source.uuid();
+    for (let i = 0; i < 10_000; i++) source.uuid();
     expect(first).toBe(copy);
   });
 });

@@ -195,4 +195,48 @@ describe('JsonCodec', () => {
       delete (Object.prototype as Record<string, unknown>).polluted;
     }
   });
+
+  it('writes exactly the text JSON.stringify writes for every accepted value (one pass or two)', () => {
+    fc.assert(
+      fc.property(anything, value => {
+        let encoded: string;
+        try {
+          encoded = codec.encode(value);
+        } catch {
+          return;
+        }
+        expect(encoded).toBe(value === undefined ? '' : JSON.stringify(value));
+      }),
+      { numRuns: Number(process.env.FC_RUNS ?? 2000) },
+    );
+    // Escapes, lone surrogates, odd keys, -0, large values (past the one-pass budget).
+    const samples: unknown[] = [
+      { 'q"uote': 'a\\b\n\u0001', lone: '\ud800x', pair: '\ud83d\ude00', sep: '\u2028' },
+      { n: -0, e: 1e21, f: 0.1 + 0.2, i: -5, nested: [[[]], {}, [null, false]] },
+      { 2: 'b', 1: 'a', z: 1, __proto__: null },
+      { items: Array.from({ length: 300 }, (_, i) => ({ i, name: `item ${i}` })) },
+    ];
+    for (const sample of samples) expect(codec.encode(sample)).toBe(JSON.stringify(sample));
+  });
+
+  it('lets JSON call a toJSON inherited from an Array subclass or written onto the prototypes', () => {
+    class Tagged extends Array<number> {
+      toJSON(): string {
+        return `tagged:${this.length}`;
+      }
+    }
+    expect(codec.encode({ t: Tagged.from([1, 2]) })).toBe('{"t":"tagged:2"}');
+    for (const proto of [Object.prototype, Array.prototype]) {
+      Object.defineProperty(proto, 'toJSON', {
+        value: () => 'written',
+        configurable: true,
+        writable: true,
+      });
+      try {
+        expect(codec.encode({ a: [1] })).toBe(JSON.stringify({ a: [1] }));
+      } finally {
+        delete (proto as { toJSON?: unknown }).toJSON;
+      }
+    }
+  });
 });
