@@ -452,9 +452,13 @@ export class EventBus {
       this.counters.refusedDraining++;
       throw new BusDrainingError(source, event);
     }
+    if (report === undefined) {
+      this.dispatcher.runLocal(local);
+      return;
+    }
     this.dispatcher.assertRoom();
     this.counters.postedLocal++;
-    this.dispatcher.enqueue(report ? { local, report } : local);
+    this.dispatcher.enqueue({ local, report });
   }
 
   /** The transport hands an envelope over. */

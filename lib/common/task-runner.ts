@@ -62,22 +62,47 @@ export class TaskRunner<T> {
 
   /** Runs `task` now when a slot is free and nothing waits; else queues it. */
   submit(task: T): void {
-    if (
-      !this.pumping &&
-      !this.holding &&
-      this.active < this.options.concurrency &&
-      this.queue.length === 0
-    ) {
-      this.pumping = true;
+    if (this.claim()) {
+      let ended: boolean;
       try {
-        this.begin(task);
-      } finally {
+        ended = this.options.execute(task);
+      } catch (error) {
+        this.active--;
         this.pumping = false;
+        throw error;
       }
-      this.pump();
+      this.release(ended);
       return;
     }
     this.queue.push(task);
+    this.pump();
+  }
+
+  /**
+   * Takes a slot for a task its owner runs itself, now, in the caller's
+   * turn (what {@link submit} does through `execute`): true when a slot is
+   * free, nothing waits and no task runs in this turn already; the owner
+   * then runs the task and calls {@link release}, also when it throws.
+   * False: the owner {@link submit}s the task instead.
+   */
+  claim(): boolean {
+    if (
+      this.pumping ||
+      this.holding ||
+      this.active >= this.options.concurrency ||
+      this.queue.length !== 0
+    ) {
+      return false;
+    }
+    this.pumping = true;
+    this.active++;
+    return true;
+  }
+
+  /** Ends a {@link claim}: `ended` as `execute` would answer (false: {@link finished} comes later). */
+  release(ended: boolean): void {
+    if (ended) this.active--;
+    this.pumping = false;
     this.pump();
   }
 

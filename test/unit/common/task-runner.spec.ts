@@ -100,4 +100,29 @@ describe('TaskRunner', () => {
     expect(() => runner.submit('x')).toThrow('boom');
     expect(runner.running).toBe(0);
   });
+
+  it('lets its owner claim a free slot and run a task itself, under the same rules as submit', () => {
+    const { runner, started, turns } = make(1, { holding: true });
+    expect(runner.claim()).toBe(false); // holding: the owner submits instead
+    runner.start();
+    expect(runner.claim()).toBe(true);
+    expect(runner.running).toBe(1);
+    // Inside the claimed turn nothing else runs at once: it waits, in order.
+    expect(runner.claim()).toBe(false);
+    runner.submit('sync-inner');
+    expect(started).toEqual([]);
+    runner.release(true);
+    expect(started).toEqual(['sync-inner']);
+    expect([runner.running, runner.queued]).toEqual([0, 0]);
+    expect(turns.at(-1)).toBe(0);
+    // A claimed task that goes on holds its slot until finished().
+    expect(runner.claim()).toBe(true);
+    runner.release(false);
+    expect(runner.claim()).toBe(false);
+    runner.submit('sync-after');
+    expect(started).toEqual(['sync-inner']);
+    runner.finished();
+    expect(started).toEqual(['sync-inner', 'sync-after']);
+    expect(runner.busy).toBe(0);
+  });
 });
