@@ -115,6 +115,9 @@ function sameShape(item: Pending, first: Pending): boolean {
  */
 const SCRIPT_CHUNK_CHARS = 16 * 1024 * 1024;
 
+/** A larger batch's values get a buffer of their own, not kept. */
+const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
+
 /** An XADD the script reports as refused (Redis's own error text). */
 class ScriptReplyError extends Error {
   override name = 'ReplyError';
@@ -152,6 +155,8 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
   private buffer = new Fifo<Pending>();
+  /** Where {@link scriptArgs} writes a batch's values (up to {@link SCRATCH_MAX_BYTES}, kept). */
+  private scratch = Buffer.alloc(0);
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
   private writing: Pending[] = [];
@@ -536,8 +541,15 @@ export class StreamPublisher<T = StreamEvent> {
       const fields = batch[at].fields;
       for (let j = 1; j < fields.length; j += 2) chars += fields[j].length;
     }
-    // A UTF-16 unit is at most 3 bytes of UTF-8; the pages never written are never touched.
-    const data = Buffer.allocUnsafeSlow(chars * 3);
+    // A UTF-16 unit is at most 3 bytes of UTF-8. The scratch is reused: the client
+    // copies it into the command when it writes it, and the drainer sends the next
+    // batch only once this call settled (the client never writes a settled command).
+    const bound = chars * 3;
+    let data = this.scratch;
+    if (data.length < bound) {
+      data = Buffer.allocUnsafeSlow(bound);
+      if (bound <= SCRATCH_MAX_BYTES) this.scratch = data;
+    }
     const sizes: number[] = [];
     let offset = 0;
     for (let at = start; at < end;) {
