@@ -11,8 +11,10 @@
 // in interleaved rounds (bench/harness); herald/nest-redis takes the better
 // nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
 // BENCH_EVENTS (per round, default 30000), BENCH_WINDOW (posts/emits in
-// flight, default 1000), BENCH_ROUNDS (default 3), BENCH_ONLY=<name part>,
-// BENCH_PROF=<file> (a CPU profile of herald's timed part), BENCH_SMOKE=1.
+// flight, default 1000), BENCH_ROUNDS (default 3), BENCH_ONLY=<name part>[,<name part>...],
+// BENCH_PROF=<file> (CPU profiles of the timed part: herald's in <file>, the stream
+// parts' in <file>.parts), BENCH_SMOKE=1. After the comparisons, issue 24's
+// figures side by side: herald over its parts (CPU), over the ceiling, over nest-redis.
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -36,9 +38,11 @@ import {
   runMain,
   setting,
   smokeOr,
+  type Figure,
   type RunResult,
   type Session,
   type Variant,
+  median,
 } from './harness/index.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -110,8 +114,8 @@ async function windowed(
   await Promise.all(Array.from({ length: Math.min(window, total) }, lane));
 }
 
-/** BENCH_PROF=<file>: a CPU profile of the measured part only (no start-up, no module loading). */
-async function startProfile(): Promise<() => Promise<void>> {
+/** BENCH_PROF=<file>: a CPU profile of the measured part only (no start-up, no module loading), in `<file><suffix>`. */
+async function startProfile(suffix = ''): Promise<() => Promise<void>> {
   const { Session } = await import('node:inspector/promises');
   const { writeFileSync } = await import('node:fs');
   const session = new Session();
@@ -121,7 +125,7 @@ async function startProfile(): Promise<() => Promise<void>> {
   await session.post('Profiler.start');
   return async () => {
     const { profile } = await session.post('Profiler.stop');
-    writeFileSync(process.env.BENCH_PROF!, JSON.stringify(profile));
+    writeFileSync(`${process.env.BENCH_PROF!}${suffix}`, JSON.stringify(profile));
     session.disconnect();
   };
 }
@@ -229,7 +233,12 @@ async function streamParts(): Promise<Session> {
     windowed(events, WINDOW, i => publisher.publishAndWait(sample(i)));
   return {
     warmUp: () => warm(send, WARMUP_EVENTS),
-    run: () => measure(() => send(EVENTS)),
+    async run() {
+      const profiler = process.env.BENCH_PROF ? await startProfile('.parts') : undefined;
+      const result = await measure(() => send(EVENTS));
+      await profiler?.();
+      return result;
+    },
     async teardown() {
       await subscriber.close();
       await publisher.close();
@@ -433,11 +442,11 @@ runMain('bench:redis', async () => {
     { name: `nest-redis/${WINDOW}`, setup: () => nestRedis(WINDOW) },
     { name: 'ioredis XADD awaited', setup: ioredis },
   ];
-  const only = process.env.BENCH_ONLY;
-  const variants = only ? all.filter(v => v.name.includes(only)) : all;
+  const only = process.env.BENCH_ONLY?.split(',').map(part => part.trim());
+  const variants = only ? all.filter(v => only.some(part => v.name.includes(part))) : all;
   const nest = variants.map(v => v.name).filter(name => name.startsWith('nest-redis'));
   const has = (name: string): boolean => variants.some(v => v.name === name);
-  await runBench({
+  const figures = await runBench({
     title: 'bench:redis',
     description: `${EVENTS} events of ~${JSON.stringify(sample(0)).length} B per variant and round (a tenth for ioredis), ${WINDOW} in flight, ${REDIS_URL}`,
     rounds: ROUNDS,
@@ -457,4 +466,67 @@ runMain('bench:redis', async () => {
     ],
     extra: async () => (only ? [] : [await redisBenchmark()]),
   });
+  const { lines, headline } = issue24(figures, nest);
+  if (lines.length === 0) return;
+  console.log('\nissue 24, per round, herald against (CPU: µs per delivered event):');
+  for (const line of lines) console.log(line);
+  // The headline stays the last line (the harness's `herald/<peer> = N.Nx`, events/s).
+  if (headline !== undefined) console.log(`herald/nest-redis = ${headline.toFixed(1)}x`);
 });
+
+/**
+ * Issue 24's three figures side by side, each per round and its median:
+ * herald's CPU per event over its stream parts' (goal <= 1.5x), over the
+ * ceiling measured in the same round (the cheaper of the stream parts and
+ * raw ioredis pipelined: goal <= 1.25x), and herald over nest-redis (the
+ * better nest-redis window of the round: goal >= 5x, events/s and CPU).
+ */
+function issue24(
+  figures: Map<string, Figure[]>,
+  nest: readonly string[],
+): { lines: string[]; headline?: number } {
+  const herald = figures.get('herald');
+  if (!herald) return { lines: [] };
+  const parts = figures.get('stream parts');
+  const pipelined = figures.get('ioredis pipelined');
+  const ratio = (values: number[]): string =>
+    `${values.map(v => `${v.toFixed(2)}x`).join(' ')}: median ${median(values).toFixed(2)}x`;
+  const verdict = (values: number[], met: (v: number) => boolean): string =>
+    met(median(values)) ? 'met' : 'NOT met';
+  const lines: string[] = [];
+  if (parts) {
+    const over = herald.map((f, i) => f.cpuPerEvent / parts[i].cpuPerEvent);
+    lines.push(
+      `stream parts: CPU per event herald/parts ${ratio(over)} (goal <= 1.50x: ${verdict(over, v => v <= 1.5)})`,
+    );
+  }
+  const ceilings = [parts, pipelined].filter((list): list is Figure[] => list !== undefined);
+  if (ceilings.length > 0) {
+    const ceilingNames = [parts && 'stream parts', pipelined && 'ioredis pipelined']
+      .filter(Boolean)
+      .join(', ');
+    const cpu = herald.map(
+      (f, i) => f.cpuPerEvent / Math.min(...ceilings.map(list => list[i].cpuPerEvent)),
+    );
+    const rate = herald.map((f, i) => Math.max(...ceilings.map(list => list[i].rate)) / f.rate);
+    lines.push(
+      `the ceiling (per round the cheaper of ${ceilingNames}): ` +
+        `CPU per event herald/ceiling ${ratio(cpu)} (goal <= 1.25x: ${verdict(cpu, v => v <= 1.25)}); ` +
+        `events/s ceiling/herald ${ratio(rate)}`,
+    );
+  }
+  if (nest.length > 0) {
+    const peers = nest.map(name => figures.get(name)!);
+    const best = herald.map((_, i) =>
+      peers.map(list => list[i]).reduce((a, b) => (b.rate > a.rate ? b : a)),
+    );
+    const cpu = herald.map((f, i) => best[i].cpuPerEvent / f.cpuPerEvent);
+    const rate = herald.map((f, i) => f.rate / best[i].rate);
+    lines.push(
+      `nest-redis: CPU per event nest/herald ${ratio(cpu)} (goal >= 5x: ${verdict(cpu, v => v >= 5)}); ` +
+        `events/s herald/nest ${ratio(rate)} (goal >= 5x: ${verdict(rate, v => v >= 5)})`,
+    );
+    return { lines, headline: median(rate) };
+  }
+  return { lines };
+}

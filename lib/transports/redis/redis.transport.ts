@@ -7,6 +7,7 @@ import { InvalidOptionsError, TransportClosedError } from '../../common/errors.j
 import { StateMachine } from '../../common/state-machine.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import type {
+  Delivery,
   PublishResult,
   Settlement,
   Transport,
@@ -42,6 +43,29 @@ function summed(all: readonly Readonly<Record<string, number>>[]): Record<string
   for (const stats of all)
     for (const [name, value] of Object.entries(stats)) out[name] = (out[name] ?? 0) + value;
   return out;
+}
+
+/**
+ * One entry handed to the bus: a class rather than a literal with a settle
+ * closure, so a delivery is one object (its `settle` shared on the prototype).
+ */
+class EntryDelivery implements Delivery {
+  constructor(
+    readonly envelope: Envelope,
+    readonly attempt: number,
+    private readonly done: (error?: unknown) => void,
+    private readonly counters: { acked: number; nacked: number },
+  ) {}
+
+  settle(settlement: Settlement): void {
+    if (settlement.outcome === 'ack') {
+      this.counters.acked++;
+      this.done();
+    } else {
+      this.counters.nacked++;
+      this.done(settlement.error ?? new Error('nacked'));
+    }
+  }
 }
 
 /** Own posts awaiting their copy, by `<stream>@<entry id>` (layout `mainflux` has no id field). */
@@ -332,30 +356,9 @@ export class RedisTransport implements Transport {
       done(error); // a StreamEntryError: the subscriber dead-letters it
       return;
     }
-    const deliver = (): void => {
-      const context = this.context;
-      if (!context) {
-        done(new TransportClosedError());
-        return;
-      }
-      this.counters.delivered++;
-      context.deliver({
-        envelope,
-        attempt: message.deliveries,
-        settle: (settlement: Settlement) => {
-          if (settlement.outcome === 'ack') {
-            this.counters.acked++;
-            done();
-          } else {
-            this.counters.nacked++;
-            done(settlement.error ?? new Error('nacked'));
-          }
-        },
-      });
-    };
     if (envelope.unique === undefined) {
-      if (this.tail) this.chain(deliver);
-      else deliver();
+      if (this.tail) this.chain(() => this.deliver(envelope, message.deliveries, done));
+      else this.deliver(envelope, message.deliveries, done);
       return;
     }
     // Whoever sets the key first runs the event; the others (and repeats within the TTL) skip it.
@@ -371,13 +374,24 @@ export class RedisTransport implements Transport {
         return;
       }
       if (won) {
-        deliver();
+        this.deliver(envelope, message.deliveries, done);
       } else {
         this.counters.duplicates++;
         this.context?.logger.debug?.(`unique event is duplicate: ${envelope.unique}`);
         done();
       }
     });
+  }
+
+  /** Hands an envelope to the bus; the entry settles when the bus settles it. */
+  private deliver(envelope: Envelope, attempt: number, done: (error?: unknown) => void): void {
+    const context = this.context;
+    if (!context) {
+      done(new TransportClosedError());
+      return;
+    }
+    this.counters.delivered++;
+    context.deliver(new EntryDelivery(envelope, attempt, done, this.counters));
   }
 
   private chain(step: () => void | Promise<void>): void {

@@ -105,7 +105,13 @@ export interface FramedRead {
   readonly gap?: TrimmedGap;
 }
 
-/** Parses the read script's reply ({@link READ_BATCH} in redis.scripts.ts). */
+/**
+ * Parses the read script's reply ({@link READ_BATCH} in redis.scripts.ts).
+ * The whole reply is checked for UTF-8 once: every field is framed by ASCII
+ * (its size line before, the next line after), so a reply that is valid
+ * UTF-8 has every field valid, and only a reply that is not is checked field
+ * by field (to dead-letter the bad entries with their bytes).
+ */
 export function parseFramedEntries(buffer: Buffer): FramedRead {
   const entries: RawEntry[] = [];
   const length = buffer.length;
@@ -117,20 +123,34 @@ export function parseFramedEntries(buffer: Buffer): FramedRead {
     gap = parseGap(buffer.toString('latin1', 0, newline));
     at = newline + 1;
   }
+  const valid = isUtf8(buffer);
   while (at < length) {
     let newline = buffer.indexOf(10, at);
     if (newline < 0) throw new Error('malformed read script reply');
     const id = buffer.toString('latin1', at, newline);
     at = newline + 1;
     newline = buffer.indexOf(10, at);
+    if (newline < 0) throw new Error('malformed read script reply');
     const count = framedNumber(buffer, at, newline);
     at = newline + 1;
     const fields = new Array<string>(count);
+    if (valid) {
+      for (let i = 0; i < count; i++) {
+        newline = buffer.indexOf(10, at);
+        if (newline < 0) throw new Error('malformed read script reply');
+        const end = newline + 1 + framedNumber(buffer, at, newline);
+        fields[i] = buffer.toString('utf8', newline + 1, end);
+        at = end;
+      }
+      entries.push([id, fields]);
+      continue;
+    }
     let bad: number | undefined;
     const starts = new Array<number>(count);
     const sizes = new Array<number>(count);
     for (let i = 0; i < count; i++) {
       newline = buffer.indexOf(10, at);
+      if (newline < 0) throw new Error('malformed read script reply');
       const size = framedNumber(buffer, at, newline);
       at = newline + 1;
       starts[i] = at;

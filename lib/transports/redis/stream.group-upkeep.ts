@@ -58,9 +58,11 @@ export abstract class SubscriberUpkeep extends SubscriberSettlement {
         group.consumer,
       )) as [string, string, number, number][];
       const counts = new Map(pending.map(([id, , , deliveries]) => [id, Number(deliveries)]));
+      // Held before this round (an entry released meanwhile waits for the next round).
+      const held = new Set(this.held.ids());
       for (const entry of entries) {
         const id = entry[0];
-        if (this.held.has(id)) continue; // still running here: never run twice in one process
+        if (held.has(id)) continue; // still running here: never run twice in one process
         const deliveries = counts.get(id) ?? 1;
         if (deliveries > group.maxDeliveries) {
           await this.deadLetter(
@@ -93,7 +95,7 @@ export abstract class SubscriberUpkeep extends SubscriberSettlement {
   protected async heartbeat(): Promise<void> {
     const group = this.group;
     if (!group || this.held.size === 0 || !this.commands.ready) return;
-    const ids = [...this.held.keys()];
+    const ids = this.held.ids();
     try {
       for (let i = 0; i < ids.length; i += 1000) {
         await this.commands.client.xclaim(

@@ -109,6 +109,15 @@ function sameShape(item: Pending, first: Pending): boolean {
   return true;
 }
 
+/**
+ * The values of one script call stay under this many characters (at most
+ * three bytes each): far below Redis's 512 MB limit on one argument.
+ */
+const SCRIPT_CHUNK_CHARS = 16 * 1024 * 1024;
+
+/** A larger batch's values get a buffer of their own, not kept. */
+const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
+
 /** An XADD the script reports as refused (Redis's own error text). */
 class ScriptReplyError extends Error {
   override name = 'ReplyError';
@@ -146,6 +155,8 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
   private buffer = new Fifo<Pending>();
+  /** Where {@link scriptArgs} writes a batch's values (up to {@link SCRATCH_MAX_BYTES}, kept). */
+  private scratch = Buffer.alloc(0);
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
   private writing: Pending[] = [];
@@ -466,41 +477,104 @@ export class StreamPublisher<T = StreamEvent> {
   }
 
   /**
-   * One EVALSHA running `XADD MAXLEN ~` per event on the server: the same
-   * commands in the same order as the pipeline, for a quarter of the client
+   * EVALSHA running `XADD MAXLEN ~` per event on the server: the same
+   * commands in the same order as the pipeline, for a fraction of the client
    * CPU (one command to encode and one reply to parse instead of one each
-   * per event).
+   * per event; the values joined into one argument, see {@link XADD_BATCH}).
+   * A batch whose values pass {@link SCRIPT_CHUNK_CHARS} goes as several
+   * calls, one after the other: a call that fails leaves the events after it
+   * unwritten (retried in order), never written ahead of it.
    */
   private async sendScript(batch: Pending[]): Promise<(string | Error)[]> {
-    const keys: string[] = [];
-    for (const item of batch) if (!keys.includes(item.stream)) keys.push(item.stream);
-    const args: (string | number)[] = [keys.length, ...keys, this.maxLen];
-    for (let start = 0; start < batch.length;) {
-      // A run: events with the first one's stream and field names, which go once.
-      const first = batch[start];
-      const fields = first.fields;
-      const k = fields.length / 2;
-      args.push(keys.indexOf(first.stream) + 1, k, 0);
-      const countAt = args.length - 1;
-      for (let j = 0; j < fields.length; j += 2) args.push(fields[j]);
-      let end = start;
-      while (end < batch.length && sameShape(batch[end], first)) {
-        const values = batch[end].fields;
-        for (let j = 1; j < values.length; j += 2) args.push(values[j]);
-        end++;
+    const results: (string | Error)[] = [];
+    let start = 0;
+    let chars = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const fields = batch[i].fields;
+      for (let j = 1; j < fields.length; j += 2) chars += fields[j].length;
+      if (chars < SCRIPT_CHUNK_CHARS && i < batch.length - 1) continue;
+      let reply: unknown;
+      try {
+        reply = await evalScript(
+          this.connection.client,
+          XADD_BATCH,
+          this.scriptArgs(batch, start, i + 1),
+        );
+      } catch (error) {
+        // The first call's error is the batch's (send() decides: retry, or fall back to a pipeline).
+        if (start === 0) throw error;
+        const failure = error instanceof Error ? error : new Error(String(error));
+        while (results.length < batch.length) results.push(failure);
+        return results;
       }
-      args[countAt] = end - start;
-      start = end;
+      // One string, ids (or `!error`) one per line: one reply to parse instead of one per event.
+      const list = typeof reply === 'string' && reply !== '' ? reply.split('\n') : [];
+      for (let at = start; at <= i; at++) {
+        const line = list[at - start];
+        results.push(
+          typeof line !== 'string'
+            ? new Error('no reply')
+            : line.startsWith('!')
+              ? new ScriptReplyError(line.slice(1))
+              : line,
+        );
+      }
+      start = i + 1;
+      chars = 0;
     }
-    // First use on this server (or after a restart or SCRIPT FLUSH): evalScript loads it.
-    const replies = await evalScript(this.connection.client, XADD_BATCH, args);
-    // One string, ids (or `!error`) one per line: one reply to parse instead of one per event.
-    const list = typeof replies === 'string' && replies !== '' ? replies.split('\n') : [];
-    return batch.map((_, i) => {
-      const reply = list[i];
-      if (typeof reply !== 'string') return new Error('no reply');
-      return reply.startsWith('!') ? new ScriptReplyError(reply.slice(1)) : reply;
-    });
+    return results;
+  }
+
+  /**
+   * {@link XADD_BATCH}'s arguments (numkeys first) for the events
+   * `batch[start..end)`: the values go as one Buffer written value by value
+   * (each write returns its size in bytes). Never as one joined string: a
+   * string past about 128 KB lands in V8's large-object space, whose
+   * allocation costs far more than the copy (the whole command used to be
+   * one such string, flattened at the socket write).
+   */
+  private scriptArgs(batch: Pending[], start: number, end: number): (string | number | Buffer)[] {
+    const keys: string[] = [];
+    const runs: (string | number)[] = [];
+    let chars = 0;
+    for (let at = start; at < end; at++) {
+      const fields = batch[at].fields;
+      for (let j = 1; j < fields.length; j += 2) chars += fields[j].length;
+    }
+    // A UTF-16 unit is at most 3 bytes of UTF-8. The scratch is reused: the client
+    // copies it into the command when it writes it, and the drainer sends the next
+    // batch only once this call settled (the client never writes a settled command).
+    const bound = chars * 3;
+    let data = this.scratch;
+    if (data.length < bound) {
+      data = Buffer.allocUnsafeSlow(bound);
+      if (bound <= SCRATCH_MAX_BYTES) this.scratch = data;
+    }
+    const sizes: number[] = [];
+    let offset = 0;
+    for (let at = start; at < end;) {
+      // A run: events with the first one's stream and field names, which go once.
+      const first = batch[at];
+      const names = first.fields;
+      let key = keys.indexOf(first.stream);
+      if (key < 0) key = keys.push(first.stream) - 1;
+      runs.push(key + 1, names.length / 2, 0);
+      const countAt = runs.length - 1;
+      for (let j = 0; j < names.length; j += 2) runs.push(names[j]);
+      let next = at;
+      while (next < end && sameShape(batch[next], first)) {
+        const fields = batch[next].fields;
+        for (let j = 1; j < fields.length; j += 2) {
+          const size = data.write(fields[j], offset);
+          sizes.push(size);
+          offset += size;
+        }
+        next++;
+      }
+      runs[countAt] = next - at;
+      at = next;
+    }
+    return [keys.length, ...keys, this.maxLen, data.subarray(0, offset), sizes.join(' '), ...runs];
   }
 
   private notConnected(batch: Pending[]): Pending[] {

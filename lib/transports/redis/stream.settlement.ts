@@ -1,6 +1,7 @@
 import { logLine } from '../../common/log-line.js';
 import { isUndecodable, UnknownOperationError } from './redis.errors.js';
 import { entryFromBuffers, type BufferEntry, type RawEntry } from './stream.entry.js';
+import type { Held } from './stream.held.js';
 import { describe, SubscriberBase } from './stream.subscriber.base.js';
 
 /**
@@ -11,30 +12,39 @@ import { describe, SubscriberBase } from './stream.subscriber.base.js';
  * found trimmed (lost).
  */
 export abstract class SubscriberSettlement extends SubscriberBase {
-  /** Group mode: hands an entry this consumer now owns to the handler; settles it after. */
-  protected dispatch(entry: RawEntry, deliveries: number): void {
-    const id = entry[0];
-    const held = this.held.get(id);
-    if (held) clearTimeout(held.retryTimer);
-    this.held.set(id, { entry });
+  /**
+   * Group mode: hands an entry this consumer now owns to the handler; settles
+   * it after. `again`: its record, when it is delivered again here (a nack's
+   * retry), which it keeps.
+   */
+  protected dispatch(entry: RawEntry, deliveries: number, again?: Held): void {
+    let held: Held;
+    if (again && this.held.holds(again)) {
+      clearTimeout(again.retryTimer);
+      again.retryTimer = undefined;
+      again.entry = entry;
+      held = again;
+    } else {
+      held = this.held.add(entry);
+    }
     const bytes = entry[2];
     if (bytes) {
       // Text with U+FFFD would reach handlers as if it were what was written: dead-lettered, bytes kept.
       this.counters.nonUtf8++;
-      this.undecodable(entry, deliveries, `field '${bytes.badField}' is not valid UTF-8`);
+      this.undecodable(held, deliveries, `field '${bytes.badField}' is not valid UTF-8`);
       return;
     }
     this.pool.enqueue({
       message: this.message(entry, deliveries),
-      done: error => this.settled(entry, deliveries, error),
+      done: error => this.settled(held, deliveries, error),
     });
   }
 
-  protected settled(entry: RawEntry, deliveries: number, error: unknown): void {
-    const id = entry[0];
+  protected settled(held: Held, deliveries: number, error: unknown): void {
+    const id = held.entry[0];
     if (error === undefined) {
       this.counters.handled++;
-      this.ack(id);
+      this.ack(held);
       return;
     }
     if (error instanceof UnknownOperationError) {
@@ -47,23 +57,23 @@ export abstract class SubscriberSettlement extends SubscriberBase {
           event: error.operation,
         }),
       );
-      this.ack(id);
+      this.ack(held);
       return;
     }
     if (isUndecodable(error)) {
-      this.undecodable(entry, deliveries, describe(error));
+      this.undecodable(held, deliveries, describe(error));
       return;
     }
     this.counters.failed++;
-    void this.nack(entry, error);
+    void this.nack(held, error);
   }
 
   /** An entry no handler can read never will: dead-lettered now, never retried as a handler failure. */
-  protected undecodable(entry: RawEntry, deliveries: number, reason: string): void {
-    const id = entry[0];
+  protected undecodable(held: Held, deliveries: number, reason: string): void {
+    const id = held.entry[0];
     this.counters.undecodable++;
-    void this.deadLetter(entry, deliveries, `undecodable: ${reason}`).then(
-      () => this.release(id),
+    void this.deadLetter(held.entry, deliveries, `undecodable: ${reason}`).then(
+      () => this.release(held),
       deadError => {
         this.limiter.warn(
           'dead-letter-failed',
@@ -74,15 +84,15 @@ export abstract class SubscriberSettlement extends SubscriberBase {
             { stream: this.stream, id },
           ),
         );
-        this.release(id);
+        this.release(held);
       },
     );
   }
 
-  protected release(id: string): void {
-    const held = this.held.get(id);
-    if (held) clearTimeout(held.retryTimer);
-    this.held.delete(id);
+  protected release(held: Held): void {
+    clearTimeout(held.retryTimer);
+    held.retryTimer = undefined;
+    this.held.remove(held);
     const waiter = this.capacityWaiter;
     if (waiter && this.held.size < this.maxInFlight) {
       this.capacityWaiter = undefined;
@@ -90,9 +100,9 @@ export abstract class SubscriberSettlement extends SubscriberBase {
     }
   }
 
-  protected ack(id: string): void {
-    this.release(id);
-    this.acks.push(id);
+  protected ack(held: Held): void {
+    this.release(held);
+    this.acks.push(held.entry[0]);
     if (this.ackScheduled) return;
     this.ackScheduled = true;
     setImmediate(() => void this.flushAcks());
@@ -145,8 +155,9 @@ export abstract class SubscriberSettlement extends SubscriberBase {
   }
 
   /** A failed entry: delivered again here after a pause, or dead-lettered once over `maxDeliveries`. */
-  protected async nack(entry: RawEntry, reason: unknown): Promise<void> {
+  protected async nack(held: Held, reason: unknown): Promise<void> {
     const group = this.group!;
+    const entry = held.entry;
     const id = entry[0];
     this.counters.nacked++;
     try {
@@ -159,23 +170,22 @@ export abstract class SubscriberSettlement extends SubscriberBase {
       const mine = pending[0];
       if (!mine || mine[1] !== group.consumer) {
         // Acknowledged or claimed by someone else meanwhile: not ours any more.
-        this.release(id);
+        this.release(held);
         return;
       }
       const deliveries = Number(mine[3]);
       if (deliveries >= group.maxDeliveries) {
         await this.deadLetter(entry, deliveries, `handler failed: ${describe(reason)}`);
-        this.release(id);
+        this.release(held);
         return;
       }
       if (!this.running) {
-        this.release(id);
+        this.release(held);
         return;
       }
-      const held = this.held.get(id);
-      if (!held) return;
+      if (!this.held.holds(held)) return;
       held.retryTimer = setTimeout(
-        () => void this.redeliver(id, deliveries),
+        () => void this.redeliver(held, deliveries),
         group.nackRetryDelayMs,
       );
     } catch (error) {
@@ -188,14 +198,15 @@ export abstract class SubscriberSettlement extends SubscriberBase {
           { stream: this.stream, id },
         ),
       );
-      this.release(id);
+      this.release(held);
     }
   }
 
-  protected async redeliver(id: string, deliveries: number): Promise<void> {
+  protected async redeliver(held: Held, deliveries: number): Promise<void> {
     const group = this.group!;
+    const id = held.entry[0];
     if (!this.running) {
-      this.release(id);
+      this.release(held);
       return;
     }
     try {
@@ -210,11 +221,11 @@ export abstract class SubscriberSettlement extends SubscriberBase {
       const entry = claimed[0] ? entryFromBuffers(claimed[0]) : undefined;
       if (!entry || !entry[1]) {
         this.lost([id]);
-        this.release(id);
+        this.release(held);
         return;
       }
       this.counters.redelivered++;
-      this.dispatch(entry, deliveries + 1);
+      this.dispatch(entry, deliveries + 1, held);
     } catch (error) {
       this.limiter.warn(
         'redeliver-failed',
@@ -225,7 +236,7 @@ export abstract class SubscriberSettlement extends SubscriberBase {
           { stream: this.stream, id },
         ),
       );
-      this.release(id);
+      this.release(held);
     }
   }
 

@@ -7,6 +7,7 @@ import { WarningLimiter } from '../../common/warning-limiter.js';
 import { isLoadingReplyError, LOADING_RETRY_MS, RedisConnection } from './redis.connection.js';
 import { Sleeper } from './sleeper.js';
 import { EntryMessage, type RawEntry, type StreamMessage } from './stream.entry.js';
+import { HeldEntries } from './stream.held.js';
 import {
   resolveStreamSubscriberOptions,
   type GroupSettings,
@@ -28,12 +29,6 @@ const SUBSCRIBER_TRANSITIONS: { readonly [S in SubscriberState]: readonly Subscr
   closing: ['closed'],
   closed: [],
 };
-
-/** An entry read (or claimed) and not yet settled, in group mode. */
-export interface Held {
-  readonly entry: RawEntry;
-  retryTimer?: NodeJS.Timeout;
-}
 
 export const describe = describeError;
 
@@ -72,8 +67,8 @@ export abstract class SubscriberBase {
   protected loop?: Promise<void>;
   protected readonly sleeper = new Sleeper();
   protected readonly disposeReady: () => void;
-  /** Group mode: entries read (or claimed) and not yet settled, by id. */
-  protected readonly held = new Map<string, Held>();
+  /** Group mode: entries read (or claimed) and not yet settled. */
+  protected readonly held = new HeldEntries();
   protected capacityWaiter?: () => void;
   protected readonly pool: TaskPool;
   protected acks: string[] = [];

@@ -216,6 +216,40 @@ describe.each(['script', 'pipeline'] as const)(
       expect(entries.map(([id]) => id).slice(1)).toEqual(results);
     });
 
+    it('writes every value byte for byte: empty, multi-byte, emoji, newlines, NUL', async () => {
+      // The script takes a batch's values as one argument cut by byte sizes: a UTF-16 length would cut wrong.
+      const written = [
+        '',
+        'ascii',
+        'é',
+        'naïve café',
+        '日本語',
+        '🎉 x 🎉',
+        'a\nb\r\n',
+        'nul\0end',
+        '',
+      ];
+      const pub = publisher();
+      const results = await pub.publishAll(written);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      expect(await values(pub.stream)).toEqual(written);
+      // An all-ASCII batch after a non-ASCII one: sizes are counted afresh per batch.
+      await pub.publishAll(['plain', '']);
+      expect((await values(pub.stream)).slice(-2)).toEqual(['plain', '']);
+    });
+
+    it('writes a batch whose values pass 16 M characters in order (the script in several calls)', async () => {
+      const pub = publisher({ maxLen: 0 });
+      const big = (c: string): string => c.repeat(6 * 1024 * 1024);
+      const items = ['a', big('b'), 'c', big('d'), big('é'), 'f'];
+      const results = await pub.publishAll(items);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      const got = await values(pub.stream);
+      expect(got.map(v => `${v[0]}${v.length}`)).toEqual(items.map(v => `${v[0]}${v.length}`));
+      expect(got).toEqual(items);
+      if (writeMode === 'script') expect(pub.stats().scriptWrites).toBe(1);
+    });
+
     it('rejects an encoder result that is not a field list', () => {
       const pub = publisher({ encode: () => ['odd'] });
       expect(() => pub.publish('x')).toThrow(TypeError);

@@ -44,7 +44,24 @@ describe('stream entries as read', () => {
     expect(entry[2]?.badField).toBe(bad.toString());
   });
 
+  it('flags only the entries that are not UTF-8 in a reply that is not (good ones around them parse as text)', () => {
+    const euro = Buffer.from('€'); // 3 bytes: a field cut inside it is not UTF-8 though the reply is whole
+    const [first, cut, last] = parseFramedEntries(
+      frame([
+        ['1-0', [Buffer.from('a'), Buffer.from('é')]],
+        ['2-0', [euro.subarray(0, 2), euro.subarray(2)]],
+        ['3-0', [Buffer.from('b'), Buffer.from('日本')]],
+      ]),
+    ).entries;
+    expect(first).toEqual(['1-0', ['a', 'é']]);
+    expect(last).toEqual(['3-0', ['b', '日本']]);
+    expect(cut[0]).toBe('2-0');
+    expect(cut[2]?.fields).toEqual([euro.subarray(0, 2), euro.subarray(2)]);
+  });
+
   it('refuses a malformed reply', () => {
+    expect(() => parseFramedEntries(Buffer.from('1-0\n2\n1\na1'))).toThrow(/malformed/);
+    expect(() => parseFramedEntries(Buffer.from('1-0\n2'))).toThrow(/malformed/);
     expect(() => parseFramedEntries(Buffer.from('1-0'))).toThrow(/malformed/);
     expect(() => parseFramedEntries(Buffer.from('1-0\n1\n9\nab'))).toThrow(/malformed/);
   });

@@ -1,0 +1,192 @@
+// Before/after over Redis in ONE process, interleaved round by round: herald
+// (EventsModule post -> @OnEvent) and the stream parts (StreamPublisher ->
+// StreamSubscriber) of another checkout's lib ("before") and of this one
+// ("after"). On a shared machine, figures of separate runs move with the load;
+// these share it. CPU per delivered event (user + sys of this process).
+//
+//   git archive <commit> lib | tar -x -C /tmp/before     # next to a node_modules:
+//   ln -s "$PWD/node_modules" /tmp/before/node_modules
+//   BENCH_BASE=/tmp/before node --expose-gc --import ./scripts/register-ts.mjs bench/redis-before-after.ts
+//
+// BENCH_EVENTS (default 30000), BENCH_ROUNDS (default 6), REDIS_URL.
+import 'reflect-metadata';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Redis } from 'ioredis';
+import * as afterLib from '../lib/index.js';
+import * as afterRedis from '../lib/redis/index.js';
+import { median, runMain, setting } from './harness/index.js';
+
+type Lib = typeof afterLib;
+type RedisLib = typeof afterRedis;
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const EVENTS = setting('BENCH_EVENTS', 30_000, 1000);
+const ROUNDS = Math.max(1, setting('BENCH_ROUNDS', 6, 1));
+const WINDOW = 1000;
+
+const sample = (i: number): object => ({
+  i,
+  t: performance.now(),
+  name: 'order-created',
+  customer: `customer-${i % 1000}`,
+  amount: 1234.5,
+  tags: ['priority', 'web', 'eu'],
+});
+
+let count = 0;
+let target = 0;
+let reached: () => void = () => undefined;
+const hit = (): void => {
+  if (++count === target) reached();
+};
+
+async function windowed(total: number, send: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < total) await send(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
+}
+
+/** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
+async function timed(send: (events: number) => Promise<void>): Promise<number> {
+  const until = (events: number): Promise<void> => {
+    count = 0;
+    target = events;
+    return new Promise(resolve => (reached = resolve));
+  };
+  let handled = until(2000);
+  await send(2000);
+  await handled;
+  (globalThis as { gc?: () => void }).gc?.();
+  handled = until(EVENTS);
+  const before = process.cpuUsage();
+  await send(EVENTS);
+  await handled;
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / EVENTS;
+}
+
+let streams = 0;
+const streamName = (what: string): string => `bench:ba:${process.pid}:${what}:${++streams}`;
+
+async function drop(key: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  await redis.del(key);
+  redis.disconnect();
+}
+
+async function herald(lib: Lib): Promise<number> {
+  const stream = streamName('herald');
+  @Injectable()
+  class Listener {
+    @lib.OnEvent('orders', 'created')
+    onCreated(): void {
+      hit();
+    }
+  }
+  @Module({
+    imports: [
+      lib.EventsModule.forRoot({
+        transport: 'redis',
+        redis: { url: REDIS_URL, stream, maxLen: 0 },
+        logger: lib.silentLogger,
+      }),
+    ],
+    providers: [Listener],
+  })
+  class App {}
+  const app = await NestFactory.createApplicationContext(App, { logger: false });
+  const publisher = app.get(lib.EventPublisher);
+  try {
+    return await timed(events =>
+      windowed(events, i => publisher.post('orders', 'created', sample(i))),
+    );
+  } finally {
+    await app.close();
+    await drop(stream);
+  }
+}
+
+async function parts(lib: Lib, redis: RedisLib): Promise<number> {
+  const stream = streamName('parts');
+  const publisher = new redis.StreamPublisher<object>({
+    url: REDIS_URL,
+    stream,
+    maxLen: 0,
+    encode: item => ['payload', JSON.stringify(item)],
+    logger: lib.silentLogger,
+  });
+  const subscriber = new redis.StreamSubscriber({
+    url: REDIS_URL,
+    stream,
+    name: 'bench',
+    count: 1000,
+    concurrency: Number.POSITIVE_INFINITY,
+    maxInFlight: 2000,
+    group: { name: 'bench', destroyOnClose: true },
+    logger: lib.silentLogger,
+  });
+  await subscriber.subscribeSettled((message, done) => {
+    JSON.parse(message.fields.payload);
+    hit();
+    done();
+  });
+  await publisher.connection.whenReady();
+  try {
+    return await timed(events => windowed(events, i => publisher.publishAndWait(sample(i))));
+  } finally {
+    await subscriber.close();
+    await publisher.close();
+    await drop(stream);
+  }
+}
+
+runMain('bench:redis-before-after', async () => {
+  const base = process.env.BENCH_BASE;
+  if (!base) throw new Error('BENCH_BASE=<directory holding the "before" lib/> is required');
+  const load = (dir: string): Promise<unknown> => import(pathToFileURL(join(base, dir)).href);
+  const beforeLib = (await load('lib/index.js')) as Lib;
+  const beforeRedis = (await load('lib/redis/index.js')) as RedisLib;
+  const variants: [string, () => Promise<number>][] = [
+    ['herald before', () => herald(beforeLib)],
+    ['herald after', () => herald(afterLib)],
+    ['parts before', () => parts(beforeLib, beforeRedis)],
+    ['parts after', () => parts(afterLib, afterRedis)],
+  ];
+  const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
+  const loadStart = loadavg()[0];
+  console.log(
+    `bench:redis-before-after: before = ${base}, ${EVENTS} events per variant and round, ${ROUNDS} rounds, load average ${loadStart.toFixed(2)}`,
+  );
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, run] of round % 2 ? [...variants].reverse() : variants)
+      cpu.get(name)!.push(await run());
+    console.log(
+      `round ${round + 1}: ${variants.map(([name]) => `${name} ${cpu.get(name)![round].toFixed(2)}`).join(', ')} µs CPU/event`,
+    );
+  }
+  console.log(
+    `\nµs CPU per event, median (range) of ${ROUNDS} rounds; load average ${loadStart.toFixed(2)} -> ${loadavg()[0].toFixed(2)}`,
+  );
+  for (const [name, values] of cpu)
+    console.log(
+      `${name.padEnd(14)} ${median(values).toFixed(2)} (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`,
+    );
+  const ratio = (a: string, b: string): number[] => cpu.get(a)!.map((v, i) => v / cpu.get(b)![i]);
+  for (const [label, a, b] of [
+    ['herald/parts before', 'herald before', 'parts before'],
+    ['herald/parts after', 'herald after', 'parts after'],
+    ['herald after/before', 'herald after', 'herald before'],
+    ['parts after/before', 'parts after', 'parts before'],
+  ]) {
+    const values = ratio(a, b);
+    console.log(
+      `${label.padEnd(20)} median ${median(values).toFixed(2)}x, per round ${values.map(v => v.toFixed(2)).join(' ')}`,
+    );
+  }
+});

@@ -1,0 +1,22 @@
+import { HeldEntries } from '../../../../lib/transports/redis/stream.held.js';
+
+describe('held entries (group mode)', () => {
+  it('adds and releases records in any order, each once, keeping the rest findable', () => {
+    const held = new HeldEntries();
+    const records = ['1-0', '2-0', '3-0', '4-0'].map(id => held.add([id, ['k', 'v']]));
+    expect(held.size).toBe(4);
+    expect(held.remove(records[1])).toBe(true);
+    expect(held.remove(records[1])).toBe(false); // released once only
+    expect(held.holds(records[1])).toBe(false);
+    expect(held.remove(records[3])).toBe(true); // the last one
+    expect(held.ids().sort()).toEqual(['1-0', '3-0']);
+    expect(held.values().every(record => held.holds(record))).toBe(true);
+    expect(held.remove(records[0])).toBe(true);
+    expect(held.remove(records[2])).toBe(true);
+    expect(held.size).toBe(0);
+    expect(held.ids()).toEqual([]);
+    const again = held.add(['5-0', null]);
+    expect(held.holds(again)).toBe(true);
+    expect(held.ids()).toEqual(['5-0']);
+  });
+});
