@@ -13,6 +13,7 @@ import {
   SQL_NOTIFY_PACKED,
   SQL_NOTIFY_PACKED_ONE_TOPIC,
 } from './pg.constants.js';
+import { packPayloads } from './pg.packed-payloads.js';
 
 /** A queued notify. */
 export interface PgOutbound {
@@ -39,33 +40,6 @@ export interface PgNotifierCounters {
   notifyRetryCount: number;
   notifyCancelCount: number;
   q2Max: number;
-}
-
-/**
- * The payloads of a batch packed for {@link SQL_NOTIFY_PACKED_ONE_TOPIC}:
- * their bytes joined by the separator, written straight into one buffer
- * (node-postgres sends a Buffer as it is, where a string parameter is
- * measured and encoded again). Undefined when a payload holds the separator
- * or is not pure ASCII (every payload pg-hub encodes is): the caller sends
- * JSON arrays then. ASCII is checked by the write itself: a payload's UTF-8
- * is longer than its UTF-16 length exactly when it holds anything else, and
- * the 4 spare bytes make a write cut short by the end of the buffer longer
- * too.
- */
-function packPayloads(batch: readonly PgOutbound[]): Buffer | undefined {
-  let size = batch.length - 1 + 4;
-  for (let i = 0; i < batch.length; i++) size += batch[i].payload.length;
-  const buffer = Buffer.allocUnsafe(size);
-  let offset = 0;
-  for (let i = 0; i < batch.length; i++) {
-    const payload = batch[i].payload;
-    if (payload.indexOf(NOTIFY_SEPARATOR) >= 0) return undefined;
-    if (i > 0) buffer[offset++] = 0x1e;
-    const written = buffer.write(payload, offset, 'utf8');
-    if (written !== payload.length) return undefined;
-    offset += written;
-  }
-  return buffer.subarray(0, offset);
 }
 
 /**
@@ -264,8 +238,12 @@ export class PgNotifier {
       return this.pool.query(SQL_NOTIFY_ONE, [batch[0].topic, batch[0].payload]);
     const topic = batch[0].topic;
     let oneTopic = true;
-    for (let i = 1; i < batch.length; i++) if (batch[i].topic !== topic) oneTopic = false;
-    const packed = packPayloads(batch);
+    const payloads = new Array<string>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      payloads[i] = batch[i].payload;
+      if (batch[i].topic !== topic) oneTopic = false;
+    }
+    const packed = packPayloads(payloads);
     if (packed !== undefined) {
       if (oneTopic) return this.pool.query(SQL_NOTIFY_PACKED_ONE_TOPIC, [topic, packed]);
       // Topics are identifiers: never the separator.
@@ -275,7 +253,6 @@ export class PgNotifier {
     // A payload with the separator or beyond ASCII: JSON arrays (V8's
     // JSON.stringify escapes strings far faster than node-postgres builds an
     // array literal).
-    const payloads = batch.map(item => item.payload);
     if (oneTopic)
       return this.pool.query(SQL_NOTIFY_MANY_ONE_TOPIC, [topic, JSON.stringify(payloads)]);
     const topics = batch.map(item => item.topic);
