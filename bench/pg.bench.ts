@@ -13,7 +13,11 @@
 // durable against plain, and herald against the peer with the ceiling (PgHub)
 // measured in the same rounds. The last line is herald (EventsModule) /
 // nestjs-pg-notify at 100 B.
-// BENCH_ROUNDS, BENCH_SCALE (scales the event counts), BENCH_SMOKE=1.
+// BENCH_ROUNDS, BENCH_SCALE (scales the event counts), BENCH_SMOKE=1,
+// BENCH_ONLY=<name part>[,<name part>...] (only the variants whose name holds
+// one of them, e.g. `EventsModule` to profile it alone with --cpu-prof; the
+// side-by-side lines and comparisons are printed for those that ran),
+// BENCH_SIZES=100[,4096] (the data sizes).
 import 'reflect-metadata';
 import { Controller, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -38,7 +42,13 @@ const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCALE = setting('BENCH_SCALE', 1, 0.02);
 const ROUNDS = rounds(3);
 const LATENCY_EVENTS = smokeOr(200, 10);
-const SIZES = [100, 4096];
+const SIZES = (process.env.BENCH_SIZES || '100,4096').split(',').map(size => {
+  const bytes = Number(size);
+  if (!Number.isInteger(bytes) || bytes < 30)
+    throw new Error(`BENCH_SIZES must list sizes in bytes (>= 30), got ${JSON.stringify(size)}`);
+  return bytes;
+});
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter(part => part !== '');
 // herald posts in flight: 4000, or 4 MiB of data at larger sizes (GC pressure).
 const WINDOW = 4000;
 const WINDOW_BYTES = 4 * 1024 * 1024;
@@ -319,43 +329,31 @@ function sized(variant: Variant, size: number): BenchVariant {
 }
 
 runMain('bench:pg', async () => {
+  const chosen = ONLY.length
+    ? variants.filter(variant => ONLY.some(part => variant.name.includes(part)))
+    : variants;
+  if (chosen.length === 0) throw new Error(`BENCH_ONLY=${ONLY.join(',')} names no variant`);
+  const ran = new Set(SIZES.flatMap(size => chosen.map(variant => `${variant.name} ${size} B`)));
+  const comparisons = [
+    ['herald-durable/nestjs-pg-notify at 4 KB', 'herald durable 4096 B', 'nestjs-pg-notify 4096 B'],
+    ['herald-durable/nestjs-pg-notify', 'herald durable 100 B', 'nestjs-pg-notify 100 B'],
+    ['herald-hub/nestjs-pg-notify', 'herald PgHub 100 B', 'nestjs-pg-notify 100 B'],
+    ['herald/nestjs-pg-notify at 4 KB', 'herald EventsModule 4096 B', 'nestjs-pg-notify 4096 B'],
+    ['herald/nestjs-pg-notify', 'herald EventsModule 100 B', 'nestjs-pg-notify 100 B'],
+  ]
+    .filter(([, herald, peer]) => ran.has(herald) && ran.has(peer))
+    .map(([label, herald, peer]) => ({ label, herald, peer }));
   await runBench({
     title: 'bench:pg',
     description: `notify -> handler at ${SIZES.join(' and ')} B, herald ${WINDOW} in flight (at most ${WINDOW_BYTES / 1024 / 1024} MiB), nestjs-pg-notify ${PEER_WINDOW}; latency: ${LATENCY_EVENTS} events one at a time`,
     rounds: ROUNDS,
-    variants: SIZES.flatMap(size => variants.map(variant => sized(variant, size))),
+    variants: SIZES.flatMap(size => chosen.map(variant => sized(variant, size))),
     close: () =>
       sql(
         `DROP TABLE IF EXISTS ${DURABLE_TABLE}, ${DURABLE_TABLE}_consumers, ${DURABLE_TABLE}_dead`,
       ),
-    extra: async () => sideBySide(),
-    comparisons: [
-      {
-        label: 'herald-durable/nestjs-pg-notify at 4 KB',
-        herald: 'herald durable 4096 B',
-        peer: 'nestjs-pg-notify 4096 B',
-      },
-      {
-        label: 'herald-durable/nestjs-pg-notify',
-        herald: 'herald durable 100 B',
-        peer: 'nestjs-pg-notify 100 B',
-      },
-      {
-        label: 'herald-hub/nestjs-pg-notify',
-        herald: 'herald PgHub 100 B',
-        peer: 'nestjs-pg-notify 100 B',
-      },
-      {
-        label: 'herald/nestjs-pg-notify at 4 KB',
-        herald: 'herald EventsModule 4096 B',
-        peer: 'nestjs-pg-notify 4096 B',
-      },
-      {
-        label: 'herald/nestjs-pg-notify',
-        herald: 'herald EventsModule 100 B',
-        peer: 'nestjs-pg-notify 100 B',
-      },
-    ],
+    extra: async () => sideBySide(ran),
+    comparisons,
   });
 });
 
@@ -366,8 +364,8 @@ function ratio(from: Map<string, number[]>, a: string, b: string): number {
   return median(x.map((value, i) => value / y[i]));
 }
 
-/** The issue 24 and issue 19 figures, side by side, from the same rounds. */
-function sideBySide(): string[] {
+/** The issue 24 and issue 19 figures, side by side, from the same rounds (those whose variants ran). */
+function sideBySide(ran: ReadonlySet<string>): string[] {
   const lines = ['', 'side by side (medians of per-round ratios):'];
   const cpu = (name: string): string => median(cpuPerEvent.get(name) ?? []).toFixed(2);
   for (const size of SIZES) {
@@ -375,14 +373,21 @@ function sideBySide(): string[] {
     const hub = `herald PgHub ${size} B`;
     const durable = `herald durable ${size} B`;
     const peer = `nestjs-pg-notify ${size} B`;
-    lines.push(
-      `- ${size} B CPU per delivered event: EventsModule ${cpu(bus)} µs / PgHub ${cpu(hub)} µs = ` +
-        `${ratio(cpuPerEvent, bus, hub).toFixed(2)}x (goal <= 1.5x)`,
-      `- ${size} B CPU per delivered event: durable ${cpu(durable)} µs / plain ${cpu(bus)} µs = ` +
-        `${ratio(cpuPerEvent, durable, bus).toFixed(2)}x; events/s durable/plain ${ratio(rates, durable, bus).toFixed(2)}x`,
-      `- ${size} B events/s: herald/peer ${ratio(rates, bus, peer).toFixed(1)}x (goal >= ${size > 1000 ? 10 : 20}x); ` +
-        `ceiling PgHub/peer ${ratio(rates, hub, peer).toFixed(1)}x; PgHub/herald ${ratio(rates, hub, bus).toFixed(2)}x (goal <= 1.25x when the goal is out of reach)`,
-    );
+    if (ran.has(bus) && ran.has(hub))
+      lines.push(
+        `- ${size} B CPU per delivered event: EventsModule ${cpu(bus)} µs / PgHub ${cpu(hub)} µs = ` +
+          `${ratio(cpuPerEvent, bus, hub).toFixed(2)}x (goal <= 1.5x)`,
+      );
+    if (ran.has(durable) && ran.has(bus))
+      lines.push(
+        `- ${size} B CPU per delivered event: durable ${cpu(durable)} µs / plain ${cpu(bus)} µs = ` +
+          `${ratio(cpuPerEvent, durable, bus).toFixed(2)}x; events/s durable/plain ${ratio(rates, durable, bus).toFixed(2)}x`,
+      );
+    if (ran.has(bus) && ran.has(hub) && ran.has(peer))
+      lines.push(
+        `- ${size} B events/s: herald/peer ${ratio(rates, bus, peer).toFixed(1)}x (goal >= ${size > 1000 ? 10 : 20}x); ` +
+          `ceiling PgHub/peer ${ratio(rates, hub, peer).toFixed(1)}x; PgHub/herald ${ratio(rates, hub, bus).toFixed(2)}x (goal <= 1.25x when the goal is out of reach)`,
+      );
   }
   return lines;
 }

@@ -34,6 +34,30 @@ export const SQL_NOTIFY_MANY =
   'SELECT pg_catalog.pg_notify(t.c, t.p) FROM ROWS FROM ' +
   '(pg_catalog.json_array_elements_text($1::json), pg_catalog.json_array_elements_text($2::json)) AS t(c, p)';
 
+/**
+ * The separator of a batch's payloads in its packed form (ASCII RS, 0x1e):
+ * a pg-hub payload is JSON text, which never holds it unescaped; a batch
+ * with a payload that does goes as JSON arrays instead.
+ */
+export const NOTIFY_SEPARATOR = '\u001e';
+
+/**
+ * Many notifies in one statement, as {@link SQL_NOTIFY_MANY_ONE_TOPIC}, the
+ * payloads packed: their UTF-8 bytes joined by {@link NOTIFY_SEPARATOR}, sent
+ * as one binary text parameter and split by the server. No escaping on
+ * either side (a JSON array escapes every quote of every payload, which the
+ * server then parses back); the elements come out in order.
+ */
+export const SQL_NOTIFY_PACKED_ONE_TOPIC =
+  'SELECT pg_catalog.pg_notify($1, p) FROM ' +
+  'pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30))) AS p';
+
+/** The same with a topic per notify: the topics joined by the separator too, zipped. */
+export const SQL_NOTIFY_PACKED =
+  'SELECT pg_catalog.pg_notify(t.c, t.p) FROM ROWS FROM ' +
+  '(pg_catalog.unnest(pg_catalog.string_to_array($1::text, pg_catalog.chr(30))), ' +
+  'pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30)))) AS t(c, p)';
+
 /** Hub defaults. */
 export const PG_HUB_DEFAULTS = {
   reconnectMs: 1000,

@@ -6,7 +6,7 @@ import type { HeraldLogger } from '../../common/logger.js';
 import { WarningLimiter } from '../../common/warning-limiter.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import type { PgHubRawEvent } from './pg.advisory.js';
-import { encodePayload } from './pg.codec.js';
+import { encodePayload, escapeJson } from './pg.codec.js';
 
 /**
  * The herald envelope as it travels in a pg-hub value: `herald` marks it
@@ -92,18 +92,52 @@ export interface PgEnvelopeCounters {
   decodeErrors: number;
 }
 
+/** A JSON string's content with no escape and no control character in it. */
+const PLAIN = '([^"\\\\\\u0000-\\u001f]*)';
+/**
+ * The meta members of a value as encode() writes them, up to the data:
+ * id, source, event, origin, at, unique? (each a plain string), then
+ * `,"data":` or the closing `}`.
+ */
+const ENCODED_META = new RegExp(
+  `^\\{"herald":1,"id":"${PLAIN}","source":"${PLAIN.replace('*', '+')}","event":"${PLAIN.replace('*', '+')}",` +
+    `"origin":"${PLAIN}","at":"${PLAIN}"(?:,"unique":"${PLAIN}")?(?:,"data":|\\}$)`,
+);
+
+/** How many source/event pairs encode() keeps the meta JSON of (then it starts afresh). */
+const MIDDLES_MAX = 1024;
+
 /**
  * Herald envelopes in pg-hub payloads, both ways: encode() writes the meta
- * members first and the data's JSON text last, unparsed; decode() parses
- * the meta only and hands the data's text on (the bus parses it once),
- * reads envelopes of any member order, and turns a plain pg-hub event (a
+ * members first and the data's JSON text last, unparsed; decode() reads the
+ * meta only and hands the data's text on (the bus parses it once), reads
+ * envelopes of any member order, and turns a plain pg-hub event (a
  * trigger's, another service's) into an envelope of its own.
+ *
+ * Both directions are on every event's path, so they avoid per-event work
+ * that repeats: encode() keeps the JSON of the members that repeat (source,
+ * event, origin and, within a millisecond, the time) and escapes only what
+ * is new; decode() reads the members in encode()'s order with one match of
+ * a regular expression (no JSON.parse of the meta, no copy of it), and
+ * hands out the string it read last for a value that repeats (one sender's
+ * origin, an event's source and name, the time of a burst). Anything else
+ * (another member order, escapes in a meta string, headers) takes the
+ * general path, as before.
  */
 export class PgEnvelopeCodec {
   readonly counters: PgEnvelopeCounters = { foreign: 0, decodeErrors: 0 };
-  private origin = '';
-  private originJson = '""';
   private warnings?: { logger: HeraldLogger; limiter: WarningLimiter };
+  /** encode(): `,"source":..,"event":..,"origin":..,"at":` per source, event (escaped), for `origin`. */
+  private middles = new Map<string, Map<string, string>>();
+  private middlesSize = 0;
+  private origin = '';
+  private lastAt = '';
+  private lastAtJson = '""';
+  /** decode(): the last value read of each repeating member (one string kept, not one per event). */
+  private seenSource = '';
+  private seenEvent = '';
+  private seenOrigin = '';
+  private seenAt = '';
 
   constructor(
     private readonly logger: () => HeraldLogger | undefined,
@@ -112,27 +146,58 @@ export class PgEnvelopeCodec {
 
   /** The pg-hub payload of an envelope: its key, and the envelope as the value. */
   encode(envelope: Envelope): string {
-    // Member by member, in the order decode() expects (data last); the
-    // origin is the same for every post of a process, so its JSON is kept.
+    // Member by member, in the order decode() expects (data last). Escaping
+    // is per character, so escaping each part is escaping the whole text.
+    let json =
+      '{"herald":1,"id":' + escapeJson(JSON.stringify(envelope.id)) + this.middle(envelope);
+    const at = envelope.occurredAt;
+    if (at !== this.lastAt) {
+      this.lastAtJson = escapeJson(JSON.stringify(at));
+      this.lastAt = at;
+    }
+    json += this.lastAtJson;
+    if (envelope.unique !== undefined)
+      json += ',"unique":' + escapeJson(JSON.stringify(envelope.unique));
+    if (envelope.headers !== undefined)
+      json += ',"headers":' + escapeJson(JSON.stringify(envelope.headers));
+    const payload = envelope.payload;
+    if (payload !== '') json += ',"data":' + escapeJson(payload);
+    json += '}';
+    const key = envelope.key;
+    return key === undefined || key.length === 0
+      ? 'e:' + json
+      : encodePayload(key, undefined) + ':' + json;
+  }
+
+  /** `,"source":S,"event":E,"origin":O,"at":` (escaped), kept per source and event. */
+  private middle(envelope: Envelope): string {
     if (envelope.origin !== this.origin) {
       this.origin = envelope.origin;
-      this.originJson = JSON.stringify(envelope.origin);
+      this.middles.clear();
+      this.middlesSize = 0;
     }
-    let json =
-      '{"herald":1,"id":' +
-      JSON.stringify(envelope.id) +
+    let events = this.middles.get(envelope.source);
+    let middle = events?.get(envelope.event);
+    if (middle !== undefined) return middle;
+    middle = escapeJson(
       ',"source":' +
-      JSON.stringify(envelope.source) +
-      ',"event":' +
-      JSON.stringify(envelope.event) +
-      ',"origin":' +
-      this.originJson +
-      ',"at":' +
-      JSON.stringify(envelope.occurredAt);
-    if (envelope.unique !== undefined) json += ',"unique":' + JSON.stringify(envelope.unique);
-    if (envelope.headers !== undefined) json += ',"headers":' + JSON.stringify(envelope.headers);
-    json += envelope.payload === '' ? '}' : ',"data":' + envelope.payload + '}';
-    return encodePayload(envelope.key ?? [], json);
+        JSON.stringify(envelope.source) +
+        ',"event":' +
+        JSON.stringify(envelope.event) +
+        ',"origin":' +
+        JSON.stringify(envelope.origin) +
+        ',"at":',
+    );
+    // Bounded: names that vary without end must not grow it for ever.
+    if (this.middlesSize >= MIDDLES_MAX) {
+      this.middles.clear();
+      this.middlesSize = 0;
+      events = undefined;
+    }
+    if (!events) this.middles.set(envelope.source, (events = new Map()));
+    events.set(envelope.event, middle);
+    this.middlesSize++;
+    return middle;
   }
 
   /**
@@ -142,9 +207,13 @@ export class PgEnvelopeCodec {
    */
   decode(event: PgHubRawEvent): Envelope | undefined {
     const json = event.json;
+    if (json !== undefined) {
+      const scanned = this.scan(event, json);
+      if (scanned !== undefined) return scanned;
+    }
     if (json !== undefined && json.startsWith(WIRE_PREFIX) && json.endsWith('}')) {
-      // Fast path: the meta members come first and `data` last, as encode()
-      // writes them; only the meta is parsed here, the data once by the bus.
+      // Not in encode()'s form: the meta members first and `data` last, as
+      // encode() writes them; only the meta is parsed here, the data once by the bus.
       const split = dataMember(json);
       if (split > 0) {
         // Not valid on its own (another member order, a misplaced split): the
@@ -173,6 +242,40 @@ export class PgEnvelopeCodec {
       key: event.key.length > 0 ? event.key : undefined,
       origin: `pg:${event.processId}`,
       occurredAt: new Date(this.clock()?.now() ?? Date.now()).toISOString(),
+    };
+  }
+
+  /**
+   * The envelope of a value in exactly encode()'s form ({@link ENCODED_META}:
+   * `{"herald":1,` id, source, event, origin, at, unique?, then `}` or
+   * `,"data":` and the data to the last `}`), or undefined for any other
+   * form (the general path decides). One match of the meta: no JSON.parse,
+   * no copy of it. Its strings hold no escape and no control character, so
+   * what is read is what JSON.parse would read.
+   */
+  private scan(event: PgHubRawEvent, json: string): Envelope | undefined {
+    const meta = ENCODED_META.exec(json);
+    if (meta === null) return undefined;
+    const source = meta[2];
+    const name = meta[3];
+    if (source === '*' || name === '*') return undefined;
+    const end = meta[0].length;
+    let payload = '';
+    if (end !== json.length) {
+      if (json.charCodeAt(json.length - 1) !== 0x7d) return undefined;
+      payload = json.slice(end, -1);
+    }
+    const unique = meta[6];
+    return {
+      id: meta[1],
+      source: source === this.seenSource ? this.seenSource : (this.seenSource = source),
+      event: name === this.seenEvent ? this.seenEvent : (this.seenEvent = name),
+      payload,
+      key: event.key.length > 0 ? event.key : undefined,
+      unique: unique === undefined || unique === '' ? undefined : unique,
+      origin: meta[4] === this.seenOrigin ? this.seenOrigin : (this.seenOrigin = meta[4]),
+      occurredAt: meta[5] === this.seenAt ? this.seenAt : (this.seenAt = meta[5]),
+      headers: undefined,
     };
   }
 

@@ -20,7 +20,7 @@ import {
 } from './pg.consumer.js';
 import { PgConsumerSet, handled } from './pg.consumer-set.js';
 import { PgListenConnection } from './pg.listen-connection.js';
-import { PgNotifier } from './pg.notifier.js';
+import { PgNotifier, type PgOutbound } from './pg.notifier.js';
 import { resolvePgHubOptions, type PgHubOptions, type ResolvedPgHubOptions } from './pg.options.js';
 import { SQL_NOTIFY_ONE } from './pg.constants.js';
 
@@ -37,6 +37,46 @@ const HUB_TRANSITIONS: { readonly [S in PgHubState]: readonly PgHubState[] } = {
   stopping: ['stopped'],
   stopped: [],
 };
+
+/**
+ * The outcomes of one notifyPayloads() call: one promise for the call, and
+ * its notifies settle into it by index (no closure or promise per notify).
+ */
+class NotifyGroup {
+  readonly outcomes: (boolean | Error)[];
+  pending = 0;
+  private done?: (outcomes: (boolean | Error)[]) => void;
+
+  constructor(size: number) {
+    this.outcomes = new Array<boolean | Error>(size);
+  }
+
+  settle(index: number, outcome: boolean | Error): void {
+    this.outcomes[index] = outcome;
+    if (--this.pending === 0) this.done?.(this.outcomes);
+  }
+
+  /** Resolves once every queued notify settled (at once when none was queued). */
+  settled(): Promise<(boolean | Error)[]> {
+    if (this.pending === 0) return Promise.resolve(this.outcomes);
+    return new Promise(resolve => (this.done = resolve));
+  }
+}
+
+/** A queued notify of a {@link NotifyGroup}. */
+class GroupedNotify implements PgOutbound {
+  constructor(
+    readonly topic: string,
+    readonly payload: string,
+    readonly distinct: boolean,
+    private readonly group: NotifyGroup,
+    private readonly index: number,
+  ) {}
+
+  settle(sent: boolean, error?: Error): void {
+    this.group.settle(this.index, error ?? sent);
+  }
+}
 
 /**
  * pg-hub for Node: events over PostgreSQL LISTEN/NOTIFY. A topic is a
@@ -299,10 +339,8 @@ export class PgHub extends EventEmitter {
     options: { distinct?: boolean } = {},
   ): Promise<(boolean | Error)[]> {
     validateTopic(topic);
-    const outcomes = new Array<boolean | Error>(payloads.length);
-    let pending = 0;
-    let done!: () => void;
-    const all = new Promise<void>(resolve => (done = resolve));
+    const group = new NotifyGroup(payloads.length);
+    const distinct = options.distinct === true;
     for (let i = 0; i < payloads.length; i++) {
       const payload = payloads[i];
       try {
@@ -310,22 +348,13 @@ export class PgHub extends EventEmitter {
         if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
         this.checkQueue();
       } catch (error) {
-        outcomes[i] = error as Error;
+        group.outcomes[i] = error as Error;
         continue;
       }
-      pending++;
-      this.notifier.enqueue({
-        topic,
-        payload,
-        distinct: options.distinct,
-        settle: (sent, error) => {
-          outcomes[i] = error ?? sent;
-          if (--pending === 0) done();
-        },
-      });
+      group.pending++;
+      this.notifier.enqueue(new GroupedNotify(topic, payload, distinct, group, i));
     }
-    if (pending === 0) return Promise.resolve(outcomes);
-    return all.then(() => outcomes);
+    return group.settled();
   }
 
   /** The hub's counters. */

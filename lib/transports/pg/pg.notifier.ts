@@ -5,7 +5,15 @@ import { Fifo } from '../../common/fifo.js';
 import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { WarningLimiter } from '../../common/warning-limiter.js';
-import { SQL_NOTIFY_MANY, SQL_NOTIFY_MANY_ONE_TOPIC, SQL_NOTIFY_ONE } from './pg.constants.js';
+import {
+  NOTIFY_SEPARATOR,
+  SQL_NOTIFY_MANY,
+  SQL_NOTIFY_MANY_ONE_TOPIC,
+  SQL_NOTIFY_ONE,
+  SQL_NOTIFY_PACKED,
+  SQL_NOTIFY_PACKED_ONE_TOPIC,
+} from './pg.constants.js';
+import { packPayloads } from './pg.packed-payloads.js';
 
 /** A queued notify. */
 export interface PgOutbound {
@@ -228,15 +236,23 @@ export class PgNotifier {
   private sendBatch(batch: readonly PgOutbound[]): Promise<QueryResult> {
     if (batch.length === 1)
       return this.pool.query(SQL_NOTIFY_ONE, [batch[0].topic, batch[0].payload]);
-    // The arrays travel as JSON text: V8's JSON.stringify escapes strings far
-    // faster than node-postgres builds an array literal.
     const topic = batch[0].topic;
-    const payloads = new Array<string>(batch.length);
     let oneTopic = true;
+    const payloads = new Array<string>(batch.length);
     for (let i = 0; i < batch.length; i++) {
       payloads[i] = batch[i].payload;
       if (batch[i].topic !== topic) oneTopic = false;
     }
+    const packed = packPayloads(payloads);
+    if (packed !== undefined) {
+      if (oneTopic) return this.pool.query(SQL_NOTIFY_PACKED_ONE_TOPIC, [topic, packed]);
+      // Topics are identifiers: never the separator.
+      const topics = batch.map(item => item.topic).join(NOTIFY_SEPARATOR);
+      return this.pool.query(SQL_NOTIFY_PACKED, [topics, packed]);
+    }
+    // A payload with the separator or beyond ASCII: JSON arrays (V8's
+    // JSON.stringify escapes strings far faster than node-postgres builds an
+    // array literal).
     if (oneTopic)
       return this.pool.query(SQL_NOTIFY_MANY_ONE_TOPIC, [topic, JSON.stringify(payloads)]);
     const topics = batch.map(item => item.topic);

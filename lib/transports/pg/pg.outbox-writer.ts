@@ -6,6 +6,7 @@ import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import type { TransactionClient } from '../../interfaces/envelope.interface.js';
 import { isConnectionError } from './pg.notifier.js';
+import { packPayloads } from './pg.packed-payloads.js';
 import type { PgOutboxTables } from './pg.outbox-schema.js';
 
 /** The payload of the wake-up NOTIFY: an empty pg-hub event (readers ignore it). */
@@ -56,6 +57,7 @@ export class PgOutboxWriter {
   };
   private readonly queue = new Fifo<Pending>();
   private readonly insertMany: string;
+  private readonly insertPacked: string;
   private readonly insertOne: string;
   private sending = false;
   private scheduled = false;
@@ -68,6 +70,13 @@ export class PgOutboxWriter {
     this.insertMany =
       `WITH ins AS (INSERT INTO ${table} (channel, payload) ` +
       'SELECT $1, a.p FROM pg_catalog.json_array_elements_text($2::json) WITH ORDINALITY AS a(p, n) ' +
+      `ORDER BY a.n) SELECT pg_catalog.pg_notify($1, '${PG_OUTBOX_WAKE}')`;
+    // The same with the payloads packed (pg.packed-payloads.ts); the JSON
+    // array above stays for a batch with a payload beyond ASCII.
+    this.insertPacked =
+      `WITH ins AS (INSERT INTO ${table} (channel, payload) ` +
+      'SELECT $1, a.p FROM pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30))) ' +
+      'WITH ORDINALITY AS a(p, n) ' +
       `ORDER BY a.n) SELECT pg_catalog.pg_notify($1, '${PG_OUTBOX_WAKE}')`;
     this.insertOne =
       `WITH ins AS (INSERT INTO ${table} (channel, payload) VALUES ($1, $2)) ` +
@@ -168,11 +177,13 @@ export class PgOutboxWriter {
         try {
           if (size === 1)
             await this.options.pool.query(this.insertOne, [this.options.channel, payloads[0]]);
-          else
-            await this.options.pool.query(this.insertMany, [
-              this.options.channel,
-              JSON.stringify(payloads),
-            ]);
+          else {
+            const packed = packPayloads(payloads);
+            await this.options.pool.query(
+              packed === undefined ? this.insertMany : this.insertPacked,
+              [this.options.channel, packed ?? JSON.stringify(payloads)],
+            );
+          }
         } catch (error) {
           if (isConnectionError(error)) {
             this.counters.outboxRetries++;

@@ -5,6 +5,7 @@ import {
   PgDecodeError,
   decodeEvent,
   encodeEvent,
+  escapeJson,
   validateTopic,
 } from '../../../../lib/pg/index.js';
 
@@ -144,5 +145,20 @@ describe('pg-hub codec: properties', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('escapeJson', () => {
+  it('hands pure ASCII without `$` back as it is, escapes `$` and every non-ASCII unit', () => {
+    const ascii = JSON.stringify({ s: 'x'.repeat(4000), n: 1 });
+    expect(escapeJson(ascii)).toBe(ascii);
+    expect(escapeJson('"a$b"')).toBe('"a\\u0024b"');
+    // é and ÿ fit one byte per unit in V8 (a one-byte string), still not ASCII.
+    expect(escapeJson('"é ÿ"')).toBe('"\\u00e9 \\u00ff"');
+    // A lone surrogate (3 bytes as UTF-8 replacement) and a pair.
+    expect(escapeJson('"\ud800"')).toBe('"\\ud800"');
+    expect(escapeJson('"😀"')).toBe('"\\ud83d\\ude00"');
+    for (const text of ['"\u0080"', '"€"', '"x$"', '"\ud800"', '"ü"'])
+      expect(escapeJson(text)).toMatch(/^[\x20-\x23\x25-\x7e]+$/);
   });
 });

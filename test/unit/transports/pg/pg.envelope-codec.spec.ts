@@ -50,4 +50,100 @@ describe('PgEnvelopeCodec', () => {
       /^pg notification-bad-json: dropped a notification whose value is not JSON: .*\[channel=herald pid=42\]$/,
     );
   });
+
+  it('decodes its own values through the scan exactly as the general parse reads them', () => {
+    const base: Envelope = {
+      id: 'id-1',
+      source: 'orders',
+      event: 'created',
+      payload: '{"n":1}',
+      origin: 'host/1/abc',
+      occurredAt: '2026-01-01T00:00:00.000Z',
+    };
+    const cases: Envelope[] = [
+      base,
+      { ...base, payload: '' },
+      { ...base, unique: 'job-1', payload: '[1,"x"]' },
+      { ...base, key: [3n] },
+      // Escaped meta strings and headers take the general path: same result.
+      { ...base, id: 'a"b\\c\n', source: 'é $', event: 'x\u0001' },
+      { ...base, headers: { traceparent: '00-1' } },
+      { ...base, payload: String.raw`{"s":"caf\u00e9 $1","e":"\\\""}` },
+    ];
+    for (const envelope of cases) {
+      const decoded = codec.decode(raw(codec.encode(envelope)));
+      expect(decoded).toEqual({ ...envelope, payload: decoded!.payload });
+      // The data's text is escaped to pure ASCII: the same value.
+      expect(decoded!.payload === '' ? '' : JSON.parse(decoded!.payload)).toEqual(
+        envelope.payload === '' ? '' : JSON.parse(envelope.payload),
+      );
+    }
+    // The earlier tests' foreign event and bad value; nothing here.
+    expect(codec.counters).toEqual({ foreign: 1, decodeErrors: 1 });
+  });
+
+  it('escapes every part it writes: pure ASCII without `$`, also from its caches', () => {
+    const envelope: Envelope = {
+      id: 'ü$',
+      source: 'ß',
+      event: '$',
+      payload: '"€$"',
+      unique: 'ö',
+      origin: 'hôte/1/x',
+      occurredAt: 'à',
+      headers: { ä: '$' },
+    };
+    for (let i = 0; i < 2; i++) {
+      const payload = codec.encode(envelope);
+      expect(payload).toMatch(/^[\x20-\x23\x25-\x7e]+$/);
+      const decoded = codec.decode(raw(payload));
+      expect(decoded).toEqual({ ...envelope, payload: '"\\u20ac\\u0024"' });
+      expect(JSON.parse(decoded!.payload)).toBe('€$');
+    }
+  });
+
+  it('keeps its per-name cache bounded and follows an origin that changes', () => {
+    const own = new PgEnvelopeCodec(
+      () => undefined,
+      () => undefined,
+    );
+    // Past 1024 names with one origin (the cache starts afresh), then a new origin.
+    const wrong: number[] = [];
+    for (let i = 0; i < 2400; i++) {
+      const envelope: Envelope = {
+        id: `i${i}`,
+        source: `s${i % 1100}`,
+        event: 'e',
+        payload: '1',
+        origin: `o${Math.floor(i / 1200)}`,
+        occurredAt: `t${i % 3}`,
+      };
+      const decoded = own.decode(raw(own.encode(envelope)));
+      if (JSON.stringify(decoded) !== JSON.stringify(envelope)) wrong.push(i);
+    }
+    expect(wrong).toEqual([]);
+    expect(own.counters).toEqual({ foreign: 0, decodeErrors: 0 });
+  });
+
+  it('refuses in the scan what JSON refuses or the envelope forbids, as the general parse does', () => {
+    const own = new PgEnvelopeCodec(
+      () => undefined,
+      () => ({ now: () => 0 }) as never,
+    );
+    // A raw control character in a meta string: not JSON.
+    const control =
+      'e:{"herald":1,"id":"a\u0001","source":"s","event":"e","origin":"o","at":"t","data":1}';
+    expect(own.decode(raw(control.replace('\\u0001', '\u0001')))).toBeUndefined();
+    expect(own.counters.decodeErrors).toBe(1);
+    // Source `*`: not a herald envelope, a plain event of the channel.
+    const star = 'e:{"herald":1,"id":"x","source":"*","event":"e","origin":"o","at":"t"}';
+    expect(own.decode(raw(star))).toMatchObject({ source: 'herald', event: 'notify' });
+    // Data not closed: not JSON.
+    expect(
+      own.decode(
+        raw('e:{"herald":1,"id":"x","source":"s","event":"e","origin":"o","at":"t","data":1 '),
+      ),
+    ).toBeUndefined();
+    expect(own.counters).toEqual({ foreign: 1, decodeErrors: 2 });
+  });
 });

@@ -60,4 +60,62 @@ describe('PgNotifier on a real PostgreSQL', () => {
     expect(await held).toBe(false);
     expect(notifier.counters.notifyCancelCount).toBe(1);
   });
+
+  it('sends a batch packed or as JSON arrays alike: any text, in order, on one or many topics', async () => {
+    const other = uniqueName('notifier_b').toLowerCase();
+    const onOther: string[] = [];
+    const second = new pg.Client({ connectionString: PG_URL });
+    await second.connect();
+    second.on('notification', message => void onOther.push(message.payload ?? ''));
+    await second.query(`LISTEN ${other}`);
+    // A spy (the real query runs): which statement each batch went out with.
+    const query = jest.spyOn(pool, 'query');
+    try {
+      const notifier = new PgNotifier(
+        pool,
+        100,
+        { isConnected: () => true, retryDelay: () => 10 },
+        silentLogger,
+        'unit',
+      );
+      // Packed: pure ASCII, empty payloads included.
+      const ascii = ['e:{"a":"x,y"}', '', 'e1,-2', '', 'e:"\\u00e9"'];
+      // JSON arrays: a payload with the separator; one beyond ASCII (its
+      // UTF-8 longer than its length, also as the batch's last payload).
+      const separator = ['x', 'a\u001eb', 'y'];
+      const wide = ['p', 'é€😀', 'q', 'ünïcödé'];
+      for (const payloads of [ascii, separator, wide]) {
+        got.length = 0;
+        const outcomes = await Promise.all(payloads.map(p => enqueue(notifier, channel, p)));
+        expect(outcomes).toEqual(payloads.map(() => true));
+        await waitFor(() => got.length === payloads.length);
+        expect(got).toEqual(payloads);
+      }
+      // Two topics in one batch, each in its order; packed, then as JSON arrays.
+      for (const last of ['4', 'ö']) {
+        got.length = 0;
+        onOther.length = 0;
+        const mixed = await Promise.all([
+          enqueue(notifier, channel, '1'),
+          enqueue(notifier, other, '2'),
+          enqueue(notifier, channel, '3'),
+          enqueue(notifier, other, last),
+        ]);
+        expect(mixed).toEqual([true, true, true, true]);
+        await waitFor(() => got.length === 2 && onOther.length === 2);
+        expect(got).toEqual(['1', '3']);
+        expect(onOther).toEqual(['2', last]);
+      }
+      // Each form was used: packed for ASCII (the first list in two batches,
+      // cut before its repeated ''), JSON arrays otherwise.
+      const statements = query.mock.calls.map(call => String(call[0]));
+      expect(statements.filter(s => s.includes('string_to_array'))).toHaveLength(3);
+      expect(statements.filter(s => s.includes('json_array_elements_text'))).toHaveLength(3);
+      expect(notifier.counters).toMatchObject({ notifyFailCount: 0, notifyRetryCount: 0 });
+      await notifier.stop();
+    } finally {
+      query.mockRestore();
+      await second.end();
+    }
+  });
 });
