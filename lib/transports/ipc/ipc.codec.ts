@@ -59,11 +59,21 @@ function parseHeaders(text: string): Record<string, string> {
   return headers as Record<string, string>;
 }
 
-export function decodeEventBody(r: BodyReader): Envelope {
+/** Where an event's id lies in the frame (its UTF-8 bytes), as found by {@link decodeEventBody}. */
+export interface IdSpan {
+  idStart: number;
+  idEnd: number;
+}
+
+export function decodeEventBody(r: BodyReader, span?: IdSpan): Envelope {
   const flags = r.u8('flags');
   if (flags > 7) throw new IpcProtocolError(`unknown event flags ${flags}`);
   const unique = flags & F_UNIQUE ? r.str('unique') : undefined;
   const id = r.str('id');
+  if (span) {
+    span.idStart = r.strStart;
+    span.idEnd = r.pos;
+  }
   const source = r.str('source');
   const event = r.str('event');
   const origin = r.str('origin');

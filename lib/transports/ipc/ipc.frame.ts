@@ -14,6 +14,13 @@ const INITIAL_BYTES = 1024;
 /** Kept after `take()` up to this size, so a busy writer does not reallocate per tick. */
 const KEEP_BYTES = 1024 * 1024;
 
+/** Where a writer's bytes go: a socket (a structural type, so tests can pass a stand-in). */
+export interface ByteSink {
+  write(chunk: Buffer): boolean;
+  /** Bytes the sink still holds (0: everything given to it reached the kernel). */
+  readonly writableLength: number;
+}
+
 /**
  * Builds frames into one growable buffer, so a tick's frames for one socket
  * leave in a single write. `take()` hands the bytes out (the buffer itself
@@ -99,6 +106,23 @@ export class FrameWriter {
   }
 
   /**
+   * Writes what was written to `sink` and starts over. When the sink took
+   * the bytes at once (a socket whose write reached the kernel within the
+   * call: nothing left in `writableLength`), the buffer is written over
+   * again: no allocation per write. Else it is given away with the bytes.
+   */
+  writeTo(sink: ByteSink): void {
+    const length = this.length;
+    if (length === 0) return;
+    this.length = 0;
+    const queuedBefore = sink.writableLength;
+    sink.write(this.buf.subarray(0, length));
+    if (queuedBefore === 0 && sink.writableLength === 0 && this.buf.length <= KEEP_BYTES) return;
+    this.hint = Math.min(KEEP_BYTES, Math.max(INITIAL_BYTES, this.buf.length));
+    this.buf = EMPTY;
+  }
+
+  /**
    * Hands out what was written and starts over: a mostly full buffer is given
    * away as it is (no copy; the next write allocates anew), a mostly empty
    * one is copied out and kept.
@@ -124,10 +148,14 @@ export class FrameWriter {
  * `next()` returns true, `type`, `start` and `end` locate the current
  * frame's body in `buf`; `consume()` moves past it. A frame longer than
  * `maxFrameBytes` throws {@link IpcProtocolError} before it is buffered whole.
+ * A frame split across reads is put together alone (its tail copied, not the
+ * whole next read): the rest of that read is read where it lies.
  */
 export class FrameReader {
-  buf: Buffer = Buffer.alloc(0);
+  buf: Buffer = EMPTY;
   private offset = 0;
+  /** The rest of a read after the split frame assembled in `buf`. */
+  private later: Buffer | undefined;
   type = 0;
   start = 0;
   end = 0;
@@ -135,13 +163,44 @@ export class FrameReader {
   constructor(public maxFrameBytes: number) {}
 
   push(chunk: Buffer): void {
+    if (this.later) {
+      // Pushed before the assembled frame was consumed (not the readers' use): keep the order.
+      this.buf = Buffer.concat([this.buf.subarray(this.offset), this.later]);
+      this.offset = 0;
+      this.later = undefined;
+    }
     if (this.offset >= this.buf.length) {
       this.buf = chunk;
-    } else {
-      // Only the tail of a frame split across reads is copied.
-      this.buf = Buffer.concat([this.buf.subarray(this.offset), chunk]);
+      this.offset = 0;
+      return;
     }
+    // Every whole frame was consumed: what is left is the head of one frame.
+    const tail = this.buf.subarray(this.offset);
     this.offset = 0;
+    const total = tail.length + chunk.length;
+    if (total >= 4) {
+      const size = this.sizeAt(tail, chunk);
+      const need = 4 + size;
+      if (size >= 1 && size <= this.maxFrameBytes && tail.length < need && total > need) {
+        const frame = Buffer.allocUnsafe(need);
+        tail.copy(frame, 0);
+        chunk.copy(frame, tail.length, 0, need - tail.length);
+        this.buf = frame;
+        this.later = chunk.subarray(need - tail.length);
+        return;
+      }
+    }
+    // The frame is still incomplete (or bad: next() says so), or it ends with this read.
+    this.buf = Buffer.concat([tail, chunk], total);
+  }
+
+  /** The length field of the frame whose first bytes are `tail`, then `chunk`. */
+  private sizeAt(tail: Buffer, chunk: Buffer): number {
+    if (tail.length >= 4) return tail.readUInt32BE(0);
+    let size = 0;
+    for (let i = 0; i < 4; i++)
+      size = size * 256 + (i < tail.length ? tail[i] : chunk[i - tail.length]);
+    return size;
   }
 
   /** True when a whole frame is available; it stays current until `consume()`. */
@@ -165,14 +224,22 @@ export class FrameReader {
   consume(): void {
     this.offset = this.end;
     if (this.offset >= this.buf.length) {
-      this.buf = Buffer.alloc(0);
+      this.buf = this.later ?? EMPTY;
+      this.later = undefined;
       this.offset = 0;
     }
   }
 
+  /** Forgets everything buffered (the connection is gone). */
+  reset(): void {
+    this.buf = EMPTY;
+    this.later = undefined;
+    this.offset = 0;
+  }
+
   /** Bytes received but not yet consumed. */
   get buffered(): number {
-    return this.buf.length - this.offset;
+    return this.buf.length - this.offset + (this.later?.length ?? 0);
   }
 }
 
@@ -181,6 +248,8 @@ export class BodyReader {
   buf: Buffer = Buffer.alloc(0);
   pos = 0;
   end = 0;
+  /** Where the bytes of the last string read by `str()` start (they end at `pos`). */
+  strStart = 0;
 
   reset(buf: Buffer, start: number, end: number): this {
     this.buf = buf;
@@ -222,6 +291,7 @@ export class BodyReader {
   str(what: string): string {
     const length = this.u32(what);
     this.need(length, what);
+    this.strStart = this.pos;
     // utf8Slice: toString('utf8', a, b) without its argument checks (the bounds were checked above).
     const value = (this.buf as Utf8Buffer).utf8Slice(this.pos, this.pos + length);
     this.pos += length;
