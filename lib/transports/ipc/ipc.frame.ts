@@ -1,5 +1,6 @@
 import { FRAME_HEADER_BYTES } from './ipc.constants.js';
 import { IpcProtocolError } from './ipc.errors.js';
+import type { StringCache } from './ipc.string-cache.js';
 
 /** Node's Buffer methods under `toString`/`write`, without their argument checks. */
 interface Utf8Buffer extends Buffer {
@@ -101,7 +102,9 @@ export class FrameWriter {
   /** Raw bytes (a body forwarded as is). */
   bytes(source: Buffer, start = 0, end = source.length): void {
     this.ensure(end - start);
-    source.copy(this.buf, this.length, start, end);
+    // A whole buffer through TypedArray#set (a memcpy, no view made); Buffer#copy calls into C++.
+    if (start === 0 && end === source.length) this.buf.set(source, this.length);
+    else source.copy(this.buf, this.length, start, end);
     this.length += end - start;
   }
 
@@ -140,6 +143,39 @@ export class FrameWriter {
     this.buf.copy(out, 0, 0, length);
     if (this.buf.length > KEEP_BYTES) this.buf = EMPTY;
     return out;
+  }
+}
+
+/** Bytes of one slab: copies of ranges up to an eighth of it share slabs. */
+const SLAB_BYTES = 16 * 1024;
+
+/**
+ * Copies byte ranges (event bodies the broker keeps queued) into shared
+ * slabs: one allocation per slab and one view per copy, where
+ * `Buffer.from(buf.subarray(...))` makes two views and goes through the
+ * generic array-like path. A slab lives while any copy in it is referenced,
+ * as Node's own 8 KB pool does.
+ */
+export class ByteSlab {
+  private slab = EMPTY;
+  private used = 0;
+
+  copy(source: Buffer, start: number, end: number): Buffer {
+    const length = end - start;
+    if (length > SLAB_BYTES >>> 3) {
+      const out = Buffer.allocUnsafeSlow(length);
+      source.copy(out, 0, start, end);
+      return out;
+    }
+    if (this.used + length > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.used = 0;
+    }
+    const at = this.used;
+    source.copy(this.slab, at, start, end);
+    // 8-byte aligned, as Node's pool keeps its slices.
+    this.used = (at + length + 7) & ~7;
+    return this.slab.subarray(at, at + length);
   }
 }
 
@@ -294,6 +330,15 @@ export class BodyReader {
     this.strStart = this.pos;
     // utf8Slice: toString('utf8', a, b) without its argument checks (the bounds were checked above).
     const value = (this.buf as Utf8Buffer).utf8Slice(this.pos, this.pos + length);
+    this.pos += length;
+    return value;
+  }
+
+  /** A string likely to repeat from frame to frame (a name), decoded through `cache`. */
+  cachedStr(what: string, cache: StringCache): string {
+    const length = this.u32(what);
+    this.need(length, what);
+    const value = cache.decode(this.buf, this.pos, this.pos + length);
     this.pos += length;
     return value;
   }

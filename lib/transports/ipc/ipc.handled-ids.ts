@@ -7,23 +7,18 @@ import { HANDLED_IDS_CACHE_SIZE } from './ipc.constants.js';
  * old generation, and cost about 10% of a busy worker's CPU plus GC.
  */
 class Generation {
-  /** Entry index + 1 per slot (0: empty); twice the capacity, so probes stay short. */
-  private readonly table: Int32Array;
-  private readonly mask: number;
-  private readonly hashes: Int32Array;
+  /** Entry index + 1 per slot (0: empty); twice the entries' room, so probes stay short. */
+  private table = new Int32Array(0);
+  private mask = 0;
+  private hashes = new Int32Array(0);
   /** Entry i's bytes are arena[starts[i], starts[i + 1]). */
-  private readonly starts: Int32Array;
-  private arena = new Uint8Array(64 * 1024);
+  private starts = new Int32Array(1);
+  private arena = new Uint8Array(0);
+  /** Entries there is room for now; grows by doubling up to the capacity (a client may idle with few). */
+  private room = 0;
   count = 0;
 
-  constructor(private readonly capacity: number) {
-    let slots = 2;
-    while (slots < capacity * 2) slots *= 2;
-    this.table = new Int32Array(slots);
-    this.mask = slots - 1;
-    this.hashes = new Int32Array(capacity);
-    this.starts = new Int32Array(capacity + 1);
-  }
+  constructor(private readonly capacity: number) {}
 
   get full(): boolean {
     return this.count >= this.capacity;
@@ -31,6 +26,7 @@ class Generation {
 
   /** The slot holding these bytes, or the empty slot where they would go (as ~slot). */
   find(buf: Uint8Array, start: number, end: number, hash: number): number {
+    if (this.count === 0) return ~0;
     const { table, mask, hashes, starts, arena } = this;
     const length = end - start;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
@@ -46,13 +42,14 @@ class Generation {
     }
   }
 
-  /** Adds bytes not in the table; `empty` is ~find()'s answer. */
-  add(buf: Uint8Array, start: number, end: number, hash: number, empty: number): void {
+  /** Adds bytes that find() did not find (not full). */
+  add(buf: Uint8Array, start: number, end: number, hash: number): void {
+    if (this.count >= this.room) this.grow();
     const i = this.count++;
     const from = this.starts[i];
     const length = end - start;
     if (from + length > this.arena.length) {
-      let size = this.arena.length * 2;
+      let size = Math.max(1024, this.arena.length * 2);
       while (size < from + length) size *= 2;
       const bigger = new Uint8Array(size);
       bigger.set(this.arena.subarray(0, from));
@@ -62,7 +59,30 @@ class Generation {
     for (let k = 0; k < length; k++) arena[from + k] = buf[start + k];
     this.starts[i + 1] = from + length;
     this.hashes[i] = hash;
-    this.table[~empty] = i + 1;
+    this.place(i);
+  }
+
+  private place(i: number): void {
+    const { table, mask } = this;
+    let slot = this.hashes[i] & mask;
+    while (table[slot] !== 0) slot = (slot + 1) & mask;
+    table[slot] = i + 1;
+  }
+
+  private grow(): void {
+    const room = Math.min(this.capacity, Math.max(64, this.room * 2));
+    const hashes = new Int32Array(room);
+    hashes.set(this.hashes.subarray(0, this.count));
+    const starts = new Int32Array(room + 1);
+    starts.set(this.starts.subarray(0, this.count + 1));
+    this.hashes = hashes;
+    this.starts = starts;
+    this.room = room;
+    let slots = 2;
+    while (slots < room * 2) slots *= 2;
+    this.table = new Int32Array(slots);
+    this.mask = slots - 1;
+    for (let i = 0; i < this.count; i++) this.place(i);
   }
 
   clear(): void {
@@ -101,17 +121,15 @@ export class HandledIds {
    */
   firstTime(buf: Uint8Array, start: number, end: number): boolean {
     const hash = hashBytes(buf, start, end);
-    if (this.previous.count > 0 && this.previous.find(buf, start, end, hash) >= 0) return false;
-    let empty = this.current.find(buf, start, end, hash);
-    if (empty >= 0) return false;
+    if (this.previous.find(buf, start, end, hash) >= 0) return false;
+    if (this.current.find(buf, start, end, hash) >= 0) return false;
     if (this.current.full) {
       const older = this.previous;
       this.previous = this.current;
       older.clear();
       this.current = older;
-      empty = older.find(buf, start, end, hash);
     }
-    this.current.add(buf, start, end, hash, empty);
+    this.current.add(buf, start, end, hash);
     return true;
   }
 }

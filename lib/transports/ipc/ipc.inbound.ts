@@ -9,6 +9,7 @@ import { decodeEventBody, type IdSpan } from './ipc.codec.js';
 import { DELIVER_WITNESS } from './ipc.constants.js';
 import type { BodyReader } from './ipc.frame.js';
 import { HandledIds } from './ipc.handled-ids.js';
+import { StringCache } from './ipc.string-cache.js';
 
 /** A copy of a post of the broker's process, kept until RELEASED, to resend to a next broker. */
 interface WitnessCopy {
@@ -68,6 +69,8 @@ export class Inbound {
   private readonly handled = new HandledIds();
   /** Where the current event's id lies in the frame. */
   private readonly span: IdSpan = { idStart: 0, idEnd: 0 };
+  /** The names and times that repeat from event to event, decoded once. */
+  private readonly names = new StringCache();
   /** Copies of the broker process's posts this process received, until RELEASED. */
   private copies = new Fifo<WitnessCopy>();
   readonly counters = {
@@ -98,7 +101,7 @@ export class Inbound {
     this.lastReceived = seq;
     let envelope: Envelope;
     try {
-      envelope = decodeEventBody(r, this.span);
+      envelope = decodeEventBody(r, this.span, this.names);
     } catch (error) {
       this.counters.decodeErrors++;
       this.host.limiter.error(

@@ -10,14 +10,17 @@ function seen(ids: HandledIds, id: string): boolean {
 describe('HandledIds', () => {
   it('tells a repeated id apart, and only a repeated one (against a Set, any ids)', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 40 }), { maxLength: 300 }), list => {
-        const ids = new HandledIds(1024);
-        const set = new Set<string>();
-        for (const id of list) {
-          expect(seen(ids, id)).toBe(!set.has(id));
-          set.add(id);
-        }
-      }),
+      fc.property(
+        fc.array(fc.string({ unit: 'grapheme', maxLength: 40 }), { maxLength: 300 }),
+        list => {
+          const ids = new HandledIds(1024);
+          const set = new Set<string>();
+          for (const id of list) {
+            expect(seen(ids, id)).toBe(!set.has(id));
+            set.add(id);
+          }
+        },
+      ),
     );
   });
 
@@ -30,12 +33,23 @@ describe('HandledIds', () => {
   });
 
   it('keeps ids longer than its first arena, and the empty id', () => {
-    const ids = new HandledIds(8);
+    const ids = new HandledIds(6);
     const long = 'x'.repeat(100_000);
     expect(seen(ids, long)).toBe(true);
     expect(seen(ids, long)).toBe(false);
     expect(seen(ids, `${long}y`)).toBe(true);
     expect(seen(ids, '')).toBe(true);
     expect(seen(ids, '')).toBe(false);
+  });
+});
+
+describe('HandledIds at the default capacity', () => {
+  it('grows as ids come and forgets the oldest generation past it', () => {
+    const ids = new HandledIds();
+    for (let i = 0; i < 140_000; i++) expect(seen(ids, `${i}`)).toBe(true);
+    // 140,000 = 2 x 65,536 + 8,928: the last 74,464 are remembered.
+    expect(seen(ids, '139999')).toBe(false);
+    expect(seen(ids, `${140_000 - 74_464}`)).toBe(false);
+    expect(seen(ids, `${140_000 - 74_465}`)).toBe(true);
   });
 });
