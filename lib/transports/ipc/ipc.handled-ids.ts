@@ -91,11 +91,19 @@ class Generation {
   }
 }
 
-/** FNV-1a over the bytes: cheap, and spread well enough for ids that differ in a few characters. */
+/**
+ * FNV-1a over the bytes, then a final mix (murmur3's): FNV's low bits, which
+ * pick the slot, depend only on the bytes' low bits, and ids that differ in
+ * a few digits would pile up in a few runs of slots.
+ */
 function hashBytes(buf: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
   for (let k = start; k < end; k++) h = Math.imul(h ^ buf[k], 0x01000193);
-  return h | 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
 /**
