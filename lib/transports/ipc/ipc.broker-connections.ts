@@ -11,7 +11,7 @@ import type { IpcBrokerEvents } from './ipc.broker.types.js';
 import { describeEventBody, scanEventBody, type BodyScan } from './ipc.codec.js';
 import { FrameType, SEQ_BYTES } from './ipc.constants.js';
 import { IpcProtocolError } from './ipc.errors.js';
-import { BodyReader } from './ipc.frame.js';
+import { BodyReader, ByteSlab } from './ipc.frame.js';
 import { readHello, writeWelcome } from './ipc.handshake.js';
 import {
   CUT_OFF_MS,
@@ -52,6 +52,7 @@ export class BrokerConnections {
   readonly all = new Set<BrokerConnection>();
   private nextConnectionId = 1;
   private readonly body = new BodyReader();
+  private readonly slab = new ByteSlab();
   private readonly scan: BodyScan = { unique: undefined, payloadBytes: 0 };
   readonly counters = { refusedFrames: 0, identityConflicts: 0, handshakeTimeouts: 0 };
   private readonly options: ResolvedIpcBrokerOptions;
@@ -171,7 +172,7 @@ export class BrokerConnections {
           );
         }
         // One copy, shared by every queue; the read buffer is not retained.
-        const body = Buffer.from(reader.buf.subarray(bodyStart, reader.end));
+        const body = this.slab.copy(reader.buf, bodyStart, reader.end);
         this.held.offer(c, seq, body, scan.unique);
         return;
       }

@@ -10,33 +10,34 @@ import { FrameReader, FrameWriter } from './ipc.frame.js';
  * offenders) act on them.
  */
 
-/**
- * One accepted event of a poster, counted down as each worker queue it
- * went into lets go of it (acknowledged or dropped). When every record in
- * front is done, the poster is told (DELIVERED) and stops keeping the frame
- * for a resend to a next broker.
- */
-export interface PostRecord {
-  readonly seq: number;
-  refs: number;
-  /** A worker other than the broker's own process acknowledged it (and keeps a copy): a broker-process post is safe. */
-  witnessed: boolean;
-}
-
 /** A poster (worker id + client session) and its accepted events not yet delivered everywhere. */
 export interface Poster {
   readonly slotId: number;
   readonly session: string;
-  readonly records: Fifo<PostRecord>;
+  /** Its entries not yet let go of by every queue they went into, in seq order. */
+  readonly records: Fifo<QueueEntry>;
 }
 
-/** An event in a worker's queue; `record` is absent for the broker's own posts. */
+/**
+ * An event in the worker queues: one object, shared by every queue it went
+ * into, that is also its poster's delivery record when `poster` is set (one
+ * object per event, not two: the broker's garbage is mostly these). The
+ * record is counted down as each queue lets go of it (acknowledged or
+ * dropped); when every record in front is done, the poster is told
+ * (DELIVERED) and stops keeping the frame for a resend to a next broker.
+ * No poster: the broker's own posts, and events no queue waits on.
+ */
 export interface QueueEntry {
   readonly body: Buffer;
   /** Placement number: the queues of worker ids seen before it count towards its record. */
   readonly placed: number;
-  readonly record: PostRecord | undefined;
   readonly poster: Poster | undefined;
+  /** The poster's seq (0 without a poster). */
+  readonly seq: number;
+  /** Queues that still hold it and count towards its record. */
+  refs: number;
+  /** A worker other than the broker's own process acknowledged it (and keeps a copy): a broker-process post is safe. */
+  witnessed: boolean;
 }
 
 /** What the broker keeps per client session (process) of a worker id: never reset by a reconnect. */

@@ -363,8 +363,7 @@ export class IpcClient {
   }
 
   private onClose(): void {
-    this.reader.push(Buffer.alloc(0));
-    this.reader.buf = Buffer.alloc(0);
+    this.reader.reset();
     this.outbound.disconnected();
     if (this.machine.state !== 'connected') return;
     const reason = 'connection to the broker closed';

@@ -1,6 +1,7 @@
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { BodyReader, type FrameWriter } from './ipc.frame.js';
 import { IpcProtocolError } from './ipc.errors.js';
+import type { StringCache } from './ipc.string-cache.js';
 
 /*
  * An event body, the same bytes from poster to broker to every worker (the
@@ -59,15 +60,30 @@ function parseHeaders(text: string): Record<string, string> {
   return headers as Record<string, string>;
 }
 
-export function decodeEventBody(r: BodyReader): Envelope {
+/** Where an event's id lies in the frame (its UTF-8 bytes), as found by {@link decodeEventBody}. */
+export interface IdSpan {
+  idStart: number;
+  idEnd: number;
+}
+
+/**
+ * Decodes an event body. `span`, when given, is told where the id's bytes
+ * lie; `names`, when given, decodes the fields that repeat (source, event,
+ * origin, occurredAt) through that cache.
+ */
+export function decodeEventBody(r: BodyReader, span?: IdSpan, names?: StringCache): Envelope {
   const flags = r.u8('flags');
   if (flags > 7) throw new IpcProtocolError(`unknown event flags ${flags}`);
   const unique = flags & F_UNIQUE ? r.str('unique') : undefined;
   const id = r.str('id');
-  const source = r.str('source');
-  const event = r.str('event');
-  const origin = r.str('origin');
-  const occurredAt = r.str('occurredAt');
+  if (span) {
+    span.idStart = r.strStart;
+    span.idEnd = r.pos;
+  }
+  const source = names ? r.cachedStr('source', names) : r.str('source');
+  const event = names ? r.cachedStr('event', names) : r.str('event');
+  const origin = names ? r.cachedStr('origin', names) : r.str('origin');
+  const occurredAt = names ? r.cachedStr('occurredAt', names) : r.str('occurredAt');
   const key = flags & F_KEY ? parseKey(r.str('key')) : undefined;
   const headers = flags & F_HEADERS ? parseHeaders(r.str('headers')) : undefined;
   const payload = r.str('payload');

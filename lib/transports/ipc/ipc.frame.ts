@@ -1,5 +1,6 @@
 import { FRAME_HEADER_BYTES } from './ipc.constants.js';
 import { IpcProtocolError } from './ipc.errors.js';
+import type { StringCache } from './ipc.string-cache.js';
 
 /** Node's Buffer methods under `toString`/`write`, without their argument checks. */
 interface Utf8Buffer extends Buffer {
@@ -13,6 +14,13 @@ const EMPTY = Buffer.alloc(0);
 const INITIAL_BYTES = 1024;
 /** Kept after `take()` up to this size, so a busy writer does not reallocate per tick. */
 const KEEP_BYTES = 1024 * 1024;
+
+/** Where a writer's bytes go: a socket (a structural type, so tests can pass a stand-in). */
+export interface ByteSink {
+  write(chunk: Buffer): boolean;
+  /** Bytes the sink still holds (0: everything given to it reached the kernel). */
+  readonly writableLength: number;
+}
 
 /**
  * Builds frames into one growable buffer, so a tick's frames for one socket
@@ -94,8 +102,27 @@ export class FrameWriter {
   /** Raw bytes (a body forwarded as is). */
   bytes(source: Buffer, start = 0, end = source.length): void {
     this.ensure(end - start);
-    source.copy(this.buf, this.length, start, end);
+    // A whole buffer through TypedArray#set (a memcpy, no view made); Buffer#copy calls into C++.
+    if (start === 0 && end === source.length) this.buf.set(source, this.length);
+    else source.copy(this.buf, this.length, start, end);
     this.length += end - start;
+  }
+
+  /**
+   * Writes what was written to `sink` and starts over. When the sink took
+   * the bytes at once (a socket whose write reached the kernel within the
+   * call: nothing left in `writableLength`), the buffer is written over
+   * again: no allocation per write. Else it is given away with the bytes.
+   */
+  writeTo(sink: ByteSink): void {
+    const length = this.length;
+    if (length === 0) return;
+    this.length = 0;
+    const queuedBefore = sink.writableLength;
+    sink.write(this.buf.subarray(0, length));
+    if (queuedBefore === 0 && sink.writableLength === 0 && this.buf.length <= KEEP_BYTES) return;
+    this.hint = Math.min(KEEP_BYTES, Math.max(INITIAL_BYTES, this.buf.length));
+    this.buf = EMPTY;
   }
 
   /**
@@ -119,15 +146,52 @@ export class FrameWriter {
   }
 }
 
+/** Bytes of one slab: copies of ranges up to an eighth of it share slabs. */
+const SLAB_BYTES = 16 * 1024;
+
+/**
+ * Copies byte ranges (event bodies the broker keeps queued) into shared
+ * slabs: one allocation per slab and one view per copy, where
+ * `Buffer.from(buf.subarray(...))` makes two views and goes through the
+ * generic array-like path. A slab lives while any copy in it is referenced,
+ * as Node's own 8 KB pool does.
+ */
+export class ByteSlab {
+  private slab = EMPTY;
+  private used = 0;
+
+  copy(source: Buffer, start: number, end: number): Buffer {
+    const length = end - start;
+    if (length > SLAB_BYTES >>> 3) {
+      const out = Buffer.allocUnsafeSlow(length);
+      source.copy(out, 0, start, end);
+      return out;
+    }
+    if (this.used + length > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.used = 0;
+    }
+    const at = this.used;
+    source.copy(this.slab, at, start, end);
+    // 8-byte aligned, as Node's pool keeps its slices.
+    this.used = (at + length + 7) & ~7;
+    return this.slab.subarray(at, at + length);
+  }
+}
+
 /**
  * Splits a byte stream into frames without a per-frame object: after
  * `next()` returns true, `type`, `start` and `end` locate the current
  * frame's body in `buf`; `consume()` moves past it. A frame longer than
  * `maxFrameBytes` throws {@link IpcProtocolError} before it is buffered whole.
+ * A frame split across reads is put together alone (its tail copied, not the
+ * whole next read): the rest of that read is read where it lies.
  */
 export class FrameReader {
-  buf: Buffer = Buffer.alloc(0);
+  buf: Buffer = EMPTY;
   private offset = 0;
+  /** The rest of a read after the split frame assembled in `buf`. */
+  private later: Buffer | undefined;
   type = 0;
   start = 0;
   end = 0;
@@ -135,13 +199,44 @@ export class FrameReader {
   constructor(public maxFrameBytes: number) {}
 
   push(chunk: Buffer): void {
+    if (this.later) {
+      // Pushed before the assembled frame was consumed (not the readers' use): keep the order.
+      this.buf = Buffer.concat([this.buf.subarray(this.offset), this.later]);
+      this.offset = 0;
+      this.later = undefined;
+    }
     if (this.offset >= this.buf.length) {
       this.buf = chunk;
-    } else {
-      // Only the tail of a frame split across reads is copied.
-      this.buf = Buffer.concat([this.buf.subarray(this.offset), chunk]);
+      this.offset = 0;
+      return;
     }
+    // Every whole frame was consumed: what is left is the head of one frame.
+    const tail = this.buf.subarray(this.offset);
     this.offset = 0;
+    const total = tail.length + chunk.length;
+    if (total >= 4) {
+      const size = this.sizeAt(tail, chunk);
+      const need = 4 + size;
+      if (size >= 1 && size <= this.maxFrameBytes && tail.length < need && total > need) {
+        const frame = Buffer.allocUnsafe(need);
+        tail.copy(frame, 0);
+        chunk.copy(frame, tail.length, 0, need - tail.length);
+        this.buf = frame;
+        this.later = chunk.subarray(need - tail.length);
+        return;
+      }
+    }
+    // The frame is still incomplete (or bad: next() says so), or it ends with this read.
+    this.buf = Buffer.concat([tail, chunk], total);
+  }
+
+  /** The length field of the frame whose first bytes are `tail`, then `chunk`. */
+  private sizeAt(tail: Buffer, chunk: Buffer): number {
+    if (tail.length >= 4) return tail.readUInt32BE(0);
+    let size = 0;
+    for (let i = 0; i < 4; i++)
+      size = size * 256 + (i < tail.length ? tail[i] : chunk[i - tail.length]);
+    return size;
   }
 
   /** True when a whole frame is available; it stays current until `consume()`. */
@@ -165,14 +260,22 @@ export class FrameReader {
   consume(): void {
     this.offset = this.end;
     if (this.offset >= this.buf.length) {
-      this.buf = Buffer.alloc(0);
+      this.buf = this.later ?? EMPTY;
+      this.later = undefined;
       this.offset = 0;
     }
   }
 
+  /** Forgets everything buffered (the connection is gone). */
+  reset(): void {
+    this.buf = EMPTY;
+    this.later = undefined;
+    this.offset = 0;
+  }
+
   /** Bytes received but not yet consumed. */
   get buffered(): number {
-    return this.buf.length - this.offset;
+    return this.buf.length - this.offset + (this.later?.length ?? 0);
   }
 }
 
@@ -181,6 +284,8 @@ export class BodyReader {
   buf: Buffer = Buffer.alloc(0);
   pos = 0;
   end = 0;
+  /** Where the bytes of the last string read by `str()` start (they end at `pos`). */
+  strStart = 0;
 
   reset(buf: Buffer, start: number, end: number): this {
     this.buf = buf;
@@ -222,8 +327,18 @@ export class BodyReader {
   str(what: string): string {
     const length = this.u32(what);
     this.need(length, what);
+    this.strStart = this.pos;
     // utf8Slice: toString('utf8', a, b) without its argument checks (the bounds were checked above).
     const value = (this.buf as Utf8Buffer).utf8Slice(this.pos, this.pos + length);
+    this.pos += length;
+    return value;
+  }
+
+  /** A string likely to repeat from frame to frame (a name), decoded through `cache`. */
+  cachedStr(what: string, cache: StringCache): string {
+    const length = this.u32(what);
+    this.need(length, what);
+    const value = cache.decode(this.buf, this.pos, this.pos + length);
     this.pos += length;
     return value;
   }

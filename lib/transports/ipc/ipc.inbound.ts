@@ -5,9 +5,11 @@ import type { HeraldLogger } from '../../common/logger.js';
 import type { WarningLimiter } from '../../common/warning-limiter.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import type { Delivery, Settlement } from '../../interfaces/transport.interface.js';
-import { decodeEventBody } from './ipc.codec.js';
-import { DELIVER_WITNESS, HANDLED_IDS_CACHE_SIZE } from './ipc.constants.js';
+import { decodeEventBody, type IdSpan } from './ipc.codec.js';
+import { DELIVER_WITNESS } from './ipc.constants.js';
 import type { BodyReader } from './ipc.frame.js';
+import { HandledIds } from './ipc.handled-ids.js';
+import { StringCache } from './ipc.string-cache.js';
 
 /** A copy of a post of the broker's process, kept until RELEASED, to resend to a next broker. */
 interface WitnessCopy {
@@ -61,13 +63,14 @@ export class Inbound {
   private ackPoint = 0;
   private ackSent = 0;
   /**
-   * Ids of events handed to the bus recently, in two generations of at most
-   * HANDLED_IDS_CACHE_SIZE each (the last 65,536 to 131,072): a resent copy
-   * already handled here is dropped. Generations instead of one set with a
-   * delete per event: that set was 7.6% of a worker's CPU.
+   * Ids of events handed to the bus recently (the last 65,536 to 131,072):
+   * a resent copy already handled here is dropped.
    */
-  private handled = new Set<string>();
-  private handledBefore = new Set<string>();
+  private readonly handled = new HandledIds();
+  /** Where the current event's id lies in the frame. */
+  private readonly span: IdSpan = { idStart: 0, idEnd: 0 };
+  /** The names and times that repeat from event to event, decoded once. */
+  private readonly names = new StringCache();
   /** Copies of the broker process's posts this process received, until RELEASED. */
   private copies = new Fifo<WitnessCopy>();
   readonly counters = {
@@ -98,7 +101,7 @@ export class Inbound {
     this.lastReceived = seq;
     let envelope: Envelope;
     try {
-      envelope = decodeEventBody(r);
+      envelope = decodeEventBody(r, this.span, this.names);
     } catch (error) {
       this.counters.decodeErrors++;
       this.host.limiter.error(
@@ -120,7 +123,7 @@ export class Inbound {
     this.unsettled.push(delivery);
     if (this.unsettled.length > this.counters.unsettledHighWater)
       this.counters.unsettledHighWater = this.unsettled.length;
-    if (!this.firstTime(envelope.id)) {
+    if (!this.handled.firstTime(r.buf, this.span.idStart, this.span.idEnd)) {
       // A copy resent after a failover (by its poster or a witness) that this process already handled.
       this.counters.duplicateIdsDropped++;
       this.host.logger.debug?.(
@@ -131,17 +134,6 @@ export class Inbound {
     }
     this.counters.delivered++;
     this.host.deliver(delivery);
-  }
-
-  /** Records `id` as handled; false when it was handled already (bounded: oldest ids forgotten first). */
-  private firstTime(id: string): boolean {
-    if (this.handled.has(id) || this.handledBefore.has(id)) return false;
-    if (this.handled.size >= HANDLED_IDS_CACHE_SIZE) {
-      this.handledBefore = this.handled;
-      this.handled = new Set<string>();
-    }
-    this.handled.add(id);
-    return true;
   }
 
   /** Keeps a copy of a post of the broker's process (a witness) until the broker releases it. */

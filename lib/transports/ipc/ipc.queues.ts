@@ -8,7 +8,6 @@ import type { WarningLimiter } from '../../common/warning-limiter.js';
 import {
   newSlot,
   type BrokerConnection,
-  type PostRecord,
   type QueueEntry,
   type WorkerSlot,
 } from './ipc.broker-state.js';
@@ -116,7 +115,7 @@ export class WorkerQueues {
     const saved = slot.sessions.get(session);
     slot.sessions.delete(session);
     slot.session = session;
-    slot.poster = saved?.poster ?? { slotId: slot.id, session, records: new Fifo<PostRecord>() };
+    slot.poster = saved?.poster ?? { slotId: slot.id, session, records: new Fifo<QueueEntry>() };
     slot.lastSeqIn = saved?.lastSeqIn ?? 0;
     slot.rejected = saved?.rejected ?? new Fifo<number>();
   }
@@ -166,8 +165,10 @@ export class WorkerQueues {
     const entry: QueueEntry = {
       body,
       placed: ++this.placements,
-      record: undefined,
       poster: undefined,
+      seq: 0,
+      refs: 0,
+      witnessed: false,
     };
     this.counters.posted++;
     for (const slot of this.slots) this.enqueue(slot, entry);
@@ -181,7 +182,7 @@ export class WorkerQueues {
     this.host.markDirty(c);
   }
 
-  /** A queue entry whose record counts the queues (of worker ids seen so far) it goes into. */
+  /** A queue entry whose record (when it has a poster) counts the queues (of worker ids seen so far) it goes into. */
   private entry(
     slot: WorkerSlot,
     seq: number,
@@ -191,7 +192,7 @@ export class WorkerQueues {
   ): QueueEntry {
     const placed = ++this.placements;
     const poster = slot.poster;
-    if (!poster) return { body, placed, record: undefined, poster: undefined };
+    if (!poster) return { body, placed, poster: undefined, seq, refs: 0, witnessed: false };
     // The broker's own process does not wait for itself: if it dies, its own delivery no longer matters.
     const fromHost = slot === this.hostSlot && poster.session === this.hostSession;
     let refs = 1;
@@ -202,12 +203,12 @@ export class WorkerQueues {
     } else if (fromHost && target === slot) {
       refs = 0;
     }
-    if (refs === 0) return { body, placed, record: undefined, poster: undefined };
-    const record: PostRecord = { seq, refs, witnessed: false };
-    poster.records.push(record);
+    if (refs === 0) return { body, placed, poster: undefined, seq, refs: 0, witnessed: false };
+    const entry: QueueEntry = { body, placed, poster, seq, refs, witnessed: false };
+    poster.records.push(entry);
     if (++this.undelivered > this.counters.undeliveredHighWater)
       this.counters.undeliveredHighWater = this.undelivered;
-    return { body, placed, record, poster };
+    return entry;
   }
 
   /** A connected worker with room, picked at random (the original picks a random worker). */
@@ -261,7 +262,7 @@ export class WorkerQueues {
       w.u48(seq);
       if (slot !== hostSlot && this.isHostPost(entry)) {
         w.u8(DELIVER_WITNESS);
-        w.u48(entry.record!.seq);
+        w.u48(entry.seq);
       } else {
         w.u8(0);
       }
@@ -295,20 +296,19 @@ export class WorkerQueues {
    * broker's own process acknowledged by another worker has a witness.
    */
   private released(slot: WorkerSlot, entry: QueueEntry, acked: boolean): void {
-    const record = entry.record;
-    if (!record) return;
+    const poster = entry.poster;
+    if (!poster) return;
     const hostPost = this.isHostPost(entry);
-    if (acked && hostPost && slot !== this.hostSlot && !record.witnessed) {
-      record.witnessed = true;
+    if (acked && hostPost && slot !== this.hostSlot && !entry.witnessed) {
+      entry.witnessed = true;
       if (this.hostSlot?.connection) this.host.markDirty(this.hostSlot.connection);
     }
     if (slot.seenAt === undefined || slot.seenAt >= entry.placed) return;
     if (hostPost && slot === this.hostSlot) return;
-    if (--record.refs > 0) return;
+    if (--entry.refs > 0) return;
     this.undelivered--;
-    const poster = entry.poster!;
     const records = poster.records;
-    if (records.at(0) !== record) return;
+    if (records.at(0) !== entry) return;
     while (records.length > 0 && records.at(0)!.refs <= 0) records.shift();
     const owner = this.slots[poster.slotId];
     if (owner.poster === poster && owner.connection) this.host.markDirty(owner.connection);
@@ -409,8 +409,8 @@ export class WorkerQueues {
 
   /** A live poster (not the broker's process) keeps its copy until delivered; a witness keeps the broker process's. */
   private hasLiveCopy(entry: QueueEntry): boolean {
-    if (!entry.record || !entry.poster) return false;
-    if (this.isHostPost(entry)) return entry.record.witnessed;
+    if (!entry.poster) return false;
+    if (this.isHostPost(entry)) return entry.witnessed;
     const owner = this.slots[entry.poster.slotId];
     return owner.poster === entry.poster && owner.connection !== undefined;
   }

@@ -34,7 +34,7 @@ export class WriteBatcher {
     for (const c of this.dirty) {
       if (c.closing) continue;
       this.prepare(c);
-      if (c.writer.length > 0) c.socket.write(c.writer.take());
+      c.writer.writeTo(c.socket);
     }
     this.dirty.clear();
   }

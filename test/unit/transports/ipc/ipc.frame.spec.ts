@@ -7,7 +7,12 @@ import {
   scanEventBody,
 } from '../../../../lib/transports/ipc/ipc.codec.js';
 import { IpcProtocolError } from '../../../../lib/transports/ipc/ipc.errors.js';
-import { BodyReader, FrameReader, FrameWriter } from '../../../../lib/transports/ipc/ipc.frame.js';
+import {
+  BodyReader,
+  ByteSlab,
+  FrameReader,
+  FrameWriter,
+} from '../../../../lib/transports/ipc/ipc.frame.js';
 
 const int64 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
 const envelopeArb: fc.Arbitrary<Envelope> = fc.record(
@@ -152,5 +157,21 @@ describe('ipc frames and event bodies', () => {
     const out = w.take();
     expect(out.length).toBe(6);
     expect(out.readUInt32BE(0)).toBe(2);
+  });
+});
+
+describe('ByteSlab', () => {
+  it('copies ranges that stay intact while later copies fill the slab', () => {
+    const slab = new ByteSlab();
+    const source = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+    const copies: [Buffer, number, number][] = [];
+    for (let start = 0; start + 7 < 5000; start += 7) {
+      const end = Math.min(5000, start + 1 + ((start * 13) % 3000));
+      copies.push([slab.copy(source, start, end), start, end]);
+    }
+    source.fill(0);
+    const original = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+    for (const [copy, start, end] of copies)
+      expect(copy.equals(original.subarray(start, end))).toBe(true);
   });
 });
