@@ -320,11 +320,13 @@ Task *DeliverChunk(Sink *s, Task *list) {
   return t;
 }
 
-// Rounds of one drain: answers keep arriving while the answers before them
-// are delivered (their callers call again, the pollers answer). Past this
-// many rounds the drain stops and wakes the loop to go on, so timers and I/O
-// get their turn in between.
+// Bounds of one drain: answers keep arriving while the answers before them
+// are delivered (their callers call again, the pollers answer). After this
+// many rounds, or once this many answers were delivered (a wake-up's fixed
+// cost is long paid for by then), the drain stops and wakes the loop to go
+// on, so timers and I/O get their turn in between.
 constexpr int kDrainRounds = 8;
+constexpr uint64_t kDrainAnswers = 1024;
 
 // One wake-up: delivers every answer on the stack, then those that arrived
 // meanwhile (they did not wake the loop: the stack was marked), until a
@@ -336,13 +338,14 @@ void OnWake(uv_async_t *handle) {
   Task *list = TakeCompletions(s);
   s->wakeups++;
   s->delivering = true;
+  uint64_t first = s->answers;
   for (int round = 1;; round++) {
     while (list) {
       list = DeliverChunk(s, list);
       FlushDeferred(s);
     }
     if (FinishDrain(s)) break;
-    if (round == kDrainRounds) {
+    if (round == kDrainRounds || s->answers - first >= kDrainAnswers) {
       // The answers stay on the marked stack: the next turn takes them.
       s->drain_yields++;
       uv_async_send(&s->async);
