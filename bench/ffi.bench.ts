@@ -8,7 +8,9 @@
 //    median over the rounds. Main-thread
 //    CPU comes from /proc/self/task/<pid>/schedstat (ns on CPU of the JS
 //    thread only), faults from getrusage (minor faults, whole process). Both
-//    hold up on a loaded machine, unlike calls/s.
+//    hold up on a loaded machine, unlike calls/s. Each round also shows how
+//    its answers batched (per wake-up of the loop, per call into JS): the
+//    fewer per wake-up, the more a wake-up's fixed cost weighs per call.
 // 2. full GCs (mark-compacts, from the `gc` performance entries) per 10k
 //    answers of 10 KiB (copied into a Buffer of their own) and 100 KiB
 //    (zero-copy) at 64 in flight.
@@ -46,6 +48,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import { NativeRuntime } from '../lib/ffi/index.js';
+import { nativeAddon } from '../lib/ffi/native-addon.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'test', 'fixtures', 'ffi', 'build');
@@ -147,10 +150,12 @@ async function cost(call: Call): Promise<void> {
   console.log(
     `\n## cost per call (herald, C echo, 4 KiB): ${COST_ROUNDS} rounds of ${COST_CALLS} calls after a discarded warm-up round\n`,
   );
+  // How answers batched: per wake-up of the event loop, and per call into
+  // JS (a wake-up drains in rounds the answers that arrive meanwhile).
   console.log(
-    '| in flight | round | main-thread CPU us/call | page faults/call | calls/s | full GCs in the round |',
+    '| in flight | round | main-thread CPU us/call | page faults/call | calls/s | full GCs in the round | answers/wake-up | answers/JS batch |',
   );
-  console.log('|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|');
   const request = Buffer.alloc(4096, 0x41);
   const widths = [64, 1024];
   // Full GCs land in some rounds and not others: the main source of the
@@ -168,6 +173,7 @@ async function cost(call: Call): Promise<void> {
   for (let round = 0; round <= COST_ROUNDS; round++) {
     // Alternate which width goes first, so a drift in load favours neither.
     for (const inFlight of round % 2 === 0 ? widths : [...widths].reverse()) {
+      const s0 = nativeAddon().stats();
       const f0 = process.resourceUsage().minorPageFault;
       const c0 = mainThreadCpuNs();
       const t0 = performance.now();
@@ -179,9 +185,12 @@ async function cost(call: Call): Promise<void> {
       if (round === 0) continue; // warm-up: pools, JIT, heap size
       cpu.get(inFlight)!.push((mainThreadCpuNs() - c0) / COST_CALLS / 1000);
       faults.get(inFlight)!.push((process.resourceUsage().minorPageFault - f0) / COST_CALLS);
+      const s1 = nativeAddon().stats();
+      const answers = s1.answers - s0.answers;
       console.log(
         `| ${inFlight} | ${round} | ${cpu.get(inFlight)!.at(-1)!.toFixed(2)} | ` +
-          `${faults.get(inFlight)!.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} | ${fullGcs - g0} |`,
+          `${faults.get(inFlight)!.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} | ${fullGcs - g0} | ` +
+          `${(answers / (s1.wakeups - s0.wakeups)).toFixed(1)} | ${(answers / (s1.batches - s0.batches)).toFixed(1)} |`,
       );
     }
   }
@@ -192,7 +201,7 @@ async function cost(call: Call): Promise<void> {
     goals.cost.set(inFlight, { cpu: c, faults: f });
     console.log(
       `| ${inFlight} | median (range; spread) | ${c.median.toFixed(2)} (${c.min.toFixed(2)}-${c.max.toFixed(2)}; ${c.spread}) | ` +
-        `${f.median.toFixed(3)} (${f.min.toFixed(3)}-${f.max.toFixed(3)}) | | |`,
+        `${f.median.toFixed(3)} (${f.min.toFixed(3)}-${f.max.toFixed(3)}) | | | | |`,
     );
   }
 }

@@ -33,8 +33,21 @@ export interface AddonRuntimeStats {
 
 /** Counters of the host of this JS environment (lib/ffi/native/host.cc, pools.h). */
 export interface AddonHostStats {
+  /** Wake-ups of the event loop that delivered answers. */
   wakeups: number;
+  /** Calls into JS with answers (one per chunk: one or more per wake-up). */
+  batches: number;
   answers: number;
+  /** Answers that arrived while a wake-up was delivering and were delivered by it (no wake-up of their own). */
+  lateAnswers: number;
+  /** Wake-ups that stopped after their last drain round with answers left (the loop was woken again for them). */
+  drainYields: number;
+  /** Calls posted and not yet answered, abandoned or returned by unload (the loop is kept alive while > 0). */
+  awaited: number;
+  /** Answers wait on the completion stack right now (not yet taken by a wake-up). */
+  completionsWaiting: boolean;
+  /** Slabs with a Buffer answers are still delivered over (one per slab, not per wake-up). */
+  openSlabs: number;
   /** Tasks allocated with malloc so far: flat in steady state (pooled). */
   taskAllocations: number;
   /** Answer slabs allocated so far: flat in steady state (reused). */
@@ -61,12 +74,14 @@ export interface HeraldFfiAddon {
     zeroLength: 0 | 1,
     spinUs: number,
   ): AddonLoadResult;
-  /** 0 posted, 1 queue full, 2 unloaded. */
+  /**
+   * 0 posted, 1 queue full, 2 unloaded. A posted call keeps the event loop
+   * alive until it is answered, cancelled or returned by unload.
+   */
   submit(id: number, slot: number, req: string | Buffer | Uint8Array): 0 | 1 | 2;
   unload(id: number): number[];
+  /** The call in `slot` was abandoned: its answer is freed when it comes, and it no longer keeps the loop alive. */
   cancel(slot: number): void;
-  ref(): void;
-  unref(): void;
   stats(id: number): AddonRuntimeStats;
   stats(): AddonHostStats;
   /** Answers up to this many bytes are copied into a shared slab. */

@@ -25,7 +25,6 @@ export class CallTable {
   private readonly cleanups: ((() => void) | undefined)[] = [];
   private readonly freeSlots: number[] = [];
   private readonly meta = new Int32Array(META_BATCH * 4);
-  private inFlight = 0;
 
   constructor(readonly addon: HeraldFfiAddon) {
     addon.setup(this.onBatch, this.meta);
@@ -48,9 +47,10 @@ export class CallTable {
       }
       return Promise.reject(owner.unloadedError());
     }
+    // The addon keeps the loop alive while it has calls in flight: no call
+    // from here when the first starts or the last ends.
     owner.calls++;
     owner.inFlight++;
-    if (this.inFlight++ === 0) this.addon.ref();
     return new Promise<Buffer>((resolve, reject) => {
       this.resolvers[slot] = resolve;
       this.rejecters[slot] = reject;
@@ -88,13 +88,7 @@ export class CallTable {
     this.rejecters[slot] = undefined;
     this.addon.cancel(slot);
     this.owners[slot]!.inFlight--;
-    this.settled();
     reject(reason);
-  }
-
-  private settled(): void {
-    // The handle keeps the process alive only while someone awaits an answer.
-    if (--this.inFlight === 0) this.addon.unref();
   }
 
   private release(slot: number): void {
@@ -135,7 +129,6 @@ export class CallTable {
             : arena!.subarray(offset, offset + length)
           : externals![length];
       owner.inFlight--;
-      this.inFlight--;
       const rc = meta[m + 1];
       if (rc === 0) {
         owner.answered++;
@@ -145,7 +138,6 @@ export class CallTable {
         reject(new NativeRuntimeError(owner.name, rc, body));
       }
     }
-    if (this.inFlight === 0) this.addon.unref();
   };
 
   /** Unload: the calls no poller took are rejected; they never ran. */
@@ -160,7 +152,6 @@ export class CallTable {
       this.release(slot);
       if (!reject) continue;
       owner.inFlight--;
-      this.settled();
       reject(new RuntimeUnloadedError(`runtime "${owner.name}" was unloaded before this call ran`));
     }
   }

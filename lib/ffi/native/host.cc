@@ -37,8 +37,9 @@ using namespace herald_ffi;
 // ---------------------------------------------------------------------------
 // Completion sink: one per Node environment. Runtime threads push answered
 // tasks on a lock-free stack; the push that finds it empty wakes the loop.
-// The JS thread takes the whole stack per wake-up. The sink is never freed,
-// so a respond that races environment teardown stays safe.
+// The JS thread takes the whole stack per wake-up, and again for answers that
+// arrived while it delivered (they did not wake it: see DrainMark). The sink
+// is never freed, so a respond that races environment teardown stays safe.
 
 struct Runtime {
   Queue *queue;
@@ -70,12 +71,35 @@ struct Sink : Completions {
   std::vector<uint8_t> cancelled;
   std::vector<Runtime *> runtimes;
   uint64_t wakeups = 0;
+  uint64_t batches = 0;  // calls into JS (chunks), one or more per wake-up
   uint64_t answers = 0;
+  // Answers that arrived during a drain and were delivered by it (no wake-up
+  // of their own), and drains that stopped at kDrainRounds with answers left.
+  uint64_t late_answers = 0;
+  uint64_t drain_yields = 0;
+  bool late_round = false;  // the drain is past its first round
+  // Calls posted and neither answered nor abandoned: the handle keeps the
+  // loop alive while there are any (counted here, not by a call from JS per
+  // call in flight that starts or ends).
+  int64_t awaited = 0;
+  // Slabs with a Buffer answers are delivered over (Slab::js): one Buffer per
+  // slab, not per wake-up. Cleared once napi_create_external_buffer fails
+  // (where external buffers are not allowed): a copy per chunk then.
+  std::vector<Slab *> open_slabs;
+  bool slab_buffers = true;
   bool delivering = false;
   std::vector<Runtime *> dirty;
   TaskPool tasks;  // every task of this environment comes from here
   SlabPool slabs;  // small answers, copied by the answering threads
 };
+
+void Await(Sink *s) {
+  if (s->awaited++ == 0) uv_ref(reinterpret_cast<uv_handle_t *>(&s->async));
+}
+
+void Settle(Sink *s, int64_t calls) {
+  if (calls > 0 && (s->awaited -= calls) == 0) uv_unref(reinterpret_cast<uv_handle_t *>(&s->async));
+}
 
 void FlushDeferred(Sink *s) {
   for (Runtime *rt : s->dirty) {
@@ -89,9 +113,9 @@ void FlushDeferred(Sink *s) {
 }
 
 // Answers up to kCopyMax (queue.h) were copied by the answering thread into
-// a shared slab: a chunk hands JS one Buffer over the span of that slab its
-// answers use (JS sees slices of it, like Node's own Buffer pool); a chunk
-// ends where the slab changes. Larger answers get a Buffer of their own.
+// a shared slab: a chunk hands JS the one Buffer over that slab (JS sees
+// slices of it, like Node's own Buffer pool); a chunk ends where the slab
+// changes. Larger answers get a Buffer of their own.
 // Answers above kCopyMax and up to this are copied into their own Buffer;
 // larger ones are handed over without a copy.
 constexpr size_t kZeroCopyMin = 32 * 1024;
@@ -102,11 +126,61 @@ constexpr size_t kZeroCopyMin = 32 * 1024;
 // mark-compacts in 350k answers of 100 KiB at 64 in flight).
 void FinalizeExternal(napi_env env, void *data, void *hint) { free(data); }
 
-// The batch Buffer over a slab span was collected.
+// A Buffer over a slab was collected (JS thread). Without a sink (the
+// environment is going away) the slab stays referenced: never reused.
 void ReleaseSlab(napi_env env, void *data, void *hint) {
   Sink *s = nullptr;
   napi_get_instance_data(env, reinterpret_cast<void **>(&s));
-  if (s) s->slabs.Release(static_cast<Slab *>(hint));
+  if (s == nullptr) return;
+  Slab *slab = static_cast<Slab *>(hint);
+  slab->js_buffers--;
+  s->slabs.Release(slab);
+}
+
+// The Buffer answers in `slab` are delivered over: made the first time an
+// answer of the slab is delivered and kept until none can come any more
+// (CloseDrainedSlabs), so an external ArrayBuffer, its finalizer and its
+// weak handle cost once per slab (128 answers of 4 KiB), not once per
+// wake-up: with one per wake-up they were about a third of the main
+// thread's instructions per wake-up. False where external buffers are not
+// allowed (the caller copies).
+bool SlabBuffer(Sink *s, Slab *slab, napi_value *out) {
+  napi_env env = s->env;
+  if (slab->js != nullptr)
+    return napi_get_reference_value(env, static_cast<napi_ref>(slab->js), out) == napi_ok && *out != nullptr;
+  if (!s->slab_buffers) return false;
+  if (napi_create_external_buffer(env, SlabPool::kSlabSize, slab->data, ReleaseSlab, slab, out) != napi_ok) {
+    s->slab_buffers = false;
+    return false;
+  }
+  s->slabs.Ref(slab);  // the Buffer's, dropped by ReleaseSlab
+  slab->js_buffers++;
+  // Without a handle to keep it by, it serves this chunk only.
+  napi_ref ref;
+  if (napi_create_reference(env, *out, 1, &ref) != napi_ok) return true;
+  slab->js = ref;
+  s->open_slabs.push_back(slab);
+  return true;
+}
+
+// A slab no answer can come from any more (no longer filled, every answer
+// reserved in it delivered or dropped: refs == js_buffers, which then stays
+// so) lets go of its Buffer: from then on only the slices JS keeps hold it,
+// and their collection returns it to the pool. The slab being filled stays
+// open between wake-ups.
+void CloseDrainedSlabs(Sink *s) {
+  std::vector<Slab *> &open = s->open_slabs;
+  for (size_t i = 0; i < open.size();) {
+    Slab *slab = open[i];
+    if (slab->refs.load(std::memory_order_acquire) == slab->js_buffers) {
+      napi_delete_reference(s->env, static_cast<napi_ref>(slab->js));
+      slab->js = nullptr;
+      open[i] = open.back();
+      open.pop_back();
+    } else {
+      i++;
+    }
+  }
 }
 
 char *ReserveAnswer(Completions *c, size_t bytes, Slab **slab) {
@@ -156,19 +230,18 @@ Task *DeliverChunk(Sink *s, Task *list) {
   napi_open_handle_scope(env, &scope);
   napi_value argv[3];
   napi_create_uint32(env, static_cast<uint32_t>(n), &argv[0]);
-  char *base = reinterpret_cast<char *>(lo);
+  char *base = nullptr;
   if (in_slab > 0) {
-    // One Buffer over the span, holding one of the answers' references on
-    // the slab until it is collected (a kept slice keeps it alive); the
-    // others are dropped at once. Where external buffers are not allowed, a
-    // copy.
-    size_t span = hi - lo;
-    if (napi_create_external_buffer(env, span, base, ReleaseSlab, slab, &argv[1]) == napi_ok) {
-      s->slabs.Release(slab, static_cast<int64_t>(in_slab) - 1);
+    // The slab's Buffer holds a reference of its own: the answers' are
+    // dropped at once. Where external buffers are not allowed, a copy of the
+    // span the chunk's answers use.
+    if (SlabBuffer(s, slab, &argv[1])) {
+      base = slab->data;
     } else {
-      napi_create_buffer_copy(env, span, base, nullptr, &argv[1]);
-      s->slabs.Release(slab, static_cast<int64_t>(in_slab));
+      base = reinterpret_cast<char *>(lo);
+      napi_create_buffer_copy(env, hi - lo, base, nullptr, &argv[1]);
     }
+    s->slabs.Release(slab, static_cast<int64_t>(in_slab));
   } else {
     napi_get_undefined(env, &argv[1]);
   }
@@ -181,17 +254,24 @@ Task *DeliverChunk(Sink *s, Task *list) {
   uint32_t ext = 0;
   int32_t *m = s->meta;
   Task *t = list;
+  int64_t settled = 0;
   for (size_t i = 0; i < n; i++, m += 4) {
     Task *next = t->next;
     size_t len = AnswerLength(t);
     m[0] = t->slot;
     m[1] = t->rc;
     if (Cancelled(s, t)) {
+      // Settled when it was abandoned (Cancel).
       s->cancelled[t->slot] = 0;
       FreeAnswer(t);
       m[2] = -2;
       m[3] = 0;
-    } else if (t->unterminated) {
+      s->tasks.Give(t);
+      t = next;
+      continue;
+    }
+    settled++;
+    if (t->unterminated) {
       FreeAnswer(t);
       m[2] = -3;
       m[3] = 0;
@@ -200,7 +280,7 @@ Task *DeliverChunk(Sink *s, Task *list) {
       m[2] = 0;
       m[3] = 0;
     } else if (t->slab != nullptr) {
-      // Its reference was handed to the chunk's Buffer above.
+      // Its reference was dropped above: the chunk's Buffer holds the slab.
       m[2] = static_cast<int32_t>(t->rsp - base);
       m[3] = static_cast<int32_t>(len);
     } else {
@@ -226,6 +306,9 @@ Task *DeliverChunk(Sink *s, Task *list) {
     t = next;
   }
   s->answers += n;
+  s->batches++;
+  if (s->late_round) s->late_answers += n;
+  Settle(s, settled);
 
   napi_value fn, resource, result;
   napi_get_reference_value(env, s->callback, &fn);
@@ -237,18 +320,43 @@ Task *DeliverChunk(Sink *s, Task *list) {
   return t;
 }
 
+// Bounds of one drain: answers keep arriving while the answers before them
+// are delivered (their callers call again, the pollers answer). After this
+// many rounds, or once this many answers were delivered (a wake-up's fixed
+// cost is long paid for by then), the drain stops and wakes the loop to go
+// on, so timers and I/O get their turn in between.
+constexpr int kDrainRounds = 8;
+constexpr uint64_t kDrainAnswers = 1024;
+
+// One wake-up: delivers every answer on the stack, then those that arrived
+// meanwhile (they did not wake the loop: the stack was marked), until a
+// round finds none. The fixed cost of a wake-up (the loop's turn, the
+// eventfd, the callback scope) is then paid once for all of them.
 void OnWake(uv_async_t *handle) {
   Sink *s = static_cast<Sink *>(handle->data);
-  if (s->callback == nullptr) return;
+  if (s->callback == nullptr || !HasCompletions(s)) return;
   Task *list = TakeCompletions(s);
-  if (list == nullptr) return;
   s->wakeups++;
   s->delivering = true;
-  while (list) {
-    list = DeliverChunk(s, list);
-    FlushDeferred(s);
+  uint64_t first = s->answers;
+  for (int round = 1;; round++) {
+    while (list) {
+      list = DeliverChunk(s, list);
+      FlushDeferred(s);
+    }
+    if (FinishDrain(s)) break;
+    if (round == kDrainRounds || s->answers - first >= kDrainAnswers) {
+      // The answers stay on the marked stack: the next turn takes them.
+      s->drain_yields++;
+      uv_async_send(&s->async);
+      break;
+    }
+    list = TakeCompletions(s);
+    s->late_round = true;
   }
+  s->late_round = false;
   s->delivering = false;
+  CloseDrainedSlabs(s);
 }
 
 // Called by the runtime thread whose answer found the stack empty.
@@ -494,6 +602,7 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
   } else {
     QueueAppend(q, t, t, 1);
   }
+  if (status == kPosted) Await(s);
   return Napi::Number::New(env, status);
 }
 
@@ -513,34 +622,33 @@ Napi::Value Unload(const Napi::CallbackInfo &info) {
     rt->deferred = 0;
   }
   uint32_t i = 0;
+  int64_t settled = 0;
   while (rest) {
     Task *next = rest->next;
     slots.Set(i++, Napi::Number::New(env, rest->slot));
-    if (static_cast<size_t>(rest->slot) < s->cancelled.size()) s->cancelled[rest->slot] = 0;
+    if (Cancelled(s, rest))
+      s->cancelled[rest->slot] = 0;  // settled when it was abandoned
+    else
+      settled++;
     s->tasks.Give(rest);
     rest = next;
   }
+  Settle(s, settled);
   // The queue stays as a tombstone and the library stays loaded: pollers may
   // still be on their way into task_poll, and a Go runtime cannot stop.
   return slots;
 }
 
 // cancel(slot): the call was abandoned; free its answer when it arrives.
+// It no longer keeps the loop alive.
 Napi::Value Cancel(const Napi::CallbackInfo &info) {
   Sink *s = GetSink(info);
   uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
   if (slot >= s->cancelled.size()) s->cancelled.resize(slot + 1024, 0);
-  s->cancelled[slot] = 1;
-  return info.Env().Undefined();
-}
-
-Napi::Value Ref(const Napi::CallbackInfo &info) {
-  uv_ref(reinterpret_cast<uv_handle_t *>(&GetSink(info)->async));
-  return info.Env().Undefined();
-}
-
-Napi::Value Unref(const Napi::CallbackInfo &info) {
-  uv_unref(reinterpret_cast<uv_handle_t *>(&GetSink(info)->async));
+  if (!s->cancelled[slot]) {
+    s->cancelled[slot] = 1;
+    Settle(s, 1);
+  }
   return info.Env().Undefined();
 }
 
@@ -551,7 +659,13 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
   Napi::Object out = Napi::Object::New(env);
   if (info.Length() == 0) {
     out.Set("wakeups", static_cast<double>(s->wakeups));
+    out.Set("batches", static_cast<double>(s->batches));
     out.Set("answers", static_cast<double>(s->answers));
+    out.Set("lateAnswers", static_cast<double>(s->late_answers));
+    out.Set("drainYields", static_cast<double>(s->drain_yields));
+    out.Set("awaited", static_cast<double>(s->awaited));
+    out.Set("completionsWaiting", HasCompletions(s));
+    out.Set("openSlabs", static_cast<double>(s->open_slabs.size()));
     // Native allocations so far: flat in steady state (tests check it).
     out.Set("taskAllocations", static_cast<double>(s->tasks.allocations()));
     out.Set("slabAllocations", static_cast<double>(s->slabs.allocations()));
@@ -616,8 +730,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("submit", Napi::Function::New(env, Submit));
   exports.Set("unload", Napi::Function::New(env, Unload));
   exports.Set("cancel", Napi::Function::New(env, Cancel));
-  exports.Set("ref", Napi::Function::New(env, Ref));
-  exports.Set("unref", Napi::Function::New(env, Unref));
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("copyMax", Napi::Number::New(env, kCopyMax));
   exports.Set("zeroCopyMin", Napi::Number::New(env, kZeroCopyMin));

@@ -102,6 +102,12 @@ struct Slab {
   size_t used;  // guarded by the pool's lock
   std::atomic<int64_t> refs;
   Slab *next;
+  // The JS thread's own (host.cc; the pool never touches them): the handle
+  // of the Buffer answers are delivered over while the slab may still get
+  // answers (NULL otherwise), and how many Buffers over it JS has not
+  // collected yet. refs == js_buffers: no answer will come from it any more.
+  void *js = nullptr;
+  int64_t js_buffers = 0;
 };
 
 // Shared by the runtime threads (Reserve) and the JS thread (Release of
@@ -186,7 +192,7 @@ class SlabPool {
     } else {
       char *data = static_cast<char *>(malloc(kSlabSize));
       if (data == nullptr) return nullptr;
-      slab = new Slab{data, 0, {0}, nullptr};
+      slab = new Slab{data, 0, {0}, nullptr, nullptr, 0};
       allocations_.fetch_add(1, std::memory_order_relaxed);
       live_.fetch_add(1, std::memory_order_relaxed);
     }

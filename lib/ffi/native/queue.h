@@ -49,7 +49,8 @@ struct Task;
 struct Slab;  // pools.h
 
 // Where answered tasks go: a lock-free stack, newest first. `wake` is called
-// by the push that finds it empty (the host then takes the whole stack).
+// by the push that finds it empty (the host then takes the whole stack; while
+// it drains, the stack is not empty but marked: see DrainMark).
 // `reserve` (any thread) hands out room for one small answer in a shared slab
 // and a reference on that slab; `release` (the JS thread) drops one. Without
 // them answers stay where the runtime put them.
@@ -371,17 +372,43 @@ inline void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
   if (head == nullptr) c->wake(c);
 }
 
-// Takes every answered task, oldest first.
+// While the JS thread drains the completion stack, this mark sits at its
+// bottom: an answer pushed meanwhile finds the stack non-empty and does not
+// wake the loop (no eventfd write on the answering thread, no extra turn of
+// the event loop); the drain takes it before it ends (FinishDrain). The
+// mark is never an answer: lists end at it or at NULL.
+inline Task *DrainMark() {
+  static Task mark{};
+  return &mark;
+}
+
+// True when answers wait on the stack (neither empty nor only the mark).
+inline bool HasCompletions(Completions *c) {
+  Task *head = c->done.load(std::memory_order_relaxed);
+  return head != nullptr && head != DrainMark();
+}
+
+// Takes every answered task, oldest first, and leaves the mark: a drain has
+// begun, and ends only with FinishDrain.
 inline Task *TakeCompletions(Completions *c) {
-  Task *stack = c->done.exchange(nullptr, std::memory_order_acquire);
+  Task *stack = c->done.exchange(DrainMark(), std::memory_order_acq_rel);
   Task *list = nullptr;
-  while (stack) {
+  while (stack != nullptr && stack != DrainMark()) {
     Task *next = stack->next;
     stack->next = list;
     list = stack;
     stack = next;
   }
   return list;
+}
+
+// Ends a drain if nothing arrived since the last TakeCompletions: the stack
+// is empty again and the next answer wakes the loop. False when answers
+// arrived meanwhile: take them (TakeCompletions) or wake the loop to.
+inline bool FinishDrain(Completions *c) {
+  Task *expected = DrainMark();
+  return c->done.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
+                                         std::memory_order_acquire);
 }
 
 // The default of spin_max_ns (NativeRuntimeOptions.pollerSpinUs).

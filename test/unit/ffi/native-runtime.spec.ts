@@ -527,10 +527,8 @@ describe('NativeRuntime: loading', () => {
       50,
     );
     if (!result.ok) throw new Error(result.message);
-    second.ref();
     expect(second.submit(result.id, 0, 'through the second copy')).toBe(0);
     await waitFor(() => answers.length === 1);
-    second.unref();
     second.unload(result.id);
     expect(answers).toEqual(['through the second copy']);
     rmSync(dir, { recursive: true, force: true });

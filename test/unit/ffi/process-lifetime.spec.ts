@@ -17,4 +17,16 @@ describe('NativeRuntime and the process lifetime', () => {
     });
     expect(child.child.exitCode).toBe(0);
   });
+
+  it('lets it exit once the only call in flight timed out, while the runtime still works on it', async () => {
+    // 10^12 rounds: the poller is still hashing when the process exits.
+    const child = spawnNode('test/fixtures/ffi/exit-child.ts', {
+      args: [fixture('gate'), '1000000000000', '50'],
+    });
+    await child.waitForLine(/^abandoned: NativeCallTimeoutError$/);
+    await waitFor(() => child.child.exitCode !== null, {
+      message: 'the child exits with its abandoned call still running',
+    });
+    expect(child.child.exitCode).toBe(0);
+  });
 });
