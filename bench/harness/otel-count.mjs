@@ -86,26 +86,61 @@ async function count(dir) {
   if (code !== 0) throw new Error(`otel-count driver in ${dir} exited with ${code}:\n${stderr}`);
   const summary = /^totals:\s+(\d+)/m.exec(readFileSync(out, 'utf8'));
   if (!summary) throw new Error(`no callgrind summary for ${dir}`);
-  // The collector's and the compilers' share (by function name): they run
-  // when allocation and call counts cross thresholds, so a window can hold
-  // one more or one fewer pass than its twin; the rest is the events' own work.
+  // The collector's and the compilers' share (by C++ function name): they
+  // run when allocation and call counts cross thresholds, so one window can
+  // hold a pass more than its twin. And the JIT-compiled JavaScript's own
+  // share (no symbol: `0x...`), where the hooks' checks are.
   const annotated = spawnSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', out], {
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
   }).stdout;
   let runtime = 0;
+  let jit = 0;
   for (const line of annotated.split('\n')) {
     const match = /^\s*([\d,]+)\s+\([\s\d.]+%\)\s+(.*)$/.exec(line);
-    if (match && RUNTIME.test(match[2])) runtime += Number(match[1].replaceAll(',', ''));
+    if (!match || match[2].includes('PROGRAM TOTALS')) continue;
+    const instructions = Number(match[1].replaceAll(',', ''));
+    if (RUNTIME.test(match[2])) runtime += instructions;
+    else if (/^\?\?\?:0x[0-9a-f]+/.test(match[2])) jit += instructions;
   }
   if (process.env.OTEL_COUNT_KEEP) console.log(`kept ${out}`);
   else rmSync(out, { force: true });
-  return { total: Number(summary[1]), runtime };
+  return { total: Number(summary[1]), runtime, jit };
 }
 
 /** Garbage collection and compilation, by C++ function name. */
-const RUNTIME =
-  /v8::internal::(Scavenger|Heap|MarkCompact|MinorMarkCompact|Sweeper|Marking|ConcurrentMarking|MainMarking|GlobalHandles|Evacuat|PagedSpace|compiler::|maglev::|baseline::|Compiler|OptimizingCompile|Parser|Scanner|Zone)|heap::base::|cppgc::/;
+const RUNTIME = new RegExp(
+  [
+    'Scaveng',
+    'Evacuat',
+    'Sweep',
+    'Marking',
+    'MarkCompact',
+    'v8::internal::Heap',
+    'HeapObject::SizeFromMap',
+    'Pretenuring',
+    'NewSpace',
+    'PagedSpace',
+    'LargeObjectSpace',
+    'FreeList',
+    'MemoryChunk',
+    'MemoryAllocator',
+    'IterateObjectCache',
+    'BodyDescriptor',
+    'RootVisitor',
+    'ObjectVisitor',
+    'GlobalHandles',
+    'heap::base::',
+    'cppgc::',
+    'compiler::',
+    'maglev::',
+    'baseline::',
+    'Compiler',
+    'Parser',
+    'Scanner',
+    'Zone',
+  ].join('|'),
+);
 
 const { dir: stripped, changed } = buildStrippedTree(root);
 console.log(
@@ -126,10 +161,14 @@ try {
     const ratio = own('absent') / own('stripped');
     ratios.push(ratio);
     const per = n => (n / events).toFixed(0);
+    const line = side =>
+      `${side} ${per(figures[side].total)} (JavaScript ${per(figures[side].jit)}, ` +
+      `without GC/compilers ${per(own(side))})`;
     console.log(
-      `run ${run}: instructions per post + postLocal, absent ${per(own('absent'))} + GC/compilers ${per(figures.absent.runtime)}, ` +
-        `stripped ${per(own('stripped'))} + ${per(figures.stripped.runtime)}; ` +
-        `absent/stripped ${ratio.toFixed(4)}x without GC/compilers, ${(figures.absent.total / figures.stripped.total).toFixed(4)}x all`,
+      `run ${run}: instructions per post + postLocal: ${line('absent')}, ${line('stripped')}; absent/stripped ` +
+        `${ratio.toFixed(4)}x without GC/compilers, JavaScript ${(figures.absent.jit / figures.stripped.jit).toFixed(4)}x ` +
+        `(${((figures.absent.jit - figures.stripped.jit) / events).toFixed(1)} per event), ` +
+        `${(figures.absent.total / figures.stripped.total).toFixed(4)}x all`,
     );
   }
 } finally {

@@ -25,7 +25,11 @@
 // CPU per event over its interleaved rounds; a run's absent/stripped figure
 // is the median of its per-pair ratios, its sdk figure sdk/stripped. The
 // table gives, per variant, the median of the runs' figures and their range.
-// BENCH_SMOKE=1: one run of one pair of three benches in smoke mode (CI).
+// Then bench/harness/otel-count.mjs (one pair, under callgrind): the
+// instructions per event of the bus path, which load does not move
+// (--no-count skips it). The last line is the verdict.
+// BENCH_SMOKE=1: one run of one pair of three benches in smoke mode, no
+// count (CI).
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
@@ -49,14 +53,14 @@ const BENCHES = {
     variants: '^\\([ab]\\) herald (postLocal|post) -> handler$',
     seconds: 6,
     sdkSeconds: 20,
-    pairs: 3,
+    pairs: 2,
   },
   redis: {
     env: { BENCH_EVENTS: '10000', BENCH_ROUNDS: '3' },
     variants: '^herald$',
     seconds: 7,
     sdkSeconds: 12,
-    pairs: 3,
+    pairs: 2,
   },
   // EventsModule alone: durable mode adds outbox rows, not hooks (the same bus).
   pg: {
@@ -94,7 +98,7 @@ const BENCHES = {
   },
   // Not a harness bench: one herald process of it (`registry.bench.ts herald`)
   // prints the main thread's CPU of each pass over 10,000 distinct events.
-  registry: { env: { BENCH_PROVIDERS: '1000' }, variants: '', seconds: 4, pairs: 3, sdk: false },
+  registry: { env: { BENCH_PROVIDERS: '1000' }, variants: '', seconds: 4, pairs: 2, sdk: false },
 };
 // bench:ffi and bench:ffi-leak: lib/ffi has no telemetry hook (otel-strip
 // folds none there; observeRuntime reads stats() only when an app calls it).
@@ -212,7 +216,8 @@ const expected = benches.reduce(
     runs *
       (2 * pairsOf(bench) * (SMOKE ? 4 : BENCHES[bench].seconds) +
         (sdkFor(bench) ? (SMOKE ? 4 : BENCHES[bench].sdkSeconds) : 0)),
-  0,
+  // otel-count.mjs: two processes under callgrind.
+  SMOKE || flag('no-count') || baselineDir ? 0 : 150,
 );
 console.log(
   `otel-overhead${SMOKE ? ' (SMOKE: figures meaningless)' : ''}: ${benches.join(', ')}; ${runs} run(s) each of ` +
@@ -296,8 +301,23 @@ for (const bench of benches) {
   }
   verdicts.push(`${bench} ${fmt(worst, 3)}x`);
 }
+// The load-independent figure (otel-count.mjs): one pair under callgrind is
+// enough, its JavaScript count repeats to the instruction.
+let counted = '';
+if (!SMOKE && !flag('no-count') && !baselineDir) {
+  const started = Date.now();
+  const count = spawnSync(process.execPath, [path.join(here, 'otel-count.mjs'), '--runs', '1'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  process.stdout.write(`\n${count.stdout}`);
+  if (count.status !== 0) throw new Error(`otel-count.mjs failed:\n${count.stderr}`);
+  const verdict = /without GC\/compilers: median (\S+x)/.exec(count.stdout);
+  if (verdict) counted = `; instructions per event of the bus path ${verdict[1]}`;
+  console.log(`otel-count: ${((Date.now() - started) / 60000).toFixed(1)} min`);
+}
 const worstAll = Math.max(...verdicts.map(v => Number.parseFloat(v.split(' ')[1])));
 console.log(
   `absent/${reference.name}, the dearest herald variant per bench: ${verdicts.join(', ')}; ` +
-    `${worstAll <= 1.05 ? 'all within' : 'NOT all within'} the 5% budget (median of ${runs} run(s))`,
+    `${worstAll <= 1.05 ? 'all within' : 'NOT all within'} the 5% budget (median of ${runs} run(s))${counted}`,
 );
