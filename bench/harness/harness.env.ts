@@ -23,6 +23,22 @@ export function setting(name: string, full: number, smoke = full): number {
   return value;
 }
 
+/**
+ * BENCH_VARIANTS=<regular expression>: only the variants whose name matches
+ * run (bench/harness/otel-overhead.mjs runs herald's alone), and only the
+ * comparisons between two of them are printed.
+ */
+export function selectVariants<T extends { name: string }>(variants: T[]): T[] {
+  const pattern = process.env.BENCH_VARIANTS;
+  if (!pattern) return variants;
+  const chosen = variants.filter(variant => new RegExp(pattern).test(variant.name));
+  if (chosen.length === 0)
+    throw new Error(
+      `BENCH_VARIANTS=${pattern} matches no variant of ${variants.map(v => v.name).join(', ')}`,
+    );
+  return chosen;
+}
+
 /** Interleaved rounds: BENCH_ROUNDS, else `full` (one round in smoke mode). */
 export function rounds(full: number): number {
   return Math.max(1, setting('BENCH_ROUNDS', full, 1));

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { cpuMicros } from './harness.cpu.js';
-import { SMOKE } from './harness.env.js';
+import { SMOKE, selectVariants } from './harness.env.js';
 import { formatMs, formatRate, formatRatio, median, quantile, range } from './harness.stats.js';
 
 /** What the timed part of one variant's round did. */
@@ -129,7 +129,16 @@ const loadAverage = (): string =>
     .join(' ');
 
 /** Runs the rounds, prints per-round figures, the per-variant summary and the comparisons. */
-export async function runBench(spec: BenchSpec): Promise<Map<string, Figure[]>> {
+export async function runBench(all: BenchSpec): Promise<Map<string, Figure[]>> {
+  // BENCH_VARIANTS (harness.env.ts): some variants, and the comparisons among them.
+  const variants = selectVariants(all.variants);
+  const spec: BenchSpec = {
+    ...all,
+    variants,
+    comparisons: all.comparisons.filter(c =>
+      [c.herald, c.peer].flat().every(name => variants.some(v => v.name === name)),
+    ),
+  };
   const unit = spec.unit ?? 'events';
   const scale = spec.latencyUnit === 'µs' ? 1000 : 1;
   const latencyUnit = spec.latencyUnit ?? 'ms';

@@ -1,148 +1,321 @@
 #!/usr/bin/env node
-// What OpenTelemetry costs a bench (issue 26): runs one bench several times in
-// each BENCH_OTEL mode (harness.otel.ts), the modes interleaved run by run
-// (odd runs in order, even runs reversed), and prints each variant's CPU per
-// event per mode and run, and the per-run ratio to the reference mode with
-// its median:
+// What OpenTelemetry costs (issue 26's "Done when"): with the API absent, the
+// CPU per event of herald's variants in every bench against the same code
+// with the telemetry compiled out; and the figure with a real SDK and
+// Prometheus attached.
 //
-//   node bench/harness/otel-overhead.mjs [--bench local] [--runs 3]
-//        [--modes absent,off,sdk] [--baseline DIR]
+//   npm run bench:otel-overhead [-- --benches local,redis --runs 3 --pairs 2 --no-sdk --baseline DIR]
 //
-//   absent    @opentelemetry/* cannot be imported (the optional peer not installed)
-//   off       the API installed, NEST_HERALD_OTEL=off: herald's loader skips it
-//   env       the API installed, no SDK: herald installs nothing (the default of an app)
-//   sdk       the real SDK and the Prometheus exporter attached (every span exported)
-//   baseline  the same bench in DIR (--baseline), e.g. a worktree of the commit before
-//             the telemetry, with its node_modules: the "uninstrumented" figure
+//   absent    this checkout, `@opentelemetry/*` cannot be imported
+//             (--import ./bench/harness/otel-absent.mjs in NODE_OPTIONS, so
+//             child processes too; BENCH_OTEL=absent checks it)
+//   stripped  the reference: this checkout copied with every telemetry hook
+//             compiled out of lib/ (bench/harness/otel-strip.mjs; it refuses
+//             a hook site it cannot fold), run the same way; --baseline DIR
+//             takes another checkout instead (e.g. a worktree of the commit
+//             before the telemetry)
+//   sdk       this checkout with the real SDK and the Prometheus exporter
+//             attached in the bench's main process (BENCH_OTEL=sdk,
+//             harness.otel.ts)
 //
-// The reference is `baseline` when given, else `absent`. Each run is a whole
-// bench process with its own interleaved rounds (BENCH_ROUNDS, BENCH_EVENTS,
-// BENCH_SMOKE pass through); the figure of a run is its median CPU per event.
-// Children the bench spawns inherit absent (NODE_OPTIONS) and off (the
-// variable); sdk attaches in the bench's main process only.
+// Each bench runs herald's variants alone (BENCH_VARIANTS), in a shorter
+// configuration than its own full run (BENCHES below). A run of a bench is
+// `pairs` pairs of processes, absent and stripped back to back (who goes
+// first alternates), then one sdk process; a process's figure is the median
+// CPU per event over its interleaved rounds; a run's absent/stripped figure
+// is the median of its per-pair ratios, its sdk figure sdk/stripped. The
+// table gives, per variant, the median of the runs' figures and their range.
+// Then bench/harness/otel-count.mjs (one pair, under callgrind): the
+// instructions per event of the bus path, which load does not move
+// (--no-count skips it). The last line is the verdict.
+// BENCH_SMOKE=1: one run of one pair of bench:local (and its sdk process)
+// and bench:registry in smoke mode, no count (CI; the stripper still
+// compiles out every hook of lib/ and refuses one it cannot).
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildStrippedTree } from './otel-strip.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
+const SMOKE = process.env.BENCH_SMOKE === '1';
+
+/**
+ * Per bench: the settings of its shorter run, which variants are herald's,
+ * seconds one process takes on a quiet 2-core machine (absent or stripped;
+ * sdk), for the estimate, and pairs per run by default (the slow
+ * multi-process benches take one).
+ */
+const BENCHES = {
+  local: {
+    env: { BENCH_EVENTS: '50000', BENCH_ROUNDS: '5' },
+    variants: '^\\([ab]\\) herald (postLocal|post) -> handler$',
+    seconds: 6,
+    sdkSeconds: 20,
+    pairs: 2,
+  },
+  redis: {
+    env: { BENCH_EVENTS: '10000', BENCH_ROUNDS: '3' },
+    variants: '^herald$',
+    seconds: 7,
+    sdkSeconds: 12,
+    pairs: 2,
+  },
+  // EventsModule alone: durable mode adds outbox rows, not hooks (the same bus).
+  pg: {
+    env: { BENCH_SCALE: '0.1', BENCH_ROUNDS: '3' },
+    variants: '^herald EventsModule ',
+    seconds: 12,
+    sdkSeconds: 15,
+    pairs: 2,
+  },
+  microservices: {
+    env: { BENCH_SCALE: '0.25', BENCH_ROUNDS: '3' },
+    variants: '^(redis|pg) (EventsModule|microservice)$',
+    seconds: 10,
+    sdkSeconds: 15,
+    pairs: 2,
+  },
+  ipc: {
+    env: {
+      BENCH_MODES: 'herald,nest',
+      BENCH_SECONDS: '1',
+      BENCH_FAILOVERS: '0',
+      BENCH_ROUNDS: '3',
+    },
+    variants: '',
+    seconds: 20,
+    sdkSeconds: 25,
+    pairs: 1,
+  },
+  tiered: {
+    env: { BENCH_SECONDS: '1', BENCH_ROUNDS: '2' },
+    variants: '',
+    seconds: 25,
+    sdkSeconds: 30,
+    pairs: 1,
+  },
+  // Not a harness bench: one herald process of it (`registry.bench.ts herald`)
+  // prints the main thread's CPU of each pass over 10,000 distinct events.
+  registry: { env: { BENCH_PROVIDERS: '1000' }, variants: '', seconds: 4, pairs: 2, sdk: false },
+};
+// bench:ffi and bench:ffi-leak: lib/ffi has no telemetry hook (otel-strip
+// folds none there; observeRuntime reads stats() only when an app calls it).
 
 function option(name, fallback) {
   const at = process.argv.indexOf(`--${name}`);
   return at >= 0 ? process.argv[at + 1] : fallback;
 }
+const flag = name => process.argv.includes(`--${name}`);
 
-const bench = option('bench', 'local');
-const runs = Number(option('runs', '3'));
-const baseline = option('baseline', undefined);
-const modes = option('modes', 'absent,off,sdk')
+const benches = option('benches', SMOKE ? 'local,registry' : Object.keys(BENCHES).join(','))
   .split(',')
-  .filter(Boolean)
-  .concat(baseline ? ['baseline'] : []);
-const reference = baseline ? 'baseline' : modes[0];
-const KNOWN = ['absent', 'off', 'env', 'sdk', 'baseline'];
-for (const mode of modes) {
-  if (!KNOWN.includes(mode)) throw new Error(`unknown mode ${mode}: one of ${KNOWN.join(', ')}`);
-}
+  .filter(Boolean);
+for (const bench of benches)
+  if (!(bench in BENCHES))
+    throw new Error(`--benches: no bench ${bench} (${Object.keys(BENCHES).join(', ')})`);
+const runs = Number(option('runs', SMOKE ? '1' : '3'));
+const pairsOption = option('pairs', SMOKE ? '1' : undefined);
+const withSdk = !flag('no-sdk');
+const baselineDir = option('baseline', undefined);
 if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be an integer >= 1');
+if (pairsOption !== undefined && !(Number(pairsOption) >= 1))
+  throw new Error('--pairs must be an integer >= 1');
+const pairsOf = bench => Number(pairsOption ?? BENCHES[bench].pairs);
+const sdkFor = bench => withSdk && BENCHES[bench].sdk !== false;
 
 const load = () =>
   os
     .loadavg()
     .map(n => n.toFixed(2))
     .join(' ');
+const median = values => {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const fmt = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : '?');
 
-/** One bench process in `mode`: its stdout, and the median CPU per event of each variant. */
-function runOnce(mode) {
-  const dir = mode === 'baseline' ? path.resolve(baseline) : root;
-  const env = { ...process.env };
-  delete env.BENCH_OTEL;
-  if (mode !== 'baseline' && mode !== 'env') env.BENCH_OTEL = mode;
-  if (mode === 'absent') {
-    const hook = path.join(root, 'bench', 'harness', 'otel-absent.mjs');
-    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${hook}`.trim();
-  }
-  const started = Date.now();
-  const result = spawnSync(
-    process.execPath,
-    [
-      '--expose-gc',
-      '--import',
-      path.join(dir, 'scripts', 'register-ts.mjs'),
-      path.join(dir, 'bench', `${bench}.bench.ts`),
-    ],
-    { cwd: dir, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+/** The reference checkout: the stripped copy of this one, or --baseline. */
+let reference;
+if (baselineDir) {
+  reference = { dir: path.resolve(baselineDir), name: `baseline ${baselineDir}`, temporary: false };
+} else {
+  const { dir, changed } = buildStrippedTree(root);
+  reference = { dir, name: 'stripped', temporary: true };
+  console.log(
+    `otel-overhead: reference = this checkout with the telemetry compiled out (bench/harness/otel-strip.mjs) in ${dir}: ` +
+      changed.map(c => `${c.name} (${c.sites.length} sites)`).join(', '),
   );
+}
+
+/** One process of `bench` in `mode`: per herald variant its µs CPU per event, and the seconds it took. */
+function runOnce(bench, mode) {
+  const spec = BENCHES[bench];
+  const dir = mode === 'stripped' ? reference.dir : root;
+  const env = { ...process.env, ...spec.env };
+  delete env.BENCH_OTEL;
+  if (spec.variants) env.BENCH_VARIANTS = spec.variants;
+  if (SMOKE && bench === 'registry') env.BENCH_PROVIDERS = '20';
+  if (mode !== 'sdk') {
+    // Both sides of the comparison run without the API, the same way.
+    env.BENCH_OTEL = 'absent';
+    const hook = path.join(here, 'otel-absent.mjs');
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${hook}`.trim();
+  } else {
+    env.BENCH_OTEL = 'sdk';
+  }
+  const args = ['--expose-gc', '--import', path.join(dir, 'scripts', 'register-ts.mjs')];
+  args.push(path.join(dir, 'bench', `${bench}.bench.ts`));
+  if (bench === 'registry') args.push('herald');
+  const started = Date.now();
+  const result = spawnSync(process.execPath, args, {
+    cwd: dir,
+    env,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 600_000,
+  });
   if (result.status !== 0) {
     process.stderr.write(result.stdout + result.stderr);
     throw new Error(`bench:${bench} (${mode}) exited with ${result.status ?? result.signal}`);
   }
   const cpu = new Map();
-  // | variant | events/s (range) | µs CPU/event (range) | latency |
-  for (const line of result.stdout.split('\n')) {
-    const cells = line.split('|').map(cell => cell.trim());
-    if (cells.length < 5 || cells[1] === 'variant' || cells[1].startsWith('---')) continue;
-    const value = Number.parseFloat(cells[3]);
-    if (Number.isFinite(value)) cpu.set(cells[1], value);
+  if (bench === 'registry') {
+    // The herald side's figures (registry.bench.ts): main-thread CPU µs per pass of 10,000 events.
+    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1));
+    const events = Number(env.BENCH_PROVIDERS) * 10;
+    cpu.set('postLocal 2nd pass (main thread)', figures.localSecondCpu / events);
+    cpu.set('post 2nd pass (main thread)', figures.asyncSecondCpu / events);
+    cpu.set('startup ms (wall)', figures.startupMs);
+  } else {
+    // | variant | events/s (range) | µs CPU/event (range) | latency |
+    for (const line of result.stdout.split('\n')) {
+      const cells = line.split('|').map(cell => cell.trim());
+      if (cells.length < 5 || cells[1] === 'variant' || cells[1].startsWith('---')) continue;
+      const value = Number.parseFloat(cells[3]);
+      if (Number.isFinite(value)) cpu.set(cells[1], value);
+    }
   }
   if (cpu.size === 0) throw new Error(`bench:${bench} (${mode}) printed no variant table`);
   return { cpu, seconds: (Date.now() - started) / 1000 };
 }
 
-const median = values => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
+const processes = benches.reduce(
+  (sum, bench) => sum + runs * (2 * pairsOf(bench) + (sdkFor(bench) ? 1 : 0)),
+  0,
+);
+const expected = benches.reduce(
+  (sum, bench) =>
+    sum +
+    runs *
+      (2 * pairsOf(bench) * (SMOKE ? 4 : BENCHES[bench].seconds) +
+        (sdkFor(bench) ? (SMOKE ? 4 : BENCHES[bench].sdkSeconds) : 0)),
+  // otel-count.mjs: two processes under callgrind.
+  SMOKE || flag('no-count') || baselineDir ? 0 : 150,
+);
+console.log(
+  `otel-overhead${SMOKE ? ' (SMOKE: figures meaningless)' : ''}: ${benches.join(', ')}; ${runs} run(s) each of ` +
+    `pairs absent/${reference.name} (${benches.map(b => `${b} ${pairsOf(b)}`).join(', ')})` +
+    `${withSdk ? ' + one sdk process' : ''}; ${processes} processes, expected ~${Math.ceil(expected / 60)} min on a quiet 2-core machine; ` +
+    `${os.cpus().length} CPUs, load average ${load()}, ${new Date().toISOString()}`,
+);
+
+const started = Date.now();
+let done = 0;
+/** results[bench] = { runs: [{ ratios: Map(variant -> [per-pair ratio]), stripped: Map(variant -> [µs]), absent: ..., sdk: Map }] } */
+const results = {};
+try {
+  for (const bench of benches) {
+    results[bench] = [];
+    for (let run = 1; run <= runs; run++) {
+      const figures = { absent: [], stripped: [], sdk: undefined };
+      for (let pair = 0; pair < pairsOf(bench); pair++) {
+        const order = (run + pair) % 2 === 1 ? ['absent', 'stripped'] : ['stripped', 'absent'];
+        for (const mode of order) {
+          const { cpu, seconds } = runOnce(bench, mode);
+          figures[mode].push(cpu);
+          done++;
+          const eta = ((Date.now() - started) / done) * (processes - done);
+          console.log(
+            `${bench} run ${run} pair ${pair + 1} ${mode.padEnd(8)} ${seconds.toFixed(0).padStart(3)} s ` +
+              `${[...cpu].map(([v, us]) => `${v}: ${fmt(us)}`).join('; ')} | load ${load()}, ~${Math.ceil(eta / 60000)} min left`,
+          );
+        }
+      }
+      if (sdkFor(bench)) {
+        const { cpu, seconds } = runOnce(bench, 'sdk');
+        figures.sdk = cpu;
+        done++;
+        console.log(
+          `${bench} run ${run} sdk      ${seconds.toFixed(0).padStart(3)} s ` +
+            `${[...cpu].map(([v, us]) => `${v}: ${fmt(us)}`).join('; ')} | load ${load()}`,
+        );
+      }
+      results[bench].push(figures);
+    }
+  }
+} finally {
+  if (reference.temporary) rmSync(reference.dir, { recursive: true, force: true });
+}
 
 console.log(
-  `otel-overhead: bench:${bench}, ${runs} run(s) of modes ${modes.join(', ')} (interleaved), reference ${reference}; ` +
-    `${os.cpus().length} CPUs, load average ${load()}`,
+  `\nabsent/${reference.name}: CPU per event of each process = median of its interleaved rounds; ` +
+    `a run's figure = median of its per-pair ratios; median (range) over ${runs} run(s). ` +
+    `sdk = sdk/${reference.name} (µs per event with the SDK). ${((Date.now() - started) / 60000).toFixed(1)} min, load average now ${load()}`,
 );
-/** figures[mode][run] = Map(variant -> µs CPU per event) */
-const figures = Object.fromEntries(modes.map(mode => [mode, []]));
-for (let run = 1; run <= runs; run++) {
-  const order = run % 2 === 1 ? modes : [...modes].reverse();
-  for (const mode of order) {
-    const { cpu, seconds } = runOnce(mode);
-    figures[mode].push(cpu);
+console.log(
+  `| bench | variant | µs ${reference.name} | absent/${reference.name} | per run | ${withSdk ? 'sdk (µs) |' : ''}`,
+);
+console.log(`|---|---|---|---|---|${withSdk ? '---|' : ''}`);
+const verdicts = [];
+for (const bench of benches) {
+  const list = results[bench];
+  let worst = 0;
+  for (const variant of list[0].stripped[0].keys()) {
+    const perRun = list.map(({ absent, stripped }) =>
+      median(absent.map((a, i) => a.get(variant) / stripped[i].get(variant))),
+    );
+    const ref = median(list.flatMap(({ stripped }) => stripped.map(s => s.get(variant))));
+    const sdk = list.map(({ sdk, stripped }) =>
+      sdk ? sdk.get(variant) / median(stripped.map(s => s.get(variant))) : NaN,
+    );
+    const sdkUs = median(list.map(({ sdk }) => sdk?.get(variant) ?? NaN));
+    const ratio = median(perRun);
+    const low = Math.min(...perRun.filter(Number.isFinite));
+    const high = Math.max(...perRun.filter(Number.isFinite));
+    if (!variant.startsWith('startup')) worst = Math.max(worst, ratio);
     console.log(
-      `run ${run} ${mode.padEnd(8)} ${seconds.toFixed(0).padStart(4)} s, load average ${load()}`,
+      `| ${bench} | ${variant} | ${fmt(ref)} | ${fmt(ratio, 3)}x (${fmt(low)}–${fmt(high)}) | ${perRun.map(r => fmt(r)).join(' ')} |` +
+        (withSdk
+          ? sdkFor(bench)
+            ? ` ${fmt(median(sdk))}x (${fmt(sdkUs)} µs) |`
+            : ' not attached |'
+          : ''),
     );
   }
+  verdicts.push(`${bench} ${fmt(worst, 3)}x`);
 }
-
-const variants = [...figures[reference][0].keys()];
-const others = modes.filter(mode => mode !== reference);
-console.log(`\nµs CPU per event, median of each run's rounds; ratio = mode/${reference} per run`);
+// The load-independent figure (otel-count.mjs): one pair under callgrind is
+// enough, its JavaScript count repeats to the instruction.
+let counted = '';
+if (!SMOKE && !flag('no-count') && !baselineDir) {
+  const started = Date.now();
+  const count = spawnSync(process.execPath, [path.join(here, 'otel-count.mjs'), '--runs', '1'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  process.stdout.write(`\n${count.stdout}`);
+  if (count.status !== 0) throw new Error(`otel-count.mjs failed:\n${count.stderr}`);
+  const verdict = /without GC\/compilers: median (\S+x)/.exec(count.stdout);
+  if (verdict) counted = `; instructions per event of the bus path ${verdict[1]}`;
+  console.log(`otel-count: ${((Date.now() - started) / 60000).toFixed(1)} min`);
+}
+const worstAll = Math.max(...verdicts.map(v => Number.parseFloat(v.split(' ')[1])));
 console.log(
-  `| variant | ${reference} | ${others.map(mode => `${mode} | ${mode}/${reference} (median; per run)`).join(' | ')} |`,
+  `absent/${reference.name}, the dearest herald variant per bench: ${verdicts.join(', ')}; ` +
+    `${worstAll <= 1.05 ? 'all within' : 'NOT all within'} the 5% budget (median of ${runs} run(s))${counted}`,
 );
-console.log(`|---|---|${others.map(() => '---|---|').join('')}`);
-const worst = Object.fromEntries(others.map(mode => [mode, 0]));
-for (const variant of variants) {
-  const ref = figures[reference].map(run => run.get(variant));
-  const cells = [`${variant}`, ref.map(v => v?.toFixed(2) ?? '?').join(' ')];
-  for (const mode of others) {
-    const mine = figures[mode].map(run => run.get(variant));
-    const ratios = mine.map((value, i) => value / ref[i]).filter(Number.isFinite);
-    const ratio = ratios.length ? median(ratios) : NaN;
-    if (/herald/.test(variant) && Number.isFinite(ratio))
-      worst[mode] = Math.max(worst[mode], ratio);
-    cells.push(
-      mine.map(v => v?.toFixed(2) ?? '?').join(' '),
-      `${ratio.toFixed(3)} (${ratios.map(r => r.toFixed(2)).join(' ')})`,
-    );
-  }
-  console.log(`| ${cells.join(' | ')} |`);
-}
-console.log(`load average now ${load()}`);
-for (const mode of others) {
-  console.log(
-    `${mode}/${reference}: the most a herald variant costs, median of the per-run ratios = ${worst[mode].toFixed(3)}x` +
-      (mode !== 'sdk' && (mode === 'absent' || reference === 'baseline')
-        ? ` (${worst[mode] <= 1.05 ? 'within' : 'above'} the 5% budget)`
-        : ''),
-  );
-}
