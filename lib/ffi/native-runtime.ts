@@ -186,7 +186,8 @@ export class NativeRuntime {
         ),
       );
     }
-    const resolved = resolveNativeCallOptions(options);
+    // No options (the common case): nothing to check, and no object made per call.
+    const resolved = options === undefined ? undefined : resolveNativeCallOptions(options);
     if (resolved instanceof InvalidOptionsError) return Promise.reject(resolved);
     return callTable().submit(this.core, req, resolved);
   }
