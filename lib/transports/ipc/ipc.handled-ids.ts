@@ -6,14 +6,18 @@ import { HANDLED_IDS_CACHE_SIZE } from './ipc.constants.js';
  * the id strings kept 65,536–131,072 of them alive, each promoted to the
  * old generation, and cost about 10% of a busy worker's CPU plus GC.
  */
+/** Shared by every generation until its first id: a client that receives nothing allocates nothing. */
+const NO_INTS = new Int32Array(1);
+const NO_BYTES = new Uint8Array(0);
+
 class Generation {
   /** Entry index + 1 per slot (0: empty); twice the entries' room, so probes stay short. */
-  private table = new Int32Array(0);
+  private table = NO_INTS;
   private mask = 0;
-  private hashes = new Int32Array(0);
+  private hashes = NO_INTS;
   /** Entry i's bytes are arena[starts[i], starts[i + 1]). */
-  private starts = new Int32Array(1);
-  private arena = new Uint8Array(0);
+  private starts = NO_INTS;
+  private arena = NO_BYTES;
   /** Entries there is room for now; grows by doubling up to the capacity (a client may idle with few). */
   private room = 0;
   count = 0;

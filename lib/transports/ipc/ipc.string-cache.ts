@@ -17,21 +17,24 @@ const MAX_CACHED_BYTES = 64;
  */
 export class StringCache {
   private readonly mask: number;
-  private readonly bytes: Uint8Array;
-  private readonly lengths: Int32Array;
-  private readonly strings: string[];
+  /** Allocated at the first string (a client that receives nothing holds nothing). */
+  private bytes?: Uint8Array;
+  private lengths = new Int32Array(0);
+  private strings: string[] = [];
 
-  constructor(slots = 32) {
+  constructor(private readonly slots = 32) {
     this.mask = slots - 1;
-    this.bytes = new Uint8Array(slots * MAX_CACHED_BYTES);
-    this.lengths = new Int32Array(slots).fill(-1);
-    this.strings = new Array<string>(slots).fill('');
   }
 
   /** The UTF-8 string in `buf[start, end)`. */
   decode(buf: Uint8Array, start: number, end: number): string {
     const length = end - start;
     if (length > MAX_CACHED_BYTES) return (buf as Utf8Slicer).utf8Slice(start, end);
+    if (!this.bytes) {
+      this.bytes = new Uint8Array(this.slots * MAX_CACHED_BYTES);
+      this.lengths = new Int32Array(this.slots).fill(-1);
+      this.strings = new Array<string>(this.slots).fill('');
+    }
     let h = length;
     for (let k = start; k < end; k++) h = Math.imul(h ^ buf[k], 0x01000193);
     const slot = (h ^ (h >>> 15)) & this.mask;
