@@ -22,26 +22,61 @@ const INT = /^-?\d{1,19}$/;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
-/** An envelope as a flat XADD field list. */
+/** A string JSON writes as it is between quotes: no quote, backslash, control character or surrogate. */
+// eslint-disable-next-line no-control-regex -- the control characters are what JSON escapes
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/** `JSON.stringify(text)`, for a plain string by concatenation (no JSON writer per member). */
+function quoted(text: string): string {
+  return PLAIN.test(text) ? `"${text}"` : JSON.stringify(text);
+}
+
+/**
+ * The last source, event, origin and time quoted: they repeat from post to
+ * post (one origin per process, one time per millisecond).
+ */
+const last = {
+  source: '',
+  sourceQuoted: '""',
+  event: '',
+  eventQuoted: '""',
+  origin: '',
+  originQuoted: '""',
+  occurredAt: '',
+  occurredAtQuoted: '""',
+};
+
+/**
+ * An envelope as a flat XADD field list. The common header (no key, unique
+ * or headers) is joined from quoted members, byte for byte what
+ * `JSON.stringify` writes, at about half its cost; the others go through
+ * `JSON.stringify`.
+ */
 export function encodeEnvelopeEntry(envelope: Envelope): string[] {
+  if (
+    envelope.key === undefined &&
+    envelope.unique === undefined &&
+    envelope.headers === undefined
+  ) {
+    const { source, event, origin, occurredAt } = envelope;
+    if (source !== last.source) last.sourceQuoted = quoted((last.source = source));
+    if (event !== last.event) last.eventQuoted = quoted((last.event = event));
+    if (origin !== last.origin) last.originQuoted = quoted((last.origin = origin));
+    if (occurredAt !== last.occurredAt)
+      last.occurredAtQuoted = quoted((last.occurredAt = occurredAt));
+    const header = `[${quoted(envelope.id)},${last.sourceQuoted},${last.eventQuoted},${last.originQuoted},${last.occurredAtQuoted}]`;
+    return [F.header, header, F.payload, envelope.payload];
+  }
   const header: (string | Readonly<Record<string, string>> | null)[] = [
     envelope.id,
     envelope.source,
     envelope.event,
     envelope.origin,
     envelope.occurredAt,
+    envelope.key === undefined ? null : envelope.key.join(','),
+    envelope.unique ?? null,
+    envelope.headers ?? null,
   ];
-  if (
-    envelope.key !== undefined ||
-    envelope.unique !== undefined ||
-    envelope.headers !== undefined
-  ) {
-    header.push(
-      envelope.key === undefined ? null : envelope.key.join(','),
-      envelope.unique ?? null,
-      envelope.headers ?? null,
-    );
-  }
   return [F.header, JSON.stringify(header), F.payload, envelope.payload];
 }
 

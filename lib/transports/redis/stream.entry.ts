@@ -93,6 +93,21 @@ export function parseGap(line: string): TrimmedGap | undefined {
   };
 }
 
+/** Field names reused from entry to entry: the first this many fields (names and values). */
+const MAX_NAMES = 32;
+/** Longer names are decoded each time: comparing them in JS would cost more. */
+const MAX_NAME_BYTES = 64;
+
+/** The bytes `buffer[start..end)` are exactly `text`, every character of it ASCII. */
+function sameAscii(buffer: Buffer, start: number, end: number, text: string): boolean {
+  if (end - start !== text.length) return false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 127 || buffer[start + i] !== code) return false;
+  }
+  return true;
+}
+
 function framedNumber(buffer: Buffer, start: number, end: number): number {
   let value = 0;
   for (let i = start; i < end; i++) value = value * 10 + buffer[i] - 48;
@@ -124,6 +139,7 @@ export function parseFramedEntries(buffer: Buffer): FramedRead {
     at = newline + 1;
   }
   const valid = isUtf8(buffer);
+  const names: string[] = [];
   while (at < length) {
     let newline = buffer.indexOf(10, at);
     if (newline < 0) throw new Error('malformed read script reply');
@@ -138,8 +154,16 @@ export function parseFramedEntries(buffer: Buffer): FramedRead {
       for (let i = 0; i < count; i++) {
         newline = buffer.indexOf(10, at);
         if (newline < 0) throw new Error('malformed read script reply');
-        const end = newline + 1 + framedNumber(buffer, at, newline);
-        fields[i] = buffer.toString('utf8', newline + 1, end);
+        const start = newline + 1;
+        const end = start + framedNumber(buffer, at, newline);
+        // Field names repeat from entry to entry: the previous entry's string when the bytes match.
+        const name = (i & 1) === 0 ? names[i] : undefined;
+        if (name !== undefined && sameAscii(buffer, start, end, name)) {
+          fields[i] = name;
+        } else {
+          fields[i] = buffer.toString('utf8', start, end);
+          if ((i & 1) === 0 && i < MAX_NAMES && end - start <= MAX_NAME_BYTES) names[i] = fields[i];
+        }
         at = end;
       }
       entries.push([id, fields]);

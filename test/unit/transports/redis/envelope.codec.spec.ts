@@ -42,6 +42,41 @@ describe('envelope entry codec', () => {
     );
   });
 
+  it('writes the header byte for byte as JSON.stringify would, for any string, post after post', () => {
+    const tricky = [
+      'plain',
+      'q"uote',
+      'back\\slash',
+      'tab\tnl\n',
+      '\u0000\u001f',
+      '\ud800',
+      'x\udfff',
+      '🎉',
+      'é',
+      '',
+    ];
+    const text = fc.oneof(fc.constantFrom(...tricky), fc.string(), fc.string({ unit: 'binary' }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(text, text, text, text, text), { minLength: 1, maxLength: 5 }),
+        posts => {
+          // Several posts in a row: the quoted members kept from the last one must never leak into the next.
+          for (const [id, source, event, origin, occurredAt] of posts) {
+            const [, header] = encodeEnvelopeEntry({
+              id,
+              source,
+              event,
+              origin,
+              occurredAt,
+              payload: '',
+            });
+            expect(header).toBe(JSON.stringify([id, source, event, origin, occurredAt]));
+          }
+        },
+      ),
+    );
+  });
+
   it('decodes the flat reply form like the record form', () => {
     fc.assert(
       fc.property(envelope, value => {

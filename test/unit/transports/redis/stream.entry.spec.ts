@@ -29,6 +29,21 @@ describe('stream entries as read', () => {
     });
   });
 
+  it('reads field names that change from entry to entry (same length, other bytes, non-ASCII)', () => {
+    const reply = frame([
+      ['1-0', [Buffer.from('ab'), Buffer.from('1'), Buffer.from('cd'), Buffer.from('2')]],
+      ['2-0', [Buffer.from('ab'), Buffer.from('3'), Buffer.from('ce'), Buffer.from('4')]],
+      ['3-0', [Buffer.from('é'), Buffer.from('5')]],
+      ['4-0', [Buffer.from('Ã©'), Buffer.from('6'), Buffer.from('cd'), Buffer.from('7')]],
+    ]);
+    expect(parseFramedEntries(reply).entries).toEqual([
+      ['1-0', ['ab', '1', 'cd', '2']],
+      ['2-0', ['ab', '3', 'ce', '4']],
+      ['3-0', ['é', '5']],
+      ['4-0', ['Ã©', '6', 'cd', '7']],
+    ]);
+  });
+
   it('reads the gap line the read script puts first', () => {
     const reply = frame([['9-0', [Buffer.from('k'), Buffer.from('v')]]], '#15 0-0 7-0\n');
     expect(parseFramedEntries(reply).gap).toEqual({ lost: 15, after: '0-0', before: '7-0' });
