@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { EventBus, type HeraldEvent } from '../../../lib/index.js';
+import { z } from 'zod';
+import { EventBus, type EventSchemas, type HeraldEvent } from '../../../lib/index.js';
 import {
   PgOutboxSchemaError,
   PgTransport,
@@ -36,6 +37,7 @@ describe('PgTransport durable (issue 19)', () => {
     durable: PgDurableOptions = {},
     options: PgTransportOptions = {},
     handler?: (event: HeraldEvent) => unknown,
+    schemas?: EventSchemas,
   ): Promise<Made> => {
     const logger = memoryLogger();
     const transport = new PgTransport({
@@ -46,7 +48,7 @@ describe('PgTransport durable (issue 19)', () => {
       ...options,
       durable: { table: place.table, pollMs: 200, cleanupIntervalMs: 0, ...durable },
     });
-    const bus = new EventBus({ logger, transport });
+    const bus = new EventBus({ logger, transport, schemas });
     buses.push(bus);
     await bus.connect();
     bus.start();
@@ -407,4 +409,38 @@ describe('PgTransport durable (issue 19)', () => {
       await admin.query(`DROP ROLE IF EXISTS ${role}`);
     }
   });
+
+  // Issue 27 point 3: an event its schema refuses on arrival (posted by a
+  // peer without the schema) goes to the dead letters at once, not after
+  // maxAttempts handler failures.
+  it('dead-letters an invalid arrival on its first delivery; a valid one is handled with the output', async () => {
+    const at = place();
+    const schemas = { orders: { paid: z.object({ amount: z.coerce.number() }) } };
+    const receiver = await start(
+      at,
+      { consumer: 'receiver', maxAttempts: 5 },
+      {},
+      undefined,
+      schemas,
+    );
+    const seen: unknown[] = [];
+    receiver.bus.register(data => void seen.push(data), 'orders', 'paid');
+    const peer = await start(at, { consumer: 'peer', maxAttempts: 5 });
+
+    await peer.bus.post('orders', 'paid', { amount: 'nope' });
+    await waitFor(() => receiver.transport.stats().deadLettered === 1, LONG);
+    const { rows } = await admin.query(
+      `SELECT attempts, reason FROM ${at.table}_dead WHERE channel = $1`,
+      [at.channel],
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0].attempts).toBe(1);
+    expect(rows[0].reason).toMatch(/^undecodable: .*orders\/paid data is invalid at data\.amount/);
+    expect(receiver.bus.stats()).toMatchObject({ invalid: 1, failed: 0, handled: 0 });
+    expect(receiver.transport.stats().redelivered).toBe(0);
+
+    await peer.bus.post('orders', 'paid', { amount: '4' });
+    await waitFor(() => seen.length === 1, LONG);
+    expect(seen).toEqual([{ amount: 4 }]);
+  }, 120_000);
 });
