@@ -2,6 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
 import { filter, firstValueFrom } from 'rxjs';
+import { z } from 'zod';
 import {
   EventBus,
   EventPublisher,
@@ -10,6 +11,7 @@ import {
   OnEvent,
   silentLogger,
   type Envelope,
+  type EventSchemas,
   type HeraldEvent,
   type TransportStatus,
 } from '../../../lib/index.js';
@@ -17,6 +19,7 @@ import {
   RedisTransport,
   StreamPublisher,
   encodeEnvelopeEntry,
+  fieldsToRecord,
   type RedisTransportOptions,
 } from '../../../lib/redis/index.js';
 import { PrivateRedis } from '../../helpers/private-redis.js';
@@ -29,14 +32,14 @@ const admin = new Redis(REDIS_URL);
 const buses: EventBus[] = [];
 const keys: string[] = [];
 
-async function instance(options: RedisTransportOptions): Promise<EventBus> {
+async function instance(options: RedisTransportOptions, schemas?: EventSchemas): Promise<EventBus> {
   const transport = new RedisTransport({
     url: REDIS_URL,
     blockMs: 100,
     nackRetryDelayMs: 20,
     ...options,
   });
-  const bus = new EventBus({ transport, logger: silentLogger });
+  const bus = new EventBus({ transport, logger: silentLogger, schemas });
   buses.push(bus);
   await bus.connect();
   bus.start();
@@ -236,5 +239,41 @@ describe('redis transport', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+// Issue 27 point 3: an event its schema refuses on arrival (posted by a peer
+// without the schema) is dead-lettered at once on a group, never retried as
+// a handler failure, never handed to a handler.
+describe('redis transport, schemas on arrival', () => {
+  it('work queue: an invalid arrival is dead-lettered at once; a valid one is handled with the output', async () => {
+    const name = uniqueName('schemas');
+    const group = uniqueName('g');
+    keys.push(name, `${name}:dead`);
+    const schemas = { orders: { paid: z.object({ amount: z.coerce.number() }) } };
+    const worker = await instance(
+      { stream: name, mode: 'work-queue', group, maxDeliveries: 5 },
+      schemas,
+    );
+    const seen: unknown[] = [];
+    worker.register(data => void seen.push(data), 'orders', 'paid');
+    // A peer without the schema: its post is not checked before sending.
+    const peer = await instance({ stream: name, mode: 'work-queue', group: uniqueName('other') });
+
+    await peer.post('orders', 'paid', { amount: 'not a number' });
+    await waitFor(async () => (await admin.xlen(`${name}:dead`)) === 1);
+    const [[, fields]] = await admin.xrange(`${name}:dead`, '-', '+');
+    expect(fieldsToRecord(fields).dead_reason).toMatch(
+      /^undecodable: .*orders\/paid data is invalid at data\.amount/,
+    );
+    expect(worker.stats()).toMatchObject({ invalid: 1, failed: 0, handled: 0 });
+    // Dead-lettered on the first delivery: no retry as a handler failure.
+    expect(worker.stats().transport).toMatchObject({ 'subscriber.undecodable': 1 });
+    await waitFor(async () => (await admin.xpending(name, group))[0] === 0);
+
+    await peer.post('orders', 'paid', { amount: '12' });
+    await waitFor(() => seen.length === 1);
+    expect(seen).toEqual([{ amount: 12 }]);
+    expect(await admin.xlen(`${name}:dead`)).toBe(1);
   });
 });
