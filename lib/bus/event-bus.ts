@@ -123,6 +123,8 @@ export class EventBus {
       this.counters,
       this.logger,
       settled,
+      // A post the transport refused never comes back: stop waiting for it.
+      envelope => this.loopback.forget(envelope.id),
     );
     this.dispatcher = new Dispatcher({
       handlers: this.registry,
@@ -374,13 +376,9 @@ export class EventBus {
     }
     if (!this.outbox.hasRoom()) return Promise.reject(this.outbox.fullError());
     this.counters.posted++;
-    if (!this.loopback.expect(envelope)) return this.outbox.push(envelope, this.connect());
-    // A post the transport refused never comes back: stop waiting for it.
-    return this.outbox.push(envelope, this.connect()).catch((error: unknown) => {
-      this.loopback.forget(envelope.id);
-      this.idle.notify();
-      throw error;
-    });
+    // The outbox forgets it again if it is refused (no handler per post here).
+    this.loopback.expect(envelope);
+    return this.outbox.push(envelope, this.connect());
   }
 
   /** Builds and validates an envelope; throws the typed error of the first problem. */
