@@ -352,12 +352,20 @@ describe('PgTransport durable (issue 19)', () => {
     await a.bus.post('jobs', 'run', {}, { unique: `job-${at.channel}` });
     await a.bus.post('jobs', 'run', {}, { unique: `job-${at.channel}` });
     await a.bus.post('jobs', 'marker', {});
+    // A unique row runs once its claim is won, so it may come after the
+    // marker: wait until each listener settled both 'run' rows (run here, or
+    // dropped as a duplicate), whichever order their claims took.
+    const runs = (): HeraldEvent[] => [...a.got, ...b.got].filter(e => e.event === 'run');
+    const duplicates = (): number =>
+      a.transport.stats().duplicates + b.transport.stats().duplicates;
     await waitFor(
-      () => a.got.some(e => e.event === 'marker') && b.got.some(e => e.event === 'marker'),
+      () =>
+        a.got.some(e => e.event === 'marker') &&
+        b.got.some(e => e.event === 'marker') &&
+        runs().length + duplicates() === 4,
       LONG,
     );
-    const runs = [...a.got, ...b.got].filter(e => e.event === 'run');
-    expect(runs).toHaveLength(1);
+    expect(runs()).toHaveLength(1);
   });
 
   it('refuses to start without the privilege to create the tables, naming it', async () => {
