@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { processOrigin } from '../common/origin.js';
 
 /**
  * Ids per random block: the last two hex digits count through it. Small
@@ -51,4 +52,16 @@ export class UuidSource {
     this.prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 30)}`;
     this.next = 0;
   }
+}
+
+/** Buses made in this process so far: each takes the next number for its origin. */
+let buses = 0;
+
+/**
+ * A new bus's origin: {@link processOrigin} (host, pid, per-process instance
+ * id) and the bus's number in this process, e.g. `web-1/4242/9b2f3c1e/1`.
+ * Unique per bus, so a bus recognises its own posts by comparing one string.
+ */
+export function busOrigin(): string {
+  return `${processOrigin()}/${++buses}`;
 }

@@ -56,6 +56,8 @@ export class Outbox {
     private readonly logger: HeraldLogger,
     /** Called when a batch settled (the bus's idle check). */
     private readonly settled: () => void,
+    /** Called for each post the transport refused or never got, before its batch's `settled`. */
+    private readonly refused: (envelope: Envelope) => void = () => undefined,
   ) {}
 
   /** Posts waiting or being published. */
@@ -105,7 +107,10 @@ export class Outbox {
   rejectAll(error: unknown): Envelope[] {
     const { envelopes, rejecters } = this;
     this.take();
-    for (const reject of rejecters) reject(error);
+    for (let i = 0; i < envelopes.length; i++) {
+      this.refused(envelopes[i]);
+      rejecters[i](error);
+    }
     return envelopes;
   }
 
@@ -156,7 +161,10 @@ export class Outbox {
       ),
       stackOf(error),
     );
-    for (const rejectOne of reject) rejectOne(error);
+    for (let i = 0; i < batch.length; i++) {
+      this.refused(batch[i]);
+      reject[i](error);
+    }
     this.publishing--;
     this.settled();
   }
@@ -182,6 +190,7 @@ export class Outbox {
         resolve[i](result.ref === undefined ? { id } : { id, ref: result.ref });
       } else {
         this.counters.publishFailed++;
+        this.refused(batch[i]);
         reject[i](result?.error ?? new Error('transport returned no result for this event'));
       }
     }
