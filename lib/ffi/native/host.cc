@@ -56,13 +56,28 @@ struct Runtime {
   Task *deferred_tail;
   int64_t deferred;
   bool dirty;
+  // The queue's limit, and a bound on its `waiting` that the JS thread keeps
+  // itself: it adds what it posts, and the pollers only lower `waiting`, so
+  // a call under the limit by this bound is under it for sure. Submit reads
+  // the queue's counter (a line the pollers write at every poll) only when
+  // the bound says the queue may be full.
+  int64_t max_queue;
+  int64_t waiting_bound;
 };
 
+// Posts `count` tasks (the JS thread) and counts them in the bound.
+void Post(Runtime *rt, Task *first, Task *last, int64_t count) {
+  QueueAppend(rt->queue, first, last, count);
+  rt->waiting_bound += count;
+}
+
 struct Sink : Completions {
-  uv_async_t async;
+  // Touched by the answering thread that wakes the loop.
+  alignas(64) uv_async_t async;
   pthread_mutex_t mu;  // orders uv_async_send against uv_close
   bool closed = false;
-  napi_env env = nullptr;
+  // The JS thread's own from here (a line apart from the above).
+  alignas(64) napi_env env = nullptr;
   napi_ref callback = nullptr;
   napi_ref meta_ref = nullptr;
   napi_ref resource = nullptr;
@@ -107,7 +122,7 @@ void FlushDeferred(Sink *s) {
   for (Runtime *rt : s->dirty) {
     rt->dirty = false;
     if (rt->deferred == 0) continue;
-    QueueAppend(rt->queue, rt->deferred_head, rt->deferred_tail, rt->deferred);
+    Post(rt, rt->deferred_head, rt->deferred_tail, rt->deferred);
     rt->deferred_head = rt->deferred_tail = nullptr;
     rt->deferred = 0;
   }
@@ -521,7 +536,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
     return failed;
   }
 
-  Runtime *rt = new Runtime{q, lib, real, false, zero_length, nullptr, nullptr, 0, false};
+  Runtime *rt = new Runtime{q, lib, real, false, zero_length, nullptr, nullptr, 0, false, max_queue, 0};
   s->runtimes.push_back(rt);
   out.Set("ok", true);
   out.Set("id", static_cast<uint32_t>(s->runtimes.size() - 1));
@@ -576,13 +591,14 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
   t->completions = s;
   t->slot = slot;
   t->zero_length = rt->zero_length;
-  Queue *q = rt->queue;
   PostStatus status = kPosted;
-  // Only this thread posts and sets `finished`; pollers only lower `waiting`.
-  if (q->finished) {
+  // Only this thread posts and unloads (rt->unloaded is the queue's
+  // `finished`); pollers only lower `waiting`.
+  if (rt->unloaded) {
     status = kFinished;
-  } else if (__atomic_load_n(&q->waiting, __ATOMIC_RELAXED) + rt->deferred >= q->max_queue) {
-    status = kFull;
+  } else if (rt->waiting_bound + rt->deferred >= rt->max_queue) {
+    rt->waiting_bound = __atomic_load_n(&rt->queue->waiting, __ATOMIC_RELAXED);
+    if (rt->waiting_bound + rt->deferred >= rt->max_queue) status = kFull;
   }
   if (status != kPosted) {
     s->tasks.Give(t);
@@ -599,7 +615,7 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
       s->dirty.push_back(rt);
     }
   } else {
-    QueueAppend(q, t, t, 1);
+    Post(rt, t, t, 1);
   }
   if (status == kPosted) Await(s);
   return Napi::Number::New(env, status);

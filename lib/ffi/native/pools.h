@@ -108,14 +108,18 @@ struct Slab {
   // of the Buffer answers are delivered over while the slab may still get
   // answers (NULL otherwise), and how many Buffers over it JS has not
   // collected yet. refs == js_buffers: no answer will come from it any more.
-  void *js = nullptr;
+  // (A line apart from `used` and `refs`, which the answering threads write
+  // at every answer.)
+  alignas(64) void *js = nullptr;
   int64_t js_buffers = 0;
 };
 
 // Shared by the runtime threads (Reserve) and the JS thread (Release of
 // delivered answers and collected Buffers). The lock covers a few pointer
-// moves per answer, taken on the answering thread.
-class SlabPool {
+// moves per answer, taken on the answering thread. Aligned to a line of its
+// own: the lock is written at every answer, and what lies next to it in the
+// sink (the task pool's counters) by the JS thread at every call.
+class alignas(64) SlabPool {
  public:
   static constexpr size_t kSlabSize = 512 * 1024;
   // Idle slabs kept for reuse (at most 128 MiB, and never more than were in
@@ -194,7 +198,8 @@ class SlabPool {
     } else {
       char *data = static_cast<char *>(malloc(kSlabSize));
       if (data == nullptr) return nullptr;
-      slab = new Slab{data, 0, {0}, nullptr, nullptr, 0};
+      slab = new Slab();
+      slab->data = data;
       allocations_.fetch_add(1, std::memory_order_relaxed);
       live_.fetch_add(1, std::memory_order_relaxed);
     }
