@@ -14,9 +14,10 @@
 //             a hook site it cannot fold), run the same way; --baseline DIR
 //             takes another checkout instead (e.g. a worktree of the commit
 //             before the telemetry)
-//   sdk       this checkout with the real SDK and the Prometheus exporter
-//             attached in the bench's main process (BENCH_OTEL=sdk,
-//             harness.otel.ts)
+//   sdk       this checkout with the real SDK, the Prometheus exporter and
+//             herald's telemetry attached in every Node process of the
+//             bench, its worker processes too (BENCH_OTEL=sdk and
+//             otel-sdk.preload.ts in NODE_OPTIONS; otel-sdk.ts)
 //
 // Each bench runs herald's variants alone (BENCH_VARIANTS), in a shorter
 // configuration than its own full run (BENCHES below). A run of a bench is
@@ -26,8 +27,8 @@
 // is the median of its per-pair ratios, its sdk figure sdk/stripped. The
 // table gives, per variant, the median of the runs' figures and their range.
 // Then bench/harness/otel-count.mjs (one pair, under callgrind): the
-// instructions per event of the bus path, which load does not move
-// (--no-count skips it). The last line is the verdict.
+// instructions per event of the bus path, and of bench:registry's app when
+// registry runs, which load does not move (--no-count skips it). The last line is the verdict.
 // BENCH_SMOKE=1: one run of one pair of every bench (and its sdk process)
 // in smoke mode, no count (CI, about 3 min: a bench whose report breaks when
 // BENCH_VARIANTS leaves its peers out fails here; the stripper still
@@ -101,9 +102,20 @@ const BENCHES = {
     sdkSeconds: 30,
     pairs: 1,
   },
-  // Not a harness bench: one herald process of it (`registry.bench.ts herald`)
-  // prints the CPU of each pass over 10,000 distinct events.
-  registry: { env: { BENCH_PROVIDERS: '1000' }, variants: '', seconds: 4, pairs: 2, sdk: false },
+  // Not a harness bench: bench:registry's herald app (10,000 handlers on
+  // 10,000 distinct events), built afresh BENCH_APPS times in one process,
+  // each running BENCH_PASSES passes of each kind after its first
+  // (registry-passes.ts): a pass is 1–5 ms of CPU, too short alone for CPU
+  // time to tell 5%; the process's figure is the CPU of all of them.
+  registry: {
+    script: 'bench/harness/registry-passes.ts',
+    env: { BENCH_PROVIDERS: '1000', BENCH_APPS: '10', BENCH_PASSES: '6' },
+    smokeEnv: { BENCH_PROVIDERS: '20', BENCH_APPS: '2', BENCH_PASSES: '1' },
+    variants: '',
+    seconds: 10,
+    sdkSeconds: 25,
+    pairs: 6,
+  },
 };
 // bench:ffi and bench:ffi-leak: lib/ffi has no telemetry hook (otel-strip
 // folds none there; observeRuntime reads stats() only when an app calls it).
@@ -126,7 +138,6 @@ if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be an inte
 if (pairsOption !== undefined && !(Number(pairsOption) >= 1))
   throw new Error('--pairs must be an integer >= 1');
 const pairsOf = bench => Number(pairsOption ?? BENCHES[bench].pairs);
-const sdkFor = bench => withSdk && BENCHES[bench].sdk !== false;
 
 const load = () =>
   os
@@ -158,21 +169,25 @@ if (baselineDir) {
 function runOnce(bench, mode) {
   const spec = BENCHES[bench];
   const dir = mode === 'stripped' ? reference.dir : root;
-  const env = { ...process.env, ...spec.env };
+  const env = { ...process.env, ...spec.env, ...(SMOKE ? spec.smokeEnv : {}) };
   delete env.BENCH_OTEL;
   if (spec.variants) env.BENCH_VARIANTS = spec.variants;
-  if (SMOKE && bench === 'registry') env.BENCH_PROVIDERS = '20';
   if (mode !== 'sdk') {
     // Both sides of the comparison run without the API, the same way.
     env.BENCH_OTEL = 'absent';
     const hook = path.join(here, 'otel-absent.mjs');
     env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${hook}`.trim();
   } else {
+    // The SDK, a Prometheus exporter and herald's telemetry in every Node
+    // process of the bench, its workers too (ipc's and tiered's posts and
+    // handlers run there), before their code runs.
     env.BENCH_OTEL = 'sdk';
+    const ts = path.join(root, 'scripts', 'register-ts.mjs');
+    const preload = path.join(here, 'otel-sdk.preload.ts');
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${ts} --import ${preload}`.trim();
   }
   const args = ['--expose-gc', '--import', path.join(dir, 'scripts', 'register-ts.mjs')];
-  args.push(path.join(dir, 'bench', `${bench}.bench.ts`));
-  if (bench === 'registry') args.push('herald');
+  args.push(path.join(dir, spec.script ?? path.join('bench', `${bench}.bench.ts`)));
   const started = Date.now();
   const result = spawnSync(process.execPath, args, {
     cwd: dir,
@@ -188,14 +203,16 @@ function runOnce(bench, mode) {
   }
   const cpu = new Map();
   if (bench === 'registry') {
-    // The herald side's figures (registry.bench.ts): CPU µs per pass of 10,000 events.
-    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1));
-    const events = Number(env.BENCH_PROVIDERS) * 10;
-    // Process CPU (getrusage): the main thread's schedstat figure moves in
-    // scheduler ticks, coarse for a pass of a few milliseconds.
-    cpu.set('postLocal, 2nd pass', figures.localSecondAll / events);
-    cpu.set('post, 2nd pass', figures.asyncSecondAll / events);
-    cpu.set('startup ms (wall)', figures.startupMs);
+    // registry-passes.ts: process CPU µs (every thread) summed over its apps.
+    // Its JSON line (the sdk's summary may follow it).
+    const f = JSON.parse(result.stdout.split('\n').findLast(line => line.startsWith('{')));
+    const first = f.apps * f.eventsPerPass;
+    const later = first * f.laterPassesPerApp;
+    cpu.set('postLocal, passes 2+', f.localLaterCpu / later);
+    cpu.set('post, passes 2+', f.asyncLaterCpu / later);
+    cpu.set('postLocal, 1st pass', f.localFirstCpu / first);
+    cpu.set('post, 1st pass', f.asyncFirstCpu / first);
+    cpu.set('startup, ms CPU per app', f.startupCpu / f.apps / 1000);
   } else {
     // | variant | events/s (range) | µs CPU/event (range) | latency |
     for (const line of result.stdout.split('\n')) {
@@ -210,7 +227,7 @@ function runOnce(bench, mode) {
 }
 
 const processes = benches.reduce(
-  (sum, bench) => sum + runs * (2 * pairsOf(bench) + (sdkFor(bench) ? 1 : 0)),
+  (sum, bench) => sum + runs * (2 * pairsOf(bench) + (withSdk ? 1 : 0)),
   0,
 );
 const expected = benches.reduce(
@@ -218,7 +235,7 @@ const expected = benches.reduce(
     sum +
     runs *
       (2 * pairsOf(bench) * (SMOKE ? 4 : BENCHES[bench].seconds) +
-        (sdkFor(bench) ? (SMOKE ? 4 : BENCHES[bench].sdkSeconds) : 0)),
+        (withSdk ? (SMOKE ? 4 : BENCHES[bench].sdkSeconds) : 0)),
   // otel-count.mjs: two processes under callgrind.
   SMOKE || flag('no-count') || baselineDir ? 0 : 150,
 );
@@ -251,7 +268,7 @@ try {
           );
         }
       }
-      if (sdkFor(bench)) {
+      if (withSdk) {
         const { cpu, seconds } = runOnce(bench, 'sdk');
         figures.sdk = cpu;
         done++;
@@ -295,29 +312,31 @@ for (const bench of benches) {
     if (!variant.startsWith('startup') && Number.isFinite(ratio)) worst = Math.max(worst, ratio);
     console.log(
       `| ${bench} | ${variant} | ${fmt(ref)} | ${fmt(ratio, 3)}x (${fmt(low)}–${fmt(high)}) | ${perRun.map(r => fmt(r)).join(' ')} |` +
-        (withSdk
-          ? sdkFor(bench)
-            ? ` ${fmt(median(sdk))}x (${fmt(sdkUs)} µs) |`
-            : ' not attached |'
-          : ''),
+        (withSdk ? ` ${fmt(median(sdk))}x (${fmt(sdkUs)} µs) |` : ''),
     );
   }
   verdicts.push(`${bench} ${fmt(worst, 3)}x`);
 }
 // The load-independent figure (otel-count.mjs): one pair under callgrind is
-// enough, its JavaScript count repeats to the instruction.
+// enough, its JavaScript count repeats to the instruction. The bus path, and
+// bench:registry's app when registry is among the benches.
 let counted = '';
 if (!SMOKE && !flag('no-count') && !baselineDir) {
-  const started = Date.now();
-  const count = spawnSync(process.execPath, [path.join(here, 'otel-count.mjs'), '--runs', '1'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  process.stdout.write(`\n${count.stdout}`);
-  if (count.status !== 0) throw new Error(`otel-count.mjs failed:\n${count.stderr}`);
-  const verdict = /without GC\/compilers: median (\S+x)/.exec(count.stdout);
-  if (verdict) counted = `; instructions per event of the bus path ${verdict[1]}`;
-  console.log(`otel-count: ${((Date.now() - started) / 60000).toFixed(1)} min`);
+  const workloads = benches.includes('registry') ? ['bus', 'registry'] : ['bus'];
+  for (const workload of workloads) {
+    const started = Date.now();
+    const count = spawnSync(
+      process.execPath,
+      [path.join(here, 'otel-count.mjs'), '--runs', '1', '--workload', workload],
+      { cwd: root, encoding: 'utf8' },
+    );
+    process.stdout.write(`\n${count.stdout}`);
+    if (count.status !== 0) throw new Error(`otel-count.mjs failed:\n${count.stderr}`);
+    const verdict = /without GC\/compilers: median (\S+x)/.exec(count.stdout);
+    if (verdict)
+      counted += `; instructions per event of ${workload === 'bus' ? 'the bus path' : "bench:registry's app"} ${verdict[1]}`;
+    console.log(`otel-count (${workload}): ${((Date.now() - started) / 60000).toFixed(1)} min`);
+  }
 }
 const worstAll = Math.max(...verdicts.map(v => Number.parseFloat(v.split(' ')[1])));
 console.log(
