@@ -312,7 +312,9 @@ for (const bench of benches) {
     if (!variant.startsWith('startup') && Number.isFinite(ratio)) worst = Math.max(worst, ratio);
     console.log(
       `| ${bench} | ${variant} | ${fmt(ref)} | ${fmt(ratio, 3)}x (${fmt(low)}–${fmt(high)}) | ${perRun.map(r => fmt(r)).join(' ')} |` +
-        (withSdk ? ` ${fmt(median(sdk))}x (${fmt(sdkUs)} µs) |` : ''),
+        (withSdk
+          ? ` ${fmt(median(sdk))}x (${fmt(sdkUs)} ${variant.includes(' ms ') ? 'ms' : 'µs'}) |`
+          : ''),
     );
   }
   verdicts.push(`${bench} ${fmt(worst, 3)}x`);
