@@ -33,7 +33,7 @@
 // in smoke mode, no count (CI, about 3 min: a bench whose report breaks when
 // BENCH_VARIANTS leaves its peers out fails here; the stripper still
 // compiles out every hook of lib/ and refuses one it cannot).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,12 +83,8 @@ const BENCHES = {
   // Every worker process compiles the TypeScript it imports: most of these
   // two benches' time is process starts, so fewer rounds and variants.
   ipc: {
-    env: {
-      BENCH_MODES: 'herald,nest',
-      BENCH_SECONDS: '1',
-      BENCH_FAILOVERS: '0',
-      BENCH_ROUNDS: '2',
-    },
+    select: { BENCH_MODES: 'herald,nest', BENCH_FAILOVERS: '0' },
+    env: { BENCH_SECONDS: '1', BENCH_ROUNDS: '2' },
     variants: '',
     seconds: 22,
     sdkSeconds: 27,
@@ -109,12 +105,13 @@ const BENCHES = {
   // time to tell 5%; the process's figure is the CPU of all of them.
   registry: {
     script: 'bench/harness/registry-passes.ts',
-    env: { BENCH_PROVIDERS: '1000', BENCH_APPS: '10', BENCH_PASSES: '6' },
-    smokeEnv: { BENCH_PROVIDERS: '20', BENCH_APPS: '2', BENCH_PASSES: '1' },
+    // 4 apps x 12 later passes: 480,000 events of each kind per process, the
+    // start-ups (~0.35 s of CPU per app) kept to under half its CPU.
+    env: { BENCH_PROVIDERS: '1000', BENCH_APPS: '4', BENCH_PASSES: '12' },
     variants: '',
-    seconds: 10,
+    seconds: 8,
     sdkSeconds: 25,
-    pairs: 6,
+    pairs: 4,
   },
 };
 // bench:ffi and bench:ffi-leak: lib/ffi has no telemetry hook (otel-strip
@@ -165,11 +162,59 @@ if (baselineDir) {
   );
 }
 
+/** The process groups of the bench processes running (ended on Ctrl-C). */
+const groups = new Set();
+for (const signal of ['SIGINT', 'SIGTERM'])
+  process.once(signal, () => {
+    for (const pid of groups) endGroup(pid);
+    process.exit(1);
+  });
+function endGroup(pid) {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // The group is gone already.
+  }
+}
+/**
+ * Runs one bench process in a process group of its own and waits for it to
+ * exit; then ends what is left of the group: a worker that outlives its
+ * failed primary (tiered's have no disconnect handler) would hold the output
+ * pipes open and stall the run until the time limit.
+ */
+function run(command, args, options) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      ...options,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', chunk => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', chunk => (stderr += chunk));
+    groups.add(child.pid);
+    // A bench that hangs fails instead of stalling the run (the sdk processes take minutes under load).
+    const limit = setTimeout(() => endGroup(child.pid), 1_800_000);
+    let exit;
+    child.on('error', reject);
+    child.on('exit', (status, signal) => {
+      exit = { status, signal };
+      clearTimeout(limit);
+      endGroup(child.pid);
+      groups.delete(child.pid);
+    });
+    child.on('close', () => resolve({ ...exit, stdout, stderr }));
+  });
+}
+
 /** One process of `bench` in `mode`: per herald variant its µs CPU per event, and the seconds it took. */
-function runOnce(bench, mode) {
+async function runOnce(bench, mode) {
   const spec = BENCHES[bench];
   const dir = mode === 'stripped' ? reference.dir : root;
-  const env = { ...process.env, ...spec.env, ...(SMOKE ? spec.smokeEnv : {}) };
+  // Smoke mode: the bench's own smoke sizes (a fraction of a second), the
+  // selection of its variants all the same.
+  const env = { ...process.env, ...spec.select, ...(SMOKE ? {} : spec.env) };
   delete env.BENCH_OTEL;
   if (spec.variants) env.BENCH_VARIANTS = spec.variants;
   if (mode !== 'sdk') {
@@ -189,14 +234,7 @@ function runOnce(bench, mode) {
   const args = ['--expose-gc', '--import', path.join(dir, 'scripts', 'register-ts.mjs')];
   args.push(path.join(dir, spec.script ?? path.join('bench', `${bench}.bench.ts`)));
   const started = Date.now();
-  const result = spawnSync(process.execPath, args, {
-    cwd: dir,
-    env,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    // A bench that hangs fails instead of stalling the run (the sdk processes take minutes under load).
-    timeout: 1_800_000,
-  });
+  const result = await run(process.execPath, args, { cwd: dir, env });
   if (result.status !== 0) {
     process.stderr.write(result.stdout + result.stderr);
     throw new Error(`bench:${bench} (${mode}) exited with ${result.status ?? result.signal}`);
@@ -258,7 +296,7 @@ try {
       for (let pair = 0; pair < pairsOf(bench); pair++) {
         const order = (run + pair) % 2 === 1 ? ['absent', 'stripped'] : ['stripped', 'absent'];
         for (const mode of order) {
-          const { cpu, seconds } = runOnce(bench, mode);
+          const { cpu, seconds } = await runOnce(bench, mode);
           figures[mode].push(cpu);
           done++;
           const eta = ((Date.now() - started) / done) * (processes - done);
@@ -269,7 +307,7 @@ try {
         }
       }
       if (withSdk) {
-        const { cpu, seconds } = runOnce(bench, 'sdk');
+        const { cpu, seconds } = await runOnce(bench, 'sdk');
         figures.sdk = cpu;
         done++;
         console.log(
