@@ -8,7 +8,10 @@
 //   ln -s "$PWD/node_modules" /tmp/before/node_modules
 //   BENCH_BASE=/tmp/before node --expose-gc --import ./scripts/register-ts.mjs bench/redis-before-after.ts
 //
-// BENCH_EVENTS (default 30000), BENCH_ROUNDS (default 6), REDIS_URL.
+// BENCH_EVENTS (default 30000), BENCH_ROUNDS (default 6), REDIS_URL. BENCH_SINGLE=<variant>
+// runs that one variant once (warm-up included), for a load-independent instruction
+// count per event: two callgrind runs at two BENCH_EVENTS, their difference over the
+// difference in events (the commands: bench/README.md, "redis under callgrind").
 import 'reflect-metadata';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -158,6 +161,14 @@ runMain('bench:redis-before-after', async () => {
     ['parts before', () => parts(beforeLib, beforeRedis)],
     ['parts after', () => parts(afterLib, afterRedis)],
   ];
+  const single = process.env.BENCH_SINGLE;
+  if (single) {
+    // One variant once, for an instruction count (callgrind) of the whole process.
+    const run = variants.find(([name]) => name === single)?.[1];
+    if (!run) throw new Error(`BENCH_SINGLE: no variant '${single}'`);
+    console.log(`${single}: ${(await run()).toFixed(2)} µs CPU/event (${EVENTS} events)`);
+    return;
+  }
   const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
   const loadStart = loadavg()[0];
   console.log(

@@ -1,164 +1,182 @@
 import { BehaviorSubject } from 'rxjs';
-import { UuidSource } from '../../../lib/bus/event-bus.ids.js';
-import { LoopbackWatch } from '../../../lib/bus/event-bus.loopback.js';
 import {
   EventBus,
+  IdleTimeoutError,
   silentLogger,
+  type Delivery,
   type Envelope,
   type PublishResult,
   type Transport,
   type TransportContext,
-  type TransportFeatures,
+  type TransportStatus,
 } from '../../../lib/index.js';
-
-const NETWORK: TransportFeatures = {
-  reach: 'network',
-  guarantee: 'at-most-once',
-  ordering: 'per-sender',
-  uniqueScope: 'network',
-  redelivers: false,
-  loopback: true,
-  persistent: false,
-};
-
-function envelope(id: string, unique?: string): Envelope {
-  return { id, source: 's', event: 'e', payload: '1', origin: 'o', occurredAt: '', unique };
-}
-
-describe('LoopbackWatch', () => {
-  it('watches the bus ids of several blocks until each arrives, once each', () => {
-    const watch = new LoopbackWatch(NETWORK, 10_000);
-    const ids = new UuidSource();
-    const posted = Array.from({ length: 600 }, () => ids.uuid());
-    for (const id of posted) expect(watch.expect(envelope(id))).toBe(true);
-    expect(watch.size).toBe(600);
-    // The same id twice is watched once.
-    watch.expect(envelope(posted[0]));
-    expect(watch.size).toBe(600);
-    // Arrivals are copies read off the wire, not the posted strings.
-    for (const id of posted.slice(0, 300)) watch.arrived(envelope(JSON.parse(JSON.stringify(id))));
-    expect(watch.size).toBe(300);
-    // A repeat, another process's id and ids that only look alike change nothing.
-    watch.arrived(envelope(posted[0]));
-    watch.arrived(envelope(new UuidSource().uuid()));
-    watch.arrived(envelope(posted[400].slice(0, 34) + 'zz'));
-    watch.arrived(envelope(posted[400].slice(0, 34) + posted[400].slice(34).toUpperCase() + 'x'));
-    expect(watch.size).toBe(300);
-    for (const id of posted.slice(300).reverse()) watch.arrived(envelope(id));
-    expect(watch.size).toBe(0);
-  });
-
-  it('holds ids of any other form too', () => {
-    const watch = new LoopbackWatch(NETWORK, 10);
-    const bus = new UuidSource().uuid();
-    for (const id of ['a', bus.toUpperCase(), bus.slice(0, 34) + 'g0', bus]) {
-      watch.expect(envelope(id));
-    }
-    expect(watch.size).toBe(4);
-    watch.forget(bus.toUpperCase());
-    watch.arrived(envelope('a'));
-    watch.arrived(envelope(bus.slice(0, 34) + 'g0'));
-    expect(watch.size).toBe(1);
-    watch.arrived(envelope(bus));
-    expect(watch.size).toBe(0);
-  });
-
-  it('is bounded: past the bound the oldest is forgotten', () => {
-    const watch = new LoopbackWatch(NETWORK, 300);
-    const ids = new UuidSource();
-    const posted = Array.from({ length: 310 }, () => ids.uuid());
-    for (const id of posted) watch.expect(envelope(id));
-    expect(watch.size).toBe(300);
-    // The first ten went; the eleventh is still awaited.
-    for (const id of posted.slice(0, 10)) watch.arrived(envelope(id));
-    expect(watch.size).toBe(300);
-    watch.arrived(envelope(posted[10]));
-    expect(watch.size).toBe(299);
-  });
-
-  it('watches nothing on a transport that stays in the process, nor unique posts', () => {
-    const local = new LoopbackWatch({ ...NETWORK, reach: 'process' }, 10);
-    expect(local.expect(envelope(new UuidSource().uuid()))).toBe(false);
-    const network = new LoopbackWatch(NETWORK, 10);
-    expect(network.expect(envelope(new UuidSource().uuid(), 'key'))).toBe(false);
-    expect(local.size + network.size).toBe(0);
-  });
-
-  it('starts afresh after clear()', () => {
-    const watch = new LoopbackWatch(NETWORK, 10);
-    const ids = new UuidSource();
-    const first = ids.uuid();
-    watch.expect(envelope(first));
-    watch.clear();
-    expect(watch.size).toBe(0);
-    const second = ids.uuid();
-    watch.expect(envelope(second));
-    watch.arrived(envelope(first));
-    expect(watch.size).toBe(1);
-    watch.arrived(envelope(second));
-    expect(watch.size).toBe(0);
-  });
-});
+import { waitFor } from '../../helpers/wait-for.js';
 
 /**
- * A real transport of our own that leaves the process: it accepts or
- * refuses posts as told, and hands back only the copies it is asked to.
+ * One "network" several buses of this process reach, each through its own
+ * {@link NetTransport}: every publish is delivered to every bus, later (a
+ * macrotask), except what the test holds back.
  */
-class WireTransport implements Transport {
-  readonly name = 'wire';
-  readonly features = NETWORK;
-  readonly status$ = new BehaviorSubject({ state: 'connected' as const });
-  context?: TransportContext;
-  published: Envelope[] = [];
-  refuse = false;
-  async connect(context: TransportContext): Promise<void> {
-    this.context = context;
-  }
-  async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
-    if (this.refuse) return batch.map(() => ({ ok: false as const, error: new Error('refused') }));
-    this.published.push(...batch);
-    return batch.map(() => ({ ok: true as const }));
-  }
-  /** Hands back the copies published so far, as a wire would (new strings). */
-  deliverAll(): void {
-    for (const sent of this.published.splice(0)) {
-      this.context!.deliver({
-        envelope: JSON.parse(JSON.stringify(sent)) as Envelope,
-        attempt: 1,
-        settle: () => undefined,
-      });
+class Net {
+  readonly members: NetTransport[] = [];
+  /** Copies not delivered yet, while `holding` says so. */
+  readonly held: (() => void)[] = [];
+  holding: (envelope: Envelope, to: NetTransport) => boolean = () => false;
+
+  send(envelope: Envelope, attempt = 1): void {
+    for (const member of this.members) {
+      const deliver = (): void => member.deliver({ envelope, attempt, settle: () => undefined });
+      if (this.holding(envelope, member)) this.held.push(deliver);
+      else setImmediate(deliver);
     }
   }
+
+  release(): void {
+    for (const deliver of this.held.splice(0)) deliver();
+  }
+}
+
+class NetTransport implements Transport {
+  readonly name = 'net';
+  readonly features = {
+    reach: 'network',
+    guarantee: 'at-least-once',
+    ordering: 'per-sender',
+    uniqueScope: 'network',
+    redelivers: true,
+    loopback: true,
+    persistent: false,
+  } as const;
+  readonly status$ = new BehaviorSubject<TransportStatus>({ state: 'connecting' });
+  private context?: TransportContext;
+  /** Events whose publish this transport refuses. */
+  readonly refuse = new Set<string>();
+
+  constructor(private readonly net: Net) {
+    net.members.push(this);
+  }
+
+  async connect(context: TransportContext): Promise<void> {
+    this.context = context;
+    this.status$.next({ state: 'connected' });
+  }
+
+  deliver(delivery: Delivery): void {
+    this.context?.deliver(delivery);
+  }
+
+  async publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]> {
+    return batch.map(envelope => {
+      if (this.refuse.has(envelope.event)) return { ok: false, error: new Error('refused') };
+      this.net.send(envelope);
+      return { ok: true };
+    });
+  }
+
   stats(): Record<string, number> {
     return {};
   }
-  async close(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.context = undefined;
+    this.status$.next({ state: 'closed' });
+    this.status$.complete();
+  }
 }
 
-describe('EventBus over a transport that leaves the process', () => {
-  const make = (): { bus: EventBus; transport: WireTransport } => {
-    const transport = new WireTransport();
-    const bus = new EventBus({ transport, logger: silentLogger });
-    bus.start();
-    return { bus, transport };
-  };
+function busOn(net: Net): { bus: EventBus; transport: NetTransport; seen: string[] } {
+  const transport = new NetTransport(net);
+  const bus = new EventBus({ transport, logger: silentLogger });
+  const seen: string[] = [];
+  bus.register((data, event) => seen.push(`${String(data)}@${event.origin}`), 'net');
+  bus.start();
+  return { bus, transport, seen };
+}
 
-  it('is idle only once its own posts came back, and never waits for one the transport refused', async () => {
-    const { bus, transport } = make();
-    const handled: unknown[] = [];
-    bus.register(data => void handled.push(data), 's', 'e');
-    await bus.post('s', 'e', 1);
-    await expect(bus.whenIdle({ timeoutMs: 20 })).rejects.toThrow(
-      '1 own post(s) not back from the transport yet',
+async function idleWithin(bus: EventBus, timeoutMs: number): Promise<true | string> {
+  return bus.whenIdle({ timeoutMs }).then(
+    () => true as const,
+    (error: unknown) => {
+      if (error instanceof IdleTimeoutError) return error.message;
+      throw error;
+    },
+  );
+}
+
+describe('EventBus: own posts coming back (loopback) with two buses in one process', () => {
+  let net: Net;
+  let a: ReturnType<typeof busOn>;
+  let b: ReturnType<typeof busOn>;
+
+  beforeEach(async () => {
+    net = new Net();
+    a = busOn(net);
+    b = busOn(net);
+    await Promise.all([a.bus.connect(), b.bus.connect()]);
+  });
+
+  afterEach(async () => {
+    net.release();
+    await Promise.all([a.bus.close({ timeoutMs: 100 }), b.bus.close({ timeoutMs: 100 })]);
+  });
+
+  it('gives each bus of the process its own origin, carried by its posts', async () => {
+    expect(a.bus.origin).not.toBe(b.bus.origin);
+    // Both start with the process's origin: the same host, pid and instance.
+    expect(a.bus.origin.slice(0, a.bus.origin.lastIndexOf('/'))).toBe(
+      b.bus.origin.slice(0, b.bus.origin.lastIndexOf('/')),
     );
-    transport.deliverAll();
-    await bus.whenIdle({ timeoutMs: 1000 });
-    expect(handled).toEqual([1]);
+    await a.bus.post('net', 'e', 'from-a');
+    await b.bus.post('net', 'e', 'from-b');
+    await waitFor(() => a.seen.length === 2 && b.seen.length === 2);
+    // Sender included: every bus handles both posts, its own among them.
+    for (const { seen } of [a, b]) {
+      expect([...seen].sort()).toEqual([`from-a@${a.bus.origin}`, `from-b@${b.bus.origin}`]);
+    }
+  });
 
-    transport.refuse = true;
-    await expect(bus.post('s', 'e', 2)).rejects.toThrow('refused');
-    await bus.whenIdle({ timeoutMs: 1000 });
-    expect(handled).toEqual([1]);
-    await bus.close({ timeoutMs: 1000 });
+  it("is idle only once its own posts came back: the other bus's copies never stand in for them", async () => {
+    // Every copy of a's posts is held on the way back, to a and to b alike.
+    net.holding = envelope => envelope.origin === a.bus.origin;
+    await Promise.all([1, 2, 3].map(i => a.bus.post('net', 'e', `a${i}`)));
+    await Promise.all([1, 2, 3].map(i => b.bus.post('net', 'e', `b${i}`)));
+    // b's three posts reach a too, and are handled there...
+    await waitFor(() => a.seen.length === 3 && b.seen.length === 3);
+    expect(await idleWithin(b.bus, 5000)).toBe(true);
+    // ...but a still waits for exactly its own three.
+    expect(await idleWithin(a.bus, 50)).toContain('3 own post(s) not back from the transport yet');
+    net.release();
+    expect(await idleWithin(a.bus, 5000)).toBe(true);
+    expect(a.seen).toHaveLength(6);
+    expect(a.bus.stats()).toMatchObject({ posted: 3, delivered: 6, handled: 6 });
+    expect(b.bus.stats()).toMatchObject({ posted: 3, delivered: 6, handled: 6 });
+  });
+
+  it('does not count a redelivered copy as another own post back', async () => {
+    net.holding = (envelope, to) => envelope.origin === a.bus.origin && to === b.transport;
+    const copies: Envelope[] = [];
+    const send = net.send.bind(net);
+    net.send = (envelope, attempt) => {
+      copies.push(envelope);
+      send(envelope, attempt);
+    };
+    await a.bus.post('net', 'e', 'one');
+    await waitFor(() => a.seen.length === 1);
+    // The first post came back; the second is held on its way to a too.
+    net.holding = envelope => envelope.origin === a.bus.origin;
+    await a.bus.post('net', 'e', 'two');
+    // A redelivery (attempt 2) of the first is not the second coming back.
+    a.transport.deliver({ envelope: copies[0], attempt: 2, settle: () => undefined });
+    await waitFor(() => a.seen.length === 2);
+    expect(await idleWithin(a.bus, 50)).toContain('1 own post(s) not back from the transport yet');
+    net.release();
+    expect(await idleWithin(a.bus, 5000)).toBe(true);
+  });
+
+  it('stops waiting for a post the transport refused', async () => {
+    a.transport.refuse.add('refused');
+    await expect(a.bus.post('net', 'refused', 'x')).rejects.toThrow('refused');
+    expect(await idleWithin(a.bus, 5000)).toBe(true);
+    expect(a.bus.stats().publishFailed).toBe(1);
   });
 });

@@ -155,4 +155,78 @@ describe('envelope entry codec', () => {
       decodeEnvelopeEntry({ ...good, herald: '["i","s","e","o","t",null,null,{"a":1}]' }),
     ).toThrow(/headers.a is not a string/);
   });
+
+  it('reads a run of headers sharing their members exactly as JSON.parse reads each', () => {
+    // The decoder reuses the members of the last header it parsed when the next
+    // one differs only by its id: the result must never differ from a fresh parse.
+    const tricky = ['plain', 'q"uote', 'back\\slash', 'tab\t', '\u0000', '\ud800', '🎉', 'é', ''];
+    const member = fc.oneof(fc.constantFrom(...tricky), fc.string({ minLength: 1 }));
+    const tail = fc.tuple(member, member, member, member);
+    const id = fc.oneof(fc.uuid(), member);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(id, fc.nat(2)), { minLength: 1, maxLength: 8 }),
+        tail,
+        tail,
+        (posts, a, b) => {
+          for (const [postId, which] of posts) {
+            const [source, event, origin, occurredAt] = which === 0 ? a : b;
+            const text =
+              which === 2
+                ? `["${postId}",${JSON.stringify([source, event, origin, occurredAt]).slice(1)}`
+                : JSON.stringify([postId, source, event, origin, occurredAt]);
+            let expected: unknown;
+            try {
+              expected = decodeEnvelopeEntry({ herald: text, payload: 'p' });
+            } catch (error) {
+              expected = error;
+            }
+            let actual: unknown;
+            try {
+              actual = decodeEnvelopeFlat(['herald', text, 'payload', 'p']);
+            } catch (error) {
+              actual = error;
+            }
+            if (expected instanceof Error) {
+              expect(actual).toBeInstanceOf(StreamEntryError);
+              expect((actual as Error).message).toBe(expected.message);
+            } else {
+              expect(actual).toEqual(expected);
+              expect(actual).toEqual({
+                id: JSON.parse(text)[0],
+                source,
+                event,
+                origin,
+                occurredAt,
+                payload: 'p',
+                key: undefined,
+                unique: undefined,
+                headers: undefined,
+              });
+            }
+          }
+        },
+      ),
+    );
+  });
+
+  it('checks the id of a header whose other members repeat the last one read', () => {
+    const tail = '"s","e","o","t"]';
+    expect(decodeEnvelopeFlat(['herald', `["a",${tail}`, 'payload', '']).id).toBe('a');
+    // Same members, an id JSON refuses (a raw control character) or reads otherwise (an escape).
+    expect(() => decodeEnvelopeFlat(['herald', `["a\tb",${tail}`, 'payload', ''])).toThrow(
+      /not JSON/,
+    );
+    expect(decodeEnvelopeFlat(['herald', `["a\\u0041",${tail}`, 'payload', '']).id).toBe('aA');
+    expect(() => decodeEnvelopeFlat(['herald', `["",${tail}`, 'payload', ''])).toThrow(
+      /id is empty/,
+    );
+    expect(() => decodeEnvelopeFlat(['herald', `[1,${tail}`, 'payload', ''])).toThrow(
+      /id is missing/,
+    );
+    // A header that only ends like the last one is read in full.
+    expect(() => decodeEnvelopeFlat(['herald', `"a",${tail}`, 'payload', ''])).toThrow(
+      /not JSON|not an array/,
+    );
+  });
 });
