@@ -46,7 +46,7 @@ describe('FFI completions: one wake-up drains what arrives while it delivers', (
     // The gate's poller answers once `flag` exists, and only this test's
     // first answer's continuation creates it: that continuation runs inside
     // the wake-up that delivers it, and holds it until the gate's answer is
-    // on the completion stack. So the gate's answer arrives during a drain.
+    // waiting in the answer ring. So the gate's answer arrives during a drain.
     const late = gate.call(`file:${flag}`);
     await waitFor(() => gate.stats().idlePollers === 0 && gate.stats().queued === 0);
     const before = stats();
