@@ -7,7 +7,9 @@
 //            broker is elected among them and hosted by one of the workers
 //   nest     EventsModule.forRoot({ transport: 'ipc' }): EventPublisher.post -> @OnEvent
 //   wire     the transport's parts alone: IpcClient -> broker -> IpcClient, no bus
-//            (envelopes built by hand, JSON payloads, each delivery acked)
+//            (envelopes built by hand with the bus's field sizes, JSON payloads,
+//            one publish per microtask as the bus batches, each delivery acked:
+//            bench/ipc.wire-poster.ts)
 // The CPU per delivered event of nest and wire is printed side by side.
 // Then failover: 4 independent processes posting; the broker's process is
 // SIGKILLed and the time to the first event delivered by the new broker is
@@ -28,11 +30,11 @@ import { performance } from 'node:perf_hooks';
 // worker process compiles what it imports, and the root pulls in all of Nest.
 import { EventBus } from '../lib/bus/event-bus.js';
 import { silentLogger } from '../lib/common/logger.js';
-import type { Envelope } from '../lib/interfaces/envelope.interface.js';
 import { IpcClient } from '../lib/transports/ipc/ipc.client.js';
 import { forkWorkers, startBroker } from '../lib/transports/ipc/ipc.cluster.js';
 import { resolveIpcTransportOptions } from '../lib/transports/ipc/ipc.options.js';
 import { IpcTransport } from '../lib/transports/ipc/ipc.transport.js';
+import { WirePoster } from './ipc.wire-poster.js';
 import {
   cpuMicros,
   median,
@@ -304,8 +306,6 @@ async function worker(mode: Mode): Promise<void> {
   };
   let send: (data: { t: number; w: number; i: number; pad: string }) => void;
   let close: () => Promise<void> = async () => undefined;
-  /** Called after each burst of sends (the wire variant publishes them as one batch). */
-  let flush: () => void = () => undefined;
 
   if (mode === 'herald' || mode === 'pm2') {
     // pm2: independent processes, the broker elected among them (failover is the default there).
@@ -338,24 +338,9 @@ async function worker(mode: Mode): Promise<void> {
       },
     });
     await client.connect();
-    const origin = `wire/${process.pid}`;
-    const occurredAt = new Date().toISOString();
-    let batch: Envelope[] = [];
-    let seq = 0;
-    send = data =>
-      void batch.push({
-        id: `${id}-${seq++}`,
-        source: 'bench',
-        event: 'e',
-        payload: JSON.stringify(data),
-        origin,
-        occurredAt,
-      });
-    flush = () => {
-      if (batch.length === 0) return;
-      void client.publish(batch);
-      batch = [];
-    };
+    // The bus's envelope fields (and sizes) and batches: herald's frames on the wire.
+    const poster = new WirePoster(batch => client.publish(batch), 'bench', 'e');
+    send = data => poster.post(JSON.stringify(data));
     close = () => client.close(1000);
   } else if (mode === 'cluster') {
     process.on('message', (m: { type?: string; data?: { t: number; w: number } }) => {
@@ -380,7 +365,6 @@ async function worker(mode: Mode): Promise<void> {
     while (running && sent - ownBack < IN_FLIGHT) {
       send({ t: now(), w: id, i: sent++, pad: PAD });
     }
-    flush();
   }
 
   process.on('message', (m: { type?: string; seconds?: number }) => {

@@ -1,25 +1,40 @@
 // The ipc transport's CPU per delivery with no scheduler in the way: a broker
-// and 4 IpcClients in one process (no bus), each client keeping 256 of its
-// own ~100-byte posts in flight until it posted POSTS (default 30,000);
-// every delivery goes to all 4 and is acked. Prints the process's CPU µs per
-// delivery. Under a loaded machine the multi-process bench's rates swing with
-// the scheduler; this figure moves far less, so two versions of lib/ can be
-// compared by running this file in each tree, alternately:
+// and 4 workers in one process, each keeping 256 of its own ~100-byte posts
+// in flight until it posted POSTS (default 30,000); every delivery goes to
+// all 4 and is acked. Prints the process's CPU µs per delivery. Under a
+// loaded machine the multi-process bench's rates swing with the scheduler;
+// this figure moves far less, so two versions of lib/ can be compared by
+// running this file in each tree, alternately, and herald's path against
+// the wire's in one tree:
 //   node --import ./scripts/register-ts.mjs bench/ipc.inprocess.ts
+// MODE=wire (default): 4 IpcClients, envelopes built by hand with the bus's
+//   field sizes (bench:ipc's `wire` variant);
+// MODE=bus: 4 EventBus instances over IpcTransport, `post` -> handler
+//   (bench:ipc's `herald` variant).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { EventBus } from '../lib/bus/event-bus.js';
 import { silentLogger } from '../lib/common/logger.js';
-import type { Envelope } from '../lib/interfaces/envelope.interface.js';
 import { IpcBroker } from '../lib/transports/ipc/ipc.broker.js';
 import { IpcClient } from '../lib/transports/ipc/ipc.client.js';
+import { IpcTransport } from '../lib/transports/ipc/ipc.transport.js';
+import { WirePoster } from './ipc.wire-poster.js';
 
 const WORKERS = 4;
 const POSTS = Number(process.env.POSTS ?? 30_000);
-const IN_FLIGHT = 256;
+const MODE = process.env.MODE === 'bus' ? 'bus' : 'wire';
+const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 256);
 const PAD = 'x'.repeat(48);
 const ACK = Object.freeze({ outcome: 'ack' as const });
+
+interface Data {
+  t: number;
+  w: number;
+  i: number;
+  pad: string;
+}
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-ipc-inprocess-'));
 const socketPath = path.join(dir, 's.sock');
@@ -30,11 +45,38 @@ let delivered = 0;
 let finish!: () => void;
 const finished = new Promise<void>(resolve => (finish = resolve));
 const state = Array.from({ length: WORKERS }, () => ({ sent: 0, back: 0 }));
-const occurredAt = new Date().toISOString();
-const clients: IpcClient[] = [];
+
+/** Each worker's way to post and to close. */
+const posters: { send(data: Data): void; close(): Promise<void> }[] = [];
+
+function received(id: number, data: Data): void {
+  delivered++;
+  if (data.w === id) {
+    state[id].back++;
+    pump(id);
+  }
+  if (delivered === expected) finish();
+}
+
 for (let id = 0; id < WORKERS; id++) {
-  clients.push(
-    new IpcClient({
+  if (MODE === 'bus') {
+    const transport = new IpcTransport({
+      socketPath,
+      workerId: id,
+      workerCount: WORKERS,
+      hostBroker: false,
+      failover: false,
+    });
+    const bus = new EventBus({ logger: silentLogger, transport });
+    bus.register(data => received(id, data as Data), 'bench', 'e');
+    await bus.connect();
+    bus.start();
+    posters.push({
+      send: data => void bus.post('bench', 'e', data).catch(() => undefined),
+      close: () => bus.close({ timeoutMs: 1000 }),
+    });
+  } else {
+    const client = new IpcClient({
       socketPath,
       workerId: id,
       window: 10_240,
@@ -43,35 +85,25 @@ for (let id = 0; id < WORKERS; id++) {
       maxQueueLength: 10_240,
       logger: silentLogger,
       deliver: delivery => {
-        const data = JSON.parse(delivery.envelope.payload) as { w: number };
-        delivered++;
-        if (data.w === id) {
-          state[id].back++;
-          pump(id);
-        }
+        received(id, JSON.parse(delivery.envelope.payload) as Data);
         delivery.settle(ACK);
-        if (delivered === expected) finish();
       },
-    }),
-  );
+    });
+    await client.connect();
+    const poster = new WirePoster(batch => client.publish(batch), 'bench', 'e');
+    posters.push({
+      send: data => poster.post(JSON.stringify(data)),
+      close: () => client.close(1000),
+    });
+  }
 }
-await Promise.all(clients.map(client => client.connect()));
 
 function pump(id: number): void {
   const s = state[id];
-  const batch: Envelope[] = [];
+  const poster = posters[id];
   while (s.sent < POSTS && s.sent - s.back < IN_FLIGHT) {
-    const i = s.sent++;
-    batch.push({
-      id: `${id}-${i}-0b8c1234-4abc-8def`,
-      source: 'bench',
-      event: 'e',
-      origin: `inprocess/${process.pid}/${id}`,
-      occurredAt,
-      payload: JSON.stringify({ t: Date.now(), w: id, i, pad: PAD }),
-    });
+    poster.send({ t: Date.now(), w: id, i: s.sent++, pad: PAD });
   }
-  if (batch.length > 0) void clients[id].publish(batch);
 }
 
 const cpuAtStart = process.cpuUsage();
@@ -81,8 +113,8 @@ await finished;
 const cpu = process.cpuUsage(cpuAtStart);
 const seconds = (performance.now() - startedAt) / 1000;
 console.log(
-  `ipc in-process: ${delivered} deliveries, ${((cpu.user + cpu.system) / delivered).toFixed(3)} µs CPU each, ${Math.round(delivered / seconds)} deliveries/s`,
+  `ipc in-process (${MODE}): ${delivered} deliveries, ${((cpu.user + cpu.system) / delivered).toFixed(3)} µs CPU each, ${Math.round(delivered / seconds)} deliveries/s`,
 );
-await Promise.all(clients.map(client => client.close(1000)));
+await Promise.all(posters.map(poster => poster.close()));
 await broker.close();
 rmSync(dir, { recursive: true, force: true });

@@ -3,7 +3,9 @@
 //   (a) postLocal -> handler   vs  EventEmitter2.emit -> @OnEvent
 //   (b) post -> handler         vs  EventEmitter2.emitAsync -> @OnEvent
 //       and vs the floor of any codec-bound post (JSON both ways + a promise
-//       per event, no bus): the ceiling of post/emitAsync, measured in the run
+//       per event, no bus): the ceiling of post/emitAsync, measured in the run;
+//       and vs that floor plus the envelope and event objects herald's API
+//       implies per event (id, time, origin; the handler's event argument)
 //   (c) post -> handler with a schema for the event (`schemas`: validated
 //       before sending and again before the handler): a hand-written
 //       Standard Schema, zod and valibot, against (b)'s post without one
@@ -134,6 +136,67 @@ function floorPost(data: unknown): Promise<{ id: number }> {
   });
 }
 
+/**
+ * The floor with what any event bus with herald's API must also make per
+ * event: an envelope that names the event (an id, the time, its origin), and
+ * the event object the handler receives beside its data. No bus: no
+ * registry, no dispatch rules, no settle, no counters.
+ */
+interface FloorEnvelope {
+  id: string;
+  source: string;
+  event: string;
+  payload: string;
+  origin: string;
+  occurredAt: string;
+}
+let namedCount = 0;
+let namedSeq = 0;
+let namedQueue: { envelope: FloorEnvelope; resolve: (receipt: { id: string }) => void }[] = [];
+let namedScheduled = false;
+const NAMED_PREFIX = '00000000-0000-4000-8000-0000000';
+const NAMED_AT = new Date().toISOString();
+const namedHandler = (data: unknown, event: { id: string }): void => {
+  if (data !== undefined && event.id !== '') namedCount++;
+};
+function namedFlush(): void {
+  namedScheduled = false;
+  const batch = namedQueue;
+  namedQueue = [];
+  for (let i = 0; i < batch.length; i++) {
+    const { envelope, resolve } = batch[i];
+    const event = {
+      id: envelope.id,
+      source: envelope.source,
+      event: envelope.event,
+      data: JSON.parse(envelope.payload) as unknown,
+      origin: envelope.origin,
+      occurredAt: envelope.occurredAt,
+      attempt: 1,
+    };
+    namedHandler(event.data, event);
+    resolve({ id: envelope.id });
+  }
+}
+/** {@link floorPost} plus the envelope and the handler's event object. */
+function namedFloorPost(source: string, event: string, data: unknown): Promise<{ id: string }> {
+  const envelope: FloorEnvelope = {
+    id: NAMED_PREFIX + (namedSeq++ % 100_000),
+    source,
+    event,
+    payload: JSON.stringify(data),
+    origin: 'bench',
+    occurredAt: NAMED_AT,
+  };
+  return new Promise(resolve => {
+    namedQueue.push({ envelope, resolve });
+    if (!namedScheduled) {
+      namedScheduled = true;
+      queueMicrotask(namedFlush);
+    }
+  });
+}
+
 async function waitFor(done: () => boolean): Promise<void> {
   while (!done()) await new Promise(resolve => setImmediate(resolve));
 }
@@ -216,6 +279,19 @@ runMain('bench:local', async () => {
         }
         return expectDelivered('floor', floorCount);
       }),
+      variant('(b) floor + envelope and event objects', async () => {
+        // The floor above plus the two objects herald's API implies per event
+        // (what is sent names the event; the handler gets the event beside its
+        // data): the ceiling without anything a bus adds.
+        namedCount = 0;
+        for (let i = 0; i < EVENTS; i += WINDOW) {
+          const batch: Promise<unknown>[] = [];
+          for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+            batch.push(namedFloorPost('orders', 'created', payload(j)));
+          await Promise.all(batch);
+        }
+        return expectDelivered('floor + objects', namedCount);
+      }),
       variant('(b) event-emitter emitAsync -> @OnEvent', async () => {
         emitterCount = 0;
         for (let i = 0; i < EVENTS; i += WINDOW) {
@@ -238,6 +314,11 @@ runMain('bench:local', async () => {
         label: 'herald/floor (b, post against JSON both ways + a promise)',
         herald: '(b) herald post -> handler',
         peer: '(b) floor: JSON both ways + a promise per event',
+      },
+      {
+        label: 'herald/floor+objects (b, post against the floor with envelope and event objects)',
+        herald: '(b) herald post -> handler',
+        peer: '(b) floor + envelope and event objects',
       },
       {
         label: 'floor/event-emitter (b, the ceiling of post/emitAsync)',

@@ -9,11 +9,14 @@
 // Goals: postLocal/emit >= 1x on the first pass, post/emitAsync >= 0.5x,
 // heap <= 1.5x. Each run starts BENCH_SAMPLES (3) processes per side,
 // alternating, and takes the median of each figure. Each pass is measured
-// three ways, all printed: main-thread CPU (judged: the wall time of a 15 ms
-// pass on a shared machine is noise), process CPU (V8's background compiler
-// and GC threads too) and wall time; the summary says how often the goals
-// held on each. Self-contained loop (the bench harness times
-// rounds inside one process; here every pass must be a process's first).
+// three ways, all printed: process CPU (every thread: V8's background
+// compiler and GC too) and wall time, both JUDGED (what a user pays and
+// sees: a run meets the goals only when they hold on both), and main-thread
+// CPU (the thread that runs the pass, printed for diagnosis: it leaves out
+// the compiling V8 does for herald's path on other threads). Wall time of a
+// 15 ms pass on a shared machine is noisy: judge quiet runs. Self-contained
+// loop (the bench harness times rounds inside one process; here every pass
+// must be a process's first).
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -201,11 +204,12 @@ async function main(): Promise<void> {
     `registry bench: ${PROVIDERS * METHODS} handlers on ${PROVIDERS * METHODS} distinct events (${PROVIDERS} providers x ${METHODS} methods), ${RUNS} runs of ${SAMPLES} process(es) per side, load average ${loadAverage()}`,
   );
   console.log(
-    "ratios are event-emitter/herald (above 1x: herald faster), each pass on three measures: main-thread CPU (/proc/self/task/<pid>/schedstat: the thread that runs the pass), process CPU (every thread: V8's background compiler and GC too) and wall time. The goals are JUDGED ON MAIN-THREAD CPU (steadier than wall time on a loaded machine); the last lines say how often the first-pass goals also held on process CPU and on wall time",
+    "ratios are event-emitter/herald (above 1x: herald faster), each pass on three measures: process CPU (every thread: V8's background compiler and GC too), wall time, and main-thread CPU (/proc/self/task/<pid>/schedstat: the thread that runs the pass). The goals are JUDGED ON PROCESS CPU AND WALL TIME, both (what a user pays and sees; noisy on a loaded machine); main-thread CPU is printed for diagnosis only",
   );
   type Measure = 'main-thread CPU' | 'process CPU' | 'wall';
   const MEASURES: readonly Measure[] = ['main-thread CPU', 'process CPU', 'wall'];
   const metBy: Record<Measure, number> = { 'main-thread CPU': 0, 'process CPU': 0, wall: 0 };
+  let judgedMet = 0;
   for (let run = 1; run <= RUNS; run++) {
     const heralds: Figures[] = [];
     const emitters: Figures[] = [];
@@ -229,14 +233,18 @@ async function main(): Promise<void> {
         : measure === 'process CPU'
           ? emitter[`${pass}All`] / herald[`${pass}All`]
           : emitter[`${pass}Ms`] / herald[`${pass}Ms`];
+    const judged = (goal?: number): string =>
+      goal === undefined ? '' : ` [judged, goal >= ${goal}x]`;
     const ratio = (pass: Pass, goal?: number): string =>
-      `main-thread CPU ${fmt(by(pass, 'main-thread CPU'), 2)}x (${fmt(herald[`${pass}Cpu`] / 1000)} / ${fmt(emitter[`${pass}Cpu`] / 1000)} ms)${goal === undefined ? '' : ` [judged, goal >= ${goal}x]`}, ` +
-      `process CPU ${fmt(by(pass, 'process CPU'), 2)}x (${fmt(herald[`${pass}All`] / 1000)} / ${fmt(emitter[`${pass}All`] / 1000)} ms), ` +
-      `wall ${fmt(by(pass, 'wall'), 2)}x (${fmt(herald[`${pass}Ms`])} / ${fmt(emitter[`${pass}Ms`])} ms)`;
+      `process CPU ${fmt(by(pass, 'process CPU'), 2)}x (${fmt(herald[`${pass}All`] / 1000)} / ${fmt(emitter[`${pass}All`] / 1000)} ms)${judged(goal)}, ` +
+      `wall ${fmt(by(pass, 'wall'), 2)}x (${fmt(herald[`${pass}Ms`])} / ${fmt(emitter[`${pass}Ms`])} ms)${judged(goal)}, ` +
+      `main-thread CPU ${fmt(by(pass, 'main-thread CPU'), 2)}x (${fmt(herald[`${pass}Cpu`] / 1000)} / ${fmt(emitter[`${pass}Cpu`] / 1000)} ms)`;
     const heap = herald.heapBytes / emitter.heapBytes;
     const meets = (measure: Measure): boolean =>
       heap <= 1.5 && by('localFirst', measure) >= 1 && by('asyncFirst', measure) >= 0.5;
     for (const measure of MEASURES) if (meets(measure)) metBy[measure]++;
+    const met = meets('process CPU') && meets('wall');
+    if (met) judgedMet++;
     console.log(
       [
         `run ${run}:`,
@@ -244,20 +252,18 @@ async function main(): Promise<void> {
         `heap herald ${fmt(herald.heapBytes / 2 ** 20)} MiB / event-emitter ${fmt(emitter.heapBytes / 2 ** 20)} MiB = ${fmt(heap, 2)}x (goal <= 1.5x);`,
         `postLocal vs emit, first pass: ${ratio('localFirst', 1)}; second pass: ${ratio('localSecond')};`,
         `post vs emitAsync, first pass: ${ratio('asyncFirst', 0.5)}; second pass: ${ratio('asyncSecond')};`,
-        meets('main-thread CPU')
-          ? 'goals met (main-thread CPU)'
-          : 'GOALS NOT MET (main-thread CPU)',
-        `[process CPU: ${meets('process CPU') ? 'met' : 'not met'}; wall: ${meets('wall') ? 'met' : 'not met'}]`,
+        met ? 'goals met (process CPU and wall)' : 'GOALS NOT MET (process CPU and wall)',
+        `[process CPU: ${meets('process CPU') ? 'met' : 'not met'}; wall: ${meets('wall') ? 'met' : 'not met'}; main-thread CPU: ${meets('main-thread CPU') ? 'met' : 'not met'}]`,
       ].join(' '),
     );
   }
   console.log(`load average now ${loadAverage()}`);
   // The goal line stays last, as it was (scripts/bench-smoke.mjs reads it);
-  // the line above it says what it judged and how the other measures did.
+  // the line above it says what it judged and how each measure did.
   console.log(
-    `goals judged on main-thread CPU (heap <= 1.5x, postLocal/emit >= 1x and post/emitAsync >= 0.5x on the first pass): met in ${metBy['main-thread CPU']} of ${RUNS} runs; the same goals on process CPU: met in ${metBy['process CPU']} of ${RUNS}; on wall time: met in ${metBy.wall} of ${RUNS}`,
+    `goals (heap <= 1.5x, postLocal/emit >= 1x and post/emitAsync >= 0.5x on the first pass) judged on process CPU and wall time together: met in ${judgedMet} of ${RUNS} runs; on process CPU alone: ${metBy['process CPU']} of ${RUNS}; on wall time alone: ${metBy.wall} of ${RUNS}; on main-thread CPU (not judged): ${metBy['main-thread CPU']} of ${RUNS}`,
   );
-  console.log(`goals met in ${metBy['main-thread CPU']} of ${RUNS} consecutive runs`);
+  console.log(`goals met in ${judgedMet} of ${RUNS} consecutive runs`);
 }
 
 function loadAverage(): string {

@@ -7,7 +7,14 @@
 // shared machine moves 10-20% between runs of the same code; an instruction
 // count moves well under 1%, so it decides a 5% budget.
 //
-//   node bench/harness/otel-count.mjs [--events 20000] [--runs 3]
+//   node bench/harness/otel-count.mjs [--workload bus|registry] [--events N] [--runs 3]
+//
+// --workload bus (the default): a bus on the local transport with one
+// handler, N posts and N postLocal calls (N = 20,000). --workload registry:
+// bench:registry's herald app, N handlers on N distinct events in
+// EventsModule (N = 10,000), one postLocal pass and one post pass over them
+// after two of each (its second and later passes, registry-passes.ts's
+// figure).
 //
 // Each run starts bench/harness/otel-count.driver.ts under callgrind with
 // the instrumentation off (node --single-threaded: the compiler and the GC
@@ -32,7 +39,12 @@ function option(name, fallback) {
   const at = process.argv.indexOf(`--${name}`);
   return at >= 0 ? process.argv[at + 1] : fallback;
 }
-const events = Number(option('events', SMOKE ? '500' : '20000'));
+const workload = option('workload', 'bus');
+if (workload !== 'bus' && workload !== 'registry')
+  throw new Error(`--workload must be bus or registry, got ${workload}`);
+const events = Number(
+  option('events', workload === 'bus' ? (SMOKE ? '500' : '20000') : SMOKE ? '200' : '10000'),
+);
 const runs = Number(option('runs', SMOKE ? '1' : '3'));
 
 if (spawnSync('valgrind', ['--version']).status !== 0) {
@@ -45,6 +57,7 @@ async function count(dir) {
   const out = path.join(os.tmpdir(), `otel-count-${process.pid}-${Date.now()}.cg`);
   const env = {
     ...process.env,
+    COUNT_WORKLOAD: workload,
     COUNT_EVENTS: String(events),
     COUNT_WARMUP: String(Math.max(events, 5000)),
     // Both sides without the API, as in an app that does not install it.
@@ -144,7 +157,10 @@ const RUNTIME = new RegExp(
 
 const { dir: stripped, changed } = buildStrippedTree(root);
 console.log(
-  `otel-count: instructions (callgrind) per event of ${events} posts + ${events} postLocal calls on the local transport, ` +
+  `otel-count: instructions (callgrind) per event of ${events} posts + ${events} postLocal calls ` +
+    (workload === 'bus'
+      ? 'on the local transport, '
+      : `over ${events} handlers on as many events (bench:registry's app, passes after its 2nd), `) +
     `absent (this checkout, the API not importable) vs stripped (${changed.reduce((n, c) => n + c.sites.length, 0)} hook sites compiled out); ` +
     `${runs} run(s), load average ${os
       .loadavg()

@@ -14,9 +14,10 @@
 //             a hook site it cannot fold), run the same way; --baseline DIR
 //             takes another checkout instead (e.g. a worktree of the commit
 //             before the telemetry)
-//   sdk       this checkout with the real SDK and the Prometheus exporter
-//             attached in the bench's main process (BENCH_OTEL=sdk,
-//             harness.otel.ts)
+//   sdk       this checkout with the real SDK, the Prometheus exporter and
+//             herald's telemetry attached in every Node process of the
+//             bench, its worker processes too (BENCH_OTEL=sdk and
+//             otel-sdk.preload.ts in NODE_OPTIONS; otel-sdk.ts)
 //
 // Each bench runs herald's variants alone (BENCH_VARIANTS), in a shorter
 // configuration than its own full run (BENCHES below). A run of a bench is
@@ -26,13 +27,13 @@
 // is the median of its per-pair ratios, its sdk figure sdk/stripped. The
 // table gives, per variant, the median of the runs' figures and their range.
 // Then bench/harness/otel-count.mjs (one pair, under callgrind): the
-// instructions per event of the bus path, which load does not move
-// (--no-count skips it). The last line is the verdict.
+// instructions per event of the bus path, and of bench:registry's app when
+// registry runs, which load does not move (--no-count skips it). The last line is the verdict.
 // BENCH_SMOKE=1: one run of one pair of every bench (and its sdk process)
 // in smoke mode, no count (CI, about 3 min: a bench whose report breaks when
 // BENCH_VARIANTS leaves its peers out fails here; the stripper still
 // compiles out every hook of lib/ and refuses one it cannot).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,12 +83,8 @@ const BENCHES = {
   // Every worker process compiles the TypeScript it imports: most of these
   // two benches' time is process starts, so fewer rounds and variants.
   ipc: {
-    env: {
-      BENCH_MODES: 'herald,nest',
-      BENCH_SECONDS: '1',
-      BENCH_FAILOVERS: '0',
-      BENCH_ROUNDS: '2',
-    },
+    select: { BENCH_MODES: 'herald,nest', BENCH_FAILOVERS: '0' },
+    env: { BENCH_SECONDS: '1', BENCH_ROUNDS: '2' },
     variants: '',
     seconds: 22,
     sdkSeconds: 27,
@@ -101,9 +98,21 @@ const BENCHES = {
     sdkSeconds: 30,
     pairs: 1,
   },
-  // Not a harness bench: one herald process of it (`registry.bench.ts herald`)
-  // prints the CPU of each pass over 10,000 distinct events.
-  registry: { env: { BENCH_PROVIDERS: '1000' }, variants: '', seconds: 4, pairs: 2, sdk: false },
+  // Not a harness bench: bench:registry's herald app (10,000 handlers on
+  // 10,000 distinct events), built afresh BENCH_APPS times in one process,
+  // each running BENCH_PASSES passes of each kind after its first
+  // (registry-passes.ts): a pass is 1–5 ms of CPU, too short alone for CPU
+  // time to tell 5%; the process's figure is the CPU of all of them.
+  registry: {
+    script: 'bench/harness/registry-passes.ts',
+    // 4 apps x 12 later passes: 480,000 events of each kind per process, the
+    // start-ups (~0.35 s of CPU per app) kept to under half its CPU.
+    env: { BENCH_PROVIDERS: '1000', BENCH_APPS: '4', BENCH_PASSES: '12' },
+    variants: '',
+    seconds: 8,
+    sdkSeconds: 25,
+    pairs: 4,
+  },
 };
 // bench:ffi and bench:ffi-leak: lib/ffi has no telemetry hook (otel-strip
 // folds none there; observeRuntime reads stats() only when an app calls it).
@@ -126,7 +135,6 @@ if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be an inte
 if (pairsOption !== undefined && !(Number(pairsOption) >= 1))
   throw new Error('--pairs must be an integer >= 1');
 const pairsOf = bench => Number(pairsOption ?? BENCHES[bench].pairs);
-const sdkFor = bench => withSdk && BENCHES[bench].sdk !== false;
 
 const load = () =>
   os
@@ -154,48 +162,95 @@ if (baselineDir) {
   );
 }
 
+/** The process groups of the bench processes running (ended on Ctrl-C). */
+const groups = new Set();
+for (const signal of ['SIGINT', 'SIGTERM'])
+  process.once(signal, () => {
+    for (const pid of groups) endGroup(pid);
+    process.exit(1);
+  });
+function endGroup(pid) {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // The group is gone already.
+  }
+}
+/**
+ * Runs one bench process in a process group of its own and waits for it to
+ * exit; then ends what is left of the group: a worker that outlives its
+ * failed primary (tiered's have no disconnect handler) would hold the output
+ * pipes open and stall the run until the time limit.
+ */
+function run(command, args, options) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      ...options,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', chunk => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', chunk => (stderr += chunk));
+    groups.add(child.pid);
+    // A bench that hangs fails instead of stalling the run (the sdk processes take minutes under load).
+    const limit = setTimeout(() => endGroup(child.pid), 1_800_000);
+    let exit;
+    child.on('error', reject);
+    child.on('exit', (status, signal) => {
+      exit = { status, signal };
+      clearTimeout(limit);
+      endGroup(child.pid);
+      groups.delete(child.pid);
+    });
+    child.on('close', () => resolve({ ...exit, stdout, stderr }));
+  });
+}
+
 /** One process of `bench` in `mode`: per herald variant its µs CPU per event, and the seconds it took. */
-function runOnce(bench, mode) {
+async function runOnce(bench, mode) {
   const spec = BENCHES[bench];
   const dir = mode === 'stripped' ? reference.dir : root;
-  const env = { ...process.env, ...spec.env };
+  // Smoke mode: the bench's own smoke sizes (a fraction of a second), the
+  // selection of its variants all the same.
+  const env = { ...process.env, ...spec.select, ...(SMOKE ? {} : spec.env) };
   delete env.BENCH_OTEL;
   if (spec.variants) env.BENCH_VARIANTS = spec.variants;
-  if (SMOKE && bench === 'registry') env.BENCH_PROVIDERS = '20';
   if (mode !== 'sdk') {
     // Both sides of the comparison run without the API, the same way.
     env.BENCH_OTEL = 'absent';
     const hook = path.join(here, 'otel-absent.mjs');
     env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${hook}`.trim();
   } else {
+    // The SDK, a Prometheus exporter and herald's telemetry in every Node
+    // process of the bench, its workers too (ipc's and tiered's posts and
+    // handlers run there), before their code runs.
     env.BENCH_OTEL = 'sdk';
+    const ts = path.join(root, 'scripts', 'register-ts.mjs');
+    const preload = path.join(here, 'otel-sdk.preload.ts');
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${ts} --import ${preload}`.trim();
   }
   const args = ['--expose-gc', '--import', path.join(dir, 'scripts', 'register-ts.mjs')];
-  args.push(path.join(dir, 'bench', `${bench}.bench.ts`));
-  if (bench === 'registry') args.push('herald');
+  args.push(path.join(dir, spec.script ?? path.join('bench', `${bench}.bench.ts`)));
   const started = Date.now();
-  const result = spawnSync(process.execPath, args, {
-    cwd: dir,
-    env,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    // A bench that hangs fails instead of stalling the run (the sdk processes take minutes under load).
-    timeout: 1_800_000,
-  });
+  const result = await run(process.execPath, args, { cwd: dir, env });
   if (result.status !== 0) {
     process.stderr.write(result.stdout + result.stderr);
     throw new Error(`bench:${bench} (${mode}) exited with ${result.status ?? result.signal}`);
   }
   const cpu = new Map();
   if (bench === 'registry') {
-    // The herald side's figures (registry.bench.ts): CPU µs per pass of 10,000 events.
-    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1));
-    const events = Number(env.BENCH_PROVIDERS) * 10;
-    // Process CPU (getrusage): the main thread's schedstat figure moves in
-    // scheduler ticks, coarse for a pass of a few milliseconds.
-    cpu.set('postLocal, 2nd pass', figures.localSecondAll / events);
-    cpu.set('post, 2nd pass', figures.asyncSecondAll / events);
-    cpu.set('startup ms (wall)', figures.startupMs);
+    // registry-passes.ts: process CPU µs (every thread) summed over its apps.
+    // Its JSON line (the sdk's summary may follow it).
+    const f = JSON.parse(result.stdout.split('\n').findLast(line => line.startsWith('{')));
+    const first = f.apps * f.eventsPerPass;
+    const later = first * f.laterPassesPerApp;
+    cpu.set('postLocal, passes 2+', f.localLaterCpu / later);
+    cpu.set('post, passes 2+', f.asyncLaterCpu / later);
+    cpu.set('postLocal, 1st pass', f.localFirstCpu / first);
+    cpu.set('post, 1st pass', f.asyncFirstCpu / first);
+    cpu.set('startup, ms CPU per app', f.startupCpu / f.apps / 1000);
   } else {
     // | variant | events/s (range) | µs CPU/event (range) | latency |
     for (const line of result.stdout.split('\n')) {
@@ -210,7 +265,7 @@ function runOnce(bench, mode) {
 }
 
 const processes = benches.reduce(
-  (sum, bench) => sum + runs * (2 * pairsOf(bench) + (sdkFor(bench) ? 1 : 0)),
+  (sum, bench) => sum + runs * (2 * pairsOf(bench) + (withSdk ? 1 : 0)),
   0,
 );
 const expected = benches.reduce(
@@ -218,7 +273,7 @@ const expected = benches.reduce(
     sum +
     runs *
       (2 * pairsOf(bench) * (SMOKE ? 4 : BENCHES[bench].seconds) +
-        (sdkFor(bench) ? (SMOKE ? 4 : BENCHES[bench].sdkSeconds) : 0)),
+        (withSdk ? (SMOKE ? 4 : BENCHES[bench].sdkSeconds) : 0)),
   // otel-count.mjs: two processes under callgrind.
   SMOKE || flag('no-count') || baselineDir ? 0 : 150,
 );
@@ -241,7 +296,7 @@ try {
       for (let pair = 0; pair < pairsOf(bench); pair++) {
         const order = (run + pair) % 2 === 1 ? ['absent', 'stripped'] : ['stripped', 'absent'];
         for (const mode of order) {
-          const { cpu, seconds } = runOnce(bench, mode);
+          const { cpu, seconds } = await runOnce(bench, mode);
           figures[mode].push(cpu);
           done++;
           const eta = ((Date.now() - started) / done) * (processes - done);
@@ -251,8 +306,8 @@ try {
           );
         }
       }
-      if (sdkFor(bench)) {
-        const { cpu, seconds } = runOnce(bench, 'sdk');
+      if (withSdk) {
+        const { cpu, seconds } = await runOnce(bench, 'sdk');
         figures.sdk = cpu;
         done++;
         console.log(
@@ -296,28 +351,32 @@ for (const bench of benches) {
     console.log(
       `| ${bench} | ${variant} | ${fmt(ref)} | ${fmt(ratio, 3)}x (${fmt(low)}–${fmt(high)}) | ${perRun.map(r => fmt(r)).join(' ')} |` +
         (withSdk
-          ? sdkFor(bench)
-            ? ` ${fmt(median(sdk))}x (${fmt(sdkUs)} µs) |`
-            : ' not attached |'
+          ? ` ${fmt(median(sdk))}x (${fmt(sdkUs)} ${variant.includes(' ms ') ? 'ms' : 'µs'}) |`
           : ''),
     );
   }
   verdicts.push(`${bench} ${fmt(worst, 3)}x`);
 }
 // The load-independent figure (otel-count.mjs): one pair under callgrind is
-// enough, its JavaScript count repeats to the instruction.
+// enough, its JavaScript count repeats to the instruction. The bus path, and
+// bench:registry's app when registry is among the benches.
 let counted = '';
 if (!SMOKE && !flag('no-count') && !baselineDir) {
-  const started = Date.now();
-  const count = spawnSync(process.execPath, [path.join(here, 'otel-count.mjs'), '--runs', '1'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  process.stdout.write(`\n${count.stdout}`);
-  if (count.status !== 0) throw new Error(`otel-count.mjs failed:\n${count.stderr}`);
-  const verdict = /without GC\/compilers: median (\S+x)/.exec(count.stdout);
-  if (verdict) counted = `; instructions per event of the bus path ${verdict[1]}`;
-  console.log(`otel-count: ${((Date.now() - started) / 60000).toFixed(1)} min`);
+  const workloads = benches.includes('registry') ? ['bus', 'registry'] : ['bus'];
+  for (const workload of workloads) {
+    const started = Date.now();
+    const count = spawnSync(
+      process.execPath,
+      [path.join(here, 'otel-count.mjs'), '--runs', '1', '--workload', workload],
+      { cwd: root, encoding: 'utf8' },
+    );
+    process.stdout.write(`\n${count.stdout}`);
+    if (count.status !== 0) throw new Error(`otel-count.mjs failed:\n${count.stderr}`);
+    const verdict = /without GC\/compilers: median (\S+x)/.exec(count.stdout);
+    if (verdict)
+      counted += `; instructions per event of ${workload === 'bus' ? 'the bus path' : "bench:registry's app"} ${verdict[1]}`;
+    console.log(`otel-count (${workload}): ${((Date.now() - started) / 60000).toFixed(1)} min`);
+  }
 }
 const worstAll = Math.max(...verdicts.map(v => Number.parseFloat(v.split(' ')[1])));
 console.log(

@@ -43,9 +43,16 @@ export function callTransport<T>(call: () => Promise<T>): Promise<T> {
  * per-post record, and a batch of up to 1000 is the very array queued.
  */
 export class Outbox {
+  /**
+   * The waiting posts: the first {@link count} slots of three arrays made
+   * at the size of the last flush (up to {@link MAX_BATCH}), so a burst
+   * fills them without growing them from empty (a copy of each array at
+   * every growth step); trimmed to `count` when handed over.
+   */
   private envelopes: Envelope[] = [];
   private resolvers: Resolve[] = [];
   private rejecters: Reject[] = [];
+  private count = 0;
   private flushScheduled = false;
   private publishing = 0;
 
@@ -56,20 +63,22 @@ export class Outbox {
     private readonly logger: HeraldLogger,
     /** Called when a batch settled (the bus's idle check). */
     private readonly settled: () => void,
+    /** Called for each post the transport refused or never got, before its batch's `settled`. */
+    private readonly refused: (envelope: Envelope) => void = () => undefined,
   ) {}
 
   /** Posts waiting or being published. */
   get busy(): boolean {
-    return this.envelopes.length > 0 || this.publishing > 0;
+    return this.count > 0 || this.publishing > 0;
   }
 
   get length(): number {
-    return this.envelopes.length;
+    return this.count;
   }
 
   /** Whether one more post fits in the bounded buffer. */
   hasRoom(): boolean {
-    return this.envelopes.length < this.maxPending;
+    return this.count < this.maxPending;
   }
 
   /** What a post beyond the bound rejects with. */
@@ -84,16 +93,17 @@ export class Outbox {
   push(envelope: Envelope, ready: Promise<void>): Promise<PostReceipt> {
     if (!this.hasRoom()) return Promise.reject(this.fullError());
     const promise = new Promise<PostReceipt>(capture);
-    this.envelopes.push(envelope);
-    this.resolvers.push(resolveNext);
-    this.rejecters.push(rejectNext);
+    const at = this.count++;
+    this.envelopes[at] = envelope;
+    this.resolvers[at] = resolveNext;
+    this.rejecters[at] = rejectNext;
     this.schedule(ready);
     return promise;
   }
 
   /** Flushes after `ready`, once per microtask however many posts were made. */
   schedule(ready: Promise<void>): void {
-    if (this.flushScheduled || this.envelopes.length === 0) return;
+    if (this.flushScheduled || this.count === 0) return;
     this.flushScheduled = true;
     ready.then(
       () => this.flush(),
@@ -103,24 +113,35 @@ export class Outbox {
 
   /** Rejects every waiting post with `error` (connect gave up, or the bus closed); @returns their envelopes. */
   rejectAll(error: unknown): Envelope[] {
-    const { envelopes, rejecters } = this;
-    this.take();
-    for (const reject of rejecters) reject(error);
+    const { envelopes, rejecters } = this.take();
+    for (let i = 0; i < envelopes.length; i++) {
+      this.refused(envelopes[i]);
+      rejecters[i](error);
+    }
     return envelopes;
   }
 
-  /** Empties the buffer (its arrays now belong to the caller). */
-  private take(): void {
-    this.envelopes = [];
-    this.resolvers = [];
-    this.rejecters = [];
+  /** Empties the buffer: @returns its arrays, trimmed to the posts (they now belong to the caller). */
+  private take(): { envelopes: Envelope[]; resolvers: Resolve[]; rejecters: Reject[] } {
+    const { envelopes, resolvers, rejecters, count } = this;
+    // Trimming a longer array only shortens it in place; a shorter one is
+    // never longer than count (posts past the hint were appended).
+    envelopes.length = count;
+    resolvers.length = count;
+    rejecters.length = count;
+    // The next burst is likely this one's size.
+    const hint = Math.min(Math.max(count, 16), MAX_BATCH);
+    this.envelopes = new Array<Envelope>(hint);
+    this.resolvers = new Array<Resolve>(hint);
+    this.rejecters = new Array<Reject>(hint);
+    this.count = 0;
+    return { envelopes, resolvers, rejecters };
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.envelopes.length === 0) return;
-    const { envelopes, resolvers, rejecters } = this;
-    this.take();
+    if (this.count === 0) return;
+    const { envelopes, resolvers, rejecters } = this.take();
     for (let at = 0; at < envelopes.length; at += MAX_BATCH) {
       // Up to MAX_BATCH posts: the arrays as they are; more: a slice each.
       const whole = at === 0 && envelopes.length <= MAX_BATCH;
@@ -156,7 +177,10 @@ export class Outbox {
       ),
       stackOf(error),
     );
-    for (const rejectOne of reject) rejectOne(error);
+    for (let i = 0; i < batch.length; i++) {
+      this.refused(batch[i]);
+      reject[i](error);
+    }
     this.publishing--;
     this.settled();
   }
@@ -182,6 +206,7 @@ export class Outbox {
         resolve[i](result.ref === undefined ? { id } : { id, ref: result.ref });
       } else {
         this.counters.publishFailed++;
+        this.refused(batch[i]);
         reject[i](result?.error ?? new Error('transport returned no result for this event'));
       }
     }

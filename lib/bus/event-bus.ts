@@ -5,13 +5,13 @@ import { currentInstrumentation } from '../common/instrumentation.js';
 import { logLine } from '../common/log-line.js';
 import { TransportClosedError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
-import { processOrigin } from '../common/origin.js';
 import { StateMachine } from '../common/state-machine.js';
 import type { Envelope, EventHandler } from '../interfaces/envelope.interface.js';
 import type { Delivery, Transport } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import { Dispatcher } from './event-bus.dispatcher.js';
 import { EnvelopeFactory } from './event-bus.envelope.js';
+import { busOrigin } from './event-bus.ids.js';
 import { IdleWaiters } from './event-bus.idle.js';
 import { BusDrainingError, IdleTimeoutError } from './event-bus.errors.js';
 import {
@@ -61,7 +61,12 @@ export type { EventBusState, EventBusStatus } from './event-bus.state.js';
  */
 export class EventBus {
   readonly transport: Transport;
-  readonly origin = processOrigin();
+  /**
+   * What this bus's posts carry as `origin`: the process (host, pid and a
+   * per-process instance id) and this bus's number within it, so two apps
+   * of one process tell their own posts apart.
+   */
+  readonly origin = busOrigin();
   private readonly logger: HeraldLogger;
   private readonly clock: Clock;
   private readonly uniqueSettings: { ttlMs: number; cacheSize: number };
@@ -100,7 +105,7 @@ export class EventBus {
     this.idle = new IdleWaiters(
       () => this.dispatcher.isIdle() && !this.outbox.busy && this.loopback.size === 0,
     );
-    this.loopback = new LoopbackWatch(this.transport.features, resolved.maxPending);
+    this.loopback = new LoopbackWatch(this.transport.features, this.origin, resolved.maxPending);
     const settled = (): void => this.idle.notify();
     this.instrumentation = currentInstrumentation()?.bus(
       this.transport.name,
@@ -123,6 +128,8 @@ export class EventBus {
       this.counters,
       this.logger,
       settled,
+      // A post the transport refused never comes back: stop waiting for it.
+      envelope => this.loopback.refused(envelope),
     );
     this.dispatcher = new Dispatcher({
       handlers: this.registry,
@@ -374,13 +381,8 @@ export class EventBus {
     }
     if (!this.outbox.hasRoom()) return Promise.reject(this.outbox.fullError());
     this.counters.posted++;
-    if (!this.loopback.expect(envelope)) return this.outbox.push(envelope, this.connect());
-    // A post the transport refused never comes back: stop waiting for it.
-    return this.outbox.push(envelope, this.connect()).catch((error: unknown) => {
-      this.loopback.forget(envelope.id);
-      this.idle.notify();
-      throw error;
-    });
+    this.loopback.expect(envelope);
+    return this.outbox.push(envelope, this.connect());
   }
 
   /** Builds and validates an envelope; throws the typed error of the first problem. */
@@ -465,7 +467,7 @@ export class EventBus {
   private receive(delivery: Delivery): void {
     this.counters.delivered++;
     this.instrumentation?.delivered(delivery.envelope);
-    this.loopback.arrived(delivery.envelope);
+    this.loopback.arrived(delivery);
     if (this.machine.state === 'closed') {
       this.dispatcher.drop(delivery, new TransportClosedError('event bus is closed'));
       return;

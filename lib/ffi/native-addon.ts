@@ -44,8 +44,12 @@ export interface AddonHostStats {
   drainYields: number;
   /** Calls posted and not yet answered, abandoned or returned by unload (the loop is kept alive while > 0). */
   awaited: number;
-  /** Answers wait on the completion stack right now (not yet taken by a wake-up). */
+  /** Answers wait right now (in the answer ring or on its overflow stack, not yet taken by a wake-up). */
   completionsWaiting: boolean;
+  /** Answers delivered from the answer ring (one record per answer, written by the answering thread). */
+  ringAnswers: number;
+  /** Answers delivered from the overflow stack (the ring was full when they came). */
+  overflowAnswers: number;
   /** Slabs with a Buffer answers are still delivered over (one per slab, not per wake-up). */
   openSlabs: number;
   /** Tasks allocated with malloc so far: flat in steady state (pooled). */

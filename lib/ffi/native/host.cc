@@ -3,7 +3,7 @@
 // answers from any thread; answers are handed to the JS thread through one
 // uv_async handle, many per wake-up, without ever blocking the event loop.
 //
-// Layout: queue.h holds the ABI objects (queue, task, completion stack) free
+// Layout: queue.h holds the ABI objects (queue, task, answer ring) free
 // of Node; this file adds the completion sink (per Node environment), the JS
 // bindings and the exported C functions.
 
@@ -35,11 +35,12 @@ using namespace herald_ffi;
 
 
 // ---------------------------------------------------------------------------
-// Completion sink: one per Node environment. Runtime threads push answered
-// tasks on a lock-free stack; the push that finds it empty wakes the loop.
-// The JS thread takes the whole stack per wake-up, and again for answers that
-// arrived while it delivered (they did not wake it: see DrainMark). The sink
-// is never freed, so a respond that races environment teardown stays safe.
+// Completion sink: one per Node environment. Runtime threads write answer
+// records into its ring (or, when full, push the task on a lock-free stack);
+// the answer that finds the loop idle (armed) wakes it. The JS thread reads
+// every answer per wake-up, and again those that arrived while it delivered
+// (they did not wake it: it is disarmed while it drains). The sink is never
+// freed, so a respond that races environment teardown stays safe.
 
 struct Runtime {
   Queue *queue;
@@ -55,13 +56,28 @@ struct Runtime {
   Task *deferred_tail;
   int64_t deferred;
   bool dirty;
+  // The queue's limit, and a bound on its `waiting` that the JS thread keeps
+  // itself: it adds what it posts, and the pollers only lower `waiting`, so
+  // a call under the limit by this bound is under it for sure. Submit reads
+  // the queue's counter (a line the pollers write at every poll) only when
+  // the bound says the queue may be full.
+  int64_t max_queue;
+  int64_t waiting_bound;
 };
 
+// Posts `count` tasks (the JS thread) and counts them in the bound.
+void Post(Runtime *rt, Task *first, Task *last, int64_t count) {
+  QueueAppend(rt->queue, first, last, count);
+  rt->waiting_bound += count;
+}
+
 struct Sink : Completions {
-  uv_async_t async;
+  // Touched by the answering thread that wakes the loop.
+  alignas(64) uv_async_t async;
   pthread_mutex_t mu;  // orders uv_async_send against uv_close
   bool closed = false;
-  napi_env env = nullptr;
+  // The JS thread's own from here (a line apart from the above).
+  alignas(64) napi_env env = nullptr;
   napi_ref callback = nullptr;
   napi_ref meta_ref = nullptr;
   napi_ref resource = nullptr;
@@ -69,6 +85,7 @@ struct Sink : Completions {
   int32_t *meta = nullptr;
   size_t meta_cap = 0;  // completions per JS batch
   std::vector<uint8_t> cancelled;
+  std::vector<Answer> chunk;  // the chunk being delivered (meta_cap answers)
   std::vector<Runtime *> runtimes;
   uint64_t wakeups = 0;
   uint64_t batches = 0;  // calls into JS (chunks), one or more per wake-up
@@ -105,7 +122,7 @@ void FlushDeferred(Sink *s) {
   for (Runtime *rt : s->dirty) {
     rt->dirty = false;
     if (rt->deferred == 0) continue;
-    QueueAppend(rt->queue, rt->deferred_head, rt->deferred_tail, rt->deferred);
+    Post(rt, rt->deferred_head, rt->deferred_tail, rt->deferred);
     rt->deferred_head = rt->deferred_tail = nullptr;
     rt->deferred = 0;
   }
@@ -194,37 +211,44 @@ void ReportException(napi_env env) {
   if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
 }
 
-bool Cancelled(Sink *s, const Task *t) {
-  return static_cast<size_t>(t->slot) < s->cancelled.size() && s->cancelled[t->slot];
+bool Cancelled(Sink *s, int32_t slot) {
+  return static_cast<size_t>(slot) < s->cancelled.size() && s->cancelled[slot];
 }
 
-// Hands one chunk of answers to JS: meta[4i..4i+3] = slot, rc, offset, length;
-// offset >= 0: bytes in the slab Buffer; -1: externals[length]; -2: the call
-// was abandoned (timeout/abort) and its answer already freed; -3: rsp_len 0
-// and no NUL within rsp's block (read as empty, JS counts and logs it).
-Task *DeliverChunk(Sink *s, Task *list) {
+// Hands one chunk of the round's answers to JS: meta[4i..4i+3] = slot, rc,
+// offset, length; offset >= 0: bytes in the slab Buffer; -1:
+// externals[length]; -2: the call was abandoned (timeout/abort) and its
+// answer already freed; -3: rsp_len 0 and no NUL within rsp's block (read as
+// empty, JS counts and logs it). False when the round has no answer left.
+bool DeliverChunk(Sink *s) {
   napi_env env = s->env;
   size_t n = 0, externals = 0, in_slab = 0;
   Slab *slab = nullptr;
   uintptr_t lo = UINTPTR_MAX, hi = 0;
-  Task *end = list;
-  while (end && n < s->meta_cap) {
-    size_t len = AnswerLength(end);
-    if (!Cancelled(s, end) && len > 0) {
-      if (end->slab != nullptr) {
-        if (slab != nullptr && end->slab != slab) break;
-        slab = end->slab;
-        uintptr_t at = reinterpret_cast<uintptr_t>(end->rsp);
+  // The answer records are copied out of the ring (and its cells freed for
+  // the answering threads) into the JS thread's own array; the answer bytes
+  // and the tasks are not read.
+  Answer *chunk = s->chunk.data();
+  while (n < s->meta_cap) {
+    const Answer *a = PeekAnswer(s);
+    if (a == nullptr) break;
+    if (!Cancelled(s, a->slot) && a->len > 0) {
+      if (a->slab != nullptr) {
+        // A chunk ends where the slab changes.
+        if (slab != nullptr && a->slab != slab) break;
+        slab = a->slab;
+        uintptr_t at = reinterpret_cast<uintptr_t>(a->rsp);
         if (at < lo) lo = at;
-        if (at + len > hi) hi = at + len;
+        if (at + a->len > hi) hi = at + a->len;
         in_slab++;
       } else {
         externals++;
       }
     }
-    n++;
-    end = end->next;
+    chunk[n++] = *a;
+    PopAnswer(s);
   }
+  if (n == 0) return false;
 
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
@@ -253,57 +277,52 @@ Task *DeliverChunk(Sink *s, Task *list) {
 
   uint32_t ext = 0;
   int32_t *m = s->meta;
-  Task *t = list;
   int64_t settled = 0;
   for (size_t i = 0; i < n; i++, m += 4) {
-    Task *next = t->next;
-    size_t len = AnswerLength(t);
-    m[0] = t->slot;
-    m[1] = t->rc;
-    if (Cancelled(s, t)) {
+    const Answer &a = chunk[i];
+    m[0] = a.slot;
+    m[1] = a.rc;
+    if (Cancelled(s, a.slot)) {
       // Settled when it was abandoned (Cancel).
-      s->cancelled[t->slot] = 0;
-      FreeAnswer(t);
+      s->cancelled[a.slot] = 0;
+      FreeAnswer(s, a);
       m[2] = -2;
       m[3] = 0;
-      s->tasks.Give(t);
-      t = next;
-      continue;
-    }
-    settled++;
-    if (t->unterminated) {
-      FreeAnswer(t);
-      m[2] = -3;
-      m[3] = 0;
-    } else if (len == 0) {
-      FreeAnswer(t);
-      m[2] = 0;
-      m[3] = 0;
-    } else if (t->slab != nullptr) {
-      // Its reference was dropped above: the chunk's Buffer holds the slab.
-      m[2] = static_cast<int32_t>(t->rsp - base);
-      m[3] = static_cast<int32_t>(len);
     } else {
-      napi_value buf;
-      // Up to kZeroCopyMin (and small answers no slab took), a Buffer V8
-      // allocates and we copy into: young Buffers are reclaimed by
-      // scavenges. An external Buffer's bytes push V8 to full GCs instead (8
-      // mark-compacts per 50k answers of 10 KiB, at a quarter of the
-      // throughput), which only pays off for large answers.
-      if (len <= kZeroCopyMin) {
-        napi_create_buffer_copy(env, len, t->rsp, nullptr, &buf);
-        FreeAnswer(t);
-      } else if (napi_create_external_buffer(env, len, t->rsp, FinalizeExternal, nullptr, &buf) != napi_ok) {
-        // Where external buffers are not allowed, copy.
-        napi_create_buffer_copy(env, len, t->rsp, nullptr, &buf);
-        FreeAnswer(t);
+      settled++;
+      if (a.unterminated) {
+        FreeAnswer(s, a);
+        m[2] = -3;
+        m[3] = 0;
+      } else if (a.len == 0) {
+        FreeAnswer(s, a);
+        m[2] = 0;
+        m[3] = 0;
+      } else if (a.slab != nullptr) {
+        // Its reference was dropped above: the chunk's Buffer holds the slab.
+        m[2] = static_cast<int32_t>(a.rsp - base);
+        m[3] = static_cast<int32_t>(a.len);
+      } else {
+        napi_value buf;
+        // Up to kZeroCopyMin (and small answers no slab took), a Buffer V8
+        // allocates and we copy into: young Buffers are reclaimed by
+        // scavenges. An external Buffer's bytes push V8 to full GCs instead
+        // (8 mark-compacts per 50k answers of 10 KiB, at a quarter of the
+        // throughput), which only pays off for large answers.
+        if (a.len <= kZeroCopyMin) {
+          napi_create_buffer_copy(env, a.len, a.rsp, nullptr, &buf);
+          FreeAnswer(s, a);
+        } else if (napi_create_external_buffer(env, a.len, a.rsp, FinalizeExternal, nullptr, &buf) != napi_ok) {
+          // Where external buffers are not allowed, copy.
+          napi_create_buffer_copy(env, a.len, a.rsp, nullptr, &buf);
+          FreeAnswer(s, a);
+        }
+        napi_set_element(env, argv[2], ext, buf);
+        m[2] = -1;
+        m[3] = static_cast<int32_t>(ext++);
       }
-      napi_set_element(env, argv[2], ext, buf);
-      m[2] = -1;
-      m[3] = static_cast<int32_t>(ext++);
     }
-    s->tasks.Give(t);
-    t = next;
+    s->tasks.GiveAnswered(a.task, a.req_cap);
   }
   s->answers += n;
   s->batches++;
@@ -317,7 +336,7 @@ Task *DeliverChunk(Sink *s, Task *list) {
   // continuations and nextTicks queued by the JS side have run.
   if (napi_make_callback(env, s->actx, resource, fn, 3, argv, &result) != napi_ok) ReportException(env);
   napi_close_handle_scope(env, scope);
-  return t;
+  return true;
 }
 
 // Bounds of one drain: answers keep arriving while the answers before them
@@ -328,38 +347,38 @@ Task *DeliverChunk(Sink *s, Task *list) {
 constexpr int kDrainRounds = 8;
 constexpr uint64_t kDrainAnswers = 1024;
 
-// One wake-up: delivers every answer on the stack, then those that arrived
-// meanwhile (they did not wake the loop: the stack was marked), until a
-// round finds none. The fixed cost of a wake-up (the loop's turn, the
-// eventfd, the callback scope) is then paid once for all of them.
+// One wake-up: delivers every answer there is, then those that arrived
+// meanwhile (they did not wake the loop: it is disarmed while it drains),
+// until a round finds none. The fixed cost of a wake-up (the loop's turn,
+// the eventfd, the callback scope) is then paid once for all of them.
 void OnWake(uv_async_t *handle) {
   Sink *s = static_cast<Sink *>(handle->data);
-  if (s->callback == nullptr || !HasCompletions(s)) return;
-  Task *list = TakeCompletions(s);
-  s->wakeups++;
+  if (s->callback == nullptr) return;
+  Disarm(s);
   s->delivering = true;
   uint64_t first = s->answers;
   for (int round = 1;; round++) {
-    while (list) {
-      list = DeliverChunk(s, list);
-      FlushDeferred(s);
-    }
+    BeginRound(s);
+    // A wake-up with answers (counted before JS sees them; spurious ones,
+    // whose answers an earlier drain took, are not).
+    if (s->answers == first && PeekAnswer(s) != nullptr) s->wakeups++;
+    while (DeliverChunk(s)) FlushDeferred(s);
     if (FinishDrain(s)) break;
     if (round == kDrainRounds || s->answers - first >= kDrainAnswers) {
-      // The answers stay on the marked stack: the next turn takes them.
+      // The answers stay, the wake-up disarmed: the next turn takes them.
       s->drain_yields++;
       uv_async_send(&s->async);
       break;
     }
-    list = TakeCompletions(s);
-    s->late_round = true;
+    // Whatever the next rounds deliver arrived during this wake-up.
+    if (s->answers != first) s->late_round = true;
   }
   s->late_round = false;
   s->delivering = false;
   CloseDrainedSlabs(s);
 }
 
-// Called by the runtime thread whose answer found the stack empty.
+// Called by the runtime thread whose answer found the loop armed (idle).
 void WakeLoop(Completions *c) {
   Sink *s = static_cast<Sink *>(c);
   pthread_mutex_lock(&s->mu);
@@ -456,6 +475,7 @@ Napi::Value Setup(const Napi::CallbackInfo &info) {
   napi_create_reference(env, meta, 1, &s->meta_ref);
   s->meta = meta.Data();
   s->meta_cap = meta.ElementLength() / 4;
+  s->chunk.resize(s->meta_cap);
   return env.Undefined();
 }
 
@@ -516,7 +536,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
     return failed;
   }
 
-  Runtime *rt = new Runtime{q, lib, real, false, zero_length, nullptr, nullptr, 0, false};
+  Runtime *rt = new Runtime{q, lib, real, false, zero_length, nullptr, nullptr, 0, false, max_queue, 0};
   s->runtimes.push_back(rt);
   out.Set("ok", true);
   out.Set("id", static_cast<uint32_t>(s->runtimes.size() - 1));
@@ -570,20 +590,15 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
   t->header.ops = &kOps;
   t->completions = s;
   t->slot = slot;
-  t->rc = 0;
-  t->rsp = nullptr;
-  t->rsp_len = 0;
-  t->answer_len = 0;
   t->zero_length = rt->zero_length;
-  t->unterminated = false;
-  t->slab = nullptr;
-  Queue *q = rt->queue;
   PostStatus status = kPosted;
-  // Only this thread posts and sets `finished`; pollers only lower `waiting`.
-  if (q->finished) {
+  // Only this thread posts and unloads (rt->unloaded is the queue's
+  // `finished`); pollers only lower `waiting`.
+  if (rt->unloaded) {
     status = kFinished;
-  } else if (__atomic_load_n(&q->waiting, __ATOMIC_RELAXED) + rt->deferred >= q->max_queue) {
-    status = kFull;
+  } else if (rt->waiting_bound + rt->deferred >= rt->max_queue) {
+    rt->waiting_bound = __atomic_load_n(&rt->queue->waiting, __ATOMIC_RELAXED);
+    if (rt->waiting_bound + rt->deferred >= rt->max_queue) status = kFull;
   }
   if (status != kPosted) {
     s->tasks.Give(t);
@@ -600,7 +615,7 @@ Napi::Value Submit(const Napi::CallbackInfo &info) {
       s->dirty.push_back(rt);
     }
   } else {
-    QueueAppend(q, t, t, 1);
+    Post(rt, t, t, 1);
   }
   if (status == kPosted) Await(s);
   return Napi::Number::New(env, status);
@@ -626,7 +641,7 @@ Napi::Value Unload(const Napi::CallbackInfo &info) {
   while (rest) {
     Task *next = rest->next;
     slots.Set(i++, Napi::Number::New(env, rest->slot));
-    if (Cancelled(s, rest))
+    if (Cancelled(s, rest->slot))
       s->cancelled[rest->slot] = 0;  // settled when it was abandoned
     else
       settled++;
@@ -665,6 +680,10 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
     out.Set("drainYields", static_cast<double>(s->drain_yields));
     out.Set("awaited", static_cast<double>(s->awaited));
     out.Set("completionsWaiting", HasCompletions(s));
+    // Answers read from the ring and, when it was full, from the overflow
+    // stack (tests check both paths run).
+    out.Set("ringAnswers", static_cast<double>(s->ring_answers));
+    out.Set("overflowAnswers", static_cast<double>(s->overflow_answers));
     out.Set("openSlabs", static_cast<double>(s->open_slabs.size()));
     // Native allocations so far: flat in steady state (tests check it).
     out.Set("taskAllocations", static_cast<double>(s->tasks.allocations()));

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <vector>
 
 #include "queue.h"
 
@@ -36,9 +37,9 @@ class TaskPool {
   // A task with room for `len` request bytes and a NUL; header fields unset.
   Task *Take(size_t len) {
     int c = ClassOf(len);
-    if (c < kClasses && free_[c] != nullptr) {
-      Task *t = free_[c];
-      free_[c] = t->next;
+    if (c < kClasses && !free_[c].empty()) {
+      Task *t = free_[c].back();
+      free_[c].pop_back();
       pooled_bytes_ -= SizeOf(t->req_cap);
       return t;
     }
@@ -50,19 +51,25 @@ class TaskPool {
     return t;
   }
 
-  // Back to its class (or freed); the magic marks it dead either way, so a
-  // late respond on it is refused.
+  // A task no runtime has (never polled, or returned by unload): marked dead,
+  // so a late respond on it is refused, and back to its class (or freed).
   void Give(Task *t) {
     t->header.magic = kDeadMagic;
-    int c = ClassOf(t->req_cap);
-    size_t size = SizeOf(t->req_cap);
-    if (c >= kClasses || (size_t{64} << c) != t->req_cap ||
-        pooled_bytes_ + size > kTaskPoolBytes) {
+    GiveAnswered(t, t->req_cap);
+  }
+
+  // An answered task (respond marked it dead already), given back without
+  // reading or writing it: its lines were last written by the answering
+  // thread, and the JS thread writes them next when it reuses it. The free
+  // lists are arrays of pointers, not lists through the tasks, for that.
+  void GiveAnswered(Task *t, uint32_t req_cap) {
+    int c = ClassOf(req_cap);
+    size_t size = SizeOf(req_cap);
+    if (c >= kClasses || (size_t{64} << c) != req_cap || pooled_bytes_ + size > kTaskPoolBytes) {
       free(t);
       return;
     }
-    t->next = free_[c];
-    free_[c] = t;
+    free_[c].push_back(t);
     pooled_bytes_ += size;
   }
 
@@ -71,13 +78,8 @@ class TaskPool {
   size_t pooled_bytes() const { return pooled_bytes_; }
 
   ~TaskPool() {
-    for (Task *&head : free_) {
-      while (head) {
-        Task *next = head->next;
-        free(head);
-        head = next;
-      }
-    }
+    for (std::vector<Task *> &list : free_)
+      for (Task *t : list) free(t);
   }
 
  private:
@@ -88,7 +90,7 @@ class TaskPool {
     return c;
   }
 
-  Task *free_[kClasses] = {};
+  std::vector<Task *> free_[kClasses];
   size_t pooled_bytes_ = 0;
   uint64_t allocations_ = 0;
 };
@@ -106,14 +108,18 @@ struct Slab {
   // of the Buffer answers are delivered over while the slab may still get
   // answers (NULL otherwise), and how many Buffers over it JS has not
   // collected yet. refs == js_buffers: no answer will come from it any more.
-  void *js = nullptr;
+  // (A line apart from `used` and `refs`, which the answering threads write
+  // at every answer.)
+  alignas(64) void *js = nullptr;
   int64_t js_buffers = 0;
 };
 
 // Shared by the runtime threads (Reserve) and the JS thread (Release of
 // delivered answers and collected Buffers). The lock covers a few pointer
-// moves per answer, taken on the answering thread.
-class SlabPool {
+// moves per answer, taken on the answering thread. Aligned to a line of its
+// own: the lock is written at every answer, and what lies next to it in the
+// sink (the task pool's counters) by the JS thread at every call.
+class alignas(64) SlabPool {
  public:
   static constexpr size_t kSlabSize = 512 * 1024;
   // Idle slabs kept for reuse (at most 128 MiB, and never more than were in
@@ -192,7 +198,8 @@ class SlabPool {
     } else {
       char *data = static_cast<char *>(malloc(kSlabSize));
       if (data == nullptr) return nullptr;
-      slab = new Slab{data, 0, {0}, nullptr, nullptr, 0};
+      slab = new Slab();
+      slab->data = data;
       allocations_.fetch_add(1, std::memory_order_relaxed);
       live_.fetch_add(1, std::memory_order_relaxed);
     }

@@ -1,4 +1,4 @@
-// nest-herald/ffi: the task queue and the completion stack of the host, free
+// nest-herald/ffi: the task queue and the answer ring of the host, free
 // of Node so that a plain C++ harness (sanitizers, stress) can drive them.
 // host.cc adds the Node side: the per-environment sink that wakes the event
 // loop, and the JS bindings.
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <new>
 
 namespace herald_ffi {
 // Internal linkage on purpose: with external linkage the dynamic linker would
@@ -48,17 +49,75 @@ struct Header {
 struct Task;
 struct Slab;  // pools.h
 
-// Where answered tasks go: a lock-free stack, newest first. `wake` is called
-// by the push that finds it empty (the host then takes the whole stack; while
-// it drains, the stack is not empty but marked: see DrainMark).
+// One answer as the JS thread reads it. The answering thread fills it in
+// (TaskRespond) from the task and the runtime's answer, so the JS thread
+// never reads the task (written by another core) to deliver it.
+struct Answer {
+  Task *task;    // to give back to the pool; not read by the JS thread
+  char *rsp;     // the answer: in `slab`, or the runtime's block, or NULL
+  Slab *slab;    // the slab rsp was copied into (it holds a reference), or NULL
+  size_t len;    // bytes (per herald_ffi.h and the runtime's ZeroLength)
+  int32_t slot;  // the JS call this answers
+  int32_t rc;
+  uint32_t req_cap;   // the task's request capacity (its pool class)
+  bool unterminated;  // rsp_len 0 and no NUL within rsp's block: answered empty
+};
+
+// A cell of the answer ring (one cache line: answering threads writing
+// neighbouring cells do not share a line). `seq` is the cell's turn
+// (Vyukov's bounded MPMC queue, here with one consumer): index i is free for
+// the producer of ticket i when seq == i, holds its answer when seq == i+1,
+// and is free again, for ticket i + cells, once the consumer set it so.
+struct alignas(64) AnswerCell {
+  std::atomic<uint64_t> seq;
+  Answer answer;
+};
+
+// Where answers go: a ring of answer records that the answering threads
+// fill in turn and the JS thread reads in order (contiguous cells, so it
+// reads them with independent, prefetchable loads instead of chasing `next`
+// pointers through tasks that other cores wrote), and a lock-free stack of
+// tasks for when the ring is full (the task carries its Answer then). The
+// loop is woken by the answer that finds it `armed` (idle); the JS thread
+// disarms it while it drains, so answers that arrive meanwhile cost no
+// wake-up: the drain takes them, and arms it again only once it found
+// nothing more (FinishDrain).
 // `reserve` (any thread) hands out room for one small answer in a shared slab
 // and a reference on that slab; `release` (the JS thread) drops one. Without
 // them answers stay where the runtime put them.
 struct Completions {
-  std::atomic<Task *> done{nullptr};
+  static constexpr uint64_t kDefaultCells = 2048;
+
+  explicit Completions(uint64_t cells = kDefaultCells) : mask(cells - 1) {
+    // A power of two, at least 2.
+    ring = static_cast<AnswerCell *>(aligned_alloc(64, sizeof(AnswerCell) * cells));
+    for (uint64_t i = 0; i < cells; i++) new (&ring[i].seq) std::atomic<uint64_t>(i);
+  }
+  ~Completions() { free(ring); }
+  Completions(const Completions &) = delete;
+  Completions &operator=(const Completions &) = delete;
+
+  AnswerCell *ring;
+  const uint64_t mask;  // cells - 1
   void (*wake)(Completions *self) = nullptr;
   char *(*reserve)(Completions *self, size_t bytes, Slab **slab) = nullptr;
   void (*release)(Completions *self, Slab *slab) = nullptr;
+
+  // Written by the answering threads (every answer), read by the JS thread
+  // once per round: a line of their own.
+  alignas(64) std::atomic<uint64_t> tail{0};  // the next ticket
+  std::atomic<Task *> done{nullptr};          // the overflow stack, newest first
+  // Read by every answer, written by the JS thread once per drain and by the
+  // answer that wakes it: a line of its own.
+  alignas(64) std::atomic<uint32_t> armed{1};
+  // The JS thread's own (never written by the answering threads).
+  alignas(64) uint64_t head = 0;  // the next ticket to read
+  uint64_t round_end = 0;         // the tail when the round began
+  Task *overflow = nullptr;       // taken from `done`, oldest first
+  Answer staged{};                // the overflow task's answer being peeked
+  bool peeked_ring = false;
+  uint64_t ring_answers = 0;      // answers read from the ring,
+  uint64_t overflow_answers = 0;  // and from the overflow stack
 };
 
 // How to read an answer with rsp != NULL and rsp_len == 0 (herald_ffi.h).
@@ -76,20 +135,13 @@ struct Task {
   Task *next;
   Completions *completions;
   int32_t slot;  // the JS call this task answers
-  int32_t rc;
-  char *rsp;
-  int32_t rsp_len;
   int32_t req_len;
-  // Set by respond (on the runtime's thread, so the JS thread does not scan
-  // answers): the answer's length in bytes.
-  size_t answer_len;
-  // Set by respond: the slab the answer was copied into (rsp points into it;
-  // the runtime's block is already freed), or NULL (rsp is the runtime's).
-  Slab *slab;
   uint32_t req_cap;     // bytes allocated for req (pooled tasks are reused)
   uint8_t zero_length;  // ZeroLength of the runtime
-  bool unterminated;    // rsp_len 0 and no NUL within rsp's block: answered empty
-  char req[1];          // req_len bytes and a NUL, allocated with the task
+  // Set by respond only when the ring was full (the task then goes on the
+  // overflow stack).
+  Answer answer;
+  char req[1];  // req_len bytes and a NUL, allocated with the task
 };
 
 struct Queue {
@@ -342,73 +394,147 @@ inline size_t AnswerLengthOf(const char *rsp, int32_t rsp_len, uint8_t zero_leng
   return len;
 }
 
+// Appends an answer to the ring; false when the ring is full.
+inline bool RingPush(Completions *c, const Answer &a) {
+  uint64_t pos = c->tail.load(std::memory_order_relaxed);
+  for (;;) {
+    AnswerCell &cell = c->ring[pos & c->mask];
+    // Acquire: the JS thread's read of the cell's last answer is done.
+    uint64_t seq = cell.seq.load(std::memory_order_acquire);
+    int64_t diff = static_cast<int64_t>(seq - pos);
+    if (diff == 0) {
+      if (c->tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
+                                        std::memory_order_relaxed)) {
+        cell.answer = a;
+        // seq_cst: ordered before this thread's read of `armed` (see
+        // TaskRespond and FinishDrain).
+        cell.seq.store(pos + 1, std::memory_order_seq_cst);
+        return true;
+      }
+    } else if (diff < 0) {
+      return false;  // the cell of ticket pos - cells is not read yet: full
+    } else {
+      pos = c->tail.load(std::memory_order_relaxed);
+    }
+  }
+}
+
 inline void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
   Task *t = static_cast<Task *>(p);
-  t->rc = rc;
-  t->rsp = rsp;
-  t->rsp_len = rsp_len;
-  t->answer_len = AnswerLengthOf(rsp, rsp_len, t->zero_length, &t->unterminated);
+  Completions *c = t->completions;
+  Answer a;
+  a.task = t;
+  a.rsp = rsp;
+  a.slab = nullptr;
+  a.len = AnswerLengthOf(rsp, rsp_len, t->zero_length, &a.unterminated);
+  a.slot = t->slot;
+  a.rc = rc;
+  a.req_cap = t->req_cap;
   // A small answer is copied here, on the runtime's thread, into a slab the
   // JS thread hands out slices of, and freed here: the JS thread neither
   // copies answers (a quarter of its time at 1024 in flight, reading bytes
   // another core wrote) nor frees blocks of the runtime's malloc arena (which
   // made that arena grow and shrink: page faults).
-  t->slab = nullptr;
-  Completions *c = t->completions;
-  if (rsp != nullptr && t->answer_len > 0 && t->answer_len <= kCopyMax && c->reserve) {
+  if (rsp != nullptr && a.len > 0 && a.len <= kCopyMax && c->reserve) {
     Slab *slab = nullptr;
-    char *room = c->reserve(c, t->answer_len, &slab);
+    char *room = c->reserve(c, a.len, &slab);
     if (room != nullptr) {
-      memcpy(room, rsp, t->answer_len);
+      memcpy(room, rsp, a.len);
       free(rsp);
-      t->rsp = room;
-      t->slab = slab;
+      a.rsp = room;
+      a.slab = slab;
     }
   }
-  Task *head = c->done.load(std::memory_order_relaxed);
-  do {
-    t->next = head;
-  } while (!c->done.compare_exchange_weak(head, t, std::memory_order_release, std::memory_order_relaxed));
-  if (head == nullptr) c->wake(c);
+  // Answered: a second respond on it is refused from now on (the JS thread
+  // gives it back to the pool without touching it).
+  t->header.magic = kDeadMagic;
+  if (!RingPush(c, a)) {
+    t->answer = a;
+    Task *head = c->done.load(std::memory_order_relaxed);
+    do {
+      t->next = head;
+    } while (!c->done.compare_exchange_weak(head, t, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed));
+  }
+  // After the answer is visible (seq_cst on both sides): either the JS thread
+  // sees it when it checks after arming (FinishDrain), or this sees it armed.
+  if (c->armed.load(std::memory_order_seq_cst) != 0 &&
+      c->armed.exchange(0, std::memory_order_seq_cst) != 0)
+    c->wake(c);
 }
 
-// While the JS thread drains the completion stack, this mark sits at its
-// bottom: an answer pushed meanwhile finds the stack non-empty and does not
-// wake the loop (no eventfd write on the answering thread, no extra turn of
-// the event loop); the drain takes it before it ends (FinishDrain). The
-// mark is never an answer: lists end at it or at NULL.
-inline Task *DrainMark() {
-  static Task mark{};
-  return &mark;
-}
+// The JS thread's side. A drain: Disarm, then rounds of BeginRound and
+// PeekAnswer/PopAnswer until PeekAnswer finds nothing, until FinishDrain
+// says nothing arrived meanwhile (and armed the wake-up again).
 
-// True when answers wait on the stack (neither empty nor only the mark).
-inline bool HasCompletions(Completions *c) {
-  Task *head = c->done.load(std::memory_order_relaxed);
-  return head != nullptr && head != DrainMark();
-}
+// Answers that arrive from now on do not wake the loop (the drain takes
+// them, see FinishDrain).
+inline void Disarm(Completions *c) { c->armed.store(0, std::memory_order_relaxed); }
 
-// Takes every answered task, oldest first, and leaves the mark: a drain has
-// begun, and ends only with FinishDrain.
-inline Task *TakeCompletions(Completions *c) {
-  Task *stack = c->done.exchange(DrainMark(), std::memory_order_acq_rel);
-  Task *list = nullptr;
-  while (stack != nullptr && stack != DrainMark()) {
+// A round takes what was answered when it began: the ring up to its tail
+// then, and the overflow stack.
+inline void BeginRound(Completions *c) {
+  c->round_end = c->tail.load(std::memory_order_acquire);
+  Task *stack = c->done.exchange(nullptr, std::memory_order_acq_rel);
+  Task *list = c->overflow;  // normally empty: a round reads all of it
+  while (stack != nullptr) {
     Task *next = stack->next;
     stack->next = list;
     list = stack;
     stack = next;
   }
-  return list;
+  c->overflow = list;
 }
 
-// Ends a drain if nothing arrived since the last TakeCompletions: the stack
-// is empty again and the next answer wakes the loop. False when answers
-// arrived meanwhile: take them (TakeCompletions) or wake the loop to.
+// The next answer of the round (valid until PopAnswer), or NULL. The ring is
+// read in ticket order; a ticket whose producer has not finished writing
+// its cell (preempted between the two) ends the ring's part of the round:
+// that producer wakes the loop if the drain has ended meanwhile.
+inline const Answer *PeekAnswer(Completions *c) {
+  if (c->head < c->round_end) {
+    AnswerCell &cell = c->ring[c->head & c->mask];
+    if (cell.seq.load(std::memory_order_acquire) == c->head + 1) {
+      c->peeked_ring = true;
+      return &cell.answer;
+    }
+  }
+  if (c->overflow != nullptr) {
+    c->staged = c->overflow->answer;
+    c->peeked_ring = false;
+    return &c->staged;
+  }
+  return nullptr;
+}
+
+// Done with the answer PeekAnswer returned: its cell is free again.
+inline void PopAnswer(Completions *c) {
+  if (c->peeked_ring) {
+    c->ring[c->head & c->mask].seq.store(c->head + c->mask + 1, std::memory_order_release);
+    c->head++;
+    c->ring_answers++;
+  } else {
+    c->overflow = c->overflow->next;
+    c->overflow_answers++;
+  }
+}
+
+// True when answers wait (seq_cst: see FinishDrain).
+inline bool HasCompletions(Completions *c) {
+  return c->overflow != nullptr ||
+         c->ring[c->head & c->mask].seq.load(std::memory_order_seq_cst) == c->head + 1 ||
+         c->done.load(std::memory_order_seq_cst) != nullptr;
+}
+
+// Ends a drain if nothing arrived: arms the wake-up (the next answer wakes
+// the loop). False when answers arrived meanwhile (the drain goes on; the
+// wake-up stays disarmed, or an answer already took it and woke the loop,
+// which then finds nothing or what came later).
 inline bool FinishDrain(Completions *c) {
-  Task *expected = DrainMark();
-  return c->done.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
-                                         std::memory_order_acquire);
+  if (HasCompletions(c)) return false;
+  c->armed.store(1, std::memory_order_seq_cst);
+  if (!HasCompletions(c)) return true;
+  c->armed.store(0, std::memory_order_relaxed);
+  return false;
 }
 
 // The default of spin_max_ns (NativeRuntimeOptions.pollerSpinUs).
@@ -475,17 +601,12 @@ inline void AbiRespond(void *task, int rc, char *rsp, int rsp_len) {
 
 // Frees the runtime's answer, or drops the reference on the slab it was
 // copied into (JS thread).
-inline void FreeAnswer(Task *t) {
-  if (t->slab != nullptr)
-    t->completions->release(t->completions, t->slab);
+inline void FreeAnswer(Completions *c, const Answer &a) {
+  if (a.slab != nullptr)
+    c->release(c, a.slab);
   else
-    free(t->rsp);
-  t->rsp = nullptr;
-  t->slab = nullptr;
+    free(a.rsp);
 }
-
-// Valid once the task was answered (TaskRespond computed it).
-inline size_t AnswerLength(const Task *t) { return t->answer_len; }
 
 }  // namespace
 }  // namespace herald_ffi

@@ -104,6 +104,28 @@ const ENCODED_META = new RegExp(
     `"origin":"${PLAIN}","at":"${PLAIN}"(?:,"unique":"${PLAIN}")?(?:,"data":|\\}$)`,
 );
 
+/** How encode() starts every herald value, up to the id's text. */
+const WIRE_ID = '{"herald":1,"id":"';
+const ID_START = WIRE_ID.length;
+const WIRE_UNIQUE = ',"unique":"';
+const WIRE_DATA = ',"data":';
+/** The length of `","source":"","event":"","origin":"","at":"` (the middle without its values). */
+const MIDDLE_FIXED = '","source":"","event":"","origin":"","at":"'.length;
+
+/**
+ * Where the JSON string content starting at `from` ends (its closing
+ * quote), or -1 when it holds a backslash or a control character first (or
+ * never ends): what {@link ENCODED_META}'s strings may hold.
+ */
+function plainEnd(json: string, from: number): number {
+  for (let i = from; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22) return i;
+    if (c === 0x5c || c < 0x20) return -1;
+  }
+  return -1;
+}
+
 /** How many source/event pairs encode() keeps the meta JSON of (then it starts afresh). */
 const MIDDLES_MAX = 1024;
 
@@ -138,6 +160,12 @@ export class PgEnvelopeCodec {
   private seenEvent = '';
   private seenOrigin = '';
   private seenAt = '';
+  /**
+   * decode(): the text between the id and the time of the last value the
+   * regular expression read (`","source":..,"event":..,"origin":..,"at":"`):
+   * a value that repeats it is read without the expression.
+   */
+  private seenMiddle = '';
 
   constructor(
     private readonly logger: () => HeraldLogger | undefined,
@@ -254,6 +282,8 @@ export class PgEnvelopeCodec {
    * what is read is what JSON.parse would read.
    */
   private scan(event: PgHubRawEvent, json: string): Envelope | undefined {
+    const again = this.rescan(event, json);
+    if (again !== undefined) return again;
     const meta = ENCODED_META.exec(json);
     if (meta === null) return undefined;
     const source = meta[2];
@@ -266,6 +296,11 @@ export class PgEnvelopeCodec {
       payload = json.slice(end, -1);
     }
     const unique = meta[6];
+    const idEnd = ID_START + meta[1].length;
+    this.seenMiddle = json.slice(
+      idEnd,
+      idEnd + MIDDLE_FIXED + source.length + name.length + meta[4].length,
+    );
     return {
       id: meta[1],
       source: source === this.seenSource ? this.seenSource : (this.seenSource = source),
@@ -275,6 +310,52 @@ export class PgEnvelopeCodec {
       unique: unique === undefined || unique === '' ? undefined : unique,
       origin: meta[4] === this.seenOrigin ? this.seenOrigin : (this.seenOrigin = meta[4]),
       occurredAt: meta[5] === this.seenAt ? this.seenAt : (this.seenAt = meta[5]),
+      headers: undefined,
+    };
+  }
+
+  /**
+   * {@link scan} without the regular expression, for a value whose source,
+   * event and origin are those of the last one it read ({@link seenMiddle},
+   * which the expression checked): the id, the time and `unique` are read
+   * up to their closing quote and refused (undefined: the expression
+   * decides) if they hold a backslash or a control character, as the
+   * expression would; then `,"data":` and the data, or the closing `}`.
+   */
+  private rescan(event: PgHubRawEvent, json: string): Envelope | undefined {
+    const middle = this.seenMiddle;
+    if (middle === '' || !json.startsWith(WIRE_ID)) return undefined;
+    const idEnd = plainEnd(json, ID_START);
+    if (idEnd < 0 || !json.startsWith(middle, idEnd)) return undefined;
+    const atStart = idEnd + middle.length;
+    const atEnd = plainEnd(json, atStart);
+    if (atEnd < 0) return undefined;
+    let at = this.seenAt;
+    if (atEnd - atStart !== at.length || !json.startsWith(at, atStart))
+      at = this.seenAt = json.slice(atStart, atEnd);
+    let end = atEnd + 1;
+    let unique: string | undefined;
+    if (json.startsWith(WIRE_UNIQUE, end)) {
+      const uniqueStart = end + WIRE_UNIQUE.length;
+      const uniqueEnd = plainEnd(json, uniqueStart);
+      if (uniqueEnd < 0) return undefined;
+      if (uniqueEnd > uniqueStart) unique = json.slice(uniqueStart, uniqueEnd);
+      end = uniqueEnd + 1;
+    }
+    let payload = '';
+    if (json.startsWith(WIRE_DATA, end)) {
+      if (json.charCodeAt(json.length - 1) !== 0x7d) return undefined;
+      payload = json.slice(end + WIRE_DATA.length, -1);
+    } else if (end !== json.length - 1 || json.charCodeAt(end) !== 0x7d) return undefined;
+    return {
+      id: json.slice(ID_START, idEnd),
+      source: this.seenSource,
+      event: this.seenEvent,
+      payload,
+      key: event.key.length > 0 ? event.key : undefined,
+      unique,
+      origin: this.seenOrigin,
+      occurredAt: at,
       headers: undefined,
     };
   }

@@ -111,6 +111,62 @@ describe('Dispatcher', () => {
     expect(dispatcher.isIdle()).toBe(true);
   });
 
+  it("runs a lone handler of an un-awaited postLocal (runLocal's short path) exactly as the general path does", async () => {
+    // The same events through runLocal (the short path) and through
+    // enqueue (the runner's execute -> handle): same calls in the same
+    // order, same counts, same errors, idle at the end.
+    const scenario = async (path: 'short' | 'general') => {
+      const calls: string[] = [];
+      let release!: () => void;
+      const lone: EventHandler = (data: unknown) => {
+        calls.push(String(data));
+        if (data === 'throw') throw new Error('sync');
+        if (data === 'reject') return Promise.reject(new Error('async'));
+        if (data === 'hold') return new Promise<void>(resolve => (release = resolve));
+        if (data === 'nest') post('nested');
+        return 'ok';
+      };
+      const { dispatcher, counters, errors } = make([lone]);
+      dispatcher.start();
+      const post = (data: string): void =>
+        path === 'short'
+          ? dispatcher.runLocal(factory.local('s', 'e', data))
+          : dispatcher.enqueue(factory.local('s', 'e', data));
+      post('value');
+      // A post from inside a handler runs after it, not inside it.
+      post('nest');
+      calls.push('after nest');
+      post('throw');
+      post('reject');
+      post('hold');
+      // Concurrency 1: held by the pending handler, this one waits its turn.
+      post('queued');
+      expect(dispatcher.isIdle()).toBe(false);
+      await waitFor(() => release !== undefined);
+      release();
+      await waitFor(() => dispatcher.isIdle());
+      return { calls, counters: { ...counters }, errors: errors.map(e => (e as Error).message) };
+    };
+    const short = await scenario('short');
+    const general = await scenario('general');
+    // runLocal counts its events as posted (the bus's postLocal); enqueue leaves that to its caller.
+    expect(short.counters.postedLocal).toBe(7);
+    expect(general.counters.postedLocal).toBe(0);
+    expect({ ...short, counters: { ...short.counters, postedLocal: 0 } }).toEqual(general);
+    expect(short.calls).toEqual([
+      'value',
+      'nest',
+      'nested',
+      'after nest',
+      'throw',
+      'reject',
+      'hold',
+      'queued',
+    ]);
+    expect(short.errors).toEqual(['sync', 'async']);
+    expect(short.counters).toMatchObject({ handled: 5, failed: 2 });
+  });
+
   it('names the handler calls still running, a timed-out one included, until they really settle', async () => {
     let release!: () => void;
     const slow: EventHandler = () => new Promise<void>(resolve => (release = resolve));

@@ -25,6 +25,33 @@ describe('HandlerRegistry', () => {
     expect(names(registry.match('users', 'deleted'))).toEqual(['all']);
   });
 
+  it('matches wildcard patterns while any is registered, and exact ones alone again once all are removed', () => {
+    const registry = new HandlerRegistry();
+    const exact = handler('exact');
+    registry.add(exact, patternsOf('orders', ['created']));
+    expect(registry.match('orders', 'created')).toMatchObject({ handler: exact });
+    for (const [wild, patterns] of [
+      [handler('source'), patternsOf('orders')],
+      [handler('event'), patternsOf('*', ['created'])],
+      [handler('all'), patternsOf()],
+    ] as const) {
+      registry.add(wild, patterns);
+      expect(names(registry.match('orders', 'created'))).toEqual(['exact', wild.name]);
+      expect(names(registry.match('orders', 'paid'))).toEqual(
+        wild.name === 'event' ? [] : [wild.name],
+      );
+      registry.remove(wild);
+      // Only exact patterns left: the lone entry is found as itself.
+      expect(registry.match('orders', 'created')).toMatchObject({ handler: exact });
+      expect(names(registry.match('orders', 'paid'))).toEqual([]);
+    }
+    registry.add(handler('all'), patternsOf());
+    registry.clear();
+    registry.add(exact, patternsOf('orders', ['created']));
+    expect(registry.match('users', 'x')).toEqual([]);
+    expect(registry.match('orders', 'created')).toMatchObject({ handler: exact });
+  });
+
   it('keeps registration order across slots, and lists a handler under several matching patterns once', () => {
     const registry = new HandlerRegistry();
     const first = handler('first');

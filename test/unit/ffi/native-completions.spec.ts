@@ -7,10 +7,11 @@ import { uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { buildNative, fixture } from './ffi-fixtures.js';
 
-// lib/ffi/native/host.cc, the completion path: a wake-up of the event loop
-// delivers every answer on the completion stack and then those that arrived
-// while it delivered (they do not wake the loop again), and no answer is
-// lost or delivered twice however many complete at once. Counted, not timed.
+// lib/ffi/native/host.cc and queue.h, the completion path: a wake-up of the
+// event loop delivers every answer in the answer ring (and on its overflow
+// stack) and then those that arrived while it delivered (they do not wake
+// the loop again), and no answer is lost or delivered twice however many
+// complete at once, wrap around the ring or overflow it. Counted, not timed.
 
 const opened: NativeRuntime[] = [];
 function load(lib: string, cfg: string): NativeRuntime {
@@ -45,7 +46,7 @@ describe('FFI completions: one wake-up drains what arrives while it delivers', (
     // The gate's poller answers once `flag` exists, and only this test's
     // first answer's continuation creates it: that continuation runs inside
     // the wake-up that delivers it, and holds it until the gate's answer is
-    // on the completion stack. So the gate's answer arrives during a drain.
+    // waiting in the answer ring. So the gate's answer arrives during a drain.
     const late = gate.call(`file:${flag}`);
     await waitFor(() => gate.stats().idlePollers === 0 && gate.stats().queued === 0);
     const before = stats();
@@ -92,12 +93,76 @@ describe('FFI completions: one wake-up drains what arrives while it delivers', (
     const after = stats();
     // Every call answered once: 20,000 echoes, 64 held, the one opening the gate.
     expect(after.answers - before.answers).toBe(20_000 + 64 + 1);
+    // Never more answers waiting than calls in flight (1,089), fewer than
+    // the ring's 2,048 cells: all of them went through the ring, wrapping
+    // around it nine times.
+    expect(after.ringAnswers - before.ringAnswers).toBe(20_000 + 64 + 1);
+    expect(after.overflowAnswers - before.overflowAnswers).toBe(0);
     expect(after.awaited).toBe(0);
     expect(after.completionsWaiting).toBe(false);
     for (const runtime of [gate, echo, control]) {
       const { inFlight, calls, answered } = runtime.stats();
       expect({ inFlight, unanswered: calls - answered }).toEqual({ inFlight: 0, unanswered: 0 });
     }
+  }, 120_000);
+
+  it('delivers answers that overflow the ring from the stack, abandoned calls mixed in', async () => {
+    const threads = 4;
+    const echo = NativeRuntime.load(fixture('echo'), {
+      cfg: `threads=${threads};${uniqueName('overflow')}`,
+      maxQueue: 10_000,
+    });
+    opened.push(echo);
+    // Out of the wake-up that resolved the previous test's last call: calls
+    // made during a delivery are posted when it ends, and this test blocks.
+    await new Promise(resolve => setImmediate(resolve));
+    const before = stats();
+    const total = 6000;
+    const aborts = Array.from({ length: total }, () => new AbortController());
+    const requests = Array.from({ length: total }, (_, i) => Buffer.from(`call-${i}`));
+    // Every call is posted before the JS thread yields, and every answer
+    // arrives while it is blocked: 6,000 answers wait at once, more than the
+    // ring's 2,048 cells, so the rest go on the overflow stack.
+    const calls = requests.map((request, i) =>
+      echo.call(request, { signal: aborts[i].signal }).then(
+        answer => (answer.equals(request) ? 'answered' : 'wrong'),
+        () => 'abandoned',
+      ),
+    );
+    // A third abandoned before they are answered (some may be already)...
+    for (let i = 0; i < total; i += 3) aborts[i].abort();
+    blockUntil(() => {
+      const { queued, idlePollers } = echo.stats();
+      return queued === 0 && idlePollers === threads;
+    }, 'every call answered');
+    // ...and a third once their answers wait in the ring or on the stack.
+    for (let i = 1; i < total; i += 3) aborts[i].abort();
+    const outcomes = await Promise.all(calls);
+    const count = (what: string) => outcomes.filter(outcome => outcome === what).length;
+    expect({ answered: count('answered'), abandoned: count('abandoned') }).toEqual({
+      answered: total / 3,
+      abandoned: (total * 2) / 3,
+    });
+    for (let i = 2; i < total; i += 3) expect(outcomes[i]).toBe('answered');
+    const after = stats();
+    // Abandoned calls' answers come back too (and are freed): every one of
+    // the 6,000, each once, some through the ring and some through the stack.
+    expect(after.answers - before.answers).toBe(total);
+    const ring = after.ringAnswers - before.ringAnswers;
+    const overflow = after.overflowAnswers - before.overflowAnswers;
+    expect(ring + overflow).toBe(total);
+    expect(ring).toBeGreaterThanOrEqual(2048);
+    expect(overflow).toBeGreaterThan(0);
+    expect(after.awaited).toBe(0);
+    expect(after.completionsWaiting).toBe(false);
+    // The abandoned calls' answers arrived late and were freed.
+    const { inFlight, calls: made, answered, late } = echo.stats();
+    expect({ inFlight, made, answered, late }).toEqual({
+      inFlight: 0,
+      made: total,
+      answered: total / 3,
+      late: (total * 2) / 3,
+    });
   }, 120_000);
 
   it('lets go of the Buffer over a slab once no answer can come from it', async () => {

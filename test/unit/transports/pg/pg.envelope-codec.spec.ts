@@ -146,4 +146,55 @@ describe('PgEnvelopeCodec', () => {
     ).toBeUndefined();
     expect(own.counters).toEqual({ foreign: 1, decodeErrors: 2 });
   });
+  it('reads values that repeat the last meta without the expression, exactly as the general parse', () => {
+    const own = new PgEnvelopeCodec(
+      () => undefined,
+      () => ({ now: () => 0 }) as never,
+    );
+    const base: Envelope = {
+      id: 'id-0',
+      source: 'orders',
+      event: 'created',
+      payload: '{"n":0}',
+      origin: 'host/1/abc',
+      occurredAt: '2026-01-01T00:00:00.000Z',
+    };
+    // The first is read by the expression; the others repeat its meta.
+    const cases: Envelope[] = [
+      base,
+      { ...base, id: 'id-1' },
+      { ...base, id: 'id-2', occurredAt: '2026-01-01T00:00:00.001Z', payload: '' },
+      { ...base, id: 'id-3', unique: 'job-1', payload: '[1,"}"]' },
+      { ...base, id: '', key: [5n], payload: '"x"' },
+      // Escapes in the id, the time or unique, and headers: the general path.
+      { ...base, id: 'a"b' },
+      { ...base, id: 'id-4', occurredAt: 't\\1' },
+      { ...base, id: 'id-5', unique: 'u"1' },
+      { ...base, id: 'id-6', headers: { h: '1' } },
+      { ...base, id: 'id-7', source: 'other' },
+      { ...base, id: 'id-8' },
+    ];
+    for (const envelope of cases) {
+      const decoded = own.decode(raw(codec.encode(envelope)));
+      expect(decoded).toEqual(envelope);
+    }
+    const meta = '","source":"orders","event":"created","origin":"host/1/abc","at":"';
+    own.decode(raw(codec.encode(base)));
+    // Not JSON with the last meta repeated: a raw control character in the id,
+    // the time or unique, data not closed, nothing after the time.
+    for (const bad of [
+      `e:{"herald":1,"id":"a\u0001${meta}t","data":1}`,
+      `e:{"herald":1,"id":"a${meta}t\u0001","data":1}`,
+      `e:{"herald":1,"id":"a${meta}t","unique":"u\u001f","data":1}`,
+      `e:{"herald":1,"id":"a${meta}t","data":1 `,
+      `e:{"herald":1,"id":"a${meta}t"`,
+      `e:{"herald":1,"id":"a${meta}t","unique":"u`,
+    ]) {
+      const value = bad.replace(/\\u(00[01][0-9a-f])/g, (_, hex: string) =>
+        String.fromCharCode(parseInt(hex, 16)),
+      );
+      expect(own.decode(raw(value))).toBeUndefined();
+    }
+    expect(own.counters).toEqual({ foreign: 0, decodeErrors: 6 });
+  });
 });

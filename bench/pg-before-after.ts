@@ -1,0 +1,177 @@
+// Before/after over PostgreSQL in ONE process, interleaved round by round:
+// herald (EventsModule post -> @OnEvent, pg transport) and its parts without
+// the bus (PgHub notify -> consumer hook), of another checkout's lib
+// ("before") and of this one ("after"), as bench:pg runs them (100 B of
+// data, 4000 posts in flight, the handler counting). On a shared machine,
+// figures of separate runs move with the load; these share it. CPU per
+// delivered event (user + sys of this process, warm-up excluded).
+//
+//   git archive <commit> lib | tar -x -C /tmp/before     # next to a node_modules:
+//   ln -s "$PWD/node_modules" /tmp/before/node_modules
+//   BENCH_BASE=/tmp/before node --expose-gc --import ./scripts/register-ts.mjs bench/pg-before-after.ts
+//
+// BENCH_EVENTS (default 40000), BENCH_ROUNDS (default 6), BENCH_SIZE (bytes
+// of data, default 100), PG_URL.
+import 'reflect-metadata';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import * as afterLib from '../lib/index.js';
+import * as afterPg from '../lib/pg/index.js';
+import { cpuMicros, median, runMain, setting } from './harness/index.js';
+
+type Lib = typeof afterLib;
+type PgLib = typeof afterPg;
+
+const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const EVENTS = setting('BENCH_EVENTS', 40_000, 1000);
+const WARM_UP = setting('BENCH_WARM_UP', Math.max(1000, Math.round(EVENTS / 10)), 1000);
+const ROUNDS = Math.max(1, setting('BENCH_ROUNDS', 6, 1));
+const SIZE = Math.max(30, setting('BENCH_SIZE', 100, 100));
+const WINDOW = 4000;
+
+interface Data {
+  t: number;
+  s: string;
+}
+
+/** Data whose JSON is about SIZE bytes long (bench:pg's). */
+const data = (): Data => ({ t: performance.now(), s: 'x'.repeat(SIZE - 30) });
+
+let count = 0;
+let target = 0;
+let reached: () => void = () => undefined;
+const hit = (): void => {
+  if (++count === target) reached();
+};
+
+async function windowed(total: number, send: () => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < total) {
+      next++;
+      await send();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
+}
+
+/** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
+async function timed(send: () => Promise<unknown>): Promise<number> {
+  const until = (events: number): Promise<void> => {
+    count = 0;
+    target = events;
+    return new Promise(resolve => (reached = resolve));
+  };
+  let handled = until(WARM_UP);
+  await windowed(WARM_UP, send);
+  await handled;
+  (globalThis as { gc?: () => void }).gc?.();
+  handled = until(EVENTS);
+  const before = cpuMicros();
+  await windowed(EVENTS, send);
+  await handled;
+  return (cpuMicros() - before) / EVENTS;
+}
+
+let channels = 0;
+const channelName = (what: string): string => `bench_ba_${process.pid}_${what}_${++channels}`;
+
+async function herald(lib: Lib): Promise<number> {
+  @Injectable()
+  class Listener {
+    @lib.OnEvent('bench', 'tick')
+    onTick(value: Data): void {
+      if (value.t > 0) hit();
+    }
+  }
+  @Module({
+    imports: [
+      lib.EventsModule.forRoot({
+        transport: 'pg',
+        pg: {
+          connectionString: PG_URL,
+          channel: channelName('herald'),
+          applicationName: 'herald-bench-ba',
+        },
+        logger: lib.silentLogger,
+      }),
+    ],
+    providers: [Listener],
+  })
+  class App {}
+  const app = await NestFactory.createApplicationContext(App, { logger: false });
+  await app.init();
+  const publisher = app.get(lib.EventPublisher);
+  await publisher.waitUntilReady();
+  try {
+    return await timed(() => publisher.post('bench', 'tick', data()));
+  } finally {
+    await app.close();
+  }
+}
+
+async function hub(pgLib: PgLib): Promise<number> {
+  const channel = channelName('hub');
+  const pgHub = new pgLib.PgHub({ connectionString: PG_URL, applicationName: 'hub-bench-ba' });
+  const consumer = pgHub.consumer(event => {
+    if (event.topic !== null && (event.value as Data).t > 0) hit();
+  });
+  await Promise.all([pgHub.start(), consumer.subscribe(channel)]);
+  try {
+    return await timed(() => pgHub.notify(channel, 1n, data()));
+  } finally {
+    await pgHub.stop();
+  }
+}
+
+runMain('bench:pg-before-after', async () => {
+  const base = process.env.BENCH_BASE;
+  if (!base) throw new Error('BENCH_BASE=<directory holding the "before" lib/> is required');
+  const load = (dir: string): Promise<unknown> => import(pathToFileURL(join(base, dir)).href);
+  const beforeLib = (await load('lib/index.js')) as Lib;
+  const beforePg = (await load('lib/pg/index.js')) as PgLib;
+  const variants: [string, () => Promise<number>][] = [
+    ['herald before', () => herald(beforeLib)],
+    ['herald after', () => herald(afterLib)],
+    ['hub before', () => hub(beforePg)],
+    ['hub after', () => hub(afterPg)],
+  ];
+  const only = (process.env.BENCH_ONLY ?? '').split(',').filter(part => part !== '');
+  if (only.length > 0)
+    variants.splice(0, variants.length, ...variants.filter(([name]) => only.includes(name)));
+  const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
+  const loadStart = loadavg()[0];
+  console.log(
+    `bench:pg-before-after: before = ${base}, ${EVENTS} events of ${SIZE} B per variant and round, ${ROUNDS} rounds, load average ${loadStart.toFixed(2)}`,
+  );
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, run] of round % 2 ? [...variants].reverse() : variants)
+      cpu.get(name)!.push(await run());
+    console.log(
+      `round ${round + 1}: ${variants.map(([name]) => `${name} ${cpu.get(name)![round].toFixed(2)}`).join(', ')} µs CPU/event`,
+    );
+  }
+  console.log(
+    `\nµs CPU per event, median (range) of ${ROUNDS} rounds; load average ${loadStart.toFixed(2)} -> ${loadavg()[0].toFixed(2)}`,
+  );
+  for (const [name, values] of cpu)
+    console.log(
+      `${name.padEnd(14)} ${median(values).toFixed(2)} (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`,
+    );
+  const ratio = (a: string, b: string): number[] => cpu.get(a)!.map((v, i) => v / cpu.get(b)![i]);
+  for (const [label, a, b] of [
+    ['herald/hub before', 'herald before', 'hub before'],
+    ['herald/hub after', 'herald after', 'hub after'],
+    ['herald after/before', 'herald after', 'herald before'],
+    ['hub after/before', 'hub after', 'hub before'],
+  ]) {
+    if (!cpu.has(a) || !cpu.has(b)) continue;
+    const values = ratio(a, b);
+    console.log(
+      `${label.padEnd(20)} median ${median(values).toFixed(2)}x, per round ${values.map(v => v.toFixed(2)).join(' ')}`,
+    );
+  }
+});
