@@ -11,7 +11,8 @@
 // BENCH_EVENTS (default 30000), BENCH_ROUNDS (default 6), REDIS_URL. BENCH_SINGLE=<variant>
 // runs that one variant once (warm-up included), for a load-independent instruction
 // count per event: two callgrind runs at two BENCH_EVENTS, their difference over the
-// difference in events (the commands: bench/README.md, "redis under callgrind").
+// difference in events. BENCH_CODEC=1: the envelope entry codec alone (no Redis), before
+// against after, interleaved.
 import 'reflect-metadata';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +150,37 @@ async function parts(lib: Lib, redis: RedisLib): Promise<number> {
   }
 }
 
+/**
+ * The envelope entry codec alone, no Redis (BENCH_CODEC=1): what the redis
+ * layer adds per event on both ends: encoding a post's envelope into its entry
+ * fields and decoding an entry read back, 1000 envelopes of one run of posts
+ * (one source, event, origin; a new occurredAt every 50). ns of CPU per event.
+ */
+function codecCost(redis: RedisLib): number {
+  const payload = JSON.stringify(sample(0));
+  const envelopes = Array.from({ length: 1000 }, (_, i) => ({
+    id: `0b5f3c1e-8a4b-4c59-9d1e-2f3a4b5c6d${(i % 256).toString(16).padStart(2, '0')}`,
+    source: 'orders',
+    event: 'created',
+    payload,
+    origin: 'vm/23804/a6a8bfd4',
+    occurredAt: new Date(1_796_404_568_536 + Math.floor(i / 50)).toISOString(),
+  }));
+  // What a read returns: fresh strings, not the ones encoded.
+  const read = envelopes.map(e =>
+    redis.encodeEnvelopeEntry(e).map(field => Buffer.from(field).toString()),
+  );
+  let sink = 0;
+  const before = process.cpuUsage();
+  for (let pass = 0; pass < 200; pass++) {
+    for (const envelope of envelopes) sink += redis.encodeEnvelopeEntry(envelope)[1].length;
+    for (const flat of read) sink += redis.decodeEnvelopeFlat(flat).id.length;
+  }
+  const used = process.cpuUsage(before);
+  if (sink === 0) throw new Error('nothing encoded');
+  return ((used.user + used.system) * 1000) / (200 * envelopes.length);
+}
+
 runMain('bench:redis-before-after', async () => {
   const base = process.env.BENCH_BASE;
   if (!base) throw new Error('BENCH_BASE=<directory holding the "before" lib/> is required');
@@ -161,6 +193,22 @@ runMain('bench:redis-before-after', async () => {
     ['parts before', () => parts(beforeLib, beforeRedis)],
     ['parts after', () => parts(afterLib, afterRedis)],
   ];
+  if (process.env.BENCH_CODEC) {
+    const costs: Record<'before' | 'after', number[]> = { before: [], after: [] };
+    for (let round = 0; round < ROUNDS * 3; round++)
+      for (const side of round % 2
+        ? (['after', 'before'] as const)
+        : (['before', 'after'] as const))
+        costs[side].push(codecCost(side === 'before' ? beforeRedis : afterRedis));
+    const ratios = costs.after.map((v, i) => v / costs.before[i]);
+    console.log(
+      `envelope codec, encode + decode, ns CPU per event, median (range) of ${costs.after.length} rounds: ` +
+        `before ${median(costs.before).toFixed(0)} (${Math.min(...costs.before).toFixed(0)}–${Math.max(...costs.before).toFixed(0)}), ` +
+        `after ${median(costs.after).toFixed(0)} (${Math.min(...costs.after).toFixed(0)}–${Math.max(...costs.after).toFixed(0)}); ` +
+        `after/before median ${median(ratios).toFixed(2)}x`,
+    );
+    return;
+  }
   const single = process.env.BENCH_SINGLE;
   if (single) {
     // One variant once, for an instruction count (callgrind) of the whole process.

@@ -139,54 +139,56 @@ function decodeHeaders(value: unknown): Record<string, string> | undefined {
  */
 const seen = { tail: '', source: '', event: '', origin: '', occurredAt: '' };
 
+/** An id JSON.parse reads as the very characters between its quotes: no escape, no control character. */
+// eslint-disable-next-line no-control-regex -- the control characters are what JSON refuses raw
+const PLAIN_ID = /^[^\\\u0000-\u001f]+$/;
+
 /**
- * Where the members after the id begin, when the header opens as
- * `["<id>",` with an id JSON.parse would read as the very characters between
- * the quotes (no escape, no control character, not empty); else -1.
+ * Where the id's closing quote is, when the header opens as `["<id>",`
+ * (the id not yet checked); else -1.
  */
-function tailStart(headerText: string): number {
+function idEnd(headerText: string): number {
   if (headerText.charCodeAt(0) !== 0x5b || headerText.charCodeAt(1) !== 0x22) return -1;
   const close = headerText.indexOf('"', 2);
-  if (close < 3 || headerText.charCodeAt(close + 1) !== 0x2c) return -1;
-  for (let i = 2; i < close; i++) {
-    const code = headerText.charCodeAt(i);
-    if (code < 0x20 || code === 0x5c) return -1;
-  }
-  return close + 2;
+  return close > 2 && headerText.charCodeAt(close + 1) === 0x2c ? close : -1;
 }
 
 function decode(headerText: string | undefined, payload: string | undefined): Envelope {
   if (headerText === undefined) throw new StreamEntryError(F.header, 'missing');
   if (payload === undefined) throw new StreamEntryError(F.payload, 'missing');
-  const tailAt = tailStart(headerText);
+  const close = idEnd(headerText);
   const tail = seen.tail;
   if (
-    tailAt > 0 &&
+    close > 0 &&
     tail !== '' &&
-    headerText.length - tailAt === tail.length &&
-    headerText.endsWith(tail)
+    headerText.length - close - 2 === tail.length &&
+    // A slice and one comparison: half the instructions of endsWith (callgrind).
+    headerText.slice(close + 2) === tail
   ) {
+    const id = headerText.slice(2, close);
     // Byte for byte the members of a header already read (and checked): the same values.
-    return {
-      id: headerText.slice(2, tailAt - 2),
-      source: seen.source,
-      event: seen.event,
-      payload,
-      origin: seen.origin,
-      occurredAt: seen.occurredAt,
-      key: undefined,
-      unique: undefined,
-      headers: undefined,
-    };
+    if (PLAIN_ID.test(id))
+      return {
+        id,
+        source: seen.source,
+        event: seen.event,
+        payload,
+        origin: seen.origin,
+        occurredAt: seen.occurredAt,
+        key: undefined,
+        unique: undefined,
+        headers: undefined,
+      };
   }
   const envelope = decodeParsed(headerText, payload);
   if (
-    tailAt > 0 &&
+    close > 0 &&
     envelope.key === undefined &&
     envelope.unique === undefined &&
-    envelope.headers === undefined
+    envelope.headers === undefined &&
+    PLAIN_ID.test(headerText.slice(2, close))
   ) {
-    seen.tail = headerText.slice(tailAt);
+    seen.tail = headerText.slice(close + 2);
     seen.source = envelope.source;
     seen.event = envelope.event;
     seen.origin = envelope.origin;
