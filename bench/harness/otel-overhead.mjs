@@ -214,13 +214,13 @@ function run(command, args, options) {
 }
 
 /** One process of `bench` in `mode`: per herald variant its µs CPU per event, and the seconds it took. */
-async function runOnce(bench, mode) {
+async function runOnce(bench, mode, extraEnv = {}) {
   const spec = BENCHES[bench];
   const dir = mode === 'stripped' ? reference.dir : root;
   const script = mode === 'sdk' ? (spec.sdkScript ?? spec.script) : spec.script;
   // Smoke mode: the bench's own smoke sizes (a fraction of a second), the
   // selection of its variants all the same.
-  const env = { ...process.env, ...spec.select, ...(SMOKE ? {} : spec.env) };
+  const env = { ...process.env, ...spec.select, ...(SMOKE ? {} : spec.env), ...extraEnv };
   delete env.BENCH_OTEL;
   if (spec.variants) env.BENCH_VARIANTS = spec.variants;
   if (mode !== 'sdk') {
@@ -315,7 +315,10 @@ try {
       for (let pair = 0; pair < pairsOf(bench); pair++) {
         if (BENCHES[bench].inProcess) {
           // One process holds the pair (its sides' apps alternate inside it).
-          const { both, seconds } = await runOnce(bench, 'both');
+          // Which side's app comes first in the process alternates, like the order of a pair's processes.
+          const { both, seconds } = await runOnce(bench, 'both', {
+            BENCH_FIRST: (run + pair) % 2 === 1 ? 'absent' : 'stripped',
+          });
           figures.absent.push(both.absent);
           figures.stripped.push(both.stripped);
           done++;
