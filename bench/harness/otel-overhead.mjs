@@ -22,15 +22,19 @@
 // Each bench runs herald's variants alone (BENCH_VARIANTS), in a shorter
 // configuration than its own full run (BENCHES below). A run of a bench is
 // `pairs` pairs of processes, absent and stripped back to back (who goes
-// first alternates), then one sdk process; a process's figure is the median
+// first alternates; registry's pair is one process holding both sides,
+// registry-interleaved.ts), then one sdk process; a process's figure is the median
 // CPU per event over its interleaved rounds; a run's absent/stripped figure
 // is the median of its per-pair ratios, its sdk figure sdk/stripped. The
 // table gives, per variant, the median of the runs' figures and their range.
 // Then bench/harness/otel-count.mjs (one pair, under callgrind): the
 // instructions per event of the bus path, and of bench:registry's app when
-// registry runs, which load does not move (--no-count skips it). The last line is the verdict.
+// registry runs, which load does not move (--no-count skips it). The last
+// line is the verdict. Each bench process runs in a process group of its
+// own, ended when it exits (no worker outlives it holding the pipes).
 // BENCH_SMOKE=1: one run of one pair of every bench (and its sdk process)
-// in smoke mode, no count (CI, about 3 min: a bench whose report breaks when
+// at the benches' own smoke sizes, no count (CI, a few minutes on a quiet
+// machine, ~10 at a load average of 30: a bench whose report breaks when
 // BENCH_VARIANTS leaves its peers out fails here; the stripper still
 // compiles out every hook of lib/ and refuses one it cannot).
 import { spawn, spawnSync } from 'node:child_process';
