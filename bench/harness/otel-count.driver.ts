@@ -21,6 +21,8 @@ const WARMUP = Number(process.env.COUNT_WARMUP ?? 20_000);
 const WINDOW = 1000;
 
 const WORKLOAD = process.env.COUNT_WORKLOAD ?? 'bus';
+/** registry: `postLocal` or `post` passes alone (COUNT_ONLY), else both. */
+const ONLY = process.env.COUNT_ONLY ?? '';
 
 /** The counted work: `events` of each kind, all handled. */
 async function busPass(): Promise<(events: number) => Promise<void>> {
@@ -58,8 +60,8 @@ async function registryPass(): Promise<(events: number) => Promise<void>> {
     throw new Error('COUNT_WORKLOAD=registry: COUNT_EVENTS must be a multiple of 10');
   const registry = await startRegistryApp(EVENTS / 10);
   return async () => {
-    await registry.localPass();
-    await registry.postPass();
+    if (ONLY !== 'post') await registry.localPass();
+    if (ONLY !== 'postLocal') await registry.postPass();
   };
 }
 

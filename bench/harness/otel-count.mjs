@@ -14,7 +14,7 @@
 // bench:registry's herald app, N handlers on N distinct events in
 // EventsModule (N = 10,000), one postLocal pass and one post pass over them
 // after two of each (its second and later passes, registry-passes.ts's
-// figure).
+// figure); --only post or --only postLocal counts that pass alone.
 //
 // Each run starts bench/harness/otel-count.driver.ts under callgrind with
 // the instrumentation off (node --single-threaded: the compiler and the GC
@@ -40,6 +40,10 @@ function option(name, fallback) {
   return at >= 0 ? process.argv[at + 1] : fallback;
 }
 const workload = option('workload', 'bus');
+/** registry: count only the postLocal or only the post passes. */
+const only = option('only', '');
+if (only && (workload !== 'registry' || !['post', 'postLocal'].includes(only)))
+  throw new Error('--only post|postLocal goes with --workload registry');
 if (workload !== 'bus' && workload !== 'registry')
   throw new Error(`--workload must be bus or registry, got ${workload}`);
 const events = Number(
@@ -58,6 +62,7 @@ async function count(dir) {
   const env = {
     ...process.env,
     COUNT_WORKLOAD: workload,
+    COUNT_ONLY: only,
     COUNT_EVENTS: String(events),
     COUNT_WARMUP: String(Math.max(events, 5000)),
     // Both sides without the API, as in an app that does not install it.
@@ -157,7 +162,7 @@ const RUNTIME = new RegExp(
 
 const { dir: stripped, changed } = buildStrippedTree(root);
 console.log(
-  `otel-count: instructions (callgrind) per event of ${events} posts + ${events} postLocal calls ` +
+  `otel-count: instructions (callgrind) per event of ${only ? `${events} ${only} calls` : `${events} posts + ${events} postLocal calls`} ` +
     (workload === 'bus'
       ? 'on the local transport, '
       : `over ${events} handlers on as many events (bench:registry's app, passes after its 2nd), `) +
@@ -181,7 +186,7 @@ try {
       `${side} ${per(figures[side].total)} (JavaScript ${per(figures[side].jit)}, ` +
       `without GC/compilers ${per(own(side))})`;
     console.log(
-      `run ${run}: instructions per post + postLocal: ${line('absent')}, ${line('stripped')}; absent/stripped ` +
+      `run ${run}: instructions per ${only || 'post + postLocal'}: ${line('absent')}, ${line('stripped')}; absent/stripped ` +
         `${ratio.toFixed(4)}x without GC/compilers, JavaScript ${(figures.absent.jit / figures.stripped.jit).toFixed(4)}x ` +
         `(${((figures.absent.jit - figures.stripped.jit) / events).toFixed(1)} per event), ` +
         `${(figures.absent.total / figures.stripped.total).toFixed(4)}x all`,

@@ -22,15 +22,19 @@
 // Each bench runs herald's variants alone (BENCH_VARIANTS), in a shorter
 // configuration than its own full run (BENCHES below). A run of a bench is
 // `pairs` pairs of processes, absent and stripped back to back (who goes
-// first alternates), then one sdk process; a process's figure is the median
+// first alternates; registry's pair is one process holding both sides,
+// registry-interleaved.ts), then one sdk process; a process's figure is the median
 // CPU per event over its interleaved rounds; a run's absent/stripped figure
 // is the median of its per-pair ratios, its sdk figure sdk/stripped. The
 // table gives, per variant, the median of the runs' figures and their range.
 // Then bench/harness/otel-count.mjs (one pair, under callgrind): the
 // instructions per event of the bus path, and of bench:registry's app when
-// registry runs, which load does not move (--no-count skips it). The last line is the verdict.
+// registry runs, which load does not move (--no-count skips it). The last
+// line is the verdict. Each bench process runs in a process group of its
+// own, ended when it exits (no worker outlives it holding the pipes).
 // BENCH_SMOKE=1: one run of one pair of every bench (and its sdk process)
-// in smoke mode, no count (CI, about 3 min: a bench whose report breaks when
+// at the benches' own smoke sizes, no count (CI, a few minutes on a quiet
+// machine, ~10 at a load average of 30: a bench whose report breaks when
 // BENCH_VARIANTS leaves its peers out fails here; the stripper still
 // compiles out every hook of lib/ and refuses one it cannot).
 import { spawn, spawnSync } from 'node:child_process';
@@ -99,19 +103,24 @@ const BENCHES = {
     pairs: 1,
   },
   // Not a harness bench: bench:registry's herald app (10,000 handlers on
-  // 10,000 distinct events), built afresh BENCH_APPS times in one process,
-  // each running BENCH_PASSES passes of each kind after its first
-  // (registry-passes.ts): a pass is 1–5 ms of CPU, too short alone for CPU
-  // time to tell 5%; the process's figure is the CPU of all of them.
+  // 10,000 distinct events), built afresh BENCH_APPS times per side, each
+  // running BENCH_PASSES passes of each kind after its first: a pass is 1–5
+  // ms of CPU, too short alone for CPU time to tell 5%; a side's figure is
+  // the CPU of all of them. Both sides in one process, their apps
+  // alternating (registry-interleaved.ts, which imports the reference's
+  // bench/harness/registry-app.ts): a process is a pair; the sdk process
+  // runs registry-passes.ts.
   registry: {
-    script: 'bench/harness/registry-passes.ts',
+    script: 'bench/harness/registry-interleaved.ts',
+    sdkScript: 'bench/harness/registry-passes.ts',
+    inProcess: true,
     // 4 apps x 12 later passes: 480,000 events of each kind per process, the
     // start-ups (~0.35 s of CPU per app) kept to under half its CPU.
     env: { BENCH_PROVIDERS: '1000', BENCH_APPS: '4', BENCH_PASSES: '12' },
     variants: '',
     seconds: 8,
     sdkSeconds: 25,
-    pairs: 4,
+    pairs: 3,
   },
 };
 // bench:ffi and bench:ffi-leak: lib/ffi has no telemetry hook (otel-strip
@@ -209,12 +218,13 @@ function run(command, args, options) {
 }
 
 /** One process of `bench` in `mode`: per herald variant its µs CPU per event, and the seconds it took. */
-async function runOnce(bench, mode) {
+async function runOnce(bench, mode, extraEnv = {}) {
   const spec = BENCHES[bench];
   const dir = mode === 'stripped' ? reference.dir : root;
+  const script = mode === 'sdk' ? (spec.sdkScript ?? spec.script) : spec.script;
   // Smoke mode: the bench's own smoke sizes (a fraction of a second), the
   // selection of its variants all the same.
-  const env = { ...process.env, ...spec.select, ...(SMOKE ? {} : spec.env) };
+  const env = { ...process.env, ...spec.select, ...(SMOKE ? {} : spec.env), ...extraEnv };
   delete env.BENCH_OTEL;
   if (spec.variants) env.BENCH_VARIANTS = spec.variants;
   if (mode !== 'sdk') {
@@ -232,7 +242,9 @@ async function runOnce(bench, mode) {
     env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${ts} --import ${preload}`.trim();
   }
   const args = ['--expose-gc', '--import', path.join(dir, 'scripts', 'register-ts.mjs')];
-  args.push(path.join(dir, spec.script ?? path.join('bench', `${bench}.bench.ts`)));
+  args.push(path.join(dir, script ?? path.join('bench', `${bench}.bench.ts`)));
+  // mode 'both' (an inProcess bench): this checkout's and the reference's side in one process.
+  if (mode === 'both') args.push(reference.dir);
   const started = Date.now();
   const result = await run(process.execPath, args, { cwd: dir, env });
   if (result.status !== 0) {
@@ -241,16 +253,26 @@ async function runOnce(bench, mode) {
   }
   const cpu = new Map();
   if (bench === 'registry') {
-    // registry-passes.ts: process CPU µs (every thread) summed over its apps.
-    // Its JSON line (the sdk's summary may follow it).
-    const f = JSON.parse(result.stdout.split('\n').findLast(line => line.startsWith('{')));
-    const first = f.apps * f.eventsPerPass;
-    const later = first * f.laterPassesPerApp;
-    cpu.set('postLocal, passes 2+', f.localLaterCpu / later);
-    cpu.set('post, passes 2+', f.asyncLaterCpu / later);
-    cpu.set('postLocal, 1st pass', f.localFirstCpu / first);
-    cpu.set('post, 1st pass', f.asyncFirstCpu / first);
-    cpu.set('startup, ms CPU per app', f.startupCpu / f.apps / 1000);
+    // registry-passes.ts (one side) or registry-interleaved.ts ({ absent,
+    // stripped }): process CPU µs (every thread) summed over the apps. Its
+    // JSON line (the sdk's summary may follow it).
+    const json = JSON.parse(result.stdout.split('\n').findLast(line => line.startsWith('{')));
+    const perEvent = f => {
+      const map = new Map();
+      const first = f.apps * f.eventsPerPass;
+      const later = first * f.laterPassesPerApp;
+      map.set('postLocal, passes 2+', f.localLaterCpu / later);
+      map.set('post, passes 2+', f.asyncLaterCpu / later);
+      map.set('postLocal, 1st pass', f.localFirstCpu / first);
+      map.set('post, 1st pass', f.asyncFirstCpu / first);
+      map.set('startup, ms CPU per app', f.startupCpu / f.apps / 1000);
+      return map;
+    };
+    if (mode === 'both') {
+      const both = { absent: perEvent(json.absent), stripped: perEvent(json.stripped) };
+      return { cpu: both.absent, both, seconds: (Date.now() - started) / 1000 };
+    }
+    for (const [variant, value] of perEvent(json)) cpu.set(variant, value);
   } else {
     // | variant | events/s (range) | µs CPU/event (range) | latency |
     for (const line of result.stdout.split('\n')) {
@@ -265,7 +287,8 @@ async function runOnce(bench, mode) {
 }
 
 const processes = benches.reduce(
-  (sum, bench) => sum + runs * (2 * pairsOf(bench) + (withSdk ? 1 : 0)),
+  (sum, bench) =>
+    sum + runs * ((BENCHES[bench].inProcess ? 1 : 2) * pairsOf(bench) + (withSdk ? 1 : 0)),
   0,
 );
 const expected = benches.reduce(
@@ -294,6 +317,25 @@ try {
     for (let run = 1; run <= runs; run++) {
       const figures = { absent: [], stripped: [], sdk: undefined };
       for (let pair = 0; pair < pairsOf(bench); pair++) {
+        if (BENCHES[bench].inProcess) {
+          // One process holds the pair (its sides' apps alternate inside it).
+          // Which side's app comes first in the process alternates, like the order of a pair's processes.
+          const { both, seconds } = await runOnce(bench, 'both', {
+            BENCH_FIRST: (run + pair) % 2 === 1 ? 'absent' : 'stripped',
+          });
+          figures.absent.push(both.absent);
+          figures.stripped.push(both.stripped);
+          done++;
+          const eta = ((Date.now() - started) / done) * (processes - done);
+          const ratios = [...both.absent].map(
+            ([v, us]) => `${v}: ${fmt(us / both.stripped.get(v), 3)}x`,
+          );
+          console.log(
+            `${bench} run ${run} pair ${pair + 1} (one process) ${seconds.toFixed(0).padStart(3)} s absent/stripped ` +
+              `${ratios.join('; ')} | load ${load()}, ~${Math.ceil(eta / 60000)} min left`,
+          );
+          continue;
+        }
         const order = (run + pair) % 2 === 1 ? ['absent', 'stripped'] : ['stripped', 'absent'];
         for (const mode of order) {
           const { cpu, seconds } = await runOnce(bench, mode);
