@@ -12,14 +12,11 @@
 // BENCH_TRANSPORT local (default) | pg | redis; BENCH_EVENTS (default 200000
 // local, 20000 otherwise), BENCH_ROUNDS (default 7), PG_URL, REDIS_URL.
 import 'reflect-metadata';
-import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
 import * as afterLib from '../lib/index.js';
-import { median, runMain, setting } from './harness/index.js';
+import { beforeBase, importBefore, interleave, runMain, setting } from './harness/index.js';
 
 type Lib = typeof afterLib;
 
@@ -83,35 +80,23 @@ async function timed(publisher: afterLib.EventPublisher, events: number): Promis
 }
 
 runMain('bench:bus-before-after', async () => {
-  const base = process.env.BENCH_BASE;
-  if (!base) throw new Error('BENCH_BASE=<directory holding the "before" lib/> is required');
-  const beforeLib = (await import(pathToFileURL(join(base, 'lib/index.ts')).href)) as Lib;
+  const base = beforeBase();
+  const beforeLib = await importBefore<Lib>(base, 'lib/index.ts');
   const sides = { before: await app(beforeLib), after: await app(afterLib) };
   try {
-    const cpu = { before: [] as number[], after: [] as number[] };
     for (const side of ['before', 'after'] as const) await timed(sides[side].publisher, 2000);
-    for (let round = 0; round < ROUNDS; round++) {
-      const order =
-        round % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
-      for (const side of order) {
-        (globalThis as { gc?: () => void }).gc?.();
-        cpu[side].push(await timed(sides[side].publisher, EVENTS));
-      }
-    }
-    const ratios = cpu.after.map((after, i) => after / cpu.before[i]);
-    const fixed = (values: number[]): string => values.map(v => v.toFixed(3)).join(' ');
-    console.log(`${TRANSPORT}: ${ROUNDS} rounds of ${EVENTS} events, ${WINDOW} in flight`);
-    console.log(
-      `before µs CPU/event: ${fixed(cpu.before)} (median ${median(cpu.before).toFixed(3)})`,
-    );
-    console.log(
-      `after  µs CPU/event: ${fixed(cpu.after)} (median ${median(cpu.after).toFixed(3)})`,
-    );
-    console.log(`after/before per round: ${fixed(ratios)}; median ${median(ratios).toFixed(3)}x`);
-    console.log(
-      `load average ${loadavg()
-        .map(l => l.toFixed(1))
-        .join(' ')}`,
+    const measure = (side: 'before' | 'after') => (): Promise<number> => {
+      (globalThis as { gc?: () => void }).gc?.();
+      return timed(sides[side].publisher, EVENTS);
+    };
+    await interleave(
+      `bench:bus-before-after: before = ${base}, ${TRANSPORT}, ${EVENTS} events per side and round, ${WINDOW} in flight`,
+      ROUNDS,
+      [
+        ['before', measure('before')],
+        ['after', measure('after')],
+      ],
+      [['after/before', 'after', 'before']],
     );
   } finally {
     await sides.after.context.close();

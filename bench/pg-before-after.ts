@@ -13,14 +13,19 @@
 // BENCH_EVENTS (default 40000), BENCH_ROUNDS (default 6), BENCH_SIZE (bytes
 // of data, default 100), PG_URL.
 import 'reflect-metadata';
-import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import * as afterLib from '../lib/index.js';
 import * as afterPg from '../lib/pg/index.js';
-import { cpuMicros, median, runMain, setting } from './harness/index.js';
+import {
+  beforeBase,
+  cpuMicros,
+  importBefore,
+  interleave,
+  runMain,
+  setting,
+  type Variant,
+} from './harness/index.js';
 
 type Lib = typeof afterLib;
 type PgLib = typeof afterPg;
@@ -128,50 +133,25 @@ async function hub(pgLib: PgLib): Promise<number> {
 }
 
 runMain('bench:pg-before-after', async () => {
-  const base = process.env.BENCH_BASE;
-  if (!base) throw new Error('BENCH_BASE=<directory holding the "before" lib/> is required');
-  const load = (dir: string): Promise<unknown> => import(pathToFileURL(join(base, dir)).href);
-  const beforeLib = (await load('lib/index.js')) as Lib;
-  const beforePg = (await load('lib/pg/index.js')) as PgLib;
-  const variants: [string, () => Promise<number>][] = [
+  const base = beforeBase();
+  const beforeLib = await importBefore<Lib>(base, 'lib/index.js');
+  const beforePg = await importBefore<PgLib>(base, 'lib/pg/index.js');
+  const variants: Variant[] = [
     ['herald before', () => herald(beforeLib)],
     ['herald after', () => herald(afterLib)],
     ['hub before', () => hub(beforePg)],
     ['hub after', () => hub(afterPg)],
   ];
   const only = (process.env.BENCH_ONLY ?? '').split(',').filter(part => part !== '');
-  if (only.length > 0)
-    variants.splice(0, variants.length, ...variants.filter(([name]) => only.includes(name)));
-  const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
-  const loadStart = loadavg()[0];
-  console.log(
-    `bench:pg-before-after: before = ${base}, ${EVENTS} events of ${SIZE} B per variant and round, ${ROUNDS} rounds, load average ${loadStart.toFixed(2)}`,
+  await interleave(
+    `bench:pg-before-after: before = ${base}, ${EVENTS} events of ${SIZE} B per variant and round`,
+    ROUNDS,
+    only.length > 0 ? variants.filter(([name]) => only.includes(name)) : variants,
+    [
+      ['herald/hub before', 'herald before', 'hub before'],
+      ['herald/hub after', 'herald after', 'hub after'],
+      ['herald after/before', 'herald after', 'herald before'],
+      ['hub after/before', 'hub after', 'hub before'],
+    ],
   );
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, run] of round % 2 ? [...variants].reverse() : variants)
-      cpu.get(name)!.push(await run());
-    console.log(
-      `round ${round + 1}: ${variants.map(([name]) => `${name} ${cpu.get(name)![round].toFixed(2)}`).join(', ')} µs CPU/event`,
-    );
-  }
-  console.log(
-    `\nµs CPU per event, median (range) of ${ROUNDS} rounds; load average ${loadStart.toFixed(2)} -> ${loadavg()[0].toFixed(2)}`,
-  );
-  for (const [name, values] of cpu)
-    console.log(
-      `${name.padEnd(14)} ${median(values).toFixed(2)} (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`,
-    );
-  const ratio = (a: string, b: string): number[] => cpu.get(a)!.map((v, i) => v / cpu.get(b)![i]);
-  for (const [label, a, b] of [
-    ['herald/hub before', 'herald before', 'hub before'],
-    ['herald/hub after', 'herald after', 'hub after'],
-    ['herald after/before', 'herald after', 'herald before'],
-    ['hub after/before', 'hub after', 'hub before'],
-  ]) {
-    if (!cpu.has(a) || !cpu.has(b)) continue;
-    const values = ratio(a, b);
-    console.log(
-      `${label.padEnd(20)} median ${median(values).toFixed(2)}x, per round ${values.map(v => v.toFixed(2)).join(' ')}`,
-    );
-  }
 });

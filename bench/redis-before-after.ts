@@ -14,15 +14,20 @@
 // difference in events. BENCH_CODEC=1: the envelope entry codec alone (no Redis), before
 // against after, interleaved.
 import 'reflect-metadata';
-import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
 import * as afterLib from '../lib/index.js';
 import * as afterRedis from '../lib/redis/index.js';
-import { median, runMain, setting } from './harness/index.js';
+import {
+  beforeBase,
+  importBefore,
+  interleave,
+  median,
+  runMain,
+  setting,
+  type Variant,
+} from './harness/index.js';
 
 type Lib = typeof afterLib;
 type RedisLib = typeof afterRedis;
@@ -182,12 +187,10 @@ function codecCost(redis: RedisLib): number {
 }
 
 runMain('bench:redis-before-after', async () => {
-  const base = process.env.BENCH_BASE;
-  if (!base) throw new Error('BENCH_BASE=<directory holding the "before" lib/> is required');
-  const load = (dir: string): Promise<unknown> => import(pathToFileURL(join(base, dir)).href);
-  const beforeLib = (await load('lib/index.js')) as Lib;
-  const beforeRedis = (await load('lib/redis/index.js')) as RedisLib;
-  const variants: [string, () => Promise<number>][] = [
+  const base = beforeBase();
+  const beforeLib = await importBefore<Lib>(base, 'lib/index.js');
+  const beforeRedis = await importBefore<RedisLib>(base, 'lib/redis/index.js');
+  const variants: Variant[] = [
     ['herald before', () => herald(beforeLib)],
     ['herald after', () => herald(afterLib)],
     ['parts before', () => parts(beforeLib, beforeRedis)],
@@ -217,35 +220,15 @@ runMain('bench:redis-before-after', async () => {
     console.log(`${single}: ${(await run()).toFixed(2)} µs CPU/event (${EVENTS} events)`);
     return;
   }
-  const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
-  const loadStart = loadavg()[0];
-  console.log(
-    `bench:redis-before-after: before = ${base}, ${EVENTS} events per variant and round, ${ROUNDS} rounds, load average ${loadStart.toFixed(2)}`,
+  await interleave(
+    `bench:redis-before-after: before = ${base}, ${EVENTS} events per variant and round`,
+    ROUNDS,
+    variants,
+    [
+      ['herald/parts before', 'herald before', 'parts before'],
+      ['herald/parts after', 'herald after', 'parts after'],
+      ['herald after/before', 'herald after', 'herald before'],
+      ['parts after/before', 'parts after', 'parts before'],
+    ],
   );
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, run] of round % 2 ? [...variants].reverse() : variants)
-      cpu.get(name)!.push(await run());
-    console.log(
-      `round ${round + 1}: ${variants.map(([name]) => `${name} ${cpu.get(name)![round].toFixed(2)}`).join(', ')} µs CPU/event`,
-    );
-  }
-  console.log(
-    `\nµs CPU per event, median (range) of ${ROUNDS} rounds; load average ${loadStart.toFixed(2)} -> ${loadavg()[0].toFixed(2)}`,
-  );
-  for (const [name, values] of cpu)
-    console.log(
-      `${name.padEnd(14)} ${median(values).toFixed(2)} (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`,
-    );
-  const ratio = (a: string, b: string): number[] => cpu.get(a)!.map((v, i) => v / cpu.get(b)![i]);
-  for (const [label, a, b] of [
-    ['herald/parts before', 'herald before', 'parts before'],
-    ['herald/parts after', 'herald after', 'parts after'],
-    ['herald after/before', 'herald after', 'herald before'],
-    ['parts after/before', 'parts after', 'parts before'],
-  ]) {
-    const values = ratio(a, b);
-    console.log(
-      `${label.padEnd(20)} median ${median(values).toFixed(2)}x, per round ${values.map(v => v.toFixed(2)).join(' ')}`,
-    );
-  }
 });

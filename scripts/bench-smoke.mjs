@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const scripts = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts;
 const RATIO_LINE = /^herald\/\S+ = \d+\.\dx$/;
+const BEFORE_AFTER_LINE = /^\S.* median \d+\.\d+x, per round /;
 /** Each bench and the line it must end with: the headline ratio, or the leak check's verdict. */
 const BENCHES = {
   local: RATIO_LINE,
@@ -26,6 +27,10 @@ const BENCHES = {
   registry: /^goals met in \d+ of \d+ consecutive runs$/,
   'redis-recovery': /loaded -> first successful write:/,
   tiered: RATIO_LINE,
+  // Another checkout's lib/ against this one's (BENCH_BASE); in smoke mode this checkout against itself.
+  'bus-before-after': BEFORE_AFTER_LINE,
+  'pg-before-after': BEFORE_AFTER_LINE,
+  'redis-before-after': BEFORE_AFTER_LINE,
   // Issue 26: the telemetry compiled out (otel-strip.mjs refuses a hook it cannot fold) and compared.
   'otel-overhead': /^absent\/stripped, the dearest herald variant per bench: /,
 };

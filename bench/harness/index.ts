@@ -1,4 +1,5 @@
 // The benches' shared harness: rounds, CPU accounting, statistics, smoke mode.
+export * from './harness.before-after.js';
 export * from './harness.cpu.js';
 export * from './harness.env.js';
 export * from './harness.otel.js';
