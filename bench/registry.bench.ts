@@ -21,7 +21,7 @@ import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Injectable, Module, type Type } from '@nestjs/common';
+import { Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   EventEmitter2,
@@ -30,6 +30,7 @@ import {
 } from '@nestjs/event-emitter';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
 import { cpuMicros, mainThreadCpuMicros } from './harness/harness.cpu.js';
+import { handlerProviders } from './harness/registry-app.js';
 
 // BENCH_SMOKE=1: 200 handlers, one run (a check that the bench runs).
 const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -62,32 +63,13 @@ let handled = 0;
 
 /** 1000 provider classes, each with 10 handler methods, decorated the way the side's users write them. */
 function providers(side: 'herald' | 'emitter'): Type[] {
-  const classes: Type[] = [];
-  for (let p = 0; p < PROVIDERS; p++) {
-    const cls = class {} as Type;
-    Object.defineProperty(cls, 'name', { value: `Provider${p}` });
-    for (let m = 0; m < METHODS; m++) {
-      const name = `on${m}`;
-      Object.defineProperty(cls.prototype, name, {
-        value: function (): void {
-          handled++;
-        },
-        writable: true,
-        configurable: true,
-      });
-      const decorator =
-        side === 'herald' ? OnEvent(`p${p}`, `e${m}`) : OnEmitterEvent(`p${p}.e${m}`);
-      Reflect.decorate(
-        [decorator],
-        cls.prototype,
-        name,
-        Object.getOwnPropertyDescriptor(cls.prototype, name),
-      );
-    }
-    Injectable()(cls);
-    classes.push(cls);
-  }
-  return classes;
+  return handlerProviders(
+    PROVIDERS,
+    side === 'herald'
+      ? (p, m) => OnEvent(`p${p}`, `e${m}`)
+      : (p, m) => OnEmitterEvent(`p${p}.e${m}`),
+    () => handled++,
+  );
 }
 
 function gc(): void {

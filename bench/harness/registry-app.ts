@@ -27,9 +27,16 @@ async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise(resolve => setImmediate(resolve));
 }
 
-/** Builds and starts (init included, transport ready) a fresh registry app. */
-export async function startRegistryApp(providers: number): Promise<RegistryApp> {
-  let handled = 0;
+/**
+ * `providers` fresh @Injectable classes `Provider<p>`, each with 10 methods
+ * `on<m>` that call `onCall`, method m of class p decorated by
+ * `decorate(p, m)` (the side's @OnEvent, on its own event).
+ */
+export function handlerProviders(
+  providers: number,
+  decorate: (p: number, m: number) => MethodDecorator,
+  onCall: () => void,
+): Type[] {
   const classes: Type[] = [];
   for (let p = 0; p < providers; p++) {
     const cls = class {} as Type;
@@ -38,13 +45,13 @@ export async function startRegistryApp(providers: number): Promise<RegistryApp> 
       const name = `on${m}`;
       Object.defineProperty(cls.prototype, name, {
         value: function (): void {
-          handled++;
+          onCall();
         },
         writable: true,
         configurable: true,
       });
       Reflect.decorate(
-        [OnEvent(`p${p}`, `e${m}`)],
+        [decorate(p, m)],
         cls.prototype,
         name,
         Object.getOwnPropertyDescriptor(cls.prototype, name),
@@ -53,6 +60,17 @@ export async function startRegistryApp(providers: number): Promise<RegistryApp> 
     Injectable()(cls);
     classes.push(cls);
   }
+  return classes;
+}
+
+/** Builds and starts (init included, transport ready) a fresh registry app. */
+export async function startRegistryApp(providers: number): Promise<RegistryApp> {
+  let handled = 0;
+  const classes = handlerProviders(
+    providers,
+    (p, m) => OnEvent(`p${p}`, `e${m}`),
+    () => handled++,
+  );
   @Module({
     imports: [EventsModule.forRoot({ logger: silentLogger, maxPending: 20_000 })],
     providers: classes,

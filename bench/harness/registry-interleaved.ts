@@ -12,42 +12,15 @@
 // (otel-absent.mjs in NODE_OPTIONS) so both sides load no telemetry.
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { cpuMicros } from './harness.cpu.js';
 import { runMain, setting } from './harness.env.js';
 import type { RegistryApp } from './registry-app.js';
-import type { RegistryPassFigures } from './registry-passes.js';
+import { emptyFigures, measureApp, type RegistryPassFigures } from './registry-figures.js';
 
 const PROVIDERS = setting('BENCH_PROVIDERS', 1000, 20);
 const APPS = Math.max(1, setting('BENCH_APPS', 4, 1));
 const PASSES = Math.max(1, setting('BENCH_PASSES', 12, 1));
 
 type Start = (providers: number) => Promise<RegistryApp>;
-
-function gc(): void {
-  (globalThis as { gc?: () => void }).gc?.();
-}
-
-async function cpuOf(run: () => Promise<unknown>): Promise<number> {
-  const before = cpuMicros();
-  await run();
-  return cpuMicros() - before;
-}
-
-/** One app of a side: started, its passes, closed; its CPU added to `figures`. */
-async function oneApp(start: Start, figures: RegistryPassFigures): Promise<void> {
-  gc();
-  let registry!: RegistryApp;
-  figures.startupCpu += await cpuOf(async () => {
-    registry = await start(PROVIDERS);
-  });
-  gc();
-  figures.localFirstCpu += await cpuOf(registry.localPass);
-  for (let i = 0; i < PASSES; i++) figures.localLaterCpu += await cpuOf(registry.localPass);
-  gc();
-  figures.asyncFirstCpu += await cpuOf(registry.postPass);
-  for (let i = 0; i < PASSES; i++) figures.asyncLaterCpu += await cpuOf(registry.postPass);
-  await registry.app.close();
-}
 
 async function main(): Promise<void> {
   const reference = process.argv[2];
@@ -60,16 +33,7 @@ async function main(): Promise<void> {
     ).startRegistryApp;
   const here = fileURLToPath(new URL('../..', import.meta.url));
   const sides = { absent: await load(here), stripped: await load(path.resolve(reference)) };
-  const empty = (): RegistryPassFigures => ({
-    apps: APPS,
-    eventsPerPass: PROVIDERS * 10,
-    laterPassesPerApp: PASSES,
-    startupCpu: 0,
-    localFirstCpu: 0,
-    localLaterCpu: 0,
-    asyncFirstCpu: 0,
-    asyncLaterCpu: 0,
-  });
+  const empty = (): RegistryPassFigures => emptyFigures(APPS, PROVIDERS, PASSES);
   const figures = { absent: empty(), stripped: empty() };
   // The process's first app warms up what both sides share (Nest, the
   // loader): BENCH_FIRST=stripped lets the reference have it, and
@@ -79,7 +43,7 @@ async function main(): Promise<void> {
     // Who goes first alternates: A B, B A, A B, ... (or B A, A B, ...).
     const order =
       (a + first) % 2 === 0 ? (['absent', 'stripped'] as const) : (['stripped', 'absent'] as const);
-    for (const side of order) await oneApp(sides[side], figures[side]);
+    for (const side of order) await measureApp(() => sides[side](PROVIDERS), PASSES, figures[side]);
   }
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

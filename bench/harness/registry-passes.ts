@@ -11,63 +11,19 @@
 // the process CPU (every thread, user + sys) of each kind of pass summed
 // over all the apps, and of the apps' start-ups (createApplicationContext,
 // init included). BENCH_OTEL as every bench (harness.otel.ts).
-import { cpuMicros } from './harness.cpu.js';
 import { SMOKE, runMain, setting } from './harness.env.js';
-import { startRegistryApp, type RegistryApp } from './registry-app.js';
+import { startRegistryApp } from './registry-app.js';
+import { emptyFigures, measureApp } from './registry-figures.js';
 
 const PROVIDERS = setting('BENCH_PROVIDERS', 1000, 20);
 const APPS = Math.max(1, setting('BENCH_APPS', 10, 2));
 /** Passes of each kind after the first, per app. */
 const PASSES = Math.max(1, setting('BENCH_PASSES', 6, 1));
 
-/** What one process prints: CPU µs summed over its apps, and the counts to divide them by. */
-export interface RegistryPassFigures {
-  apps: number;
-  eventsPerPass: number;
-  laterPassesPerApp: number;
-  startupCpu: number;
-  localFirstCpu: number;
-  localLaterCpu: number;
-  asyncFirstCpu: number;
-  asyncLaterCpu: number;
-}
-
-function gc(): void {
-  (globalThis as { gc?: () => void }).gc?.();
-}
-
-/** Process CPU µs of `run`. */
-async function cpuOf(run: () => Promise<unknown>): Promise<number> {
-  const before = cpuMicros();
-  await run();
-  return cpuMicros() - before;
-}
-
 async function main(): Promise<void> {
-  const figures: RegistryPassFigures = {
-    apps: APPS,
-    eventsPerPass: PROVIDERS * 10,
-    laterPassesPerApp: PASSES,
-    startupCpu: 0,
-    localFirstCpu: 0,
-    localLaterCpu: 0,
-    asyncFirstCpu: 0,
-    asyncLaterCpu: 0,
-  };
-  for (let a = 0; a < APPS; a++) {
-    gc();
-    let registry!: RegistryApp;
-    figures.startupCpu += await cpuOf(async () => {
-      registry = await startRegistryApp(PROVIDERS);
-    });
-    gc();
-    figures.localFirstCpu += await cpuOf(registry.localPass);
-    for (let i = 0; i < PASSES; i++) figures.localLaterCpu += await cpuOf(registry.localPass);
-    gc();
-    figures.asyncFirstCpu += await cpuOf(registry.postPass);
-    for (let i = 0; i < PASSES; i++) figures.asyncLaterCpu += await cpuOf(registry.postPass);
-    await registry.app.close();
-  }
+  const figures = emptyFigures(APPS, PROVIDERS, PASSES);
+  for (let a = 0; a < APPS; a++)
+    await measureApp(() => startRegistryApp(PROVIDERS), PASSES, figures);
   if (SMOKE)
     console.log(`registry-passes: ${APPS} apps of ${figures.eventsPerPass} handlers, smoke`);
   process.stdout.write(`${JSON.stringify(figures)}\n`);
