@@ -6,10 +6,10 @@ import { logLine } from '../common/log-line.js';
 import { TransportClosedError } from '../common/errors.js';
 import type { HeraldLogger } from '../common/logger.js';
 import { StateMachine } from '../common/state-machine.js';
-import type { Envelope, EventHandler } from '../interfaces/envelope.interface.js';
+import type { Envelope, EventHandler, HeraldEvent } from '../interfaces/envelope.interface.js';
 import type { Delivery, Transport } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
-import { Dispatcher } from './event-bus.dispatcher.js';
+import { Dispatcher, isThenable } from './event-bus.dispatcher.js';
 import { EnvelopeFactory, NO_HEADERS } from './event-bus.envelope.js';
 import { busOrigin, ID_BLOCK, ID_DIGITS } from './event-bus.ids.js';
 import { IdleWaiters } from './event-bus.idle.js';
@@ -454,7 +454,7 @@ export class EventBus {
     } else {
       occurredAt = factory.isoNow();
     }
-    this.dispatcher.runLocal({
+    const local: HeraldEvent = {
       id,
       source,
       event,
@@ -464,7 +464,44 @@ export class EventBus {
       headers: NO_HEADERS,
       local: true,
       attempt: 1,
-    });
+    };
+    // Dispatcher.runLocal's short path, inline (the same steps; see there):
+    // V8 otherwise compiles runLocal alone and again inside this function.
+    const dispatcher = this.dispatcher;
+    const runner = dispatcher.runner;
+    if (
+      !dispatcher.plain ||
+      runner.pumping ||
+      runner.holding ||
+      runner.active >= runner.concurrency ||
+      runner.queue.length !== 0
+    ) {
+      dispatcher.runLocal(local);
+      return;
+    }
+    runner.pumping = true;
+    runner.active++;
+    const counters = this.counters;
+    counters.postedLocal++;
+    const found = this.registry.match(source, event);
+    if (Array.isArray(found)) {
+      dispatcher.runClaimed(local, found as readonly HandlerEntry[]);
+      return;
+    }
+    const entry = found as HandlerEntry;
+    let result: unknown;
+    try {
+      result = entry.handler.call(entry.receiver, data, local);
+    } catch (error) {
+      dispatcher.failedAlone(local, entry, error);
+      return;
+    }
+    if (result !== undefined && isThenable(result)) {
+      dispatcher.awaitAlone(local, entry, result);
+      return;
+    }
+    counters.handled++;
+    runner.release(true);
   }
 
   /** {@link postLocal} with options: headers, or awaited. */
