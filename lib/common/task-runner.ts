@@ -32,10 +32,11 @@ export interface TaskRunnerOptions<T> {
 export class TaskRunner<T> {
   /*
    * The state {@link claim} reads, public for an owner on a hot path that
-   * claims inline (the bus dispatcher's `runLocal`: one function fewer for
-   * V8 to compile on a cold app's posting path). Such an owner only reads
-   * them, takes the slot exactly as `claim` does, and ends it with
-   * {@link release}; nothing else writes them from outside.
+   * claims inline (the bus's `postLocal` and its dispatcher's `runLocal`:
+   * one function fewer for V8 to compile on a cold app's posting path).
+   * Such an owner reads them, takes the slot exactly as `claim` does
+   * (`pumping = true`, `active++`), and ends it with {@link release};
+   * nothing else writes them from outside.
    */
   readonly queue = new Fifo<T>();
   active = 0;
