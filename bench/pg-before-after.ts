@@ -24,7 +24,7 @@ import {
   interleave,
   runMain,
   setting,
-  type Variant,
+  type TimedVariant,
 } from './harness/index.js';
 
 type Lib = typeof afterLib;
@@ -136,7 +136,7 @@ runMain('bench:pg-before-after', async () => {
   const base = beforeBase();
   const beforeLib = await importBefore<Lib>(base, 'lib/index.js');
   const beforePg = await importBefore<PgLib>(base, 'lib/pg/index.js');
-  const variants: Variant[] = [
+  const variants: TimedVariant[] = [
     ['herald before', () => herald(beforeLib)],
     ['herald after', () => herald(afterLib)],
     ['hub before', () => hub(beforePg)],

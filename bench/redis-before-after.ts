@@ -26,7 +26,7 @@ import {
   median,
   runMain,
   setting,
-  type Variant,
+  type TimedVariant,
 } from './harness/index.js';
 
 type Lib = typeof afterLib;
@@ -190,7 +190,7 @@ runMain('bench:redis-before-after', async () => {
   const base = beforeBase();
   const beforeLib = await importBefore<Lib>(base, 'lib/index.js');
   const beforeRedis = await importBefore<RedisLib>(base, 'lib/redis/index.js');
-  const variants: Variant[] = [
+  const variants: TimedVariant[] = [
     ['herald before', () => herald(beforeLib)],
     ['herald after', () => herald(afterLib)],
     ['parts before', () => parts(beforeLib, beforeRedis)],

@@ -29,7 +29,7 @@ export function importBefore<T>(base: string, file: string): Promise<T> {
 }
 
 /** A variant: its name and one measurement (µs of CPU per event). */
-export type Variant = readonly [name: string, run: () => Promise<number>];
+export type TimedVariant = readonly [name: string, run: () => Promise<number>];
 
 /** A ratio to print: its label and the two variants, numerator first. */
 export type RatioOf = readonly [label: string, numerator: string, denominator: string];
@@ -43,7 +43,7 @@ export type RatioOf = readonly [label: string, numerator: string, denominator: s
 export async function interleave(
   title: string,
   rounds: number,
-  variants: readonly Variant[],
+  variants: readonly TimedVariant[],
   ratios: readonly RatioOf[],
 ): Promise<Map<string, number[]>> {
   const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
