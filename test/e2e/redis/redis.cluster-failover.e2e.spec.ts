@@ -16,6 +16,13 @@ import { waitFor } from '../../helpers/wait-for.js';
 /** Posts in flight at once while the failover runs. */
 const WINDOW = 20;
 
+/**
+ * A turn of the event loop between two batches: posts that fail at once
+ * (a closed bus) settle in microtasks, and a loop of them alone would starve
+ * every timer, the test's own timeouts included.
+ */
+const turn = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
+
 describe('Redis Cluster failover', () => {
   let cluster: PrivateRedisCluster;
 
@@ -56,6 +63,9 @@ describe('Redis Cluster failover', () => {
       bus.start();
       buses.push(bus);
     }
+    // Set when the test ends, however it ends: the load stops with it (a
+    // failed wait must not leave it posting to closed buses for ever).
+    let ended = false;
     try {
       const resolved: number[] = [];
       let rejected = 0;
@@ -64,7 +74,8 @@ describe('Redis Cluster failover', () => {
       const load = (async () => {
         // Keep posting until the failover is done and 200 more posts went through.
         let after = 0;
-        while (after < 200) {
+        while (after < 200 && !ended) {
+          await turn();
           const batch = Array.from({ length: WINDOW }, () => n++);
           const outcomes = await Promise.allSettled(
             batch.map(i => buses[i % 2].post('orders', 'created', i)),
@@ -91,9 +102,10 @@ describe('Redis Cluster failover', () => {
       expect(duplicates).toBeGreaterThanOrEqual(0);
       expect(rejected).toBe(0);
     } finally {
+      ended = true;
       await Promise.all(buses.map(b => b.close({ timeoutMs: 2000 })));
     }
-  });
+  }, 120_000);
 
   it('waitReplicas: every post resolved after its WAIT survives the SIGKILL of its master', async () => {
     const stream = 'audit:{wk}';
@@ -114,9 +126,11 @@ describe('Redis Cluster failover', () => {
     let n = 0;
     let killed = false;
     let after = 0;
+    let ended = false;
     try {
       const load = (async () => {
-        while (after < 100) {
+        while (after < 100 && !ended) {
+          await turn();
           const batch = Array.from({ length: WINDOW }, () => String(n++));
           const results = await pub.publishAll(batch);
           results.forEach((result, j) => {
@@ -153,7 +167,8 @@ describe('Redis Cluster failover', () => {
       }
       expect(pub.stats().unconfirmed).toBe(unconfirmed.length);
     } finally {
+      ended = true;
       await pub.close();
     }
-  });
+  }, 120_000);
 });
