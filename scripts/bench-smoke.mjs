@@ -22,7 +22,7 @@ const BENCHES = {
   pg: RATIO_LINE,
   redis: RATIO_LINE,
   ffi: RATIO_LINE,
-  'ffi-leak': /^bench:ffi-leak: no leak$/,
+  'ffi-leak': /^bench:ffi-leak: no leak( \(BENCH_SMOKE: .*\))?$/,
   microservices: RATIO_LINE,
   registry: /^goals met in \d+ of \d+ consecutive runs$/,
   'redis-recovery': /loaded -> first successful write:/,
