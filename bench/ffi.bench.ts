@@ -22,7 +22,10 @@
 //    in flight (pipelined on the one connection). Per cell: a warm-up round
 //    of both sides, discarded, then BENCH_ROUNDS short rounds that
 //    interleave herald and uds (who goes first alternates); the figure is
-//    the median of the per-round ratios of calls/s, with their range.
+//    the median of the per-round ratios of calls/s, with their range, and
+//    the full GCs (mark-compacts) that began within each side's rounds per
+//    1k calls (counted: at 100 KiB one in flight a full GC decides a round).
+//    BENCH_SIZES=102400 (bytes, comma-separated) runs some sizes only.
 // Then koffi's `.async()` and a worker thread at 4 KiB, for context.
 // Then the goal cells of issue 23 in one table (the ratios at one call in
 // flight per size and at 4 KiB x 64, main-thread CPU and faults per call at
@@ -58,7 +61,10 @@ const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 9);
 const COST_CALLS = SMOKE ? 400 : Number(process.env.BENCH_COST_CALLS ?? 100_000);
 const COST_ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_COST_ROUNDS ?? 7);
 const GC_CALLS = SMOKE ? 100 : 20_000;
-const SIZES = [512, 4096, 10240, 102400];
+/** BENCH_SIZES: the comparison's payload sizes in bytes (default 512,4096,10240,102400). */
+const SIZES = process.env.BENCH_SIZES
+  ? process.env.BENCH_SIZES.split(',').map(Number)
+  : [512, 4096, 10240, 102400];
 /** BENCH_SPIN_US: the runtimes' pollerSpinUs (default: the option's default). */
 const SPIN_US =
   process.env.BENCH_SPIN_US === undefined ? undefined : Number(process.env.BENCH_SPIN_US);
@@ -297,14 +303,29 @@ async function uds(): Promise<{ call: Call; cpuUs(): number; close(): Promise<vo
   };
 }
 
+/**
+ * Full GCs (mark-compacts) by when they began (performance.now()), so that
+ * each cell of the comparison counts those that began within it: a full GC
+ * costs milliseconds, and at 100 KiB one call in flight one decides a round.
+ */
+const fullGcStarts: number[] = [];
+const fullGcObserver = new PerformanceObserver(list => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) fullGcStarts.push(entry.startTime);
+  }
+});
+const fullGcsWithin = (from: number, to: number): number =>
+  fullGcStarts.filter(start => start >= from && start < to).length;
+
 /** Part 3: herald vs our socket echo, interleaved rounds, median of per-round ratios. */
-/** One cell of one round: calls/s, and CPU per call of every process involved (us). */
+/** One cell of one round: calls/s, CPU per call of every process involved (us), when it ran. */
 async function cell(
   call: Call,
   peerCpuUs: () => number,
   request: Buffer,
   inFlight: number,
-): Promise<{ perSecond: number; cpuPerCall: number; calls: number }> {
+): Promise<{ perSecond: number; cpuPerCall: number; calls: number; from: number; to: number }> {
   let count = 0;
   const counted: Call = r => {
     count++;
@@ -312,12 +333,15 @@ async function cell(
   };
   const c0 = process.cpuUsage();
   const p0 = peerCpuUs();
+  const from = performance.now();
   const perSecond = await rate(counted, request, inFlight, DURATION_MS);
   const own = process.cpuUsage(c0);
   return {
     perSecond,
     cpuPerCall: (own.user + own.system + peerCpuUs() - p0) / count,
     calls: count,
+    from,
+    to: performance.now(),
   };
 }
 
@@ -331,12 +355,14 @@ async function seedComparison(
   );
   console.log(
     "CPU per call counts every process: herald (JS + runtime threads, its poller's spin included) vs client + echo server. " +
-      "Poller spins: the share of the rounds' calls whose poller was spinning when the call came (no futex wake, no sleep).\n",
+      "Poller spins: the share of the rounds' calls whose poller was spinning when the call came (no futex wake, no sleep). " +
+      'Full GCs: mark-compacts that began within the rounds of each side, per 1k calls (counted, not timed).\n',
   );
   console.log(
-    '| size | in flight | herald calls/s | uds calls/s | herald/uds calls/s: median | range | CPU us/call herald | uds | uds/herald CPU: median | range | poller spin hits |',
+    '| size | in flight | herald calls/s | uds calls/s | herald/uds calls/s: median | range | CPU us/call herald | uds | uds/herald CPU: median | range | poller spin hits | full GCs / 1k calls herald | uds |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  fullGcObserver.observe({ entryTypes: ['gc'] });
   let headline = 0;
   const none = (): number => 0;
   for (const size of SIZES) {
@@ -349,8 +375,20 @@ async function seedComparison(
       let heraldCalls = 0;
       const ratios: number[] = [];
       const cpuRatios: number[] = [];
-      const h: { perSecond: number; cpuPerCall: number }[] = [];
-      const u: { perSecond: number; cpuPerCall: number }[] = [];
+      const h: {
+        perSecond: number;
+        cpuPerCall: number;
+        calls: number;
+        from: number;
+        to: number;
+      }[] = [];
+      const u: {
+        perSecond: number;
+        cpuPerCall: number;
+        calls: number;
+        from: number;
+        to: number;
+      }[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         // Alternate who goes first, so a drift in load favours neither.
         const first = round % 2 === 0;
@@ -365,6 +403,13 @@ async function seedComparison(
         ratios.push(mine.perSecond / other.perSecond);
         cpuRatios.push(other.cpuPerCall / mine.cpuPerCall);
       }
+      // GC entries arrive asynchronously: let them in before counting.
+      await new Promise(resolve => setImmediate(resolve));
+      const gcsPer1k = (side: { calls: number; from: number; to: number }[]): string => {
+        const gcs = side.reduce((sum, c) => sum + fullGcsWithin(c.from, c.to), 0);
+        const count = side.reduce((sum, c) => sum + c.calls, 0);
+        return ((gcs * 1000) / Math.max(1, count)).toFixed(2);
+      };
       const m = median(ratios);
       if (size === 4096 && inFlight === 64) headline = m;
       goals.ratios.set(`${size}x${inFlight}`, figure(ratios));
@@ -378,10 +423,11 @@ async function seedComparison(
           `${fmt(median(h.map(x => x.perSecond)))} | ${fmt(median(u.map(x => x.perSecond)))} | ` +
           `${m.toFixed(2)}x | ${range(ratios)} | ${median(h.map(x => x.cpuPerCall)).toFixed(1)} | ` +
           `${median(u.map(x => x.cpuPerCall)).toFixed(1)} | ${median(cpuRatios).toFixed(2)}x | ${range(cpuRatios)} | ` +
-          `${((hits / Math.max(1, heraldCalls)) * 100).toFixed(0)}% (${spins} spins) |`,
+          `${((hits / Math.max(1, heraldCalls)) * 100).toFixed(0)}% (${spins} spins) | ${gcsPer1k(h)} | ${gcsPer1k(u)} |`,
       );
     }
   }
+  fullGcObserver.disconnect();
   return headline;
 }
 
