@@ -52,8 +52,6 @@ export interface AddonHostStats {
   overflowAnswers: number;
   /** Slabs with a Buffer answers are still delivered over (one per slab, not per wake-up). */
   openSlabs: number;
-  /** One-byte Buffers made after deliveries with zero-copy answers, so that V8 reclaims those with scavenges rather than full GCs. */
-  scavengeHints: number;
   /** Tasks allocated with malloc so far: flat in steady state (pooled). */
   taskAllocations: number;
   /** Answer slabs allocated so far: flat in steady state (reused). */

@@ -94,9 +94,6 @@ struct Sink : Completions {
   // of their own), and drains that stopped at kDrainRounds with answers left.
   uint64_t late_answers = 0;
   uint64_t drain_yields = 0;
-  // One-byte Buffers made after chunks with zero-copy answers (see
-  // LetV8ScavengeAnswers).
-  uint64_t scavenge_hints = 0;
   bool late_round = false;  // the drain is past its first round
   // Calls posted and neither answered nor abandoned: the handle keeps the
   // loop alive while there are any (counted here, not by a call from JS per
@@ -145,26 +142,6 @@ constexpr size_t kZeroCopyMin = 32 * 1024;
 // adding them again made it run a full GC twice as often (860 instead of 488
 // mark-compacts in 350k answers of 100 KiB at 64 in flight).
 void FinalizeExternal(napi_env env, void *data, void *hint) { free(data); }
-
-// Lets V8 reclaim zero-copy answers with a scavenge instead of a full GC.
-// V8 counts an external Buffer's bytes (external memory, and the young
-// generation's backing-store bytes while the Buffer is young) but acts on
-// them in two places only: past 64 MiB of external memory since the last
-// full GC it starts a full GC (mark-compact), and when it allocates a
-// backing store itself (every Buffer Node makes, e.g. napi_create_buffer)
-// with 32 MiB of young backing stores (twice the largest semi-space) it runs
-// a scavenge first, which frees the young dead ones. Zero-copy answers alone
-// never take the second path: at one 100 KiB call in flight that was a
-// mark-compact every ~650 answers and no scavenge (15 and 0 per 10k calls);
-// with this one-byte Buffer after each chunk that has zero-copy answers,
-// 0 mark-compacts and 30 scavenges per 10k, as for answers copied into
-// Buffers Node allocates, without the copy. Answers JS keeps past two
-// scavenges are old and left to full GCs, as before.
-void LetV8ScavengeAnswers(Sink *s) {
-  napi_value hint;
-  void *data;
-  if (napi_create_buffer(s->env, 1, &data, &hint) == napi_ok) s->scavenge_hints++;
-}
 
 // A Buffer over a slab was collected (JS thread). Without a sink (the
 // environment is going away) the slab stays referenced: never reused.
@@ -299,7 +276,6 @@ bool DeliverChunk(Sink *s) {
   }
 
   uint32_t ext = 0;
-  bool zero_copied = false;
   int32_t *m = s->meta;
   int64_t settled = 0;
   for (size_t i = 0; i < n; i++, m += 4) {
@@ -336,9 +312,7 @@ bool DeliverChunk(Sink *s) {
         if (a.len <= kZeroCopyMin) {
           napi_create_buffer_copy(env, a.len, a.rsp, nullptr, &buf);
           FreeAnswer(s, a);
-        } else if (napi_create_external_buffer(env, a.len, a.rsp, FinalizeExternal, nullptr, &buf) == napi_ok) {
-          zero_copied = true;
-        } else {
+        } else if (napi_create_external_buffer(env, a.len, a.rsp, FinalizeExternal, nullptr, &buf) != napi_ok) {
           // Where external buffers are not allowed, copy.
           napi_create_buffer_copy(env, a.len, a.rsp, nullptr, &buf);
           FreeAnswer(s, a);
@@ -350,7 +324,6 @@ bool DeliverChunk(Sink *s) {
     }
     s->tasks.GiveAnswered(a.task, a.req_cap);
   }
-  if (zero_copied) LetV8ScavengeAnswers(s);
   s->answers += n;
   s->batches++;
   if (s->late_round) s->late_answers += n;
@@ -712,7 +685,6 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
     out.Set("ringAnswers", static_cast<double>(s->ring_answers));
     out.Set("overflowAnswers", static_cast<double>(s->overflow_answers));
     out.Set("openSlabs", static_cast<double>(s->open_slabs.size()));
-    out.Set("scavengeHints", static_cast<double>(s->scavenge_hints));
     // Native allocations so far: flat in steady state (tests check it).
     out.Set("taskAllocations", static_cast<double>(s->tasks.allocations()));
     out.Set("slabAllocations", static_cast<double>(s->slabs.allocations()));
