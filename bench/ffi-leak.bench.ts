@@ -6,7 +6,12 @@
 // Calls run 256 in flight against the C echo runtime. Exits 1 when a mode
 // is over. FFI_LEAK_CALLS=<n> changes the 1M (the mark stays a tenth).
 // BENCH_SMOKE=1 (CI runs every bench so) makes 20k calls: it checks the
-// check runs and every call is answered; a leak needs the full 1M to show.
+// check runs and every call is answered; a leak needs the full 1M to show,
+// so the smoke prints the RSS growth without judging it. (It did judge it,
+// and failed at times with no leak: 4,000 zero-copy calls marked at 400
+// span V8's first full GCs of external memory, one per 64 MiB, and the
+// runtime's malloc arena keeps that high-water mark resident after gc():
+// 63.5 MiB of growth. The full run marks at 20k calls, past it.)
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeRuntime } from '../lib/ffi/index.js';
@@ -65,11 +70,13 @@ async function mode(name: string, size: number, total = TOTAL): Promise<boolean>
   const stats = runtime.stats();
   runtime.close();
   const growth = atEnd - atMark;
-  const ok = growth < LIMIT && stats.answered === total && stats.inFlight === 0;
+  const answered = stats.answered === total && stats.inFlight === 0;
+  const ok = answered && (SMOKE || growth < LIMIT);
+  const verdict = SMOKE ? 'not judged (BENCH_SMOKE)' : growth < LIMIT ? 'ok' : 'OVER';
   console.log(
     `${name.padEnd(9)} ${String(size).padStart(5)} B: RSS ${mib(atMark)} at ${mark} calls, ` +
       `${mib(atEnd)} at ${total}: growth ${mib(growth)} (limit ${mib(LIMIT)}) ` +
-      `${ok ? 'ok' : 'OVER'}  [${Math.round(total / seconds)} calls/s, answered ${stats.answered}]`,
+      `${verdict}  [${Math.round(total / seconds)} calls/s, answered ${stats.answered}]`,
   );
   return ok;
 }
@@ -81,9 +88,13 @@ const results = [
   await mode('zero-copy', 65536, Math.floor(TOTAL / 5)),
 ];
 if (results.includes(false)) {
-  console.error('bench:ffi-leak: RSS grew past the limit');
+  console.error(
+    SMOKE
+      ? 'bench:ffi-leak: not every call was answered'
+      : 'bench:ffi-leak: RSS grew past the limit, or not every call was answered',
+  );
   process.exit(1);
 }
 console.log(
-  `bench:ffi-leak: no leak${SMOKE ? ' (BENCH_SMOKE: 20k calls, too few to show a leak)' : ''}`,
+  `bench:ffi-leak: no leak${SMOKE ? ' (BENCH_SMOKE: 20k calls, too few to show a leak; RSS growth not judged)' : ''}`,
 );
