@@ -11,8 +11,12 @@
 //   BENCH_BASE=/tmp/before node --expose-gc --import ./scripts/register-ts.mjs bench/pg-before-after.ts
 //
 // BENCH_EVENTS (default 40000), BENCH_ROUNDS (default 6), BENCH_SIZE (bytes
-// of data, default 100), PG_URL.
+// of data, default 100), PG_URL. After the CPU figures: events/s (wall: under
+// load a figure of the machine as much as of the code) and young-generation
+// collections per 10,000 events (what each side allocates, whatever the load),
+// and their ratios herald/hub.
 import 'reflect-metadata';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import * as afterLib from '../lib/index.js';
@@ -24,6 +28,7 @@ import {
   interleave,
   runMain,
   setting,
+  median,
   type TimedVariant,
 } from './harness/index.js';
 
@@ -63,6 +68,25 @@ async function windowed(total: number, send: () => Promise<unknown>): Promise<vo
   await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
 }
 
+/** Young-generation collections so far (a count of what was allocated, at a fixed semi-space). */
+let scavenges = 0;
+new PerformanceObserver(list => {
+  for (const entry of list.getEntries())
+    if (
+      (entry as { detail?: { kind?: number } }).detail?.kind ===
+      perfConstants.NODE_PERFORMANCE_GC_MINOR
+    )
+      scavenges++;
+}).observe({ entryTypes: ['gc'] });
+
+/** The variant being measured, and each variant's events/s and scavenges per 10,000 events by round. */
+let measuring = '';
+const rates = new Map<string, number[]>();
+const young = new Map<string, number[]>();
+const record = (into: Map<string, number[]>, value: number): void => {
+  into.set(measuring, [...(into.get(measuring) ?? []), value]);
+};
+
 /** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
 async function timed(send: () => Promise<unknown>): Promise<number> {
   const until = (events: number): Promise<void> => {
@@ -76,9 +100,16 @@ async function timed(send: () => Promise<unknown>): Promise<number> {
   (globalThis as { gc?: () => void }).gc?.();
   handled = until(EVENTS);
   const before = cpuMicros();
+  const started = performance.now();
+  const scavengesBefore = scavenges;
   await windowed(EVENTS, send);
   await handled;
-  return (cpuMicros() - before) / EVENTS;
+  const cpu = (cpuMicros() - before) / EVENTS;
+  record(rates, EVENTS / ((performance.now() - started) / 1000));
+  // Observer entries arrive after a turn: let them land.
+  await new Promise(resolve => setImmediate(resolve));
+  record(young, ((scavenges - scavengesBefore) * 10_000) / EVENTS);
+  return cpu;
 }
 
 let channels = 0;
@@ -136,11 +167,18 @@ runMain('bench:pg-before-after', async () => {
   const base = beforeBase();
   const beforeLib = await importBefore<Lib>(base, 'lib/index.js');
   const beforePg = await importBefore<PgLib>(base, 'lib/pg/index.js');
+  const named = (name: string, run: () => Promise<number>): TimedVariant => [
+    name,
+    () => {
+      measuring = name;
+      return run();
+    },
+  ];
   const variants: TimedVariant[] = [
-    ['herald before', () => herald(beforeLib)],
-    ['herald after', () => herald(afterLib)],
-    ['hub before', () => hub(beforePg)],
-    ['hub after', () => hub(afterPg)],
+    named('herald before', () => herald(beforeLib)),
+    named('herald after', () => herald(afterLib)),
+    named('hub before', () => hub(beforePg)),
+    named('hub after', () => hub(afterPg)),
   ];
   const only = (process.env.BENCH_ONLY ?? '').split(',').filter(part => part !== '');
   await interleave(
@@ -154,4 +192,28 @@ runMain('bench:pg-before-after', async () => {
       ['hub after/before', 'hub after', 'hub before'],
     ],
   );
+  // Events/s last: the line bench:smoke checks is a ratio's.
+  for (const [what, figures] of [
+    ['scavenges per 10,000 events', young],
+    ['events/s', rates],
+  ] as const) {
+    console.log(`\n${what}, median (range) of the rounds:`);
+    for (const [name, values] of figures)
+      console.log(
+        `${name.padEnd(14)} ${median(values).toFixed(1)} (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`,
+      );
+    for (const side of ['before', 'after']) {
+      const herald = figures.get(`herald ${side}`);
+      const hub = figures.get(`hub ${side}`);
+      // Too few events for a collection (smoke mode): no ratio.
+      if (!herald || !hub || hub.includes(0)) continue;
+      // events/s: hub over herald (how far herald is below its parts); scavenges: herald over hub.
+      const values = herald.map((value, i) =>
+        figures === rates ? hub[i] / value : value / hub[i],
+      );
+      console.log(
+        `${figures === rates ? 'hub/herald events/s' : 'herald/hub scavenges'} ${side} median ${median(values).toFixed(2)}x, per round ${values.map(v => v.toFixed(2)).join(' ')}`,
+      );
+    }
+  }
 });

@@ -46,6 +46,13 @@ function isWireEnvelope(value: unknown): value is WireEnvelope {
 
 /** How encode() starts every herald value. */
 const WIRE_PREFIX = '{"herald":1,';
+/** How a value without key starts, up to the text of its id. */
+const HEAD_PLAIN_ID = 'e:{"herald":1,"id":"';
+/**
+ * Printable ASCII but `"`, `$` and `\`: a string of these is its own JSON
+ * text between quotes, and already escaped (pure ASCII, no `$`).
+ */
+const PLAIN_STRING = /^[ !#%-[\]-~]*$/;
 
 /**
  * The index of the `,` before a top-level `"data":` member of a JSON object
@@ -133,6 +140,12 @@ export class PgEnvelopeCodec {
   private origin = '';
   private lastAt = '';
   private lastAtJson = '""';
+  /** encode(): {@link rest} of the last source, event, origin and time. */
+  private restOf = '';
+  private restSource = '';
+  private restEvent = '';
+  private restOrigin = '';
+  private restAt = '';
   /** decode(): the last value read of each repeating member (one string kept, not one per event). */
   private seenSource = '';
   private seenEvent = '';
@@ -146,27 +159,64 @@ export class PgEnvelopeCodec {
 
   /** The pg-hub payload of an envelope: its key, and the envelope as the value. */
   encode(envelope: Envelope): string {
+    const id = envelope.id;
+    const payload = envelope.payload;
+    const key = envelope.key;
+    // The common case (a bus id, data, no key, unique or headers) in four
+    // concatenations: the id's JSON is itself in quotes, and the members
+    // after it up to the data's text are kept whole (see {@link rest}).
+    if (
+      payload !== '' &&
+      envelope.unique === undefined &&
+      envelope.headers === undefined &&
+      (key === undefined || key.length === 0) &&
+      PLAIN_STRING.test(id)
+    )
+      return HEAD_PLAIN_ID + id + this.rest(envelope) + escapeJson(payload) + '}';
     // Member by member, in the order decode() expects (data last). Escaping
     // is per character, so escaping each part is escaping the whole text.
-    let json =
-      '{"herald":1,"id":' + escapeJson(JSON.stringify(envelope.id)) + this.middle(envelope);
-    const at = envelope.occurredAt;
-    if (at !== this.lastAt) {
-      this.lastAtJson = escapeJson(JSON.stringify(at));
-      this.lastAt = at;
-    }
-    json += this.lastAtJson;
+    let json = '{"herald":1,"id":' + escapeJson(JSON.stringify(id)) + this.middle(envelope);
+    json += this.atJson(envelope.occurredAt);
     if (envelope.unique !== undefined)
       json += ',"unique":' + escapeJson(JSON.stringify(envelope.unique));
     if (envelope.headers !== undefined)
       json += ',"headers":' + escapeJson(JSON.stringify(envelope.headers));
-    const payload = envelope.payload;
     if (payload !== '') json += ',"data":' + escapeJson(payload);
     json += '}';
-    const key = envelope.key;
     return key === undefined || key.length === 0
       ? 'e:' + json
       : encodePayload(key, undefined) + ':' + json;
+  }
+
+  /** The time's JSON (escaped), kept for the millisecond the bus shares it. */
+  private atJson(at: string): string {
+    if (at !== this.lastAt) {
+      this.lastAtJson = escapeJson(JSON.stringify(at));
+      this.lastAt = at;
+    }
+    return this.lastAtJson;
+  }
+
+  /**
+   * `","source":S,"event":E,"origin":O,"at":T,"data":` (escaped): what
+   * follows a plain id up to the data's text, kept for the last source,
+   * event, origin and time, which a burst of one event shares.
+   */
+  private rest(envelope: Envelope): string {
+    const at = envelope.occurredAt;
+    if (
+      envelope.source !== this.restSource ||
+      envelope.event !== this.restEvent ||
+      envelope.origin !== this.restOrigin ||
+      at !== this.restAt
+    ) {
+      this.restOf = '"' + this.middle(envelope) + this.atJson(at) + ',"data":';
+      this.restSource = envelope.source;
+      this.restEvent = envelope.event;
+      this.restOrigin = envelope.origin;
+      this.restAt = at;
+    }
+    return this.restOf;
   }
 
   /** `,"source":S,"event":E,"origin":O,"at":` (escaped), kept per source and event. */

@@ -146,4 +146,66 @@ describe('PgEnvelopeCodec', () => {
     ).toBeUndefined();
     expect(own.counters).toEqual({ foreign: 1, decodeErrors: 2 });
   });
+  it('writes and reads bursts through its caches exactly as member by member and as a fresh codec', () => {
+    const own = new PgEnvelopeCodec(
+      () => undefined,
+      () => undefined,
+    );
+    const base: Envelope = {
+      id: '9b2f3c1e-8d4a-4f6b-a1c2-3d4e5f607100',
+      source: 'orders',
+      event: 'created',
+      payload: '{"n":1}',
+      origin: 'host/1/abc/1',
+      occurredAt: '2026-01-01T00:00:00.000Z',
+    };
+    const burst: Envelope[] = [
+      base,
+      { ...base, id: '9b2f3c1e-8d4a-4f6b-a1c2-3d4e5f607101' },
+      { ...base, id: 'x', occurredAt: '2026-01-01T00:00:00.001Z' },
+      { ...base, id: 'a"b' },
+      { ...base, id: 'a$b', payload: '"é"' },
+      { ...base, id: '', payload: '' },
+      { ...base, unique: 'u' },
+      { ...base, event: 'paid' },
+      { ...base, event: 'paid', occurredAt: '' },
+      { ...base, event: 'paid', occurredAt: 'a"t' },
+      { ...base, origin: 'host/2/def/1' },
+      { ...base, key: [5n] },
+      { ...base, headers: { h: 'v' } },
+      base,
+    ];
+    for (const envelope of burst) {
+      const text = own.encode(envelope);
+      // The wire format: the general JSON writer's text, escaped, data last.
+      const { payload, key, unique, headers } = envelope;
+      const meta = JSON.stringify({
+        herald: 1,
+        id: envelope.id,
+        source: envelope.source,
+        event: envelope.event,
+        origin: envelope.origin,
+        at: envelope.occurredAt,
+        ...(unique === undefined ? {} : { unique }),
+        ...(headers === undefined ? {} : { headers }),
+      });
+      const json = payload === '' ? meta : meta.slice(0, -1) + ',"data":' + payload + '}';
+      const escaped = json.replace(/[$\u0080-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+      expect(text).toBe((key === undefined ? 'e' : 'e' + key.join(',')) + ':' + escaped);
+      const decoded = own.decode(raw(text));
+      const fresh = new PgEnvelopeCodec(
+        () => undefined,
+        () => undefined,
+      ).decode(raw(text));
+      expect(decoded).toEqual({ ...envelope, payload: decoded!.payload });
+      expect(fresh).toEqual(decoded);
+    }
+    // Not repeating what was read last: a value cut short, another member order, a control character.
+    expect(own.decode(raw(own.encode(base).slice(0, -2)))).toBeUndefined();
+    const reordered = 'e:{"herald":1,"id":"i","event":"created","source":"orders","origin":"host/1/abc/1","at":"t","data":2}';
+    expect(own.decode(raw(reordered))).toMatchObject({ id: 'i', source: 'orders', payload: '2' });
+    const control = own.encode({ ...base, id: 'c' }).replace('"c"', '"c\u0001"');
+    expect(own.decode(raw(control))).toBeUndefined();
+    expect(own.counters).toEqual({ foreign: 0, decodeErrors: 2 });
+  });
 });

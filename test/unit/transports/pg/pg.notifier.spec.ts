@@ -68,8 +68,9 @@ describe('PgNotifier on a real PostgreSQL', () => {
     await second.connect();
     second.on('notification', message => void onOther.push(message.payload ?? ''));
     await second.query(`LISTEN ${other}`);
-    // A spy (the real query runs): which statement each batch went out with.
-    const query = jest.spyOn(pool, 'query');
+    // A spy (the real query runs): which statement each batch went out with,
+    // on the pool's clients (the notifier holds one while it sends).
+    const query = jest.spyOn(pg.Client.prototype, 'query');
     try {
       const notifier = new PgNotifier(
         pool,
@@ -108,7 +109,9 @@ describe('PgNotifier on a real PostgreSQL', () => {
       }
       // Each form was used: packed for ASCII (the first list in two batches,
       // cut before its repeated ''), JSON arrays otherwise.
-      const statements = query.mock.calls.map(call => String(call[0]));
+      const statements = query.mock.calls
+        .map(call => String(call[0]))
+        .filter(s => s.includes('pg_notify'));
       expect(statements.filter(s => s.includes('string_to_array'))).toHaveLength(3);
       expect(statements.filter(s => s.includes('json_array_elements_text'))).toHaveLength(3);
       expect(notifier.counters).toMatchObject({ notifyFailCount: 0, notifyRetryCount: 0 });
@@ -116,6 +119,88 @@ describe('PgNotifier on a real PostgreSQL', () => {
     } finally {
       query.mockRestore();
       await second.end();
+    }
+  });
+  it('submits the next batch before the settled ones run, in order, one batch in flight', async () => {
+    got.length = 0;
+    const query = jest.spyOn(pg.Client.prototype, 'query');
+    try {
+      const notifier = new PgNotifier(
+        pool,
+        2,
+        { isConnected: () => true, retryDelay: () => 10 },
+        silentLogger,
+        'unit',
+      );
+      const notifies = () => query.mock.calls.filter(call => String(call[0]).includes('pg_notify'));
+      // When the first batch's notifies settle, the second batch is on its way already.
+      const submittedAtFirstSettle: number[] = [];
+      const payloads = ['1', '2', '3', '4', '5'];
+      const outcomes = await Promise.all(
+        payloads.map(
+          (payload, i) =>
+            new Promise<boolean | Error>(resolve =>
+              notifier.enqueue({
+                topic: channel,
+                payload,
+                distinct: true,
+                settle: (sent, error) => {
+                  if (i === 0) submittedAtFirstSettle.push(notifies().length);
+                  resolve(error ?? sent);
+                },
+              }),
+            ),
+        ),
+      );
+      expect(outcomes).toEqual(payloads.map(() => true));
+      expect(submittedAtFirstSettle).toEqual([2]);
+      expect(notifies()).toHaveLength(3);
+      await waitFor(() => got.length === payloads.length);
+      expect(got).toEqual(payloads);
+      await notifier.stop();
+    } finally {
+      query.mockRestore();
+    }
+  });
+
+  it('takes turns with others waiting for a connection of a small pool', async () => {
+    const small = new pg.Pool({ connectionString: PG_URL, max: 1 });
+    try {
+      const notifier = new PgNotifier(
+        small,
+        10,
+        { isConnected: () => true, retryDelay: () => 10 },
+        silentLogger,
+        'unit',
+      );
+      let settled = 0;
+      let settledWhenAnswered = -1;
+      let asked: Promise<unknown> | undefined;
+      const all = Array.from(
+        { length: 200 },
+        (_, i) =>
+          new Promise<boolean | Error>(resolve =>
+            notifier.enqueue({
+              topic: channel,
+              payload: `t${i}`,
+              distinct: true,
+              settle: (sent, error) => {
+                settled++;
+                // Asked while the notifier holds the pool's only client.
+                if (i === 0)
+                  asked = small.query('SELECT 1').then(() => (settledWhenAnswered = settled));
+                resolve(error ?? sent);
+              },
+            }),
+          ),
+      );
+      expect(new Set(await Promise.all(all))).toEqual(new Set([true]));
+      await asked;
+      expect(settledWhenAnswered).toBeGreaterThan(0);
+      expect(settledWhenAnswered).toBeLessThan(200);
+      await notifier.stop();
+    } finally {
+      await small.end();
     }
   });
 });
