@@ -234,7 +234,7 @@ export class Dispatcher {
       runner.pumping ||
       runner.holding ||
       runner.active >= runner.concurrency ||
-      runner.queue.length !== 0
+      runner.waiting !== 0
     ) {
       this.assertRoom();
       this.counters.postedLocal++;

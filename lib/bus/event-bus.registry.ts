@@ -160,6 +160,19 @@ function appended<T>(list: readonly T[], item: T): T[] {
   return list.length === 0 ? [item] : list.concat([item]);
 }
 
+/**
+ * `patternsOf` checks the public API's patterns; this holds for every
+ * caller, before anything is registered, so that an index key is always a
+ * name that can be posted (`EventBus.postLocal` relies on it).
+ */
+function assertIndexable(patterns: readonly Pattern[]): void {
+  for (const { source, event } of patterns) {
+    if (typeof source !== 'string' || source === '' || typeof event !== 'string' || event === '') {
+      throw new TypeError("a pattern needs a non-empty source and event (or '*')");
+    }
+  }
+}
+
 function same(a: Pattern, b: Pattern): boolean {
   return a.source === b.source && a.event === b.event;
 }
@@ -182,17 +195,25 @@ export class HandlerRegistry {
   private readonly byHandler = new Map<EventHandler, HandlerEntry>();
   /** How many `addEntry` entries hold a pattern. */
   private owned = 0;
-  /** source -> event -> slot; two levels so a lookup builds no string. */
-  private readonly exact = new Map<string, Map<string, Slot>>();
+  /**
+   * source -> event -> slot; two levels so a lookup builds no string.
+   * Read (never written) by `EventBus.postLocal`, which looks an event up
+   * here inline while {@link wild} is 0 ({@link match}'s first case): a
+   * lookup function on the path a cold app runs first is compiled alone
+   * and again inside its caller. Its keys are only valid names (non-empty,
+   * never `'*'`: see {@link insert}), so a hit proves both names valid.
+   */
+  readonly exact = new Map<string, Map<string, Slot>>();
   private readonly bySource = new Map<string, Slot>();
   private readonly byEvent = new Map<string, Slot>();
   private all: Slot = NONE;
-  /** Slots of the three wildcard indexes holding handlers: 0 means every lookup is exact. */
-  private wild = 0;
+  /** Slots of the three wildcard indexes holding handlers: 0 means every lookup is exact. Read by `EventBus.postLocal`; written here only. */
+  wild = 0;
 
   /** Options apply when the handler is first registered (its place and timeout stay). */
   add(handler: EventHandler, patterns: readonly Pattern[], options?: HandlerOptions): void {
     if (patterns.length === 0) return;
+    assertIndexable(patterns);
     const known = this.byHandler.get(handler);
     if (known) {
       for (const pattern of patterns) this.extend(known, pattern);
@@ -215,6 +236,7 @@ export class HandlerRegistry {
     options?: HandlerOptions,
   ): HandlerEntry {
     if (patterns.length === 0) throw new TypeError('addEntry needs a pattern');
+    assertIndexable(patterns);
     const entry = this.entry(target, patterns[0], options);
     this.owned++;
     this.insert(entry, patterns[0]);

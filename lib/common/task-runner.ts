@@ -35,16 +35,23 @@ export class TaskRunner<T> {
    * claims inline (the bus's `postLocal` and its dispatcher's `runLocal`:
    * one function fewer for V8 to compile on a cold app's posting path).
    * Such an owner reads them, takes the slot exactly as `claim` does
-   * (`pumping = true`, `active++`), and ends it with {@link release};
-   * nothing else writes them from outside.
+   * (`pumping = true`, `active++`), and ends it with {@link release}, or
+   * inline as {@link release} does (`active--`, `pumping = false`, then
+   * {@link released} when {@link waiting} or {@link idleWaiters} say
+   * something waits, else the turn's `onTurn`); nothing else writes them
+   * from outside. Plain fields, not getters: a getter read on every post is
+   * one more function V8 compiles alone.
    */
-  readonly queue = new Fifo<T>();
   active = 0;
   pumping = false;
   holding: boolean;
+  /** Tasks waiting for a slot (or for {@link start}): the queue's length, as a field. */
+  waiting = 0;
   /** `options.concurrency`. */
   readonly concurrency: number;
-  private idleWaiters: (() => void)[] = [];
+  /** {@link whenIdle}'s waiters (read by inline owners: non-empty means {@link released} has work). */
+  readonly idleWaiters: (() => void)[] = [];
+  private readonly queue = new Fifo<T>();
 
   constructor(private readonly options: TaskRunnerOptions<T>) {
     this.holding = options.holding === true;
@@ -58,12 +65,12 @@ export class TaskRunner<T> {
 
   /** Tasks waiting for a slot (or for {@link start}). */
   get queued(): number {
-    return this.queue.length;
+    return this.waiting;
   }
 
   /** Tasks running or waiting. */
   get busy(): number {
-    return this.active + this.queue.length;
+    return this.active + this.waiting;
   }
 
   /** False until {@link start} when created holding. */
@@ -86,6 +93,7 @@ export class TaskRunner<T> {
       return;
     }
     this.queue.push(task);
+    this.waiting++;
     this.pump();
   }
 
@@ -97,12 +105,7 @@ export class TaskRunner<T> {
    * False: the owner {@link submit}s the task instead.
    */
   claim(): boolean {
-    if (
-      this.pumping ||
-      this.holding ||
-      this.active >= this.concurrency ||
-      this.queue.length !== 0
-    ) {
+    if (this.pumping || this.holding || this.active >= this.concurrency || this.waiting !== 0) {
       return false;
     }
     this.pumping = true;
@@ -114,9 +117,17 @@ export class TaskRunner<T> {
   release(ended: boolean): void {
     if (ended) this.active--;
     this.pumping = false;
+    this.released();
+  }
+
+  /**
+   * The rest of {@link release} once the owner gave the slot back inline:
+   * what waits runs now, else the turn ends (`onTurn`, idle waiters).
+   */
+  released(): void {
     // Nothing waits (the common case): only the end of the turn, without
     // pump's loop, which V8 would otherwise compile into every caller.
-    if (this.queue.length !== 0) this.pump();
+    if (this.waiting !== 0) this.pump();
     else this.turned();
   }
 
@@ -135,13 +146,16 @@ export class TaskRunner<T> {
 
   /** Removes and returns every waiting task, oldest first (they will not run). */
   drain(): T[] {
+    this.waiting = 0;
     return this.queue.drain();
   }
 
   /** Resolves once nothing runs and nothing waits. */
   whenIdle(): Promise<void> {
     if (this.busy === 0) return Promise.resolve();
-    return new Promise(resolve => this.idleWaiters.push(resolve));
+    return new Promise(resolve => {
+      this.idleWaiters.push(resolve);
+    });
   }
 
   private begin(task: T): void {
@@ -160,7 +174,8 @@ export class TaskRunner<T> {
     if (this.pumping || this.holding) return;
     this.pumping = true;
     try {
-      while (this.active < this.concurrency && this.queue.length > 0) {
+      while (this.active < this.concurrency && this.waiting > 0) {
+        this.waiting--;
         this.begin(this.queue.shift()!);
       }
     } finally {
@@ -173,9 +188,7 @@ export class TaskRunner<T> {
   private turned(): void {
     this.options.onTurn?.();
     if (this.idleWaiters.length > 0 && this.busy === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const waiter of waiters) waiter();
+      for (const waiter of this.idleWaiters.splice(0)) waiter();
     }
   }
 }

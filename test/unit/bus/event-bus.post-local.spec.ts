@@ -97,6 +97,54 @@ describe('EventBus.postLocal without options (the inline path)', () => {
     expect(typeof plain.occurredAt).toBe('string');
   });
 
+  it('takes the general path, with the same outcomes, when a wildcard pattern is registered or none matches', async () => {
+    const exact = make();
+    const wild = make();
+    for (const bus of [exact, wild]) {
+      await bus.connect();
+      bus.start();
+    }
+    const seen: Record<string, string[]> = { exact: [], wild: [] };
+    exact.register((_data, e) => void seen.exact.push(`${e.source}/${e.event}`), 'w', 'a');
+    wild.register((_data, e) => void seen.wild.push(`${e.source}/${e.event}`), 'w', 'a');
+    // Only the second bus has a wildcard slot: its lookups leave the inline path.
+    wild.register(() => undefined, 'other');
+    for (const bus of [exact, wild]) {
+      bus.postLocal('w', 'a', 1);
+      bus.postLocal('w', 'b', 2);
+      bus.postLocal('nobody', 'a', 3);
+    }
+    expect(seen.exact).toEqual(['w/a']);
+    expect(seen.wild).toEqual(['w/a']);
+    for (const bus of [exact, wild]) {
+      expect(bus.stats()).toMatchObject({ postedLocal: 3, handled: 1, unhandled: 2, inFlight: 0 });
+    }
+  });
+
+  it('resolves an idle wait begun inside an inline handler once it returns, and runs what it posted first', async () => {
+    const bus = make();
+    await bus.connect();
+    bus.start();
+    const seen: string[] = [];
+    let idle: Promise<void> | undefined;
+    bus.register(
+      () => {
+        idle = bus.whenIdle({ timeoutMs: 5000 }).then(() => void seen.push('idle'));
+        bus.postLocal('i', 'inner');
+        seen.push('outer');
+      },
+      'i',
+      'outer',
+    );
+    bus.register(() => void seen.push('inner'), 'i', 'inner');
+    bus.postLocal('i', 'outer');
+    // The inner post waited for the outer handler's turn, then ran in it.
+    expect(seen).toEqual(['outer', 'inner']);
+    await idle;
+    expect(seen).toEqual(['outer', 'inner', 'idle']);
+    expect(bus.stats()).toMatchObject({ postedLocal: 2, handled: 2, queued: 0, inFlight: 0 });
+  });
+
   it('throws the typed errors, names first, then the drain and the closed bus', async () => {
     const bus = make();
     await bus.connect();
@@ -118,5 +166,17 @@ describe('EventBus.postLocal without options (the inline path)', () => {
     expect(() => bus.postLocal('s', 'x')).toThrow(TransportClosedError);
     expect(() => bus.postLocal('', 'x')).toThrow(InvalidEventError);
     expect(bus.stats().postedLocal).toBe(0);
+  });
+
+  it('refuses names a handler is registered for once draining, names still first', async () => {
+    const bus = make();
+    await bus.connect();
+    bus.start();
+    bus.register(() => undefined, 's', 'x');
+    bus.beginDrain();
+    // The inline lookup finds the handler: the bus's state still refuses.
+    expect(() => bus.postLocal('s', 'x')).toThrow(BusDrainingError);
+    expect(() => bus.postLocal('s', '')).toThrow(InvalidEventError);
+    expect(bus.stats()).toMatchObject({ postedLocal: 0, handled: 0, refusedDraining: 1 });
   });
 });

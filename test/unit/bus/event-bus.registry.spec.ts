@@ -13,6 +13,25 @@ function handler(name: string): EventHandler {
 const names = (found: Found): string[] => entriesOf(found).map(e => e.handler.name);
 
 describe('HandlerRegistry', () => {
+  it('indexes only names that can be posted: an entry with an empty name is refused, nothing registered', () => {
+    const registry = new HandlerRegistry();
+    for (const pattern of [
+      { source: '', event: 'x' },
+      { source: 's', event: '' },
+      { source: 1 as unknown as string, event: 'x' },
+    ]) {
+      expect(() => registry.addEntry({ handler: handler('bad') }, [pattern])).toThrow(TypeError);
+    }
+    expect(registry.size).toBe(0);
+    expect(registry.exact.size).toBe(0);
+    // The exact index a post reads inline: source -> event -> the entry itself.
+    const entry = registry.addEntry({ handler: handler('ok') }, [{ source: 's', event: 'x' }]);
+    expect(registry.exact.get('s')?.get('x')).toBe(entry);
+    expect(registry.wild).toBe(0);
+    registry.add(handler('any'), patternsOf('*', ['x']));
+    expect(registry.wild).toBe(1);
+  });
+
   it('matches exact, by source, by event of any source, and every event', () => {
     const registry = new HandlerRegistry();
     registry.add(handler('exact'), patternsOf('orders', ['created']));

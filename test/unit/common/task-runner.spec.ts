@@ -125,4 +125,33 @@ describe('TaskRunner', () => {
     expect(started).toEqual(['sync-inner', 'sync-after']);
     expect(runner.busy).toBe(0);
   });
+
+  it('counts waiting tasks in a field, and lets an owner end a claimed turn inline (released)', async () => {
+    const { runner, started, turns } = make(1);
+    expect(runner.claim()).toBe(true);
+    runner.submit('sync-a');
+    runner.submit('sync-b');
+    expect([runner.waiting, runner.queued]).toEqual([2, 2]);
+    // What release(true) does, by hand: the slot back, then released().
+    runner.active--;
+    runner.pumping = false;
+    runner.released();
+    expect(started).toEqual(['sync-a', 'sync-b']);
+    expect([runner.waiting, runner.busy]).toEqual([0, 0]);
+    expect(turns.at(-1)).toBe(0);
+    // With nothing waiting, released() ends the turn: idle waiters resolve.
+    expect(runner.claim()).toBe(true);
+    const idle = runner.whenIdle();
+    expect(runner.idleWaiters.length).toBe(1);
+    runner.active--;
+    runner.pumping = false;
+    runner.released();
+    await idle;
+    expect(runner.idleWaiters.length).toBe(0);
+    // drain() empties the count with the queue.
+    const held = make(1, { holding: true }).runner;
+    held.submit('x');
+    expect(held.drain()).toEqual(['x']);
+    expect([held.waiting, held.queued]).toEqual([0, 0]);
+  });
 });
