@@ -8,15 +8,22 @@
 //   ln -s "$PWD/node_modules" /tmp/before/node_modules
 //   BENCH_BASE=/tmp/before node --expose-gc --import ./scripts/register-ts.mjs bench/redis-before-after.ts
 //
-// BENCH_EVENTS (default 30000), BENCH_ROUNDS (default 6), REDIS_URL. BENCH_SINGLE=<variant>
+// BENCH_EVENTS (default 30000), BENCH_ROUNDS (default 6), BENCH_WARMUP (default 2000), REDIS_URL. BENCH_SINGLE=<variant>
 // runs that one variant once (warm-up included), for a load-independent instruction
 // count per event: two callgrind runs at two BENCH_EVENTS, their difference over the
-// difference in events. BENCH_CODEC=1: the envelope entry codec alone (no Redis), before
+// difference in events; it prints the heap bytes allocated per event of the timed part
+// and its garbage collections too (v8.GCProfiler), load-independent as well. With
+// BENCH_CALLGRIND=1 as well, under `valgrind --tool=callgrind --instr-atstart=no`, the
+// bench turns callgrind's instrumentation on for the timed part only (callgrind_control):
+// the "Collected" instructions over BENCH_EVENTS are the instructions per event, from
+// one run. BENCH_CODEC=1: the envelope entry codec alone (no Redis), before
 // against after, interleaved.
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
+import { spawn } from 'node:child_process';
+import { GCProfiler, getHeapStatistics } from 'node:v8';
 import * as afterLib from '../lib/index.js';
 import * as afterRedis from '../lib/redis/index.js';
 import {
@@ -36,6 +43,8 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const EVENTS = setting('BENCH_EVENTS', 30_000, 1000);
 const ROUNDS = Math.max(1, setting('BENCH_ROUNDS', 6, 1));
 const WINDOW = 1000;
+/** Untimed events first: the timed part runs optimized code (callgrind: raise it, e.g. 20000). */
+const WARMUP = setting('BENCH_WARMUP', 2000);
 
 const sample = (i: number): object => ({
   i,
@@ -61,6 +70,45 @@ async function windowed(total: number, send: (i: number) => Promise<unknown>): P
   await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
 }
 
+/** BENCH_SINGLE: what the last timed part allocated, per event, and its garbage collections. */
+let allocation: { bytesPerEvent: number; gcs: number } | undefined;
+
+/**
+ * Bytes allocated on the V8 heap between `start` and the returned stop (a
+ * load-independent figure): what each collection found in use before it,
+ * less what the previous one left, plus what is in use at the stop.
+ */
+function countAllocations(): () => { bytes: number; gcs: number } {
+  const profiler = new GCProfiler();
+  const start = getHeapStatistics().used_heap_size;
+  profiler.start();
+  return () => {
+    const end = getHeapStatistics().used_heap_size;
+    const { statistics } = profiler.stop();
+    let bytes = 0;
+    let left = start;
+    for (const gc of statistics) {
+      bytes += gc.beforeGC.heapStatistics.usedHeapSize - left;
+      left = gc.afterGC.heapStatistics.usedHeapSize;
+    }
+    return { bytes: bytes + end - left, gcs: statistics.length };
+  };
+}
+
+/** BENCH_CALLGRIND: turns callgrind's instrumentation of this process on or off. */
+async function callgrind(state: 'on' | 'off'): Promise<void> {
+  if (!process.env.BENCH_CALLGRIND) return;
+  // Asynchronous: valgrind takes the request while this process runs (a blocked one never would).
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn('callgrind_control', ['-i', state, String(process.pid)], {
+      stdio: 'ignore',
+    });
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`callgrind_control -i ${state} exited with ${code}`);
+}
+
 /** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
 async function timed(send: (events: number) => Promise<void>): Promise<number> {
   const until = (events: number): Promise<void> => {
@@ -68,15 +116,20 @@ async function timed(send: (events: number) => Promise<void>): Promise<number> {
     target = events;
     return new Promise(resolve => (reached = resolve));
   };
-  let handled = until(2000);
-  await send(2000);
+  let handled = until(WARMUP);
+  await send(WARMUP);
   await handled;
   (globalThis as { gc?: () => void }).gc?.();
   handled = until(EVENTS);
+  const allocated = process.env.BENCH_SINGLE ? countAllocations() : undefined;
+  await callgrind('on');
   const before = process.cpuUsage();
   await send(EVENTS);
   await handled;
   const used = process.cpuUsage(before);
+  await callgrind('off');
+  const counted = allocated?.();
+  if (counted) allocation = { bytesPerEvent: counted.bytes / EVENTS, gcs: counted.gcs };
   return (used.user + used.system) / EVENTS;
 }
 
@@ -217,7 +270,11 @@ runMain('bench:redis-before-after', async () => {
     // One variant once, for an instruction count (callgrind) of the whole process.
     const run = variants.find(([name]) => name === single)?.[1];
     if (!run) throw new Error(`BENCH_SINGLE: no variant '${single}'`);
-    console.log(`${single}: ${(await run()).toFixed(2)} µs CPU/event (${EVENTS} events)`);
+    const cpu = await run();
+    const heap = allocation
+      ? `, ${allocation.bytesPerEvent.toFixed(0)} B allocated/event, ${allocation.gcs} GCs`
+      : '';
+    console.log(`${single}: ${cpu.toFixed(2)} µs CPU/event${heap} (${EVENTS} events)`);
     return;
   }
   await interleave(

@@ -22,6 +22,7 @@ export {
   StreamPublisher,
   type StreamPublisherOptions,
   type PublisherCloseReport,
+  type ValueAffix,
 } from '../transports/redis/stream.publisher.js';
 export {
   StreamSubscriber,
@@ -57,6 +58,8 @@ export {
   decodeEnvelopeEntry,
   decodeEnvelopeFlat,
   encodeEnvelopeEntry,
+  encodeEnvelopeValues,
+  envelopeAffix,
 } from '../transports/redis/envelope.codec.js';
 export {
   EmptyStreamError,

@@ -1,5 +1,6 @@
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { StreamEntryError } from './redis.errors.js';
+import type { ValueAffix } from './stream.publisher.options.js';
 
 /**
  * The transport's entry layout: two fields, so a reader parses two strings
@@ -36,13 +37,48 @@ function quoted(text: string): string {
  * id they make: they repeat from post to post (one origin per process, one
  * time per run of posts), so a header is three pieces, not eleven.
  */
-const last = {
+const last: {
+  source: string;
+  event: string;
+  origin: string;
+  occurredAt: string;
+  tail: string;
+  /** {@link envelopeAffix}'s answer for this tail, made on first use. */
+  affix: ValueAffix | undefined;
+} = {
   source: '',
   event: '',
   origin: '',
   occurredAt: '',
   tail: '"","","",""]',
+  affix: undefined,
 };
+
+/** No key, unique or headers: the header is its id and the four members after it. */
+function common(envelope: Envelope): boolean {
+  return (
+    envelope.key === undefined && envelope.unique === undefined && envelope.headers === undefined
+  );
+}
+
+/** The text after the id of a common header (see {@link last}). */
+function tailOf(envelope: Envelope): string {
+  const { source, event, origin, occurredAt } = envelope;
+  if (
+    source !== last.source ||
+    event !== last.event ||
+    origin !== last.origin ||
+    occurredAt !== last.occurredAt
+  ) {
+    last.source = source;
+    last.event = event;
+    last.origin = origin;
+    last.occurredAt = occurredAt;
+    last.tail = `${quoted(source)},${quoted(event)},${quoted(origin)},${quoted(occurredAt)}]`;
+    last.affix = undefined;
+  }
+  return last.tail;
+}
 
 /**
  * An envelope as a flat XADD field list. The common header (no key, unique
@@ -51,25 +87,9 @@ const last = {
  * `JSON.stringify`.
  */
 export function encodeEnvelopeEntry(envelope: Envelope): string[] {
-  if (
-    envelope.key === undefined &&
-    envelope.unique === undefined &&
-    envelope.headers === undefined
-  ) {
-    const { source, event, origin, occurredAt } = envelope;
-    if (
-      source !== last.source ||
-      event !== last.event ||
-      origin !== last.origin ||
-      occurredAt !== last.occurredAt
-    ) {
-      last.source = source;
-      last.event = event;
-      last.origin = origin;
-      last.occurredAt = occurredAt;
-      last.tail = `${quoted(source)},${quoted(event)},${quoted(origin)},${quoted(occurredAt)}]`;
-    }
-    return [F.header, `[${quoted(envelope.id)},${last.tail}`, F.payload, envelope.payload];
+  if (common(envelope)) {
+    const tail = tailOf(envelope);
+    return [F.header, `[${quoted(envelope.id)},${tail}`, F.payload, envelope.payload];
   }
   const header: (string | Readonly<Record<string, string>> | null)[] = [
     envelope.id,
@@ -82,6 +102,31 @@ export function encodeEnvelopeEntry(envelope: Envelope): string[] {
     envelope.headers ?? null,
   ];
   return [F.header, JSON.stringify(header), F.payload, envelope.payload];
+}
+
+/**
+ * What the transport's publisher writes, with {@link envelopeAffix}: the
+ * fields of {@link encodeEnvelopeEntry}, except that a common header goes
+ * as its quoted id alone, Redis writing `[` before it and `,` and the
+ * members after the id behind it (the affix): the entry holds the very text
+ * of {@link encodeEnvelopeEntry}, and the members after the id, which
+ * repeat from post to post, cross the wire once per run of posts.
+ * (`JSON.stringify` of the id is what the header array writes for it.)
+ */
+export function encodeEnvelopeValues(envelope: Envelope): string[] {
+  if (!common(envelope)) return encodeEnvelopeEntry(envelope);
+  return [F.header, JSON.stringify(envelope.id), F.payload, envelope.payload];
+}
+
+/**
+ * The affix of {@link encodeEnvelopeValues}'s header: one object for as
+ * long as the members after the id stay the same; undefined for a header
+ * with key, unique or headers (written whole).
+ */
+export function envelopeAffix(envelope: Envelope): ValueAffix | undefined {
+  if (!common(envelope)) return undefined;
+  const tail = tailOf(envelope);
+  return (last.affix ??= { index: 1, prefix: '[', suffix: `,${tail}` });
 }
 
 function decodeKey(text: string): bigint[] {

@@ -109,12 +109,16 @@ return -1`);
  * XADD per event, in order, on the server. KEYS: the streams. ARGV[1]:
  * maxLen (0 = no trimming). ARGV[2]: every field value of the batch, one
  * after the other; ARGV[3]: their sizes in bytes, space-separated. Then runs
- * of events that share a stream and field names: the stream's KEYS index,
- * the field count k, the event count, the k names (names are sent once per
- * run, not per event). The values travel as one argument because the Node
- * client's cost is per argument (a size, four string joins, then flattening
- * the whole command): two arguments per batch instead of one per value.
- * Returns, one per line, each event's entry id or `!` and the error.
+ * of events that share a stream, field names and affix: the stream's KEYS
+ * index, the field count k, the event count, the k names (names are sent
+ * once per run, not per event), then the number of the field written with
+ * an affix (1 to k; 0: none) and, when not 0, the prefix and the suffix
+ * written around that field's value in each event of the run (a part of a
+ * value repeated from event to event crosses the wire once per run). The
+ * values travel as one argument because the Node client's cost is per
+ * argument (a size, four string joins, then flattening the whole command):
+ * two arguments per batch instead of one per value. Returns, one per line,
+ * each event's entry id or `!` and the error.
  */
 export const XADD_BATCH = script(`
 local maxlen = ARGV[1]
@@ -137,10 +141,20 @@ while i <= n do
   local k = tonumber(ARGV[i + 1])
   local events = tonumber(ARGV[i + 2])
   for j = 1, k do args[a + 2 * j] = ARGV[i + 2 + j] end
+  local p = i + 3 + k
+  local fixed = tonumber(ARGV[p])
+  local prefix, suffix
+  if fixed > 0 then
+    prefix = ARGV[p + 1]; suffix = ARGV[p + 2]; p = p + 3
+  else
+    p = p + 1
+  end
   for e = 1, events do
     for j = 1, k do
       local size = tonumber(sizes())
-      args[a + 2 * j + 1] = string.sub(data, at, at + size - 1)
+      local value = string.sub(data, at, at + size - 1)
+      if j == fixed then value = prefix .. value .. suffix end
+      args[a + 2 * j + 1] = value
       at = at + size
     end
     local id = redis.pcall('XADD', key, unpack(args, 1, a + 1 + 2 * k))
@@ -151,7 +165,7 @@ while i <= n do
       out[o] = id
     end
   end
-  i = i + 3 + k
+  i = p
 end
 return table.concat(out, '\\n')`);
 

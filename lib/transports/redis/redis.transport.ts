@@ -17,7 +17,7 @@ import type {
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
 import { logLine } from '../../common/log-line.js';
-import { decodeEnvelopeFlat, encodeEnvelopeEntry } from './envelope.codec.js';
+import { decodeEnvelopeFlat, encodeEnvelopeValues, envelopeAffix } from './envelope.codec.js';
 import { decodeMainfluxEntry, encodeMainfluxEntry } from './mainflux.layout.js';
 import { CONNECTION_TRANSITIONS } from './redis.connection.js';
 import { ConnectionStates } from './redis.connection-states.js';
@@ -159,7 +159,10 @@ export class RedisTransport implements Transport {
     this.publisher = new StreamPublisher<Envelope>({
       ...connection,
       stream: this.streams[0] ?? this.stream,
-      encode: this.layout === 'mainflux' ? encodeMainfluxEntry : encodeEnvelopeEntry,
+      // Layout herald: a common header's members after the id go once per run of posts (the affix).
+      ...(this.layout === 'mainflux'
+        ? { encode: encodeMainfluxEntry }
+        : { encode: encodeEnvelopeValues, affix: envelopeAffix }),
       maxLen: options.maxLen,
       bufferSize: options.bufferSize,
       drainInitialIntervalMs: options.drainInitialIntervalMs,

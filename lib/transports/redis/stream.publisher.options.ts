@@ -28,6 +28,20 @@ import {
   positiveNumberOption,
 } from '../../common/options.validation.js';
 
+/**
+ * Text Redis writes around one value of an entry: the entry holds
+ * `prefix + value + suffix`. A part that repeats from event to event (a
+ * header's members after its id) then crosses the wire once per run of
+ * events with the same affix object, not once per event.
+ * @publicApi
+ */
+export interface ValueAffix {
+  /** The value's place in the field list `[field, value, ...]`: an odd index. */
+  readonly index: number;
+  readonly prefix: string;
+  readonly suffix: string;
+}
+
 /** Options of {@link StreamPublisher}; defaults are the original's. @publicApi */
 export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnectionOptions {
   /** The stream written to. Required, non-empty. */
@@ -55,6 +69,14 @@ export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnection
   writeMode?: 'script' | 'pipeline';
   /** Turns an item into XADD fields. @default the original's event layout ({@link encodeStreamEvent}) */
   encode?: (item: T) => readonly string[];
+  /**
+   * Called after `encode` for the same item: the affix Redis writes around
+   * one of its values, or undefined (the values are written as they are).
+   * Return the same object for as long as it applies: events go to Redis
+   * in runs of one affix object (compared by identity), each run's affix
+   * sent once. @default none
+   */
+  affix?: (item: T) => ValueAffix | undefined;
   /**
    * Write on this connection instead of opening one (it is then not closed
    * by `close()`). It must come from {@link RedisConnection}, which turns off
@@ -87,6 +109,7 @@ export interface ResolvedStreamPublisherOptions<T> {
   readonly writeTimeoutMs: number;
   readonly writeMode: 'script' | 'pipeline';
   readonly encode: (item: T) => readonly string[];
+  readonly affix?: (item: T) => ValueAffix | undefined;
   readonly connection?: RedisConnection;
   readonly waitReplicas: number;
   readonly waitTimeoutMs: number;
@@ -106,6 +129,7 @@ const KEYS: readonly (keyof StreamPublisherOptions & string)[] = [
   'writeTimeoutMs',
   'writeMode',
   'encode',
+  'affix',
   'connection',
   'waitReplicas',
   'waitTimeoutMs',
@@ -171,6 +195,12 @@ export function resolveStreamPublisherOptions<T>(
       'encode',
       options.encode,
       encodeStreamEvent as unknown as (item: T) => readonly string[],
+    ),
+    affix: functionOption<(item: T) => ValueAffix | undefined, undefined>(
+      SCOPE,
+      'affix',
+      options.affix,
+      undefined,
     ),
     connection: options.connection,
   };

@@ -33,11 +33,13 @@ import type { StreamEvent } from './stream-event.js';
 import {
   resolveStreamPublisherOptions,
   type StreamPublisherOptions,
+  type ValueAffix,
 } from './stream.publisher.options.js';
 
 export {
   resolveStreamPublisherOptions,
   type StreamPublisherOptions,
+  type ValueAffix,
 } from './stream.publisher.options.js';
 
 /** The publisher's lifecycle: `close()` drains (bounded), then it is closed. */
@@ -96,14 +98,30 @@ class BatchWaiter implements Waiter {
 
 interface Pending {
   readonly stream: string;
+  /** As encoded: the affixed value without its affix. */
   readonly fields: readonly string[];
-  readonly waiter?: Waiter;
+  readonly affix: ValueAffix | undefined;
+  readonly waiter: Waiter | undefined;
   readonly index: number;
 }
 
-/** Same stream and same field names, in the same order. */
+/** The fields as the entry holds them: the affix, if any, around its value. */
+function entryFields(item: Pending): readonly string[] {
+  const affix = item.affix;
+  if (!affix) return item.fields;
+  const fields = item.fields.slice();
+  fields[affix.index] = affix.prefix + fields[affix.index] + affix.suffix;
+  return fields;
+}
+
+/** Same stream, same field names in the same order, and the same affix object. */
 function sameShape(item: Pending, first: Pending): boolean {
-  if (item.stream !== first.stream || item.fields.length !== first.fields.length) return false;
+  if (
+    item.stream !== first.stream ||
+    item.affix !== first.affix ||
+    item.fields.length !== first.fields.length
+  )
+    return false;
   for (let j = 0; j < item.fields.length; j += 2)
     if (item.fields[j] !== first.fields[j]) return false;
   return true;
@@ -117,6 +135,25 @@ const SCRIPT_CHUNK_CHARS = 16 * 1024 * 1024;
 
 /** A larger batch's values get a buffer of their own, not kept. */
 const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Bytes a value's size takes in the sizes argument: up to 10 digits and a space. */
+const SIZE_BYTES = 11;
+
+/**
+ * Writes `size` (a non-negative integer) in decimal at `at`, then a space.
+ * @returns the offset after the space
+ */
+function writeSize(buffer: Buffer, at: number, size: number): number {
+  let last = at;
+  for (let rest = size; rest >= 10; rest = Math.floor(rest / 10)) last++;
+  let rest = size;
+  for (let i = last; i >= at; i--) {
+    buffer[i] = 48 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  buffer[last + 1] = 32;
+  return last + 2;
+}
 
 /** An XADD the script reports as refused (Redis's own error text). */
 class ScriptReplyError extends Error {
@@ -142,6 +179,8 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly logger: HeraldLogger;
   private readonly limiter: WarningLimiter;
   private readonly encode: (item: T) => readonly string[];
+  private readonly affix?: (item: T) => ValueAffix | undefined;
+  private checkedAffix?: ValueAffix;
   private readonly maxLen: number;
   private readonly bufferSize: number;
   private readonly initialIntervalMs: number;
@@ -157,6 +196,8 @@ export class StreamPublisher<T = StreamEvent> {
   private buffer = new Fifo<Pending>();
   /** Where {@link scriptArgs} writes a batch's values (up to {@link SCRATCH_MAX_BYTES}, kept). */
   private scratch = Buffer.alloc(0);
+  /** Where {@link scriptArgs} writes the values' sizes (kept likewise). */
+  private sizeScratch = Buffer.alloc(0);
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
   private writing: Pending[] = [];
@@ -191,6 +232,7 @@ export class StreamPublisher<T = StreamEvent> {
     this.logger = input.logger ?? consoleLogger;
     this.limiter = new WarningLimiter(this.logger);
     this.encode = options.encode;
+    this.affix = options.affix;
     this.maxLen = options.maxLen;
     this.bufferSize = options.bufferSize;
     this.initialIntervalMs = options.drainInitialIntervalMs;
@@ -232,7 +274,14 @@ export class StreamPublisher<T = StreamEvent> {
    */
   publish(item: T, stream: string = this.stream): void {
     this.checkStream(stream);
-    this.enqueue({ stream, fields: this.accept(item), index: 0 });
+    const fields = this.accept(item);
+    this.enqueue({
+      stream,
+      fields,
+      affix: this.affixOf(item, fields),
+      waiter: undefined,
+      index: 0,
+    });
   }
 
   /**
@@ -243,14 +292,16 @@ export class StreamPublisher<T = StreamEvent> {
    */
   publishAndWait(item: T, stream: string = this.stream): Promise<string> {
     let fields: readonly string[];
+    let affix: ValueAffix | undefined;
     try {
       this.checkStream(stream);
       fields = this.accept(item);
+      affix = this.affixOf(item, fields);
     } catch (error) {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) =>
-      this.enqueue({ stream, fields, waiter: new SingleWaiter(resolve, reject), index: 0 }),
+      this.enqueue({ stream, fields, affix, waiter: new SingleWaiter(resolve, reject), index: 0 }),
     );
   }
 
@@ -275,13 +326,15 @@ export class StreamPublisher<T = StreamEvent> {
       const waiter = new BatchWaiter(items.length, resolve);
       for (let index = 0; index < items.length; index++) {
         let fields: readonly string[];
+        let affix: ValueAffix | undefined;
         try {
           fields = this.accept(items[index]);
+          affix = this.affixOf(items[index], fields);
         } catch (error) {
           waiter.settle(index, error instanceof Error ? error : new Error(String(error)));
           continue;
         }
-        this.enqueue({ stream, fields, waiter, index });
+        this.enqueue({ stream, fields, affix, waiter, index });
       }
     });
   }
@@ -299,6 +352,24 @@ export class StreamPublisher<T = StreamEvent> {
       throw new TypeError('encode must return a non-empty [field, value, ...] list');
     }
     return fields;
+  }
+
+  /** The item's affix, checked against its fields. @throws TypeError for an affix that names no value */
+  private affixOf(item: T, fields: readonly string[]): ValueAffix | undefined {
+    const affix = this.affix?.(item);
+    if (affix === undefined) return undefined;
+    if (affix.index >= fields.length) throw new TypeError('affix.index is past the fields');
+    // One affix object serves a run of events: checked once.
+    if (affix === this.checkedAffix) return affix;
+    if (
+      !Number.isInteger(affix.index) ||
+      affix.index % 2 !== 1 ||
+      typeof affix.prefix !== 'string' ||
+      typeof affix.suffix !== 'string'
+    )
+      throw new TypeError('affix must name a value (an odd index) and give a prefix and suffix');
+    this.checkedAffix = affix;
+    return affix;
   }
 
   private enqueue(pending: Pending): void {
@@ -453,9 +524,9 @@ export class StreamPublisher<T = StreamEvent> {
   private async sendPipeline(batch: Pending[]): Promise<(string | Error)[]> {
     const pipeline = this.connection.client.pipeline();
     for (const item of batch) {
-      if (this.maxLen > 0)
-        pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...item.fields);
-      else pipeline.xadd(item.stream, '*', ...item.fields);
+      const fields = entryFields(item);
+      if (this.maxLen > 0) pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...fields);
+      else pipeline.xadd(item.stream, '*', ...fields);
     }
     // WAIT in the same pipeline: it goes to the node that took these XADDs, cluster or not.
     if (this.waitReplicas > 0) pipeline.call('WAIT', this.waitReplicas, this.waitTimeoutMs);
@@ -528,7 +599,9 @@ export class StreamPublisher<T = StreamEvent> {
   /**
    * {@link XADD_BATCH}'s arguments (numkeys first) for the events
    * `batch[start..end)`: the values go as one Buffer written value by value
-   * (each write returns its size in bytes). Never as one joined string: a
+   * (each write returns its size in bytes), their sizes as another, written
+   * digit by digit (a list of numbers joined was a number, a string and a
+   * slot of garbage per value). Never as one joined string: a
    * string past about 128 KB lands in V8's large-object space, whose
    * allocation costs far more than the copy (the whole command used to be
    * one such string, flattened at the socket write).
@@ -537,9 +610,11 @@ export class StreamPublisher<T = StreamEvent> {
     const keys: string[] = [];
     const runs: (string | number)[] = [];
     let chars = 0;
+    let values = 0;
     for (let at = start; at < end; at++) {
       const fields = batch[at].fields;
       for (let j = 1; j < fields.length; j += 2) chars += fields[j].length;
+      values += fields.length / 2;
     }
     // A UTF-16 unit is at most 3 bytes of UTF-8. The scratch is reused: the client
     // copies it into the command when it writes it, and the drainer sends the next
@@ -550,10 +625,15 @@ export class StreamPublisher<T = StreamEvent> {
       data = Buffer.allocUnsafeSlow(bound);
       if (bound <= SCRATCH_MAX_BYTES) this.scratch = data;
     }
-    const sizes: number[] = [];
+    let sizes = this.sizeScratch;
+    if (sizes.length < values * SIZE_BYTES) {
+      sizes = Buffer.allocUnsafeSlow(values * SIZE_BYTES);
+      if (sizes.length <= SCRATCH_MAX_BYTES) this.sizeScratch = sizes;
+    }
+    let sizesEnd = 0;
     let offset = 0;
     for (let at = start; at < end;) {
-      // A run: events with the first one's stream and field names, which go once.
+      // A run: events with the first one's stream, field names and affix, which go once.
       const first = batch[at];
       const names = first.fields;
       let key = keys.indexOf(first.stream);
@@ -561,12 +641,16 @@ export class StreamPublisher<T = StreamEvent> {
       runs.push(key + 1, names.length / 2, 0);
       const countAt = runs.length - 1;
       for (let j = 0; j < names.length; j += 2) runs.push(names[j]);
+      const affix = first.affix;
+      // The affixed field's number (1 = the first field), or 0.
+      if (affix) runs.push((affix.index + 1) / 2, affix.prefix, affix.suffix);
+      else runs.push(0);
       let next = at;
       while (next < end && sameShape(batch[next], first)) {
         const fields = batch[next].fields;
         for (let j = 1; j < fields.length; j += 2) {
           const size = data.write(fields[j], offset);
-          sizes.push(size);
+          sizesEnd = writeSize(sizes, sizesEnd, size);
           offset += size;
         }
         next++;
@@ -574,7 +658,14 @@ export class StreamPublisher<T = StreamEvent> {
       runs[countAt] = next - at;
       at = next;
     }
-    return [keys.length, ...keys, this.maxLen, data.subarray(0, offset), sizes.join(' '), ...runs];
+    return [
+      keys.length,
+      ...keys,
+      this.maxLen,
+      data.subarray(0, offset),
+      sizes.subarray(0, sizesEnd),
+      ...runs,
+    ];
   }
 
   private notConnected(batch: Pending[]): Pending[] {

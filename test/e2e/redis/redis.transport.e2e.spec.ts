@@ -103,6 +103,41 @@ describe('redis transport', () => {
     expect(((await admin.xinfo('GROUPS', wide)) as unknown[]).length).toBe(2);
   });
 
+  it('writes each entry in the herald layout, the header byte for byte JSON.stringify of its members', async () => {
+    // The publisher sends a common header's members after the id once per run (Redis writes them):
+    // what lands in the stream must be the layout every version reads.
+    const name = stream('layout');
+    const bus = await instance({ stream: name });
+    const seen: string[] = [];
+    bus.register((_data, event) => void seen.push(event.id));
+    const receipts = [];
+    for (const [source, event, options] of [
+      ['orders', 'created', {}],
+      ['orders', 'created', {}],
+      ['bills', 'paid', {}],
+      ['orders', 'created', { key: [7n, -1n] }],
+      ['orders', 'created', { unique: 'u-1', headers: { 'x-a': 'b"c' } }],
+      ['q"uote', 'é', {}],
+    ] as const)
+      receipts.push(bus.post(source, event, { n: receipts.length }, options));
+    const posted = await Promise.all(receipts);
+    await waitFor(() => seen.length === posted.length);
+    const entries = await admin.xrange(name, '-', '+');
+    expect(entries.map(([id]) => id)).toEqual(posted.map(receipt => receipt.ref));
+    entries.forEach(([, fields], i) => {
+      expect(fields[0]).toBe('herald');
+      const header = JSON.parse(fields[1]) as unknown[];
+      expect(fields[1]).toBe(JSON.stringify(header));
+      expect(header[0]).toBe(posted[i].id);
+      expect(fields.slice(2)).toEqual(['payload', JSON.stringify({ n: i })]);
+    });
+    expect(JSON.parse(entries[3][1][1])).toEqual(
+      expect.arrayContaining(['orders', 'created', '7,-1']),
+    );
+    expect(JSON.parse(entries[5][1][1]).slice(1, 3)).toEqual(['q"uote', 'é']);
+    expect([...seen].sort()).toEqual(posted.map(receipt => receipt.id).sort());
+  });
+
   it('survives a cut connection: status goes down and back up, posts made meanwhile are delivered', async () => {
     const { host, port } = hostPort(REDIS_URL);
     const proxy = new TcpProxy(host, port);

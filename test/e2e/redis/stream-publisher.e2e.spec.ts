@@ -250,6 +250,41 @@ describe.each(['script', 'pipeline'] as const)(
       if (writeMode === 'script') expect(pub.stats().scriptWrites).toBe(1);
     });
 
+    it('writes an affixed value whole, in runs of one affix object, mixed with plain entries in order', async () => {
+      // Items `<affix key>:<value>`: the affix Redis writes around field `h`, one object per key.
+      const affixes = new Map(
+        ['a', 'b', 'é'].map(key => [key, { index: 1, prefix: `[${key}<`, suffix: `>${key}]` }]),
+      );
+      const pub = makePublisher({
+        writeMode,
+        encode: (item: string) => ['h', item.slice(2), 'p', String(item.length)],
+        affix: (item: string) => affixes.get(item[0]),
+      });
+      // Runs of a, a, b, a, é and an entry without affix, values of 0 to 1,000 bytes.
+      const items = ['a:1', 'a:', 'b:22', 'a:x'.padEnd(1002, 'y'), 'é:日本', 'n:plain', 'a:9'];
+      const results = await pub.publishAll(items);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      const entries = await admin.xrange(pub.stream, '-', '+');
+      expect(entries.map(([, f]) => f)).toEqual(
+        items.map(item => {
+          const affix = affixes.get(item[0]);
+          const value = item.slice(2);
+          return [
+            'h',
+            affix ? affix.prefix + value + affix.suffix : value,
+            'p',
+            String(item.length),
+          ];
+        }),
+      );
+    });
+
+    it('refuses an affix that names no value', () => {
+      const affix = (index: number) => () => ({ index, prefix: '<', suffix: '>' });
+      expect(() => publisher({ affix: affix(0) }).publish('x')).toThrow(TypeError);
+      expect(() => publisher({ affix: affix(3) }).publish('x')).toThrow(TypeError);
+    });
+
     it('rejects an encoder result that is not a field list', () => {
       const pub = publisher({ encode: () => ['odd'] });
       expect(() => pub.publish('x')).toThrow(TypeError);

@@ -4,6 +4,8 @@ import {
   decodeEnvelopeEntry,
   decodeEnvelopeFlat,
   encodeEnvelopeEntry,
+  encodeEnvelopeValues,
+  envelopeAffix,
   fieldsToRecord,
 } from '../../../../lib/redis/index.js';
 import type { Envelope } from '../../../../lib/index.js';
@@ -74,6 +76,42 @@ describe('envelope entry codec', () => {
           }
         },
       ),
+    );
+  });
+
+  it('writes through the publisher (values and affix) the very entry encodeEnvelopeEntry lays out, post after post', () => {
+    // Runs of posts sharing members (the affix object kept) mixed with posts of their own.
+    const shared = fc.constantFrom('orders', 'créé', 'q"uote', '\ud800');
+    const post = fc.oneof(
+      envelope,
+      fc.record({
+        id: fc.oneof(fc.uuid(), fc.string()),
+        source: shared,
+        event: shared,
+        payload: fc.string(),
+        origin: shared,
+        occurredAt: fc.constantFrom('2026-12-04T20:00:00.000Z', '2026-12-04T20:00:00.001Z'),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(post, { minLength: 1, maxLength: 8 }), posts => {
+        let previous: { envelope: Envelope; affix: unknown } | undefined;
+        for (const value of posts) {
+          const fields = encodeEnvelopeValues(value);
+          const affix = envelopeAffix(value);
+          const written = fields.slice();
+          if (affix) written[affix.index] = affix.prefix + fields[affix.index] + affix.suffix;
+          expect(written).toEqual(encodeEnvelopeEntry(value));
+          // One affix object while the members after the id stay the same: one run.
+          if (previous?.affix && affix) {
+            const same = (['source', 'event', 'origin', 'occurredAt'] as const).every(
+              member => previous!.envelope[member] === value[member],
+            );
+            expect(previous.affix === affix).toBe(same);
+          }
+          previous = { envelope: value, affix };
+        }
+      }),
     );
   });
 
