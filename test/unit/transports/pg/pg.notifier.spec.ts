@@ -172,6 +172,7 @@ describe('PgNotifier on a real PostgreSQL', () => {
 
   it('takes turns with others waiting for a connection of a small pool', async () => {
     const small = new pg.Pool({ connectionString: PG_URL, max: 1 });
+    got.length = 0;
     try {
       const notifier = new PgNotifier(
         small,
@@ -205,6 +206,9 @@ describe('PgNotifier on a real PostgreSQL', () => {
       await asked;
       expect(settledWhenAnswered).toBeGreaterThan(0);
       expect(settledWhenAnswered).toBeLessThan(200);
+      // All of them arrive (in order) before the next test listens on the channel.
+      await waitFor(() => got.length === 200);
+      expect(got).toEqual(Array.from({ length: 200 }, (_, i) => `t${i}`));
       await notifier.stop();
     } finally {
       await small.end();
