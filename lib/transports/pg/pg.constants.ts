@@ -24,14 +24,16 @@ export const SQL_NOTIFY_ONE = 'SELECT pg_catalog.pg_notify($1, $2)';
  * Many notifies in one statement, so one transaction (PostgreSQL's cost is
  * per transaction, not per notify). The payloads come as one JSON array;
  * its elements come out in array order, so the notifies are queued, and
- * delivered, in that order.
+ * delivered, in that order. One row back, their count: a row per notify
+ * (of pg_notify's void) was a DataRow message the driver parsed into a row
+ * object per event, for nothing.
  */
 export const SQL_NOTIFY_MANY_ONE_TOPIC =
-  'SELECT pg_catalog.pg_notify($1, p) FROM pg_catalog.json_array_elements_text($2::json) AS p';
+  'SELECT pg_catalog.count(pg_catalog.pg_notify($1, p)) FROM pg_catalog.json_array_elements_text($2::json) AS p';
 
 /** The same with a topic per notify: two JSON arrays zipped. */
 export const SQL_NOTIFY_MANY =
-  'SELECT pg_catalog.pg_notify(t.c, t.p) FROM ROWS FROM ' +
+  'SELECT pg_catalog.count(pg_catalog.pg_notify(t.c, t.p)) FROM ROWS FROM ' +
   '(pg_catalog.json_array_elements_text($1::json), pg_catalog.json_array_elements_text($2::json)) AS t(c, p)';
 
 /**
@@ -49,12 +51,12 @@ export const NOTIFY_SEPARATOR = '\u001e';
  * server then parses back); the elements come out in order.
  */
 export const SQL_NOTIFY_PACKED_ONE_TOPIC =
-  'SELECT pg_catalog.pg_notify($1, p) FROM ' +
+  'SELECT pg_catalog.count(pg_catalog.pg_notify($1, p)) FROM ' +
   'pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30))) AS p';
 
 /** The same with a topic per notify: the topics joined by the separator too, zipped. */
 export const SQL_NOTIFY_PACKED =
-  'SELECT pg_catalog.pg_notify(t.c, t.p) FROM ROWS FROM ' +
+  'SELECT pg_catalog.count(pg_catalog.pg_notify(t.c, t.p)) FROM ROWS FROM ' +
   '(pg_catalog.unnest(pg_catalog.string_to_array($1::text, pg_catalog.chr(30))), ' +
   'pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30)))) AS t(c, p)';
 

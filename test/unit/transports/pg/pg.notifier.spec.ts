@@ -1,5 +1,12 @@
 import pg from 'pg';
 import { silentLogger } from '../../../../lib/index.js';
+import {
+  NOTIFY_SEPARATOR,
+  SQL_NOTIFY_MANY,
+  SQL_NOTIFY_MANY_ONE_TOPIC,
+  SQL_NOTIFY_PACKED,
+  SQL_NOTIFY_PACKED_ONE_TOPIC,
+} from '../../../../lib/transports/pg/pg.constants.js';
 import { PgNotifier } from '../../../../lib/transports/pg/pg.notifier.js';
 import { PG_URL, uniqueName } from '../../../helpers/services.js';
 import { waitFor } from '../../../helpers/wait-for.js';
@@ -165,6 +172,7 @@ describe('PgNotifier on a real PostgreSQL', () => {
 
   it('takes turns with others waiting for a connection of a small pool', async () => {
     const small = new pg.Pool({ connectionString: PG_URL, max: 1 });
+    got.length = 0;
     try {
       const notifier = new PgNotifier(
         small,
@@ -198,9 +206,29 @@ describe('PgNotifier on a real PostgreSQL', () => {
       await asked;
       expect(settledWhenAnswered).toBeGreaterThan(0);
       expect(settledWhenAnswered).toBeLessThan(200);
+      // All of them arrive (in order) before the next test listens on the channel.
+      await waitFor(() => got.length === 200);
+      expect(got).toEqual(Array.from({ length: 200 }, (_, i) => `t${i}`));
       await notifier.stop();
     } finally {
       await small.end();
+    }
+  });
+  it('answers each batch statement with one row, the count, its notifies in order', async () => {
+    const payloads = ['p1', 'p2', 'p3'];
+    const topics = payloads.map(() => channel);
+    const statements: [string, unknown[]][] = [
+      [SQL_NOTIFY_PACKED_ONE_TOPIC, [channel, Buffer.from(payloads.join(NOTIFY_SEPARATOR))]],
+      [SQL_NOTIFY_PACKED, [topics.join(NOTIFY_SEPARATOR), payloads.join(NOTIFY_SEPARATOR)]],
+      [SQL_NOTIFY_MANY_ONE_TOPIC, [channel, JSON.stringify(payloads)]],
+      [SQL_NOTIFY_MANY, [JSON.stringify(topics), JSON.stringify(payloads)]],
+    ];
+    for (const [text, values] of statements) {
+      got.length = 0;
+      const result = await pool.query(text, values);
+      expect(result.rows).toEqual([{ count: '3' }]);
+      await waitFor(() => got.length === 3);
+      expect(got).toEqual(payloads);
     }
   });
 });
