@@ -235,4 +235,21 @@ describe('JsonCodec', () => {
       }
     }
   });
+
+  it('judges what a toJSON written onto Object.prototype (not enumerable) returns', () => {
+    // The lean walk reads toJSON on each object: this one is not an own
+    // key and not enumerable, yet JSON calls it, so the full check judges.
+    Object.defineProperty(Object.prototype, 'toJSON', {
+      value: () => 1n,
+      configurable: true,
+      writable: true,
+    });
+    try {
+      expect(() => codec.encode({ a: 1 })).toThrow(SerializationError);
+    } finally {
+      delete (Object.prototype as { toJSON?: unknown }).toJSON;
+    }
+    // An own toJSON that is not a function is data, as JSON writes it.
+    expect(codec.encode({ toJSON: 'x', n: 1 })).toBe('{"toJSON":"x","n":1}');
+  });
 });
