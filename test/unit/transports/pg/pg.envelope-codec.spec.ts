@@ -190,7 +190,10 @@ describe('PgEnvelopeCodec', () => {
         ...(headers === undefined ? {} : { headers }),
       });
       const json = payload === '' ? meta : meta.slice(0, -1) + ',"data":' + payload + '}';
-      const escaped = json.replace(/[$\u0080-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+      const escaped = json.replace(
+        /[$\u0080-\uffff]/g,
+        c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
+      );
       expect(text).toBe((key === undefined ? 'e' : 'e' + key.join(',')) + ':' + escaped);
       const decoded = own.decode(raw(text));
       const fresh = new PgEnvelopeCodec(
@@ -202,7 +205,8 @@ describe('PgEnvelopeCodec', () => {
     }
     // Not repeating what was read last: a value cut short, another member order, a control character.
     expect(own.decode(raw(own.encode(base).slice(0, -2)))).toBeUndefined();
-    const reordered = 'e:{"herald":1,"id":"i","event":"created","source":"orders","origin":"host/1/abc/1","at":"t","data":2}';
+    const reordered =
+      'e:{"herald":1,"id":"i","event":"created","source":"orders","origin":"host/1/abc/1","at":"t","data":2}';
     expect(own.decode(raw(reordered))).toMatchObject({ id: 'i', source: 'orders', payload: '2' });
     const control = own.encode({ ...base, id: 'c' }).replace('"c"', '"c\u0001"');
     expect(own.decode(raw(control))).toBeUndefined();
