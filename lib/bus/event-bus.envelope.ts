@@ -9,16 +9,18 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 /** The headers of an event posted without any: one shared frozen object. */
 export const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
-const NO_OPTIONS: PostOptions = Object.freeze({});
 /** Posts one reading of the system clock serves at most, within one synchronous run. */
 const TIME_READING_USES = 256;
 
 /** A source or event that can be posted: a non-empty string, not the pattern `'*'`. */
 export function validName(name: unknown, what: string): string {
-  if (typeof name !== 'string' || name === '') {
+  // Lengths first: a length is one load, a string comparison a call.
+  if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidEventError(`${what} must be a non-empty string`);
   }
-  if (name === '*') throw new InvalidEventError(`${what} '*' is a pattern and cannot be posted`);
+  if (name.length === 1 && name === '*') {
+    throw new InvalidEventError(`${what} '*' is a pattern and cannot be posted`);
+  }
   return name;
 }
 
@@ -95,12 +97,7 @@ export class EnvelopeFactory {
   ) {}
 
   /** A validated envelope; throws the typed error of the first problem. */
-  envelope(
-    source: string,
-    event: string,
-    data?: unknown,
-    options: PostOptions = NO_OPTIONS,
-  ): Envelope {
+  envelope(source: string, event: string, data?: unknown, options?: PostOptions): Envelope {
     validName(source, 'source');
     validName(event, 'event');
     const payload = this.codec.encode(data);
@@ -110,6 +107,31 @@ export class EnvelopeFactory {
       const size = Buffer.byteLength(payload);
       if (size > limit) throw new PayloadTooLargeError(size, limit);
     }
+    // Most posts have no options: nothing to check, and the envelope in the
+    // same shape (the same fields in the same order) as one with options.
+    if (options === undefined) {
+      return {
+        id: this.ids.uuid(),
+        source,
+        event,
+        payload,
+        key: undefined,
+        unique: undefined,
+        origin: this.origin,
+        occurredAt: this.isoNow(),
+        headers: undefined,
+      };
+    }
+    return this.withOptions(source, event, payload, options);
+  }
+
+  /** {@link envelope} of a post with options, once its payload is encoded. */
+  private withOptions(
+    source: string,
+    event: string,
+    payload: string,
+    options: PostOptions,
+  ): Envelope {
     if ('wait' in options) {
       // Handlers of other processes cannot be awaited from here.
       throw new InvalidEventError(

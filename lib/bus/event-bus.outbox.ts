@@ -92,13 +92,29 @@ export class Outbox {
    */
   push(envelope: Envelope, ready: Promise<void>): Promise<PostReceipt> {
     if (!this.hasRoom()) return Promise.reject(this.fullError());
+    const promise = this.add(envelope);
+    this.schedule(ready);
+    return promise;
+  }
+
+  /**
+   * {@link push} in two steps, for the bus's posting path: queues an
+   * envelope the caller made room for ({@link hasRoom}); the caller then
+   * calls {@link schedule} unless a flush is {@link scheduled} already, so
+   * only the first post of a turn asks for the transport's readiness.
+   */
+  add(envelope: Envelope): Promise<PostReceipt> {
     const promise = new Promise<PostReceipt>(capture);
     const at = this.count++;
     this.envelopes[at] = envelope;
     this.resolvers[at] = resolveNext;
     this.rejecters[at] = rejectNext;
-    this.schedule(ready);
     return promise;
+  }
+
+  /** Whether a flush is due: posts queued now go out with it. */
+  get scheduled(): boolean {
+    return this.flushScheduled;
   }
 
   /** Flushes after `ready`, once per microtask however many posts were made. */

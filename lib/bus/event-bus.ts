@@ -331,10 +331,13 @@ export class EventBus {
    * as given.
    */
   post(source: string, event: string, data?: unknown, options?: PostOptions): Promise<PostReceipt> {
-    return this.instrumentation
-      ? this.instrumentation.post(source, event, options, o =>
-          this.checkedSend(source, event, data, o),
-        )
+    if (this.instrumentation !== undefined) {
+      return this.instrumentation.post(source, event, options, o =>
+        this.checkedSend(source, event, data, o),
+      );
+    }
+    return this.schemas === undefined
+      ? this.send(source, event, data, options)
       : this.checkedSend(source, event, data, options);
   }
 
@@ -369,6 +372,27 @@ export class EventBus {
       return Promise.reject(error);
     }
     const state = this.machine.state;
+    if (state !== 'connected') {
+      const refused = this.refusal(state, source, event);
+      if (refused !== undefined) return refused;
+    }
+    const outbox = this.outbox;
+    if (!outbox.hasRoom()) return Promise.reject(outbox.fullError());
+    this.counters.posted++;
+    this.loopback.expect(envelope);
+    const receipt = outbox.add(envelope);
+    // connect() only for the first post of a flush: the later ones of the
+    // same turn go out with it.
+    if (!outbox.scheduled) outbox.schedule(this.connect());
+    return receipt;
+  }
+
+  /** Why a post made in `state` (not connected) is refused, as its rejection; undefined: it may wait. */
+  private refusal(
+    state: EventBusState,
+    source: string,
+    event: string,
+  ): Promise<PostReceipt> | undefined {
     if (state === 'closing' || state === 'closed') {
       return Promise.reject(new TransportClosedError('event bus is closed'));
     }
@@ -379,14 +403,11 @@ export class EventBus {
       this.counters.refusedDraining++;
       return Promise.reject(new BusDrainingError(source, event));
     }
-    if (!this.outbox.hasRoom()) return Promise.reject(this.outbox.fullError());
-    this.counters.posted++;
-    this.loopback.expect(envelope);
-    return this.outbox.push(envelope, this.connect());
+    return undefined;
   }
 
   /** Builds and validates an envelope; throws the typed error of the first problem. */
-  envelope(source: string, event: string, data?: unknown, options: PostOptions = {}): Envelope {
+  envelope(source: string, event: string, data?: unknown, options?: PostOptions): Envelope {
     return this.factory.envelope(source, event, data, options);
   }
 
