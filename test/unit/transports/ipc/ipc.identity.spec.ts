@@ -113,6 +113,7 @@ describe('ipc broker: identity and hygiene', () => {
     expect(logger.lines.some(line => line.includes('6 queued event deliveries lost'))).toBe(true);
   });
 
+  // 10,000 connects took 149 s at load average 10 on 2 cores: the limit guards a hang, it is not a bound.
   it('a burst of 10,000 connects ends with every client connected (EAGAIN/ECONNREFUSED retried with jittered back-off)', async () => {
     const COUNT = Number(process.env.IPC_BURST ?? 10_000);
     const socketPath = fresh();
@@ -150,5 +151,5 @@ describe('ipc broker: identity and hygiene', () => {
       );
     };
     expect(await connected()).toBe(COUNT);
-  }, 120_000);
+  }, 300_000);
 });
