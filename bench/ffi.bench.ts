@@ -375,20 +375,15 @@ async function seedComparison(
       let heraldCalls = 0;
       const ratios: number[] = [];
       const cpuRatios: number[] = [];
-      const h: {
+      type SideRound = {
         perSecond: number;
         cpuPerCall: number;
         calls: number;
         from: number;
         to: number;
-      }[] = [];
-      const u: {
-        perSecond: number;
-        cpuPerCall: number;
-        calls: number;
-        from: number;
-        to: number;
-      }[] = [];
+      };
+      const h: SideRound[] = [];
+      const u: SideRound[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         // Alternate who goes first, so a drift in load favours neither.
         const first = round % 2 === 0;
