@@ -5,6 +5,12 @@
  */
 export class IdleWaiters {
   private waiters: (() => void)[] = [];
+  /**
+   * How many wait, kept equal to the waiters held: a field, so a hot path
+   * (`EventBus.postLocal`) tests it inline and calls {@link notify} only
+   * when someone waits.
+   */
+  waiting = 0;
 
   constructor(private readonly isIdle: () => boolean) {}
 
@@ -20,18 +26,21 @@ export class IdleWaiters {
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           this.waiters = this.waiters.filter(waiter => waiter !== done);
+          this.waiting = this.waiters.length;
           resolve(false);
         }, timeoutMs);
       }
       this.waiters.push(done);
+      this.waiting = this.waiters.length;
     });
   }
 
   /** Work ended somewhere: resolve the waiters if nothing is left. */
   notify(): void {
-    if (this.waiters.length === 0 || !this.isIdle()) return;
+    if (this.waiting === 0 || !this.isIdle()) return;
     const waiters = this.waiters;
     this.waiters = [];
+    this.waiting = 0;
     for (const waiter of waiters) waiter();
   }
 }

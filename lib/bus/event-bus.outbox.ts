@@ -12,18 +12,6 @@ const MAX_BATCH = 1000;
 type Resolve = (receipt: PostReceipt) => void;
 type Reject = (error: unknown) => void;
 
-/**
- * `new Promise(executor)` with one executor for every post, so a post
- * allocates its promise and nothing else for it: the executor leaves the
- * resolving functions here, and {@link deferred} takes them at once.
- */
-let resolveNext: Resolve = () => undefined;
-let rejectNext: Reject = () => undefined;
-function capture(resolve: Resolve, reject: Reject): void {
-  resolveNext = resolve;
-  rejectNext = reject;
-}
-
 /** Calls the transport, turning a synchronous throw into a rejection. */
 export function callTransport<T>(call: () => Promise<T>): Promise<T> {
   try {
@@ -55,6 +43,18 @@ export class Outbox {
   private count = 0;
   private flushScheduled = false;
   private publishing = 0;
+  /**
+   * `new Promise(executor)` with one executor for every post of this
+   * outbox, so a post allocates its promise and nothing else for it: the
+   * executor, called at once, leaves the resolving functions in the slot
+   * {@link add} is filling. Straight into the arrays: kept in module
+   * variables they cost two write barriers more per post.
+   */
+  private readonly capture = (resolve: Resolve, reject: Reject): void => {
+    const at = this.count;
+    this.resolvers[at] = resolve;
+    this.rejecters[at] = reject;
+  };
 
   constructor(
     private readonly transport: Transport,
@@ -104,11 +104,8 @@ export class Outbox {
    * only the first post of a turn asks for the transport's readiness.
    */
   add(envelope: Envelope): Promise<PostReceipt> {
-    const promise = new Promise<PostReceipt>(capture);
-    const at = this.count++;
-    this.envelopes[at] = envelope;
-    this.resolvers[at] = resolveNext;
-    this.rejecters[at] = rejectNext;
+    const promise = new Promise<PostReceipt>(this.capture);
+    this.envelopes[this.count++] = envelope;
     return promise;
   }
 

@@ -18,14 +18,19 @@ const ACCEPTED: PublishResult = Object.freeze({ ok: true });
 
 /**
  * `n` accepted results, shared: a local publish accepts every event, so the
- * list of one batch size is made once (frozen: no caller can change it) and
- * not per batch.
+ * list of one batch size is made once and not per batch. Read-only by its
+ * type; not frozen, because V8 reads the elements of a frozen array through
+ * its generic keyed load, a builtin call for each result the outbox reads
+ * (78 instructions per post, callgrind).
  */
 const acceptedLists = new Map<number, readonly PublishResult[]>();
 function accepted(n: number): readonly PublishResult[] {
   let list = acceptedLists.get(n);
   if (list === undefined) {
-    list = Object.freeze(new Array<PublishResult>(n).fill(ACCEPTED));
+    // Filled by push: packed, as the outbox's reads expect.
+    const results: PublishResult[] = [];
+    for (let i = 0; i < n; i++) results.push(ACCEPTED);
+    list = results;
     // Bounded: the outbox publishes at most 1000 per batch, other callers may not.
     if (acceptedLists.size < 1024) acceptedLists.set(n, list);
   }

@@ -23,4 +23,19 @@ describe('IdleWaiters', () => {
     busy = false;
     expect(() => waiters.notify()).not.toThrow();
   });
+
+  it('counts its waiters in a field: up on wait, down on notify and on timeout', async () => {
+    let busy = true;
+    const waiters = new IdleWaiters(() => !busy);
+    expect(waiters.waiting).toBe(0);
+    const first = waiters.wait();
+    const timed = waiters.wait(5);
+    expect(waiters.waiting).toBe(2);
+    await expect(timed).resolves.toBe(false);
+    expect(waiters.waiting).toBe(1);
+    busy = false;
+    waiters.notify();
+    expect(waiters.waiting).toBe(0);
+    await expect(first).resolves.toBe(true);
+  });
 });
