@@ -107,15 +107,15 @@ export function encodeEnvelopeEntry(envelope: Envelope): string[] {
 /**
  * What the transport's publisher writes, with {@link envelopeAffix}: the
  * fields of {@link encodeEnvelopeEntry}, except that a common header goes
- * as its quoted id alone, Redis writing `[` before it and `,` and the
- * members after the id behind it (the affix): the entry holds the very text
- * of {@link encodeEnvelopeEntry}, and the members after the id, which
- * repeat from post to post, cross the wire once per run of posts.
- * (`JSON.stringify` of the id is what the header array writes for it.)
+ * as its id alone, which the publisher writes as JSON string content and
+ * Redis wraps in `["` before and `",` and the members after the id behind
+ * (the affix): the entry holds the very text of {@link encodeEnvelopeEntry},
+ * and the members after the id, which repeat from post to post, cross the
+ * wire once per run of posts.
  */
 export function encodeEnvelopeValues(envelope: Envelope): string[] {
   if (!common(envelope)) return encodeEnvelopeEntry(envelope);
-  return [F.header, JSON.stringify(envelope.id), F.payload, envelope.payload];
+  return [F.header, envelope.id, F.payload, envelope.payload];
 }
 
 /**
@@ -126,7 +126,7 @@ export function encodeEnvelopeValues(envelope: Envelope): string[] {
 export function envelopeAffix(envelope: Envelope): ValueAffix | undefined {
   if (!common(envelope)) return undefined;
   const tail = tailOf(envelope);
-  return (last.affix ??= { index: 1, prefix: '[', suffix: `,${tail}` });
+  return (last.affix ??= { index: 1, prefix: '["', suffix: `",${tail}`, json: true });
 }
 
 function decodeKey(text: string): bigint[] {

@@ -27,7 +27,7 @@ import {
   type ResolvedRedisTransportOptions,
 } from './redis.options.js';
 import { StreamPublisher } from './stream.publisher.js';
-import { StreamSubscriber, uniqueConsumerName, type StreamMessage } from './stream.subscriber.js';
+import { StreamSubscriber, uniqueConsumerName, type Held } from './stream.subscriber.js';
 
 const describe = describeError;
 
@@ -45,28 +45,57 @@ function summed(all: readonly Readonly<Record<string, number>>[]): Record<string
   return out;
 }
 
+/** An entry's way back to its subscriber: a group's record, or a fan-out read's callback. */
+type EntrySource =
+  | { readonly owner: StreamSubscriber; readonly held: Held; readonly done?: undefined }
+  | {
+      readonly owner?: undefined;
+      readonly held?: undefined;
+      readonly done: (error?: unknown) => void;
+    };
+
 /**
- * One entry handed to the bus: a class rather than a literal with a settle
- * closure, so a delivery is one object (its `settle` shared on the prototype).
+ * One entry on its way to the bus, then handed to it: a class rather than a
+ * literal with a settle closure, so an entry costs one object from the read
+ * to the ack (its `settle` shared on the prototype). In group mode it
+ * settles through the subscriber's record of the entry, with no closure.
  */
 class EntryDelivery implements Delivery {
+  envelope!: Envelope;
+  private readonly owner: StreamSubscriber | undefined;
+  private readonly held: Held | undefined;
+  private readonly done: ((error?: unknown) => void) | undefined;
+
   constructor(
-    readonly envelope: Envelope,
+    readonly stream: string,
+    readonly id: string,
     readonly attempt: number,
-    private readonly done: (error?: unknown) => void,
+    source: EntrySource,
     private readonly counters: { acked: number; nacked: number },
-  ) {}
+  ) {
+    this.owner = source.owner;
+    this.held = source.held;
+    this.done = source.done;
+  }
 
   settle(settlement: Settlement): void {
     if (settlement.outcome === 'ack') {
       this.counters.acked++;
-      this.done();
+      this.finish();
     } else {
       this.counters.nacked++;
-      this.done(settlement.error ?? new Error('nacked'));
+      this.finish(settlement.error ?? new Error('nacked'));
     }
   }
+
+  /** Settles the entry with its subscriber: acked without an error; else nacked, or dead-lettered if undecodable. */
+  finish(error?: unknown): void {
+    if (this.done) this.done(error);
+    else this.owner!.settleEntry(this.held!, this.attempt, error);
+  }
 }
+
+const NO_FIELDS: readonly string[] = [];
 
 /** Own posts awaiting their copy, by `<stream>@<entry id>` (layout `mainflux` has no id field). */
 const OWN_IDS_BOUND = 10_000;
@@ -194,7 +223,32 @@ export class RedisTransport implements Transport {
       await Promise.race([
         Promise.all([
           ...this.subscribers.map(subscriber =>
-            subscriber.subscribeSettled((message, done) => this.receive(message, done)),
+            subscriber.group
+              ? // Group mode: each entry with its record, no message, task or closure per entry.
+                subscriber.subscribeEntries((entry, held, deliveries) =>
+                  this.receive(
+                    new EntryDelivery(
+                      subscriber.stream,
+                      entry[0],
+                      deliveries,
+                      { owner: subscriber, held },
+                      this.counters,
+                    ),
+                    entry[1] ?? NO_FIELDS,
+                  ),
+                )
+              : subscriber.subscribeSettled((message, done) =>
+                  this.receive(
+                    new EntryDelivery(
+                      message.stream,
+                      message.id,
+                      message.deliveries,
+                      { done },
+                      this.counters,
+                    ),
+                    message.raw,
+                  ),
+                ),
           ),
           this.publisher.connection.whenReady(),
         ]),
@@ -318,9 +372,9 @@ export class RedisTransport implements Transport {
   }
 
   /** An entry as an envelope, in the transport's layout. */
-  private decode(message: StreamMessage): Envelope {
-    if (this.layout === 'herald') return decodeEnvelopeFlat(message.raw);
-    const envelope = decodeMainfluxEntry(message.stream, message.id, message.raw);
+  private decode(stream: string, id: string, raw: readonly string[]): Envelope {
+    if (this.layout === 'herald') return decodeEnvelopeFlat(raw);
+    const envelope = decodeMainfluxEntry(stream, id, raw);
     const own = this.ownIds.get(envelope.id);
     if (!own) return envelope;
     this.ownIds.delete(envelope.id);
@@ -328,24 +382,24 @@ export class RedisTransport implements Transport {
   }
 
   /** One entry from the stream: decoded, unique-checked, handed to the bus; settled when the bus settles it. */
-  private receive(message: StreamMessage, done: (error?: unknown) => void): void {
+  private receive(delivery: EntryDelivery, raw: readonly string[]): void {
     // Layout mainflux: a copy of our own post may be read before its XADD's reply
     // came back; it waits for the writes in flight, so it keeps the post's id.
     if (this.writing.size > 0 && this.layout === 'mainflux') {
       const writes = Promise.all(this.writing);
       this.chain(async () => {
         await writes;
-        this.accept(message, done);
+        this.accept(delivery, raw);
       });
       return;
     }
-    this.accept(message, done);
+    this.accept(delivery, raw);
   }
 
-  private accept(message: StreamMessage, done: (error?: unknown) => void): void {
+  private accept(delivery: EntryDelivery, raw: readonly string[]): void {
     let envelope: Envelope;
     try {
-      envelope = this.decode(message);
+      envelope = this.decode(delivery.stream, delivery.id, raw);
     } catch (error) {
       this.counters.decodeErrors++;
       this.context?.logger.error(
@@ -353,15 +407,16 @@ export class RedisTransport implements Transport {
           'redis',
           'entry-not-an-event',
           `entry is not a ${this.layout} event, dead-lettered (group) or skipped (fan-out): ${describe(error)}`,
-          { stream: message.stream, id: message.id },
+          { stream: delivery.stream, id: delivery.id },
         ),
       );
-      done(error); // a StreamEntryError: the subscriber dead-letters it
+      delivery.finish(error); // a StreamEntryError: the subscriber dead-letters it
       return;
     }
+    delivery.envelope = envelope;
     if (envelope.unique === undefined) {
-      if (this.tail) this.chain(() => this.deliver(envelope, message.deliveries, done));
-      else this.deliver(envelope, message.deliveries, done);
+      if (this.tail) this.chain(() => this.deliver(delivery));
+      else this.deliver(delivery);
       return;
     }
     // Whoever sets the key first runs the event; the others (and repeats within the TTL) skip it.
@@ -373,28 +428,28 @@ export class RedisTransport implements Transport {
       try {
         won = (await claim) === 'OK';
       } catch (error) {
-        done(error);
+        delivery.finish(error);
         return;
       }
       if (won) {
-        this.deliver(envelope, message.deliveries, done);
+        this.deliver(delivery);
       } else {
         this.counters.duplicates++;
         this.context?.logger.debug?.(`unique event is duplicate: ${envelope.unique}`);
-        done();
+        delivery.finish();
       }
     });
   }
 
   /** Hands an envelope to the bus; the entry settles when the bus settles it. */
-  private deliver(envelope: Envelope, attempt: number, done: (error?: unknown) => void): void {
+  private deliver(delivery: EntryDelivery): void {
     const context = this.context;
     if (!context) {
-      done(new TransportClosedError());
+      delivery.finish(new TransportClosedError());
       return;
     }
     this.counters.delivered++;
-    context.deliver(new EntryDelivery(envelope, attempt, done, this.counters));
+    context.deliver(delivery);
   }
 
   private chain(step: () => void | Promise<void>): void {

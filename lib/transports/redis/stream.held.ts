@@ -6,6 +6,8 @@ export interface Held {
   retryTimer?: NodeJS.Timeout;
   /** Its place in {@link HeldEntries}; -1 once released. */
   slot: number;
+  /** Handed to an entry handler and not settled yet (a second settle is ignored). */
+  out: boolean;
 }
 
 /**
@@ -24,7 +26,7 @@ export class HeldEntries {
   }
 
   add(entry: RawEntry): Held {
-    const held: Held = { entry, retryTimer: undefined, slot: this.items.length };
+    const held: Held = { entry, retryTimer: undefined, slot: this.items.length, out: false };
     this.items.push(held);
     return held;
   }

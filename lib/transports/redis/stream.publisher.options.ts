@@ -40,6 +40,13 @@ export interface ValueAffix {
   readonly index: number;
   readonly prefix: string;
   readonly suffix: string;
+  /**
+   * The value goes as the content of a JSON string (the prefix ending and
+   * the suffix starting with its quotes): as it is when it needs no escape
+   * (no quote, backslash, control or non-ASCII character), else as
+   * `JSON.stringify` writes it between the quotes. @default false
+   */
+  readonly json?: boolean;
 }
 
 /** Options of {@link StreamPublisher}; defaults are the original's. @publicApi */

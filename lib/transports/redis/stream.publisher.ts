@@ -105,13 +105,36 @@ interface Pending {
   readonly index: number;
 }
 
+/** `value` as the content of a JSON string: `JSON.stringify` without the quotes. */
+function jsonContent(value: string): string {
+  return JSON.stringify(value).slice(1, -1);
+}
+
 /** The fields as the entry holds them: the affix, if any, around its value. */
 function entryFields(item: Pending): readonly string[] {
   const affix = item.affix;
   if (!affix) return item.fields;
   const fields = item.fields.slice();
-  fields[affix.index] = affix.prefix + fields[affix.index] + affix.suffix;
+  const value = fields[affix.index];
+  fields[affix.index] = affix.prefix + (affix.json ? jsonContent(value) : value) + affix.suffix;
   return fields;
+}
+
+/**
+ * Writes `value` at `offset` as the content of a JSON string. Written as it
+ * is, then its bytes checked (cheaper than checking the string: a regular
+ * expression, or reading a rope character by character); rewritten escaped
+ * when one needs it, or is not ASCII (a lone surrogate must be escaped).
+ * @returns its size in bytes
+ */
+function writeJsonContent(data: Buffer, offset: number, value: string): number {
+  const size = data.write(value, offset);
+  for (let i = offset, end = offset + size; i < end; i++) {
+    const byte = data[i];
+    if (byte < 0x20 || byte === 0x22 || byte === 0x5c || byte >= 0x80)
+      return data.write(jsonContent(value), offset);
+  }
+  return size;
 }
 
 /** Same stream, same field names in the same order, and the same affix object. */
@@ -365,9 +388,12 @@ export class StreamPublisher<T = StreamEvent> {
       !Number.isInteger(affix.index) ||
       affix.index % 2 !== 1 ||
       typeof affix.prefix !== 'string' ||
-      typeof affix.suffix !== 'string'
+      typeof affix.suffix !== 'string' ||
+      (affix.json !== undefined && typeof affix.json !== 'boolean')
     )
-      throw new TypeError('affix must name a value (an odd index) and give a prefix and suffix');
+      throw new TypeError(
+        'affix must name a value (an odd index) and give a prefix and suffix (json: a boolean)',
+      );
     this.checkedAffix = affix;
     return affix;
   }
@@ -612,8 +638,10 @@ export class StreamPublisher<T = StreamEvent> {
     let chars = 0;
     let values = 0;
     for (let at = start; at < end; at++) {
-      const fields = batch[at].fields;
+      const { fields, affix } = batch[at];
       for (let j = 1; j < fields.length; j += 2) chars += fields[j].length;
+      // Escaped for JSON, a character takes up to six (`\u001f`): counted twice.
+      if (affix?.json) chars += fields[affix.index].length;
       values += fields.length / 2;
     }
     // A UTF-16 unit is at most 3 bytes of UTF-8. The scratch is reused: the client
@@ -645,11 +673,13 @@ export class StreamPublisher<T = StreamEvent> {
       // The affixed field's number (1 = the first field), or 0.
       if (affix) runs.push((affix.index + 1) / 2, affix.prefix, affix.suffix);
       else runs.push(0);
+      const json = affix?.json ? affix.index : -1;
       let next = at;
       while (next < end && sameShape(batch[next], first)) {
         const fields = batch[next].fields;
         for (let j = 1; j < fields.length; j += 2) {
-          const size = data.write(fields[j], offset);
+          const size =
+            j === json ? writeJsonContent(data, offset, fields[j]) : data.write(fields[j], offset);
           sizesEnd = writeSize(sizes, sizesEnd, size);
           offset += size;
         }

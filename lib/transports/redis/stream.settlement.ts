@@ -3,6 +3,7 @@ import { isUndecodable, UnknownOperationError } from './redis.errors.js';
 import { entryFromBuffers, type BufferEntry, type RawEntry } from './stream.entry.js';
 import type { Held } from './stream.held.js';
 import { describe, SubscriberBase } from './stream.subscriber.base.js';
+import { failure } from './stream.task-pool.js';
 
 /**
  * Group mode, settling what handlers made of entries: acks (one XACK per
@@ -34,10 +35,34 @@ export abstract class SubscriberSettlement extends SubscriberBase {
       this.undecodable(held, deliveries, `field '${bytes.badField}' is not valid UTF-8`);
       return;
     }
+    const direct = this.entryHandler;
+    if (direct) {
+      held.out = true;
+      this.entriesOut++;
+      try {
+        direct(entry, held, deliveries);
+      } catch (error) {
+        // A throw is a failure, unless the entry was settled already (a second settle is ignored).
+        this.settleEntry(held, deliveries, failure(error));
+      }
+      return;
+    }
     this.pool.enqueue({
       message: this.message(entry, deliveries),
       done: error => this.settled(held, deliveries, error),
     });
+  }
+
+  /**
+   * Settles an entry the entry handler got: acked (no error), or failed (a
+   * nack: delivered again here, or dead-lettered; an undecodable error
+   * dead-letters at once). Only the first settle of a delivery counts.
+   */
+  settleEntry(held: Held, deliveries: number, error?: unknown): void {
+    if (!held.out) return;
+    held.out = false;
+    this.entrySettled();
+    this.settled(held, deliveries, error);
   }
 
   protected settled(held: Held, deliveries: number, error: unknown): void {

@@ -7,7 +7,7 @@ import { WarningLimiter } from '../../common/warning-limiter.js';
 import { isLoadingReplyError, LOADING_RETRY_MS, RedisConnection } from './redis.connection.js';
 import { Sleeper } from './sleeper.js';
 import { EntryMessage, type RawEntry, type StreamMessage } from './stream.entry.js';
-import { HeldEntries } from './stream.held.js';
+import { HeldEntries, type Held } from './stream.held.js';
 import {
   resolveStreamSubscriberOptions,
   type GroupSettings,
@@ -31,6 +31,14 @@ const SUBSCRIBER_TRANSITIONS: { readonly [S in SubscriberState]: readonly Subscr
 };
 
 export const describe = describeError;
+
+/**
+ * Group mode's lean way in, for the transport (which brings its own
+ * dispatch and concurrency): each entry with its record and delivery count,
+ * settled through `StreamSubscriber.settleEntry` exactly once; no message
+ * object, task or closure per entry.
+ */
+export type EntryHandler = (entry: RawEntry, held: Held, deliveries: number) => void;
 
 /**
  * What every role of the {@link StreamSubscriber} shares: its resolved
@@ -64,6 +72,10 @@ export abstract class SubscriberBase {
   /** The last script read found nothing: the next read blocks. */
   protected drained = false;
   protected handler?: StreamSettlingHandler;
+  protected entryHandler?: EntryHandler;
+  /** Entries handed to {@link entryHandler} and not settled yet. */
+  protected entriesOut = 0;
+  private entriesIdle: (() => void)[] = [];
   protected loop?: Promise<void>;
   protected readonly sleeper = new Sleeper();
   protected readonly disposeReady: () => void;
@@ -190,6 +202,20 @@ export abstract class SubscriberBase {
     );
     await this.sleeper.sleep(next);
     return next;
+  }
+
+  /** Resolves once every entry handed to the entry handler was settled. */
+  protected whenEntriesSettled(): Promise<void> {
+    if (this.entriesOut === 0) return Promise.resolve();
+    return new Promise(resolve => this.entriesIdle.push(resolve));
+  }
+
+  /** One entry handed to the entry handler was settled. */
+  protected entrySettled(): void {
+    if (--this.entriesOut > 0 || this.entriesIdle.length === 0) return;
+    const waiters = this.entriesIdle;
+    this.entriesIdle = [];
+    for (const resolve of waiters) resolve();
   }
 
   /** Group mode: hands an entry this consumer now owns to the handler; settles it after. */

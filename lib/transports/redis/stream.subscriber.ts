@@ -5,12 +5,13 @@ import type { StateChange } from '../../common/state-machine.js';
 import type { TransportStatus } from '../../interfaces/transport.interface.js';
 import type { StreamMessage } from './stream.entry.js';
 import { FanOutReader } from './stream.fan-out.js';
-import { describe, type SubscriberState } from './stream.subscriber.base.js';
+import { describe, type EntryHandler, type SubscriberState } from './stream.subscriber.base.js';
 import { failure, type StreamSettlingHandler } from './stream.task-pool.js';
 
 export { parseFramedEntries, type RawEntry, type StreamMessage } from './stream.entry.js';
 export { idAfter } from './stream.group-reader.js';
-export type { SubscriberState } from './stream.subscriber.base.js';
+export type { EntryHandler, SubscriberState } from './stream.subscriber.base.js';
+export type { Held } from './stream.held.js';
 export {
   resolveStreamSubscriberOptions,
   uniqueConsumerName,
@@ -83,9 +84,33 @@ export class StreamSubscriber extends FanOutReader {
   /** Like {@link subscribe}, with a handler that settles each entry through `done`. */
   async subscribeSettled(handler: StreamSettlingHandler): Promise<void> {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
-    if (this.closed) throw new TransportClosedError('subscriber is closed');
-    if (this.handler) throw new InvalidOptionsError('subscriber already has a handler');
+    this.claimHandler();
     this.handler = handler;
+    await this.begin();
+  }
+
+  /**
+   * Group mode, for the transport: each entry goes to `handler` with its
+   * record and delivery count, at once and in arrival order (no message
+   * object, task or closure per entry: the caller brings its own dispatch
+   * and concurrency), and is settled through {@link settleEntry} exactly
+   * once. Otherwise as {@link subscribeSettled}.
+   */
+  async subscribeEntries(handler: EntryHandler): Promise<void> {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (!this.group) throw new InvalidOptionsError('subscribeEntries needs group mode');
+    this.claimHandler();
+    this.entryHandler = handler;
+    await this.begin();
+  }
+
+  private claimHandler(): void {
+    if (this.closed) throw new TransportClosedError('subscriber is closed');
+    if (this.handler || this.entryHandler)
+      throw new InvalidOptionsError('subscriber already has a handler');
+  }
+
+  private async begin(): Promise<void> {
     this.lifecycle.setState('starting');
     await Promise.all([this.reader.connect(), this.commands.connect()]);
     if (!this.running) return;
@@ -166,10 +191,11 @@ export class StreamSubscriber extends FanOutReader {
       resolve => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))),
     );
     if (this.pool.busy > 0) await Promise.race([this.pool.whenIdle(), timeUp]);
+    if (this.entriesOut > 0) await Promise.race([this.whenEntriesSettled(), timeUp]);
     // Fan-out: the loop saves the cursor of a batch whose handlers finished in time.
     if (this.loop) await Promise.race([this.loop, timeUp]);
     clearTimeout(timer);
-    const stuck = this.pool.busy;
+    const stuck = this.pool.busy + this.entriesOut;
     if (stuck > 0) {
       this.logger.warn(
         logLine(
@@ -221,7 +247,7 @@ export class StreamSubscriber extends FanOutReader {
     const stats: Record<string, number> = {
       ...this.counters,
       inFlight: this.held.size,
-      running: this.pool.running,
+      running: this.pool.running + this.entriesOut,
     };
     if (this.gauges.lag !== undefined) stats.lag = this.gauges.lag;
     if (this.gauges.pending !== undefined) stats.pending = this.gauges.pending;

@@ -279,6 +279,30 @@ describe.each(['script', 'pipeline'] as const)(
       );
     });
 
+    it('writes a json affix value as JSON string content, escaped only where JSON needs it', async () => {
+      const affix = { index: 1, prefix: '["', suffix: '",1]', json: true };
+      const pub = makePublisher({
+        writeMode,
+        encode: (item: string) => ['h', item],
+        affix: () => affix,
+      });
+      const items = [
+        '',
+        'plain-id',
+        'q"uote',
+        'back\\slash',
+        'tab\tnl\n\u0000',
+        'é日本',
+        '🎉',
+        '\ud800x',
+        'x'.repeat(300),
+      ];
+      const results = await pub.publishAll(items);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      const entries = await admin.xrange(pub.stream, '-', '+');
+      expect(entries.map(([, f]) => f[1])).toEqual(items.map(item => JSON.stringify([item, 1])));
+    });
+
     it('refuses an affix that names no value', () => {
       const affix = (index: number) => () => ({ index, prefix: '<', suffix: '>' });
       expect(() => publisher({ affix: affix(0) }).publish('x')).toThrow(TypeError);

@@ -421,6 +421,59 @@ describe('StreamSubscriber, consumer-group mode', () => {
     },
   );
 
+  it("entry handler (the transport's way in): acks on settle, redelivers a failure, ignores a second settle, close waits for it", async () => {
+    const name = stream('entries');
+    const s = subscriber({ stream: name, group: { name: 'g', nackRetryDelayMs: 10 } });
+    // Fan-out mode has no records to settle by.
+    await expect(subscriber({ stream: name }).subscribeEntries(() => undefined)).rejects.toThrow(
+      InvalidOptionsError,
+    );
+    const got: [string, readonly string[] | null, number][] = [];
+    const later: (() => void)[] = [];
+    await s.subscribeEntries((entry, held, deliveries) => {
+      got.push([entry[0], entry[1], deliveries]);
+      const value = entry[1]?.[1];
+      if (value === 'fail' && deliveries === 1) {
+        s.settleEntry(held, deliveries, new Error('first try fails'));
+        s.settleEntry(held, deliveries); // a second settle of the same delivery: ignored
+      } else if (value === 'throw') {
+        s.settleEntry(held, deliveries); // settled, then throws: the throw is ignored
+        throw new Error('after settling');
+      } else if (value === 'hold') {
+        later.push(() => s.settleEntry(held, deliveries));
+      } else {
+        s.settleEntry(held, deliveries);
+      }
+    });
+    await expect(s.subscribe(() => undefined)).rejects.toThrow(InvalidOptionsError);
+    const ok = await admin.xadd(name, '*', 'v', 'ok');
+    const fail = await admin.xadd(name, '*', 'v', 'fail');
+    const thrown = await admin.xadd(name, '*', 'v', 'throw');
+    await waitFor(() => got.length === 4);
+    expect(got).toEqual([
+      [ok, ['v', 'ok'], 1],
+      [fail, ['v', 'fail'], 1],
+      [thrown, ['v', 'throw'], 1],
+      [fail, ['v', 'fail'], 2],
+    ]);
+    await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 0);
+    expect(s.stats()).toMatchObject({
+      handled: 3,
+      acked: 3,
+      nacked: 1,
+      redelivered: 1,
+      running: 0,
+    });
+    await admin.xadd(name, '*', 'v', 'hold');
+    await waitFor(() => later.length === 1);
+    expect(s.stats().running).toBe(1);
+    const closed = s.close({ timeoutMs: 10_000 });
+    setTimeout(() => later[0](), 50);
+    await closed;
+    // Settled while closing: acked before the connections went.
+    expect((await admin.xpending(name, 'g'))[0]).toBe(0);
+  });
+
   it('treats UnknownOperationError as skip-and-ack', async () => {
     const name = stream('unknown');
     const s = subscriber({ stream: name, group: { name: 'g', startId: '0' } });

@@ -100,7 +100,12 @@ describe('envelope entry codec', () => {
           const fields = encodeEnvelopeValues(value);
           const affix = envelopeAffix(value);
           const written = fields.slice();
-          if (affix) written[affix.index] = affix.prefix + fields[affix.index] + affix.suffix;
+          if (affix) {
+            // What the publisher writes for a json affix: the value as JSON string content.
+            const value = fields[affix.index];
+            const content = affix.json ? JSON.stringify(value).slice(1, -1) : value;
+            written[affix.index] = affix.prefix + content + affix.suffix;
+          }
           expect(written).toEqual(encodeEnvelopeEntry(value));
           // One affix object while the members after the id stay the same: one run.
           if (previous?.affix && affix) {
