@@ -4,6 +4,7 @@ import {
   silentLogger,
   systemClock,
   type Envelope,
+  type PublishResult,
   type TransportStatus,
 } from '../../../../lib/index.js';
 
@@ -53,5 +54,25 @@ describe('LocalTransport', () => {
         clock: systemClock,
       }),
     ).rejects.toThrow(TransportClosedError);
+  });
+
+  it("gives each batch its own results: a caller changing one batch's list does not change the next", async () => {
+    const transport = new LocalTransport();
+    await transport.connect({
+      deliver: () => undefined,
+      logger: silentLogger,
+      unique: { ttlMs: 1000, cacheSize: 8 },
+      clock: systemClock,
+    });
+    const first = await transport.publish([envelope, envelope]);
+    expect(first).toEqual([{ ok: true }, { ok: true }]);
+    (first as PublishResult[])[0] = {
+      ok: false,
+      error: new TransportClosedError('changed by a caller'),
+    };
+    const second = await transport.publish([envelope, envelope]);
+    expect(second).not.toBe(first);
+    expect(second).toEqual([{ ok: true }, { ok: true }]);
+    await transport.close();
   });
 });
