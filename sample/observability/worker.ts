@@ -10,7 +10,9 @@ export async function runWorker(once: boolean): Promise<void> {
   const meterProvider = startTelemetry();
   const adapter = new MiniHttpAdapter();
   const app = await NestFactory.create(ObservabilityModule, adapter, { logger: ['warn', 'error'] });
-  await app.listen(Number(process.env.PORT ?? 3100) + workerId);
+  // PORT=0: each worker takes a port the system picks (tests: PORT + 1 may be in use).
+  const port = Number(process.env.PORT ?? 3100);
+  await app.listen(port === 0 ? 0 : port + workerId);
   const base = `http://127.0.0.1:${adapter.port}`;
   console.log(`worker ${workerId}: GET ${base}/health and ${base}/metrics`);
   const events = app.get(EventPublisher);
