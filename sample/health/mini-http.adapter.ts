@@ -55,7 +55,12 @@ export class MiniHttpAdapter extends AbstractHttpAdapter<
 
   override listen(port: string | number, ...rest: unknown[]): unknown {
     const callback = rest.find(arg => typeof arg === 'function') as (() => void) | undefined;
-    return this.httpServer.listen(Number(port), '127.0.0.1', callback);
+    // exclusive: a cluster worker binds its own socket; without it every
+    // worker's listen(0) shares the one port the primary picks.
+    return this.httpServer.listen(
+      { port: Number(port), host: '127.0.0.1', exclusive: true },
+      callback,
+    );
   }
 
   get port(): number {
