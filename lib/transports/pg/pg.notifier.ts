@@ -174,6 +174,8 @@ export class PgNotifier {
         this.next();
       },
       (error: unknown) => {
+        // Cancelled while the pool was asked (stop): nothing left to fail.
+        if (this.queue.length === 0) return this.endSpell();
         const batch = this.nextBatch();
         this.counters.notifyBatchCount++;
         this.done(batch, error);
