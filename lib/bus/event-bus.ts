@@ -217,6 +217,11 @@ export class EventBus {
     }
     const waiting = this.outbox.rejectAll(error);
     this.counters.publishFailed += waiting.length;
+    // close() ended a connect that had not finished: the shutdown warned already.
+    if (this.closing !== undefined && error instanceof TransportClosedError) {
+      this.idle.notify();
+      return;
+    }
     const first = waiting[0];
     this.logger.error(
       logLine(
@@ -661,15 +666,14 @@ export class EventBus {
     if (was === 'draining') was = this.connecting ? 'connecting' : 'idle';
     this.machine.setState('closing');
     this.updateReady();
+    const started = performance.now();
     // A connect() still retrying decides whether the waiting posts go out
-    // (on failure it rejected them with its cause already).
+    // (on failure it rejected them with its cause already), but only within
+    // the timeout: a broker or server that never comes up must not hold
+    // close() for ever. The transport's close() below ends that connect().
     const connected =
       was === 'connected' ||
-      ((was === 'connecting' || was === 'reconnecting') &&
-        (await this.connecting!.then(
-          () => true,
-          () => false,
-        )));
+      ((was === 'connecting' || was === 'reconnecting') && (await this.connectedWithin(timeoutMs)));
     if (connected) {
       await this.stopIntake().catch(error =>
         this.logger.error(
@@ -682,7 +686,7 @@ export class EventBus {
         ),
       );
     }
-    if (!(await this.drain(timeoutMs))) {
+    if (!(await this.drain(Math.max(0, timeoutMs - (performance.now() - started))))) {
       this.logger.warn(
         logLine(
           'bus',
@@ -704,6 +708,32 @@ export class EventBus {
       this.machine.complete();
       this.ready$.complete();
     }
+  }
+
+  /**
+   * Shutdown's wait for a pending connect(): true once it resolves, false
+   * when it fails or `timeoutMs` passes first (said in a warning with the
+   * posts still waiting for it, which then reject with TransportClosedError).
+   */
+  private connectedWithin(timeoutMs: number): Promise<boolean> {
+    return new Promise<boolean>(resolve => {
+      const timer = setTimeout(() => {
+        this.logger.warn(
+          logLine(
+            'bus',
+            'bus-shutdown-connect-timeout',
+            `shutdown timeout of ${timeoutMs} ms reached while transport ${this.transport.name} ` +
+              `was still connecting; ${this.outbox.length} waiting post(s) are rejected`,
+            { timeoutMs, transport: this.transport.name, rejected: this.outbox.length },
+          ),
+        );
+        resolve(false);
+      }, timeoutMs);
+      this.connecting!.then(
+        () => resolve(true),
+        () => resolve(false),
+      ).finally(() => clearTimeout(timer));
+    });
   }
 
   /** What is still going on, for shutdown warnings: counts, and each running handler by name. */

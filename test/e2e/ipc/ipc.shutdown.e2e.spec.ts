@@ -1,7 +1,16 @@
 import path from 'node:path';
+import { EventBus, TransportClosedError } from '../../../lib/index.js';
+import { IpcTransport } from '../../../lib/transports/ipc/ipc.transport.js';
 import { killAllChildren, spawnNode } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait-for.js';
-import { command, received, socketDir, startWorker } from './ipc-helpers.js';
+import {
+  command,
+  memoryLogger,
+  received,
+  socketDir,
+  spawnWorker,
+  startWorker,
+} from './ipc-helpers.js';
 
 // Issue 21 point 3: closing the process that hosts the broker (SIGTERM, Nest's
 // enableShutdownHooks) loses nothing acknowledged: its broker drains the
@@ -48,4 +57,42 @@ describe('ipc e2e: shutdown of the broker process', () => {
     const got = received(slow, 'sd');
     expect(got.length).toBe(new Set(got).size);
   }, 180_000);
+
+  it('close() while the broker never comes up ends at its timeout: the pending connect and the waiting posts reject with TransportClosedError, a warning counts them', async () => {
+    const logger = memoryLogger();
+    const transport = new IpcTransport({
+      socketPath: path.join(dir, 'never.sock'),
+      workerId: 1,
+      workerCount: 2,
+      hostBroker: false,
+    });
+    const bus = new EventBus({ transport, logger });
+    const connect = bus.connect();
+    const posts = [bus.post('never', 'tick', 1), bus.post('never', 'tick', 2)];
+    const outcomes = Promise.allSettled([connect, ...posts]);
+    // Retrying: no broker socket exists, and none will.
+    await waitFor(() => bus.state === 'reconnecting' || bus.state === 'connecting');
+    await bus.close({ timeoutMs: 300 });
+    const settled = await outcomes;
+    for (const outcome of settled) {
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(TransportClosedError);
+    }
+    expect(bus.state).toBe('closed');
+    const warning = logger.lines.find(line => line.includes('bus-shutdown-connect-timeout'));
+    expect(warning).toContain('2 waiting post(s) are rejected');
+    // Ended by close(), not a connect failure to report as an error.
+    expect(logger.lines.some(line => line.includes('bus-connect-failed'))).toBe(false);
+  }, 30_000);
+
+  it('a worker whose test process is gone (stdin closed) exits even while its broker never comes up', async () => {
+    const worker = spawnWorker({
+      socketPath: path.join(dir, 'orphan.sock'),
+      workerId: 1,
+      workerCount: 2,
+    });
+    await worker.waitForLine('status connecting worker', 30_000);
+    worker.child.stdin?.end();
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+  }, 30_000);
 });
