@@ -80,6 +80,8 @@ export class EventBus {
   private readonly ready$ = new BehaviorSubject<boolean>(false);
   private readonly machine: StateMachine<EventBusState, { role: string }>;
   private connecting?: Promise<void>;
+  /** close() stopped waiting for the pending connect: it counts as failed. */
+  private connectAbandoned = false;
   /** Why `connect()` failed: every later post rejects with it. */
   private failure?: unknown;
   private closing?: Promise<void>;
@@ -204,6 +206,11 @@ export class EventBus {
       throw error;
     } finally {
       watch.unsubscribe();
+    }
+    // A transport may resolve a connect that close() ended (redis does): the
+    // bus was closed before it connected, and its caller must not read success.
+    if (this.connectAbandoned) {
+      throw new TransportClosedError('event bus closed before the transport connected');
     }
     if (this.machine.is('connecting', 'reconnecting')) this.machine.setState('connected');
     this.updateReady();
@@ -726,6 +733,12 @@ export class EventBus {
               `was still connecting; ${this.outbox.length} waiting post(s) are rejected`,
             { timeoutMs, transport: this.transport.name, rejected: this.outbox.length },
           ),
+        );
+        this.connectAbandoned = true;
+        // They can never go now: rejected at once, so the drain that follows
+        // waits only for what runs here (postLocal handlers).
+        this.outbox.rejectAll(
+          new TransportClosedError('event bus closed before the transport connected'),
         );
         resolve(false);
       }, timeoutMs);
