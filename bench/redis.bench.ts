@@ -11,7 +11,8 @@
 // in interleaved rounds (bench/harness); herald/nest-redis takes the better
 // nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
 // BENCH_EVENTS (per round, default 30000), BENCH_WINDOW (posts/emits in
-// flight, default 1000), BENCH_ROUNDS (default 5), BENCH_ONLY=<name part>[,<name part>...],
+// flight, default 1000), BENCH_ROUNDS (default 5), BENCH_WARMUP (untimed events first, default 2000),
+// BENCH_ONLY=<name part>[,<name part>...],
 // BENCH_PROF=<file> (CPU profiles of the timed part: herald's in <file>, the stream
 // parts' in <file>.parts), BENCH_SMOKE=1. After the comparisons, issue 24's
 // figures side by side: herald over its parts (CPU), over the ceiling, over nest-redis.
@@ -54,7 +55,7 @@ const WINDOW = setting('BENCH_WINDOW', 1000);
 // a median's spread between runs shrinks about as 1/sqrt(rounds) (five: ~0.77x of three).
 const ROUNDS = rounds(5);
 const RUN = `${process.pid}_${Date.now().toString(36)}`;
-const WARMUP_EVENTS = smokeOr(2000, 100);
+const WARMUP_EVENTS = setting('BENCH_WARMUP', 2000, 100);
 
 interface Sample {
   i: number;
