@@ -3,14 +3,21 @@
 // 1. cost: main-thread CPU and page faults per call of the C echo runtime
 //    (test/fixtures/ffi/echo.c, one poll thread) at 4 KiB with 64 and 1024
 //    calls in flight: a discarded warm-up round, then BENCH_COST_ROUNDS
-//    (default 7) rounds of BENCH_COST_CALLS (default 100k) calls, 64 and 1024
-//    interleaved within each round; median, range and spread (max - min) /
-//    median over the rounds. Main-thread
+//    (default 11) rounds of BENCH_COST_CALLS (default 100k) calls, 64 and 1024
+//    interleaved within each round (which goes first alternates); median,
+//    range and spread (max - min) / median over the rounds. Main-thread
 //    CPU comes from /proc/self/task/<pid>/schedstat (ns on CPU of the JS
-//    thread only), faults from getrusage (minor faults, whole process). Both
-//    hold up on a loaded machine, unlike calls/s. Each round also shows how
-//    its answers batched (per wake-up of the loop, per call into JS): the
-//    fewer per wake-up, the more a wake-up's fixed cost weighs per call.
+//    thread only), taken right before the first call and right after the
+//    last answer of the round (nothing of the bench's own bookkeeping in
+//    between: the calls' loop is what any caller of herald runs), faults
+//    from getrusage (minor faults, whole process). Both hold up on a loaded
+//    machine better than calls/s. Each round also shows how its answers
+//    batched (per wake-up of the loop, per call into JS): the fewer per
+//    wake-up, the more a wake-up's fixed cost weighs per call; and the JS
+//    thread's run-queue wait per call (schedstat's second field: time it was
+//    ready but another thread had the CPU), which says how contended the
+//    machine was while the round ran (a contended core also evicts the
+//    thread's caches, which raises its CPU per call).
 // 2. full GCs (mark-compacts, from the `gc` performance entries) per 10k
 //    answers of 10 KiB (copied into a Buffer of their own) and 100 KiB
 //    (zero-copy) at 64 in flight.
@@ -59,7 +66,7 @@ const SMOKE = process.env.BENCH_SMOKE === '1';
 const DURATION_MS = SMOKE ? 4 : Number(process.env.BENCH_MS ?? 150);
 const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 9);
 const COST_CALLS = SMOKE ? 400 : Number(process.env.BENCH_COST_CALLS ?? 100_000);
-const COST_ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_COST_ROUNDS ?? 7);
+const COST_ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_COST_ROUNDS ?? 11);
 const GC_CALLS = SMOKE ? 100 : 20_000;
 /** BENCH_SIZES: the comparison's payload sizes in bytes (default 512,4096,10240,102400). */
 const SIZES = process.env.BENCH_SIZES
@@ -102,9 +109,11 @@ async function calls(call: Call, request: Buffer, inFlight: number, count: numbe
   await Promise.all(Array.from({ length: inFlight }, caller));
 }
 
-/** ns on CPU of this (the JS) thread. */
-const mainThreadCpuNs = (): number =>
-  Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+/** This (the JS) thread's schedstat: ns on CPU, ns waiting on a run queue. */
+const mainThreadSchedstat = (): { cpuNs: number; waitNs: number } => {
+  const fields = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
+  return { cpuNs: Number(fields[0]), waitNs: Number(fields[1]) };
+};
 
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -145,7 +154,7 @@ const figure = (values: number[]): Figure => ({
 
 /** What the goal table (issue 23) shows. */
 interface Goals {
-  cost: Map<number, { cpu: Figure; faults: Figure }>;
+  cost: Map<number, { cpu: Figure; faults: Figure; wait: Figure }>;
   /** "size x in flight" -> calls/s ratio herald/uds over the rounds. */
   ratios: Map<string, Figure>;
 }
@@ -159,9 +168,9 @@ async function cost(call: Call): Promise<void> {
   // How answers batched: per wake-up of the event loop, and per call into
   // JS (a wake-up drains in rounds the answers that arrive meanwhile).
   console.log(
-    '| in flight | round | main-thread CPU us/call | page faults/call | calls/s | full GCs in the round | answers/wake-up | answers/JS batch |',
+    '| in flight | round | main-thread CPU us/call | page faults/call | calls/s | full GCs in the round | answers/wake-up | answers/JS batch | run-queue wait us/call |',
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   const request = Buffer.alloc(4096, 0x41);
   const widths = [64, 1024];
   // Full GCs land in some rounds and not others: the main source of the
@@ -176,27 +185,32 @@ async function cost(call: Call): Promise<void> {
   observer.observe({ entryTypes: ['gc'] });
   const cpu = new Map<number, number[]>(widths.map(w => [w, []]));
   const faults = new Map<number, number[]>(widths.map(w => [w, []]));
+  const waits = new Map<number, number[]>(widths.map(w => [w, []]));
   for (let round = 0; round <= COST_ROUNDS; round++) {
     // Alternate which width goes first, so a drift in load favours neither.
     for (const inFlight of round % 2 === 0 ? widths : [...widths].reverse()) {
       const s0 = nativeAddon().stats();
       const f0 = process.resourceUsage().minorPageFault;
-      const c0 = mainThreadCpuNs();
-      const t0 = performance.now();
       const g0 = fullGcs;
+      const t0 = performance.now();
+      const c0 = mainThreadSchedstat();
       await calls(call, request, inFlight, COST_CALLS);
+      const c1 = mainThreadSchedstat();
       const seconds = (performance.now() - t0) / 1000;
+      const f1 = process.resourceUsage().minorPageFault;
       // GC entries are delivered asynchronously: let them in before counting.
       await new Promise(resolve => setImmediate(resolve));
       if (round === 0) continue; // warm-up: pools, JIT, heap size
-      cpu.get(inFlight)!.push((mainThreadCpuNs() - c0) / COST_CALLS / 1000);
-      faults.get(inFlight)!.push((process.resourceUsage().minorPageFault - f0) / COST_CALLS);
+      cpu.get(inFlight)!.push((c1.cpuNs - c0.cpuNs) / COST_CALLS / 1000);
+      waits.get(inFlight)!.push((c1.waitNs - c0.waitNs) / COST_CALLS / 1000);
+      faults.get(inFlight)!.push((f1 - f0) / COST_CALLS);
       const s1 = nativeAddon().stats();
       const answers = s1.answers - s0.answers;
       console.log(
         `| ${inFlight} | ${round} | ${cpu.get(inFlight)!.at(-1)!.toFixed(2)} | ` +
           `${faults.get(inFlight)!.at(-1)!.toFixed(3)} | ${fmt(COST_CALLS / seconds)} | ${fullGcs - g0} | ` +
-          `${(answers / (s1.wakeups - s0.wakeups)).toFixed(1)} | ${(answers / (s1.batches - s0.batches)).toFixed(1)} |`,
+          `${(answers / (s1.wakeups - s0.wakeups)).toFixed(1)} | ${(answers / (s1.batches - s0.batches)).toFixed(1)} | ` +
+          `${waits.get(inFlight)!.at(-1)!.toFixed(2)} |`,
       );
     }
   }
@@ -204,10 +218,11 @@ async function cost(call: Call): Promise<void> {
   for (const inFlight of widths) {
     const c = figure(cpu.get(inFlight)!);
     const f = figure(faults.get(inFlight)!);
-    goals.cost.set(inFlight, { cpu: c, faults: f });
+    const w = figure(waits.get(inFlight)!);
+    goals.cost.set(inFlight, { cpu: c, faults: f, wait: w });
     console.log(
       `| ${inFlight} | median (range; spread) | ${c.median.toFixed(2)} (${c.min.toFixed(2)}-${c.max.toFixed(2)}; ${c.spread}) | ` +
-        `${f.median.toFixed(3)} (${f.min.toFixed(3)}-${f.max.toFixed(3)}) | | | | |`,
+        `${f.median.toFixed(3)} (${f.min.toFixed(3)}-${f.max.toFixed(3)}) | | | | | ${w.median.toFixed(2)} (${w.min.toFixed(2)}-${w.max.toFixed(2)}) |`,
     );
   }
 }
@@ -518,9 +533,12 @@ function goalTable(): void {
     console.log(
       `| herald/uds calls/s, 4 KiB, 64 in flight | ${x(headline.median)} | ${x(headline.min)}-${x(headline.max)} | ${headline.spread} | >= 3x | ${headline.median >= 3 ? 'yes' : 'NO'} |`,
     );
-  for (const [inFlight, { cpu, faults }] of goals.cost) {
+  for (const [inFlight, { cpu, faults, wait }] of goals.cost) {
     console.log(
       `| main-thread CPU us/call, 4 KiB x ${inFlight} | ${cpu.median.toFixed(2)} | ${cpu.min.toFixed(2)}-${cpu.max.toFixed(2)} | ${cpu.spread} | <= 2 us (spread <= 25% over 3 runs: BENCH_RECORD) | ${cpu.median <= 2 ? 'yes' : 'NO'} |`,
+    );
+    console.log(
+      `| (JS thread's run-queue wait us/call, 4 KiB x ${inFlight}: how contended) | ${wait.median.toFixed(2)} | ${wait.min.toFixed(2)}-${wait.max.toFixed(2)} | ${wait.spread} | - | - |`,
     );
     console.log(
       `| page faults/call, 4 KiB x ${inFlight} | ${faults.median.toFixed(3)} | ${faults.min.toFixed(3)}-${faults.max.toFixed(3)} | ${faults.spread} | <= 0.05 | ${faults.median <= 0.05 ? 'yes' : 'NO'} |`,
@@ -544,9 +562,10 @@ function goalCells(): Record<string, number> {
       cells[`herald/uds ${size >= 1024 ? `${size / 1024} KiB` : `${size} B`} x ${inFlight}`] =
         r.median;
   }
-  for (const [inFlight, { cpu, faults }] of goals.cost) {
+  for (const [inFlight, { cpu, faults, wait }] of goals.cost) {
     cells[`main-thread CPU us/call x ${inFlight}`] = cpu.median;
     cells[`page faults/call x ${inFlight}`] = faults.median;
+    cells[`run-queue wait us/call x ${inFlight}`] = wait.median;
   }
   return cells;
 }

@@ -11,7 +11,8 @@
 // in interleaved rounds (bench/harness); herald/nest-redis takes the better
 // nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
 // BENCH_EVENTS (per round, default 30000), BENCH_WINDOW (posts/emits in
-// flight, default 1000), BENCH_ROUNDS (default 5), BENCH_ONLY=<name part>[,<name part>...],
+// flight, default 1000), BENCH_ROUNDS (default 5), BENCH_WARMUP (untimed events first, default 2000),
+// BENCH_ONLY=<name part>[,<name part>...],
 // BENCH_PROF=<file> (CPU profiles of the timed part: herald's in <file>, the stream
 // parts' in <file>.parts), BENCH_SMOKE=1. After the comparisons, issue 24's
 // figures side by side: herald over its parts (CPU), over the ceiling, over nest-redis.
@@ -54,7 +55,7 @@ const WINDOW = setting('BENCH_WINDOW', 1000);
 // a median's spread between runs shrinks about as 1/sqrt(rounds) (five: ~0.77x of three).
 const ROUNDS = rounds(5);
 const RUN = `${process.pid}_${Date.now().toString(36)}`;
-const WARMUP_EVENTS = smokeOr(2000, 100);
+const WARMUP_EVENTS = setting('BENCH_WARMUP', 2000, 100);
 
 interface Sample {
   i: number;
@@ -132,11 +133,40 @@ async function startProfile(suffix = ''): Promise<() => Promise<void>> {
   };
 }
 
+/**
+ * What the harness does not see, per variant and round: the Redis server's
+ * CPU (user + sys, `INFO cpu`) per delivered event, and the share of the timed
+ * part this process's event loop sat idle (waiting on Redis). Events/s follow
+ * the CPU of both processes, and of their overlap, not this process's alone.
+ */
+const serverSide = new Map<string, { redisCpu: number; idle: number }[]>();
+let admin: Redis | undefined;
+
+/** The Redis server's user + sys CPU so far, µs. */
+async function redisCpu(): Promise<number> {
+  admin ??= new Redis(REDIS_URL);
+  const info = await admin.info('cpu');
+  const seconds = (name: string): number =>
+    Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
+  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
+}
+
 /** The timed part of a round: `events` sent by `run`, resolved when all were handled. */
-async function measure(run: () => Promise<void>, events = EVENTS): Promise<RunResult> {
+async function measure(
+  variant: string,
+  run: () => Promise<void>,
+  events = EVENTS,
+): Promise<RunResult> {
+  const serverBefore = await redisCpu();
   sink = new Sink(events);
+  const loop = performance.eventLoopUtilization();
   await run();
   await sink.wait();
+  const idle = 1 - performance.eventLoopUtilization(loop).utilization;
+  const redisCpuPerEvent = ((await redisCpu()) - serverBefore) / events;
+  const rounds = serverSide.get(variant) ?? [];
+  rounds.push({ redisCpu: redisCpuPerEvent, idle });
+  serverSide.set(variant, rounds);
   return sink.result();
 }
 
@@ -185,7 +215,7 @@ async function herald(): Promise<Session> {
     warmUp: () => warm(send, WARMUP_EVENTS),
     async run() {
       const profiler = process.env.BENCH_PROF ? await startProfile() : undefined;
-      const result = await measure(() => send(EVENTS));
+      const result = await measure('herald', () => send(EVENTS));
       await profiler?.();
       return result;
     },
@@ -202,9 +232,14 @@ async function herald(): Promise<Session> {
  * herald's redis transport without the bus: the StreamPublisher and
  * StreamSubscriber the transport is built of, with the transport's reading
  * settings (a group, `readCount` 1000 (the transport's default), everything
- * read handed over, settled by callback), the data JSON-encoded into one field
- * and decoded for the handler. The denominator of issue 24's "the bus costs at
- * most 1.5x the CPU of the transport's parts".
+ * read handed over), the data JSON-encoded into one field and decoded for the
+ * handler. Read the way the transport reads: `subscribeEntries`, each entry
+ * settled with `settleEntry` (no message object, task or closure per entry);
+ * `BENCH_PARTS_SETTLED=1` reads through the public handler path
+ * (`subscribeSettled`) instead, as this bench did until the transport moved
+ * to the entry path (a slower ceiling than the transport's own). The
+ * denominator of issue 24's "the bus costs at most 1.5x the CPU of the
+ * transport's parts", and the ceiling of its events/s.
  */
 async function streamParts(): Promise<Session> {
   const stream = `bench:parts:${RUN}:${++sessions}`;
@@ -226,10 +261,18 @@ async function streamParts(): Promise<Session> {
     group: { name: 'bench', destroyOnClose: true },
     logger: silentLogger,
   });
-  await subscriber.subscribeSettled((message, done) => {
-    sink.hit((JSON.parse(message.fields.payload) as Sample).t);
-    done();
-  });
+  if (process.env.BENCH_PARTS_SETTLED) {
+    await subscriber.subscribeSettled((message, done) => {
+      sink.hit((JSON.parse(message.fields.payload) as Sample).t);
+      done();
+    });
+  } else {
+    // The publisher wrote ['payload', <json>]: the value is the entry's second field string.
+    await subscriber.subscribeEntries((entry, held, deliveries) => {
+      sink.hit((JSON.parse(entry[1]![1]) as Sample).t);
+      subscriber.settleEntry(held, deliveries);
+    });
+  }
   await publisher.connection.whenReady();
   const send = (events: number): Promise<void> =>
     windowed(events, WINDOW, i => publisher.publishAndWait(sample(i)));
@@ -237,7 +280,7 @@ async function streamParts(): Promise<Session> {
     warmUp: () => warm(send, WARMUP_EVENTS),
     async run() {
       const profiler = process.env.BENCH_PROF ? await startProfile('.parts') : undefined;
-      const result = await measure(() => send(EVENTS));
+      const result = await measure('stream parts', () => send(EVENTS));
       await profiler?.();
       return result;
     },
@@ -321,7 +364,7 @@ async function ioredisPipelined(): Promise<Session> {
   };
   return {
     warmUp: () => warm(send, WARMUP_EVENTS),
-    run: () => measure(() => send(EVENTS)),
+    run: () => measure('ioredis pipelined', () => send(EVENTS)),
     async teardown() {
       await reader.stop();
       producer.disconnect();
@@ -361,7 +404,7 @@ async function nestRedis(window: number): Promise<Session> {
     );
   return {
     warmUp: () => warm(send, WARMUP_EVENTS),
-    run: () => measure(() => send(EVENTS)),
+    run: () => measure(`nest-redis/${window}`, () => send(EVENTS)),
     async teardown() {
       await client.close();
       await server.close();
@@ -385,7 +428,7 @@ async function ioredis(): Promise<Session> {
   const events = Math.ceil(EVENTS / 10);
   return {
     warmUp: () => warm(send, Math.ceil(WARMUP_EVENTS / 10)),
-    run: () => measure(() => send(events), events),
+    run: () => measure('ioredis XADD awaited', () => send(events), events),
     async teardown() {
       await reader.stop();
       producer.disconnect();
@@ -468,13 +511,45 @@ runMain('bench:redis', async () => {
     ],
     extra: async () => (only ? [] : [await redisBenchmark()]),
   });
+  admin?.disconnect();
   const { lines, headline } = issue24(figures, nest);
   if (lines.length === 0) return;
   console.log('\nissue 24, per round, herald against (CPU: µs per delivered event):');
   for (const line of lines) console.log(line);
+  for (const line of serverLines()) console.log(line);
   // The headline stays the last line (the harness's `herald/<peer> = N.Nx`, events/s).
   if (headline !== undefined) console.log(`herald/nest-redis = ${headline.toFixed(1)}x`);
 });
+
+/**
+ * The other side of events/s: per variant, the median over the rounds of the
+ * Redis server's CPU per delivered event and of this process's event-loop
+ * idle share, and herald's server CPU over the stream parts' per round.
+ * (Events/s ceiling/herald trailed the CPU ratio: the server's CPU per event
+ * is part of each event's path, and the Node process waits on it.)
+ */
+function serverLines(): string[] {
+  const lines: string[] = [];
+  const rows = [...serverSide].map(
+    ([name, rounds]) =>
+      `${name} ${median(rounds.map(r => r.redisCpu)).toFixed(2)} µs, idle ${(
+        median(rounds.map(r => r.idle)) * 100
+      ).toFixed(0)}%`,
+  );
+  if (rows.length === 0) return lines;
+  lines.push(
+    `server side, median of the rounds: Redis CPU per event; Node event loop idle: ${rows.join('; ')}`,
+  );
+  const herald = serverSide.get('herald');
+  const parts = serverSide.get('stream parts');
+  if (herald && parts && herald.length === parts.length) {
+    const over = herald.map((r, i) => r.redisCpu / parts[i].redisCpu);
+    lines.push(
+      `Redis CPU per event herald/parts ${over.map(v => `${v.toFixed(2)}x`).join(' ')}: median ${median(over).toFixed(2)}x`,
+    );
+  }
+  return lines;
+}
 
 /**
  * Issue 24's three figures side by side, each per round and its median:

@@ -83,6 +83,8 @@ export interface HeraldFfiAddon {
    * alive until it is answered, cancelled or returned by unload.
    */
   submit(id: number, slot: number, req: string | Buffer | Uint8Array): 0 | 1 | 2;
+  /** `submit` for bytes only (no type check of the request: the common call). */
+  submitBytes(id: number, slot: number, req: Uint8Array): 0 | 1 | 2;
   unload(id: number): number[];
   /** The call in `slot` was abandoned: its answer is freed when it comes, and it no longer keeps the loop alive. */
   cancel(slot: number): void;

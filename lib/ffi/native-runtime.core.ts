@@ -31,6 +31,8 @@ export class LoadedRuntime {
   references = 0;
   /** The `pollerSpinUs` it was loaded with (set once, by load). */
   pollerSpinUs = 0;
+  /** Mirrors the machine's `unloaded` state: read on every call, a field rather than `is(...)` (an array per read). */
+  private isUnloaded = false;
   private readonly machine: StateMachine<NativeRuntimeState>;
   private readonly warnings: WarningLimiter;
 
@@ -48,7 +50,7 @@ export class LoadedRuntime {
   }
 
   get unloaded(): boolean {
-    return this.machine.is('unloaded');
+    return this.isUnloaded;
   }
 
   get status$(): Observable<NativeRuntimeStatus> {
@@ -57,6 +59,7 @@ export class LoadedRuntime {
 
   /** The last handle closed: final. */
   markUnloaded(): void {
+    this.isUnloaded = true;
     this.machine.setState('unloaded', 'its last handle was closed');
     this.warnings.flush();
     this.machine.complete();

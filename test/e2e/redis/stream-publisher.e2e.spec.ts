@@ -238,6 +238,18 @@ describe.each(['script', 'pipeline'] as const)(
       expect((await values(pub.stream)).slice(-2)).toEqual(['plain', '']);
     });
 
+    it('cuts values by sizes whose every byte counts (sizes go as four bytes, big-endian)', async () => {
+      // 0x01020304 passes 16 M characters: a call of its own after the others.
+      const sizes = [1, 255, 256, 257, 65535, 65536, 0x010203, 0x01020304, 3];
+      const items = sizes.map((size, i) => String.fromCharCode(97 + i).repeat(size));
+      const pub = publisher({ maxLen: 0 });
+      const results = await pub.publishAll(items);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      const got = await values(pub.stream);
+      expect(got.map(v => `${v[0]}${v.length}`)).toEqual(items.map(v => `${v[0]}${v.length}`));
+      expect(got).toEqual(items);
+    });
+
     it('writes a batch whose values pass 16 M characters in order (the script in several calls)', async () => {
       const pub = publisher({ maxLen: 0 });
       const big = (c: string): string => c.repeat(6 * 1024 * 1024);

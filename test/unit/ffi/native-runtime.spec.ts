@@ -101,6 +101,24 @@ describe('NativeRuntime: answers', () => {
     expect(answer.equals(request)).toBe(true);
   });
 
+  it("answers with ordinary Buffers (views of the chunk, made with Node's own Buffer class)", async () => {
+    const requests = Array.from({ length: 300 }, (_, i) => Buffer.alloc(4096, i & 0xff));
+    const answers = await Promise.all(requests.map(request => echo.call(request)));
+    for (const [i, answer] of answers.entries()) {
+      expect(Object.getPrototypeOf(answer)).toBe(Buffer.prototype);
+      expect(answer).toBeInstanceOf(Buffer);
+      expect(answer.constructor).toBe(Buffer);
+      expect(answer.equals(requests[i])).toBe(true);
+      const tail = answer.subarray(4000);
+      expect(Buffer.isBuffer(tail)).toBe(true);
+      expect(tail.length).toBe(96);
+      expect(tail.every(byte => byte === (i & 0xff))).toBe(true);
+    }
+    // Later answers (the same slabs reused or new ones) leave these intact.
+    await Promise.all(requests.map(request => echo.call(Buffer.alloc(request.length, 0xee))));
+    expect(answers.every((answer, i) => answer.equals(requests[i]))).toBe(true);
+  });
+
   it('sends strings as UTF-8 and Uint8Array as bytes', async () => {
     expect((await echo.call('héllo ✓')).toString('utf8')).toBe('héllo ✓');
     expect([...(await echo.call(new Uint8Array([1, 2, 3])))]).toEqual([1, 2, 3]);
