@@ -672,7 +672,7 @@ export class EventBus {
       this.dispatcher.drop(delivery, new TransportClosedError('event bus is closed'));
       return;
     }
-    this.dispatcher.enqueue(delivery);
+    this.dispatcher.deliver(delivery);
   }
 
   /** Shutdown step one: the transport stops taking new deliveries in. */
