@@ -36,10 +36,12 @@ const MARKERS = process.env.PROBE_MARKERS === '1';
  * instead. PROBE_PASS=bench-post: that pass where bench:registry measures it,
  * after two unmeasured postLocal (emit) passes in the same process (code the
  * two paths share is then already optimized on postLocal's feedback alone).
+ * PROBE_PASS=bench-post2: bench:registry's second post (emitAsync) pass,
+ * after those two and one unmeasured post (emitAsync) pass.
  */
 const PASS = process.env.PROBE_PASS ?? 'local';
-const POST = PASS === 'post' || PASS === 'bench-post';
-const LOCAL_FIRST = PASS === 'bench-post';
+const POST = PASS === 'post' || PASS === 'bench-post' || PASS === 'bench-post2';
+const LOCAL_FIRST = PASS === 'bench-post' || PASS === 'bench-post2';
 
 const lines = MARKERS
   ? createInterface({ input: process.stdin })[Symbol.asyncIterator]()
@@ -139,6 +141,10 @@ async function main(): Promise<void> {
   if (LOCAL_FIRST) {
     await local();
     await local();
+  }
+  if (PASS === 'bench-post2') {
+    handled = 0;
+    await pass();
   }
   handled = 0;
   (globalThis as { gc?: () => void }).gc?.();
