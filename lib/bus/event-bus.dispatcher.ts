@@ -211,6 +211,47 @@ export class Dispatcher {
   }
 
   /**
+   * A transport's delivery, as {@link enqueue} takes it: run now, in the
+   * caller's turn, when a runner slot is free and nothing waits, else
+   * queued. The runner's claim and release are inline (its fields are
+   * public for this), the same steps as its `submit` with `execute`: a
+   * transport hands over each event of a cold app's first batches through
+   * here before V8 optimizes it, and each function on the way (`enqueue`,
+   * `submit`, `claim`, `execute`, `release`, `released`, `turned`) was
+   * compiled alone and again inside its callers (issue 16).
+   */
+  deliver(delivery: Delivery): void {
+    const runner = this.runner;
+    if (
+      runner.pumping ||
+      runner.holding ||
+      runner.active >= runner.concurrency ||
+      runner.waiting !== 0
+    ) {
+      this.enqueue(delivery);
+      return;
+    }
+    // A free slot and nothing waiting: enqueue's bound (maxPending waiting,
+    // at least 1) cannot refuse it, and its high-water mark stays.
+    runner.pumping = true;
+    runner.active++;
+    let ended: boolean;
+    try {
+      ended = this.runDelivery(delivery);
+    } catch (error) {
+      runner.active--;
+      runner.pumping = false;
+      throw error;
+    }
+    // TaskRunner.release(ended), inline: the slot back, then what waits
+    // runs, or the turn ends with the runner's onTurn (`settled`).
+    if (ended) runner.active--;
+    runner.pumping = false;
+    if (runner.waiting !== 0 || runner.idleWaiters.length !== 0) runner.released();
+    else this.options.settled();
+  }
+
+  /**
    * A `postLocal` event no one awaits, counted (`postedLocal`) once
    * accepted: run now, in the caller's turn, when a runner slot is free and
    * nothing waits (the handler called from here, not through the runner's
@@ -338,6 +379,11 @@ export class Dispatcher {
         ? this.validate(undefined, item.local, item.report)
         : this.validate(undefined, item, undefined);
     }
+    return this.runDelivery(item);
+  }
+
+  /** {@link run} for a transport's delivery. */
+  private runDelivery(item: Delivery): boolean {
     const { envelope } = item;
     const handlers = this.handlers.match(envelope.source, envelope.event);
     if (isList(handlers) && handlers.length === 0) {

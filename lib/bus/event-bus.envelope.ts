@@ -84,11 +84,12 @@ export class EnvelopeFactory {
   readonly ids = new UuidSource();
 
   constructor(
-    private readonly codec: Codec,
+    /** Read by `EventBus.post`, which builds its envelope inline as {@link envelope} does. */
+    readonly codec: Codec,
     private readonly origin: string,
     private readonly clock: Clock,
-    /** The transport's declared payload limit, in bytes. */
-    private readonly maxPayloadBytes: number | undefined,
+    /** The transport's declared payload limit, in bytes (read by `EventBus.post`, see {@link codec}). */
+    readonly maxPayloadBytes: number | undefined,
     /** The transport that takes `tx` (`features.postsInTransaction`), by name; undefined when it cannot. */
     private readonly transactionTransport?: {
       readonly name: string;
@@ -104,8 +105,8 @@ export class EnvelopeFactory {
     const limit = this.maxPayloadBytes;
     // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when it could matter.
     if (limit !== undefined && payload.length * 3 > limit) {
-      const size = Buffer.byteLength(payload);
-      if (size > limit) throw new PayloadTooLargeError(size, limit);
+      const tooLarge = this.oversize(payload);
+      if (tooLarge !== undefined) throw tooLarge;
     }
     // Most posts have no options: nothing to check, and the envelope in the
     // same shape (the same fields in the same order) as one with options.
@@ -123,6 +124,14 @@ export class EnvelopeFactory {
       };
     }
     return this.withOptions(source, event, payload, options);
+  }
+
+  /** The error of a payload over the transport's limit, counted in UTF-8 bytes; undefined when it fits. */
+  oversize(payload: string): PayloadTooLargeError | undefined {
+    const limit = this.maxPayloadBytes;
+    if (limit === undefined) return undefined;
+    const size = Buffer.byteLength(payload);
+    return size > limit ? new PayloadTooLargeError(size, limit) : undefined;
   }
 
   /** {@link envelope} of a post with options, once its payload is encoded. */

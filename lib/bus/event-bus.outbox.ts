@@ -65,7 +65,17 @@ export class Outbox {
     private readonly settled: () => void,
     /** Called for each post the transport refused or never got, before its batch's `settled`. */
     private readonly refused: (envelope: Envelope) => void = () => undefined,
-  ) {}
+  ) {
+    // {@link take} replaces the three arrays at every flush. Replaced once
+    // here already, so that V8 never tracks them as constant fields: code
+    // optimized during a cold app's first burst of posts (add, the
+    // executor, EventBus.post) would otherwise embed the first arrays and
+    // be thrown away at the first flush (issue 16: deoptimized, and a
+    // compile still running aborted, in the first post pass).
+    this.envelopes = [];
+    this.resolvers = [];
+    this.rejecters = [];
+  }
 
   /** Posts waiting or being published. */
   get busy(): boolean {

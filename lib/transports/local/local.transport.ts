@@ -17,18 +17,32 @@ import type {
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
 
 /**
+ * One packed list of accepted results per batch size, never handed out:
+ * {@link accepted} copies it.
+ */
+const acceptedTemplates = new Map<number, PublishResult[]>();
+
+/**
  * `n` accepted results, a fresh list per batch: `LocalTransport` is public, so a
  * list shared between batches could be changed by one caller for every later
  * batch (the type says read-only, JavaScript does not). Not frozen either,
  * because V8 reads the elements of a frozen array through its generic keyed
  * load, a builtin call for each result the outbox reads (78 instructions per
- * post, callgrind); one packed array per batch is a few per post.
+ * post, callgrind); one packed array per batch is a few per post. Copied
+ * (`slice`, a builtin: packed as its template) from a template kept per
+ * size rather than filled by a loop here: a cold app's first batches ran
+ * that loop in the interpreter and had V8 compile it twice (on-stack
+ * replacement, then the function), issue 16.
  */
 function accepted(n: number): readonly PublishResult[] {
-  // Filled by push: packed, as the outbox's reads expect.
-  const results: PublishResult[] = [];
-  for (let i = 0; i < n; i++) results.push(ACCEPTED);
-  return results;
+  let template = acceptedTemplates.get(n);
+  if (template === undefined) {
+    template = [];
+    for (let i = 0; i < n; i++) template.push(ACCEPTED);
+    // Bounded: the outbox publishes at most 1000 per batch, other callers may not.
+    if (acceptedTemplates.size < 1024) acceptedTemplates.set(n, template);
+  }
+  return template.slice();
 }
 
 /** Nothing to lose in between: connecting until the bus connects it, then closed. */

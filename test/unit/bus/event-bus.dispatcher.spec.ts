@@ -7,6 +7,7 @@ import {
   jsonCodec,
   silentLogger,
   systemClock,
+  type Delivery,
   type EventHandler,
   type Settlement,
 } from '../../../lib/index.js';
@@ -165,6 +166,155 @@ describe('Dispatcher', () => {
     ]);
     expect(short.errors).toEqual(['sync', 'async']);
     expect(short.counters).toMatchObject({ handled: 5, failed: 2 });
+  });
+
+  it("runs a transport's deliveries through deliver (the runner's claim and release inline) exactly as through enqueue", async () => {
+    // The same deliveries through deliver (the bus's receive) and through
+    // enqueue (the runner's submit -> execute -> release): same calls in the
+    // same order, same settlements, counts and errors, the same idle
+    // callbacks, idle at the end; held before start in both.
+    const scenario = async (path: 'short' | 'general') => {
+      const calls: string[] = [];
+      const settlements: string[] = [];
+      let release!: () => void;
+      let turns = 0;
+      const lone: EventHandler = (data: unknown) => {
+        calls.push(String(data));
+        if (data === 'throw') throw new Error('sync');
+        if (data === 'reject') return Promise.reject(new Error('async'));
+        if (data === 'hold') return new Promise<void>(resolve => (release = resolve));
+        if (data === 'nest') send('nested');
+        return 'ok';
+      };
+      const counters = busCounters();
+      const errors: unknown[] = [];
+      const entry: HandlerEntry = {
+        handler: lone,
+        receiver: undefined,
+        key: undefined,
+        name: undefined,
+        seq: 0,
+        timeoutMs: undefined,
+        source: '*',
+        event: '*',
+        more: undefined,
+      };
+      const dispatcher = new Dispatcher({
+        handlers: { match: (_source, event) => (event === 'none' ? [] : entry) },
+        factory,
+        counters,
+        logger: silentLogger,
+        concurrency: 1,
+        maxPending: 100,
+        onHandlerError: error => void errors.push(error),
+        transportName: 't',
+        settled: () => void turns++,
+      });
+      const send = (data: string, event = 'e'): void => {
+        const item = {
+          envelope: factory.envelope('s', event, data),
+          attempt: 1,
+          settle: (s: Settlement) => void settlements.push(`${data}:${s.outcome}`),
+        };
+        if (path === 'short') dispatcher.deliver(item);
+        else dispatcher.enqueue(item);
+      };
+      send('early');
+      expect(calls).toEqual([]);
+      dispatcher.start();
+      send('value');
+      // A delivery from inside a handler runs after it, not inside it.
+      send('nest');
+      calls.push('after nest');
+      send('unmatched', 'none');
+      send('throw');
+      send('reject');
+      send('hold');
+      // Concurrency 1: held by the pending handler, this one waits its turn.
+      send('queued');
+      expect(dispatcher.isIdle()).toBe(false);
+      await waitFor(() => release !== undefined);
+      release();
+      await waitFor(() => dispatcher.isIdle());
+      return {
+        calls,
+        settlements,
+        turns,
+        counters: { ...counters },
+        errors: errors.map(e => (e as Error).message),
+      };
+    };
+    const short = await scenario('short');
+    const general = await scenario('general');
+    expect(short).toEqual(general);
+    expect(short.calls).toEqual([
+      'early',
+      'value',
+      'nest',
+      'nested',
+      'after nest',
+      'throw',
+      'reject',
+      'hold',
+      'queued',
+    ]);
+    expect(short.settlements).toEqual([
+      'early:ack',
+      'value:ack',
+      'nest:ack',
+      'nested:ack',
+      'unmatched:ack',
+      'throw:nack',
+      'reject:nack',
+      'hold:ack',
+      'queued:ack',
+    ]);
+    expect(short.errors).toEqual(['sync', 'async']);
+    expect(short.counters).toMatchObject({ handled: 6, failed: 2, unhandled: 1 });
+  });
+
+  it('gives the slot back when running a delivery throws (a logger that throws), and goes on', () => {
+    const counters = busCounters();
+    let throwing = true;
+    const dispatcher = new Dispatcher({
+      handlers: {
+        match: () => ({
+          handler: () => {
+            throw new Error('handler');
+          },
+          receiver: undefined,
+          key: undefined,
+          name: undefined,
+          seq: 0,
+          timeoutMs: undefined,
+          source: '*',
+          event: '*',
+          more: undefined,
+        }),
+      },
+      factory,
+      counters,
+      logger: {
+        ...silentLogger,
+        error: () => {
+          if (throwing) throw new Error('logger');
+        },
+      },
+      concurrency: 1,
+      maxPending: 100,
+      transportName: 't',
+      settled: () => undefined,
+    });
+    dispatcher.start();
+    const settlements: Settlement[] = [];
+    const item = delivery(1, settlements) as Delivery;
+    expect(() => dispatcher.deliver(item)).toThrow('logger');
+    expect(dispatcher.gauges()).toEqual({ queued: 0, inFlight: 0, running: 0 });
+    throwing = false;
+    dispatcher.deliver(item);
+    expect(counters.failed).toBe(2);
+    expect(settlements.map(s => s.outcome)).toEqual(['nack']);
+    expect(dispatcher.isIdle()).toBe(true);
   });
 
   it('names the handler calls still running, a timed-out one included, until they really settle', async () => {
