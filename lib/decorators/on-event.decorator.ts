@@ -1,4 +1,5 @@
 import { patternsOf, resolveHandlerOptions, splitHandlerArgs } from '../bus/event-bus.registry.js';
+import { describeValue } from '../common/options.validation.js';
 import { EVENT_HANDLER_METADATA } from '../events.constants.js';
 import type { OnEventMetadata, OnEventOptions } from './on-event-metadata.interface.js';
 
@@ -57,7 +58,9 @@ export const OnEvent: OnEventDecorator = Object.assign(
     return (target, key, descriptor) => {
       const method: unknown = descriptor.value;
       if (typeof method !== 'function') {
-        throw new TypeError('@OnEvent() decorates methods only');
+        throw new TypeError(
+          `@OnEvent() decorates methods only (${String(key)} is ${describeValue(method)})`,
+        );
       }
       const owner = (typeof target === 'function' ? target : target.constructor) as {
         name?: string;

@@ -10,6 +10,7 @@ import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../.
 import { jsonCodec } from '../../common/json.codec.js';
 import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
+import { describeValue } from '../../common/options.validation.js';
 import { StateMachine } from '../../common/state-machine.js';
 import { encodePayload, normalizeKey, validateTopic, type PgKeyInput } from './pg.codec.js';
 import {
@@ -271,7 +272,11 @@ export class PgHub extends EventEmitter {
     raw: boolean,
     topics: readonly (string | readonly string[])[],
   ): PgConsumer {
-    if (typeof hook !== 'function') throw new TypeError('hook must be a function');
+    if (typeof hook !== 'function') {
+      throw new TypeError(
+        `PgHub: a consumer's hook must be a function (got ${describeValue(hook)})`,
+      );
+    }
     const flat = flattenTopics(topics);
     flat.forEach(validateTopic);
     if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');

@@ -188,7 +188,7 @@ describe('EventsModule discovery (e2e)', () => {
         }
       }
       return Getter;
-    }).toThrow('@OnEvent() decorates methods only');
+    }).toThrow('@OnEvent() decorates methods only (value is undefined)');
   });
 });
 

@@ -47,6 +47,14 @@ describe('resolvePgHubOptions', () => {
   it('is what the PgHub constructor runs', () => {
     expect(() => new PgHub({ connectionString: URL, batchSize: 0 })).toThrow(InvalidOptionsError);
   });
+
+  it("names what a consumer's hook was when it is not a function", async () => {
+    const hub = new PgHub({ connectionString: URL });
+    expect(() => hub.consumer('orders' as never, 'topic')).toThrow(
+      /PgHub: a consumer's hook must be a function \(got "orders", a string\)/,
+    );
+    await hub.stop();
+  });
 });
 
 describe('resolvePgTransportOptions', () => {
