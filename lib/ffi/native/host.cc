@@ -113,6 +113,7 @@ struct Sink : Completions {
   std::vector<Slab *> collecting;
   int64_t accounted_slabs = 0;
   bool slab_buffers = true;
+  bool external_checked = false;
   bool delivering = false;
   std::vector<Runtime *> dirty;
   TaskPool tasks;  // every task of this environment comes from here
@@ -221,12 +222,21 @@ bool SlabBuffer(Sink *s, Slab *slab, napi_value *out) {
   if (slab->js != nullptr)
     return napi_get_reference_value(env, static_cast<napi_ref>(slab->js), out) == napi_ok && *out != nullptr;
   if (!s->slab_buffers) return false;
-  CollectSlabs(s);
   v8::Isolate *isolate = v8::Isolate::GetCurrent();
-  if (isolate == nullptr) {
-    s->slab_buffers = false;
-    return false;
+  if (!s->external_checked) {
+    // Where external memory may not back an ArrayBuffer (a V8 sandbox, as
+    // in Electron), Node refuses external buffers, and V8 would abort on a
+    // backing store outside its cage: ask Node once, copy if refused.
+    static char probe_byte;
+    napi_value probe;
+    if (isolate == nullptr ||
+        napi_create_external_arraybuffer(env, &probe_byte, 1, nullptr, nullptr, &probe) != napi_ok) {
+      s->slab_buffers = false;
+      return false;
+    }
+    s->external_checked = true;
   }
+  CollectSlabs(s);
   if (slab->store == nullptr) {
     std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
         slab->data, SlabPool::kSlabSize, v8::BackingStore::EmptyDeleter, nullptr);
