@@ -63,7 +63,7 @@ export interface AddonHostStats {
 /** The JS face of lib/ffi/native/host.cc. */
 export interface HeraldFfiAddon {
   setup(
-    onBatch: (count: number, arena?: Buffer, externals?: Buffer[]) => void,
+    onBatch: (count: number, arena?: Uint8Array, externals?: Buffer[]) => void,
     meta: Int32Array,
   ): void;
   /**

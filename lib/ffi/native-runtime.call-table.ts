@@ -126,7 +126,7 @@ export class CallTable {
     this.freeSlots.push(slot);
   }
 
-  private readonly onBatch = (count: number, arena?: Buffer, externals?: Buffer[]): void => {
+  private readonly onBatch = (count: number, arena?: Uint8Array, externals?: Buffer[]): void => {
     const meta = this.meta;
     // The chunk's bytes: read once per chunk (see View).
     const bytes = arena?.buffer;

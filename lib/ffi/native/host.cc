@@ -9,6 +9,7 @@
 
 #include <napi.h>
 #include <uv.h>
+#include <v8.h>
 
 #include <dlfcn.h>
 #include <sys/mman.h>
@@ -107,7 +108,12 @@ struct Sink : Completions {
   // slab, not per wake-up. Cleared once napi_create_external_buffer fails
   // (where external buffers are not allowed): a copy per chunk then.
   std::vector<Slab *> open_slabs;
+  // Slabs JS got a Buffer over that V8 may not have collected yet
+  // (CollectSlabs), and the slabs counted as V8 external memory.
+  std::vector<Slab *> collecting;
+  int64_t accounted_slabs = 0;
   bool slab_buffers = true;
+  bool external_checked = false;
   bool delivering = false;
   std::vector<Runtime *> dirty;
   TaskPool tasks;  // every task of this environment comes from here
@@ -147,35 +153,106 @@ constexpr size_t kZeroCopyMin = 32 * 1024;
 // mark-compacts in 350k answers of 100 KiB at 64 in flight).
 void FinalizeExternal(napi_env env, void *data, void *hint) { free(data); }
 
-// A Buffer over a slab was collected (JS thread). Without a sink (the
-// environment is going away) the slab stays referenced: never reused.
-void ReleaseSlab(napi_env env, void *data, void *hint) {
-  Sink *s = nullptr;
-  napi_get_instance_data(env, reinterpret_cast<void **>(&s));
-  if (s == nullptr) return;
-  Slab *slab = static_cast<Slab *>(hint);
-  slab->js_buffers--;
-  s->slabs.Release(slab);
+// Slab Buffers and V8's full GCs. A slab's bytes are the pool's, allocated
+// once and reused. An external Buffer per slab use (what this was) made V8
+// count 512 KiB of new external memory per 128 answers of 4 KiB, and take
+// it off when a scavenge freed the Buffer, all at once: V8 starts a full GC
+// once the count is 64 MiB above its lowest point since the last one, so
+// whenever a scavenge came later than ~128 slabs (and at 1024 in flight it
+// does), a full GC ran that freed nothing the scavenger would not have
+// (bench:ffi's cost part: 5-7 per 100k calls, "external memory pressure",
+// more with whatever else the process loads). Taking the bytes off the
+// count by hand and giving them back when collected cannot fix that: V8
+// takes them off in one lump per GC, and whatever is given back after that
+// lump counts as new growth.
+//
+// So V8 does not count a slab's bytes per Buffer at all: each slab gets one
+// V8 backing store over its bytes with V8's empty deleter (V8 counts no
+// bytes for a backing store whose deleter frees nothing), kept by the slab
+// for its life, and every use of the slab gets a new ArrayBuffer over that
+// same store. V8 holds a reference on the store while such an ArrayBuffer
+// lives; once the reference count shows only the slab's own, every Buffer
+// over that use was collected and the slab goes back to the pool
+// (CollectSlabs, on the JS thread, when the next slab Buffer is made). The
+// pool's memory is then counted once per slab allocated or freed
+// (napi_adjust_external_memory): a count that stays flat in steady state.
+using Store = std::shared_ptr<v8::BackingStore>;
+
+void DropStore(void *store) { delete static_cast<Store *>(store); }
+
+// Slabs whose ArrayBuffers V8 collected go back to the pool; the external
+// memory count follows the number of slabs allocated.
+void CollectSlabs(Sink *s) {
+  std::vector<Slab *> &list = s->collecting;
+  for (size_t i = 0; i < list.size();) {
+    Slab *slab = list[i];
+    // References V8 holds: one per ArrayBuffer over the store not yet freed.
+    long held = static_cast<Store *>(slab->store)->use_count() - 1;
+    if (held < slab->js_buffers) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      int64_t gone = slab->js_buffers - held;
+      slab->js_buffers = held;
+      if (held == 0) {
+        list[i] = list.back();
+        list.pop_back();
+      } else {
+        i++;
+      }
+      s->slabs.Release(slab, gone);  // may recycle it: last use of `slab`
+    } else {
+      i++;
+    }
+  }
+  int64_t live = static_cast<int64_t>(s->slabs.live());
+  if (live != s->accounted_slabs) {
+    int64_t total;
+    napi_adjust_external_memory(s->env, (live - s->accounted_slabs) * static_cast<int64_t>(SlabPool::kSlabSize), &total);
+    s->accounted_slabs = live;
+  }
 }
 
 // The Buffer answers in `slab` are delivered over: made the first time an
 // answer of the slab is delivered and kept until none can come any more
-// (CloseDrainedSlabs), so an external ArrayBuffer, its finalizer and its
-// weak handle cost once per slab (128 answers of 4 KiB), not once per
-// wake-up: with one per wake-up they were about a third of the main
-// thread's instructions per wake-up. False where external buffers are not
-// allowed (the caller copies).
+// (CloseDrainedSlabs), so an ArrayBuffer and its view cost once per slab
+// (128 answers of 4 KiB), not once per wake-up: with one per wake-up they
+// were about a third of the main thread's instructions per wake-up. False
+// where no ArrayBuffer could be made (the caller copies).
 bool SlabBuffer(Sink *s, Slab *slab, napi_value *out) {
   napi_env env = s->env;
   if (slab->js != nullptr)
     return napi_get_reference_value(env, static_cast<napi_ref>(slab->js), out) == napi_ok && *out != nullptr;
   if (!s->slab_buffers) return false;
-  if (napi_create_external_buffer(env, SlabPool::kSlabSize, slab->data, ReleaseSlab, slab, out) != napi_ok) {
+  v8::Isolate *isolate = v8::Isolate::GetCurrent();
+  if (!s->external_checked) {
+    // Where external memory may not back an ArrayBuffer (a V8 sandbox, as
+    // in Electron), Node refuses external buffers, and V8 would abort on a
+    // backing store outside its cage: ask Node once, copy if refused.
+    static char probe_byte;
+    napi_value probe;
+    if (isolate == nullptr ||
+        napi_create_external_arraybuffer(env, &probe_byte, 1, nullptr, nullptr, &probe) != napi_ok) {
+      s->slab_buffers = false;
+      return false;
+    }
+    s->external_checked = true;
+  }
+  CollectSlabs(s);
+  if (slab->store == nullptr) {
+    std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
+        slab->data, SlabPool::kSlabSize, v8::BackingStore::EmptyDeleter, nullptr);
+    slab->store = new Store(std::move(store));
+  }
+  v8::Local<v8::ArrayBuffer> bytes = v8::ArrayBuffer::New(isolate, *static_cast<Store *>(slab->store));
+  // A napi_value is a v8::Local's slot (Node's v8impl::JsValueFromV8LocalValue);
+  // the handle lives in DeliverChunk's handle scope.
+  napi_value array_buffer = reinterpret_cast<napi_value>(*bytes);
+  if (napi_create_typedarray(env, napi_uint8_array, SlabPool::kSlabSize, array_buffer, 0, out) != napi_ok) {
+    // The ArrayBuffer is garbage; CollectSlabs sees it go like any other.
     s->slab_buffers = false;
     return false;
   }
-  s->slabs.Ref(slab);  // the Buffer's, dropped by ReleaseSlab
-  slab->js_buffers++;
+  s->slabs.Ref(slab);  // the ArrayBuffer's, dropped by CollectSlabs
+  if (slab->js_buffers++ == 0) s->collecting.push_back(slab);
   // Without a handle to keep it by, it serves this chunk only.
   napi_ref ref;
   if (napi_create_reference(env, *out, 1, &ref) != napi_ok) return true;
@@ -830,6 +907,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   s->reserve = ReserveAnswer;
   s->release = ReleaseAnswer;
   s->env = env;
+  s->slabs.drop_store = DropStore;
   pthread_mutex_init(&s->mu, nullptr);
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);

@@ -112,6 +112,9 @@ struct Slab {
   // at every answer.)
   alignas(64) void *js = nullptr;
   int64_t js_buffers = 0;
+  // host.cc's handle on the slab's bytes as V8 sees them (one per slab, made
+  // the first time JS gets a Buffer over it and kept while the slab lives).
+  void *store = nullptr;
 };
 
 // Shared by the runtime threads (Reserve) and the JS thread (Release of
@@ -131,6 +134,9 @@ class alignas(64) SlabPool {
   static constexpr size_t kKeep = 256;
 
   SlabPool() { pthread_mutex_init(&mu_, nullptr); }
+
+  // Frees Slab::store when a slab is freed (any thread); set by host.cc.
+  void (*drop_store)(void *store) = nullptr;
 
   // Room for `bytes` (<= kSlabSize) in the slab being filled, and one
   // reference on it (*slab). NULL when memory is exhausted.
@@ -175,6 +181,7 @@ class alignas(64) SlabPool {
     current_ = nullptr;
     while (free_ != nullptr) {
       Slab *next = free_->next;
+      if (free_->store != nullptr && drop_store != nullptr) drop_store(free_->store);
       free(free_->data);
       delete free_;
       live_--;
@@ -212,6 +219,7 @@ class alignas(64) SlabPool {
   // Under the lock; `slab` has no reference left.
   void Recycle(Slab *slab) {
     if (kept_ >= kKeep) {
+      if (slab->store != nullptr && drop_store != nullptr) drop_store(slab->store);
       free(slab->data);
       delete slab;
       live_.fetch_sub(1, std::memory_order_relaxed);

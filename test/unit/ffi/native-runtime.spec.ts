@@ -531,7 +531,13 @@ describe('NativeRuntime: loading', () => {
     second.setup((count, arena) => {
       for (let i = 0; i < count; i++)
         answers.push(
-          arena!.subarray(meta[i * 4 + 2], meta[i * 4 + 2] + meta[i * 4 + 3]).toString(),
+          // The chunk's bytes: a view of the slab (not a Buffer: the
+          // table makes the answers' Buffers over its ArrayBuffer).
+          Buffer.from(
+            arena!.buffer,
+            arena!.byteOffset + meta[i * 4 + 2],
+            meta[i * 4 + 3],
+          ).toString(),
         );
     }, meta);
     // The runtime's host symbols are bound to the first copy, which must hand
