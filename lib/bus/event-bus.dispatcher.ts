@@ -396,27 +396,33 @@ export class Dispatcher {
     try {
       event = this.options.factory.received(envelope, item.attempt);
     } catch (error) {
-      this.counters.decodeErrors++;
-      this.options.logger.error(
-        logLine(
-          'bus',
-          'bus-decode-failed',
-          `cannot decode event ${envelope.source}/${envelope.event}: ${describeError(error)}`,
-          {
-            source: envelope.source,
-            event: envelope.event,
-            id: envelope.id,
-            origin: envelope.origin,
-            transport: this.options.transportName,
-          },
-        ),
-      );
-      this.settle(item, true, error);
-      return true;
+      return this.decodeFailed(item, error);
     }
     return this.schemas === undefined
       ? this.handle(item, event, undefined, handlers)
       : this.validate(item, event, undefined, handlers);
+  }
+
+  /** {@link runDelivery}'s codec threw: a decode error (never a handler failure), logged; the delivery nacked. */
+  private decodeFailed(item: Delivery, error: unknown): boolean {
+    const { envelope } = item;
+    this.counters.decodeErrors++;
+    this.options.logger.error(
+      logLine(
+        'bus',
+        'bus-decode-failed',
+        `cannot decode event ${envelope.source}/${envelope.event}: ${describeError(error)}`,
+        {
+          source: envelope.source,
+          event: envelope.event,
+          id: envelope.id,
+          origin: envelope.origin,
+          transport: this.options.transportName,
+        },
+      ),
+    );
+    this.settle(item, true, error);
+    return true;
   }
 
   /**
@@ -523,26 +529,47 @@ export class Dispatcher {
       return this.handleAll(delivery, event, report, handlers);
     }
     // One handler, no one awaiting its outcome: the common case, kept small
-    // (the same steps as handleAll's for one handler).
+    // (the same steps as handleAll's for one handler), its throw and its
+    // promise out of line, so V8 inlines it into the dispatch (issue 24).
     let result: unknown;
     try {
       result = handlers.handler.call(handlers.receiver, event.data, event);
     } catch (error) {
-      const running = this.track(delivery, event, undefined, undefined);
-      this.handlerFailed(running, 0, handlers, error);
-      this.end(running);
-      return true;
+      return this.threwAlone(delivery, event, handlers, error);
     }
-    if (isThenable(result)) {
-      const running = this.track(delivery, event, undefined, undefined);
-      running.remaining++;
-      this.await(running, 0, handlers, result);
-      if (--running.remaining > 0) return false;
-      this.end(running);
-      return true;
+    if (result !== undefined && isThenable(result)) {
+      return this.pendingAlone(delivery, event, handlers, result);
     }
     this.counters.handled++;
     if (delivery) this.settle(delivery, false);
+    return true;
+  }
+
+  /** {@link handle}'s lone handler threw: counted, logged, reported; the delivery nacked. */
+  private threwAlone(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    entry: HandlerEntry,
+    error: unknown,
+  ): boolean {
+    const running = this.track(delivery, event, undefined, undefined);
+    this.handlerFailed(running, 0, entry, error);
+    this.end(running);
+    return true;
+  }
+
+  /** {@link handle}'s lone handler returned a promise: @returns false while it runs. */
+  private pendingAlone(
+    delivery: Delivery | undefined,
+    event: HeraldEvent,
+    entry: HandlerEntry,
+    result: PromiseLike<unknown>,
+  ): boolean {
+    const running = this.track(delivery, event, undefined, undefined);
+    running.remaining++;
+    this.await(running, 0, entry, result);
+    if (--running.remaining > 0) return false;
+    this.end(running);
     return true;
   }
 
@@ -730,19 +757,24 @@ export class Dispatcher {
         delivery.settle(ACK);
       }
     } catch (settleError) {
-      this.options.logger.error(
-        logLine(
-          'bus',
-          'bus-settle-failed',
-          `transport ${this.options.transportName} failed to settle: ${describeError(settleError)}`,
-          {
-            transport: this.options.transportName,
-            source: delivery.envelope.source,
-            event: delivery.envelope.event,
-            id: delivery.envelope.id,
-          },
-        ),
-      );
+      this.settleFailed(delivery, settleError);
     }
+  }
+
+  /** The transport's settle threw: logged (out of line: {@link settle} is inlined into the dispatch). */
+  private settleFailed(delivery: Delivery, settleError: unknown): void {
+    this.options.logger.error(
+      logLine(
+        'bus',
+        'bus-settle-failed',
+        `transport ${this.options.transportName} failed to settle: ${describeError(settleError)}`,
+        {
+          transport: this.options.transportName,
+          source: delivery.envelope.source,
+          event: delivery.envelope.event,
+          id: delivery.envelope.id,
+        },
+      ),
+    );
   }
 }

@@ -369,6 +369,52 @@ describe('Dispatcher', () => {
     expect(settlements.map(s => s.outcome)).toEqual(['nack']);
   });
 
+  it('logs a transport whose settle throws (bus-settle-failed) and keeps dispatching', () => {
+    const lines: string[] = [];
+    const calls: unknown[] = [];
+    const counters = busCounters();
+    const entry: HandlerEntry = {
+      handler: (data: unknown) => void calls.push(data),
+      receiver: undefined,
+      key: undefined,
+      name: undefined,
+      seq: 0,
+      timeoutMs: undefined,
+      source: '*',
+      event: '*',
+      more: undefined,
+    };
+    const dispatcher = new Dispatcher({
+      handlers: { match: () => entry },
+      factory,
+      counters,
+      logger: { ...silentLogger, error: message => void lines.push(message) },
+      concurrency: 1,
+      maxPending: 100,
+      handlerTimeoutMs: undefined,
+      onHandlerError: () => undefined,
+      transportName: 't',
+      settled: () => undefined,
+    });
+    dispatcher.start();
+    const throwing: Delivery = {
+      envelope: factory.envelope('s', 'e', 1),
+      attempt: 1,
+      settle: () => {
+        throw new Error('settle broke');
+      },
+    };
+    dispatcher.deliver(throwing);
+    const settlements: Settlement[] = [];
+    dispatcher.deliver(delivery(2, settlements) as Delivery);
+    expect(calls).toEqual([1, 2]);
+    expect(counters.handled).toBe(2);
+    expect(settlements).toEqual([{ outcome: 'ack' }]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('bus-settle-failed');
+    expect(lines[0]).toContain('transport t failed to settle: settle broke');
+  });
+
   it('acks a delivery no handler matches without decoding it (counted unhandled, not a decode error)', () => {
     const settlements: Settlement[] = [];
     const { dispatcher, counters } = make([]);
