@@ -8,7 +8,8 @@
 // Quick when nothing changed: each output is rebuilt only when older than
 // its sources. `--force` rebuilds everything. `--prebuild` (run by `prepack`)
 // also copies the addon, stripped, to lib/ffi/native/prebuilds/<platform>-
-// <arch>/node.napi.glibc.node: the binary the package ships, which
+// <arch>/: node.abi<N>.glibc.node (this Node's ABI) and node.napi.glibc.node
+// (N-API only, every Node): the binaries the package ships, which
 // node-gyp-build loads in an app with no compiler. In an app, run from
 // node_modules/nest-herald, it is the build-from-source fallback.
 import { spawnSync } from 'node:child_process';
@@ -108,18 +109,45 @@ function buildAddon() {
   return true;
 }
 
-/** The shipped binary: node-gyp-build's N-API naming, stripped of debug symbols. */
-function copyPrebuild() {
-  const dir = path.join(nativeDir, 'prebuilds', `${process.platform}-${process.arch}`);
-  mkdirSync(dir, { recursive: true });
-  const target = path.join(dir, 'node.napi.glibc.node');
+/** Copies the built addon, stripped of debug symbols, to `target` (written aside, then renamed). */
+function shipAs(target) {
   const partial = `${target}.${process.pid}.tmp`;
   copyFileSync(addon, partial);
   const strip = spawnSync('strip', ['--strip-unneeded', partial], { stdio: 'inherit' });
   if (strip.error)
     console.warn(`build-native: strip unavailable, shipping unstripped (${strip.error.message})`);
   renameSync(partial, target);
-  return target;
+}
+
+/**
+ * The shipped binaries, in node-gyp-build's naming (it prefers an `abi` tag
+ * matching the running Node over `napi`):
+ * - `node.abi<N>.glibc.node`: the addon as built here, for this Node's ABI
+ *   only: its answer slabs use V8's own API (one backing store per slab, so
+ *   V8 runs no full GCs over them), which is not ABI-stable across Node
+ *   majors;
+ * - `node.napi.glibc.node`: built again with HERALD_FFI_NAPI_ONLY, N-API
+ *   alone, for every other Node version.
+ * Then the local build is rebuilt as it was.
+ */
+function copyPrebuild() {
+  const dir = path.join(nativeDir, 'prebuilds', `${process.platform}-${process.arch}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const abi = path.join(dir, `node.abi${process.versions.modules}.glibc.node`);
+  shipAs(abi);
+  const gyp = [nodeGyp(), 'rebuild', ...nodedirArgs()];
+  const portable = path.join(dir, 'node.napi.glibc.node');
+  try {
+    run(process.execPath, gyp, {
+      cwd: nativeDir,
+      env: { ...process.env, CPPFLAGS: `${process.env.CPPFLAGS ?? ''} -DHERALD_FFI_NAPI_ONLY` },
+    });
+    shipAs(portable);
+  } finally {
+    run(process.execPath, gyp, { cwd: nativeDir });
+  }
+  return [abi, portable];
 }
 
 function buildFixtures() {
@@ -200,7 +228,10 @@ try {
     buildFixtures(),
     prebuild ? copyPrebuild() : undefined,
   ]);
-  if (shipped) console.log(`build-native: prebuilt binary ${path.relative(root, shipped)}`);
+  if (shipped) {
+    const names = shipped.map(file => path.relative(root, file)).join(', ');
+    console.log(`build-native: prebuilt binaries ${names}`);
+  }
   if (addonBuilt || fixtures) {
     console.log(
       `build-native: ${addonBuilt ? 'addon built' : 'addon up to date'}, ${fixtures} test runtime(s) built`,

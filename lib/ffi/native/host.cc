@@ -9,7 +9,9 @@
 
 #include <napi.h>
 #include <uv.h>
+#ifndef HERALD_FFI_NAPI_ONLY
 #include <v8.h>
+#endif
 
 #include <dlfcn.h>
 #include <sys/mman.h>
@@ -176,6 +178,42 @@ void FinalizeExternal(napi_env env, void *data, void *hint) { free(data); }
 // (CollectSlabs, on the JS thread, when the next slab Buffer is made). The
 // pool's memory is then counted once per slab allocated or freed
 // (napi_adjust_external_memory): a count that stays flat in steady state.
+#ifdef HERALD_FFI_NAPI_ONLY
+// The portable build (the shipped node.napi prebuild, loaded by any Node
+// with N-API): N-API alone, so one external Buffer per slab use, counted by
+// V8 per Buffer (the full GCs described above come back: about 5-6 per 100k
+// calls of 4 KiB at 64-1024 in flight). Builds for one Node ABI (from
+// source, or the shipped node.abi<N> prebuild) take the V8 path below.
+// A Buffer over a slab was collected (JS thread). Without a sink (the
+// environment is going away) the slab stays referenced: never reused.
+void ReleaseSlab(napi_env env, void *data, void *hint) {
+  Sink *s = nullptr;
+  napi_get_instance_data(env, reinterpret_cast<void **>(&s));
+  if (s == nullptr) return;
+  Slab *slab = static_cast<Slab *>(hint);
+  slab->js_buffers--;
+  s->slabs.Release(slab);
+}
+
+bool SlabBuffer(Sink *s, Slab *slab, napi_value *out) {
+  napi_env env = s->env;
+  if (slab->js != nullptr)
+    return napi_get_reference_value(env, static_cast<napi_ref>(slab->js), out) == napi_ok && *out != nullptr;
+  if (!s->slab_buffers) return false;
+  if (napi_create_external_buffer(env, SlabPool::kSlabSize, slab->data, ReleaseSlab, slab, out) != napi_ok) {
+    s->slab_buffers = false;
+    return false;
+  }
+  s->slabs.Ref(slab);  // the Buffer's, dropped by ReleaseSlab
+  slab->js_buffers++;
+  // Without a handle to keep it by, it serves this chunk only.
+  napi_ref ref;
+  if (napi_create_reference(env, *out, 1, &ref) != napi_ok) return true;
+  slab->js = ref;
+  s->open_slabs.push_back(slab);
+  return true;
+}
+#else
 using Store = std::shared_ptr<v8::BackingStore>;
 
 void DropStore(void *store) { delete static_cast<Store *>(store); }
@@ -260,6 +298,7 @@ bool SlabBuffer(Sink *s, Slab *slab, napi_value *out) {
   s->open_slabs.push_back(slab);
   return true;
 }
+#endif  // HERALD_FFI_NAPI_ONLY
 
 // A slab no answer can come from any more (no longer filled, every answer
 // reserved in it delivered or dropped: refs == js_buffers, which then stays
@@ -907,7 +946,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   s->reserve = ReserveAnswer;
   s->release = ReleaseAnswer;
   s->env = env;
+#ifndef HERALD_FFI_NAPI_ONLY
   s->slabs.drop_store = DropStore;
+#endif
   pthread_mutex_init(&s->mu, nullptr);
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);

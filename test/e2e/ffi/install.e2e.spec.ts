@@ -115,9 +115,9 @@ describe('nest-herald installed from its tarball, no compiler on PATH', () => {
   });
 
   it('ships the prebuilt linux-x64 binary and no local build', () => {
-    expect(readdirSync(path.join(prebuilds, `${process.platform}-${process.arch}`))).toEqual([
-      'node.napi.glibc.node',
-    ]);
+    expect(readdirSync(path.join(prebuilds, `${process.platform}-${process.arch}`)).sort()).toEqual(
+      [`node.abi${process.versions.modules}.glibc.node`, 'node.napi.glibc.node'],
+    );
     expect(existsSync(path.join(installed, 'lib', 'ffi', 'native', 'build'))).toBe(false);
     // The build-from-source fallback ships too.
     expect(existsSync(path.join(installed, 'scripts', 'build-native.mjs'))).toBe(true);
@@ -128,6 +128,20 @@ describe('nest-herald installed from its tarball, no compiler on PATH', () => {
     const result = runApp(bareEnv, 'use-ffi.mjs');
     expect(result.stderr).toBe('');
     expect(result.stdout.trim()).toBe('answer:hello from the app');
+  });
+
+  it('calls a runtime with the portable N-API binary where the ABI-tagged one does not match the Node', () => {
+    const dir = path.join(prebuilds, `${process.platform}-${process.arch}`);
+    const tagged = path.join(dir, `node.abi${process.versions.modules}.glibc.node`);
+    const aside = path.join(work, 'abi-aside.node');
+    renameSync(tagged, aside);
+    try {
+      const result = runApp(bareEnv, 'use-ffi.mjs');
+      expect(result.stderr).toBe('');
+      expect(result.stdout.trim()).toBe('answer:hello from the app');
+    } finally {
+      renameSync(aside, tagged);
+    }
   });
 
   it('builds the shipped Python shim from node_modules and runs a Python handler with it', () => {
