@@ -86,24 +86,36 @@ const sample = (i: number): Sample => ({
   tags: ['priority', 'web', 'eu'],
 });
 
-/** Collects handler-side latencies and resolves when `total` events arrived. */
+/**
+ * Collects handler-side latencies and resolves when `total` events arrived.
+ * One for the whole run, reset per timed part: the handlers' optimized code
+ * must not hold on to an object or closure that dies after each timed part
+ * (V8 throws away optimized code whose embedded objects die, "weak
+ * objects", and the next timed part would pay for compiling it again). The
+ * resolve function is reached through a method called once per part.
+ */
 class Sink {
   private latencies: number[] = [];
-  private done?: () => void;
-  private readonly finished: Promise<void>;
+  private resolve: (() => void) | undefined;
+  private total = 0;
   count = 0;
 
-  constructor(private readonly total: number) {
-    this.finished = new Promise(resolve => (this.done = resolve));
+  /** Starts counting `total` events. @returns resolved when they all arrived */
+  reset(total: number): Promise<void> {
+    this.latencies = [];
+    this.count = 0;
+    this.total = total;
+    return new Promise(resolve => (this.resolve = resolve));
   }
 
   hit(sent: number): void {
     this.latencies.push(performance.now() - sent);
-    if (++this.count === this.total) this.done?.();
+    if (++this.count === this.total) this.finished();
   }
 
-  wait(): Promise<void> {
-    return this.finished;
+  private finished(): void {
+    this.resolve?.();
+    this.resolve = undefined;
   }
 
   /** The timed events' latencies, ms. */
@@ -112,7 +124,7 @@ class Sink {
   }
 }
 
-let sink = new Sink(0);
+const sink = new Sink();
 
 /** Sends `total` events keeping at most `window` sends unresolved. */
 async function windowed(
@@ -163,14 +175,14 @@ async function measure(
 ): Promise<RunResult> {
   admin ??= new Redis(REDIS_URL);
   const serverBefore = await serverState(admin);
-  sink = new Sink(events);
+  const all = sink.reset(events);
   if (process.env.BENCH_TRACE) console.log(`trace-mark start ${variant}`);
   const nodeBefore = nodeState();
   const loop = performance.eventLoopUtilization();
   const cpuBefore = cpuMicros();
   const started = performance.now();
   await run();
-  await sink.wait();
+  await all;
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuMicros() - cpuBefore;
   const idle = 1 - performance.eventLoopUtilization(loop).utilization;
@@ -207,9 +219,9 @@ let lastWindow: Measured | undefined;
 
 /** A short untimed run first, so every variant is timed warm. */
 async function warm(run: (events: number) => Promise<void>, events: number): Promise<void> {
-  sink = new Sink(events);
+  const all = sink.reset(events);
   await run(events);
-  await sink.wait();
+  await all;
 }
 
 // ------------------------------------------------------------------ herald
@@ -568,6 +580,11 @@ async function settled(): Promise<void> {
   gc?.();
 }
 
+/** Empties the young generation (what the warm-up left there), nothing else. */
+function nurseryEmptied(): void {
+  (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
+}
+
 /** The child side: the variant's one session, driven by the parent's requests. */
 async function child(name: string): Promise<void> {
   const otel = await attachOtel();
@@ -575,16 +592,31 @@ async function child(name: string): Promise<void> {
   if (!variant) throw new Error(`no variant ${name}`);
   watchGc();
   const session = await variant.setup();
+  let primed = false;
   let latencies: number[] = [];
   const reply = (message: Reply): void => void process.send!(message);
   process.on('message', (request: Request) => {
     void (async () => {
       switch (request.type) {
         case 'warm':
+          // The first warm-up is a whole timed part's worth of events, then full
+          // collections (the priming's garbage gone). No full collection in later
+          // rounds: after sitting idle while the others ran, a forced one shrank
+          // the young generation (32 -> 2-4 MB) and the old generation's limit on
+          // the low allocation rate, so the next timed part paid more scavenges and
+          // a major collection by its place in the round; and it freed the maps
+          // only the last part's objects used, V8 dropping the optimized code that
+          // embeds them ("weak objects": 10-30 functions compiled again in the
+          // timed part). Each round starts where its own last one left off.
+          if (!primed) {
+            for (let i = Math.ceil(EVENTS / WARMUP_EVENTS); i > 0; i--) await session.warmUp?.();
+            await settled();
+            primed = true;
+          }
           await session.warmUp?.();
           return reply({ type: 'warm' });
         case 'run': {
-          await settled();
+          nurseryEmptied();
           const result = await session.run();
           latencies = result.latencyMs ?? [];
           return reply({ type: 'run', events: result.events, measured: lastWindow! });
@@ -620,7 +652,12 @@ interface Remote {
 async function remote(name: string): Promise<Remote> {
   const { fork } = await import('node:child_process');
   const process_ = fork(process.argv[1], [], {
-    execArgv: process.execArgv,
+    // The young generation held at its working size (2 x 16 MB, what every variant
+    // grows it to under load): after sitting idle while the others ran, V8 saw a
+    // low allocation rate and shrank it (32 -> 2-4 MB), and the next timed part
+    // paid more scavenges (and a major collection) for its place in the round.
+    // No memory reducer: it collects and shrinks an idle process's heap.
+    execArgv: [...process.execArgv, '--min-semi-space-size=16', '--no-memory-reducer'],
     env: { ...process.env, BENCH_REDIS_CHILD: name },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
