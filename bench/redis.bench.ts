@@ -652,8 +652,8 @@ interface Remote {
 async function remote(name: string): Promise<Remote> {
   const { fork } = await import('node:child_process');
   const process_ = fork(process.argv[1], [], {
-    // The young generation held at its working size (2 x 16 MB, what every variant
-    // grows it to under load): after sitting idle while the others ran, V8 saw a
+    // The young generation kept near its working size (32 MB, what every variant
+    // grows it to under load; with this it stays at 16-32 MB between parts): after sitting idle while the others ran, V8 saw a
     // low allocation rate and shrank it (32 -> 2-4 MB), and the next timed part
     // paid more scavenges (and a major collection) for its place in the round.
     // No memory reducer: it collects and shrinks an idle process's heap.
