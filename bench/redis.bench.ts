@@ -7,9 +7,14 @@
 //   ioredis pipelined  raw ioredis: XADD pipelines + XREADGROUP COUNT 1000 + XACK (the ceiling)
 //   ioredis     one awaited XADD per event, a consumer reading 1000 per XREADGROUP
 //   limit       redis-benchmark XADD with 64-deep pipelines (Redis alone, no Node client)
-// Producer and consumer run in this one process, each on its own connections,
-// in interleaved rounds (bench/harness); herald/nest-redis takes the better
-// nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
+// Each variant runs in a Node process of its own (producer and consumer in it,
+// each on its own connections), set up once and reused by every round, the
+// rounds interleaved (bench/harness); CPU is that process's in the timed part.
+// BENCH_INPROCESS=1: every variant in this process, a new session per round
+// (the old way: what ran before moved a variant's CPU by up to 2x, see
+// inItsOwnProcess). BENCH_TRACE=1: per timed part, GC counts and pauses, heap
+// and Redis state (bench/harness/redis-state.ts). herald/nest-redis takes the
+// better nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
 // BENCH_EVENTS (per round, default 30000), BENCH_WINDOW (posts/emits in
 // flight, default 1000), BENCH_ROUNDS (default 5), BENCH_WARMUP (untimed events first, default 2000),
 // BENCH_ONLY=<name part>[,<name part>...],
