@@ -7,9 +7,14 @@
 //   ioredis pipelined  raw ioredis: XADD pipelines + XREADGROUP COUNT 1000 + XACK (the ceiling)
 //   ioredis     one awaited XADD per event, a consumer reading 1000 per XREADGROUP
 //   limit       redis-benchmark XADD with 64-deep pipelines (Redis alone, no Node client)
-// Producer and consumer run in this one process, each on its own connections,
-// in interleaved rounds (bench/harness); herald/nest-redis takes the better
-// nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
+// Each variant runs in a Node process of its own (producer and consumer in it,
+// each on its own connections), set up once and reused by every round, the
+// rounds interleaved (bench/harness); CPU is that process's in the timed part.
+// BENCH_INPROCESS=1: every variant in this process, a new session per round
+// (the old way: what ran before moved a variant's CPU by up to 2x, see
+// inItsOwnProcess). BENCH_TRACE=1: per timed part, GC counts and pauses, heap
+// and Redis state (bench/harness/redis-state.ts). herald/nest-redis takes the
+// better nest-redis figure of each round. REDIS_URL (default redis://127.0.0.1:6379),
 // BENCH_EVENTS (per round, default 30000), BENCH_WINDOW (posts/emits in
 // flight, default 1000), BENCH_ROUNDS (default 5), BENCH_WARMUP (untimed events first, default 2000),
 // BENCH_ONLY=<name part>[,<name part>...],
@@ -34,6 +39,8 @@ import { lastValueFrom } from 'rxjs';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
 import { StreamPublisher, StreamSubscriber } from '../lib/redis/index.js';
 import {
+  attachOtel,
+  cpuMicros,
   rounds,
   runBench,
   runMain,
@@ -45,6 +52,14 @@ import {
   type Variant,
   median,
 } from './harness/index.js';
+import {
+  nodeState,
+  serverState,
+  stopGc,
+  watchGc,
+  windowLine,
+  type Window,
+} from './harness/redis-state.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const { hostname: HOST, port: PORT_TEXT } = new URL(REDIS_URL);
@@ -76,24 +91,36 @@ const sample = (i: number): Sample => ({
   tags: ['priority', 'web', 'eu'],
 });
 
-/** Collects handler-side latencies and resolves when `total` events arrived. */
+/**
+ * Collects handler-side latencies and resolves when `total` events arrived.
+ * One for the whole run, reset per timed part: the handlers' optimized code
+ * must not hold on to an object or closure that dies after each timed part
+ * (V8 throws away optimized code whose embedded objects die, "weak
+ * objects", and the next timed part would pay for compiling it again). The
+ * resolve function is reached through a method called once per part.
+ */
 class Sink {
   private latencies: number[] = [];
-  private done?: () => void;
-  private readonly finished: Promise<void>;
+  private resolve: (() => void) | undefined;
+  private total = 0;
   count = 0;
 
-  constructor(private readonly total: number) {
-    this.finished = new Promise(resolve => (this.done = resolve));
+  /** Starts counting `total` events. @returns resolved when they all arrived */
+  reset(total: number): Promise<void> {
+    this.latencies = [];
+    this.count = 0;
+    this.total = total;
+    return new Promise(resolve => (this.resolve = resolve));
   }
 
   hit(sent: number): void {
     this.latencies.push(performance.now() - sent);
-    if (++this.count === this.total) this.done?.();
+    if (++this.count === this.total) this.finished();
   }
 
-  wait(): Promise<void> {
-    return this.finished;
+  private finished(): void {
+    this.resolve?.();
+    this.resolve = undefined;
   }
 
   /** The timed events' latencies, ms. */
@@ -102,7 +129,7 @@ class Sink {
   }
 }
 
-let sink = new Sink(0);
+const sink = new Sink();
 
 /** Sends `total` events keeping at most `window` sends unresolved. */
 async function windowed(
@@ -141,15 +168,9 @@ async function startProfile(suffix = ''): Promise<() => Promise<void>> {
  */
 const serverSide = new Map<string, { redisCpu: number; idle: number }[]>();
 let admin: Redis | undefined;
-
-/** The Redis server's user + sys CPU so far, µs. */
-async function redisCpu(): Promise<number> {
-  admin ??= new Redis(REDIS_URL);
-  const info = await admin.info('cpu');
-  const seconds = (name: string): number =>
-    Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
-  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
-}
+/** Every timed part's state before and after (BENCH_TRACE=1 prints them). */
+const windows: Window[] = [];
+let lastVariant = '';
 
 /** The timed part of a round: `events` sent by `run`, resolved when all were handled. */
 async function measure(
@@ -157,24 +178,55 @@ async function measure(
   run: () => Promise<void>,
   events = EVENTS,
 ): Promise<RunResult> {
-  const serverBefore = await redisCpu();
-  sink = new Sink(events);
+  admin ??= new Redis(REDIS_URL);
+  const serverBefore = await serverState(admin);
+  const all = sink.reset(events);
+  if (process.env.BENCH_TRACE) console.log(`trace-mark start ${variant}`);
+  const nodeBefore = nodeState();
   const loop = performance.eventLoopUtilization();
+  const cpuBefore = cpuMicros();
+  const started = performance.now();
   await run();
-  await sink.wait();
+  await all;
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuMicros() - cpuBefore;
   const idle = 1 - performance.eventLoopUtilization(loop).utilization;
-  const redisCpuPerEvent = ((await redisCpu()) - serverBefore) / events;
+  const nodeAfter = nodeState();
+  if (process.env.BENCH_TRACE) console.log(`trace-mark end ${variant}`);
+  const serverAfter = await serverState(admin);
+  const redisCpuPerEvent = (serverAfter.cpu - serverBefore.cpu) / events;
+  windows.push({
+    round: (serverSide.get(variant)?.length ?? 0) + 1,
+    variant,
+    after: lastVariant,
+    events,
+    node: [nodeBefore, nodeAfter],
+    server: [serverBefore, serverAfter],
+  });
+  lastVariant = variant;
   const rounds = serverSide.get(variant) ?? [];
   rounds.push({ redisCpu: redisCpuPerEvent, idle });
   serverSide.set(variant, rounds);
+  lastWindow = { cpu, seconds, redisCpu: redisCpuPerEvent, idle, window: windows.at(-1)! };
   return sink.result();
 }
 
+/** What the last timed part of this process measured (a variant's child sends it to the parent). */
+interface Measured {
+  /** µs of this process's CPU in the timed part. */
+  cpu: number;
+  seconds: number;
+  redisCpu: number;
+  idle: number;
+  window: Window;
+}
+let lastWindow: Measured | undefined;
+
 /** A short untimed run first, so every variant is timed warm. */
 async function warm(run: (events: number) => Promise<void>, events: number): Promise<void> {
-  sink = new Sink(events);
+  const all = sink.reset(events);
   await run(events);
-  await sink.wait();
+  await all;
 }
 
 // ------------------------------------------------------------------ herald
@@ -217,6 +269,7 @@ async function herald(): Promise<Session> {
       const profiler = process.env.BENCH_PROF ? await startProfile() : undefined;
       const result = await measure('herald', () => send(EVENTS));
       await profiler?.();
+      await emptied(stream);
       return result;
     },
     async teardown() {
@@ -282,6 +335,7 @@ async function streamParts(): Promise<Session> {
       const profiler = process.env.BENCH_PROF ? await startProfile('.parts') : undefined;
       const result = await measure('stream parts', () => send(EVENTS));
       await profiler?.();
+      await emptied(stream);
       return result;
     },
     async teardown() {
@@ -364,7 +418,7 @@ async function ioredisPipelined(): Promise<Session> {
   };
   return {
     warmUp: () => warm(send, WARMUP_EVENTS),
-    run: () => measure('ioredis pipelined', () => send(EVENTS)),
+    run: () => measure('ioredis pipelined', () => send(EVENTS)).finally(() => emptied(stream)),
     async teardown() {
       await reader.stop();
       producer.disconnect();
@@ -428,7 +482,8 @@ async function ioredis(): Promise<Session> {
   const events = Math.ceil(EVENTS / 10);
   return {
     warmUp: () => warm(send, Math.ceil(WARMUP_EVENTS / 10)),
-    run: () => measure('ioredis XADD awaited', () => send(events), events),
+    run: () =>
+      measure('ioredis XADD awaited', () => send(events), events).finally(() => emptied(stream)),
     async teardown() {
       await reader.stop();
       producer.disconnect();
@@ -472,54 +527,258 @@ async function redisBenchmark(): Promise<string> {
   return `limit: redis-benchmark XADD -P 64 (Redis alone, no Node client): ${Math.round(Number(match[1])).toLocaleString('en-US')} XADD/s`;
 }
 
+/**
+ * After a timed part (untimed): the stream's entries freed, synchronously
+ * (XTRIM frees them before it replies; no lazy free), so the next timed part
+ * starts on the same Redis memory whoever ran before. The groups stay.
+ */
+async function emptied(stream: string): Promise<void> {
+  admin ??= new Redis(REDIS_URL);
+  await admin.xtrim(stream, 'MAXLEN', 0);
+}
+
 async function cleanup(key: string): Promise<void> {
   const redis = new Redis(REDIS_URL);
   await redis.del(key);
   redis.disconnect();
 }
 
-runMain('bench:redis', async () => {
-  const all: Variant[] = [
-    { name: 'herald', setup: herald },
-    { name: 'stream parts', setup: streamParts },
-    { name: 'ioredis pipelined', setup: ioredisPipelined },
-    { name: 'nest-redis/64', setup: () => nestRedis(64) },
-    { name: `nest-redis/${WINDOW}`, setup: () => nestRedis(WINDOW) },
-    { name: 'ioredis XADD awaited', setup: ioredis },
-  ];
-  const only = process.env.BENCH_ONLY?.split(',').map(part => part.trim());
-  const variants = only ? all.filter(v => only.some(part => v.name.includes(part))) : all;
-  const nest = variants.map(v => v.name).filter(name => name.startsWith('nest-redis'));
-  const has = (name: string): boolean => variants.some(v => v.name === name);
-  const figures = await runBench({
-    title: 'bench:redis',
-    description: `${EVENTS} events of ~${JSON.stringify(sample(0)).length} B per variant and round (a tenth for ioredis), ${WINDOW} in flight, ${REDIS_URL}`,
-    rounds: ROUNDS,
-    variants,
-    comparisons: [
-      // Issue 24: the bus over the transport's own parts (CPU per event: goal >= 0.67x,
-      // i.e. herald at most 1.5x the parts' CPU), and over the client's ceiling.
-      ...(has('herald') && has('stream parts')
-        ? [{ label: 'herald/stream-parts', herald: 'herald', peer: 'stream parts' }]
-        : []),
-      ...(has('herald') && has('ioredis pipelined')
-        ? [{ label: 'herald/ioredis-pipelined', herald: 'herald', peer: 'ioredis pipelined' }]
-        : []),
-      ...(has('herald') && nest.length > 0
-        ? [{ label: 'herald/nest-redis', herald: 'herald', peer: nest }]
-        : []),
-    ],
-    extra: async () => (only ? [] : [await redisBenchmark()]),
+/** Every variant, in the order of round 1. */
+const ALL: Variant[] = [
+  { name: 'herald', setup: herald },
+  { name: 'stream parts', setup: streamParts },
+  { name: 'ioredis pipelined', setup: ioredisPipelined },
+  { name: 'nest-redis/64', setup: () => nestRedis(64) },
+  { name: `nest-redis/${WINDOW}`, setup: () => nestRedis(WINDOW) },
+  { name: 'ioredis XADD awaited', setup: ioredis },
+];
+
+// ------------------------------------------- a process of its own per variant
+
+/**
+ * Each variant runs in a Node process of its own, set up once and reused by
+ * every round (BENCH_INPROCESS=1: all in this process, a new session per
+ * round, as this bench did before). In one shared process what ran before a
+ * variant moved its CPU by up to 2x: each round's new sessions invalidated
+ * the optimized code of the last one (new instances break the field and map
+ * assumptions compiled in), so every timed part recompiled 20-50 functions on
+ * the compiler threads, counted in its CPU; and the code the variants share
+ * (ioredis, net, the stream parts under herald) was compiled, or deoptimized,
+ * for whichever variant ran it last. The timed part still counts every
+ * collection its own events cause; each starts from a full collection.
+ */
+const INPROCESS = process.env.BENCH_INPROCESS === '1';
+const CHILD = process.env.BENCH_REDIS_CHILD;
+
+type Request = { type: 'warm' | 'run' | 'latency' | 'close' };
+type Reply =
+  | { type: 'ready' | 'warm' | 'closed' }
+  | { type: 'run'; events: number; measured: Measured }
+  | { type: 'latency'; latencies: number[] }
+  | { type: 'error'; message: string };
+
+/** Settles this process's heap: two full collections and a turn for their finalizers. */
+async function settled(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  await new Promise(resolve => setImmediate(resolve));
+  gc?.();
+}
+
+/** Empties the young generation (what the warm-up left there), nothing else. */
+function nurseryEmptied(): void {
+  (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
+}
+
+/** The child side: the variant's one session, driven by the parent's requests. */
+async function child(name: string): Promise<void> {
+  const otel = await attachOtel();
+  const variant = ALL.find(v => v.name === name);
+  if (!variant) throw new Error(`no variant ${name}`);
+  watchGc();
+  const session = await variant.setup();
+  let primed = false;
+  let latencies: number[] = [];
+  const reply = (message: Reply): void => void process.send!(message);
+  process.on('message', (request: Request) => {
+    void (async () => {
+      switch (request.type) {
+        case 'warm':
+          // The first warm-up is a whole timed part's worth of events, then full
+          // collections (the priming's garbage gone). No full collection in later
+          // rounds: after sitting idle while the others ran, a forced one shrank
+          // the young generation (32 -> 2-4 MB) and the old generation's limit on
+          // the low allocation rate, so the next timed part paid more scavenges and
+          // a major collection by its place in the round; and it freed the maps
+          // only the last part's objects used, V8 dropping the optimized code that
+          // embeds them ("weak objects": 10-30 functions compiled again in the
+          // timed part). Each round starts where its own last one left off.
+          if (!primed) {
+            for (let i = Math.ceil(EVENTS / WARMUP_EVENTS); i > 0; i--) await session.warmUp?.();
+            await settled();
+            primed = true;
+          }
+          await session.warmUp?.();
+          return reply({ type: 'warm' });
+        case 'run': {
+          nurseryEmptied();
+          const result = await session.run();
+          latencies = result.latencyMs ?? [];
+          return reply({ type: 'run', events: result.events, measured: lastWindow! });
+        }
+        case 'latency':
+          reply({ type: 'latency', latencies });
+          latencies = [];
+          return;
+        case 'close':
+          await session.teardown?.();
+          admin?.disconnect();
+          stopGc();
+          await otel.stop();
+          reply({ type: 'closed' });
+          return process.disconnect();
+      }
+    })().catch((error: unknown) =>
+      reply({
+        type: 'error',
+        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      }),
+    );
   });
-  admin?.disconnect();
-  const { lines, headline } = issue24(figures, nest);
-  if (lines.length === 0) return;
-  console.log('\nissue 24, per round, herald against (CPU: µs per delivered event):');
-  for (const line of lines) console.log(line);
-  for (const line of serverLines()) console.log(line);
-  // The headline stays the last line (the harness's `herald/<peer> = N.Nx`, events/s).
-  if (headline !== undefined) console.log(`herald/nest-redis = ${headline.toFixed(1)}x`);
-});
+  reply({ type: 'ready' });
+}
+
+interface Remote {
+  ask(type: Request['type']): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+/** The parent side: a variant's process, started at its first round. */
+async function remote(name: string): Promise<Remote> {
+  const { fork } = await import('node:child_process');
+  const process_ = fork(process.argv[1], [], {
+    // The young generation kept near its working size (32 MB, what every variant
+    // grows it to under load; with this it stays at 16-32 MB between parts): after sitting idle while the others ran, V8 saw a
+    // low allocation rate and shrank it (32 -> 2-4 MB), and the next timed part
+    // paid more scavenges (and a major collection) for its place in the round.
+    // No memory reducer: it collects and shrinks an idle process's heap.
+    execArgv: [...process.execArgv, '--min-semi-space-size=16', '--no-memory-reducer'],
+    env: { ...process.env, BENCH_REDIS_CHILD: name },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<never>((_, reject) =>
+    process_.once('exit', code => reject(new Error(`${name}'s process exited (${code})`))),
+  );
+  exited.catch(() => undefined);
+  const next = (): Promise<Reply> =>
+    Promise.race([
+      new Promise<Reply>(resolve => process_.once('message', m => resolve(m as Reply))),
+      exited,
+    ]).then(reply => {
+      if (reply.type === 'error') throw new Error(`${name}: ${reply.message}`);
+      return reply;
+    });
+  await next(); // ready
+  return {
+    ask(type) {
+      const answer = next();
+      process_.send({ type } satisfies Request);
+      return answer;
+    },
+    async close() {
+      if (process_.exitCode !== null || !process_.connected) return;
+      const answer = next();
+      process_.send({ type: 'close' } satisfies Request);
+      await answer;
+    },
+  };
+}
+
+const remotes = new Map<string, Promise<Remote>>();
+
+/** A variant whose rounds run in its own process (one session for all of them). */
+function inItsOwnProcess(variant: Variant): Variant {
+  return {
+    name: variant.name,
+    async setup(): Promise<Session> {
+      if (!remotes.has(variant.name)) remotes.set(variant.name, remote(variant.name));
+      const process_ = await remotes.get(variant.name)!;
+      return {
+        async warmUp() {
+          await process_.ask('warm');
+        },
+        async run() {
+          const reply = await process_.ask('run');
+          if (reply.type !== 'run') throw new Error(`${variant.name}: no run reply`);
+          const { measured } = reply;
+          windows.push({ ...measured.window, after: lastVariant });
+          lastVariant = variant.name;
+          const rounds = serverSide.get(variant.name) ?? [];
+          rounds.push({ redisCpu: measured.redisCpu, idle: measured.idle });
+          serverSide.set(variant.name, rounds);
+          // The parent's own CPU in this call (waiting) is added by the harness.
+          return { events: reply.events, seconds: measured.seconds, childCpuMicros: measured.cpu };
+        },
+        async latency() {
+          const reply = await process_.ask('latency');
+          return reply.type === 'latency' ? reply.latencies : [];
+        },
+      };
+    },
+  };
+}
+
+async function closeRemotes(): Promise<void> {
+  const all = await Promise.all(remotes.values());
+  remotes.clear();
+  await Promise.all(all.map(r => r.close()));
+}
+
+if (CHILD) {
+  child(CHILD).catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else
+  runMain('bench:redis', async () => {
+    const all = INPROCESS ? ALL : ALL.map(inItsOwnProcess);
+    const only = process.env.BENCH_ONLY?.split(',').map(part => part.trim());
+    const variants = only ? all.filter(v => only.some(part => v.name.includes(part))) : all;
+    const nest = variants.map(v => v.name).filter(name => name.startsWith('nest-redis'));
+    const has = (name: string): boolean => variants.some(v => v.name === name);
+    watchGc();
+    const figures = await runBench({
+      title: 'bench:redis',
+      description: `${EVENTS} events of ~${JSON.stringify(sample(0)).length} B per variant and round (a tenth for ioredis), ${WINDOW} in flight, ${REDIS_URL}`,
+      rounds: ROUNDS,
+      variants,
+      comparisons: [
+        // Issue 24: the bus over the transport's own parts (CPU per event: goal >= 0.67x,
+        // i.e. herald at most 1.5x the parts' CPU), and over the client's ceiling.
+        ...(has('herald') && has('stream parts')
+          ? [{ label: 'herald/stream-parts', herald: 'herald', peer: 'stream parts' }]
+          : []),
+        ...(has('herald') && has('ioredis pipelined')
+          ? [{ label: 'herald/ioredis-pipelined', herald: 'herald', peer: 'ioredis pipelined' }]
+          : []),
+        ...(has('herald') && nest.length > 0
+          ? [{ label: 'herald/nest-redis', herald: 'herald', peer: nest }]
+          : []),
+      ],
+      extra: async () => (only ? [] : [await redisBenchmark()]),
+      close: closeRemotes,
+    });
+    admin?.disconnect();
+    stopGc();
+    if (process.env.BENCH_TRACE) for (const w of windows) console.log(windowLine(w));
+    const { lines, headline } = issue24(figures, nest);
+    if (lines.length === 0) return;
+    console.log('\nissue 24, per round, herald against (CPU: µs per delivered event):');
+    for (const line of lines) console.log(line);
+    for (const line of serverLines()) console.log(line);
+    // The headline stays the last line (the harness's `herald/<peer> = N.Nx`, events/s).
+    if (headline !== undefined) console.log(`herald/nest-redis = ${headline.toFixed(1)}x`);
+  });
 
 /**
  * The other side of events/s: per variant, the median over the rounds of the
