@@ -11,7 +11,14 @@
 //       Standard Schema, zod and valibot, against (b)'s post without one
 // Both sides go through their Nest module, decorator and injectable. Variants
 // run in interleaved rounds (bench/harness); the last line is (a).
-// BENCH_EVENTS (per variant and round), BENCH_ROUNDS, BENCH_SMOKE=1.
+// Each variant runs in a Node process of its own (this file forked with
+// BENCH_LOCAL_CHILD=<variant>, same Node flags), its app set up once and
+// reused by every round, its first round preceded by one untimed part; CPU is
+// that process's around its timed part (bench/harness/local-process.ts). In
+// one shared process the variant before moved the next one's events/s by up
+// to 2x (bench/README.md, "bench:local, a process per variant").
+// BENCH_INPROCESS=1: every variant in this process (the old way).
+// BENCH_EVENTS (per variant and round), BENCH_ROUNDS, BENCH_VARIANTS, BENCH_SMOKE=1.
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -30,7 +37,17 @@ import {
   type EventSchemas,
   type StandardSchemaV1,
 } from '../lib/index.js';
-import { rounds, runBench, runMain, setting, type Variant } from './harness/index.js';
+import {
+  rounds,
+  runBench,
+  runMain,
+  selectVariants,
+  setting,
+  type RunResult,
+  type Session,
+  type Variant,
+} from './harness/index.js';
+import { inOwnProcesses, runLocalChild } from './harness/local-process.js';
 
 const EVENTS = setting('BENCH_EVENTS', 200_000, 5000);
 const ROUNDS = rounds(5);
@@ -206,138 +223,201 @@ function expectDelivered(who: string, count: number): { events: number } {
   return { events: count };
 }
 
-runMain('bench:local', async () => {
-  const apps: INestApplicationContext[] = [];
-  const emitterApp = await NestFactory.createApplicationContext(EmitterApp, { logger: false });
-  apps.push(emitterApp);
-  await emitterApp.init();
-  const emitter = emitterApp.get(EventEmitter2);
-  const heraldApp = await NestFactory.createApplicationContext(HeraldApp, { logger: false });
-  apps.push(heraldApp);
-  await heraldApp.init();
-  const bus = heraldApp.get(EventPublisher);
-  await bus.waitUntilReady();
-  const schemaBuses: [string, EventPublisher][] = [];
-  for (const [name, schema] of SCHEMAS) {
-    const app = await NestFactory.createApplicationContext(schemaApp(schema), { logger: false });
-    apps.push(app);
-    await app.init();
-    const publisher = app.get(EventPublisher);
+/** Every app this process created, closed at its end. */
+const apps: INestApplicationContext[] = [];
+
+async function closeApps(): Promise<void> {
+  for (const app of apps.splice(0).reverse()) await app.close();
+}
+
+/** Creates `module`'s application context once in this process (on first use). */
+function lazyApp(module: new () => object): () => Promise<INestApplicationContext> {
+  let app: Promise<INestApplicationContext> | undefined;
+  return () =>
+    (app ??= (async () => {
+      const created = await NestFactory.createApplicationContext(module, { logger: false });
+      apps.push(created);
+      await created.init();
+      return created;
+    })());
+}
+
+const emitterApp = lazyApp(EmitterApp);
+const emitter = async (): Promise<EventEmitter2> => (await emitterApp()).get(EventEmitter2);
+/** A publisher of `app`, ready. */
+const publisherOf =
+  (app: () => Promise<INestApplicationContext>) => async (): Promise<EventPublisher> => {
+    const publisher = (await app()).get(EventPublisher);
     await publisher.waitUntilReady();
-    schemaBuses.push([name, publisher]);
+    return publisher;
+  };
+const heraldBus = publisherOf(lazyApp(HeraldApp));
+const schemaBuses = SCHEMAS.map(
+  ([name, schema]) => [name, publisherOf(lazyApp(schemaApp(schema)))] as const,
+);
+
+/** post -> handler on `publisher`, WINDOW in flight: (b) and (c). */
+async function posting(publisher: EventPublisher, who: string): Promise<{ events: number }> {
+  heraldCount = 0;
+  for (let i = 0; i < EVENTS; i += WINDOW) {
+    const batch: Promise<unknown>[] = [];
+    for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+      batch.push(publisher.post('orders', 'created', payload(j)));
+    await Promise.all(batch);
   }
-  /** post -> handler on `publisher`, WINDOW in flight: (b) and (c). */
-  const posting = async (publisher: EventPublisher, who: string): Promise<{ events: number }> => {
+  await waitFor(() => heraldCount >= EVENTS);
+  return expectDelivered(who, heraldCount);
+}
+
+/** A variant whose setup gets what it runs against (its app, once per process) and returns the timed part. */
+function variant<T>(
+  name: string,
+  prepare: () => Promise<T>,
+  run: (on: T) => Promise<RunResult>,
+): Variant {
+  return {
+    name,
+    async setup(): Promise<Session> {
+      const on = await prepare();
+      return { run: () => run(on), teardown: closeApps };
+    },
+  };
+}
+const none = (): Promise<void> => Promise.resolve();
+
+const VARIANTS: Variant[] = [
+  variant('(a) herald postLocal -> handler', heraldBus, async bus => {
     heraldCount = 0;
+    for (let i = 0; i < EVENTS; i += WINDOW) {
+      for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+        bus.postLocal('orders', 'created', payload(j));
+      await waitFor(() => heraldCount >= i);
+    }
+    await waitFor(() => heraldCount >= EVENTS);
+    return expectDelivered('postLocal', heraldCount);
+  }),
+  variant('(a) event-emitter emit -> @OnEvent', emitter, async on => {
+    emitterCount = 0;
+    for (let i = 0; i < EVENTS; i++) on.emit('orders.created', payload(i));
+    return expectDelivered('emit', emitterCount);
+  }),
+  variant('(b) herald post -> handler', heraldBus, bus => posting(bus, 'post')),
+  ...schemaBuses.map(([name, bus]) =>
+    variant(`(c) herald post -> handler, ${name}`, bus, publisher =>
+      posting(publisher, `post (${name})`),
+    ),
+  ),
+  variant('(b) floor: JSON both ways + a promise per event', none, async () => {
+    // What any post that keeps the codec on the local path must do (DESIGN.md
+    // binds the local transport to the codec), with no bus: encode, decode,
+    // call the handler, resolve one promise per event, batched per microtask.
+    floorCount = 0;
+    for (let i = 0; i < EVENTS; i += WINDOW) {
+      const batch: Promise<unknown>[] = [];
+      for (let j = i; j < i + WINDOW && j < EVENTS; j++) batch.push(floorPost(payload(j)));
+      await Promise.all(batch);
+    }
+    return expectDelivered('floor', floorCount);
+  }),
+  variant('(b) floor + envelope and event objects', none, async () => {
+    // The floor above plus the two objects herald's API implies per event
+    // (what is sent names the event; the handler gets the event beside its
+    // data): the ceiling without anything a bus adds.
+    namedCount = 0;
     for (let i = 0; i < EVENTS; i += WINDOW) {
       const batch: Promise<unknown>[] = [];
       for (let j = i; j < i + WINDOW && j < EVENTS; j++)
-        batch.push(publisher.post('orders', 'created', payload(j)));
+        batch.push(namedFloorPost('orders', 'created', payload(j)));
       await Promise.all(batch);
     }
-    await waitFor(() => heraldCount >= EVENTS);
-    return expectDelivered(who, heraldCount);
-  };
+    return expectDelivered('floor + objects', namedCount);
+  }),
+  variant('(b) event-emitter emitAsync -> @OnEvent', emitter, async on => {
+    emitterCount = 0;
+    for (let i = 0; i < EVENTS; i += WINDOW) {
+      const batch: Promise<unknown>[] = [];
+      for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+        batch.push(on.emitAsync('orders.created', payload(j)));
+      await Promise.all(batch);
+    }
+    return expectDelivered('emitAsync', emitterCount);
+  }),
+];
 
-  const variant = (name: string, run: () => Promise<{ events: number }>): Variant => ({
-    name,
-    setup: async () => ({ run }),
+/**
+ * BENCH_INPROCESS=1, the old way: every variant's app created up front in
+ * this process and shared by the rounds (the herald app by (a) and (b)).
+ */
+async function inThisProcess(variants: Variant[]): Promise<Variant[]> {
+  const sessions = new Map<string, Session>();
+  for (const v of variants) sessions.set(v.name, await v.setup());
+  return variants.map(v => ({
+    name: v.name,
+    setup: () => Promise.resolve({ run: () => sessions.get(v.name)!.run() }),
+  }));
+}
+
+const INPROCESS = process.env.BENCH_INPROCESS === '1';
+const CHILD = process.env.BENCH_LOCAL_CHILD;
+
+if (CHILD) {
+  runLocalChild(VARIANTS, CHILD).catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
   });
-  await runBench({
-    title: 'bench:local',
-    description: `${EVENTS} events of ~50 B per variant and round, ${WINDOW} in flight for the async ones`,
-    rounds: ROUNDS,
-    variants: [
-      variant('(a) herald postLocal -> handler', async () => {
-        heraldCount = 0;
-        for (let i = 0; i < EVENTS; i += WINDOW) {
-          for (let j = i; j < i + WINDOW && j < EVENTS; j++)
-            bus.postLocal('orders', 'created', payload(j));
-          await waitFor(() => heraldCount >= i);
-        }
-        await waitFor(() => heraldCount >= EVENTS);
-        return expectDelivered('postLocal', heraldCount);
-      }),
-      variant('(a) event-emitter emit -> @OnEvent', async () => {
-        emitterCount = 0;
-        for (let i = 0; i < EVENTS; i++) emitter.emit('orders.created', payload(i));
-        return expectDelivered('emit', emitterCount);
-      }),
-      variant('(b) herald post -> handler', () => posting(bus, 'post')),
-      ...schemaBuses.map(([name, publisher]) =>
-        variant(`(c) herald post -> handler, ${name}`, () => posting(publisher, `post (${name})`)),
-      ),
-      variant('(b) floor: JSON both ways + a promise per event', async () => {
-        // What any post that keeps the codec on the local path must do (DESIGN.md
-        // binds the local transport to the codec), with no bus: encode, decode,
-        // call the handler, resolve one promise per event, batched per microtask.
-        floorCount = 0;
-        for (let i = 0; i < EVENTS; i += WINDOW) {
-          const batch: Promise<unknown>[] = [];
-          for (let j = i; j < i + WINDOW && j < EVENTS; j++) batch.push(floorPost(payload(j)));
-          await Promise.all(batch);
-        }
-        return expectDelivered('floor', floorCount);
-      }),
-      variant('(b) floor + envelope and event objects', async () => {
-        // The floor above plus the two objects herald's API implies per event
-        // (what is sent names the event; the handler gets the event beside its
-        // data): the ceiling without anything a bus adds.
-        namedCount = 0;
-        for (let i = 0; i < EVENTS; i += WINDOW) {
-          const batch: Promise<unknown>[] = [];
-          for (let j = i; j < i + WINDOW && j < EVENTS; j++)
-            batch.push(namedFloorPost('orders', 'created', payload(j)));
-          await Promise.all(batch);
-        }
-        return expectDelivered('floor + objects', namedCount);
-      }),
-      variant('(b) event-emitter emitAsync -> @OnEvent', async () => {
-        emitterCount = 0;
-        for (let i = 0; i < EVENTS; i += WINDOW) {
-          const batch: Promise<unknown>[] = [];
-          for (let j = i; j < i + WINDOW && j < EVENTS; j++)
-            batch.push(emitter.emitAsync('orders.created', payload(j)));
-          await Promise.all(batch);
-        }
-        return expectDelivered('emitAsync', emitterCount);
-      }),
-    ],
-    comparisons: [
-      // (c): the cost of a schema, as post-with/post-without (CPU: without/with).
-      ...SCHEMAS.map(([name]) => ({
-        label: `schema/none (c, post with a ${name} against post without)`,
-        herald: `(c) herald post -> handler, ${name}`,
-        peer: '(b) herald post -> handler',
-      })),
-      {
-        label: 'herald/floor (b, post against JSON both ways + a promise)',
-        herald: '(b) herald post -> handler',
-        peer: '(b) floor: JSON both ways + a promise per event',
+} else
+  runMain('bench:local', async () => {
+    const chosen = selectVariants(VARIANTS);
+    const own = INPROCESS
+      ? undefined
+      : inOwnProcesses(chosen, process.argv[1], 'BENCH_LOCAL_CHILD');
+    // Every variant's process loads and sets up its app before round 1, together.
+    await own?.start(chosen.map(v => v.name));
+    await runBench({
+      title: 'bench:local',
+      description:
+        `${EVENTS} events of ~50 B per variant and round, ${WINDOW} in flight for the async ones; ` +
+        (INPROCESS
+          ? 'all variants in this process (BENCH_INPROCESS=1)'
+          : 'each variant in a process of its own, one untimed part before its round 1'),
+      rounds: ROUNDS,
+      variants: own ? own.variants : await inThisProcess(chosen),
+      comparisons: [
+        // (c): the cost of a schema, as post-with/post-without (CPU: without/with).
+        ...SCHEMAS.map(([name]) => ({
+          label: `schema/none (c, post with a ${name} against post without)`,
+          herald: `(c) herald post -> handler, ${name}`,
+          peer: '(b) herald post -> handler',
+        })),
+        {
+          label: 'herald/floor (b, post against JSON both ways + a promise)',
+          herald: '(b) herald post -> handler',
+          peer: '(b) floor: JSON both ways + a promise per event',
+        },
+        {
+          label: 'herald/floor+objects (b, post against the floor with envelope and event objects)',
+          herald: '(b) herald post -> handler',
+          peer: '(b) floor + envelope and event objects',
+        },
+        {
+          label: 'floor/event-emitter (b, the ceiling of post/emitAsync)',
+          herald: '(b) floor: JSON both ways + a promise per event',
+          peer: '(b) event-emitter emitAsync -> @OnEvent',
+        },
+        {
+          label: 'herald/event-emitter (b, post/emitAsync)',
+          herald: '(b) herald post -> handler',
+          peer: '(b) event-emitter emitAsync -> @OnEvent',
+        },
+        {
+          label: 'herald/event-emitter',
+          herald: '(a) herald postLocal -> handler',
+          peer: '(a) event-emitter emit -> @OnEvent',
+        },
+      ],
+      close: async () => {
+        await own?.close();
+        await closeApps();
       },
-      {
-        label: 'herald/floor+objects (b, post against the floor with envelope and event objects)',
-        herald: '(b) herald post -> handler',
-        peer: '(b) floor + envelope and event objects',
-      },
-      {
-        label: 'floor/event-emitter (b, the ceiling of post/emitAsync)',
-        herald: '(b) floor: JSON both ways + a promise per event',
-        peer: '(b) event-emitter emitAsync -> @OnEvent',
-      },
-      {
-        label: 'herald/event-emitter (b, post/emitAsync)',
-        herald: '(b) herald post -> handler',
-        peer: '(b) event-emitter emitAsync -> @OnEvent',
-      },
-      {
-        label: 'herald/event-emitter',
-        herald: '(a) herald postLocal -> handler',
-        peer: '(a) event-emitter emit -> @OnEvent',
-      },
-    ],
-    close: async () => {
-      for (const app of apps.reverse()) await app.close();
-    },
+    });
   });
-});

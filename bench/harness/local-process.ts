@@ -1,0 +1,187 @@
+// A process per variant for an in-process bench (bench:local): each variant
+// runs in a Node process of its own, forked from the bench file with an
+// environment variable naming the variant, set up once and reused by every
+// round; the parent keeps the harness's interleaved rounds (runBench). In one
+// shared process the variant that ran before moved the next one's events/s by
+// up to 2x (type feedback, optimized code and deopts of the code they share,
+// GC state): see bench/README.md, "bench:local, a process per variant".
+// The child times its own part: wall and its own CPU around the run, after a
+// scavenge; its first warm-up is one untimed part, then full collections.
+import { fork, type ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { cpuMicros } from './harness.cpu.js';
+import { attachOtel } from './harness.otel.js';
+import type { RunResult, Session, Variant } from './harness.rounds.js';
+
+type Request = { type: 'warm' | 'run' | 'close' };
+type Reply =
+  | { type: 'ready' | 'warm' | 'closed' }
+  | { type: 'run'; events: number; seconds: number; cpu: number }
+  | { type: 'error'; message: string };
+
+/** The collector exposed by --expose-gc, if it is. */
+const gc = (globalThis as { gc?: (options?: { type: 'minor' | 'major' }) => void }).gc;
+
+/** Two full collections and a turn for their finalizers between them. */
+async function settled(): Promise<void> {
+  gc?.();
+  await new Promise(resolve => setImmediate(resolve));
+  gc?.();
+}
+
+/**
+ * The child side: sets up the variant named `name` of `variants` once and
+ * answers the parent's requests (warm, run, close) until it closes.
+ */
+export async function runLocalChild(variants: Variant[], name: string): Promise<void> {
+  const otel = await attachOtel();
+  const variant = variants.find(v => v.name === name);
+  if (!variant) throw new Error(`no variant ${JSON.stringify(name)}`);
+  const session = await variant.setup();
+  let primed = false;
+  const reply = (message: Reply): void => void process.send!(message);
+  process.on('message', (request: Request) => {
+    void (async () => {
+      switch (request.type) {
+        case 'warm':
+          // Once, before round 1: a whole untimed part (the code compiled for this
+          // variant alone), then full collections. Not in later rounds: a forced
+          // full collection in a process that sat idle shrinks its young generation
+          // (redis24d), so the part after it would pay for its place in the round.
+          if (!primed) {
+            await session.warmUp?.();
+            await session.run();
+            await settled();
+            primed = true;
+          }
+          return reply({ type: 'warm' });
+        case 'run': {
+          // The young garbage of what ran before (here: only this variant) out of the way.
+          gc?.({ type: 'minor' });
+          const cpuBefore = cpuMicros();
+          const started = performance.now();
+          const result = await session.run();
+          const wall = (performance.now() - started) / 1000;
+          const cpu = cpuMicros() - cpuBefore;
+          return reply({
+            type: 'run',
+            events: result.events,
+            seconds: result.seconds ?? wall,
+            cpu: cpu + (result.childCpuMicros ?? 0),
+          });
+        }
+        case 'close':
+          await session.teardown?.();
+          await otel.stop();
+          reply({ type: 'closed' });
+          return process.disconnect();
+      }
+    })().catch((error: unknown) =>
+      reply({
+        type: 'error',
+        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      }),
+    );
+  });
+  reply({ type: 'ready' });
+}
+
+interface Remote {
+  ask(type: Request['type']): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+/** Forks `file` with `env`=`name` (same Node flags as this process) and waits for it to be set up. */
+async function remote(file: string, env: string, name: string): Promise<Remote> {
+  const child: ChildProcess = fork(file, [], {
+    execArgv: process.execArgv,
+    env: { ...process.env, [env]: name },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', code => reject(new Error(`${name}'s process exited (${code})`))),
+  );
+  exited.catch(() => undefined);
+  const next = (): Promise<Reply> =>
+    Promise.race([
+      new Promise<Reply>(resolve => child.once('message', m => resolve(m as Reply))),
+      exited,
+    ]).then(reply => {
+      if (reply.type === 'error') throw new Error(`${name}: ${reply.message}`);
+      return reply;
+    });
+  await next(); // ready
+  return {
+    ask(type) {
+      const answer = next();
+      child.send({ type } satisfies Request);
+      return answer;
+    },
+    async close() {
+      if (child.exitCode === null && child.connected) {
+        const answer = next();
+        child.send({ type: 'close' } satisfies Request);
+        await answer.catch(() => undefined);
+      }
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise(resolve => child.once('exit', resolve));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await gone;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/**
+ * The parent side: `variants` as variants whose rounds run in a process of
+ * their own each (`file` forked with `env` set to the variant's name, which
+ * must call {@link runLocalChild}). A variant's process starts at its first
+ * round, or earlier with `start()`; `close()` ends them all.
+ */
+export function inOwnProcesses(
+  variants: Variant[],
+  file: string,
+  env: string,
+): { variants: Variant[]; start(names: string[]): Promise<void>; close(): Promise<void> } {
+  const remotes = new Map<string, Promise<Remote>>();
+  const started = (name: string): Promise<Remote> => {
+    let found = remotes.get(name);
+    if (!found) {
+      found = remote(file, env, name);
+      found.catch(() => undefined);
+      remotes.set(name, found);
+    }
+    return found;
+  };
+  return {
+    variants: variants.map(variant => ({
+      name: variant.name,
+      async setup(): Promise<Session> {
+        const child = await started(variant.name);
+        return {
+          async warmUp() {
+            await child.ask('warm');
+          },
+          async run(): Promise<RunResult> {
+            const reply = await child.ask('run');
+            if (reply.type !== 'run') throw new Error(`${variant.name}: no run reply`);
+            // The parent's own CPU in this call (waiting) is added by the harness.
+            return { events: reply.events, seconds: reply.seconds, childCpuMicros: reply.cpu };
+          },
+        };
+      },
+    })),
+    /** Starts the processes of `names` together (they load and set up in parallel, untimed). */
+    async start(names) {
+      await Promise.all(names.map(started));
+    },
+    async close() {
+      const all = await Promise.allSettled(remotes.values());
+      remotes.clear();
+      await Promise.all(
+        all.map(r => (r.status === 'fulfilled' ? r.value.close() : Promise.resolve())),
+      );
+    },
+  };
+}
