@@ -83,6 +83,8 @@ export async function runLocalChild(variants: Variant[], name: string): Promise<
       }),
     );
   });
+  // The parent gone (or done with this process): nothing is left to answer.
+  process.once('disconnect', () => process.exit(0));
   reply({ type: 'ready' });
 }
 
