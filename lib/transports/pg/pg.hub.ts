@@ -24,6 +24,7 @@ import { PgListenConnection } from './pg.listen-connection.js';
 import { PgNotifier, type PgOutbound } from './pg.notifier.js';
 import { resolvePgHubOptions, type PgHubOptions, type ResolvedPgHubOptions } from './pg.options.js';
 import { SQL_NOTIFY_ONE } from './pg.constants.js';
+import { payloadLength, payloadText, type PgPayload } from './pg.packed-payloads.js';
 
 import type { PgHubState, PgHubStats, PgHubStatus, PgNotifyOptions } from './pg.hub.types.js';
 
@@ -68,7 +69,7 @@ class NotifyGroup {
 class GroupedNotify implements PgOutbound {
   constructor(
     readonly topic: string,
-    readonly payload: string,
+    readonly payload: PgPayload,
     readonly distinct: boolean,
     private readonly group: NotifyGroup,
     private readonly index: number,
@@ -337,19 +338,28 @@ export class PgHub extends EventEmitter {
    * call rather than per notify: the EventsModule transport's path.
    * `distinct`: the caller guarantees no payload equals another queued one
    * (each carries a unique id), so batches skip the folding check.
+   * `ascii`: the caller guarantees every payload is pure ASCII (as the
+   * envelope codec's are: escapeJson writes anything else as `\uXXXX`), so
+   * its length is its size in bytes and the size check does not measure
+   * it (which would flatten a concatenated one into a copy). A payload may
+   * come in {@link PgPayloadParts} (head, data, `}`): they are written into
+   * the statement part by part, so the data's text is never copied in the
+   * heap (issue 24: at 4 KB that copy, alive while the notify waited, was
+   * herald's extra cost per byte, in the garbage collector).
    */
   notifyPayloads(
     topic: string,
-    payloads: readonly string[],
-    options: { distinct?: boolean } = {},
+    payloads: readonly PgPayload[],
+    options: { distinct?: boolean; ascii?: boolean } = {},
   ): Promise<(boolean | Error)[]> {
     validateTopic(topic);
     const group = new NotifyGroup(payloads.length);
     const distinct = options.distinct === true;
+    const ascii = options.ascii === true;
     for (let i = 0; i < payloads.length; i++) {
       const payload = payloads[i];
       try {
-        this.checkSize(payload);
+        this.checkSize(payload, ascii);
         if (this.stopRequested) throw new TransportClosedError('pg hub is stopped');
         this.checkQueue();
       } catch (error) {
@@ -374,10 +384,13 @@ export class PgHub extends EventEmitter {
     };
   }
 
-  private checkSize(payload: string): void {
+  /** `ascii`: the caller guarantees a pure ASCII payload (see {@link notifyPayloads}). */
+  private checkSize(payload: PgPayload, ascii = false): void {
     const limit = this.options.maxPayloadBytes;
-    // A payload from encodeEvent is pure ASCII: its length is its size in bytes.
-    const size = payload.length > limit / 3 ? Buffer.byteLength(payload) : payload.length;
+    // A payload from encodeEvent is pure ASCII: its length is its size in
+    // bytes. Measuring it (Buffer.byteLength) would flatten a concatenated one.
+    const length = payloadLength(payload);
+    const size = ascii || length <= limit / 3 ? length : Buffer.byteLength(payloadText(payload));
     if (size > limit) throw new PayloadTooLargeError(size, limit);
   }
 

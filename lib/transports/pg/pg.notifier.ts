@@ -13,12 +13,13 @@ import {
   SQL_NOTIFY_PACKED,
   SQL_NOTIFY_PACKED_ONE_TOPIC,
 } from './pg.constants.js';
-import { packPayloads } from './pg.packed-payloads.js';
+import { packPayloads, payloadText, type PgPayload } from './pg.packed-payloads.js';
 
 /** A queued notify. */
 export interface PgOutbound {
   readonly topic: string;
-  readonly payload: string;
+  /** Its text, or its parts (written part by part when the batch is packed). */
+  readonly payload: PgPayload;
   /** Known unlike every other payload (it carries a unique id): no folding check. */
   readonly distinct?: boolean;
   settle(sent: boolean, error?: Error): void;
@@ -242,8 +243,9 @@ export class PgNotifier {
     for (let i = 0; i < limit; i++) {
       const item = this.queue.at(i)!;
       if (!item.distinct) {
-        if (seen.has(item.payload)) break;
-        seen.add(item.payload);
+        const text = payloadText(item.payload);
+        if (seen.has(text)) break;
+        seen.add(text);
       }
       batch.push(item);
     }
@@ -328,10 +330,11 @@ export class PgNotifier {
 
   /** The statement of a batch and its parameters. */
   private statement(batch: readonly PgOutbound[]): [string, unknown[]] {
-    if (batch.length === 1) return [SQL_NOTIFY_ONE, [batch[0].topic, batch[0].payload]];
+    if (batch.length === 1)
+      return [SQL_NOTIFY_ONE, [batch[0].topic, payloadText(batch[0].payload)]];
     const topic = batch[0].topic;
     let oneTopic = true;
-    const payloads = new Array<string>(batch.length);
+    const payloads = new Array<PgPayload>(batch.length);
     for (let i = 0; i < batch.length; i++) {
       payloads[i] = batch[i].payload;
       if (batch[i].topic !== topic) oneTopic = false;
@@ -346,9 +349,10 @@ export class PgNotifier {
     // A payload with the separator or beyond ASCII: JSON arrays (V8's
     // JSON.stringify escapes strings far faster than node-postgres builds an
     // array literal).
-    if (oneTopic) return [SQL_NOTIFY_MANY_ONE_TOPIC, [topic, JSON.stringify(payloads)]];
+    const texts = payloads.map(payloadText);
+    if (oneTopic) return [SQL_NOTIFY_MANY_ONE_TOPIC, [topic, JSON.stringify(texts)]];
     const topics = batch.map(item => item.topic);
-    return [SQL_NOTIFY_MANY, [JSON.stringify(topics), JSON.stringify(payloads)]];
+    return [SQL_NOTIFY_MANY, [JSON.stringify(topics), JSON.stringify(texts)]];
   }
 
   private notifyDrained(): void {

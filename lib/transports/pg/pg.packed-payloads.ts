@@ -1,6 +1,41 @@
 import { NOTIFY_SEPARATOR } from './pg.constants.js';
 
 const SEPARATOR_BYTE = NOTIFY_SEPARATOR.charCodeAt(0);
+const CLOSE_BYTE = 0x7d; // '}'
+
+/**
+ * A payload in two parts, whose text is `head`, then `data`, then `}` (an
+ * envelope's members up to its data, the data's JSON text, the close):
+ * written part by part, never joined into one string on the common path, so
+ * the data's text is never copied in the JS heap (issue 24: a joined 4 KB
+ * payload is a rope that any measure or write flattens into a copy).
+ */
+export interface PgPayloadParts {
+  readonly head: string;
+  readonly data: string;
+}
+
+/** A payload to notify: its text, or its {@link PgPayloadParts}. */
+export type PgPayload = string | PgPayloadParts;
+
+/** The text of a payload (joined, for the paths that need one string). */
+export function payloadText(payload: PgPayload): string {
+  return typeof payload === 'string' ? payload : payload.head + payload.data + '}';
+}
+
+/** The length of a payload's text, in UTF-16 units. */
+export function payloadLength(payload: PgPayload): number {
+  return typeof payload === 'string'
+    ? payload.length
+    : payload.head.length + payload.data.length + 1;
+}
+
+/** Writes `text` at `offset`; -1 when it holds the separator or is not pure ASCII. */
+function writeAscii(buffer: Buffer, text: string, offset: number): number {
+  if (text.indexOf(NOTIFY_SEPARATOR) >= 0) return -1;
+  const written = buffer.write(text, offset, 'utf8');
+  return written === text.length ? offset + written : -1;
+}
 
 /**
  * Payloads packed for one statement that the server splits back
@@ -13,20 +48,24 @@ const SEPARATOR_BYTE = NOTIFY_SEPARATOR.charCodeAt(0);
  * JSON array then. ASCII is checked by the write itself: a payload's UTF-8
  * is longer than its UTF-16 length exactly when it holds anything else, and
  * the 4 spare bytes make a write cut short by the end of the buffer longer
- * too.
+ * too. A {@link PgPayloadParts} is written part by part (its text is never
+ * joined).
  */
-export function packPayloads(payloads: readonly string[]): Buffer | undefined {
+export function packPayloads(payloads: readonly PgPayload[]): Buffer | undefined {
   let size = payloads.length - 1 + 4;
-  for (let i = 0; i < payloads.length; i++) size += payloads[i].length;
+  for (let i = 0; i < payloads.length; i++) size += payloadLength(payloads[i]);
   const buffer = Buffer.allocUnsafe(size);
   let offset = 0;
   for (let i = 0; i < payloads.length; i++) {
     const payload = payloads[i];
-    if (payload.indexOf(NOTIFY_SEPARATOR) >= 0) return undefined;
     if (i > 0) buffer[offset++] = SEPARATOR_BYTE;
-    const written = buffer.write(payload, offset, 'utf8');
-    if (written !== payload.length) return undefined;
-    offset += written;
+    if (typeof payload === 'string') offset = writeAscii(buffer, payload, offset);
+    else {
+      offset = writeAscii(buffer, payload.head, offset);
+      if (offset >= 0) offset = writeAscii(buffer, payload.data, offset);
+      if (offset >= 0) buffer[offset++] = CLOSE_BYTE;
+    }
+    if (offset < 0) return undefined;
   }
   return buffer.subarray(0, offset);
 }

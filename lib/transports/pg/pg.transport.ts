@@ -24,6 +24,7 @@ import type { PgHubAdvisoryEvent, PgHubRawEvent } from './pg.advisory.js';
 import { PG_HUB_DEFAULTS, PG_NOTIFY_MAX_PAYLOAD } from './pg.constants.js';
 import type { PgConsumer } from './pg.consumer.js';
 import { PgEnvelopeCodec } from './pg.envelope-codec.js';
+import type { PgPayload } from './pg.packed-payloads.js';
 import { PgHub, type PgHubStatus } from './pg.hub.js';
 import { PgOutbox } from './pg.outbox.js';
 import type { PgOutboxCleanupResult } from './pg.outbox-cleanup.js';
@@ -33,6 +34,11 @@ import { PgUniqueClaims } from './pg.unique-claims.js';
 export { topLevelData } from './pg.envelope-codec.js';
 
 const ACCEPTED: PublishResult = Object.freeze({ ok: true });
+/**
+ * How the transport queues its payloads: each carries its own id (never
+ * folded), and each is pure ASCII ({@link PgEnvelopeCodec.encode}).
+ */
+const PAYLOADS_OPTIONS = Object.freeze({ distinct: true, ascii: true });
 
 const PLAIN_FEATURES: TransportFeatures = Object.freeze({
   reach: 'network',
@@ -229,11 +235,18 @@ export class PgTransport implements Transport {
     }
     if (batch.some(envelope => envelope.transportOptions?.tx !== undefined))
       return this.publishMixed(batch);
-    const payloads = new Array<string>(batch.length);
-    for (let i = 0; i < batch.length; i++) payloads[i] = this.codec.encode(batch[i]);
-    if (this.outbox) return this.results(await this.writeDurable(payloads));
-    // Every envelope has its own id: PostgreSQL can never fold two of them.
-    const outcomes = await this.hub.notifyPayloads(this.channel, payloads, { distinct: true });
+    if (this.outbox) {
+      const texts = new Array<string>(batch.length);
+      for (let i = 0; i < batch.length; i++) texts[i] = this.codec.encode(batch[i]);
+      return this.results(await this.writeDurable(texts));
+    }
+    // In parts (head, data): the notifier writes them into the statement
+    // part by part, never copying the data's text (see encodeParts).
+    const payloads = new Array<PgPayload>(batch.length);
+    for (let i = 0; i < batch.length; i++) payloads[i] = this.codec.encodeParts(batch[i]);
+    // Every envelope has its own id: PostgreSQL can never fold two of them;
+    // and the codec writes pure ASCII (the size check need not measure).
+    const outcomes = await this.hub.notifyPayloads(this.channel, payloads, PAYLOADS_OPTIONS);
     return this.results(outcomes);
   }
 
@@ -277,9 +290,7 @@ export class PgTransport implements Transport {
           );
         }
         if (tx === undefined)
-          return this.hub
-            .notifyPayloads(this.channel, [payload], { distinct: true })
-            .then(o => o[0]);
+          return this.hub.notifyPayloads(this.channel, [payload], PAYLOADS_OPTIONS).then(o => o[0]);
         try {
           return this.hub
             .notifyPayload(this.channel, payload, { client: tx })

@@ -212,4 +212,38 @@ describe('PgEnvelopeCodec', () => {
     expect(own.decode(raw(control))).toBeUndefined();
     expect(own.counters).toEqual({ foreign: 0, decodeErrors: 2 });
   });
+
+  it('writes in parts exactly the text of encode(), pure ASCII, the data part the escaped data text', () => {
+    const own = new PgEnvelopeCodec(
+      () => undefined,
+      () => undefined,
+    );
+    const base: Envelope = {
+      id: 'a-1',
+      source: 'orders',
+      event: 'created',
+      payload: '{"s":"' + 'x'.repeat(4000) + '"}',
+      origin: 'host:1',
+      occurredAt: '2026-01-01T00:00:00.000Z',
+    };
+    const cases: Envelope[] = [
+      base,
+      { ...base, payload: '"€$😀"' },
+      { ...base, id: 'ü"' },
+      { ...base, key: [1n] },
+      { ...base, unique: 'u' },
+      { ...base, headers: { h: 'v' } },
+      { ...base, payload: '' },
+    ];
+    for (const envelope of cases)
+      for (let i = 0; i < 2; i++) {
+        const parts = own.encodeParts(envelope);
+        const text = typeof parts === 'string' ? parts : parts.head + parts.data + '}';
+        expect(text).toBe(own.encode(envelope));
+        expect(text).toMatch(/^[\x20-\x23\x25-\x7e]+$/);
+        if (typeof parts !== 'string') expect(own.decode(raw(text))?.payload).toBe(parts.data);
+      }
+    expect(typeof own.encodeParts(base)).toBe('object');
+    expect((own.encodeParts(base) as { data: string }).data).toBe(base.payload);
+  });
 });

@@ -17,4 +17,20 @@ describe('packPayloads', () => {
         expect(packPayloads(payloads)).toBeUndefined();
       }
   });
+
+  it('writes a payload in parts as head, data, `}`, and refuses odd parts as odd payloads', () => {
+    const parts = { head: 'e:{"herald":1,"data":', data: '{"s":"' + 'x'.repeat(4000) + '"}' };
+    expect(packPayloads(['e1', parts, parts])?.toString('latin1')).toBe(
+      `e1\u001e${parts.head}${parts.data}}\u001e${parts.head}${parts.data}}`,
+    );
+    expect(packPayloads([parts])?.toString('latin1')).toBe(`${parts.head}${parts.data}}`);
+    for (const odd of ['é', '€', '😀', '\ud800', 'x'.repeat(50) + 'ü', 'a\u001eb'])
+      for (const at of [0, 1, 2]) {
+        const payloads = [parts, { head: 'e:', data: '1' }, 'third'];
+        payloads[at] = at === 2 ? odd : { head: at === 0 ? odd : 'e:', data: at === 1 ? odd : '1' };
+        expect(packPayloads(payloads)).toBeUndefined();
+        payloads[at] = at === 2 ? odd : { head: 'e:', data: odd };
+        expect(packPayloads(payloads)).toBeUndefined();
+      }
+  });
 });
