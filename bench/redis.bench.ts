@@ -52,6 +52,7 @@ import {
   type Variant,
   median,
 } from './harness/index.js';
+import { forkVariant, type VariantProcess } from './harness/harness.process.js';
 import {
   nodeState,
   serverState,
@@ -648,50 +649,20 @@ async function child(name: string): Promise<void> {
   reply({ type: 'ready' });
 }
 
-interface Remote {
-  ask(type: Request['type']): Promise<Reply>;
-  close(): Promise<void>;
-}
+type Remote = VariantProcess<Request, Reply>;
 
 /** The parent side: a variant's process, started at its first round. */
-async function remote(name: string): Promise<Remote> {
-  const { fork } = await import('node:child_process');
-  const process_ = fork(process.argv[1], [], {
-    // The young generation kept near its working size (32 MB, what every variant
-    // grows it to under load; with this it stays at 16-32 MB between parts): after sitting idle while the others ran, V8 saw a
-    // low allocation rate and shrank it (32 -> 2-4 MB), and the next timed part
-    // paid more scavenges (and a major collection) for its place in the round.
-    // No memory reducer: it collects and shrinks an idle process's heap.
-    execArgv: [...process.execArgv, '--min-semi-space-size=16', '--no-memory-reducer'],
-    env: { ...process.env, BENCH_REDIS_CHILD: name },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<never>((_, reject) =>
-    process_.once('exit', code => reject(new Error(`${name}'s process exited (${code})`))),
-  );
-  exited.catch(() => undefined);
-  const next = (): Promise<Reply> =>
-    Promise.race([
-      new Promise<Reply>(resolve => process_.once('message', m => resolve(m as Reply))),
-      exited,
-    ]).then(reply => {
-      if (reply.type === 'error') throw new Error(`${name}: ${reply.message}`);
-      return reply;
-    });
-  await next(); // ready
-  return {
-    ask(type) {
-      const answer = next();
-      process_.send({ type } satisfies Request);
-      return answer;
-    },
-    async close() {
-      if (process_.exitCode !== null || !process_.connected) return;
-      const answer = next();
-      process_.send({ type: 'close' } satisfies Request);
-      await answer;
-    },
-  };
+function remote(name: string): Promise<Remote> {
+  // The young generation kept near its working size (32 MB, what every variant
+  // grows it to under load; with this it stays at 16-32 MB between parts): after sitting idle while the others ran, V8 saw a
+  // low allocation rate and shrank it (32 -> 2-4 MB), and the next timed part
+  // paid more scavenges (and a major collection) for its place in the round.
+  // No memory reducer: it collects and shrinks an idle process's heap.
+  return forkVariant<Request, Reply>(process.argv[1]!, 'BENCH_REDIS_CHILD', name, [
+    ...process.execArgv,
+    '--min-semi-space-size=16',
+    '--no-memory-reducer',
+  ]);
 }
 
 const remotes = new Map<string, Promise<Remote>>();

@@ -7,10 +7,10 @@
 // GC state): see bench/README.md, "bench:local, a process per variant".
 // The child times its own part: wall and its own CPU around the run, after a
 // scavenge; its first warm-up is one untimed part, then full collections.
-import { fork, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { cpuMicros } from './harness.cpu.js';
 import { attachOtel } from './harness.otel.js';
+import { forkVariant, type VariantProcess } from './harness.process.js';
 import type { RunResult, Session, Variant } from './harness.rounds.js';
 
 type Request = { type: 'warm' | 'run' | 'close' };
@@ -88,52 +88,7 @@ export async function runLocalChild(variants: Variant[], name: string): Promise<
   reply({ type: 'ready' });
 }
 
-interface Remote {
-  ask(type: Request['type']): Promise<Reply>;
-  close(): Promise<void>;
-}
-
-/** Forks `file` with `env`=`name` (same Node flags as this process) and waits for it to be set up. */
-async function remote(file: string, env: string, name: string): Promise<Remote> {
-  const child: ChildProcess = fork(file, [], {
-    execArgv: process.execArgv,
-    env: { ...process.env, [env]: name },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', code => reject(new Error(`${name}'s process exited (${code})`))),
-  );
-  exited.catch(() => undefined);
-  const next = (): Promise<Reply> =>
-    Promise.race([
-      new Promise<Reply>(resolve => child.once('message', m => resolve(m as Reply))),
-      exited,
-    ]).then(reply => {
-      if (reply.type === 'error') throw new Error(`${name}: ${reply.message}`);
-      return reply;
-    });
-  await next(); // ready
-  return {
-    ask(type) {
-      const answer = next();
-      child.send({ type } satisfies Request);
-      return answer;
-    },
-    async close() {
-      if (child.exitCode === null && child.connected) {
-        const answer = next();
-        child.send({ type: 'close' } satisfies Request);
-        await answer.catch(() => undefined);
-      }
-      if (child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise(resolve => child.once('exit', resolve));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await gone;
-        clearTimeout(timer);
-      }
-    },
-  };
-}
+type Remote = VariantProcess<Request, Reply>;
 
 /**
  * The parent side: `variants` as variants whose rounds run in a process of
@@ -150,7 +105,7 @@ export function inOwnProcesses(
   const started = (name: string): Promise<Remote> => {
     let found = remotes.get(name);
     if (!found) {
-      found = remote(file, env, name);
+      found = forkVariant<Request, Reply>(file, env, name);
       found.catch(() => undefined);
       remotes.set(name, found);
     }

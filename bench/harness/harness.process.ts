@@ -1,0 +1,68 @@
+// A bench variant's own Node process, seen from the parent: forked from a
+// bench file with an environment variable naming the variant, answering
+// `{ type }` requests one at a time over the IPC channel (bench:local's and
+// bench:redis's process per variant).
+import { fork } from 'node:child_process';
+
+/** A reply the child sends; `error` carries its failure, rethrown by {@link VariantProcess.ask}. */
+export type ProcessReply = { type: string } | { type: 'error'; message: string };
+
+/** The parent's handle on a variant's process. */
+export interface VariantProcess<Request extends { type: string }, Reply extends ProcessReply> {
+  /** Sends one request and waits for its reply (rejects with the child's error, or if it exits). */
+  ask(type: Request['type']): Promise<Reply>;
+  /** Asks it to close (`{ type: 'close' }`), then waits for it to exit (SIGKILL after 5 s). */
+  close(): Promise<void>;
+}
+
+/**
+ * Forks `file` with `env`=`name` and `execArgv`, and waits for its first
+ * reply (`ready`).
+ */
+export async function forkVariant<Request extends { type: string }, Reply extends ProcessReply>(
+  file: string,
+  env: string,
+  name: string,
+  execArgv: string[] = process.execArgv,
+): Promise<VariantProcess<Request, Reply>> {
+  const child = fork(file, [], {
+    execArgv,
+    env: { ...process.env, [env]: name },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', code => reject(new Error(`${name}'s process exited (${code})`))),
+  );
+  exited.catch(() => undefined);
+  const next = (): Promise<Reply> =>
+    Promise.race([
+      new Promise<Reply>(resolve => child.once('message', m => resolve(m as Reply))),
+      exited,
+    ]).then(reply => {
+      if (reply.type === 'error') {
+        throw new Error(`${name}: ${(reply as { message?: string }).message ?? 'failed'}`);
+      }
+      return reply;
+    });
+  await next(); // ready
+  return {
+    ask(type) {
+      const answer = next();
+      child.send({ type });
+      return answer;
+    },
+    async close() {
+      if (child.exitCode === null && child.connected) {
+        const answer = next();
+        child.send({ type: 'close' });
+        await answer.catch(() => undefined);
+      }
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise(resolve => child.once('exit', resolve));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await gone;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
