@@ -1,6 +1,7 @@
 import type { EventHandler } from '../interfaces/envelope.interface.js';
 import {
   booleanOption,
+  describeValue,
   optionsObject,
   positiveNumberOption,
 } from '../common/options.validation.js';
@@ -20,11 +21,13 @@ export interface Pattern {
 /** The patterns a `register(handler, source?, ...events)` call means. */
 export function patternsOf(source?: string, events: readonly string[] = []): Pattern[] {
   if (source !== undefined && (typeof source !== 'string' || source === '')) {
-    throw new TypeError('source must be a non-empty string when given');
+    throw new TypeError(
+      `source must be a non-empty string when given (got ${describeValue(source)})`,
+    );
   }
   for (const event of events) {
     if (typeof event !== 'string' || event === '') {
-      throw new TypeError('events must be non-empty strings');
+      throw new TypeError(`events must be non-empty strings (got ${describeValue(event)})`);
     }
   }
   const from = source ?? ANY;

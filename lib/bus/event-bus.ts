@@ -1,4 +1,5 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
+import { describeValue } from '../common/options.validation.js';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
 import { currentInstrumentation } from '../common/instrumentation.js';
@@ -294,7 +295,8 @@ export class EventBus {
     source?: string,
     ...events: (string | HandlerOptions)[]
   ): () => boolean {
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (typeof handler !== 'function')
+      throw new TypeError(`handler must be a function (got ${describeValue(handler)})`);
     const split = splitHandlerArgs(events);
     const patterns = patternsOf(source, split.events);
     const options =
@@ -329,7 +331,8 @@ export class EventBus {
    * handler. @returns true if something was removed.
    */
   unregister(handler: EventHandler, source?: string, ...events: string[]): boolean {
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (typeof handler !== 'function')
+      throw new TypeError(`handler must be a function (got ${describeValue(handler)})`);
     return this.registry.remove(
       handler,
       source === undefined ? undefined : patternsOf(source, events),

@@ -1,4 +1,5 @@
 import { logLine } from '../../common/log-line.js';
+import { describeValue } from '../../common/options.validation.js';
 import type { Observable } from 'rxjs';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import type { StateChange } from '../../common/state-machine.js';
@@ -69,7 +70,9 @@ export class StreamSubscriber extends FanOutReader {
    */
   subscribe(handler: StreamHandler): Promise<void> {
     if (typeof handler !== 'function')
-      return Promise.reject(new TypeError('handler must be a function'));
+      return Promise.reject(
+        new TypeError(`handler must be a function (got ${describeValue(handler)})`),
+      );
     return this.subscribeSettled((message, done) => {
       const result = handler(message);
       if (isThenable(result))
@@ -83,7 +86,8 @@ export class StreamSubscriber extends FanOutReader {
 
   /** Like {@link subscribe}, with a handler that settles each entry through `done`. */
   async subscribeSettled(handler: StreamSettlingHandler): Promise<void> {
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (typeof handler !== 'function')
+      throw new TypeError(`handler must be a function (got ${describeValue(handler)})`);
     this.claimHandler();
     this.handler = handler;
     await this.begin();
@@ -97,7 +101,8 @@ export class StreamSubscriber extends FanOutReader {
    * once. Otherwise as {@link subscribeSettled}.
    */
   async subscribeEntries(handler: EntryHandler): Promise<void> {
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (typeof handler !== 'function')
+      throw new TypeError(`handler must be a function (got ${describeValue(handler)})`);
     if (!this.group) throw new InvalidOptionsError('subscribeEntries needs group mode');
     this.claimHandler();
     this.entryHandler = handler;

@@ -161,6 +161,13 @@ describe('HandlerRegistry', () => {
 
   it('refuses bad patterns', () => {
     expect(() => patternsOf('')).toThrow(TypeError);
-    expect(() => patternsOf('s', [''])).toThrow('events must be non-empty strings');
+    expect(() => patternsOf('s', [''])).toThrow(
+      'events must be non-empty strings (got "", a string)',
+    );
+    // Each refusal names the value it refused.
+    expect(() => patternsOf(7 as never)).toThrow(
+      'source must be a non-empty string when given (got 7, a number)',
+    );
+    expect(() => patternsOf('s', [['a'] as never])).toThrow('(got an array of 1)');
   });
 });
