@@ -52,7 +52,12 @@ import {
   type Variant,
   median,
 } from './harness/index.js';
-import { forkVariant, type VariantProcess } from './harness/harness.process.js';
+import {
+  forkVariant,
+  nurseryEmptied,
+  settled,
+  type VariantProcess,
+} from './harness/harness.process.js';
 import {
   nodeState,
   serverState,
@@ -577,19 +582,6 @@ type Reply =
   | { type: 'run'; events: number; measured: Measured }
   | { type: 'latency'; latencies: number[] }
   | { type: 'error'; message: string };
-
-/** Settles this process's heap: two full collections and a turn for their finalizers. */
-async function settled(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  await new Promise(resolve => setImmediate(resolve));
-  gc?.();
-}
-
-/** Empties the young generation (what the warm-up left there), nothing else. */
-function nurseryEmptied(): void {
-  (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
-}
 
 /** The child side: the variant's one session, driven by the parent's requests. */
 async function child(name: string): Promise<void> {

@@ -66,3 +66,18 @@ export async function forkVariant<Request extends { type: string }, Reply extend
     },
   };
 }
+
+/** The collector exposed by --expose-gc, if it is. */
+const gc = (globalThis as { gc?: (options?: { type: 'minor' | 'major' }) => void }).gc;
+
+/** The child side: settles its heap, two full collections and a turn for their finalizers. */
+export async function settled(): Promise<void> {
+  gc?.();
+  await new Promise(resolve => setImmediate(resolve));
+  gc?.();
+}
+
+/** The child side: empties the young generation (what the warm-up left there), nothing else. */
+export function nurseryEmptied(): void {
+  gc?.({ type: 'minor' });
+}

@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { cpuMicros } from './harness.cpu.js';
 import { attachOtel } from './harness.otel.js';
-import { forkVariant, type VariantProcess } from './harness.process.js';
+import { forkVariant, nurseryEmptied, settled, type VariantProcess } from './harness.process.js';
 import type { RunResult, Session, Variant } from './harness.rounds.js';
 
 type Request = { type: 'warm' | 'run' | 'close' };
@@ -18,16 +18,6 @@ type Reply =
   | { type: 'ready' | 'warm' | 'closed' }
   | { type: 'run'; events: number; seconds: number; cpu: number }
   | { type: 'error'; message: string };
-
-/** The collector exposed by --expose-gc, if it is. */
-const gc = (globalThis as { gc?: (options?: { type: 'minor' | 'major' }) => void }).gc;
-
-/** Two full collections and a turn for their finalizers between them. */
-async function settled(): Promise<void> {
-  gc?.();
-  await new Promise(resolve => setImmediate(resolve));
-  gc?.();
-}
 
 /**
  * The child side: sets up the variant named `name` of `variants` once and
@@ -57,7 +47,7 @@ export async function runLocalChild(variants: Variant[], name: string): Promise<
           return reply({ type: 'warm' });
         case 'run': {
           // The young garbage of what ran before (here: only this variant) out of the way.
-          gc?.({ type: 'minor' });
+          nurseryEmptied();
           const cpuBefore = cpuMicros();
           const started = performance.now();
           const result = await session.run();

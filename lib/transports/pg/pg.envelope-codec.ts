@@ -56,6 +56,21 @@ const HEAD_PLAIN_ID = 'e:{"herald":1,"id":"';
 const PLAIN_STRING = /^[ !#%-[\]-~]*$/;
 
 /**
+ * The common envelope (a bus id, data, no key, unique or headers): encoded
+ * as a head up to the data's text, then the data, then `}`.
+ */
+function isCommon(envelope: Envelope): boolean {
+  const key = envelope.key;
+  return (
+    envelope.payload !== '' &&
+    envelope.unique === undefined &&
+    envelope.headers === undefined &&
+    (key === undefined || key.length === 0) &&
+    PLAIN_STRING.test(envelope.id)
+  );
+}
+
+/**
  * The index of the `,` before a top-level `"data":` member of a JSON object
  * text, or -1: a scan that skips strings and nested values, so it costs the
  * length of the meta members only. `from` and `depth` start it inside the
@@ -166,13 +181,7 @@ export class PgEnvelopeCodec {
     // The common case (a bus id, data, no key, unique or headers) in four
     // concatenations: the id's JSON is itself in quotes, and the members
     // after it up to the data's text are kept whole (see {@link rest}).
-    if (
-      payload !== '' &&
-      envelope.unique === undefined &&
-      envelope.headers === undefined &&
-      (key === undefined || key.length === 0) &&
-      PLAIN_STRING.test(id)
-    )
+    if (isCommon(envelope))
       return HEAD_PLAIN_ID + id + this.rest(envelope) + escapeJson(payload) + '}';
     // Member by member, in the order decode() expects (data last). Escaping
     // is per character, so escaping each part is escaping the whole text.
@@ -196,17 +205,11 @@ export class PgEnvelopeCodec {
    * joined string. The same text as encode(), byte for byte.
    */
   encodeParts(envelope: Envelope): PgPayload {
-    const id = envelope.id;
-    const payload = envelope.payload;
-    const key = envelope.key;
-    if (
-      payload !== '' &&
-      envelope.unique === undefined &&
-      envelope.headers === undefined &&
-      (key === undefined || key.length === 0) &&
-      PLAIN_STRING.test(id)
-    )
-      return { head: HEAD_PLAIN_ID + id + this.rest(envelope), data: escapeJson(payload) };
+    if (isCommon(envelope))
+      return {
+        head: HEAD_PLAIN_ID + envelope.id + this.rest(envelope),
+        data: escapeJson(envelope.payload),
+      };
     return this.encode(envelope);
   }
 
