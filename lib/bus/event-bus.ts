@@ -820,9 +820,10 @@ export class EventBus {
         this.connectAbandoned = true;
         // They can never go now: rejected at once, so the drain that follows
         // waits only for what runs here (postLocal handlers).
-        this.outbox.rejectAll(
+        // Counted as failed posts, as a connect that gave up counts them.
+        this.counters.publishFailed += this.outbox.rejectAll(
           new TransportClosedError('event bus closed before the transport connected'),
-        );
+        ).length;
         resolve(false);
       }, timeoutMs);
       this.connecting!.then(

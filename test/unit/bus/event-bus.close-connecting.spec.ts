@@ -45,6 +45,7 @@ describe.each(['pg', 'redis'] as const)('EventBus.close() while %s is unreachabl
       expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(TransportClosedError);
     }
     expect(bus.state).toBe('closed');
+    expect(bus.stats().publishFailed).toBe(2);
     const warning = logger.lines.find(line => line.includes('bus-shutdown-connect-timeout'));
     expect(warning).toContain(`transport ${kind} was still connecting; 2 waiting post(s)`);
     expect(logger.lines.some(line => line.includes('bus-connect-failed'))).toBe(false);
