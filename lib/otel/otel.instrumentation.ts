@@ -1,4 +1,5 @@
 import type * as OtelApi from '@opentelemetry/api';
+import { isError } from '../common/describe-error.js';
 import type { HeraldLogger } from '../common/logger.js';
 import type { HeraldEvent, Envelope } from '../interfaces/envelope.interface.js';
 import type {
@@ -249,10 +250,10 @@ class OtelBusHooks implements BusInstrumentation {
 }
 
 function endWithError(api: typeof OtelApi, span: OtelApi.Span, error: unknown): void {
-  if (error instanceof Error) span.recordException(error);
+  if (isError(error)) span.recordException(error);
   span.setStatus({
     code: api.SpanStatusCode.ERROR,
-    message: error instanceof Error ? error.message : String(error),
+    message: isError(error) ? error.message : String(error),
   });
   span.end();
 }

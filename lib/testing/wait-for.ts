@@ -1,3 +1,5 @@
+import { describeError } from '../common/describe-error.js';
+
 /**
  * Polls `predicate` until it returns a truthy value (or a promise of one),
  * then returns that value. Tests wait for conditions, never for time.
@@ -18,7 +20,7 @@ export async function waitFor<T>(
       lastError = error;
     }
     if (Date.now() > deadline) {
-      const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      const detail = lastError === undefined ? '' : ` (last error: ${describeError(lastError)})`;
       throw new Error(
         `waitFor timed out after ${timeoutMs} ms: ${options.message ?? predicate.toString()}${detail}`,
       );

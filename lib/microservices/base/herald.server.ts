@@ -8,7 +8,7 @@ import {
   type WritePacket,
 } from '@nestjs/microservices';
 import { isObservable, type Observable } from 'rxjs';
-import { describeError } from '../../common/describe-error.js';
+import { describeError, isError } from '../../common/describe-error.js';
 import { currentInstrumentation } from '../../common/instrumentation.js';
 import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
@@ -374,6 +374,6 @@ export abstract class HeraldServer<Context extends BaseRpcContext>
 
 /** An error as it can travel in a reply (Nest replies with plain objects). */
 export function errorReply(error: unknown): unknown {
-  if (error instanceof Error) return { status: 'error', name: error.name, message: error.message };
+  if (isError(error)) return { status: 'error', name: error.name, message: error.message };
   return error;
 }

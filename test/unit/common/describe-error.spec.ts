@@ -1,3 +1,6 @@
+import { createConnection } from 'node:net';
+import { runInNewContext } from 'node:vm';
+
 import { describeError, stackOf } from '../../../lib/common/describe-error.js';
 
 describe('describeError', () => {
@@ -20,5 +23,37 @@ describe('describeError', () => {
     expect(describeError(cyclic)).toBe('[object Object]');
     expect(stackOf(new Error('x'))).toContain('Error: x');
     expect(stackOf('x')).toBeUndefined();
+  });
+
+  it('reads errors of another realm as errors, not as JSON', () => {
+    const foreign = runInNewContext(
+      "Object.assign(new Error('connect ECONNREFUSED ::1:1'), { code: 'ECONNREFUSED' })",
+    ) as unknown;
+    expect(foreign instanceof Error).toBe(false);
+    expect(describeError(foreign)).toBe('connect ECONNREFUSED ::1:1');
+    expect(stackOf(foreign)).toContain('connect ECONNREFUSED');
+  });
+
+  it('names the inner errors of an AggregateError that has no message of its own', () => {
+    const both = Object.assign(
+      new AggregateError([
+        Object.assign(new Error('connect ECONNREFUSED ::1:1'), { code: 'ECONNREFUSED' }),
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+      ]),
+      { code: 'ECONNREFUSED' },
+    );
+    expect(describeError(both)).toBe(
+      'connect ECONNREFUSED ::1:1; connect ECONNREFUSED 127.0.0.1:1',
+    );
+    expect(describeError(new AggregateError([]))).toBe('AggregateError');
+  });
+
+  it('names the real error of a refused connection to a name with two addresses', async () => {
+    const error = await new Promise<unknown>(resolve => {
+      const socket = createConnection({ host: 'localhost', port: 1, autoSelectFamily: true });
+      socket.on('error', resolve);
+    });
+    expect(describeError(error)).toMatch(/ECONNREFUSED/);
+    expect(describeError(error)).not.toMatch(/^\{/);
   });
 });
