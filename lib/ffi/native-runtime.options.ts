@@ -43,9 +43,12 @@ export interface NativeRuntimeOptions {
    * and at least half of its recent waits for a call were no longer than
    * this, for up to twice their average (capped by this value); it stops
    * when waits get long (an idle or slow caller, a loaded machine) and
-   * resumes when they get short again. One poller of a runtime spins at a
-   * time, and none when the process may use one CPU only (its affinity
-   * mask). A spin that finds the call saves the futex wait and wake
+   * resumes when they get short again. With more in flight it also spins
+   * while the event loop is delivering answers on another CPU (the callers'
+   * next calls are then microseconds away, and waking a sleeping poller on
+   * another CPU is the dearest step of a call on a VM). One poller of a
+   * runtime spins at a time, and none when the process may use one CPU only
+   * (its affinity mask) or shares the event loop's CPU. A spin that finds the call saves the futex wait and wake
    * and the scheduler wake-up of the poller: calls made one at a time get
    * faster, at the cost of up to this much CPU of the poller's core each time
    * it runs out of calls.

@@ -640,6 +640,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
   }
 
   Queue *q = QueueCreate(max_queue, spin_ns);
+  q->completions = s;
 
   char *cfg_copy = has_cfg ? strdup(cfg.c_str()) : nullptr;
   StderrCapture capture;

@@ -110,6 +110,9 @@ struct Completions {
   // Read by every answer, written by the JS thread once per drain and by the
   // answer that wakes it: a line of its own.
   alignas(64) std::atomic<uint32_t> armed{1};
+  // The CPU the JS thread ran its last drain on (Disarm), read by a poller
+  // about to sleep (PollerSpin): a poller on the same CPU must not spin.
+  std::atomic<int32_t> js_cpu{-1};
   // The JS thread's own (never written by the answering threads).
   alignas(64) uint64_t head = 0;  // the next ticket to read
   uint64_t round_end = 0;         // the tail when the round began
@@ -175,6 +178,9 @@ struct Queue {
   int64_t run_avg;
   int64_t posted_ns;  // when the last task was posted (only kept when spinning is on)
   bool spinning;
+  // Where this queue's answers go (set by the host before init): while its
+  // JS thread delivers, the next calls are on their way (PollerSpin).
+  Completions *completions;
   // Counters for stats(): spins begun, and those that found a task.
   uint64_t spins;
   uint64_t spin_hits;
@@ -226,14 +232,32 @@ inline void NoteWait(Queue *q, int64_t ns) {
 // thread gets them in one wake-up; a spinning poller answers each call at
 // once and the JS thread wakes for each (at 4 in flight on a loaded machine
 // that cost 25-30% of the calls/s, at 64 in flight 15-40%).
+// The exception: while the JS thread is delivering answers on another CPU
+// (the sink disarmed), the calls its callers make next are posted when the
+// batch is done, a few microseconds away, at any number in flight: a poller
+// that slept then costs the JS thread a futex wake of a thread on another CPU
+// per batch, and the poller a sleep and a wake-up. In a VM whose other vCPU
+// is idle (a quiet machine) that is the dearest thing on the path: 16 us of
+// the waker's CPU for the futex wake alone, ~45 us per thread per sleep/wake
+// round trip, against ~3 us on one CPU (a probe, futex ping-pong between two
+// pinned threads, 2 vCPUs of an EPYC guest). It made the JS thread's CPU per
+// call depend on where the scheduler put the threads: 1.26 us per call at
+// 64 B x 64 in flight with the poller on the other CPU, 0.31 on the same.
+// Not when both share a CPU: a spinning poller would only hold up the JS
+// thread it waits for.
 // One poller spins at a time; it yields the CPU between checks of the clock,
 // so a loaded machine's other threads (the JS thread first) still run.
 // Returns with mu held.
 // 1.5 tasks per wait, in 1/256 (measured: 1 in flight ~1.0-1.2, 2 ~1.9).
 constexpr int64_t kSpinRunMax256 = 384;
+inline bool JsDelivering(const Queue *q) {
+  const Completions *c = q->completions;
+  return c != nullptr && c->armed.load(std::memory_order_relaxed) == 0 &&
+         c->js_cpu.load(std::memory_order_relaxed) != sched_getcpu();
+}
 inline void PollerSpin(Queue *q, int64_t started) {
   int64_t max = q->spin_max_ns;
-  if (q->spinning || q->short_share < 512 || q->run_avg > kSpinRunMax256) return;
+  if (q->spinning || q->short_share < 512 || (q->run_avg > kSpinRunMax256 && !JsDelivering(q))) return;
   int64_t budget = q->short_wait_ns * 2 + 2000;
   if (budget > max) budget = max;
   q->spinning = true;
@@ -469,13 +493,21 @@ inline void TaskRespond(void *p, int rc, char *rsp, int rsp_len) {
 
 // Answers that arrive from now on do not wake the loop (the drain takes
 // them, see FinishDrain).
-inline void Disarm(Completions *c) { c->armed.store(0, std::memory_order_relaxed); }
+inline void Disarm(Completions *c) {
+  c->armed.store(0, std::memory_order_relaxed);
+  c->js_cpu.store(sched_getcpu(), std::memory_order_relaxed);
+}
 
 // A round takes what was answered when it began: the ring up to its tail
 // then, and the overflow stack.
 inline void BeginRound(Completions *c) {
   c->round_end = c->tail.load(std::memory_order_acquire);
-  Task *stack = c->done.exchange(nullptr, std::memory_order_acq_rel);
+  // Read before taking: `done` shares its line with `tail`, which every
+  // answer writes; an exchange per round when the stack is empty (nearly
+  // always) would take that line from the answering thread each time.
+  Task *stack = c->done.load(std::memory_order_relaxed) == nullptr
+                    ? nullptr
+                    : c->done.exchange(nullptr, std::memory_order_acq_rel);
   Task *list = c->overflow;  // normally empty: a round reads all of it
   while (stack != nullptr) {
     Task *next = stack->next;
