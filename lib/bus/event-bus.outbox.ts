@@ -8,8 +8,6 @@ import type { PostReceipt } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
 
 const MAX_BATCH = 1000;
-/** Settled batches' resolver and rejecter arrays kept for the next flushes (batches in flight at once are few). */
-const SPARE_ARRAYS = 2;
 
 type Resolve = (receipt: PostReceipt) => void;
 type Reject = (error: unknown) => void;
@@ -43,16 +41,6 @@ export class Outbox {
   private resolvers: Resolve[] = [];
   private rejecters: Reject[] = [];
   private count = 0;
-  /**
-   * The resolver and rejecter arrays of batches that settled, emptied, for
-   * {@link take} to fill again: they never leave the outbox (the envelopes
-   * array goes to the transport, which may keep it), so a flush allocates
-   * one array, not three. A lone post per flush saved two 16-slot arrays
-   * (about 290 bytes); a burst of 1,000, 16 bytes per post, and arrays that
-   * lived across the transport's round trip (issue 24).
-   */
-  private readonly spareResolvers: Resolve[][] = [];
-  private readonly spareRejecters: Reject[][] = [];
   private flushScheduled = false;
   private publishing = 0;
   /**
@@ -148,45 +136,29 @@ export class Outbox {
 
   /** Rejects every waiting post with `error` (connect gave up, or the bus closed); @returns their envelopes. */
   rejectAll(error: unknown): Envelope[] {
-    const { envelopes, resolvers, rejecters } = this.take();
+    const { envelopes, rejecters } = this.take();
     for (let i = 0; i < envelopes.length; i++) {
       this.refused(envelopes[i]);
       rejecters[i](error);
     }
-    this.recycle(resolvers, rejecters, envelopes.length);
     return envelopes;
   }
 
-  /**
-   * Empties the buffer: @returns its arrays (they now belong to the
-   * caller), the envelopes trimmed to the posts; the resolvers and
-   * rejecters may be longer (their slots past the posts are empty), and go
-   * back through {@link recycle} once their batch settled.
-   */
+  /** Empties the buffer: @returns its arrays, trimmed to the posts (they now belong to the caller). */
   private take(): { envelopes: Envelope[]; resolvers: Resolve[]; rejecters: Reject[] } {
     const { envelopes, resolvers, rejecters, count } = this;
     // Trimming a longer array only shortens it in place; a shorter one is
     // never longer than count (posts past the hint were appended).
     envelopes.length = count;
+    resolvers.length = count;
+    rejecters.length = count;
     // The next burst is likely this one's size.
     const hint = Math.min(Math.max(count, 16), MAX_BATCH);
     this.envelopes = new Array<Envelope>(hint);
-    this.resolvers = this.spareResolvers.pop() ?? new Array<Resolve>(hint);
-    this.rejecters = this.spareRejecters.pop() ?? new Array<Reject>(hint);
+    this.resolvers = new Array<Resolve>(hint);
+    this.rejecters = new Array<Reject>(hint);
     this.count = 0;
     return { envelopes, resolvers, rejecters };
-  }
-
-  /**
-   * A settled batch's resolvers and rejecters, emptied (a settled post's
-   * functions must not stay reachable), kept for a later {@link take}.
-   */
-  private recycle(resolvers: Resolve[], rejecters: Reject[], used: number): void {
-    if (this.spareResolvers.length === SPARE_ARRAYS) return;
-    resolvers.fill(undefined as unknown as Resolve, 0, used);
-    rejecters.fill(undefined as unknown as Reject, 0, used);
-    this.spareResolvers.push(resolvers);
-    this.spareRejecters.push(rejecters);
   }
 
   private flush(): void {
@@ -205,17 +177,12 @@ export class Outbox {
       // posts with its error; the bus and the process go on.
       callTransport(() => this.transport.publish(batch)).then(
         results => this.published(batch, resolve, reject, results),
-        error => this.failed(batch, resolve, reject, error),
+        error => this.failed(batch, reject, error),
       );
     }
   }
 
-  private failed(
-    batch: readonly Envelope[],
-    resolve: Resolve[],
-    reject: Reject[],
-    error: unknown,
-  ): void {
+  private failed(batch: readonly Envelope[], reject: readonly Reject[], error: unknown): void {
     this.counters.publishFailed += batch.length;
     const first = batch[0];
     this.logger.error(
@@ -237,21 +204,19 @@ export class Outbox {
       this.refused(batch[i]);
       reject[i](error);
     }
-    this.recycle(resolve, reject, batch.length);
     this.publishing--;
     this.settled();
   }
 
   private published(
     batch: readonly Envelope[],
-    resolve: Resolve[],
-    reject: Reject[],
+    resolve: readonly Resolve[],
+    reject: readonly Reject[],
     results: readonly PublishResult[],
   ): void {
     if (!Array.isArray(results)) {
       this.failed(
         batch,
-        resolve,
         reject,
         new TypeError(`transport ${this.transport.name} resolved publish() with no result list`),
       );
@@ -268,7 +233,6 @@ export class Outbox {
         reject[i](result?.error ?? new Error('transport returned no result for this event'));
       }
     }
-    this.recycle(resolve, reject, batch.length);
     this.publishing--;
     this.settled();
   }

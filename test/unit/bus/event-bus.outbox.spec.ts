@@ -115,7 +115,7 @@ describe('Outbox', () => {
     for (const post of posts) await expect(post).rejects.toBe(cause);
   });
 
-  it('settles each post of later batches with its own result once earlier batches gave their arrays back', async () => {
+  it('settles each post of successive batches of varying size with its own result', async () => {
     const { transport, outbox } = make(2000);
     const flushed = async (events: string[]) => {
       const posts = events.map(e => outbox.push(envelope(e), Promise.resolve()));
@@ -123,8 +123,9 @@ describe('Outbox', () => {
     };
     const outcome = (settled: PromiseSettledResult<unknown>[]) =>
       settled.map(s => (s.status === 'fulfilled' ? (s.value as { id: string }).id : 'rejected'));
-    // Sizes that shrink and grow, a failed publish between: a recycled
-    // resolver or rejecter in the wrong slot would settle a post wrongly.
+    // Sizes that shrink and grow, a failed publish between, more than one
+    // batch's worth in a turn: a resolver or rejecter in the wrong slot
+    // would settle a post wrongly.
     expect(outcome(await flushed(['a', 'refused', 'c']))).toEqual(['a', 'rejected', 'c']);
     expect(outcome(await flushed(['refused']))).toEqual(['rejected']);
     transport.mode = 'reject';
