@@ -11,10 +11,17 @@
 //
 // BENCH_TRANSPORT local (default) | pg | redis; BENCH_EVENTS (default 200000
 // local, 20000 otherwise), BENCH_ROUNDS (default 7), PG_URL, REDIS_URL.
+//
+// BENCH_SITES=1: instead of the rounds, each side once under V8's sampling heap
+// profiler (every allocation, collected or not, sampled every 64 bytes): bytes
+// allocated per event by allocation site, the site being the nearest function in
+// a lib/ (a load-independent figure). Run node with --no-turbo-inlining so that
+// each function keeps its own allocations (inlined, they count under the caller).
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
+import { Session } from 'node:inspector';
 import * as afterLib from '../lib/index.js';
 import { beforeBase, importBefore, interleave, runMain, setting } from './harness/index.js';
 
@@ -79,12 +86,83 @@ async function timed(publisher: afterLib.EventPublisher, events: number): Promis
   return (used.user + used.system) / events;
 }
 
+/** A node of V8's sampling heap profile. */
+interface SampledNode {
+  callFrame: { functionName: string; url: string };
+  selfSize: number;
+  children: SampledNode[];
+}
+
+/** `function lib/path` of a frame in a lib/ (either side's), else undefined. */
+function libSite(frame: SampledNode['callFrame']): string | undefined {
+  const at = frame.url.lastIndexOf('/lib/');
+  if (at < 0 || frame.url.includes('node_modules')) return undefined;
+  return `${frame.functionName || '(anonymous)'} ${frame.url.slice(at + 1)}`;
+}
+
+/** BENCH_SITES: `events` posts under the sampling heap profiler: bytes per event by nearest lib/ site. */
+async function sites(
+  publisher: afterLib.EventPublisher,
+  events: number,
+): Promise<Map<string, number>> {
+  const session = new Session();
+  session.connect();
+  const call = <T>(method: string, params: object = {}): Promise<T> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (error, result) =>
+        error ? reject(error) : resolve(result as T),
+      ),
+    );
+  (globalThis as { gc?: () => void }).gc?.();
+  await call('HeapProfiler.enable');
+  await call('HeapProfiler.startSampling', {
+    samplingInterval: 64,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  await timed(publisher, events);
+  const { profile } = await call<{ profile: { head: SampledNode } }>('HeapProfiler.stopSampling');
+  session.disconnect();
+  const bytes = new Map<string, number>();
+  const walk = (node: SampledNode, site: string): void => {
+    const here = libSite(node.callFrame) ?? site;
+    if (node.selfSize > 0) bytes.set(here, (bytes.get(here) ?? 0) + node.selfSize / events);
+    for (const child of node.children) walk(child, here);
+  };
+  walk(profile.head, '(outside lib/)');
+  return bytes;
+}
+
+/** BENCH_SITES: prints both sides' bytes per event by site, largest first. */
+function printSites(before: Map<string, number>, after: Map<string, number>): void {
+  const total = (map: Map<string, number>): number => [...map.values()].reduce((a, b) => a + b, 0);
+  const names = [...new Set([...before.keys(), ...after.keys()])].sort(
+    (a, b) => (after.get(b) ?? 0) - (after.get(a) ?? 0),
+  );
+  console.log(`bytes allocated per event by site (${TRANSPORT}, ${EVENTS} events each side):`);
+  console.log(`${'before'.padStart(8)} ${'after'.padStart(8)}  site`);
+  for (const name of names) {
+    const b = before.get(name) ?? 0;
+    const a = after.get(name) ?? 0;
+    if (Math.max(a, b) >= 1)
+      console.log(`${b.toFixed(0).padStart(8)} ${a.toFixed(0).padStart(8)}  ${name}`);
+  }
+  console.log(
+    `${total(before).toFixed(0).padStart(8)} ${total(after).toFixed(0).padStart(8)}  total`,
+  );
+}
+
 runMain('bench:bus-before-after', async () => {
   const base = beforeBase();
   const beforeLib = await importBefore<Lib>(base, 'lib/index.ts');
   const sides = { before: await app(beforeLib), after: await app(afterLib) };
   try {
     for (const side of ['before', 'after'] as const) await timed(sides[side].publisher, 2000);
+    if (process.env.BENCH_SITES) {
+      const before = await sites(sides.before.publisher, EVENTS);
+      printSites(before, await sites(sides.after.publisher, EVENTS));
+      return;
+    }
     const measure = (side: 'before' | 'after') => (): Promise<number> => {
       (globalThis as { gc?: () => void }).gc?.();
       return timed(sides[side].publisher, EVENTS);

@@ -55,13 +55,31 @@ function validHeaders(headers: unknown): Readonly<Record<string, string>> {
  * shape is built: the bus's dispatch and the testing kit's view of posts.
  */
 export function receivedEvent(envelope: Envelope, codec: Codec, attempt: number): HeraldEvent {
+  const data = codec.decode(envelope.payload);
+  const { key, unique } = envelope;
+  // Most events carry neither: the fields a `postLocal` event has, in its
+  // order (one shape for the handlers' property reads), and 16 bytes fewer
+  // than with the two as `undefined` (issue 24: 96 B, was 112 per event).
+  if (key === undefined && unique === undefined) {
+    return {
+      id: envelope.id,
+      source: envelope.source,
+      event: envelope.event,
+      data,
+      origin: envelope.origin,
+      occurredAt: envelope.occurredAt,
+      headers: envelope.headers ?? NO_HEADERS,
+      local: false,
+      attempt,
+    };
+  }
   return {
     id: envelope.id,
     source: envelope.source,
     event: envelope.event,
-    data: codec.decode(envelope.payload),
-    key: envelope.key,
-    unique: envelope.unique,
+    data,
+    key,
+    unique,
     origin: envelope.origin,
     occurredAt: envelope.occurredAt,
     headers: envelope.headers ?? NO_HEADERS,
@@ -108,19 +126,17 @@ export class EnvelopeFactory {
       const tooLarge = this.oversize(payload);
       if (tooLarge !== undefined) throw tooLarge;
     }
-    // Most posts have no options: nothing to check, and the envelope in the
-    // same shape (the same fields in the same order) as one with options.
+    // Most posts have no options: nothing to check, and an envelope without
+    // the optional fields (key, unique, headers): 24 bytes fewer per post,
+    // and the envelope lives until the transport accepted it (issue 24).
     if (options === undefined) {
       return {
         id: this.ids.uuid(),
         source,
         event,
         payload,
-        key: undefined,
-        unique: undefined,
         origin: this.origin,
         occurredAt: this.isoNow(),
-        headers: undefined,
       };
     }
     return this.withOptions(source, event, payload, options);

@@ -405,11 +405,8 @@ export class EventBus {
       source,
       event,
       payload,
-      key: undefined,
-      unique: undefined,
       origin: this.origin,
       occurredAt,
-      headers: undefined,
     };
     this.counters.posted++;
     this.loopback.expect(envelope);

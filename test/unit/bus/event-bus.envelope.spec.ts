@@ -65,6 +65,27 @@ describe('EnvelopeFactory', () => {
     expect(() => factory.received({ ...envelope, payload: '{' }, 1)).toThrow();
   });
 
+  it('leaves the optional fields out of an option-less envelope and of the event received for it', () => {
+    const envelope = factory.envelope('a', 'b', { n: 2 });
+    expect(Object.keys(envelope)).toEqual([
+      'id',
+      'source',
+      'event',
+      'payload',
+      'origin',
+      'occurredAt',
+    ]);
+    // The received event has a local event's fields, in its order.
+    const received = factory.received(envelope, 1);
+    expect(Object.keys(received)).toEqual(Object.keys(factory.local('a', 'b', { n: 2 })));
+    expect(received).toMatchObject({ headers: {}, local: false, attempt: 1 });
+    const keyed = factory.envelope('a', 'b', 1, { key: [7], unique: 'u-1' });
+    expect(factory.received(keyed, 2)).toMatchObject({ key: [7n], unique: 'u-1', attempt: 2 });
+    const onlyUnique = factory.received({ ...envelope, unique: 'u-2' }, 1);
+    expect(onlyUnique.unique).toBe('u-2');
+    expect(onlyUnique.key).toBeUndefined();
+  });
+
   it('on the system clock, one reading serves a synchronous run of posts, and a new turn reads again', async () => {
     const system = new EnvelopeFactory(jsonCodec, 'host:1:a', systemClock, undefined);
     const first = system.envelope('a', 'b').occurredAt;

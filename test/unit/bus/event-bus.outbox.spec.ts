@@ -115,6 +115,29 @@ describe('Outbox', () => {
     for (const post of posts) await expect(post).rejects.toBe(cause);
   });
 
+  it('settles each post of successive batches of varying size with its own result', async () => {
+    const { transport, outbox } = make(2000);
+    const flushed = async (events: string[]) => {
+      const posts = events.map(e => outbox.push(envelope(e), Promise.resolve()));
+      return Promise.allSettled(posts);
+    };
+    const outcome = (settled: PromiseSettledResult<unknown>[]) =>
+      settled.map(s => (s.status === 'fulfilled' ? (s.value as { id: string }).id : 'rejected'));
+    // Sizes that shrink and grow, a failed publish between, more than one
+    // batch's worth in a turn: a resolver or rejecter in the wrong slot
+    // would settle a post wrongly.
+    expect(outcome(await flushed(['a', 'refused', 'c']))).toEqual(['a', 'rejected', 'c']);
+    expect(outcome(await flushed(['refused']))).toEqual(['rejected']);
+    transport.mode = 'reject';
+    expect(outcome(await flushed(['x', 'y']))).toEqual(['rejected', 'rejected']);
+    transport.mode = 'ok';
+    const many = Array.from({ length: 1500 }, (_, i) => (i === 1200 ? 'refused' : `e${i}`));
+    const settled = outcome(await flushed(many));
+    expect(settled).toEqual(many.map(e => (e === 'refused' ? 'rejected' : e)));
+    expect(outcome(await flushed(['p', 'q', 'refused', 's']))).toEqual(['p', 'q', 'rejected', 's']);
+    expect(transport.batches.map(b => b.length)).toEqual([3, 1, 2, 1000, 500, 4]);
+  });
+
   it('callTransport turns a synchronous throw into a rejection', async () => {
     await expect(
       callTransport(() => {
