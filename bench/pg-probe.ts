@@ -149,7 +149,11 @@ async function signal(line: string): Promise<void> {
   if (process.env.PROBE_MARK === '1') console.log(line);
   if (!stdin) return;
   console.log(line);
+  // Callgrind takes a command only while the program runs: keep it running
+  // until the parent answers (an idle wait on stdin never got the command).
+  const ticking = setInterval(() => undefined, 5);
   await stdin.next();
+  clearInterval(ticking);
 }
 
 async function measure(send: () => Promise<unknown>): Promise<void> {

@@ -7,7 +7,7 @@ import { WarningLimiter } from '../../common/warning-limiter.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import type { PgHubRawEvent } from './pg.advisory.js';
 import { encodePayload, escapeJson } from './pg.codec.js';
-import type { PgPayload } from './pg.packed-payloads.js';
+import { PgPlainHeadParts, type PgPayload } from './pg.packed-payloads.js';
 
 /**
  * The herald envelope as it travels in a pg-hub value: `herald` marks it
@@ -205,11 +205,13 @@ export class PgEnvelopeCodec {
    * joined string. The same text as encode(), byte for byte.
    */
   encodeParts(envelope: Envelope): PgPayload {
+    // The head is printable ASCII (a PLAIN_STRING id, members JSON.stringify
+    // and escapeJson wrote): the notifier writes it without a scan.
     if (isCommon(envelope))
-      return {
-        head: HEAD_PLAIN_ID + envelope.id + this.rest(envelope),
-        data: escapeJson(envelope.payload),
-      };
+      return new PgPlainHeadParts(
+        HEAD_PLAIN_ID + envelope.id + this.rest(envelope),
+        escapeJson(envelope.payload),
+      );
     return this.encode(envelope);
   }
 
