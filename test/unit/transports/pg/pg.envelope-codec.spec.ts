@@ -196,13 +196,17 @@ describe('PgEnvelopeCodec', () => {
         c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
       );
       expect(text).toBe((key === undefined ? 'e' : 'e' + key.join(',')) + ':' + escaped);
-      const decoded = own.decode(raw(text));
       const fresh = new PgEnvelopeCodec(
         () => undefined,
         () => undefined,
       ).decode(raw(text));
-      expect(decoded).toEqual({ ...envelope, payload: decoded!.payload });
-      expect(fresh).toEqual(decoded);
+      // Three times: from the second value in a row of one sender and event
+      // on, decode() reads by the expression's test and the last middle.
+      for (let i = 0; i < 3; i++) {
+        const decoded = own.decode(raw(text));
+        expect(decoded).toEqual({ ...envelope, payload: decoded!.payload });
+        expect(decoded).toEqual(fresh);
+      }
     }
     // Not repeating what was read last: a value cut short, another member order, a control character.
     expect(own.decode(raw(own.encode(base).slice(0, -2)))).toBeUndefined();
