@@ -3,6 +3,9 @@
 //   herald EventsModule  EventPublisher.post -> @OnEvent handler (pg transport)
 //   herald durable       the same with pg: { durable: true } (outbox row + wake-up, cursor read)
 //   herald PgHub         hub.notify -> consumer hook (no Nest, no envelope)
+//   herald PgHub, herald's bytes   the same, its data as much longer as herald's
+//                        envelope makes herald's notification (PostgreSQL's
+//                        cost per event follows the bytes it carries)
 //   nestjs-pg-notify     PgNotifyClient.emit -> @PgNotifyEventPattern handler, 64 in flight
 //   node-postgres        one awaited `SELECT pg_notify($1,$2)` per event
 // Every variant sends and receives in this process against PG_URL, alone (its
@@ -23,6 +26,7 @@ import { Controller, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Payload } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
+import { hostname } from 'node:os';
 import pg from 'pg';
 import { PgNotifyClient, PgNotifyEventPattern, PgNotifyServer } from 'nestjs-pg-notify';
 import { EventPublisher, EventsModule, OnEvent, silentLogger } from '../lib/index.js';
@@ -145,8 +149,25 @@ class PeerController {
 @Module({ controllers: [PeerController] })
 class PeerApp {}
 
+/**
+ * How many bytes herald's notification carries beyond PgHub's for the same
+ * data: the envelope (`e:{"herald":1,"id":"<uuid>","source":"bench",
+ * "event":"tick","origin":"<host>/<pid>/<8>/<n>","at":"<iso>","data":...}`)
+ * against PgHub's `e1:...`. The "PgHub, herald's bytes" variant sends data
+ * this much longer, so PostgreSQL carries as many bytes per notification as
+ * for herald (its cost per event follows the bytes: see bench/README.md).
+ */
+const ENVELOPE_EXTRA =
+  'e:{"herald":1,"id":"","source":"bench","event":"tick","origin":"","at":"","data":}'.length +
+  36 +
+  `${hostname()}/${process.pid}/xxxxxxxx/1`.length +
+  24 -
+  'e1:'.length;
+
 interface Variant {
   name: string;
+  /** Bytes added to the data of every event (the "herald's bytes" variant). */
+  extraBytes?: number;
   /** Events per throughput run at 100 B (a quarter at 4 KB). */
   events: number;
   window: number;
@@ -197,6 +218,23 @@ const variants: Variant[] = [
       await Promise.all([hub.start(), consumer.subscribe('hub_bench')]);
       return {
         send: value => hub.notify('hub_bench', 1n, value),
+        teardown: () => hub.stop(),
+      };
+    },
+  },
+  {
+    name: "herald PgHub, herald's bytes",
+    events: 40_000,
+    window: WINDOW,
+    extraBytes: ENVELOPE_EXTRA,
+    async setup() {
+      const hub = new PgHub({ connectionString: PG_URL, applicationName: 'hub-bench-bytes' });
+      const consumer = hub.consumer(event => {
+        if (event.topic !== null) sink.hit(event.value as Data);
+      });
+      await Promise.all([hub.start(), consumer.subscribe('hub_bench_bytes')]);
+      return {
+        send: value => hub.notify('hub_bench_bytes', 1n, value),
         teardown: () => hub.stop(),
       };
     },
@@ -304,24 +342,25 @@ function sized(variant: Variant, size: number): BenchVariant {
   const events = Math.max(100, Math.round(variant.events * SCALE * (size > 1000 ? 0.25 : 1)));
   const window =
     variant.window === WINDOW ? Math.min(WINDOW, Math.floor(WINDOW_BYTES / size)) : variant.window;
+  const bytes = size + (variant.extraBytes ?? 0);
   return {
     name: `${variant.name} ${size} B`,
     async setup() {
       const { send, teardown } = await variant.setup();
       return {
         warmUp: () =>
-          throughput(Math.max(smokeOr(100, 20), Math.round(events / 10)), window, size, send),
+          throughput(Math.max(smokeOr(100, 20), Math.round(events / 10)), window, bytes, send),
         run: async () => {
           const cpu = cpuMicros();
           const started = performance.now();
-          await throughput(events, window, size, send);
+          await throughput(events, window, bytes, send);
           const seconds = (performance.now() - started) / 1000;
           const name = `${variant.name} ${size} B`;
           cpuPerEvent.set(name, [...(cpuPerEvent.get(name) ?? []), (cpuMicros() - cpu) / events]);
           rates.set(name, [...(rates.get(name) ?? []), events / seconds]);
           return { events };
         },
-        latency: () => latency(LATENCY_EVENTS, size, send),
+        latency: () => latency(LATENCY_EVENTS, bytes, send),
         teardown,
       };
     },
@@ -382,6 +421,13 @@ function sideBySide(ran: ReadonlySet<string>): string[] {
       lines.push(
         `- ${size} B CPU per delivered event: durable ${cpu(durable)} µs / plain ${cpu(bus)} µs = ` +
           `${ratio(cpuPerEvent, durable, bus).toFixed(2)}x; events/s durable/plain ${ratio(rates, durable, bus).toFixed(2)}x`,
+      );
+    const sameBytes = `herald PgHub, herald's bytes ${size} B`;
+    if (ran.has(bus) && ran.has(sameBytes))
+      lines.push(
+        `- ${size} B with herald's bytes on the wire: events/s PgHub/herald ${ratio(rates, sameBytes, bus).toFixed(2)}x ` +
+          `(PgHub's data ${ENVELOPE_EXTRA} B longer); CPU/event EventsModule ${cpu(bus)} µs / PgHub ${cpu(sameBytes)} µs = ` +
+          `${ratio(cpuPerEvent, bus, sameBytes).toFixed(2)}x`,
       );
     if (ran.has(bus) && ran.has(hub) && ran.has(peer))
       lines.push(

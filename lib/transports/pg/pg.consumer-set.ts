@@ -221,8 +221,8 @@ export class PgConsumerSet {
     let raw: PgHubRawEvent;
     let event: PgHubEvent | undefined;
     try {
+      // splitPayload's key is frozen already (no second freeze, a runtime call per event).
       const { key, json } = splitPayload(message.payload ?? '');
-      Object.freeze(key);
       raw = Object.freeze({ topic: message.channel, key, json, processId: message.processId });
       // Parsed once, and only when a consumer wants values; deep-frozen, as
       // pg-hub does, because every consumer of the topic gets this same

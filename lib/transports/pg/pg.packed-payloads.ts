@@ -15,6 +15,20 @@ export interface PgPayloadParts {
   readonly data: string;
 }
 
+/**
+ * {@link PgPayloadParts} whose head is printable ASCII by construction (the
+ * envelope codec's common form: a plain id and members JSON and escapeJson
+ * wrote), so it can hold neither the separator nor anything beyond ASCII:
+ * {@link packPayloads} writes it without scanning it. Made only by
+ * `PgEnvelopeCodec.encodeParts`; any other parts are checked as before.
+ */
+export class PgPlainHeadParts implements PgPayloadParts {
+  constructor(
+    readonly head: string,
+    readonly data: string,
+  ) {}
+}
+
 /** A payload to notify: its text, or its {@link PgPayloadParts}. */
 export type PgPayload = string | PgPayloadParts;
 
@@ -61,7 +75,12 @@ export function packPayloads(payloads: readonly PgPayload[]): Buffer | undefined
     if (i > 0) buffer[offset++] = SEPARATOR_BYTE;
     if (typeof payload === 'string') offset = writeAscii(buffer, payload, offset);
     else {
-      offset = writeAscii(buffer, payload.head, offset);
+      // A plain head is ASCII without the separator (see PgPlainHeadParts):
+      // latin1 writes its bytes as they are, with no scan for the separator.
+      offset =
+        payload instanceof PgPlainHeadParts
+          ? offset + buffer.write(payload.head, offset, 'latin1')
+          : writeAscii(buffer, payload.head, offset);
       if (offset >= 0) offset = writeAscii(buffer, payload.data, offset);
       if (offset >= 0) buffer[offset++] = CLOSE_BYTE;
     }

@@ -1,4 +1,7 @@
-import { packPayloads } from '../../../../lib/transports/pg/pg.packed-payloads.js';
+import {
+  packPayloads,
+  PgPlainHeadParts,
+} from '../../../../lib/transports/pg/pg.packed-payloads.js';
 
 describe('packPayloads', () => {
   it('joins pure ASCII payloads by 0x1e, empty ones included', () => {
@@ -32,5 +35,19 @@ describe('packPayloads', () => {
         payloads[at] = at === 2 ? odd : { head: 'e:', data: odd };
         expect(packPayloads(payloads)).toBeUndefined();
       }
+  });
+
+  it("writes the codec's plain-head parts byte for byte as any parts, and still checks their data", () => {
+    const head = 'e:{"herald":1,"id":"a-1","source":"s","event":"e","data":';
+    const data = '{"s":"' + 'x'.repeat(100) + '"}';
+    const plain = new PgPlainHeadParts(head, data);
+    expect(
+      packPayloads(['e1', plain, plain])?.equals(
+        packPayloads(['e1', { head, data }, { head, data }])!,
+      ),
+    ).toBe(true);
+    expect(packPayloads([plain])?.toString('latin1')).toBe(`${head}${data}}`);
+    for (const odd of ['é', '😀', 'a\u001eb'])
+      expect(packPayloads([plain, new PgPlainHeadParts(head, odd)])).toBeUndefined();
   });
 });
