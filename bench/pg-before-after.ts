@@ -17,10 +17,17 @@
 // and their ratios herald/hub.
 import 'reflect-metadata';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
-import { Injectable, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import * as afterLib from '../lib/index.js';
 import * as afterPg from '../lib/pg/index.js';
+import {
+  HitCounter,
+  pgBenchData,
+  windowed,
+  withHeraldPg,
+  withPgHub,
+  type Lib,
+  type PgLib,
+} from './harness/pg-variants.js';
 import {
   beforeBase,
   cpuMicros,
@@ -32,9 +39,6 @@ import {
   type TimedVariant,
 } from './harness/index.js';
 
-type Lib = typeof afterLib;
-type PgLib = typeof afterPg;
-
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const EVENTS = setting('BENCH_EVENTS', 40_000, 1000);
 const WARM_UP = setting('BENCH_WARM_UP', Math.max(1000, Math.round(EVENTS / 10)), 1000);
@@ -42,31 +46,9 @@ const ROUNDS = Math.max(1, setting('BENCH_ROUNDS', 6, 1));
 const SIZE = Math.max(30, setting('BENCH_SIZE', 100, 100));
 const WINDOW = 4000;
 
-interface Data {
-  t: number;
-  s: string;
-}
-
-/** Data whose JSON is about SIZE bytes long (bench:pg's). */
-const data = (): Data => ({ t: performance.now(), s: 'x'.repeat(SIZE - 30) });
-
-let count = 0;
-let target = 0;
-let reached: () => void = () => undefined;
-const hit = (): void => {
-  if (++count === target) reached();
-};
-
-async function windowed(total: number, send: () => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < total) {
-      next++;
-      await send();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
-}
+const data = pgBenchData(SIZE);
+const counter = new HitCounter();
+const hit = counter.hit;
 
 /** Young-generation collections so far (a count of what was allocated, at a fixed semi-space). */
 let scavenges = 0;
@@ -89,20 +71,15 @@ const record = (into: Map<string, number[]>, value: number): void => {
 
 /** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
 async function timed(send: () => Promise<unknown>): Promise<number> {
-  const until = (events: number): Promise<void> => {
-    count = 0;
-    target = events;
-    return new Promise(resolve => (reached = resolve));
-  };
-  let handled = until(WARM_UP);
-  await windowed(WARM_UP, send);
+  let handled = counter.until(WARM_UP);
+  await windowed(WARM_UP, WINDOW, send);
   await handled;
   (globalThis as { gc?: () => void }).gc?.();
-  handled = until(EVENTS);
+  handled = counter.until(EVENTS);
   const before = cpuMicros();
   const started = performance.now();
   const scavengesBefore = scavenges;
-  await windowed(EVENTS, send);
+  await windowed(EVENTS, WINDOW, send);
   await handled;
   const cpu = (cpuMicros() - before) / EVENTS;
   record(rates, EVENTS / ((performance.now() - started) / 1000));
@@ -116,51 +93,17 @@ let channels = 0;
 const channelName = (what: string): string => `bench_ba_${process.pid}_${what}_${++channels}`;
 
 async function herald(lib: Lib): Promise<number> {
-  @Injectable()
-  class Listener {
-    @lib.OnEvent('bench', 'tick')
-    onTick(value: Data): void {
-      if (value.t > 0) hit();
-    }
-  }
-  @Module({
-    imports: [
-      lib.EventsModule.forRoot({
-        transport: 'pg',
-        pg: {
-          connectionString: PG_URL,
-          channel: channelName('herald'),
-          applicationName: 'herald-bench-ba',
-        },
-        logger: lib.silentLogger,
-      }),
-    ],
-    providers: [Listener],
-  })
-  class App {}
-  const app = await NestFactory.createApplicationContext(App, { logger: false });
-  await app.init();
-  const publisher = app.get(lib.EventPublisher);
-  await publisher.waitUntilReady();
-  try {
-    return await timed(() => publisher.post('bench', 'tick', data()));
-  } finally {
-    await app.close();
-  }
+  const options = {
+    connectionString: PG_URL,
+    channel: channelName('herald'),
+    applicationName: 'herald-bench-ba',
+  };
+  return withHeraldPg(lib, options, hit, post => timed(() => post(data())));
 }
 
 async function hub(pgLib: PgLib): Promise<number> {
-  const channel = channelName('hub');
-  const pgHub = new pgLib.PgHub({ connectionString: PG_URL, applicationName: 'hub-bench-ba' });
-  const consumer = pgHub.consumer(event => {
-    if (event.topic !== null && (event.value as Data).t > 0) hit();
-  });
-  await Promise.all([pgHub.start(), consumer.subscribe(channel)]);
-  try {
-    return await timed(() => pgHub.notify(channel, 1n, data()));
-  } finally {
-    await pgHub.stop();
-  }
+  const options = { connectionString: PG_URL, applicationName: 'hub-bench-ba' };
+  return withPgHub(pgLib, options, channelName('hub'), hit, notify => timed(() => notify(data())));
 }
 
 runMain('bench:pg-before-after', async () => {

@@ -32,14 +32,18 @@ import { tmpdir } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Injectable, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
 import * as thisLib from '../lib/index.js';
 import * as thisPg from '../lib/pg/index.js';
-
-type Lib = typeof thisLib;
-type PgLib = typeof thisPg;
+import {
+  HitCounter,
+  pgBenchData,
+  windowed,
+  withHeraldPg,
+  withPgHub,
+  type Lib,
+  type PgLib,
+} from './harness/pg-variants.js';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const VARIANT = process.env.PROBE_VARIANT ?? 'herald';
@@ -53,34 +57,10 @@ const WINDOW = 4000;
 /** PROBE_BATCH: the hub's batchSize (notifies per statement), else its default. */
 const BATCH = process.env.PROBE_BATCH ? { batchSize: Number(process.env.PROBE_BATCH) } : {};
 
-interface Data {
-  t: number;
-  s: string;
-}
-const data = (): Data => ({ t: performance.now(), s: 'x'.repeat(SIZE - 30) });
-
-let count = 0;
-let target = 0;
-let reached: () => void = () => undefined;
-const hit = (): void => {
-  if (++count === target) reached();
-};
-const until = (events: number): Promise<void> => {
-  count = 0;
-  target = events;
-  return new Promise(resolve => (reached = resolve));
-};
-
-async function windowed(total: number, send: () => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < total) {
-      next++;
-      await send();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
-}
+const data = pgBenchData(SIZE);
+const counter = new HitCounter();
+const hit = counter.hit;
+const until = (events: number): Promise<void> => counter.until(events);
 
 /** Every pg client of the process (the pool's and the LISTEN connection), for its statements and bytes. */
 const clients = new Set<pg.Client>();
@@ -158,7 +138,7 @@ async function signal(line: string): Promise<void> {
 
 async function measure(send: () => Promise<unknown>): Promise<void> {
   let handled = until(WARM_UP);
-  await windowed(WARM_UP, send);
+  await windowed(WARM_UP, WINDOW, send);
   await handled;
   (globalThis as { gc?: () => void }).gc?.();
   await new Promise(resolve => setImmediate(resolve));
@@ -179,7 +159,7 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
   const heap = getHeapStatistics().used_heap_size;
   const [gc0, full0, statements0, wire0] = [scavenges, fullGcs, statements, wire()];
   const cpu = process.cpuUsage();
-  await windowed(EVENTS, send);
+  await windowed(EVENTS, WINDOW, send);
   await handled;
   const used = process.cpuUsage(cpu);
   const [server1, main1] = [serverNs(pids), mainThreadNs()];
@@ -218,56 +198,24 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
 }
 
 async function herald(lib: Lib): Promise<void> {
-  @Injectable()
-  class Listener {
-    @lib.OnEvent('bench', 'tick')
-    onTick(value: Data): void {
-      if (value.t > 0) hit();
-    }
-  }
-  @Module({
-    imports: [
-      lib.EventsModule.forRoot({
-        transport: 'pg',
-        pg: {
-          connectionString: PG_URL,
-          channel: `probe_${process.pid}_herald`,
-          applicationName: `herald-probe-${process.pid}`,
-          ...BATCH,
-        },
-        logger: lib.silentLogger,
-      }),
-    ],
-    providers: [Listener],
-  })
-  class App {}
-  const app = await NestFactory.createApplicationContext(App, { logger: false });
-  await app.init();
-  const publisher = app.get(lib.EventPublisher);
-  await publisher.waitUntilReady();
-  try {
-    await measure(() => publisher.post('bench', 'tick', data()));
-  } finally {
-    await app.close();
-  }
+  const options = {
+    connectionString: PG_URL,
+    channel: `probe_${process.pid}_herald`,
+    applicationName: `herald-probe-${process.pid}`,
+    ...BATCH,
+  };
+  await withHeraldPg(lib, options, hit, post => measure(() => post(data())));
 }
 
 async function hub(pgLib: PgLib): Promise<void> {
-  const channel = `probe_${process.pid}_hub`;
-  const pgHub = new pgLib.PgHub({
+  const options = {
     connectionString: PG_URL,
     applicationName: `hub-probe-${process.pid}`,
     ...BATCH,
-  });
-  const consumer = pgHub.consumer(event => {
-    if (event.topic !== null && (event.value as Data).t > 0) hit();
-  });
-  await Promise.all([pgHub.start(), consumer.subscribe(channel)]);
-  try {
-    await measure(() => pgHub.notify(channel, 1n, data()));
-  } finally {
-    await pgHub.stop();
-  }
+  };
+  await withPgHub(pgLib, options, `probe_${process.pid}_hub`, hit, notify =>
+    measure(() => notify(data())),
+  );
 }
 
 /** C++ symbols of the collector and of the compilers (the rest of V8 and Node is "runtime"). */
