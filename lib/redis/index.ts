@@ -60,6 +60,7 @@ export {
   encodeEnvelopeEntry,
   encodeEnvelopeValues,
   envelopeAffix,
+  type HeraldEntryLayout,
 } from '../transports/redis/envelope.codec.js';
 export {
   EmptyStreamError,

@@ -17,7 +17,12 @@ import type {
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
 import { logLine } from '../../common/log-line.js';
-import { decodeEnvelopeFlat, encodeEnvelopeValues, envelopeAffix } from './envelope.codec.js';
+import {
+  decodeEnvelopeFlat,
+  encodeEnvelopeEntry,
+  encodeEnvelopeValues,
+  envelopeAffix,
+} from './envelope.codec.js';
 import { decodeMainfluxEntry, encodeMainfluxEntry } from './mainflux.layout.js';
 import { CONNECTION_TRANSITIONS } from './redis.connection.js';
 import { ConnectionStates } from './redis.connection-states.js';
@@ -96,6 +101,9 @@ class EntryDelivery implements Delivery {
 }
 
 const NO_FIELDS: readonly string[] = [];
+
+/** Layout `herald`, `heraldEntry: 'one-field'`: the whole entry as it is, no affix. */
+const encodeOneField = (envelope: Envelope): string[] => encodeEnvelopeEntry(envelope);
 
 /** Own posts awaiting their copy, by `<stream>@<entry id>` (layout `mainflux` has no id field). */
 const OWN_IDS_BOUND = 10_000;
@@ -188,10 +196,12 @@ export class RedisTransport implements Transport {
     this.publisher = new StreamPublisher<Envelope>({
       ...connection,
       stream: this.streams[0] ?? this.stream,
-      // Layout herald: a common header's members after the id go once per run of posts (the affix).
       ...(this.layout === 'mainflux'
         ? { encode: encodeMainfluxEntry }
-        : { encode: encodeEnvelopeValues, affix: envelopeAffix }),
+        : options.heraldEntry === 'two-field'
+          ? // A common header's members after the id go once per run of posts (the affix).
+            { encode: encodeEnvelopeValues, affix: envelopeAffix }
+          : { encode: encodeOneField }),
       maxLen: options.maxLen,
       bufferSize: options.bufferSize,
       drainInitialIntervalMs: options.drainInitialIntervalMs,

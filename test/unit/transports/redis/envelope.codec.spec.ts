@@ -10,6 +10,8 @@ import {
 } from '../../../../lib/redis/index.js';
 import type { Envelope } from '../../../../lib/index.js';
 
+const LAYOUTS = ['one-field', 'two-field'] as const;
+
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -30,10 +32,10 @@ const envelope: fc.Arbitrary<Envelope> = fc.record(
 );
 
 describe('envelope entry codec', () => {
-  it('round-trips any envelope', () => {
+  it.each(LAYOUTS)('round-trips any envelope, %s', layout => {
     fc.assert(
       fc.property(envelope, value => {
-        const decoded = decodeEnvelopeEntry(fieldsToRecord(encodeEnvelopeEntry(value)));
+        const decoded = decodeEnvelopeEntry(fieldsToRecord(encodeEnvelopeEntry(value, layout)));
         expect(decoded).toEqual({
           ...value,
           key: value.key,
@@ -64,15 +66,16 @@ describe('envelope entry codec', () => {
         posts => {
           // Several posts in a row: the quoted members kept from the last one must never leak into the next.
           for (const [id, source, event, origin, occurredAt] of posts) {
-            const [, header] = encodeEnvelopeEntry({
-              id,
-              source,
-              event,
-              origin,
-              occurredAt,
-              payload: '',
-            });
-            expect(header).toBe(JSON.stringify([id, source, event, origin, occurredAt]));
+            const value = { id, source, event, origin, occurredAt, payload: 'a\nb' };
+            const json = JSON.stringify([id, source, event, origin, occurredAt]);
+            expect(encodeEnvelopeEntry(value, 'two-field')).toEqual([
+              'herald',
+              json,
+              'payload',
+              'a\nb',
+            ]);
+            // One field: the header, one newline, the payload (its own newlines kept).
+            expect(encodeEnvelopeEntry(value)).toEqual(['herald', `${json}\na\nb`]);
           }
         },
       ),
@@ -106,7 +109,7 @@ describe('envelope entry codec', () => {
             const content = affix.json ? JSON.stringify(value).slice(1, -1) : value;
             written[affix.index] = affix.prefix + content + affix.suffix;
           }
-          expect(written).toEqual(encodeEnvelopeEntry(value));
+          expect(written).toEqual(encodeEnvelopeEntry(value, 'two-field'));
           // One affix object while the members after the id stay the same: one run.
           if (previous?.affix && affix) {
             const same = (['source', 'event', 'origin', 'occurredAt'] as const).every(
@@ -120,10 +123,10 @@ describe('envelope entry codec', () => {
     );
   });
 
-  it('decodes the flat reply form like the record form', () => {
+  it.each(LAYOUTS)('decodes the flat reply form like the record form, %s', layout => {
     fc.assert(
       fc.property(envelope, value => {
-        const flat = encodeEnvelopeEntry(value);
+        const flat = encodeEnvelopeEntry(value, layout);
         expect(decodeEnvelopeFlat(flat)).toEqual(decodeEnvelopeEntry(fieldsToRecord(flat)));
       }),
     );
@@ -149,25 +152,52 @@ describe('envelope entry codec', () => {
     );
   });
 
+  it('lays an entry out as one field (the default) and names the bad part', () => {
+    const value = { id: 'i', source: 's', event: 'e', payload: '1', origin: 'o', occurredAt: 't' };
+    expect(encodeEnvelopeEntry(value)).toEqual(['herald', '["i","s","e","o","t"]\n1']);
+    expect(encodeEnvelopeEntry({ ...value, payload: '' })).toEqual([
+      'herald',
+      '["i","s","e","o","t"]\n',
+    ]);
+    const one = (herald: string): Envelope => decodeEnvelopeFlat(['herald', herald]);
+    expect(one('["i","s","e","o","t"]\n').payload).toBe('');
+    expect(one('["i","s","e","o","t"]\n\n{"a":\n"b"}\n').payload).toBe('\n{"a":\n"b"}\n');
+    expect(one('["i","s","e","o","t",null,"u",{"h":"é"}]\n🎉').headers).toEqual({ h: 'é' });
+    // Neither layout: no payload field, no newline.
+    expect(() => one('["i","s","e","o","t"]')).toThrow(/'payload': missing, and no newline/);
+    expect(() => decodeEnvelopeEntry({ herald: '["i","s","e","o","t"]' })).toThrow(
+      /'payload': missing/,
+    );
+    // The first newline ends the header: a header broken by one is not JSON.
+    expect(() => one('["i",\n"s","e","o","t"]\n1')).toThrow(/not JSON/);
+    expect(() => one('\n1')).toThrow(/not JSON/);
+    expect(() => one('{}\n1')).toThrow(/not an array/);
+    // A field besides `herald` and no `payload`: still one-field.
+    expect(decodeEnvelopeFlat(['x', 'y', 'herald', '["i","s","e","o","t"]\n1']).payload).toBe('1');
+  });
+
   it('lays an entry out as two fields and names the bad part', () => {
-    const flat = encodeEnvelopeEntry({
-      id: 'i',
-      source: 's',
-      event: 'e',
-      payload: '1',
-      origin: 'o',
-      occurredAt: 't',
-    });
+    const flat = encodeEnvelopeEntry(
+      { id: 'i', source: 's', event: 'e', payload: '1', origin: 'o', occurredAt: 't' },
+      'two-field',
+    );
     expect(flat).toEqual(['herald', '["i","s","e","o","t"]', 'payload', '1']);
-    const withMeta = encodeEnvelopeEntry({
-      id: 'i',
-      source: 's',
-      event: 'e',
-      payload: '',
-      origin: 'o',
-      occurredAt: 't',
-      unique: 'u',
-    });
+    // With a payload field the herald field is the header alone, even with a newline in it.
+    expect(
+      decodeEnvelopeFlat(['herald', '["i",\n"s","e","o","t"]', 'payload', '1\n2']).payload,
+    ).toBe('1\n2');
+    const withMeta = encodeEnvelopeEntry(
+      {
+        id: 'i',
+        source: 's',
+        event: 'e',
+        payload: '',
+        origin: 'o',
+        occurredAt: 't',
+        unique: 'u',
+      },
+      'two-field',
+    );
     expect(withMeta[1]).toBe('["i","s","e","o","t",null,"u",null]');
     const good = fieldsToRecord(flat);
     expect(decodeEnvelopeEntry(good).key).toBeUndefined();
@@ -224,28 +254,35 @@ describe('envelope entry codec', () => {
             } catch (error) {
               expected = error;
             }
-            let actual: unknown;
-            try {
-              actual = decodeEnvelopeFlat(['herald', text, 'payload', 'p']);
-            } catch (error) {
-              actual = error;
-            }
-            if (expected instanceof Error) {
-              expect(actual).toBeInstanceOf(StreamEntryError);
-              expect((actual as Error).message).toBe(expected.message);
-            } else {
-              expect(actual).toEqual(expected);
-              expect(actual).toEqual({
-                id: JSON.parse(text)[0],
-                source,
-                event,
-                origin,
-                occurredAt,
-                payload: 'p',
-                key: undefined,
-                unique: undefined,
-                headers: undefined,
-              });
+            // Both layouts, in turn: they share the members kept from the last header.
+            for (const flat of [
+              ['herald', text, 'payload', 'p'],
+              ['herald', `${text}\np`],
+            ]) {
+              if (flat.length === 2 && text.includes('\n')) continue;
+              let actual: unknown;
+              try {
+                actual = decodeEnvelopeFlat(flat);
+              } catch (error) {
+                actual = error;
+              }
+              if (expected instanceof Error) {
+                expect(actual).toBeInstanceOf(StreamEntryError);
+                expect((actual as Error).message).toBe(expected.message);
+              } else {
+                expect(actual).toEqual(expected);
+                expect(actual).toEqual({
+                  id: JSON.parse(text)[0],
+                  source,
+                  event,
+                  origin,
+                  occurredAt,
+                  payload: 'p',
+                  key: undefined,
+                  unique: undefined,
+                  headers: undefined,
+                });
+              }
             }
           }
         },
@@ -270,6 +307,16 @@ describe('envelope entry codec', () => {
     // A header that only ends like the last one is read in full.
     expect(() => decodeEnvelopeFlat(['herald', `"a",${tail}`, 'payload', ''])).toThrow(
       /not JSON|not an array/,
+    );
+    // One field: the same checks, the header ending at the newline.
+    expect(decodeEnvelopeFlat(['herald', `["b",${tail}\n"x"`]).id).toBe('b');
+    expect(() => decodeEnvelopeFlat(['herald', `["a\tb",${tail}\n`])).toThrow(/not JSON/);
+    expect(() => decodeEnvelopeFlat(['herald', `["",${tail}\n`])).toThrow(/id is empty/);
+    // The id's closing quote past the newline (in the payload): read in full, refused.
+    expect(() => decodeEnvelopeFlat(['herald', `["a\n",${tail}`])).toThrow(/not JSON/);
+    // A header the newline cuts short of the kept members: not JSON.
+    expect(() => decodeEnvelopeFlat(['herald', `["a",${tail.slice(0, -1)}\n]`])).toThrow(
+      /not JSON/,
     );
   });
 });
