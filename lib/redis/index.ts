@@ -22,6 +22,7 @@ export {
   StreamPublisher,
   type StreamPublisherOptions,
   type PublisherCloseReport,
+  type StreamEntryFields,
   type ValueAffix,
 } from '../transports/redis/stream.publisher.js';
 export {

@@ -1,6 +1,6 @@
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { StreamEntryError } from './redis.errors.js';
-import type { ValueAffix } from './stream.publisher.options.js';
+import type { StreamEntryFields, ValueAffix } from './stream.publisher.options.js';
 
 /**
  * The transport's entry layouts (`heraldEntry` of the transport's options).
@@ -67,6 +67,8 @@ const last: {
   tail: string;
   /** {@link envelopeAffix}'s answer for this tail, made on first use. */
   affix: ValueAffix | undefined;
+  /** {@link encodeEnvelopeParts}'s text after the id: `",`, the tail, the newline; made on first use. */
+  afterId: string | undefined;
 } = {
   source: '',
   event: '',
@@ -74,6 +76,7 @@ const last: {
   occurredAt: '',
   tail: '"","","",""]',
   affix: undefined,
+  afterId: undefined,
 };
 
 /** No key, unique or headers: the header is its id and the four members after it. */
@@ -98,6 +101,7 @@ function tailOf(envelope: Envelope): string {
     last.occurredAt = occurredAt;
     last.tail = `${quoted(source)},${quoted(event)},${quoted(origin)},${quoted(occurredAt)}]`;
     last.affix = undefined;
+    last.afterId = undefined;
   }
   return last.tail;
 }
@@ -132,6 +136,23 @@ export function encodeEnvelopeEntry(
   const header = headerText(envelope);
   if (entry === 'two-field') return [F.header, header, F.payload, envelope.payload];
   return [F.header, `${header}\n${envelope.payload}`];
+}
+
+/**
+ * What the transport's publisher writes in layout `one-field`: the entry of
+ * {@link encodeEnvelopeEntry}, its value in parts the publisher writes one
+ * after the other into the command, so Node makes no joined string (a copy
+ * of the payload per event): for a common header with a plain id, `["`, the
+ * id, then `",`, the members after it and the newline (one string per run
+ * of posts), then the payload.
+ */
+export function encodeEnvelopeParts(envelope: Envelope): StreamEntryFields {
+  if (common(envelope) && PLAIN.test(envelope.id)) {
+    const tail = tailOf(envelope);
+    const afterId = (last.afterId ??= `",${tail}\n`);
+    return [F.header, ['["', envelope.id, afterId, envelope.payload]];
+  }
+  return [F.header, [headerText(envelope), '\n', envelope.payload]];
 }
 
 /**

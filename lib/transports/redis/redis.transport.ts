@@ -19,7 +19,7 @@ import type {
 import { logLine } from '../../common/log-line.js';
 import {
   decodeEnvelopeFlat,
-  encodeEnvelopeEntry,
+  encodeEnvelopeParts,
   encodeEnvelopeValues,
   envelopeAffix,
 } from './envelope.codec.js';
@@ -101,9 +101,6 @@ class EntryDelivery implements Delivery {
 }
 
 const NO_FIELDS: readonly string[] = [];
-
-/** Layout `herald`, `heraldEntry: 'one-field'`: the whole entry as it is, no affix. */
-const encodeOneField = (envelope: Envelope): string[] => encodeEnvelopeEntry(envelope);
 
 /** Own posts awaiting their copy, by `<stream>@<entry id>` (layout `mainflux` has no id field). */
 const OWN_IDS_BOUND = 10_000;
@@ -201,7 +198,8 @@ export class RedisTransport implements Transport {
         : options.heraldEntry === 'two-field'
           ? // A common header's members after the id go once per run of posts (the affix).
             { encode: encodeEnvelopeValues, affix: envelopeAffix }
-          : { encode: encodeOneField }),
+          : // The value in parts: no joined string per post (see encodeEnvelopeParts).
+            { encode: encodeEnvelopeParts }),
       maxLen: options.maxLen,
       bufferSize: options.bufferSize,
       drainInitialIntervalMs: options.drainInitialIntervalMs,

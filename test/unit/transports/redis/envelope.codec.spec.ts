@@ -8,6 +8,7 @@ import {
   envelopeAffix,
   fieldsToRecord,
 } from '../../../../lib/redis/index.js';
+import { encodeEnvelopeParts } from '../../../../lib/transports/redis/envelope.codec.js';
 import type { Envelope } from '../../../../lib/index.js';
 
 const LAYOUTS = ['one-field', 'two-field'] as const;
