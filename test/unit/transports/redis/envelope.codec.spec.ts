@@ -124,6 +124,39 @@ describe('envelope entry codec', () => {
     );
   });
 
+  it('writes through the publisher (values in parts) the very one-field entry encodeEnvelopeEntry lays out, post after post', () => {
+    const shared = fc.constantFrom('orders', 'créé', 'q"uote', '\ud800');
+    const post = fc.oneof(
+      envelope,
+      fc.record({
+        id: fc.oneof(
+          fc.uuid(),
+          fc.string({ minLength: 1 }),
+          fc.constantFrom('q"id', 'a\nb', '\ud800', 'é'),
+        ),
+        source: shared,
+        event: shared,
+        payload: fc.oneof(fc.string(), fc.constantFrom('', '\n', 'a\nb\n')),
+        origin: shared,
+        occurredAt: fc.constantFrom('2026-12-04T20:00:00.000Z', '2026-12-04T20:00:00.001Z'),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(post, { minLength: 1, maxLength: 8 }), posts => {
+        for (const value of posts) {
+          // What the publisher writes: each value's parts one after the other.
+          const written = encodeEnvelopeParts(value).map(v =>
+            typeof v === 'string' ? v : v.join(''),
+          );
+          expect(written).toEqual(encodeEnvelopeEntry(value));
+          expect(decodeEnvelopeFlat(written)).toEqual(
+            decodeEnvelopeFlat(encodeEnvelopeEntry(value)),
+          );
+        }
+      }),
+    );
+  });
+
   it.each(LAYOUTS)('decodes the flat reply form like the record form, %s', layout => {
     fc.assert(
       fc.property(envelope, value => {
