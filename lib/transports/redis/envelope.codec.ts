@@ -32,7 +32,7 @@ import type { StreamEntryFields, ValueAffix } from './stream.publisher.options.j
  * One field rather than two because the Redis server pays per field: the
  * XADD's argument pair, the XREADGROUP reply's strings, the read script's
  * framing (a private Redis under callgrind, per event: write script 25,200
- * -> 21,200 instructions, read script 46,000 -> 38,200). A few fields rather
+ * -> 21,200 instructions, read script 35,900 -> 29,900). A few fields rather
  * than one per envelope member, because the Node client's reply parsing
  * costs per string.
  * @publicApi
