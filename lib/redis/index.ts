@@ -22,6 +22,7 @@ export {
   StreamPublisher,
   type StreamPublisherOptions,
   type PublisherCloseReport,
+  type StreamEntryFields,
   type ValueAffix,
 } from '../transports/redis/stream.publisher.js';
 export {
@@ -60,6 +61,7 @@ export {
   encodeEnvelopeEntry,
   encodeEnvelopeValues,
   envelopeAffix,
+  type HeraldEntryLayout,
 } from '../transports/redis/envelope.codec.js';
 export {
   EmptyStreamError,

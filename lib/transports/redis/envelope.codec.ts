@@ -1,18 +1,45 @@
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { StreamEntryError } from './redis.errors.js';
-import type { ValueAffix } from './stream.publisher.options.js';
+import type { StreamEntryFields, ValueAffix } from './stream.publisher.options.js';
 
 /**
- * The transport's entry layout: two fields, so a reader parses two strings
- * per entry instead of one per envelope member (the Node client's reply
- * parsing is the cost that matters at volume):
+ * The transport's entry layouts (`heraldEntry` of the transport's options).
+ * Both carry the same header and the codec's payload text as it is. The
+ * header is the JSON text `JSON.stringify` writes of the array `[id, source,
+ * event, origin, occurredAt]` when the post has no key, unique or headers,
+ * else of `[id, source, event, origin, occurredAt, key, unique, headers]`
+ * with `null` for the absent ones (`key` comma-joined decimal int64s,
+ * `headers` an object of strings). Readers take any JSON array of that shape
+ * (trailing members left out read as absent).
  *
- * - `herald`: a JSON array `[id, source, event, origin, occurredAt, key?,
- *   unique?, headers?]`; `key` is comma-joined decimal int64s, `headers` an
- *   object of strings; trailing absent members are left out, inner ones are
- *   `null`;
- * - `payload`: the codec's text, as is.
+ * - `one-field` (the default): one field, `herald`, whose value is the
+ *   header's text, one newline (U+000A, the byte 0x0A), then the payload, to
+ *   the end of the value: `["<id>","orders","created","<origin>","<time>"]`,
+ *   `
+`, `{"n":1}`. JSON text holds no raw newline (JSON.stringify writes
+ *   one inside a string as `
+`), so the first newline of the value ends the
+ *   header; the payload may hold any text, newlines included, or be empty
+ *   (the value then ends with the newline).
+ * - `two-field` (every earlier version): `herald`, the header's text, and
+ *   `payload`, the payload.
+ *
+ * A reader tells them apart by the `payload` field: an entry with it is
+ * two-field, one without it one-field. Readers read both; readers of
+ * earlier versions read only `two-field` (a one-field entry is
+ * `entry-not-an-event` to them: dead-lettered).
+ *
+ * One field rather than two because the Redis server pays per field: the
+ * XADD's argument pair, the XREADGROUP reply's strings, the read script's
+ * framing (a private Redis under callgrind, per event: write script 25,200
+ * -> 21,200 instructions, read script 35,900 -> 29,900). A few fields rather
+ * than one per envelope member, because the Node client's reply parsing
+ * costs per string.
+ * @publicApi
  */
+export type HeraldEntryLayout = 'one-field' | 'two-field';
+
+/** The field names of the herald layout (see {@link HeraldEntryLayout}). @publicApi */
 export const ENVELOPE_ENTRY_FIELDS = {
   header: 'herald',
   payload: 'payload',
@@ -45,6 +72,8 @@ const last: {
   tail: string;
   /** {@link envelopeAffix}'s answer for this tail, made on first use. */
   affix: ValueAffix | undefined;
+  /** {@link encodeEnvelopeParts}'s text after the id: `",`, the tail, the newline; made on first use. */
+  afterId: string | undefined;
 } = {
   source: '',
   event: '',
@@ -52,6 +81,7 @@ const last: {
   occurredAt: '',
   tail: '"","","",""]',
   affix: undefined,
+  afterId: undefined,
 };
 
 /** No key, unique or headers: the header is its id and the four members after it. */
@@ -76,21 +106,14 @@ function tailOf(envelope: Envelope): string {
     last.occurredAt = occurredAt;
     last.tail = `${quoted(source)},${quoted(event)},${quoted(origin)},${quoted(occurredAt)}]`;
     last.affix = undefined;
+    last.afterId = undefined;
   }
   return last.tail;
 }
 
-/**
- * An envelope as a flat XADD field list. The common header (no key, unique
- * or headers) is joined from quoted members, byte for byte what
- * `JSON.stringify` writes, at about half its cost; the others go through
- * `JSON.stringify`.
- */
-export function encodeEnvelopeEntry(envelope: Envelope): string[] {
-  if (common(envelope)) {
-    const tail = tailOf(envelope);
-    return [F.header, `[${quoted(envelope.id)},${tail}`, F.payload, envelope.payload];
-  }
+/** The header's JSON text (see {@link HeraldEntryLayout}). */
+function headerText(envelope: Envelope): string {
+  if (common(envelope)) return `[${quoted(envelope.id)},${tailOf(envelope)}`;
   const header: (string | Readonly<Record<string, string>> | null)[] = [
     envelope.id,
     envelope.source,
@@ -101,12 +124,45 @@ export function encodeEnvelopeEntry(envelope: Envelope): string[] {
     envelope.unique ?? null,
     envelope.headers ?? null,
   ];
-  return [F.header, JSON.stringify(header), F.payload, envelope.payload];
+  return JSON.stringify(header);
 }
 
 /**
- * What the transport's publisher writes, with {@link envelopeAffix}: the
- * fields of {@link encodeEnvelopeEntry}, except that a common header goes
+ * An envelope as a flat XADD field list, in `entry` layout. The common
+ * header (no key, unique or headers) is joined from quoted members, byte
+ * for byte what `JSON.stringify` writes, at about half its cost; the others
+ * go through `JSON.stringify`.
+ * @param entry `one-field` (the default, what the transport writes) or `two-field`
+ */
+export function encodeEnvelopeEntry(
+  envelope: Envelope,
+  entry: HeraldEntryLayout = 'one-field',
+): string[] {
+  const header = headerText(envelope);
+  if (entry === 'two-field') return [F.header, header, F.payload, envelope.payload];
+  return [F.header, `${header}\n${envelope.payload}`];
+}
+
+/**
+ * What the transport's publisher writes in layout `one-field`: the entry of
+ * {@link encodeEnvelopeEntry}, its value in parts the publisher writes one
+ * after the other into the command, so Node makes no joined string (a copy
+ * of the payload per event): for a common header with a plain id, `["`, the
+ * id, then `",`, the members after it and the newline (one string per run
+ * of posts), then the payload.
+ */
+export function encodeEnvelopeParts(envelope: Envelope): StreamEntryFields {
+  if (common(envelope) && PLAIN.test(envelope.id)) {
+    const tail = tailOf(envelope);
+    const afterId = (last.afterId ??= `",${tail}\n`);
+    return [F.header, ['["', envelope.id, afterId, envelope.payload]];
+  }
+  return [F.header, [headerText(envelope), '\n', envelope.payload]];
+}
+
+/**
+ * What the transport's publisher writes in layout `two-field`, with
+ * {@link envelopeAffix}: the fields of {@link encodeEnvelopeEntry}, except that a common header goes
  * as its id alone, which the publisher writes as JSON string content and
  * Redis wraps in `["` before and `",` and the members after the id behind
  * (the affix): the entry holds the very text of {@link encodeEnvelopeEntry},
@@ -114,7 +170,7 @@ export function encodeEnvelopeEntry(envelope: Envelope): string[] {
  * wire once per run of posts.
  */
 export function encodeEnvelopeValues(envelope: Envelope): string[] {
-  if (!common(envelope)) return encodeEnvelopeEntry(envelope);
+  if (!common(envelope)) return encodeEnvelopeEntry(envelope, 'two-field');
   return [F.header, envelope.id, F.payload, envelope.payload];
 }
 
@@ -189,28 +245,48 @@ const seen = { tail: '', source: '', event: '', origin: '', occurredAt: '' };
 const PLAIN_ID = /^[^\\\u0000-\u001f]+$/;
 
 /**
- * Where the id's closing quote is, when the header opens as `["<id>",`
- * (the id not yet checked); else -1.
+ * Where the id's closing quote is, when the header `text[0..end)` opens as
+ * `["<id>",` (the id not yet checked); else -1.
  */
-function idEnd(headerText: string): number {
-  if (headerText.charCodeAt(0) !== 0x5b || headerText.charCodeAt(1) !== 0x22) return -1;
-  const close = headerText.indexOf('"', 2);
-  return close > 2 && headerText.charCodeAt(close + 1) === 0x2c ? close : -1;
+function idEnd(text: string, end: number): number {
+  if (text.charCodeAt(0) !== 0x5b || text.charCodeAt(1) !== 0x22) return -1;
+  const close = text.indexOf('"', 2);
+  return close > 2 && close + 1 < end && text.charCodeAt(close + 1) === 0x2c ? close : -1;
 }
 
-function decode(headerText: string | undefined, payload: string | undefined): Envelope {
-  if (headerText === undefined) throw new StreamEntryError(F.header, 'missing');
-  if (payload === undefined) throw new StreamEntryError(F.payload, 'missing');
-  const close = idEnd(headerText);
+/**
+ * An entry from its `herald` and `payload` fields: two-field when `payload`
+ * is there, else one-field (the header up to the first newline of
+ * `herald`, the payload after it).
+ */
+function decode(herald: string | undefined, payload: string | undefined): Envelope {
+  if (herald === undefined) throw new StreamEntryError(F.header, 'missing');
+  if (payload !== undefined) return decodeHeader(herald, herald.length, payload);
+  const newline = herald.indexOf('\n');
+  if (newline < 0)
+    throw new StreamEntryError(
+      F.payload,
+      "missing, and no newline ends the header in 'herald' (neither layout)",
+    );
+  // A slice of the value, no copy (V8 keeps the value; the payload is read and dropped with it).
+  return decodeHeader(herald, newline, herald.slice(newline + 1));
+}
+
+/**
+ * The envelope of the header `text[0..end)`: the whole field (two-field)
+ * or the value up to its newline (one-field), read in place.
+ */
+function decodeHeader(text: string, end: number, payload: string): Envelope {
+  const close = idEnd(text, end);
   const tail = seen.tail;
   if (
     close > 0 &&
     tail !== '' &&
-    headerText.length - close - 2 === tail.length &&
+    end - close - 2 === tail.length &&
     // A slice and one comparison: half the instructions of endsWith (callgrind).
-    headerText.slice(close + 2) === tail
+    text.slice(close + 2, end) === tail
   ) {
-    const id = headerText.slice(2, close);
+    const id = text.slice(2, close);
     // Byte for byte the members of a header already read (and checked): the same values.
     if (PLAIN_ID.test(id))
       return {
@@ -225,6 +301,7 @@ function decode(headerText: string | undefined, payload: string | undefined): En
         headers: undefined,
       };
   }
+  const headerText = end === text.length ? text : text.slice(0, end);
   const envelope = decodeParsed(headerText, payload);
   if (
     close > 0 &&
@@ -271,11 +348,14 @@ function decodeParsed(headerText: string, payload: string): Envelope {
 }
 
 /**
- * Reads an entry from its flat `[field, value, ...]` list as XREAD returns
- * it, without building a record first (the transport's hot path).
+ * Reads an entry of either layout from its flat `[field, value, ...]` list
+ * as XREAD returns it, without building a record first (the transport's hot
+ * path).
  * @throws StreamEntryError naming the bad field
  */
 export function decodeEnvelopeFlat(flat: readonly string[]): Envelope {
+  // One-field, the common case: no loop.
+  if (flat.length === 2 && flat[0] === F.header) return decode(flat[1], undefined);
   let header: string | undefined;
   let payload: string | undefined;
   for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -286,7 +366,7 @@ export function decodeEnvelopeFlat(flat: readonly string[]): Envelope {
 }
 
 /**
- * Reads an entry written by {@link encodeEnvelopeEntry}, from its fields by name.
+ * Reads an entry written by {@link encodeEnvelopeEntry}, of either layout, from its fields by name.
  * @throws StreamEntryError naming the bad field
  */
 export function decodeEnvelopeEntry(fields: Readonly<Record<string, string>>): Envelope {

@@ -14,6 +14,7 @@ import {
   CONNECTION_OPTION_KEYS,
   type RedisConnectionOptions,
 } from './redis.connection.js';
+import type { HeraldEntryLayout } from './envelope.codec.js';
 import {
   DEFAULT_TRANSPORT_GROUP,
   DEFAULT_TRANSPORT_READ_COUNT,
@@ -45,6 +46,19 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
    * @default 'herald'
    */
   layout?: 'herald' | 'mainflux';
+  /**
+   * Layout `herald`: how this instance writes an entry (it reads both):
+   * - `one-field` (default): one field, `herald`, holding the header's JSON
+   *   text, a newline, then the payload;
+   * - `two-field`: `herald` (the header) and `payload`, as every earlier
+   *   version wrote and reads.
+   *
+   * Readers of earlier versions cannot read one-field entries (they
+   * dead-letter them as `entry-not-an-event`): while any instance of an
+   * earlier version reads the stream, give its writers `two-field`, and
+   * switch once every reader is upgraded. @default 'one-field'
+   */
+  heraldEntry?: HeraldEntryLayout;
   /** The stream every event of the app goes through (layout `herald`). @default 'herald:events' */
   stream?: string;
   /** Layout `mainflux`: the streams read, e.g. `['mainflux.things']`; each one is a source. */
@@ -130,6 +144,7 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
 /** {@link RedisTransportOptions} checked, with the transport's own defaults filled in. */
 export interface ResolvedRedisTransportOptions extends RedisTransportOptions {
   readonly layout: 'herald' | 'mainflux';
+  readonly heraldEntry: HeraldEntryLayout;
   readonly stream: string;
   readonly streams: readonly string[];
   readonly mode: 'broadcast' | 'work-queue';
@@ -145,6 +160,7 @@ const SCOPE = 'RedisTransport';
 const KEYS: readonly (keyof RedisTransportOptions & string)[] = [
   ...CONNECTION_OPTION_KEYS,
   'layout',
+  'heraldEntry',
   'stream',
   'streams',
   'mode',
@@ -202,6 +218,15 @@ export function resolveRedisTransportOptions(
   for (const name of ['maxLen', 'shutdownDrainTimeoutMs', 'nackRetryDelayMs'] as const)
     nonNegativeNumberOption(SCOPE, name, options[name], undefined);
   const layout = oneOfOption(SCOPE, 'layout', options.layout, ['herald', 'mainflux'], 'herald');
+  const heraldEntry = oneOfOption<HeraldEntryLayout, HeraldEntryLayout>(
+    SCOPE,
+    'heraldEntry',
+    options.heraldEntry,
+    ['one-field', 'two-field'],
+    'one-field',
+  );
+  if (layout === 'mainflux' && options.heraldEntry !== undefined)
+    invalidOption(SCOPE, 'heraldEntry', "used with layout 'herald' only", options.heraldEntry);
   const mode = oneOfOption(SCOPE, 'mode', options.mode, ['broadcast', 'work-queue'], 'broadcast');
   const streams = checkStreams(layout, options);
   for (const name of layout === 'mainflux' ? streams : [options.stream ?? DEFAULT_TRANSPORT_STREAM])
@@ -216,6 +241,7 @@ export function resolveRedisTransportOptions(
   return {
     ...options,
     layout,
+    heraldEntry,
     streams,
     stream: stringOption(SCOPE, 'stream', options.stream, DEFAULT_TRANSPORT_STREAM),
     mode,

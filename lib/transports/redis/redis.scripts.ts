@@ -82,6 +82,11 @@ end
  * the few lengths and counts of a batch are written once each (on a private
  * Redis under callgrind: 61,000 -> 46,000 instructions per herald entry,
  * 40,000 -> 32,000 per one-field entry; the reply is byte for byte the same).
+ * The string is returned in chunks of about 4 KB (an array of strings, the
+ * reply being their concatenation): `table.concat` of a whole batch
+ * overflows Lua 5.1's 8 KB buffer and then merges its pieces pairwise, each
+ * byte copied again at every level, while a chunk fits the buffer (one-field
+ * entries: 38,000 -> 30,000 instructions per entry).
  */
 export const READ_BATCH = script(`${GAP_FUNCTION}
 local head = gap(KEYS[1], ARGV[1])
@@ -90,6 +95,9 @@ if type(r) == 'table' and r.err then return r end
 if not r then return head end
 local out = {head}
 local n = 1
+local from = 1
+local bytes = #head
+local chunks = {}
 local counts = {}
 local lengths = {}
 for _, e in ipairs(r[1][2]) do
@@ -108,9 +116,16 @@ for _, e in ipairs(r[1][2]) do
     out[n + 1] = s
     out[n + 2] = v
     n = n + 2
+    bytes = bytes + l
+  end
+  if bytes >= 4096 then
+    chunks[#chunks + 1] = table.concat(out, '', from, n)
+    from = n + 1
+    bytes = 0
   end
 end
-return table.concat(out)`);
+if from <= n then chunks[#chunks + 1] = table.concat(out, '', from, n) end
+return chunks`);
 
 /** The gap check alone, before a plain (blocking) XREADGROUP. KEYS[1]: stream; ARGV[1]: group. */
 export const GAP_CHECK = script(`${GAP_FUNCTION}
@@ -205,13 +220,18 @@ export function evalScript(
   return run(client, 'call', lua, args);
 }
 
-/** As {@link evalScript}, the reply as a Buffer (bytes kept as they are). */
+/**
+ * As {@link evalScript}, the reply as one Buffer (bytes kept as they are):
+ * a string reply as it is, an array of strings (a reply in chunks) joined.
+ */
 export async function evalScriptBuffer(
   client: Redis,
   lua: LuaScript,
   args: readonly (string | number | Buffer)[],
 ): Promise<Buffer> {
-  return (await run(client, 'callBuffer', lua, args)) as Buffer;
+  const reply = (await run(client, 'callBuffer', lua, args)) as Buffer | Buffer[];
+  if (!Array.isArray(reply)) return reply;
+  return reply.length === 1 ? reply[0] : Buffer.concat(reply);
 }
 
 async function run(

@@ -17,7 +17,12 @@ import type {
   TransportStatus,
 } from '../../interfaces/transport.interface.js';
 import { logLine } from '../../common/log-line.js';
-import { decodeEnvelopeFlat, encodeEnvelopeValues, envelopeAffix } from './envelope.codec.js';
+import {
+  decodeEnvelopeFlat,
+  encodeEnvelopeParts,
+  encodeEnvelopeValues,
+  envelopeAffix,
+} from './envelope.codec.js';
 import { decodeMainfluxEntry, encodeMainfluxEntry } from './mainflux.layout.js';
 import { CONNECTION_TRANSITIONS } from './redis.connection.js';
 import { ConnectionStates } from './redis.connection-states.js';
@@ -188,10 +193,13 @@ export class RedisTransport implements Transport {
     this.publisher = new StreamPublisher<Envelope>({
       ...connection,
       stream: this.streams[0] ?? this.stream,
-      // Layout herald: a common header's members after the id go once per run of posts (the affix).
       ...(this.layout === 'mainflux'
         ? { encode: encodeMainfluxEntry }
-        : { encode: encodeEnvelopeValues, affix: envelopeAffix }),
+        : options.heraldEntry === 'two-field'
+          ? // A common header's members after the id go once per run of posts (the affix).
+            { encode: encodeEnvelopeValues, affix: envelopeAffix }
+          : // The value in parts: no joined string per post (see encodeEnvelopeParts).
+            { encode: encodeEnvelopeParts }),
       maxLen: options.maxLen,
       bufferSize: options.bufferSize,
       drainInitialIntervalMs: options.drainInitialIntervalMs,

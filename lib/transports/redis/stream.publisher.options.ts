@@ -49,6 +49,14 @@ export interface ValueAffix {
   readonly json?: boolean;
 }
 
+/**
+ * What `encode` returns: `[field, value, ...]`, each name a string, each
+ * value a string or a list of strings the entry holds joined (written one
+ * after the other into the command: no joined string is made in Node).
+ * @publicApi
+ */
+export type StreamEntryFields = readonly (string | readonly string[])[];
+
 /** Options of {@link StreamPublisher}; defaults are the original's. @publicApi */
 export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnectionOptions {
   /** The stream written to. Required, non-empty. */
@@ -74,11 +82,14 @@ export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnection
    * back to `pipeline` where scripts are not allowed. @default 'script'
    */
   writeMode?: 'script' | 'pipeline';
-  /** Turns an item into XADD fields. @default the original's event layout ({@link encodeStreamEvent}) */
-  encode?: (item: T) => readonly string[];
+  /**
+   * Turns an item into XADD fields, a value given whole or in parts
+   * ({@link StreamEntryFields}). @default the original's event layout ({@link encodeStreamEvent})
+   */
+  encode?: (item: T) => StreamEntryFields;
   /**
    * Called after `encode` for the same item: the affix Redis writes around
-   * one of its values, or undefined (the values are written as they are).
+   * one of its values (a value given whole), or undefined (the values are written as they are).
    * Return the same object for as long as it applies: events go to Redis
    * in runs of one affix object (compared by identity), each run's affix
    * sent once. @default none
@@ -115,7 +126,7 @@ export interface ResolvedStreamPublisherOptions<T> {
   readonly drainBatchSize: number;
   readonly writeTimeoutMs: number;
   readonly writeMode: 'script' | 'pipeline';
-  readonly encode: (item: T) => readonly string[];
+  readonly encode: (item: T) => StreamEntryFields;
   readonly affix?: (item: T) => ValueAffix | undefined;
   readonly connection?: RedisConnection;
   readonly waitReplicas: number;
@@ -197,11 +208,11 @@ export function resolveStreamPublisherOptions<T>(
       DEFAULT_WRITE_TIMEOUT_MS,
     ),
     writeMode: oneOfOption(SCOPE, 'writeMode', options.writeMode, ['script', 'pipeline'], 'script'),
-    encode: functionOption<(item: T) => readonly string[], (item: T) => readonly string[]>(
+    encode: functionOption<(item: T) => StreamEntryFields, (item: T) => StreamEntryFields>(
       SCOPE,
       'encode',
       options.encode,
-      encodeStreamEvent as unknown as (item: T) => readonly string[],
+      encodeStreamEvent as unknown as (item: T) => StreamEntryFields,
     ),
     affix: functionOption<(item: T) => ValueAffix | undefined, undefined>(
       SCOPE,

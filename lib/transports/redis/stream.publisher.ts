@@ -32,12 +32,14 @@ import { Sleeper } from './sleeper.js';
 import type { StreamEvent } from './stream-event.js';
 import {
   resolveStreamPublisherOptions,
+  type StreamEntryFields,
   type StreamPublisherOptions,
   type ValueAffix,
 } from './stream.publisher.options.js';
 
 export {
   resolveStreamPublisherOptions,
+  type StreamEntryFields,
   type StreamPublisherOptions,
   type ValueAffix,
 } from './stream.publisher.options.js';
@@ -98,8 +100,8 @@ class BatchWaiter implements Waiter {
 
 interface Pending {
   readonly stream: string;
-  /** As encoded: the affixed value without its affix. */
-  readonly fields: readonly string[];
+  /** As encoded: the affixed value without its affix, a value in parts as a list. */
+  readonly fields: StreamEntryFields;
   readonly affix: ValueAffix | undefined;
   readonly waiter: Waiter | undefined;
   readonly index: number;
@@ -110,11 +112,24 @@ function jsonContent(value: string): string {
   return JSON.stringify(value).slice(1, -1);
 }
 
-/** The fields as the entry holds them: the affix, if any, around its value. */
-function entryFields(item: Pending): readonly string[] {
+/** A value given in parts, joined (the pipeline's path). */
+function joined(value: string | readonly string[]): string {
+  return typeof value === 'string' ? value : value.join('');
+}
+
+/** Characters of a value, whole or in parts. */
+function valueLength(value: string | readonly string[]): number {
+  if (typeof value === 'string') return value.length;
+  let length = 0;
+  for (const part of value) length += part.length;
+  return length;
+}
+
+/** The fields as the entry holds them: the affix, if any, around its value; parts joined. */
+function entryFields(item: Pending): string[] {
+  const fields = item.fields.map(joined);
   const affix = item.affix;
-  if (!affix) return item.fields;
-  const fields = item.fields.slice();
+  if (!affix) return fields;
   const value = fields[affix.index];
   fields[affix.index] = affix.prefix + (affix.json ? jsonContent(value) : value) + affix.suffix;
   return fields;
@@ -197,7 +212,7 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly ownsConnection: boolean;
   private readonly logger: HeraldLogger;
   private readonly limiter: WarningLimiter;
-  private readonly encode: (item: T) => readonly string[];
+  private readonly encode: (item: T) => StreamEntryFields;
   private readonly affix?: (item: T) => ValueAffix | undefined;
   private checkedAffix?: ValueAffix;
   private readonly maxLen: number;
@@ -310,7 +325,7 @@ export class StreamPublisher<T = StreamEvent> {
    * Redis error of a write that cannot succeed (e.g. WRONGTYPE).
    */
   publishAndWait(item: T, stream: string = this.stream): Promise<string> {
-    let fields: readonly string[];
+    let fields: StreamEntryFields;
     let affix: ValueAffix | undefined;
     try {
       this.checkStream(stream);
@@ -344,7 +359,7 @@ export class StreamPublisher<T = StreamEvent> {
     return new Promise(resolve => {
       const waiter = new BatchWaiter(items.length, resolve);
       for (let index = 0; index < items.length; index++) {
-        let fields: readonly string[];
+        let fields: StreamEntryFields;
         let affix: ValueAffix | undefined;
         try {
           fields = this.accept(items[index]);
@@ -364,20 +379,25 @@ export class StreamPublisher<T = StreamEvent> {
       checkClusterStream('StreamPublisher', stream, { cluster: [] });
   }
 
-  private accept(item: T): readonly string[] {
+  private accept(item: T): StreamEntryFields {
     if (!this.machine.is('running')) throw new TransportClosedError('publisher is closed');
     const fields = this.encode(item);
     if (fields.length === 0 || fields.length % 2 !== 0) {
       throw new TypeError('encode must return a non-empty [field, value, ...] list');
     }
+    for (let j = 0; j < fields.length; j += 2)
+      if (typeof fields[j] !== 'string')
+        throw new TypeError('encode must name each field with a string');
     return fields;
   }
 
   /** The item's affix, checked against its fields. @throws TypeError for an affix that names no value */
-  private affixOf(item: T, fields: readonly string[]): ValueAffix | undefined {
+  private affixOf(item: T, fields: StreamEntryFields): ValueAffix | undefined {
     const affix = this.affix?.(item);
     if (affix === undefined) return undefined;
     if (affix.index >= fields.length) throw new TypeError('affix.index is past the fields');
+    if (typeof fields[affix.index] !== 'string')
+      throw new TypeError('affix must name a value given whole (a string), not in parts');
     // One affix object serves a run of events: checked once.
     if (affix === this.checkedAffix) return affix;
     if (
@@ -584,7 +604,7 @@ export class StreamPublisher<T = StreamEvent> {
     let chars = 0;
     for (let i = 0; i < batch.length; i++) {
       const fields = batch[i].fields;
-      for (let j = 1; j < fields.length; j += 2) chars += fields[j].length;
+      for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
       if (chars < SCRIPT_CHUNK_CHARS && i < batch.length - 1) continue;
       let reply: unknown;
       try {
@@ -635,9 +655,9 @@ export class StreamPublisher<T = StreamEvent> {
     let values = 0;
     for (let at = start; at < end; at++) {
       const { fields, affix } = batch[at];
-      for (let j = 1; j < fields.length; j += 2) chars += fields[j].length;
+      for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
       // Escaped for JSON, a character takes up to six (`\u001f`): counted twice.
-      if (affix?.json) chars += fields[affix.index].length;
+      if (affix?.json) chars += valueLength(fields[affix.index]);
       values += fields.length / 2;
     }
     // A UTF-16 unit is at most 3 bytes of UTF-8. The scratch is reused: the client
@@ -664,7 +684,8 @@ export class StreamPublisher<T = StreamEvent> {
       if (key < 0) key = keys.push(first.stream) - 1;
       runs.push(key + 1, names.length / 2, 0);
       const countAt = runs.length - 1;
-      for (let j = 0; j < names.length; j += 2) runs.push(names[j]);
+      // Names are strings (accept() checked).
+      for (let j = 0; j < names.length; j += 2) runs.push(names[j] as string);
       const affix = first.affix;
       // The affixed field's number (1 = the first field), or 0.
       if (affix) runs.push((affix.index + 1) / 2, affix.prefix, affix.suffix);
@@ -674,8 +695,15 @@ export class StreamPublisher<T = StreamEvent> {
       while (next < end && sameShape(batch[next], first)) {
         const fields = batch[next].fields;
         for (let j = 1; j < fields.length; j += 2) {
-          const size =
-            j === json ? writeJsonContent(data, offset, fields[j]) : data.write(fields[j], offset);
+          const value = fields[j];
+          let size: number;
+          if (typeof value !== 'string') {
+            // In parts: one after the other, one value for Redis.
+            size = 0;
+            for (const part of value) size += data.write(part, offset + size);
+          } else {
+            size = j === json ? writeJsonContent(data, offset, value) : data.write(value, offset);
+          }
           sizesEnd = writeSize(sizes, sizesEnd, size);
           offset += size;
         }

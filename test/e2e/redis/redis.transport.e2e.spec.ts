@@ -103,40 +103,51 @@ describe('redis transport', () => {
     expect(((await admin.xinfo('GROUPS', wide)) as unknown[]).length).toBe(2);
   });
 
-  it('writes each entry in the herald layout, the header byte for byte JSON.stringify of its members', async () => {
-    // The publisher sends a common header's members after the id once per run (Redis writes them):
-    // what lands in the stream must be the layout every version reads.
-    const name = stream('layout');
-    const bus = await instance({ stream: name });
-    const seen: string[] = [];
-    bus.register((_data, event) => void seen.push(event.id));
-    const receipts = [];
-    for (const [source, event, options] of [
-      ['orders', 'created', {}],
-      ['orders', 'created', {}],
-      ['bills', 'paid', {}],
-      ['orders', 'created', { key: [7n, -1n] }],
-      ['orders', 'created', { unique: 'u-1', headers: { 'x-a': 'b"c' } }],
-      ['q"uote', 'é', {}],
-    ] as const)
-      receipts.push(bus.post(source, event, { n: receipts.length }, options));
-    const posted = await Promise.all(receipts);
-    await waitFor(() => seen.length === posted.length);
-    const entries = await admin.xrange(name, '-', '+');
-    expect(entries.map(([id]) => id)).toEqual(posted.map(receipt => receipt.ref));
-    entries.forEach(([, fields], i) => {
-      expect(fields[0]).toBe('herald');
-      const header = JSON.parse(fields[1]) as unknown[];
-      expect(fields[1]).toBe(JSON.stringify(header));
-      expect(header[0]).toBe(posted[i].id);
-      expect(fields.slice(2)).toEqual(['payload', JSON.stringify({ n: i })]);
-    });
-    expect(JSON.parse(entries[3][1][1])).toEqual(
-      expect.arrayContaining(['orders', 'created', '7,-1']),
-    );
-    expect(JSON.parse(entries[5][1][1]).slice(1, 3)).toEqual(['q"uote', 'é']);
-    expect([...seen].sort()).toEqual(posted.map(receipt => receipt.id).sort());
-  });
+  it.each(['one-field', 'two-field'] as const)(
+    'writes each entry in the herald layout (%s), the header byte for byte JSON.stringify of its members',
+    async heraldEntry => {
+      // Two-field: the publisher sends a common header's members after the id once per run (Redis
+      // writes them). What lands in the stream must be the layout readers read.
+      const name = stream('layout');
+      const bus = await instance({ stream: name, heraldEntry });
+      const seen: string[] = [];
+      bus.register((_data, event) => void seen.push(event.id));
+      const receipts = [];
+      for (const [source, event, options] of [
+        ['orders', 'created', {}],
+        ['orders', 'created', {}],
+        ['bills', 'paid', {}],
+        ['orders', 'created', { key: [7n, -1n] }],
+        ['orders', 'created', { unique: 'u-1', headers: { 'x-a': 'b"c' } }],
+        ['q"uote', 'é', {}],
+      ] as const)
+        receipts.push(bus.post(source, event, { n: receipts.length }, options));
+      const posted = await Promise.all(receipts);
+      await waitFor(() => seen.length === posted.length);
+      const entries = await admin.xrange(name, '-', '+');
+      expect(entries.map(([id]) => id)).toEqual(posted.map(receipt => receipt.ref));
+      const headers = entries.map(([, fields], i) => {
+        expect(fields[0]).toBe('herald');
+        const [text, payload] =
+          heraldEntry === 'one-field'
+            ? [
+                fields[1].slice(0, fields[1].indexOf('\n')),
+                fields[1].slice(fields[1].indexOf('\n') + 1),
+              ]
+            : [fields[1], fields[3]];
+        expect(fields).toHaveLength(heraldEntry === 'one-field' ? 2 : 4);
+        if (heraldEntry === 'two-field') expect(fields[2]).toBe('payload');
+        const header = JSON.parse(text) as unknown[];
+        expect(text).toBe(JSON.stringify(header));
+        expect(header[0]).toBe(posted[i].id);
+        expect(payload).toBe(JSON.stringify({ n: i }));
+        return header;
+      });
+      expect(headers[3]).toEqual(expect.arrayContaining(['orders', 'created', '7,-1']));
+      expect(headers[5].slice(1, 3)).toEqual(['q"uote', 'é']);
+      expect([...seen].sort()).toEqual(posted.map(receipt => receipt.id).sort());
+    },
+  );
 
   it('survives a cut connection: status goes down and back up, posts made meanwhile are delivered', async () => {
     const { host, port } = hostPort(REDIS_URL);

@@ -315,15 +315,50 @@ describe.each(['script', 'pipeline'] as const)(
       expect(entries.map(([, f]) => f[1])).toEqual(items.map(item => JSON.stringify([item, 1])));
     });
 
-    it('refuses an affix that names no value', () => {
+    it('writes a value given in parts as one value, byte for byte, mixed with whole values in order', async () => {
+      // Items `<parts joined by |>`: field `h` in parts, field `n` whole.
+      const pub = makePublisher({
+        writeMode,
+        encode: (item: string) =>
+          item.startsWith('whole:')
+            ? ['h', item]
+            : ['h', item.split('|'), 'n', String(item.length)],
+      });
+      const items = [
+        '["|id|",1]\n|{"a":1}',
+        '|',
+        'é|日本|🎉',
+        'whole:x',
+        'a\n|\n|\0|',
+        '|'.repeat(300),
+      ];
+      const results = await pub.publishAll(items);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      const entries = await admin.xrange(pub.stream, '-', '+');
+      expect(entries.map(([, f]) => f)).toEqual(
+        items.map(item =>
+          item.startsWith('whole:')
+            ? ['h', item]
+            : ['h', item.split('|').join(''), 'n', String(item.length)],
+        ),
+      );
+    });
+
+    it('refuses an affix that names no value, or a value in parts', () => {
       const affix = (index: number) => () => ({ index, prefix: '<', suffix: '>' });
       expect(() => publisher({ affix: affix(0) }).publish('x')).toThrow(TypeError);
       expect(() => publisher({ affix: affix(3) }).publish('x')).toThrow(TypeError);
+      expect(() =>
+        publisher({ encode: () => ['h', ['a', 'b']], affix: affix(1) }).publish('x'),
+      ).toThrow(/given whole/);
     });
 
     it('rejects an encoder result that is not a field list', () => {
       const pub = publisher({ encode: () => ['odd'] });
       expect(() => pub.publish('x')).toThrow(TypeError);
+      expect(() => publisher({ encode: () => [['h'], 'v'] }).publish('x')).toThrow(
+        /name each field with a string/,
+      );
     });
   },
 );

@@ -421,6 +421,29 @@ describe('StreamSubscriber, consumer-group mode', () => {
     },
   );
 
+  it('reads a batch the read script returns in chunks (about 4 KB each) byte for byte, in order', async () => {
+    const name = stream('chunks');
+    const s = subscriber({
+      stream: name,
+      count: 100,
+      concurrency: Infinity,
+      group: { name: 'g', startId: '0' },
+    });
+    // Values around and past a chunk's size, multi-byte characters included: one read, several chunks.
+    const values = [0, 1, 4095, 4096, 4097, 10_000, 3, 2048, 2048, 2048].map((size, i) =>
+      'é🎉x'.repeat(size).slice(0, size).concat(String(i)),
+    );
+    for (let i = 0; i < 30; i++) await admin.xadd(name, '*', 'v', values[i % values.length]);
+    const seen: StreamMessage[] = [];
+    await s.subscribe(message => void seen.push(message));
+    await waitFor(() => seen.length === 30);
+    expect(seen.map(m => m.raw)).toEqual(
+      Array.from({ length: 30 }, (_, i) => ['v', values[i % values.length]]),
+    );
+    expect(s.stats().scriptReads).toBeGreaterThan(0);
+    expect(s.stats().nonUtf8).toBe(0);
+  });
+
   it("entry handler (the transport's way in): acks on settle, redelivers a failure, ignores a second settle, close waits for it", async () => {
     const name = stream('entries');
     const s = subscriber({ stream: name, group: { name: 'g', nackRetryDelayMs: 10 } });

@@ -8,7 +8,10 @@ import {
   envelopeAffix,
   fieldsToRecord,
 } from '../../../../lib/redis/index.js';
+import { encodeEnvelopeParts } from '../../../../lib/transports/redis/envelope.codec.js';
 import type { Envelope } from '../../../../lib/index.js';
+
+const LAYOUTS = ['one-field', 'two-field'] as const;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -30,10 +33,10 @@ const envelope: fc.Arbitrary<Envelope> = fc.record(
 );
 
 describe('envelope entry codec', () => {
-  it('round-trips any envelope', () => {
+  it.each(LAYOUTS)('round-trips any envelope, %s', layout => {
     fc.assert(
       fc.property(envelope, value => {
-        const decoded = decodeEnvelopeEntry(fieldsToRecord(encodeEnvelopeEntry(value)));
+        const decoded = decodeEnvelopeEntry(fieldsToRecord(encodeEnvelopeEntry(value, layout)));
         expect(decoded).toEqual({
           ...value,
           key: value.key,
@@ -64,15 +67,16 @@ describe('envelope entry codec', () => {
         posts => {
           // Several posts in a row: the quoted members kept from the last one must never leak into the next.
           for (const [id, source, event, origin, occurredAt] of posts) {
-            const [, header] = encodeEnvelopeEntry({
-              id,
-              source,
-              event,
-              origin,
-              occurredAt,
-              payload: '',
-            });
-            expect(header).toBe(JSON.stringify([id, source, event, origin, occurredAt]));
+            const value = { id, source, event, origin, occurredAt, payload: 'a\nb' };
+            const json = JSON.stringify([id, source, event, origin, occurredAt]);
+            expect(encodeEnvelopeEntry(value, 'two-field')).toEqual([
+              'herald',
+              json,
+              'payload',
+              'a\nb',
+            ]);
+            // One field: the header, one newline, the payload (its own newlines kept).
+            expect(encodeEnvelopeEntry(value)).toEqual(['herald', `${json}\na\nb`]);
           }
         },
       ),
@@ -106,7 +110,7 @@ describe('envelope entry codec', () => {
             const content = affix.json ? JSON.stringify(value).slice(1, -1) : value;
             written[affix.index] = affix.prefix + content + affix.suffix;
           }
-          expect(written).toEqual(encodeEnvelopeEntry(value));
+          expect(written).toEqual(encodeEnvelopeEntry(value, 'two-field'));
           // One affix object while the members after the id stay the same: one run.
           if (previous?.affix && affix) {
             const same = (['source', 'event', 'origin', 'occurredAt'] as const).every(
@@ -120,10 +124,43 @@ describe('envelope entry codec', () => {
     );
   });
 
-  it('decodes the flat reply form like the record form', () => {
+  it('writes through the publisher (values in parts) the very one-field entry encodeEnvelopeEntry lays out, post after post', () => {
+    const shared = fc.constantFrom('orders', 'créé', 'q"uote', '\ud800');
+    const post = fc.oneof(
+      envelope,
+      fc.record({
+        id: fc.oneof(
+          fc.uuid(),
+          fc.string({ minLength: 1 }),
+          fc.constantFrom('q"id', 'a\nb', '\ud800', 'é'),
+        ),
+        source: shared,
+        event: shared,
+        payload: fc.oneof(fc.string(), fc.constantFrom('', '\n', 'a\nb\n')),
+        origin: shared,
+        occurredAt: fc.constantFrom('2026-12-04T20:00:00.000Z', '2026-12-04T20:00:00.001Z'),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(post, { minLength: 1, maxLength: 8 }), posts => {
+        for (const value of posts) {
+          // What the publisher writes: each value's parts one after the other.
+          const written = encodeEnvelopeParts(value).map(v =>
+            typeof v === 'string' ? v : v.join(''),
+          );
+          expect(written).toEqual(encodeEnvelopeEntry(value));
+          expect(decodeEnvelopeFlat(written)).toEqual(
+            decodeEnvelopeFlat(encodeEnvelopeEntry(value)),
+          );
+        }
+      }),
+    );
+  });
+
+  it.each(LAYOUTS)('decodes the flat reply form like the record form, %s', layout => {
     fc.assert(
       fc.property(envelope, value => {
-        const flat = encodeEnvelopeEntry(value);
+        const flat = encodeEnvelopeEntry(value, layout);
         expect(decodeEnvelopeFlat(flat)).toEqual(decodeEnvelopeEntry(fieldsToRecord(flat)));
       }),
     );
@@ -149,25 +186,52 @@ describe('envelope entry codec', () => {
     );
   });
 
+  it('lays an entry out as one field (the default) and names the bad part', () => {
+    const value = { id: 'i', source: 's', event: 'e', payload: '1', origin: 'o', occurredAt: 't' };
+    expect(encodeEnvelopeEntry(value)).toEqual(['herald', '["i","s","e","o","t"]\n1']);
+    expect(encodeEnvelopeEntry({ ...value, payload: '' })).toEqual([
+      'herald',
+      '["i","s","e","o","t"]\n',
+    ]);
+    const one = (herald: string): Envelope => decodeEnvelopeFlat(['herald', herald]);
+    expect(one('["i","s","e","o","t"]\n').payload).toBe('');
+    expect(one('["i","s","e","o","t"]\n\n{"a":\n"b"}\n').payload).toBe('\n{"a":\n"b"}\n');
+    expect(one('["i","s","e","o","t",null,"u",{"h":"é"}]\n🎉').headers).toEqual({ h: 'é' });
+    // Neither layout: no payload field, no newline.
+    expect(() => one('["i","s","e","o","t"]')).toThrow(/'payload': missing, and no newline/);
+    expect(() => decodeEnvelopeEntry({ herald: '["i","s","e","o","t"]' })).toThrow(
+      /'payload': missing/,
+    );
+    // The first newline ends the header: a header broken by one is not JSON.
+    expect(() => one('["i",\n"s","e","o","t"]\n1')).toThrow(/not JSON/);
+    expect(() => one('\n1')).toThrow(/not JSON/);
+    expect(() => one('{}\n1')).toThrow(/not an array/);
+    // A field besides `herald` and no `payload`: still one-field.
+    expect(decodeEnvelopeFlat(['x', 'y', 'herald', '["i","s","e","o","t"]\n1']).payload).toBe('1');
+  });
+
   it('lays an entry out as two fields and names the bad part', () => {
-    const flat = encodeEnvelopeEntry({
-      id: 'i',
-      source: 's',
-      event: 'e',
-      payload: '1',
-      origin: 'o',
-      occurredAt: 't',
-    });
+    const flat = encodeEnvelopeEntry(
+      { id: 'i', source: 's', event: 'e', payload: '1', origin: 'o', occurredAt: 't' },
+      'two-field',
+    );
     expect(flat).toEqual(['herald', '["i","s","e","o","t"]', 'payload', '1']);
-    const withMeta = encodeEnvelopeEntry({
-      id: 'i',
-      source: 's',
-      event: 'e',
-      payload: '',
-      origin: 'o',
-      occurredAt: 't',
-      unique: 'u',
-    });
+    // With a payload field the herald field is the header alone, even with a newline in it.
+    expect(
+      decodeEnvelopeFlat(['herald', '["i",\n"s","e","o","t"]', 'payload', '1\n2']).payload,
+    ).toBe('1\n2');
+    const withMeta = encodeEnvelopeEntry(
+      {
+        id: 'i',
+        source: 's',
+        event: 'e',
+        payload: '',
+        origin: 'o',
+        occurredAt: 't',
+        unique: 'u',
+      },
+      'two-field',
+    );
     expect(withMeta[1]).toBe('["i","s","e","o","t",null,"u",null]');
     const good = fieldsToRecord(flat);
     expect(decodeEnvelopeEntry(good).key).toBeUndefined();
@@ -224,28 +288,35 @@ describe('envelope entry codec', () => {
             } catch (error) {
               expected = error;
             }
-            let actual: unknown;
-            try {
-              actual = decodeEnvelopeFlat(['herald', text, 'payload', 'p']);
-            } catch (error) {
-              actual = error;
-            }
-            if (expected instanceof Error) {
-              expect(actual).toBeInstanceOf(StreamEntryError);
-              expect((actual as Error).message).toBe(expected.message);
-            } else {
-              expect(actual).toEqual(expected);
-              expect(actual).toEqual({
-                id: JSON.parse(text)[0],
-                source,
-                event,
-                origin,
-                occurredAt,
-                payload: 'p',
-                key: undefined,
-                unique: undefined,
-                headers: undefined,
-              });
+            // Both layouts, in turn: they share the members kept from the last header.
+            for (const flat of [
+              ['herald', text, 'payload', 'p'],
+              ['herald', `${text}\np`],
+            ]) {
+              if (flat.length === 2 && text.includes('\n')) continue;
+              let actual: unknown;
+              try {
+                actual = decodeEnvelopeFlat(flat);
+              } catch (error) {
+                actual = error;
+              }
+              if (expected instanceof Error) {
+                expect(actual).toBeInstanceOf(StreamEntryError);
+                expect((actual as Error).message).toBe(expected.message);
+              } else {
+                expect(actual).toEqual(expected);
+                expect(actual).toEqual({
+                  id: JSON.parse(text)[0],
+                  source,
+                  event,
+                  origin,
+                  occurredAt,
+                  payload: 'p',
+                  key: undefined,
+                  unique: undefined,
+                  headers: undefined,
+                });
+              }
             }
           }
         },
@@ -270,6 +341,16 @@ describe('envelope entry codec', () => {
     // A header that only ends like the last one is read in full.
     expect(() => decodeEnvelopeFlat(['herald', `"a",${tail}`, 'payload', ''])).toThrow(
       /not JSON|not an array/,
+    );
+    // One field: the same checks, the header ending at the newline.
+    expect(decodeEnvelopeFlat(['herald', `["b",${tail}\n"x"`]).id).toBe('b');
+    expect(() => decodeEnvelopeFlat(['herald', `["a\tb",${tail}\n`])).toThrow(/not JSON/);
+    expect(() => decodeEnvelopeFlat(['herald', `["",${tail}\n`])).toThrow(/id is empty/);
+    // The id's closing quote past the newline (in the payload): read in full, refused.
+    expect(() => decodeEnvelopeFlat(['herald', `["a\n",${tail}`])).toThrow(/not JSON/);
+    // A header the newline cuts short of the kept members: not JSON.
+    expect(() => decodeEnvelopeFlat(['herald', `["a",${tail.slice(0, -1)}\n]`])).toThrow(
+      /not JSON/,
     );
   });
 });

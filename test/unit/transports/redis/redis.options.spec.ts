@@ -35,6 +35,32 @@ describe('redis options: one resolve*Options each, InvalidOptionsError naming op
     });
   });
 
+  it('RedisTransport heraldEntry: one-field by default, two-field on request, anything else refused naming it', () => {
+    expect(resolveRedisTransportOptions({}).heraldEntry).toBe('one-field');
+    expect(resolveRedisTransportOptions({ heraldEntry: 'two-field' }).heraldEntry).toBe(
+      'two-field',
+    );
+    expect(
+      refusal(() => resolveRedisTransportOptions({ heraldEntry: 'packed' as never })).message,
+    ).toBe(
+      `RedisTransport: heraldEntry must be one of 'one-field', 'two-field' (got "packed", a string)`,
+    );
+    expect(
+      refusal(() => resolveRedisTransportOptions({ heraldEntry: 2 as never })).message,
+    ).toMatch(/heraldEntry must be one of 'one-field', 'two-field' \(got 2, a number\)/);
+    // Layout mainflux writes the Go layout: a herald entry layout there is a mistake.
+    expect(
+      refusal(() =>
+        resolveRedisTransportOptions({
+          layout: 'mainflux',
+          streams: ['s'],
+          instance: 'i',
+          heraldEntry: 'two-field',
+        }),
+      ).message,
+    ).toMatch(/heraldEntry must be used with layout 'herald' only \(got "two-field", a string\)/);
+  });
+
   it('StreamPublisher: a wrong-typed value and an unknown key', () => {
     expect(
       refusal(() => resolveStreamPublisherOptions({ stream: 's', bufferSize: 1.5 })).message,
