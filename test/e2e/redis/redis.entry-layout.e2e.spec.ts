@@ -14,6 +14,7 @@ import {
   fieldsToRecord,
   type RedisTransportOptions,
 } from '../../../lib/redis/index.js';
+import { memoryLogger } from '../../helpers/memory-logger.js';
 import { REDIS_URL, uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
@@ -30,17 +31,6 @@ const text: Codec = {
   encode: data => String(data),
   decode: payload => payload,
 };
-
-function recording(): HeraldLogger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    log: () => undefined,
-    debug: () => undefined,
-    warn: message => void lines.push(`WARN ${message}`),
-    error: message => void lines.push(`ERROR ${message}`),
-  };
-}
 
 async function instance(
   options: RedisTransportOptions,
@@ -225,7 +215,7 @@ describe('redis transport entry layout (heraldEntry)', () => {
     '%s: an entry of neither layout is dead-lettered at once, counted and logged; the next is handled',
     async mode => {
       const name = stream(`bad-${mode}`);
-      const logger = recording();
+      const logger = memoryLogger();
       const reader = await instance(
         { stream: name, mode, group: uniqueName('g'), startId: '0' },
         logger,
