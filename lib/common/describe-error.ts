@@ -34,6 +34,15 @@ export function describeError(error: unknown): string {
   }
 }
 
+/**
+ * `error` itself when it is an `Error` of any realm, else an `Error` whose
+ * message {@link describeError} writes: what a rejection or a settle callback
+ * hands on, so a foreign realm's error keeps its `code` and stack.
+ */
+export function asError(error: unknown): Error {
+  return isError(error) ? error : new Error(describeError(error));
+}
+
 /** The stack of an `Error` (of any realm), for `logger.error(message, stack)`. */
 export function stackOf(error: unknown): string | undefined {
   return isError(error) ? error.stack : undefined;

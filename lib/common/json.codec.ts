@@ -1,5 +1,6 @@
 import type { Codec } from '../interfaces/codec.interface.js';
 import { SerializationError } from './errors.js';
+import { isError } from './describe-error.js';
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
@@ -28,7 +29,7 @@ function refusedObject(value: object): string | undefined {
   if (value instanceof Set) return 'Set (JSON writes {})';
   if (value instanceof WeakMap || value instanceof WeakSet) return `${value.constructor.name}`;
   if (value instanceof RegExp) return 'RegExp (JSON writes {})';
-  if (value instanceof Error) return 'Error (JSON writes {}); send its message instead';
+  if (isError(value)) return 'Error (JSON writes {}); send its message instead';
   if (value instanceof Promise) return 'Promise (await it first)';
   return undefined;
 }

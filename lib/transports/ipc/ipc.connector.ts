@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { describeError } from '../../common/describe-error.js';
+import { describeError, isError } from '../../common/describe-error.js';
 import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
 import { RECONNECT_CAP_MS, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from './ipc.constants.js';
@@ -59,7 +59,7 @@ export class Connector {
     try {
       ready = await checkSocketFile(this.socketPath);
     } catch (error) {
-      const err = error instanceof Error ? error : new IpcSocketError(String(error));
+      const err = isError(error) ? error : new IpcSocketError(describeError(error));
       this.logger.error(
         logLine(
           'ipc',

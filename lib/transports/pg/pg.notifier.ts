@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Pool, PoolClient } from 'pg';
-import { describeError } from '../../common/describe-error.js';
+import { describeError, asError } from '../../common/describe-error.js';
 import { Fifo } from '../../common/fifo.js';
 import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
@@ -290,7 +290,7 @@ export class PgNotifier {
           { hub: this.name, topic: batch[0].topic },
         ),
       );
-      this.release(error instanceof Error ? error : new Error(String(error)));
+      this.release(asError(error));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.pump();

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { describeError } from '../../common/describe-error.js';
+import { describeError, asError } from '../../common/describe-error.js';
 import { QueueFullError, TransportClosedError } from '../../common/errors.js';
 import { Fifo } from '../../common/fifo.js';
 import { logLine } from '../../common/log-line.js';
@@ -205,7 +205,7 @@ export class PgOutboxWriter {
             return;
           }
           // Refused by the server (a bad row, a missing privilege): these posts fail.
-          const refused = error instanceof Error ? error : new Error(String(error));
+          const refused = asError(error);
           this.options
             .logger()
             ?.error(

@@ -3,7 +3,7 @@
 // durable; the delivery of received envelopes with their unique claims;
 // stats, close). Durable mode's own parts are in pg.outbox*.ts.
 import type { Observable, Subscription } from 'rxjs';
-import { describeError } from '../../common/describe-error.js';
+import { describeError, asError } from '../../common/describe-error.js';
 import { PayloadTooLargeError, QueueFullError, TransportClosedError } from '../../common/errors.js';
 import { logLine } from '../../common/log-line.js';
 import type { HeraldLogger } from '../../common/logger.js';
@@ -286,7 +286,7 @@ export class PgTransport implements Transport {
             return new PayloadTooLargeError(size, this.hub.payloadLimit);
           return this.outbox.writeOn(tx, payload).then(
             () => true,
-            (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+            (error: unknown) => asError(error),
           );
         }
         if (tx === undefined)
@@ -294,7 +294,7 @@ export class PgTransport implements Transport {
         try {
           return this.hub
             .notifyPayload(this.channel, payload, { client: tx })
-            .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+            .catch((error: unknown) => asError(error));
         } catch (error) {
           return error as Error;
         }

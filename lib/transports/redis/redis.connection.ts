@@ -3,7 +3,7 @@ import { clusterClient, clusterSeeds } from './redis.cluster.js';
 
 export { checkClusterStream, hasHashTag, hashTagOf } from './redis.cluster.js';
 import type { Observable } from 'rxjs';
-import { describeError } from '../../common/describe-error.js';
+import { describeError, isError } from '../../common/describe-error.js';
 import { logLine } from '../../common/log-line.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
 import {
@@ -318,7 +318,7 @@ export function isTransientReplyError(error: unknown): boolean {
 
 /** True for a Redis error reply (as opposed to a connection or timeout error). */
 export function isReplyError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ReplyError';
+  return isError(error) && error.name === 'ReplyError';
 }
 
 /** The keys of {@link RedisConnectionOptions}, for the options objects that extend it. */

@@ -1,5 +1,6 @@
 import { HeraldError, InvalidOptionsError } from '../../common/errors.js';
 import { describeValue } from '../../common/options.validation.js';
+import { isError } from '../../common/describe-error.js';
 
 /** A stream name that is missing or empty (the original's `ErrEmptyStream`). @publicApi */
 export class EmptyStreamError extends InvalidOptionsError {
@@ -64,7 +65,7 @@ export type ClusterReply = 'MOVED' | 'ASK' | 'CLUSTERDOWN' | 'CROSSSLOT';
 
 /** Which cluster reply a Redis error is, if it is one. */
 export function clusterReplyOf(error: unknown): ClusterReply | undefined {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = isError(error) ? error.message : String(error);
   const match = /^(MOVED|ASK|CLUSTERDOWN|CROSSSLOT)\b/.exec(message);
   return match ? (match[1] as ClusterReply) : undefined;
 }

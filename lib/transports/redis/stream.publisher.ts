@@ -5,7 +5,7 @@
 // stream.publisher.options.ts, the Lua script in redis.scripts.ts.
 import { logLine } from '../../common/log-line.js';
 import type { Observable } from 'rxjs';
-import { describeError } from '../../common/describe-error.js';
+import { describeError, asError } from '../../common/describe-error.js';
 import { TransportClosedError } from '../../common/errors.js';
 import { Fifo } from '../../common/fifo.js';
 import { consoleLogger, type HeraldLogger } from '../../common/logger.js';
@@ -365,7 +365,7 @@ export class StreamPublisher<T = StreamEvent> {
           fields = this.accept(items[index]);
           affix = this.affixOf(items[index], fields);
         } catch (error) {
-          waiter.settle(index, error instanceof Error ? error : new Error(String(error)));
+          waiter.settle(index, asError(error));
           continue;
         }
         this.enqueue({ stream, fields, affix, waiter, index });
@@ -553,9 +553,7 @@ export class StreamPublisher<T = StreamEvent> {
       const failure =
         cluster && cluster !== 'CLUSTERDOWN'
           ? new RedisClusterError(cluster, describe(error))
-          : error instanceof Error
-            ? error
-            : new Error(String(error));
+          : asError(error);
       return batch.map(() => failure);
     } finally {
       clearTimeout(timer);
@@ -616,7 +614,7 @@ export class StreamPublisher<T = StreamEvent> {
       } catch (error) {
         // The first call's error is the batch's (send() decides: retry, or fall back to a pipeline).
         if (start === 0) throw error;
-        const failure = error instanceof Error ? error : new Error(String(error));
+        const failure = asError(error);
         while (results.length < batch.length) results.push(failure);
         return results;
       }

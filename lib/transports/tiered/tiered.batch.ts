@@ -1,5 +1,6 @@
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import type { PublishResult } from '../../interfaces/transport.interface.js';
+import { asError } from '../../common/describe-error.js';
 
 /**
  * Gathers the envelopes added within one turn of the event loop into one
@@ -34,7 +35,7 @@ export class TurnBatch {
       (error: unknown) => {
         const failed: PublishResult = {
           ok: false,
-          error: error instanceof Error ? error : new Error(String(error)),
+          error: asError(error),
         };
         for (const resolve of waiters) resolve(failed);
       },

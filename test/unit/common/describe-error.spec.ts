@@ -1,7 +1,7 @@
 import { createConnection } from 'node:net';
 import { runInNewContext } from 'node:vm';
 
-import { describeError, stackOf } from '../../../lib/common/describe-error.js';
+import { asError, describeError, stackOf } from '../../../lib/common/describe-error.js';
 
 describe('describeError', () => {
   it('names errors, their code, and other thrown values', () => {
@@ -55,5 +55,17 @@ describe('describeError', () => {
     });
     expect(describeError(error)).toMatch(/ECONNREFUSED/);
     expect(describeError(error)).not.toMatch(/^\{/);
+  });
+
+  it('asError hands on an Error of any realm as it is, and names anything else', () => {
+    const foreign = runInNewContext(
+      "Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })",
+    ) as Error & { code: string };
+    expect(asError(foreign)).toBe(foreign);
+    expect((asError(foreign) as Error & { code?: string }).code).toBe('ECONNRESET');
+    const own = new TypeError('bad');
+    expect(asError(own)).toBe(own);
+    expect(asError({ reason: 'x' }).message).toBe('{"reason":"x"}');
+    expect(asError('plain').message).toBe('plain');
   });
 });
