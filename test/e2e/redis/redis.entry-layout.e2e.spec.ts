@@ -8,13 +8,13 @@ import {
   type PostReceipt,
 } from '../../../lib/index.js';
 import {
-  RedisTransport,
   StreamSubscriber,
   decodeEnvelopeFlat,
   fieldsToRecord,
   type RedisTransportOptions,
 } from '../../../lib/redis/index.js';
 import { memoryLogger } from '../../helpers/memory-logger.js';
+import { RedisBuses } from './redis-buses.js';
 import { REDIS_URL, uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
@@ -22,9 +22,8 @@ import { waitFor } from '../../helpers/wait-for.js';
 // two fields as every earlier version wrote; readers read both, in one stream.
 
 const admin = new Redis(REDIS_URL);
-const buses: EventBus[] = [];
+const redis = new RedisBuses(admin);
 const subscribers: StreamSubscriber[] = [];
-const keys: string[] = [];
 
 /** The payload is the data's text as it is: empty, newlines and all. */
 const text: Codec = {
@@ -32,33 +31,16 @@ const text: Codec = {
   decode: payload => payload,
 };
 
-async function instance(
-  options: RedisTransportOptions,
-  logger: HeraldLogger = silentLogger,
-): Promise<EventBus> {
-  const transport = new RedisTransport({
-    url: REDIS_URL,
-    blockMs: 100,
-    nackRetryDelayMs: 20,
-    ...options,
-  });
-  const bus = new EventBus({ transport, logger, codec: text });
-  buses.push(bus);
-  await bus.connect();
-  bus.start();
-  return bus;
+function instance(options: RedisTransportOptions, logger?: HeraldLogger): Promise<EventBus> {
+  return redis.instance(options, { logger, codec: text });
 }
 
-function stream(prefix: string): string {
-  const name = uniqueName(prefix);
-  keys.push(name, `${name}:dead`);
-  return name;
-}
+const stream = (prefix: string): string => redis.stream(prefix);
 
 afterEach(async () => {
-  await Promise.all(buses.splice(0).map(bus => bus.close({ timeoutMs: 2000 })));
+  await redis.closeBuses();
   await Promise.all(subscribers.splice(0).map(s => s.close({ timeoutMs: 500 })));
-  if (keys.length) await admin.del(...keys.splice(0));
+  await redis.deleteKeys();
 });
 
 afterAll(() => admin.disconnect());
@@ -152,7 +134,7 @@ describe('redis transport entry layout (heraldEntry)', () => {
       logger: silentLogger,
     });
     subscribers.push(fanOut);
-    keys.push(fanOut.cursorKey);
+    redis.keys.push(fanOut.cursorKey);
     const decoded: unknown[] = [];
     await fanOut.subscribe(message => {
       const envelope = decodeEnvelopeFlat(message.raw);

@@ -16,46 +16,32 @@ import {
   type TransportStatus,
 } from '../../../lib/index.js';
 import {
-  RedisTransport,
   StreamPublisher,
   encodeEnvelopeEntry,
   fieldsToRecord,
   type RedisTransportOptions,
 } from '../../../lib/redis/index.js';
 import { PrivateRedis } from '../../helpers/private-redis.js';
+import { RedisBuses } from './redis-buses.js';
 import { killAllChildren, spawnNode } from '../../helpers/processes.js';
 import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const admin = new Redis(REDIS_URL);
-const buses: EventBus[] = [];
-const keys: string[] = [];
+const redis = new RedisBuses(admin);
+const { buses, keys } = redis;
 
 async function instance(options: RedisTransportOptions, schemas?: EventSchemas): Promise<EventBus> {
-  const transport = new RedisTransport({
-    url: REDIS_URL,
-    blockMs: 100,
-    nackRetryDelayMs: 20,
-    ...options,
-  });
-  const bus = new EventBus({ transport, logger: silentLogger, schemas });
-  buses.push(bus);
-  await bus.connect();
-  bus.start();
-  return bus;
+  return redis.instance(options, { schemas });
 }
 
-function stream(prefix: string): string {
-  const name = uniqueName(prefix);
-  keys.push(name, `${name}:dead`);
-  return name;
-}
+const stream = (prefix: string): string => redis.stream(prefix);
 
 afterEach(async () => {
-  await Promise.all(buses.splice(0).map(bus => bus.close({ timeoutMs: 2000 })));
+  await redis.closeBuses();
   await killAllChildren();
-  if (keys.length) await admin.del(...keys.splice(0));
+  await redis.deleteKeys();
 });
 
 afterAll(() => admin.disconnect());
