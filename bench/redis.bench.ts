@@ -55,6 +55,7 @@ import {
 import {
   forkVariant,
   nurseryEmptied,
+  serveRequests,
   settled,
   type VariantProcess,
 } from './harness/harness.process.js';
@@ -592,53 +593,44 @@ async function child(name: string): Promise<void> {
   const session = await variant.setup();
   let primed = false;
   let latencies: number[] = [];
-  const reply = (message: Reply): void => void process.send!(message);
-  process.on('message', (request: Request) => {
-    void (async () => {
-      switch (request.type) {
-        case 'warm':
-          // The first warm-up is a whole timed part's worth of events, then full
-          // collections (the priming's garbage gone). No full collection in later
-          // rounds: after sitting idle while the others ran, a forced one shrank
-          // the young generation (32 -> 2-4 MB) and the old generation's limit on
-          // the low allocation rate, so the next timed part paid more scavenges and
-          // a major collection by its place in the round; and it freed the maps
-          // only the last part's objects used, V8 dropping the optimized code that
-          // embeds them ("weak objects": 10-30 functions compiled again in the
-          // timed part). Each round starts where its own last one left off.
-          if (!primed) {
-            for (let i = Math.ceil(EVENTS / WARMUP_EVENTS); i > 0; i--) await session.warmUp?.();
-            await settled();
-            primed = true;
-          }
-          await session.warmUp?.();
-          return reply({ type: 'warm' });
-        case 'run': {
-          nurseryEmptied();
-          const result = await session.run();
-          latencies = result.latencyMs ?? [];
-          return reply({ type: 'run', events: result.events, measured: lastWindow! });
+  serveRequests<Request, Reply>(async request => {
+    switch (request.type) {
+      case 'warm':
+        // The first warm-up is a whole timed part's worth of events, then full
+        // collections (the priming's garbage gone). No full collection in later
+        // rounds: after sitting idle while the others ran, a forced one shrank
+        // the young generation (32 -> 2-4 MB) and the old generation's limit on
+        // the low allocation rate, so the next timed part paid more scavenges and
+        // a major collection by its place in the round; and it freed the maps
+        // only the last part's objects used, V8 dropping the optimized code that
+        // embeds them ("weak objects": 10-30 functions compiled again in the
+        // timed part). Each round starts where its own last one left off.
+        if (!primed) {
+          for (let i = Math.ceil(EVENTS / WARMUP_EVENTS); i > 0; i--) await session.warmUp?.();
+          await settled();
+          primed = true;
         }
-        case 'latency':
-          reply({ type: 'latency', latencies });
-          latencies = [];
-          return;
-        case 'close':
-          await session.teardown?.();
-          admin?.disconnect();
-          stopGc();
-          await otel.stop();
-          reply({ type: 'closed' });
-          return process.disconnect();
+        await session.warmUp?.();
+        return { type: 'warm' };
+      case 'run': {
+        nurseryEmptied();
+        const result = await session.run();
+        latencies = result.latencyMs ?? [];
+        return { type: 'run', events: result.events, measured: lastWindow! };
       }
-    })().catch((error: unknown) =>
-      reply({
-        type: 'error',
-        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
-      }),
-    );
+      case 'latency': {
+        const taken = latencies;
+        latencies = [];
+        return { type: 'latency', latencies: taken };
+      }
+      case 'close':
+        await session.teardown?.();
+        admin?.disconnect();
+        stopGc();
+        await otel.stop();
+        return { type: 'closed' };
+    }
   });
-  reply({ type: 'ready' });
 }
 
 type Remote = VariantProcess<Request, Reply>;

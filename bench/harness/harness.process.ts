@@ -1,7 +1,7 @@
 // A bench variant's own Node process, seen from the parent: forked from a
 // bench file with an environment variable naming the variant, answering
 // `{ type }` requests one at a time over the IPC channel (bench:local's and
-// bench:redis's process per variant).
+// bench:redis's process per variant), and the child's side of it.
 import { fork } from 'node:child_process';
 
 /** A reply the child sends; `error` carries its failure, rethrown by {@link VariantProcess.ask}. */
@@ -65,6 +65,34 @@ export async function forkVariant<Request extends { type: string }, Reply extend
       }
     },
   };
+}
+
+/**
+ * The child side: answers each request of the parent with what `handle`
+ * returns (its failure as an `error` reply, with the stack), after saying
+ * `ready`; a `close` request's reply is the last (the channel is closed
+ * after it), and the process exits once the parent is gone.
+ */
+export function serveRequests<Request extends { type: string }, Reply extends ProcessReply>(
+  handle: (request: Request) => Promise<Reply>,
+): void {
+  const reply = (message: ProcessReply): void => void process.send!(message);
+  process.on('message', (request: Request) => {
+    handle(request).then(
+      answer => {
+        reply(answer);
+        if (request.type === 'close') process.disconnect();
+      },
+      (error: unknown) =>
+        reply({
+          type: 'error',
+          message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        }),
+    );
+  });
+  // The parent gone (or done with this process): nothing is left to answer.
+  process.once('disconnect', () => process.exit(0));
+  reply({ type: 'ready' });
 }
 
 /** The collector exposed by --expose-gc, if it is. */

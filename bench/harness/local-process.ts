@@ -10,7 +10,13 @@
 import { performance } from 'node:perf_hooks';
 import { cpuMicros } from './harness.cpu.js';
 import { attachOtel } from './harness.otel.js';
-import { forkVariant, nurseryEmptied, settled, type VariantProcess } from './harness.process.js';
+import {
+  forkVariant,
+  nurseryEmptied,
+  serveRequests,
+  settled,
+  type VariantProcess,
+} from './harness.process.js';
 import type { RunResult, Session, Variant } from './harness.rounds.js';
 
 type Request = { type: 'warm' | 'run' | 'close' };
@@ -29,53 +35,41 @@ export async function runLocalChild(variants: Variant[], name: string): Promise<
   if (!variant) throw new Error(`no variant ${JSON.stringify(name)}`);
   const session = await variant.setup();
   let primed = false;
-  const reply = (message: Reply): void => void process.send!(message);
-  process.on('message', (request: Request) => {
-    void (async () => {
-      switch (request.type) {
-        case 'warm':
-          // Once, before round 1: a whole untimed part (the code compiled for this
-          // variant alone), then full collections. Not in later rounds: a forced
-          // full collection in a process that sat idle shrinks its young generation
-          // (redis24d), so the part after it would pay for its place in the round.
-          if (!primed) {
-            await session.warmUp?.();
-            await session.run();
-            await settled();
-            primed = true;
-          }
-          return reply({ type: 'warm' });
-        case 'run': {
-          // The young garbage of what ran before (here: only this variant) out of the way.
-          nurseryEmptied();
-          const cpuBefore = cpuMicros();
-          const started = performance.now();
-          const result = await session.run();
-          const wall = (performance.now() - started) / 1000;
-          const cpu = cpuMicros() - cpuBefore;
-          return reply({
-            type: 'run',
-            events: result.events,
-            seconds: result.seconds ?? wall,
-            cpu: cpu + (result.childCpuMicros ?? 0),
-          });
+  serveRequests<Request, Reply>(async request => {
+    switch (request.type) {
+      case 'warm':
+        // Once, before round 1: a whole untimed part (the code compiled for this
+        // variant alone), then full collections. Not in later rounds: a forced
+        // full collection in a process that sat idle shrinks its young generation
+        // (redis24d), so the part after it would pay for its place in the round.
+        if (!primed) {
+          await session.warmUp?.();
+          await session.run();
+          await settled();
+          primed = true;
         }
-        case 'close':
-          await session.teardown?.();
-          await otel.stop();
-          reply({ type: 'closed' });
-          return process.disconnect();
+        return { type: 'warm' };
+      case 'run': {
+        // The young garbage of what ran before (here: only this variant) out of the way.
+        nurseryEmptied();
+        const cpuBefore = cpuMicros();
+        const started = performance.now();
+        const result = await session.run();
+        const wall = (performance.now() - started) / 1000;
+        const cpu = cpuMicros() - cpuBefore;
+        return {
+          type: 'run',
+          events: result.events,
+          seconds: result.seconds ?? wall,
+          cpu: cpu + (result.childCpuMicros ?? 0),
+        };
       }
-    })().catch((error: unknown) =>
-      reply({
-        type: 'error',
-        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
-      }),
-    );
+      case 'close':
+        await session.teardown?.();
+        await otel.stop();
+        return { type: 'closed' };
+    }
   });
-  // The parent gone (or done with this process): nothing is left to answer.
-  process.once('disconnect', () => process.exit(0));
-  reply({ type: 'ready' });
 }
 
 type Remote = VariantProcess<Request, Reply>;
