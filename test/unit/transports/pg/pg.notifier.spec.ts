@@ -7,7 +7,7 @@ import {
   SQL_NOTIFY_PACKED,
   SQL_NOTIFY_PACKED_ONE_TOPIC,
 } from '../../../../lib/transports/pg/pg.constants.js';
-import { PgNotifier } from '../../../../lib/transports/pg/pg.notifier.js';
+import { NOTIFY_BATCH_BYTES, PgNotifier } from '../../../../lib/transports/pg/pg.notifier.js';
 import { PG_URL, uniqueName } from '../../../helpers/services.js';
 import { waitFor } from '../../../helpers/wait-for.js';
 
@@ -166,6 +166,47 @@ describe('PgNotifier on a real PostgreSQL', () => {
       client.release();
     }
     expect(got).toEqual([]);
+  });
+
+  it('cuts a batch at about NOTIFY_BATCH_BYTES of payloads: 600 of 4 KB go out in three statements, in order', async () => {
+    got.length = 0;
+    const query = jest.spyOn(pg.Client.prototype, 'query');
+    try {
+      const notifier = new PgNotifier(
+        pool,
+        1000,
+        { isConnected: () => true, retryDelay: () => 10 },
+        silentLogger,
+        'unit',
+      );
+      const filler = 'x'.repeat(4096);
+      const payloads = Array.from({ length: 600 }, (_, i) => `${i}:${filler}`);
+      const outcomes = await Promise.all(
+        payloads.map(
+          payload =>
+            new Promise<boolean | Error>(resolve =>
+              notifier.enqueue({
+                topic: channel,
+                payload,
+                distinct: true,
+                settle: (sent, error) => resolve(error ?? sent),
+              }),
+            ),
+        ),
+      );
+      expect(outcomes).toEqual(payloads.map(() => true));
+      // Each statement's packed parameter: at most NOTIFY_BATCH_BYTES and a payload.
+      const sizes = query.mock.calls
+        .filter(call => String(call[0]).includes('pg_notify'))
+        .map(call => ((call[1] as unknown[])[1] as Buffer).length);
+      expect(sizes).toHaveLength(3);
+      for (const size of sizes) expect(size).toBeLessThanOrEqual(NOTIFY_BATCH_BYTES + 4200);
+      await waitFor(() => got.length === payloads.length);
+      expect(got).toEqual(payloads);
+      await notifier.stop();
+    } finally {
+      query.mockRestore();
+    }
   });
 
   it('submits the next batch before the settled ones run, in order, one batch in flight', async () => {
