@@ -194,9 +194,11 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
   const heap = getHeapStatistics().used_heap_size;
   const [gc0, full0, statements0, wire0] = [scavenges, fullGcs, statements, wire()];
   const cpu = process.cpuUsage();
+  const started = performance.now();
   await windowed(EVENTS, WINDOW, send);
   await handled;
   const used = process.cpuUsage(cpu);
+  const wallMs = performance.now() - started;
   const [server1, main1] = [serverNs(pids), mainThreadNs()];
   const server1ByPid = pids.map(pid => serverNs([pid]));
   const io1 = pids.map(serverIo);
@@ -216,6 +218,9 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
       variant: VARIANT,
       size: SIZE,
       events: EVENTS,
+      window: WINDOW,
+      // Wall time: a figure of the machine's load as much as of the code.
+      eventsPerSecond: Math.round((EVENTS * 1000) / wallMs),
       cpuUsPerEvent: per(used.user + used.system),
       mainThreadUsPerEvent: per((main1 - main0) / 1000),
       serverUsPerEvent: per((server1 - server0) / 1000),
