@@ -2,7 +2,7 @@
 // herald (EventsModule post -> @OnEvent, pg transport) and its parts without
 // the bus (PgHub notify -> consumer hook), of another checkout's lib
 // ("before") and of this one ("after"), as bench:pg runs them (100 B of
-// data, 4000 posts in flight, the handler counting). On a shared machine,
+// data, 4000 posts in flight or 4 MiB of data, the handler counting). On a shared machine,
 // figures of separate runs move with the load; these share it. CPU per
 // delivered event (user + sys of this process, warm-up excluded).
 //
@@ -44,7 +44,8 @@ const EVENTS = setting('BENCH_EVENTS', 40_000, 1000);
 const WARM_UP = setting('BENCH_WARM_UP', Math.max(1000, Math.round(EVENTS / 10)), 1000);
 const ROUNDS = Math.max(1, setting('BENCH_ROUNDS', 6, 1));
 const SIZE = Math.max(30, setting('BENCH_SIZE', 100, 100));
-const WINDOW = 4000;
+/** bench:pg's window: 4000 in flight, at most 4 MiB of data (1024 at 4 KB). */
+const WINDOW = Math.min(4000, Math.floor((4 * 1024 * 1024) / SIZE));
 
 const data = pgBenchData(SIZE);
 const counter = new HitCounter();

@@ -2,7 +2,8 @@
 // what the Node process does (instructions under callgrind, bytes allocated,
 // young-generation collections) and what goes to and from PostgreSQL
 // (statements, bytes written and read on every connection of the process).
-// bench:pg's workload: 100 B of data (PROBE_SIZE), 4000 sends in flight, a
+// bench:pg's workload: 100 B of data (PROBE_SIZE), 4000 sends in flight (at
+// most 4 MiB of data: 1024 at 4 KB, as bench:pg; PROBE_WINDOW sets it), a
 // counting handler, sender and receiver in this process.
 //
 //   PROBE_VARIANT=herald|hub   EventsModule post -> @OnEvent, or PgHub notify -> consumer
@@ -53,9 +54,18 @@ const SIZE = Number(process.env.PROBE_SIZE ?? 100);
 /** Under callgrind, driven by the parent (`child`), or the parent that runs it (`1`). */
 const CALLGRIND = process.env.PROBE_CALLGRIND === 'child';
 const SITES = process.env.PROBE_SITES;
-const WINDOW = 4000;
+/** bench:pg's window: 4000 in flight, at most 4 MiB of data. */
+const WINDOW = Number(
+  process.env.PROBE_WINDOW ?? Math.min(4000, Math.floor((4 * 1024 * 1024) / SIZE)),
+);
 /** PROBE_BATCH: the hub's batchSize (notifies per statement), else its default. */
 const BATCH = process.env.PROBE_BATCH ? { batchSize: Number(process.env.PROBE_BATCH) } : {};
+/**
+ * Under callgrind everything runs some 50x slower: a heartbeat that times
+ * out there drops the LISTEN connection, loses what was sent meanwhile and
+ * the probe waits for ever. One a minute, with a minute to answer.
+ */
+const HEARTBEAT = CALLGRIND ? { heartbeatMs: 60_000, heartbeatTimeoutMs: 60_000 } : {};
 
 const data = pgBenchData(SIZE);
 const counter = new HitCounter();
@@ -109,6 +119,30 @@ async function backends(): Promise<number[]> {
     await client.end();
   }
 }
+/**
+ * What a backend moved through system calls (/proc/<pid>/io: bytes read and
+ * written, calls made), load-independent: its socket, and the files it
+ * writes and reads back (the notify queue's pages, a statement's temporary
+ * files).
+ */
+interface ServerIo {
+  rchar: number;
+  wchar: number;
+  syscr: number;
+  syscw: number;
+}
+function serverIo(pid: number): ServerIo {
+  const io: ServerIo = { rchar: 0, wchar: 0, syscr: 0, syscw: 0 };
+  try {
+    for (const line of readFileSync(`/proc/${pid}/io`, 'utf8').split('\n')) {
+      const [name, value] = line.split(': ');
+      if (name in io) io[name as keyof ServerIo] = Number(value);
+    }
+  } catch {
+    // Not readable (another user's server): zeros.
+  }
+  return io;
+}
 const serverNs = (pids: readonly number[]): number =>
   pids.reduce((sum, pid) => sum + onCpuNs(`/proc/${pid}/schedstat`), 0);
 const mainThreadNs = (): number => onCpuNs(`/proc/self/task/${process.pid}/schedstat`);
@@ -156,14 +190,18 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
   handled = until(EVENTS);
   const [server0, main0] = [serverNs(pids), mainThreadNs()];
   const server0ByPid = pids.map(pid => serverNs([pid]));
+  const io0 = pids.map(serverIo);
   const heap = getHeapStatistics().used_heap_size;
   const [gc0, full0, statements0, wire0] = [scavenges, fullGcs, statements, wire()];
   const cpu = process.cpuUsage();
+  const started = performance.now();
   await windowed(EVENTS, WINDOW, send);
   await handled;
   const used = process.cpuUsage(cpu);
+  const wallMs = performance.now() - started;
   const [server1, main1] = [serverNs(pids), mainThreadNs()];
   const server1ByPid = pids.map(pid => serverNs([pid]));
+  const io1 = pids.map(serverIo);
   const allocated = getHeapStatistics().used_heap_size - heap;
   const wire1 = wire();
   const statementsRun = statements - statements0;
@@ -180,6 +218,9 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
       variant: VARIANT,
       size: SIZE,
       events: EVENTS,
+      window: WINDOW,
+      // Wall time: a figure of the machine's load as much as of the code.
+      eventsPerSecond: Math.round((EVENTS * 1000) / wallMs),
       cpuUsPerEvent: per(used.user + used.system),
       mainThreadUsPerEvent: per((main1 - main0) / 1000),
       serverUsPerEvent: per((server1 - server0) / 1000),
@@ -187,6 +228,13 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
         per((server1ByPid[i] - server0ByPid[i]) / 1000),
       ),
       backends: pids.length,
+      // Per backend (sender, then the LISTEN connection's): bytes read and
+      // written by system calls, and the calls, per event.
+      serverIoPerEvent: pids.map((_, i) => ({
+        rchar: per(io1[i].rchar - io0[i].rchar),
+        wchar: per(io1[i].wchar - io0[i].wchar),
+        syscalls: per(io1[i].syscr - io0[i].syscr + io1[i].syscw - io0[i].syscw),
+      })),
       heapBytesPerEvent: per(allocated),
       scavengesPer10k: (((scavenges - gc0) * 10_000) / EVENTS).toFixed(2),
       fullGcs: fullGcs - full0,
@@ -203,6 +251,7 @@ async function herald(lib: Lib): Promise<void> {
     channel: `probe_${process.pid}_herald`,
     applicationName: `herald-probe-${process.pid}`,
     ...BATCH,
+    ...HEARTBEAT,
   };
   await withHeraldPg(lib, options, hit, post => measure(() => post(data())));
 }
@@ -212,6 +261,7 @@ async function hub(pgLib: PgLib): Promise<void> {
     connectionString: PG_URL,
     applicationName: `hub-probe-${process.pid}`,
     ...BATCH,
+    ...HEARTBEAT,
   };
   await withPgHub(pgLib, options, `probe_${process.pid}_hub`, hit, notify =>
     measure(() => notify(data())),

@@ -26,7 +26,10 @@ export const SQL_NOTIFY_ONE = 'SELECT pg_catalog.pg_notify($1, $2)';
  * its elements come out in array order, so the notifies are queued, and
  * delivered, in that order. One row back, their count: a row per notify
  * (of pg_notify's void) was a DataRow message the driver parsed into a row
- * object per event, for nothing.
+ * object per event, for nothing. (json_array_elements_text fills a
+ * tuplestore wherever it is called, which goes to a temporary file beyond
+ * `work_mem`: this form is only for batches that cannot be packed, see
+ * {@link SQL_NOTIFY_PACKED_ONE_TOPIC}.)
  */
 export const SQL_NOTIFY_MANY_ONE_TOPIC =
   'SELECT pg_catalog.count(pg_catalog.pg_notify($1, p)) FROM pg_catalog.json_array_elements_text($2::json) AS p';
@@ -49,16 +52,26 @@ export const NOTIFY_SEPARATOR = '\u001e';
  * as one binary text parameter and split by the server. No escaping on
  * either side (a JSON array escapes every quote of every payload, which the
  * server then parses back); the elements come out in order.
+ *
+ * unnest is called in a subquery's select list (a ProjectSet, which hands
+ * the elements on one by one, in order), not in FROM: a function in FROM is
+ * a Function Scan, which first copies every element into a tuplestore, and
+ * one beyond `work_mem` (4 MB by default) is written to a temporary file and
+ * read back. A batch of about 500 payloads of 4 KB was (issue 24: EXPLAIN
+ * (ANALYZE, BUFFERS) of 1000 x 4250 B, 521 temporary blocks written and
+ * read, 17 ms against 7.6 ms in the select list; the sending backend's file
+ * I/O per event in bench/pg-probe.ts at 4 KB went from 4.2 KB read + 12.3 KB
+ * written to none read + 8.1 KB written, the notify queue's page).
  */
 export const SQL_NOTIFY_PACKED_ONE_TOPIC =
-  'SELECT pg_catalog.count(pg_catalog.pg_notify($1, p)) FROM ' +
-  'pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30))) AS p';
+  'SELECT pg_catalog.count(pg_catalog.pg_notify($1, s.p)) FROM ' +
+  '(SELECT pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30))) AS p) AS s';
 
 /** The same with a topic per notify: the topics joined by the separator too, zipped. */
 export const SQL_NOTIFY_PACKED =
-  'SELECT pg_catalog.count(pg_catalog.pg_notify(t.c, t.p)) FROM ROWS FROM ' +
-  '(pg_catalog.unnest(pg_catalog.string_to_array($1::text, pg_catalog.chr(30))), ' +
-  'pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30)))) AS t(c, p)';
+  'SELECT pg_catalog.count(pg_catalog.pg_notify(t.c, t.p)) FROM ' +
+  '(SELECT pg_catalog.unnest(pg_catalog.string_to_array($1::text, pg_catalog.chr(30))) AS c, ' +
+  'pg_catalog.unnest(pg_catalog.string_to_array($2::text, pg_catalog.chr(30))) AS p) AS t';
 
 /** Hub defaults. */
 export const PG_HUB_DEFAULTS = {

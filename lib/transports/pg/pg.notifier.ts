@@ -13,7 +13,21 @@ import {
   SQL_NOTIFY_PACKED,
   SQL_NOTIFY_PACKED_ONE_TOPIC,
 } from './pg.constants.js';
-import { packPayloads, payloadText, type PgPayload } from './pg.packed-payloads.js';
+import { packPayloads, payloadLength, payloadText, type PgPayload } from './pg.packed-payloads.js';
+
+/**
+ * About how many bytes of payloads one batch statement carries at most (its
+ * notifies are cut there, `batchSize` still bounding their count): 1 MiB,
+ * about 250 notifies of 4 KB, while 1000 of 100 B stay one statement.
+ * Notifies come back in batches as large as the ones that went out (a
+ * sender's next notify waits for its last), so a batch of all that is
+ * queued leaves the server idle while this process re-sends it all, and
+ * this process idle while the server runs it. Smaller batches overlap the
+ * two: one statement runs while this process settles the one before and
+ * encodes the next (issue 24: bench:pg at 4 KB, 1024 sends in flight, went
+ * out as batches of 1000 and 24 in turn).
+ */
+export const NOTIFY_BATCH_BYTES = 1024 * 1024;
 
 /** A queued notify. */
 export interface PgOutbound {
@@ -229,7 +243,8 @@ export class PgNotifier {
   }
 
   /**
-   * Takes the next batch from the head: up to `batchSize` notifies, cut
+   * Takes the next batch from the head: up to `batchSize` notifies and
+   * about {@link NOTIFY_BATCH_BYTES} of payloads (at least one notify), cut
    * before a topic+payload pair already in it, because PostgreSQL folds
    * identical pairs of one transaction into one notification.
    */
@@ -240,8 +255,12 @@ export class PgNotifier {
     // which costs a round trip but never a notification.
     const seen = new Set<string>();
     const limit = Math.min(this.batchSize, this.queue.length);
+    let bytes = 0;
     for (let i = 0; i < limit; i++) {
       const item = this.queue.at(i)!;
+      // UTF-16 units: the bytes of an ASCII payload, a bound for the rest.
+      bytes += payloadLength(item.payload);
+      if (bytes > NOTIFY_BATCH_BYTES && i > 0) break;
       if (!item.distinct) {
         const text = payloadText(item.payload);
         if (seen.has(text)) break;
