@@ -17,10 +17,17 @@
 // allocated per event by allocation site, the site being the nearest function in
 // a lib/ (a load-independent figure). Run node with --no-turbo-inlining so that
 // each function keeps its own allocations (inlined, they count under the caller).
+//
+// BENCH_SINGLE=before|after: that side alone, once (after the warm-up), for a
+// load-independent instruction count per event: with BENCH_CALLGRIND=1, under
+// `valgrind --tool=callgrind --instr-atstart=no`, callgrind's instrumentation is
+// on for the timed part only (callgrind_control); "Collected" / BENCH_EVENTS is
+// the instructions per event. The other side's app is not even started.
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
+import { spawn } from 'node:child_process';
 import { Session } from 'node:inspector';
 import * as afterLib from '../lib/index.js';
 import { beforeBase, importBefore, interleave, runMain, setting } from './harness/index.js';
@@ -84,6 +91,35 @@ async function timed(publisher: afterLib.EventPublisher, events: number): Promis
   while (count < events) await new Promise(resolve => setImmediate(resolve));
   const used = process.cpuUsage(before);
   return (used.user + used.system) / events;
+}
+
+/** BENCH_CALLGRIND: turns callgrind's instrumentation of this process on or off. */
+async function callgrind(state: 'on' | 'off'): Promise<void> {
+  if (!process.env.BENCH_CALLGRIND) return;
+  // Asynchronous: valgrind takes the request while this process runs (a blocked one never would).
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn('callgrind_control', ['-i', state, String(process.pid)], {
+      stdio: 'ignore',
+    });
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`callgrind_control -i ${state} exited with ${code}`);
+}
+
+/** BENCH_SINGLE: one side alone, warmed up, then `EVENTS` under callgrind's instrumentation (if on). */
+async function single(lib: Lib, side: string): Promise<void> {
+  const { context, publisher } = await app(lib);
+  try {
+    await timed(publisher, Math.max(2000, Math.min(EVENTS, 20_000)));
+    (globalThis as { gc?: () => void }).gc?.();
+    await callgrind('on');
+    const cpu = await timed(publisher, EVENTS);
+    await callgrind('off');
+    console.log(`${side} (${TRANSPORT}): ${cpu.toFixed(2)} µs CPU/event (${EVENTS} events)`);
+  } finally {
+    await context.close();
+  }
 }
 
 /** A node of V8's sampling heap profile. */
@@ -155,6 +191,12 @@ function printSites(before: Map<string, number>, after: Map<string, number>): vo
 runMain('bench:bus-before-after', async () => {
   const base = beforeBase();
   const beforeLib = await importBefore<Lib>(base, 'lib/index.ts');
+  const only = process.env.BENCH_SINGLE;
+  if (only !== undefined) {
+    if (only !== 'before' && only !== 'after') throw new Error('BENCH_SINGLE: before or after');
+    await single(only === 'before' ? beforeLib : afterLib, only);
+    return;
+  }
   const sides = { before: await app(beforeLib), after: await app(afterLib) };
   try {
     for (const side of ['before', 'after'] as const) await timed(sides[side].publisher, 2000);

@@ -9,9 +9,6 @@ import type { BusCounters } from './event-bus.stats.js';
 
 const MAX_BATCH = 1000;
 
-type Resolve = (receipt: PostReceipt) => void;
-type Reject = (error: unknown) => void;
-
 /** Calls the transport, turning a synchronous throw into a rejection. */
 export function callTransport<T>(call: () => Promise<T>): Promise<T> {
   try {
@@ -22,39 +19,82 @@ export function callTransport<T>(call: () => Promise<T>): Promise<T> {
 }
 
 /**
+ * Up to {@link MAX_BATCH} posts that go to the transport in one `publish`,
+ * settled through one promise: each post's own promise is
+ * `batch.promise.then(Batch.pick)` (a promise and a reaction, 96 bytes),
+ * not a `new Promise` with its two resolving functions and their context
+ * (216 bytes, and two array slots to keep them in), and it lives from the
+ * post until the transport answered: across a Redis or PostgreSQL round
+ * trip, through the scavenges that copy what is still alive (issue 24).
+ */
+class Batch {
+  /** The posts' envelopes: the first {@link count} slots, trimmed when published. */
+  readonly envelopes: Envelope[];
+  count = 0;
+  /** The next post {@link pick} settles: a promise's reactions run in the order they were added. */
+  next = 0;
+  /** The transport's results for {@link envelopes}, once it answered. */
+  results: readonly PublishResult[] = [];
+  readonly promise: Promise<Batch>;
+  resolve!: (batch: Batch) => void;
+  reject!: (error: unknown) => void;
+
+  constructor(size: number) {
+    this.envelopes = new Array<Envelope>(size);
+    this.promise = new Promise<Batch>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  /**
+   * Every post's reaction to its batch (called once per post, in post
+   * order): its receipt, or its own error. One function for every batch
+   * (the batch is what its promise resolves with, so no closure per batch).
+   * A publish that failed as a whole rejects the batch's promise: every
+   * post's promise rejects with the same error, and this is not called.
+   */
+  static pick(this: void, batch: Batch): PostReceipt {
+    const at = batch.next++;
+    const result = batch.results[at] as PublishResult | undefined;
+    if (result?.ok) {
+      const { id } = batch.envelopes[at];
+      return result.ref === undefined ? { id } : { id, ref: result.ref };
+    }
+    throw result?.error ?? new Error('transport returned no result for this event');
+  }
+}
+
+/**
+ * What an outbox fills when none is open: a batch with no room, so the
+ * next post opens one. Also keeps the map of batches alive: V8 holds a map
+ * only weakly when only objects use it, so with no batch alive at a full
+ * collection (an idle bus) the map would go, and with it the optimized
+ * posting path that checks for it (deoptimized, then compiled again, after
+ * every idle full GC: seen as 20 recompiles of post in 20 idle gc() calls).
+ */
+const NO_ROOM = new Batch(0);
+NO_ROOM.count = MAX_BATCH;
+
+/**
  * Posts on their way to the transport: a bounded buffer (`maxPending`),
- * flushed in batches of up to 1000 once per microtask after the transport
- * connected (posts made before wait, in order), each post settled with the
- * transport's result for its envelope. A publish that throws or rejects
- * rejects the posts of its batch. Waiting posts are three parallel arrays
- * (envelopes, resolvers, rejecters), handed over whole at a flush: no
- * per-post record, and a batch of up to 1000 is the very array queued.
+ * flushed once per microtask after the transport connected (posts made
+ * before wait, in order), in batches of up to 1000, each post settled with
+ * the transport's result for its envelope. A publish that throws or rejects
+ * rejects the posts of its batch. Waiting posts are {@link Batch}es, filled
+ * as posts come: a batch is the very array published, and its one promise
+ * settles all of its posts.
  */
 export class Outbox {
-  /**
-   * The waiting posts: the first {@link count} slots of three arrays made
-   * at the size of the last flush (up to {@link MAX_BATCH}), so a burst
-   * fills them without growing them from empty (a copy of each array at
-   * every growth step); trimmed to `count` when handed over.
-   */
-  private envelopes: Envelope[] = [];
-  private resolvers: Resolve[] = [];
-  private rejecters: Reject[] = [];
+  /** The batches waiting for the flush, in post order; only the last may have room. */
+  private batches: Batch[] = [];
+  /** The last of {@link batches}, or {@link NO_ROOM}. */
+  private filling = NO_ROOM;
   private count = 0;
+  /** The size of the last flushed batch: the next is likely the same (no growth from empty). */
+  private hint = 16;
   private flushScheduled = false;
   private publishing = 0;
-  /**
-   * `new Promise(executor)` with one executor for every post of this
-   * outbox, so a post allocates its promise and nothing else for it: the
-   * executor, called at once, leaves the resolving functions in the slot
-   * {@link add} is filling. Straight into the arrays: kept in module
-   * variables they cost two write barriers more per post.
-   */
-  private readonly capture = (resolve: Resolve, reject: Reject): void => {
-    const at = this.count;
-    this.resolvers[at] = resolve;
-    this.rejecters[at] = reject;
-  };
 
   constructor(
     private readonly transport: Transport,
@@ -66,15 +106,13 @@ export class Outbox {
     /** Called for each post the transport refused or never got, before its batch's `settled`. */
     private readonly refused: (envelope: Envelope) => void = () => undefined,
   ) {
-    // {@link take} replaces the three arrays at every flush. Replaced once
-    // here already, so that V8 never tracks them as constant fields: code
-    // optimized during a cold app's first burst of posts (add, the
-    // executor, EventBus.post) would otherwise embed the first arrays and
-    // be thrown away at the first flush (issue 16: deoptimized, and a
-    // compile still running aborted, in the first post pass).
-    this.envelopes = [];
-    this.resolvers = [];
-    this.rejecters = [];
+    // {@link take} replaces the list at every flush. Replaced once here
+    // already, so that V8 never tracks it as a constant field: code
+    // optimized during a cold app's first burst of posts (add,
+    // EventBus.post) would otherwise embed the first list and be thrown
+    // away at the first flush (issue 16: deoptimized, and a compile still
+    // running aborted, in the first post pass).
+    this.batches = [];
   }
 
   /** Posts waiting or being published. */
@@ -114,9 +152,15 @@ export class Outbox {
    * only the first post of a turn asks for the transport's readiness.
    */
   add(envelope: Envelope): Promise<PostReceipt> {
-    const promise = new Promise<PostReceipt>(this.capture);
-    this.envelopes[this.count++] = envelope;
-    return promise;
+    let batch = this.filling;
+    if (batch.count === MAX_BATCH) {
+      batch = new Batch(this.hint);
+      this.batches.push(batch);
+      this.filling = batch;
+    }
+    batch.envelopes[batch.count++] = envelope;
+    this.count++;
+    return batch.promise.then(Batch.pick);
   }
 
   /** Whether a flush is due: posts queued now go out with it. */
@@ -136,63 +180,58 @@ export class Outbox {
 
   /** Rejects every waiting post with `error` (connect gave up, or the bus closed); @returns their envelopes. */
   rejectAll(error: unknown): Envelope[] {
-    const { envelopes, rejecters } = this.take();
-    for (let i = 0; i < envelopes.length; i++) {
-      this.refused(envelopes[i]);
-      rejecters[i](error);
+    const all: Envelope[] = [];
+    for (const batch of this.take()) {
+      for (const envelope of batch.envelopes) {
+        this.refused(envelope);
+        all.push(envelope);
+      }
+      batch.reject(error);
     }
-    return envelopes;
+    return all;
   }
 
-  /** Empties the buffer: @returns its arrays, trimmed to the posts (they now belong to the caller). */
-  private take(): { envelopes: Envelope[]; resolvers: Resolve[]; rejecters: Reject[] } {
-    const { envelopes, resolvers, rejecters, count } = this;
+  /** Empties the buffer: @returns its batches, each trimmed to its posts (they now belong to the caller). */
+  private take(): Batch[] {
+    const batches = this.batches;
     // Trimming a longer array only shortens it in place; a shorter one is
     // never longer than count (posts past the hint were appended).
-    envelopes.length = count;
-    resolvers.length = count;
-    rejecters.length = count;
+    for (const batch of batches) batch.envelopes.length = batch.count;
     // The next burst is likely this one's size.
-    const hint = Math.min(Math.max(count, 16), MAX_BATCH);
-    this.envelopes = new Array<Envelope>(hint);
-    this.resolvers = new Array<Resolve>(hint);
-    this.rejecters = new Array<Reject>(hint);
+    this.hint = Math.min(Math.max(this.count, 16), MAX_BATCH);
+    this.batches = [];
+    this.filling = NO_ROOM;
     this.count = 0;
-    return { envelopes, resolvers, rejecters };
+    return batches;
   }
 
   private flush(): void {
     this.flushScheduled = false;
     if (this.count === 0) return;
-    const { envelopes, resolvers, rejecters } = this.take();
-    for (let at = 0; at < envelopes.length; at += MAX_BATCH) {
-      // Up to MAX_BATCH posts: the arrays as they are; more: a slice each.
-      const whole = at === 0 && envelopes.length <= MAX_BATCH;
-      const end = at + MAX_BATCH;
-      const batch = whole ? envelopes : envelopes.slice(at, end);
-      const resolve = whole ? resolvers : resolvers.slice(at, end);
-      const reject = whole ? rejecters : rejecters.slice(at, end);
+    for (const batch of this.take()) {
+      const envelopes = batch.envelopes;
       this.publishing++;
       // A publish() that throws (synchronously or not) rejects this batch's
       // posts with its error; the bus and the process go on.
-      callTransport(() => this.transport.publish(batch)).then(
-        results => this.published(batch, resolve, reject, results),
-        error => this.failed(batch, reject, error),
+      callTransport(() => this.transport.publish(envelopes)).then(
+        results => this.published(batch, results),
+        error => this.failed(batch, error),
       );
     }
   }
 
-  private failed(batch: readonly Envelope[], reject: readonly Reject[], error: unknown): void {
-    this.counters.publishFailed += batch.length;
-    const first = batch[0];
+  private failed(batch: Batch, error: unknown): void {
+    const envelopes = batch.envelopes;
+    this.counters.publishFailed += envelopes.length;
+    const first = envelopes[0];
     this.logger.error(
       logLine(
         'bus',
         'bus-publish-failed',
-        `transport ${this.transport.name} failed to publish ${batch.length} event(s): ${describeError(error)}`,
+        `transport ${this.transport.name} failed to publish ${envelopes.length} event(s): ${describeError(error)}`,
         {
           transport: this.transport.name,
-          count: batch.length,
+          count: envelopes.length,
           source: first.source,
           event: first.event,
           id: first.id,
@@ -200,39 +239,31 @@ export class Outbox {
       ),
       stackOf(error),
     );
-    for (let i = 0; i < batch.length; i++) {
-      this.refused(batch[i]);
-      reject[i](error);
-    }
+    for (const envelope of envelopes) this.refused(envelope);
+    batch.reject(error);
     this.publishing--;
     this.settled();
   }
 
-  private published(
-    batch: readonly Envelope[],
-    resolve: readonly Resolve[],
-    reject: readonly Reject[],
-    results: readonly PublishResult[],
-  ): void {
+  private published(batch: Batch, results: readonly PublishResult[]): void {
     if (!Array.isArray(results)) {
       this.failed(
         batch,
-        reject,
         new TypeError(`transport ${this.transport.name} resolved publish() with no result list`),
       );
       return;
     }
-    for (let i = 0; i < batch.length; i++) {
-      const result = results[i];
-      if (result?.ok) {
-        const { id } = batch[i];
-        resolve[i](result.ref === undefined ? { id } : { id, ref: result.ref });
-      } else {
+    // Counted now; each refused post rejects with its own error in its
+    // reaction (Batch.pick), a microtask later.
+    const envelopes = batch.envelopes;
+    for (let i = 0; i < envelopes.length; i++) {
+      if (!(results[i] as PublishResult | undefined)?.ok) {
         this.counters.publishFailed++;
-        this.refused(batch[i]);
-        reject[i](result?.error ?? new Error('transport returned no result for this event'));
+        this.refused(envelopes[i]);
       }
     }
+    batch.results = results;
+    batch.resolve(batch);
     this.publishing--;
     this.settled();
   }

@@ -1,4 +1,5 @@
 import { BehaviorSubject } from 'rxjs';
+import { waitFor } from '../../helpers/wait-for.js';
 import { Outbox, callTransport } from '../../../lib/bus/event-bus.outbox.js';
 import { busCounters } from '../../../lib/bus/event-bus.stats.js';
 import {
@@ -136,6 +137,37 @@ describe('Outbox', () => {
     expect(settled).toEqual(many.map(e => (e === 'refused' ? 'rejected' : e)));
     expect(outcome(await flushed(['p', 'q', 'refused', 's']))).toEqual(['p', 'q', 'rejected', 's']);
     expect(transport.batches.map(b => b.length)).toEqual([3, 1, 2, 1000, 500, 4]);
+  });
+
+  it('settles each post with its own result when batches are answered out of order', async () => {
+    // One promise per batch settles its posts (issue 24): the receipts must
+    // still go to the right posts, with the transport's refs.
+    const { transport, outbox } = make(3000);
+    const answers: (() => void)[] = [];
+    transport.publish = (batch: readonly Envelope[]) => {
+      transport.batches.push(batch.map(e => e.event));
+      return new Promise(resolve =>
+        answers.push(() =>
+          resolve(
+            batch.map(e =>
+              e.event.endsWith('x')
+                ? { ok: false as const, error: new Error(`refused ${e.event}`) }
+                : { ok: true as const, ref: `ref-${e.event}` },
+            ),
+          ),
+        ),
+      );
+    };
+    const events = Array.from({ length: 2500 }, (_, i) => (i % 7 === 3 ? `e${i}x` : `e${i}`));
+    const posts = events.map(e => outbox.push(envelope(e), Promise.resolve()));
+    await waitFor(() => answers.length === 3);
+    expect(transport.batches.map(b => b.length)).toEqual([1000, 1000, 500]);
+    for (const answer of answers.reverse()) answer();
+    const settled = await Promise.allSettled(posts);
+    expect(
+      settled.map(s => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message)),
+    ).toEqual(events.map(e => (e.endsWith('x') ? `refused ${e}` : { id: e, ref: `ref-${e}` })));
+    expect(outbox.busy).toBe(false);
   });
 
   it('callTransport turns a synchronous throw into a rejection', async () => {
