@@ -8,6 +8,17 @@ import type { PostReceipt } from './event-bus.options.js';
 import type { BusCounters } from './event-bus.stats.js';
 
 const MAX_BATCH = 1000;
+/**
+ * A batch ends once its payloads pass this many characters (about 1 MiB),
+ * whatever its count: a post settles when its whole batch was published, so
+ * 1000 posts of 4 KB (4 MB) went out as one publish and the app and the
+ * server took turns (the app waiting while the server ran 1000, then the
+ * server idle while the app posted 1000 again). At ~255 per batch, the
+ * server runs one while the app settles the one before (issue 24: bench:pg
+ * at 4 KB, PgHub/herald events/s 1.32-1.47x -> 0.97-1.10x). At 100 B a batch
+ * of 1000 is 100 KB: nothing changes.
+ */
+export const MAX_BATCH_CHARS = 1 << 20;
 
 /** Calls the transport, turning a synchronous throw into a rejection. */
 export function callTransport<T>(call: () => Promise<T>): Promise<T> {
@@ -31,6 +42,8 @@ class Batch {
   /** The posts' envelopes: the first {@link count} slots, trimmed when published. */
   readonly envelopes: Envelope[];
   count = 0;
+  /** The payloads' characters so far (see {@link MAX_BATCH_CHARS}). */
+  chars = 0;
   /** The next post {@link pick} settles: a promise's reactions run in the order they were added. */
   next = 0;
   /** The transport's results for {@link envelopes}, once it answered. */
@@ -79,7 +92,8 @@ NO_ROOM.count = MAX_BATCH;
 /**
  * Posts on their way to the transport: a bounded buffer (`maxPending`),
  * flushed once per microtask after the transport connected (posts made
- * before wait, in order), in batches of up to 1000, each post settled with
+ * before wait, in order), in batches of up to 1000 (and about 1 MiB of
+ * payloads, {@link MAX_BATCH_CHARS}), each post settled with
  * the transport's result for its envelope. A publish that throws or rejects
  * rejects the posts of its batch. Waiting posts are {@link Batch}es, filled
  * as posts come: a batch is the very array published, and its one promise
@@ -153,12 +167,13 @@ export class Outbox {
    */
   add(envelope: Envelope): Promise<PostReceipt> {
     let batch = this.filling;
-    if (batch.count === MAX_BATCH) {
+    if (batch.count === MAX_BATCH || batch.chars > MAX_BATCH_CHARS) {
       batch = new Batch(this.hint);
       this.batches.push(batch);
       this.filling = batch;
     }
     batch.envelopes[batch.count++] = envelope;
+    batch.chars += envelope.payload.length;
     this.count++;
     return batch.promise.then(Batch.pick);
   }

@@ -1,6 +1,6 @@
 import { BehaviorSubject } from 'rxjs';
 import { waitFor } from '../../helpers/wait-for.js';
-import { Outbox, callTransport } from '../../../lib/bus/event-bus.outbox.js';
+import { MAX_BATCH_CHARS, Outbox, callTransport } from '../../../lib/bus/event-bus.outbox.js';
 import { busCounters } from '../../../lib/bus/event-bus.stats.js';
 import {
   QueueFullError,
@@ -137,6 +137,26 @@ describe('Outbox', () => {
     expect(settled).toEqual(many.map(e => (e === 'refused' ? 'rejected' : e)));
     expect(outcome(await flushed(['p', 'q', 'refused', 's']))).toEqual(['p', 'q', 'rejected', 's']);
     expect(transport.batches.map(b => b.length)).toEqual([3, 1, 2, 1000, 500, 4]);
+  });
+
+  it('ends a batch once its payloads pass about 1 MiB, so large posts go out in several publishes', async () => {
+    const { transport, outbox } = make(2000);
+    const big = 'x'.repeat(4096);
+    const posts = Array.from({ length: 600 }, (_, i) =>
+      outbox.push({ ...envelope(`e${i}`), payload: big }, Promise.resolve()),
+    );
+    const receipts = await Promise.all(posts);
+    expect(receipts.map(r => r.id)).toEqual(Array.from({ length: 600 }, (_, i) => `e${i}`));
+    // A batch takes posts until its payloads pass the bound: 257 x 4096 > 1 MiB.
+    const perBatch = Math.floor(MAX_BATCH_CHARS / big.length) + 1;
+    expect(transport.batches.map(b => b.length)).toEqual([perBatch, perBatch, 600 - 2 * perBatch]);
+    expect(transport.batches.flat()).toEqual(receipts.map(r => r.id));
+    // Small posts: the count bounds the batch, as before.
+    transport.batches = [];
+    await Promise.all(
+      Array.from({ length: 1200 }, (_, i) => outbox.push(envelope(`s${i}`), Promise.resolve())),
+    );
+    expect(transport.batches.map(b => b.length)).toEqual([1000, 200]);
   });
 
   it('settles each post with its own result when batches are answered out of order', async () => {
