@@ -32,6 +32,7 @@ import {
   type ResolvedRedisTransportOptions,
 } from './redis.options.js';
 import { StreamPublisher } from './stream.publisher.js';
+import type { RawEntry } from './stream.entry.js';
 import { StreamSubscriber, uniqueConsumerName, type Held } from './stream.subscriber.js';
 
 const describe = describeError;
@@ -50,45 +51,47 @@ function summed(all: readonly Readonly<Record<string, number>>[]): Record<string
   return out;
 }
 
-/** An entry's way back to its subscriber: a group's record, or a fan-out read's callback. */
-type EntrySource =
-  | { readonly owner: StreamSubscriber; readonly held: Held; readonly done?: undefined }
-  | {
-      readonly owner?: undefined;
-      readonly held?: undefined;
-      readonly done: (error?: unknown) => void;
-    };
+/** What the deliveries of one subscriber share: their way back, and the transport's counters. */
+interface EntryReader {
+  readonly subscriber: StreamSubscriber;
+  readonly counters: { acked: number; nacked: number };
+}
 
 /**
- * One entry on its way to the bus, then handed to it: a class rather than a
- * literal with a settle closure, so an entry costs one object from the read
- * to the ack (its `settle` shared on the prototype). In group mode it
- * settles through the subscriber's record of the entry, with no closure.
+ * One entry on its way to the bus, then handed to it, and in group mode the
+ * subscriber's record of the entry too (made by the subscriber through
+ * `subscribeEntries`' `hold`): an entry costs one object from the read to
+ * the ack, no record beside the delivery, no settle closure (`settle` is
+ * shared on the prototype). A fan-out read's entry settles through its
+ * callback (`done`) instead.
  */
-class EntryDelivery implements Delivery {
+class EntryDelivery implements Delivery, Held {
   envelope!: Envelope;
-  private readonly owner: StreamSubscriber | undefined;
-  private readonly held: Held | undefined;
-  private readonly done: ((error?: unknown) => void) | undefined;
+  retryTimer: NodeJS.Timeout | undefined = undefined;
+  slot = -1;
+  out = false;
+  attempt = 1;
 
   constructor(
-    readonly stream: string,
-    readonly id: string,
-    readonly attempt: number,
-    source: EntrySource,
-    private readonly counters: { acked: number; nacked: number },
-  ) {
-    this.owner = source.owner;
-    this.held = source.held;
-    this.done = source.done;
+    public entry: RawEntry,
+    private readonly reader: EntryReader,
+    private readonly done: ((error?: unknown) => void) | undefined,
+  ) {}
+
+  get stream(): string {
+    return this.reader.subscriber.stream;
+  }
+
+  get id(): string {
+    return this.entry[0];
   }
 
   settle(settlement: Settlement): void {
     if (settlement.outcome === 'ack') {
-      this.counters.acked++;
+      this.reader.counters.acked++;
       this.finish();
     } else {
-      this.counters.nacked++;
+      this.reader.counters.nacked++;
       this.finish(settlement.error ?? new Error('nacked'));
     }
   }
@@ -96,7 +99,7 @@ class EntryDelivery implements Delivery {
   /** Settles the entry with its subscriber: acked without an error; else nacked, or dead-lettered if undecodable. */
   finish(error?: unknown): void {
     if (this.done) this.done(error);
-    else this.owner!.settleEntry(this.held!, this.attempt, error);
+    else this.reader.subscriber.settleEntry(this, this.attempt, error);
   }
 }
 
@@ -230,34 +233,23 @@ export class RedisTransport implements Transport {
     try {
       await Promise.race([
         Promise.all([
-          ...this.subscribers.map(subscriber =>
-            subscriber.group
-              ? // Group mode: each entry with its record, no message, task or closure per entry.
-                subscriber.subscribeEntries((entry, held, deliveries) =>
-                  this.receive(
-                    new EntryDelivery(
-                      subscriber.stream,
-                      entry[0],
-                      deliveries,
-                      { owner: subscriber, held },
-                      this.counters,
-                    ),
-                    entry[1] ?? NO_FIELDS,
-                  ),
+          ...this.subscribers.map(subscriber => {
+            const reader: EntryReader = { subscriber, counters: this.counters };
+            return subscriber.group
+              ? // Group mode: each entry's delivery is its record; no message, task or closure per entry.
+                subscriber.subscribeEntries<EntryDelivery>(
+                  (entry, delivery, deliveries) => {
+                    delivery.attempt = deliveries;
+                    this.receive(delivery, entry[1] ?? NO_FIELDS);
+                  },
+                  entry => new EntryDelivery(entry, reader, undefined),
                 )
-              : subscriber.subscribeSettled((message, done) =>
-                  this.receive(
-                    new EntryDelivery(
-                      message.stream,
-                      message.id,
-                      message.deliveries,
-                      { done },
-                      this.counters,
-                    ),
-                    message.raw,
-                  ),
-                ),
-          ),
+              : subscriber.subscribeSettled((message, done) => {
+                  const delivery = new EntryDelivery([message.id, null], reader, done);
+                  delivery.attempt = message.deliveries;
+                  this.receive(delivery, message.raw);
+                });
+          }),
           this.publisher.connection.whenReady(),
         ]),
         timeout,
@@ -380,9 +372,9 @@ export class RedisTransport implements Transport {
   }
 
   /** An entry as an envelope, in the transport's layout. */
-  private decode(stream: string, id: string, raw: readonly string[]): Envelope {
+  private decode(delivery: EntryDelivery, raw: readonly string[]): Envelope {
     if (this.layout === 'herald') return decodeEnvelopeFlat(raw);
-    const envelope = decodeMainfluxEntry(stream, id, raw);
+    const envelope = decodeMainfluxEntry(delivery.stream, delivery.id, raw);
     const own = this.ownIds.get(envelope.id);
     if (!own) return envelope;
     this.ownIds.delete(envelope.id);
@@ -407,7 +399,7 @@ export class RedisTransport implements Transport {
   private accept(delivery: EntryDelivery, raw: readonly string[]): void {
     let envelope: Envelope;
     try {
-      envelope = this.decode(delivery.stream, delivery.id, raw);
+      envelope = this.decode(delivery, raw);
     } catch (error) {
       this.counters.decodeErrors++;
       this.context?.logger.error(

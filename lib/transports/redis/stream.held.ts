@@ -11,6 +11,14 @@ export interface Held {
 }
 
 /**
+ * Makes the record of an entry read (`slot` and `out` are set by
+ * {@link HeldEntries}): a caller with its own per-entry object (the
+ * transport's delivery) makes it the record, so an entry costs one object
+ * from the read to the ack, not a record and a delivery.
+ */
+export type HoldEntry<H extends Held = Held> = (entry: RawEntry) => H;
+
+/**
  * The entries a group subscriber holds, as records the settle path carries
  * along: adding and releasing one is an array write, never a hash-table
  * change. (A Map by id, filled by batches of reads and emptied by acks,
@@ -20,13 +28,23 @@ export interface Held {
  */
 export class HeldEntries {
   private readonly items: Held[] = [];
+  /** The records' maker, when not the plain record (see {@link HoldEntry}). */
+  hold: HoldEntry | undefined = undefined;
 
   get size(): number {
     return this.items.length;
   }
 
   add(entry: RawEntry): Held {
-    const held: Held = { entry, retryTimer: undefined, slot: this.items.length, out: false };
+    const hold = this.hold;
+    let held: Held;
+    if (hold === undefined) {
+      held = { entry, retryTimer: undefined, slot: this.items.length, out: false };
+    } else {
+      held = hold(entry);
+      held.slot = this.items.length;
+      held.out = false;
+    }
     this.items.push(held);
     return held;
   }

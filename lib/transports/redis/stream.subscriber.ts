@@ -4,7 +4,8 @@ import type { Observable } from 'rxjs';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import type { StateChange } from '../../common/state-machine.js';
 import type { TransportStatus } from '../../interfaces/transport.interface.js';
-import type { StreamMessage } from './stream.entry.js';
+import type { RawEntry, StreamMessage } from './stream.entry.js';
+import type { Held, HoldEntry } from './stream.held.js';
 import { FanOutReader } from './stream.fan-out.js';
 import { describe, type EntryHandler, type SubscriberState } from './stream.subscriber.base.js';
 import { failure, type StreamSettlingHandler } from './stream.task-pool.js';
@@ -12,7 +13,7 @@ import { failure, type StreamSettlingHandler } from './stream.task-pool.js';
 export { parseFramedEntries, type RawEntry, type StreamMessage } from './stream.entry.js';
 export { idAfter } from './stream.group-reader.js';
 export type { EntryHandler, SubscriberState } from './stream.subscriber.base.js';
-export type { Held } from './stream.held.js';
+export type { Held, HoldEntry } from './stream.held.js';
 export {
   resolveStreamSubscriberOptions,
   uniqueConsumerName,
@@ -100,11 +101,24 @@ export class StreamSubscriber extends FanOutReader {
    * and concurrency), and is settled through {@link settleEntry} exactly
    * once. Otherwise as {@link subscribeSettled}.
    */
-  async subscribeEntries(handler: EntryHandler): Promise<void> {
+  async subscribeEntries(handler: EntryHandler): Promise<void>;
+  /**
+   * As {@link subscribeEntries}, each entry's record made by `hold`: the
+   * caller's own per-entry object (e.g. the transport's delivery), handed to
+   * `handler` and settled through {@link settleEntry} as the record.
+   */
+  async subscribeEntries<H extends Held>(
+    handler: (entry: RawEntry, held: H, deliveries: number) => void,
+    hold: HoldEntry<H>,
+  ): Promise<void>;
+  async subscribeEntries(handler: EntryHandler, hold?: HoldEntry): Promise<void> {
     if (typeof handler !== 'function')
       throw new TypeError(`handler must be a function (got ${describeValue(handler)})`);
+    if (hold !== undefined && typeof hold !== 'function')
+      throw new TypeError(`hold must be a function (got ${describeValue(hold)})`);
     if (!this.group) throw new InvalidOptionsError('subscribeEntries needs group mode');
     this.claimHandler();
+    this.held.hold = hold;
     this.entryHandler = handler;
     await this.begin();
   }

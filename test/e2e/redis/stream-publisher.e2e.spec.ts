@@ -331,6 +331,12 @@ describe.each(['script', 'pipeline'] as const)(
         'whole:x',
         'a\n|\n|\0|',
         '|'.repeat(300),
+        // Parts repeating at their place (their bytes kept and copied): short, long, not ASCII, then changed.
+        'é|a|' + 'k'.repeat(40) + '|1',
+        'é|b|' + 'k'.repeat(40) + '|2',
+        'é|c|' + 'k'.repeat(40) + '|3',
+        'ü|c|' + 'k'.repeat(39) + '日|4',
+        'é|c|' + 'k'.repeat(40) + '|5',
       ];
       const results = await pub.publishAll(items);
       expect(results.every(r => typeof r === 'string')).toBe(true);

@@ -348,6 +348,9 @@ describe('envelope entry codec', () => {
     expect(() => decodeEnvelopeFlat(['herald', `["",${tail}\n`])).toThrow(/id is empty/);
     // The id's closing quote past the newline (in the payload): read in full, refused.
     expect(() => decodeEnvelopeFlat(['herald', `["a\n",${tail}`])).toThrow(/not JSON/);
+    // The kept members, then more before the newline: read in full, refused.
+    expect(() => decodeEnvelopeFlat(['herald', `["a",${tail}x\n"x"`])).toThrow(/not JSON/);
+    expect(decodeEnvelopeFlat(['herald', `["a\\u0041",${tail}\n`]).id).toBe('aA');
     // A header the newline cuts short of the kept members: not JSON.
     expect(() => decodeEnvelopeFlat(['herald', `["a",${tail.slice(0, -1)}\n]`])).toThrow(
       /not JSON/,
