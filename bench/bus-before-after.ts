@@ -27,10 +27,16 @@ import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { spawn } from 'node:child_process';
 import { Session } from 'node:inspector';
 import * as afterLib from '../lib/index.js';
-import { beforeBase, importBefore, interleave, runMain, setting } from './harness/index.js';
+import {
+  beforeBase,
+  callgrindInstrumentation,
+  importBefore,
+  interleave,
+  runMain,
+  setting,
+} from './harness/index.js';
 
 type Lib = typeof afterLib;
 
@@ -93,29 +99,15 @@ async function timed(publisher: afterLib.EventPublisher, events: number): Promis
   return (used.user + used.system) / events;
 }
 
-/** BENCH_CALLGRIND: turns callgrind's instrumentation of this process on or off. */
-async function callgrind(state: 'on' | 'off'): Promise<void> {
-  if (!process.env.BENCH_CALLGRIND) return;
-  // Asynchronous: valgrind takes the request while this process runs (a blocked one never would).
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn('callgrind_control', ['-i', state, String(process.pid)], {
-      stdio: 'ignore',
-    });
-    child.on('error', reject);
-    child.on('exit', resolve);
-  });
-  if (code !== 0) throw new Error(`callgrind_control -i ${state} exited with ${code}`);
-}
-
 /** BENCH_SINGLE: one side alone, warmed up, then `EVENTS` under callgrind's instrumentation (if on). */
 async function single(lib: Lib, side: string): Promise<void> {
   const { context, publisher } = await app(lib);
   try {
     await timed(publisher, Math.max(2000, Math.min(EVENTS, 20_000)));
     (globalThis as { gc?: () => void }).gc?.();
-    await callgrind('on');
+    await callgrindInstrumentation('on');
     const cpu = await timed(publisher, EVENTS);
-    await callgrind('off');
+    await callgrindInstrumentation('off');
     console.log(`${side} (${TRANSPORT}): ${cpu.toFixed(2)} µs CPU/event (${EVENTS} events)`);
   } finally {
     await context.close();

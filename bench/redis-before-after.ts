@@ -22,12 +22,12 @@ import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { spawn } from 'node:child_process';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import * as afterLib from '../lib/index.js';
 import * as afterRedis from '../lib/redis/index.js';
 import {
   beforeBase,
+  callgrindInstrumentation,
   importBefore,
   interleave,
   median,
@@ -95,20 +95,6 @@ function countAllocations(): () => { bytes: number; gcs: number } {
   };
 }
 
-/** BENCH_CALLGRIND: turns callgrind's instrumentation of this process on or off. */
-async function callgrind(state: 'on' | 'off'): Promise<void> {
-  if (!process.env.BENCH_CALLGRIND) return;
-  // Asynchronous: valgrind takes the request while this process runs (a blocked one never would).
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn('callgrind_control', ['-i', state, String(process.pid)], {
-      stdio: 'ignore',
-    });
-    child.on('error', reject);
-    child.on('exit', resolve);
-  });
-  if (code !== 0) throw new Error(`callgrind_control -i ${state} exited with ${code}`);
-}
-
 /** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
 async function timed(send: (events: number) => Promise<void>): Promise<number> {
   const until = (events: number): Promise<void> => {
@@ -122,12 +108,12 @@ async function timed(send: (events: number) => Promise<void>): Promise<number> {
   (globalThis as { gc?: () => void }).gc?.();
   handled = until(EVENTS);
   const allocated = process.env.BENCH_SINGLE ? countAllocations() : undefined;
-  await callgrind('on');
+  await callgrindInstrumentation('on');
   const before = process.cpuUsage();
   await send(EVENTS);
   await handled;
   const used = process.cpuUsage(before);
-  await callgrind('off');
+  await callgrindInstrumentation('off');
   const counted = allocated?.();
   if (counted) allocation = { bytesPerEvent: counted.bytes / EVENTS, gcs: counted.gcs };
   return (used.user + used.system) / EVENTS;

@@ -5,3 +5,4 @@ export * from './harness.env.js';
 export * from './harness.otel.js';
 export * from './harness.rounds.js';
 export * from './harness.stats.js';
+export * from './harness.callgrind.js';
