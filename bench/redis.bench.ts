@@ -41,6 +41,7 @@ import { StreamPublisher, StreamSubscriber } from '../lib/redis/index.js';
 import {
   attachOtel,
   cpuMicros,
+  mainThreadCpuMicros,
   rounds,
   runBench,
   runMain,
@@ -173,7 +174,19 @@ async function startProfile(suffix = ''): Promise<() => Promise<void>> {
  * part this process's event loop sat idle (waiting on Redis). Events/s follow
  * the CPU of both processes, and of their overlap, not this process's alone.
  */
-const serverSide = new Map<string, { redisCpu: number; idle: number }[]>();
+const serverSide = new Map<string, ServerSide[]>();
+
+/** A round's figures beside the harness's: see {@link serverSide}. */
+interface ServerSide {
+  /** The Redis server's CPU per delivered event, µs. */
+  redisCpu: number;
+  /** The share of the timed part this process's event loop sat idle. */
+  idle: number;
+  /** µs per event of this process's main thread; the rest of its CPU ran on other threads. */
+  mainCpu: number;
+  /** µs per event of this process's other threads: the collector's helpers, the compilers. */
+  otherCpu: number;
+}
 let admin: Redis | undefined;
 /** Every timed part's state before and after (BENCH_TRACE=1 prints them). */
 const windows: Window[] = [];
@@ -192,11 +205,14 @@ async function measure(
   const nodeBefore = nodeState();
   const loop = performance.eventLoopUtilization();
   const cpuBefore = cpuMicros();
+  const mainBefore = mainThreadCpuMicros();
   const started = performance.now();
   await run();
   await all;
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuMicros() - cpuBefore;
+  const mainCpu = (mainThreadCpuMicros() - mainBefore) / events;
+  const otherCpu = Math.max(0, cpu / events - mainCpu);
   const idle = 1 - performance.eventLoopUtilization(loop).utilization;
   const nodeAfter = nodeState();
   if (process.env.BENCH_TRACE) console.log(`trace-mark end ${variant}`);
@@ -212,9 +228,10 @@ async function measure(
   });
   lastVariant = variant;
   const rounds = serverSide.get(variant) ?? [];
-  rounds.push({ redisCpu: redisCpuPerEvent, idle });
+  const side: ServerSide = { redisCpu: redisCpuPerEvent, idle, mainCpu, otherCpu };
+  rounds.push(side);
   serverSide.set(variant, rounds);
-  lastWindow = { cpu, seconds, redisCpu: redisCpuPerEvent, idle, window: windows.at(-1)! };
+  lastWindow = { cpu, seconds, side, window: windows.at(-1)! };
   return sink.result();
 }
 
@@ -223,8 +240,7 @@ interface Measured {
   /** µs of this process's CPU in the timed part. */
   cpu: number;
   seconds: number;
-  redisCpu: number;
-  idle: number;
+  side: ServerSide;
   window: Window;
 }
 let lastWindow: Measured | undefined;
@@ -669,7 +685,7 @@ function inItsOwnProcess(variant: Variant): Variant {
           windows.push({ ...measured.window, after: lastVariant });
           lastVariant = variant.name;
           const rounds = serverSide.get(variant.name) ?? [];
-          rounds.push({ redisCpu: measured.redisCpu, idle: measured.idle });
+          rounds.push(measured.side);
           serverSide.set(variant.name, rounds);
           // The parent's own CPU in this call (waiting) is added by the harness.
           return { events: reply.events, seconds: measured.seconds, childCpuMicros: measured.cpu };
@@ -753,6 +769,18 @@ function serverLines(): string[] {
   if (rows.length === 0) return lines;
   lines.push(
     `server side, median of the rounds: Redis CPU per event; Node event loop idle: ${rows.join('; ')}`,
+  );
+  // Where the Node process's CPU ran: herald's gap over the parts was mostly
+  // on the other threads, the collector's helpers (--single-threaded-gc moved
+  // it onto the main thread), for what survives a scavenge.
+  const threads = [...serverSide].map(
+    ([name, rounds]) =>
+      `${name} ${median(rounds.map(r => r.mainCpu)).toFixed(2)} + ${median(
+        rounds.map(r => r.otherCpu),
+      ).toFixed(2)}`,
+  );
+  lines.push(
+    `Node CPU per event, median of the rounds: main thread + other threads (collector, compilers), µs: ${threads.join('; ')}`,
   );
   const herald = serverSide.get('herald');
   const parts = serverSide.get('stream parts');
