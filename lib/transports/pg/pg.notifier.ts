@@ -258,7 +258,8 @@ export class PgNotifier {
     let bytes = 0;
     for (let i = 0; i < limit; i++) {
       const item = this.queue.at(i)!;
-      // UTF-16 units: the bytes of an ASCII payload, a bound for the rest.
+      // UTF-16 units: the bytes of an ASCII payload, fewer than the bytes of
+      // the rest (the cut is about a size, not a limit).
       bytes += payloadLength(item.payload);
       if (bytes > NOTIFY_BATCH_BYTES && i > 0) break;
       if (!item.distinct) {
