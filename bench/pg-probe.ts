@@ -7,7 +7,7 @@
 // counting handler, sender and receiver in this process.
 //
 //   PROBE_VARIANT=herald|hub   EventsModule post -> @OnEvent, or PgHub notify -> consumer
-//   PROBE_EVENTS (10000)       events measured, after PROBE_WARM_UP (30000)
+//   PROBE_EVENTS (10000)       events measured, after PROBE_WARM_UP (30000); BENCH_SMOKE=1: 500 after 1000
 //   PROBE_CALLGRIND=1          runs the probe again under `valgrind --tool=callgrind
 //                              --instr-atstart=no`, `node --single-threaded` (the
 //                              collector's work on this thread, counted), and switches
@@ -48,8 +48,10 @@ import {
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const VARIANT = process.env.PROBE_VARIANT ?? 'herald';
-const EVENTS = Number(process.env.PROBE_EVENTS ?? 10_000);
-const WARM_UP = Number(process.env.PROBE_WARM_UP ?? 30_000);
+/** BENCH_SMOKE=1 (CI's bench:smoke): a few events through the same path, so the probe cannot rot. */
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const EVENTS = Number(process.env.PROBE_EVENTS ?? (SMOKE ? 500 : 10_000));
+const WARM_UP = Number(process.env.PROBE_WARM_UP ?? (SMOKE ? 1000 : 30_000));
 const SIZE = Number(process.env.PROBE_SIZE ?? 100);
 /** Under callgrind, driven by the parent (`child`), or the parent that runs it (`1`). */
 const CALLGRIND = process.env.PROBE_CALLGRIND === 'child';

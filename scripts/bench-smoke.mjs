@@ -31,6 +31,9 @@ const BENCHES = {
   'bus-before-after': BEFORE_AFTER_LINE,
   'pg-before-after': BEFORE_AFTER_LINE,
   'redis-before-after': BEFORE_AFTER_LINE,
+  // The load-independent probes (one JSON line each): pg's per-event figures, the registry's first pass.
+  'pg-probe': /^\{"variant":"(herald|hub)",/,
+  'registry-probe': /^\{"side":"emitter",/,
   // Issue 26: the telemetry compiled out (otel-strip.mjs refuses a hook it cannot fold) and compared.
   'otel-overhead': /^absent\/stripped, the dearest herald variant per bench: /,
 };
