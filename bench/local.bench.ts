@@ -16,8 +16,12 @@
 // reused by every round, its first round preceded by one untimed part; CPU is
 // that process's around its timed part (bench/harness/local-process.ts). In
 // one shared process the variant before moved the next one's events/s by up
-// to 2x (bench/README.md, "bench:local, a process per variant").
-// BENCH_INPROCESS=1: every variant in this process (the old way).
+// to 2x (bench/README.md, "bench:local, a process per variant"). But (b)'s
+// post and its two floors share one process and run interleaved, in slices of
+// a part each (the machine's slow spells fall on all three alike: bench/README.md,
+// "bench:local, the two modes"); BENCH_SLICES (default 10).
+// BENCH_INPROCESS=1: every variant in this process (the old way); BENCH_APART=1:
+// post and the floors in processes of their own too.
 // BENCH_EVENTS (per variant and round), BENCH_ROUNDS, BENCH_VARIANTS, BENCH_SMOKE=1.
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
@@ -47,11 +51,29 @@ import {
   type Session,
   type Variant,
 } from './harness/index.js';
-import { inOwnProcesses, runLocalChild } from './harness/local-process.js';
+import {
+  inOwnProcesses,
+  runLocalChild,
+  SLICES,
+  type SlicedSession,
+} from './harness/local-process.js';
 
 const EVENTS = setting('BENCH_EVENTS', 200_000, 5000);
 const ROUNDS = rounds(5);
 const WINDOW = 1000; // posts in flight for the async variants
+
+const POST = '(b) herald post -> handler';
+const FLOOR = '(b) floor: JSON both ways + a promise per event';
+const FLOOR_OBJECTS = '(b) floor + envelope and event objects';
+/**
+ * herald's post and the two floors it is judged against share a process and
+ * run interleaved in slices (bench/harness/local-process.ts): they share no
+ * code on their path, and the machine's slow spells (seconds long, any
+ * allocating code about 1.6x slower) then fall on all three alike; in
+ * processes of their own one of them could run a whole part in a spell the
+ * other missed (bench/README.md, "bench:local, the two modes").
+ */
+const TOGETHER = [POST, FLOOR, FLOOR_OBJECTS];
 
 const payload = (i: number): { id: number; name: string; tags: string[] } => ({
   id: i,
@@ -218,8 +240,8 @@ async function waitFor(done: () => boolean): Promise<void> {
   while (!done()) await new Promise(resolve => setImmediate(resolve));
 }
 
-function expectDelivered(who: string, count: number): { events: number } {
-  if (count !== EVENTS) throw new Error(`${who} delivered ${count} of ${EVENTS} events`);
+function expectDelivered(who: string, count: number, events: number): { events: number } {
+  if (count !== events) throw new Error(`${who} delivered ${count} of ${events} events`);
   return { events: count };
 }
 
@@ -256,91 +278,99 @@ const schemaBuses = SCHEMAS.map(
   ([name, schema]) => [name, publisherOf(lazyApp(schemaApp(schema)))] as const,
 );
 
-/** post -> handler on `publisher`, WINDOW in flight: (b) and (c). */
-async function posting(publisher: EventPublisher, who: string): Promise<{ events: number }> {
+/** `events` posts -> handler on `publisher`, WINDOW in flight: (b) and (c). */
+async function posting(
+  publisher: EventPublisher,
+  who: string,
+  events: number,
+): Promise<{ events: number }> {
   heraldCount = 0;
-  for (let i = 0; i < EVENTS; i += WINDOW) {
+  for (let i = 0; i < events; i += WINDOW) {
     const batch: Promise<unknown>[] = [];
-    for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+    for (let j = i; j < i + WINDOW && j < events; j++)
       batch.push(publisher.post('orders', 'created', payload(j)));
     await Promise.all(batch);
   }
-  await waitFor(() => heraldCount >= EVENTS);
-  return expectDelivered(who, heraldCount);
+  await waitFor(() => heraldCount >= events);
+  return expectDelivered(who, heraldCount, events);
 }
 
-/** A variant whose setup gets what it runs against (its app, once per process) and returns the timed part. */
+/**
+ * A variant whose setup gets what it runs against (its app, once per process)
+ * and returns the timed part: `run(on, events)`, EVENTS events, or fewer for
+ * a slice of an interleaved part (bench/harness/local-process.ts).
+ */
 function variant<T>(
   name: string,
   prepare: () => Promise<T>,
-  run: (on: T) => Promise<RunResult>,
+  run: (on: T, events: number) => Promise<RunResult>,
 ): Variant {
   return {
     name,
-    async setup(): Promise<Session> {
+    async setup(): Promise<SlicedSession> {
       const on = await prepare();
-      return { run: () => run(on), teardown: closeApps };
+      return { run: () => run(on, EVENTS), slice: events => run(on, events), teardown: closeApps };
     },
   };
 }
 const none = (): Promise<void> => Promise.resolve();
 
 const VARIANTS: Variant[] = [
-  variant('(a) herald postLocal -> handler', heraldBus, async bus => {
+  variant('(a) herald postLocal -> handler', heraldBus, async (bus, events) => {
     heraldCount = 0;
-    for (let i = 0; i < EVENTS; i += WINDOW) {
-      for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+    for (let i = 0; i < events; i += WINDOW) {
+      for (let j = i; j < i + WINDOW && j < events; j++)
         bus.postLocal('orders', 'created', payload(j));
       await waitFor(() => heraldCount >= i);
     }
-    await waitFor(() => heraldCount >= EVENTS);
-    return expectDelivered('postLocal', heraldCount);
+    await waitFor(() => heraldCount >= events);
+    return expectDelivered('postLocal', heraldCount, events);
   }),
-  variant('(a) event-emitter emit -> @OnEvent', emitter, async on => {
+  variant('(a) event-emitter emit -> @OnEvent', emitter, async (on, events) => {
     emitterCount = 0;
-    for (let i = 0; i < EVENTS; i++) on.emit('orders.created', payload(i));
-    return expectDelivered('emit', emitterCount);
+    for (let i = 0; i < events; i++) on.emit('orders.created', payload(i));
+    return expectDelivered('emit', emitterCount, events);
   }),
-  variant('(b) herald post -> handler', heraldBus, bus => posting(bus, 'post')),
+  variant(POST, heraldBus, (bus, events) => posting(bus, 'post', events)),
   ...schemaBuses.map(([name, bus]) =>
-    variant(`(c) herald post -> handler, ${name}`, bus, publisher =>
-      posting(publisher, `post (${name})`),
+    variant(`(c) herald post -> handler, ${name}`, bus, (publisher, events) =>
+      posting(publisher, `post (${name})`, events),
     ),
   ),
-  variant('(b) floor: JSON both ways + a promise per event', none, async () => {
+  variant(FLOOR, none, async (_, events) => {
     // What any post that keeps the codec on the local path must do (DESIGN.md
     // binds the local transport to the codec), with no bus: encode, decode,
     // call the handler, resolve one promise per event, batched per microtask.
     floorCount = 0;
-    for (let i = 0; i < EVENTS; i += WINDOW) {
+    for (let i = 0; i < events; i += WINDOW) {
       const batch: Promise<unknown>[] = [];
-      for (let j = i; j < i + WINDOW && j < EVENTS; j++) batch.push(floorPost(payload(j)));
+      for (let j = i; j < i + WINDOW && j < events; j++) batch.push(floorPost(payload(j)));
       await Promise.all(batch);
     }
-    return expectDelivered('floor', floorCount);
+    return expectDelivered('floor', floorCount, events);
   }),
-  variant('(b) floor + envelope and event objects', none, async () => {
+  variant(FLOOR_OBJECTS, none, async (_, events) => {
     // The floor above plus the two objects herald's API implies per event
     // (what is sent names the event; the handler gets the event beside its
     // data): the ceiling without anything a bus adds.
     namedCount = 0;
-    for (let i = 0; i < EVENTS; i += WINDOW) {
+    for (let i = 0; i < events; i += WINDOW) {
       const batch: Promise<unknown>[] = [];
-      for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+      for (let j = i; j < i + WINDOW && j < events; j++)
         batch.push(namedFloorPost('orders', 'created', payload(j)));
       await Promise.all(batch);
     }
-    return expectDelivered('floor + objects', namedCount);
+    return expectDelivered('floor + objects', namedCount, events);
   }),
-  variant('(b) event-emitter emitAsync -> @OnEvent', emitter, async on => {
+  variant('(b) event-emitter emitAsync -> @OnEvent', emitter, async (on, events) => {
     emitterCount = 0;
-    for (let i = 0; i < EVENTS; i += WINDOW) {
+    for (let i = 0; i < events; i += WINDOW) {
       const batch: Promise<unknown>[] = [];
-      for (let j = i; j < i + WINDOW && j < EVENTS; j++)
+      for (let j = i; j < i + WINDOW && j < events; j++)
         batch.push(on.emitAsync('orders.created', payload(j)));
       await Promise.all(batch);
     }
-    return expectDelivered('emitAsync', emitterCount);
+    return expectDelivered('emitAsync', emitterCount, events);
   }),
 ];
 
@@ -358,10 +388,12 @@ async function inThisProcess(variants: Variant[]): Promise<Variant[]> {
 }
 
 const INPROCESS = process.env.BENCH_INPROCESS === '1';
+/** BENCH_APART=1: post and the floors in processes of their own too (as before the two modes). */
+const APART = process.env.BENCH_APART === '1';
 const CHILD = process.env.BENCH_LOCAL_CHILD;
 
 if (CHILD) {
-  runLocalChild(VARIANTS, CHILD).catch((error: unknown) => {
+  runLocalChild(VARIANTS, CHILD, EVENTS).catch((error: unknown) => {
     console.error(error);
     process.exit(1);
   });
@@ -370,7 +402,12 @@ if (CHILD) {
     const chosen = selectVariants(VARIANTS);
     const own = INPROCESS
       ? undefined
-      : inOwnProcesses(chosen, process.argv[1], 'BENCH_LOCAL_CHILD');
+      : inOwnProcesses(
+          chosen,
+          process.argv[1],
+          'BENCH_LOCAL_CHILD',
+          APART ? [] : [TOGETHER.filter(name => chosen.some(v => v.name === name))],
+        );
     // Every variant's process loads and sets up its app before round 1, together.
     await own?.start(chosen.map(v => v.name));
     await runBench({
@@ -379,7 +416,10 @@ if (CHILD) {
         `${EVENTS} events of ~50 B per variant and round, ${WINDOW} in flight for the async ones; ` +
         (INPROCESS
           ? 'all variants in this process (BENCH_INPROCESS=1)'
-          : 'each variant in a process of its own, one untimed part before its round 1'),
+          : 'each variant in a process of its own, one untimed part before its round 1' +
+            (APART
+              ? ' (BENCH_APART=1)'
+              : `, but post and the two floors in one, their parts interleaved in ${SLICES} slices each`)),
       rounds: ROUNDS,
       variants: own ? own.variants : await inThisProcess(chosen),
       comparisons: [
@@ -387,26 +427,26 @@ if (CHILD) {
         ...SCHEMAS.map(([name]) => ({
           label: `schema/none (c, post with a ${name} against post without)`,
           herald: `(c) herald post -> handler, ${name}`,
-          peer: '(b) herald post -> handler',
+          peer: POST,
         })),
         {
           label: 'herald/floor (b, post against JSON both ways + a promise)',
-          herald: '(b) herald post -> handler',
-          peer: '(b) floor: JSON both ways + a promise per event',
+          herald: POST,
+          peer: FLOOR,
         },
         {
           label: 'herald/floor+objects (b, post against the floor with envelope and event objects)',
-          herald: '(b) herald post -> handler',
-          peer: '(b) floor + envelope and event objects',
+          herald: POST,
+          peer: FLOOR_OBJECTS,
         },
         {
           label: 'floor/event-emitter (b, the ceiling of post/emitAsync)',
-          herald: '(b) floor: JSON both ways + a promise per event',
+          herald: FLOOR,
           peer: '(b) event-emitter emitAsync -> @OnEvent',
         },
         {
           label: 'herald/event-emitter (b, post/emitAsync)',
-          herald: '(b) herald post -> handler',
+          herald: POST,
           peer: '(b) event-emitter emitAsync -> @OnEvent',
         },
         {
