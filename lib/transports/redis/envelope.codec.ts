@@ -273,6 +273,8 @@ function decodeSeenOneField(value: string): Envelope | undefined {
     value.slice(close + 2, end) !== tail
   )
     return undefined;
+  // No key, unique or headers members: the shape of a post's envelope
+  // (EnvelopeFactory), 24 bytes fewer per event than with them undefined.
   return {
     id: value.slice(2, close),
     source: seen.source,
@@ -280,9 +282,6 @@ function decodeSeenOneField(value: string): Envelope | undefined {
     payload: value.slice(end + 1),
     origin: seen.origin,
     occurredAt: seen.occurredAt,
-    key: undefined,
-    unique: undefined,
-    headers: undefined,
   };
 }
 
@@ -340,9 +339,6 @@ function decodeHeader(text: string, end: number, payload: string): Envelope {
         payload,
         origin: seen.origin,
         occurredAt: seen.occurredAt,
-        key: undefined,
-        unique: undefined,
-        headers: undefined,
       };
   }
   const headerText = end === text.length ? text : text.slice(0, end);
@@ -376,19 +372,19 @@ function decodeParsed(headerText: string, payload: string): Envelope {
   const event = text(header, 2, 'event', true);
   if (source === '*' || event === '*')
     throw new StreamEntryError(F.header, "'*' is a pattern, not a name");
-  const key = optionalText(header, 5, 'key');
-  const unique = optionalText(header, 6, 'unique');
-  return {
-    id: text(header, 0, 'id', true),
-    source,
-    event,
-    payload,
-    origin: text(header, 3, 'origin', false),
-    occurredAt: text(header, 4, 'occurredAt', false),
-    key: key === undefined ? undefined : decodeKey(key),
-    unique: unique === '' ? undefined : unique,
-    headers: decodeHeaders(header[7]),
-  };
+  // Checked in this order: the first bad member is the one named.
+  const keyText = optionalText(header, 5, 'key');
+  const uniqueText = optionalText(header, 6, 'unique');
+  const id = text(header, 0, 'id', true);
+  const origin = text(header, 3, 'origin', false);
+  const occurredAt = text(header, 4, 'occurredAt', false);
+  const key = keyText === undefined ? undefined : decodeKey(keyText);
+  const unique = uniqueText === '' ? undefined : uniqueText;
+  const headers = decodeHeaders(header[7]);
+  // The common header: the shape of the fast paths' envelopes (no member undefined).
+  if (key === undefined && unique === undefined && headers === undefined)
+    return { id, source, event, payload, origin, occurredAt };
+  return { id, source, event, payload, origin, occurredAt, key, unique, headers };
 }
 
 /**
