@@ -1,4 +1,6 @@
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+// After ioredis: its VerbatimString leaves String.prototype slow (see the module).
+import './redis.string-prototype.js';
 import { clusterClient, clusterSeeds } from './redis.cluster.js';
 
 export { checkClusterStream, hasHashTag, hashTagOf } from './redis.cluster.js';

@@ -10,26 +10,6 @@ import { FanOutReader } from './stream.fan-out.js';
 import { describe, type EntryHandler, type SubscriberState } from './stream.subscriber.base.js';
 import { failure, type StreamSettlingHandler } from './stream.task-pool.js';
 
-/**
- * Puts `String.prototype` back in V8's fast mode, once, after ioredis is
- * loaded (this module imports it through the connection). ioredis 6
- * declares `class VerbatimString extends String`, and declaring a subclass
- * puts the parent's prototype in V8's prototype "setup mode" (properties in
- * a dictionary) until an object inheriting from it is written to, which
- * method calls on primitive strings never do (and ioredis builds a
- * VerbatimString only for RESP3 replies). Meanwhile every `s.charCodeAt`,
- * `s.slice`, `s.indexOf` of optimized code is a generic lookup: over Redis,
- * per event, about 3,400 instructions of `Builtins_LoadIC` for
- * `EventsModule` post -> `@OnEvent` and 2,100 for the stream parts
- * (callgrind, issue 24). One write to an object inheriting from it does
- * what `new VerbatimString()` would.
- */
-function fastStringPrototype(): void {
-  const probe = Object.create(String.prototype) as { herald?: boolean };
-  probe.herald = true;
-}
-fastStringPrototype();
-
 export { parseFramedEntries, type RawEntry, type StreamMessage } from './stream.entry.js';
 export { idAfter } from './stream.group-reader.js';
 export type { EntryHandler, SubscriberState } from './stream.subscriber.base.js';
