@@ -16,13 +16,24 @@
 // BENCH_CALLGRIND=1 as well, under `valgrind --tool=callgrind --instr-atstart=no`, the
 // bench turns callgrind's instrumentation on for the timed part only (callgrind_control):
 // the "Collected" instructions over BENCH_EVENTS are the instructions per event, from
-// one run. BENCH_CODEC=1: the envelope entry codec alone (no Redis), before
-// against after, interleaved.
+// one run. BENCH_SITES=1 (with BENCH_SINGLE): the timed part under the sampling
+// heap profiler (objects collected by minor and major GCs included): bytes
+// allocated per event by the innermost frame with a file (lib/, a package's, or
+// node's), largest first; the CPU figure is then not comparable. BENCH_SITES=old:
+// only what survived the scavenges (promoted), by site.
+// BENCH_SNAPSHOT=<file> (with BENCH_SINGLE): a heap snapshot halfway through the
+// timed part, for what is alive with the window's posts in flight.
+// BENCH_IN_FLIGHT=<n> (with BENCH_SINGLE; REDIS_URL a private server, whose
+// writes it pauses): the heap bytes each of n events keeps while its write
+// waits for Redis.
+// BENCH_CODEC=1: the envelope entry codec alone (no Redis), before against
+// after, interleaved.
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { GCProfiler, getHeapStatistics } from 'node:v8';
+import { Session } from 'node:inspector';
+import { GCProfiler, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import * as afterLib from '../lib/index.js';
 import * as afterRedis from '../lib/redis/index.js';
 import {
@@ -58,8 +69,14 @@ const sample = (i: number): object => ({
 let count = 0;
 let target = 0;
 let reached: () => void = () => undefined;
+/** BENCH_SNAPSHOT=<file>: a heap snapshot halfway through the timed part (what is alive mid-run). */
+let snapshotAt = -1;
 const hit = (): void => {
   if (++count === target) reached();
+  else if (count === snapshotAt) {
+    snapshotAt = -1;
+    console.log(`heap snapshot: ${writeHeapSnapshot(process.env.BENCH_SNAPSHOT)}`);
+  }
 };
 
 async function windowed(total: number, send: (i: number) => Promise<unknown>): Promise<void> {
@@ -95,6 +112,94 @@ function countAllocations(): () => { bytes: number; gcs: number } {
   };
 }
 
+interface SampledNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SampledNode[];
+}
+
+/** `function file:line` of a frame with a file, shortened to lib/ or the package; else undefined. */
+function site(frame: SampledNode['callFrame']): string | undefined {
+  if (frame.url === '') return undefined;
+  const modules = frame.url.lastIndexOf('node_modules/');
+  const lib = frame.url.lastIndexOf('/lib/');
+  const file =
+    modules >= 0
+      ? frame.url.slice(modules + 13)
+      : lib >= 0
+        ? frame.url.slice(lib + 1)
+        : frame.url.replace(/^.*\//, '');
+  return `${frame.functionName || '(anonymous)'} ${file}:${frame.lineNumber + 1}`;
+}
+
+/** BENCH_SITES: starts the sampling heap profiler; the returned stop prints bytes per event by site. */
+async function sampleSites(): Promise<(events: number) => Promise<void>> {
+  const session = new Session();
+  session.connect();
+  const call = <T>(method: string, params: object = {}): Promise<T> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (error, result) =>
+        error ? reject(error) : resolve(result as T),
+      ),
+    );
+  await call('HeapProfiler.enable');
+  await call('HeapProfiler.startSampling', {
+    samplingInterval: 64,
+    includeObjectsCollectedByMajorGC: true,
+    // BENCH_SITES=old: only what a scavenge did not collect (promoted: survived two).
+    includeObjectsCollectedByMinorGC: process.env.BENCH_SITES !== 'old',
+  });
+  return async events => {
+    const { profile } = await call<{ profile: { head: SampledNode } }>('HeapProfiler.stopSampling');
+    session.disconnect();
+    const bytes = new Map<string, number>();
+    const walk = (node: SampledNode, at: string): void => {
+      const here = site(node.callFrame) ?? at;
+      if (node.selfSize > 0) bytes.set(here, (bytes.get(here) ?? 0) + node.selfSize / events);
+      for (const child of node.children) walk(child, here);
+    };
+    walk(profile.head, '(no file)');
+    const total = [...bytes.values()].reduce((a, b) => a + b, 0);
+    console.log(`bytes allocated per event by site, ${events} events: ${total.toFixed(0)} in all`);
+    for (const [name, size] of [...bytes].sort((a, b) => b[1] - a[1]))
+      if (size >= 2) console.log(`${size.toFixed(0).padStart(6)}  ${name}`);
+  };
+}
+
+/** BENCH_IN_FLIGHT=<n> (at most the window): see {@link heldInFlight}. */
+const IN_FLIGHT = Math.min(setting('BENCH_IN_FLIGHT', 0), WINDOW);
+
+/**
+ * BENCH_IN_FLIGHT: the heap a post (or publish) keeps while its write waits
+ * for Redis, load-independent: Redis's writes paused (`CLIENT PAUSE WRITE`,
+ * so use a private server as REDIS_URL), `IN_FLIGHT` sent, then after a full
+ * collection the heap in use beyond what it was before, per event; then
+ * Redis resumes and they are handled.
+ */
+async function heldInFlight(
+  send: (events: number) => Promise<void>,
+  until: (events: number) => Promise<void>,
+): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  const admin = new Redis(REDIS_URL);
+  gc();
+  const before = getHeapStatistics().used_heap_size;
+  await admin.call('CLIENT', 'PAUSE', '10000', 'WRITE');
+  const handled = until(IN_FLIGHT);
+  const sent = send(IN_FLIGHT);
+  // The posts reach the publisher and its script call the socket: no reply comes.
+  await new Promise(resolve => setTimeout(resolve, 500));
+  gc();
+  const held = getHeapStatistics().used_heap_size - before;
+  await admin.call('CLIENT', 'UNPAUSE');
+  await sent;
+  await handled;
+  admin.disconnect();
+  console.log(
+    `heap held per event waiting for its write: ${(held / IN_FLIGHT).toFixed(0)} B (${IN_FLIGHT} in flight)`,
+  );
+}
+
 /** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
 async function timed(send: (events: number) => Promise<void>): Promise<number> {
   const until = (events: number): Promise<void> => {
@@ -106,14 +211,21 @@ async function timed(send: (events: number) => Promise<void>): Promise<number> {
   await send(WARMUP);
   await handled;
   (globalThis as { gc?: () => void }).gc?.();
+  // Twice: the first pays for what its code compiled (the heap it keeps is not per event).
+  if (IN_FLIGHT > 0) for (let pass = 0; pass < 2; pass++) await heldInFlight(send, until);
   handled = until(EVENTS);
+  if (process.env.BENCH_SNAPSHOT) snapshotAt = EVENTS >> 1;
   const allocated = process.env.BENCH_SINGLE ? countAllocations() : undefined;
+  const sites = process.env.BENCH_SITES ? await sampleSites() : undefined;
   await callgrindInstrumentation('on');
   const before = process.cpuUsage();
   await send(EVENTS);
+  if (process.env.BENCH_LAG)
+    console.log(`handled when the last post settled: ${count} of ${EVENTS}`);
   await handled;
   const used = process.cpuUsage(before);
   await callgrindInstrumentation('off');
+  await sites?.(EVENTS);
   const counted = allocated?.();
   if (counted) allocation = { bytesPerEvent: counted.bytes / EVENTS, gcs: counted.gcs };
   return (used.user + used.system) / EVENTS;

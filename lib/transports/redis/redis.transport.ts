@@ -200,9 +200,11 @@ export class RedisTransport implements Transport {
         ? { encode: encodeMainfluxEntry }
         : options.heraldEntry === 'two-field'
           ? // A common header's members after the id go once per run of posts (the affix).
-            { encode: encodeEnvelopeValues, affix: envelopeAffix }
+            { encode: encodeEnvelopeValues, affix: envelopeAffix, encodeOnWrite: true }
           : // The value in parts: no joined string per post (see encodeEnvelopeParts).
-            { encode: encodeEnvelopeParts }),
+            // Encoded as written: a post waiting for its write keeps its envelope
+            // anyway, and no entry beside it (less for each scavenge to copy).
+            { encode: encodeEnvelopeParts, encodeOnWrite: true }),
       maxLen: options.maxLen,
       bufferSize: options.bufferSize,
       drainInitialIntervalMs: options.drainInitialIntervalMs,

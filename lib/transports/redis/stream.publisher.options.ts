@@ -19,6 +19,7 @@ import {
 } from './redis.constants.js';
 import { encodeStreamEvent, type StreamEvent } from './stream-event.js';
 import {
+  booleanOption,
   functionOption,
   integerOption,
   nonNegativeNumberOption,
@@ -96,6 +97,20 @@ export interface StreamPublisherOptions<T = StreamEvent> extends RedisConnection
    */
   affix?: (item: T) => ValueAffix | undefined;
   /**
+   * Encode each event (`encode`, `affix`) when it is written, not when it is
+   * published: while an event waits in the buffer and while Redis answers
+   * its write, the publisher keeps the item, and none of its fields (they
+   * are made again for a retry). For items that live until their write is
+   * answered anyway (the redis transport's envelopes, which its posts wait
+   * on), that is less memory kept per event in flight, so less for each
+   * young-generation collection to copy. An event its encoder then refuses
+   * is not written: counted in `failed`, logged, and its `publishAndWait`
+   * or `publishAll` result is the encoder's error (`publish` cannot throw
+   * it any more). Encoders must give the same entry for the same item each
+   * time. @default false
+   */
+  encodeOnWrite?: boolean;
+  /**
    * Write on this connection instead of opening one (it is then not closed
    * by `close()`). It must come from {@link RedisConnection}, which turns off
    * ioredis's offline queue and resends.
@@ -128,6 +143,7 @@ export interface ResolvedStreamPublisherOptions<T> {
   readonly writeMode: 'script' | 'pipeline';
   readonly encode: (item: T) => StreamEntryFields;
   readonly affix?: (item: T) => ValueAffix | undefined;
+  readonly encodeOnWrite: boolean;
   readonly connection?: RedisConnection;
   readonly waitReplicas: number;
   readonly waitTimeoutMs: number;
@@ -148,6 +164,7 @@ const KEYS: readonly (keyof StreamPublisherOptions & string)[] = [
   'writeMode',
   'encode',
   'affix',
+  'encodeOnWrite',
   'connection',
   'waitReplicas',
   'waitTimeoutMs',
@@ -220,6 +237,7 @@ export function resolveStreamPublisherOptions<T>(
       options.affix,
       undefined,
     ),
+    encodeOnWrite: booleanOption(SCOPE, 'encodeOnWrite', options.encodeOnWrite, false),
     connection: options.connection,
   };
 }

@@ -100,12 +100,31 @@ class BatchWaiter implements Waiter {
 
 interface Pending {
   readonly stream: string;
-  /** As encoded: the affixed value without its affix, a value in parts as a list. */
-  readonly fields: StreamEntryFields;
+  /**
+   * As encoded: the affixed value without its affix, a value in parts as a
+   * list. Undefined with `encodeOnWrite`: {@link item} is encoded at each write.
+   */
+  readonly fields: StreamEntryFields | undefined;
   readonly affix: ValueAffix | undefined;
+  /** With `encodeOnWrite`, the item (else undefined: nothing of it kept but its fields). */
+  readonly item: unknown;
   readonly waiter: Waiter | undefined;
   readonly index: number;
 }
+
+/**
+ * An event its encoder refused when it was about to be written
+ * (`encodeOnWrite`): settled with the encoder's own error, never retried.
+ */
+class NotEncoded {
+  constructor(readonly error: Error) {}
+}
+
+/** What {@link StreamPublisher.clearEntries} leaves: an event whose values went into the command. */
+const WRITTEN: StreamEntryFields = Object.freeze([]);
+
+/** An event's fate after a write: its entry id, the error of its XADD, or its encoder's refusal. */
+type WriteResult = string | Error | NotEncoded;
 
 /** `value` as the content of a JSON string: `JSON.stringify` without the quotes. */
 function jsonContent(value: string): string {
@@ -126,9 +145,8 @@ function valueLength(value: string | readonly string[]): number {
 }
 
 /** The fields as the entry holds them: the affix, if any, around its value; parts joined. */
-function entryFields(item: Pending): string[] {
-  const fields = item.fields.map(joined);
-  const affix = item.affix;
+function entryFields(encoded: StreamEntryFields, affix: ValueAffix | undefined): string[] {
+  const fields = encoded.map(joined);
   if (!affix) return fields;
   const value = fields[affix.index];
   fields[affix.index] = affix.prefix + (affix.json ? jsonContent(value) : value) + affix.suffix;
@@ -152,16 +170,27 @@ function writeJsonContent(data: Buffer, offset: number, value: string): number {
   return size;
 }
 
-/** Same stream, same field names in the same order, and the same affix object. */
-function sameShape(item: Pending, first: Pending): boolean {
+/**
+ * Same stream, same field names in the same order, and the same affix
+ * object as the run's first event (`names`: its fields); false for an event
+ * its encoder refused.
+ */
+function sameShape(
+  stream: string,
+  fields: StreamEntryFields | NotEncoded,
+  affix: ValueAffix | undefined,
+  first: Pending,
+  names: StreamEntryFields,
+  firstAffix: ValueAffix | undefined,
+): boolean {
   if (
-    item.stream !== first.stream ||
-    item.affix !== first.affix ||
-    item.fields.length !== first.fields.length
+    fields instanceof NotEncoded ||
+    stream !== first.stream ||
+    affix !== firstAffix ||
+    fields.length !== names.length
   )
     return false;
-  for (let j = 0; j < item.fields.length; j += 2)
-    if (item.fields[j] !== first.fields[j]) return false;
+  for (let j = 0; j < fields.length; j += 2) if (fields[j] !== names[j]) return false;
   return true;
 }
 
@@ -220,6 +249,8 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly encode: (item: T) => StreamEntryFields;
   private readonly affix?: (item: T) => ValueAffix | undefined;
   private checkedAffix?: ValueAffix;
+  /** Encode each event when it is written, not when published (see the option). */
+  private readonly encodeOnWrite: boolean;
   private readonly maxLen: number;
   private readonly bufferSize: number;
   private readonly initialIntervalMs: number;
@@ -242,6 +273,13 @@ export class StreamPublisher<T = StreamEvent> {
   );
   /** Where {@link scriptArgs} writes the values' sizes (kept likewise). */
   private sizeScratch = Buffer.alloc(0);
+  /**
+   * The batch being written, by place: each event's fields as written (or its
+   * encoder's refusal) and its affix ({@link addEntry}); kept from batch to
+   * batch (one write at a time), cleared once written ({@link clearEntries}).
+   */
+  private readonly entryFields: (StreamEntryFields | NotEncoded)[] = [];
+  private readonly entryAffixes: (ValueAffix | undefined)[] = [];
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
   private writing: Pending[] = [];
@@ -277,6 +315,7 @@ export class StreamPublisher<T = StreamEvent> {
     this.limiter = new WarningLimiter(this.logger);
     this.encode = options.encode;
     this.affix = options.affix;
+    this.encodeOnWrite = options.encodeOnWrite;
     this.maxLen = options.maxLen;
     this.bufferSize = options.bufferSize;
     this.initialIntervalMs = options.drainInitialIntervalMs;
@@ -322,7 +361,8 @@ export class StreamPublisher<T = StreamEvent> {
     this.enqueue({
       stream,
       fields,
-      affix: this.affixOf(item, fields),
+      affix: fields === undefined ? undefined : this.affixOf(item, fields),
+      item: fields === undefined ? item : undefined,
       waiter: undefined,
       index: 0,
     });
@@ -335,17 +375,24 @@ export class StreamPublisher<T = StreamEvent> {
    * Redis error of a write that cannot succeed (e.g. WRONGTYPE).
    */
   publishAndWait(item: T, stream: string = this.stream): Promise<string> {
-    let fields: StreamEntryFields;
+    let fields: StreamEntryFields | undefined;
     let affix: ValueAffix | undefined;
     try {
       this.checkStream(stream);
       fields = this.accept(item);
-      affix = this.affixOf(item, fields);
+      affix = fields === undefined ? undefined : this.affixOf(item, fields);
     } catch (error) {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) =>
-      this.enqueue({ stream, fields, affix, waiter: new SingleWaiter(resolve, reject), index: 0 }),
+      this.enqueue({
+        stream,
+        fields,
+        affix,
+        item: fields === undefined ? item : undefined,
+        waiter: new SingleWaiter(resolve, reject),
+        index: 0,
+      }),
     );
   }
 
@@ -369,16 +416,24 @@ export class StreamPublisher<T = StreamEvent> {
     return new Promise(resolve => {
       const waiter = new BatchWaiter(items.length, resolve);
       for (let index = 0; index < items.length; index++) {
-        let fields: StreamEntryFields;
+        const item = items[index];
+        let fields: StreamEntryFields | undefined;
         let affix: ValueAffix | undefined;
         try {
-          fields = this.accept(items[index]);
-          affix = this.affixOf(items[index], fields);
+          fields = this.accept(item);
+          affix = fields === undefined ? undefined : this.affixOf(item, fields);
         } catch (error) {
           waiter.settle(index, asError(error));
           continue;
         }
-        this.enqueue({ stream, fields, affix, waiter, index });
+        this.enqueue({
+          stream,
+          fields,
+          affix,
+          item: fields === undefined ? item : undefined,
+          waiter,
+          index,
+        });
       }
     });
   }
@@ -389,8 +444,14 @@ export class StreamPublisher<T = StreamEvent> {
       checkClusterStream('StreamPublisher', stream, { cluster: [] });
   }
 
-  private accept(item: T): StreamEntryFields {
+  /** The item's fields, checked; undefined with `encodeOnWrite` (encoded when written). */
+  private accept(item: T): StreamEntryFields | undefined {
     if (!this.machine.is('running')) throw new TransportClosedError('publisher is closed');
+    return this.encodeOnWrite ? undefined : this.encoded(item);
+  }
+
+  /** `encode`'s fields for the item, checked. @throws TypeError for a list that is no entry; what `encode` throws */
+  private encoded(item: T): StreamEntryFields {
     const fields = this.encode(item);
     if (fields.length === 0 || fields.length % 2 !== 0) {
       throw new TypeError('encode must return a non-empty [field, value, ...] list');
@@ -518,7 +579,7 @@ export class StreamPublisher<T = StreamEvent> {
    * unanswered within `writeTimeoutMs` means a dead socket: reconnecting
    * rejects its commands, which are then retried.
    */
-  private async send(batch: Pending[]): Promise<(string | Error)[]> {
+  private async send(batch: Pending[]): Promise<WriteResult[]> {
     const timer = setTimeout(() => {
       this.logger.warn(
         logLine(
@@ -570,20 +631,71 @@ export class StreamPublisher<T = StreamEvent> {
     }
   }
 
+  /**
+   * Adds an event's fields and affix as written now to `entries`: those kept
+   * since it was published, or (`encodeOnWrite`) its item's, encoded now and
+   * kept only while written; its encoder's refusal in their place.
+   */
+  private addEntry(pending: Pending, at: number): StreamEntryFields | NotEncoded {
+    let fields = pending.fields;
+    let affix = pending.affix;
+    if (fields === undefined) {
+      const item = pending.item as T;
+      try {
+        fields = this.encoded(item);
+        affix = this.affixOf(item, fields);
+      } catch (error) {
+        const refused = new NotEncoded(asError(error));
+        this.entryFields[at] = refused;
+        this.entryAffixes[at] = undefined;
+        return refused;
+      }
+    }
+    this.entryFields[at] = fields;
+    this.entryAffixes[at] = affix;
+    return fields;
+  }
+
+  /**
+   * Forgets the entries of places `[start, end)`, now in the command: only
+   * refusals stay (for their results). With `encodeOnWrite` nothing of these
+   * events' entries then lives while Redis answers.
+   */
+  private clearEntries(start: number, end: number): void {
+    const fields = this.entryFields;
+    for (let at = start; at < end; at++) {
+      if (!(fields[at] instanceof NotEncoded)) fields[at] = WRITTEN;
+      this.entryAffixes[at] = undefined;
+    }
+  }
+
   /** One pipeline of `XADD MAXLEN ~` commands, one per event. */
-  private async sendPipeline(batch: Pending[]): Promise<(string | Error)[]> {
+  private async sendPipeline(batch: Pending[]): Promise<WriteResult[]> {
     const pipeline = this.connection.client.pipeline();
-    for (const item of batch) {
-      const fields = entryFields(item);
+    // Per event: its refusal, or the place of its reply.
+    const places: (number | NotEncoded)[] = [];
+    let commands = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const item = batch[i];
+      const encoded = this.addEntry(item, i);
+      if (encoded instanceof NotEncoded) {
+        places.push(encoded);
+        continue;
+      }
+      const fields = entryFields(encoded, this.entryAffixes[i]);
       if (this.maxLen > 0) pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...fields);
       else pipeline.xadd(item.stream, '*', ...fields);
+      places.push(commands++);
     }
+    this.clearEntries(0, batch.length);
+    if (commands === 0) return places as NotEncoded[];
     // WAIT in the same pipeline: it goes to the node that took these XADDs, cluster or not.
     if (this.waitReplicas > 0) pipeline.call('WAIT', this.waitReplicas, this.waitTimeoutMs);
     const replies = (await pipeline.exec()) as [Error | null, unknown][] | null;
-    const confirmed = this.waitReplicas > 0 ? replies?.[batch.length] : undefined;
-    return batch.map((_, i) => {
-      const [error, id] = replies?.[i] ?? [new Error('no reply'), null];
+    const confirmed = this.waitReplicas > 0 ? replies?.[commands] : undefined;
+    return places.map(place => {
+      if (place instanceof NotEncoded) return place;
+      const [error, id] = replies?.[place] ?? [new Error('no reply'), null];
       if (error) return error;
       if (confirmed === undefined) return String(id);
       const [waitError, replicas] = confirmed;
@@ -606,21 +718,27 @@ export class StreamPublisher<T = StreamEvent> {
    * calls, one after the other: a call that fails leaves the events after it
    * unwritten (retried in order), never written ahead of it.
    */
-  private async sendScript(batch: Pending[]): Promise<(string | Error)[]> {
-    const results: (string | Error)[] = [];
+  private async sendScript(batch: Pending[]): Promise<WriteResult[]> {
+    const results: WriteResult[] = [];
     let start = 0;
     let chars = 0;
+    let written = 0;
     for (let i = 0; i < batch.length; i++) {
-      const fields = batch[i].fields;
-      for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
+      const fields = this.addEntry(batch[i], i);
+      if (!(fields instanceof NotEncoded)) {
+        for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
+        written++;
+      }
       if (chars < SCRIPT_CHUNK_CHARS && i < batch.length - 1) continue;
+      // The values go into the command now: the entries are not kept across
+      // the round trip (with encodeOnWrite, nothing of the events' entries
+      // lives while Redis answers), only the refusals, for their results.
+      const args = written > 0 ? this.scriptArgs(batch, start, i + 1) : undefined;
+      this.clearEntries(start, i + 1);
       let reply: unknown;
       try {
-        reply = await evalScript(
-          this.connection.client,
-          XADD_BATCH,
-          this.scriptArgs(batch, start, i + 1),
-        );
+        reply =
+          args === undefined ? '' : await evalScript(this.connection.client, XADD_BATCH, args);
       } catch (error) {
         // The first call's error is the batch's (send() decides: retry, or fall back to a pipeline).
         if (start === 0) throw error;
@@ -630,8 +748,14 @@ export class StreamPublisher<T = StreamEvent> {
       }
       // One string, ids (or `!error`) one per line: one reply to parse instead of one per event.
       const list = typeof reply === 'string' && reply !== '' ? reply.split('\n') : [];
+      let next = 0;
       for (let at = start; at <= i; at++) {
-        const line = list[at - start];
+        const mark = this.entryFields[at];
+        if (mark instanceof NotEncoded) {
+          results.push(mark);
+          continue;
+        }
+        const line = list[next++];
         results.push(
           typeof line !== 'string'
             ? new Error('no reply')
@@ -642,6 +766,7 @@ export class StreamPublisher<T = StreamEvent> {
       }
       start = i + 1;
       chars = 0;
+      written = 0;
     }
     return results;
   }
@@ -657,12 +782,16 @@ export class StreamPublisher<T = StreamEvent> {
    * one such string, flattened at the socket write).
    */
   private scriptArgs(batch: Pending[], start: number, end: number): (string | number | Buffer)[] {
+    const entries = this.entryFields;
+    const affixes = this.entryAffixes;
     const keys: string[] = [];
     const runs: (string | number)[] = [];
     let chars = 0;
     let values = 0;
     for (let at = start; at < end; at++) {
-      const { fields, affix } = batch[at];
+      const fields = entries[at];
+      if (fields instanceof NotEncoded) continue;
+      const affix = affixes[at];
       for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
       // Escaped for JSON, a character takes up to six (`\u001f`): counted twice.
       if (affix?.json) chars += valueLength(fields[affix.index]);
@@ -687,21 +816,29 @@ export class StreamPublisher<T = StreamEvent> {
     for (let at = start; at < end;) {
       // A run: events with the first one's stream, field names and affix, which go once.
       const first = batch[at];
-      const names = first.fields;
+      const names = entries[at];
+      if (names instanceof NotEncoded) {
+        // Refused by its encoder: not written (its result says so).
+        at++;
+        continue;
+      }
       let key = keys.indexOf(first.stream);
       if (key < 0) key = keys.push(first.stream) - 1;
       runs.push(key + 1, names.length / 2, 0);
       const countAt = runs.length - 1;
       // Names are strings (accept() checked).
       for (let j = 0; j < names.length; j += 2) runs.push(names[j] as string);
-      const affix = first.affix;
+      const affix = affixes[at];
       // The affixed field's number (1 = the first field), or 0.
       if (affix) runs.push((affix.index + 1) / 2, affix.prefix, affix.suffix);
       else runs.push(0);
       const json = affix?.json ? affix.index : -1;
       let next = at;
-      while (next < end && sameShape(batch[next], first)) {
-        const fields = batch[next].fields;
+      while (
+        next < end &&
+        sameShape(batch[next].stream, entries[next], affixes[next], first, names, affix)
+      ) {
+        const fields = entries[next] as StreamEntryFields;
         for (let j = 1; j < fields.length; j += 2) {
           const value = fields[j];
           let size: number;
@@ -785,6 +922,21 @@ export class StreamPublisher<T = StreamEvent> {
       if (typeof result === 'string') {
         this.counters.written++;
         item.waiter?.settle(item.index, result);
+        continue;
+      }
+      if (result instanceof NotEncoded) {
+        // Its encoder refused it (encodeOnWrite): it would be refused again.
+        this.counters.failed++;
+        this.limiter.error(
+          'encode-refused',
+          logLine(
+            'redis',
+            'encode-refused',
+            `event not written, its encoder refused it (its publish rejects): ${describe(result.error)}`,
+            { stream: item.stream },
+          ),
+        );
+        item.waiter?.settle(item.index, result.error);
         continue;
       }
       if (result instanceof ReplicasNotConfirmedError) {

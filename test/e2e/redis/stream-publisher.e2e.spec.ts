@@ -122,6 +122,41 @@ describe.each(['script', 'pipeline'] as const)(
       expect(pub.stats().dropped).toBe(0);
     });
 
+    it('encodeOnWrite: encodes when writing (again at a retry); an item its encoder refuses rejects alone, counted', async () => {
+      const cut = await proxy();
+      const encoded: string[] = [];
+      const pub = publisher({
+        url: cut.url(REDIS_URL),
+        encodeOnWrite: true,
+        encode: value => {
+          encoded.push(value);
+          if (value === 'bad') throw new RangeError('no entry for bad');
+          return ['v', [value, '!']];
+        },
+      });
+      await pub.connection.whenReady();
+      // Nothing is encoded at publish: the encoder's error comes with the write.
+      cut.cut();
+      const results = pub.publishAll(['a', 'bad', 'b']);
+      const c = pub.publishAndWait('c');
+      expect(encoded).toEqual([]);
+      await waitFor(() => pub.stats().writeErrors >= 1);
+      cut.restore();
+      const [a, bad, b] = await results;
+      expect(typeof a).toBe('string');
+      expect(bad).toBeInstanceOf(RangeError);
+      expect(typeof b).toBe('string');
+      await expect(c).resolves.toEqual(expect.any(String));
+      expect(await values(pub.stream)).toEqual(['a!', 'b!', 'c!']);
+      expect(pub.stats()).toMatchObject({ written: 3, failed: 1, dropped: 0 });
+      // Encoded once per attempt: a retried write encoded its items again.
+      expect(encoded.filter(v => v === 'a').length).toBeGreaterThanOrEqual(1);
+      pub.publish('bad');
+      await waitFor(() => pub.stats().failed === 2);
+      await expect(pub.publishAndWait('d')).resolves.toEqual(expect.any(String));
+      expect(await values(pub.stream)).toEqual(['a!', 'b!', 'c!', 'd!']);
+    });
+
     it('drops the oldest when the buffer is full: buffer 2, a..e with the drainer held gives a, d, e', async () => {
       const cut = await proxy();
       const pub = publisher({ url: cut.url(REDIS_URL), bufferSize: 2 });
