@@ -25,7 +25,7 @@
 // timed part, for what is alive with the window's posts in flight.
 // BENCH_IN_FLIGHT=<n> (with BENCH_SINGLE; REDIS_URL a private server, whose
 // writes it pauses): the heap bytes each of n events keeps while its write
-// waits for Redis.
+// waits for Redis; BENCH_SNAPSHOT_HELD=<file>: a heap snapshot then.
 // BENCH_CODEC=1: the envelope entry codec alone (no Redis), before against
 // after, interleaved.
 import 'reflect-metadata';
@@ -191,6 +191,8 @@ async function heldInFlight(
   await new Promise(resolve => setTimeout(resolve, 500));
   gc();
   const held = getHeapStatistics().used_heap_size - before;
+  if (process.env.BENCH_SNAPSHOT_HELD)
+    console.log(`heap snapshot: ${writeHeapSnapshot(process.env.BENCH_SNAPSHOT_HELD)}`);
   await admin.call('CLIENT', 'UNPAUSE');
   await sent;
   await handled;
