@@ -27,7 +27,6 @@ import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { Session } from 'node:inspector';
 import * as afterLib from '../lib/index.js';
 import {
   beforeBase,
@@ -35,7 +34,9 @@ import {
   importBefore,
   interleave,
   runMain,
+  sampleHeapSites,
   setting,
+  type SampledFrame,
 } from './harness/index.js';
 
 type Lib = typeof afterLib;
@@ -114,15 +115,8 @@ async function single(lib: Lib, side: string): Promise<void> {
   }
 }
 
-/** A node of V8's sampling heap profile. */
-interface SampledNode {
-  callFrame: { functionName: string; url: string };
-  selfSize: number;
-  children: SampledNode[];
-}
-
 /** `function lib/path` of a frame in a lib/ (either side's), else undefined. */
-function libSite(frame: SampledNode['callFrame']): string | undefined {
+function libSite(frame: SampledFrame): string | undefined {
   const at = frame.url.lastIndexOf('/lib/');
   if (at < 0 || frame.url.includes('node_modules')) return undefined;
   return `${frame.functionName || '(anonymous)'} ${frame.url.slice(at + 1)}`;
@@ -133,32 +127,10 @@ async function sites(
   publisher: afterLib.EventPublisher,
   events: number,
 ): Promise<Map<string, number>> {
-  const session = new Session();
-  session.connect();
-  const call = <T>(method: string, params: object = {}): Promise<T> =>
-    new Promise((resolve, reject) =>
-      session.post(method, params, (error, result) =>
-        error ? reject(error) : resolve(result as T),
-      ),
-    );
   (globalThis as { gc?: () => void }).gc?.();
-  await call('HeapProfiler.enable');
-  await call('HeapProfiler.startSampling', {
-    samplingInterval: 64,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
-  });
+  const stop = await sampleHeapSites();
   await timed(publisher, events);
-  const { profile } = await call<{ profile: { head: SampledNode } }>('HeapProfiler.stopSampling');
-  session.disconnect();
-  const bytes = new Map<string, number>();
-  const walk = (node: SampledNode, site: string): void => {
-    const here = libSite(node.callFrame) ?? site;
-    if (node.selfSize > 0) bytes.set(here, (bytes.get(here) ?? 0) + node.selfSize / events);
-    for (const child of node.children) walk(child, here);
-  };
-  walk(profile.head, '(outside lib/)');
-  return bytes;
+  return stop(events, libSite, '(outside lib/)');
 }
 
 /** BENCH_SITES: prints both sides' bytes per event by site, largest first. */

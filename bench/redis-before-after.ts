@@ -32,7 +32,6 @@ import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { Session } from 'node:inspector';
 import { GCProfiler, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import * as afterLib from '../lib/index.js';
 import * as afterRedis from '../lib/redis/index.js';
@@ -43,8 +42,10 @@ import {
   interleave,
   median,
   runMain,
+  sampleHeapSites,
   setting,
   type TimedVariant,
+  type SampledFrame,
 } from './harness/index.js';
 
 type Lib = typeof afterLib;
@@ -112,14 +113,8 @@ function countAllocations(): () => { bytes: number; gcs: number } {
   };
 }
 
-interface SampledNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: SampledNode[];
-}
-
 /** `function file:line` of a frame with a file, shortened to lib/ or the package; else undefined. */
-function site(frame: SampledNode['callFrame']): string | undefined {
+function site(frame: SampledFrame): string | undefined {
   if (frame.url === '') return undefined;
   const modules = frame.url.lastIndexOf('node_modules/');
   const lib = frame.url.lastIndexOf('/lib/');
@@ -134,31 +129,10 @@ function site(frame: SampledNode['callFrame']): string | undefined {
 
 /** BENCH_SITES: starts the sampling heap profiler; the returned stop prints bytes per event by site. */
 async function sampleSites(): Promise<(events: number) => Promise<void>> {
-  const session = new Session();
-  session.connect();
-  const call = <T>(method: string, params: object = {}): Promise<T> =>
-    new Promise((resolve, reject) =>
-      session.post(method, params, (error, result) =>
-        error ? reject(error) : resolve(result as T),
-      ),
-    );
-  await call('HeapProfiler.enable');
-  await call('HeapProfiler.startSampling', {
-    samplingInterval: 64,
-    includeObjectsCollectedByMajorGC: true,
-    // BENCH_SITES=old: only what a scavenge did not collect (promoted: survived two).
-    includeObjectsCollectedByMinorGC: process.env.BENCH_SITES !== 'old',
-  });
+  // BENCH_SITES=old: only what a scavenge did not collect (promoted: survived two).
+  const stop = await sampleHeapSites(process.env.BENCH_SITES !== 'old');
   return async events => {
-    const { profile } = await call<{ profile: { head: SampledNode } }>('HeapProfiler.stopSampling');
-    session.disconnect();
-    const bytes = new Map<string, number>();
-    const walk = (node: SampledNode, at: string): void => {
-      const here = site(node.callFrame) ?? at;
-      if (node.selfSize > 0) bytes.set(here, (bytes.get(here) ?? 0) + node.selfSize / events);
-      for (const child of node.children) walk(child, here);
-    };
-    walk(profile.head, '(no file)');
+    const bytes = await stop(events, site, '(no file)');
     const total = [...bytes.values()].reduce((a, b) => a + b, 0);
     console.log(`bytes allocated per event by site, ${events} events: ${total.toFixed(0)} in all`);
     for (const [name, size] of [...bytes].sort((a, b) => b[1] - a[1]))

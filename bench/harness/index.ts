@@ -6,3 +6,4 @@ export * from './harness.otel.js';
 export * from './harness.rounds.js';
 export * from './harness.stats.js';
 export * from './harness.callgrind.js';
+export * from './harness.heap-sites.js';
