@@ -66,7 +66,10 @@ interface EntryReader {
  * callback (`done`) instead.
  */
 class EntryDelivery implements Delivery, Held {
-  envelope!: Envelope;
+  // Every field is set here, in one order, with its final kind of value (a
+  // number stays a Smi, `envelope` an object from the start): one map for
+  // every delivery, never a field added after construction.
+  envelope: Envelope = UNDECODED;
   retryTimer: NodeJS.Timeout | undefined = undefined;
   slot = -1;
   out = false;
@@ -103,6 +106,49 @@ class EntryDelivery implements Delivery, Held {
   }
 }
 
+/** What a delivery holds until its entry is decoded (never handed to the bus). */
+const UNDECODED: Envelope = {
+  id: '',
+  source: '',
+  event: '',
+  payload: '',
+  origin: '',
+  occurredAt: '',
+};
+
+/** Shaped as a transport's reader and counters: a delivery's `reader` and a reader's `counters` keep one map each. */
+const KEEP_READER = {
+  subscriber: undefined as unknown as StreamSubscriber,
+  counters: { published: 0, delivered: 0, acked: 0, nacked: 0, duplicates: 0, decodeErrors: 0 },
+};
+
+/**
+ * Keeps the map of deliveries alive. V8 holds the map an object reaches by
+ * its constructor's field stores only weakly (through the transition tree):
+ * when no delivery is alive at a full collection (an idle transport; a
+ * forced gc()), the map dies, and with it every optimized function that
+ * checks for it (readGroup, add, dispatch, deliver, settleEntry, ...: "weak
+ * objects"); the next deliveries build a fresh map whose fields start as
+ * constants, and the first write to `slot`, `out`, `attempt`, `retryTimer`
+ * generalizes them again, deoptimizing what was compiled meanwhile ("code
+ * dependencies"). Seen in bench/redis-before-after.ts, herald after the
+ * gc() that ends its warm-up: 18 optimizations in the next 20k events
+ * (dispatch, deliver, handle, add, settleEntry, finish, EntryDelivery, ...);
+ * 8 with this, none of the receive path's. This one delivery went through
+ * the same writes as a real one, so its map is the one deliveries use,
+ * fields already mutable; it is held by {@link RedisTransport} (a module
+ * constant no function reads is not kept by V8).
+ */
+const KEEP_MAP = new EntryDelivery(['0-0', null], KEEP_READER, undefined);
+KEEP_MAP.slot = 0;
+KEEP_MAP.out = true;
+KEEP_MAP.attempt = 2;
+KEEP_MAP.retryTimer = undefined;
+KEEP_MAP.envelope = UNDECODED;
+KEEP_MAP.slot = -1;
+KEEP_MAP.out = false;
+KEEP_MAP.attempt = 1;
+
 const NO_FIELDS: readonly string[] = [];
 
 /** Own posts awaiting their copy, by `<stream>@<entry id>` (layout `mainflux` has no id field). */
@@ -118,6 +164,8 @@ const OWN_IDS_BOUND = 10_000;
  * @publicApi
  */
 export class RedisTransport implements Transport {
+  /** Holds {@link KEEP_MAP} (see there). */
+  private static readonly keptDelivery = KEEP_MAP;
   readonly name = 'redis';
   readonly features: TransportFeatures;
   readonly stream: string;
