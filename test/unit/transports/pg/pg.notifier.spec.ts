@@ -34,6 +34,16 @@ describe('PgNotifier on a real PostgreSQL', () => {
       notifier.enqueue({ topic, payload, settle: (sent, error) => resolve(error ?? sent) }),
     );
 
+  /** A notifier of `batch` per statement on `on`, always connected, retrying after 10 ms. */
+  const connectedNotifier = (on: pg.Pool, batch: number): PgNotifier =>
+    new PgNotifier(
+      on,
+      batch,
+      { isConnected: () => true, retryDelay: () => 10 },
+      silentLogger,
+      'unit',
+    );
+
   it('sends in order, repeats in separate batches (never folded), one refused notify alone', async () => {
     got.length = 0;
     let connected = true;
@@ -79,13 +89,7 @@ describe('PgNotifier on a real PostgreSQL', () => {
     // on the pool's clients (the notifier holds one while it sends).
     const query = jest.spyOn(pg.Client.prototype, 'query');
     try {
-      const notifier = new PgNotifier(
-        pool,
-        100,
-        { isConnected: () => true, retryDelay: () => 10 },
-        silentLogger,
-        'unit',
-      );
+      const notifier = connectedNotifier(pool, 100);
       // Packed: pure ASCII, empty payloads included.
       const ascii = ['e:{"a":"x,y"}', '', 'e1,-2', '', 'e:"\\u00e9"'];
       // JSON arrays: a payload with the separator; one beyond ASCII (its
@@ -172,13 +176,7 @@ describe('PgNotifier on a real PostgreSQL', () => {
     got.length = 0;
     const query = jest.spyOn(pg.Client.prototype, 'query');
     try {
-      const notifier = new PgNotifier(
-        pool,
-        1000,
-        { isConnected: () => true, retryDelay: () => 10 },
-        silentLogger,
-        'unit',
-      );
+      const notifier = connectedNotifier(pool, 1000);
       const filler = 'x'.repeat(4096);
       const payloads = Array.from({ length: 600 }, (_, i) => `${i}:${filler}`);
       const outcomes = await Promise.all(
@@ -213,13 +211,7 @@ describe('PgNotifier on a real PostgreSQL', () => {
     got.length = 0;
     const query = jest.spyOn(pg.Client.prototype, 'query');
     try {
-      const notifier = new PgNotifier(
-        pool,
-        2,
-        { isConnected: () => true, retryDelay: () => 10 },
-        silentLogger,
-        'unit',
-      );
+      const notifier = connectedNotifier(pool, 2);
       const notifies = () => query.mock.calls.filter(call => String(call[0]).includes('pg_notify'));
       // When the first batch's notifies settle, the second batch is on its way already.
       const submittedAtFirstSettle: number[] = [];
@@ -255,13 +247,7 @@ describe('PgNotifier on a real PostgreSQL', () => {
     const small = new pg.Pool({ connectionString: PG_URL, max: 1 });
     got.length = 0;
     try {
-      const notifier = new PgNotifier(
-        small,
-        10,
-        { isConnected: () => true, retryDelay: () => 10 },
-        silentLogger,
-        'unit',
-      );
+      const notifier = connectedNotifier(small, 10);
       let settled = 0;
       let settledWhenAnswered = -1;
       let asked: Promise<unknown> | undefined;
