@@ -12,9 +12,8 @@
 // "bench:local, the two modes").
 // The child times its own part: wall and its own CPU around the run, after a
 // scavenge; its first warm-up is one untimed part, then full collections.
-import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { callgrindInstrumentation } from './harness.callgrind.js';
+import { callgrindDump, callgrindInstrumentation } from './harness.callgrind.js';
 import { cpuMicros } from './harness.cpu.js';
 import { attachOtel } from './harness.otel.js';
 import {
@@ -61,23 +60,13 @@ async function timed(part: () => Promise<RunResult>): Promise<Figures> {
   const wall = (performance.now() - started) / 1000;
   const cpu = cpuMicros() - cpuBefore;
   await callgrindInstrumentation('off');
+  // One dump per timed part or slice: its counts alone.
   await callgrindDump();
   return {
     events: result.events,
     seconds: result.seconds ?? wall,
     cpu: cpu + (result.childCpuMicros ?? 0),
   };
-}
-
-/** BENCH_CALLGRIND=1: one callgrind dump per timed part or slice (its counts alone). */
-async function callgrindDump(): Promise<void> {
-  if (!process.env.BENCH_CALLGRIND) return;
-  await new Promise(resolve =>
-    spawn('callgrind_control', ['-d', String(process.pid)], { stdio: 'ignore' }).on(
-      'exit',
-      resolve,
-    ),
-  );
 }
 
 interface Entry {
