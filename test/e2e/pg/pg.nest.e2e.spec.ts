@@ -179,8 +179,11 @@ describe('EventsModule over pg', () => {
 
   it('runs a unique event on one of two app instances; repeats dropped; it runs again after the TTL', async () => {
     const channel = uniqueName('uniq').toLowerCase();
-    const a = await start('a', channel, { ttlMs: 2000, purgeMs: 1 });
-    const b = await start('b', channel, { ttlMs: 2000, purgeMs: 1 });
+    // The three posts' six deliveries must all come within the TTL to be
+    // dropped as repeats: with 2 s a loaded CI run once timed out waiting for
+    // the 5 repeats (most likely a delivery after its claim had expired).
+    const a = await start('a', channel, { ttlMs: 5000, purgeMs: 1 });
+    const b = await start('b', channel, { ttlMs: 5000, purgeMs: 1 });
     const key = uniqueName('job');
     await a.get(EventPublisher).post('uniq', 'run', 1, { unique: key });
     await a.get(EventPublisher).post('uniq', 'run', 2, { unique: key });
