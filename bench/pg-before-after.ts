@@ -159,5 +159,15 @@ runMain('bench:pg-before-after', async () => {
         `${figures === rates ? 'hub/herald events/s' : 'herald/hub scavenges'} ${side} median ${median(values).toFixed(2)}x, per round ${values.map(v => v.toFixed(2)).join(' ')}`,
       );
     }
+    if (figures === rates)
+      for (const variant of ['herald', 'hub']) {
+        const after = figures.get(`${variant} after`);
+        const before = figures.get(`${variant} before`);
+        if (!after || !before) continue;
+        const values = after.map((value, i) => value / before[i]);
+        console.log(
+          `${variant} after/before events/s median ${median(values).toFixed(2)}x, per round ${values.map(v => v.toFixed(2)).join(' ')}`,
+        );
+      }
   }
 });

@@ -145,6 +145,14 @@ function serverIo(pid: number): ServerIo {
   }
   return io;
 }
+/** Minor page faults of a process (/proc/<pid>/stat's 10th field): fresh memory mapped in. */
+function minorFaults(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[7]);
+  } catch {
+    return 0;
+  }
+}
 const serverNs = (pids: readonly number[]): number =>
   pids.reduce((sum, pid) => sum + onCpuNs(`/proc/${pid}/schedstat`), 0);
 const mainThreadNs = (): number => onCpuNs(`/proc/self/task/${process.pid}/schedstat`);
@@ -193,6 +201,7 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
   const [server0, main0] = [serverNs(pids), mainThreadNs()];
   const server0ByPid = pids.map(pid => serverNs([pid]));
   const io0 = pids.map(serverIo);
+  const faults0 = pids.map(minorFaults);
   const heap = getHeapStatistics().used_heap_size;
   const [gc0, full0, statements0, wire0] = [scavenges, fullGcs, statements, wire()];
   const cpu = process.cpuUsage();
@@ -204,6 +213,7 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
   const [server1, main1] = [serverNs(pids), mainThreadNs()];
   const server1ByPid = pids.map(pid => serverNs([pid]));
   const io1 = pids.map(serverIo);
+  const faults1 = pids.map(minorFaults);
   const allocated = getHeapStatistics().used_heap_size - heap;
   const wire1 = wire();
   const statementsRun = statements - statements0;
@@ -237,6 +247,11 @@ async function measure(send: () => Promise<unknown>): Promise<void> {
         wchar: per(io1[i].wchar - io0[i].wchar),
         syscalls: per(io1[i].syscr - io0[i].syscr + io1[i].syscw - io0[i].syscw),
       })),
+      // Per backend: minor page faults per 1000 events (a statement that
+      // outgrows glibc's mmap threshold faults its memory in afresh).
+      serverFaultsPer1000: pids.map((_, i) =>
+        (((faults1[i] - faults0[i]) * 1000) / EVENTS).toFixed(1),
+      ),
       heapBytesPerEvent: per(allocated),
       scavengesPer10k: (((scavenges - gc0) * 10_000) / EVENTS).toFixed(2),
       fullGcs: fullGcs - full0,

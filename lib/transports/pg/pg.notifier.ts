@@ -18,7 +18,8 @@ import { packPayloads, payloadLength, payloadText, type PgPayload } from './pg.p
 /**
  * About how many bytes of payloads one batch statement carries at most (its
  * notifies are cut there, `batchSize` still bounding their count): 1 MiB,
- * about 250 notifies of 4 KB, while 1000 of 100 B stay one statement.
+ * while 1000 of 100 B stay one statement. Large payloads are cut far
+ * sooner, at {@link LARGE_NOTIFY_BATCH_BYTES}.
  * Notifies come back in batches as large as the ones that went out (a
  * sender's next notify waits for its last), so a batch of all that is
  * queued leaves the server idle while this process re-sends it all, and
@@ -28,6 +29,50 @@ import { packPayloads, payloadLength, payloadText, type PgPayload } from './pg.p
  * out as batches of 1000 and 24 in turn).
  */
 export const NOTIFY_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * Payloads of at least this many bytes on average make a batch "large": it
+ * is cut at {@link LARGE_NOTIFY_BATCH_BYTES}.
+ */
+export const LARGE_PAYLOAD_BYTES = 1024;
+
+/**
+ * Where a batch of large payloads is cut (48 KiB: 11 notifies of 4 KB).
+ *
+ * With large payloads PostgreSQL is the bottleneck, and its sending
+ * backend's CPU per notify grows with the statement: its parameter, the
+ * split array and the pending notifies (a few copies of the payloads) go
+ * through glibc's heap, which is trimmed and grown again statement after
+ * statement once they outgrow its 128 KiB thresholds, every page faulted
+ * in afresh, and out of the CPU's caches. Issue 24, helper pg24, PostgreSQL
+ * 15, the packed statement, one listener, /proc/<pid>/schedstat and minor
+ * faults of the sending backend per notify of 4,200 B: 250 per statement
+ * (1 MiB) 93-94 µs and 5.3-5.5 faults; 23-31 per statement 28-84 µs and
+ * 0-2.3 faults (by the backend's history); 11 per statement 31 µs and none.
+ * The listener's backend costs 11-22 µs per notify either way.
+ *
+ * Small payloads are not cut this way: there this process is the
+ * bottleneck, and each statement more costs it more than the server saves
+ * (herald's envelopes of 100 B of data, ~256 B each: statements of 48 KiB
+ * halved the server's CPU per event, 5.2-6.3 to 2.4-3.0 µs, but took
+ * 10-20% more of this process's CPU per event and no more events/s in
+ * bench/pg-before-after.ts, interleaved, either way round).
+ */
+export const LARGE_NOTIFY_BATCH_BYTES = 48 * 1024;
+
+/**
+ * The batch statements, prepared once per connection under these names:
+ * every later batch skips the server's parse and plan, about 100 µs of the
+ * sending backend per statement (issue 24, helper pg24: 20 notifies of
+ * 256 B per statement, 7.8-9.8 µs per notify unnamed, 4.0 named), which
+ * counts once large payloads go 11 to a statement. A server that refuses
+ * one (a pooler without prepared statements) refuses the batch, which is
+ * then retried one notify at a time, unnamed, as any refused batch is.
+ */
+const PREPARED = new Map<string, string>([
+  [SQL_NOTIFY_PACKED_ONE_TOPIC, 'herald_notify_packed_one_topic'],
+  [SQL_NOTIFY_PACKED, 'herald_notify_packed'],
+]);
 
 /** A queued notify. */
 export interface PgOutbound {
@@ -244,7 +289,8 @@ export class PgNotifier {
 
   /**
    * Takes the next batch from the head: up to `batchSize` notifies and
-   * about {@link NOTIFY_BATCH_BYTES} of payloads (at least one notify), cut
+   * about {@link NOTIFY_BATCH_BYTES} of payloads, {@link LARGE_NOTIFY_BATCH_BYTES}
+   * of large ones (at least one notify), cut
    * before a topic+payload pair already in it, because PostgreSQL folds
    * identical pairs of one transaction into one notification.
    */
@@ -261,7 +307,12 @@ export class PgNotifier {
       // UTF-16 units: the bytes of an ASCII payload, fewer than the bytes of
       // the rest (the cut is about a size, not a limit).
       bytes += payloadLength(item.payload);
-      if (bytes > NOTIFY_BATCH_BYTES && i > 0) break;
+      if (
+        i > 0 &&
+        (bytes > NOTIFY_BATCH_BYTES ||
+          (bytes > LARGE_NOTIFY_BATCH_BYTES && bytes >= LARGE_PAYLOAD_BYTES * (i + 1)))
+      )
+        break;
       if (!item.distinct) {
         const text = payloadText(item.payload);
         if (seen.has(text)) break;
@@ -345,7 +396,9 @@ export class PgNotifier {
     callback: (error: Error | null) => void,
   ): void {
     const [text, values] = this.statement(batch);
-    client.query(text, values, callback);
+    const name = PREPARED.get(text);
+    if (name !== undefined) client.query({ name, text, values }, callback);
+    else client.query(text, values, callback);
   }
 
   /** The statement of a batch and its parameters. */

@@ -7,9 +7,20 @@ import {
   SQL_NOTIFY_PACKED,
   SQL_NOTIFY_PACKED_ONE_TOPIC,
 } from '../../../../lib/transports/pg/pg.constants.js';
-import { NOTIFY_BATCH_BYTES, PgNotifier } from '../../../../lib/transports/pg/pg.notifier.js';
+import {
+  LARGE_NOTIFY_BATCH_BYTES,
+  NOTIFY_BATCH_BYTES,
+  PgNotifier,
+} from '../../../../lib/transports/pg/pg.notifier.js';
 import { PG_URL, uniqueName } from '../../../helpers/services.js';
 import { waitFor } from '../../../helpers/wait-for.js';
+
+/** A spied query call's statement text and parameters (text and values, or a prepared query's config). */
+function statementOf(call: unknown[]): { text: string; values: unknown[]; name?: string } {
+  if (typeof call[0] === 'string') return { text: call[0], values: (call[1] as unknown[]) ?? [] };
+  const config = call[0] as { text: string; values?: unknown[]; name?: string };
+  return { text: config.text, values: config.values ?? [], name: config.name };
+}
 
 describe('PgNotifier on a real PostgreSQL', () => {
   let pool: pg.Pool;
@@ -121,7 +132,7 @@ describe('PgNotifier on a real PostgreSQL', () => {
       // Each form was used: packed for ASCII (the first list in two batches,
       // cut before its repeated ''), JSON arrays otherwise.
       const statements = query.mock.calls
-        .map(call => String(call[0]))
+        .map(call => statementOf(call).text)
         .filter(s => s.includes('pg_notify'));
       expect(statements.filter(s => s.includes('string_to_array'))).toHaveLength(3);
       expect(statements.filter(s => s.includes('json_array_elements_text'))).toHaveLength(3);
@@ -172,13 +183,11 @@ describe('PgNotifier on a real PostgreSQL', () => {
     expect(got).toEqual([]);
   });
 
-  it('cuts a batch at about NOTIFY_BATCH_BYTES of payloads: 600 of 4 KB go out in three statements, in order', async () => {
-    got.length = 0;
+  /** Sends `payloads` (distinct) through a notifier of 1000 per statement; @returns each statement's packed parameter. */
+  async function packedSizes(payloads: string[]): Promise<{ sizes: number[]; names: unknown[] }> {
     const query = jest.spyOn(pg.Client.prototype, 'query');
     try {
       const notifier = connectedNotifier(pool, 1000);
-      const filler = 'x'.repeat(4096);
-      const payloads = Array.from({ length: 600 }, (_, i) => `${i}:${filler}`);
       const outcomes = await Promise.all(
         payloads.map(
           payload =>
@@ -193,18 +202,40 @@ describe('PgNotifier on a real PostgreSQL', () => {
         ),
       );
       expect(outcomes).toEqual(payloads.map(() => true));
-      // Each statement's packed parameter: at most NOTIFY_BATCH_BYTES and a payload.
-      const sizes = query.mock.calls
-        .filter(call => String(call[0]).includes('pg_notify'))
-        .map(call => ((call[1] as unknown[])[1] as Buffer).length);
-      expect(sizes).toHaveLength(3);
-      for (const size of sizes) expect(size).toBeLessThanOrEqual(NOTIFY_BATCH_BYTES + 4200);
       await waitFor(() => got.length === payloads.length);
       expect(got).toEqual(payloads);
       await notifier.stop();
+      const notifies = query.mock.calls
+        .map(call => statementOf(call))
+        .filter(statement => statement.text.includes('pg_notify'));
+      return {
+        sizes: notifies.map(statement => (statement.values[1] as Buffer).length),
+        names: notifies.map(statement => statement.name),
+      };
     } finally {
       query.mockRestore();
     }
+  }
+
+  it('cuts batches of large payloads at about LARGE_NOTIFY_BATCH_BYTES: 600 of 4 KB go out 11 to a statement, in order, prepared', async () => {
+    got.length = 0;
+    const filler = 'x'.repeat(4096);
+    const payloads = Array.from({ length: 600 }, (_, i) => `${i}:${filler}`);
+    const { sizes, names } = await packedSizes(payloads);
+    // Each statement's packed parameter: at most LARGE_NOTIFY_BATCH_BYTES and a payload.
+    expect(sizes).toHaveLength(Math.ceil(600 / 11));
+    for (const size of sizes) expect(size).toBeLessThanOrEqual(LARGE_NOTIFY_BATCH_BYTES + 4200);
+    // The packed statement is prepared once per connection, then only bound.
+    expect(new Set(names)).toEqual(new Set(['herald_notify_packed_one_topic']));
+  });
+
+  it('keeps small payloads together up to batchSize: 1000 of 300 B in one statement (NOTIFY_BATCH_BYTES far off)', async () => {
+    got.length = 0;
+    const filler = 'y'.repeat(296);
+    const payloads = Array.from({ length: 1000 }, (_, i) => `${i}:${filler}`.slice(0, 300));
+    const { sizes } = await packedSizes(payloads);
+    expect(sizes).toHaveLength(1);
+    expect(sizes[0]).toBeLessThanOrEqual(NOTIFY_BATCH_BYTES);
   });
 
   it('submits the next batch before the settled ones run, in order, one batch in flight', async () => {
@@ -212,7 +243,8 @@ describe('PgNotifier on a real PostgreSQL', () => {
     const query = jest.spyOn(pg.Client.prototype, 'query');
     try {
       const notifier = connectedNotifier(pool, 2);
-      const notifies = () => query.mock.calls.filter(call => String(call[0]).includes('pg_notify'));
+      const notifies = () =>
+        query.mock.calls.filter(call => statementOf(call).text.includes('pg_notify'));
       // When the first batch's notifies settle, the second batch is on its way already.
       const submittedAtFirstSettle: number[] = [];
       const payloads = ['1', '2', '3', '4', '5'];
