@@ -65,9 +65,10 @@ export const LARGE_NOTIFY_BATCH_BYTES = 48 * 1024;
  * every later batch skips the server's parse and plan, about 100 µs of the
  * sending backend per statement (issue 24, helper pg24: 20 notifies of
  * 256 B per statement, 7.8-9.8 µs per notify unnamed, 4.0 named), which
- * counts once large payloads go 11 to a statement. A server that refuses
- * one (a pooler without prepared statements) refuses the batch, which is
- * then retried one notify at a time, unnamed, as any refused batch is.
+ * counts once large payloads go 11 to a statement. A connection that
+ * refuses one (a pooler without prepared statements, a DEALLOCATE ALL)
+ * refuses the batch, which is then retried one notify at a time, unnamed,
+ * as any refused batch is, and the notifier prepares no more.
  */
 const PREPARED = new Map<string, string>([
   [SQL_NOTIFY_PACKED_ONE_TOPIC, 'herald_notify_packed_one_topic'],
@@ -151,6 +152,8 @@ export class PgNotifier {
   private singles = 0;
   private retryTimer?: NodeJS.Timeout;
   private drainWaiters: (() => void)[] = [];
+  /** Batch statements go prepared ({@link PREPARED}) until a connection refuses one. */
+  private prepare = true;
   private readonly warnings: WarningLimiter;
 
   constructor(
@@ -370,6 +373,11 @@ export class PgNotifier {
       return this.endSpell();
     }
     if (batch.length > 1) {
+      // A connection whose prepared statement is gone or was never there
+      // (a pooler between us and the server, a DEALLOCATE ALL): this
+      // notifier stops preparing (node-postgres would go on binding it).
+      const code = (error as { code?: unknown } | undefined)?.code;
+      if (code === '26000' || code === '42P05') this.prepare = false;
       // One bad notify must not sink its neighbours: retry them one by one.
       this.counters.notifyRetryCount++;
       this.singles = batch.length;
@@ -396,7 +404,7 @@ export class PgNotifier {
     callback: (error: Error | null) => void,
   ): void {
     const [text, values] = this.statement(batch);
-    const name = PREPARED.get(text);
+    const name = this.prepare ? PREPARED.get(text) : undefined;
     if (name !== undefined) client.query({ name, text, values }, callback);
     else client.query(text, values, callback);
   }

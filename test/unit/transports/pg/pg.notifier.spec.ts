@@ -313,6 +313,37 @@ describe('PgNotifier on a real PostgreSQL', () => {
       await small.end();
     }
   });
+  it('a connection that lost the prepared statement (a pooler, DEALLOCATE): the batch goes out one by one, nothing lost', async () => {
+    const one = new pg.Pool({ connectionString: PG_URL, max: 1 });
+    got.length = 0;
+    try {
+      // node-postgres believes the statement prepared on this connection, so
+      // it only binds it: the server answers "prepared statement does not exist".
+      const client = await one.connect();
+      (
+        client as unknown as { connection: { parsedStatements: Record<string, string> } }
+      ).connection.parsedStatements.herald_notify_packed_one_topic = SQL_NOTIFY_PACKED_ONE_TOPIC;
+      client.release();
+      const notifier = connectedNotifier(one, 100);
+      const payloads = ['p1', 'p2', 'p3'];
+      const outcomes = await Promise.all(payloads.map(p => enqueue(notifier, channel, p)));
+      expect(outcomes).toEqual([true, true, true]);
+      await waitFor(() => got.length === payloads.length);
+      expect(got).toEqual(payloads);
+      expect(notifier.counters).toMatchObject({ notifyRetryCount: 1, notifyFailCount: 0 });
+      // It prepares no more: the next batch goes out whole, unnamed.
+      got.length = 0;
+      const more = ['p4', 'p5'];
+      expect(await Promise.all(more.map(p => enqueue(notifier, channel, p)))).toEqual([true, true]);
+      await waitFor(() => got.length === more.length);
+      expect(got).toEqual(more);
+      expect(notifier.counters).toMatchObject({ notifyRetryCount: 1, notifyFailCount: 0 });
+      await notifier.stop();
+    } finally {
+      await one.end();
+    }
+  });
+
   it('answers each batch statement with one row, the count, its notifies in order', async () => {
     const payloads = ['p1', 'p2', 'p3'];
     const topics = payloads.map(() => channel);
