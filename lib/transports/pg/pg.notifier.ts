@@ -32,9 +32,13 @@ export const NOTIFY_BATCH_BYTES = 1024 * 1024;
 
 /**
  * Payloads of at least this many bytes on average make a batch "large": it
- * is cut at {@link LARGE_NOTIFY_BATCH_BYTES}.
+ * is cut at {@link LARGE_NOTIFY_BATCH_BYTES}. Between the two sizes
+ * measured (issue 24, helper pg24, bench/pg-before-after.ts, interleaved):
+ * at 1 KB of data (herald's payloads ~1.2 KB, 40 to a statement) herald
+ * lost (events/s 0.82x, CPU per event 1.41x of 1 MiB statements); at 4 KB
+ * (~4.25 KB, 11 to a statement) it gained (events/s 1.47x and 1.49x).
  */
-export const LARGE_PAYLOAD_BYTES = 1024;
+export const LARGE_PAYLOAD_BYTES = 3 * 1024;
 
 /**
  * Where a batch of large payloads is cut (48 KiB: 11 notifies of 4 KB).
