@@ -327,7 +327,7 @@ function decode(herald: string | undefined, payload: string | undefined): Envelo
  * herald, 60k events: in 2 of the 3 runs that went bad, 60,000 of 62,000
  * envelopes read were made old). Constructor calls have no allocation site.
  */
-class ReadEnvelope implements Envelope {
+export class ReadEnvelope implements Envelope {
   constructor(
     readonly id: string,
     readonly source: string,

@@ -22,6 +22,7 @@ import {
   encodeEnvelopeParts,
   encodeEnvelopeValues,
   envelopeAffix,
+  ReadEnvelope,
 } from './envelope.codec.js';
 import { decodeMainfluxEntry, encodeMainfluxEntry } from './mainflux.layout.js';
 import { CONNECTION_TRANSITIONS } from './redis.connection.js';
@@ -106,15 +107,12 @@ class EntryDelivery implements Delivery, Held {
   }
 }
 
-/** What a delivery holds until its entry is decoded (never handed to the bus). */
-const UNDECODED: Envelope = {
-  id: '',
-  source: '',
-  event: '',
-  payload: '',
-  origin: '',
-  occurredAt: '',
-};
+/**
+ * What a delivery holds until its entry is decoded (never handed to the
+ * bus): a {@link ReadEnvelope}, like the envelopes decoded, so the field
+ * keeps one map of value from the first delivery on.
+ */
+const UNDECODED: Envelope = new ReadEnvelope('', '', '', '', '', '');
 
 /** Shaped as a transport's reader and counters: a delivery's `reader` and a reader's `counters` keep one map each. */
 const KEEP_READER = {
