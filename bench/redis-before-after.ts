@@ -98,7 +98,14 @@ async function windowed(total: number, send: (i: number) => Promise<unknown>): P
 
 /** BENCH_SINGLE: what the last timed part allocated, per event, and its garbage collections. */
 let allocation:
-  | { bytesPerEvent: number; gcs: number; scavenges: number; promoted: number; marks: number }
+  | {
+      bytesPerEvent: number;
+      gcs: number;
+      scavenges: number;
+      promoted: number;
+      marks: number;
+      gcMicros: number;
+    }
   | undefined;
 
 /** Bytes a collection moved into (or freed from) the old generation: every space but the young ones. */
@@ -124,6 +131,7 @@ function countAllocations(): () => {
   scavenges: number;
   promoted: number;
   marks: number;
+  gcMicros: number;
 } {
   const profiler = new GCProfiler();
   const start = getHeapStatistics().used_heap_size;
@@ -136,7 +144,9 @@ function countAllocations(): () => {
     let scavenges = 0;
     let promoted = 0;
     let marks = 0;
+    let gcMicros = 0;
     for (const gc of statistics) {
+      gcMicros += gc.cost;
       bytes += gc.beforeGC.heapStatistics.usedHeapSize - left;
       left = gc.afterGC.heapStatistics.usedHeapSize;
       if (gc.gcType === 'Scavenge') {
@@ -144,7 +154,14 @@ function countAllocations(): () => {
         promoted += oldGenerationDelta(gc);
       } else if (gc.gcType === 'MarkSweepCompact') marks++;
     }
-    return { bytes: bytes + end - left, gcs: statistics.length, scavenges, promoted, marks };
+    return {
+      bytes: bytes + end - left,
+      gcs: statistics.length,
+      scavenges,
+      promoted,
+      marks,
+      gcMicros,
+    };
   };
 }
 
@@ -254,6 +271,7 @@ async function timed(send: (events: number) => Promise<void>): Promise<number> {
       scavenges: counted.scavenges,
       promoted: counted.promoted,
       marks: counted.marks,
+      gcMicros: counted.gcMicros,
     };
     lags.sort((a, b) => a - b);
     lagLine = `consumer lag (written - handled, every 5 ms): median ${lags[lags.length >> 1] ?? 0}, max ${lags.at(-1) ?? 0}`;
@@ -411,7 +429,7 @@ runMain('bench:redis-before-after', async () => {
     const heap = allocation
       ? `, ${allocation.bytesPerEvent.toFixed(0)} B allocated/event, ${allocation.gcs} GCs: ` +
         `${allocation.scavenges} scavenges promoting ${(allocation.promoted / Math.max(1, allocation.scavenges) / 1024).toFixed(0)} KB each, ` +
-        `${allocation.marks} mark-compacts; ${lagLine}`
+        `${allocation.marks} mark-compacts, GC pauses ${(allocation.gcMicros / EVENTS).toFixed(2)} µs/event; ${lagLine}`
       : '';
     console.log(`${single}: ${cpu.toFixed(2)} µs CPU/event${heap} (${EVENTS} events)`);
     return;
