@@ -55,6 +55,8 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const EVENTS = setting('BENCH_EVENTS', 30_000, 1000);
 const ROUNDS = Math.max(1, setting('BENCH_ROUNDS', 6, 1));
 const WINDOW = 1000;
+/** BENCH_READ=<n>: the subscribers' read count (maxInFlight twice it); else the defaults (1000, 2000). */
+const READ = setting('BENCH_READ', 0);
 /** Untimed events first: the timed part runs optimized code (callgrind: raise it, e.g. 20000). */
 const WARMUP = setting('BENCH_WARMUP', 2000);
 
@@ -80,23 +82,57 @@ const hit = (): void => {
   }
 };
 
+/** Events whose post (publish) has resolved, this timed part: with `count`, the consumer's lag. */
+let written = 0;
+
 async function windowed(total: number, send: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   const lane = async (): Promise<void> => {
-    while (next < total) await send(next++);
+    while (next < total) {
+      await send(next++);
+      written++;
+    }
   };
   await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
 }
 
 /** BENCH_SINGLE: what the last timed part allocated, per event, and its garbage collections. */
-let allocation: { bytesPerEvent: number; gcs: number } | undefined;
+let allocation:
+  | {
+      bytesPerEvent: number;
+      gcs: number;
+      scavenges: number;
+      promoted: number;
+      marks: number;
+      gcMicros: number;
+    }
+  | undefined;
+
+/** Bytes a collection moved into (or freed from) the old generation: every space but the young ones. */
+function oldGenerationDelta(gc: {
+  beforeGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
+  afterGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
+}): number {
+  const used = (spaces: { spaceName: string; spaceUsedSize: number }[]): number =>
+    spaces
+      .filter(s => s.spaceName !== 'new_space' && s.spaceName !== 'new_large_object_space')
+      .reduce((sum, s) => sum + s.spaceUsedSize, 0);
+  return used(gc.afterGC.heapSpaceStatistics) - used(gc.beforeGC.heapSpaceStatistics);
+}
 
 /**
  * Bytes allocated on the V8 heap between `start` and the returned stop (a
  * load-independent figure): what each collection found in use before it,
  * less what the previous one left, plus what is in use at the stop.
  */
-function countAllocations(): () => { bytes: number; gcs: number } {
+function countAllocations(): () => {
+  bytes: number;
+  gcs: number;
+  scavenges: number;
+  promoted: number;
+  marks: number;
+  gcMicros: number;
+} {
   const profiler = new GCProfiler();
   const start = getHeapStatistics().used_heap_size;
   profiler.start();
@@ -105,11 +141,27 @@ function countAllocations(): () => { bytes: number; gcs: number } {
     const { statistics } = profiler.stop();
     let bytes = 0;
     let left = start;
+    let scavenges = 0;
+    let promoted = 0;
+    let marks = 0;
+    let gcMicros = 0;
     for (const gc of statistics) {
+      gcMicros += gc.cost;
       bytes += gc.beforeGC.heapStatistics.usedHeapSize - left;
       left = gc.afterGC.heapStatistics.usedHeapSize;
+      if (gc.gcType === 'Scavenge') {
+        scavenges++;
+        promoted += oldGenerationDelta(gc);
+      } else if (gc.gcType === 'MarkSweepCompact') marks++;
     }
-    return { bytes: bytes + end - left, gcs: statistics.length };
+    return {
+      bytes: bytes + end - left,
+      gcs: statistics.length,
+      scavenges,
+      promoted,
+      marks,
+      gcMicros,
+    };
   };
 }
 
@@ -176,6 +228,8 @@ async function heldInFlight(
   );
 }
 
+let lagLine = '';
+
 /** A warm-up, then `EVENTS` sent and handled: µs of CPU per event. */
 async function timed(send: (events: number) => Promise<void>): Promise<number> {
   const until = (events: number): Promise<void> => {
@@ -194,16 +248,34 @@ async function timed(send: (events: number) => Promise<void>): Promise<number> {
   const allocated = process.env.BENCH_SINGLE ? countAllocations() : undefined;
   const sites = process.env.BENCH_SITES ? await sampleSites() : undefined;
   await callgrindInstrumentation('on');
+  // The consumer's lag (written, not yet handled), sampled: how far behind it reads.
+  written = 0;
+  const lags: number[] = [];
+  const lagTimer = process.env.BENCH_SINGLE
+    ? setInterval(() => lags.push(written - count), 5)
+    : undefined;
   const before = process.cpuUsage();
   await send(EVENTS);
   if (process.env.BENCH_LAG)
     console.log(`handled when the last post settled: ${count} of ${EVENTS}`);
   await handled;
   const used = process.cpuUsage(before);
+  clearInterval(lagTimer);
   await callgrindInstrumentation('off');
   await sites?.(EVENTS);
   const counted = allocated?.();
-  if (counted) allocation = { bytesPerEvent: counted.bytes / EVENTS, gcs: counted.gcs };
+  if (counted) {
+    allocation = {
+      bytesPerEvent: counted.bytes / EVENTS,
+      gcs: counted.gcs,
+      scavenges: counted.scavenges,
+      promoted: counted.promoted,
+      marks: counted.marks,
+      gcMicros: counted.gcMicros,
+    };
+    lags.sort((a, b) => a - b);
+    lagLine = `consumer lag (written - handled, every 5 ms): median ${lags[lags.length >> 1] ?? 0}, max ${lags.at(-1) ?? 0}`;
+  }
   return (used.user + used.system) / EVENTS;
 }
 
@@ -229,7 +301,7 @@ async function herald(lib: Lib): Promise<number> {
     imports: [
       lib.EventsModule.forRoot({
         transport: 'redis',
-        redis: { url: REDIS_URL, stream, maxLen: 0 },
+        redis: { url: REDIS_URL, stream, maxLen: 0, ...(READ ? { readCount: READ } : {}) },
         logger: lib.silentLogger,
       }),
     ],
@@ -261,9 +333,9 @@ async function parts(lib: Lib, redis: RedisLib): Promise<number> {
     url: REDIS_URL,
     stream,
     name: 'bench',
-    count: 1000,
+    count: READ || 1000,
     concurrency: Number.POSITIVE_INFINITY,
-    maxInFlight: 2000,
+    maxInFlight: (READ || 1000) * 2,
     group: { name: 'bench', destroyOnClose: true },
     logger: lib.silentLogger,
   });
@@ -355,7 +427,9 @@ runMain('bench:redis-before-after', async () => {
     if (!run) throw new Error(`BENCH_SINGLE: no variant '${single}'`);
     const cpu = await run();
     const heap = allocation
-      ? `, ${allocation.bytesPerEvent.toFixed(0)} B allocated/event, ${allocation.gcs} GCs`
+      ? `, ${allocation.bytesPerEvent.toFixed(0)} B allocated/event, ${allocation.gcs} GCs: ` +
+        `${allocation.scavenges} scavenges promoting ${(allocation.promoted / Math.max(1, allocation.scavenges) / 1024).toFixed(0)} KB each, ` +
+        `${allocation.marks} mark-compacts, GC pauses ${(allocation.gcMicros / EVENTS).toFixed(2)} µs/event; ${lagLine}`
       : '';
     console.log(`${single}: ${cpu.toFixed(2)} µs CPU/event${heap} (${EVENTS} events)`);
     return;

@@ -74,8 +74,10 @@ end
 
 /**
  * The gap check, then XREADGROUP ... > (no BLOCK), the entries framed in one
- * string: per entry `<id>\n<field count>\n`, then per field
- * `<byte length>\n<bytes>`. KEYS[1]: the stream; ARGV: group, consumer, count.
+ * string: `=<entry count> <last id>\n` (so the reader knows the batch's size
+ * and newest id without parsing it: it parses each entry only when it
+ * dispatches it, see FramedBatch), the gap line if any, then per entry
+ * `<id>\n<field count>\n`, then per field `<byte length>\n<bytes>`. KEYS[1]: the stream; ARGV: group, consumer, count.
  * The pieces go into the table as they are and are joined once: joining
  * `#v .. '\n' .. v` per field made a new Lua string (a copy and an intern)
  * of every value, and Lua writes a number as text with `sprintf("%.14g")`:
@@ -93,6 +95,9 @@ local head = gap(KEYS[1], ARGV[1])
 local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 if type(r) == 'table' and r.err then return r end
 if not r then return head end
+local list = r[1][2]
+if #list == 0 then return head end
+head = '=' .. #list .. ' ' .. list[#list][1] .. '\\n' .. head
 local out = {head}
 local n = 1
 local from = 1
@@ -100,7 +105,7 @@ local bytes = #head
 local chunks = {}
 local counts = {}
 local lengths = {}
-for _, e in ipairs(r[1][2]) do
+for _, e in ipairs(list) do
   local f = e[2]
   local k = #f
   local c = counts[k]

@@ -121,39 +121,139 @@ export interface FramedRead {
 }
 
 /**
- * Parses the read script's reply ({@link READ_BATCH} in redis.scripts.ts).
- * The whole reply is checked for UTF-8 once: every field is framed by ASCII
- * (its size line before, the next line after), so a reply that is valid
- * UTF-8 has every field valid, and only a reply that is not is checked field
- * by field (to dead-letter the bad entries with their bytes).
+ * The entries of one read, each made (its id, field array and strings) only
+ * when it is taken, just before its dispatch: what a read keeps until then is
+ * its reply's bytes (a Buffer, outside the JS heap).
+ *
+ * Why: a batch parsed whole up front (1000 `[id, fields]` arrays and their
+ * field arrays and strings, made in one burst) is all alive at a scavenge
+ * that falls while it is dispatched. V8's allocation-site pretenuring reads
+ * that as "everything this site makes survives" (`--trace-pretenuring`: the
+ * two per-entry sites at (created, found) = (985, 985), ratio 1.0 => tenure)
+ * and from then on allocates every entry's arrays directly in the old
+ * generation, where they die: the young strings they point to are kept by
+ * the remembered set and promoted, the old generation climbs, scavenges take
+ * 6-8 ms instead of 2 and concurrent marking runs on helper threads. In
+ * bench/redis-before-after.ts (herald, 60k events, BENCH_SINGLE) that was
+ * the "bad mode": 1.3-2.5 MB promoted per scavenge instead of 0.4-0.6 in
+ * about half the runs; with --no-allocation-site-pretenuring 5 runs of 5
+ * stayed at 0.55-0.59 MB. Taken one at a time, what a scavenge finds alive
+ * is the few entries whose handlers have not settled, not a whole batch.
  */
-export function parseFramedEntries(buffer: Buffer): FramedRead {
-  const entries: RawEntry[] = [];
-  const length = buffer.length;
-  let at = 0;
-  let gap: TrimmedGap | undefined;
-  if (length > 0 && buffer[0] === 35 /* # */) {
-    const newline = buffer.indexOf(10);
-    if (newline < 0) throw new Error('malformed read script reply');
-    gap = parseGap(buffer.toString('latin1', 0, newline));
-    at = newline + 1;
+export interface EntryBatch {
+  /** How many entries the read returned. */
+  readonly size: number;
+  /** The newest id read (the last entry's), undefined if none. */
+  readonly lastId: string | undefined;
+  /** The next entry, undefined after the last. Throws on a malformed reply. */
+  next(): RawEntry | undefined;
+}
+
+/** A read that returned nothing. */
+export const EMPTY_BATCH: EntryBatch = { size: 0, lastId: undefined, next: () => undefined };
+
+/** A plain XREADGROUP's reply (ioredis's arrays of Buffers), each entry converted when taken. */
+export class BufferBatch implements EntryBatch {
+  private at = 0;
+  readonly size: number;
+  readonly lastId: string | undefined;
+
+  constructor(private entries: readonly BufferEntry[] | undefined) {
+    this.size = entries?.length ?? 0;
+    this.lastId = this.size > 0 ? String(entries![this.size - 1][0]) : undefined;
   }
-  const valid = isUtf8(buffer);
-  const names: string[] = [];
-  while (at < length) {
+
+  next(): RawEntry | undefined {
+    const entries = this.entries;
+    if (entries === undefined || this.at >= entries.length) {
+      this.entries = undefined;
+      return undefined;
+    }
+    const entry = entries[this.at];
+    // The reply array lets go of each entry once taken: only the unsettled ones stay alive.
+    (entries as (BufferEntry | undefined)[])[this.at++] = undefined;
+    return entryFromBuffers(entry);
+  }
+}
+
+function malformed(): Error {
+  return new Error('malformed read script reply');
+}
+
+/**
+ * The read script's reply ({@link READ_BATCH} in redis.scripts.ts), parsed
+ * one entry at a time: `=<count> <last id>` first, then the gap line, if
+ * any, then the entries. A reply without the count line (an older script)
+ * is counted by a walk over its framing first. The whole reply is checked
+ * for UTF-8 once: every field is framed by ASCII (its size line before, the
+ * next line after), so a reply that is valid UTF-8 has every field valid,
+ * and only a reply that is not is checked field by field (to dead-letter the
+ * bad entries with their bytes).
+ */
+export class FramedBatch implements EntryBatch {
+  readonly size: number;
+  readonly lastId: string | undefined;
+  readonly gap: TrimmedGap | undefined;
+  private buffer: Buffer | undefined;
+  private at = 0;
+  private taken = 0;
+  private readonly valid: boolean;
+  /** Field names reused from entry to entry (see {@link MAX_NAMES}). */
+  private readonly names: string[] = [];
+
+  constructor(buffer: Buffer) {
+    let at = 0;
+    let size = -1;
+    let lastId: string | undefined;
+    if (buffer.length > 0 && buffer[0] === 61 /* = */) {
+      const newline = buffer.indexOf(10);
+      const space = buffer.indexOf(32);
+      if (newline < 0) throw malformed();
+      if (space > 0 && space < newline) {
+        size = framedNumber(buffer, 1, space);
+        lastId = buffer.toString('latin1', space + 1, newline);
+      } else size = framedNumber(buffer, 1, newline);
+      at = newline + 1;
+    }
+    if (at < buffer.length && buffer[at] === 35 /* # */) {
+      const newline = buffer.indexOf(10, at);
+      if (newline < 0) throw malformed();
+      this.gap = parseGap(buffer.toString('latin1', at, newline));
+      at = newline + 1;
+    }
+    this.buffer = buffer;
+    this.at = at;
+    this.valid = isUtf8(buffer);
+    if (size < 0) [size, lastId] = countFramed(buffer, at);
+    this.size = size;
+    this.lastId = lastId;
+  }
+
+  next(): RawEntry | undefined {
+    const buffer = this.buffer;
+    if (buffer === undefined) return undefined;
+    const length = buffer.length;
+    let at = this.at;
+    if (at >= length) {
+      this.buffer = undefined;
+      if (at !== length || this.taken !== this.size) throw malformed();
+      return undefined;
+    }
     let newline = buffer.indexOf(10, at);
-    if (newline < 0) throw new Error('malformed read script reply');
+    if (newline < 0) throw malformed();
     const id = buffer.toString('latin1', at, newline);
     at = newline + 1;
     newline = buffer.indexOf(10, at);
-    if (newline < 0) throw new Error('malformed read script reply');
+    if (newline < 0) throw malformed();
     const count = framedNumber(buffer, at, newline);
     at = newline + 1;
     const fields = new Array<string>(count);
-    if (valid) {
+    let entry: RawEntry;
+    if (this.valid) {
+      const names = this.names;
       for (let i = 0; i < count; i++) {
         newline = buffer.indexOf(10, at);
-        if (newline < 0) throw new Error('malformed read script reply');
+        if (newline < 0) throw malformed();
         const start = newline + 1;
         const end = start + framedNumber(buffer, at, newline);
         // Field names repeat from entry to entry: the previous entry's string when the bytes match.
@@ -166,32 +266,72 @@ export function parseFramedEntries(buffer: Buffer): FramedRead {
         }
         at = end;
       }
-      entries.push([id, fields]);
-      continue;
+      entry = [id, fields];
+    } else {
+      let bad: number | undefined;
+      const starts = new Array<number>(count);
+      const sizes = new Array<number>(count);
+      for (let i = 0; i < count; i++) {
+        newline = buffer.indexOf(10, at);
+        if (newline < 0) throw malformed();
+        const size = framedNumber(buffer, at, newline);
+        at = newline + 1;
+        starts[i] = at;
+        sizes[i] = size;
+        const bytes = buffer.subarray(at, at + size);
+        if (bad === undefined && !isUtf8(bytes)) bad = i;
+        fields[i] = bytes.toString('utf8');
+        at += size;
+      }
+      if (bad === undefined) {
+        entry = [id, fields];
+      } else {
+        // Copies: the reply buffer is not kept alive for one bad entry's sake.
+        const raw = starts.map((start, i) => Buffer.from(buffer.subarray(start, start + sizes[i])));
+        entry = [id, fields, { fields: raw, badField: fields[bad] }];
+      }
     }
-    let bad: number | undefined;
-    const starts = new Array<number>(count);
-    const sizes = new Array<number>(count);
+    if (at > length) throw malformed();
+    this.at = at;
+    this.taken++;
+    return entry;
+  }
+}
+
+/** The entries framed from `at` on, and the last one's id: a walk over the framing, no field decoded. */
+function countFramed(buffer: Buffer, at: number): [number, string | undefined] {
+  let size = 0;
+  let lastId: string | undefined;
+  const length = buffer.length;
+  while (at < length) {
+    let newline = buffer.indexOf(10, at);
+    if (newline < 0) throw malformed();
+    const idAt = at;
+    const idEnd = newline;
+    at = newline + 1;
+    newline = buffer.indexOf(10, at);
+    if (newline < 0) throw malformed();
+    const count = framedNumber(buffer, at, newline);
+    at = newline + 1;
     for (let i = 0; i < count; i++) {
       newline = buffer.indexOf(10, at);
-      if (newline < 0) throw new Error('malformed read script reply');
-      const size = framedNumber(buffer, at, newline);
-      at = newline + 1;
-      starts[i] = at;
-      sizes[i] = size;
-      const bytes = buffer.subarray(at, at + size);
-      if (bad === undefined && !isUtf8(bytes)) bad = i;
-      fields[i] = bytes.toString('utf8');
-      at += size;
+      if (newline < 0) throw malformed();
+      at = newline + 1 + framedNumber(buffer, at, newline);
     }
-    if (bad === undefined) {
-      entries.push([id, fields]);
-    } else {
-      // Copies: the reply buffer is not kept alive for one bad entry's sake.
-      const raw = starts.map((start, i) => Buffer.from(buffer.subarray(start, start + sizes[i])));
-      entries.push([id, fields, { fields: raw, badField: fields[bad] }]);
-    }
+    if (at > length) throw malformed();
+    lastId = buffer.toString('latin1', idAt, idEnd);
+    size++;
   }
-  if (at !== length) throw new Error('malformed read script reply');
-  return { entries, gap };
+  return [size, lastId];
+}
+
+/**
+ * Parses the read script's reply ({@link READ_BATCH} in redis.scripts.ts)
+ * whole: every entry, and the gap, if any (see {@link FramedBatch}).
+ */
+export function parseFramedEntries(buffer: Buffer): FramedRead {
+  const batch = new FramedBatch(buffer);
+  const entries: RawEntry[] = [];
+  for (let entry = batch.next(); entry !== undefined; entry = batch.next()) entries.push(entry);
+  return { entries, gap: batch.gap };
 }

@@ -4,11 +4,12 @@ import { isReplyError, isTransientReplyError } from './redis.connection.js';
 import { evalScript, evalScriptBuffer, GAP_CHECK, READ_BATCH } from './redis.scripts.js';
 import { fieldsToRecord } from './stream-event.js';
 import {
-  entryFromBuffers,
-  parseFramedEntries,
+  BufferBatch,
+  EMPTY_BATCH,
+  FramedBatch,
   parseGap,
   type BufferEntry,
-  type RawEntry,
+  type EntryBatch,
   type TrimmedGap,
 } from './stream.entry.js';
 import { describe } from './stream.subscriber.base.js';
@@ -115,17 +116,16 @@ export abstract class GroupReader extends SubscriberUpkeep {
   }
 
   /** Records the newest id read, for {@link groupReset}. */
-  protected saw(entries: readonly RawEntry[]): void {
-    const last = entries[entries.length - 1]?.[0];
+  protected saw(last: string | undefined): void {
     if (last !== undefined && (this.lastSeenId === undefined || idAfter(last, this.lastSeenId)))
       this.lastSeenId = last;
   }
 
   protected async readGroup(): Promise<void> {
     let backoff = 0;
-    let prefetched: Promise<RawEntry[]> | undefined;
+    let prefetched: Promise<EntryBatch> | undefined;
     while (this.running) {
-      let entries: RawEntry[];
+      let entries: EntryBatch;
       let count = this.count;
       try {
         if (prefetched) {
@@ -175,25 +175,33 @@ export abstract class GroupReader extends SubscriberUpkeep {
         backoff = await this.readFailed(error, backoff);
         continue;
       }
-      if (entries.length === 0) continue;
-      this.counters.read += entries.length;
-      this.saw(entries);
+      const size = entries.size;
+      if (size === 0) continue;
+      this.counters.read += size;
+      this.saw(entries.lastId);
       // A full batch means more is waiting: ask for it now, so Redis works while these handlers run.
-      const room = this.maxInFlight - this.held.size - entries.length;
-      if (this.readMode === 'script' && entries.length >= count && room > 0 && this.running) {
+      const room = this.maxInFlight - this.held.size - size;
+      if (this.readMode === 'script' && size >= count && room > 0 && this.running) {
         prefetched = this.readOnce(Math.min(this.count, room));
         prefetched.catch(() => undefined); // awaited next turn; a close() meanwhile must not leave it unhandled
       }
-      for (const entry of entries) this.dispatch(entry, 1);
+      try {
+        // Each entry made as it is dispatched (see EntryBatch: a batch made whole was pretenured).
+        for (let entry = entries.next(); entry !== undefined; entry = entries.next())
+          this.dispatch(entry, 1);
+      } catch (error) {
+        // A malformed reply: the entries not dispatched stay pending, claimed again after minIdleMs.
+        backoff = await this.readFailed(error, backoff);
+      }
     }
   }
 
   /** One read: the script while entries keep coming, a blocking XREADGROUP once drained (a script cannot block). */
-  protected async readOnce(count: number): Promise<RawEntry[]> {
+  protected async readOnce(count: number): Promise<EntryBatch> {
     if (this.readMode === 'script' && !this.drained) {
       const entries = await this.readByScript(count);
       this.counters.scriptReads++;
-      this.drained = entries.length === 0;
+      this.drained = entries.size === 0;
       return entries;
     }
     const group = this.group!;
@@ -211,7 +219,8 @@ export abstract class GroupReader extends SubscriberUpkeep {
       '>',
     )) as ReadReply;
     this.drained = false;
-    return reply?.[0]?.[1].map(entryFromBuffers) ?? [];
+    const entries = reply?.[0]?.[1];
+    return entries?.length ? new BufferBatch(entries) : EMPTY_BATCH;
   }
 
   /** Before a plain XREADGROUP: the trimmed-unread check on its own (the read script includes it). */
@@ -245,7 +254,7 @@ export abstract class GroupReader extends SubscriberUpkeep {
    * one length-framed string: the client parses one reply instead of five
    * elements per entry (the bulk of a consumer's CPU at volume).
    */
-  protected async readByScript(count: number): Promise<RawEntry[]> {
+  protected async readByScript(count: number): Promise<EntryBatch> {
     const group = this.group!;
     const reply = await evalScriptBuffer(this.reader.client, READ_BATCH, [
       1,
@@ -254,8 +263,8 @@ export abstract class GroupReader extends SubscriberUpkeep {
       group.consumer,
       count,
     ]);
-    const { entries, gap } = parseFramedEntries(reply);
-    if (gap) this.trimmed(gap);
-    return entries;
+    const batch = new FramedBatch(reply);
+    if (batch.gap) this.trimmed(batch.gap);
+    return batch;
   }
 }

@@ -1,5 +1,7 @@
 import {
+  BufferBatch,
   entryFromBuffers,
+  FramedBatch,
   parseFramedEntries,
   parseGap,
 } from '../../../../lib/transports/redis/stream.entry.js';
@@ -92,5 +94,57 @@ describe('stream entries as read', () => {
       [Buffer.from([0xc3, 0x28]), Buffer.from('v')],
     ]);
     expect(entry[2]?.fields[0]).toEqual(Buffer.from([0xc3, 0x28]));
+  });
+
+  describe('a batch taken one entry at a time', () => {
+    const two: [string, Buffer[]][] = [
+      ['1-0', [Buffer.from('a'), Buffer.from('x')]],
+      ['2-5', [Buffer.from('a'), Buffer.from('y')]],
+    ];
+
+    it("knows its size and newest id from the script's count line before parsing an entry", () => {
+      const batch = new FramedBatch(frame(two, '=2 2-5\n#3 0-0 1-0\n'));
+      expect(batch.size).toBe(2);
+      expect(batch.lastId).toBe('2-5');
+      expect(batch.gap).toEqual({ lost: 3, after: '0-0', before: '1-0' });
+      expect(batch.next()).toEqual(['1-0', ['a', 'x']]);
+      expect(batch.next()).toEqual(['2-5', ['a', 'y']]);
+      expect(batch.next()).toBeUndefined();
+      expect(batch.next()).toBeUndefined();
+    });
+
+    it('counts a reply without the count line by its framing', () => {
+      const batch = new FramedBatch(frame(two));
+      expect([batch.size, batch.lastId]).toEqual([2, '2-5']);
+      expect(parseFramedEntries(frame(two, '=2 2-5\n')).entries).toHaveLength(2);
+    });
+
+    it('refuses a reply whose entries do not match its count line, once taken', () => {
+      const batch = new FramedBatch(frame(two, '=3 9-0\n'));
+      expect(batch.next()).toEqual(['1-0', ['a', 'x']]);
+      expect(batch.next()).toEqual(['2-5', ['a', 'y']]);
+      expect(() => batch.next()).toThrow(/malformed/);
+    });
+
+    it('refuses a cut entry when it is taken, after the whole ones before it', () => {
+      const reply = Buffer.concat([frame(two, '=3 3-0\n'), Buffer.from('3-0\n2\n1\na9\nab')]);
+      const batch = new FramedBatch(reply);
+      expect(batch.next()).toEqual(['1-0', ['a', 'x']]);
+      expect(batch.next()).toEqual(['2-5', ['a', 'y']]);
+      expect(() => batch.next()).toThrow(/malformed/);
+    });
+
+    it('converts a plain XREADGROUP reply entry by entry, letting go of each', () => {
+      const reply: [Buffer, Buffer[]][] = [
+        [Buffer.from('1-0'), [Buffer.from('a'), Buffer.from('x')]],
+        [Buffer.from('2-0'), [Buffer.from('a'), Buffer.from('y')]],
+      ];
+      const batch = new BufferBatch(reply);
+      expect([batch.size, batch.lastId]).toEqual([2, '2-0']);
+      expect(batch.next()).toEqual(['1-0', ['a', 'x']]);
+      expect(reply[0]).toBeUndefined();
+      expect(batch.next()).toEqual(['2-0', ['a', 'y']]);
+      expect(batch.next()).toBeUndefined();
+    });
   });
 });
