@@ -65,7 +65,7 @@ const ROUNDS = rounds(3);
 /** Slices per round and mode (see measureRound). */
 const SLICES = Math.max(1, Math.round(setting('BENCH_SLICES', 8, 2)));
 /** How long a slice's events may take to reach every worker after it stopped posting. */
-const DRAIN_MS = 10_000;
+const DRAIN_MS = 30_000;
 type Mode = 'herald' | 'cluster' | 'redis' | 'pm2' | 'nest' | 'wire' | 'failover';
 const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald,pm2,nest,wire').split(
   ',',
