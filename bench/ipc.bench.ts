@@ -15,11 +15,15 @@
 // SIGKILLed and the time to the first event delivered by the new broker is
 // taken, BENCH_FAILOVERS times (default 10), median printed.
 // Every worker posts ~100-byte events, keeping 256 of its own in flight (sent
-// and not yet delivered back to itself), for BENCH_SECONDS after a warm-up;
-// delivered events/s are counted at the receivers, latency (post -> handler)
-// as p50/p99. CPU: the primary's and every worker's (each reports its own
-// process.resourceUsage() at the end of a round). Modes run in interleaved
-// rounds (bench/harness); BENCH_MODES=herald,... runs some, BENCH_SMOKE=1.
+// and not yet delivered back to itself); delivered events/s are counted at
+// the receivers while all post, latency (post -> handler) as p50/p99. CPU:
+// the primary's and every worker's (each reports its own
+// process.resourceUsage()), all of it per event received, ramp-up and drain
+// included. Each round starts every mode's processes, warms each up once,
+// then runs BENCH_SLICES (default 8) slices of BENCH_SECONDS / BENCH_SLICES
+// per mode, one mode at a time, their order reversed every slice: a mode's
+// figures are the sum of its slices (measureRound). BENCH_ROUNDS rounds
+// (bench/harness); BENCH_MODES=herald,... runs some, BENCH_SMOKE=1.
 import { fork, type ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -41,9 +45,12 @@ import {
   rounds,
   runBench,
   runMain,
+  selectVariants,
   setting,
+  SMOKE,
   smokeOr,
   type Comparison,
+  type RunResult,
   type Session,
   type Variant,
 } from './harness/index.js';
@@ -56,6 +63,10 @@ const WARMUP_MS = smokeOr(500, 100);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const FAILOVERS = setting('BENCH_FAILOVERS', 10, 1);
 const ROUNDS = rounds(3);
+/** Slices per round and mode (see measureRound). */
+const SLICES = Math.max(1, Math.round(setting('BENCH_SLICES', 8, 2)));
+/** How long a slice's events may take to reach every worker after it stopped posting. */
+const DRAIN_MS = 30_000;
 type Mode = 'herald' | 'cluster' | 'redis' | 'pm2' | 'nest' | 'wire' | 'failover';
 const MODES = (process.env.BENCH_MODES ?? 'cluster,redis,herald,pm2,nest,wire').split(
   ',',
@@ -65,14 +76,19 @@ const cpuPerEvent = new Map<Mode, number[]>();
 /** Delivered events/s of each round, by mode (herald against the wire's ceiling). */
 const ratePerRound = new Map<Mode, number[]>();
 
+/** What a worker used from the end of its previous slice to the end of this one (ramp, window, tail, idle). */
+interface Drained {
+  type: 'drained';
+  cpuMicros: number;
+  events: number;
+}
+
 interface Report {
   type: 'report';
   received: number;
   /** How long the worker counted. */
   seconds: number;
   latencies: number[];
-  /** CPU time (user + system, µs) the worker used while measuring. */
-  cpuMicros: number;
 }
 
 const ACK = Object.freeze({ outcome: 'ack' as const });
@@ -200,101 +216,231 @@ async function failoverChild(): Promise<void> {
   wasBroker = transport.isBroker;
 }
 
-/** One round of a mode: the workers started, warmed up, measured over SECONDS, stopped. */
-async function session(mode: Mode): Promise<Session> {
-  let stopBroker: (() => Promise<void>) | undefined;
-  let group: { workers: Map<number, Worker | ChildProcess>; stop(): Promise<void> };
-  if (mode === 'pm2') {
-    const socketPath = path.join(socketDir('herald-bench-'), 'p.sock');
-    const children = new Map<number, ChildProcess>();
-    for (let id = 0; id < WORKERS; id++) children.set(id, forkIndependent(mode, socketPath, id));
-    group = {
-      workers: children,
-      stop: () => Promise.all([...children.values()].map(exited)).then(() => undefined),
+/** What one slice of one mode measured. */
+interface SliceFigures {
+  events: number;
+  /** Seconds the events were counted over (events / the sum of the workers' rates). */
+  seconds: number;
+  /** CPU µs per event received, every process, all of the slice (see Group.slice). */
+  cpuPerEvent: number;
+  latencies: number[];
+}
+
+/** One mode's processes for one round: started once, then measured in slices. */
+class Group {
+  private stopping = false;
+  /** Rejects when a worker dies before the round ends: the bench fails instead of hanging. */
+  readonly died: Promise<never>;
+
+  private constructor(
+    readonly mode: Mode,
+    private readonly workers: (Worker | ChildProcess)[],
+    private readonly stopWorkers: () => Promise<void>,
+    private readonly stopBroker: (() => Promise<void>) | undefined,
+  ) {
+    this.died = new Promise<never>((_, reject) => {
+      for (const w of workers) {
+        w.once('exit', (code: number | null, signal: string | null) => {
+          if (!this.stopping)
+            reject(new Error(`${mode} worker exited early (code ${code}, ${signal})`));
+        });
+        // A send racing a worker's exit at teardown (EPIPE) is no failure; before it, it is one.
+        w.on('error', (error: Error) => {
+          if (!this.stopping) reject(error);
+        });
+      }
+    });
+    this.died.catch(() => undefined);
+  }
+
+  static async start(mode: Mode): Promise<Group> {
+    let stopBroker: (() => Promise<void>) | undefined;
+    let group: { workers: Map<number, Worker | ChildProcess>; stop(): Promise<void> };
+    if (mode === 'pm2') {
+      const socketPath = path.join(socketDir('herald-bench-'), 'p.sock');
+      const children = new Map<number, ChildProcess>();
+      for (let id = 0; id < WORKERS; id++) children.set(id, forkIndependent(mode, socketPath, id));
+      group = {
+        workers: children,
+        stop: () => Promise.all([...children.values()].map(exited)).then(() => undefined),
+      };
+    } else if (mode === 'herald' || mode === 'nest' || mode === 'wire') {
+      const socketPath = path.join(socketDir('herald-bench-'), 'b.sock');
+      const broker = await startBroker(
+        { socketPath, workerCount: WORKERS },
+        { logger: silentLogger },
+      );
+      stopBroker = () => broker.close();
+      group = forkWorkers(WORKERS, { broker, env: { BENCH_MODE: mode }, respawn: false });
+    } else {
+      group = forkWorkers(WORKERS, { env: { BENCH_MODE: mode }, respawn: false });
+    }
+    const workers = [...group.workers.values()];
+    const self = new Group(mode, workers, () => group.stop(), stopBroker);
+    if (mode === 'cluster') {
+      // The relay: every event a worker sends goes to every worker.
+      const clusterWorkers = workers as Worker[];
+      for (const w of clusterWorkers) {
+        w.on('message', (m: { type?: string }) => {
+          if (m.type !== 'event' || self.stopping) return;
+          for (const other of clusterWorkers) if (other.isConnected()) other.send(m);
+        });
+      }
+    }
+    try {
+      await Promise.race([Promise.all(workers.map(w => message(w, 'ready'))), self.died]);
+    } catch (error) {
+      await self.stop();
+      throw error;
+    }
+    return self;
+  }
+
+  /**
+   * One slice, as a whole round was before: every worker posts (256 of its
+   * own in flight); once all do, each counts what it receives over `seconds`
+   * (events/s and latency: the steady state); then all stop posting, and the
+   * slice ends once every worker received every event posted (each goes to
+   * every worker), so nothing of it runs in the next one's. CPU per event is
+   * of all of it: each worker's CPU and events from the end of its previous
+   * slice to the end of this one (ramp-up, window, tail, and whatever it did
+   * while idle, e.g. a collection deferred past its window), the primary's
+   * (the broker, the relay) from the start of the slice to its end.
+   */
+  async slice(seconds: number): Promise<SliceFigures> {
+    const workers = this.workers;
+    const cpuAtStart = cpuMicros();
+    const race = <T>(all: Promise<T>[]): Promise<T[]> =>
+      Promise.race([Promise.all(all), this.died]);
+    const posting = workers.map(w => message(w, 'posting'));
+    for (const w of workers) w.send({ type: 'slice' });
+    await race(posting);
+    const reports = workers.map(w => message<Report>(w, 'report'));
+    for (const w of workers) w.send({ type: 'measure', seconds });
+    const all = await race(reports);
+    const stopped = workers.map(w => message<{ type: string; sent: number }>(w, 'stopped'));
+    for (const w of workers) w.send({ type: 'stop' });
+    const total = (await race(stopped)).reduce((sum, r) => sum + r.sent, 0);
+    const drained = workers.map(w => message<Drained>(w, 'drained'));
+    for (const w of workers) w.send({ type: 'drain', total });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new Error(
+            `${this.mode}: not every worker received the ${total} events posted within ${DRAIN_MS} ms`,
+          ),
+        );
+      }, DRAIN_MS);
+    });
+    const ends = await Promise.race([race(drained), late]).finally(() => clearTimeout(timer));
+    const cpu = cpuMicros() - cpuAtStart + ends.reduce((sum, r) => sum + r.cpuMicros, 0);
+    const events = all.reduce((sum, r) => sum + r.received, 0);
+    // Each worker counted over its own window; the slice's rate is the sum of theirs.
+    const rate = all.reduce((sum, r) => sum + r.received / r.seconds, 0);
+    return {
+      events,
+      seconds: events / rate,
+      cpuPerEvent: cpu / ends.reduce((sum, r) => sum + r.events, 0),
+      latencies: all.flatMap(r => r.latencies),
     };
-  } else if (mode === 'herald' || mode === 'nest' || mode === 'wire') {
-    const socketPath = path.join(socketDir('herald-bench-'), 'b.sock');
-    const broker = await startBroker(
-      { socketPath, workerCount: WORKERS },
-      { logger: silentLogger },
-    );
-    stopBroker = () => broker.close();
-    group = forkWorkers(WORKERS, { broker, env: { BENCH_MODE: mode }, respawn: false });
-  } else {
-    group = forkWorkers(WORKERS, { env: { BENCH_MODE: mode }, respawn: false });
   }
-  const workers = [...group.workers.values()];
-  // A worker that dies before the round ends fails the bench instead of hanging it.
-  let stopping = false;
-  const died = new Promise<never>((_, reject) => {
-    for (const w of workers) {
-      w.once('exit', (code: number | null, signal: string | null) => {
-        if (!stopping) reject(new Error(`${mode} worker exited early (code ${code}, ${signal})`));
-      });
-      // A send racing a worker's exit at teardown (EPIPE) is no failure; before it, it is one.
-      w.on('error', (error: Error) => {
-        if (!stopping) reject(error);
-      });
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const w of this.workers) {
+      if ('isConnected' in w ? w.isConnected() : w.connected) w.send({ type: 'exit' });
     }
-  });
-  died.catch(() => undefined);
-  if (mode === 'cluster') {
-    // The relay: every event a worker sends goes to every worker.
-    const clusterWorkers = workers as Worker[];
-    for (const w of clusterWorkers) {
-      w.on('message', (m: { type?: string }) => {
-        if (m.type !== 'event' || stopping) return;
-        for (const other of clusterWorkers) if (other.isConnected()) other.send(m);
-      });
-    }
+    await this.stopWorkers();
+    await this.stopBroker?.();
   }
-  await Promise.race([Promise.all(workers.map(w => message(w, 'ready'))), died]);
-  return {
-    async warmUp() {
-      for (const w of workers) w.send({ type: 'go' });
-      await Promise.race([new Promise(resolve => setTimeout(resolve, WARMUP_MS)), died]);
-    },
+}
+
+/** Rounds started so far (the slices' order alternates with them). */
+let roundsStarted = 0;
+/** The figures of the round being reported, by mode, until the harness asks for them. */
+const pending = new Map<Mode, RunResult>();
+
+/**
+ * One round of every mode, measured together: every mode's processes
+ * started, each warmed up once, then SLICES slices of SECONDS / SLICES per
+ * mode, the modes' order reversed every slice (ABBA), one mode posting at a
+ * time while the others' processes idle. Rounds of a few seconds per mode,
+ * one after another, fell on the 2 cores' slow and fast spells unevenly:
+ * with one 2 s window per mode and round (BENCH_MODES=herald,wire
+ * BENCH_ROUNDS=4 BENCH_SECONDS=2, load 6-10, 2026-12-05) wire/herald per
+ * round was 1.30 / 1.98 / 4.31 / 4.19x in one run and 1.75 / 0.67 / 0.24 /
+ * 1.61x in the next, each variant's rate moving 3-7x between rounds; in 8
+ * slices of 0.25 s, 1.08 / 1.00 / 1.07 / 1.07x. In slices each mode gets
+ * its share of every spell.
+ */
+async function measureRound(modes: Mode[]): Promise<void> {
+  const round = roundsStarted++;
+  const groups: Group[] = [];
+  try {
+    for (const mode of modes) groups.push(await Group.start(mode));
+    for (const group of groups) await group.slice(WARMUP_MS / 1000);
+    const totals = groups.map(() => ({ events: 0, seconds: 0, cpu: 0, latencies: [] as number[] }));
+    for (let s = 0; s < SLICES; s++) {
+      const order = groups.map((_, i) => i);
+      if ((s + round) % 2 === 1) order.reverse();
+      for (const i of order) {
+        const figures = await groups[i].slice(SECONDS / SLICES);
+        totals[i].events += figures.events;
+        totals[i].seconds += figures.seconds;
+        totals[i].cpu += figures.cpuPerEvent * figures.events;
+        totals[i].latencies.push(...figures.latencies);
+      }
+    }
+    modes.forEach((mode, i) => {
+      const { events, seconds, cpu, latencies } = totals[i];
+      cpuPerEvent.set(mode, [...(cpuPerEvent.get(mode) ?? []), cpu / events]);
+      ratePerRound.set(mode, [...(ratePerRound.get(mode) ?? []), events / seconds]);
+      pending.set(mode, { events, seconds, childCpuMicros: cpu, latencyMs: latencies });
+    });
+  } finally {
+    await Promise.all(groups.map(group => group.stop()));
+  }
+}
+
+/**
+ * A mode's round for the harness: the first mode asked in a round measures
+ * every mode's (measureRound); each then reports its own figures. The
+ * harness adds the primary's CPU over run() to childCpuMicros; the primary's
+ * share of each slice is in the figures already, so run() subtracts its own.
+ */
+function session(mode: Mode, modes: Mode[]): Promise<Session> {
+  return Promise.resolve({
     async run() {
       const cpuAtStart = cpuMicros();
-      const reports = workers.map(w => message<Report>(w, 'report'));
-      for (const w of workers) w.send({ type: 'measure', seconds: SECONDS });
-      const all = await Promise.race([Promise.all(reports), died]);
-      for (const w of workers) w.send({ type: 'stop' });
-      const events = all.reduce((sum, r) => sum + r.received, 0);
-      // Each worker counted over its own window; the run's rate is the sum of theirs.
-      const rate = all.reduce((sum, r) => sum + r.received / r.seconds, 0);
-      const childCpuMicros = all.reduce((sum, r) => sum + r.cpuMicros, 0);
-      const list = cpuPerEvent.get(mode) ?? [];
-      list.push((cpuMicros() - cpuAtStart + childCpuMicros) / events);
-      cpuPerEvent.set(mode, list);
-      ratePerRound.set(mode, [...(ratePerRound.get(mode) ?? []), rate]);
-      return {
-        events,
-        seconds: events / rate,
-        childCpuMicros,
-        latencyMs: all.flatMap(r => r.latencies),
-      };
+      // BENCH_SMOKE (CI, a loaded machine): each mode alone, so that every
+      // mode's start-up (processes compiling the sources) has the harness's
+      // time limit of a variant's round to itself, as before the slices.
+      if (!pending.has(mode)) await measureRound(SMOKE ? [mode] : modes);
+      const result = pending.get(mode)!;
+      pending.delete(mode);
+      return { ...result, childCpuMicros: result.childCpuMicros! - (cpuMicros() - cpuAtStart) };
     },
-    async teardown() {
-      stopping = true;
-      for (const w of workers) {
-        if ('isConnected' in w ? w.isConnected() : w.connected) w.send({ type: 'exit' });
-      }
-      await group.stop();
-      await stopBroker?.();
-    },
-  };
+  });
 }
 
 async function worker(mode: Mode): Promise<void> {
   const id = Number(process.env.HERALD_WORKER_ID);
   let running = false;
   let measuring = false;
+  /** Events received in the current window. */
   let received = 0;
+  let latencies: number[] = [];
+  /** Every event received, and every one posted, since the start. */
+  let receivedAll = 0;
   let sent = 0;
   let ownBack = 0;
-  const latencies: number[] = [];
+  /** 'drain': 'drained' is answered once receivedAll reaches it. */
+  let drainTo = Infinity;
+  /** CPU µs and events received at the last 'drained'. */
+  let atDrained = { cpu: cpuMicros(), receivedAll: 0 };
   const onEvent = (data: { t: number; w: number }): void => {
+    receivedAll++;
     if (measuring) {
       received++;
       if ((received & 7) === 0) latencies.push(now() - data.t);
@@ -303,6 +449,18 @@ async function worker(mode: Mode): Promise<void> {
       ownBack++;
       pump();
     }
+    if (receivedAll >= drainTo) drained();
+  };
+  /** Every event of the slice arrived: the CPU and events since the last slice's end, all of it. */
+  const drained = (): void => {
+    drainTo = Infinity;
+    const cpu = cpuMicros();
+    process.send!({
+      type: 'drained',
+      cpuMicros: cpu - atDrained.cpu,
+      events: receivedAll - atDrained.receivedAll,
+    } satisfies Drained);
+    atDrained = { cpu, receivedAll };
   };
   let send: (data: { t: number; w: number; i: number; pad: string }) => void;
   let close: () => Promise<void> = async () => undefined;
@@ -367,17 +525,20 @@ async function worker(mode: Mode): Promise<void> {
     }
   }
 
-  process.on('message', (m: { type?: string; seconds?: number }) => {
-    if (m.type === 'go') {
+  process.on('message', (m: { type?: string; seconds?: number; total?: number }) => {
+    if (m.type === 'slice') {
       running = true;
       pump();
+      process.send!({ type: 'posting' });
     } else if (m.type === 'measure') {
       // The window is timed here, not by the primary's messages: on a loaded
       // machine a busy worker may read 'measure' and a 'stop' in one go and
       // count nothing in between. It lasts `seconds` from when this worker
-      // starts counting, and says how long it really was.
+      // starts counting (every worker posts by then), and says how long it
+      // really was.
+      received = 0;
+      latencies = [];
       measuring = true;
-      const cpuAtStart = cpuMicros();
       const startedAt = now();
       setTimeout(
         () => {
@@ -387,13 +548,17 @@ async function worker(mode: Mode): Promise<void> {
             received,
             seconds: (now() - startedAt) / 1000,
             latencies,
-            cpuMicros: cpuMicros() - cpuAtStart,
           } satisfies Report);
         },
         (m.seconds ?? 1) * 1000,
       );
     } else if (m.type === 'stop') {
       running = false;
+      process.send!({ type: 'stopped', sent });
+    } else if (m.type === 'drain') {
+      // Every worker receives every event: the slice is over here once this one has all posted.
+      drainTo = m.total!;
+      if (receivedAll >= drainTo) drained();
     } else if (m.type === 'exit') {
       void close().then(() => process.exit(0));
     }
@@ -413,9 +578,11 @@ async function primary(): Promise<void> {
     wire: 'herald wire (IpcClient/broker alone)',
   };
   const modes = MODES.filter((m): m is Exclude<Mode, 'failover'> => m in names);
-  const variants: Variant[] = modes.map(mode => ({
+  // BENCH_VARIANTS (harness.env.ts) as the harness applies it: the modes measured together.
+  const chosen = selectVariants(modes.map(mode => ({ mode, name: names[mode] }))).map(v => v.mode);
+  const variants: Variant[] = chosen.map(mode => ({
     name: names[mode],
-    setup: () => session(mode),
+    setup: () => session(mode, chosen),
   }));
   const comparisons: Comparison[] = [
     { label: 'herald/redis', herald: names.herald, peer: names.redis },

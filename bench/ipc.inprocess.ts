@@ -11,6 +11,9 @@
 //   field sizes (bench:ipc's `wire` variant);
 // MODE=bus: 4 EventBus instances over IpcTransport, `post` -> handler
 //   (bench:ipc's `herald` variant).
+// WARMUP posts per worker (default 5,000) run first, untimed. Instructions
+// per delivery, load-independent: BENCH_CALLGRIND=1 valgrind --tool=callgrind
+// --instr-atstart=no node ... (instrumentation on for the measured posts only).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,10 +23,13 @@ import { silentLogger } from '../lib/common/logger.js';
 import { IpcBroker } from '../lib/transports/ipc/ipc.broker.js';
 import { IpcClient } from '../lib/transports/ipc/ipc.client.js';
 import { IpcTransport } from '../lib/transports/ipc/ipc.transport.js';
+import { callgrindInstrumentation } from './harness/harness.callgrind.js';
 import { WirePoster } from './ipc.wire-poster.js';
 
 const WORKERS = 4;
 const POSTS = Number(process.env.POSTS ?? 30_000);
+/** Posts per worker before the measured ones (WARMUP, default 5,000). */
+const WARMUP = Number(process.env.WARMUP ?? 5000);
 const MODE = process.env.MODE === 'bus' ? 'bus' : 'wire';
 const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 256);
 const PAD = 'x'.repeat(48);
@@ -40,10 +46,10 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-ipc-inprocess-'));
 const socketPath = path.join(dir, 's.sock');
 const broker = new IpcBroker({ socketPath, workerCount: WORKERS }, { logger: silentLogger });
 await broker.listen();
-const expected = WORKERS * WORKERS * POSTS;
+let posts = 0;
+let expected = 0;
 let delivered = 0;
-let finish!: () => void;
-const finished = new Promise<void>(resolve => (finish = resolve));
+let finish = (): void => undefined;
 const state = Array.from({ length: WORKERS }, () => ({ sent: 0, back: 0 }));
 
 /** Each worker's way to post and to close. */
@@ -101,19 +107,33 @@ for (let id = 0; id < WORKERS; id++) {
 function pump(id: number): void {
   const s = state[id];
   const poster = posters[id];
-  while (s.sent < POSTS && s.sent - s.back < IN_FLIGHT) {
+  while (s.sent < posts && s.sent - s.back < IN_FLIGHT) {
     poster.send({ t: Date.now(), w: id, i: s.sent++, pad: PAD });
   }
 }
 
+/** Each worker posts `count` more and waits for every delivery of them. */
+async function phase(count: number): Promise<void> {
+  posts += count;
+  expected += WORKERS * WORKERS * count;
+  const finished = new Promise<void>(resolve => (finish = resolve));
+  for (let id = 0; id < WORKERS; id++) pump(id);
+  await finished;
+}
+
+// Untimed first: the optimizing compiler's work on the path is not the path's cost.
+await phase(WARMUP);
+const deliveredBefore = delivered;
+await callgrindInstrumentation('on');
 const cpuAtStart = process.cpuUsage();
 const startedAt = performance.now();
-for (let id = 0; id < WORKERS; id++) pump(id);
-await finished;
+await phase(POSTS);
 const cpu = process.cpuUsage(cpuAtStart);
 const seconds = (performance.now() - startedAt) / 1000;
+await callgrindInstrumentation('off');
+const measured = delivered - deliveredBefore;
 console.log(
-  `ipc in-process (${MODE}): ${delivered} deliveries, ${((cpu.user + cpu.system) / delivered).toFixed(3)} µs CPU each, ${Math.round(delivered / seconds)} deliveries/s`,
+  `ipc in-process (${MODE}): ${measured} deliveries, ${((cpu.user + cpu.system) / measured).toFixed(3)} µs CPU each, ${Math.round(measured / seconds)} deliveries/s`,
 );
 await Promise.all(posters.map(poster => poster.close()));
 await broker.close();
