@@ -12,7 +12,7 @@ import type { Delivery, Transport } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import { Dispatcher, isThenable } from './event-bus.dispatcher.js';
 import { EnvelopeFactory, NO_HEADERS } from './event-bus.envelope.js';
-import { busOrigin, ID_BLOCK, ID_DIGITS } from './event-bus.ids.js';
+import { busOrigin, ID_LENGTH, ID_TEXT_LENGTH } from './event-bus.ids.js';
 import { IdleWaiters } from './event-bus.idle.js';
 import { BusDrainingError, IdleTimeoutError } from './event-bus.errors.js';
 import {
@@ -391,8 +391,10 @@ export class EventBus {
       if (tooLarge !== undefined) return Promise.reject(tooLarge);
     }
     const ids = factory.ids;
-    if (ids.next === ID_BLOCK) ids.renew();
-    const id = ids.prefix + ID_DIGITS[ids.next++];
+    if (ids.offset === ID_TEXT_LENGTH) ids.renew();
+    const at = ids.offset;
+    ids.offset = at + ID_LENGTH;
+    const id = ids.text.slice(at, at + ID_LENGTH);
     let occurredAt: string;
     if (factory.readingUses > 0) {
       factory.readingUses--;
@@ -561,8 +563,10 @@ export class EventBus {
     // EnvelopeFactory.local's event, built here (same fields, same order).
     const factory = this.factory;
     const ids = factory.ids;
-    if (ids.next === ID_BLOCK) ids.renew();
-    const id = ids.prefix + ID_DIGITS[ids.next++];
+    if (ids.offset === ID_TEXT_LENGTH) ids.renew();
+    const at = ids.offset;
+    ids.offset = at + ID_LENGTH;
+    const id = ids.text.slice(at, at + ID_LENGTH);
     let occurredAt: string;
     if (factory.readingUses > 0) {
       factory.readingUses--;

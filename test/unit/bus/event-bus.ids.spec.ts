@@ -1,4 +1,4 @@
-import { UuidSource } from '../../../lib/bus/event-bus.ids.js';
+import { ID_BLOCK, UuidSource } from '../../../lib/bus/event-bus.ids.js';
 
 const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -14,11 +14,21 @@ describe('UuidSource', () => {
     expect(seen.size).toBe(10_000);
   });
 
+  it('counts through a block in its last two hex digits, one prefix per block', () => {
+    const source = new UuidSource();
+    const block = Array.from({ length: ID_BLOCK }, () => source.uuid());
+    expect(new Set(block.map(id => id.slice(0, 34))).size).toBe(1);
+    expect(block.map(id => id.slice(34))).toEqual(
+      Array.from({ length: ID_BLOCK }, (_, i) => i.toString(16).padStart(2, '0')),
+    );
+    expect(source.uuid().slice(0, 34)).not.toBe(block[0].slice(0, 34));
+  });
+
   it('draws fresh random bits for each block (two sources never share one)', () => {
     const prefixes = new Set<string>();
     for (let s = 0; s < 50; s++) {
       const source = new UuidSource();
-      for (let i = 0; i < 256 * 2; i++) prefixes.add(source.uuid().slice(0, 34));
+      for (let i = 0; i < ID_BLOCK * 2; i++) prefixes.add(source.uuid().slice(0, 34));
     }
     expect(prefixes.size).toBe(100);
   });
