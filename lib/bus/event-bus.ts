@@ -2,6 +2,7 @@ import { BehaviorSubject, type Observable } from 'rxjs';
 import { describeValue } from '../common/options.validation.js';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
+import { fastStringPrototype } from '../common/fast-string-prototype.js';
 import { currentInstrumentation } from '../common/instrumentation.js';
 import { logLine } from '../common/log-line.js';
 import { TransportClosedError } from '../common/errors.js';
@@ -96,6 +97,9 @@ export class EventBus {
   /** @throws InvalidOptionsError naming the option, the rule and the value given. */
   constructor(options: EventBusOptions) {
     const resolved = resolveEventBusOptions(options);
+    // Posts slice each id from its block's text (event-bus.ids.ts): a string
+    // method, generic while String.prototype is in setup mode.
+    fastStringPrototype();
     this.transport = resolved.transport;
     this.logger = resolved.logger;
     this.clock = resolved.clock;
