@@ -13,7 +13,7 @@ import type { Delivery, Transport } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import { Dispatcher, isThenable } from './event-bus.dispatcher.js';
 import { EnvelopeFactory, NO_HEADERS } from './event-bus.envelope.js';
-import { busOrigin, ID_LENGTH, ID_TEXT_LENGTH } from './event-bus.ids.js';
+import { busOrigin, ID_DIGITS, ID_LENGTH, ID_TEXT_LENGTH, ROPE_BLOCK } from './event-bus.ids.js';
 import { IdleWaiters } from './event-bus.idle.js';
 import { BusDrainingError, IdleTimeoutError } from './event-bus.errors.js';
 import {
@@ -130,6 +130,8 @@ export class EventBus {
         name: this.transport.name,
         postsInTransaction: this.transport.features.postsInTransaction === true,
       },
+      // What leaves the process has its ids written by the transport.
+      this.transport.features.reach !== 'process',
     );
     this.outbox = new Outbox(
       this.transport,
@@ -395,10 +397,16 @@ export class EventBus {
       if (tooLarge !== undefined) return Promise.reject(tooLarge);
     }
     const ids = factory.ids;
-    if (ids.offset === ID_TEXT_LENGTH) ids.renew();
-    const at = ids.offset;
-    ids.offset = at + ID_LENGTH;
-    const id = ids.text.slice(at, at + ID_LENGTH);
+    let id: string;
+    if (factory.flatIds) {
+      if (ids.offset === ID_TEXT_LENGTH) ids.renew();
+      const at = ids.offset;
+      ids.offset = at + ID_LENGTH;
+      id = ids.text.slice(at, at + ID_LENGTH);
+    } else {
+      if (ids.next === ROPE_BLOCK) ids.renewPrefix();
+      id = ids.prefix + ID_DIGITS[ids.next++];
+    }
     let occurredAt: string;
     if (factory.readingUses > 0) {
       factory.readingUses--;
@@ -567,10 +575,8 @@ export class EventBus {
     // EnvelopeFactory.local's event, built here (same fields, same order).
     const factory = this.factory;
     const ids = factory.ids;
-    if (ids.offset === ID_TEXT_LENGTH) ids.renew();
-    const at = ids.offset;
-    ids.offset = at + ID_LENGTH;
-    const id = ids.text.slice(at, at + ID_LENGTH);
+    if (ids.next === ROPE_BLOCK) ids.renewPrefix();
+    const id = ids.prefix + ID_DIGITS[ids.next++];
     let occurredAt: string;
     if (factory.readingUses > 0) {
       factory.readingUses--;
