@@ -1,6 +1,5 @@
 import { systemClock, type Clock } from '../common/clock.js';
 import { InvalidEventError, PayloadTooLargeError } from '../common/errors.js';
-import { PlainEnvelope } from '../common/plain-envelope.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import type { Envelope, HeraldEvent } from '../interfaces/envelope.interface.js';
 import { UuidSource } from './event-bus.ids.js';
@@ -136,14 +135,14 @@ export class EnvelopeFactory {
     // the optional fields (key, unique, headers): 24 bytes fewer per post,
     // and the envelope lives until the transport accepted it (issue 24).
     if (options === undefined) {
-      return new PlainEnvelope(
-        this.flatIds ? this.ids.flatUuid() : this.ids.uuid(),
+      return {
+        id: this.flatIds ? this.ids.flatUuid() : this.ids.uuid(),
         source,
         event,
         payload,
-        this.origin,
-        this.isoNow(),
-      );
+        origin: this.origin,
+        occurredAt: this.isoNow(),
+      };
     }
     return this.withOptions(source, event, payload, options);
   }

@@ -3,7 +3,6 @@ import { describeValue } from '../common/options.validation.js';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
 import { fastStringPrototype } from '../common/fast-string-prototype.js';
-import { PlainEnvelope } from '../common/plain-envelope.js';
 import { currentInstrumentation } from '../common/instrumentation.js';
 import { logLine } from '../common/log-line.js';
 import { TransportClosedError } from '../common/errors.js';
@@ -415,14 +414,14 @@ export class EventBus {
     } else {
       occurredAt = factory.isoNow();
     }
-    const envelope: Envelope = new PlainEnvelope(
+    const envelope: Envelope = {
       id,
       source,
       event,
       payload,
-      this.origin,
+      origin: this.origin,
       occurredAt,
-    );
+    };
     this.counters.posted++;
     this.loopback.expect(envelope);
     const outbox = this.outbox;
