@@ -113,6 +113,11 @@ export class EnvelopeFactory {
       readonly name: string;
       readonly postsInTransaction: boolean;
     },
+    /**
+     * Envelopes leave the process (a transport writes their ids): flat ids
+     * ({@link UuidSource.flatUuid}), else ropes. Read by `EventBus.post`.
+     */
+    readonly flatIds = false,
   ) {}
 
   /** A validated envelope; throws the typed error of the first problem. */
@@ -131,7 +136,7 @@ export class EnvelopeFactory {
     // and the envelope lives until the transport accepted it (issue 24).
     if (options === undefined) {
       return {
-        id: this.ids.uuid(),
+        id: this.flatIds ? this.ids.flatUuid() : this.ids.uuid(),
         source,
         event,
         payload,
@@ -178,7 +183,7 @@ export class EnvelopeFactory {
       if (typeof (tx as { query?: unknown } | null)?.query !== 'function')
         throw new InvalidEventError('tx must be a database client with query(text, values)');
     }
-    const id = this.ids.uuid();
+    const id = this.flatIds ? this.ids.flatUuid() : this.ids.uuid();
     const key = options.key === undefined ? undefined : validKey(options.key);
     const headers = options.headers === undefined ? undefined : validHeaders(options.headers);
     const occurredAt = this.isoNow();

@@ -2,6 +2,7 @@ import { BehaviorSubject, type Observable } from 'rxjs';
 import { describeValue } from '../common/options.validation.js';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
+import { fastStringPrototype } from '../common/fast-string-prototype.js';
 import { currentInstrumentation } from '../common/instrumentation.js';
 import { logLine } from '../common/log-line.js';
 import { TransportClosedError } from '../common/errors.js';
@@ -12,7 +13,7 @@ import type { Delivery, Transport } from '../interfaces/transport.interface.js';
 import type { BusInstrumentation } from '../interfaces/instrumentation.interface.js';
 import { Dispatcher, isThenable } from './event-bus.dispatcher.js';
 import { EnvelopeFactory, NO_HEADERS } from './event-bus.envelope.js';
-import { busOrigin, ID_BLOCK, ID_DIGITS } from './event-bus.ids.js';
+import { busOrigin, ID_DIGITS, ID_LENGTH, ID_TEXT_LENGTH, ROPE_BLOCK } from './event-bus.ids.js';
 import { IdleWaiters } from './event-bus.idle.js';
 import { BusDrainingError, IdleTimeoutError } from './event-bus.errors.js';
 import {
@@ -96,6 +97,9 @@ export class EventBus {
   /** @throws InvalidOptionsError naming the option, the rule and the value given. */
   constructor(options: EventBusOptions) {
     const resolved = resolveEventBusOptions(options);
+    // Posts slice each id from its block's text (event-bus.ids.ts): a string
+    // method, generic while String.prototype is in setup mode.
+    fastStringPrototype();
     this.transport = resolved.transport;
     this.logger = resolved.logger;
     this.clock = resolved.clock;
@@ -126,6 +130,8 @@ export class EventBus {
         name: this.transport.name,
         postsInTransaction: this.transport.features.postsInTransaction === true,
       },
+      // What leaves the process has its ids written by the transport.
+      this.transport.features.reach !== 'process',
     );
     this.outbox = new Outbox(
       this.transport,
@@ -391,8 +397,16 @@ export class EventBus {
       if (tooLarge !== undefined) return Promise.reject(tooLarge);
     }
     const ids = factory.ids;
-    if (ids.next === ID_BLOCK) ids.renew();
-    const id = ids.prefix + ID_DIGITS[ids.next++];
+    let id: string;
+    if (factory.flatIds) {
+      if (ids.offset === ID_TEXT_LENGTH) ids.renew();
+      const at = ids.offset;
+      ids.offset = at + ID_LENGTH;
+      id = ids.text.slice(at, at + ID_LENGTH);
+    } else {
+      if (ids.next === ROPE_BLOCK) ids.renewPrefix();
+      id = ids.prefix + ID_DIGITS[ids.next++];
+    }
     let occurredAt: string;
     if (factory.readingUses > 0) {
       factory.readingUses--;
@@ -561,7 +575,7 @@ export class EventBus {
     // EnvelopeFactory.local's event, built here (same fields, same order).
     const factory = this.factory;
     const ids = factory.ids;
-    if (ids.next === ID_BLOCK) ids.renew();
+    if (ids.next === ROPE_BLOCK) ids.renewPrefix();
     const id = ids.prefix + ID_DIGITS[ids.next++];
     let occurredAt: string;
     if (factory.readingUses > 0) {
