@@ -2,6 +2,7 @@ import { BehaviorSubject, type Observable } from 'rxjs';
 import { describeValue } from '../common/options.validation.js';
 import type { Clock } from '../common/clock.js';
 import { describeError } from '../common/describe-error.js';
+import { EnvelopeRecord } from '../common/envelope-record.js';
 import { fastStringPrototype } from '../common/fast-string-prototype.js';
 import { currentInstrumentation } from '../common/instrumentation.js';
 import { logLine } from '../common/log-line.js';
@@ -414,14 +415,15 @@ export class EventBus {
     } else {
       occurredAt = factory.isoNow();
     }
-    const envelope: Envelope = {
+    // A class instance, not a literal: V8 never pretenures it (see EnvelopeRecord).
+    const envelope: Envelope = new EnvelopeRecord(
       id,
       source,
       event,
       payload,
-      origin: this.origin,
+      this.origin,
       occurredAt,
-    };
+    );
     this.counters.posted++;
     this.loopback.expect(envelope);
     const outbox = this.outbox;
