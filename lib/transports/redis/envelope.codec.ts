@@ -1,3 +1,4 @@
+import { EnvelopeRecord } from '../../common/envelope-record.js';
 import type { Envelope } from '../../interfaces/envelope.interface.js';
 import { StreamEntryError } from './redis.errors.js';
 import type { StreamEntryFields, ValueAffix } from './stream.publisher.options.js';
@@ -275,7 +276,7 @@ function decodeSeenOneField(value: string): Envelope | undefined {
     return undefined;
   // No key, unique or headers members: the shape of a post's envelope
   // (EnvelopeFactory), 24 bytes fewer per event than with them undefined.
-  return new ReadEnvelope(
+  return new EnvelopeRecord(
     value.slice(2, close),
     seen.source,
     seen.event,
@@ -316,29 +317,6 @@ function decode(herald: string | undefined, payload: string | undefined): Envelo
 }
 
 /**
- * An envelope read with the common header (no key, unique or headers
- * members: the shape of a post's envelope, 24 bytes fewer per event than
- * with them undefined). A class, not an object literal: V8 pretenures a
- * literal's allocation site once a scavenge finds nearly all it made since
- * the last one alive (a batch of deliveries whose handlers have not settled
- * yet), and from then on made every envelope read in the old generation,
- * where it died and kept its id and payload strings alive through the
- * scavenges (`--allow-natives-syntax` probe, bench/redis-before-after.ts
- * herald, 60k events: in 2 of the 3 runs that went bad, 60,000 of 62,000
- * envelopes read were made old). Constructor calls have no allocation site.
- */
-export class ReadEnvelope implements Envelope {
-  constructor(
-    readonly id: string,
-    readonly source: string,
-    readonly event: string,
-    readonly payload: string,
-    readonly origin: string,
-    readonly occurredAt: string,
-  ) {}
-}
-
-/**
  * The envelope of the header `text[0..end)`: the whole field (two-field)
  * or the value up to its newline (one-field), read in place.
  */
@@ -355,7 +333,7 @@ function decodeHeader(text: string, end: number, payload: string): Envelope {
     const id = text.slice(2, close);
     // Byte for byte the members of a header already read (and checked): the same values.
     if (PLAIN_ID.test(id))
-      return new ReadEnvelope(id, seen.source, seen.event, payload, seen.origin, seen.occurredAt);
+      return new EnvelopeRecord(id, seen.source, seen.event, payload, seen.origin, seen.occurredAt);
   }
   const headerText = end === text.length ? text : text.slice(0, end);
   const envelope = decodeParsed(headerText, payload);
@@ -399,7 +377,7 @@ function decodeParsed(headerText: string, payload: string): Envelope {
   const headers = decodeHeaders(header[7]);
   // The common header: the shape of the fast paths' envelopes (no member undefined).
   if (key === undefined && unique === undefined && headers === undefined)
-    return new ReadEnvelope(id, source, event, payload, origin, occurredAt);
+    return new EnvelopeRecord(id, source, event, payload, origin, occurredAt);
   return { id, source, event, payload, origin, occurredAt, key, unique, headers };
 }
 

@@ -2,6 +2,7 @@
 // both entry layouts (herald, mainflux) share its connect, publish, receive and
 // close paths; each layout's encoding lives in its own file.
 import type { Observable } from 'rxjs';
+import { EnvelopeRecord } from '../../common/envelope-record.js';
 import { describeError } from '../../common/describe-error.js';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import { StateMachine } from '../../common/state-machine.js';
@@ -22,7 +23,6 @@ import {
   encodeEnvelopeParts,
   encodeEnvelopeValues,
   envelopeAffix,
-  ReadEnvelope,
 } from './envelope.codec.js';
 import { decodeMainfluxEntry, encodeMainfluxEntry } from './mainflux.layout.js';
 import { CONNECTION_TRANSITIONS } from './redis.connection.js';
@@ -109,10 +109,10 @@ class EntryDelivery implements Delivery, Held {
 
 /**
  * What a delivery holds until its entry is decoded (never handed to the
- * bus): a {@link ReadEnvelope}, like the envelopes decoded, so the field
- * keeps one map of value from the first delivery on.
+ * bus): an {@link EnvelopeRecord}, like the envelopes decoded and posted,
+ * so the field keeps one map of value from the first delivery on.
  */
-const UNDECODED: Envelope = new ReadEnvelope('', '', '', '', '', '');
+const UNDECODED: Envelope = new EnvelopeRecord('', '', '', '', '', '');
 
 /** Shaped as a transport's reader and counters: a delivery's `reader` and a reader's `counters` keep one map each. */
 const KEEP_READER = {
