@@ -139,6 +139,15 @@ const WRITTEN: StreamEntryFields = Object.freeze([]);
 /** An event's fate after a write: its entry id, the error of its XADD, or its encoder's refusal. */
 type WriteResult = string | Error | NotEncoded;
 
+/**
+ * `Buffer#write` and `TypedArray#set` called through these: as
+ * `data.write(...)` they are generic property loads in optimized code
+ * (`--print-opt-code`: a LoadICTrampoline call before each, ~3 per event
+ * in writeParts by callgrind); a constant function with `.call` is a direct call.
+ */
+const bufferWrite: (this: Buffer, text: string, offset: number) => number = Buffer.prototype.write;
+const bytesSet = Uint8Array.prototype.set;
+
 /** `value` as the content of a JSON string: `JSON.stringify` without the quotes. */
 function jsonContent(value: string): string {
   return JSON.stringify(value).slice(1, -1);
@@ -174,11 +183,11 @@ function entryFields(encoded: StreamEntryFields, affix: ValueAffix | undefined):
  * @returns its size in bytes
  */
 function writeJsonContent(data: Buffer, offset: number, value: string): number {
-  const size = data.write(value, offset);
+  const size = bufferWrite.call(data, value, offset);
   for (let i = offset, end = offset + size; i < end; i++) {
     const byte = data[i];
     if (byte < 0x20 || byte === 0x22 || byte === 0x5c || byte >= 0x80)
-      return data.write(jsonContent(value), offset);
+      return bufferWrite.call(data, jsonContent(value), offset);
   }
   return size;
 }
@@ -220,6 +229,27 @@ const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
 const REPEATED_PLACES = 8;
 /** ...of parts up to this many characters. */
 const REPEATED_MAX_CHARS = 1024;
+
+/**
+ * A place whose part changed this many times in a row (an event's id) is
+ * no longer compared with the part before, but once in {@link REPEATED_PROBE}
+ * values: comparing two equal-length strings that are not the same string
+ * goes through V8's runtime when one is not flat-sequential (the ids are
+ * sliced strings: String::SlowEquals + SlowGetFlatContent, ~146 instructions
+ * a compare by callgrind, twice per event before).
+ */
+const REPEATED_MISSES = 4;
+/** See {@link REPEATED_MISSES}; a power of two. */
+const REPEATED_PROBE = 64;
+
+/** {@link StreamPublisher.writeParts}: the last part written at a place of a value in parts. */
+class RepeatedPart {
+  text = '';
+  /** Its bytes, once it came twice in a row. */
+  bytes: Buffer | undefined = undefined;
+  /** How many times in a row the part here was not the one before. */
+  misses = 0;
+}
 
 /** Bytes a value's size takes in the sizes argument: four, big-endian. */
 const SIZE_BYTES = 4;
@@ -280,9 +310,9 @@ export class StreamPublisher<T = StreamEvent> {
   /** Where {@link scriptArgs} writes a batch's values (up to {@link SCRATCH_MAX_BYTES}, kept). */
   private scratch = Buffer.alloc(0);
   /** {@link writeParts}: by place in a value in parts, the last part written there, and its bytes once it repeated. */
-  private readonly repeated: { text: string; bytes: Buffer | undefined }[] = Array.from(
+  private readonly repeated: RepeatedPart[] = Array.from(
     { length: REPEATED_PLACES },
-    () => ({ text: '', bytes: undefined }),
+    () => new RepeatedPart(),
   );
   /** Where {@link scriptArgs} writes the values' sizes (kept likewise). */
   private sizeScratch = Buffer.alloc(0);
@@ -865,7 +895,10 @@ export class StreamPublisher<T = StreamEvent> {
             // In parts: one after the other, one value for Redis.
             size = this.writeParts(data, offset, value);
           } else {
-            size = j === json ? writeJsonContent(data, offset, value) : data.write(value, offset);
+            size =
+              j === json
+                ? writeJsonContent(data, offset, value)
+                : bufferWrite.call(data, value, offset);
           }
           sizesEnd = writeSize(sizes, sizesEnd, size);
           offset += size;
@@ -898,23 +931,38 @@ export class StreamPublisher<T = StreamEvent> {
     const repeated = this.repeated;
     for (let k = 0; k < parts.length; k++) {
       const part = parts[k];
-      const seen = k < repeated.length ? repeated[k] : undefined;
-      if (seen !== undefined && seen.bytes !== undefined && part === seen.text) {
-        const bytes = seen.bytes;
+      if (k >= repeated.length || part.length > REPEATED_MAX_CHARS) {
+        at += bufferWrite.call(data, part, at);
+        continue;
+      }
+      const seen = repeated[k];
+      const misses = seen.misses;
+      if (misses >= REPEATED_MISSES && (misses & (REPEATED_PROBE - 1)) !== 0) {
+        // A place that keeps changing (an id): written, not compared (see REPEATED_MISSES).
+        // Kept within [REPEATED_PROBE, 2 * REPEATED_PROBE): a small integer however long it runs.
+        seen.misses = misses + 1 < 2 * REPEATED_PROBE ? misses + 1 : REPEATED_PROBE;
+        seen.text = part;
+        at += bufferWrite.call(data, part, at);
+        continue;
+      }
+      const same = part === seen.text;
+      const bytes = seen.bytes;
+      if (same && bytes !== undefined) {
         // A few bytes by hand: TypedArray#set costs about 150 instructions a call (callgrind).
         if (bytes.length <= 8) for (let i = 0; i < bytes.length; i++) data[at + i] = bytes[i];
-        else data.set(bytes, at);
+        else bytesSet.call(data, bytes, at);
         at += bytes.length;
         continue;
       }
-      const size = data.write(part, at);
-      if (seen !== undefined && part.length <= REPEATED_MAX_CHARS) {
-        // Its bytes kept once it came twice in a row: a part that changes every time (an id) costs no copy.
-        if (part === seen.text) seen.bytes = Buffer.from(data.subarray(at, at + size));
-        else {
-          seen.text = part;
-          seen.bytes = undefined;
-        }
+      const size: number = bufferWrite.call(data, part, at);
+      // Its bytes kept once it came twice in a row: a part that changes every time (an id) costs no copy.
+      if (same) {
+        seen.bytes = Buffer.from(data.subarray(at, at + size));
+        seen.misses = 0;
+      } else {
+        seen.text = part;
+        seen.bytes = undefined;
+        seen.misses = misses + 1;
       }
       at += size;
     }
