@@ -430,16 +430,7 @@ export class StreamPublisher<T = StreamEvent> {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) =>
-      this.enqueue(
-        new Pending(
-          stream,
-          fields,
-          affix,
-          fields === undefined ? item : undefined,
-          new SingleWaiter(resolve, reject),
-          0,
-        ),
-      ),
+      this.queue(stream, item, fields, affix, new SingleWaiter(resolve, reject), 0),
     );
   }
 
@@ -473,18 +464,23 @@ export class StreamPublisher<T = StreamEvent> {
           waiter.settle(index, asError(error));
           continue;
         }
-        this.enqueue(
-          new Pending(
-            stream,
-            fields,
-            affix,
-            fields === undefined ? item : undefined,
-            waiter,
-            index,
-          ),
-        );
+        this.queue(stream, item, fields, affix, waiter, index);
       }
     });
+  }
+
+  /** Queues an accepted item: its fields, or with `encodeOnWrite` the item itself, encoded when written. */
+  private queue(
+    stream: string,
+    item: T,
+    fields: StreamEntryFields | undefined,
+    affix: ValueAffix | undefined,
+    waiter: Waiter,
+    index: number,
+  ): void {
+    this.enqueue(
+      new Pending(stream, fields, affix, fields === undefined ? item : undefined, waiter, index),
+    );
   }
 
   /** Cluster mode: a stream named at publish needs a hash tag too. @throws InvalidOptionsError */
