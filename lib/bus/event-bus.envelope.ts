@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../common/clock.js';
 import { InvalidEventError, PayloadTooLargeError } from '../common/errors.js';
+import { EnvelopeRecord } from '../common/envelope-record.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import type { Envelope, HeraldEvent } from '../interfaces/envelope.interface.js';
 import { UuidSource } from './event-bus.ids.js';
@@ -134,15 +135,17 @@ export class EnvelopeFactory {
     // Most posts have no options: nothing to check, and an envelope without
     // the optional fields (key, unique, headers): 24 bytes fewer per post,
     // and the envelope lives until the transport accepted it (issue 24).
+    // The class `post` makes too: one map, and never pretenured (posts
+    // queued while disconnected come out of here a thousand at a time).
     if (options === undefined) {
-      return {
-        id: this.flatIds ? this.ids.flatUuid() : this.ids.uuid(),
+      return new EnvelopeRecord(
+        this.flatIds ? this.ids.flatUuid() : this.ids.uuid(),
         source,
         event,
         payload,
-        origin: this.origin,
-        occurredAt: this.isoNow(),
-      };
+        this.origin,
+        this.isoNow(),
+      );
     }
     return this.withOptions(source, event, payload, options);
   }
