@@ -13,8 +13,9 @@ import type { Envelope } from '../interfaces/envelope.interface.js';
  * strings alive through the remembered set: 1.1–2.6 MB promoted per
  * scavenge instead of 0.35–0.6, the old generation climbing, 6–8 ms
  * scavenges and concurrent marking (`--trace-pretenuring`: (created, found)
- * ≈ (985, 985) then "tenure" in every slow run of bench:redis, in none of the
- * fast ones; `--no-allocation-site-pretenuring` made 5 of 5 runs fast).
+ * ≈ (985, 985) then "tenure" in every slow run of bench/redis-before-after.ts
+ * (herald, BENCH_SINGLE), in none of the fast ones;
+ * `--no-allocation-site-pretenuring` made 5 of 5 runs fast).
  * `new` of a class has no allocation site, so nothing is ever pretenured.
  * The same member order as the literal it replaces: the same fields.
  */

@@ -149,20 +149,16 @@ export interface FramedRead {
  * when it is taken, just before its dispatch: what a read keeps until then is
  * its reply's bytes (a Buffer, outside the JS heap).
  *
- * Why: a batch parsed whole up front (1000 `[id, fields]` arrays and their
- * field arrays and strings, made in one burst) is all alive at a scavenge
- * that falls while it is dispatched. V8's allocation-site pretenuring reads
- * that as "everything this site makes survives" (`--trace-pretenuring`: the
- * two per-entry sites at (created, found) = (985, 985), ratio 1.0 => tenure)
- * and from then on allocates every entry's arrays directly in the old
- * generation, where they die: the young strings they point to are kept by
- * the remembered set and promoted, the old generation climbs, scavenges take
- * 6-8 ms instead of 2 and concurrent marking runs on helper threads. In
- * bench/redis-before-after.ts (herald, 60k events, BENCH_SINGLE) that was
- * the "bad mode": 1.3-2.5 MB promoted per scavenge instead of 0.4-0.6 in
- * about half the runs; with --no-allocation-site-pretenuring 5 runs of 5
- * stayed at 0.55-0.59 MB. Taken one at a time, what a scavenge finds alive
- * is the few entries whose handlers have not settled, not a whole batch.
+ * Why: a batch parsed whole up front is 1000 `[id, fields]` arrays, their
+ * field arrays and strings, made in one burst and all alive while the batch
+ * is dispatched. Taken one at a time, what a scavenge finds alive is the
+ * few entries whose handlers have not settled. This was written while
+ * looking for redis's bad GC mode, and it was not its cause: a probe found
+ * these arrays never made in the old generation (the cause was
+ * allocation-site pretenuring of per-event literals, see EnvelopeRecord).
+ * Kept because it paid a little in time (bench/redis-before-after.ts,
+ * interleaved, 8 rounds x 30k events: herald 0.90x, parts 0.85x, ranges
+ * crossing 1) and lets go of each entry once dispatched.
  */
 export interface EntryBatch {
   /** How many entries the read returned. */

@@ -186,7 +186,7 @@ export abstract class GroupReader extends SubscriberUpkeep {
         prefetched.catch(() => undefined); // awaited next turn; a close() meanwhile must not leave it unhandled
       }
       try {
-        // Each entry made as it is dispatched (see EntryBatch: a batch made whole was pretenured).
+        // Each entry made as it is dispatched (see EntryBatch).
         for (let entry = entries.next(); entry !== undefined; entry = entries.next())
           this.dispatch(entry, 1);
       } catch (error) {
