@@ -203,8 +203,7 @@ function malformed(): Error {
 /**
  * The read script's reply ({@link READ_BATCH} in redis.scripts.ts), parsed
  * one entry at a time: `=<count> <last id>` first, then the gap line, if
- * any, then the entries. A reply without the count line (an older script)
- * is counted by a walk over its framing first. The whole reply is checked
+ * any, then the entries (a reply of no entries has no count line). The whole reply is checked
  * for UTF-8 once: every field is framed by ASCII (its size line before, the
  * next line after), so a reply that is valid UTF-8 has every field valid,
  * and only a reply that is not is checked field by field (to dead-letter the
@@ -223,16 +222,17 @@ export class FramedBatch implements EntryBatch {
 
   constructor(buffer: Buffer) {
     let at = 0;
-    let size = -1;
+    // The read script always sends the count line before its entries (a
+    // reply comes from the script of this very source, by its SHA); a reply
+    // without one holds at most a gap line.
+    let size = 0;
     let lastId: string | undefined;
     if (buffer.length > 0 && buffer[0] === 61 /* = */) {
       const newline = buffer.indexOf(10);
       const space = buffer.indexOf(32);
-      if (newline < 0) throw malformed();
-      if (space > 0 && space < newline) {
-        size = framedNumber(buffer, 1, space);
-        lastId = buffer.toString('latin1', space + 1, newline);
-      } else size = framedNumber(buffer, 1, newline);
+      if (newline < 0 || space < 0 || space > newline) throw malformed();
+      size = framedNumber(buffer, 1, space);
+      lastId = buffer.toString('latin1', space + 1, newline);
       at = newline + 1;
     }
     if (at < buffer.length && buffer[at] === 35 /* # */) {
@@ -244,7 +244,7 @@ export class FramedBatch implements EntryBatch {
     this.buffer = buffer;
     this.at = at;
     this.valid = isUtf8(buffer);
-    if (size < 0) [size, lastId] = countFramed(buffer, at);
+    if (lastId === undefined && at < buffer.length) throw malformed();
     this.size = size;
     this.lastId = lastId;
   }
@@ -316,33 +316,6 @@ export class FramedBatch implements EntryBatch {
     this.taken++;
     return entry;
   }
-}
-
-/** The entries framed from `at` on, and the last one's id: a walk over the framing, no field decoded. */
-function countFramed(buffer: Buffer, at: number): [number, string | undefined] {
-  let size = 0;
-  let lastId: string | undefined;
-  const length = buffer.length;
-  while (at < length) {
-    let newline = buffer.indexOf(10, at);
-    if (newline < 0) throw malformed();
-    const idAt = at;
-    const idEnd = newline;
-    at = newline + 1;
-    newline = buffer.indexOf(10, at);
-    if (newline < 0) throw malformed();
-    const count = framedNumber(buffer, at, newline);
-    at = newline + 1;
-    for (let i = 0; i < count; i++) {
-      newline = buffer.indexOf(10, at);
-      if (newline < 0) throw malformed();
-      at = newline + 1 + framedNumber(buffer, at, newline);
-    }
-    if (at > length) throw malformed();
-    lastId = buffer.toString('latin1', idAt, idEnd);
-    size++;
-  }
-  return [size, lastId];
 }
 
 /**

@@ -6,9 +6,13 @@ import {
   parseGap,
 } from '../../../../lib/transports/redis/stream.entry.js';
 
-/** Frames entries as the read script does. */
+/** Frames entries as the read script does: its count line (unless `head` has one), `head`, the entries. */
 function frame(entries: [string, Buffer[]][], head = ''): Buffer {
-  const parts: Buffer[] = [Buffer.from(head)];
+  const count =
+    entries.length === 0 || head.startsWith('=')
+      ? ''
+      : `=${entries.length} ${entries[entries.length - 1][0]}\n`;
+  const parts: Buffer[] = [Buffer.from(count + head)];
   for (const [id, fields] of entries) {
     parts.push(Buffer.from(`${id}\n${fields.length}\n`));
     for (const field of fields) parts.push(Buffer.from(`${field.length}\n`), field);
@@ -77,10 +81,11 @@ describe('stream entries as read', () => {
   });
 
   it('refuses a malformed reply', () => {
-    expect(() => parseFramedEntries(Buffer.from('1-0\n2\n1\na1'))).toThrow(/malformed/);
-    expect(() => parseFramedEntries(Buffer.from('1-0\n2'))).toThrow(/malformed/);
-    expect(() => parseFramedEntries(Buffer.from('1-0'))).toThrow(/malformed/);
-    expect(() => parseFramedEntries(Buffer.from('1-0\n1\n9\nab'))).toThrow(/malformed/);
+    expect(() => parseFramedEntries(Buffer.from('=1 1-0\n1-0\n2\n1\na1'))).toThrow(/malformed/);
+    expect(() => parseFramedEntries(Buffer.from('=1 1-0\n1-0\n2'))).toThrow(/malformed/);
+    expect(() => parseFramedEntries(Buffer.from('=1 1-0\n1-0'))).toThrow(/malformed/);
+    expect(() => parseFramedEntries(Buffer.from('=1 1-0\n1-0\n1\n9\nab'))).toThrow(/malformed/);
+    expect(() => parseFramedEntries(Buffer.from('=1\n1-0\n1\n1\na'))).toThrow(/malformed/);
   });
 
   it('turns Buffer replies into text entries, flagging bytes that are not UTF-8', () => {
@@ -113,9 +118,11 @@ describe('stream entries as read', () => {
       expect(batch.next()).toBeUndefined();
     });
 
-    it('counts a reply without the count line by its framing', () => {
-      const batch = new FramedBatch(frame(two));
-      expect([batch.size, batch.lastId]).toEqual([2, '2-5']);
+    it('refuses entries without the count line, and reads a reply of no entries', () => {
+      expect(() => new FramedBatch(Buffer.from('1-0\n1\n1\na'))).toThrow(/malformed/);
+      const empty = new FramedBatch(Buffer.from('#3 0-0 1-0\n'));
+      expect([empty.size, empty.lastId, empty.next()]).toEqual([0, undefined, undefined]);
+      expect(empty.gap).toEqual({ lost: 3, after: '0-0', before: '1-0' });
       expect(parseFramedEntries(frame(two, '=2 2-5\n')).entries).toHaveLength(2);
     });
 
