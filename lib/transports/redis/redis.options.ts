@@ -47,16 +47,21 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
    */
   layout?: 'herald' | 'mainflux';
   /**
-   * Layout `herald`: how this instance writes an entry (it reads both):
-   * - `one-field` (default): one field, `herald`, holding the header's JSON
-   *   text, a newline, then the payload;
-   * - `two-field`: `herald` (the header) and `payload`, as every earlier
-   *   version wrote and reads.
+   * Layout `herald`: how this instance writes an entry (it reads all three;
+   * see {@link HeraldEntryLayout}):
+   * - `compact` (default): one field, `herald`, holding `~`, the id, source,
+   *   event, origin and time (epoch milliseconds) separated by spaces, a
+   *   newline, then the payload; an event that does not fit (a key, unique
+   *   or headers, a name with a space) goes `one-field`;
+   * - `one-field`: one field, `herald`, holding the header's JSON text, a
+   *   newline, then the payload, as versions before `compact` wrote;
+   * - `two-field`: `herald` (the header's JSON text) and `payload`, as
+   *   versions before `one-field` wrote.
    *
-   * Readers of earlier versions cannot read one-field entries (they
+   * Readers of earlier versions cannot read the newer layouts (they
    * dead-letter them as `entry-not-an-event`): while any instance of an
-   * earlier version reads the stream, give its writers `two-field`, and
-   * switch once every reader is upgraded. @default 'one-field'
+   * earlier version reads the stream, give the writers the layout it reads,
+   * and switch once every reader is upgraded. @default 'compact'
    */
   heraldEntry?: HeraldEntryLayout;
   /** The stream every event of the app goes through (layout `herald`). @default 'herald:events' */
@@ -222,8 +227,8 @@ export function resolveRedisTransportOptions(
     SCOPE,
     'heraldEntry',
     options.heraldEntry,
-    ['one-field', 'two-field'],
-    'one-field',
+    ['compact', 'one-field', 'two-field'],
+    'compact',
   );
   if (layout === 'mainflux' && options.heraldEntry !== undefined)
     invalidOption(SCOPE, 'heraldEntry', "used with layout 'herald' only", options.heraldEntry);

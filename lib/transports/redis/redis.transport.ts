@@ -20,6 +20,7 @@ import type {
 import { logLine } from '../../common/log-line.js';
 import {
   decodeEnvelopeFlat,
+  encodeCompactParts,
   encodeEnvelopeParts,
   encodeEnvelopeValues,
   envelopeAffix,
@@ -264,7 +265,11 @@ export class RedisTransport implements Transport {
           : // The value in parts: no joined string per post (see encodeEnvelopeParts).
             // Encoded as written: a post waiting for its write keeps its envelope
             // anyway, and no entry beside it (less for each scavenge to copy).
-            { encode: encodeEnvelopeParts, encodeOnWrite: true }),
+            {
+              encode:
+                options.heraldEntry === 'one-field' ? encodeEnvelopeParts : encodeCompactParts,
+              encodeOnWrite: true,
+            }),
       maxLen: options.maxLen,
       bufferSize: options.bufferSize,
       drainInitialIntervalMs: options.drainInitialIntervalMs,

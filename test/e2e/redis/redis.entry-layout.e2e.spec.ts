@@ -18,8 +18,9 @@ import { RedisBuses } from './redis-buses.js';
 import { REDIS_URL, uniqueName } from '../../helpers/services.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
-// The herald layout's two entry layouts (heraldEntry): one field by default,
-// two fields as every earlier version wrote; readers read both, in one stream.
+// The herald layout's entry layouts (heraldEntry): compact by default, one
+// field with a JSON header and two fields as earlier versions wrote; readers
+// read all three, in one stream.
 
 const admin = new Redis(REDIS_URL);
 const redis = new RedisBuses(admin);
@@ -75,11 +76,7 @@ describe('redis transport entry layout (heraldEntry)', () => {
     'writes %s entries byte for byte: the header JSON, then the payload as it is',
     async heraldEntry => {
       const name = stream(`layout-${heraldEntry}`);
-      const writer = await instance({
-        stream: name,
-        intake: false,
-        ...(heraldEntry === 'two-field' && { heraldEntry }),
-      });
+      const writer = await instance({ stream: name, intake: false, heraldEntry });
       const posted: PostReceipt[] = [];
       for (const post of POSTS)
         posted.push(
@@ -114,10 +111,49 @@ describe('redis transport entry layout (heraldEntry)', () => {
     },
   );
 
-  it('reads a stream of old (two-field) and new (one-field) entries in order: broadcast, work queue and fan-out', async () => {
+  it('writes compact entries by default: `~`, id, source, event, origin and epoch ms, then the payload; a key, headers or unique as one-field', async () => {
+    const name = stream('layout-compact');
+    const writer = await instance({ stream: name, intake: false });
+    const before = Date.now();
+    const posted: PostReceipt[] = [];
+    for (const post of POSTS)
+      posted.push(
+        await writer.post('orders', 'created', post.data, {
+          key: post.key,
+          headers: post.headers,
+        }),
+      );
+    posted.push(await writer.post('orders', 'created', 'once', { unique: 'u-1' }));
+    const after = Date.now();
+    const entries = await admin.xrange(name, '-', '+');
+    expect(entries.map(([id]) => id)).toEqual(posted.map(receipt => receipt.ref));
+    entries.forEach(([, fields], i) => {
+      const post = POSTS[i] as (typeof POSTS)[number] | undefined;
+      expect(fields).toHaveLength(2);
+      expect(fields[0]).toBe('herald');
+      const value = fields[1];
+      if (post && !post.key && !post.headers) {
+        // Compact: the members by the grammar, the time the post's own millisecond.
+        const match = /^~(\S+) orders created (\S+) (\d+)\n/.exec(value)!;
+        expect(match).not.toBeNull();
+        expect(match[1]).toBe(posted[i].id);
+        expect(match[2]).toBe(writer.origin);
+        expect(Number(match[3])).toBeGreaterThanOrEqual(before);
+        expect(Number(match[3])).toBeLessThanOrEqual(after);
+        expect(value.slice(match[0].length)).toBe(post.data);
+      } else {
+        // What the compact header cannot say: the JSON header, as one-field writes it.
+        const header = JSON.parse(value.slice(0, value.indexOf('\n'))) as unknown[];
+        expect(header[0]).toBe(posted[i].id);
+        expect(value.slice(value.indexOf('\n') + 1)).toBe(post?.data ?? 'once');
+      }
+    });
+  });
+
+  it('reads a stream of two-field, one-field and compact entries in order: broadcast, work queue and fan-out', async () => {
     const name = stream('mixed');
     const group = uniqueName('workers');
-    // Readers first (broadcast groups start at '$'), then an earlier version's writer and this one's, in turn.
+    // Readers first (broadcast groups start at '$'), then earlier versions' writers and this one's, in turn.
     const readers = [
       await instance({ stream: name }),
       await instance({ stream: name }),
@@ -146,11 +182,14 @@ describe('redis transport entry layout (heraldEntry)', () => {
         unique: envelope.unique,
       });
     });
-    const older = await instance({ stream: name, intake: false, heraldEntry: 'two-field' });
-    const newer = await instance({ stream: name, intake: false });
+    const writers = [
+      await instance({ stream: name, intake: false, heraldEntry: 'two-field' }),
+      await instance({ stream: name, intake: false, heraldEntry: 'one-field' }),
+      await instance({ stream: name, intake: false }),
+    ];
     const expected: unknown[] = [];
-    for (const [i, post] of [...POSTS, ...POSTS].entries()) {
-      const writer = i % 2 === 0 ? older : newer;
+    for (const [i, post] of [...POSTS, ...POSTS, ...POSTS].entries()) {
+      const writer = writers[i % 3];
       const receipt = await writer.post('orders', 'created', post.data, {
         key: post.key,
         headers: post.headers,
@@ -165,7 +204,12 @@ describe('redis transport entry layout (heraldEntry)', () => {
     }
     const entries = await admin.xrange(name, '-', '+');
     expect(entries.map(([, fields]) => fields.length)).toEqual(
-      expected.map((_, i) => (i % 2 === 0 ? 4 : 2)),
+      expected.map((_, i) => (i % 3 === 0 ? 4 : 2)),
+    );
+    // The default writer's plain posts went compact.
+    const compact = entries.filter(([, fields]) => fields[1].startsWith('~'));
+    expect(compact.length).toBe(
+      [...POSTS, ...POSTS, ...POSTS].filter((p, i) => i % 3 === 2 && !p.key && !p.headers).length,
     );
     await waitFor(() => got.every(list => list.length === expected.length));
     await waitFor(() => decoded.length === expected.length);
@@ -178,15 +222,16 @@ describe('redis transport entry layout (heraldEntry)', () => {
           : undefined,
       })),
     );
-    // A unique event of either layout runs once across the instances reading the stream.
-    for (const writer of [older, newer])
+    // A unique event of any layout runs once across the instances reading the stream.
+    for (const writer of writers)
       await writer.post('orders', 'created', 'once', { unique: uniqueName('u') });
     await waitFor(
       () =>
-        got.reduce((sum, list) => sum + list.length, 0) === 3 * expected.length + 2 &&
-        decoded.length === expected.length + 2,
+        got.reduce((sum, list) => sum + list.length, 0) === 3 * expected.length + 3 &&
+        decoded.length === expected.length + 3,
     );
-    expect(decoded.slice(-2).map(e => (e as { unique?: string }).unique)).toEqual([
+    expect(decoded.slice(-3).map(e => (e as { unique?: string }).unique)).toEqual([
+      expect.stringMatching(/^u_/),
       expect.stringMatching(/^u_/),
       expect.stringMatching(/^u_/),
     ]);
@@ -211,6 +256,8 @@ describe('redis transport entry layout (heraldEntry)', () => {
         ['herald', '{"not":"an array"}\nx'],
         ['herald', '["i",\n"orders","created","o","t"]\nx'], // a newline inside the header
         ['payload', 'x'], // no header at all
+        ['herald', '~i orders created o\nx'], // compact, its time left out
+        ['herald', '~i orders created o 1'], // compact, no newline
       ];
       const ids: string[] = [];
       for (const fields of bad) ids.push((await admin.xadd(name, '*', ...fields))!);
@@ -226,6 +273,10 @@ describe('redis transport entry layout (heraldEntry)', () => {
         expect.stringMatching(/^undecodable: .*'herald': not an array/),
         expect.stringMatching(/^undecodable: .*'herald': not JSON/),
         expect.stringMatching(/^undecodable: .*'herald': missing/),
+        expect.stringMatching(
+          /^undecodable: .*'herald': compact header: 'orders created o' is not 'source event origin milliseconds'/,
+        ),
+        expect.stringMatching(/^undecodable: .*'herald': compact header: no newline ends it/),
       ]);
       // The dead letter keeps the entry's own fields.
       expect(dead[0][1].slice(0, 2)).toEqual(bad[0]);

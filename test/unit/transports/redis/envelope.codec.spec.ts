@@ -8,10 +8,13 @@ import {
   envelopeAffix,
   fieldsToRecord,
 } from '../../../../lib/redis/index.js';
-import { encodeEnvelopeParts } from '../../../../lib/transports/redis/envelope.codec.js';
+import {
+  encodeCompactParts,
+  encodeEnvelopeParts,
+} from '../../../../lib/transports/redis/envelope.codec.js';
 import type { Envelope } from '../../../../lib/index.js';
 
-const LAYOUTS = ['one-field', 'two-field'] as const;
+const LAYOUTS = ['compact', 'one-field', 'two-field'] as const;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -76,7 +79,7 @@ describe('envelope entry codec', () => {
               'a\nb',
             ]);
             // One field: the header, one newline, the payload (its own newlines kept).
-            expect(encodeEnvelopeEntry(value)).toEqual(['herald', `${json}\na\nb`]);
+            expect(encodeEnvelopeEntry(value, 'one-field')).toEqual(['herald', `${json}\na\nb`]);
           }
         },
       ),
@@ -148,9 +151,9 @@ describe('envelope entry codec', () => {
           const written = encodeEnvelopeParts(value).map(v =>
             typeof v === 'string' ? v : v.join(''),
           );
-          expect(written).toEqual(encodeEnvelopeEntry(value));
+          expect(written).toEqual(encodeEnvelopeEntry(value, 'one-field'));
           expect(decodeEnvelopeFlat(written)).toEqual(
-            decodeEnvelopeFlat(encodeEnvelopeEntry(value)),
+            decodeEnvelopeFlat(encodeEnvelopeEntry(value, 'one-field')),
           );
         }
       }),
@@ -169,7 +172,19 @@ describe('envelope entry codec', () => {
   it('never throws anything but StreamEntryError on arbitrary fields', () => {
     fc.assert(
       fc.property(
-        fc.dictionary(fc.constantFrom('herald', 'payload', 'x'), fc.oneof(fc.string(), fc.json())),
+        fc.dictionary(
+          fc.constantFrom('herald', 'payload', 'x'),
+          fc.oneof(
+            fc.string(),
+            fc.json(),
+            // Compact-looking values: the mark, then anything (spaces, digits and newlines likely).
+            fc
+              .array(
+                fc.oneof(fc.constantFrom(' ', '\n', '*', '9', '99999999999999999'), fc.string()),
+              )
+              .map(parts => `~${parts.join('')}`),
+          ),
+        ),
         fields => {
           for (const decoder of [
             () => decodeEnvelopeEntry(fields),
@@ -186,10 +201,10 @@ describe('envelope entry codec', () => {
     );
   });
 
-  it('lays an entry out as one field (the default) and names the bad part', () => {
+  it('lays an entry out as one field and names the bad part', () => {
     const value = { id: 'i', source: 's', event: 'e', payload: '1', origin: 'o', occurredAt: 't' };
-    expect(encodeEnvelopeEntry(value)).toEqual(['herald', '["i","s","e","o","t"]\n1']);
-    expect(encodeEnvelopeEntry({ ...value, payload: '' })).toEqual([
+    expect(encodeEnvelopeEntry(value, 'one-field')).toEqual(['herald', '["i","s","e","o","t"]\n1']);
+    expect(encodeEnvelopeEntry({ ...value, payload: '' }, 'one-field')).toEqual([
       'herald',
       '["i","s","e","o","t"]\n',
     ]);
@@ -208,6 +223,154 @@ describe('envelope entry codec', () => {
     expect(() => one('{}\n1')).toThrow(/not an array/);
     // A field besides `herald` and no `payload`: still one-field.
     expect(decodeEnvelopeFlat(['x', 'y', 'herald', '["i","s","e","o","t"]\n1']).payload).toBe('1');
+  });
+
+  it('lays an entry out compact (the default), one-field where it does not fit, and names the bad part', () => {
+    const at = '2026-12-04T20:00:00.000Z';
+    const value = { id: 'i', source: 's', event: 'e', payload: '1', origin: 'o', occurredAt: at };
+    const ms = Date.parse(at);
+    expect(encodeEnvelopeEntry(value)).toEqual(['herald', `~i s e o ${ms}\n1`]);
+    expect(encodeEnvelopeEntry({ ...value, payload: 'a\nb\n' })).toEqual([
+      'herald',
+      `~i s e o ${ms}\na\nb\n`,
+    ]);
+    expect(decodeEnvelopeFlat(encodeEnvelopeEntry(value))).toEqual(value);
+    expect(decodeEnvelopeFlat(['herald', `~i s e o ${ms}\n`]).payload).toBe('');
+    // What the compact header cannot say goes as the JSON header, which the same readers read.
+    for (const other of [
+      { ...value, occurredAt: 't' },
+      { ...value, occurredAt: '2026-12-04T20:00:00Z' },
+      { ...value, occurredAt: '1969-12-31T23:59:59.999Z' },
+      { ...value, source: 'a b' },
+      { ...value, event: 'tab\t' },
+      { ...value, origin: '' },
+      { ...value, origin: '\ud800' },
+      { ...value, id: 'a b' },
+      { ...value, key: [1n] },
+      { ...value, unique: 'u' },
+      { ...value, headers: { h: 'v' } },
+    ]) {
+      const flat = encodeEnvelopeEntry(other);
+      expect(flat).toEqual(encodeEnvelopeEntry(other, 'one-field'));
+      expect(decodeEnvelopeFlat(flat)).toEqual(
+        decodeEnvelopeFlat(encodeEnvelopeEntry(other, 'one-field')),
+      );
+    }
+    const one = (herald: string): Envelope => decodeEnvelopeFlat(['herald', herald]);
+    expect(() => one('~')).toThrow(/'herald': compact header: no id/);
+    expect(() => one('~ s e o 1\n')).toThrow(/no id/);
+    expect(() => one('~i\n')).toThrow(/no id/);
+    expect(() => one('~i s e o 1')).toThrow(/no newline ends it/);
+    expect(() => one('~i s e o\n1')).toThrow(/'s e o' is not 'source event origin milliseconds'/);
+    expect(() => one('~i s e o 1 x\n1')).toThrow(/is not 'source event origin/);
+    expect(() => one('~i s  e o 1\n')).toThrow(/is not 'source event origin/);
+    expect(() => one('~i s e o 1.5\n')).toThrow(/is not 'source event origin/);
+    expect(() => one('~i s e o -1\n')).toThrow(/is not 'source event origin/);
+    expect(() => one('~i s e\to 1\n')).toThrow(/is not 'source event origin/);
+    expect(() => one('~i * e o 1\n')).toThrow(/pattern/);
+    expect(() => one('~i s e o 8640000000000001\n')).toThrow(
+      /time 8640000000000001 ms is out of range/,
+    );
+    expect(one('~i s e o 0\n').occurredAt).toBe('1970-01-01T00:00:00.000Z');
+    // Neither layout's first character: read as a JSON header, refused.
+    expect(() => one('i s e o 1\n')).toThrow(/not JSON/);
+  });
+
+  it('writes through the publisher (values in parts) the very compact entry encodeEnvelopeEntry lays out, post after post', () => {
+    const shared = fc.constantFrom('orders', 'créé', 'a b', 'q"uote', '\ud800');
+    const time = fc.constantFrom(
+      '2026-12-04T20:00:00.000Z',
+      '2026-12-04T20:00:00.001Z',
+      '2026-12-04T20:00:00Z',
+      't',
+    );
+    const post = fc.oneof(
+      envelope,
+      fc.record({
+        id: fc.oneof(
+          fc.uuid(),
+          fc.string({ minLength: 1 }),
+          fc.constantFrom('a b', 'a\nb', '~', 'é'),
+        ),
+        source: shared,
+        event: shared,
+        payload: fc.oneof(fc.string(), fc.constantFrom('', '\n', 'a\nb\n')),
+        origin: fc.oneof(shared, fc.constant('')),
+        occurredAt: time,
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(post, { minLength: 1, maxLength: 8 }), posts => {
+        for (const value of posts) {
+          const written = encodeCompactParts(value).map(v =>
+            typeof v === 'string' ? v : v.join(''),
+          );
+          expect(written).toEqual(encodeEnvelopeEntry(value));
+          // Read back as it was posted: compact or not, the same envelope.
+          expect(decodeEnvelopeFlat(written)).toEqual(
+            decodeEnvelopeFlat(encodeEnvelopeEntry(value, 'one-field')),
+          );
+        }
+      }),
+    );
+  });
+
+  it('reads a run of compact headers sharing their members exactly as each read alone', () => {
+    // The decoder reuses the members of the last compact header it read when the
+    // next one differs only by its id: the result must never differ from a fresh read.
+    const member = fc.oneof(
+      fc.constantFrom('s', 'é', '🎉', 'a b', '', '*', 'x\n', '\u007f'),
+      fc.string({ minLength: 1 }),
+    );
+    const ms = fc.oneof(
+      fc.constantFrom('0', '1', '8640000000000000', '8640000000000001', 'x'),
+      fc.nat().map(String),
+    );
+    const tail = fc.tuple(member, member, member, ms);
+    const id = fc.oneof(fc.uuid(), member);
+    /** The envelope a compact value means, by the grammar (not by the decoder's code). */
+    const meaning = (postId: string, [source, event, origin, time]: string[]): unknown => {
+      // eslint-disable-next-line no-control-regex -- the control characters are what the layout excludes
+      const token = /^[^\u0000-\u0020\u007f]+$/;
+      if (![postId, source, event, origin].every(t => token.test(t))) return 'refused';
+      if (!/^\d{1,16}$/.test(time) || Number(time) > 8.64e15) return 'refused';
+      if (source === '*' || event === '*') return 'refused';
+      return {
+        id: postId,
+        source,
+        event,
+        origin,
+        occurredAt: new Date(Number(time)).toISOString(),
+        payload: 'p\nq',
+      };
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(id, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 8 }),
+        tail,
+        tail,
+        (posts, a, b) => {
+          for (const [postId, which, json] of posts) {
+            const members = which ? a : b;
+            // A JSON header now and then: each layout keeps its own last members.
+            if (json) decodeEnvelopeFlat(['herald', `["j","s","e","o","t"]\nx`]);
+            const value = `~${postId} ${members.join(' ')}\np\nq`;
+            const expected = meaning(postId, members);
+            let actual: unknown;
+            try {
+              actual = decodeEnvelopeFlat(['herald', value]);
+            } catch (error) {
+              expect(error).toBeInstanceOf(StreamEntryError);
+              actual = 'refused';
+            }
+            // A newline inside a member moves the payload: only the refusals are compared then.
+            if (members.some(m => m.includes('\n')) || postId.includes('\n'))
+              expect(actual === 'refused').toBe(expected === 'refused');
+            else expect(actual).toEqual(expected);
+          }
+        },
+      ),
+    );
   });
 
   it('lays an entry out as two fields and names the bad part', () => {

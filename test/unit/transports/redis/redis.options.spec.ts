@@ -35,19 +35,18 @@ describe('redis options: one resolve*Options each, InvalidOptionsError naming op
     });
   });
 
-  it('RedisTransport heraldEntry: one-field by default, two-field on request, anything else refused naming it', () => {
-    expect(resolveRedisTransportOptions({}).heraldEntry).toBe('one-field');
-    expect(resolveRedisTransportOptions({ heraldEntry: 'two-field' }).heraldEntry).toBe(
-      'two-field',
-    );
+  it('RedisTransport heraldEntry: compact by default, one-field or two-field on request, anything else refused naming it', () => {
+    expect(resolveRedisTransportOptions({}).heraldEntry).toBe('compact');
+    for (const heraldEntry of ['compact', 'one-field', 'two-field'] as const)
+      expect(resolveRedisTransportOptions({ heraldEntry }).heraldEntry).toBe(heraldEntry);
     expect(
       refusal(() => resolveRedisTransportOptions({ heraldEntry: 'packed' as never })).message,
     ).toBe(
-      `RedisTransport: heraldEntry must be one of 'one-field', 'two-field' (got "packed", a string)`,
+      `RedisTransport: heraldEntry must be one of 'compact', 'one-field', 'two-field' (got "packed", a string)`,
     );
     expect(
       refusal(() => resolveRedisTransportOptions({ heraldEntry: 2 as never })).message,
-    ).toMatch(/heraldEntry must be one of 'one-field', 'two-field' \(got 2, a number\)/);
+    ).toMatch(/heraldEntry must be one of 'compact', 'one-field', 'two-field' \(got 2, a number\)/);
     // Layout mainflux writes the Go layout: a herald entry layout there is a mistake.
     expect(
       refusal(() =>
