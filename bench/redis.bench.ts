@@ -333,7 +333,7 @@ async function streamParts(): Promise<Session> {
     name: 'bench',
     count,
     concurrency: Number.POSITIVE_INFINITY,
-    maxInFlight: count * 2,
+    maxInFlight: count * 3,
     group: { name: 'bench', destroyOnClose: true },
     logger: silentLogger,
   });

@@ -116,11 +116,14 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   shutdownDrainTimeoutMs?: number;
   /** XADDs per round trip. @default 1000 */
   drainBatchSize?: number;
-  /** Entries per XREADGROUP. @default 500 */
+  /** Entries per XREADGROUP. @default 1000 */
   readCount?: number;
   /** @default 1000 */
   blockMs?: number;
-  /** Entries read and not yet settled before reading pauses. @default 2 × readCount */
+  /**
+   * Entries read and not yet settled before reading pauses; a consumer behind
+   * reads ahead within it (two reads in flight). @default 3 × readCount
+   */
   maxInFlight?: number;
   /** A pending entry idle this long is claimed by another instance. @default 60000 */
   minIdleMs?: number;

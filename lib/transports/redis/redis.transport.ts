@@ -350,7 +350,7 @@ export class RedisTransport implements Transport {
       blockMs: options.blockMs,
       // The bus keeps order and its own concurrency: hand it everything read.
       concurrency: Number.POSITIVE_INFINITY,
-      maxInFlight: options.maxInFlight ?? count * 2,
+      maxInFlight: options.maxInFlight ?? count * 3,
       deadLetterMaxLen: options.maxLen,
       readBackoffInitialMs: Math.min(options.drainInitialIntervalMs ?? 1000, 1000),
     };

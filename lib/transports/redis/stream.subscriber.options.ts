@@ -103,7 +103,10 @@ export interface StreamSubscriberOptions extends RedisConnectionOptions {
   readBackoffMaxMs?: number;
   /** Handlers running at once; 1 keeps stream order. @default 1 */
   concurrency?: number;
-  /** Group mode: entries read and not yet settled before reading pauses. @default 2 × count */
+  /**
+   * Group mode: entries read and not yet settled before reading pauses; a
+   * consumer behind reads ahead within it (two reads in flight). @default 3 × count
+   */
   maxInFlight?: number;
   /** Approximate length of the dead-letter stream. @default 100000 */
   deadLetterMaxLen?: number;
@@ -339,7 +342,7 @@ export function resolveStreamSubscriberOptions(
       DEFAULT_READ_BACKOFF_MAX_MS,
     ),
     concurrency,
-    maxInFlight: integerOption(SCOPE, 'maxInFlight', options.maxInFlight, count * 2, 1),
+    maxInFlight: integerOption(SCOPE, 'maxInFlight', options.maxInFlight, count * 3, 1),
     deadLetterMaxLen: nonNegativeNumberOption(
       SCOPE,
       'deadLetterMaxLen',

@@ -444,6 +444,43 @@ describe('StreamSubscriber, consumer-group mode', () => {
     expect(s.stats().nonUtf8).toBe(0);
   });
 
+  it('reads ahead while behind, never past maxInFlight: what it holds is all that is pending, and each entry comes once as they settle', async () => {
+    const name = stream('ahead');
+    const s = subscriber({
+      stream: name,
+      count: 10,
+      maxInFlight: 25,
+      concurrency: Infinity,
+      group: { name: 'g', startId: '0' },
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push((await admin.xadd(name, '*', 'v', String(i)))!);
+    const got: string[] = [];
+    const held: (() => void)[] = [];
+    let holding = true;
+    await s.subscribeEntries((entry, entryHeld, deliveries) => {
+      got.push(entry[0]);
+      const settle = (): void => s.settleEntry(entryHeld, deliveries);
+      if (holding) held.push(settle);
+      else settle();
+    });
+    // Behind by 200 and settling nothing: reads (ahead) stop at maxInFlight, not one entry more in Redis's PEL.
+    await waitFor(() => got.length === 25);
+    await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 25);
+    for (let check = 0; check < 5; check++) {
+      // A read sent past the bound would show here.
+      expect((await admin.xpending(name, 'g'))[0]).toBe(25);
+      expect(got).toHaveLength(25);
+      await admin.ping();
+    }
+    holding = false;
+    for (const settle of held.splice(0)) settle();
+    await waitFor(() => got.length === 200);
+    await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 0);
+    expect(got).toEqual(ids);
+    expect(s.stats()).toMatchObject({ handled: 200, acked: 200, redelivered: 0 });
+  });
+
   it("entry handler (the transport's way in): acks on settle, redelivers a failure, ignores a second settle, close waits for it", async () => {
     const name = stream('entries');
     const s = subscriber({ stream: name, group: { name: 'g', nackRetryDelayMs: 10 } });
