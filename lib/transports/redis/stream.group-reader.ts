@@ -17,10 +17,11 @@ import { SubscriberUpkeep } from './stream.group-upkeep.js';
 
 type ReadReply = [stream: Buffer, entries: BufferEntry[]][] | null;
 
-/** A read sent ahead of its turn, and the entries it asked for. */
+/** A read sent ahead of its turn, the entries it asked for, and the read failures handled before it was sent. */
 interface ReadAhead {
   readonly read: Promise<EntryBatch>;
   readonly count: number;
+  readonly sentAt: number;
 }
 
 /**
@@ -142,14 +143,18 @@ export abstract class GroupReader extends SubscriberUpkeep {
     /** Reads sent ahead, oldest first, and the entries they asked for in all. */
     const ahead: ReadAhead[] = [];
     let asked = 0;
+    /** Read failures handled so far: a read sent ahead before the last of them fails of the same cause. */
+    let failures = 0;
     while (this.running) {
       let entries: EntryBatch;
       let count = this.count;
+      let sentAt = failures;
       try {
         const next = ahead.shift();
         if (next) {
           asked -= next.count;
           count = next.count;
+          sentAt = next.sentAt;
           entries = await next.read;
         } else {
           if (this.held.size >= this.maxInFlight) {
@@ -162,6 +167,10 @@ export abstract class GroupReader extends SubscriberUpkeep {
         backoff = 0;
       } catch (error) {
         if (!this.running) break;
+        // Sent along with a read whose failure was handled (the connection cut, the group
+        // gone): one fault, one reset or back-off, one log line.
+        if (sentAt < failures) continue;
+        failures++;
         const message = describe(error);
         if (message.startsWith('NOGROUP')) {
           try {
@@ -212,7 +221,7 @@ export abstract class GroupReader extends SubscriberUpkeep {
         const wanted = Math.min(this.count, room);
         const read = this.readOnce(wanted);
         read.catch(() => undefined); // awaited in its turn; a close() meanwhile must not leave it unhandled
-        ahead.push({ read, count: wanted });
+        ahead.push({ read, count: wanted, sentAt: failures });
         asked += wanted;
         room -= wanted;
       }

@@ -359,6 +359,37 @@ describe('StreamSubscriber, consumer-group mode', () => {
     await waitFor(() => seen.includes('after'));
   });
 
+  it('a NOGROUP that fails the reads sent ahead together is one reset, and nothing after the last id read is missed', async () => {
+    const name = stream('nogroup-ahead');
+    const total = 5000;
+    for (let i = 0; i < total; i += 500)
+      await admin.eval(
+        "for i = 1, 500 do redis.call('XADD', KEYS[1], '*', 'n', tostring(ARGV[1] + i)) end",
+        1,
+        name,
+        i,
+      );
+    const seen = new Set<string>();
+    const s = subscriber({
+      stream: name,
+      count: 100,
+      concurrency: Infinity,
+      group: { name: 'g', startId: '0' },
+    });
+    await s.subscribe(message => void seen.add(message.fields.n));
+    await waitFor(() => seen.size >= 500);
+    // Redis busy for 300 ms while the reader keeps reads in flight (it is behind: each read
+    // comes back full), then the group gone: every read queued meanwhile fails with NOGROUP.
+    await admin.eval(
+      "local t = redis.call('TIME'); local start = t[1] * 1e6 + t[2]; repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start > 300000; redis.call('XGROUP', 'DESTROY', KEYS[1], 'g')",
+      1,
+      name,
+    );
+    await waitFor(() => s.stats().groupsRecreated >= 1);
+    await waitFor(() => seen.size === total);
+    expect(s.stats()).toMatchObject({ groupsRecreated: 1, resets: 1 });
+  });
+
   it('deletes idle consumers only when they hold nothing pending; deletes itself at close when idle', async () => {
     const name = stream('idle');
     await admin.xgroup('CREATE', name, 'g', '0', 'MKSTREAM');
