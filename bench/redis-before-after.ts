@@ -26,6 +26,7 @@
 // BENCH_IN_FLIGHT=<n> (with BENCH_SINGLE; REDIS_URL a private server, whose
 // writes it pauses): the heap bytes each of n events keeps while its write
 // waits for Redis; BENCH_SNAPSHOT_HELD=<file>: a heap snapshot then.
+// BENCH_HANDLER_MS=<ms>: herald's handler async, awaiting a timer that long (concurrency 2000).
 // BENCH_METRIC=wall: wall-clock µs per event (1e6 / events/s) instead of CPU, interleaved the same.
 // BENCH_CODEC=1: the envelope entry codec alone (no Redis), before against
 // after, interleaved.
@@ -56,6 +57,13 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const EVENTS = setting('BENCH_EVENTS', 30_000, 1000);
 const ROUNDS = Math.max(1, setting('BENCH_ROUNDS', 6, 1));
 const WINDOW = 1000;
+/**
+ * BENCH_HANDLER_MS=<ms>: herald's handler is async and takes that long (a
+ * timer), with `concurrency: 2000`: thousands of events alive at each
+ * scavenge, the case of slow handlers (pretenuring of what they hold).
+ */
+const HANDLER_MS = setting('BENCH_HANDLER_MS', 0);
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms));
 /** BENCH_METRIC=wall: the rounds compare wall-clock µs per event (1e6 / events/s) instead of CPU. */
 const WALL = process.env.BENCH_METRIC === 'wall';
 /** BENCH_READ=<n>: the subscribers' read count (maxInFlight three times it); else the defaults (1000, 3000). */
@@ -299,7 +307,8 @@ async function herald(lib: Lib): Promise<number> {
   @Injectable()
   class Listener {
     @lib.OnEvent('orders', 'created')
-    onCreated(): void {
+    onCreated(): void | Promise<void> {
+      if (HANDLER_MS > 0) return sleep(HANDLER_MS).then(hit);
       hit();
     }
   }
@@ -309,6 +318,8 @@ async function herald(lib: Lib): Promise<number> {
         transport: 'redis',
         redis: { url: REDIS_URL, stream, maxLen: 0, ...(READ ? { readCount: READ } : {}) },
         logger: lib.silentLogger,
+        // Slow handlers overlap (else one at a time, in order).
+        ...(HANDLER_MS > 0 ? { concurrency: 2000 } : {}),
       }),
     ],
     providers: [Listener],
