@@ -63,6 +63,8 @@ export function clusterClient(
     enableOfflineQueue: enableOfflineQueue ?? false,
     enableReadyCheck: true,
     scaleReads: 'master',
+    // As on a standalone connection (see RedisConnection): ioredis's auto-pipelining drops call()'s command name.
+    enableAutoPipelining: false,
   });
 }
 

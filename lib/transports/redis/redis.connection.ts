@@ -37,7 +37,8 @@ export interface RedisConnectionOptions {
   /**
    * Extra ioredis options (password, tls, db, retryStrategy...). The options
    * this package relies on are always overridden: no offline queue, no
-   * resending of unanswered commands, failed commands reported at once.
+   * resending of unanswered commands, failed commands reported at once, no
+   * auto-pipelining (this package batches its own commands).
    */
   redis?: RedisOptions;
   /** Where connection errors are reported. @default consoleLogger */
@@ -172,6 +173,10 @@ export class RedisConnection {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
+      // This package batches its own commands (one script per write batch, one read at a time),
+      // and ioredis 5's auto-pipelining drops the command name of call()/callBuffer(), which it
+      // uses for scripts and XAUTOCLAIM: the process died on an uncaught TypeError in a timer.
+      enableAutoPipelining: false,
     };
     if (options.cluster === undefined) {
       this.client = new Redis(options.url ?? DEFAULT_REDIS_URL, base);

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { InvalidOptionsError, TransportClosedError, silentLogger } from '../../../lib/index.js';
 import {
   StreamEntryError,
+  StreamPublisher,
   StreamSubscriber,
   UnknownOperationError,
   decodeStreamEvent,
@@ -563,6 +564,42 @@ describe('StreamSubscriber, consumer-group mode', () => {
     await closed;
     // Settled while closing: acked before the connections went.
     expect((await admin.xpending(name, 'g'))[0]).toBe(0);
+  });
+
+  it("works with ioredis's enableAutoPipelining asked for: scripts, XCLAIM and XAUTOCLAIM go through (it is off on this package's connections)", async () => {
+    const name = stream('autopipelining');
+    const redis = { enableAutoPipelining: true };
+    const publisher = new StreamPublisher<string>({
+      url: REDIS_URL,
+      stream: name,
+      redis,
+      logger: silentLogger,
+      encode: v => ['v', v],
+    });
+    // A consumer that read an entry and died: left pending, for XAUTOCLAIM.
+    await admin.xgroup('CREATE', name, 'g', '$', 'MKSTREAM');
+    await admin.xadd(name, '*', 'v', 'orphan');
+    await admin.xreadgroup('GROUP', 'g', 'dead', 'COUNT', 1, 'STREAMS', name, '>');
+    const s = subscriber({
+      stream: name,
+      redis,
+      group: { name: 'g', minIdleMs: 50, claimIntervalMs: 50, nackRetryDelayMs: 10 },
+    });
+    const seen: string[] = [];
+    await s.subscribe(message => {
+      seen.push(message.fields.v);
+      // Failed once: delivered again through XCLAIM.
+      if (message.fields.v === 'fail' && message.deliveries === 1) throw new Error('once');
+    });
+    try {
+      expect(await publisher.publishAll(['a', 'fail', 'b'])).toHaveLength(3);
+      await waitFor(() => seen.filter(v => v === 'fail').length === 2 && seen.includes('orphan'));
+      await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 0);
+      expect(s.stats()).toMatchObject({ handled: 4, redelivered: 1 });
+      expect(s.stats().claimed).toBeGreaterThanOrEqual(1);
+    } finally {
+      await publisher.close();
+    }
   });
 
   it('treats UnknownOperationError as skip-and-ack', async () => {
