@@ -145,7 +145,30 @@ type WriteResult = string | Error | NotEncoded;
  * (`--print-opt-code`: a LoadICTrampoline call before each, ~3 per event
  * in writeParts by callgrind); a constant function with `.call` is a direct call.
  */
-const bufferWrite: (this: Buffer, text: string, offset: number) => number = Buffer.prototype.write;
+const bufferWrite: (this: Buffer, text: string, offset: number) => number = utf8WriteOf(
+  Buffer.prototype,
+);
+
+/**
+ * `Buffer#write(text, offset)` as its utf8 path runs it: Node's binding
+ * `utf8Write` (on Buffer.prototype since Node 0.x; Buffer#write itself ends
+ * in it) called directly, when there. Inside Buffer#write, the loads of
+ * `this.utf8Write` and `this.length` share their feedback with every
+ * Buffer#write of the process (ioredis, sockets): megamorphic, a LoadIC call
+ * each (~68 instructions, 2 per herald event: `Builtins_LoadIC` from
+ * writeParts, callgrind). Here their feedback is this module's alone.
+ */
+function utf8WriteOf(prototype: Buffer): (this: Buffer, text: string, offset: number) => number {
+  const utf8Write = (
+    prototype as unknown as {
+      utf8Write?: (this: Buffer, text: string, offset: number, length: number) => number;
+    }
+  ).utf8Write;
+  if (typeof utf8Write !== 'function') return prototype.write;
+  return function write(this: Buffer, text: string, offset: number): number {
+    return utf8Write.call(this, text, offset, this.length - offset);
+  };
+}
 const bytesSet = Uint8Array.prototype.set;
 
 /** `value` as the content of a JSON string: `JSON.stringify` without the quotes. */
