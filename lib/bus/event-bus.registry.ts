@@ -186,8 +186,8 @@ function same(a: Pattern, b: Pattern): boolean {
  * `(source, event)`, every event of a source (`source, '*'`), an event of
  * any source (`'*', event`), and every event (`'*', '*'`). A lookup reads at
  * most four slots and, when several hold handlers, merges them by
- * registration sequence number; nothing is cached, so nothing is ever
- * cleared whole. A handler registered under several patterns matching one
+ * registration sequence number; only the last lookup is remembered
+ * (forgotten at every change), so nothing is ever cleared whole. A handler registered under several patterns matching one
  * event is listed once, in the order it was first registered.
  */
 export class HandlerRegistry {
@@ -212,6 +212,14 @@ export class HandlerRegistry {
   private all: Slot = NONE;
   /** Slots of the three wildcard indexes holding handlers: 0 means every lookup is exact. Read by `EventBus.postLocal`; written here only. */
   wild = 0;
+  /**
+   * The last {@link match}: its names and what it found; forgotten by every
+   * change of an index ({@link write}, {@link clear}), so never stale.
+   * Empty names match no lookup (posted names are never empty).
+   */
+  private lastSource = '';
+  private lastEvent = '';
+  private lastFound: Found = NONE;
 
   /** Options apply when the handler is first registered (its place and timeout stay). */
   add(handler: EventHandler, patterns: readonly Pattern[], options?: HandlerOptions): void {
@@ -270,10 +278,20 @@ export class HandlerRegistry {
    * empty one.
    */
   match(source: string, event: string): Found {
+    // A run of deliveries is mostly one event: a transport's decoder hands
+    // the same name strings on (redis's keeps them per run of entries), so
+    // two pointer compares stand for two hash lookups.
+    if (source === this.lastSource && event === this.lastEvent) return this.lastFound;
     // Most apps register exact patterns only: two hash lookups, in a
     // function small enough for V8 to inline into the dispatch.
-    if (this.wild === 0) return this.exact.get(source)?.get(event) ?? NONE;
-    return this.matchWild(source, event);
+    const found =
+      this.wild === 0
+        ? (this.exact.get(source)?.get(event) ?? NONE)
+        : this.matchWild(source, event);
+    this.lastSource = source;
+    this.lastEvent = event;
+    this.lastFound = found;
+    return found;
   }
 
   /** {@link match} when some handler listens to a source's every event, an event of any source, or all. */
@@ -306,6 +324,13 @@ export class HandlerRegistry {
     this.byEvent.clear();
     this.all = NONE;
     this.wild = 0;
+    this.forgetMatch();
+  }
+
+  private forgetMatch(): void {
+    this.lastSource = '';
+    this.lastEvent = '';
+    this.lastFound = NONE;
   }
 
   private entry(target: HandlerTarget, first: Pattern, options?: HandlerOptions): HandlerEntry {
@@ -381,6 +406,7 @@ export class HandlerRegistry {
 
   /** Stores a slot; an empty one is removed, so the index holds only what is registered. */
   private write({ source, event }: Pattern, list: readonly HandlerEntry[]): void {
+    this.forgetMatch();
     const empty = list.length === 0;
     if (source === ANY || event === ANY) {
       if (source === ANY && event === ANY) this.all = empty ? NONE : list;

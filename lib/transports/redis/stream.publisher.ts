@@ -145,7 +145,30 @@ type WriteResult = string | Error | NotEncoded;
  * (`--print-opt-code`: a LoadICTrampoline call before each, ~3 per event
  * in writeParts by callgrind); a constant function with `.call` is a direct call.
  */
-const bufferWrite: (this: Buffer, text: string, offset: number) => number = Buffer.prototype.write;
+const bufferWrite: (this: Buffer, text: string, offset: number) => number = utf8WriteOf(
+  Buffer.prototype,
+);
+
+/**
+ * `Buffer#write(text, offset)` as its utf8 path runs it: Node's binding
+ * `utf8Write` (on Buffer.prototype since Node 0.x; Buffer#write itself ends
+ * in it) called directly, when there. Inside Buffer#write, the loads of
+ * `this.utf8Write` and `this.length` share their feedback with every
+ * Buffer#write of the process (ioredis, sockets): megamorphic, a LoadIC call
+ * each (~68 instructions, 2 per herald event: `Builtins_LoadIC` from
+ * writeParts, callgrind). Here their feedback is this module's alone.
+ */
+function utf8WriteOf(prototype: Buffer): (this: Buffer, text: string, offset: number) => number {
+  const utf8Write = (
+    prototype as unknown as {
+      utf8Write?: (this: Buffer, text: string, offset: number, length: number) => number;
+    }
+  ).utf8Write;
+  if (typeof utf8Write !== 'function') return prototype.write;
+  return function write(this: Buffer, text: string, offset: number): number {
+    return utf8Write.call(this, text, offset, this.length - offset);
+  };
+}
 const bytesSet = Uint8Array.prototype.set;
 
 /** `value` as the content of a JSON string: `JSON.stringify` without the quotes. */
@@ -491,7 +514,9 @@ export class StreamPublisher<T = StreamEvent> {
 
   /** The item's fields, checked; undefined with `encodeOnWrite` (encoded when written). */
   private accept(item: T): StreamEntryFields | undefined {
-    if (!this.machine.is('running')) throw new TransportClosedError('publisher is closed');
+    // The state read, not is('running'): its rest parameter is an array per
+    // call, and this runs once per event.
+    if (this.machine.state !== 'running') throw new TransportClosedError('publisher is closed');
     return this.encodeOnWrite ? undefined : this.encoded(item);
   }
 
@@ -937,7 +962,12 @@ export class StreamPublisher<T = StreamEvent> {
         // A place that keeps changing (an id): written, not compared (see REPEATED_MISSES).
         // Kept within [REPEATED_PROBE, 2 * REPEATED_PROBE): a small integer however long it runs.
         seen.misses = misses + 1 < 2 * REPEATED_PROBE ? misses + 1 : REPEATED_PROBE;
-        seen.text = part;
+        // Nor kept: the probe compares with the part of the last probe, which
+        // finds a change just the same (its bytes stay undefined meanwhile, so
+        // nothing stale is copied), and a young string stored into this
+        // long-lived record costs a write barrier per place per event
+        // (RecordWrite, ~50 instructions each, callgrind) and holds the
+        // string through the next scavenge.
         at += bufferWrite.call(data, part, at);
         continue;
       }

@@ -203,6 +203,27 @@ describe('StreamSubscriber, fan-out mode (the original subscriber tests)', () =>
 });
 
 describe('StreamSubscriber, consumer-group mode', () => {
+  // Acks go as one XACK per turn, its Command built without ioredis's
+  // argument flattening; a client whose commands ioredis must shape itself
+  // (friendly error stacks here; key prefixes, auto-pipelining) sends it the usual way.
+  it.each([
+    ['a plain client', {}],
+    ['a client with friendly error stacks', { showFriendlyErrorStack: true }],
+  ])('acks every entry of a batch with %s: none left pending', async (_, redis) => {
+    const name = stream('acks');
+    const s = subscriber({ stream: name, group: { name: 'g' }, count: 300, redis });
+    let handled = 0;
+    await s.subscribe(() => {
+      handled++;
+    });
+    const pipeline = admin.pipeline();
+    for (let i = 0; i < 700; i++) pipeline.xadd(name, '*', 'k', String(i));
+    await pipeline.exec();
+    await waitFor(() => handled === 700);
+    await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 0);
+    await waitFor(() => s.stats().acked === 700);
+  });
+
   it('acks only after the handler succeeded; a failure is redelivered with its delivery count', async () => {
     const name = stream('grp');
     const attempts: number[] = [];

@@ -85,11 +85,32 @@ describe('HandlerRegistry', () => {
     expect(registry.size).toBe(3);
   });
 
-  it('sees a registration made after a lookup (no cache to go stale)', () => {
+  it('sees a registration made after a lookup (the remembered last lookup is forgotten)', () => {
     const registry = new HandlerRegistry();
     expect(registry.match('a', 'b')).toEqual([]);
     registry.add(handler('late'), patternsOf('a', ['b']));
     expect(names(registry.match('a', 'b'))).toEqual(['late']);
+  });
+
+  it('forgets the last lookup at every change: same names again see each add, remove and clear', () => {
+    const registry = new HandlerRegistry();
+    const first = handler('first');
+    registry.add(first, patternsOf('a', ['b']));
+    expect(names(registry.match('a', 'b'))).toEqual(['first']);
+    // The very strings of the last lookup, as a decoder hands them on.
+    registry.add(handler('any'), patternsOf('*', ['b']));
+    expect(names(registry.match('a', 'b'))).toEqual(['first', 'any']);
+    registry.remove(first);
+    expect(names(registry.match('a', 'b'))).toEqual(['any']);
+    const entry = registry.addEntry({ handler: handler('entry') }, [{ source: 'a', event: 'b' }]);
+    expect(names(registry.match('a', 'b'))).toEqual(['any', 'entry']);
+    registry.removeEntry(entry);
+    expect(names(registry.match('a', 'b'))).toEqual(['any']);
+    // Another event between two of the same: each answered for its own names.
+    expect(names(registry.match('a', 'c'))).toEqual([]);
+    expect(names(registry.match('a', 'b'))).toEqual(['any']);
+    registry.clear();
+    expect(names(registry.match('a', 'b'))).toEqual([]);
   });
 
   it('removes chosen patterns or all of them, and a re-registered handler goes last', () => {
