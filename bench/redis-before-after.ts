@@ -16,7 +16,10 @@
 // BENCH_CALLGRIND=1 as well, under `valgrind --tool=callgrind --instr-atstart=no`, the
 // bench turns callgrind's instrumentation on for the timed part only (callgrind_control):
 // the "Collected" instructions over BENCH_EVENTS are the instructions per event, from
-// one run. BENCH_SITES=1 (with BENCH_SINGLE): the timed part under the sampling
+// one run. Add `--separate-threads=yes` and read the main thread's file (`*.out-01`) for the
+// main thread alone: the all-threads total moves ±10% between runs (compiler jobs on helper
+// threads land in the timed part), the main thread's about ±600 instructions per event at 40k.
+// BENCH_SITES=1 (with BENCH_SINGLE): the timed part under the sampling
 // heap profiler (objects collected by minor and major GCs included): bytes
 // allocated per event by the innermost frame with a file (lib/, a package's, or
 // node's), largest first; the CPU figure is then not comparable. BENCH_SITES=old:
