@@ -71,21 +71,24 @@ function seen(event: HeraldEvent): unknown {
   };
 }
 
+/** Each of {@link POSTS} in turn, then one with `unique: 'u-1'` and data `'once'`: their receipts. */
+async function postAll(writer: EventBus): Promise<PostReceipt[]> {
+  const posted: PostReceipt[] = [];
+  for (const post of POSTS)
+    posted.push(
+      await writer.post('orders', 'created', post.data, { key: post.key, headers: post.headers }),
+    );
+  posted.push(await writer.post('orders', 'created', 'once', { unique: 'u-1' }));
+  return posted;
+}
+
 describe('redis transport entry layout (heraldEntry)', () => {
   it.each(['one-field', 'two-field'] as const)(
     'writes %s entries byte for byte: the header JSON, then the payload as it is',
     async heraldEntry => {
       const name = stream(`layout-${heraldEntry}`);
       const writer = await instance({ stream: name, intake: false, heraldEntry });
-      const posted: PostReceipt[] = [];
-      for (const post of POSTS)
-        posted.push(
-          await writer.post('orders', 'created', post.data, {
-            key: post.key,
-            headers: post.headers,
-          }),
-        );
-      posted.push(await writer.post('orders', 'created', 'once', { unique: 'u-1' }));
+      const posted = await postAll(writer);
       const entries = await admin.xrange(name, '-', '+');
       expect(entries.map(([id]) => id)).toEqual(posted.map(receipt => receipt.ref));
       entries.forEach(([, fields], i) => {
@@ -115,15 +118,7 @@ describe('redis transport entry layout (heraldEntry)', () => {
     const name = stream('layout-compact');
     const writer = await instance({ stream: name, intake: false });
     const before = Date.now();
-    const posted: PostReceipt[] = [];
-    for (const post of POSTS)
-      posted.push(
-        await writer.post('orders', 'created', post.data, {
-          key: post.key,
-          headers: post.headers,
-        }),
-      );
-    posted.push(await writer.post('orders', 'created', 'once', { unique: 'u-1' }));
+    const posted = await postAll(writer);
     const after = Date.now();
     const entries = await admin.xrange(name, '-', '+');
     expect(entries.map(([id]) => id)).toEqual(posted.map(receipt => receipt.ref));

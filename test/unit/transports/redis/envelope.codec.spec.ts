@@ -127,39 +127,6 @@ describe('envelope entry codec', () => {
     );
   });
 
-  it('writes through the publisher (values in parts) the very one-field entry encodeEnvelopeEntry lays out, post after post', () => {
-    const shared = fc.constantFrom('orders', 'créé', 'q"uote', '\ud800');
-    const post = fc.oneof(
-      envelope,
-      fc.record({
-        id: fc.oneof(
-          fc.uuid(),
-          fc.string({ minLength: 1 }),
-          fc.constantFrom('q"id', 'a\nb', '\ud800', 'é'),
-        ),
-        source: shared,
-        event: shared,
-        payload: fc.oneof(fc.string(), fc.constantFrom('', '\n', 'a\nb\n')),
-        origin: shared,
-        occurredAt: fc.constantFrom('2026-12-04T20:00:00.000Z', '2026-12-04T20:00:00.001Z'),
-      }),
-    );
-    fc.assert(
-      fc.property(fc.array(post, { minLength: 1, maxLength: 8 }), posts => {
-        for (const value of posts) {
-          // What the publisher writes: each value's parts one after the other.
-          const written = encodeEnvelopeParts(value).map(v =>
-            typeof v === 'string' ? v : v.join(''),
-          );
-          expect(written).toEqual(encodeEnvelopeEntry(value, 'one-field'));
-          expect(decodeEnvelopeFlat(written)).toEqual(
-            decodeEnvelopeFlat(encodeEnvelopeEntry(value, 'one-field')),
-          );
-        }
-      }),
-    );
-  });
-
   it.each(LAYOUTS)('decodes the flat reply form like the record form, %s', layout => {
     fc.assert(
       fc.property(envelope, value => {
@@ -276,44 +243,50 @@ describe('envelope entry codec', () => {
     expect(() => one('i s e o 1\n')).toThrow(/not JSON/);
   });
 
-  it('writes through the publisher (values in parts) the very compact entry encodeEnvelopeEntry lays out, post after post', () => {
-    const shared = fc.constantFrom('orders', 'créé', 'a b', 'q"uote', '\ud800');
-    const time = fc.constantFrom(
-      '2026-12-04T20:00:00.000Z',
-      '2026-12-04T20:00:00.001Z',
-      '2026-12-04T20:00:00Z',
-      't',
-    );
-    const post = fc.oneof(
-      envelope,
-      fc.record({
-        id: fc.oneof(
-          fc.uuid(),
-          fc.string({ minLength: 1 }),
-          fc.constantFrom('a b', 'a\nb', '~', 'é'),
-        ),
-        source: shared,
-        event: shared,
-        payload: fc.oneof(fc.string(), fc.constantFrom('', '\n', 'a\nb\n')),
-        origin: fc.oneof(shared, fc.constant('')),
-        occurredAt: time,
-      }),
-    );
-    fc.assert(
-      fc.property(fc.array(post, { minLength: 1, maxLength: 8 }), posts => {
-        for (const value of posts) {
-          const written = encodeCompactParts(value).map(v =>
-            typeof v === 'string' ? v : v.join(''),
-          );
-          expect(written).toEqual(encodeEnvelopeEntry(value));
-          // Read back as it was posted: compact or not, the same envelope.
-          expect(decodeEnvelopeFlat(written)).toEqual(
-            decodeEnvelopeFlat(encodeEnvelopeEntry(value, 'one-field')),
-          );
-        }
-      }),
-    );
-  });
+  it.each([
+    ['compact', encodeCompactParts],
+    ['one-field', encodeEnvelopeParts],
+  ] as const)(
+    'writes through the publisher (values in parts) the very %s entry encodeEnvelopeEntry lays out, post after post',
+    (layout, encodeParts) => {
+      // Runs of posts sharing members (the text after the id kept) mixed with posts of their own.
+      const shared = fc.constantFrom('orders', 'créé', 'a b', 'q"uote', '\ud800');
+      const time = fc.constantFrom(
+        '2026-12-04T20:00:00.000Z',
+        '2026-12-04T20:00:00.001Z',
+        '2026-12-04T20:00:00Z',
+        't',
+      );
+      const post = fc.oneof(
+        envelope,
+        fc.record({
+          id: fc.oneof(
+            fc.uuid(),
+            fc.string({ minLength: 1 }),
+            fc.constantFrom('a b', 'a\nb', 'q"id', '~', '\ud800', 'é'),
+          ),
+          source: shared,
+          event: shared,
+          payload: fc.oneof(fc.string(), fc.constantFrom('', '\n', 'a\nb\n')),
+          origin: fc.oneof(shared, fc.constant('')),
+          occurredAt: time,
+        }),
+      );
+      fc.assert(
+        fc.property(fc.array(post, { minLength: 1, maxLength: 8 }), posts => {
+          for (const value of posts) {
+            // What the publisher writes: each value's parts one after the other.
+            const written = encodeParts(value).map(v => (typeof v === 'string' ? v : v.join('')));
+            expect(written).toEqual(encodeEnvelopeEntry(value, layout));
+            // Read back as it was posted, whatever the layout: the same envelope.
+            expect(decodeEnvelopeFlat(written)).toEqual(
+              decodeEnvelopeFlat(encodeEnvelopeEntry(value, 'two-field')),
+            );
+          }
+        }),
+      );
+    },
+  );
 
   it('reads a run of compact headers sharing their members exactly as each read alone', () => {
     // The decoder reuses the members of the last compact header it read when the
