@@ -230,6 +230,8 @@ describe('envelope entry codec', () => {
     expect(() => one('~i s e o 1')).toThrow(/no newline ends it/);
     expect(() => one('~i s e o\n1')).toThrow(/'s e o' is not 'source event origin milliseconds'/);
     expect(() => one('~i s e o 1 x\n1')).toThrow(/is not 'source event origin/);
+    // A long line is named by its start, not echoed whole into the log and the dead letter.
+    expect(() => one(`~i ${'s'.repeat(10_000)}\n`)).toThrow(/'s{120}…' is not 'source event/);
     expect(() => one('~i s  e o 1\n')).toThrow(/is not 'source event origin/);
     expect(() => one('~i s e o 1.5\n')).toThrow(/is not 'source event origin/);
     expect(() => one('~i s e o -1\n')).toThrow(/is not 'source event origin/);
