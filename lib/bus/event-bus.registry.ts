@@ -187,8 +187,9 @@ function same(a: Pattern, b: Pattern): boolean {
  * any source (`'*', event`), and every event (`'*', '*'`). A lookup reads at
  * most four slots and, when several hold handlers, merges them by
  * registration sequence number; only the last lookup is remembered
- * (forgotten at every change), so nothing is ever cleared whole. A handler registered under several patterns matching one
- * event is listed once, in the order it was first registered.
+ * (forgotten at every change), so nothing is ever cleared whole. A handler
+ * registered under several patterns matching one event is listed once, in
+ * the order it was first registered.
  */
 export class HandlerRegistry {
   private seq = 0;
