@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_PENDING } from '../common/limits.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { jsonCodec } from '../common/json.codec.js';
 import type { TransactionClient } from '../interfaces/envelope.interface.js';
@@ -192,7 +193,7 @@ export function resolveEventBusSettings(
       given.onHandlerError,
       undefined,
     ),
-    maxPending: integerOption(scope, 'maxPending', given.maxPending, 10240, 1),
+    maxPending: integerOption(scope, 'maxPending', given.maxPending, DEFAULT_MAX_PENDING, 1),
     logger: given.logger ?? consoleLogger,
     clock: given.clock ?? systemClock,
     schemas: resolveSchemas(scope, given.schemas),

@@ -122,7 +122,9 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   blockMs?: number;
   /**
    * Entries read and not yet settled before reading pauses; a consumer behind
-   * reads ahead within it (two reads in flight). @default 3 × readCount
+   * reads ahead within it (two reads in flight). Keep it within the bus's
+   * `maxPending`: an entry past it is nacked and read again.
+   * @default 3 × readCount, at most 10240 (the bus's default `maxPending`) but not under 2 × readCount
    */
   maxInFlight?: number;
   /** A pending entry idle this long is claimed by another instance. @default 60000 */

@@ -1,6 +1,7 @@
 // One role: the Transport port over Redis streams. Slightly over 400 lines because
 // both entry layouts (herald, mainflux) share its connect, publish, receive and
 // close paths; each layout's encoding lives in its own file.
+import { DEFAULT_MAX_PENDING } from '../../common/limits.js';
 import type { Observable } from 'rxjs';
 import { EnvelopeRecord } from '../../common/envelope-record.js';
 import { describeError } from '../../common/describe-error.js';
@@ -350,7 +351,10 @@ export class RedisTransport implements Transport {
       blockMs: options.blockMs,
       // The bus keeps order and its own concurrency: hand it everything read.
       concurrency: Number.POSITIVE_INFINITY,
-      maxInFlight: options.maxInFlight ?? count * 3,
+      // Three reads' worth (two ahead while behind), within the bus's default buffer; never
+      // less than the two of earlier versions.
+      maxInFlight:
+        options.maxInFlight ?? Math.max(count * 2, Math.min(count * 3, DEFAULT_MAX_PENDING)),
       deadLetterMaxLen: options.maxLen,
       readBackoffInitialMs: Math.min(options.drainInitialIntervalMs ?? 1000, 1000),
     };

@@ -230,6 +230,40 @@ describe('redis transport', () => {
     }
   });
 
+  it("reads ahead within the bus's buffer by default: readCount 4000 behind a stuck handler holds 10240 entries, drops none, then handles every one once", async () => {
+    const name = stream('within-pending');
+    const group = uniqueName('g');
+    const writer = await redis.instance({ stream: name, intake: false });
+    for (let i = 0; i < 12_000; i += 1000)
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, j) => writer.post('orders', 'created', i + j)),
+      );
+    const reader = await redis.instance({
+      stream: name,
+      mode: 'work-queue',
+      group,
+      startId: '0',
+      readCount: 4000,
+    });
+    let release!: () => void;
+    const stuck = new Promise<void>(resolve => (release = resolve));
+    const seen = new Set<unknown>();
+    reader.register(data => {
+      seen.add(data);
+      return seen.size === 1 ? stuck : undefined;
+    });
+    // 3 x 4000 would be 12000, past the bus's 10240: the default stops at its buffer.
+    await waitFor(async () => (await admin.xpending(name, group))[0] === 10_240);
+    for (let check = 0; check < 5; check++) {
+      expect((await admin.xpending(name, group))[0]).toBe(10_240);
+      expect(reader.stats().dropped).toBe(0);
+    }
+    release();
+    await waitFor(() => seen.size === 12_000);
+    await waitFor(async () => (await admin.xpending(name, group))[0] === 0);
+    expect(reader.stats()).toMatchObject({ dropped: 0, handled: 12_000 });
+  });
+
   it('works under EventsModule.forRoot({ transport: "redis" }) with @OnEvent handlers', async () => {
     const name = stream('nest');
     const seen: string[] = [];
