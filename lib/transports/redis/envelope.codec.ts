@@ -41,12 +41,12 @@ import type { StreamEntryFields, ValueAffix } from './stream.publisher.options.j
  *
  * Compact, because the Redis server pays per byte of an entry as well as
  * per entry: it copies each value some ten times between the write script,
- * the stream, the read script and the replies. With a 115-byte payload
- * the JSON header makes a 218-byte entry and the compact one a 190-byte
- * entry; a private Redis spends 4.4 µs against 4.0 µs per entry on the two
- * scripts (`INFO commandstats`, 1000 entries a call). One field rather than
- * two because the Redis server also pays per field: the XADD's argument
- * pair, the XREADGROUP reply's strings, the read script's framing
+ * the stream, the read script and the replies: about 9–13 ns per byte on
+ * top of 3.5 µs per entry (a private Redis, `INFO commandstats`, 1000
+ * entries a call). With bench:redis's 125-byte payload the JSON header
+ * makes a 230-byte entry and the compact one a 208-byte entry. One field
+ * rather than two because the Redis server also pays per field: the XADD's
+ * argument pair, the XREADGROUP reply's strings, the read script's framing
  * (callgrind, per event: write script 25,200 -> 21,200 instructions, read
  * script 35,900 -> 29,900). A few fields rather than one per envelope
  * member, because the Node client's reply parsing costs per string.
