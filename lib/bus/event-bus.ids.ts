@@ -3,10 +3,11 @@ import { processOrigin } from '../common/origin.js';
 
 /**
  * Flat ids per random block (see {@link UuidSource.flatUuid}): the last two
- * hex digits count through it (`00` to `3f`). Small enough that a new block is drawn while V8 still gathers type
- * feedback (a branch first taken after the posting path was optimized would
- * deoptimize it), and that an id kept alone keeps little alive (see
- * {@link UuidSource}: its block's text, 2.3 KB).
+ * hex digits count through it (`00` to `3f`). Small enough that a new block
+ * is drawn while V8 still gathers type feedback (a branch first taken after
+ * the posting path was optimized would deoptimize it), and that an id kept
+ * alone keeps little alive (see {@link UuidSource}: its block's text,
+ * 2.3 KB).
  */
 export const ID_BLOCK = 64;
 /**
@@ -139,10 +140,11 @@ export class UuidSource {
 
   /**
    * A new flat block: 15 random bytes as hex with the dashes, its text that
-   * id {@link ID_BLOCK} times, each with its counting digits. About 2,000 instructions per block, all in one
-   * function and three calls (fill, the digits, toString): writing each
-   * piece through strings (`toString('hex')`, five slices, a template) and
-   * copying with `copyWithin` was 13,600 (callgrind, 212 per local post).
+   * id {@link ID_BLOCK} times, each with its counting digits. About 2,000
+   * instructions per block, all in one function and three calls (fill, the
+   * digits, toString): writing each piece through strings
+   * (`toString('hex')`, five slices, a template) and copying with
+   * `copyWithin` was 13,600 (callgrind, 212 per local post).
    */
   renew(): void {
     const at = this.draw();

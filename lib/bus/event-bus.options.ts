@@ -1,6 +1,6 @@
-import { DEFAULT_MAX_PENDING } from '../common/limits.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { jsonCodec } from '../common/json.codec.js';
+import { DEFAULT_MAX_PENDING } from '../common/limits.js';
 import type { TransactionClient } from '../interfaces/envelope.interface.js';
 import type { Codec } from '../interfaces/codec.interface.js';
 import { consoleLogger, type HeraldLogger } from '../common/logger.js';

@@ -1,9 +1,9 @@
 // One role: the Transport port over Redis streams. Slightly over 400 lines because
 // both entry layouts (herald, mainflux) share its connect, publish, receive and
 // close paths; each layout's encoding lives in its own file.
-import { DEFAULT_MAX_PENDING } from '../../common/limits.js';
 import type { Observable } from 'rxjs';
 import { EnvelopeRecord } from '../../common/envelope-record.js';
+import { DEFAULT_MAX_PENDING } from '../../common/limits.js';
 import { describeError } from '../../common/describe-error.js';
 import { InvalidOptionsError, TransportClosedError } from '../../common/errors.js';
 import { StateMachine } from '../../common/state-machine.js';

@@ -229,11 +229,11 @@ function malformed(): Error {
 /**
  * The read script's reply ({@link READ_BATCH} in redis.scripts.ts), parsed
  * one entry at a time: `=<count> <last id>` first, then the gap line, if
- * any, then the entries (a reply of no entries has no count line). The whole reply is checked
- * for UTF-8 once: every field is framed by ASCII (its size line before, the
- * next line after), so a reply that is valid UTF-8 has every field valid,
- * and only a reply that is not is checked field by field (to dead-letter the
- * bad entries with their bytes).
+ * any, then the entries (a reply of no entries has no count line). The
+ * whole reply is checked for UTF-8 once: every field is framed by ASCII
+ * (its size line before, the next line after), so a reply that is valid
+ * UTF-8 has every field valid, and only a reply that is not is checked
+ * field by field (to dead-letter the bad entries with their bytes).
  */
 export class FramedBatch implements EntryBatch {
   readonly size: number;

@@ -381,6 +381,42 @@ describe('StreamSubscriber, consumer-group mode', () => {
     await waitFor(() => seen.includes('after'));
   });
 
+  it('a connection cut while reads are ahead loses nothing: replies lost on the wire leave their entries pending, claimed again', async () => {
+    const { host, port } = hostPort(REDIS_URL);
+    const proxy = new TcpProxy(host, port);
+    await proxy.start();
+    try {
+      const name = stream('cut-ahead');
+      const total = 5000;
+      for (let i = 0; i < total; i += 500)
+        await admin.eval(
+          "for i = 1, 500 do redis.call('XADD', KEYS[1], '*', 'n', tostring(ARGV[1] + i)) end",
+          1,
+          name,
+          i,
+        );
+      const seen = new Set<string>();
+      const s = subscriber({
+        stream: name,
+        url: proxy.url(REDIS_URL),
+        count: 100,
+        concurrency: Infinity,
+        readBackoffMaxMs: 100,
+        group: { name: 'g', startId: '0', minIdleMs: 300, claimIntervalMs: 100 },
+      });
+      await s.subscribe(message => void seen.add(message.fields.n));
+      // Behind by thousands: reads are in flight ahead when the connections go.
+      await waitFor(() => seen.size >= 500);
+      proxy.reset();
+      await waitFor(() => seen.size === total);
+      await waitFor(async () => (await admin.xpending(name, 'g'))[0] === 0);
+      expect(s.stats().readErrors).toBeGreaterThanOrEqual(1);
+      expect(s.stats().lost).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('a NOGROUP that fails the reads sent ahead together is one reset, and nothing after the last id read is missed', async () => {
     const name = stream('nogroup-ahead');
     const total = 5000;
