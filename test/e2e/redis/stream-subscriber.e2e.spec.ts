@@ -42,6 +42,17 @@ function stream(prefix = 'sub'): string {
   return name;
 }
 
+/** `total` entries `n` = 1, 2, ... added to `name`, 500 to a script call: a backlog in well under a second. */
+async function fill(name: string, total: number): Promise<void> {
+  for (let i = 0; i < total; i += 500)
+    await admin.eval(
+      "for i = 1, 500 do redis.call('XADD', KEYS[1], '*', 'n', tostring(ARGV[1] + i)) end",
+      1,
+      name,
+      i,
+    );
+}
+
 const KNOWN = new Set(['thing.create', 'thing.remove']);
 
 /** Adds an event in the original's layout, as the Go publisher would. */
@@ -388,13 +399,7 @@ describe('StreamSubscriber, consumer-group mode', () => {
     try {
       const name = stream('cut-ahead');
       const total = 5000;
-      for (let i = 0; i < total; i += 500)
-        await admin.eval(
-          "for i = 1, 500 do redis.call('XADD', KEYS[1], '*', 'n', tostring(ARGV[1] + i)) end",
-          1,
-          name,
-          i,
-        );
+      await fill(name, total);
       const seen = new Set<string>();
       const s = subscriber({
         stream: name,
@@ -420,13 +425,7 @@ describe('StreamSubscriber, consumer-group mode', () => {
   it('a NOGROUP that fails the reads sent ahead together is one reset, and nothing after the last id read is missed', async () => {
     const name = stream('nogroup-ahead');
     const total = 5000;
-    for (let i = 0; i < total; i += 500)
-      await admin.eval(
-        "for i = 1, 500 do redis.call('XADD', KEYS[1], '*', 'n', tostring(ARGV[1] + i)) end",
-        1,
-        name,
-        i,
-      );
+    await fill(name, total);
     const seen = new Set<string>();
     const s = subscriber({
       stream: name,
