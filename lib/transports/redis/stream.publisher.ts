@@ -27,7 +27,15 @@ import {
   RedisClusterError,
   ReplicasNotConfirmedError,
 } from './redis.errors.js';
-import { evalScript, XADD_BATCH } from './redis.scripts.js';
+import {
+  closeBulk,
+  evalPrepared,
+  openBulk,
+  ScriptCallWriter,
+  writeBulk,
+  type PreparedScriptCall,
+} from './redis.prepared-command.js';
+import { XADD_BATCH } from './redis.scripts.js';
 import { Sleeper } from './sleeper.js';
 import type { StreamEvent } from './stream-event.js';
 import {
@@ -241,9 +249,12 @@ function sameShape(
 
 /**
  * The values of one script call stay under this many characters (at most
- * three bytes each): far below Redis's 512 MB limit on one argument.
+ * three bytes each), and this many values: a command of bounded size, and
+ * far fewer arguments than servers take (Redis 7: 2^31; older versions
+ * 1,048,576).
  */
 const SCRIPT_CHUNK_CHARS = 16 * 1024 * 1024;
+const SCRIPT_CHUNK_VALUES = 65_536;
 
 /** A larger batch's values get a buffer of their own, not kept. */
 const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
@@ -272,21 +283,6 @@ class RepeatedPart {
   bytes: Buffer | undefined = undefined;
   /** How many times in a row the part here was not the one before. */
   misses = 0;
-}
-
-/** Bytes a value's size takes in the sizes argument: four, big-endian. */
-const SIZE_BYTES = 4;
-
-/**
- * Writes `size` (an integer below 2^32) at `at` in four bytes, big-endian,
- * as {@link XADD_BATCH} reads it. @returns the offset after it
- */
-function writeSize(buffer: Buffer, at: number, size: number): number {
-  buffer[at] = size >>> 24;
-  buffer[at + 1] = (size >>> 16) & 0xff;
-  buffer[at + 2] = (size >>> 8) & 0xff;
-  buffer[at + 3] = size & 0xff;
-  return at + 4;
 }
 
 /** An XADD the script reports as refused (Redis's own error text). */
@@ -330,15 +326,13 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
   private buffer = new Fifo<Pending>();
-  /** Where {@link scriptArgs} writes a batch's values (up to {@link SCRATCH_MAX_BYTES}, kept). */
+  /** Where {@link scriptCall} writes a batch's command (up to {@link SCRATCH_MAX_BYTES}, kept). */
   private scratch = Buffer.alloc(0);
   /** {@link writeParts}: by place in a value in parts, the last part written there, and its bytes once it repeated. */
   private readonly repeated: RepeatedPart[] = Array.from(
     { length: REPEATED_PLACES },
     () => new RepeatedPart(),
   );
-  /** Where {@link scriptArgs} writes the values' sizes (kept likewise). */
-  private sizeScratch = Buffer.alloc(0);
   /**
    * The batch being written, by place: each event's fields as written (or its
    * encoder's refusal) and its affix ({@link addEntry}); kept from batch to
@@ -792,23 +786,27 @@ export class StreamPublisher<T = StreamEvent> {
     const results: WriteResult[] = [];
     let start = 0;
     let chars = 0;
-    let written = 0;
+    let values = 0;
     for (let i = 0; i < batch.length; i++) {
       const fields = this.addEntry(batch[i], i);
       if (!(fields instanceof NotEncoded)) {
         for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
-        written++;
+        // Escaped for JSON, a character takes up to six (`\u001f`): counted twice.
+        const affix = this.entryAffixes[i];
+        if (affix?.json) chars += valueLength(fields[affix.index]);
+        values += fields.length / 2;
       }
-      if (chars < SCRIPT_CHUNK_CHARS && i < batch.length - 1) continue;
+      if (chars < SCRIPT_CHUNK_CHARS && values < SCRIPT_CHUNK_VALUES && i < batch.length - 1)
+        continue;
       // The values go into the command now: the entries are not kept across
       // the round trip (with encodeOnWrite, nothing of the events' entries
       // lives while Redis answers), only the refusals, for their results.
-      const args = written > 0 ? this.scriptArgs(batch, start, i + 1) : undefined;
+      const call = values > 0 ? this.scriptCall(batch, start, i + 1, chars, values) : undefined;
       this.clearEntries(start, i + 1);
       let reply: unknown;
       try {
         reply =
-          args === undefined ? '' : await evalScript(this.connection.client, XADD_BATCH, args);
+          call === undefined ? '' : await evalPrepared(this.connection.client, XADD_BATCH, call);
       } catch (error) {
         // The first call's error is the batch's (send() decides: retry, or fall back to a pipeline).
         if (start === 0) throw error;
@@ -836,53 +834,33 @@ export class StreamPublisher<T = StreamEvent> {
       }
       start = i + 1;
       chars = 0;
-      written = 0;
+      values = 0;
     }
     return results;
   }
 
   /**
-   * {@link XADD_BATCH}'s arguments (numkeys first) for the events
-   * `batch[start..end)`: the values go as one Buffer written value by value
-   * (each write returns its size in bytes), their sizes as another, four
-   * bytes each (a list of numbers joined was a number, a string and a
-   * slot of garbage per value). Never as one joined string: a
-   * string past about 128 KB lands in V8's large-object space, whose
-   * allocation costs far more than the copy (the whole command used to be
-   * one such string, flattened at the socket write).
+   * The {@link XADD_BATCH} call for the events `batch[start..end)`, its
+   * bytes written here (see redis.prepared-command.ts): the runs, then every
+   * value, one argument each, written in place (each write returns its size
+   * in bytes). Never as one joined string: a string past about 128 KB lands
+   * in V8's large-object space, whose allocation costs far more than the
+   * copy (the whole command used to be one such string, flattened at the
+   * socket write).
    */
-  private scriptArgs(batch: Pending[], start: number, end: number): (string | number | Buffer)[] {
+  private scriptCall(
+    batch: Pending[],
+    start: number,
+    end: number,
+    /** The values' characters, those escaped for JSON counted twice. */
+    chars: number,
+    values: number,
+  ): PreparedScriptCall {
     const entries = this.entryFields;
     const affixes = this.entryAffixes;
     const keys: string[] = [];
-    const runs: (string | number)[] = [];
-    let chars = 0;
-    let values = 0;
-    for (let at = start; at < end; at++) {
-      const fields = entries[at];
-      if (fields instanceof NotEncoded) continue;
-      const affix = affixes[at];
-      for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
-      // Escaped for JSON, a character takes up to six (`\u001f`): counted twice.
-      if (affix?.json) chars += valueLength(fields[affix.index]);
-      values += fields.length / 2;
-    }
-    // A UTF-16 unit is at most 3 bytes of UTF-8. The scratch is reused: the client
-    // copies it into the command when it writes it, and the drainer sends the next
-    // batch only once this call settled (the client never writes a settled command).
-    const bound = chars * 3;
-    let data = this.scratch;
-    if (data.length < bound) {
-      data = Buffer.allocUnsafeSlow(bound);
-      if (bound <= SCRATCH_MAX_BYTES) this.scratch = data;
-    }
-    let sizes = this.sizeScratch;
-    if (sizes.length < values * SIZE_BYTES) {
-      sizes = Buffer.allocUnsafeSlow(values * SIZE_BYTES);
-      if (sizes.length <= SCRATCH_MAX_BYTES) this.sizeScratch = sizes;
-    }
-    let sizesEnd = 0;
-    let offset = 0;
+    const runs: string[] = [];
+    let runChars = 0;
     for (let at = start; at < end;) {
       // A run: events with the first one's stream, field names and affix, which go once.
       const first = batch[at];
@@ -894,49 +872,66 @@ export class StreamPublisher<T = StreamEvent> {
       }
       let key = keys.indexOf(first.stream);
       if (key < 0) key = keys.push(first.stream) - 1;
-      runs.push(key + 1, names.length / 2, 0);
-      const countAt = runs.length - 1;
-      // Names are strings (accept() checked).
-      for (let j = 0; j < names.length; j += 2) runs.push(names[j] as string);
       const affix = affixes[at];
-      // The affixed field's number (1 = the first field), or 0.
-      if (affix) runs.push((affix.index + 1) / 2, affix.prefix, affix.suffix);
-      else runs.push(0);
-      const json = affix?.json ? affix.index : -1;
-      let next = at;
+      const k = names.length / 2;
+      let next = at + 1;
       while (
         next < end &&
         sameShape(batch[next].stream, entries[next], affixes[next], first, names, affix)
-      ) {
-        const fields = entries[next] as StreamEntryFields;
-        for (let j = 1; j < fields.length; j += 2) {
-          const value = fields[j];
-          let size: number;
-          if (typeof value !== 'string') {
-            // In parts: one after the other, one value for Redis.
-            size = this.writeParts(data, offset, value);
-          } else {
-            size =
-              j === json
-                ? writeJsonContent(data, offset, value)
-                : bufferWrite.call(data, value, offset);
-          }
-          sizesEnd = writeSize(sizes, sizesEnd, size);
-          offset += size;
-        }
+      )
         next++;
-      }
-      runs[countAt] = next - at;
+      runs.push(String(key + 1), String(k), String(next - at));
+      // Names are strings (accept() checked).
+      for (let j = 0; j < names.length; j += 2) runs.push(names[j] as string);
+      // The affixed field's number (1 = the first field), or 0.
+      if (affix) runs.push(String((affix.index + 1) / 2), affix.prefix, affix.suffix);
+      else runs.push('0');
       at = next;
     }
-    return [
-      keys.length,
-      ...keys,
-      this.maxLen,
-      data.subarray(0, offset),
-      sizes.subarray(0, sizesEnd),
-      ...runs,
-    ];
+    for (const run of runs) runChars += run.length;
+    // A UTF-16 unit is at most 3 bytes of UTF-8, and each argument has its framing. The
+    // scratch is reused: the drainer writes the next batch only once this call settled (its
+    // bytes were on the server then), and a call sent again (NOSCRIPT) is a copy.
+    const bound =
+      ScriptCallWriter.headBound(this.connection.client, keys) +
+      3 * (chars + runChars) +
+      16 * (values + runs.length + 2);
+    let data = this.scratch;
+    if (data.length < bound) {
+      data = Buffer.allocUnsafeSlow(bound);
+      if (bound <= SCRATCH_MAX_BYTES) this.scratch = data;
+    }
+    const writer = new ScriptCallWriter(data).begin(
+      this.connection.client,
+      XADD_BATCH,
+      keys,
+      2 + runs.length + values,
+    );
+    let offset = writeBulk(data, writer.at, String(this.maxLen));
+    offset = writeBulk(data, offset, String(runs.length));
+    for (const run of runs) offset = writeBulk(data, offset, run);
+    for (let at = start; at < end; at++) {
+      const fields = entries[at];
+      if (fields instanceof NotEncoded) continue;
+      const affix = affixes[at];
+      const json = affix?.json ? affix.index : -1;
+      for (let j = 1; j < fields.length; j += 2) {
+        const value = fields[j];
+        const length = valueLength(value);
+        const from = openBulk(data, offset, length);
+        let size: number;
+        if (typeof value !== 'string') {
+          // In parts: one after the other, one value for Redis.
+          size = this.writeParts(data, from, value);
+        } else {
+          size =
+            j === json ? writeJsonContent(data, from, value) : bufferWrite.call(data, value, from);
+        }
+        offset = closeBulk(data, offset, length, from, size);
+      }
+    }
+    writer.at = offset;
+    return writer.finish();
   }
 
   /**

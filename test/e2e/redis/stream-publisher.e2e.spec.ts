@@ -252,7 +252,7 @@ describe.each(['script', 'pipeline'] as const)(
     });
 
     it('writes every value byte for byte: empty, multi-byte, emoji, newlines, NUL', async () => {
-      // The script takes a batch's values as one argument cut by byte sizes: a UTF-16 length would cut wrong.
+      // The script takes each value as an argument whose byte length the publisher writes: a UTF-16 length would frame it wrong.
       const written = [
         '',
         'ascii',
@@ -273,7 +273,7 @@ describe.each(['script', 'pipeline'] as const)(
       expect((await values(pub.stream)).slice(-2)).toEqual(['plain', '']);
     });
 
-    it('cuts values by sizes whose every byte counts (sizes go as four bytes, big-endian)', async () => {
+    it('frames values whose byte lengths cross powers of two and of ten', async () => {
       // 0x01020304 passes 16 M characters: a call of its own after the others.
       const sizes = [1, 255, 256, 257, 65535, 65536, 0x010203, 0x01020304, 3];
       const items = sizes.map((size, i) => String.fromCharCode(97 + i).repeat(size));
@@ -283,6 +283,39 @@ describe.each(['script', 'pipeline'] as const)(
       const got = await values(pub.stream);
       expect(got.map(v => `${v[0]}${v.length}`)).toEqual(items.map(v => `${v[0]}${v.length}`));
       expect(got).toEqual(items);
+    });
+
+    it('writes values whose UTF-8 length has more digits than their characters (the framing moves them up)', async () => {
+      const items = [
+        'é'.repeat(5), // 5 characters, 10 bytes
+        '日'.repeat(4), // 4 characters, 12 bytes
+        '🎉'.repeat(3), // 6 UTF-16 units, 12 bytes
+        'é'.repeat(50), // 50 characters, 100 bytes
+        '€'.repeat(334), // 334 characters, 1002 bytes
+        'a'.repeat(99),
+        'a'.repeat(100),
+      ];
+      const pub = publisher({ maxLen: 0 });
+      const results = await pub.publishAll(items);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      expect(await values(pub.stream)).toEqual(items);
+    });
+
+    it('writes a batch of more than 65,536 values in order (the script in several calls)', async () => {
+      const pub = publisher({ maxLen: 0, drainBatchSize: 100_000, bufferSize: 100_000 });
+      const items = Array.from({ length: 70_000 }, (_, i) => String(i));
+      const results = await pub.publishAll(items);
+      expect(results.every(r => typeof r === 'string')).toBe(true);
+      expect(await values(pub.stream)).toEqual(items);
+      if (writeMode === 'script') expect(pub.stats().scriptWrites).toBe(1);
+    });
+
+    it("writes to the key the client's keyPrefix names, as ioredis's own commands do", async () => {
+      const pub = publisher({ redis: { keyPrefix: 'herald-prefix:' } });
+      streams.push(`herald-prefix:${pub.stream}`);
+      await pub.publishAll(['a', 'b']);
+      expect(await values(`herald-prefix:${pub.stream}`)).toEqual(['a', 'b']);
+      expect(await admin.exists(pub.stream)).toBe(0);
     });
 
     it('writes a batch whose values pass 16 M characters in order (the script in several calls)', async () => {
@@ -432,6 +465,21 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
     // A write answered after the crash may be repeated (its reply was lost); first occurrences keep posting order.
     const first = seen.filter((value, index) => seen.indexOf(value) === index).map(Number);
     expect(first).toEqual(Array.from({ length: total }, (_, i) => i));
+    client.disconnect();
+  });
+
+  it('loads its script again after SCRIPT FLUSH (NOSCRIPT: the same call as EVAL), writing every value', async () => {
+    const client = new Redis(server.url);
+    const pub = makePublisher({ url: server.url, writeMode: 'script' });
+    await pub.connection.whenReady();
+    await client.script('FLUSH');
+    await pub.publishAll(['a', 'é'.repeat(50)]);
+    await client.script('FLUSH');
+    await pub.publishAll(['b', '€'.repeat(334)]);
+    expect(await values(pub.stream, client)).toEqual(['a', 'é'.repeat(50), 'b', '€'.repeat(334)]);
+    // Each call answered at once (NOSCRIPT, then EVAL within it): no write failed and was retried.
+    expect(pub.stats().scriptWrites).toBe(2);
+    expect(pub.stats().writeErrors).toBe(0);
     client.disconnect();
   });
 
