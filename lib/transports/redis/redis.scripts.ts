@@ -88,7 +88,12 @@ end
  * reply being their concatenation): `table.concat` of a whole batch
  * overflows Lua 5.1's 8 KB buffer and then merges its pieces pairwise, each
  * byte copied again at every level, while a chunk fits the buffer (one-field
- * entries: 38,000 -> 30,000 instructions per entry).
+ * entries: 38,000 -> 30,000 instructions per entry). Each chunk's pieces
+ * fill the same first places of one table (a table the size of a chunk,
+ * not of the batch, never grown again), and the entries are walked with a
+ * numeric `for` rather than `ipairs` (a call per entry): together about
+ * 560 instructions fewer per entry read (callgrind, a private Redis, 1000
+ * entries of 208 bytes a read).
  */
 export const READ_BATCH = script(`${GAP_FUNCTION}
 local head = gap(KEYS[1], ARGV[1])
@@ -100,12 +105,12 @@ if #list == 0 then return head end
 head = '=' .. #list .. ' ' .. list[#list][1] .. '\\n' .. head
 local out = {head}
 local n = 1
-local from = 1
 local bytes = #head
 local chunks = {}
 local counts = {}
 local lengths = {}
-for _, e in ipairs(list) do
+for x = 1, #list do
+  local e = list[x]
   local f = e[2]
   local k = #f
   local c = counts[k]
@@ -124,12 +129,12 @@ for _, e in ipairs(list) do
     bytes = bytes + l
   end
   if bytes >= 4096 then
-    chunks[#chunks + 1] = table.concat(out, '', from, n)
-    from = n + 1
+    chunks[#chunks + 1] = table.concat(out, '', 1, n)
+    n = 0
     bytes = 0
   end
 end
-if from <= n then chunks[#chunks + 1] = table.concat(out, '', from, n) end
+if n > 0 then chunks[#chunks + 1] = table.concat(out, '', 1, n) end
 return chunks`);
 
 /** The gap check alone, before a plain (blocking) XREADGROUP. KEYS[1]: stream; ARGV[1]: group. */
