@@ -10,6 +10,7 @@ import {
 import { PrivateRedis } from '../../helpers/private-redis.js';
 import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
+import { LENGTHS_ACROSS_POWERS_OF_TEN } from '../../helpers/utf8-lengths.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const admin = new Redis(REDIS_URL);
@@ -286,15 +287,7 @@ describe.each(['script', 'pipeline'] as const)(
     });
 
     it('writes values whose UTF-8 length has more digits than their characters (the framing moves them up)', async () => {
-      const items = [
-        'é'.repeat(5), // 5 characters, 10 bytes
-        '日'.repeat(4), // 4 characters, 12 bytes
-        '🎉'.repeat(3), // 6 UTF-16 units, 12 bytes
-        'é'.repeat(50), // 50 characters, 100 bytes
-        '€'.repeat(334), // 334 characters, 1002 bytes
-        'a'.repeat(99),
-        'a'.repeat(100),
-      ];
+      const items = LENGTHS_ACROSS_POWERS_OF_TEN;
       const pub = publisher({ maxLen: 0 });
       const results = await pub.publishAll(items);
       expect(results.every(r => typeof r === 'string')).toBe(true);

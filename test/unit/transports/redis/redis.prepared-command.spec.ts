@@ -5,6 +5,7 @@ import {
   openBulk,
   writeBulk,
 } from '../../../../lib/transports/redis/redis.prepared-command.js';
+import { LENGTHS_ACROSS_POWERS_OF_TEN } from '../../../helpers/utf8-lengths.js';
 
 /** Reads RESP bulk strings back to back, strictly: each `$<length>\r\n<bytes>\r\n`, the length without leading zeros. */
 function readBulks(bytes: Buffer): string[] {
@@ -45,15 +46,7 @@ describe('prepared commands: bulk strings written in place', () => {
   });
 
   it('moves a value up when its bytes take more digits than its characters (not ASCII, across a power of ten)', () => {
-    const values = [
-      'é'.repeat(5), // 5 characters, 10 bytes
-      '日'.repeat(4), // 4 characters, 12 bytes
-      '🎉'.repeat(3), // 6 UTF-16 units, 12 bytes
-      'é'.repeat(50), // 50 characters, 100 bytes
-      '€'.repeat(334), // 334 characters, 1002 bytes
-      '€'.repeat(3334), // 3334 characters, 10002 bytes
-      'x',
-    ];
+    const values = [...LENGTHS_ACROSS_POWERS_OF_TEN, 'x'];
     expect(readBulks(written(values))).toEqual(values);
   });
 
