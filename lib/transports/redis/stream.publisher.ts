@@ -777,9 +777,10 @@ export class StreamPublisher<T = StreamEvent> {
    * EVALSHA running `XADD MAXLEN ~` per event on the server: the same
    * commands in the same order as the pipeline, for a fraction of the client
    * CPU (one command to encode and one reply to parse instead of one each
-   * per event; the values joined into one argument, see {@link XADD_BATCH}).
-   * A batch whose values pass {@link SCRIPT_CHUNK_CHARS} goes as several
-   * calls, one after the other: a call that fails leaves the events after it
+   * per event; the command's bytes written here, see {@link scriptCall}). A
+   * batch whose values pass {@link SCRIPT_CHUNK_CHARS} characters or
+   * {@link SCRIPT_CHUNK_VALUES} values goes as several calls, one after the
+   * other: a call that fails leaves the events after it
    * unwritten (retried in order), never written ahead of it.
    */
   private async sendScript(batch: Pending[]): Promise<WriteResult[]> {
