@@ -1,6 +1,5 @@
 import { Command, type Redis } from 'ioredis';
-import { describeError } from '../../common/describe-error.js';
-import type { LuaScript } from './redis.scripts.js';
+import { loadingOnNoScript, type LuaScript } from './redis.scripts.js';
 
 /**
  * A script call whose bytes (RESP) the caller wrote itself, for calls with
@@ -116,15 +115,16 @@ export interface PreparedScriptCall {
 }
 
 /**
- * Writes `EVALSHA <sha> <numkeys> <keys...>` and then, by the caller with
- * {@link openBulk}/{@link closeBulk}/{@link writeBulk} into {@link data}
- * from {@link at}, the arguments after the keys. The client's `keyPrefix`
- * is applied to the keys, as ioredis applies it to a script's keys.
+ * Writes `EVALSHA <sha> <numkeys> <keys...>` ({@link begin}), after which
+ * the caller writes the arguments after the keys with
+ * {@link openBulk}/{@link closeBulk}/{@link writeBulk} into the same Buffer,
+ * and {@link finish}es at their end. The client's `keyPrefix` is applied to
+ * the keys, as ioredis applies it to a script's keys.
  */
 export class ScriptCallWriter {
   private afterSha = 0;
   private count = 0;
-  private keys: string[] = [];
+  private keys: readonly string[] = [];
 
   /** Bytes {@link begin} writes at most for these keys (the SHA, the count and the keys with their framing). */
   static headBound(client: Redis, keys: readonly string[]): number {
@@ -135,17 +135,15 @@ export class ScriptCallWriter {
   }
 
   constructor(
-    /** Where the command is written; big enough for what the caller writes (see {@link bulkBound}). */
-    readonly data: Buffer,
-    /** Where the next argument goes. */
-    public at = 0,
+    /** Where the command is written; big enough for it (see {@link headBound} and {@link bulkBound}). */
+    private readonly data: Buffer,
   ) {}
 
   /**
    * Writes the head of a call of `args` arguments after the keys.
-   * @returns this, {@link at} after the keys
+   * @returns where the first of them goes
    */
-  begin(client: Redis, lua: LuaScript, keys: readonly string[], args: number): this {
+  begin(client: Redis, lua: LuaScript, keys: readonly string[], args: number): number {
     const prefix = client.options.keyPrefix ?? '';
     this.keys = prefix === '' ? keys.slice() : keys.map(key => prefix + key);
     this.count = 3 + keys.length + args;
@@ -154,14 +152,13 @@ export class ScriptCallWriter {
     this.afterSha = at;
     at = writeBulk(this.data, at, String(keys.length));
     for (const key of this.keys) at = writeBulk(this.data, at, key);
-    this.at = at;
-    return this;
+    return at;
   }
 
-  /** The call as written: {@link data} up to {@link at}. */
-  finish(): PreparedScriptCall {
+  /** The call as written, its last argument ending at `end`. */
+  finish(end: number): PreparedScriptCall {
     return {
-      bytes: this.data.subarray(0, this.at),
+      bytes: this.data.subarray(0, end),
       afterSha: this.afterSha,
       count: this.count,
       keys: this.keys,
@@ -180,16 +177,20 @@ export async function evalPrepared(
   call: PreparedScriptCall,
 ): Promise<unknown> {
   const keyArgs = [String(call.keys.length), ...call.keys];
-  try {
-    return await client.sendCommand(
-      new PreparedCommand('evalsha', [lua.sha, ...keyArgs], call.bytes),
-    );
-  } catch (error) {
-    if (!describeError(error).startsWith('NOSCRIPT')) throw error;
-    const head = Buffer.from(
-      `*${call.count}\r\n$4\r\nEVAL\r\n$${Buffer.byteLength(lua.source)}\r\n${lua.source}\r\n`,
-    );
-    const bytes = Buffer.concat([head, call.bytes.subarray(call.afterSha)]);
-    return client.sendCommand(new PreparedCommand('eval', [lua.source, ...keyArgs], bytes));
-  }
+  return loadingOnNoScript(
+    // ioredis types sendCommand's result as unknown; it is the command's promise.
+    () =>
+      client.sendCommand(
+        new PreparedCommand('evalsha', [lua.sha, ...keyArgs], call.bytes),
+      ) as Promise<unknown>,
+    () => {
+      const head = Buffer.from(
+        `*${call.count}\r\n$4\r\nEVAL\r\n$${Buffer.byteLength(lua.source)}\r\n${lua.source}\r\n`,
+      );
+      const bytes = Buffer.concat([head, call.bytes.subarray(call.afterSha)]);
+      return client.sendCommand(
+        new PreparedCommand('eval', [lua.source, ...keyArgs], bytes),
+      ) as Promise<unknown>;
+    },
+  );
 }

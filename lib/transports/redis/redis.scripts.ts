@@ -242,16 +242,36 @@ export async function evalScriptBuffer(
   return reply.length === 1 ? reply[0] : Buffer.concat(reply);
 }
 
-async function run(
+function run(
   client: Redis,
   method: 'call' | 'callBuffer',
   lua: LuaScript,
   args: readonly (string | number | Buffer)[],
 ): Promise<unknown> {
+  return loadingOnNoScript(
+    () => client[method]('EVALSHA', [lua.sha, ...args]),
+    () => client[method]('EVAL', [lua.source, ...args]),
+  );
+}
+
+/** The server does not have the script (first use, a restart, SCRIPT FLUSH). */
+export function isNoScript(error: unknown): boolean {
+  return describeError(error).startsWith('NOSCRIPT');
+}
+
+/**
+ * Runs a script call by SHA; when the server does not have the script, the
+ * same call with its source (EVAL), which loads it. Every script call of
+ * the transport goes through here.
+ */
+export async function loadingOnNoScript<T>(
+  bySha: () => Promise<T>,
+  bySource: () => Promise<T>,
+): Promise<T> {
   try {
-    return await client[method]('EVALSHA', [lua.sha, ...args]);
+    return await bySha();
   } catch (error) {
-    if (!describeError(error).startsWith('NOSCRIPT')) throw error;
-    return client[method]('EVAL', [lua.source, ...args]);
+    if (!isNoScript(error)) throw error;
+    return bySource();
   }
 }

@@ -35,7 +35,7 @@ import {
   writeBulk,
   type PreparedScriptCall,
 } from './redis.prepared-command.js';
-import { XADD_BATCH } from './redis.scripts.js';
+import { isNoScript, XADD_BATCH } from './redis.scripts.js';
 import { Sleeper } from './sleeper.js';
 import type { StreamEvent } from './stream-event.js';
 import {
@@ -668,7 +668,7 @@ export class StreamPublisher<T = StreamEvent> {
             !isReplyError(error) ||
             isTransientReplyError(error) ||
             clusterReplyOf(error) !== undefined ||
-            describe(error).startsWith('NOSCRIPT')
+            isNoScript(error)
           )
             throw error;
           this.writeMode = 'pipeline';
@@ -902,13 +902,9 @@ export class StreamPublisher<T = StreamEvent> {
       data = Buffer.allocUnsafeSlow(bound);
       if (bound <= SCRATCH_MAX_BYTES) this.scratch = data;
     }
-    const writer = new ScriptCallWriter(data).begin(
-      this.connection.client,
-      XADD_BATCH,
-      keys,
-      2 + runs.length + values,
-    );
-    let offset = writeBulk(data, writer.at, String(this.maxLen));
+    const writer = new ScriptCallWriter(data);
+    const first = writer.begin(this.connection.client, XADD_BATCH, keys, 2 + runs.length + values);
+    let offset = writeBulk(data, first, String(this.maxLen));
     offset = writeBulk(data, offset, String(runs.length));
     for (const run of runs) offset = writeBulk(data, offset, run);
     for (let at = start; at < end; at++) {
@@ -931,8 +927,7 @@ export class StreamPublisher<T = StreamEvent> {
         offset = closeBulk(data, offset, length, from, size);
       }
     }
-    writer.at = offset;
-    return writer.finish();
+    return writer.finish(offset);
   }
 
   /**

@@ -1,9 +1,10 @@
 import { Redis } from 'ioredis';
-import { TransportClosedError, silentLogger } from '../../../lib/index.js';
+import { TransportClosedError, silentLogger, type HeraldLogger } from '../../../lib/index.js';
 import {
   EventDroppedError,
   EventNotWrittenError,
   StreamPublisher,
+  StreamSubscriber,
   fieldsToRecord,
   type EventAction,
 } from '../../../lib/redis/index.js';
@@ -48,6 +49,26 @@ async function proxy(): Promise<TcpProxy> {
 async function values(stream: string, redis: Redis = admin): Promise<string[]> {
   const entries = await redis.xrange(stream, '-', '+');
   return entries.map(([, fields]) => fieldsToRecord(fields).v);
+}
+
+/** A group subscriber (group `g`, from the start) of `pub`'s stream, collecting each entry's `v`. */
+async function groupReader(
+  pub: StreamPublisher<string>,
+  url: string,
+  name: string,
+  logger: HeraldLogger = silentLogger,
+): Promise<{ sub: StreamSubscriber; got: string[] }> {
+  const sub = new StreamSubscriber({
+    url,
+    logger,
+    stream: pub.stream,
+    name,
+    blockMs: 50,
+    group: { name: 'g', startId: '0' },
+  });
+  const got: string[] = [];
+  await sub.subscribe(message => void got.push(message.fields.v));
+  return { sub, got };
 }
 
 afterEach(async () => {
@@ -475,6 +496,28 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
     client.disconnect();
   });
 
+  it('a group subscriber loads its read script again after SCRIPT FLUSH, losing nothing', async () => {
+    const client = new Redis(server.url);
+    const pub = makePublisher({ url: server.url, writeMode: 'script' });
+    const { sub, got } = await groupReader(pub, server.url, 'reflush');
+    try {
+      await pub.publishAll(['a', 'b']);
+      await waitFor(() => got.length === 2);
+      await client.script('FLUSH');
+      const reads = sub.stats().scriptReads;
+      await pub.publishAll(['c', 'd']);
+      await waitFor(() => got.length === 4);
+      expect(got).toEqual(['a', 'b', 'c', 'd']);
+      // Read by the script after the flush too (NOSCRIPT answered with EVAL), not by the fallback.
+      expect(sub.stats().scriptReads).toBeGreaterThan(reads);
+      expect(sub.stats().readErrors).toBe(0);
+      expect(await client.xpending(pub.stream, 'g')).toEqual([0, null, null, null]);
+    } finally {
+      await sub.close();
+      client.disconnect();
+    }
+  });
+
   it('sends a batch of more than 65,536 values as two script calls, in order', async () => {
     const client = new Redis(server.url);
     const pub = makePublisher({
@@ -537,18 +580,8 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
     const warnings: string[] = [];
     const logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
     const pub = makePublisher({ url, logger, writeMode: 'script' });
-    const { StreamSubscriber } = await import('../../../lib/redis/index.js');
-    const sub = new StreamSubscriber({
-      url,
-      logger,
-      stream: pub.stream,
-      name: 'fallback',
-      blockMs: 100,
-      group: { name: 'g', startId: '0' },
-    });
-    const got: string[] = [];
+    const { sub, got } = await groupReader(pub, url, 'fallback', logger);
     try {
-      await sub.subscribe(message => void got.push(message.fields.v));
       await pub.publishAndWait('a');
       await pub.publishAndWait('b');
       await waitFor(() => got.length === 2);
