@@ -92,7 +92,8 @@ NO_ROOM.count = MAX_BATCH;
 /**
  * Posts on their way to the transport: a bounded buffer (`maxPending`),
  * flushed once per microtask after the transport connected (posts made
- * before wait, in order), in batches of up to 1000 (and about 1 MiB of
+ * before wait, in order), in batches of up to 1000 or the transport's
+ * `publishBatchSize` (and about 1 MiB of
  * payloads, {@link MAX_BATCH_CHARS}), each post settled with
  * the transport's result for its envelope. A publish that throws or rejects
  * rejects the posts of its batch. Waiting posts are {@link Batch}es, filled
@@ -109,6 +110,8 @@ export class Outbox {
   private hint = 16;
   private flushScheduled = false;
   private publishing = 0;
+  /** Posts per publish at most: the transport's `publishBatchSize`, within 1 to {@link MAX_BATCH}. */
+  private readonly maxBatch: number;
 
   constructor(
     private readonly transport: Transport,
@@ -127,6 +130,11 @@ export class Outbox {
     // away at the first flush (issue 16: deoptimized, and a compile still
     // running aborted, in the first post pass).
     this.batches = [];
+    const size = transport.publishBatchSize;
+    this.maxBatch =
+      size !== undefined && Number.isInteger(size) && size >= 1 && size < MAX_BATCH
+        ? size
+        : MAX_BATCH;
   }
 
   /** Posts waiting or being published. */
@@ -167,7 +175,7 @@ export class Outbox {
    */
   add(envelope: Envelope): Promise<PostReceipt> {
     let batch = this.filling;
-    if (batch.count === MAX_BATCH || batch.chars > MAX_BATCH_CHARS) {
+    if (batch.count >= this.maxBatch || batch.chars > MAX_BATCH_CHARS) {
       batch = new Batch(this.hint);
       this.batches.push(batch);
       this.filling = batch;
@@ -213,7 +221,7 @@ export class Outbox {
     // never longer than count (posts past the hint were appended).
     for (const batch of batches) batch.envelopes.length = batch.count;
     // The next burst is likely this one's size.
-    this.hint = Math.min(Math.max(this.count, 16), MAX_BATCH);
+    this.hint = Math.min(Math.max(this.count, 16), this.maxBatch);
     this.batches = [];
     this.filling = NO_ROOM;
     this.count = 0;

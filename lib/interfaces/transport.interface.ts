@@ -107,6 +107,13 @@ export interface Transport {
   /** Start the transport; resolves when it can publish and deliver. */
   connect(context: TransportContext): Promise<void>;
   publish(batch: readonly Envelope[]): Promise<readonly PublishResult[]>;
+  /**
+   * The most posts the bus hands one {@link publish} (1 to 1000; default
+   * 1000). A post settles when its whole batch was published, so a
+   * transport that writes one batch while the next is being posted asks
+   * for smaller ones.
+   */
+  readonly publishBatchSize?: number;
   /** Stop taking new deliveries in (shutdown step one); publishing still works. */
   stopIntake?(): Promise<void>;
   /** Counters and gauges, e.g. `published`, `delivered`, `acked`, `nacked`, `queueHighWater`. */

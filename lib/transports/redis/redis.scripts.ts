@@ -148,17 +148,44 @@ if #pending == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1
 return -1`);
 
 /**
- * XADD per event, in order, on the server. KEYS: the streams. ARGV[1]:
- * maxLen (0 = no trimming). ARGV[2]: how many arguments after it describe
- * the runs (R). Then the runs, events that share a stream, field names and
+ * How long a writer's order guard outlives its last call: far longer than
+ * a call can wait behind the one before it (the publisher gives up on a
+ * call unanswered for `writeTimeoutMs` and reconnects).
+ */
+export const ORDER_GUARD_TTL_MS = 60_000;
+
+/** A call the {@link XADD_BATCH} order guard refused: nothing of it was written. */
+export function isOrderRefusal(error: unknown): boolean {
+  return describeError(error).startsWith('HERALDORDER');
+}
+
+/**
+ * XADD per event, in order, on the server. KEYS: the streams, then (with
+ * a token) the writer's order guard. ARGV[1]: maxLen (0 = no trimming).
+ * ARGV[2]: how many arguments describe the runs (R). ARGV[3]: this call's
+ * token, or '' (no guard: no call of this writer is in flight before it).
+ * ARGV[4]: the token of the call sent right before this one and still in
+ * flight when this one was sent, or ''. Then, from ARGV[5], the runs,
+ * events that share a stream, field names and
  * affix: the stream's KEYS index, the field count k, the event count, the k
  * names (names are sent once per run, not per event), then the number of
  * the field written with an affix (1 to k; 0: none) and, when not 0, the
  * prefix and the suffix written around that field's value in each event of
  * the run (a part of a value repeated from event to event crosses the wire
- * once per run). Then, from ARGV[3 + R], every field value of the batch,
+ * once per run). Then, from ARGV[5 + R], every field value of the batch,
  * one argument each, in order. Returns, one per line, each event's entry
  * id or `!` and the error.
+ *
+ * The order guard: a writer with two calls in flight must never have the
+ * second written when the first was not (Redis refused it: BUSY, OOM,
+ * LOADING, NOSCRIPT, and the cause gone a moment later), or the first's
+ * events, retried, would land after the second's. So a call whose
+ * predecessor is named runs only if the guard holds that predecessor's
+ * token; and a call leaves its token there only when every one of its
+ * XADDs was written (an event that failed may be retried). Otherwise the
+ * call is refused whole with `HERALDORDER`, nothing written, and retried
+ * after its predecessor. The guard expires ({@link ORDER_GUARD_TTL_MS}):
+ * nothing is left behind by a writer that went away.
  *
  * Each value its own argument, not cut out of one argument that holds them
  * all: every Lua string Redis makes is hashed byte by byte (Redis's Lua
@@ -173,10 +200,20 @@ return -1`);
 export const XADD_BATCH = script(`
 local maxlen = ARGV[1]
 local trim = tonumber(maxlen) > 0
+local token = ARGV[3]
+local guard
+if token ~= '' then
+  guard = KEYS[#KEYS]
+  local after = ARGV[4]
+  if after ~= '' and redis.call('GET', guard) ~= after then
+    return redis.error_reply('HERALDORDER the write sent before this one was not written')
+  end
+end
+local failed = false
 local out = {}
 local o = 0
-local i = 3
-local n = 2 + tonumber(ARGV[2])
+local i = 5
+local n = 4 + tonumber(ARGV[2])
 local v = n + 1
 local args = {}
 local a = 0
@@ -208,12 +245,14 @@ while i <= n do
     o = o + 1
     if type(id) == 'table' and id.err then
       out[o] = '!' .. string.gsub(id.err, '\\n', ' ')
+      failed = true
     else
       out[o] = id
     end
   end
   i = p
 end
+if guard and not failed then redis.call('SET', guard, token, 'PX', ${ORDER_GUARD_TTL_MS}) end
 return table.concat(out, '\\n')`);
 
 /**

@@ -182,6 +182,14 @@ export class RedisTransport implements Transport {
   private static readonly keptDelivery = KEEP_MAP;
   readonly name = 'redis';
   readonly features: TransportFeatures;
+  /**
+   * Posts in halves of the bus's 1000: the publisher writes one batch while
+   * the posts the batch before settled post again, two writes in flight
+   * (see StreamPublisher's writesInFlight), where 1000 posts in one batch
+   * left Redis waiting while they were posted and the app waiting while
+   * Redis wrote them.
+   */
+  readonly publishBatchSize = 500;
   readonly stream: string;
   /** The streams read: `[stream]`, or layout `mainflux`'s `streams`. */
   readonly streams: readonly string[];

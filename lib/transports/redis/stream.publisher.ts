@@ -3,6 +3,7 @@
 // one file because the steps share the buffer, the retry queue and the
 // back-off state and split apart would only pass them around; options live in
 // stream.publisher.options.ts, the Lua script in redis.scripts.ts.
+import { randomUUID } from 'node:crypto';
 import { logLine } from '../../common/log-line.js';
 import type { Observable } from 'rxjs';
 import { describeError, asError } from '../../common/describe-error.js';
@@ -35,7 +36,7 @@ import {
   writeBulk,
   type PreparedScriptCall,
 } from './redis.prepared-command.js';
-import { isNoScript, XADD_BATCH } from './redis.scripts.js';
+import { isNoScript, isOrderRefusal, XADD_BATCH } from './redis.scripts.js';
 import { Sleeper } from './sleeper.js';
 import type { StreamEvent } from './stream-event.js';
 import {
@@ -259,6 +260,14 @@ const SCRIPT_CHUNK_VALUES = 65_536;
 /** A larger batch's values get a buffer of their own, not kept. */
 const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
 
+/**
+ * With two writes in flight, a batch ends where one caller's events end
+ * once it holds this many (see {@link StreamPublisher.take}): fewer, and
+ * the callers' events go together (a write costs Redis and the publisher
+ * about as much as a few dozen events).
+ */
+const CALLER_CUT_MIN = 64;
+
 /** {@link StreamPublisher.writeParts} keeps the bytes of repeated parts at this many first places of a value... */
 const REPEATED_PLACES = 8;
 /** ...of parts up to this many characters. */
@@ -283,6 +292,45 @@ class RepeatedPart {
   bytes: Buffer | undefined = undefined;
   /** How many times in a row the part here was not the one before. */
   misses = 0;
+}
+
+/**
+ * What a write needs while it is in flight: the buffer its command is
+ * written in and its events' entries as written. The publisher has two,
+ * used in turn by writes in flight together; a slot is written again only
+ * once the write that used it settled (its bytes were on the server then;
+ * a call sent again on NOSCRIPT is a copy made before that).
+ */
+class WriteSlot {
+  /** Up to {@link SCRATCH_MAX_BYTES}, kept from write to write. */
+  scratch = Buffer.alloc(0);
+  /**
+   * By place in the batch: each event's fields as written (or its encoder's
+   * refusal) and its affix ({@link StreamPublisher.addEntry}); cleared once
+   * written ({@link StreamPublisher.clearEntries}).
+   */
+  readonly fields: (StreamEntryFields | NotEncoded)[] = [];
+  readonly affixes: (ValueAffix | undefined)[] = [];
+}
+
+/** One write in flight: its events, its slot, its order-guard tokens; once answered, its events to retry. */
+class Flight {
+  /** Settles once answered (never rejects): {@link retry} is then set. */
+  settled: Promise<void> = Promise.resolve();
+  answered = false;
+  /** Its events to write again, in order. */
+  retry: Pending[] = [];
+  /** Every event to retry was refused by the order guard alone: no back-off. */
+  orderOnly = true;
+
+  constructor(
+    readonly batch: Pending[],
+    readonly slot: WriteSlot,
+    /** Its token for the order guard ({@link XADD_BATCH}); '' without the guard. */
+    readonly token: string,
+    /** The token of the write in flight before it, or ''. */
+    readonly after: string,
+  ) {}
 }
 
 /** An XADD the script reports as refused (Redis's own error text). */
@@ -326,23 +374,24 @@ export class StreamPublisher<T = StreamEvent> {
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
   private buffer = new Fifo<Pending>();
-  /** Where {@link scriptCall} writes a batch's command (up to {@link SCRATCH_MAX_BYTES}, kept). */
-  private scratch = Buffer.alloc(0);
+  /** Writes in flight, oldest first (two at most: see {@link writesInFlight}). */
+  private readonly flights: Flight[] = [];
+  private readonly slots = [new WriteSlot(), new WriteSlot()];
+  /** Writes sent so far: a write's order-guard token. */
+  private launched = 0;
+  /**
+   * The order guard's key (see {@link XADD_BATCH}): under the stream's
+   * name, so an ACL that lets a client write the stream's keys lets it
+   * write this one; one per publisher, gone a minute after its last write.
+   */
+  private readonly guardKey: string;
   /** {@link writeParts}: by place in a value in parts, the last part written there, and its bytes once it repeated. */
   private readonly repeated: RepeatedPart[] = Array.from(
     { length: REPEATED_PLACES },
     () => new RepeatedPart(),
   );
-  /**
-   * The batch being written, by place: each event's fields as written (or its
-   * encoder's refusal) and its affix ({@link addEntry}); kept from batch to
-   * batch (one write at a time), cleared once written ({@link clearEntries}).
-   */
-  private readonly entryFields: (StreamEntryFields | NotEncoded)[] = [];
-  private readonly entryAffixes: (ValueAffix | undefined)[] = [];
   /** Failed writes waiting for their retry: always written before the buffer. */
   private retry: Pending[] = [];
-  private writing: Pending[] = [];
   private readonly sleeper = new Sleeper();
   private idle?: () => void;
   /** running -> draining (close() began) -> closed. */
@@ -360,6 +409,10 @@ export class StreamPublisher<T = StreamEvent> {
     failed: 0,
     writeErrors: 0,
     scriptWrites: 0,
+    /** Writes sent while another was in flight. */
+    overlappedWrites: 0,
+    /** Writes the order guard refused (the write before them was not written): retried after it. */
+    orderRefused: 0,
     /** Events refused because the server is a Redis Cluster node (MOVED / ASK / CROSSSLOT). */
     clusterRefused: 0,
     /** Written, but fewer than `waitReplicas` replicas confirmed in time (the post rejected). */
@@ -396,6 +449,7 @@ export class StreamPublisher<T = StreamEvent> {
       options.connection ??
       new RedisConnection(input, 'publisher', { connectionName: 'herald-publisher' });
     this.cluster = this.connection.isCluster;
+    this.guardKey = `${this.stream}:herald-writer:${randomUUID()}`;
     this.waitReplicas = options.waitReplicas;
     this.waitTimeoutMs = options.waitTimeoutMs;
     // A connection that comes back ends the back-off at once: buffered events go out now.
@@ -578,7 +632,27 @@ export class StreamPublisher<T = StreamEvent> {
     }
   }
 
-  private take(): Pending[] {
+  /**
+   * Two writes in flight, one at a time otherwise: Redis runs one while the
+   * publisher writes the next (and the posts answered by the first post
+   * again meanwhile), where one at a time left each side waiting on the
+   * other (issue 24). Only for the script, whose order guard keeps a write
+   * from landing ahead of one before it that Redis refused; not in a
+   * cluster (the guard's key would need the stream's slot), nor with
+   * `waitReplicas` or a pipeline.
+   */
+  private writesInFlight(): number {
+    return this.writeMode === 'script' && !this.cluster && this.waitReplicas === 0 ? 2 : 1;
+  }
+
+  /**
+   * The next batch: retries first, then the buffer, up to `drainBatchSize`.
+   * `byCaller`: a batch ends where one caller's events (one
+   * {@link publishAll}, e.g. the bus's batch of posts) end, once it holds
+   * {@link CALLER_CUT_MIN}: that caller's promise then settles on this
+   * write's answer, and its next events go out while the next write runs.
+   */
+  private take(byCaller: boolean): Pending[] {
     let batch: Pending[];
     if (this.retry.length > 0) {
       batch = this.retry.splice(0, this.batchSize);
@@ -601,41 +675,104 @@ export class StreamPublisher<T = StreamEvent> {
         batch.push(this.buffer.shift()!);
       return batch;
     }
-    while (batch.length < this.batchSize && this.buffer.length > 0)
+    while (batch.length < this.batchSize && this.buffer.length > 0) {
+      if (byCaller && batch.length >= CALLER_CUT_MIN) {
+        const last = batch[batch.length - 1].waiter;
+        if (last instanceof BatchWaiter && this.buffer.at(0)!.waiter !== last) break;
+      }
       batch.push(this.buffer.shift()!);
+    }
     return batch;
   }
 
   private async drain(): Promise<void> {
     let backoff = 0;
+    const flights = this.flights;
     for (;;) {
-      if (this.retry.length === 0 && this.buffer.length === 0) {
-        if (!this.machine.is('running')) return;
-        await new Promise<void>(resolve => (this.idle = resolve));
-        continue;
+      if (flights.length === 0) {
+        if (this.retry.length === 0 && this.buffer.length === 0) {
+          if (!this.machine.is('running')) return;
+          await new Promise<void>(resolve => (this.idle = resolve));
+          continue;
+        }
+        if (!this.machine.is('running') && Date.now() >= this.deadline) return;
+        if (!this.connection.ready) {
+          // Not connected (yet, or any more): no point sending; wait for `ready` (which ends the back-off) instead.
+          this.retry = this.notConnected(this.take(false)).concat(this.retry);
+          backoff = await this.backOff(backoff);
+          continue;
+        }
       }
-      if (!this.machine.is('running') && Date.now() >= this.deadline) return;
-      const batch = this.take();
-      this.writing = batch;
-      // Not connected (yet, or any more): no point sending; wait for `ready` (which ends the back-off) instead.
-      const failed = this.connection.ready ? await this.write(batch) : this.notConnected(batch);
-      this.writing = [];
-      if (failed.length === 0) {
+      const most = this.writesInFlight();
+      while (
+        flights.length < most &&
+        (this.retry.length > 0 || this.buffer.length > 0) &&
+        this.connection.ready &&
+        (this.machine.is('running') || Date.now() < this.deadline)
+      )
+        this.launch(most > 1);
+      if (flights.length === 0) continue;
+      const first = flights[0];
+      if (flights.length < most && this.machine.is('running')) {
+        // The first write's answer, or a post to send beside it.
+        await Promise.race([first.settled, new Promise<void>(resolve => (this.idle = resolve))]);
+        this.idle = undefined;
+        if (!first.answered) continue;
+      } else {
+        await first.settled;
+      }
+      flights.shift();
+      if (first.retry.length === 0) {
         backoff = 0;
         continue;
       }
-      this.retry = failed.concat(this.retry);
-      let wait: number;
-      if (this.loading) {
-        // Redis is up and loading its data: ask again soon, the load may end any moment.
-        wait = LOADING_RETRY_MS;
-      } else {
-        backoff = backoff === 0 ? this.initialIntervalMs : Math.min(backoff * 2, this.maxBackoffMs);
-        wait = backoff;
+      // A write failed: the writes sent after it were refused by the order
+      // guard (or failed too). All go again, in order, before anything else.
+      let retry = first.retry;
+      let orderOnly = first.orderOnly;
+      while (flights.length > 0) {
+        const next = flights.shift()!;
+        await next.settled;
+        retry = retry.concat(next.retry);
+        orderOnly &&= next.orderOnly;
       }
-      const pause = !this.machine.is('running') ? Math.min(wait, this.deadline - Date.now()) : wait;
-      if (pause > 0) await this.sleeper.sleep(pause);
+      this.retry = retry.concat(this.retry);
+      // Refused only for order: the write before is settled now, so at once.
+      if (!orderOnly) backoff = await this.backOff(backoff);
     }
+  }
+
+  /** Sends the next batch, beside the write in flight if any (see {@link writesInFlight}). */
+  private launch(byCaller: boolean): void {
+    const flights = this.flights;
+    const before = flights.at(-1);
+    // The slot the write in flight does not use.
+    const slot = before?.slot === this.slots[0] ? this.slots[1] : this.slots[0];
+    const guarded = byCaller && !this.cluster;
+    const flight = new Flight(
+      this.take(byCaller),
+      slot,
+      guarded ? String(++this.launched) : '',
+      guarded && before !== undefined ? before.token : '',
+    );
+    if (before !== undefined) this.counters.overlappedWrites++;
+    flight.settled = this.write(flight);
+    flights.push(flight);
+  }
+
+  /** Waits before writing failed events again. @returns the back-off to start from next time */
+  private async backOff(backoff: number): Promise<number> {
+    let wait: number;
+    if (this.loading) {
+      // Redis is up and loading its data: ask again soon, the load may end any moment.
+      wait = LOADING_RETRY_MS;
+    } else {
+      backoff = backoff === 0 ? this.initialIntervalMs : Math.min(backoff * 2, this.maxBackoffMs);
+      wait = backoff;
+    }
+    const pause = !this.machine.is('running') ? Math.min(wait, this.deadline - Date.now()) : wait;
+    if (pause > 0) await this.sleeper.sleep(pause);
+    return backoff;
   }
 
   /**
@@ -643,7 +780,8 @@ export class StreamPublisher<T = StreamEvent> {
    * unanswered within `writeTimeoutMs` means a dead socket: reconnecting
    * rejects its commands, which are then retried.
    */
-  private async send(batch: Pending[]): Promise<WriteResult[]> {
+  private async send(flight: Flight): Promise<WriteResult[]> {
+    const batch = flight.batch;
     const timer = setTimeout(() => {
       this.logger.warn(
         logLine(
@@ -658,7 +796,7 @@ export class StreamPublisher<T = StreamEvent> {
     try {
       if (this.writeMode === 'script' && this.waitReplicas === 0) {
         try {
-          const results = await this.sendScript(batch);
+          const results = await this.sendScript(flight);
           this.counters.scriptWrites++;
           return results;
         } catch (error) {
@@ -668,7 +806,8 @@ export class StreamPublisher<T = StreamEvent> {
             !isReplyError(error) ||
             isTransientReplyError(error) ||
             clusterReplyOf(error) !== undefined ||
-            isNoScript(error)
+            isNoScript(error) ||
+            isOrderRefusal(error)
           )
             throw error;
           this.writeMode = 'pipeline';
@@ -682,7 +821,7 @@ export class StreamPublisher<T = StreamEvent> {
           );
         }
       }
-      return await this.sendPipeline(batch);
+      return await this.sendPipeline(flight);
     } catch (error) {
       const cluster = clusterReplyOf(error);
       const failure =
@@ -700,7 +839,7 @@ export class StreamPublisher<T = StreamEvent> {
    * since it was published, or (`encodeOnWrite`) its item's, encoded now and
    * kept only while written; its encoder's refusal in their place.
    */
-  private addEntry(pending: Pending, at: number): StreamEntryFields | NotEncoded {
+  private addEntry(slot: WriteSlot, pending: Pending, at: number): StreamEntryFields | NotEncoded {
     let fields = pending.fields;
     let affix = pending.affix;
     if (fields === undefined) {
@@ -710,13 +849,13 @@ export class StreamPublisher<T = StreamEvent> {
         affix = this.affixOf(item, fields);
       } catch (error) {
         const refused = new NotEncoded(asError(error));
-        this.entryFields[at] = refused;
-        this.entryAffixes[at] = undefined;
+        slot.fields[at] = refused;
+        slot.affixes[at] = undefined;
         return refused;
       }
     }
-    this.entryFields[at] = fields;
-    this.entryAffixes[at] = affix;
+    slot.fields[at] = fields;
+    slot.affixes[at] = affix;
     return fields;
   }
 
@@ -725,33 +864,34 @@ export class StreamPublisher<T = StreamEvent> {
    * refusals stay (for their results). With `encodeOnWrite` nothing of these
    * events' entries then lives while Redis answers.
    */
-  private clearEntries(start: number, end: number): void {
-    const fields = this.entryFields;
+  private clearEntries(slot: WriteSlot, start: number, end: number): void {
+    const fields = slot.fields;
     for (let at = start; at < end; at++) {
       if (!(fields[at] instanceof NotEncoded)) fields[at] = WRITTEN;
-      this.entryAffixes[at] = undefined;
+      slot.affixes[at] = undefined;
     }
   }
 
   /** One pipeline of `XADD MAXLEN ~` commands, one per event. */
-  private async sendPipeline(batch: Pending[]): Promise<WriteResult[]> {
+  private async sendPipeline(flight: Flight): Promise<WriteResult[]> {
+    const { batch, slot } = flight;
     const pipeline = this.connection.client.pipeline();
     // Per event: its refusal, or the place of its reply.
     const places: (number | NotEncoded)[] = [];
     let commands = 0;
     for (let i = 0; i < batch.length; i++) {
       const item = batch[i];
-      const encoded = this.addEntry(item, i);
+      const encoded = this.addEntry(slot, item, i);
       if (encoded instanceof NotEncoded) {
         places.push(encoded);
         continue;
       }
-      const fields = entryFields(encoded, this.entryAffixes[i]);
+      const fields = entryFields(encoded, slot.affixes[i]);
       if (this.maxLen > 0) pipeline.xadd(item.stream, 'MAXLEN', '~', this.maxLen, '*', ...fields);
       else pipeline.xadd(item.stream, '*', ...fields);
       places.push(commands++);
     }
-    this.clearEntries(0, batch.length);
+    this.clearEntries(slot, 0, batch.length);
     if (commands === 0) return places as NotEncoded[];
     // WAIT in the same pipeline: it goes to the node that took these XADDs, cluster or not.
     if (this.waitReplicas > 0) pipeline.call('WAIT', this.waitReplicas, this.waitTimeoutMs);
@@ -783,17 +923,18 @@ export class StreamPublisher<T = StreamEvent> {
    * other: a call that fails leaves the events after it
    * unwritten (retried in order), never written ahead of it.
    */
-  private async sendScript(batch: Pending[]): Promise<WriteResult[]> {
+  private async sendScript(flight: Flight): Promise<WriteResult[]> {
+    const { batch, slot } = flight;
     const results: WriteResult[] = [];
     let start = 0;
     let chars = 0;
     let values = 0;
     for (let i = 0; i < batch.length; i++) {
-      const fields = this.addEntry(batch[i], i);
+      const fields = this.addEntry(slot, batch[i], i);
       if (!(fields instanceof NotEncoded)) {
         for (let j = 1; j < fields.length; j += 2) chars += valueLength(fields[j]);
         // Escaped for JSON, a character takes up to six (`\u001f`): counted twice.
-        const affix = this.entryAffixes[i];
+        const affix = slot.affixes[i];
         if (affix?.json) chars += valueLength(fields[affix.index]);
         values += fields.length / 2;
       }
@@ -802,8 +943,13 @@ export class StreamPublisher<T = StreamEvent> {
       // The values go into the command now: the entries are not kept across
       // the round trip (with encodeOnWrite, nothing of the events' entries
       // lives while Redis answers), only the refusals, for their results.
-      const call = values > 0 ? this.scriptCall(batch, start, i + 1, chars, values) : undefined;
-      this.clearEntries(start, i + 1);
+      // The first call names the write in flight before it; a later one of
+      // this batch names this batch's own token: it runs only if the call
+      // before it wrote every one of its events (see XADD_BATCH).
+      const after = start === 0 ? flight.after : flight.token;
+      const call =
+        values > 0 ? this.scriptCall(flight, after, start, i + 1, chars, values) : undefined;
+      this.clearEntries(slot, start, i + 1);
       let reply: unknown;
       try {
         reply =
@@ -819,7 +965,7 @@ export class StreamPublisher<T = StreamEvent> {
       const list = typeof reply === 'string' && reply !== '' ? reply.split('\n') : [];
       let next = 0;
       for (let at = start; at <= i; at++) {
-        const mark = this.entryFields[at];
+        const mark = slot.fields[at];
         if (mark instanceof NotEncoded) {
           results.push(mark);
           continue;
@@ -850,15 +996,18 @@ export class StreamPublisher<T = StreamEvent> {
    * socket write).
    */
   private scriptCall(
-    batch: Pending[],
+    flight: Flight,
+    /** The token the order guard must hold for this call to run, or ''. */
+    after: string,
     start: number,
     end: number,
     /** The values' characters, those escaped for JSON counted twice. */
     chars: number,
     values: number,
   ): PreparedScriptCall {
-    const entries = this.entryFields;
-    const affixes = this.entryAffixes;
+    const { batch, slot, token } = flight;
+    const entries = slot.fields;
+    const affixes = slot.affixes;
     const keys: string[] = [];
     const runs: string[] = [];
     let runChars = 0;
@@ -890,22 +1039,25 @@ export class StreamPublisher<T = StreamEvent> {
       at = next;
     }
     for (const run of runs) runChars += run.length;
+    // The order guard's key goes last (the runs name the streams by place).
+    if (token !== '') keys.push(this.guardKey);
     // A UTF-16 unit is at most 3 bytes of UTF-8, and each argument has its framing. The
-    // scratch is reused: the drainer writes the next batch only once this call settled (its
-    // bytes were on the server then), and a call sent again (NOSCRIPT) is a copy.
+    // slot's scratch is reused once this write settled (see WriteSlot).
     const bound =
       ScriptCallWriter.headBound(this.connection.client, keys) +
-      3 * (chars + runChars) +
-      16 * (values + runs.length + 2);
-    let data = this.scratch;
+      3 * (chars + runChars + token.length + after.length) +
+      16 * (values + runs.length + 4);
+    let data = slot.scratch;
     if (data.length < bound) {
       data = Buffer.allocUnsafeSlow(bound);
-      if (bound <= SCRATCH_MAX_BYTES) this.scratch = data;
+      if (bound <= SCRATCH_MAX_BYTES) slot.scratch = data;
     }
     const writer = new ScriptCallWriter(data);
-    const first = writer.begin(this.connection.client, XADD_BATCH, keys, 2 + runs.length + values);
+    const first = writer.begin(this.connection.client, XADD_BATCH, keys, 4 + runs.length + values);
     let offset = writeBulk(data, first, String(this.maxLen));
     offset = writeBulk(data, offset, String(runs.length));
+    offset = writeBulk(data, offset, token);
+    offset = writeBulk(data, offset, after);
     for (const run of runs) offset = writeBulk(data, offset, run);
     for (let at = start; at < end; at++) {
       const fields = entries[at];
@@ -995,11 +1147,16 @@ export class StreamPublisher<T = StreamEvent> {
     return batch;
   }
 
-  /** Writes a batch in one round trip. @returns the events to retry, in order. */
-  private async write(batch: Pending[]): Promise<Pending[]> {
-    const results = await this.send(batch);
+  /**
+   * Writes a batch in one round trip; sets the flight's events to retry, in
+   * order, and marks it answered. Never rejects.
+   */
+  private async write(flight: Flight): Promise<void> {
+    const batch = flight.batch;
+    const results = await this.send(flight);
     const retry: Pending[] = [];
     let firstError: unknown;
+    let orderRefused = false;
     for (let i = 0; i < batch.length; i++) {
       const item = batch[i];
       const result = results[i];
@@ -1030,6 +1187,12 @@ export class StreamPublisher<T = StreamEvent> {
         continue;
       }
       let error = result;
+      if (isOrderRefusal(error)) {
+        // Nothing of it was written: it goes again once the write before it did.
+        orderRefused = true;
+        retry.push(item);
+        continue;
+      }
       const cluster = clusterReplyOf(error);
       if (cluster && !(error instanceof RedisClusterError))
         error = new RedisClusterError(cluster, describe(error));
@@ -1065,22 +1228,29 @@ export class StreamPublisher<T = StreamEvent> {
       firstError ??= error;
       retry.push(item);
     }
-    this.loading = retry.length > 0 && isLoadingReplyError(firstError);
-    if (retry.length > 0) {
-      this.counters.writeErrors++;
-      if (this.machine.is('running') || Date.now() < this.deadline) {
-        this.limiter.warn(
-          'write-retry',
-          logLine(
-            'redis',
-            'stream-write-retry',
-            `${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
-            { stream: this.stream },
-          ),
-        );
-      }
+    flight.retry = retry;
+    flight.orderOnly = firstError === undefined;
+    flight.answered = true;
+    if (orderRefused) {
+      this.counters.orderRefused++;
+      this.logger.debug?.(
+        `stream ${this.stream}: a write refused by the order guard (the write before it was not written), sent again after it`,
+      );
     }
-    return retry;
+    this.loading = firstError !== undefined && isLoadingReplyError(firstError);
+    if (firstError === undefined) return;
+    this.counters.writeErrors++;
+    if (this.machine.is('running') || Date.now() < this.deadline) {
+      this.limiter.warn(
+        'write-retry',
+        logLine(
+          'redis',
+          'stream-write-retry',
+          `${retry.length} event(s) not written, retrying with back-off: ${describe(firstError)}`,
+          { stream: this.stream },
+        ),
+      );
+    }
   }
 
   /**
@@ -1129,11 +1299,19 @@ export class StreamPublisher<T = StreamEvent> {
     return { unsent: left.length, written: this.counters.written, dropped: this.counters.dropped };
   }
 
+  /** Events of the writes in flight, and those an answered one has yet to hand back for retry. */
+  private inFlight(): number {
+    let events = 0;
+    for (const flight of this.flights)
+      events += flight.answered ? flight.retry.length : flight.batch.length;
+    return events;
+  }
+
   /** Counters (`published`, `written`, `dropped`, `failed`, `writeErrors`, `unsent`) and the `buffered` gauge. */
   stats(): Readonly<Record<string, number>> {
     return {
       ...this.counters,
-      buffered: this.buffer.length + this.retry.length + this.writing.length,
+      buffered: this.buffer.length + this.retry.length + this.inFlight(),
       connected: this.connection.ready ? 1 : 0,
     };
   }

@@ -159,6 +159,39 @@ describe('Outbox', () => {
     expect(transport.batches.map(b => b.length)).toEqual([1000, 200]);
   });
 
+  it('hands the transport at most its publishBatchSize posts per publish, each batch settled on its own answer', async () => {
+    const transport = Object.assign(new RecordingTransport(), { publishBatchSize: 3 });
+    const answers: (() => void)[] = [];
+    transport.publish = (batch: readonly Envelope[]) => {
+      transport.batches.push(batch.map(e => e.event));
+      return new Promise(resolve => answers.push(() => resolve(batch.map(() => ({ ok: true })))));
+    };
+    const outbox = new Outbox(transport, 100, busCounters(), silentLogger, () => undefined);
+    const settled: string[] = [];
+    const posts = Array.from({ length: 7 }, (_, i) =>
+      outbox.push(envelope(`e${i}`), Promise.resolve()).then(r => settled.push(r.id)),
+    );
+    await waitFor(() => transport.batches.length === 3);
+    expect(transport.batches).toEqual([['e0', 'e1', 'e2'], ['e3', 'e4', 'e5'], ['e6']]);
+    // The first batch's posts settle on its answer, not the last batch's.
+    answers[0]();
+    await waitFor(() => settled.length === 3);
+    expect(settled).toEqual(['e0', 'e1', 'e2']);
+    answers[1]();
+    answers[2]();
+    await Promise.all(posts);
+    expect(settled).toHaveLength(7);
+    // Out of range (0, over 1000, not an integer): the bus's own 1000.
+    for (const size of [0, 1001, 2.5]) {
+      const other = Object.assign(new RecordingTransport(), { publishBatchSize: size });
+      const box = new Outbox(other, 2000, busCounters(), silentLogger, () => undefined);
+      await Promise.all(
+        Array.from({ length: 1200 }, (_, i) => box.push(envelope(`s${i}`), Promise.resolve())),
+      );
+      expect(other.batches.map(b => b.length)).toEqual([1000, 200]);
+    }
+  });
+
   it('settles each post with its own result when batches are answered out of order', async () => {
     // One promise per batch settles its posts (issue 24): the receipts must
     // still go to the right posts, with the transport's refs.
