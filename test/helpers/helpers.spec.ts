@@ -1,5 +1,7 @@
 import net from 'node:net';
 import { spawnNode, killAllChildren } from './processes.js';
+import { Redis } from 'ioredis';
+import { RespFaultProxy, respEnd } from './resp-fault-proxy.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { REDIS_URL, hostPort } from './services.js';
 import { waitFor } from './wait-for.js';
@@ -71,6 +73,44 @@ describe('test helpers', () => {
       expect(closed).toBe(false);
       held.destroy();
     } finally {
+      await proxy.close();
+    }
+  });
+
+  it('respEnd finds where a RESP2 or RESP3 value ends, and -1 until it has all arrived', () => {
+    const cases: [string, number][] = [
+      ['+OK\r\n', 5],
+      ['$3\r\nabc\r\n', 9],
+      ['$-1\r\n', 5],
+      ['*2\r\n:1\r\n$1\r\nx\r\n', 15],
+      ['%1\r\n+k\r\n*1\r\n_\r\n', 15],
+      ['|1\r\n+a\r\n+b\r\n:7\r\n', 16],
+    ];
+    for (const [text, end] of cases) {
+      const data = Buffer.from(text + '+next\r\n', 'latin1');
+      expect(respEnd(data, 0)).toBe(end);
+      expect(respEnd(data.subarray(0, end - 1), 0)).toBe(-1);
+    }
+  });
+
+  it('RespFaultProxy answers the commands it is told to refuse and keeps every reply in order', async () => {
+    const { host, port } = hostPort(REDIS_URL);
+    const proxy = new RespFaultProxy(host, port);
+    await proxy.start();
+    const client = new Redis(proxy.url(REDIS_URL));
+    try {
+      proxy.refuse(([name, key]) => name.toUpperCase() === 'GET' && key === 'refused', 'BUSY now');
+      const pipeline = client.pipeline().echo('a').get('refused').echo('b').get('refused');
+      const replies = await pipeline.exec();
+      expect(replies?.map(([error, value]) => error?.message ?? value)).toEqual([
+        'a',
+        'BUSY now',
+        'b',
+        null,
+      ]);
+      expect(proxy.refused).toBe(1);
+    } finally {
+      client.disconnect();
       await proxy.close();
     }
   });

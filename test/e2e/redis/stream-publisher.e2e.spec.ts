@@ -8,7 +8,9 @@ import {
   fieldsToRecord,
   type EventAction,
 } from '../../../lib/redis/index.js';
+import { XADD_BATCH } from '../../../lib/transports/redis/redis.scripts.js';
 import { PrivateRedis } from '../../helpers/private-redis.js';
+import { RespFaultProxy } from '../../helpers/resp-fault-proxy.js';
 import { REDIS_URL, hostPort, uniqueName } from '../../helpers/services.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { LENGTHS_ACROSS_POWERS_OF_TEN } from '../../helpers/utf8-lengths.js';
@@ -449,6 +451,78 @@ describe.each(['script', 'pipeline'] as const)(
     });
   },
 );
+
+describe('StreamPublisher, two script writes in flight (the order guard)', () => {
+  const faults: RespFaultProxy[] = [];
+  afterEach(async () => {
+    await Promise.all(faults.splice(0).map(f => f.close()));
+  });
+
+  const items = (tag: string): string[] => Array.from({ length: 100 }, (_, i) => `${tag}${i}`);
+  /** The order guards a publisher left under its stream's name (gone a minute after its last write). */
+  const guards = (pub: StreamPublisher<string>): Promise<string[]> =>
+    admin.keys(`${pub.stream}:herald-writer:*`);
+
+  it('writes two publishAll batches as two writes in flight, in order, leaving a guard that expires', async () => {
+    const pub = makePublisher();
+    await pub.publishAndWait('first');
+    const [a, b] = await Promise.all([pub.publishAll(items('a')), pub.publishAll(items('b'))]);
+    expect([...a, ...b].every(id => typeof id === 'string')).toBe(true);
+    expect(await values(pub.stream)).toEqual(['first', ...items('a'), ...items('b')]);
+    expect(pub.stats()).toMatchObject({ overlappedWrites: 1, orderRefused: 0, written: 201 });
+    const [guard, ...more] = await guards(pub);
+    expect(more).toEqual([]);
+    const ttl = await admin.pttl(guard);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    await admin.del(guard);
+  });
+
+  it('keeps order when Redis refuses the first of two writes in flight and would run the second', async () => {
+    // Redis busy (another client's script) when the first write arrived, free
+    // again for the second: without the guard the second batch would be
+    // written, then the first retried after it.
+    await admin.script('LOAD', XADD_BATCH.source);
+    const { host, port } = hostPort(REDIS_URL);
+    const proxy = new RespFaultProxy(host, port);
+    await proxy.start();
+    faults.push(proxy);
+    const pub = makePublisher({ url: proxy.url(REDIS_URL) });
+    await pub.publishAndWait('first');
+    proxy.refuse(
+      ([name, sha]) => name.toUpperCase() === 'EVALSHA' && sha === XADD_BATCH.sha,
+      'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.',
+    );
+    const [a, b] = await Promise.all([pub.publishAll(items('a')), pub.publishAll(items('b'))]);
+    expect([...a, ...b].every(id => typeof id === 'string')).toBe(true);
+    expect(proxy.refused).toBe(1);
+    expect(await values(pub.stream)).toEqual(['first', ...items('a'), ...items('b')]);
+    expect(pub.stats()).toMatchObject({ orderRefused: 1, written: 201, failed: 0, dropped: 0 });
+    await admin.del(...(await guards(pub)));
+  });
+
+  it('sends a write the guard refused again at once when the write before it failed for good (no back-off)', async () => {
+    // The first batch goes to a key that is no stream: every XADD refused
+    // (WRONGTYPE, not retried), so its write leaves no token and the second
+    // is refused for order. A back-off (a minute here) would stall it.
+    const notStream = uniqueName('string');
+    streams.push(notStream);
+    await admin.set(notStream, 'x');
+    const pub = makePublisher({ drainInitialIntervalMs: 60_000, drainMaxBackoffMs: 60_000 });
+    await pub.publishAndWait('first');
+    const [a, b] = await Promise.all([
+      pub.publishAll(items('a'), notStream),
+      pub.publishAll(items('b')),
+    ]);
+    expect(a.every(result => result instanceof Error && /WRONGTYPE/.test(result.message))).toBe(
+      true,
+    );
+    expect(b.every(id => typeof id === 'string')).toBe(true);
+    expect(await values(pub.stream)).toEqual(['first', ...items('b')]);
+    expect(pub.stats()).toMatchObject({ orderRefused: 1, failed: 100, written: 101 });
+    await admin.del(...(await guards(pub)));
+  });
+});
 
 describe('StreamPublisher against a Redis that restarts (private, appendonly + appendfsync always)', () => {
   const server = new PrivateRedis(['--enable-debug-command', 'yes']);
