@@ -135,8 +135,8 @@ export class RespFaultProxy {
     this.sockets.add(upstream);
     // One slot per command, in order: its reply once known (Redis's, or the proxy's).
     const replies: (Buffer | undefined)[] = [];
-    let fromClient = Buffer.alloc(0);
-    let fromServer = Buffer.alloc(0);
+    let fromClient: Buffer = Buffer.alloc(0);
+    let fromServer: Buffer = Buffer.alloc(0);
     const flush = (): void => {
       while (replies.length > 0 && replies[0] !== undefined) client.write(replies.shift()!);
     };

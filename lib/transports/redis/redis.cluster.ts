@@ -27,6 +27,19 @@ export function hashTagOf(name: string): string | undefined {
  * MULTI) must be in one slot, and key names are never rewritten.
  * @throws InvalidOptionsError naming the stream
  */
+/**
+ * A key named after `name` that Redis Cluster hashes to `name`'s slot, so a
+ * script may take both: `name` + `suffix` when `name` carries a hash tag
+ * (the key's first tag is `name`'s); `name{name}` + `suffix` when it holds
+ * no brace (the tag is all of `name`, which is hashed whole); undefined
+ * otherwise (braces that make no tag).
+ */
+export function keyInSlotOf(name: string, suffix: string): string | undefined {
+  if (hashTagOf(name) !== undefined) return name + suffix;
+  if (!name.includes('{') && !name.includes('}')) return `${name}{${name}}${suffix}`;
+  return undefined;
+}
+
 export function checkClusterStream(
   scope: string,
   name: string,

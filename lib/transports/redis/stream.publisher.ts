@@ -21,6 +21,7 @@ import {
   checkClusterStream,
   RedisConnection,
 } from './redis.connection.js';
+import { keyInSlotOf } from './redis.cluster.js';
 import {
   clusterReplyOf,
   EventDroppedError,
@@ -380,11 +381,14 @@ export class StreamPublisher<T = StreamEvent> {
   /** Writes sent so far: a write's order-guard token. */
   private launched = 0;
   /**
-   * The order guard's key (see {@link XADD_BATCH}): under the stream's
-   * name, so an ACL that lets a client write the stream's keys lets it
-   * write this one; one per publisher, gone a minute after its last write.
+   * The order guard's key (see {@link XADD_BATCH}), one per publisher,
+   * gone a minute after its last write: named after the stream (an ACL that
+   * lets a client write keys starting with the stream's name lets it write
+   * this one) and in the stream's cluster slot (a node of a cluster, or a
+   * proxy routing by key, takes the script as it takes the stream).
+   * Undefined for a stream whose braces make no hash tag: then one write at a time.
    */
-  private readonly guardKey: string;
+  private readonly guardKey: string | undefined;
   /** {@link writeParts}: by place in a value in parts, the last part written there, and its bytes once it repeated. */
   private readonly repeated: RepeatedPart[] = Array.from(
     { length: REPEATED_PLACES },
@@ -449,7 +453,7 @@ export class StreamPublisher<T = StreamEvent> {
       options.connection ??
       new RedisConnection(input, 'publisher', { connectionName: 'herald-publisher' });
     this.cluster = this.connection.isCluster;
-    this.guardKey = `${this.stream}:herald-writer:${randomUUID()}`;
+    this.guardKey = keyInSlotOf(this.stream, `:herald-writer:${randomUUID()}`);
     this.waitReplicas = options.waitReplicas;
     this.waitTimeoutMs = options.waitTimeoutMs;
     // A connection that comes back ends the back-off at once: buffered events go out now.
@@ -642,7 +646,12 @@ export class StreamPublisher<T = StreamEvent> {
    * `waitReplicas` or a pipeline.
    */
   private writesInFlight(): number {
-    return this.writeMode === 'script' && !this.cluster && this.waitReplicas === 0 ? 2 : 1;
+    return this.writeMode === 'script' &&
+      !this.cluster &&
+      this.waitReplicas === 0 &&
+      this.guardKey !== undefined
+      ? 2
+      : 1;
   }
 
   /**
@@ -1040,7 +1049,7 @@ export class StreamPublisher<T = StreamEvent> {
     }
     for (const run of runs) runChars += run.length;
     // The order guard's key goes last (the runs name the streams by place).
-    if (token !== '') keys.push(this.guardKey);
+    if (token !== '') keys.push(this.guardKey!);
     // A UTF-16 unit is at most 3 bytes of UTF-8, and each argument has its framing. The
     // slot's scratch is reused once this write settled (see WriteSlot).
     const bound =

@@ -461,7 +461,7 @@ describe('StreamPublisher, two script writes in flight (the order guard)', () =>
   const items = (tag: string): string[] => Array.from({ length: 100 }, (_, i) => `${tag}${i}`);
   /** The order guards a publisher left under its stream's name (gone a minute after its last write). */
   const guards = (pub: StreamPublisher<string>): Promise<string[]> =>
-    admin.keys(`${pub.stream}:herald-writer:*`);
+    admin.keys(`${pub.stream}*:herald-writer:*`);
 
   it('writes two publishAll batches as two writes in flight, in order, leaving a guard that expires', async () => {
     const pub = makePublisher();

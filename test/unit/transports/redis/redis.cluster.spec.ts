@@ -3,6 +3,7 @@ import {
   checkClusterStream,
   hasHashTag,
   hashTagOf,
+  keyInSlotOf,
 } from '../../../../lib/transports/redis/redis.cluster.js';
 import { StreamPublisher, RedisTransport } from '../../../../lib/redis/index.js';
 
@@ -17,6 +18,19 @@ describe('Redis Cluster hash tags', () => {
   ])('%s hashes on %s', (name, tag) => {
     expect(hashTagOf(name)).toBe(tag);
     expect(hasHashTag(name)).toBe(tag !== undefined);
+  });
+
+  it.each([
+    ['orders', 'orders{orders}:g'],
+    ['shop:{orders}:x', 'shop:{orders}:x:g'],
+    ['{}x{y}', undefined],
+    ['open{only', undefined],
+    ['close}only', undefined],
+  ])('keyInSlotOf(%s) is %s, hashed as the name is', (name, key) => {
+    const made = keyInSlotOf(name, ':g');
+    expect(made).toBe(key);
+    // Redis Cluster hashes a key's tag, or the whole key without one.
+    if (made !== undefined) expect(hashTagOf(made)).toBe(hashTagOf(name) ?? name);
   });
 
   it('refuses a name without a tag only in cluster mode, naming it', () => {
