@@ -389,6 +389,8 @@ export class StreamPublisher<T = StreamEvent> {
    * Undefined for a stream whose braces make no hash tag: then one write at a time.
    */
   private readonly guardKey: string | undefined;
+  /** The app's user may not write {@link guardKey} (NOPERM): one write at a time. */
+  private guardRefused = false;
   /** {@link writeParts}: by place in a value in parts, the last part written there, and its bytes once it repeated. */
   private readonly repeated: RepeatedPart[] = Array.from(
     { length: REPEATED_PLACES },
@@ -649,7 +651,8 @@ export class StreamPublisher<T = StreamEvent> {
     return this.writeMode === 'script' &&
       !this.cluster &&
       this.waitReplicas === 0 &&
-      this.guardKey !== undefined
+      this.guardKey !== undefined &&
+      !this.guardRefused
       ? 2
       : 1;
   }
@@ -809,6 +812,27 @@ export class StreamPublisher<T = StreamEvent> {
           this.counters.scriptWrites++;
           return results;
         } catch (error) {
+          if (flight.token !== '' && describe(error).startsWith('NOPERM') && !this.guardRefused) {
+            // Maybe the guard's key alone (an ACL naming the stream's keys
+            // one by one): nothing was written; this batch goes again, and
+            // everything after it, one write at a time without the guard.
+            // Refused again then, the scripts are refused (below).
+            this.guardRefused = true;
+            this.logger.warn(
+              logLine(
+                'redis',
+                'write-guard-refused',
+                `cannot write the order guard key ${this.guardKey} (${describe(error)}), writing one batch at a time`,
+                { stream: this.stream },
+              ),
+            );
+          }
+          if (this.guardRefused && flight.token !== '') {
+            const again = new ScriptReplyError(
+              'HERALDORDER sent again without the order guard, whose key the app may not write',
+            );
+            return batch.map(() => again);
+          }
           // Scripts refused for good (ACLs, a proxy without EVAL): write with a pipeline from now on.
           // Never for a cluster reply: a pipeline's XADDs would be redirected just the same.
           if (

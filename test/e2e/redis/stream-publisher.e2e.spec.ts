@@ -637,6 +637,38 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
     client.disconnect();
   });
 
+  it('writes one batch at a time, in order, losing nothing, where the ACL refuses the order guard key', async () => {
+    const client = new Redis(server.url);
+    const stream = uniqueName('acl');
+    streams.push(stream);
+    // The stream's own key only: the guard key (named after it) is refused.
+    await client.call('ACL', 'SETUSER', 'streamonly', 'on', 'nopass', `~${stream}`, '+@all');
+    const url = `redis://streamonly@127.0.0.1:${server.port}`;
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    const pub = makePublisher({ url, logger, stream });
+    try {
+      const items = (tag: string): string[] => Array.from({ length: 100 }, (_, i) => `${tag}${i}`);
+      const [a, b] = await Promise.all([pub.publishAll(items('a')), pub.publishAll(items('b'))]);
+      expect([...a, ...b].every(id => typeof id === 'string')).toBe(true);
+      const entries = await client.xrange(stream, '-', '+');
+      expect(entries.map(([, fields]) => fieldsToRecord(fields).v)).toEqual([
+        ...items('a'),
+        ...items('b'),
+      ]);
+      expect(warnings.filter(w => w.includes('write-guard-refused'))).toHaveLength(1);
+      // Still the script, not the pipeline fallback; and one write at a time from then on.
+      expect(warnings.some(w => w.includes('using a pipeline'))).toBe(false);
+      const written = pub.stats();
+      expect(written.scriptWrites).toBeGreaterThan(0);
+      await pub.publishAll(items('c')).then(() => pub.publishAll(items('d')));
+      await Promise.all([pub.publishAll(items('e')), pub.publishAll(items('f'))]);
+      expect(pub.stats().overlappedWrites).toBe(written.overlappedWrites);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('falls back to a pipeline (publisher) and to XREADGROUP (subscriber) where scripts are refused', async () => {
     const client = new Redis(server.url);
     await client.call(
