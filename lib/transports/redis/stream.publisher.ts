@@ -1,8 +1,9 @@
 // One role, one pipeline: buffer -> drainer -> one round trip per batch (script
-// or pipeline) -> per-event results -> retry or settle. Its ~650 lines stay in
-// one file because the steps share the buffer, the retry queue and the
-// back-off state and split apart would only pass them around; options live in
-// stream.publisher.options.ts, the Lua script in redis.scripts.ts.
+// or pipeline; two scripts in flight, kept in order by the script's guard) ->
+// per-event results -> retry or settle. It stays in one file because the
+// steps share the buffer, the writes in flight, the retry queue and the
+// back-off state, and split apart would only pass them around; options live
+// in stream.publisher.options.ts, the Lua script in redis.scripts.ts.
 import { randomUUID } from 'node:crypto';
 import { logLine } from '../../common/log-line.js';
 import type { Observable } from 'rxjs';
