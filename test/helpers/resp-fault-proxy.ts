@@ -1,4 +1,5 @@
-import net from 'node:net';
+import type net from 'node:net';
+import { TcpProxy } from './tcp-proxy.js';
 
 /**
  * The end of the RESP value (RESP2, or RESP3 after HELLO 3) that starts at
@@ -72,43 +73,13 @@ interface Refusal {
  * reply of Redis's own (`BUSY`, `OOM`, `LOADING`...) as when the server is in
  * that state for a moment, while every other command goes to Redis and
  * every reply reaches the client in command order. For request-reply
- * connections (not pub/sub).
+ * connections (not pub/sub); `cut`, `reset` and `close` as {@link TcpProxy}'s
+ * (not `blackhole`).
  */
-export class RespFaultProxy {
-  private server?: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+export class RespFaultProxy extends TcpProxy {
   private readonly refusals: Refusal[] = [];
   /** Commands answered by the proxy so far. */
   refused = 0;
-
-  constructor(
-    private readonly host: string,
-    private readonly targetPort: number,
-  ) {}
-
-  /** Listens on an ephemeral port; resolves to it. */
-  async start(): Promise<number> {
-    this.server = net.createServer(client => this.accept(client));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(0, '127.0.0.1', () => resolve());
-    });
-    return this.port;
-  }
-
-  get port(): number {
-    const address = this.server?.address();
-    if (!address || typeof address === 'string') throw new Error('proxy is not listening');
-    return address.port;
-  }
-
-  /** A URL like `redis://127.0.0.1:<proxy port>` with the template's path. */
-  url(template: string): string {
-    const url = new URL(template);
-    url.hostname = '127.0.0.1';
-    url.port = String(this.port);
-    return url.toString();
-  }
 
   /**
    * The next `times` commands that `match` accepts (given the command's
@@ -127,12 +98,7 @@ export class RespFaultProxy {
     return refusal;
   }
 
-  private accept(client: net.Socket): void {
-    const upstream = net.connect({ host: this.host, port: this.targetPort });
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
-    this.sockets.add(client);
-    this.sockets.add(upstream);
+  protected override join(client: net.Socket, upstream: net.Socket): void {
     // One slot per command, in order: its reply once known (Redis's, or the proxy's).
     const replies: (Buffer | undefined)[] = [];
     let fromClient: Buffer = Buffer.alloc(0);
@@ -168,21 +134,5 @@ export class RespFaultProxy {
       fromServer = fromServer.subarray(at);
       flush();
     });
-    const teardown = (): void => {
-      client.destroy();
-      upstream.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
-    };
-    client.on('error', teardown).on('close', teardown);
-    upstream.on('error', teardown).on('close', teardown);
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-    await new Promise<void>(resolve =>
-      this.server ? this.server.close(() => resolve()) : resolve(),
-    );
   }
 }

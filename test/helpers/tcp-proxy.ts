@@ -69,6 +69,11 @@ export class TcpProxy {
     };
     client.on('error', teardown).on('close', teardown);
     upstream.on('error', teardown).on('close', teardown);
+    this.join(client, upstream);
+  }
+
+  /** Carries the bytes of a connection both ways: as they come, here. */
+  protected join(client: net.Socket, upstream: net.Socket): void {
     client.pipe(upstream);
     upstream.pipe(client);
   }
