@@ -458,7 +458,7 @@ describe('StreamPublisher, two script writes in flight (the order guard)', () =>
     await Promise.all(faults.splice(0).map(f => f.close()));
   });
 
-  const items = (tag: string): string[] => Array.from({ length: 100 }, (_, i) => `${tag}${i}`);
+  const items = (tag: string): string[] => Array.from({ length: 300 }, (_, i) => `${tag}${i}`);
   /** The order guards a publisher left under its stream's name (gone a minute after its last write). */
   const guards = (pub: StreamPublisher<string>): Promise<string[]> =>
     admin.keys(`${pub.stream}*:herald-writer:*`);
@@ -469,13 +469,24 @@ describe('StreamPublisher, two script writes in flight (the order guard)', () =>
     const [a, b] = await Promise.all([pub.publishAll(items('a')), pub.publishAll(items('b'))]);
     expect([...a, ...b].every(id => typeof id === 'string')).toBe(true);
     expect(await values(pub.stream)).toEqual(['first', ...items('a'), ...items('b')]);
-    expect(pub.stats()).toMatchObject({ overlappedWrites: 1, orderRefused: 0, written: 201 });
+    expect(pub.stats()).toMatchObject({ overlappedWrites: 1, orderRefused: 0, written: 601 });
     const [guard, ...more] = await guards(pub);
     expect(more).toEqual([]);
     const ttl = await admin.pttl(guard);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
     await admin.del(guard);
+  });
+
+  it('writes small publishAll calls together: a batch ends at a call only once it holds 256 events', async () => {
+    const pub = makePublisher();
+    await pub.publishAndWait('first');
+    const before = pub.stats().scriptWrites;
+    const small = ['x', 'y', 'z'].map(tag => items(tag).slice(0, 50));
+    await Promise.all(small.map(list => pub.publishAll(list)));
+    expect(pub.stats().scriptWrites - before).toBe(1);
+    expect(await values(pub.stream)).toEqual(['first', ...small.flat()]);
+    await admin.del(...(await guards(pub)));
   });
 
   it('keeps order when Redis refuses the first of two writes in flight and would run the second', async () => {
@@ -497,7 +508,7 @@ describe('StreamPublisher, two script writes in flight (the order guard)', () =>
     expect([...a, ...b].every(id => typeof id === 'string')).toBe(true);
     expect(proxy.refused).toBe(1);
     expect(await values(pub.stream)).toEqual(['first', ...items('a'), ...items('b')]);
-    expect(pub.stats()).toMatchObject({ orderRefused: 1, written: 201, failed: 0, dropped: 0 });
+    expect(pub.stats()).toMatchObject({ orderRefused: 1, written: 601, failed: 0, dropped: 0 });
     await admin.del(...(await guards(pub)));
   });
 
@@ -519,7 +530,7 @@ describe('StreamPublisher, two script writes in flight (the order guard)', () =>
     );
     expect(b.every(id => typeof id === 'string')).toBe(true);
     expect(await values(pub.stream)).toEqual(['first', ...items('b')]);
-    expect(pub.stats()).toMatchObject({ orderRefused: 1, failed: 100, written: 101 });
+    expect(pub.stats()).toMatchObject({ orderRefused: 1, failed: 300, written: 301 });
     await admin.del(...(await guards(pub)));
   });
 });
@@ -648,7 +659,7 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
     const logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
     const pub = makePublisher({ url, logger, stream });
     try {
-      const items = (tag: string): string[] => Array.from({ length: 100 }, (_, i) => `${tag}${i}`);
+      const items = (tag: string): string[] => Array.from({ length: 300 }, (_, i) => `${tag}${i}`);
       const [a, b] = await Promise.all([pub.publishAll(items('a')), pub.publishAll(items('b'))]);
       expect([...a, ...b].every(id => typeof id === 'string')).toBe(true);
       const entries = await client.xrange(stream, '-', '+');
