@@ -22,12 +22,6 @@ export function hashTagOf(name: string): string | undefined {
 }
 
 /**
- * In cluster mode, a stream name without a hash tag is refused: the stream
- * and the keys derived from it (`<stream>:dead`, used together in one
- * MULTI) must be in one slot, and key names are never rewritten.
- * @throws InvalidOptionsError naming the stream
- */
-/**
  * A key named after `name` that Redis Cluster hashes to `name`'s slot, so a
  * script may take both: `name` + `suffix` when `name` carries a hash tag
  * (the key's first tag is `name`'s); `name{name}` + `suffix` when it holds
@@ -40,6 +34,12 @@ export function keyInSlotOf(name: string, suffix: string): string | undefined {
   return undefined;
 }
 
+/**
+ * In cluster mode, a stream name without a hash tag is refused: the stream
+ * and the keys derived from it (`<stream>:dead`, used together in one
+ * MULTI) must be in one slot, and key names are never rewritten.
+ * @throws InvalidOptionsError naming the stream
+ */
 export function checkClusterStream(
   scope: string,
   name: string,

@@ -179,13 +179,13 @@ export function isOrderRefusal(error: unknown): boolean {
  * The order guard: a writer with two calls in flight must never have the
  * second written when the first was not (Redis refused it: BUSY, OOM,
  * LOADING, NOSCRIPT, and the cause gone a moment later), or the first's
- * events, retried, would land after the second's. So a call whose
- * predecessor is named runs only if the guard holds that predecessor's
- * token; and a call leaves its token there only when every one of its
- * XADDs was written (an event that failed may be retried). Otherwise the
- * call is refused whole with `HERALDORDER`, nothing written, and retried
- * after its predecessor. The guard expires ({@link ORDER_GUARD_TTL_MS}):
- * nothing is left behind by a writer that went away.
+ * events, retried, would land after the second's. So a call that names
+ * its predecessor runs only if the guard holds that predecessor's token,
+ * which a call leaves there only when every one of its XADDs was written
+ * (an event that failed may be retried). A call refused so fails whole
+ * with `HERALDORDER`, nothing written, and is retried after its
+ * predecessor. The guard expires ({@link ORDER_GUARD_TTL_MS}): nothing is
+ * left behind by a writer that went away.
  *
  * Each value its own argument, not cut out of one argument that holds them
  * all: every Lua string Redis makes is hashed byte by byte (Redis's Lua

@@ -183,11 +183,11 @@ export class RedisTransport implements Transport {
   readonly name = 'redis';
   readonly features: TransportFeatures;
   /**
-   * Posts in halves of the bus's 1000: the publisher writes one batch while
-   * the posts the batch before settled post again, two writes in flight
-   * (see StreamPublisher's writesInFlight), where 1000 posts in one batch
-   * left Redis waiting while they were posted and the app waiting while
-   * Redis wrote them.
+   * Batches of 500 posts, half the bus's 1000: with two writes in flight
+   * (StreamPublisher's writesInFlight), Redis writes one batch while the
+   * posts that the last answered batch settled post again. 1000 posts in
+   * one batch left Redis waiting while they were posted, and the app
+   * waiting while Redis wrote them.
    */
   readonly publishBatchSize = 500;
   readonly stream: string;

@@ -337,6 +337,11 @@ class Flight {
   ) {}
 }
 
+/** An ACL refusal of a command's keys (`NOPERM ... keys used as arguments`), not of the command. */
+function isKeyRefusal(error: unknown): boolean {
+  return /^NOPERM\b.*\bkeys?\b/.test(describe(error));
+}
+
 /** An XADD the script reports as refused (Redis's own error text). */
 class ScriptReplyError extends Error {
   override name = 'ReplyError';
@@ -647,8 +652,8 @@ export class StreamPublisher<T = StreamEvent> {
    * again meanwhile), where one at a time left each side waiting on the
    * other (issue 24). Only for the script, whose order guard keeps a write
    * from landing ahead of one before it that Redis refused; not in a
-   * cluster (the guard's key would need the stream's slot), nor with
-   * `waitReplicas` or a pipeline.
+   * cluster (a batch there may go to another stream, in another slot than
+   * the guard's key), nor with `waitReplicas` or a pipeline.
    */
   private writesInFlight(): number {
     return this.writeMode === 'script' &&
@@ -815,11 +820,11 @@ export class StreamPublisher<T = StreamEvent> {
           this.counters.scriptWrites++;
           return results;
         } catch (error) {
-          if (flight.token !== '' && describe(error).startsWith('NOPERM') && !this.guardRefused) {
+          if (flight.token !== '' && isKeyRefusal(error) && !this.guardRefused) {
             // Maybe the guard's key alone (an ACL naming the stream's keys
             // one by one): nothing was written; this batch goes again, and
             // everything after it, one write at a time without the guard.
-            // Refused again then, the scripts are refused (below).
+            // Refused again then, the stream's key is refused (below).
             this.guardRefused = true;
             this.logger.warn(
               logLine(
@@ -1273,7 +1278,9 @@ export class StreamPublisher<T = StreamEvent> {
         `stream ${this.stream}: a write refused by the order guard (the write before it was not written), sent again after it`,
       );
     }
-    this.loading = firstError !== undefined && isLoadingReplyError(firstError);
+    // A write refused for order alone says nothing of the server: the one before it did.
+    if (firstError !== undefined || !orderRefused)
+      this.loading = firstError !== undefined && isLoadingReplyError(firstError);
     if (firstError === undefined) return;
     this.counters.writeErrors++;
     if (this.machine.is('running') || Date.now() < this.deadline) {
