@@ -707,6 +707,8 @@ describe('StreamPublisher against a Redis that restarts (private, appendonly + a
       expect(sub.stats().scriptReads).toBe(0);
       expect(warnings.some(w => w.includes('using a pipeline'))).toBe(true);
       expect(warnings.some(w => w.includes('using XREADGROUP'))).toBe(true);
+      // The command refused, not a key: nothing said of the order guard.
+      expect(warnings.some(w => w.includes('write-guard-refused'))).toBe(false);
     } finally {
       await sub.close();
       client.disconnect();
