@@ -830,7 +830,7 @@ export class StreamPublisher<T = StreamEvent> {
               logLine(
                 'redis',
                 'write-guard-refused',
-                `cannot write the order guard key ${this.guardKey} (${describe(error)}), writing one batch at a time`,
+                `the script's keys were refused (${describe(error)}): maybe the order guard key ${this.guardKey} alone; sending the batch again without the guard, one batch at a time from now on`,
                 { stream: this.stream },
               ),
             );
