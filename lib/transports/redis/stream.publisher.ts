@@ -319,8 +319,8 @@ class WriteSlot {
 
 /** One write in flight: its events, its slot, its order-guard tokens; once answered, its events to retry. */
 class Flight {
-  /** Settles once answered (never rejects): {@link retry} is then set. */
-  settled: Promise<void> = Promise.resolve();
+  /** Settles once answered (never rejects): {@link retry} is then set. Set at launch, by the write itself. */
+  settled!: Promise<void>;
   answered = false;
   /** Its events to write again, in order. */
   retry: Pending[] = [];
